@@ -1,0 +1,88 @@
+import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import {
+  AgentClient,
+  type CreateSandboxRequest,
+  type HealthResponse,
+  type InvokeRequest,
+  type InvokeResponse,
+  type SandboxInfo,
+} from '@kiln/proto/executor';
+import type { ExecutorHandle } from '../runtimes/runtime.js';
+
+const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+/** An executor's agent, with promise-returning calls that carry its token. */
+export class Agent {
+  private readonly client: InstanceType<typeof AgentClient>;
+  private readonly metadata = new Metadata();
+
+  constructor(readonly executor: ExecutorHandle) {
+    this.client = new AgentClient(executor.address, credentials.createInsecure(), {
+      'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+      'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+      'grpc.keepalive_time_ms': 10_000,
+    });
+    if (executor.token) this.metadata.set('authorization', `Bearer ${executor.token}`);
+  }
+
+  health(timeoutMs = 2000): Promise<HealthResponse> {
+    return this.call((cb, opts) => this.client.health({}, this.metadata, opts, cb), timeoutMs);
+  }
+
+  createSandbox(req: CreateSandboxRequest, timeoutMs = 15_000): Promise<SandboxInfo> {
+    return this.call((cb, opts) => this.client.createSandbox(req, this.metadata, opts, cb), timeoutMs);
+  }
+
+  destroySandbox(sandboxId: string, timeoutMs = 10_000): Promise<boolean> {
+    return this.call<{ existed: boolean }>((cb, opts) => this.client.destroySandbox({ sandboxId }, this.metadata, opts, cb), timeoutMs).then((r) => r.existed);
+  }
+
+  listSandboxes(timeoutMs = 5000): Promise<SandboxInfo[]> {
+    return this.call<{ sandboxes: SandboxInfo[] }>((cb, opts) => this.client.listSandboxes({}, this.metadata, opts, cb), timeoutMs).then((r) => r.sandboxes);
+  }
+
+  invoke(req: InvokeRequest, timeoutMs: number): Promise<InvokeResponse> {
+    return this.call((cb, opts) => this.client.invoke(req, this.metadata, opts, cb), timeoutMs);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  private call<T>(fn: (cb: (err: ServiceError | null, res: T) => void, opts: { deadline: number }) => void, timeoutMs: number): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      fn((err, res) => (err ? reject(err) : resolve(res)), { deadline: Date.now() + timeoutMs });
+    });
+  }
+}
+
+/** True when a gRPC failure means the executor itself is gone or unreachable. */
+export function isExecutorGone(err: unknown): boolean {
+  const code = (err as ServiceError)?.code;
+  return code === status.UNAVAILABLE || code === status.CANCELLED || code === status.DEADLINE_EXCEEDED;
+}
+
+/** Agents by executor id, created once and reused (one HTTP/2 connection each). */
+export class AgentPool {
+  private readonly agents = new Map<string, Agent>();
+
+  get(executor: ExecutorHandle): Agent {
+    let agent = this.agents.get(executor.id);
+    if (!agent || agent.executor.address !== executor.address) {
+      agent?.close();
+      agent = new Agent(executor);
+      this.agents.set(executor.id, agent);
+    }
+    return agent;
+  }
+
+  drop(executorId: string): void {
+    this.agents.get(executorId)?.close();
+    this.agents.delete(executorId);
+  }
+
+  closeAll(): void {
+    for (const a of this.agents.values()) a.close();
+    this.agents.clear();
+  }
+}

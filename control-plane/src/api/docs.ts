@@ -1,0 +1,29 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Hono } from 'hono';
+import { absolutePath } from 'swagger-ui-dist';
+
+const ASSETS = new Set(['swagger-ui.css', 'swagger-ui-bundle.js', 'swagger-ui-standalone-preset.js', 'favicon-32x32.png']);
+const TYPES: Record<string, string> = { css: 'text/css', js: 'application/javascript', png: 'image/png' };
+
+/**
+ * A browsable API reference at /docs, served from the swagger-ui-dist package so it works
+ * on machines with no internet access (no CDN).
+ */
+export function docsRoutes(specPath: string): Hono {
+  const app = new Hono();
+  const dir = absolutePath();
+  app.get('/docs', (c) =>
+    c.html(`<!doctype html><html><head><meta charset="utf-8"><title>Kiln API</title>
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css"></head><body><div id="ui"></div>
+<script src="/docs/assets/swagger-ui-bundle.js"></script>
+<script>window.ui = SwaggerUIBundle({ url: '${specPath}', dom_id: '#ui' });</script></body></html>`),
+  );
+  app.get('/docs/assets/:file', async (c) => {
+    const file = c.req.param('file');
+    if (!ASSETS.has(file)) return c.notFound();
+    const body = await readFile(join(dir, file));
+    return c.body(body, 200, { 'content-type': TYPES[file.split('.').pop() ?? ''] ?? 'application/octet-stream', 'cache-control': 'max-age=3600' });
+  });
+  return app;
+}

@@ -1,0 +1,48 @@
+import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
+import type { ExecutionService } from '../../executions/service.js';
+import { ErrorSchema, ExecutionRecordSchema, ExecutionRequestSchema } from '../schemas.js';
+import { newRouter, type AppEnv } from '../router.js';
+
+const errors = {
+  400: { description: 'Invalid request', content: { 'application/json': { schema: ErrorSchema } } },
+  404: { description: 'Unknown template or execution', content: { 'application/json': { schema: ErrorSchema } } },
+  413: { description: 'Body over the size limit', content: { 'application/json': { schema: ErrorSchema } } },
+  503: { description: 'Redis or capacity unavailable', content: { 'application/json': { schema: ErrorSchema } } },
+};
+
+const create = createRoute({
+  method: 'post',
+  path: '/api/v1/executions',
+  tags: ['executions'],
+  summary: 'Run handler code',
+  description: 'Queues the code and, by default, waits for the result. With `wait: false` it returns 202 and the id.',
+  request: { body: { required: true, content: { 'application/json': { schema: ExecutionRequestSchema } } } },
+  responses: {
+    200: { description: 'Finished (succeeded, failed or timeout)', content: { 'application/json': { schema: ExecutionRecordSchema } } },
+    202: { description: 'Queued', content: { 'application/json': { schema: z.object({ id: z.string().uuid() }) } } },
+    ...errors,
+  },
+});
+
+const get = createRoute({
+  method: 'get',
+  path: '/api/v1/executions/{id}',
+  tags: ['executions'],
+  summary: 'Get an execution',
+  request: { params: z.object({ id: z.string().uuid().openapi({ param: { name: 'id', in: 'path' } }) }) },
+  responses: { 200: { description: 'The execution', content: { 'application/json': { schema: ExecutionRecordSchema } } }, ...errors },
+});
+
+/** Thin edge: parse, call the service, map the result. */
+export function executionRoutes(service: ExecutionService): OpenAPIHono<AppEnv> {
+  const app = newRouter();
+  app.openapi(create, async (c) => {
+    const body = c.req.valid('json');
+    const out = await service.submit(body);
+    if (!out.record) return c.json({ id: out.id }, 202);
+    // `result` is arbitrary JSON, which Hono's typed-response check cannot express.
+    return c.json(out.record, 200) as never;
+  });
+  app.openapi(get, async (c) => c.json(await service.get(c.req.valid('param').id), 200) as never);
+  return app;
+}

@@ -1,0 +1,61 @@
+/**
+ * Errors that cross the API edge. Each carries a stable `code`, an HTTP status and data;
+ * the API maps them in one place (api/errors.ts). `retryable` tells the queue whether an
+ * async job should be tried again.
+ */
+export class KilnError extends Error {
+  constructor(
+    readonly code: string,
+    readonly status: 400 | 401 | 403 | 404 | 409 | 413 | 415 | 429 | 500 | 502 | 503 | 504,
+    message: string,
+    readonly data: Record<string, unknown> = {},
+    readonly retryable = false,
+  ) {
+    super(message);
+    this.name = code;
+  }
+}
+
+export class ValidationError extends KilnError {
+  constructor(message: string, data: Record<string, unknown> = {}) {
+    super('InvalidRequest', 400, message, data);
+  }
+}
+
+export class NotFoundError extends KilnError {
+  constructor(kind: string, id: string) {
+    super(`${kind}NotFound`, 404, `${kind.toLowerCase()} "${id}" does not exist`, { [`${kind.toLowerCase()}Id`]: id });
+  }
+}
+
+export class UnknownTemplateError extends KilnError {
+  constructor(template: string, known: string[]) {
+    super('TemplateNotFound', 404, `template "${template}" does not exist; known templates: ${known.join(', ')}`, { template });
+  }
+}
+
+export class ServiceUnavailableError extends KilnError {
+  constructor(what: string, cause: string) {
+    super('ServiceUnavailable', 503, `${what} is unavailable: ${cause}`, { what }, true);
+  }
+}
+
+/** The executor running an invocation went away before it answered. */
+export class ExecutorLostError extends KilnError {
+  constructor(executorId: string, detail: string) {
+    super('ExecutorLost', 502, `executor ${executorId} was lost during the invocation: ${detail}`, { executorId }, true);
+  }
+}
+
+/** No sandbox could be leased before the request's wait budget ran out. */
+export class NoCapacityError extends KilnError {
+  constructor(template: string, waitedMs: number) {
+    super('NoCapacity', 503, `no sandbox of template "${template}" became free within ${waitedMs} ms`, { template }, true);
+  }
+}
+
+export class TooManyRequestsError extends KilnError {
+  constructor(template: string, retryAfterSeconds: number) {
+    super('TooManyRequests', 429, `the queue of template "${template}" is full; retry after ${retryAfterSeconds} s`, { template, retryAfterSeconds });
+  }
+}

@@ -1,0 +1,97 @@
+import { InvokeStatus, type InvokeResponse } from '@kiln/proto/executor';
+import { isExecutorGone, type AgentPool } from '../agent/client.js';
+import { ExecutorLostError } from '../errors.js';
+import type { Lease, Scheduler } from '../scheduler/scheduler.js';
+import type { TemplateRegistry } from '../templates/registry.js';
+import type { ExecutionJob, ExecutionRecord } from './types.js';
+
+/** How long a job may wait for a sandbox before it fails with NoCapacity. */
+const LEASE_WAIT_MS = 30_000;
+/** Extra time the control plane gives the executor beyond the handler's own timeout. */
+const RPC_MARGIN_MS = 5_000;
+
+function statusOf(res: InvokeResponse): ExecutionRecord['status'] {
+  if (res.status === InvokeStatus.INVOKE_STATUS_SUCCEEDED) return 'succeeded';
+  if (res.status === InvokeStatus.INVOKE_STATUS_TIMEOUT) return 'timeout';
+  return 'failed';
+}
+
+/**
+ * Runs one execution job: lease a sandbox, invoke over gRPC, release (or forget a sandbox that
+ * died). Platform failures throw KilnErrors; handler failures are results, not exceptions.
+ */
+export class ExecutionRunner {
+  constructor(
+    private readonly scheduler: Scheduler,
+    private readonly agents: AgentPool,
+    private readonly templates: TemplateRegistry,
+  ) {}
+
+  async run(job: ExecutionJob, startedAt = Date.now()): Promise<ExecutionRecord> {
+    const template = this.templates.get(job.template);
+    const fn = job.function;
+    const t0 = performance.now();
+    const lease = await this.scheduler.acquire(template, fn.runner, fn.key, LEASE_WAIT_MS, job.timeoutMs + RPC_MARGIN_MS * 2);
+    const scheduleMs = performance.now() - t0;
+    let res: InvokeResponse;
+    try {
+      res = await this.invoke(lease, job, lease.startType !== 'hot');
+      if (res.status === InvokeStatus.INVOKE_STATUS_NEEDS_FUNCTION) res = await this.invoke(lease, job, true);
+    } catch (err) {
+      await this.scheduler.destroy(lease);
+      if (isExecutorGone(err)) throw new ExecutorLostError(lease.executor.id, (err as Error).message);
+      throw err;
+    }
+    if (res.sandboxAlive) await this.scheduler.release(lease, fn.key);
+    else await this.scheduler.forget(lease.template, lease.sandboxId);
+    const totalMs = Date.now() - job.submittedAt;
+    const record: ExecutionRecord = {
+      id: job.id,
+      status: statusOf(res),
+      logs: res.logs,
+      durationMs: res.durationMs,
+      startType: lease.startType,
+      timings: { queuedMs: Math.max(0, startedAt - job.submittedAt), scheduleMs, initMs: res.initMs, handlerMs: res.durationMs, totalMs },
+      maxMemoryMB: res.maxMemoryMb,
+      template: job.template,
+      createdAt: new Date(job.submittedAt).toISOString(),
+      finishedAt: new Date().toISOString(),
+    };
+    if (res.logsTruncated) record.logsTruncated = true;
+    if (record.status === 'succeeded') {
+      const payload = Buffer.from(res.payload);
+      if (res.raw) record.resultBase64 = payload.toString('base64');
+      else record.result = payload.length ? JSON.parse(payload.toString('utf8')) : null;
+    } else {
+      record.error = res.error ?? { errorType: 'Unknown', errorMessage: 'the executor returned no error details', stackTrace: [] };
+    }
+    return record;
+  }
+
+  private invoke(lease: Lease, job: ExecutionJob, withFunction: boolean): Promise<InvokeResponse> {
+    const fn = job.function;
+    return this.agents.get(lease.executor).invoke(
+      {
+        sandboxId: lease.sandboxId,
+        requestId: job.id,
+        functionKey: fn.key,
+        function: withFunction
+          ? {
+              functionKey: fn.key,
+              name: fn.name,
+              version: fn.version,
+              runtime: fn.runner,
+              handler: fn.handler,
+              files: fn.files.map((f) => ({ path: f.path, content: Buffer.from(f.content, 'base64'), mode: f.mode })),
+              env: fn.env,
+              memoryMb: fn.memoryMB,
+            }
+          : undefined,
+        payload: Buffer.from(job.event, 'utf8'),
+        timeoutMs: job.timeoutMs,
+        clientContext: '',
+      },
+      job.timeoutMs + RPC_MARGIN_MS,
+    );
+  }
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+import { ConfigError, loadConfig } from './config.js';
+import { log } from './log.js';
+import { startKiln } from './server.js';
+
+/** `npm start`: everything on one machine with no configuration. Ctrl-C stops it all. */
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const kiln = await startKiln(config);
+  process.stdout.write(`Kiln is ready at ${kiln.url} (API reference: ${kiln.url}/docs)\n`);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log('info', 'stopping', { signal });
+    kiln.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log('error', 'stop failed', { error: String(err) });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof ConfigError) process.stderr.write(`${err.message}\n`);
+  else process.stderr.write(`kiln failed to start: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,36 @@
+import type { Template } from '../templates/template.js';
+
+/** Labels every executor carries, so a deployment can find (and adopt) its own. */
+export interface ExecutorLabels {
+  deployment: string;
+  template: string;
+  executor: string;
+}
+
+/** How to reach one running executor's gRPC agent. */
+export interface ExecutorHandle {
+  id: string;
+  template: string;
+  /** host:port of the agent. */
+  address: string;
+  token: string;
+  /** Where it runs (hostname, node name or "local"), for image-locality preferences. */
+  host: string;
+  labels: ExecutorLabels;
+}
+
+/**
+ * Starts and stops executors for templates. One adapter per platform (local processes,
+ * Docker/Podman containers, Kubernetes pods); the scheduler never knows which.
+ */
+export interface Runtime {
+  readonly kind: string;
+  /** Starts an executor and resolves once its agent listens. */
+  start(template: Template, executorId: string): Promise<ExecutorHandle>;
+  /** Stops an executor; unknown ids are a no-op. */
+  stop(executorId: string): Promise<void>;
+  /** Executors of this deployment that are running now (found by label, not by memory). */
+  list(): Promise<ExecutorHandle[]>;
+  /** Releases the adapter's own resources; executors keep running unless stopped. */
+  close(): Promise<void>;
+}

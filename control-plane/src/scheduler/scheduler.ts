@@ -1,0 +1,153 @@
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { AgentPool } from '../agent/client.js';
+import { NoCapacityError } from '../errors.js';
+import { log } from '../log.js';
+import type { ExecutorHandle } from '../runtimes/runtime.js';
+import type { ExecutorStore } from '../store/executors.js';
+import type { Keys } from '../store/keys.js';
+import type { Template } from '../templates/template.js';
+import { ACQUIRE, FORGET, RELEASE, RESERVE } from './scripts.js';
+
+export type StartType = 'hot' | 'warm' | 'cold';
+
+/** Exclusive use of one sandbox until released or forgotten. */
+export interface Lease {
+  sandboxId: string;
+  executor: ExecutorHandle;
+  template: string;
+  runner: string;
+  startType: StartType;
+  /** Unique per lease, so a late release of an old lease cannot free someone else's. */
+  owner: string;
+}
+
+type Scripted = Redis & {
+  kilnAcquire(hot: string, warm: string, prefix: string, owner: string, now: number, leaseMs: number): Promise<[string, string, StartType] | null>;
+  kilnRelease(sandbox: string, list: string, owner: string, now: number, fn: string, id: string): Promise<number>;
+  kilnReserve(executors: string, set: string, sandbox: string, perExec: number, max: number, id: string, template: string, runner: string, owner: string, now: number): Promise<string | null>;
+  kilnForget(sandbox: string, set: string, executors: string, id: string): Promise<number>;
+};
+
+/** Called when a template needs more executors than it has; the pool keeper starts them. */
+export type CapacityWanted = (template: Template) => void;
+
+/**
+ * Places work on sandboxes: hot (idle instance of the same function) → warm (pre-booted idle
+ * sandbox) → cold (new sandbox on the least-loaded executor with room) → wait. All state is
+ * in Redis; this class holds none, so any number of replicas can use it at once.
+ */
+export class Scheduler {
+  private readonly redis: Scripted;
+  private readonly replica = randomUUID().slice(0, 8);
+  private seq = 0;
+
+  constructor(
+    redis: Redis,
+    private readonly keys: Keys,
+    private readonly executors: ExecutorStore,
+    private readonly agents: AgentPool,
+    private readonly wantCapacity: CapacityWanted,
+  ) {
+    redis.defineCommand('kilnAcquire', { numberOfKeys: 2, lua: ACQUIRE });
+    redis.defineCommand('kilnRelease', { numberOfKeys: 2, lua: RELEASE });
+    redis.defineCommand('kilnReserve', { numberOfKeys: 3, lua: RESERVE });
+    redis.defineCommand('kilnForget', { numberOfKeys: 3, lua: FORGET });
+    this.redis = redis as Scripted;
+  }
+
+  /**
+   * Leases a sandbox for `functionKey`, waiting up to `waitMs` for one to free up. The lease
+   * lasts `leaseMs` in Redis terms; the pool keeper reclaims leases whose owner vanished.
+   */
+  async acquire(template: Template, runner: string, functionKey: string, waitMs: number, leaseMs: number): Promise<Lease> {
+    const deadline = Date.now() + waitMs;
+    let pause = 1;
+    for (;;) {
+      const owner = `${this.replica}:${++this.seq}`;
+      const hit = await this.redis.kilnAcquire(this.keys.hot(template.name, functionKey), this.keys.warm(template.name, runner), this.keys.prefix, owner, Date.now(), leaseMs);
+      if (hit) {
+        const executor = await this.executors.get(hit[1]);
+        if (executor) return { sandboxId: hit[0], executor, template: template.name, runner, startType: hit[2], owner };
+        await this.forget(template.name, hit[0]);
+        continue;
+      }
+      const cold = await this.createSandbox(template, runner, owner);
+      if (cold) return cold;
+      if (Date.now() >= deadline) throw new NoCapacityError(template.name, waitMs);
+      this.wantCapacity(template);
+      await new Promise((r) => setTimeout(r, pause));
+      pause = Math.min(pause * 2, 50);
+    }
+  }
+
+  /** Returns a sandbox to the idle lists, as an instance of `functionKey` (or warm if empty). */
+  async release(lease: Lease, functionKey: string): Promise<void> {
+    const list = functionKey ? this.keys.hot(lease.template, functionKey) : this.keys.warm(lease.template, lease.runner);
+    await this.redis.kilnRelease(this.keys.sandbox(lease.sandboxId), list, lease.owner, Date.now(), functionKey, lease.sandboxId);
+  }
+
+  /** Drops a sandbox's record and frees its executor slot (the sandbox is gone or being destroyed). */
+  async forget(template: string, sandboxId: string): Promise<void> {
+    await this.redis.kilnForget(this.keys.sandbox(sandboxId), this.keys.sandboxes(template), this.keys.executors(template), sandboxId);
+  }
+
+  /** Forgets the sandbox and asks its executor to kill it; failures are logged, not thrown. */
+  async destroy(lease: Pick<Lease, 'template' | 'sandboxId' | 'executor'>): Promise<void> {
+    await this.forget(lease.template, lease.sandboxId);
+    await this.agents
+      .get(lease.executor)
+      .destroySandbox(lease.sandboxId)
+      .catch((err: unknown) => log('warn', 'could not destroy sandbox', { sandboxId: lease.sandboxId, error: String(err) }));
+  }
+
+  /**
+   * Boots a new sandbox on the least-loaded executor with room and leases it to `owner`.
+   * Returns undefined when no executor has room (the caller waits or asks for capacity).
+   */
+  async createSandbox(template: Template, runner: string, owner: string): Promise<Lease | undefined> {
+    const sandboxId = `sbx-${randomUUID()}`;
+    const executorId = await this.redis.kilnReserve(
+      this.keys.executors(template.name),
+      this.keys.sandboxes(template.name),
+      this.keys.sandbox(sandboxId),
+      template.pool.sandboxesPerExecutor,
+      template.pool.maxSandboxes,
+      sandboxId,
+      template.name,
+      runner,
+      owner,
+      Date.now(),
+    );
+    if (!executorId) return undefined;
+    const executor = await this.executors.get(executorId);
+    if (!executor) {
+      await this.forget(template.name, sandboxId);
+      return undefined;
+    }
+    try {
+      await this.agents.get(executor).createSandbox({
+        sandboxId,
+        runtime: runner,
+        resources: {
+          memoryMb: template.resources.memoryMB,
+          diskMb: template.resources.diskMB,
+          maxProcesses: template.resources.maxProcesses,
+          maxOpenFiles: template.resources.maxOpenFiles,
+        },
+        allowNetwork: template.network !== 'none',
+      });
+    } catch (err) {
+      await this.forget(template.name, sandboxId);
+      log('warn', 'sandbox boot failed', { template: template.name, executorId, error: String(err) });
+      throw err;
+    }
+    await this.redis.hset(this.keys.sandbox(sandboxId), 'state', 'busy');
+    return { sandboxId, executor, template: template.name, runner, startType: 'cold', owner };
+  }
+
+  /** Number of warm (idle, no function) sandboxes of a template for one runner. */
+  warmCount(template: string, runner: string): Promise<number> {
+    return this.redis.llen(this.keys.warm(template, runner));
+  }
+}

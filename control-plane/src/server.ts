@@ -1,0 +1,106 @@
+import { serve, type ServerType } from '@hono/node-server';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { AgentPool } from './agent/client.js';
+import { createApp } from './api/app.js';
+import type { Config } from './config.js';
+import { ExecutionRunner } from './executions/runner.js';
+import { ExecutionService } from './executions/service.js';
+import { log, setLogLevel } from './log.js';
+import { ExecutionQueues } from './queue/queues.js';
+import { reconcile } from './recovery.js';
+import { bullConnectionOptions, commandConnection, redisTarget, type RedisTarget } from './redis/connection.js';
+import { startEmbeddedRedis, type EmbeddedRedis } from './redis/embedded.js';
+import { LocalRuntime } from './runtimes/local.js';
+import type { Runtime } from './runtimes/runtime.js';
+import { PoolKeeper } from './scheduler/keeper.js';
+import { Scheduler } from './scheduler/scheduler.js';
+import { ExecutorStore } from './store/executors.js';
+import { Keys } from './store/keys.js';
+import { loadTemplateFiles, TemplateRegistry } from './templates/registry.js';
+
+export const EXECUTOR_MAIN = fileURLToPath(new URL('../../executor/dist/main.js', import.meta.url));
+
+/** A running control plane; `stop` takes it down in reverse order of start. */
+export interface Kiln {
+  url: string;
+  port: number;
+  templates: TemplateRegistry;
+  keeper: PoolKeeper;
+  stop(opts?: { stopExecutors?: boolean }): Promise<void>;
+}
+
+function makeRuntime(config: Config): Runtime {
+  return new LocalRuntime({ deployment: config.prefix, dataDir: config.dataDir, executorMain: EXECUTOR_MAIN });
+}
+
+/** Wires every part from a validated config and starts serving. */
+export async function startKiln(config: Config): Promise<Kiln> {
+  setLogLevel(config.logLevel);
+  let embedded: EmbeddedRedis | undefined;
+  let target: RedisTarget;
+  if (config.redisUrl) target = redisTarget(config.redisUrl);
+  else {
+    embedded = await startEmbeddedRedis(join(config.dataDir, 'redis'));
+    target = { socket: embedded.socket };
+  }
+  const redis = commandConnection(target);
+  // Surfaced by /health and as 503s; ioredis reconnects by itself.
+  redis.on('error', (err: Error) => log('debug', 'redis connection error', { error: err.message }));
+  await redis.ping().catch(async () => {
+    await new Promise((r) => setTimeout(r, 500));
+    await redis.ping();
+  });
+
+  const keys = new Keys(config.prefix);
+  const templates = new TemplateRegistry(await loadTemplateFiles(config.templatesDir));
+  const runtime = makeRuntime(config);
+  const agents = new AgentPool();
+  const executors = new ExecutorStore(redis, keys);
+  // The scheduler asks the keeper for capacity; the keeper boots sandboxes through the scheduler.
+  const scheduler = new Scheduler(redis, keys, executors, agents, (t) => keeper.noteDemand(t));
+  const keeper = new PoolKeeper(redis, keys, templates, runtime, executors, scheduler, agents);
+  const queues = new ExecutionQueues(bullConnectionOptions(target), keys.queuePrefix, templates, { resultTtlSeconds: config.resultTtlSeconds });
+  const executions = new ExecutionService(queues, templates, { defaultTimeoutMs: config.defaultTimeoutMs, maxTimeoutMs: config.maxTimeoutMs });
+
+  await reconcile({ redis, keys, runtime, executors, agents, scheduler, templates });
+  // A pool that cannot fill at start-up is retried by the keeper's timer; serving starts anyway.
+  for (const r of await Promise.allSettled(templates.all().map((t) => keeper.round(t)))) {
+    if (r.status === 'rejected') log('warn', 'initial pool fill failed; the keeper will retry', { error: String(r.reason) });
+  }
+  keeper.start();
+  await queues.startWorkers(new ExecutionRunner(scheduler, agents, templates));
+
+  const app = createApp({ redis, executions, executors, agents, templates, maxBodyBytes: config.maxBodyBytes });
+  const server: ServerType = await new Promise((resolve) => {
+    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
+  log('info', 'kiln is serving', { url, redis: 'socket' in target ? target.socket : 'external', templates: templates.names() });
+
+  return {
+    url,
+    port,
+    templates,
+    keeper,
+    async stop(opts = {}) {
+      keeper.stop();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await queues.close();
+      if (opts.stopExecutors ?? config.stopExecutorsOnExit) {
+        for (const h of await runtime.list()) await runtime.stop(h.id);
+        for (const t of templates.all()) {
+          for (const id of await executors.listIds(t.name)) await executors.remove({ id, template: t.name });
+          const ids = await redis.smembers(keys.sandboxes(t.name));
+          for (const id of ids) await scheduler.forget(t.name, id);
+        }
+      }
+      agents.closeAll();
+      await runtime.close();
+      redis.disconnect();
+      await embedded?.stop();
+    },
+  };
+}

@@ -1,0 +1,44 @@
+import { z } from 'zod';
+
+/** Lambda runtime identifiers → the language runner that serves them inside a sandbox. */
+export const RUNTIME_RUNNERS: Record<string, string> = {
+  'nodejs20.x': 'nodejs',
+  'python3.11': 'python',
+  provided: 'provided',
+  'provided.al2023': 'provided',
+};
+
+export const templateSchema = z.object({
+  name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and dashes, up to 63 characters'),
+  description: z.string().default(''),
+  /** Image executors of this template run on the docker and kubernetes runtimes. */
+  image: z.string().min(1),
+  runtimes: z.array(z.enum(Object.keys(RUNTIME_RUNNERS) as [string, ...string[]])).min(1),
+  resources: z
+    .object({
+      cpu: z.number().positive().default(1),
+      memoryMB: z.number().int().min(32).max(65536).default(256),
+      diskMB: z.number().int().min(16).max(1048576).default(512),
+      maxProcesses: z.number().int().min(8).max(65536).default(256),
+      maxOpenFiles: z.number().int().min(64).max(1048576).default(1024),
+    })
+    .default({}),
+  network: z.enum(['none', 'outbound']).default('none'),
+  pool: z
+    .object({
+      minIdle: z.number().int().min(0).default(1),
+      maxSandboxes: z.number().int().min(1).default(32),
+      sandboxesPerExecutor: z.number().int().min(1).default(32),
+      idleTtlMs: z.number().int().min(1000).default(600_000),
+      maxLifetimeMs: z.number().int().min(1000).default(3_600_000),
+    })
+    .default({}),
+  queue: z.object({ maxWaiting: z.number().int().min(1).default(10_000) }).default({}),
+});
+
+export type Template = z.infer<typeof templateSchema>;
+
+/** The sandbox runners a template's executors must offer. */
+export function templateRunners(t: Template): string[] {
+  return [...new Set(t.runtimes.map((r) => RUNTIME_RUNNERS[r] as string))];
+}

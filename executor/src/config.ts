@@ -1,0 +1,65 @@
+import { z } from 'zod';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** Parses an env var name/value pair, naming the variable when it is wrong. */
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const schema = z.object({
+  KILN_EXECUTOR_ID: z.string().min(1).default(`exec-${process.pid}`),
+  KILN_TEMPLATE: z.string().min(1).default('default'),
+  /** host:port the gRPC agent listens on; port 0 picks a free one (reported on stdout). */
+  KILN_AGENT_LISTEN: z.string().regex(/^[^:]+:\d+$/, 'expected host:port').default('127.0.0.1:0'),
+  /** Bearer token every gRPC call must carry; empty disables auth (tests only). */
+  KILN_AGENT_TOKEN: z.string().default(''),
+  KILN_DATA_DIR: z.string().min(1).default(join(tmpdir(), 'kiln-executor')),
+  KILN_MAX_SANDBOXES: z.coerce.number().int().min(1).max(4096).default(16),
+  /** Comma-separated runtimes this executor's image offers. */
+  KILN_RUNTIMES: z.string().default('nodejs,python,provided'),
+  /** First host uid for sandboxes when the executor runs as root (one uid per sandbox slot). */
+  KILN_SANDBOX_UID_BASE: z.coerce.number().int().min(1000).default(200_000),
+  KILN_BWRAP_PATH: z.string().default('bwrap'),
+});
+
+export type ExecutorConfig = {
+  executorId: string;
+  template: string;
+  listenHost: string;
+  listenPort: number;
+  token: string;
+  dataDir: string;
+  maxSandboxes: number;
+  runtimes: string[];
+  sandboxUidBase: number;
+  bwrapPath: string;
+};
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): ExecutorConfig {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ConfigError(String(issue?.path[0] ?? 'env'), issue?.message ?? 'invalid');
+  }
+  const e = parsed.data;
+  const colon = e.KILN_AGENT_LISTEN.lastIndexOf(':');
+  return {
+    executorId: e.KILN_EXECUTOR_ID,
+    template: e.KILN_TEMPLATE,
+    listenHost: e.KILN_AGENT_LISTEN.slice(0, colon),
+    listenPort: Number(e.KILN_AGENT_LISTEN.slice(colon + 1)),
+    token: e.KILN_AGENT_TOKEN,
+    dataDir: e.KILN_DATA_DIR,
+    maxSandboxes: e.KILN_MAX_SANDBOXES,
+    runtimes: e.KILN_RUNTIMES.split(',').map((s) => s.trim()).filter(Boolean),
+    sandboxUidBase: e.KILN_SANDBOX_UID_BASE,
+    bwrapPath: e.KILN_BWRAP_PATH,
+  };
+}

@@ -1,0 +1,86 @@
+import { existsSync } from 'node:fs';
+import type { SandboxSpec } from './spec.js';
+import { SANDBOX_GID, SANDBOX_UID } from './spec.js';
+
+/** Host files from /etc a sandbox may read: TLS roots, time zones, the dynamic loader cache. */
+const HOST_ETC = ['/etc/ssl', '/etc/ca-certificates', '/etc/localtime', '/etc/ld.so.cache', '/etc/alternatives', '/etc/nsswitch.conf'];
+const SYNTHETIC_ETC = ['passwd', 'group', 'hosts'];
+
+/** The command each runtime's runner starts with, as seen inside the sandbox. */
+export function runnerCommand(runtime: string, memoryMB: number): string[] {
+  switch (runtime) {
+    case 'nodejs':
+      // A heap cap below the memory limit makes V8 fail with a clear OOM instead of the
+      // host's OOM killer; the executor's RSS watch catches the rest.
+      return ['/usr/bin/node', `--max-old-space-size=${Math.max(16, Math.floor(memoryMB * 0.85))}`, '/opt/kiln/runtime/node/runner.cjs'];
+    case 'python':
+      return ['/usr/bin/python3', '-S', '-u', '/opt/kiln/runtime/python/runner.py'];
+    case 'provided':
+      return ['/usr/bin/node', '--max-old-space-size=32', '/opt/kiln/runtime/provided/runner.cjs'];
+    default:
+      throw new Error(`unknown runtime ${runtime}`);
+  }
+}
+
+/**
+ * The argv that starts a sandbox: prlimit sets the rlimits, then bubblewrap builds the
+ * namespaces. Rules (DESIGN.md): no network unless allowed, read-only system dirs, writable
+ * size-limited /workspace and /tmp, uid 1000, no capabilities, new session, dies with its parent.
+ */
+export function sandboxArgv(spec: SandboxSpec, bwrapPath: string): string[] {
+  const mb = 1024 * 1024;
+  const argv = [
+    'prlimit',
+    `--nproc=${spec.maxProcesses}`,
+    `--nofile=${spec.maxOpenFiles}`,
+    `--fsize=${spec.maxFileMB * mb}`,
+    `--core=0`,
+    '--',
+    bwrapPath,
+    '--ro-bind', '/usr', '/usr',
+    '--symlink', 'usr/lib', '/lib',
+    '--symlink', 'usr/lib64', '/lib64',
+    '--symlink', 'usr/bin', '/bin',
+    '--symlink', 'usr/sbin', '/sbin',
+    '--proc', '/proc',
+    '--dev', '/dev',
+    '--perms', '1777', '--size', String(spec.tmpMB * mb), '--tmpfs', '/tmp',
+    '--bind', spec.workspaceDir, '/workspace',
+    '--ro-bind', spec.taskDir, '/var/task',
+    '--ro-bind', spec.runtimeDir, '/opt/kiln/runtime',
+  ];
+  for (const path of HOST_ETC) if (existsSync(path)) argv.push('--ro-bind', path, path);
+  for (const name of SYNTHETIC_ETC) argv.push('--ro-bind', `${spec.etcDir}/${name}`, `/etc/${name}`);
+  if (spec.allowNetwork && existsSync('/etc/resolv.conf')) argv.push('--ro-bind', '/etc/resolv.conf', '/etc/resolv.conf');
+  // bwrap builds the root as a tmpfs; freeze it so only /workspace and /tmp take writes.
+  argv.push('--remount-ro', '/');
+  argv.push(
+    '--unshare-all',
+    ...(spec.allowNetwork ? ['--share-net'] : []),
+    '--hostname', 'sandbox',
+    '--uid', String(SANDBOX_UID),
+    '--gid', String(SANDBOX_GID),
+    '--cap-drop', 'ALL',
+    '--die-with-parent',
+    '--new-session',
+    '--chdir', '/workspace',
+    '--clearenv',
+    '--setenv', 'PATH', '/usr/local/bin:/usr/bin:/bin',
+    '--setenv', 'HOME', '/workspace',
+    '--setenv', 'USER', 'sandbox',
+    '--setenv', 'LANG', 'C.UTF-8',
+    '--setenv', 'TMPDIR', '/tmp',
+    '--',
+    ...runnerCommand(spec.runtime, spec.memoryMB),
+  );
+  return argv;
+}
+
+/** Contents of the synthetic /etc files every sandbox sees. */
+export function syntheticEtc(): Record<string, string> {
+  return {
+    passwd: `root:x:0:0:root:/root:/usr/sbin/nologin\nsandbox:x:${SANDBOX_UID}:${SANDBOX_GID}:sandbox:/workspace:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n`,
+    group: `root:x:0:\nsandbox:x:${SANDBOX_GID}:\nnogroup:x:65534:\n`,
+    hosts: '127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost\n',
+  };
+}

@@ -1,0 +1,142 @@
+import { chown, mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { syntheticEtc } from './bwrap-args.js';
+import { Sandbox } from './sandbox.js';
+import type { SandboxSpec } from './spec.js';
+
+export interface SandboxLimits {
+  memoryMB: number;
+  diskMB: number;
+  maxProcesses: number;
+  maxOpenFiles: number;
+}
+
+export class CapacityError extends Error {
+  constructor(readonly maxSandboxes: number) {
+    super(`executor is full: ${maxSandboxes} sandboxes`);
+    this.name = 'CapacityError';
+  }
+}
+
+export class SandboxNotFoundError extends Error {
+  constructor(readonly sandboxId: string) {
+    super(`sandbox ${sandboxId} does not exist on this executor`);
+    this.name = 'SandboxNotFoundError';
+  }
+}
+
+export class UnsupportedRuntimeError extends Error {
+  constructor(
+    readonly runtime: string,
+    readonly offered: string[],
+  ) {
+    super(`runtime "${runtime}" is not offered by this executor; it offers ${offered.join(', ')}`);
+    this.name = 'UnsupportedRuntimeError';
+  }
+}
+
+/** The language runners; KILN_RUNTIME_DIR overrides it for runner development. */
+const RUNTIME_DIR = process.env.KILN_RUNTIME_DIR ?? fileURLToPath(new URL('../../runtime', import.meta.url));
+const SANDBOX_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * Creates, tracks and destroys the sandboxes of one executor. Each sandbox gets its own
+ * directories under the data dir and, when the executor runs as root, its own host uid, so
+ * that RLIMIT_NPROC counts one sandbox's processes only (a fork bomb cannot starve the others).
+ */
+export class SandboxManager {
+  private readonly sandboxes = new Map<string, Sandbox>();
+  private readonly freeSlots: number[];
+  private readonly slotOf = new Map<string, number>();
+  private readonly etcDir: string;
+  private readonly isRoot = process.getuid?.() === 0;
+
+  constructor(
+    private readonly opts: { dataDir: string; maxSandboxes: number; runtimes: string[]; uidBase: number; bwrapPath: string },
+  ) {
+    this.freeSlots = Array.from({ length: opts.maxSandboxes }, (_, i) => opts.maxSandboxes - 1 - i);
+    this.etcDir = join(opts.dataDir, 'etc');
+  }
+
+  async init(): Promise<void> {
+    await mkdir(join(this.opts.dataDir, 'sandboxes'), { recursive: true, mode: 0o711 });
+    await mkdir(this.etcDir, { recursive: true });
+    for (const [name, text] of Object.entries(syntheticEtc())) await writeFile(join(this.etcDir, name), text, { mode: 0o644 });
+  }
+
+  get size(): number {
+    return this.sandboxes.size;
+  }
+
+  get(id: string): Sandbox {
+    const sandbox = this.sandboxes.get(id);
+    if (!sandbox || sandbox.state === 'dead') throw new SandboxNotFoundError(id);
+    return sandbox;
+  }
+
+  list(): Sandbox[] {
+    return [...this.sandboxes.values()];
+  }
+
+  async create(id: string, runtime: string, limits: SandboxLimits, allowNetwork: boolean): Promise<Sandbox> {
+    if (!SANDBOX_ID.test(id)) throw new Error(`sandbox id must match ${SANDBOX_ID}; got "${id}"`);
+    if (!this.opts.runtimes.includes(runtime)) throw new UnsupportedRuntimeError(runtime, this.opts.runtimes);
+    if (this.sandboxes.has(id)) return this.get(id);
+    const slot = this.freeSlots.pop();
+    if (slot === undefined) throw new CapacityError(this.opts.maxSandboxes);
+    this.slotOf.set(id, slot);
+    const root = join(this.opts.dataDir, 'sandboxes', id);
+    const hostUid = this.isRoot ? this.opts.uidBase + slot : (process.getuid?.() ?? 1000);
+    const hostGid = this.isRoot ? hostUid : (process.getgid?.() ?? 1000);
+    const spec: SandboxSpec = {
+      id,
+      runtime,
+      workspaceDir: join(root, 'workspace'),
+      taskDir: join(root, 'task'),
+      runtimeDir: RUNTIME_DIR,
+      etcDir: this.etcDir,
+      memoryMB: limits.memoryMB,
+      tmpMB: Math.max(16, Math.floor(limits.diskMB / 2)),
+      maxProcesses: limits.maxProcesses,
+      maxOpenFiles: limits.maxOpenFiles,
+      maxFileMB: limits.diskMB,
+      allowNetwork,
+      hostUid,
+      hostGid,
+    };
+    try {
+      await mkdir(spec.workspaceDir, { recursive: true, mode: 0o755 });
+      await mkdir(spec.taskDir, { recursive: true, mode: 0o755 });
+      if (this.isRoot) await chown(spec.workspaceDir, hostUid, hostGid);
+      const sandbox = await Sandbox.boot(spec, this.opts.bwrapPath);
+      this.sandboxes.set(id, sandbox);
+      return sandbox;
+    } catch (err) {
+      await this.release(id);
+      throw err;
+    }
+  }
+
+  /** Kills a sandbox and deletes its directories. Unknown ids are a no-op. */
+  async destroy(id: string): Promise<boolean> {
+    const sandbox = this.sandboxes.get(id);
+    if (sandbox) await sandbox.destroy();
+    await this.release(id);
+    return sandbox !== undefined;
+  }
+
+  async destroyAll(): Promise<void> {
+    await Promise.all([...this.sandboxes.keys()].map((id) => this.destroy(id)));
+  }
+
+  private async release(id: string): Promise<void> {
+    this.sandboxes.delete(id);
+    const slot = this.slotOf.get(id);
+    if (slot !== undefined) {
+      this.slotOf.delete(id);
+      this.freeSlots.push(slot);
+    }
+    await rm(join(this.opts.dataDir, 'sandboxes', id), { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,191 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
+import { RunnerChannel, type RunnerMessage } from './channel.js';
+import { sandboxArgv } from './bwrap-args.js';
+import { childPids, memoryKB } from './proc.js';
+import type { SandboxSpec } from './spec.js';
+
+export type SandboxState = 'booting' | 'idle' | 'busy' | 'dead';
+
+/** One line of output from the sandbox, attributed to the invocation that was running. */
+export interface LogSink {
+  write(stream: 'stdout' | 'stderr', data: string): void;
+}
+
+export class SandboxBootError extends Error {
+  constructor(
+    readonly sandboxId: string,
+    message: string,
+  ) {
+    super(`sandbox ${sandboxId} failed to boot: ${message}`);
+    this.name = 'SandboxBootError';
+  }
+}
+
+const BOOT_TIMEOUT_MS = 10_000;
+
+/**
+ * A bubblewrap sandbox running one language runner. It owns the process tree: killing it
+ * kills the process group, and bubblewrap's PID namespace takes every descendant with it.
+ */
+export class Sandbox {
+  state: SandboxState = 'booting';
+  /** Function version loaded into the runner; empty while warm. */
+  functionKey = '';
+  readonly createdAt = Date.now();
+  bootMs = 0;
+  /** Host pid of the language runner (inside the PID namespace), for memory readings. */
+  runnerPid = 0;
+  exitReason = '';
+
+  private readonly child: ChildProcess;
+  private readonly channel: RunnerChannel;
+  private waiter: ((msg: RunnerMessage) => void) | undefined;
+  private sink: LogSink | undefined;
+  private readonly exitWaiters: Array<() => void> = [];
+  /** Output written before any invocation (module init), handed to the first one. */
+  pendingInitLogs = '';
+
+  private constructor(
+    readonly spec: SandboxSpec,
+    bwrapPath: string,
+  ) {
+    const [cmd, ...args] = sandboxArgv(spec, bwrapPath);
+    const asOtherUser = process.getuid?.() === 0 && spec.hostUid !== 0;
+    this.child = spawn(cmd as string, args, {
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+      detached: true,
+      ...(asOtherUser ? { uid: spec.hostUid, gid: spec.hostGid } : {}),
+    });
+    this.channel = new RunnerChannel(this.child.stdio[3] as Socket);
+    this.channel.onMessage((msg) => this.onMessage(msg));
+    this.child.stdout?.setEncoding('utf8').on('data', (d: string) => this.onOutput('stdout', d));
+    this.child.stderr?.setEncoding('utf8').on('data', (d: string) => this.onOutput('stderr', d));
+    this.child.on('error', (err) => this.markDead(`spawn failed: ${err.message}`));
+    this.child.on('exit', (code, signal) => this.markDead(signal ? `signal: ${signal}` : `exit status ${code ?? 0}`));
+  }
+
+  get id(): string {
+    return this.spec.id;
+  }
+
+  get runtime(): string {
+    return this.spec.runtime;
+  }
+
+  get pid(): number {
+    return this.child.pid ?? 0;
+  }
+
+  /** Starts the sandbox and resolves once its runner says it is ready. */
+  static async boot(spec: SandboxSpec, bwrapPath: string): Promise<Sandbox> {
+    const started = performance.now();
+    const sandbox = new Sandbox(spec, bwrapPath);
+    try {
+      const ready = await sandbox.request(undefined, BOOT_TIMEOUT_MS);
+      if (ready.type !== 'ready') throw new Error(`unexpected first message ${ready.type}`);
+      sandbox.runnerPid = await sandbox.findRunnerPid();
+    } catch (err) {
+      sandbox.kill();
+      throw new SandboxBootError(spec.id, `${(err as Error).message}${sandbox.pendingInitLogs ? `: ${sandbox.pendingInitLogs.trim().slice(-500)}` : ''}`);
+    }
+    sandbox.bootMs = performance.now() - started;
+    sandbox.state = 'idle';
+    return sandbox;
+  }
+
+  /**
+   * Sends a message (if any) and waits for the next non-log message from the runner.
+   * Rejects when the sandbox dies or the timeout passes; log messages go to the sink.
+   */
+  request(msg: object | undefined, timeoutMs: number): Promise<RunnerMessage> {
+    if (this.state === 'dead') return Promise.reject(new Error(`sandbox is dead (${this.exitReason})`));
+    return new Promise<RunnerMessage>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiter = undefined;
+        reject(new TimeoutError(timeoutMs));
+      }, timeoutMs);
+      const onExit = (): void => {
+        clearTimeout(timer);
+        this.waiter = undefined;
+        reject(new Error(this.exitReason));
+      };
+      this.exitWaiters.push(onExit);
+      this.waiter = (reply) => {
+        clearTimeout(timer);
+        this.waiter = undefined;
+        const i = this.exitWaiters.indexOf(onExit);
+        if (i >= 0) this.exitWaiters.splice(i, 1);
+        resolve(reply);
+      };
+      if (msg) this.channel.send(msg);
+    });
+  }
+
+  /** Routes output of the running invocation; undefined collects it as init output. */
+  attach(sink: LogSink | undefined): void {
+    this.sink = sink;
+  }
+
+  /** Peak resident memory of the runner in MB. */
+  async peakMemoryMB(): Promise<number> {
+    return Math.ceil((await memoryKB(this.runnerPid)).peak / 1024);
+  }
+
+  kill(): void {
+    if (this.child.pid && this.state !== 'dead') {
+      try {
+        process.kill(-this.child.pid, 'SIGKILL');
+      } catch {
+        // Already gone: the 'exit' handler records why.
+      }
+    }
+  }
+
+  /** Kills the sandbox and resolves once its process has exited. */
+  async destroy(): Promise<void> {
+    if (this.state === 'dead') return;
+    const exited = new Promise<void>((resolve) => this.exitWaiters.push(resolve));
+    this.kill();
+    await exited;
+  }
+
+  private onMessage(msg: RunnerMessage): void {
+    if (msg.type === 'log') {
+      this.onOutput(msg.stream === 'stderr' ? 'stderr' : 'stdout', typeof msg.data === 'string' ? msg.data : '');
+      return;
+    }
+    this.waiter?.(msg);
+  }
+
+  private onOutput(stream: 'stdout' | 'stderr', data: string): void {
+    if (this.sink) this.sink.write(stream, data);
+    else if (this.pendingInitLogs.length < 64 * 1024) this.pendingInitLogs += data;
+  }
+
+  private markDead(reason: string): void {
+    if (this.state === 'dead') return;
+    this.state = 'dead';
+    this.exitReason = reason;
+    this.channel.close();
+    for (const waiter of this.exitWaiters.splice(0)) waiter();
+  }
+
+  /** bwrap (host pid) → bwrap's init in the new PID namespace → the runner. */
+  private async findRunnerPid(): Promise<number> {
+    let pid = this.pid;
+    for (let depth = 0; depth < 3; depth++) {
+      const kids = await childPids(pid);
+      if (kids.length === 0) return pid;
+      pid = kids[0] as number;
+    }
+    return pid;
+  }
+}
+
+export class TimeoutError extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`timed out after ${timeoutMs} ms`);
+    this.name = 'TimeoutError';
+  }
+}

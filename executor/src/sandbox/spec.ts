@@ -1,0 +1,26 @@
+/** Everything the launcher needs to start one sandbox. */
+export interface SandboxSpec {
+  id: string;
+  runtime: string;
+  /** Host directory bound read-write at /workspace. */
+  workspaceDir: string;
+  /** Host directory bound read-only at /var/task; the executor writes function code into it. */
+  taskDir: string;
+  /** Host directory with the language runners, bound read-only at /opt/kiln/runtime. */
+  runtimeDir: string;
+  /** Host directory with the sandbox's synthetic /etc files (passwd, group, hosts). */
+  etcDir: string;
+  memoryMB: number;
+  tmpMB: number;
+  maxProcesses: number;
+  maxOpenFiles: number;
+  /** Largest file the sandbox may write, in MB (RLIMIT_FSIZE). */
+  maxFileMB: number;
+  allowNetwork: boolean;
+  /** Host uid/gid the sandbox runs as (its uid inside is always 1000). */
+  hostUid: number;
+  hostGid: number;
+}
+
+export const SANDBOX_UID = 1000;
+export const SANDBOX_GID = 1000;

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what Kiln needs on a Debian/Ubuntu machine with Node 20, idempotently:
+# Debian packages (only the missing ones), npm packages (only when the lock file changed),
+# and the TypeScript build (incremental). `npm start`, `npm test` and `npm run bench` call it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(redis-server bubblewrap python3 util-linux curl libnfs-utils ${KILN_EXTRA_PACKAGES:-})
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "setup: installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+stamp=node_modules/.kiln-lock-hash
+hash=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$hash" ]; then
+  echo "setup: installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$hash" > "$stamp"
+fi
+
+npx --no-install tsc -b

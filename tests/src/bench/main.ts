@@ -1,0 +1,27 @@
+import { benchExecutions } from './executions.js';
+import { benchFloor } from './floor.js';
+import { startRedis } from './redis.js';
+import { printRows } from './stats.js';
+
+/**
+ * `npm run bench`: every figure beside a floor measured in the same run, because these
+ * machines are shared and noisy. BENCH_SAMPLES / BENCH_SECONDS shorten or lengthen it.
+ */
+async function main(): Promise<void> {
+  const samples = Number(process.env.BENCH_SAMPLES ?? 1000);
+  const durationMs = Number(process.env.BENCH_SECONDS ?? 5) * 1000;
+  const clients = [32];
+  const redis = await startRedis();
+  try {
+    const floor = await benchFloor(redis.socket, { samples, durationMs, clients });
+    printRows('Floor (same Redis, same run)', floor.rows);
+    printRows('Executions through the whole stack', await benchExecutions(redis.socket, floor, { samples, durationMs, clients }));
+  } finally {
+    await redis.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
