@@ -1,4 +1,6 @@
 import { serve, type ServerType } from '@hono/node-server';
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { AgentPool } from './agent/client.js';
@@ -8,6 +10,7 @@ import { ExecutionRunner } from './executions/runner.js';
 import { ExecutionService } from './executions/service.js';
 import { log, setLogLevel } from './log.js';
 import { ExecutionQueues } from './queue/queues.js';
+import { ReplyRouter } from './queue/replies.js';
 import { reconcile } from './recovery.js';
 import { bullConnectionOptions, commandConnection, redisTarget, type RedisTarget } from './redis/connection.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from './redis/embedded.js';
@@ -60,7 +63,9 @@ export async function startKiln(config: Config): Promise<Kiln> {
   // The scheduler asks the keeper for capacity; the keeper boots sandboxes through the scheduler.
   const scheduler = new Scheduler(redis, keys, executors, agents, (t) => keeper.noteDemand(t));
   const keeper = new PoolKeeper(redis, keys, templates, runtime, executors, scheduler, agents);
-  const queues = new ExecutionQueues(bullConnectionOptions(target), keys.queuePrefix, templates, { resultTtlSeconds: config.resultTtlSeconds });
+  const replies = new ReplyRouter(randomUUID(), keys.prefix, redis, new Redis(bullConnectionOptions(target)));
+  await replies.start();
+  const queues = new ExecutionQueues(bullConnectionOptions(target), keys.queuePrefix, templates, { resultTtlSeconds: config.resultTtlSeconds }, replies);
   const executions = new ExecutionService(queues, templates, { defaultTimeoutMs: config.defaultTimeoutMs, maxTimeoutMs: config.maxTimeoutMs });
 
   await reconcile({ redis, keys, runtime, executors, agents, scheduler, templates });
@@ -89,6 +94,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
       keeper.stop();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await queues.close();
+      await replies.close();
       if (opts.stopExecutors ?? config.stopExecutorsOnExit) {
         for (const h of await runtime.list()) await runtime.stop(h.id);
         for (const t of templates.all()) {

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { Hono } from 'hono';
-import { absolutePath } from 'swagger-ui-dist';
 
 const ASSETS = new Set(['swagger-ui.css', 'swagger-ui-bundle.js', 'swagger-ui-standalone-preset.js', 'favicon-32x32.png']);
 const TYPES: Record<string, string> = { css: 'text/css', js: 'application/javascript', png: 'image/png' };
@@ -12,7 +12,8 @@ const TYPES: Record<string, string> = { css: 'text/css', js: 'application/javasc
  */
 export function docsRoutes(specPath: string): Hono {
   const app = new Hono();
-  const dir = absolutePath();
+  // Only the static files are needed; importing the package would load its 1 MB bundle into the server.
+  const dir = dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
   app.get('/docs', (c) =>
     c.html(`<!doctype html><html><head><meta charset="utf-8"><title>Kiln API</title>
 <link rel="stylesheet" href="/docs/assets/swagger-ui.css"></head><body><div id="ui"></div>

@@ -39,6 +39,8 @@ export interface ExecutionJob {
   submittedAt: number;
   /** Sync callers wait; a platform failure fails them at once instead of retrying. */
   sync: boolean;
+  /** Replica whose caller waits for this job's record (its Redis reply channel). */
+  replyTo?: string;
 }
 
 export interface Timings {

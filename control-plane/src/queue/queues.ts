@@ -1,28 +1,25 @@
-import { Queue, QueueEvents, Worker, UnrecoverableError, type Job, type RedisOptions } from 'bullmq';
+import { Queue, Worker, UnrecoverableError, type Job, type RedisOptions } from 'bullmq';
 import { KilnError } from '../errors.js';
 import type { ExecutionRunner } from '../executions/runner.js';
 import type { ExecutionJob, ExecutionRecord } from '../executions/types.js';
 import { log } from '../log.js';
 import type { TemplateRegistry } from '../templates/registry.js';
-
-type Waiter = (record: ExecutionRecord) => void;
+import type { ReplyRouter } from './replies.js';
 
 /**
- * One BullMQ queue per template, its worker and its event stream. A synchronous caller
- * waits on the job: when this replica's worker ran it, the record is handed over in memory;
- * when another replica ran it, QueueEvents delivers it.
+ * One BullMQ queue per template and its worker. A synchronous caller waits for the job's
+ * record through the ReplyRouter, whichever replica's worker runs it.
  */
 export class ExecutionQueues {
   private readonly queues = new Map<string, Queue<ExecutionJob, ExecutionRecord>>();
-  private readonly events = new Map<string, QueueEvents>();
   private readonly workers: Worker<ExecutionJob, ExecutionRecord>[] = [];
-  private readonly waiters = new Map<string, Waiter>();
 
   constructor(
     private readonly connection: RedisOptions,
     private readonly prefix: string,
     private readonly templates: TemplateRegistry,
     private readonly opts: { resultTtlSeconds: number },
+    private readonly replies: ReplyRouter,
   ) {}
 
   queue(template: string): Queue<ExecutionJob, ExecutionRecord> {
@@ -34,16 +31,6 @@ export class ExecutionQueues {
       this.queues.set(template, q);
     }
     return q;
-  }
-
-  private queueEvents(template: string): QueueEvents {
-    let ev = this.events.get(template);
-    if (!ev) {
-      ev = new QueueEvents(template, { connection: this.connection, prefix: this.prefix });
-      ev.on('error', (err) => log('warn', 'queue events connection error', { template, error: err.message }));
-      this.events.set(template, ev);
-    }
-    return ev;
   }
 
   /** Starts a worker per template whose concurrency follows the template's capacity. */
@@ -59,7 +46,6 @@ export class ExecutionQueues {
       });
       worker.on('error', (err) => log('warn', 'worker error', { template: template.name, error: err.message }));
       this.workers.push(worker);
-      await this.queueEvents(template.name).waitUntilReady();
     }
     await Promise.all(this.workers.map((w) => w.waitUntilReady()));
   }
@@ -84,7 +70,7 @@ export class ExecutionQueues {
         finishedAt: new Date().toISOString(),
       };
     }
-    this.waiters.get(job.data.id)?.(record);
+    this.replies.deliver(record, job.data.replyTo);
     return record;
   }
 
@@ -99,24 +85,23 @@ export class ExecutionQueues {
     });
   }
 
-  /** Adds a job and waits for its record, at most `waitMs`. */
+  /**
+   * Adds a job and waits for its record, at most `waitMs`. If no reply came (the replica that
+   * ran it died between finishing and replying), the stored record is the answer.
+   */
   async addAndWait(job: ExecutionJob, waitMs: number): Promise<ExecutionRecord | undefined> {
-    let resolveLocal!: Waiter;
-    const local = new Promise<ExecutionRecord>((resolve) => (resolveLocal = resolve));
-    this.waiters.set(job.id, resolveLocal);
+    const waiting = this.replies.wait(job.id);
+    let timer: NodeJS.Timeout | undefined;
     try {
-      const added = await this.add(job);
-      const remote = added.waitUntilFinished(this.queueEvents(job.template), waitMs);
-      let timer: NodeJS.Timeout | undefined;
+      await this.add({ ...job, replyTo: this.replies.replicaId });
       const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), waitMs)));
-      // The remote path also settles when the local one does; its rejection after a
-      // timeout is expected and has nowhere to go.
-      remote.catch(() => undefined);
-      const record = await Promise.race([local, remote, timeout]);
-      clearTimeout(timer);
-      return record ?? undefined;
+      const record = await Promise.race([waiting.record, timeout]);
+      if (record) return record;
+      const stored = await this.get(job.id);
+      return stored && stored.status !== 'queued' && stored.status !== 'running' ? stored : undefined;
     } finally {
-      this.waiters.delete(job.id);
+      clearTimeout(timer);
+      waiting.cancel();
     }
   }
 
@@ -135,7 +120,6 @@ export class ExecutionQueues {
 
   async close(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.close()));
-    await Promise.all([...this.events.values()].map((e) => e.close()));
     await Promise.all([...this.queues.values()].map((q) => q.close()));
   }
 }

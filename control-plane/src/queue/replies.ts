@@ -1,0 +1,64 @@
+import type { Redis } from 'ioredis';
+import type { ExecutionRecord } from '../executions/types.js';
+import { log } from '../log.js';
+
+type Waiter = (record: ExecutionRecord) => void;
+
+/**
+ * Delivers finished records to the caller waiting for them. When the job ran on this replica
+ * the record is handed over in memory; when another replica ran it, it publishes the record
+ * on the waiting replica's channel. This replaces BullMQ's QueueEvents on the hot path: every
+ * replica reading every job's event stream costs far more than one targeted message.
+ */
+export class ReplyRouter {
+  private readonly waiters = new Map<string, Waiter>();
+
+  constructor(
+    readonly replicaId: string,
+    private readonly channelPrefix: string,
+    private readonly publisher: Redis,
+    private readonly subscriber: Redis,
+  ) {}
+
+  private channel(replica: string): string {
+    return `${this.channelPrefix}:reply:${replica}`;
+  }
+
+  async start(): Promise<void> {
+    this.subscriber.on('message', (_channel: string, message: string) => {
+      let record: ExecutionRecord;
+      try {
+        record = JSON.parse(message) as ExecutionRecord;
+      } catch {
+        return;
+      }
+      this.waiters.get(record.id)?.(record);
+    });
+    await this.subscriber.subscribe(this.channel(this.replicaId));
+  }
+
+  /** Registers interest in a job's record; call the returned function to stop waiting. */
+  wait(id: string): { record: Promise<ExecutionRecord>; cancel: () => void } {
+    let resolve!: Waiter;
+    const record = new Promise<ExecutionRecord>((r) => (resolve = r));
+    this.waiters.set(id, resolve);
+    return { record, cancel: () => this.waiters.delete(id) };
+  }
+
+  /** Hands a finished record to whoever waits for it, here or on another replica. */
+  deliver(record: ExecutionRecord, replyTo: string | undefined): void {
+    const local = this.waiters.get(record.id);
+    if (local) {
+      local(record);
+      return;
+    }
+    if (!replyTo || replyTo === this.replicaId) return;
+    // Lost only if that replica is gone, and then nobody is waiting; the record stays in BullMQ.
+    this.publisher.publish(this.channel(replyTo), JSON.stringify(record)).catch((err: unknown) => log('warn', 'could not publish a reply', { id: record.id, error: String(err) }));
+  }
+
+  async close(): Promise<void> {
+    this.waiters.clear();
+    await this.subscriber.quit().catch(() => undefined);
+  }
+}
