@@ -55,6 +55,17 @@ function openChannel(onMessage, onBadLine) {
       channel.sendLine(JSON.stringify(obj));
     },
     /**
+     * Writes one message given as pieces (strings/Buffers that concatenate to one
+     * JSON object without raw newlines), without building one big string first.
+     */
+    sendParts(parts) {
+      if (sock.destroyed) return;
+      sock.cork();
+      for (const p of parts) if (p.length) sock.write(p);
+      sock.write('\n');
+      sock.uncork();
+    },
+    /**
      * Synchronous write for the process 'exit' path, where async writes never
      * complete. fd 3 is non-blocking once libuv owns it, so retry on EAGAIN a
      * bounded number of times.
@@ -101,7 +112,7 @@ function lambdaEnv(msg, runtimeDefaults, reserved) {
   const fn = msg.function || {};
   const userEnv = msg.env && typeof msg.env === 'object' ? msg.env : {};
   const taskRoot = msg.taskRoot || '/var/task';
-  const pick = (v, envKey, dflt) => (v !== undefined && v !== null ? String(v) : userEnv[envKey] ?? dflt);
+  const pick = (v, envKey, dflt) => (v !== undefined && v !== null ? String(v) : (userEnv[envKey] ?? dflt));
   const env = Object.assign(
     {
       PATH: '/usr/local/bin:/usr/bin:/bin:/opt/bin',
@@ -115,26 +126,42 @@ function lambdaEnv(msg, runtimeDefaults, reserved) {
     userEnv,
   );
   if (env.AWS_DEFAULT_REGION === undefined) env.AWS_DEFAULT_REGION = env.AWS_REGION;
-  Object.assign(env, {
-    AWS_LAMBDA_FUNCTION_NAME: pick(fn.functionName, 'AWS_LAMBDA_FUNCTION_NAME', ''),
-    AWS_LAMBDA_FUNCTION_VERSION: pick(fn.functionVersion, 'AWS_LAMBDA_FUNCTION_VERSION', '$LATEST'),
-    AWS_LAMBDA_FUNCTION_MEMORY_SIZE: pick(fn.memoryLimitInMB, 'AWS_LAMBDA_FUNCTION_MEMORY_SIZE', '128'),
-    AWS_LAMBDA_LOG_GROUP_NAME: pick(fn.logGroupName, 'AWS_LAMBDA_LOG_GROUP_NAME', ''),
-    AWS_LAMBDA_LOG_STREAM_NAME: pick(fn.logStreamName, 'AWS_LAMBDA_LOG_STREAM_NAME', ''),
-    LAMBDA_TASK_ROOT: taskRoot,
-    _HANDLER: msg.handler == null ? '' : String(msg.handler),
-  }, reserved);
+  Object.assign(
+    env,
+    {
+      AWS_LAMBDA_FUNCTION_NAME: pick(fn.functionName, 'AWS_LAMBDA_FUNCTION_NAME', ''),
+      AWS_LAMBDA_FUNCTION_VERSION: pick(fn.functionVersion, 'AWS_LAMBDA_FUNCTION_VERSION', '$LATEST'),
+      AWS_LAMBDA_FUNCTION_MEMORY_SIZE: pick(fn.memoryLimitInMB, 'AWS_LAMBDA_FUNCTION_MEMORY_SIZE', '128'),
+      AWS_LAMBDA_LOG_GROUP_NAME: pick(fn.logGroupName, 'AWS_LAMBDA_LOG_GROUP_NAME', ''),
+      AWS_LAMBDA_LOG_STREAM_NAME: pick(fn.logStreamName, 'AWS_LAMBDA_LOG_STREAM_NAME', ''),
+      LAMBDA_TASK_ROOT: taskRoot,
+      _HANDLER: msg.handler == null ? '' : String(msg.handler),
+    },
+    reserved,
+  );
   return env;
 }
 
 /** Go-style process status text, as AWS prints it in Runtime.ExitError messages. */
 const SIGNAL_TEXT = {
-  SIGHUP: 'hangup', SIGINT: 'interrupt', SIGQUIT: 'quit', SIGILL: 'illegal instruction',
-  SIGTRAP: 'trace/breakpoint trap', SIGABRT: 'aborted', SIGBUS: 'bus error',
-  SIGFPE: 'floating point exception', SIGKILL: 'killed', SIGUSR1: 'user defined signal 1',
-  SIGSEGV: 'segmentation fault', SIGUSR2: 'user defined signal 2', SIGPIPE: 'broken pipe',
-  SIGALRM: 'alarm clock', SIGTERM: 'terminated', SIGXCPU: 'CPU time limit exceeded',
-  SIGXFSZ: 'file size limit exceeded', SIGSYS: 'bad system call',
+  SIGHUP: 'hangup',
+  SIGINT: 'interrupt',
+  SIGQUIT: 'quit',
+  SIGILL: 'illegal instruction',
+  SIGTRAP: 'trace/breakpoint trap',
+  SIGABRT: 'aborted',
+  SIGBUS: 'bus error',
+  SIGFPE: 'floating point exception',
+  SIGKILL: 'killed',
+  SIGUSR1: 'user defined signal 1',
+  SIGSEGV: 'segmentation fault',
+  SIGUSR2: 'user defined signal 2',
+  SIGPIPE: 'broken pipe',
+  SIGALRM: 'alarm clock',
+  SIGTERM: 'terminated',
+  SIGXCPU: 'CPU time limit exceeded',
+  SIGXFSZ: 'file size limit exceeded',
+  SIGSYS: 'bad system call',
 };
 function exitReason(code, signal) {
   if (signal) return `Runtime exited with error: signal: ${SIGNAL_TEXT[signal] || signal}`;

@@ -46,10 +46,7 @@ class UnhandledPromiseRejection extends RuntimeError {
 UnhandledPromiseRejection.prototype.name = 'Runtime.UnhandledPromiseRejection';
 
 function isErrorLike(obj) {
-  return (
-    obj && obj.name && obj.message && obj.stack &&
-    typeof obj.name === 'string' && typeof obj.message === 'string' && typeof obj.stack === 'string'
-  );
+  return obj && obj.name && obj.message && obj.stack && typeof obj.name === 'string' && typeof obj.message === 'string' && typeof obj.stack === 'string';
 }
 
 /** The error object of a `result`/`loadError` message (AWS calls the stack `trace`). */
@@ -66,8 +63,7 @@ function toRapid(error) {
   } catch {
     return {
       errorType: 'handled',
-      errorMessage:
-        'callback called with Error argument, but there was a problem while retrieving one or more of its message, name, and stack',
+      errorMessage: 'callback called with Error argument, but there was a problem while retrieving one or more of its message, name, and stack',
       stackTrace: [],
     };
   }
@@ -97,8 +93,22 @@ function intoError(err) {
 // ---------------------------------------------------------------------------
 // Logging
 
+// The executor keeps 1 MiB of logs per invocation; sending more only fills this process's
+// socket buffer (a handler printing megabytes would blow its memory limit), so stop a bit
+// past the executor's cap: it still sees that output was cut and flags the truncation.
+const LOG_CAP_CHARS = 1280 * 1024;
+let logSent = 0;
+let logOwner;
+
 function emitLog(stream, data) {
-  channel.send({ type: 'log', id: cur ? cur.id : null, stream, data });
+  const owner = cur ? cur.id : null;
+  if (owner !== logOwner) {
+    logOwner = owner;
+    logSent = 0;
+  }
+  if (logSent >= LOG_CAP_CHARS) return;
+  logSent += data.length;
+  channel.send({ type: 'log', id: owner, stream, data });
 }
 
 function logLine(level, text) {
@@ -106,7 +116,10 @@ function logLine(level, text) {
 }
 
 function patchConsole() {
-  const mk = (level) => (msg, ...params) => logLine(level, util.format(msg, ...params));
+  const mk =
+    (level) =>
+    (msg, ...params) =>
+      logLine(level, util.format(msg, ...params));
   console.log = mk('INFO');
   console.info = mk('INFO');
   console.debug = mk('DEBUG');
@@ -146,9 +159,7 @@ async function loadHandler(appRoot, fullHandlerString) {
   const path = require('path');
   const fs = require('fs');
   if (fullHandlerString.includes('..')) {
-    throw new MalformedHandlerName(
-      `'${fullHandlerString}' is not a valid handler name. Use absolute paths when specifying root directories in handler names.`,
-    );
+    throw new MalformedHandlerName(`'${fullHandlerString}' is not a valid handler name. Use absolute paths when specifying root directories in handler names.`);
   }
   const handlerString = path.basename(fullHandlerString);
   const moduleRoot = fullHandlerString.substring(0, fullHandlerString.indexOf(handlerString));
@@ -192,9 +203,7 @@ async function loadHandler(appRoot, fullHandlerString) {
       if (!pjHasModule) userApp = tryRequireFile(lambdaStylePath, '.js');
       if (!userApp) {
         userApp =
-          (pjHasModule && (await tryImport(lambdaStylePath, '.js'))) ||
-          (await tryImport(lambdaStylePath, '.mjs')) ||
-          tryRequireFile(lambdaStylePath, '.cjs');
+          (pjHasModule && (await tryImport(lambdaStylePath, '.js'))) || (await tryImport(lambdaStylePath, '.mjs')) || tryRequireFile(lambdaStylePath, '.cjs');
       }
       if (!userApp) {
         // Node-style resolution relative to the task root (node_modules, directories...).
@@ -232,6 +241,7 @@ async function onLoad(msg) {
   try {
     util = require('util');
     const taskRoot = msg.taskRoot || '/var/task';
+    for (const k of Object.keys(process.env)) if (k.startsWith('KILN_')) delete process.env[k]; // runner settings
     applyEnv(
       lambdaEnv(
         msg,

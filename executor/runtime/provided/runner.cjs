@@ -59,28 +59,44 @@ function invalidRequestId(res) {
 
 function hex(n) {
   let s = '';
-  while (s.length < n) s += Math.floor(Math.random() * 0x100000000).toString(16).padStart(8, '0');
+  while (s.length < n)
+    s += Math.floor(Math.random() * 0x100000000)
+      .toString(16)
+      .padStart(8, '0');
   return s.slice(0, n);
 }
 
 function traceId() {
-  return `Root=1-${Math.floor(Date.now() / 1000).toString(16).padStart(8, '0')}-${hex(24)};Parent=${hex(16)};Sampled=0`;
+  return `Root=1-${Math.floor(Date.now() / 1000)
+    .toString(16)
+    .padStart(8, '0')}-${hex(24)};Parent=${hex(16)};Sampled=0`;
 }
 
-/** `"result":<json>` when the body is valid UTF-8 JSON, else `"raw":"<base64>"`. */
-function bodyFragment(buf) {
+/**
+ * The `"result":<json>` part (as Buffers) when the body is valid UTF-8 JSON, else
+ * `"raw":"<base64>"`. Valid JSON is passed on as sent: CR/LF can only be
+ * insignificant whitespace in it, so they become spaces to keep the message one line.
+ */
+function bodyParts(buf) {
   const { isUtf8 } = require('buffer');
   if (buf.length && (typeof isUtf8 !== 'function' || isUtf8(buf))) {
-    const text = buf.toString('utf8');
+    let valid = false;
     try {
-      JSON.parse(text);
-      // Valid JSON: CR/LF can only be insignificant whitespace, keep the rest as sent.
-      return '"result":' + text.replace(/[\r\n]/g, ' ');
+      JSON.parse(buf.toString('utf8'));
+      valid = true;
     } catch {
       /* not JSON */
     }
+    if (valid) {
+      let out = buf;
+      if (buf.indexOf(0x0a) !== -1 || buf.indexOf(0x0d) !== -1) {
+        out = Buffer.from(buf);
+        for (let i = 0; i < out.length; i++) if (out[i] === 0x0a || out[i] === 0x0d) out[i] = 0x20;
+      }
+      return ['"result":', out];
+    }
   }
-  return '"raw":' + JSON.stringify(buf.toString('base64'));
+  return ['"raw":"', buf.toString('base64'), '"'];
 }
 
 /** Error object from an /error or /init/error body (passed through like AWS does). */
@@ -115,7 +131,8 @@ function finishInvocation(inv, line) {
   inv.done = true;
   if (cur === inv) cur = null;
   afterPendingOutput(() => {
-    channel.sendLine(line);
+    if (Array.isArray(line)) channel.sendParts(line);
+    else channel.sendLine(line);
     if (!cur && queue.length) startInvoke(queue.shift());
   });
 }
@@ -202,7 +219,7 @@ function onResponse(req, res, id) {
       return;
     }
     accepted(res);
-    finishInvocation(inv, `{"type":"result","id":${JSON.stringify(inv.id)},"ok":true,${bodyFragment(buf)}}`);
+    finishInvocation(inv, [`{"type":"result","id":${JSON.stringify(inv.id)},"ok":true,`, ...bodyParts(buf), '}']);
   });
 }
 
@@ -304,7 +321,7 @@ function startBootstrap(msg, apiAddr) {
   if (command.error) return failLoad(command.error);
 
   const env = Object.assign({}, process.env, lambdaEnv(msg, {}, { AWS_LAMBDA_RUNTIME_API: apiAddr }));
-  delete env.KILN_RUNTIME_API_ADDR;
+  for (const k of Object.keys(env)) if (k.startsWith('KILN_')) delete env[k]; // runner settings
   const { spawn } = require('child_process');
   child = spawn(command.cmd, command.args, {
     cwd: taskRoot,
@@ -329,7 +346,11 @@ function startBootstrap(msg, apiAddr) {
   child.on('error', (err) => {
     if (state === 'loading' && !child.pid) {
       childGone = true;
-      failLoad(invalidEntrypoint(`fork/exec ${file}: ${err.code === 'EACCES' ? 'permission denied' : err.code === 'ENOENT' ? 'no such file or directory' : err.message}`));
+      failLoad(
+        invalidEntrypoint(
+          `fork/exec ${file}: ${err.code === 'EACCES' ? 'permission denied' : err.code === 'ENOENT' ? 'no such file or directory' : err.message}`,
+        ),
+      );
     }
   });
   child.on('exit', (code, signal) => {
@@ -427,7 +448,9 @@ function onInvoke(msg) {
   }
   if (state === 'idle') {
     channel.send({
-      type: 'result', id, ok: false,
+      type: 'result',
+      id,
+      ok: false,
       error: { errorType: 'Runtime.NotLoaded', errorMessage: 'invoke received before load', stackTrace: [] },
     });
     return;

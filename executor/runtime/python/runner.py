@@ -22,7 +22,8 @@ if sys.path and sys.path[0] and os.path.abspath(sys.path[0]) == _RUNNER_DIR:
 
 import _thread  # noqa: E402  (builtin, no import cost)
 
-_json = None
+_dumps = None  # set by _init_json(): JSON without importing json/re (see there)
+_loads = None
 _chan_lock = _thread.RLock()
 _out_lock = _thread.RLock()
 
@@ -53,8 +54,58 @@ def _write_all(data):
             view = view[n:]
 
 
+def _init_json():
+    """JSON via the _json C accelerator directly: `import json` pulls in re/enum,
+    which costs more than everything else `load` does for a small handler."""
+    global _dumps, _loads
+    try:
+        import _json as c
+
+        class _ScanContext:
+            strict = True
+            object_hook = None
+            object_pairs_hook = None
+            parse_float = float
+            parse_int = int
+            parse_constant = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}.__getitem__
+
+        scanner = c.make_scanner(_ScanContext())
+        encode_str = c.encode_basestring_ascii
+        ws = " \t\n\r"
+
+        def _no_default(o):
+            raise TypeError("Object of type %s is not JSON serializable" % o.__class__.__name__)
+
+        def loads(s):
+            if isinstance(s, (bytes, bytearray)):
+                s = s.decode("utf-8")
+            idx = len(s) - len(s.lstrip(ws))
+            try:
+                obj, end = scanner(s, idx)
+            except StopIteration as e:
+                raise ValueError("Expecting value: char %d" % e.value) from None
+            if s[end:].strip(ws):
+                raise ValueError("Extra data: char %d" % end)
+            return obj
+
+        def dumps(obj, default=None, allow_nan=True):
+            enc = c.make_encoder({}, default or _no_default, encode_str, None, ":", ",", False, False, allow_nan)
+            return "".join(enc(obj, 0))
+
+    except (ImportError, AttributeError, TypeError):  # not CPython's accelerator: plain json
+        import json
+
+        def loads(s):
+            return json.loads(s)
+
+        def dumps(obj, default=None, allow_nan=True):
+            return json.dumps(obj, default=default, allow_nan=allow_nan, separators=(",", ":"))
+
+    _dumps, _loads = dumps, loads
+
+
 def _send(obj):
-    _write_all((_json.dumps(obj) + "\n").encode("utf-8"))
+    _write_all((_dumps(obj) + "\n").encode("utf-8"))
 
 
 def _send_line(line):
@@ -212,8 +263,40 @@ class _LogStream(io.TextIOBase):
         self.flush()
 
 
-def _setup_logging():
-    import logging
+def _install_logging_hook():
+    """AWS configures the root logger before user code runs. Importing logging
+    costs a lot (re, enum, traceback...), so instead the handler is installed the
+    moment user code (or a library) imports logging, before that import returns."""
+    if "logging" in sys.modules:
+        _setup_logging(sys.modules["logging"])
+        return
+    path_finder = sys.modules["_frozen_importlib_external"].PathFinder
+
+    class _LoggingHook:
+        @staticmethod
+        def find_spec(fullname, path=None, target=None):
+            if fullname != "logging":
+                return None
+            try:
+                sys.meta_path.remove(_LoggingHook)
+            except ValueError:
+                pass
+            spec = path_finder.find_spec(fullname, path)
+            if spec is None or spec.loader is None:
+                return spec
+            loader_exec = spec.loader.exec_module
+
+            def exec_module(module):
+                loader_exec(module)
+                _setup_logging(module)
+
+            spec.loader.exec_module = exec_module
+            return spec
+
+    sys.meta_path.insert(0, _LoggingHook)
+
+
+def _setup_logging(logging):
     import time
 
     class LambdaLoggerHandler(logging.Handler):
@@ -406,6 +489,8 @@ def _on_load(msg):
     _invoked_function_arn = fn.get("invokedFunctionArn")
     try:
         env = _lambda_env(msg)
+        for k in [k for k in os.environ if k.startswith("KILN_")]:  # runner settings
+            del os.environ[k]
         for k, v in env.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -423,7 +508,7 @@ def _on_load(msg):
                 sys.path.insert(0, p)
         sys.stdout = _LogStream("stdout", 1)
         sys.stderr = _LogStream("stderr", 2)
-        _setup_logging()
+        _install_logging_hook()
         _handler = _get_handler(env["_HANDLER"])
         _state = "loaded"
         _out.flush_all()
@@ -543,13 +628,13 @@ def _raw_or_json(body_bytes):
     """Body bytes -> fragment for the result message: parsed JSON if valid, else raw."""
     try:
         text = body_bytes.decode("utf-8")
-        _json.loads(text)
+        _loads(text)
         # Valid JSON: raw newlines can only be insignificant whitespace there.
         return '"result":' + (text.replace("\r", " ").replace("\n", " ") if text.strip() else "null")
     except ValueError:
         import base64
 
-        return '"raw":' + _json.dumps(base64.b64encode(bytes(body_bytes)).decode("ascii"))
+        return '"raw":' + _dumps(base64.b64encode(bytes(body_bytes)).decode("ascii"))
 
 
 def _marshal(response):
@@ -557,14 +642,14 @@ def _marshal(response):
     if isinstance(response, bytes):
         return _raw_or_json(response)
     try:
-        return '"result":' + _json.dumps(response, default=_decimal_default, allow_nan=False)
+        return '"result":' + _dumps(response, default=_decimal_default, allow_nan=False)
     except ValueError as e:
         if "Out of range float values" in str(e):
             # AWS emits NaN/Infinity verbatim: not JSON, so pass those bytes as raw.
             import base64
 
-            body = _json.dumps(response, default=_decimal_default).encode("utf-8")
-            return '"raw":' + _json.dumps(base64.b64encode(body).decode("ascii"))
+            body = _dumps(response, default=_decimal_default).encode("utf-8")
+            return '"raw":' + _dumps(base64.b64encode(body).decode("ascii"))
         raise FaultException(FaultException.MARSHAL_ERROR, "Unable to marshal response: {}".format(str(e)), None)
     except Exception as e:
         raise FaultException(FaultException.MARSHAL_ERROR, "Unable to marshal response: {}".format(str(e)), None)
@@ -611,7 +696,7 @@ def _on_invoke(msg):
             _log_error(error_result)
             _send({"type": "result", "id": invoke_id, "ok": False, "error": error_result})
         else:
-            _send_line('{"type":"result","id":%s,"ok":true,%s}' % (_json.dumps(invoke_id), fragment))
+            _send_line('{"type":"result","id":%s,"ok":true,%s}' % (_dumps(invoke_id), fragment))
     finally:
         _current_id = None
 
@@ -626,13 +711,11 @@ def _finish_exit(invoke_id, code):
 
 
 def _on_message(line):
-    global _json, _shutting_down
-    if _json is None:
-        import json as _j
-
-        _json = _j
+    global _shutting_down
+    if _loads is None:
+        _init_json()
     try:
-        msg = _json.loads(line)
+        msg = _loads(line.decode("utf-8"))
     except ValueError:
         _send({"type": "log", "id": None, "stream": "stderr", "data": "[kiln-runner] bad message: %r\n" % line[:200]})
         return
@@ -656,6 +739,13 @@ def main():
         sys.__stderr__.write("kiln python runner: fd 3 (executor channel) is not open\n")
         os._exit(2)
     os.set_blocking(_CHANNEL_FD, True)
+    os.set_inheritable(_CHANNEL_FD, False)  # not for the function's child processes
+    if os.environ.get("KILN_PRELOAD"):
+        # Trade idle memory for load latency: import what `load` would import.
+        _init_json()
+        import importlib  # noqa: F401
+        import logging  # noqa: F401
+        import traceback  # noqa: F401
     _write_all(b'{"type":"ready","runtime":"python","pid":%d}\n' % os.getpid())
     for line in _messages():
         _on_message(line)
