@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/node_modules/**', 'proto/src/gen/**', 'executor/runtime/**', '.kiln/**', '.cache/**', 'images/**', '**/*.config.ts', '**/vitest.*.ts'] },
+  { ignores: ['eslint.config.js', '**/*.mjs', '**/*.cjs', '**/dist/**', '**/node_modules/**', 'proto/src/gen/**', 'executor/runtime/**', '.kiln/**', '.cache/**', 'images/**', '**/*.config.ts', '**/vitest.*.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config';
 // they spawn are the same code the tests import. `npm test` builds first.
 export default defineConfig({
   test: {
-    include: ['{control-plane,executor,tests}/src/**/*.test.ts'],
+    include: ['{control-plane,executor,tests}/src/**/*.test.ts', 'executor/runtime/test/**/*.test.ts'],
     globalSetup: ['tests/src/support/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,

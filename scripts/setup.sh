@@ -19,10 +19,13 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 stamp=node_modules/.kiln-lock-hash
-hash=$(sha256sum package-lock.json | cut -d' ' -f1)
+hash=$(cat package.json */package.json package-lock.json | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$hash" ]; then
   echo "setup: installing npm packages"
-  npm ci --no-audit --no-fund --loglevel=error
+  # npm install, not npm ci: ci rejects lock files that lack other platforms' optional
+  # packages (buf, rollup), which this registry setup leaves out; install honours the lock.
+  npm install --no-audit --no-fund --loglevel=error
+  hash=$(cat package.json */package.json package-lock.json | sha256sum | cut -d' ' -f1)
   echo "$hash" > "$stamp"
 fi
 

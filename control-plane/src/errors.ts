@@ -59,3 +59,16 @@ export class TooManyRequestsError extends KilnError {
     super('TooManyRequests', 429, `the queue of template "${template}" is full; retry after ${retryAfterSeconds} s`, { template, retryAfterSeconds });
   }
 }
+
+export class TemplateExistsError extends KilnError {
+  constructor(template: string) {
+    super('TemplateExists', 409, `template "${template}" already exists; use PUT /api/v1/templates/${template} to change it`, { template });
+  }
+}
+
+/** A template cannot be deleted while work is queued on it or its sandboxes are leased. */
+export class TemplateInUseError extends KilnError {
+  constructor(template: string, detail: { queuedJobs: number; busySandboxes: number }) {
+    super('TemplateInUse', 409, `template "${template}" is in use (${detail.queuedJobs} queued or running jobs, ${detail.busySandboxes} leased sandboxes); retry when it is idle`, { template, ...detail });
+  }
+}

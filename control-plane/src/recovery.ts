@@ -13,6 +13,8 @@ import type { TemplateRegistry } from './templates/registry.js';
  */
 function keep(r: Record<string, string>): boolean {
   if (r.state === 'idle') return true;
+  // Half-reaped by a replica that died: finish the job (the executor's copy is destroyed below).
+  if (r.state === 'reaping') return false;
   if (r.state === 'busy') return Number(r.leaseUntil ?? 0) > Date.now();
   return Date.now() - Number(r.createdAt ?? 0) < 60_000;
 }

@@ -5,9 +5,19 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { AgentPool } from './agent/client.js';
 import { createApp } from './api/app.js';
+import type { Server as HttpServer } from 'node:http';
+import { attachSessionPty } from './api/routes/sessions-pty.js';
+import { SessionReaper } from './sessions/reaper.js';
+import { SessionService } from './sessions/service.js';
 import type { Config } from './config.js';
 import { ExecutionRunner } from './executions/runner.js';
 import { ExecutionService } from './executions/service.js';
+import { DeadLetterStore } from './functions/deadletters.js';
+import { FunctionInvoker } from './functions/invoker.js';
+import { CodePackages } from './functions/package.js';
+import { FunctionService } from './functions/service.js';
+import { FunctionStore } from './functions/store.js';
+import { RedisBlobStore } from './storage/blobs.js';
 import { log, setLogLevel } from './log.js';
 import { ExecutionQueues } from './queue/queues.js';
 import { ReplyRouter } from './queue/replies.js';
@@ -21,6 +31,8 @@ import { Scheduler } from './scheduler/scheduler.js';
 import { ExecutorStore } from './store/executors.js';
 import { Keys } from './store/keys.js';
 import { loadTemplateFiles, TemplateRegistry } from './templates/registry.js';
+import { TemplateAdmin } from './templates/admin.js';
+import { KilnMetrics } from './metrics/kiln.js';
 
 export const EXECUTOR_MAIN = fileURLToPath(new URL('../../executor/dist/main.js', import.meta.url));
 
@@ -56,17 +68,26 @@ export async function startKiln(config: Config): Promise<Kiln> {
   });
 
   const keys = new Keys(config.prefix);
-  const templates = new TemplateRegistry(await loadTemplateFiles(config.templatesDir));
+  const templates = new TemplateRegistry(redis, keys);
+  await templates.seed(await loadTemplateFiles(config.templatesDir));
   const runtime = makeRuntime(config);
   const agents = new AgentPool();
   const executors = new ExecutorStore(redis, keys);
   // The scheduler asks the keeper for capacity; the keeper boots sandboxes through the scheduler.
   const scheduler = new Scheduler(redis, keys, executors, agents, (t) => keeper.noteDemand(t));
   const keeper = new PoolKeeper(redis, keys, templates, runtime, executors, scheduler, agents);
-  const replies = new ReplyRouter(randomUUID(), keys.prefix, redis, new Redis(bullConnectionOptions(target)));
+  const subscriber = new Redis(bullConnectionOptions(target));
+  // Reconnects and resubscribes by itself; the outage shows in /health and as 503s.
+  subscriber.on('error', (err: Error) => log('debug', 'reply subscriber connection error', { error: err.message }));
+  const replies = new ReplyRouter(randomUUID(), keys.prefix, redis, subscriber);
   await replies.start();
   const queues = new ExecutionQueues(bullConnectionOptions(target), keys.queuePrefix, templates, { resultTtlSeconds: config.resultTtlSeconds }, replies);
   const executions = new ExecutionService(queues, templates, { defaultTimeoutMs: config.defaultTimeoutMs, maxTimeoutMs: config.maxTimeoutMs });
+  const codePackages = new CodePackages(new RedisBlobStore(redis, (k) => keys.blob(k)));
+  const functions = new FunctionService(new FunctionStore(redis, keys), codePackages, templates, { maxTimeoutMs: config.maxTimeoutMs });
+  const deadLetters = new DeadLetterStore(redis, keys);
+  queues.onDeadLetter((job, error, attempts) => deadLetters.add(job, error, attempts));
+  const invoker = new FunctionInvoker(functions, codePackages, queues, deadLetters);
 
   await reconcile({ redis, keys, runtime, executors, agents, scheduler, templates });
   // A pool that cannot fill at start-up is retried by the keeper's timer; serving starts anyway.
@@ -74,12 +95,30 @@ export async function startKiln(config: Config): Promise<Kiln> {
     if (r.status === 'rejected') log('warn', 'initial pool fill failed; the keeper will retry', { error: String(r.reason) });
   }
   keeper.start();
+  const sessions = new SessionService(redis, keys, templates, scheduler, executors, agents);
+  const sessionReaper = new SessionReaper(redis, keys, sessions);
+  sessionReaper.start();
   await queues.startWorkers(new ExecutionRunner(scheduler, agents, templates));
+  // Templates created, changed or deleted on any replica: workers and pools follow here too.
+  templates.onChange((change) => {
+    const done = (what: string) => (err: unknown) => log('warn', `could not ${what} after a template change`, { change: change.kind, error: String(err) });
+    if (change.kind === 'removed') {
+      queues.stopWorker(change.name).then(() => keeper.retire(change.name)).catch(done('tear down the pool'));
+    } else {
+      queues.startWorker(change.template).catch(done('start the worker'));
+      keeper.wake(change.template);
+    }
+  });
+  templates.start();
+  const metrics = new KilnMetrics(redis, keys, templates, queues);
+  queues.observer = metrics;
+  const templateAdmin = new TemplateAdmin(templates, queues, redis, keys);
 
-  const app = createApp({ redis, executions, executors, agents, templates, maxBodyBytes: config.maxBodyBytes });
+  const app = createApp({ redis, executions, executors, agents, templates, maxBodyBytes: config.maxBodyBytes, templateAdmin, metrics, functions: { service: functions, invoker }, sessions });
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
   });
+  attachSessionPty(server as HttpServer, sessions);
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
@@ -92,6 +131,8 @@ export async function startKiln(config: Config): Promise<Kiln> {
     keeper,
     async stop(opts = {}) {
       keeper.stop();
+      sessionReaper.stop();
+      templates.stop();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await queues.close();
       await replies.close();

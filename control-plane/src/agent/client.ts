@@ -45,6 +45,11 @@ export class Agent {
     return this.call((cb, opts) => this.client.invoke(req, this.metadata, opts, cb), timeoutMs);
   }
 
+  /** The generated client and the call metadata (with the token), for session RPC wrappers. */
+  get grpc(): { client: InstanceType<typeof AgentClient>; metadata: Metadata } {
+    return { client: this.client, metadata: this.metadata };
+  }
+
   close(): void {
     this.client.close();
   }

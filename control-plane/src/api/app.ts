@@ -9,7 +9,19 @@ import { docsRoutes } from './docs.js';
 import { errorBody, onError } from './errors.js';
 import { newRouter, type AppEnv } from './router.js';
 import { executionRoutes } from './routes/executions.js';
+import { functionRoutes } from './routes/functions.js';
+import { lambdaRoutes } from './routes/lambda.js';
+import type { FunctionInvoker } from '../functions/invoker.js';
+import type { FunctionService } from '../functions/service.js';
 import { healthRoutes } from './routes/health.js';
+import type { TemplateAdmin } from '../templates/admin.js';
+import type { KilnMetrics } from '../metrics/kiln.js';
+import { redisGuard } from './redis-guard.js';
+import { metricsRoutes } from './routes/metrics.js';
+import { templateRoutes } from './routes/templates.js';
+import { sessionRoutes } from './routes/sessions.js';
+import { sessionFileRoutes } from './routes/sessions-files.js';
+import type { SessionService } from '../sessions/service.js';
 
 export interface AppDeps {
   redis: Redis;
@@ -18,6 +30,10 @@ export interface AppDeps {
   agents: AgentPool;
   templates: TemplateRegistry;
   maxBodyBytes: number;
+  templateAdmin?: TemplateAdmin;
+  metrics?: KilnMetrics;
+  functions?: { service: FunctionService; invoker: FunctionInvoker };
+  sessions?: SessionService;
 }
 
 /**
@@ -36,7 +52,15 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
       onError: (c) => c.json(errorBody('PayloadTooLarge', `request body is larger than ${deps.maxBodyBytes} bytes`, { maxBytes: deps.maxBodyBytes }), 413),
     }),
   );
+  app.use('/api/v1/*', redisGuard(deps.redis));
   app.route('/', executionRoutes(deps.executions));
+  if (deps.functions) app.route('/', functionRoutes(deps.functions.service, deps.functions.invoker));
+  // Lambda's paths sit outside /api/*, so they carry their own Lambda-shaped body limits.
+  if (deps.functions) app.route('/', lambdaRoutes(deps.functions.service, deps.functions.invoker));
+  if (deps.templateAdmin) app.route('/', templateRoutes(deps.templateAdmin));
+  if (deps.metrics) app.route('/', metricsRoutes(deps.metrics, deps.redis));
+  if (deps.sessions) app.route('/', sessionRoutes(deps.sessions));
+  if (deps.sessions) app.route('/', sessionFileRoutes(deps.sessions));
   app.route('/', healthRoutes(deps));
   app.doc31('/api/v1/openapi.json', {
     openapi: '3.1.0',

@@ -41,6 +41,11 @@ export interface ExecutionJob {
   sync: boolean;
   /** Replica whose caller waits for this job's record (its Redis reply channel). */
   replyTo?: string;
+  /**
+   * Async function invocations: a handler error or timeout fails the attempt (so BullMQ
+   * retries it, like Lambda's event invocations) and the last failure is dead-lettered.
+   */
+  retryHandlerErrors?: boolean;
 }
 
 export interface Timings {

@@ -1,10 +1,25 @@
 import { Queue, Worker, UnrecoverableError, type Job, type RedisOptions } from 'bullmq';
-import { KilnError } from '../errors.js';
+import { KilnError, TooManyRequestsError } from '../errors.js';
 import type { ExecutionRunner } from '../executions/runner.js';
-import type { ExecutionJob, ExecutionRecord } from '../executions/types.js';
+import type { ExecutionJob, ExecutionRecord, LambdaError } from '../executions/types.js';
 import { log } from '../log.js';
 import type { TemplateRegistry } from '../templates/registry.js';
+import type { Template } from '../templates/template.js';
 import type { ReplyRouter } from './replies.js';
+
+/** Receives an async job that failed its last attempt (functions keep these as dead letters). */
+export type DeadLetterSink = (job: ExecutionJob, error: LambdaError, attempts: number) => Promise<void>;
+
+/** Hears about every finished execution and every platform error (metrics). */
+export interface ExecutionObserver {
+  record(record: ExecutionRecord): void;
+  error(code: string): void;
+}
+
+/** Async jobs are tried this many times when a retryable platform error (ExecutorLost) hits them. */
+const ASYNC_ATTEMPTS = 3;
+/** How long a queue's waiting count is reused by the throttle before it is read again. */
+const WAITING_CACHE_MS = 100;
 
 /**
  * One BullMQ queue per template and its worker. A synchronous caller waits for the job's
@@ -12,7 +27,12 @@ import type { ReplyRouter } from './replies.js';
  */
 export class ExecutionQueues {
   private readonly queues = new Map<string, Queue<ExecutionJob, ExecutionRecord>>();
-  private readonly workers: Worker<ExecutionJob, ExecutionRecord>[] = [];
+  private readonly workers = new Map<string, Worker<ExecutionJob, ExecutionRecord>>();
+  private readonly waiting = new Map<string, { at: number; count: Promise<number> }>();
+  private runner: ExecutionRunner | undefined;
+  /** Set by server.ts to feed metrics. */
+  observer: ExecutionObserver | undefined;
+  private deadLetterSink: DeadLetterSink | undefined;
 
   constructor(
     private readonly connection: RedisOptions,
@@ -35,19 +55,62 @@ export class ExecutionQueues {
 
   /** Starts a worker per template whose concurrency follows the template's capacity. */
   async startWorkers(runner: ExecutionRunner): Promise<void> {
-    for (const template of this.templates.all()) {
-      const worker = new Worker<ExecutionJob, ExecutionRecord>(template.name, (job) => this.process(runner, job), {
-        connection: this.connection,
-        prefix: this.prefix,
-        concurrency: template.pool.maxSandboxes,
-        // Jobs whose worker died are re-run once, then failed (BullMQ's stalled-job check).
-        maxStalledCount: 1,
-        stalledInterval: 15_000,
-      });
-      worker.on('error', (err) => log('warn', 'worker error', { template: template.name, error: err.message }));
-      this.workers.push(worker);
+    this.runner = runner;
+    await Promise.all(this.templates.all().map((t) => this.startWorker(t)));
+  }
+
+  /** Starts a template's worker (a template created at runtime), or follows its new capacity. */
+  async startWorker(template: Template): Promise<void> {
+    const runner = this.runner;
+    if (!runner) return;
+    const existing = this.workers.get(template.name);
+    if (existing) {
+      existing.concurrency = template.pool.maxSandboxes;
+      return;
     }
-    await Promise.all(this.workers.map((w) => w.waitUntilReady()));
+    const worker = new Worker<ExecutionJob, ExecutionRecord>(template.name, (job) => this.process(runner, job), {
+      connection: this.connection,
+      prefix: this.prefix,
+      concurrency: template.pool.maxSandboxes,
+      // Jobs whose worker died (its control plane was killed) lose their lock after
+      // lockDuration; the stalled-job check of any live worker, every stalledInterval, puts
+      // them back in the queue once, then fails them. Locks are renewed every lockDuration / 2.
+      maxStalledCount: 1,
+      stalledInterval: 5_000,
+      lockDuration: 10_000,
+    });
+    worker.on('error', (err) => log('warn', 'worker error', { template: template.name, error: err.message }));
+    this.workers.set(template.name, worker);
+    await worker.waitUntilReady();
+  }
+
+  /** Stops a deleted template's worker, letting running jobs finish. */
+  async stopWorker(name: string): Promise<void> {
+    const worker = this.workers.get(name);
+    this.workers.delete(name);
+    await worker?.close();
+  }
+
+  /**
+   * 429 when the template's queue already holds more than `queue.maxWaiting` waiting jobs.
+   * The count is shared by the requests of one 100 ms window, so a burst costs one Redis read.
+   */
+  private async throttle(template: Template): Promise<void> {
+    const now = Date.now();
+    let seen = this.waiting.get(template.name);
+    if (!seen || now - seen.at > WAITING_CACHE_MS) {
+      seen = { at: now, count: this.queue(template.name).getWaitingCount() };
+      this.waiting.set(template.name, seen);
+    }
+    const count = await seen.count.catch((err: unknown) => {
+      this.waiting.delete(template.name);
+      throw err;
+    });
+    if (count > template.queue.maxWaiting) {
+      this.observer?.error('TooManyRequests');
+      // Roughly the time the backlog takes to drain at one second per job per sandbox, at least 1 s.
+      throw new TooManyRequestsError(template.name, Math.max(1, Math.min(60, Math.ceil(count / template.pool.maxSandboxes))));
+    }
   }
 
   private async process(runner: ExecutionRunner, job: Job<ExecutionJob, ExecutionRecord>): Promise<ExecutionRecord> {
@@ -56,8 +119,11 @@ export class ExecutionQueues {
       record = await runner.run(job.data, Date.now());
     } catch (err) {
       const kiln = err instanceof KilnError ? err : undefined;
+      // A sync failure becomes a record below and is counted from it.
+      if (!job.data.sync) this.observer?.error(kiln ? kiln.code : 'InternalError');
       const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       if (!job.data.sync && kiln?.retryable && !lastAttempt) throw err;
+      if (!job.data.sync) await this.deadLetter(job, { errorType: kiln ? `Kiln.${kiln.code}` : 'Kiln.InternalError', errorMessage: (err as Error).message, stackTrace: [] });
       if (!job.data.sync) throw kiln?.retryable ? err : new UnrecoverableError((err as Error).message);
       record = {
         id: job.data.id,
@@ -70,12 +136,32 @@ export class ExecutionQueues {
         finishedAt: new Date().toISOString(),
       };
     }
+    if (!job.data.sync && job.data.retryHandlerErrors && record.status !== 'succeeded') await this.failAttempt(job, record);
+    this.observer?.record(record);
     this.replies.deliver(record, job.data.replyTo);
     return record;
   }
 
+  /** Where async jobs with `retryHandlerErrors` go after their last failed attempt. */
+  onDeadLetter(sink: DeadLetterSink): void {
+    this.deadLetterSink = sink;
+  }
+
+  /** A handler error of an async function invocation fails the attempt; the last one is dead-lettered. */
+  private async failAttempt(job: Job<ExecutionJob, ExecutionRecord>, record: ExecutionRecord): Promise<never> {
+    const error = record.error ?? { errorType: 'Unknown', errorMessage: `invocation ${record.status}`, stackTrace: [] };
+    if (job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) await this.deadLetter(job, error);
+    throw new Error(`${error.errorType}: ${error.errorMessage}`);
+  }
+
+  private async deadLetter(job: Job<ExecutionJob, ExecutionRecord>, error: LambdaError): Promise<void> {
+    if (!job.data.retryHandlerErrors || !this.deadLetterSink) return;
+    // A dead letter that cannot be written is logged; the job itself still fails in BullMQ.
+    await this.deadLetterSink(job.data, error, job.attemptsMade + 1).catch((err: unknown) => log('error', 'could not record a dead letter', { id: job.data.id, error: String(err) }));
+  }
+
   /** Adds a job; resolves when it is queued. */
-  add(job: ExecutionJob, attempts = 1): Promise<Job<ExecutionJob, ExecutionRecord>> {
+  add(job: ExecutionJob, attempts = job.sync ? 1 : ASYNC_ATTEMPTS): Promise<Job<ExecutionJob, ExecutionRecord>> {
     return this.queue(job.template).add('execution', job, {
       jobId: job.id,
       attempts,
@@ -90,6 +176,7 @@ export class ExecutionQueues {
    * ran it died between finishing and replying), the stored record is the answer.
    */
   async addAndWait(job: ExecutionJob, waitMs: number): Promise<ExecutionRecord | undefined> {
+    await this.throttle(this.templates.get(job.template));
     const waiting = this.replies.wait(job.id);
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -119,7 +206,7 @@ export class ExecutionQueues {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.close()));
+    await Promise.all([...this.workers.values()].map((w) => w.close()));
     await Promise.all([...this.queues.values()].map((q) => q.close()));
   }
 }

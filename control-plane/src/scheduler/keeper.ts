@@ -7,17 +7,24 @@ import type { ExecutorStore } from '../store/executors.js';
 import type { Keys } from '../store/keys.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import { templateRunners, type Template } from '../templates/template.js';
+import { ExecutorHealth } from './health.js';
+import { readSandboxes } from './records.js';
+import { Reaper } from './reaper.js';
 import type { Scheduler } from './scheduler.js';
 
 /**
- * Keeps each template's pool in shape: enough executors for its sandboxes and `minIdle` warm
- * sandboxes per runner. Every replica runs a keeper; a short Redis lock per template makes
+ * Keeps each template's pool in shape, one round per template per interval: health-checks
+ * executors (lost ones are stopped, crashed sandboxes forgotten), reaps what outlived its idle
+ * TTL or lifetime and leases whose owner vanished, then starts executors and boots `minIdle`
+ * warm sandboxes per runner. Every replica runs a keeper; a short Redis lock per template makes
  * one of them act per round. `wake` runs a round at once (a request found no room).
  */
 export class PoolKeeper {
   private timer: NodeJS.Timeout | undefined;
   private readonly running = new Set<string>();
   private readonly replica = randomUUID();
+  readonly reaper: Reaper;
+  readonly health: ExecutorHealth;
 
   constructor(
     private readonly redis: Redis,
@@ -28,7 +35,10 @@ export class PoolKeeper {
     private readonly scheduler: Scheduler,
     private readonly agents: AgentPool,
     private readonly intervalMs = 1000,
-  ) {}
+  ) {
+    this.reaper = new Reaper(redis, keys, executors, agents, runtime, scheduler);
+    this.health = new ExecutorHealth(redis, keys, executors, agents, runtime, scheduler, this.reaper);
+  }
 
   start(): void {
     this.timer = setInterval(() => {
@@ -55,6 +65,8 @@ export class PoolKeeper {
     const lock = this.keys.keeperLock(template.name);
     if ((await this.redis.set(lock, this.replica, 'PX', 30_000, 'NX')) !== 'OK') return;
     try {
+      await this.health.check(template);
+      await this.reaper.reap(template);
       await this.ensureExecutors(template);
       await this.ensureWarm(template);
     } finally {
@@ -100,5 +112,22 @@ export class PoolKeeper {
       }
       await Promise.all(boots);
     }
+  }
+
+  /**
+   * Tears down a deleted template's pool: stops its executors and drops its records. Safe to
+   * run on several replicas at once (each step is idempotent).
+   */
+  async retire(name: string): Promise<void> {
+    for (const id of await this.executors.listIds(name)) {
+      await this.runtime.stop(id).catch((err: unknown) => log('warn', 'could not stop executor', { executorId: id, error: String(err) }));
+      await this.executors.remove({ id, template: name });
+      this.agents.drop(id);
+    }
+    for (const r of await readSandboxes(this.redis, this.keys, name)) {
+      await this.redis.del(this.keys.sandbox(r.id), r.fn ? this.keys.hot(name, r.fn) : this.keys.warm(name, r.runner));
+    }
+    await this.redis.del(this.keys.sandboxes(name), this.keys.executors(name), this.keys.executorFailures(name), this.keys.keeperLock(name));
+    this.demand.delete(name);
   }
 }

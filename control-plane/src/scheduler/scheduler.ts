@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { AgentPool } from '../agent/client.js';
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { isExecutorGone, type AgentPool } from '../agent/client.js';
 import { NoCapacityError } from '../errors.js';
 import { log } from '../log.js';
 import type { ExecutorHandle } from '../runtimes/runtime.js';
 import type { ExecutorStore } from '../store/executors.js';
 import type { Keys } from '../store/keys.js';
 import type { Template } from '../templates/template.js';
-import { ACQUIRE, FORGET, RELEASE, RESERVE } from './scripts.js';
+import { ACQUIRE, EVICT, FORGET, RELEASE, RESERVE } from './scripts.js';
 
 export type StartType = 'hot' | 'warm' | 'cold';
 
@@ -25,8 +26,20 @@ export interface Lease {
 type Scripted = Redis & {
   kilnAcquire(hot: string, warm: string, prefix: string, owner: string, now: number, leaseMs: number): Promise<[string, string, StartType] | null>;
   kilnRelease(sandbox: string, list: string, owner: string, now: number, fn: string, id: string): Promise<number>;
-  kilnReserve(executors: string, set: string, sandbox: string, perExec: number, max: number, id: string, template: string, runner: string, owner: string, now: number): Promise<string | null>;
+  kilnReserve(
+    executors: string,
+    set: string,
+    sandbox: string,
+    perExec: number,
+    max: number,
+    id: string,
+    template: string,
+    runner: string,
+    owner: string,
+    now: number,
+  ): Promise<string | null>;
   kilnForget(sandbox: string, set: string, executors: string, id: string): Promise<number>;
+  kilnEvict(set: string, prefix: string, template: string, now: number, reapMs: number): Promise<[string, string] | null>;
 };
 
 /** Called when a template needs more executors than it has; the pool keeper starts them. */
@@ -53,6 +66,7 @@ export class Scheduler {
     redis.defineCommand('kilnRelease', { numberOfKeys: 2, lua: RELEASE });
     redis.defineCommand('kilnReserve', { numberOfKeys: 3, lua: RESERVE });
     redis.defineCommand('kilnForget', { numberOfKeys: 3, lua: FORGET });
+    redis.defineCommand('kilnEvict', { numberOfKeys: 1, lua: EVICT });
     this.redis = redis as Scripted;
   }
 
@@ -65,15 +79,24 @@ export class Scheduler {
     let pause = 1;
     for (;;) {
       const owner = `${this.replica}:${++this.seq}`;
-      const hit = await this.redis.kilnAcquire(this.keys.hot(template.name, functionKey), this.keys.warm(template.name, runner), this.keys.prefix, owner, Date.now(), leaseMs);
+      const hit = await this.redis.kilnAcquire(
+        this.keys.hot(template.name, functionKey),
+        this.keys.warm(template.name, runner),
+        this.keys.prefix,
+        owner,
+        Date.now(),
+        leaseMs,
+      );
       if (hit) {
         const executor = await this.executors.get(hit[1]);
         if (executor) return { sandboxId: hit[0], executor, template: template.name, runner, startType: hit[2], owner };
         await this.forget(template.name, hit[0]);
         continue;
       }
-      const cold = await this.createSandbox(template, runner, owner);
+      const cold = await this.createSandbox(template, runner, owner, leaseMs);
       if (cold) return cold;
+      // Full, but some other function's instance sits idle: it makes room (least recently used first).
+      if (await this.evictIdle(template)) continue;
       if (Date.now() >= deadline) throw new NoCapacityError(template.name, waitMs);
       this.wantCapacity(template);
       await new Promise((r) => setTimeout(r, pause));
@@ -92,20 +115,24 @@ export class Scheduler {
     await this.redis.kilnForget(this.keys.sandbox(sandboxId), this.keys.sandboxes(template), this.keys.executors(template), sandboxId);
   }
 
-  /** Forgets the sandbox and asks its executor to kill it; failures are logged, not thrown. */
+  /**
+   * Asks its executor to kill the sandbox, then forgets it. In that order: the slot is given
+   * back only once the executor has room again. Failures are logged, not thrown.
+   */
   async destroy(lease: Pick<Lease, 'template' | 'sandboxId' | 'executor'>): Promise<void> {
-    await this.forget(lease.template, lease.sandboxId);
     await this.agents
       .get(lease.executor)
       .destroySandbox(lease.sandboxId)
       .catch((err: unknown) => log('warn', 'could not destroy sandbox', { sandboxId: lease.sandboxId, error: String(err) }));
+    await this.forget(lease.template, lease.sandboxId);
   }
 
   /**
    * Boots a new sandbox on the least-loaded executor with room and leases it to `owner`.
    * Returns undefined when no executor has room (the caller waits or asks for capacity).
+   * `leaseMs` bounds the lease like acquire's, so the keeper can reclaim it if the owner dies.
    */
-  async createSandbox(template: Template, runner: string, owner: string): Promise<Lease | undefined> {
+  async createSandbox(template: Template, runner: string, owner: string, leaseMs = 60_000): Promise<Lease | undefined> {
     const sandboxId = `sbx-${randomUUID()}`;
     const executorId = await this.redis.kilnReserve(
       this.keys.executors(template.name),
@@ -140,10 +167,23 @@ export class Scheduler {
     } catch (err) {
       await this.forget(template.name, sandboxId);
       log('warn', 'sandbox boot failed', { template: template.name, executorId, error: String(err) });
+      // A dead executor (the keeper's health check replaces it) or one fuller than Redis
+      // thinks (a sandbox being destroyed) is "no room right now": the caller waits and retries.
+      if (isExecutorGone(err) || (err as ServiceError).code === status.RESOURCE_EXHAUSTED) return undefined;
       throw err;
     }
-    await this.redis.hset(this.keys.sandbox(sandboxId), 'state', 'busy');
+    await this.redis.hset(this.keys.sandbox(sandboxId), 'state', 'busy', 'leaseUntil', Date.now() + leaseMs);
     return { sandboxId, executor, template: template.name, runner, startType: 'cold', owner };
+  }
+
+  /** Destroys the least recently used idle instance of the template; false when there is none. */
+  private async evictIdle(template: Template): Promise<boolean> {
+    const hit = await this.redis.kilnEvict(this.keys.sandboxes(template.name), this.keys.prefix, template.name, Date.now(), 60_000);
+    if (!hit) return false;
+    const executor = await this.executors.get(hit[1]);
+    if (executor) await this.destroy({ template: template.name, sandboxId: hit[0], executor });
+    else await this.forget(template.name, hit[0]);
+    return true;
   }
 
   /** Number of warm (idle, no function) sandboxes of a template for one runner. */

@@ -31,6 +31,58 @@ export class Keys {
   keeperLock(template: string): string {
     return `${this.prefix}:keeper:${template}`;
   }
+  /** Template definitions by name (HASH of JSON). */
+  get templates(): string {
+    return `${this.prefix}:templates`;
+  }
+  /** Bumped on every template change, so replicas reload only when something changed. */
+  get templatesVersion(): string {
+    return `${this.prefix}:templates:v`;
+  }
+  /** Hash of each template file as last seeded, so an edited file wins over the stored copy. */
+  get templateSeeds(): string {
+    return `${this.prefix}:templates:seeds`;
+  }
+  /** Consecutive failed health checks per executor of a template (HASH). */
+  executorFailures(template: string): string {
+    return `${this.prefix}:exefail:${template}`;
+  }
+  /** A function's $LATEST record (JSON string). */
+  fn(name: string): string {
+    return `${this.prefix}:fn:${name}`;
+  }
+  /** All function names (ZSET, score 0, so ZRANGEBYLEX pages them in name order). */
+  get fns(): string {
+    return `${this.prefix}:fns`;
+  }
+  /** A function's published versions: version number → JSON record (HASH). */
+  fnVersions(name: string): string {
+    return `${this.prefix}:fnver:${name}`;
+  }
+  /** The last version number handed out for a function (INCR). */
+  fnVersionSeq(name: string): string {
+    return `${this.prefix}:fnverseq:${name}`;
+  }
+  /** Async invocations that failed every attempt: id → JSON (HASH). */
+  fnDeadLetters(name: string): string {
+    return `${this.prefix}:fndl:${name}`;
+  }
+  /** A stored blob (code packages). */
+  blob(key: string): string {
+    return `${this.prefix}:blob:${key}`;
+  }
+  /** One session's record (STRING, JSON). */
+  session(id: string): string {
+    return `${this.prefix}:ses:${id}`;
+  }
+  /** All session ids (SET). */
+  get sessions(): string {
+    return `${this.prefix}:sess`;
+  }
+  /** Held by the one control-plane replica that reaps expired and idle sessions this round. */
+  get sessionReaperLock(): string {
+    return `${this.prefix}:sessreaper`;
+  }
   /** BullMQ's own prefix for this deployment's queues. */
   get queuePrefix(): string {
     return `${this.prefix}:q`;

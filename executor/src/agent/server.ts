@@ -6,6 +6,7 @@ import { InvalidCodePathError } from '../lambda/code.js';
 import { CapacityError, SandboxNotFoundError, UnsupportedRuntimeError, type SandboxManager } from '../sandbox/manager.js';
 import { SandboxBootError, type Sandbox } from '../sandbox/sandbox.js';
 import { grpcError, unary } from './auth.js';
+import { sessionHandlers } from './session-handlers.js';
 
 /** Large enough for Lambda's 6 MB payloads plus code packages sent on a cold start. */
 export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
@@ -54,6 +55,7 @@ export function createAgentServer(config: ExecutorConfig, sandboxes: SandboxMana
       if (!res.sandboxAlive) void sandboxes.destroy(sandbox.id);
       return res;
     }, mapError),
+    ...sessionHandlers(t, sandboxes, mapError),
   };
   const server = new Server({ 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES });
   server.addService(AgentService, impl);

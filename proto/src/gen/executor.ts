@@ -10,8 +10,14 @@ import {
   type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
+  type ClientReadableStream,
   type ClientUnaryCall,
+  type ClientWritableStream,
+  type handleBidiStreamingCall,
+  type handleClientStreamingCall,
+  type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -195,6 +201,151 @@ export interface InvokeResponse {
   sandboxAlive: boolean;
   /** True when the function was loaded by this call (warm or cold start). */
   loaded: boolean;
+}
+
+export interface ProcessRequest {
+  sandboxId: string;
+  command: string;
+  args: string[];
+  /** Inside the sandbox; empty means /workspace. */
+  cwd: string;
+  env: { [key: string]: string };
+  stdin: Buffer;
+  /** 0 means no limit (background processes) or the executor default (run, stream). */
+  timeoutMs: number;
+  /** Per-stream cap on captured output; 0 means 1 MiB. */
+  maxOutputBytes: number;
+}
+
+export interface ProcessRequest_EnvEntry {
+  key: string;
+  value: string;
+}
+
+export interface ProcessRunResponse {
+  /** -1 when the process was killed by a signal. */
+  exitCode: number;
+  signal: string;
+  stdout: Buffer;
+  stderr: Buffer;
+  durationMs: number;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+  timedOut: boolean;
+  pid: number;
+}
+
+/** One event of a streamed process: output chunks, then one event with exited set. */
+export interface ProcessEvent {
+  pid: number;
+  stdout: Buffer;
+  stderr: Buffer;
+  exited: boolean;
+  exitCode: number;
+  signal: string;
+  durationMs: number;
+  truncated: boolean;
+  timedOut: boolean;
+}
+
+export interface ProcessInfo {
+  /** Session-local process id (not a host pid). */
+  pid: number;
+  command: string;
+  args: string[];
+  running: boolean;
+  exitCode: number;
+  signal: string;
+  startedAtMs: number;
+  /** Tail of the output of a background process. */
+  stdout: Buffer;
+  stderr: Buffer;
+}
+
+export interface ProcessListRequest {
+  sandboxId: string;
+}
+
+export interface ProcessListResponse {
+  processes: ProcessInfo[];
+}
+
+export interface ProcessSignalRequest {
+  sandboxId: string;
+  pid: number;
+  /** A signal name such as SIGTERM or SIGKILL. */
+  signal: string;
+}
+
+export interface FilePathRequest {
+  sandboxId: string;
+  /** Relative to /workspace, or absolute inside it. */
+  path: string;
+}
+
+export interface FileInfo {
+  /** Absolute path inside the sandbox, e.g. /workspace/a.txt. */
+  path: string;
+  name: string;
+  /** "file", "dir", "symlink" or "other". */
+  type: string;
+  size: number;
+  mode: number;
+  modifiedAtMs: number;
+  symlinkTarget: string;
+}
+
+export interface FileListResponse {
+  entries: FileInfo[];
+}
+
+export interface FileChunk {
+  data: Buffer;
+}
+
+export interface FileWriteRequest {
+  /** sandbox_id and path are read from the first message only. */
+  sandboxId: string;
+  path: string;
+  data: Buffer;
+  mode: number;
+}
+
+export interface FileRemoveRequest {
+  sandboxId: string;
+  path: string;
+  recursive: boolean;
+}
+
+export interface FileRemoveResponse {
+  existed: boolean;
+}
+
+export interface FileRenameRequest {
+  sandboxId: string;
+  from: string;
+  to: string;
+}
+
+export interface PtyInput {
+  /** sandbox_id, cols and rows of the first message open the terminal. */
+  sandboxId: string;
+  data: Buffer;
+  /** Non-zero cols and rows in a later message resize the terminal. */
+  cols: number;
+  rows: number;
+  env: { [key: string]: string };
+}
+
+export interface PtyInput_EnvEntry {
+  key: string;
+  value: string;
+}
+
+export interface PtyOutput {
+  data: Buffer;
+  exited: boolean;
+  exitCode: number;
 }
 
 function createBaseHealthRequest(): HealthRequest {
@@ -2074,6 +2225,2386 @@ export const InvokeResponse: MessageFns<InvokeResponse> = {
   },
 };
 
+function createBaseProcessRequest(): ProcessRequest {
+  return {
+    sandboxId: "",
+    command: "",
+    args: [],
+    cwd: "",
+    env: {},
+    stdin: Buffer.alloc(0),
+    timeoutMs: 0,
+    maxOutputBytes: 0,
+  };
+}
+
+export const ProcessRequest: MessageFns<ProcessRequest> = {
+  encode(message: ProcessRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sandboxId !== "") {
+      writer.uint32(10).string(message.sandboxId);
+    }
+    if (message.command !== "") {
+      writer.uint32(18).string(message.command);
+    }
+    for (const v of message.args) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.cwd !== "") {
+      writer.uint32(34).string(message.cwd);
+    }
+    globalThis.Object.entries(message.env).forEach(([key, value]: [string, string]) => {
+      ProcessRequest_EnvEntry.encode({ key: key as any, value }, writer.uint32(42).fork()).join();
+    });
+    if (message.stdin.length !== 0) {
+      writer.uint32(50).bytes(message.stdin);
+    }
+    if (message.timeoutMs !== 0) {
+      writer.uint32(56).uint32(message.timeoutMs);
+    }
+    if (message.maxOutputBytes !== 0) {
+      writer.uint32(64).uint32(message.maxOutputBytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProcessRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProcessRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sandboxId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.command = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.args.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.cwd = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            const entry5 = ProcessRequest_EnvEntry.decode(reader, reader.uint32());
+            if (entry5.value !== undefined) {
+              message.env[entry5.key] = entry5.value;
+            }
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.stdin = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.timeoutMs = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.maxOutputBytes = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ProcessRequest {
+    return {
+      sandboxId: isSet(object.sandboxId)
+        ? globalThis.String(object.sandboxId)
+        : isSet(object.sandbox_id)
+        ? globalThis.String(object.sandbox_id)
+        : "",
+      command: isSet(object.command) ? globalThis.String(object.command) : "",
+      args: globalThis.Array.isArray(object?.args) ? object.args.map((e: any) => globalThis.String(e)) : [],
+      cwd: isSet(object.cwd) ? globalThis.String(object.cwd) : "",
+      env: isObject(object.env)
+        ? (globalThis.Object.entries(object.env) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      stdin: isSet(object.stdin) ? Buffer.from(bytesFromBase64(object.stdin)) : Buffer.alloc(0),
+      timeoutMs: isSet(object.timeoutMs)
+        ? globalThis.Number(object.timeoutMs)
+        : isSet(object.timeout_ms)
+        ? globalThis.Number(object.timeout_ms)
+        : 0,
+      maxOutputBytes: isSet(object.maxOutputBytes)
+        ? globalThis.Number(object.maxOutputBytes)
+        : isSet(object.max_output_bytes)
+        ? globalThis.Number(object.max_output_bytes)
+        : 0,
+    };
+  },
+
+  toJSON(message: ProcessRequest): unknown {
+    const obj: any = {};
+    if (message.sandboxId !== "") {
+      obj.sandboxId = message.sandboxId;
+    }
+    if (message.command !== "") {
+      obj.command = message.command;
+    }
+    if (message.args?.length) {
+      obj.args = message.args;
+    }
+    if (message.cwd !== "") {
+      obj.cwd = message.cwd;
+    }
+    if (message.env) {
+      const entries = globalThis.Object.entries(message.env) as [string, string][];
+      if (entries.length > 0) {
+        obj.env = {};
+        entries.forEach(([k, v]) => {
+          obj.env[k] = v;
+        });
+      }
+    }
+    if (message.stdin.length !== 0) {
+      obj.stdin = base64FromBytes(message.stdin);
+    }
+    if (message.timeoutMs !== 0) {
+      obj.timeoutMs = Math.round(message.timeoutMs);
+    }
+    if (message.maxOutputBytes !== 0) {
+      obj.maxOutputBytes = Math.round(message.maxOutputBytes);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ProcessRequest>, I>>(base?: I): ProcessRequest {
+    return ProcessRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProcessRequest>, I>>(object: I): ProcessRequest {
+    const message = createBaseProcessRequest();
+    message.sandboxId = object.sandboxId ?? "";
+    message.command = object.command ?? "";
+    message.args = object.args?.map((e) => e) || [];
+    message.cwd = object.cwd ?? "";
+    message.env = (globalThis.Object.entries(object.env ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.stdin = object.stdin ?? Buffer.alloc(0);
+    message.timeoutMs = object.timeoutMs ?? 0;
+    message.maxOutputBytes = object.maxOutputBytes ?? 0;
+    return message;
+  },
+};
+
+function createBaseProcessRequest_EnvEntry(): ProcessRequest_EnvEntry {
+  return { key: "", value: "" };
+}
+
+export const ProcessRequest_EnvEntry: MessageFns<ProcessRequest_EnvEntry> = {
+  encode(message: ProcessRequest_EnvEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProcessRequest_EnvEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProcessRequest_EnvEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ProcessRequest_EnvEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: ProcessRequest_EnvEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ProcessRequest_EnvEntry>, I>>(base?: I): ProcessRequest_EnvEntry {
+    return ProcessRequest_EnvEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProcessRequest_EnvEntry>, I>>(object: I): ProcessRequest_EnvEntry {
+    const message = createBaseProcessRequest_EnvEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseProcessRunResponse(): ProcessRunResponse {
+  return {
+    exitCode: 0,
+    signal: "",
+    stdout: Buffer.alloc(0),
+    stderr: Buffer.alloc(0),
+    durationMs: 0,
+    stdoutTruncated: false,
+    stderrTruncated: false,
+    timedOut: false,
+    pid: 0,
+  };
+}
+
+export const ProcessRunResponse: MessageFns<ProcessRunResponse> = {
+  encode(message: ProcessRunResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.exitCode !== 0) {
+      writer.uint32(8).int32(message.exitCode);
+    }
+    if (message.signal !== "") {
+      writer.uint32(18).string(message.signal);
+    }
+    if (message.stdout.length !== 0) {
+      writer.uint32(26).bytes(message.stdout);
+    }
+    if (message.stderr.length !== 0) {
+      writer.uint32(34).bytes(message.stderr);
+    }
+    if (message.durationMs !== 0) {
+      writer.uint32(41).double(message.durationMs);
+    }
+    if (message.stdoutTruncated !== false) {
+      writer.uint32(48).bool(message.stdoutTruncated);
+    }
+    if (message.stderrTruncated !== false) {
+      writer.uint32(56).bool(message.stderrTruncated);
+    }
+    if (message.timedOut !== false) {
+      writer.uint32(64).bool(message.timedOut);
+    }
+    if (message.pid !== 0) {
+      writer.uint32(72).uint32(message.pid);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProcessRunResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProcessRunResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.exitCode = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.signal = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.stdout = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.stderr = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.durationMs = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.stdoutTruncated = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.stderrTruncated = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.timedOut = reader.bool();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.pid = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ProcessRunResponse {
+    return {
+      exitCode: isSet(object.exitCode)
+        ? globalThis.Number(object.exitCode)
+        : isSet(object.exit_code)
+        ? globalThis.Number(object.exit_code)
+        : 0,
+      signal: isSet(object.signal) ? globalThis.String(object.signal) : "",
+      stdout: isSet(object.stdout) ? Buffer.from(bytesFromBase64(object.stdout)) : Buffer.alloc(0),
+      stderr: isSet(object.stderr) ? Buffer.from(bytesFromBase64(object.stderr)) : Buffer.alloc(0),
+      durationMs: isSet(object.durationMs)
+        ? globalThis.Number(object.durationMs)
+        : isSet(object.duration_ms)
+        ? globalThis.Number(object.duration_ms)
+        : 0,
+      stdoutTruncated: isSet(object.stdoutTruncated)
+        ? globalThis.Boolean(object.stdoutTruncated)
+        : isSet(object.stdout_truncated)
+        ? globalThis.Boolean(object.stdout_truncated)
+        : false,
+      stderrTruncated: isSet(object.stderrTruncated)
+        ? globalThis.Boolean(object.stderrTruncated)
+        : isSet(object.stderr_truncated)
+        ? globalThis.Boolean(object.stderr_truncated)
+        : false,
+      timedOut: isSet(object.timedOut)
+        ? globalThis.Boolean(object.timedOut)
+        : isSet(object.timed_out)
+        ? globalThis.Boolean(object.timed_out)
+        : false,
+      pid: isSet(object.pid) ? globalThis.Number(object.pid) : 0,
+    };
+  },
+
+  toJSON(message: ProcessRunResponse): unknown {
+    const obj: any = {};
+    if (message.exitCode !== 0) {
+      obj.exitCode = Math.round(message.exitCode);
+    }
+    if (message.signal !== "") {
+      obj.signal = message.signal;
+    }
+    if (message.stdout.length !== 0) {
+      obj.stdout = base64FromBytes(message.stdout);
+    }
+    if (message.stderr.length !== 0) {
+      obj.stderr = base64FromBytes(message.stderr);
+    }
+    if (message.durationMs !== 0) {
+      obj.durationMs = floatToJson(message.durationMs);
+    }
+    if (message.stdoutTruncated !== false) {
+      obj.stdoutTruncated = message.stdoutTruncated;
+    }
+    if (message.stderrTruncated !== false) {
+      obj.stderrTruncated = message.stderrTruncated;
+    }
+    if (message.timedOut !== false) {
+      obj.timedOut = message.timedOut;
+    }
+    if (message.pid !== 0) {
+      obj.pid = Math.round(message.pid);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ProcessRunResponse>, I>>(base?: I): ProcessRunResponse {
+    return ProcessRunResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProcessRunResponse>, I>>(object: I): ProcessRunResponse {
+    const message = createBaseProcessRunResponse();
+    message.exitCode = object.exitCode ?? 0;
+    message.signal = object.signal ?? "";
+    message.stdout = object.stdout ?? Buffer.alloc(0);
+    message.stderr = object.stderr ?? Buffer.alloc(0);
+    message.durationMs = object.durationMs ?? 0;
+    message.stdoutTruncated = object.stdoutTruncated ?? false;
+    message.stderrTruncated = object.stderrTruncated ?? false;
+    message.timedOut = object.timedOut ?? false;
+    message.pid = object.pid ?? 0;
+    return message;
+  },
+};
+
+function createBaseProcessEvent(): ProcessEvent {
+  return {
+    pid: 0,
+    stdout: Buffer.alloc(0),
+    stderr: Buffer.alloc(0),
+    exited: false,
+    exitCode: 0,
+    signal: "",
+    durationMs: 0,
+    truncated: false,
+    timedOut: false,
+  };
+}
+
+export const ProcessEvent: MessageFns<ProcessEvent> = {
+  encode(message: ProcessEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pid !== 0) {
+      writer.uint32(8).uint32(message.pid);
+    }
+    if (message.stdout.length !== 0) {
+      writer.uint32(18).bytes(message.stdout);
+    }
+    if (message.stderr.length !== 0) {
+      writer.uint32(26).bytes(message.stderr);
+    }
+    if (message.exited !== false) {
+      writer.uint32(32).bool(message.exited);
+    }
+    if (message.exitCode !== 0) {
+      writer.uint32(40).int32(message.exitCode);
+    }
+    if (message.signal !== "") {
+      writer.uint32(50).string(message.signal);
+    }
+    if (message.durationMs !== 0) {
+      writer.uint32(57).double(message.durationMs);
+    }
+    if (message.truncated !== false) {
+      writer.uint32(64).bool(message.truncated);
+    }
+    if (message.timedOut !== false) {
+      writer.uint32(72).bool(message.timedOut);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProcessEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProcessEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.pid = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.stdout = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.stderr = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.exited = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.exitCode = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.signal = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 57) {
+              break;
+            }
+
+            message.durationMs = reader.double();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.truncated = reader.bool();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.timedOut = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ProcessEvent {
+    return {
+      pid: isSet(object.pid) ? globalThis.Number(object.pid) : 0,
+      stdout: isSet(object.stdout) ? Buffer.from(bytesFromBase64(object.stdout)) : Buffer.alloc(0),
+      stderr: isSet(object.stderr) ? Buffer.from(bytesFromBase64(object.stderr)) : Buffer.alloc(0),
+      exited: isSet(object.exited) ? globalThis.Boolean(object.exited) : false,
+      exitCode: isSet(object.exitCode)
+        ? globalThis.Number(object.exitCode)
+        : isSet(object.exit_code)
+        ? globalThis.Number(object.exit_code)
+        : 0,
+      signal: isSet(object.signal) ? globalThis.String(object.signal) : "",
+      durationMs: isSet(object.durationMs)
+        ? globalThis.Number(object.durationMs)
+        : isSet(object.duration_ms)
+        ? globalThis.Number(object.duration_ms)
+        : 0,
+      truncated: isSet(object.truncated) ? globalThis.Boolean(object.truncated) : false,
+      timedOut: isSet(object.timedOut)
+        ? globalThis.Boolean(object.timedOut)
+        : isSet(object.timed_out)
+        ? globalThis.Boolean(object.timed_out)
+        : false,
+    };
+  },
+
+  toJSON(message: ProcessEvent): unknown {
+    const obj: any = {};
+    if (message.pid !== 0) {
+      obj.pid = Math.round(message.pid);
+    }
+    if (message.stdout.length !== 0) {
+      obj.stdout = base64FromBytes(message.stdout);
+    }
+    if (message.stderr.length !== 0) {
+      obj.stderr = base64FromBytes(message.stderr);
+    }
+    if (message.exited !== false) {
+      obj.exited = message.exited;
+    }
+    if (message.exitCode !== 0) {
+      obj.exitCode = Math.round(message.exitCode);
+    }
+    if (message.signal !== "") {
+      obj.signal = message.signal;
+    }
+    if (message.durationMs !== 0) {
+      obj.durationMs = floatToJson(message.durationMs);
+    }
+    if (message.truncated !== false) {
+      obj.truncated = message.truncated;
+    }
+    if (message.timedOut !== false) {
+      obj.timedOut = message.timedOut;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ProcessEvent>, I>>(base?: I): ProcessEvent {
+    return ProcessEvent.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProcessEvent>, I>>(object: I): ProcessEvent {
+    const message = createBaseProcessEvent();
+    message.pid = object.pid ?? 0;
+    message.stdout = object.stdout ?? Buffer.alloc(0);
+    message.stderr = object.stderr ?? Buffer.alloc(0);
+    message.exited = object.exited ?? false;
+    message.exitCode = object.exitCode ?? 0;
+    message.signal = object.signal ?? "";
+    message.durationMs = object.durationMs ?? 0;
+    message.truncated = object.truncated ?? false;
+    message.timedOut = object.timedOut ?? false;
+    return message;
+  },
+};
+
+function createBaseProcessInfo(): ProcessInfo {
+  return {
+    pid: 0,
+    command: "",
+    args: [],
+    running: false,
+    exitCode: 0,
+    signal: "",
+    startedAtMs: 0,
+    stdout: Buffer.alloc(0),
+    stderr: Buffer.alloc(0),
+  };
+}
+
+export const ProcessInfo: MessageFns<ProcessInfo> = {
+  encode(message: ProcessInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pid !== 0) {
+      writer.uint32(8).uint32(message.pid);
+    }
+    if (message.command !== "") {
+      writer.uint32(18).string(message.command);
+    }
+    for (const v of message.args) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.running !== false) {
+      writer.uint32(32).bool(message.running);
+    }
+    if (message.exitCode !== 0) {
+      writer.uint32(40).int32(message.exitCode);
+    }
+    if (message.signal !== "") {
+      writer.uint32(50).string(message.signal);
+    }
+    if (message.startedAtMs !== 0) {
+      writer.uint32(56).uint64(message.startedAtMs);
+    }
+    if (message.stdout.length !== 0) {
+      writer.uint32(66).bytes(message.stdout);
+    }
+    if (message.stderr.length !== 0) {
+      writer.uint32(74).bytes(message.stderr);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProcessInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProcessInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.pid = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.command = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.args.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.running = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.exitCode = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.signal = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.startedAtMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.stdout = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.stderr = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ProcessInfo {
+    return {
+      pid: isSet(object.pid) ? globalThis.Number(object.pid) : 0,
+      command: isSet(object.command) ? globalThis.String(object.command) : "",
+      args: globalThis.Array.isArray(object?.args) ? object.args.map((e: any) => globalThis.String(e)) : [],
+      running: isSet(object.running) ? globalThis.Boolean(object.running) : false,
+      exitCode: isSet(object.exitCode)
+        ? globalThis.Number(object.exitCode)
+        : isSet(object.exit_code)
+        ? globalThis.Number(object.exit_code)
+        : 0,
+      signal: isSet(object.signal) ? globalThis.String(object.signal) : "",
+      startedAtMs: isSet(object.startedAtMs)
+        ? globalThis.Number(object.startedAtMs)
+        : isSet(object.started_at_ms)
+        ? globalThis.Number(object.started_at_ms)
+        : 0,
+      stdout: isSet(object.stdout) ? Buffer.from(bytesFromBase64(object.stdout)) : Buffer.alloc(0),
+      stderr: isSet(object.stderr) ? Buffer.from(bytesFromBase64(object.stderr)) : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: ProcessInfo): unknown {
+    const obj: any = {};
+    if (message.pid !== 0) {
+      obj.pid = Math.round(message.pid);
+    }
+    if (message.command !== "") {
+      obj.command = message.command;
+    }
+    if (message.args?.length) {
+      obj.args = message.args;
+    }
+    if (message.running !== false) {
+      obj.running = message.running;
+    }
+    if (message.exitCode !== 0) {
+      obj.exitCode = Math.round(message.exitCode);
+    }
+    if (message.signal !== "") {
+      obj.signal = message.signal;
+    }
+    if (message.startedAtMs !== 0) {
+      obj.startedAtMs = Math.round(message.startedAtMs);
+    }
+    if (message.stdout.length !== 0) {
+      obj.stdout = base64FromBytes(message.stdout);
+    }
+    if (message.stderr.length !== 0) {
+      obj.stderr = base64FromBytes(message.stderr);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ProcessInfo>, I>>(base?: I): ProcessInfo {
+    return ProcessInfo.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProcessInfo>, I>>(object: I): ProcessInfo {
+    const message = createBaseProcessInfo();
+    message.pid = object.pid ?? 0;
+    message.command = object.command ?? "";
+    message.args = object.args?.map((e) => e) || [];
+    message.running = object.running ?? false;
+    message.exitCode = object.exitCode ?? 0;
+    message.signal = object.signal ?? "";
+    message.startedAtMs = object.startedAtMs ?? 0;
+    message.stdout = object.stdout ?? Buffer.alloc(0);
+    message.stderr = object.stderr ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseProcessListRequest(): ProcessListRequest {
+  return { sandboxId: "" };
+}
+
+export const ProcessListRequest: MessageFns<ProcessListRequest> = {
+  encode(message: ProcessListRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sandboxId !== "") {
+      writer.uint32(10).string(message.sandboxId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProcessListRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProcessListRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sandboxId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ProcessListRequest {
+    return {
+      sandboxId: isSet(object.sandboxId)
+        ? globalThis.String(object.sandboxId)
+        : isSet(object.sandbox_id)
+        ? globalThis.String(object.sandbox_id)
+        : "",
+    };
+  },
+
+  toJSON(message: ProcessListRequest): unknown {
+    const obj: any = {};
+    if (message.sandboxId !== "") {
+      obj.sandboxId = message.sandboxId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ProcessListRequest>, I>>(base?: I): ProcessListRequest {
+    return ProcessListRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProcessListRequest>, I>>(object: I): ProcessListRequest {
+    const message = createBaseProcessListRequest();
+    message.sandboxId = object.sandboxId ?? "";
+    return message;
+  },
+};
+
+function createBaseProcessListResponse(): ProcessListResponse {
+  return { processes: [] };
+}
+
+export const ProcessListResponse: MessageFns<ProcessListResponse> = {
+  encode(message: ProcessListResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.processes) {
+      ProcessInfo.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProcessListResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProcessListResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.processes.push(ProcessInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ProcessListResponse {
+    return {
+      processes: globalThis.Array.isArray(object?.processes)
+        ? object.processes.map((e: any) => ProcessInfo.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ProcessListResponse): unknown {
+    const obj: any = {};
+    if (message.processes?.length) {
+      obj.processes = message.processes.map((e) => ProcessInfo.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ProcessListResponse>, I>>(base?: I): ProcessListResponse {
+    return ProcessListResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProcessListResponse>, I>>(object: I): ProcessListResponse {
+    const message = createBaseProcessListResponse();
+    message.processes = object.processes?.map((e) => ProcessInfo.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseProcessSignalRequest(): ProcessSignalRequest {
+  return { sandboxId: "", pid: 0, signal: "" };
+}
+
+export const ProcessSignalRequest: MessageFns<ProcessSignalRequest> = {
+  encode(message: ProcessSignalRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sandboxId !== "") {
+      writer.uint32(10).string(message.sandboxId);
+    }
+    if (message.pid !== 0) {
+      writer.uint32(16).uint32(message.pid);
+    }
+    if (message.signal !== "") {
+      writer.uint32(26).string(message.signal);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProcessSignalRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProcessSignalRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sandboxId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pid = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.signal = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ProcessSignalRequest {
+    return {
+      sandboxId: isSet(object.sandboxId)
+        ? globalThis.String(object.sandboxId)
+        : isSet(object.sandbox_id)
+        ? globalThis.String(object.sandbox_id)
+        : "",
+      pid: isSet(object.pid) ? globalThis.Number(object.pid) : 0,
+      signal: isSet(object.signal) ? globalThis.String(object.signal) : "",
+    };
+  },
+
+  toJSON(message: ProcessSignalRequest): unknown {
+    const obj: any = {};
+    if (message.sandboxId !== "") {
+      obj.sandboxId = message.sandboxId;
+    }
+    if (message.pid !== 0) {
+      obj.pid = Math.round(message.pid);
+    }
+    if (message.signal !== "") {
+      obj.signal = message.signal;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ProcessSignalRequest>, I>>(base?: I): ProcessSignalRequest {
+    return ProcessSignalRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProcessSignalRequest>, I>>(object: I): ProcessSignalRequest {
+    const message = createBaseProcessSignalRequest();
+    message.sandboxId = object.sandboxId ?? "";
+    message.pid = object.pid ?? 0;
+    message.signal = object.signal ?? "";
+    return message;
+  },
+};
+
+function createBaseFilePathRequest(): FilePathRequest {
+  return { sandboxId: "", path: "" };
+}
+
+export const FilePathRequest: MessageFns<FilePathRequest> = {
+  encode(message: FilePathRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sandboxId !== "") {
+      writer.uint32(10).string(message.sandboxId);
+    }
+    if (message.path !== "") {
+      writer.uint32(18).string(message.path);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FilePathRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFilePathRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sandboxId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FilePathRequest {
+    return {
+      sandboxId: isSet(object.sandboxId)
+        ? globalThis.String(object.sandboxId)
+        : isSet(object.sandbox_id)
+        ? globalThis.String(object.sandbox_id)
+        : "",
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+    };
+  },
+
+  toJSON(message: FilePathRequest): unknown {
+    const obj: any = {};
+    if (message.sandboxId !== "") {
+      obj.sandboxId = message.sandboxId;
+    }
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FilePathRequest>, I>>(base?: I): FilePathRequest {
+    return FilePathRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FilePathRequest>, I>>(object: I): FilePathRequest {
+    const message = createBaseFilePathRequest();
+    message.sandboxId = object.sandboxId ?? "";
+    message.path = object.path ?? "";
+    return message;
+  },
+};
+
+function createBaseFileInfo(): FileInfo {
+  return { path: "", name: "", type: "", size: 0, mode: 0, modifiedAtMs: 0, symlinkTarget: "" };
+}
+
+export const FileInfo: MessageFns<FileInfo> = {
+  encode(message: FileInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.path !== "") {
+      writer.uint32(10).string(message.path);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.type !== "") {
+      writer.uint32(26).string(message.type);
+    }
+    if (message.size !== 0) {
+      writer.uint32(32).uint64(message.size);
+    }
+    if (message.mode !== 0) {
+      writer.uint32(40).uint32(message.mode);
+    }
+    if (message.modifiedAtMs !== 0) {
+      writer.uint32(48).uint64(message.modifiedAtMs);
+    }
+    if (message.symlinkTarget !== "") {
+      writer.uint32(58).string(message.symlinkTarget);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FileInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFileInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.type = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.size = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.mode = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.modifiedAtMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.symlinkTarget = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FileInfo {
+    return {
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      type: isSet(object.type) ? globalThis.String(object.type) : "",
+      size: isSet(object.size) ? globalThis.Number(object.size) : 0,
+      mode: isSet(object.mode) ? globalThis.Number(object.mode) : 0,
+      modifiedAtMs: isSet(object.modifiedAtMs)
+        ? globalThis.Number(object.modifiedAtMs)
+        : isSet(object.modified_at_ms)
+        ? globalThis.Number(object.modified_at_ms)
+        : 0,
+      symlinkTarget: isSet(object.symlinkTarget)
+        ? globalThis.String(object.symlinkTarget)
+        : isSet(object.symlink_target)
+        ? globalThis.String(object.symlink_target)
+        : "",
+    };
+  },
+
+  toJSON(message: FileInfo): unknown {
+    const obj: any = {};
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.type !== "") {
+      obj.type = message.type;
+    }
+    if (message.size !== 0) {
+      obj.size = Math.round(message.size);
+    }
+    if (message.mode !== 0) {
+      obj.mode = Math.round(message.mode);
+    }
+    if (message.modifiedAtMs !== 0) {
+      obj.modifiedAtMs = Math.round(message.modifiedAtMs);
+    }
+    if (message.symlinkTarget !== "") {
+      obj.symlinkTarget = message.symlinkTarget;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FileInfo>, I>>(base?: I): FileInfo {
+    return FileInfo.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FileInfo>, I>>(object: I): FileInfo {
+    const message = createBaseFileInfo();
+    message.path = object.path ?? "";
+    message.name = object.name ?? "";
+    message.type = object.type ?? "";
+    message.size = object.size ?? 0;
+    message.mode = object.mode ?? 0;
+    message.modifiedAtMs = object.modifiedAtMs ?? 0;
+    message.symlinkTarget = object.symlinkTarget ?? "";
+    return message;
+  },
+};
+
+function createBaseFileListResponse(): FileListResponse {
+  return { entries: [] };
+}
+
+export const FileListResponse: MessageFns<FileListResponse> = {
+  encode(message: FileListResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.entries) {
+      FileInfo.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FileListResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFileListResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.entries.push(FileInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FileListResponse {
+    return {
+      entries: globalThis.Array.isArray(object?.entries) ? object.entries.map((e: any) => FileInfo.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: FileListResponse): unknown {
+    const obj: any = {};
+    if (message.entries?.length) {
+      obj.entries = message.entries.map((e) => FileInfo.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FileListResponse>, I>>(base?: I): FileListResponse {
+    return FileListResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FileListResponse>, I>>(object: I): FileListResponse {
+    const message = createBaseFileListResponse();
+    message.entries = object.entries?.map((e) => FileInfo.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseFileChunk(): FileChunk {
+  return { data: Buffer.alloc(0) };
+}
+
+export const FileChunk: MessageFns<FileChunk> = {
+  encode(message: FileChunk, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.data.length !== 0) {
+      writer.uint32(10).bytes(message.data);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FileChunk {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFileChunk();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FileChunk {
+    return { data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0) };
+  },
+
+  toJSON(message: FileChunk): unknown {
+    const obj: any = {};
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FileChunk>, I>>(base?: I): FileChunk {
+    return FileChunk.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FileChunk>, I>>(object: I): FileChunk {
+    const message = createBaseFileChunk();
+    message.data = object.data ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseFileWriteRequest(): FileWriteRequest {
+  return { sandboxId: "", path: "", data: Buffer.alloc(0), mode: 0 };
+}
+
+export const FileWriteRequest: MessageFns<FileWriteRequest> = {
+  encode(message: FileWriteRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sandboxId !== "") {
+      writer.uint32(10).string(message.sandboxId);
+    }
+    if (message.path !== "") {
+      writer.uint32(18).string(message.path);
+    }
+    if (message.data.length !== 0) {
+      writer.uint32(26).bytes(message.data);
+    }
+    if (message.mode !== 0) {
+      writer.uint32(32).uint32(message.mode);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FileWriteRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFileWriteRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sandboxId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.mode = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FileWriteRequest {
+    return {
+      sandboxId: isSet(object.sandboxId)
+        ? globalThis.String(object.sandboxId)
+        : isSet(object.sandbox_id)
+        ? globalThis.String(object.sandbox_id)
+        : "",
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
+      mode: isSet(object.mode) ? globalThis.Number(object.mode) : 0,
+    };
+  },
+
+  toJSON(message: FileWriteRequest): unknown {
+    const obj: any = {};
+    if (message.sandboxId !== "") {
+      obj.sandboxId = message.sandboxId;
+    }
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    if (message.mode !== 0) {
+      obj.mode = Math.round(message.mode);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FileWriteRequest>, I>>(base?: I): FileWriteRequest {
+    return FileWriteRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FileWriteRequest>, I>>(object: I): FileWriteRequest {
+    const message = createBaseFileWriteRequest();
+    message.sandboxId = object.sandboxId ?? "";
+    message.path = object.path ?? "";
+    message.data = object.data ?? Buffer.alloc(0);
+    message.mode = object.mode ?? 0;
+    return message;
+  },
+};
+
+function createBaseFileRemoveRequest(): FileRemoveRequest {
+  return { sandboxId: "", path: "", recursive: false };
+}
+
+export const FileRemoveRequest: MessageFns<FileRemoveRequest> = {
+  encode(message: FileRemoveRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sandboxId !== "") {
+      writer.uint32(10).string(message.sandboxId);
+    }
+    if (message.path !== "") {
+      writer.uint32(18).string(message.path);
+    }
+    if (message.recursive !== false) {
+      writer.uint32(24).bool(message.recursive);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FileRemoveRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFileRemoveRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sandboxId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.recursive = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FileRemoveRequest {
+    return {
+      sandboxId: isSet(object.sandboxId)
+        ? globalThis.String(object.sandboxId)
+        : isSet(object.sandbox_id)
+        ? globalThis.String(object.sandbox_id)
+        : "",
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      recursive: isSet(object.recursive) ? globalThis.Boolean(object.recursive) : false,
+    };
+  },
+
+  toJSON(message: FileRemoveRequest): unknown {
+    const obj: any = {};
+    if (message.sandboxId !== "") {
+      obj.sandboxId = message.sandboxId;
+    }
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.recursive !== false) {
+      obj.recursive = message.recursive;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FileRemoveRequest>, I>>(base?: I): FileRemoveRequest {
+    return FileRemoveRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FileRemoveRequest>, I>>(object: I): FileRemoveRequest {
+    const message = createBaseFileRemoveRequest();
+    message.sandboxId = object.sandboxId ?? "";
+    message.path = object.path ?? "";
+    message.recursive = object.recursive ?? false;
+    return message;
+  },
+};
+
+function createBaseFileRemoveResponse(): FileRemoveResponse {
+  return { existed: false };
+}
+
+export const FileRemoveResponse: MessageFns<FileRemoveResponse> = {
+  encode(message: FileRemoveResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.existed !== false) {
+      writer.uint32(8).bool(message.existed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FileRemoveResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFileRemoveResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.existed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FileRemoveResponse {
+    return { existed: isSet(object.existed) ? globalThis.Boolean(object.existed) : false };
+  },
+
+  toJSON(message: FileRemoveResponse): unknown {
+    const obj: any = {};
+    if (message.existed !== false) {
+      obj.existed = message.existed;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FileRemoveResponse>, I>>(base?: I): FileRemoveResponse {
+    return FileRemoveResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FileRemoveResponse>, I>>(object: I): FileRemoveResponse {
+    const message = createBaseFileRemoveResponse();
+    message.existed = object.existed ?? false;
+    return message;
+  },
+};
+
+function createBaseFileRenameRequest(): FileRenameRequest {
+  return { sandboxId: "", from: "", to: "" };
+}
+
+export const FileRenameRequest: MessageFns<FileRenameRequest> = {
+  encode(message: FileRenameRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sandboxId !== "") {
+      writer.uint32(10).string(message.sandboxId);
+    }
+    if (message.from !== "") {
+      writer.uint32(18).string(message.from);
+    }
+    if (message.to !== "") {
+      writer.uint32(26).string(message.to);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FileRenameRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFileRenameRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sandboxId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.from = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.to = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FileRenameRequest {
+    return {
+      sandboxId: isSet(object.sandboxId)
+        ? globalThis.String(object.sandboxId)
+        : isSet(object.sandbox_id)
+        ? globalThis.String(object.sandbox_id)
+        : "",
+      from: isSet(object.from) ? globalThis.String(object.from) : "",
+      to: isSet(object.to) ? globalThis.String(object.to) : "",
+    };
+  },
+
+  toJSON(message: FileRenameRequest): unknown {
+    const obj: any = {};
+    if (message.sandboxId !== "") {
+      obj.sandboxId = message.sandboxId;
+    }
+    if (message.from !== "") {
+      obj.from = message.from;
+    }
+    if (message.to !== "") {
+      obj.to = message.to;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FileRenameRequest>, I>>(base?: I): FileRenameRequest {
+    return FileRenameRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FileRenameRequest>, I>>(object: I): FileRenameRequest {
+    const message = createBaseFileRenameRequest();
+    message.sandboxId = object.sandboxId ?? "";
+    message.from = object.from ?? "";
+    message.to = object.to ?? "";
+    return message;
+  },
+};
+
+function createBasePtyInput(): PtyInput {
+  return { sandboxId: "", data: Buffer.alloc(0), cols: 0, rows: 0, env: {} };
+}
+
+export const PtyInput: MessageFns<PtyInput> = {
+  encode(message: PtyInput, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sandboxId !== "") {
+      writer.uint32(10).string(message.sandboxId);
+    }
+    if (message.data.length !== 0) {
+      writer.uint32(18).bytes(message.data);
+    }
+    if (message.cols !== 0) {
+      writer.uint32(24).uint32(message.cols);
+    }
+    if (message.rows !== 0) {
+      writer.uint32(32).uint32(message.rows);
+    }
+    globalThis.Object.entries(message.env).forEach(([key, value]: [string, string]) => {
+      PtyInput_EnvEntry.encode({ key: key as any, value }, writer.uint32(42).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PtyInput {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePtyInput();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sandboxId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.cols = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.rows = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            const entry5 = PtyInput_EnvEntry.decode(reader, reader.uint32());
+            if (entry5.value !== undefined) {
+              message.env[entry5.key] = entry5.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PtyInput {
+    return {
+      sandboxId: isSet(object.sandboxId)
+        ? globalThis.String(object.sandboxId)
+        : isSet(object.sandbox_id)
+        ? globalThis.String(object.sandbox_id)
+        : "",
+      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
+      cols: isSet(object.cols) ? globalThis.Number(object.cols) : 0,
+      rows: isSet(object.rows) ? globalThis.Number(object.rows) : 0,
+      env: isObject(object.env)
+        ? (globalThis.Object.entries(object.env) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: PtyInput): unknown {
+    const obj: any = {};
+    if (message.sandboxId !== "") {
+      obj.sandboxId = message.sandboxId;
+    }
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    if (message.cols !== 0) {
+      obj.cols = Math.round(message.cols);
+    }
+    if (message.rows !== 0) {
+      obj.rows = Math.round(message.rows);
+    }
+    if (message.env) {
+      const entries = globalThis.Object.entries(message.env) as [string, string][];
+      if (entries.length > 0) {
+        obj.env = {};
+        entries.forEach(([k, v]) => {
+          obj.env[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PtyInput>, I>>(base?: I): PtyInput {
+    return PtyInput.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PtyInput>, I>>(object: I): PtyInput {
+    const message = createBasePtyInput();
+    message.sandboxId = object.sandboxId ?? "";
+    message.data = object.data ?? Buffer.alloc(0);
+    message.cols = object.cols ?? 0;
+    message.rows = object.rows ?? 0;
+    message.env = (globalThis.Object.entries(object.env ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBasePtyInput_EnvEntry(): PtyInput_EnvEntry {
+  return { key: "", value: "" };
+}
+
+export const PtyInput_EnvEntry: MessageFns<PtyInput_EnvEntry> = {
+  encode(message: PtyInput_EnvEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PtyInput_EnvEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePtyInput_EnvEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PtyInput_EnvEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: PtyInput_EnvEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PtyInput_EnvEntry>, I>>(base?: I): PtyInput_EnvEntry {
+    return PtyInput_EnvEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PtyInput_EnvEntry>, I>>(object: I): PtyInput_EnvEntry {
+    const message = createBasePtyInput_EnvEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBasePtyOutput(): PtyOutput {
+  return { data: Buffer.alloc(0), exited: false, exitCode: 0 };
+}
+
+export const PtyOutput: MessageFns<PtyOutput> = {
+  encode(message: PtyOutput, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.data.length !== 0) {
+      writer.uint32(10).bytes(message.data);
+    }
+    if (message.exited !== false) {
+      writer.uint32(16).bool(message.exited);
+    }
+    if (message.exitCode !== 0) {
+      writer.uint32(24).int32(message.exitCode);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PtyOutput {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePtyOutput();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.exited = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.exitCode = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PtyOutput {
+    return {
+      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
+      exited: isSet(object.exited) ? globalThis.Boolean(object.exited) : false,
+      exitCode: isSet(object.exitCode)
+        ? globalThis.Number(object.exitCode)
+        : isSet(object.exit_code)
+        ? globalThis.Number(object.exit_code)
+        : 0,
+    };
+  },
+
+  toJSON(message: PtyOutput): unknown {
+    const obj: any = {};
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    if (message.exited !== false) {
+      obj.exited = message.exited;
+    }
+    if (message.exitCode !== 0) {
+      obj.exitCode = Math.round(message.exitCode);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PtyOutput>, I>>(base?: I): PtyOutput {
+    return PtyOutput.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PtyOutput>, I>>(object: I): PtyOutput {
+    const message = createBasePtyOutput();
+    message.data = object.data ?? Buffer.alloc(0);
+    message.exited = object.exited ?? false;
+    message.exitCode = object.exitCode ?? 0;
+    return message;
+  },
+};
+
 export type AgentService = typeof AgentService;
 export const AgentService = {
   /** Liveness and capacity of the executor. */
@@ -2128,6 +4659,153 @@ export const AgentService = {
     responseSerialize: (value: InvokeResponse): Buffer => Buffer.from(InvokeResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): InvokeResponse => InvokeResponse.decode(value),
   },
+  /**
+   * Sessions: processes, files and terminals inside a leased sandbox. Errors carry the
+   * metadata `kiln-error-code` (e.g. PathOutsideWorkspace) and `kiln-error-data` (JSON).
+   * Runs a command to completion; output beyond max_output_bytes is dropped and flagged.
+   */
+  processRun: {
+    path: "/kiln.executor.v1.Agent/ProcessRun" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ProcessRequest): Buffer => Buffer.from(ProcessRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ProcessRequest => ProcessRequest.decode(value),
+    responseSerialize: (value: ProcessRunResponse): Buffer => Buffer.from(ProcessRunResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ProcessRunResponse => ProcessRunResponse.decode(value),
+  },
+  /** Runs a command and streams its output as it comes, ending with an exit event. */
+  processStream: {
+    path: "/kiln.executor.v1.Agent/ProcessStream" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: ProcessRequest): Buffer => Buffer.from(ProcessRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ProcessRequest => ProcessRequest.decode(value),
+    responseSerialize: (value: ProcessEvent): Buffer => Buffer.from(ProcessEvent.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ProcessEvent => ProcessEvent.decode(value),
+  },
+  /** Starts a background process; its output is kept in a small ring buffer. */
+  processStart: {
+    path: "/kiln.executor.v1.Agent/ProcessStart" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ProcessRequest): Buffer => Buffer.from(ProcessRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ProcessRequest => ProcessRequest.decode(value),
+    responseSerialize: (value: ProcessInfo): Buffer => Buffer.from(ProcessInfo.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ProcessInfo => ProcessInfo.decode(value),
+  },
+  processList: {
+    path: "/kiln.executor.v1.Agent/ProcessList" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ProcessListRequest): Buffer => Buffer.from(ProcessListRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ProcessListRequest => ProcessListRequest.decode(value),
+    responseSerialize: (value: ProcessListResponse): Buffer => Buffer.from(ProcessListResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ProcessListResponse => ProcessListResponse.decode(value),
+  },
+  processSignal: {
+    path: "/kiln.executor.v1.Agent/ProcessSignal" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ProcessSignalRequest): Buffer => Buffer.from(ProcessSignalRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ProcessSignalRequest => ProcessSignalRequest.decode(value),
+    responseSerialize: (value: ProcessInfo): Buffer => Buffer.from(ProcessInfo.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ProcessInfo => ProcessInfo.decode(value),
+  },
+  /** Files under the sandbox's /workspace; paths that leave it are refused. */
+  fileRead: {
+    path: "/kiln.executor.v1.Agent/FileRead" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: FilePathRequest): Buffer => Buffer.from(FilePathRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): FilePathRequest => FilePathRequest.decode(value),
+    responseSerialize: (value: FileChunk): Buffer => Buffer.from(FileChunk.encode(value).finish()),
+    responseDeserialize: (value: Buffer): FileChunk => FileChunk.decode(value),
+  },
+  /** The first message names the sandbox and path; every message carries a chunk. */
+  fileWrite: {
+    path: "/kiln.executor.v1.Agent/FileWrite" as const,
+    requestStream: true as const,
+    responseStream: false as const,
+    requestSerialize: (value: FileWriteRequest): Buffer => Buffer.from(FileWriteRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): FileWriteRequest => FileWriteRequest.decode(value),
+    responseSerialize: (value: FileInfo): Buffer => Buffer.from(FileInfo.encode(value).finish()),
+    responseDeserialize: (value: Buffer): FileInfo => FileInfo.decode(value),
+  },
+  fileList: {
+    path: "/kiln.executor.v1.Agent/FileList" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: FilePathRequest): Buffer => Buffer.from(FilePathRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): FilePathRequest => FilePathRequest.decode(value),
+    responseSerialize: (value: FileListResponse): Buffer => Buffer.from(FileListResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): FileListResponse => FileListResponse.decode(value),
+  },
+  fileStat: {
+    path: "/kiln.executor.v1.Agent/FileStat" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: FilePathRequest): Buffer => Buffer.from(FilePathRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): FilePathRequest => FilePathRequest.decode(value),
+    responseSerialize: (value: FileInfo): Buffer => Buffer.from(FileInfo.encode(value).finish()),
+    responseDeserialize: (value: Buffer): FileInfo => FileInfo.decode(value),
+  },
+  fileMkdir: {
+    path: "/kiln.executor.v1.Agent/FileMkdir" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: FilePathRequest): Buffer => Buffer.from(FilePathRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): FilePathRequest => FilePathRequest.decode(value),
+    responseSerialize: (value: FileInfo): Buffer => Buffer.from(FileInfo.encode(value).finish()),
+    responseDeserialize: (value: Buffer): FileInfo => FileInfo.decode(value),
+  },
+  fileRemove: {
+    path: "/kiln.executor.v1.Agent/FileRemove" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: FileRemoveRequest): Buffer => Buffer.from(FileRemoveRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): FileRemoveRequest => FileRemoveRequest.decode(value),
+    responseSerialize: (value: FileRemoveResponse): Buffer => Buffer.from(FileRemoveResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): FileRemoveResponse => FileRemoveResponse.decode(value),
+  },
+  fileRename: {
+    path: "/kiln.executor.v1.Agent/FileRename" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: FileRenameRequest): Buffer => Buffer.from(FileRenameRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): FileRenameRequest => FileRenameRequest.decode(value),
+    responseSerialize: (value: FileInfo): Buffer => Buffer.from(FileInfo.encode(value).finish()),
+    responseDeserialize: (value: Buffer): FileInfo => FileInfo.decode(value),
+  },
+  /** A tar stream of a directory, made inside the sandbox as its user. */
+  tarDownload: {
+    path: "/kiln.executor.v1.Agent/TarDownload" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: FilePathRequest): Buffer => Buffer.from(FilePathRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): FilePathRequest => FilePathRequest.decode(value),
+    responseSerialize: (value: FileChunk): Buffer => Buffer.from(FileChunk.encode(value).finish()),
+    responseDeserialize: (value: Buffer): FileChunk => FileChunk.decode(value),
+  },
+  /** Extracts a tar stream into a directory, inside the sandbox as its user. */
+  tarUpload: {
+    path: "/kiln.executor.v1.Agent/TarUpload" as const,
+    requestStream: true as const,
+    responseStream: false as const,
+    requestSerialize: (value: FileWriteRequest): Buffer => Buffer.from(FileWriteRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): FileWriteRequest => FileWriteRequest.decode(value),
+    responseSerialize: (value: FileInfo): Buffer => Buffer.from(FileInfo.encode(value).finish()),
+    responseDeserialize: (value: Buffer): FileInfo => FileInfo.decode(value),
+  },
+  /** An interactive login shell: the first input opens it (sandbox_id, cols, rows). */
+  pty: {
+    path: "/kiln.executor.v1.Agent/Pty" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: PtyInput): Buffer => Buffer.from(PtyInput.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PtyInput => PtyInput.decode(value),
+    responseSerialize: (value: PtyOutput): Buffer => Buffer.from(PtyOutput.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PtyOutput => PtyOutput.decode(value),
+  },
 } as const;
 
 export interface AgentServer extends UntypedServiceImplementation {
@@ -2140,6 +4818,33 @@ export interface AgentServer extends UntypedServiceImplementation {
   listSandboxes: handleUnaryCall<ListSandboxesRequest, ListSandboxesResponse>;
   /** Runs one handler invocation in a sandbox, loading the function first if needed. */
   invoke: handleUnaryCall<InvokeRequest, InvokeResponse>;
+  /**
+   * Sessions: processes, files and terminals inside a leased sandbox. Errors carry the
+   * metadata `kiln-error-code` (e.g. PathOutsideWorkspace) and `kiln-error-data` (JSON).
+   * Runs a command to completion; output beyond max_output_bytes is dropped and flagged.
+   */
+  processRun: handleUnaryCall<ProcessRequest, ProcessRunResponse>;
+  /** Runs a command and streams its output as it comes, ending with an exit event. */
+  processStream: handleServerStreamingCall<ProcessRequest, ProcessEvent>;
+  /** Starts a background process; its output is kept in a small ring buffer. */
+  processStart: handleUnaryCall<ProcessRequest, ProcessInfo>;
+  processList: handleUnaryCall<ProcessListRequest, ProcessListResponse>;
+  processSignal: handleUnaryCall<ProcessSignalRequest, ProcessInfo>;
+  /** Files under the sandbox's /workspace; paths that leave it are refused. */
+  fileRead: handleServerStreamingCall<FilePathRequest, FileChunk>;
+  /** The first message names the sandbox and path; every message carries a chunk. */
+  fileWrite: handleClientStreamingCall<FileWriteRequest, FileInfo>;
+  fileList: handleUnaryCall<FilePathRequest, FileListResponse>;
+  fileStat: handleUnaryCall<FilePathRequest, FileInfo>;
+  fileMkdir: handleUnaryCall<FilePathRequest, FileInfo>;
+  fileRemove: handleUnaryCall<FileRemoveRequest, FileRemoveResponse>;
+  fileRename: handleUnaryCall<FileRenameRequest, FileInfo>;
+  /** A tar stream of a directory, made inside the sandbox as its user. */
+  tarDownload: handleServerStreamingCall<FilePathRequest, FileChunk>;
+  /** Extracts a tar stream into a directory, inside the sandbox as its user. */
+  tarUpload: handleClientStreamingCall<FileWriteRequest, FileInfo>;
+  /** An interactive login shell: the first input opens it (sandbox_id, cols, rows). */
+  pty: handleBidiStreamingCall<PtyInput, PtyOutput>;
 }
 
 export interface AgentClient extends Client {
@@ -2222,6 +4927,202 @@ export interface AgentClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: InvokeResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Sessions: processes, files and terminals inside a leased sandbox. Errors carry the
+   * metadata `kiln-error-code` (e.g. PathOutsideWorkspace) and `kiln-error-data` (JSON).
+   * Runs a command to completion; output beyond max_output_bytes is dropped and flagged.
+   */
+  processRun(
+    request: ProcessRequest,
+    callback: (error: ServiceError | null, response: ProcessRunResponse) => void,
+  ): ClientUnaryCall;
+  processRun(
+    request: ProcessRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ProcessRunResponse) => void,
+  ): ClientUnaryCall;
+  processRun(
+    request: ProcessRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ProcessRunResponse) => void,
+  ): ClientUnaryCall;
+  /** Runs a command and streams its output as it comes, ending with an exit event. */
+  processStream(request: ProcessRequest, options?: Partial<CallOptions>): ClientReadableStream<ProcessEvent>;
+  processStream(
+    request: ProcessRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<ProcessEvent>;
+  /** Starts a background process; its output is kept in a small ring buffer. */
+  processStart(
+    request: ProcessRequest,
+    callback: (error: ServiceError | null, response: ProcessInfo) => void,
+  ): ClientUnaryCall;
+  processStart(
+    request: ProcessRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ProcessInfo) => void,
+  ): ClientUnaryCall;
+  processStart(
+    request: ProcessRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ProcessInfo) => void,
+  ): ClientUnaryCall;
+  processList(
+    request: ProcessListRequest,
+    callback: (error: ServiceError | null, response: ProcessListResponse) => void,
+  ): ClientUnaryCall;
+  processList(
+    request: ProcessListRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ProcessListResponse) => void,
+  ): ClientUnaryCall;
+  processList(
+    request: ProcessListRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ProcessListResponse) => void,
+  ): ClientUnaryCall;
+  processSignal(
+    request: ProcessSignalRequest,
+    callback: (error: ServiceError | null, response: ProcessInfo) => void,
+  ): ClientUnaryCall;
+  processSignal(
+    request: ProcessSignalRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ProcessInfo) => void,
+  ): ClientUnaryCall;
+  processSignal(
+    request: ProcessSignalRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ProcessInfo) => void,
+  ): ClientUnaryCall;
+  /** Files under the sandbox's /workspace; paths that leave it are refused. */
+  fileRead(request: FilePathRequest, options?: Partial<CallOptions>): ClientReadableStream<FileChunk>;
+  fileRead(
+    request: FilePathRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<FileChunk>;
+  /** The first message names the sandbox and path; every message carries a chunk. */
+  fileWrite(callback: (error: ServiceError | null, response: FileInfo) => void): ClientWritableStream<FileWriteRequest>;
+  fileWrite(
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: FileInfo) => void,
+  ): ClientWritableStream<FileWriteRequest>;
+  fileWrite(
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: FileInfo) => void,
+  ): ClientWritableStream<FileWriteRequest>;
+  fileWrite(
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: FileInfo) => void,
+  ): ClientWritableStream<FileWriteRequest>;
+  fileList(
+    request: FilePathRequest,
+    callback: (error: ServiceError | null, response: FileListResponse) => void,
+  ): ClientUnaryCall;
+  fileList(
+    request: FilePathRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: FileListResponse) => void,
+  ): ClientUnaryCall;
+  fileList(
+    request: FilePathRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: FileListResponse) => void,
+  ): ClientUnaryCall;
+  fileStat(
+    request: FilePathRequest,
+    callback: (error: ServiceError | null, response: FileInfo) => void,
+  ): ClientUnaryCall;
+  fileStat(
+    request: FilePathRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: FileInfo) => void,
+  ): ClientUnaryCall;
+  fileStat(
+    request: FilePathRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: FileInfo) => void,
+  ): ClientUnaryCall;
+  fileMkdir(
+    request: FilePathRequest,
+    callback: (error: ServiceError | null, response: FileInfo) => void,
+  ): ClientUnaryCall;
+  fileMkdir(
+    request: FilePathRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: FileInfo) => void,
+  ): ClientUnaryCall;
+  fileMkdir(
+    request: FilePathRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: FileInfo) => void,
+  ): ClientUnaryCall;
+  fileRemove(
+    request: FileRemoveRequest,
+    callback: (error: ServiceError | null, response: FileRemoveResponse) => void,
+  ): ClientUnaryCall;
+  fileRemove(
+    request: FileRemoveRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: FileRemoveResponse) => void,
+  ): ClientUnaryCall;
+  fileRemove(
+    request: FileRemoveRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: FileRemoveResponse) => void,
+  ): ClientUnaryCall;
+  fileRename(
+    request: FileRenameRequest,
+    callback: (error: ServiceError | null, response: FileInfo) => void,
+  ): ClientUnaryCall;
+  fileRename(
+    request: FileRenameRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: FileInfo) => void,
+  ): ClientUnaryCall;
+  fileRename(
+    request: FileRenameRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: FileInfo) => void,
+  ): ClientUnaryCall;
+  /** A tar stream of a directory, made inside the sandbox as its user. */
+  tarDownload(request: FilePathRequest, options?: Partial<CallOptions>): ClientReadableStream<FileChunk>;
+  tarDownload(
+    request: FilePathRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<FileChunk>;
+  /** Extracts a tar stream into a directory, inside the sandbox as its user. */
+  tarUpload(callback: (error: ServiceError | null, response: FileInfo) => void): ClientWritableStream<FileWriteRequest>;
+  tarUpload(
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: FileInfo) => void,
+  ): ClientWritableStream<FileWriteRequest>;
+  tarUpload(
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: FileInfo) => void,
+  ): ClientWritableStream<FileWriteRequest>;
+  tarUpload(
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: FileInfo) => void,
+  ): ClientWritableStream<FileWriteRequest>;
+  /** An interactive login shell: the first input opens it (sandbox_id, cols, rows). */
+  pty(): ClientDuplexStream<PtyInput, PtyOutput>;
+  pty(options: Partial<CallOptions>): ClientDuplexStream<PtyInput, PtyOutput>;
+  pty(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<PtyInput, PtyOutput>;
 }
 
 export const AgentClient = makeGenericClientConstructor(AgentService, "kiln.executor.v1.Agent") as unknown as {

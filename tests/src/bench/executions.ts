@@ -4,6 +4,7 @@ import { mkdtempSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { postJson } from './http.js';
+import { benchFunctions } from './functions.js';
 import { percentiles, sequential, throughput, type Row } from './stats.js';
 
 const TRIVIAL = 'exports.handler = async (e) => ({ sum: e.a + e.b })';
@@ -36,6 +37,7 @@ export async function benchExecutions(
       const f = floor.rps.get(c) ?? NaN;
       rows.push({ name: `kiln: trivial handler throughput, ${c} clients`, value: r, unit: 'req/s', note: `${((r / f) * 100).toFixed(0)}% of floor; target > 500/s` });
     }
+    rows.push(...(await benchFunctions(kiln.url, lat.p50, { samples: opts.samples, coldSamples: Number(process.env.BENCH_COLD_SAMPLES ?? 10) })));
     return rows;
   } finally {
     await kiln.stop({ stopExecutors: true });

@@ -1,6 +1,8 @@
 import { benchExecutions } from './executions.js';
 import { benchFloor } from './floor.js';
+import { benchPools } from './pools.js';
 import { startRedis } from './redis.js';
+import { benchSessions } from './sessions.js';
 import { printRows } from './stats.js';
 
 /**
@@ -15,7 +17,9 @@ async function main(): Promise<void> {
   try {
     const floor = await benchFloor(redis.socket, { samples, durationMs, clients });
     printRows('Floor (same Redis, same run)', floor.rows);
-    printRows('Executions through the whole stack', await benchExecutions(redis.socket, floor, { samples, durationMs, clients }));
+    printRows('Executions and functions through the whole stack', await benchExecutions(redis.socket, floor, { samples, durationMs, clients }));
+    printRows('Sessions', await benchSessions(redis.socket, { samples: Math.min(samples, 300) }));
+    printRows('Start types and pools', await benchPools(redis.socket, floor, { samples, durationMs, clients: [32, 128] }));
   } finally {
     await redis.stop();
   }

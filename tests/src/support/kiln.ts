@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { inject } from 'vitest';
 import { loadConfig } from '@kiln/control-plane/config';
 import { startKiln, type Kiln } from '@kiln/control-plane/server';
@@ -21,14 +22,14 @@ export interface TestKiln {
   stop(): Promise<void>;
 }
 
-type TemplateOverrides = Record<string, { pool?: Record<string, number>; resources?: Record<string, number> } | null>;
+type TemplateOverrides = Record<string, { pool?: Record<string, number>; resources?: Record<string, number>; queue?: Record<string, number> } | null>;
 
 /**
  * A real control plane for one test file: its own Redis key prefix and queues on the shared
  * test Redis, its own data dir, executors and port. `templates` overrides pool sizes (null
  * drops a template) so tests boot only what they use. `stop` removes everything it made.
  */
-export async function startTestKiln(opts: { templates?: TemplateOverrides; env?: Record<string, string> } = {}): Promise<TestKiln> {
+export async function startTestKiln(opts: { templates?: TemplateOverrides; env?: Record<string, string>; redisSocket?: string } = {}): Promise<TestKiln> {
   const prefix = `t${randomBytes(4).toString('hex')}`;
   const dataDir = mkdtempSync(join(tmpdir(), 'kiln-test-'));
   // Sandboxes run as their own host uids, which must be able to reach their directories.
@@ -44,9 +45,10 @@ export async function startTestKiln(opts: { templates?: TemplateOverrides; env?:
     const t = JSON.parse(readFileSync(join(REPO_TEMPLATES, file), 'utf8'));
     Object.assign(t.pool, o?.pool ?? {});
     Object.assign(t.resources, o?.resources ?? {});
+    Object.assign(t.queue, o?.queue ?? {});
     writeFileSync(join(templatesDir, file), JSON.stringify(t));
   }
-  const socket = inject('redisSocket');
+  const socket = opts.redisSocket ?? inject('redisSocket');
   const config = loadConfig({
     KILN_REDIS_URL: `unix://${socket}`,
     KILN_REDIS_PREFIX: prefix,
@@ -97,4 +99,70 @@ async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
     cursor = next;
     if (keys.length) await redis.del(...keys);
   } while (cursor !== '0');
+}
+
+/** A data dir (mode 755, sandboxes reach it) with a templates dir written from the repo's templates and overrides. */
+export function testDirs(overrides: TemplateOverrides): { dataDir: string; templatesDir: string } {
+  const dataDir = mkdtempSync(join(tmpdir(), 'kiln-test-'));
+  chmodSync(dataDir, 0o755);
+  const templatesDir = join(dataDir, 'templates');
+  mkdirSync(templatesDir, { recursive: true });
+  for (const file of readdirSync(REPO_TEMPLATES).filter((f) => f.endsWith('.json'))) {
+    const o = overrides[file.slice(0, -5)];
+    if (o === null) continue;
+    const t = JSON.parse(readFileSync(join(REPO_TEMPLATES, file), 'utf8'));
+    Object.assign(t.pool, o?.pool ?? {});
+    Object.assign(t.resources, o?.resources ?? {});
+    Object.assign(t.queue, o?.queue ?? {});
+    writeFileSync(join(templatesDir, file), JSON.stringify(t));
+  }
+  return { dataDir, templatesDir };
+}
+
+const CONTROL_PLANE_MAIN = fileURLToPath(new URL('../../../control-plane/dist/main.js', import.meta.url));
+
+/** A control plane as a real `node control-plane/dist/main.js` process. */
+export interface KilnProcess {
+  url: string;
+  child: ChildProcess;
+  /** Everything it wrote to stderr (its JSON log), for failure messages. */
+  log(): string;
+  /** Sends a signal and waits for the process to exit. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Starts `node control-plane/dist/main.js` with the given KILN_* variables and waits for its ready line. */
+export async function startKilnProcess(env: Record<string, string>): Promise<KilnProcess> {
+  const child = spawn(process.execPath, [CONTROL_PLANE_MAIN], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', KILN_HOST: '127.0.0.1', KILN_PORT: '0', KILN_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`control plane did not start in 30 s: ${stderr}`)), 30_000);
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString('utf8');
+      const m = /ready at (http:\/\/\S+)/.exec(out);
+      if (m?.[1]) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`control plane exited with ${code}: ${stderr}`));
+    });
+  });
+  return {
+    url,
+    child,
+    log: () => stderr,
+    async kill(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
+  };
 }

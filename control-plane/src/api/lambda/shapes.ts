@@ -1,0 +1,111 @@
+import { z } from 'zod';
+import { ValidationError } from '../../errors.js';
+import { InvalidPayloadError } from '../../functions/errors.js';
+import type { FunctionSettings } from '../../functions/service.js';
+import type { FunctionVersionRecord } from '../../functions/types.js';
+
+const ACCOUNT = '000000000000';
+const REGION = 'local';
+
+export function functionArn(name: string, version?: string): string {
+  return `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${name}${version && version !== '$LATEST' ? `:${version}` : ''}`;
+}
+
+/**
+ * Lambda accepts a name, `name:qualifier`, a partial ARN (`123456789012:function:name`) or a
+ * full ARN, each optionally with a qualifier. Returns the bare name and the qualifier.
+ */
+export function parseFunctionName(raw: string): { name: string; qualifier?: string } {
+  const m = /^(?:(?:arn:[^:]+:lambda:[^:]*:)?\d{12}:function:)?([^:]+)(?::([^:]+))?$/.exec(raw);
+  if (!m?.[1]) throw new ValidationError(`FunctionName "${raw.slice(0, 140)}" is not a function name or ARN`, { field: 'FunctionName' });
+  return { name: m[1], ...(m[2] ? { qualifier: m[2] } : {}) };
+}
+
+/** Lambda's LastModified format: ISO 8601 with a +0000 offset. */
+const lambdaTime = (iso: string) => iso.replace(/Z$/, '+0000');
+
+/** A record as Lambda's FunctionConfiguration. */
+export function configuration(r: FunctionVersionRecord): Record<string, unknown> {
+  return {
+    FunctionName: r.name,
+    FunctionArn: functionArn(r.name, r.version),
+    Runtime: r.runtime,
+    Role: `arn:aws:iam::${ACCOUNT}:role/kiln`,
+    Handler: r.handler,
+    CodeSize: r.codeSize,
+    Description: r.description,
+    Timeout: r.timeout,
+    MemorySize: r.memorySize,
+    LastModified: lambdaTime(r.lastModified),
+    CodeSha256: r.codeSha256,
+    Version: r.version,
+    Environment: { Variables: r.environment },
+    RevisionId: r.revisionId,
+    State: 'Active',
+    LastUpdateStatus: 'Successful',
+    PackageType: 'Zip',
+    Architectures: ['x86_64'],
+    EphemeralStorage: { Size: 512 },
+  };
+}
+
+/**
+ * The configuration fields of CreateFunction/UpdateFunctionConfiguration that Kiln uses.
+ * Others (Role, VpcConfig, Tags, Layers, ...) are accepted and ignored so that tools which
+ * always send them keep working.
+ */
+export const ConfigInput = z
+  .object({
+    Runtime: z.string().optional(),
+    Handler: z.string().optional(),
+    Description: z.string().optional(),
+    Timeout: z.number().optional(),
+    MemorySize: z.number().optional(),
+    Environment: z.object({ Variables: z.record(z.string()).optional() }).optional(),
+    PackageType: z.enum(['Zip', 'Image']).optional(),
+    /** Kiln extension: the template to run on. */
+    KilnTemplate: z.string().optional(),
+    /** Kiln extension: retries of failed async invocations (Lambda sets this with PutFunctionEventInvokeConfig). */
+    MaximumRetryAttempts: z.number().optional(),
+  })
+  .passthrough();
+
+export const CreateInput = ConfigInput.extend({
+  FunctionName: z.string(),
+  Code: z.object({ ZipFile: z.string().optional(), S3Bucket: z.string().optional(), ImageUri: z.string().optional() }).passthrough(),
+  Publish: z.boolean().optional(),
+});
+
+export const CodeInputShape = z.object({ ZipFile: z.string().optional(), S3Bucket: z.string().optional(), ImageUri: z.string().optional(), Publish: z.boolean().optional() }).passthrough();
+
+export const PublishInput = z.object({ Description: z.string().optional(), CodeSha256: z.string().optional() }).passthrough();
+
+export function settingsOf(input: z.infer<typeof ConfigInput>): FunctionSettings {
+  if (input.PackageType === 'Image') throw new ValidationError('PackageType Image is not supported; use Zip', { field: 'PackageType' });
+  const s: FunctionSettings = {};
+  if (input.Runtime !== undefined) s.runtime = input.Runtime;
+  if (input.Handler !== undefined) s.handler = input.Handler;
+  if (input.Description !== undefined) s.description = input.Description;
+  if (input.Timeout !== undefined) s.timeout = input.Timeout;
+  if (input.MemorySize !== undefined) s.memorySize = input.MemorySize;
+  if (input.Environment) s.environment = input.Environment.Variables ?? {};
+  if (input.KilnTemplate !== undefined) s.template = input.KilnTemplate;
+  if (input.MaximumRetryAttempts !== undefined) s.maxRetryAttempts = input.MaximumRetryAttempts;
+  return s;
+}
+
+/** Parses a JSON body with a schema; bad JSON and bad fields become Lambda's own exceptions. */
+export function parseBody<T extends z.ZodTypeAny>(schema: T, text: string): z.infer<T> {
+  let value: unknown;
+  try {
+    value = text.trim() ? JSON.parse(text) : {};
+  } catch {
+    throw new InvalidPayloadError('request body is not valid JSON');
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ValidationError(`${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}`, { field: issue?.path.join('.') });
+  }
+  return parsed.data as z.infer<T>;
+}

@@ -1,0 +1,177 @@
+import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
+import { ValidationError } from '../../errors.js';
+import type { FunctionInvoker, InvocationType } from '../../functions/invoker.js';
+import { zipFromBase64, type CodeInput } from '../../functions/package.js';
+import type { FunctionService } from '../../functions/service.js';
+import type { FunctionVersionRecord } from '../../functions/types.js';
+import { newRouter, type AppEnv } from '../router.js';
+import { ErrorSchema, ExecutionRecordSchema, LambdaErrorSchema } from '../schemas.js';
+
+const errors = {
+  400: { description: 'Invalid request', content: { 'application/json': { schema: ErrorSchema } } },
+  404: { description: 'Unknown function, version or dead letter', content: { 'application/json': { schema: ErrorSchema } } },
+  409: { description: 'Name taken or concurrent change', content: { 'application/json': { schema: ErrorSchema } } },
+  413: { description: 'Body over the size limit', content: { 'application/json': { schema: ErrorSchema } } },
+};
+
+const CodeSchema = z
+  .object({
+    zipFile: z.string().optional().openapi({ description: 'base64 zip archive (Lambda layout: handler module at the root)' }),
+    source: z.string().min(1).optional().openapi({ description: 'One source file, named after the handler module', example: 'exports.handler = async (e) => e' }),
+  })
+  .strict()
+  .openapi('FunctionCode');
+
+const settings = {
+  handler: z.string().optional().openapi({ example: 'index.handler' }),
+  template: z.string().optional().openapi({ description: 'Template to run on (default: the runtime\'s own)' }),
+  memorySize: z.number().int().optional().openapi({ description: 'MB, 128-10240 (default 128)' }),
+  timeout: z.number().int().optional().openapi({ description: 'Seconds (default 3)' }),
+  environment: z.record(z.string()).optional(),
+  description: z.string().optional(),
+  maxRetryAttempts: z.number().int().optional().openapi({ description: 'Retries of a failed async invocation before it is dead-lettered, 0-2 (default 2)' }),
+};
+
+const CreateSchema = z
+  .object({ name: z.string().openapi({ example: 'hello' }), runtime: z.string().openapi({ example: 'nodejs20.x' }), code: CodeSchema, publish: z.boolean().optional(), ...settings })
+  .strict()
+  .openapi('FunctionCreate');
+const UpdateSchema = z
+  .object({ runtime: z.string().optional(), code: CodeSchema.optional(), publish: z.boolean().optional(), ...settings })
+  .strict()
+  .openapi('FunctionUpdate');
+
+const FunctionSchema = z
+  .object({
+    name: z.string(),
+    version: z.string(),
+    runtime: z.string(),
+    handler: z.string(),
+    template: z.string(),
+    memorySize: z.number(),
+    timeout: z.number(),
+    environment: z.record(z.string()),
+    description: z.string(),
+    maxRetryAttempts: z.number(),
+    codeSha256: z.string(),
+    codeSize: z.number(),
+    lastModified: z.string(),
+    revisionId: z.string(),
+  })
+  .openapi('Function');
+
+const DeadLetterSchema = z
+  .object({ id: z.string(), functionName: z.string(), qualifier: z.string(), event: z.string(), error: LambdaErrorSchema, attempts: z.number(), failedAt: z.string() })
+  .openapi('DeadLetter');
+
+const nameParam = z.object({ name: z.string().openapi({ param: { name: 'name', in: 'path' }, example: 'hello' }) });
+const qualifierQuery = z.object({ qualifier: z.string().optional().openapi({ description: '$LATEST (default) or a version number' }) });
+const json = <T extends z.ZodTypeAny>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
+
+const routes = {
+  create: createRoute({ method: 'post', path: '/api/v1/functions', tags: ['functions'], summary: 'Create a function', request: { body: { required: true, content: { 'application/json': { schema: CreateSchema } } } }, responses: { 201: json(FunctionSchema, 'Created'), ...errors } }),
+  list: createRoute({
+    method: 'get',
+    path: '/api/v1/functions',
+    tags: ['functions'],
+    summary: 'List functions in name order',
+    request: { query: z.object({ marker: z.string().optional(), maxItems: z.coerce.number().int().min(1).max(10000).optional() }) },
+    responses: { 200: json(z.object({ functions: z.array(FunctionSchema), nextMarker: z.string().optional() }), 'A page of functions'), ...errors },
+  }),
+  get: createRoute({ method: 'get', path: '/api/v1/functions/{name}', tags: ['functions'], summary: 'Get a function ($LATEST or a version)', request: { params: nameParam, query: qualifierQuery }, responses: { 200: json(FunctionSchema, 'The function'), ...errors } }),
+  update: createRoute({
+    method: 'put',
+    path: '/api/v1/functions/{name}',
+    tags: ['functions'],
+    summary: 'Update configuration and/or code of $LATEST',
+    request: { params: nameParam, body: { required: true, content: { 'application/json': { schema: UpdateSchema } } } },
+    responses: { 200: json(FunctionSchema, 'The updated function'), ...errors },
+  }),
+  delete: createRoute({ method: 'delete', path: '/api/v1/functions/{name}', tags: ['functions'], summary: 'Delete a function, or one version with ?qualifier', request: { params: nameParam, query: qualifierQuery }, responses: { 204: { description: 'Deleted' }, ...errors } }),
+  publish: createRoute({
+    method: 'post',
+    path: '/api/v1/functions/{name}/versions',
+    tags: ['functions'],
+    summary: 'Publish $LATEST as an immutable numbered version',
+    request: { params: nameParam, body: { required: false, content: { 'application/json': { schema: z.object({ description: z.string().optional(), codeSha256: z.string().optional() }).strict() } } } },
+    responses: { 201: json(FunctionSchema, 'The version'), ...errors },
+  }),
+  versions: createRoute({ method: 'get', path: '/api/v1/functions/{name}/versions', tags: ['functions'], summary: 'List $LATEST and the published versions', request: { params: nameParam }, responses: { 200: json(z.object({ versions: z.array(FunctionSchema) }), 'Versions'), ...errors } }),
+  invoke: createRoute({
+    method: 'post',
+    path: '/api/v1/functions/{name}/invocations',
+    tags: ['functions'],
+    summary: 'Invoke a function',
+    description: 'The body is the event (any JSON; empty means {}). `type=Event` queues it and returns 202; failed async invocations are retried and then dead-lettered. Limits: 6 MB sync, 1 MB async.',
+    request: { params: nameParam, query: qualifierQuery.extend({ type: z.enum(['RequestResponse', 'Event', 'DryRun']).optional() }) },
+    responses: { 200: json(ExecutionRecordSchema, 'Finished (succeeded, failed or timeout)'), 202: json(z.object({ id: z.string().uuid() }), 'Queued'), 204: { description: 'DryRun: the function exists and the payload is valid' }, ...errors },
+  }),
+  deadLetters: createRoute({ method: 'get', path: '/api/v1/functions/{name}/dead-letters', tags: ['functions'], summary: 'Async invocations that failed every attempt', request: { params: nameParam }, responses: { 200: json(z.object({ deadLetters: z.array(DeadLetterSchema) }), 'Newest first'), ...errors } }),
+  replay: createRoute({
+    method: 'post',
+    path: '/api/v1/functions/{name}/dead-letters/{id}/replay',
+    tags: ['functions'],
+    summary: 'Queue a dead letter\'s event again (async) and remove it',
+    request: { params: nameParam.extend({ id: z.string().openapi({ param: { name: 'id', in: 'path' } }) }) },
+    responses: { 202: json(z.object({ id: z.string().uuid() }), 'Queued'), ...errors },
+  }),
+};
+
+/** The record as the API shows it: everything but where the code is stored. */
+function view(r: FunctionVersionRecord): z.infer<typeof FunctionSchema> {
+  const out: Omit<FunctionVersionRecord, 'codeBlob'> & { codeBlob?: string } = { ...r };
+  delete out.codeBlob;
+  return out;
+}
+
+function codeOf(code: z.infer<typeof CodeSchema>): CodeInput {
+  if ((code.zipFile === undefined) === (code.source === undefined)) throw new ValidationError('code must have exactly one of zipFile or source', { field: 'code' });
+  return code.zipFile !== undefined ? zipFromBase64('code.zipFile', code.zipFile) : { source: code.source as string };
+}
+
+/** Thin edge: parse, call the function service or invoker, map the result. */
+export function functionRoutes(functions: FunctionService, invoker: FunctionInvoker): OpenAPIHono<AppEnv> {
+  const app = newRouter();
+  app.openapi(routes.create, async (c) => {
+    const { code, ...body } = c.req.valid('json');
+    return c.json(view(await functions.create({ ...body, code: codeOf(code) })), 201);
+  });
+  app.openapi(routes.list, async (c) => {
+    const q = c.req.valid('query');
+    const page = await functions.list(q.marker, q.maxItems);
+    return c.json({ functions: page.records.map(view), ...(page.nextMarker ? { nextMarker: page.nextMarker } : {}) }, 200);
+  });
+  app.openapi(routes.get, async (c) => c.json(view(await functions.get(c.req.valid('param').name, c.req.valid('query').qualifier)), 200));
+  app.openapi(routes.update, async (c) => {
+    const { name } = c.req.valid('param');
+    const { code, publish, ...config } = c.req.valid('json');
+    if (code && Object.keys(config).length) await functions.updateConfiguration(name, config);
+    const record = code ? await functions.updateCode(name, codeOf(code), publish) : await functions.updateConfiguration(name, config);
+    if (publish && !code) await functions.publish(name);
+    return c.json(view(record), 200);
+  });
+  app.openapi(routes.delete, async (c) => {
+    await functions.delete(c.req.valid('param').name, c.req.valid('query').qualifier);
+    return c.body(null, 204);
+  });
+  app.openapi(routes.publish, async (c) => {
+    const body = c.req.header('content-type')?.includes('json') ? c.req.valid('json') : {};
+    return c.json(view(await functions.publish(c.req.valid('param').name, body)), 201);
+  });
+  app.openapi(routes.versions, async (c) => c.json({ versions: (await functions.versions(c.req.valid('param').name)).map(view) }, 200));
+  app.openapi(routes.invoke, async (c) => {
+    const { name } = c.req.valid('param');
+    const q = c.req.valid('query');
+    const type: InvocationType = q.type ?? 'RequestResponse';
+    const out = await invoker.invoke(name, q.qualifier, await c.req.text(), type);
+    if (type === 'DryRun') return c.body(null, 204);
+    if (!out.record) return c.json({ id: out.id }, 202);
+    return c.json({ ...out.record, version: out.function.version }, 200);
+  });
+  app.openapi(routes.deadLetters, async (c) => c.json({ deadLetters: await invoker.listDeadLetters(c.req.valid('param').name) }, 200));
+  app.openapi(routes.replay, async (c) => {
+    const { name, id } = c.req.valid('param');
+    return c.json({ id: (await invoker.replay(name, id)).id }, 202);
+  });
+  return app;
+}

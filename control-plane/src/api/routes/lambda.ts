@@ -1,0 +1,133 @@
+import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { ValidationError } from '../../errors.js';
+import { SYNC_PAYLOAD_BYTES, type FunctionInvoker, type InvocationType } from '../../functions/invoker.js';
+import { zipFromBase64 } from '../../functions/package.js';
+import type { FunctionService } from '../../functions/service.js';
+import { lambdaError, lambdaErrorForCode, onLambdaError } from '../lambda/errors.js';
+import { CodeInputShape, ConfigInput, configuration, CreateInput, parseBody, parseFunctionName, PublishInput, settingsOf } from '../lambda/shapes.js';
+
+/** Largest management request (CreateFunction/UpdateFunctionCode): a 50 MB zip, base64 in JSON. */
+const MAX_MANAGEMENT_BYTES = 70 * 1024 * 1024;
+/** Lambda keeps the last 4 KB of the log for X-Amz-Log-Result. */
+const LOG_TAIL_BYTES = 4096;
+const INVOCATION_TYPES = ['RequestResponse', 'Event', 'DryRun'];
+const BASE = '/2015-03-31/functions';
+
+function zipOf(code: { ZipFile?: string | undefined; S3Bucket?: string | undefined; ImageUri?: string | undefined }) {
+  if (code.ZipFile === undefined) throw new ValidationError('only Code.ZipFile is supported (S3 and image packages are not)', { field: 'ZipFile' });
+  return zipFromBase64('ZipFile', code.ZipFile);
+}
+
+function maxItems(c: Context): number | undefined {
+  const raw = c.req.query('MaxItems');
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 10000) throw new ValidationError(`MaxItems must be an integer between 1 and 10000; got "${raw.slice(0, 20)}"`, { field: 'MaxItems' });
+  return n;
+}
+
+/** Path name (name, name:qualifier or ARN) plus the Qualifier query parameter, which wins. */
+function target(c: Context): { name: string; qualifier?: string } {
+  const parsed = parseFunctionName(c.req.param('name') ?? '');
+  const qualifier = c.req.query('Qualifier') ?? parsed.qualifier;
+  return { name: parsed.name, ...(qualifier ? { qualifier } : {}) };
+}
+
+/** The last 4 KB of a log, cut at a character boundary, base64. */
+function logTail(logs: string): string {
+  const bytes = Buffer.from(logs, 'utf8');
+  let start = Math.max(0, bytes.length - LOG_TAIL_BYTES);
+  while (start < bytes.length && ((bytes[start] ?? 0) & 0xc0) === 0x80) start++;
+  return bytes.subarray(start).toString('base64');
+}
+
+/**
+ * The subset of Lambda's REST API (2015-03-31) that deployment tools and the AWS SDK use,
+ * so `new LambdaClient({ endpoint: kilnUrl })` works unchanged. Thin edge like the rest:
+ * parse Lambda's shapes, call the same services as /api/v1/functions, map back.
+ */
+export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoker): Hono {
+  const app = new Hono();
+  app.onError(onLambdaError);
+  const managementLimit = bodyLimit({ maxSize: MAX_MANAGEMENT_BYTES, onError: (c) => lambdaError(c, 'RequestTooLargeException', 413, `request body is larger than ${MAX_MANAGEMENT_BYTES} bytes`) });
+  const invokeLimit = bodyLimit({ maxSize: SYNC_PAYLOAD_BYTES, onError: (c) => lambdaError(c, 'RequestTooLargeException', 413, `request payload is larger than ${SYNC_PAYLOAD_BYTES} bytes`) });
+
+  app.post(BASE, managementLimit, async (c) => {
+    const input = parseBody(CreateInput, await c.req.text());
+    const { name } = parseFunctionName(input.FunctionName);
+    const runtime = input.Runtime;
+    if (runtime === undefined) throw new ValidationError('Runtime is required', { field: 'Runtime' });
+    const record = await functions.create({ ...settingsOf(input), name, runtime, code: zipOf(input.Code), publish: input.Publish ?? false });
+    return c.json(configuration(input.Publish ? await functions.publish(name) : record), 201);
+  });
+
+  const list = async (c: Context) => {
+    const page = await functions.list(c.req.query('Marker') || undefined, maxItems(c));
+    return c.json({ Functions: page.records.map(configuration), ...(page.nextMarker ? { NextMarker: page.nextMarker } : {}) });
+  };
+  app.get(BASE, list);
+  app.get(`${BASE}/`, list);
+
+  app.get(`${BASE}/:name`, async (c) => {
+    const { name, qualifier } = target(c);
+    const record = await functions.get(name, qualifier);
+    const origin = new URL(c.req.url).origin;
+    return c.json({ Configuration: configuration(record), Code: { RepositoryType: 'Kiln', Location: `${origin}/api/v1/functions/${name}?qualifier=${encodeURIComponent(record.version)}` }, Tags: {} });
+  });
+  app.get(`${BASE}/:name/configuration`, async (c) => {
+    const { name, qualifier } = target(c);
+    return c.json(configuration(await functions.get(name, qualifier)));
+  });
+  app.delete(`${BASE}/:name`, async (c) => {
+    const { name, qualifier } = target(c);
+    await functions.delete(name, qualifier);
+    return c.body(null, 204);
+  });
+  app.put(`${BASE}/:name/code`, managementLimit, async (c) => {
+    const { name } = target(c);
+    const input = parseBody(CodeInputShape, await c.req.text());
+    const record = await functions.updateCode(name, zipOf(input), input.Publish ?? false);
+    return c.json(configuration(input.Publish ? await functions.publish(name) : record));
+  });
+  app.put(`${BASE}/:name/configuration`, managementLimit, async (c) => {
+    const { name } = target(c);
+    return c.json(configuration(await functions.updateConfiguration(name, settingsOf(parseBody(ConfigInput, await c.req.text())))));
+  });
+  app.post(`${BASE}/:name/versions`, managementLimit, async (c) => {
+    const { name } = target(c);
+    const input = parseBody(PublishInput, await c.req.text());
+    const opts = { ...(input.Description !== undefined ? { description: input.Description } : {}), ...(input.CodeSha256 ? { codeSha256: input.CodeSha256 } : {}) };
+    return c.json(configuration(await functions.publish(name, opts)), 201);
+  });
+  app.get(`${BASE}/:name/versions`, async (c) => {
+    const { name } = target(c);
+    return c.json({ Versions: (await functions.versions(name)).map(configuration) });
+  });
+
+  app.post(`${BASE}/:name/invocations`, invokeLimit, async (c) => {
+    const { name, qualifier } = target(c);
+    const type = c.req.header('X-Amz-Invocation-Type') ?? 'RequestResponse';
+    if (!INVOCATION_TYPES.includes(type)) throw new ValidationError(`X-Amz-Invocation-Type must be one of ${INVOCATION_TYPES.join(', ')}; got "${type.slice(0, 40)}"`, { field: 'InvocationType' });
+    const logType = c.req.header('X-Amz-Log-Type') ?? 'None';
+    if (logType !== 'None' && logType !== 'Tail') throw new ValidationError(`X-Amz-Log-Type must be None or Tail; got "${logType.slice(0, 40)}"`, { field: 'LogType' });
+    const out = await invoker.invoke(name, qualifier, await c.req.text(), type as InvocationType);
+    c.header('x-amzn-RequestId', out.id);
+    c.header('X-Amz-Executed-Version', out.function.version);
+    if (!out.record) return c.body(null, type === 'DryRun' ? 204 : 202);
+    const record = out.record;
+    // Kiln's own failures (no capacity, lost executor) are service errors, not function errors.
+    if (record.error?.errorType.startsWith('Kiln.')) return lambdaErrorForCode(c, record.error.errorType.slice(5), 500, record.error.errorMessage);
+    if (logType === 'Tail') c.header('X-Amz-Log-Result', logTail(record.logs));
+    c.header('Content-Type', 'application/json');
+    if (record.status !== 'succeeded') {
+      c.header('X-Amz-Function-Error', 'Unhandled');
+      const e = record.error;
+      return c.body(JSON.stringify({ errorType: e?.errorType ?? 'Unknown', errorMessage: e?.errorMessage ?? record.status, trace: e?.stackTrace ?? [] }), 200);
+    }
+    // A custom runtime's bytes go back untouched; JSON results as the JSON text.
+    const body = record.resultBase64 !== undefined ? Buffer.from(record.resultBase64, 'base64') : JSON.stringify(record.result ?? null);
+    return c.body(typeof body === 'string' ? body : new Uint8Array(body), 200);
+  });
+  return app;
+}

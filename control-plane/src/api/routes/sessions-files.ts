@@ -1,0 +1,142 @@
+import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
+import type { FileInfo } from '@kiln/proto/executor';
+import type { SessionAgent } from '../../agent/session-client.js';
+import type { SessionService } from '../../sessions/service.js';
+import { newRouter, type AppEnv } from '../router.js';
+import { FileInfoSchema, SessionIdParam, sessionErrors as errors } from './session-schemas.js';
+
+const PathQuery = z.object({ path: z.string().default('.').openapi({ description: 'Relative to /workspace, or absolute inside it', example: 'src/main.py' }) });
+const json = <T extends z.ZodTypeAny>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
+const binary = (description: string, type = 'application/octet-stream') => ({ description, content: { [type]: { schema: z.string().openapi({ format: 'binary' }) } } });
+const rawBody = (type: string) => ({ body: { required: true, content: { [type]: { schema: z.string().openapi({ format: 'binary' }) } } } });
+
+const routes = {
+  read: createRoute({ method: 'get', path: '/api/v1/sessions/{id}/files', tags: ['files'], summary: 'Download a file (streamed)', request: { params: SessionIdParam, query: PathQuery }, responses: { 200: binary('The file\'s bytes'), ...errors } }),
+  write: createRoute({
+    method: 'put',
+    path: '/api/v1/sessions/{id}/files',
+    tags: ['files'],
+    summary: 'Upload a file (streamed); parent directories are created',
+    request: { params: SessionIdParam, query: PathQuery.extend({ mode: z.string().regex(/^[0-7]{3,4}$/).optional().openapi({ description: 'Octal permissions (default 644)' }) }), ...rawBody('application/octet-stream') },
+    responses: { 200: json(FileInfoSchema, 'Written'), ...errors },
+  }),
+  list: createRoute({ method: 'get', path: '/api/v1/sessions/{id}/files/list', tags: ['files'], summary: 'List a directory', request: { params: SessionIdParam, query: PathQuery }, responses: { 200: json(z.object({ entries: z.array(FileInfoSchema) }), 'Entries'), ...errors } }),
+  stat: createRoute({ method: 'get', path: '/api/v1/sessions/{id}/files/stat', tags: ['files'], summary: 'Stat a path', request: { params: SessionIdParam, query: PathQuery }, responses: { 200: json(FileInfoSchema, 'Info'), ...errors } }),
+  mkdir: createRoute({
+    method: 'post',
+    path: '/api/v1/sessions/{id}/files/mkdir',
+    tags: ['files'],
+    summary: 'Create a directory and its parents',
+    request: { params: SessionIdParam, body: { required: true, content: { 'application/json': { schema: z.object({ path: z.string().min(1) }).strict() } } } },
+    responses: { 200: json(FileInfoSchema, 'Created'), ...errors },
+  }),
+  remove: createRoute({
+    method: 'delete',
+    path: '/api/v1/sessions/{id}/files',
+    tags: ['files'],
+    summary: 'Remove a file or directory',
+    request: { params: SessionIdParam, query: PathQuery.extend({ recursive: z.enum(['true', 'false']).optional() }) },
+    responses: { 200: json(z.object({ existed: z.boolean() }), 'Removed'), ...errors },
+  }),
+  rename: createRoute({
+    method: 'post',
+    path: '/api/v1/sessions/{id}/files/rename',
+    tags: ['files'],
+    summary: 'Rename or move a path',
+    request: { params: SessionIdParam, body: { required: true, content: { 'application/json': { schema: z.object({ from: z.string().min(1), to: z.string().min(1) }).strict() } } } },
+    responses: { 200: json(FileInfoSchema, 'Renamed'), ...errors },
+  }),
+  tarGet: createRoute({ method: 'get', path: '/api/v1/sessions/{id}/files/tar', tags: ['files'], summary: 'Download a directory as a tar stream', request: { params: SessionIdParam, query: PathQuery }, responses: { 200: binary('A tar archive', 'application/x-tar'), ...errors } }),
+  tarPut: createRoute({
+    method: 'put',
+    path: '/api/v1/sessions/{id}/files/tar',
+    tags: ['files'],
+    summary: 'Extract a tar stream into a directory (created if missing)',
+    request: { params: SessionIdParam, query: PathQuery, ...rawBody('application/x-tar') },
+    responses: { 200: json(FileInfoSchema, 'Extracted'), ...errors },
+  }),
+};
+
+function fileInfo(f: FileInfo): z.infer<typeof FileInfoSchema> {
+  return {
+    path: f.path,
+    name: f.name,
+    type: f.type as z.infer<typeof FileInfoSchema>['type'],
+    size: f.size,
+    mode: f.mode,
+    modifiedAt: new Date(f.modifiedAtMs).toISOString(),
+    ...(f.symlinkTarget ? { symlinkTarget: f.symlinkTarget } : {}),
+  };
+}
+
+/** The request body as chunks, without buffering it. */
+async function* bodyChunks(body: ReadableStream<Uint8Array> | null): AsyncGenerator<Uint8Array> {
+  if (!body) return;
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      yield value;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+/**
+ * Streams a gRPC byte stream as a response body. The first chunk is awaited before the
+ * response starts, so a missing file or a refused path is an HTTP error, not a cut stream.
+ */
+async function streamed(source: AsyncGenerator<{ data: Uint8Array }>, type: string): Promise<Response> {
+  const first = await source.next();
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      if (first.done) controller.close();
+      else controller.enqueue(first.value.data);
+    },
+    async pull(controller) {
+      if (first.done) return;
+      try {
+        const next = await source.next();
+        if (next.done) controller.close();
+        else controller.enqueue(next.value.data);
+      } catch (err) {
+        controller.error(err);
+      }
+    },
+    async cancel() {
+      await source.return(undefined);
+    },
+  });
+  return new Response(body, { status: 200, headers: { 'content-type': type } });
+}
+
+/** Thin edge for a session's files: every path is checked by the executor (400 PathOutsideWorkspace). */
+export function sessionFileRoutes(sessions: SessionService): OpenAPIHono<AppEnv> {
+  const app = newRouter();
+  const agentOf = async (id: string): Promise<SessionAgent> => (await sessions.open(id)).agent;
+  app.openapi(routes.read, async (c) => (await streamed((await agentOf(c.req.valid('param').id)).readFile(c.req.valid('query').path), 'application/octet-stream')) as never);
+  app.openapi(routes.write, async (c) => {
+    const q = c.req.valid('query');
+    const agent = await agentOf(c.req.valid('param').id);
+    return c.json(fileInfo(await agent.upload('file', q.path, bodyChunks(c.req.raw.body), q.mode ? parseInt(q.mode, 8) : 0o644)), 200);
+  });
+  app.openapi(routes.list, async (c) => c.json({ entries: (await (await agentOf(c.req.valid('param').id)).list(c.req.valid('query').path)).map(fileInfo) }, 200));
+  app.openapi(routes.stat, async (c) => c.json(fileInfo(await (await agentOf(c.req.valid('param').id)).stat(c.req.valid('query').path)), 200));
+  app.openapi(routes.mkdir, async (c) => c.json(fileInfo(await (await agentOf(c.req.valid('param').id)).mkdir(c.req.valid('json').path)), 200));
+  app.openapi(routes.remove, async (c) => {
+    const q = c.req.valid('query');
+    return c.json({ existed: await (await agentOf(c.req.valid('param').id)).remove(q.path, q.recursive === 'true') }, 200);
+  });
+  app.openapi(routes.rename, async (c) => {
+    const b = c.req.valid('json');
+    return c.json(fileInfo(await (await agentOf(c.req.valid('param').id)).rename(b.from, b.to)), 200);
+  });
+  app.openapi(routes.tarGet, async (c) => (await streamed((await agentOf(c.req.valid('param').id)).tarDownload(c.req.valid('query').path), 'application/x-tar')) as never);
+  app.openapi(routes.tarPut, async (c) => {
+    const agent = await agentOf(c.req.valid('param').id);
+    return c.json(fileInfo(await agent.upload('tar', c.req.valid('query').path, bodyChunks(c.req.raw.body))), 200);
+  });
+  return app;
+}

@@ -1,0 +1,96 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { KilnError } from '../../errors.js';
+import { log } from '../../log.js';
+import type { SessionService } from '../../sessions/service.js';
+import { errorBody } from '../errors.js';
+
+const PTY_PATH = /^\/api\/v1\/sessions\/([^/]+)\/pty$/;
+/** Terminal input counts as session activity, recorded at most this often. */
+const TOUCH_EVERY_MS = 1000;
+
+function refuse(socket: Duplex, status: number, code: string, message: string): void {
+  const body = JSON.stringify(errorBody(code, message));
+  socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 400 ? 'Bad Request' : 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+}
+
+function size(value: string | null, fallback: number): number {
+  const n = value === null ? fallback : Number(value);
+  return Number.isInteger(n) && n >= 1 && n <= 1000 ? n : NaN;
+}
+
+/**
+ * `GET /api/v1/sessions/{id}/pty?cols=&rows=` upgraded to a WebSocket and bridged to the
+ * executor's Pty stream. Binary frames carry terminal bytes both ways; text frames carry JSON
+ * control messages: `{"type":"resize","cols":N,"rows":N}` from the client and
+ * `{"type":"exit","code":N}` from the server, sent before it closes. Other upgrade paths are
+ * left to whoever else listens for upgrades.
+ */
+export function attachSessionPty(server: Server, sessions: SessionService): void {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const match = PTY_PATH.exec(url.pathname);
+    if (!match) return;
+    const id = decodeURIComponent(match[1] as string);
+    const cols = size(url.searchParams.get('cols'), 80);
+    const rows = size(url.searchParams.get('rows'), 24);
+    if (Number.isNaN(cols) || Number.isNaN(rows)) {
+      refuse(socket, 400, 'InvalidRequest', 'cols and rows must be integers between 1 and 1000');
+      return;
+    }
+    sessions.open(id).then(
+      ({ agent }) => wss.handleUpgrade(req, socket, head, (ws) => bridge(ws, sessions, id, agent.pty(cols, rows, {}))),
+      (err: unknown) => {
+        if (err instanceof KilnError) refuse(socket, err.status, err.code, err.message);
+        else {
+          log('error', 'pty upgrade failed', { sessionId: id, error: String(err) });
+          refuse(socket, 500, 'InternalError', 'internal error; see the control plane log');
+        }
+      },
+    );
+  });
+}
+
+function bridge(ws: WebSocket, sessions: SessionService, id: string, pty: ReturnType<Awaited<ReturnType<SessionService['open']>>['agent']['pty']>): void {
+  let lastTouch = Date.now();
+  ws.on('message', (data: RawData, isBinary: boolean) => {
+    const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+    if (isBinary) pty.write({ data: bytes });
+    else {
+      let msg: { type?: unknown; cols?: unknown; rows?: unknown; data?: unknown };
+      try {
+        msg = JSON.parse(bytes.toString('utf8')) as typeof msg;
+      } catch {
+        ws.send(JSON.stringify({ type: 'error', code: 'InvalidRequest', message: 'text frames must be JSON control messages such as {"type":"resize","cols":80,"rows":24}' }));
+        return;
+      }
+      if (msg.type === 'resize' && typeof msg.cols === 'number' && typeof msg.rows === 'number') pty.write({ cols: msg.cols, rows: msg.rows });
+      else if (msg.type === 'input' && typeof msg.data === 'string') pty.write({ data: Buffer.from(msg.data) });
+    }
+    if (Date.now() - lastTouch > TOUCH_EVERY_MS) {
+      lastTouch = Date.now();
+      sessions.store.touch(id, lastTouch).catch((err: unknown) => log('debug', 'could not record terminal activity', { sessionId: id, error: String(err) }));
+    }
+  });
+  ws.on('close', () => pty.end());
+  ws.on('error', () => pty.end());
+  void (async () => {
+    try {
+      for await (const out of pty.output) {
+        if (out.data.length && ws.readyState === ws.OPEN) ws.send(out.data, { binary: true });
+        if (out.exited) {
+          ws.send(JSON.stringify({ type: 'exit', code: out.exitCode }));
+          ws.close(1000, 'exited');
+          return;
+        }
+      }
+      ws.close(1000, 'closed');
+    } catch (err) {
+      const e = err instanceof KilnError ? { code: err.code, message: err.message } : { code: 'InternalError', message: String(err) };
+      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: 'error', ...e }));
+      ws.close(1011, e.code);
+    }
+  })();
+}

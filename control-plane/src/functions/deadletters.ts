@@ -1,0 +1,55 @@
+import type { Redis } from 'ioredis';
+import type { ExecutionJob, LambdaError } from '../executions/types.js';
+import type { Keys } from '../store/keys.js';
+import type { DeadLetter } from './types.js';
+
+/** Newest entries kept per function; older ones are dropped so a broken function cannot fill Redis. */
+const MAX_PER_FUNCTION = 1000;
+
+/**
+ * Async invocations that failed every attempt, per function, in a Redis hash (id → entry).
+ * Lambda would send these to an SQS queue or SNS topic; here they stay readable and
+ * replayable over REST until replayed or the function is deleted.
+ */
+export class DeadLetterStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+  ) {}
+
+  async add(job: ExecutionJob, error: LambdaError, attempts: number): Promise<void> {
+    const entry: DeadLetter = {
+      id: job.id,
+      functionName: job.function.name,
+      qualifier: job.function.version,
+      event: job.event,
+      error,
+      attempts,
+      failedAt: new Date().toISOString(),
+    };
+    const key = this.keys.fnDeadLetters(entry.functionName);
+    await this.redis.hset(key, entry.id, JSON.stringify(entry));
+    if ((await this.redis.hlen(key)) > MAX_PER_FUNCTION) {
+      const oldest = (await this.list(entry.functionName)).slice(MAX_PER_FUNCTION).map((e) => e.id);
+      if (oldest.length) await this.redis.hdel(key, ...oldest);
+    }
+  }
+
+  /** Newest first. */
+  async list(functionName: string): Promise<DeadLetter[]> {
+    const all = Object.values(await this.redis.hgetall(this.keys.fnDeadLetters(functionName))).map((t) => JSON.parse(t) as DeadLetter);
+    return all.sort((a, b) => b.failedAt.localeCompare(a.failedAt));
+  }
+
+  /** Removes and returns an entry; undefined when it does not exist (or another caller took it). */
+  async take(functionName: string, id: string): Promise<DeadLetter | undefined> {
+    const key = this.keys.fnDeadLetters(functionName);
+    const [[, text], [, removed]] = (await this.redis.multi().hget(key, id).hdel(key, id).exec()) as [[null, string | null], [null, number]];
+    return text !== null && removed === 1 ? (JSON.parse(text) as DeadLetter) : undefined;
+  }
+
+  /** Puts back an entry whose replay could not be queued. */
+  async restore(entry: DeadLetter): Promise<void> {
+    await this.redis.hset(this.keys.fnDeadLetters(entry.functionName), entry.id, JSON.stringify(entry));
+  }
+}

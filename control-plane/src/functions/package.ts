@@ -1,0 +1,100 @@
+import { createHash } from 'node:crypto';
+import { ValidationError } from '../errors.js';
+import type { CodeFile } from '../executions/types.js';
+import type { BlobStore } from '../storage/blobs.js';
+import type { FunctionRuntime } from './types.js';
+import { readZip } from './zip.js';
+
+/** What a create or code update brings: a zip archive, or one source file (REST only). */
+export type CodeInput = { zipFile: Buffer } | { source: string };
+
+/** An unpacked code package, ready to store and to send to executors. */
+export interface CodePackage {
+  files: CodeFile[];
+  /** base64 SHA-256 of what was uploaded, as Lambda's CodeSha256. */
+  sha256: string;
+  size: number;
+}
+
+/** The file an inline source becomes, named after the handler's module like Lambda's console does. */
+function inlineFile(runtime: FunctionRuntime, handler: string, source: string): { path: string; mode: number } {
+  if (runtime.startsWith('provided')) return { path: 'bootstrap', mode: 0o755 };
+  const module = handler.slice(0, handler.lastIndexOf('.')) || 'index';
+  if (runtime.startsWith('python')) return { path: `${module.replaceAll('.', '/')}.py`, mode: 0o644 };
+  return { path: `${module}${/^\s*export\s/m.test(source) ? '.mjs' : '.js'}`, mode: 0o644 };
+}
+
+export function unpack(code: CodeInput, runtime: FunctionRuntime, handler: string): CodePackage {
+  if ('zipFile' in code) {
+    const files = readZip(code.zipFile).map((e) => ({ path: e.path, content: e.content.toString('base64'), mode: e.mode }));
+    return { files, sha256: createHash('sha256').update(code.zipFile).digest('base64'), size: code.zipFile.length };
+  }
+  const bytes = Buffer.from(code.source, 'utf8');
+  const file = inlineFile(runtime, handler, code.source);
+  return { files: [{ ...file, content: bytes.toString('base64') }], sha256: createHash('sha256').update(bytes).digest('base64'), size: bytes.length };
+}
+
+/** Cap on unpacked packages kept in memory; a miss costs one Redis read and a JSON parse. */
+const CACHE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Unpacked code packages in the blob store, keyed by function and hash. Packages are
+ * immutable once written, so this replica caches them (least recently used out first).
+ */
+export class CodePackages {
+  private readonly cache = new Map<string, { files: CodeFile[]; bytes: number }>();
+  private cached = 0;
+
+  constructor(private readonly blobs: BlobStore) {}
+
+  static keyOf(functionName: string, sha256: string): string {
+    return `code/${functionName}/${Buffer.from(sha256, 'base64').toString('hex')}`;
+  }
+
+  async save(functionName: string, pkg: CodePackage): Promise<string> {
+    const key = CodePackages.keyOf(functionName, pkg.sha256);
+    await this.blobs.put(key, Buffer.from(JSON.stringify(pkg.files)));
+    return key;
+  }
+
+  async load(key: string): Promise<CodeFile[] | undefined> {
+    const hit = this.cache.get(key);
+    if (hit) {
+      this.cache.delete(key);
+      this.cache.set(key, hit);
+      return hit.files;
+    }
+    const blob = await this.blobs.get(key);
+    if (!blob) return undefined;
+    const files = JSON.parse(blob.toString('utf8')) as CodeFile[];
+    this.remember(key, files, blob.length);
+    return files;
+  }
+
+  async delete(key: string): Promise<void> {
+    const hit = this.cache.get(key);
+    if (hit) this.cached -= hit.bytes;
+    this.cache.delete(key);
+    await this.blobs.delete(key);
+  }
+
+  private remember(key: string, files: CodeFile[], bytes: number): void {
+    if (bytes > CACHE_BYTES / 4) return;
+    this.cache.set(key, { files, bytes });
+    this.cached += bytes;
+    for (const [k, v] of this.cache) {
+      if (this.cached <= CACHE_BYTES) break;
+      this.cache.delete(k);
+      this.cached -= v.bytes;
+    }
+  }
+}
+
+/** Decodes a base64 zip from a JSON body; Buffer.from would silently skip bad characters. */
+export function zipFromBase64(field: string, text: string): CodeInput {
+  const clean = text.replace(/\s+/g, '');
+  if (!clean || !/^[A-Za-z0-9+/]*={0,2}$/.test(clean) || clean.length % 4 === 1) {
+    throw new ValidationError(`${field} must be a base64-encoded zip archive`, { field });
+  }
+  return { zipFile: Buffer.from(clean, 'base64') };
+}

@@ -1,0 +1,191 @@
+import { randomUUID } from 'node:crypto';
+import { ValidationError } from '../errors.js';
+import type { TemplateRegistry } from '../templates/registry.js';
+import { FunctionConflictError, FunctionExistsError, FunctionNotFoundError } from './errors.js';
+import { unpack, type CodeInput, type CodePackages } from './package.js';
+import type { FunctionStore } from './store.js';
+import { FUNCTION_NAME, FUNCTION_RUNTIMES, type FunctionRuntime, type FunctionVersionRecord } from './types.js';
+
+/** The settable part of a function, as both API surfaces pass it in. */
+export interface FunctionSettings {
+  runtime?: string;
+  handler?: string;
+  template?: string;
+  memorySize?: number;
+  timeout?: number;
+  environment?: Record<string, string>;
+  description?: string;
+  maxRetryAttempts?: number;
+}
+
+export interface CreateFunctionInput extends FunctionSettings {
+  name: string;
+  runtime: string;
+  code: CodeInput;
+  publish?: boolean;
+}
+
+const LATEST = '$LATEST';
+const ENV_NAME = /^[A-Za-z][A-Za-z0-9_]*$/;
+const ENV_MAX_BYTES = 4096;
+const CAS_TRIES = 5;
+
+function checkInt(field: string, value: number, min: number, max: number): void {
+  if (!Number.isInteger(value) || value < min || value > max) throw new ValidationError(`${field} must be an integer between ${min} and ${max}; got ${value}`, { field });
+}
+
+export function checkName(name: string): void {
+  if (!FUNCTION_NAME.test(name)) throw new ValidationError(`function name must be 1-64 letters, digits, dashes or underscores; got "${name.slice(0, 80)}"`, { field: 'name' });
+}
+
+/**
+ * Functions as records: create, read, list, update code or configuration, publish
+ * immutable numbered versions, delete. Every change to $LATEST gets a new revisionId and
+ * lastModified, which is what makes invocations land on fresh instances.
+ */
+export class FunctionService {
+  constructor(
+    private readonly store: FunctionStore,
+    private readonly packages: CodePackages,
+    private readonly templates: TemplateRegistry,
+    private readonly limits: { maxTimeoutMs: number },
+  ) {}
+
+  /** Validates settings merged onto `base` and returns the resulting record fields. */
+  private settle(base: Partial<FunctionVersionRecord>, s: FunctionSettings): Omit<FunctionVersionRecord, 'name' | 'version' | 'codeSha256' | 'codeSize' | 'codeBlob' | 'lastModified' | 'revisionId'> {
+    const runtime = s.runtime ?? base.runtime;
+    if (!runtime || !(runtime in FUNCTION_RUNTIMES)) {
+      throw new ValidationError(`runtime must be one of ${Object.keys(FUNCTION_RUNTIMES).join(', ')}; got "${String(runtime)}"`, { field: 'runtime' });
+    }
+    const rt = runtime as FunctionRuntime;
+    const handler = s.handler ?? base.handler ?? (rt.startsWith('provided') ? 'function.handler' : 'index.handler');
+    if (!/^[^\s]{1,128}$/.test(handler)) throw new ValidationError(`handler must be 1-128 characters without spaces; got "${handler.slice(0, 80)}"`, { field: 'handler' });
+    if (!rt.startsWith('provided') && !/^[^.]+(\.[^.]+)*\.[^.]+$/.test(handler)) throw new ValidationError(`handler must look like "module.function" for ${rt}; got "${handler}"`, { field: 'handler' });
+    // A runtime change without a template change picks the new runtime's default template.
+    const template = s.template ?? (s.runtime && s.runtime !== base.runtime ? undefined : base.template) ?? FUNCTION_RUNTIMES[rt];
+    if (!this.templates.has(template)) throw new ValidationError(`template "${template}" does not exist; known templates: ${this.templates.names().join(', ')}`, { field: 'template' });
+    if (!this.templates.get(template).runtimes.includes(rt)) throw new ValidationError(`template "${template}" does not offer ${rt}`, { field: 'template' });
+    const memorySize = s.memorySize ?? base.memorySize ?? 128;
+    checkInt('memorySize', memorySize, 128, 10240);
+    const timeout = s.timeout ?? base.timeout ?? 3;
+    checkInt('timeout', timeout, 1, Math.floor(this.limits.maxTimeoutMs / 1000));
+    const maxRetryAttempts = s.maxRetryAttempts ?? base.maxRetryAttempts ?? 2;
+    checkInt('maxRetryAttempts', maxRetryAttempts, 0, 2);
+    const environment = s.environment ?? base.environment ?? {};
+    for (const [k, v] of Object.entries(environment)) {
+      if (!ENV_NAME.test(k)) throw new ValidationError(`environment variable name "${k.slice(0, 80)}" must start with a letter and hold only letters, digits and underscores`, { field: 'environment' });
+      if (typeof v !== 'string') throw new ValidationError(`environment variable "${k}" must be a string`, { field: 'environment' });
+    }
+    if (Buffer.byteLength(JSON.stringify(environment)) > ENV_MAX_BYTES) throw new ValidationError(`environment variables must total at most ${ENV_MAX_BYTES} bytes`, { field: 'environment' });
+    const description = s.description ?? base.description ?? '';
+    if (description.length > 256) throw new ValidationError(`description must be at most 256 characters; got ${description.length}`, { field: 'description' });
+    return { runtime: rt, handler, template, memorySize, timeout, environment, description, maxRetryAttempts };
+  }
+
+  async create(input: CreateFunctionInput): Promise<FunctionVersionRecord> {
+    checkName(input.name);
+    const settings = this.settle({}, input);
+    const pkg = unpack(input.code, settings.runtime, settings.handler);
+    const codeBlob = await this.packages.save(input.name, pkg);
+    const record: FunctionVersionRecord = {
+      name: input.name,
+      version: LATEST,
+      ...settings,
+      codeSha256: pkg.sha256,
+      codeSize: pkg.size,
+      codeBlob,
+      lastModified: new Date().toISOString(),
+      revisionId: randomUUID(),
+    };
+    if (!(await this.store.create(record))) {
+      // The package was saved under the taken name; keep it only if that function uses it.
+      await this.dropUnreferenced(input.name, codeBlob);
+      throw new FunctionExistsError(input.name);
+    }
+    if (input.publish) await this.store.publish(record);
+    return record;
+  }
+
+  /** $LATEST, or the published version the qualifier names. */
+  async get(name: string, qualifier: string = LATEST): Promise<FunctionVersionRecord> {
+    checkName(name);
+    const record = qualifier === LATEST ? (await this.store.latest(name))?.record : /^\d+$/.test(qualifier) ? await this.store.version(name, qualifier) : undefined;
+    if (!record) {
+      if (qualifier !== LATEST && !/^\d+$/.test(qualifier)) throw new ValidationError(`qualifier must be $LATEST or a version number; got "${qualifier.slice(0, 80)}"`, { field: 'qualifier' });
+      throw new FunctionNotFoundError(name, qualifier);
+    }
+    return record;
+  }
+
+  list(marker: string | undefined, maxItems = 50): Promise<{ records: FunctionVersionRecord[]; nextMarker?: string }> {
+    checkInt('maxItems', maxItems, 1, 10000);
+    return this.store.list(marker, maxItems);
+  }
+
+  async versions(name: string): Promise<FunctionVersionRecord[]> {
+    return [await this.get(name), ...(await this.store.versions(name))];
+  }
+
+  /** Applies `change` to $LATEST with compare-and-set, retrying when another writer won. */
+  private async modify(name: string, change: (current: FunctionVersionRecord) => FunctionVersionRecord | Promise<FunctionVersionRecord>): Promise<{ before: FunctionVersionRecord; after: FunctionVersionRecord }> {
+    checkName(name);
+    for (let i = 0; i < CAS_TRIES; i++) {
+      const current = await this.store.latest(name);
+      if (!current) throw new FunctionNotFoundError(name);
+      const next = { ...(await change(current.record)), lastModified: new Date().toISOString(), revisionId: randomUUID() };
+      if (await this.store.replace(current.text, next)) return { before: current.record, after: next };
+    }
+    throw new FunctionConflictError(name, `${CAS_TRIES} attempts lost to other writers`);
+  }
+
+  async updateConfiguration(name: string, settings: FunctionSettings): Promise<FunctionVersionRecord> {
+    return (await this.modify(name, (cur) => ({ ...cur, ...this.settle(cur, settings) }))).after;
+  }
+
+  async updateCode(name: string, code: CodeInput, publish = false): Promise<FunctionVersionRecord> {
+    const { before, after } = await this.modify(name, async (cur) => {
+      const pkg = unpack(code, cur.runtime, cur.handler);
+      const codeBlob = await this.packages.save(name, pkg);
+      return { ...cur, codeSha256: pkg.sha256, codeSize: pkg.size, codeBlob };
+    });
+    if (before.codeBlob !== after.codeBlob) await this.dropUnreferenced(name, before.codeBlob);
+    if (publish) await this.store.publish(after);
+    return after;
+  }
+
+  /**
+   * Publishes $LATEST as the next version. Like Lambda, publishing an unchanged $LATEST
+   * returns the newest version instead of a duplicate, and `codeSha256` guards against
+   * publishing code other than what the caller saw.
+   */
+  async publish(name: string, opts: { description?: string; codeSha256?: string } = {}): Promise<FunctionVersionRecord> {
+    const latest = await this.get(name);
+    if (opts.codeSha256 && opts.codeSha256 !== latest.codeSha256) {
+      throw new ValidationError(`codeSha256 ${opts.codeSha256} does not match $LATEST's ${latest.codeSha256}`, { field: 'codeSha256' });
+    }
+    const newest = (await this.store.versions(name)).at(-1);
+    if (newest && newest.revisionId === latest.revisionId) return newest;
+    return this.store.publish({ ...latest, ...(opts.description !== undefined ? { description: opts.description } : {}), revisionId: latest.revisionId });
+  }
+
+  /** Deletes one published version, or (no qualifier) the function with all its versions and code. */
+  async delete(name: string, qualifier?: string): Promise<void> {
+    const latest = await this.get(name);
+    if (qualifier !== undefined && qualifier !== LATEST) {
+      const version = /^\d+$/.test(qualifier) ? await this.store.version(name, qualifier) : undefined;
+      if (!version || !(await this.store.deleteVersion(name, qualifier))) throw new FunctionNotFoundError(name, qualifier);
+      await this.dropUnreferenced(name, version.codeBlob);
+      return;
+    }
+    const blobs = new Set([latest.codeBlob, ...(await this.store.versions(name)).map((v) => v.codeBlob)]);
+    await this.store.delete(name);
+    for (const b of blobs) await this.packages.delete(b);
+  }
+
+  /** Deletes a code package that neither $LATEST nor any version uses any more. */
+  private async dropUnreferenced(name: string, blob: string): Promise<void> {
+    if (!blob) return;
+    const users = [(await this.store.latest(name))?.record, ...(await this.store.versions(name))];
+    if (!users.some((r) => r?.codeBlob === blob)) await this.packages.delete(blob);
+  }
+}

@@ -1,0 +1,79 @@
+import type { Redis } from 'ioredis';
+import type { Keys } from '../store/keys.js';
+import type { FunctionVersionRecord } from './types.js';
+
+/** Replaces a key's value only if it still holds what the caller read (compare-and-set). */
+const CAS = `if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) return 1 end return 0`;
+
+/**
+ * Function records in Redis: $LATEST as one JSON string per function, published versions in
+ * a hash per function, and a sorted set of names for paging. Writes to $LATEST are
+ * compare-and-set on the JSON text, so concurrent updates never lose one another silently.
+ */
+export class FunctionStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+  ) {}
+
+  /** Stores a new function; false when the name is taken. */
+  async create(record: FunctionVersionRecord): Promise<boolean> {
+    const ok = await this.redis.set(this.keys.fn(record.name), JSON.stringify(record), 'NX');
+    if (ok !== 'OK') return false;
+    await this.redis.zadd(this.keys.fns, 0, record.name);
+    return true;
+  }
+
+  /** $LATEST and the exact text it was read from (for `replace`). */
+  async latest(name: string): Promise<{ record: FunctionVersionRecord; text: string } | undefined> {
+    const text = await this.redis.get(this.keys.fn(name));
+    return text === null ? undefined : { record: JSON.parse(text) as FunctionVersionRecord, text };
+  }
+
+  /** Writes $LATEST if nobody changed it since `previousText` was read. */
+  async replace(previousText: string, record: FunctionVersionRecord): Promise<boolean> {
+    return (await this.redis.eval(CAS, 1, this.keys.fn(record.name), previousText, JSON.stringify(record))) === 1;
+  }
+
+  async version(name: string, version: string): Promise<FunctionVersionRecord | undefined> {
+    const text = await this.redis.hget(this.keys.fnVersions(name), version);
+    return text === null ? undefined : (JSON.parse(text) as FunctionVersionRecord);
+  }
+
+  /** Published versions, oldest first. */
+  async versions(name: string): Promise<FunctionVersionRecord[]> {
+    const all = Object.values(await this.redis.hgetall(this.keys.fnVersions(name))).map((t) => JSON.parse(t) as FunctionVersionRecord);
+    return all.sort((a, b) => Number(a.version) - Number(b.version));
+  }
+
+  /** Copies a $LATEST record into the next version number. Numbers are never reused. */
+  async publish(latest: FunctionVersionRecord): Promise<FunctionVersionRecord> {
+    const n = await this.redis.incr(this.keys.fnVersionSeq(latest.name));
+    const record = { ...latest, version: String(n) };
+    await this.redis.hset(this.keys.fnVersions(latest.name), record.version, JSON.stringify(record));
+    return record;
+  }
+
+  async deleteVersion(name: string, version: string): Promise<boolean> {
+    return (await this.redis.hdel(this.keys.fnVersions(name), version)) === 1;
+  }
+
+  /** Removes the function, its versions and its dead letters. */
+  async delete(name: string): Promise<void> {
+    await this.redis
+      .multi()
+      .del(this.keys.fn(name), this.keys.fnVersions(name), this.keys.fnVersionSeq(name), this.keys.fnDeadLetters(name))
+      .zrem(this.keys.fns, name)
+      .exec();
+  }
+
+  /** Up to `max` functions after `marker` in name order, and the marker of the next page. */
+  async list(marker: string | undefined, max: number): Promise<{ records: FunctionVersionRecord[]; nextMarker?: string }> {
+    const names = await this.redis.zrangebylex(this.keys.fns, marker ? `(${marker}` : '-', '+', 'LIMIT', 0, max + 1);
+    const page = names.slice(0, max);
+    const texts = page.length ? await this.redis.mget(page.map((n) => this.keys.fn(n))) : [];
+    // A name whose record vanished was deleted between the two reads; it is skipped.
+    const records = texts.filter((t): t is string => t !== null).map((t) => JSON.parse(t) as FunctionVersionRecord);
+    return { records, ...(names.length > max && page.length ? { nextMarker: page[page.length - 1] } : {}) };
+  }
+}

@@ -1,0 +1,73 @@
+import type { Redis } from 'ioredis';
+import type { ExecutionRecord } from '../executions/types.js';
+import type { ExecutionObserver, ExecutionQueues } from '../queue/queues.js';
+import { readSandboxes } from '../scheduler/records.js';
+import type { Keys } from '../store/keys.js';
+import type { TemplateRegistry } from '../templates/registry.js';
+import { Counter, Gauge, Histogram, MetricsRegistry } from './registry.js';
+
+/** Latency buckets in seconds, from a hot start (~1 ms) to a long handler. */
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/**
+ * Kiln's metrics. Counters and the histogram are per replica (Prometheus sums replicas);
+ * queue depths and pool sizes are read from Redis at scrape time, so every replica reports
+ * the same deployment-wide values.
+ */
+export class KilnMetrics implements ExecutionObserver {
+  readonly registry = new MetricsRegistry();
+  private readonly queueJobs = this.registry.register(new Gauge('kiln_queue_jobs', 'Jobs in each template queue by state (waiting, active)'));
+  private readonly poolSandboxes = this.registry.register(
+    new Gauge('kiln_pool_sandboxes', 'Sandboxes per template by state: idle_warm, idle_hot, busy, booting, reaping'),
+  );
+  private readonly executors = this.registry.register(new Gauge('kiln_executors', 'Executors per template'));
+  private readonly starts = this.registry.register(new Counter('kiln_invocation_starts_total', 'Invocations by template and start type (hot, warm, cold)'));
+  private readonly latency = this.registry.register(
+    new Histogram('kiln_invocation_duration_seconds', 'Invocation latency from submission to result, by template and start type', LATENCY_BUCKETS),
+  );
+  private readonly errors = this.registry.register(
+    new Counter('kiln_errors_total', 'Errors by type: handler errorType, Kiln.<code> platform errors, throttling'),
+  );
+
+  constructor(redis: Redis, keys: Keys, templates: TemplateRegistry, queues: ExecutionQueues) {
+    this.registry.collect(async () => {
+      const rows = await Promise.all(
+        templates.names().map(async (name) => ({
+          name,
+          counts: await queues.queue(name).getJobCounts('waiting', 'active', 'prioritized'),
+          records: await readSandboxes(redis, keys, name),
+          executors: await redis.zcard(keys.executors(name)),
+        })),
+      );
+      this.queueJobs.reset();
+      this.poolSandboxes.reset();
+      this.executors.reset();
+      for (const { name, counts, records, executors } of rows) {
+        this.queueJobs.set({ template: name, state: 'waiting' }, (counts.waiting ?? 0) + (counts.prioritized ?? 0));
+        this.queueJobs.set({ template: name, state: 'active' }, counts.active ?? 0);
+        const by = { idle_warm: 0, idle_hot: 0, busy: 0, booting: 0, reaping: 0 };
+        for (const r of records) {
+          if (r.state === 'idle') by[r.fn ? 'idle_hot' : 'idle_warm']++;
+          else by[r.state]++;
+        }
+        for (const [state, n] of Object.entries(by)) this.poolSandboxes.set({ template: name, state }, n);
+        this.executors.set({ template: name }, executors);
+      }
+    });
+  }
+
+  record(r: ExecutionRecord): void {
+    const startType = r.startType ?? 'none';
+    if (r.startType) this.starts.inc({ template: r.template, start_type: startType });
+    if (r.timings) this.latency.observe({ template: r.template, start_type: startType }, r.timings.totalMs / 1000);
+    if (r.status !== 'succeeded') this.errors.inc({ type: r.error?.errorType ?? r.status });
+  }
+
+  error(code: string): void {
+    this.errors.inc({ type: code.includes('.') ? code : `Kiln.${code}` });
+  }
+
+  render(): Promise<string> {
+    return this.registry.render();
+  }
+}

@@ -1,0 +1,26 @@
+import { KilnError } from '../errors.js';
+
+export class SessionNotFoundError extends KilnError {
+  constructor(sessionId: string) {
+    super('SessionNotFound', 404, `session "${sessionId}" does not exist (it may have expired or been deleted)`, { sessionId });
+  }
+}
+
+/** The session's runner already holds other handler code; module state is per code. */
+export class SessionCodeConflictError extends KilnError {
+  constructor(sessionId: string) {
+    super('SessionCodeConflict', 409, `session "${sessionId}" already runs other handler code; a session keeps one handler module loaded, so create a new session for different code`, { sessionId });
+  }
+}
+
+export class SessionBusyError extends KilnError {
+  constructor(sessionId: string) {
+    super('SessionBusy', 409, `session "${sessionId}" is running another execute call; wait for it to finish`, { sessionId });
+  }
+}
+
+export class UnsupportedResourcesError extends KilnError {
+  constructor(field: string, wanted: number, offered: number) {
+    super('UnsupportedResources', 400, `resources.${field} must be at most the template's ${offered} (sessions run in the template's pre-booted sandboxes); got ${wanted}`, { field, wanted, offered });
+  }
+}

@@ -1,0 +1,59 @@
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { log } from '../log.js';
+import type { Keys } from '../store/keys.js';
+import type { SessionService } from './service.js';
+
+/**
+ * Ends sessions past their expiry or idle for longer than their idleTimeoutMs. Every replica
+ * runs one; a short Redis lock makes one of them act per round, and `SessionStore.remove`
+ * makes sure a session raced by the API and the reaper is destroyed once.
+ */
+export class SessionReaper {
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  private readonly replica = randomUUID();
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly sessions: SessionService,
+    private readonly intervalMs = 1000,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => {
+      if (this.running) return;
+      this.running = true;
+      this.round()
+        .catch((err: unknown) => log('warn', 'session reaper round failed', { error: String(err) }))
+        .finally(() => (this.running = false));
+    }, this.intervalMs);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** One round; returns the ids of the sessions it ended. */
+  async round(now = Date.now()): Promise<string[]> {
+    const lock = this.keys.sessionReaperLock;
+    if ((await this.redis.set(lock, this.replica, 'PX', 30_000, 'NX')) !== 'OK') return [];
+    const ended: string[] = [];
+    try {
+      for (const r of await this.sessions.store.all()) {
+        const reason = now >= r.expiresAt ? 'expired' : now >= r.lastActivityAt + r.idleTimeoutMs ? 'idle' : undefined;
+        if (!reason) continue;
+        try {
+          if (await this.sessions.end(r, reason)) ended.push(r.id);
+        } catch (err) {
+          log('warn', 'could not end session', { sessionId: r.id, reason, error: String(err) });
+        }
+      }
+    } finally {
+      if ((await this.redis.get(lock)) === this.replica) await this.redis.del(lock);
+    }
+    return ended;
+  }
+}

@@ -1,0 +1,64 @@
+import type { Redis } from 'ioredis';
+import type { Keys } from '../store/keys.js';
+
+/** What Redis keeps about a session. Times are epoch ms. */
+export interface SessionRecord {
+  id: string;
+  template: string;
+  runner: string;
+  sandboxId: string;
+  executorId: string;
+  /** The scheduler lease owner, so the sandbox's record shows who holds it. */
+  owner: string;
+  createdAt: number;
+  expiresAt: number;
+  timeoutMs: number;
+  idleTimeoutMs: number;
+  lastActivityAt: number;
+  env: Record<string, string>;
+  metadata: Record<string, string>;
+}
+
+/** Session records: one JSON string per session plus a set of ids. */
+export class SessionStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+  ) {}
+
+  async put(r: SessionRecord): Promise<void> {
+    await this.redis.multi().set(this.keys.session(r.id), JSON.stringify(r)).sadd(this.keys.sessions, r.id).exec();
+  }
+
+  async get(id: string): Promise<SessionRecord | undefined> {
+    const raw = await this.redis.get(this.keys.session(id));
+    return raw ? (JSON.parse(raw) as SessionRecord) : undefined;
+  }
+
+  async all(): Promise<SessionRecord[]> {
+    const ids = await this.redis.smembers(this.keys.sessions);
+    if (ids.length === 0) return [];
+    const raws = await this.redis.mget(ids.map((id) => this.keys.session(id)));
+    return raws.filter((r): r is string => r !== null).map((r) => JSON.parse(r) as SessionRecord);
+  }
+
+  /**
+   * Removes the record; true only for the caller that removed it, so when the API and the
+   * reaper race to delete a session exactly one of them destroys its sandbox.
+   */
+  async remove(id: string): Promise<boolean> {
+    const [[, removed] = [null, 0]] = (await this.redis.multi().del(this.keys.session(id)).srem(this.keys.sessions, id).exec()) ?? [];
+    return removed === 1;
+  }
+
+  /** Records activity (and optionally a new expiry) unless the session is gone. */
+  async touch(id: string, now: number, expiresAt?: number): Promise<SessionRecord | undefined> {
+    const r = await this.get(id);
+    if (!r) return undefined;
+    r.lastActivityAt = now;
+    if (expiresAt !== undefined) r.expiresAt = expiresAt;
+    // XX: never resurrect a record that was deleted meanwhile.
+    await this.redis.set(this.keys.session(id), JSON.stringify(r), 'XX');
+    return r;
+  }
+}

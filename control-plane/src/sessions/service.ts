@@ -1,0 +1,241 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { InvokeStatus, type InvokeError } from '@kiln/proto/executor';
+import type { Redis } from 'ioredis';
+import type { AgentPool } from '../agent/client.js';
+import { SessionAgent } from '../agent/session-client.js';
+import { ValidationError } from '../errors.js';
+import { log } from '../log.js';
+import type { Scheduler } from '../scheduler/scheduler.js';
+import type { ExecutorStore } from '../store/executors.js';
+import type { Keys } from '../store/keys.js';
+import type { TemplateRegistry } from '../templates/registry.js';
+import { templateRunners } from '../templates/template.js';
+import { SessionBusyError, SessionCodeConflictError, SessionNotFoundError, UnsupportedResourcesError } from './errors.js';
+import { SessionStore, type SessionRecord } from './records.js';
+
+/** Function key under which session leases are taken: it has no hot instances, so warm or cold. */
+const SESSION_FUNCTION_KEY = 'session';
+const LEASE_WAIT_MS = 30_000;
+/** The sandbox lease outlives the session's expiry a little, so the reaper acts first. */
+const LEASE_MARGIN_MS = 60_000;
+
+export const SESSION_LIMITS = {
+  defaultTimeoutMs: 3_600_000,
+  maxTimeoutMs: 86_400_000,
+  defaultIdleTimeoutMs: 600_000,
+};
+
+export interface CreateSessionInput {
+  template?: string;
+  timeoutMs?: number;
+  idleTimeoutMs?: number;
+  env?: Record<string, string>;
+  metadata?: Record<string, string>;
+  resources?: { memoryMB?: number; diskMB?: number; maxProcesses?: number; maxOpenFiles?: number };
+}
+
+export interface SessionView {
+  id: string;
+  template: string;
+  status: 'running';
+  createdAt: string;
+  expiresAt: string;
+  lastActivityAt: string;
+  timeoutMs: number;
+  idleTimeoutMs: number;
+  metadata: Record<string, string>;
+}
+
+export interface ExecuteInput {
+  code: string;
+  language?: 'nodejs' | 'python';
+  event?: unknown;
+  timeoutMs?: number;
+}
+
+export interface ExecuteResult {
+  status: 'succeeded' | 'failed' | 'timeout';
+  result?: unknown;
+  error?: InvokeError;
+  logs: string;
+  durationMs: number;
+  /** True when the handler took the sandbox down (timeout, crash) and the session ended. */
+  sessionEnded: boolean;
+}
+
+const LANGUAGE_RUNNER = { nodejs: 'nodejs', python: 'python' } as const;
+
+function view(r: SessionRecord): SessionView {
+  return {
+    id: r.id,
+    template: r.template,
+    status: 'running',
+    createdAt: new Date(r.createdAt).toISOString(),
+    expiresAt: new Date(r.expiresAt).toISOString(),
+    lastActivityAt: new Date(r.lastActivityAt).toISOString(),
+    timeoutMs: r.timeoutMs,
+    idleTimeoutMs: r.idleTimeoutMs,
+    metadata: r.metadata,
+  };
+}
+
+/**
+ * Sessions: sandboxes leased to one client until deleted, expired or idle. A session's
+ * sandbox never goes back to the pool (its files and processes belong to the client); ending
+ * a session destroys it, which kills every process in its PID namespace.
+ */
+export class SessionService {
+  readonly store: SessionStore;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly templates: TemplateRegistry,
+    private readonly scheduler: Scheduler,
+    private readonly executors: ExecutorStore,
+    private readonly agents: AgentPool,
+  ) {
+    this.store = new SessionStore(redis, keys);
+  }
+
+  async create(input: CreateSessionInput): Promise<SessionView> {
+    const template = this.templates.get(input.template ?? 'nodejs');
+    const timeoutMs = input.timeoutMs ?? SESSION_LIMITS.defaultTimeoutMs;
+    if (timeoutMs > SESSION_LIMITS.maxTimeoutMs) throw new ValidationError(`timeoutMs must be at most ${SESSION_LIMITS.maxTimeoutMs}; got ${timeoutMs}`);
+    for (const [field, wanted] of Object.entries(input.resources ?? {})) {
+      const offered = (template.resources as Record<string, number | undefined>)[field];
+      if (wanted !== undefined && offered !== undefined && wanted > offered) throw new UnsupportedResourcesError(field, wanted, offered);
+    }
+    const runner = templateRunners(template)[0] as string;
+    const lease = await this.scheduler.acquire(template, runner, SESSION_FUNCTION_KEY, LEASE_WAIT_MS, timeoutMs + LEASE_MARGIN_MS);
+    const now = Date.now();
+    const record: SessionRecord = {
+      id: `ses_${randomUUID().replaceAll('-', '')}`,
+      template: template.name,
+      runner,
+      sandboxId: lease.sandboxId,
+      executorId: lease.executor.id,
+      owner: lease.owner,
+      createdAt: now,
+      expiresAt: now + timeoutMs,
+      timeoutMs,
+      idleTimeoutMs: input.idleTimeoutMs ?? SESSION_LIMITS.defaultIdleTimeoutMs,
+      lastActivityAt: now,
+      env: input.env ?? {},
+      metadata: input.metadata ?? {},
+    };
+    try {
+      await this.store.put(record);
+    } catch (err) {
+      await this.scheduler.destroy(lease);
+      throw err;
+    }
+    return view(record);
+  }
+
+  async get(id: string): Promise<SessionView> {
+    return view(await this.record(id));
+  }
+
+  /** Sessions of a template (optional) whose metadata has every given key=value. */
+  async list(filter: { template?: string; metadata?: Record<string, string> }): Promise<SessionView[]> {
+    const all = await this.store.all();
+    return all
+      .filter((r) => !filter.template || r.template === filter.template)
+      .filter((r) => Object.entries(filter.metadata ?? {}).every(([k, v]) => r.metadata[k] === v))
+      .sort((a, b) => a.createdAt - b.createdAt)
+      .map(view);
+  }
+
+  /** Ends a session: its record goes first, then the sandbox and every process in it. */
+  async delete(id: string, reason = 'deleted'): Promise<void> {
+    const r = await this.record(id);
+    await this.end(r, reason);
+  }
+
+  /** Ends a session if this caller is the one that removes its record. */
+  async end(r: SessionRecord, reason: string): Promise<boolean> {
+    if (!(await this.store.remove(r.id))) return false;
+    log('debug', 'session ended', { sessionId: r.id, sandboxId: r.sandboxId, reason });
+    const executor = await this.executors.get(r.executorId);
+    if (executor) await this.scheduler.destroy({ template: r.template, sandboxId: r.sandboxId, executor });
+    else await this.scheduler.forget(r.template, r.sandboxId);
+    return true;
+  }
+
+  /** Counts as activity; `timeoutMs` also moves the expiry to now + timeoutMs. */
+  async keepalive(id: string, timeoutMs?: number): Promise<SessionView> {
+    if (timeoutMs !== undefined && timeoutMs > SESSION_LIMITS.maxTimeoutMs) throw new ValidationError(`timeoutMs must be at most ${SESSION_LIMITS.maxTimeoutMs}; got ${timeoutMs}`);
+    const now = Date.now();
+    const r = await this.store.touch(id, now, timeoutMs === undefined ? undefined : now + timeoutMs);
+    if (!r) throw new SessionNotFoundError(id);
+    // Keep the scheduler's lease ahead of the session so no one reclaims the sandbox.
+    if (timeoutMs !== undefined) await this.redis.hset(this.keys.sandbox(r.sandboxId), 'leaseUntil', r.expiresAt + LEASE_MARGIN_MS);
+    return view(r);
+  }
+
+  /** The session's sandbox RPCs, after recording activity. */
+  async open(id: string): Promise<{ record: SessionRecord; agent: SessionAgent }> {
+    const r = await this.store.touch(id, Date.now());
+    if (!r) throw new SessionNotFoundError(id);
+    const executor = await this.executors.get(r.executorId);
+    if (!executor) {
+      await this.end(r, 'executor gone');
+      throw new SessionNotFoundError(id);
+    }
+    return { record: r, agent: new SessionAgent(this.agents.get(executor), r.sandboxId) };
+  }
+
+  /**
+   * Runs a handler in the session's runner. The code's hash is its identity: the same code
+   * is loaded once and keeps its module state across calls; other code is refused (409).
+   */
+  async execute(id: string, input: ExecuteInput): Promise<ExecuteResult> {
+    const { record: r } = await this.open(id);
+    const language = input.language ?? (r.runner === 'python' ? 'python' : 'nodejs');
+    if (LANGUAGE_RUNNER[language] !== r.runner) throw new ValidationError(`session "${id}" runs ${r.runner} (template ${r.template}); it cannot execute ${language}`);
+    const file = language === 'python' ? 'index.py' : /^\s*export\s/m.test(input.code) ? 'index.mjs' : 'index.js';
+    const key = `s-${createHash('sha256').update(`${r.runner}\0${file}\0${input.code}`).digest('hex').slice(0, 32)}`;
+    const timeoutMs = input.timeoutMs ?? 60_000;
+    const executor = await this.executors.get(r.executorId);
+    if (!executor) throw new SessionNotFoundError(id);
+    const template = this.templates.get(r.template);
+    const res = await this.agents.get(executor).invoke(
+      {
+        sandboxId: r.sandboxId,
+        requestId: randomUUID(),
+        functionKey: key,
+        function: {
+          functionKey: key,
+          name: `session-${r.id}`,
+          version: '$LATEST',
+          runtime: r.runner,
+          handler: 'index.handler',
+          files: [{ path: file, content: Buffer.from(input.code), mode: 0o644 }],
+          env: r.env,
+          memoryMb: template.resources.memoryMB,
+        },
+        payload: Buffer.from(JSON.stringify(input.event ?? null)),
+        timeoutMs,
+        clientContext: '',
+      },
+      timeoutMs + 10_000,
+    );
+    if (res.error?.errorType === 'Kiln.SandboxHasOtherFunction') throw new SessionCodeConflictError(id);
+    if (res.error?.errorType === 'Kiln.SandboxBusy') throw new SessionBusyError(id);
+    if (!res.sandboxAlive) await this.end(r, 'sandbox died during execute');
+    const status = res.status === InvokeStatus.INVOKE_STATUS_SUCCEEDED ? 'succeeded' : res.status === InvokeStatus.INVOKE_STATUS_TIMEOUT ? 'timeout' : 'failed';
+    const out: ExecuteResult = { status, logs: res.logs, durationMs: res.durationMs, sessionEnded: !res.sandboxAlive };
+    if (status === 'succeeded') {
+      const payload = Buffer.from(res.payload);
+      out.result = res.raw ? payload.toString('base64') : payload.length ? (JSON.parse(payload.toString('utf8')) as unknown) : null;
+    } else out.error = res.error;
+    return out;
+  }
+
+  private async record(id: string): Promise<SessionRecord> {
+    const r = await this.store.get(id);
+    if (!r) throw new SessionNotFoundError(id);
+    return r;
+  }
+}

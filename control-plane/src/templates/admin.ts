@@ -1,0 +1,47 @@
+import type { Redis } from 'ioredis';
+import { TemplateInUseError } from '../errors.js';
+import type { ExecutionQueues } from '../queue/queues.js';
+import { readSandboxes } from '../scheduler/records.js';
+import type { Keys } from '../store/keys.js';
+import type { TemplateRegistry } from './registry.js';
+import type { Template } from './template.js';
+
+/**
+ * Template changes made through the API. The registry stores them; what follows a change
+ * (workers started or stopped, pools filled or torn down) is wired in server.ts as registry
+ * listeners, so it happens on every replica, not only the one that took the request.
+ */
+export class TemplateAdmin {
+  constructor(
+    private readonly registry: TemplateRegistry,
+    private readonly queues: ExecutionQueues,
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+  ) {}
+
+  list(): Template[] {
+    return this.registry.all().sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  get(name: string): Template {
+    return this.registry.get(name);
+  }
+
+  create(t: Template): Promise<Template> {
+    return this.registry.create(t);
+  }
+
+  update(t: Template): Promise<Template> {
+    return this.registry.update(t);
+  }
+
+  /** Deletes a template unless jobs are queued or running on it, or any of its sandboxes is leased (409). */
+  async remove(name: string): Promise<void> {
+    this.registry.get(name);
+    const counts = await this.queues.queue(name).getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children');
+    const queuedJobs = Object.values(counts).reduce((a, b) => a + b, 0);
+    const busySandboxes = (await readSandboxes(this.redis, this.keys, name)).filter((r) => r.state !== 'idle').length;
+    if (queuedJobs > 0 || busySandboxes > 0) throw new TemplateInUseError(name, { queuedJobs, busySandboxes });
+    await this.registry.remove(name);
+  }
+}

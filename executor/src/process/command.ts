@@ -1,0 +1,75 @@
+import type { Sandbox } from '../sandbox/sandbox.js';
+import { SANDBOX_GID, SANDBOX_UID } from '../sandbox/spec.js';
+import { InvalidArgumentError } from '../session/errors.js';
+
+/**
+ * The host environment of the launcher processes, which run as root on the host until
+ * nsenter switches user: never the client's variables (LD_PRELOAD would run their code as
+ * root). Client variables are set inside the sandbox by `env -i`.
+ */
+export const HOST_ENV: Record<string, string> = { PATH: '/usr/bin:/bin' };
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** The environment every session process starts from (the runner's, see bwrap-args.ts). */
+export const BASE_ENV: Record<string, string> = {
+  PATH: '/usr/local/bin:/usr/bin:/bin',
+  HOME: '/workspace',
+  USER: 'sandbox',
+  LANG: 'C.UTF-8',
+  TMPDIR: '/tmp',
+};
+
+/**
+ * The host argv that runs `command` inside a running sandbox as its user:
+ *
+ * - `prlimit` applies the sandbox's rlimits (the executor's own are wider). RLIMIT_NPROC counts
+ *   per host uid, and the sandbox's processes all run as its own host uid, so the session's
+ *   processes share one budget with the runner.
+ * - `setpriv --no-new-privs` keeps set-uid binaries and file capabilities from granting anything.
+ * - `nsenter` joins every namespace of the runner (user, mount, pid, net, ipc, uts), takes its
+ *   root and cwd (/workspace), and becomes uid/gid 1000 inside, which drops all capabilities.
+ *   Joining the PID namespace means the process dies with the sandbox.
+ * - `env -i -C` moves to the requested working directory from inside the sandbox's mount view
+ *   and sets the environment from scratch.
+ *
+ * Spawning this takes ~3 ms; the alternative (asking the runner to fork) would tie process
+ * control to each language runner's protocol.
+ */
+export function sandboxArgv(sandbox: Sandbox, command: string[], cwd: string, env: Record<string, string>): string[] {
+  const spec = sandbox.spec;
+  const vars = Object.entries({ ...BASE_ENV, ...env }).map(([k, v]) => {
+    if (!ENV_NAME.test(k)) throw new InvalidArgumentError(`environment variable name "${k}" is invalid; use letters, digits and _`, { name: k });
+    return `${k}=${v}`;
+  });
+  const mb = 1024 * 1024;
+  return [
+    '/usr/bin/prlimit',
+    `--nproc=${spec.maxProcesses}`,
+    `--nofile=${spec.maxOpenFiles}`,
+    `--fsize=${spec.maxFileMB * mb}`,
+    '--core=0',
+    '--',
+    '/usr/bin/setpriv',
+    '--no-new-privs',
+    '--',
+    '/usr/bin/nsenter',
+    `--target=${sandbox.runnerPid}`,
+    '--user',
+    '--mount',
+    '--pid',
+    '--net',
+    '--ipc',
+    '--uts',
+    `--setuid=${SANDBOX_UID}`,
+    `--setgid=${SANDBOX_GID}`,
+    '--root',
+    '--wd',
+    '/usr/bin/env',
+    '-i',
+    '-C',
+    cwd || '/workspace',
+    '--',
+    ...vars,
+    ...command,
+  ];
+}

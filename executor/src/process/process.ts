@@ -1,0 +1,85 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { constants } from 'node:os';
+import type { ProcessRequest } from '@kiln/proto/executor';
+import type { Sandbox } from '../sandbox/sandbox.js';
+import { InvalidArgumentError } from '../session/errors.js';
+import { HOST_ENV, sandboxArgv } from './command.js';
+
+export interface ProcessExit {
+  exitCode: number;
+  signal: string;
+  durationMs: number;
+  timedOut: boolean;
+}
+
+/** Resolves a signal name (SIGTERM, TERM) or number to a name Node accepts. */
+export function signalName(signal: string): NodeJS.Signals {
+  const upper = signal.toUpperCase();
+  const name = upper.startsWith('SIG') ? upper : `SIG${upper}`;
+  if (!(name in constants.signals)) throw new InvalidArgumentError(`unknown signal "${signal}"; use a name such as SIGTERM or SIGKILL`, { signal });
+  return name as NodeJS.Signals;
+}
+
+/**
+ * One command running inside a sandbox. It leads its own process group on the host, so a
+ * signal or timeout reaches everything it started (unless it made its own session; those
+ * still die with the sandbox's PID namespace).
+ */
+export class SandboxProcess {
+  readonly child: ChildProcess;
+  readonly startedAt = Date.now();
+  private readonly started = performance.now();
+  private timer: NodeJS.Timeout | undefined;
+  private timedOut = false;
+  exit: ProcessExit | undefined;
+  readonly exited: Promise<ProcessExit>;
+
+  constructor(
+    sandbox: Sandbox,
+    readonly pid: number,
+    readonly req: ProcessRequest,
+    opts: { openStdin?: boolean } = {},
+  ) {
+    if (!req.command) throw new InvalidArgumentError('command is required');
+    const [file, ...args] = sandboxArgv(sandbox, [req.command, ...req.args], req.cwd, req.env);
+    this.child = spawn(file as string, args, {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+      env: HOST_ENV,
+    });
+    this.exited = new Promise((resolve) => {
+      // 'close' waits for the pipes too, so no output is lost after the exit status.
+      this.child.on('close', (code, signal) => {
+        if (this.timer) clearTimeout(this.timer);
+        this.exit = { exitCode: code ?? -1, signal: signal ?? '', durationMs: performance.now() - this.started, timedOut: this.timedOut };
+        resolve(this.exit);
+      });
+      this.child.on('error', () => {
+        // spawn failures also emit 'close' with a code; nothing else to report here.
+      });
+    });
+    this.child.stdin?.on('error', () => undefined); // EPIPE when the command ignores its stdin
+    // An open stdin is fed by the caller (tar upload); otherwise it gets req.stdin and EOF.
+    if (!opts.openStdin) this.child.stdin?.end(req.stdin.length > 0 ? Buffer.from(req.stdin) : undefined);
+    if (req.timeoutMs > 0) {
+      this.timer = setTimeout(() => {
+        this.timedOut = true;
+        this.signal('SIGKILL');
+      }, req.timeoutMs);
+    }
+  }
+
+  get running(): boolean {
+    return this.exit === undefined;
+  }
+
+  /** Signals the whole process group; a no-op once it has exited. */
+  signal(signal: NodeJS.Signals): void {
+    if (!this.child.pid || !this.running) return;
+    try {
+      process.kill(-this.child.pid, signal);
+    } catch {
+      // Already gone; 'close' reports how it ended.
+    }
+  }
+}

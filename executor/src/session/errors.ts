@@ -1,0 +1,70 @@
+import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+
+/**
+ * A session operation that failed for a reason the client can fix. It crosses gRPC as a
+ * status plus the metadata `kiln-error-code` and `kiln-error-data`, which the control plane
+ * maps to its own error classes in one table (control-plane/src/agent/session-client.ts).
+ */
+export class SessionOpError extends Error {
+  constructor(
+    readonly code: string,
+    readonly grpcStatus: status,
+    message: string,
+    readonly data: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = code;
+  }
+}
+
+export class PathOutsideWorkspaceError extends SessionOpError {
+  constructor(path: string) {
+    super('PathOutsideWorkspace', status.INVALID_ARGUMENT, `path "${path}" is outside /workspace; use a path inside /workspace without ".." escapes or symlinks that leave it`, { path });
+  }
+}
+
+export class FileNotFoundError extends SessionOpError {
+  constructor(path: string) {
+    super('FileNotFound', status.NOT_FOUND, `no such file or directory: ${path}`, { path });
+  }
+}
+
+export class ProcessNotFoundError extends SessionOpError {
+  constructor(pid: number) {
+    super('ProcessNotFound', status.NOT_FOUND, `process ${pid} does not exist in this session`, { pid });
+  }
+}
+
+export class DiskQuotaExceededError extends SessionOpError {
+  constructor(limitMB: number) {
+    super('DiskQuotaExceeded', status.RESOURCE_EXHAUSTED, `the workspace is over its disk quota of ${limitMB} MB; delete files first`, { limitMB });
+  }
+}
+
+export class InvalidArgumentError extends SessionOpError {
+  constructor(message: string, data: Record<string, unknown> = {}) {
+    super('InvalidRequest', status.INVALID_ARGUMENT, message, data);
+  }
+}
+
+/** Turns filesystem errno failures into typed errors that name the sandbox path. */
+export function fsError(err: unknown, path: string): Error {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (code === 'ENOENT') return new FileNotFoundError(path);
+  if (code === 'ENOTDIR') return new SessionOpError('NotADirectory', status.FAILED_PRECONDITION, `a component of ${path} is not a directory`, { path });
+  if (code === 'EISDIR') return new SessionOpError('IsADirectory', status.FAILED_PRECONDITION, `${path} is a directory`, { path });
+  if (code === 'EEXIST') return new SessionOpError('FileExists', status.ALREADY_EXISTS, `${path} already exists`, { path });
+  if (code === 'ENOTEMPTY') return new SessionOpError('DirectoryNotEmpty', status.FAILED_PRECONDITION, `${path} is not empty; pass recursive=true`, { path });
+  if (code === 'ELOOP') return new PathOutsideWorkspaceError(path);
+  if (code === 'EFBIG' || code === 'ENOSPC' || code === 'EDQUOT') return new SessionOpError('DiskQuotaExceeded', status.RESOURCE_EXHAUSTED, `no space to write ${path}`, { path });
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+/** The gRPC error for any failure of a session RPC; unknown errors are INTERNAL. */
+export function sessionServiceError(err: unknown, fallback: (err: unknown) => ServiceError): ServiceError {
+  if (!(err instanceof SessionOpError)) return fallback(err);
+  const metadata = new Metadata();
+  metadata.set('kiln-error-code', err.code);
+  metadata.set('kiln-error-data', JSON.stringify(err.data));
+  return Object.assign(new Error(err.message), { code: err.grpcStatus, details: err.message, metadata });
+}

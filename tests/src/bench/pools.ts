@@ -1,0 +1,147 @@
+import { loadConfig } from '@kiln/control-plane/config';
+import { startKiln } from '@kiln/control-plane/server';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { benchFloor } from './floor.js';
+import { postJson } from './http.js';
+import { percentiles, throughput, type Row } from './stats.js';
+
+const REPO_TEMPLATES = fileURLToPath(new URL('../../../templates', import.meta.url));
+
+/** Bench templates made from the repo's nodejs template with other pool sizes. */
+function writeTemplates(dir: string): void {
+  const base = JSON.parse(readFileSync(join(REPO_TEMPLATES, 'nodejs.json'), 'utf8'));
+  const pools: Record<string, Record<string, number>> = {
+    nodejs: { minIdle: 2, maxSandboxes: 48, sandboxesPerExecutor: 48 },
+    cold: { minIdle: 0, maxSandboxes: 48, sandboxesPerExecutor: 48 },
+    rss: { minIdle: 1, maxSandboxes: 1, sandboxesPerExecutor: 1 },
+  };
+  for (const [name, pool] of Object.entries(pools))
+    writeFileSync(join(dir, `${name}.json`), JSON.stringify({ ...base, name, pool: { ...base.pool, ...pool } }));
+}
+
+/** Sum of VmRSS (MB) of every process below `pid` (the executor's sandbox trees). */
+function descendantsRssMB(pid: number): number {
+  const children = new Map<number, number[]>();
+  for (const d of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(d)]);
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  let kb = 0;
+  const stack = [...(children.get(pid) ?? [])];
+  while (stack.length) {
+    const p = stack.pop() as number;
+    stack.push(...(children.get(p) ?? []));
+    try {
+      kb += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      // gone
+    }
+  }
+  return kb / 1024;
+}
+
+/**
+ * Start types and pools: latency of hot, warm and cold (new sandbox) starts, throughput with
+ * hot instances beside the bare-BullMQ floor, and the memory of one idle pre-booted sandbox.
+ */
+export async function benchPools(
+  socket: string,
+  floor: { rps: Map<number, number> },
+  opts: { samples: number; durationMs: number; clients: number[] },
+): Promise<Row[]> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'kiln-bench-'));
+  chmodSync(dataDir, 0o755);
+  const templatesDir = join(dataDir, 'templates');
+  mkdirSync(templatesDir);
+  writeTemplates(templatesDir);
+  const prefix = `benchpools${process.pid}`;
+  const kiln = await startKiln(
+    loadConfig({
+      KILN_REDIS_URL: `unix://${socket}`,
+      KILN_REDIS_PREFIX: prefix,
+      KILN_PORT: '0',
+      KILN_HOST: '127.0.0.1',
+      KILN_DATA_DIR: dataDir,
+      KILN_TEMPLATES_DIR: templatesDir,
+      KILN_LOG_LEVEL: 'error',
+    }),
+  );
+  const redis = new Redis({ path: socket });
+  const url = `${kiln.url}/api/v1/executions`;
+  let seq = 0;
+  const code = (): string => `exports.handler = async (e) => ({ sum: e.a + e.b, v: ${++seq} })`;
+  const once = async (src: string, template: string, want?: string): Promise<number> => {
+    const t0 = performance.now();
+    const res = await postJson(url, { code: src, language: 'nodejs', template, event: { a: 1, b: 2 } });
+    const ms = performance.now() - t0;
+    if (res.body?.result?.sum !== 3) throw new Error(`unexpected answer ${JSON.stringify(res.body)}`);
+    if (want && res.body.startType !== want) throw new Error(`wanted a ${want} start, got ${String(res.body.startType)}`);
+    return ms;
+  };
+  const warmReady = async (template: string, n: number): Promise<void> => {
+    while ((await redis.llen(`${prefix}:warm:${template}:nodejs`)) < n) await new Promise((r) => setTimeout(r, 20));
+  };
+  try {
+    const rows: Row[] = [];
+    // Hot: the same code again and again.
+    const hotCode = code();
+    await once(hotCode, 'nodejs');
+    for (let i = 0; i < 100; i++) await once(hotCode, 'nodejs', 'hot');
+    const hotSamples: number[] = [];
+    for (let i = 0; i < opts.samples; i++) hotSamples.push(await once(hotCode, 'nodejs', 'hot'));
+    const hot = percentiles(hotSamples);
+    rows.push({ name: 'hot start (idle instance), REST sync, p50', value: hot.p50, unit: 'ms', note: 'target < 3 ms' });
+    rows.push({ name: 'hot start, p99', value: hot.p99, unit: 'ms' });
+    // Warm: new code each time on a pre-booted sandbox (the keeper refills between samples).
+    const warmSamples: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      await warmReady('nodejs', 2);
+      warmSamples.push(await once(code(), 'nodejs', 'warm'));
+    }
+    const warm = percentiles(warmSamples);
+    rows.push({ name: 'warm start (pre-booted sandbox, new code), p50', value: warm.p50, unit: 'ms', note: 'target < 10 ms' });
+    rows.push({ name: 'warm start, p99', value: warm.p99, unit: 'ms' });
+    // Cold: new code on a template with no warm pool, on a running executor (a new sandbox).
+    await once(code(), 'cold');
+    const coldSamples: number[] = [];
+    for (let i = 0; i < 30; i++) coldSamples.push(await once(code(), 'cold', 'cold'));
+    const cold = percentiles(coldSamples);
+    rows.push({ name: 'cold start (new sandbox on a running executor), p50', value: cold.p50, unit: 'ms', note: 'target < 120 ms' });
+    rows.push({ name: 'cold start, p99', value: cold.p99, unit: 'ms' });
+    // Throughput with hot instances of one function, beside the floor.
+    for (const c of opts.clients) {
+      const src = code();
+      await Promise.all(Array.from({ length: Math.min(c, 40) }, () => once(src, 'nodejs')));
+      await throughput(c, 1000, () => once(src, 'nodejs'));
+      const rps = await throughput(c, opts.durationMs, () => once(src, 'nodejs'));
+      // The floor at this concurrency, measured now if the run's floor did not cover it.
+      const f = floor.rps.get(c) ?? (await benchFloor(socket, { samples: 10, durationMs: opts.durationMs, clients: [c] })).rps.get(c);
+      rows.push({
+        name: `hot throughput, ${c} clients`,
+        value: rps,
+        unit: 'req/s',
+        note: f ? `${((rps / f) * 100).toFixed(0)}% of floor (${f.toFixed(0)}/s); target ≥ 40%` : 'no floor at this concurrency',
+      });
+    }
+    // Memory of one idle pre-booted sandbox: the 'rss' template's executor holds exactly one.
+    await warmReady('rss', 1);
+    const [exe] = await redis.zrange(`${prefix}:exes:rss`, 0, -1);
+    const state = JSON.parse(readFileSync(join(dataDir, 'executors', `${exe ?? ''}.json`), 'utf8')) as { pid: number };
+    await new Promise((r) => setTimeout(r, 500));
+    rows.push({ name: 'idle pre-booted Node.js sandbox, RSS of its process tree', value: descendantsRssMB(state.pid), unit: 'MB', note: 'target < 40 MB' });
+    return rows;
+  } finally {
+    redis.disconnect();
+    await kiln.stop({ stopExecutors: true });
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,50 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { CreateFunctionCommand, InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { startTestKiln, type TestKiln } from '../support/kiln.js';
+import { makeZip } from '../support/zip.js';
+
+const TUTORIAL = fileURLToPath(new URL('../../../executor/runtime/test/fixtures/provided-tutorial/', import.meta.url));
+
+let k: TestKiln;
+let lambda: LambdaClient;
+beforeAll(async () => {
+  k = await startTestKiln({ templates: { nodejs: null, python: { pool: { minIdle: 0 } }, provided: { pool: { minIdle: 0 } }, shell: null } });
+  lambda = new LambdaClient({ endpoint: k.url, region: 'us-east-1', credentials: { accessKeyId: 'kiln', secretAccessKey: 'kiln' }, maxAttempts: 1 });
+});
+afterAll(async () => {
+  lambda?.destroy();
+  await k?.stop();
+});
+
+const invoke = (name: string, event: unknown) => lambda.send(new InvokeCommand({ FunctionName: name, Payload: Buffer.from(JSON.stringify(event)) }));
+
+describe('the AWS SDK with python and custom (provided) runtimes', () => {
+  it('deploys and invokes a python3.11 handler from a zip', async () => {
+    const zip = makeZip([{ path: 'app.py', content: 'count = 0\ndef handler(event, context):\n    global count\n    count += 1\n    return {"hello": event["name"], "count": count, "version": context.function_version}\n' }]);
+    await lambda.send(new CreateFunctionCommand({ FunctionName: 'sdk-py', Runtime: 'python3.11', Role: 'r', Handler: 'app.handler', Code: { ZipFile: zip } }));
+    const first = await invoke('sdk-py', { name: 'kiln' });
+    expect(first.FunctionError).toBeUndefined();
+    expect(JSON.parse(Buffer.from(first.Payload ?? []).toString())).toEqual({ hello: 'kiln', count: 1, version: '$LATEST' });
+    expect(JSON.parse(Buffer.from((await invoke('sdk-py', { name: 'again' })).Payload ?? []).toString()).count).toBe(2);
+    const err = await invoke('sdk-py', {});
+    expect(err.FunctionError).toBe('Unhandled');
+    expect(JSON.parse(Buffer.from(err.Payload ?? []).toString()).errorType).toBe('KeyError');
+  });
+
+  it('deploys a bash custom runtime (executable bootstrap) and returns non-JSON bytes untouched', async () => {
+    const zip = makeZip([
+      { path: 'bootstrap', content: readFileSync(`${TUTORIAL}bootstrap`), mode: 0o755 },
+      { path: 'function.sh', content: readFileSync(`${TUTORIAL}function.sh`) },
+    ]);
+    await lambda.send(new CreateFunctionCommand({ FunctionName: 'sdk-bash', Runtime: 'provided.al2023', Role: 'r', Handler: 'function.handler', Code: { ZipFile: zip } }));
+    const res = await invoke('sdk-bash', { a: 1 });
+    expect(res.FunctionError).toBeUndefined();
+    expect(JSON.parse(Buffer.from(res.Payload ?? []).toString())).toMatchObject({ count: 1, event: { a: 1 } });
+
+    await lambda.send(new CreateFunctionCommand({ FunctionName: 'sdk-bash-text', Runtime: 'provided', Role: 'r', Handler: 'function.text', Code: { ZipFile: zip } }));
+    const text = await invoke('sdk-bash-text', {});
+    expect(Buffer.from(text.Payload ?? [])).toEqual(Buffer.from('plain text, \xff\xfe not json\n\tline two', 'latin1'));
+  });
+});
