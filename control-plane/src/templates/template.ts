@@ -13,6 +13,11 @@ export const templateSchema = z.object({
   description: z.string().default(''),
   /** Image executors of this template run on the docker and kubernetes runtimes. */
   image: z.string().min(1),
+  /**
+   * Runtime adapter that starts this template's executors; unset uses KILN_RUNTIME. Lets one
+   * deployment run, say, most templates as local processes and one in containers.
+   */
+  executor: z.enum(['local', 'docker', 'kubernetes']).optional(),
   runtimes: z.array(z.enum(Object.keys(RUNTIME_RUNNERS) as [string, ...string[]])).min(1),
   resources: z
     .object({

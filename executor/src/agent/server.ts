@@ -6,6 +6,7 @@ import { InvalidCodePathError } from '../lambda/code.js';
 import { CapacityError, SandboxNotFoundError, UnsupportedRuntimeError, type SandboxManager } from '../sandbox/manager.js';
 import { SandboxBootError, type Sandbox } from '../sandbox/sandbox.js';
 import { grpcError, unary } from './auth.js';
+import { addHealthService } from './health.js';
 import { sessionHandlers } from './session-handlers.js';
 
 /** Large enough for Lambda's 6 MB payloads plus code packages sent on a cold start. */
@@ -59,6 +60,8 @@ export function createAgentServer(config: ExecutorConfig, sandboxes: SandboxMana
   };
   const server = new Server({ 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES });
   server.addService(AgentService, impl);
+  // grpc.health.v1 for Kubernetes' grpc probes (no token: it only says "serving").
+  addHealthService(server);
   return server;
 }
 

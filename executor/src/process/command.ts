@@ -20,6 +20,22 @@ export const BASE_ENV: Record<string, string> = {
 };
 
 /**
+ * How nsenter becomes the sandbox's uid 1000.
+ *
+ * A root executor (the local runtime) starts each sandbox as its own host uid and the launcher
+ * as root, so nsenter must switch: `--setuid/--setgid 1000` inside the sandbox's namespace.
+ * A non-root executor (user `kiln` in a container) runs its sandboxes as its own uid, which
+ * bwrap maps 1:1 to uid 1000; there `--setgid` fails (`setgroups failed`: every unprivileged
+ * user namespace has setgroups denied), so nsenter keeps its credentials instead, and the
+ * capabilities that joining the user namespace gave are dropped at the `execve` of the
+ * non-root command (images/README.md, "Running commands in a live sandbox").
+ */
+function credentialArgs(sandboxHostUid: number): string[] {
+  if (process.getuid?.() === sandboxHostUid) return ['--preserve-credentials'];
+  return [`--setuid=${SANDBOX_UID}`, `--setgid=${SANDBOX_GID}`];
+}
+
+/**
  * The host argv that runs `command` inside a running sandbox as its user:
  *
  * - `prlimit` applies the sandbox's rlimits (the executor's own are wider). RLIMIT_NPROC counts
@@ -28,7 +44,8 @@ export const BASE_ENV: Record<string, string> = {
  * - `setpriv --no-new-privs` keeps set-uid binaries and file capabilities from granting anything.
  * - `nsenter` joins every namespace of the runner (user, mount, pid, net, ipc, uts), takes its
  *   root and cwd (/workspace), and becomes uid/gid 1000 inside, which drops all capabilities.
- *   Joining the PID namespace means the process dies with the sandbox.
+ *   Joining the PID namespace means the process dies with the sandbox. See `credentialArgs`
+ *   for how it becomes uid 1000.
  * - `env -i -C` moves to the requested working directory from inside the sandbox's mount view
  *   and sets the environment from scratch.
  *
@@ -60,8 +77,7 @@ export function sandboxArgv(sandbox: Sandbox, command: string[], cwd: string, en
     '--net',
     '--ipc',
     '--uts',
-    `--setuid=${SANDBOX_UID}`,
-    `--setgid=${SANDBOX_GID}`,
+    ...credentialArgs(spec.hostUid),
     '--root',
     '--wd',
     '/usr/bin/env',

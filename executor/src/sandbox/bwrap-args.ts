@@ -14,12 +14,39 @@ export function runnerCommand(runtime: string, memoryMB: number): string[] {
       // host's OOM killer; the executor's RSS watch catches the rest.
       return ['/usr/bin/node', `--max-old-space-size=${Math.max(16, Math.floor(memoryMB * 0.85))}`, '/opt/kiln/runtime/node/runner.cjs'];
     case 'python':
-      return ['/usr/bin/python3', '-S', '-u', '/opt/kiln/runtime/python/runner.py'];
+      // -I (isolated): no user site or PYTHON* env from the handler's side, but unlike -S it keeps
+      // the site module, so exit() and Debian's dist-packages work as in Lambda's Python.
+      return ['/usr/bin/python3', '-I', '-u', '/opt/kiln/runtime/python/runner.py'];
     case 'provided':
       return ['/usr/bin/node', '--max-old-space-size=32', '/opt/kiln/runtime/provided/runner.cjs'];
     default:
       throw new Error(`unknown runtime ${runtime}`);
   }
+}
+
+/** Device nodes a sandbox gets, bound from the executor's own /dev (the container's, in a container). */
+const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
+
+/**
+ * A minimal /dev. Not `bwrap --dev`: that makes bwrap create a second, nested user namespace
+ * (it maps uid 0 to mount devpts, then a child namespace for `--uid 1000`), so the sandbox's
+ * mount/pid/ipc namespaces belong to the outer one while its processes live in the inner one.
+ * `nsenter --user` then joins the inner one and has no capabilities over the others — root on
+ * a host gets away with it, a non-root executor in a container does not (images/README.md,
+ * "Running commands in a live sandbox"). A tmpfs with bound device nodes keeps one user
+ * namespace, owned by the executor's uid. No devpts: terminals are host-side ptys (pty/).
+ */
+function devArgs(): string[] {
+  const argv = ['--tmpfs', '/dev'];
+  for (const name of DEVICES) if (existsSync(`/dev/${name}`)) argv.push('--dev-bind', `/dev/${name}`, `/dev/${name}`);
+  argv.push(
+    '--perms', '1777', '--tmpfs', '/dev/shm',
+    '--symlink', '/proc/self/fd', '/dev/fd',
+    '--symlink', '/proc/self/fd/0', '/dev/stdin',
+    '--symlink', '/proc/self/fd/1', '/dev/stdout',
+    '--symlink', '/proc/self/fd/2', '/dev/stderr',
+  );
+  return argv;
 }
 
 /**
@@ -43,7 +70,7 @@ export function sandboxArgv(spec: SandboxSpec, bwrapPath: string): string[] {
     '--symlink', 'usr/bin', '/bin',
     '--symlink', 'usr/sbin', '/sbin',
     '--proc', '/proc',
-    '--dev', '/dev',
+    ...devArgs(),
     '--perms', '1777', '--size', String(spec.tmpMB * mb), '--tmpfs', '/tmp',
     '--bind', spec.workspaceDir, '/workspace',
     '--ro-bind', spec.taskDir, '/var/task',

@@ -1,0 +1,91 @@
+import type { Config } from '../config.js';
+import { log } from '../log.js';
+import type { Template } from '../templates/template.js';
+import { DockerRuntime } from './docker.js';
+import { KubernetesRuntime } from './kubernetes/kubernetes.js';
+import { kubernetesRuntimeOptions } from './kubernetes/options.js';
+import { LocalRuntime } from './local.js';
+import type { ExecutorHandle, Runtime } from './runtime.js';
+
+/** The adapters a template can name in its `executor` field (KILN_RUNTIME picks the default). */
+export type RuntimeKind = Config['runtime'];
+
+/** One adapter for one kind: the only place that maps configuration to an adapter. */
+export function createRuntime(kind: RuntimeKind, config: Config, executorMain: string): Runtime {
+  switch (kind) {
+    case 'local':
+      return new LocalRuntime({ deployment: config.prefix, dataDir: config.dataDir, executorMain, nfsBind: config.nfs?.bind });
+    case 'docker':
+      return new DockerRuntime({
+        deployment: config.prefix,
+        host: config.docker.host,
+        network: config.docker.network,
+        seccompProfile: config.docker.seccompProfile,
+        startTimeoutMs: config.docker.startTimeoutMs,
+        nfs: config.nfs !== undefined,
+      });
+    case 'kubernetes':
+      return new KubernetesRuntime(kubernetesRuntimeOptions(config));
+  }
+}
+
+/**
+ * The runtime the scheduler sees: each template's executors go to the adapter its `executor`
+ * field names, or to KILN_RUNTIME's. Adapters are made on first use, so a deployment that never
+ * names docker never needs a container engine. `list` and `stop` cover the adapters that the
+ * current templates use (as after a restart, when nothing was started yet).
+ */
+export class RuntimeRouter implements Runtime {
+  readonly kind = 'router';
+  private readonly adapters = new Map<RuntimeKind, Runtime>();
+
+  constructor(
+    private readonly config: Config,
+    private readonly executorMain: string,
+    /** The current templates; their `executor` fields say which adapters are in use. */
+    private readonly templates: () => Template[],
+  ) {}
+
+  start(template: Template, executorId: string): Promise<ExecutorHandle> {
+    return this.adapter(template.executor ?? this.config.runtime).start(template, executorId);
+  }
+
+  async stop(executorId: string): Promise<void> {
+    // Each adapter treats an id it does not own as unknown, a no-op.
+    for (const runtime of this.inUse()) await runtime.stop(executorId);
+  }
+
+  async list(): Promise<ExecutorHandle[]> {
+    const all = await Promise.all(this.inUse().map((r) => r.list()));
+    return all.flat();
+  }
+
+  async close(): Promise<void> {
+    for (const runtime of this.adapters.values()) await runtime.close();
+  }
+
+  private inUse(): Runtime[] {
+    const kinds = new Set<RuntimeKind>([this.config.runtime, ...this.adapters.keys()]);
+    for (const t of this.templates()) if (t.executor) kinds.add(t.executor);
+    const out: Runtime[] = [];
+    for (const kind of kinds) {
+      try {
+        out.push(this.adapter(kind));
+      } catch (err) {
+        // A template naming an adapter this deployment cannot make must not stop the others
+        // from being listed or stopped; starting its executors reports the same error.
+        log('warn', 'runtime adapter unavailable', { kind, error: (err as Error).message });
+      }
+    }
+    return out;
+  }
+
+  private adapter(kind: RuntimeKind): Runtime {
+    let runtime = this.adapters.get(kind);
+    if (!runtime) {
+      runtime = createRuntime(kind, this.config, this.executorMain);
+      this.adapters.set(kind, runtime);
+    }
+    return runtime;
+  }
+}
