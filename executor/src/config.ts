@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { allowEntryProblem } from './nfs/session-exports.js';
 
 /** Parses an env var name/value pair, naming the variable when it is wrong. */
 export class ConfigError extends Error {
@@ -27,6 +28,23 @@ const schema = z.object({
   /** First host uid for sandboxes when the executor runs as root (one uid per sandbox slot). */
   KILN_SANDBOX_UID_BASE: z.coerce.number().int().min(1000).default(200_000),
   KILN_BWRAP_PATH: z.string().default('bwrap'),
+  /**
+   * host:port of the NFS server that exports session workspaces (port 0 picks a free one,
+   * reported on stdout as nfsPort); empty or "off" disables it.
+   */
+  KILN_NFS_LISTEN: z
+    .string()
+    .regex(/^(|off|[^:]+:\d{1,5})$/, 'expected host:port (e.g. 127.0.0.1:0), or empty/"off" to disable NFS')
+    .default(''),
+  /**
+   * Comma-separated IPs or CIDRs allowed to open NFS connections with a PROXY protocol v1 line
+   * (the control plane's NFS gateway); a PROXY line from anyone else closes the connection.
+   */
+  KILN_NFS_TRUSTED_PROXIES: z
+    .string()
+    .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
+    .refine((list) => list.every((e) => allowEntryProblem(e) === undefined), 'expected comma-separated IPs or CIDRs, e.g. 127.0.0.1,10.0.0.0/8')
+    .default(''),
 });
 
 export type ExecutorConfig = {
@@ -40,6 +58,8 @@ export type ExecutorConfig = {
   runtimes: string[];
   sandboxUidBase: number;
   bwrapPath: string;
+  /** Where the NFS server listens; undefined when NFS is off. */
+  nfs: { host: string; port: number; trustedProxies: string[] } | undefined;
 };
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): ExecutorConfig {
@@ -61,5 +81,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ExecutorConfig
     runtimes: e.KILN_RUNTIMES.split(',').map((s) => s.trim()).filter(Boolean),
     sandboxUidBase: e.KILN_SANDBOX_UID_BASE,
     bwrapPath: e.KILN_BWRAP_PATH,
+    nfs: parseNfsListen(e.KILN_NFS_LISTEN, e.KILN_NFS_TRUSTED_PROXIES),
   };
+}
+
+function parseNfsListen(value: string, trustedProxies: string[]): ExecutorConfig['nfs'] {
+  if (value === '' || value === 'off') return undefined;
+  const colon = value.lastIndexOf(':');
+  const port = Number(value.slice(colon + 1));
+  if (port > 65535) throw new ConfigError('KILN_NFS_LISTEN', `port must be 0-65535; got ${port}`);
+  return { host: value.slice(0, colon), port, trustedProxies };
 }

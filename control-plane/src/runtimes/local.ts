@@ -20,6 +20,18 @@ export interface LocalRuntimeOptions {
   /** Path of the executor's compiled entry point. */
   executorMain: string;
   startTimeoutMs?: number;
+  /**
+   * Address executors' NFS servers listen on (each on its own ephemeral port, recorded as
+   * `nfsPort`); undefined turns NFS off in the executors.
+   */
+  nfsBind?: string;
+}
+
+/** The executor's ready line (executor/src/main.ts). */
+interface ReadyLine {
+  port: number;
+  /** 0 when the executor serves no NFS. */
+  nfsPort?: number;
 }
 
 function alive(pid: number): boolean {
@@ -58,6 +70,9 @@ export class LocalRuntime implements Runtime {
         KILN_EXECUTOR_ID: executorId,
         KILN_TEMPLATE: template.name,
         KILN_AGENT_LISTEN: '127.0.0.1:0',
+        KILN_NFS_LISTEN: this.opts.nfsBind ? `${this.opts.nfsBind}:0` : 'off',
+        // The NFS gateway runs in this process and reaches local executors over loopback.
+        KILN_NFS_TRUSTED_PROXIES: '127.0.0.1,::1',
         KILN_AGENT_TOKEN: token,
         KILN_DATA_DIR: join(this.opts.dataDir, 'sandboxes', executorId),
         KILN_MAX_SANDBOXES: String(template.pool.sandboxesPerExecutor),
@@ -66,13 +81,13 @@ export class LocalRuntime implements Runtime {
       },
     });
     closeSync(logFd);
-    const port = await new Promise<number>((resolve, reject) => {
+    const ready = await new Promise<ReadyLine>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`executor ${executorId} did not start within ${this.opts.startTimeoutMs ?? 15_000} ms; see ${logPath}`)), this.opts.startTimeoutMs ?? 15_000);
       const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
       lines.once('line', (line) => {
         clearTimeout(timer);
         try {
-          resolve((JSON.parse(line) as { port: number }).port);
+          resolve(JSON.parse(line) as ReadyLine);
         } catch {
           reject(new Error(`executor ${executorId} printed "${line}" instead of its ready line`));
         }
@@ -89,10 +104,12 @@ export class LocalRuntime implements Runtime {
     const record: LocalRecord = {
       id: executorId,
       template: template.name,
-      address: `127.0.0.1:${port}`,
+      address: `127.0.0.1:${ready.port}`,
       token,
       host: 'local',
       labels: { deployment: this.opts.deployment, template: template.name, executor: executorId },
+      // Kept in the state file, so a restarted control plane that adopts this executor knows it.
+      ...(ready.nfsPort ? { nfsPort: ready.nfsPort } : {}),
       pid: child.pid as number,
     };
     await writeFile(join(this.stateDir, `${executorId}.json`), JSON.stringify(record), { mode: 0o600 });
@@ -101,7 +118,10 @@ export class LocalRuntime implements Runtime {
 
   async stop(executorId: string): Promise<void> {
     const record = await this.read(executorId);
-    if (record && alive(record.pid)) {
+    // Another deployment's executor (state dirs can be shared) or a made-up id is "unknown":
+    // a no-op, so nothing outside this deployment's records is killed or deleted.
+    if (!record || record.labels.deployment !== this.opts.deployment || record.id !== executorId) return;
+    if (alive(record.pid)) {
       process.kill(record.pid, 'SIGTERM');
       for (let i = 0; i < 100 && alive(record.pid); i++) await new Promise((r) => setTimeout(r, 50));
       if (alive(record.pid)) process.kill(-record.pid, 'SIGKILL');

@@ -17,6 +17,18 @@ export interface ExecutorHandle {
   /** Where it runs (hostname, node name or "local"), for image-locality preferences. */
   host: string;
   labels: ExecutorLabels;
+  /**
+   * Port on which NFS clients reach this executor's NFS server (NFSv3 and MOUNT on one port,
+   * exporting each bound session's /workspace as /<session-id>). Absent when the executor
+   * serves no NFS. For adapters that publish or forward the port (docker, kubernetes), this
+   * is the published port, not the one inside the container.
+   */
+  nfsPort?: number;
+  /**
+   * Host name NFS clients use for this executor, when the adapter knows a better one than
+   * KILN_NFS_HOST (e.g. a node address); absent means KILN_NFS_HOST.
+   */
+  nfsHost?: string;
 }
 
 /**

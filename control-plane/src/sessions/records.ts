@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Keys } from '../store/keys.js';
+import { nfsTagKey, type SessionNfs } from './nfs.js';
 
 /** What Redis keeps about a session. Times are epoch ms. */
 export interface SessionRecord {
@@ -17,6 +18,8 @@ export interface SessionRecord {
   lastActivityAt: number;
   env: Record<string, string>;
   metadata: Record<string, string>;
+  /** The NFS export of its /workspace, when its executor serves NFS. */
+  nfs?: SessionNfs;
 }
 
 /** Session records: one JSON string per session plus a set of ids. */
@@ -27,7 +30,10 @@ export class SessionStore {
   ) {}
 
   async put(r: SessionRecord): Promise<void> {
-    await this.redis.multi().set(this.keys.session(r.id), JSON.stringify(r)).sadd(this.keys.sessions, r.id).exec();
+    const tx = this.redis.multi().set(this.keys.session(r.id), JSON.stringify(r)).sadd(this.keys.sessions, r.id);
+    // The NFS gateway maps a file handle's export tag back to its session through this index.
+    if (r.nfs?.tag) tx.set(nfsTagKey(this.keys, r.nfs.tag), r.id);
+    await tx.exec();
   }
 
   async get(id: string): Promise<SessionRecord | undefined> {
@@ -47,7 +53,10 @@ export class SessionStore {
    * reaper race to delete a session exactly one of them destroys its sandbox.
    */
   async remove(id: string): Promise<boolean> {
-    const [[, removed] = [null, 0]] = (await this.redis.multi().del(this.keys.session(id)).srem(this.keys.sessions, id).exec()) ?? [];
+    const tag = (await this.get(id))?.nfs?.tag;
+    const tx = this.redis.multi().del(this.keys.session(id)).srem(this.keys.sessions, id);
+    if (tag) tx.del(nfsTagKey(this.keys, tag));
+    const [[, removed] = [null, 0]] = (await tx.exec()) ?? [];
     return removed === 1;
   }
 

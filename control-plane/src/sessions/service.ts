@@ -11,6 +11,7 @@ import type { Keys } from '../store/keys.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import { templateRunners } from '../templates/template.js';
 import { SessionBusyError, SessionCodeConflictError, SessionNotFoundError, UnsupportedResourcesError } from './errors.js';
+import { bindSessionExport, NfsDisabledError, nfsUrl, nfsView, unbindSessionExport, validateAllowList, type NfsExportInput, type SessionNfs, type SessionNfsView } from './nfs.js';
 import { SessionStore, type SessionRecord } from './records.js';
 
 /** Function key under which session leases are taken: it has no hot instances, so warm or cold. */
@@ -32,6 +33,16 @@ export interface CreateSessionInput {
   env?: Record<string, string>;
   metadata?: Record<string, string>;
   resources?: { memoryMB?: number; diskMB?: number; maxProcesses?: number; maxOpenFiles?: number };
+  /** How /workspace is exported over NFS (default read-write, every client). */
+  nfs?: NfsExportInput;
+}
+
+/** Deployment-wide session settings. */
+export interface SessionServiceOptions {
+  /** Host name NFS clients use (KILN_NFS_HOST); undefined when NFS export is off. */
+  nfsHost?: string;
+  /** Bound port of the control plane's NFS gateway (KILN_NFS_PORT); absent = executors' own ports. */
+  nfsGatewayPort?: number;
 }
 
 export interface SessionView {
@@ -44,6 +55,9 @@ export interface SessionView {
   timeoutMs: number;
   idleTimeoutMs: number;
   metadata: Record<string, string>;
+  /** libnfs URL of the session's /workspace; absent when its executor serves no NFS. */
+  nfsUrl?: string;
+  nfs?: SessionNfsView;
 }
 
 export interface ExecuteInput {
@@ -76,6 +90,7 @@ function view(r: SessionRecord): SessionView {
     timeoutMs: r.timeoutMs,
     idleTimeoutMs: r.idleTimeoutMs,
     metadata: r.metadata,
+    ...(r.nfs ? { nfsUrl: nfsUrl(r.id, r.nfs), nfs: nfsView(r.id, r.nfs) } : {}),
   };
 }
 
@@ -94,6 +109,7 @@ export class SessionService {
     private readonly scheduler: Scheduler,
     private readonly executors: ExecutorStore,
     private readonly agents: AgentPool,
+    private readonly opts: SessionServiceOptions = {},
   ) {
     this.store = new SessionStore(redis, keys);
   }
@@ -106,11 +122,25 @@ export class SessionService {
       const offered = (template.resources as Record<string, number | undefined>)[field];
       if (wanted !== undefined && offered !== undefined && wanted > offered) throw new UnsupportedResourcesError(field, wanted, offered);
     }
+    if (input.nfs && this.opts.nfsHost === undefined) throw new NfsDisabledError();
+    const nfsOptions = { readOnly: input.nfs?.readOnly ?? false, allow: validateAllowList(input.nfs?.allow) };
     const runner = templateRunners(template)[0] as string;
     const lease = await this.scheduler.acquire(template, runner, SESSION_FUNCTION_KEY, LEASE_WAIT_MS, timeoutMs + LEASE_MARGIN_MS);
+    const id = `ses_${randomUUID().replaceAll('-', '')}`;
+    let nfs: SessionNfs | undefined;
+    try {
+      // Bound before the record exists, so a session that is visible is already exported.
+      if (this.opts.nfsHost !== undefined) nfs = await bindSessionExport(this.agents.get(lease.executor), id, lease.sandboxId, nfsOptions, {
+          host: this.opts.nfsHost,
+          ...(this.opts.nfsGatewayPort !== undefined ? { gatewayPort: this.opts.nfsGatewayPort } : {}),
+        });
+    } catch (err) {
+      await this.scheduler.destroy(lease);
+      throw err;
+    }
     const now = Date.now();
     const record: SessionRecord = {
-      id: `ses_${randomUUID().replaceAll('-', '')}`,
+      id,
       template: template.name,
       runner,
       sandboxId: lease.sandboxId,
@@ -123,6 +153,7 @@ export class SessionService {
       lastActivityAt: now,
       env: input.env ?? {},
       metadata: input.metadata ?? {},
+      ...(nfs ? { nfs } : {}),
     };
     try {
       await this.store.put(record);
@@ -158,8 +189,12 @@ export class SessionService {
     if (!(await this.store.remove(r.id))) return false;
     log('debug', 'session ended', { sessionId: r.id, sandboxId: r.sandboxId, reason });
     const executor = await this.executors.get(r.executorId);
-    if (executor) await this.scheduler.destroy({ template: r.template, sandboxId: r.sandboxId, executor });
-    else await this.scheduler.forget(r.template, r.sandboxId);
+    if (executor) {
+      // Cut NFS first, so no client writes land between the end and the sandbox's removal.
+      // Destroying the sandbox drops the export too, so a failure here only costs a log line.
+      if (r.nfs) await unbindSessionExport(this.agents.get(executor), r.id).catch((err: unknown) => log('debug', 'could not unbind the session export', { sessionId: r.id, error: String(err) }));
+      await this.scheduler.destroy({ template: r.template, sandboxId: r.sandboxId, executor });
+    } else await this.scheduler.forget(r.template, r.sandboxId);
     return true;
   }
 

@@ -5,7 +5,9 @@ import type { Keys } from './keys.js';
 /**
  * Executor records in Redis: how to reach each agent, and per template a sorted set that
  * scores each executor by its sandbox count (the scheduler picks the least loaded).
- * Handles are cached in memory: they never change while an executor lives.
+ * Handles are cached in memory: they never change while an executor lives. The whole handle
+ * is kept as JSON, optional fields included (e.g. `nfsPort`), so every replica and a restarted
+ * control plane see the same way to reach the executor's agent and NFS server.
  */
 export class ExecutorStore {
   private readonly cache = new Map<string, ExecutorHandle>();

@@ -1,20 +1,21 @@
 import { once } from 'node:events';
 import { status, type sendUnaryData, type ServerDuplexStream, type ServerReadableStream, type ServerWritableStream, type ServiceError } from '@grpc/grpc-js';
-import type { AgentServer, FileInfo, FileWriteRequest, ProcessEvent, PtyInput, PtyOutput } from '@kiln/proto/executor';
+import type { AgentServer, FileInfo, FileWriteRequest, ProcessEvent, PtyInput, PtyOutput, SessionBindRequest, SessionBindResponse } from '@kiln/proto/executor';
 import { WorkspaceFiles } from '../files/ops.js';
 import { resolvePath } from '../files/paths.js';
+import { SessionBindError, sessionExports } from '../nfs/session-exports.js';
 import { ProcessTable } from '../process/registry.js';
 import { runProcess, streamProcess } from '../process/run.js';
 import { openTerminal, resizeTerminal } from '../pty/terminal.js';
 import type { SandboxManager } from '../sandbox/manager.js';
-import { InvalidArgumentError, sessionServiceError } from '../session/errors.js';
+import { InvalidArgumentError, SessionOpError, sessionServiceError } from '../session/errors.js';
 import { grpcError, isAuthorized, unary } from './auth.js';
 
 type SessionRpcs = Pick<
   AgentServer,
   | 'processRun' | 'processStream' | 'processStart' | 'processList' | 'processSignal'
   | 'fileRead' | 'fileWrite' | 'fileList' | 'fileStat' | 'fileMkdir' | 'fileRemove' | 'fileRename'
-  | 'tarDownload' | 'tarUpload' | 'pty'
+  | 'tarDownload' | 'tarUpload' | 'pty' | 'sessionBind' | 'sessionUnbind'
 >;
 
 const TAR_TIMEOUT_MS = 600_000;
@@ -44,6 +45,19 @@ export function sessionHandlers(token: string, sandboxes: SandboxManager, mapErr
   const processes = new ProcessTable();
   const fail = (err: unknown): ServiceError => sessionServiceError(err, mapError);
   const files = (sandboxId: string): WorkspaceFiles => new WorkspaceFiles(sandboxes.get(sandboxId).spec);
+  const exportsTable = sessionExports(sandboxes);
+
+  /** Binds a session to its sandbox for NFS; bad options and rebinding elsewhere are typed errors. */
+  function bind({ sessionId, sandboxId, nfs }: SessionBindRequest): SessionBindResponse {
+    try {
+      exportsTable.bind(sessionId, sandboxId, { readOnly: nfs?.readOnly ?? false, allow: nfs?.allow ?? [] });
+    } catch (err) {
+      if (!(err instanceof SessionBindError)) throw err;
+      if (err.reason === 'invalid') throw new InvalidArgumentError(err.message, { sessionId });
+      throw new SessionOpError('SessionAlreadyBound', status.FAILED_PRECONDITION, err.message, { sessionId, sandboxId });
+    }
+    return { nfsPort: exportsTable.nfsPort, nfsExportTag: exportsTable.exportTag(sessionId) };
+  }
 
   function serverStream<Req, Res>(handler: (call: ServerWritableStream<Req, Res>) => Promise<void>) {
     return (call: ServerWritableStream<Req, Res>): void => {
@@ -80,6 +94,9 @@ export function sessionHandlers(token: string, sandboxes: SandboxManager, mapErr
   }
 
   return {
+    // The Promise constructor turns a synchronous throw into a rejection, which `unary` maps.
+    sessionBind: unary(token, (call) => new Promise((resolve) => resolve(bind(call.request))), fail),
+    sessionUnbind: unary(token, (call) => Promise.resolve({ existed: exportsTable.unbind(call.request.sessionId) }), fail),
     processRun: unary(token, (call) => runProcess(processes, sandboxes.get(call.request.sandboxId), call.request), fail),
     processStream: serverStream(async (call) => {
       const sandbox = sandboxes.get(call.request.sandboxId);

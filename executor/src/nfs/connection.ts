@@ -7,6 +7,7 @@
 import type { Socket } from 'node:net';
 import type { CallHandler } from './dispatch.js';
 import type { NfsLogger } from './types.js';
+import { type TrustedProxies, readProxyPreamble } from './proxy-line.js';
 import { RecordDecoder, frameRecord } from './record.js';
 import { AcceptStat, errorReply, parseCall } from './rpc.js';
 
@@ -18,13 +19,17 @@ export class RpcConnection {
   private inflight = 0;
   private readingPaused = false;
   private closed = false;
-  private readonly client: string | undefined;
+  /** The address allow-lists are checked against: the peer's, or the one its PROXY line names. */
+  private client: string | undefined;
+  /** Bytes held until we know whether the connection opens with a PROXY line. */
+  private preamble: Buffer | undefined = Buffer.alloc(0);
 
   constructor(
     private readonly sock: Socket,
     private readonly handle: CallHandler,
     private readonly log: NfsLogger,
     onClose: () => void,
+    private readonly proxies?: TrustedProxies,
   ) {
     this.client = sock.remoteAddress;
     sock.setNoDelay(true);
@@ -43,8 +48,28 @@ export class RpcConnection {
     this.sock.destroy();
   }
 
-  private onData(chunk: Buffer): void {
+  private onData(data: Buffer): void {
     if (this.closed) return;
+    let chunk = data;
+    if (this.preamble) {
+      const held = Buffer.concat([this.preamble, chunk]);
+      const p = readProxyPreamble(held);
+      if (p.kind === 'need-more') {
+        this.preamble = held;
+        return;
+      }
+      this.preamble = undefined;
+      if (p.kind === 'invalid' || (p.kind === 'line' && !this.proxies?.trusts(this.sock.remoteAddress))) {
+        // An untrusted peer claiming another address is treated as garbage, never believed.
+        this.log.trace?.(`closing connection from ${this.sock.remoteAddress}: ${p.kind === 'invalid' ? p.why : 'PROXY line from an untrusted peer'}`);
+        this.destroy();
+        return;
+      }
+      if (p.kind === 'line') {
+        if (p.client) this.client = p.client;
+        chunk = p.rest;
+      } else chunk = held;
+    }
     let records: Buffer[];
     try {
       records = this.decoder.push(chunk);

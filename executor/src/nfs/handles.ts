@@ -39,6 +39,14 @@ export class HandleCodec {
 
   private readonly tagCache = new Map<string, Buffer>();
 
+  /**
+   * The export's tag as hex. The control plane's NFS gateway learns it from SessionBind, so it
+   * can route handles of this export to this executor without knowing the secret.
+   */
+  exportTag(id: string): string {
+    return this.tagOf(id).toString('hex');
+  }
+
   private tagOf(id: string): Buffer {
     let tag = this.tagCache.get(id);
     if (!tag) {

@@ -8,6 +8,7 @@ import { RpcConnection } from './connection.js';
 import { type CallHandler, createCallHandler } from './dispatch.js';
 import { ExportRegistry } from './exports.js';
 import { HandleCodec } from './handles.js';
+import { TrustedProxies } from './proxy-line.js';
 import type { NfsLogger, NfsServerOptions } from './types.js';
 
 /** Concurrent client connections accepted; more are refused by the listener. */
@@ -32,17 +33,24 @@ export class NfsServer {
   private readonly registry: ExportRegistry;
   private readonly handler: CallHandler;
   private readonly log: NfsLogger;
+  private readonly codec = new HandleCodec();
 
   constructor(private readonly opts: NfsServerOptions) {
     this.log = opts.log ?? defaultLogger();
-    this.registry = new ExportRegistry(opts.resolver, new HandleCodec());
+    this.registry = new ExportRegistry(opts.resolver, this.codec);
     this.handler = createCallHandler(this.registry, randomBytes(8), this.log);
+    const proxies = new TrustedProxies(opts.trustedProxies);
     this.server = createServer((sock) => {
-      const conn = new RpcConnection(sock, this.handler, this.log, () => this.connections.delete(conn));
+      const conn = new RpcConnection(sock, this.handler, this.log, () => this.connections.delete(conn), proxies);
       this.connections.add(conn);
     });
     // Each connection may buffer up to ~64 MiB of calls in flight; bound the total.
     this.server.maxConnections = MAX_CONNECTIONS;
+  }
+
+  /** The tag that every handle of export `id` carries (hex), for the control plane's gateway. */
+  exportTag(id: string): string {
+    return this.codec.exportTag(id);
   }
 
   /** Starts listening; resolves with the bound port (useful with port 0). */

@@ -26,6 +26,11 @@ export interface NfsServerOptions {
   host?: string;
   /** TCP port; 0 = ephemeral. */
   port?: number /* 0 = ephemeral */;
+  /**
+   * IPs or CIDRs of proxies (the control plane's NFS gateway) allowed to open a connection with
+   * a PROXY protocol v1 line naming the real client; empty or absent trusts nobody.
+   */
+  trustedProxies?: readonly string[];
   /** Where to report server faults (and per-call traces); defaults to stderr, traces only with KILN_NFS_TRACE=1. */
   log?: NfsLogger;
 }

@@ -348,6 +348,38 @@ export interface PtyOutput {
   exitCode: number;
 }
 
+/** How a session's /workspace is exported over NFS. */
+export interface NfsExportOptions {
+  readOnly: boolean;
+  /** Client addresses (IPs or CIDRs, IPv4 or IPv6) that may mount; empty allows everyone. */
+  allow: string[];
+}
+
+export interface SessionBindRequest {
+  /** The export name: clients mount /<session_id>. Letters, digits, "_" and "-" only. */
+  sessionId: string;
+  sandboxId: string;
+  nfs: NfsExportOptions | undefined;
+}
+
+export interface SessionBindResponse {
+  /** Port of the executor's NFS server; 0 when it is off (the binding is kept anyway). */
+  nfsPort: number;
+  /**
+   * Hex of the 8-byte export tag every NFS file handle of this session carries (bytes 1-8);
+   * empty when NFS is off. The control plane's NFS gateway routes handles by it.
+   */
+  nfsExportTag: string;
+}
+
+export interface SessionUnbindRequest {
+  sessionId: string;
+}
+
+export interface SessionUnbindResponse {
+  existed: boolean;
+}
+
 function createBaseHealthRequest(): HealthRequest {
   return {};
 }
@@ -4605,6 +4637,439 @@ export const PtyOutput: MessageFns<PtyOutput> = {
   },
 };
 
+function createBaseNfsExportOptions(): NfsExportOptions {
+  return { readOnly: false, allow: [] };
+}
+
+export const NfsExportOptions: MessageFns<NfsExportOptions> = {
+  encode(message: NfsExportOptions, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.readOnly !== false) {
+      writer.uint32(8).bool(message.readOnly);
+    }
+    for (const v of message.allow) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NfsExportOptions {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNfsExportOptions();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.readOnly = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.allow.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): NfsExportOptions {
+    return {
+      readOnly: isSet(object.readOnly)
+        ? globalThis.Boolean(object.readOnly)
+        : isSet(object.read_only)
+        ? globalThis.Boolean(object.read_only)
+        : false,
+      allow: globalThis.Array.isArray(object?.allow) ? object.allow.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: NfsExportOptions): unknown {
+    const obj: any = {};
+    if (message.readOnly !== false) {
+      obj.readOnly = message.readOnly;
+    }
+    if (message.allow?.length) {
+      obj.allow = message.allow;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<NfsExportOptions>, I>>(base?: I): NfsExportOptions {
+    return NfsExportOptions.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<NfsExportOptions>, I>>(object: I): NfsExportOptions {
+    const message = createBaseNfsExportOptions();
+    message.readOnly = object.readOnly ?? false;
+    message.allow = object.allow?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseSessionBindRequest(): SessionBindRequest {
+  return { sessionId: "", sandboxId: "", nfs: undefined };
+}
+
+export const SessionBindRequest: MessageFns<SessionBindRequest> = {
+  encode(message: SessionBindRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sessionId !== "") {
+      writer.uint32(10).string(message.sessionId);
+    }
+    if (message.sandboxId !== "") {
+      writer.uint32(18).string(message.sandboxId);
+    }
+    if (message.nfs !== undefined) {
+      NfsExportOptions.encode(message.nfs, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SessionBindRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSessionBindRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sessionId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.sandboxId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.nfs = NfsExportOptions.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SessionBindRequest {
+    return {
+      sessionId: isSet(object.sessionId)
+        ? globalThis.String(object.sessionId)
+        : isSet(object.session_id)
+        ? globalThis.String(object.session_id)
+        : "",
+      sandboxId: isSet(object.sandboxId)
+        ? globalThis.String(object.sandboxId)
+        : isSet(object.sandbox_id)
+        ? globalThis.String(object.sandbox_id)
+        : "",
+      nfs: isSet(object.nfs) ? NfsExportOptions.fromJSON(object.nfs) : undefined,
+    };
+  },
+
+  toJSON(message: SessionBindRequest): unknown {
+    const obj: any = {};
+    if (message.sessionId !== "") {
+      obj.sessionId = message.sessionId;
+    }
+    if (message.sandboxId !== "") {
+      obj.sandboxId = message.sandboxId;
+    }
+    if (message.nfs !== undefined) {
+      obj.nfs = NfsExportOptions.toJSON(message.nfs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SessionBindRequest>, I>>(base?: I): SessionBindRequest {
+    return SessionBindRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SessionBindRequest>, I>>(object: I): SessionBindRequest {
+    const message = createBaseSessionBindRequest();
+    message.sessionId = object.sessionId ?? "";
+    message.sandboxId = object.sandboxId ?? "";
+    message.nfs = (object.nfs !== undefined && object.nfs !== null)
+      ? NfsExportOptions.fromPartial(object.nfs)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseSessionBindResponse(): SessionBindResponse {
+  return { nfsPort: 0, nfsExportTag: "" };
+}
+
+export const SessionBindResponse: MessageFns<SessionBindResponse> = {
+  encode(message: SessionBindResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.nfsPort !== 0) {
+      writer.uint32(8).uint32(message.nfsPort);
+    }
+    if (message.nfsExportTag !== "") {
+      writer.uint32(18).string(message.nfsExportTag);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SessionBindResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSessionBindResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.nfsPort = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nfsExportTag = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SessionBindResponse {
+    return {
+      nfsPort: isSet(object.nfsPort)
+        ? globalThis.Number(object.nfsPort)
+        : isSet(object.nfs_port)
+        ? globalThis.Number(object.nfs_port)
+        : 0,
+      nfsExportTag: isSet(object.nfsExportTag)
+        ? globalThis.String(object.nfsExportTag)
+        : isSet(object.nfs_export_tag)
+        ? globalThis.String(object.nfs_export_tag)
+        : "",
+    };
+  },
+
+  toJSON(message: SessionBindResponse): unknown {
+    const obj: any = {};
+    if (message.nfsPort !== 0) {
+      obj.nfsPort = Math.round(message.nfsPort);
+    }
+    if (message.nfsExportTag !== "") {
+      obj.nfsExportTag = message.nfsExportTag;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SessionBindResponse>, I>>(base?: I): SessionBindResponse {
+    return SessionBindResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SessionBindResponse>, I>>(object: I): SessionBindResponse {
+    const message = createBaseSessionBindResponse();
+    message.nfsPort = object.nfsPort ?? 0;
+    message.nfsExportTag = object.nfsExportTag ?? "";
+    return message;
+  },
+};
+
+function createBaseSessionUnbindRequest(): SessionUnbindRequest {
+  return { sessionId: "" };
+}
+
+export const SessionUnbindRequest: MessageFns<SessionUnbindRequest> = {
+  encode(message: SessionUnbindRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sessionId !== "") {
+      writer.uint32(10).string(message.sessionId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SessionUnbindRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSessionUnbindRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sessionId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SessionUnbindRequest {
+    return {
+      sessionId: isSet(object.sessionId)
+        ? globalThis.String(object.sessionId)
+        : isSet(object.session_id)
+        ? globalThis.String(object.session_id)
+        : "",
+    };
+  },
+
+  toJSON(message: SessionUnbindRequest): unknown {
+    const obj: any = {};
+    if (message.sessionId !== "") {
+      obj.sessionId = message.sessionId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SessionUnbindRequest>, I>>(base?: I): SessionUnbindRequest {
+    return SessionUnbindRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SessionUnbindRequest>, I>>(object: I): SessionUnbindRequest {
+    const message = createBaseSessionUnbindRequest();
+    message.sessionId = object.sessionId ?? "";
+    return message;
+  },
+};
+
+function createBaseSessionUnbindResponse(): SessionUnbindResponse {
+  return { existed: false };
+}
+
+export const SessionUnbindResponse: MessageFns<SessionUnbindResponse> = {
+  encode(message: SessionUnbindResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.existed !== false) {
+      writer.uint32(8).bool(message.existed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SessionUnbindResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSessionUnbindResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.existed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SessionUnbindResponse {
+    return { existed: isSet(object.existed) ? globalThis.Boolean(object.existed) : false };
+  },
+
+  toJSON(message: SessionUnbindResponse): unknown {
+    const obj: any = {};
+    if (message.existed !== false) {
+      obj.existed = message.existed;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SessionUnbindResponse>, I>>(base?: I): SessionUnbindResponse {
+    return SessionUnbindResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SessionUnbindResponse>, I>>(object: I): SessionUnbindResponse {
+    const message = createBaseSessionUnbindResponse();
+    message.existed = object.existed ?? false;
+    return message;
+  },
+};
+
 export type AgentService = typeof AgentService;
 export const AgentService = {
   /** Liveness and capacity of the executor. */
@@ -4806,6 +5271,34 @@ export const AgentService = {
     responseSerialize: (value: PtyOutput): Buffer => Buffer.from(PtyOutput.encode(value).finish()),
     responseDeserialize: (value: Buffer): PtyOutput => PtyOutput.decode(value),
   },
+  /**
+   * Binds a session to its leased sandbox: the executor's NFS server then exports the
+   * sandbox's /workspace as /<session_id> with the given options. Binding the same session to
+   * the same sandbox again replaces its options; another sandbox is FAILED_PRECONDITION.
+   */
+  sessionBind: {
+    path: "/kiln.executor.v1.Agent/SessionBind" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SessionBindRequest): Buffer => Buffer.from(SessionBindRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SessionBindRequest => SessionBindRequest.decode(value),
+    responseSerialize: (value: SessionBindResponse): Buffer => Buffer.from(SessionBindResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SessionBindResponse => SessionBindResponse.decode(value),
+  },
+  /**
+   * Forgets a session: its NFS export goes away (MNT answers NOENT, handles go STALE).
+   * Unknown sessions are a no-op. Destroying the sandbox forgets its session too.
+   */
+  sessionUnbind: {
+    path: "/kiln.executor.v1.Agent/SessionUnbind" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SessionUnbindRequest): Buffer => Buffer.from(SessionUnbindRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SessionUnbindRequest => SessionUnbindRequest.decode(value),
+    responseSerialize: (value: SessionUnbindResponse): Buffer =>
+      Buffer.from(SessionUnbindResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SessionUnbindResponse => SessionUnbindResponse.decode(value),
+  },
 } as const;
 
 export interface AgentServer extends UntypedServiceImplementation {
@@ -4845,6 +5338,17 @@ export interface AgentServer extends UntypedServiceImplementation {
   tarUpload: handleClientStreamingCall<FileWriteRequest, FileInfo>;
   /** An interactive login shell: the first input opens it (sandbox_id, cols, rows). */
   pty: handleBidiStreamingCall<PtyInput, PtyOutput>;
+  /**
+   * Binds a session to its leased sandbox: the executor's NFS server then exports the
+   * sandbox's /workspace as /<session_id> with the given options. Binding the same session to
+   * the same sandbox again replaces its options; another sandbox is FAILED_PRECONDITION.
+   */
+  sessionBind: handleUnaryCall<SessionBindRequest, SessionBindResponse>;
+  /**
+   * Forgets a session: its NFS export goes away (MNT answers NOENT, handles go STALE).
+   * Unknown sessions are a no-op. Destroying the sandbox forgets its session too.
+   */
+  sessionUnbind: handleUnaryCall<SessionUnbindRequest, SessionUnbindResponse>;
 }
 
 export interface AgentClient extends Client {
@@ -5123,6 +5627,45 @@ export interface AgentClient extends Client {
   pty(): ClientDuplexStream<PtyInput, PtyOutput>;
   pty(options: Partial<CallOptions>): ClientDuplexStream<PtyInput, PtyOutput>;
   pty(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<PtyInput, PtyOutput>;
+  /**
+   * Binds a session to its leased sandbox: the executor's NFS server then exports the
+   * sandbox's /workspace as /<session_id> with the given options. Binding the same session to
+   * the same sandbox again replaces its options; another sandbox is FAILED_PRECONDITION.
+   */
+  sessionBind(
+    request: SessionBindRequest,
+    callback: (error: ServiceError | null, response: SessionBindResponse) => void,
+  ): ClientUnaryCall;
+  sessionBind(
+    request: SessionBindRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SessionBindResponse) => void,
+  ): ClientUnaryCall;
+  sessionBind(
+    request: SessionBindRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SessionBindResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Forgets a session: its NFS export goes away (MNT answers NOENT, handles go STALE).
+   * Unknown sessions are a no-op. Destroying the sandbox forgets its session too.
+   */
+  sessionUnbind(
+    request: SessionUnbindRequest,
+    callback: (error: ServiceError | null, response: SessionUnbindResponse) => void,
+  ): ClientUnaryCall;
+  sessionUnbind(
+    request: SessionUnbindRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SessionUnbindResponse) => void,
+  ): ClientUnaryCall;
+  sessionUnbind(
+    request: SessionUnbindRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SessionUnbindResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const AgentClient = makeGenericClientConstructor(AgentService, "kiln.executor.v1.Agent") as unknown as {

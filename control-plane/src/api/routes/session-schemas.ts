@@ -16,9 +16,32 @@ export const CreateSessionSchema = z
       .strict()
       .optional()
       .openapi({ description: 'Upper bounds; sessions run in the template\'s pre-booted sandboxes, so these may not exceed the template\'s' }),
+    nfs: z
+      .object({
+        readOnly: z.boolean().optional().openapi({ description: 'Export /workspace read-only (default false)' }),
+        allow: z
+          .array(z.string().max(64))
+          .optional()
+          .openapi({ description: 'Client addresses (IPs or CIDRs, IPv4 or IPv6) that may mount; empty or absent allows every client. A bad entry is 400 InvalidNfsAllowList', example: ['127.0.0.1', '10.0.0.0/8'] }),
+      })
+      .strict()
+      .optional()
+      .openapi({ description: 'NFS export of the session\'s /workspace (400 NfsDisabled when KILN_NFS_ENABLED=false)' }),
   })
   .strict()
   .openapi('CreateSession');
+
+export const SessionNfsSchema = z
+  .object({
+    host: z.string().openapi({ description: 'Host name clients use (KILN_NFS_HOST)', example: '127.0.0.1' }),
+    port: z.number().openapi({ description: 'NFSv3 and MOUNT port (the same one; no portmapper)' }),
+    exportPath: z.string().openapi({ description: 'The path to mount: /<session-id> or any directory below it', example: '/ses_0f3c...' }),
+    readOnly: z.boolean(),
+    allow: z.array(z.string()).openapi({ description: 'Client addresses that may mount; empty allows every client' }),
+    url: z.string().openapi({ description: 'libnfs URL (nfs-ls, nfs-cat, nfs-cp)', example: 'nfs://127.0.0.1/ses_0f3c...?nfsport=40123&mountport=40123&version=3' }),
+    mountCommand: z.string().openapi({ description: 'The equivalent Linux mount command', example: 'mount -t nfs -o nfsvers=3,tcp,nolock,port=40123,mountport=40123 127.0.0.1:/ses_0f3c... /mnt' }),
+  })
+  .openapi('SessionNfs');
 
 export const SessionSchema = z
   .object({
@@ -31,6 +54,8 @@ export const SessionSchema = z
     timeoutMs: z.number(),
     idleTimeoutMs: z.number(),
     metadata: z.record(z.string()),
+    nfsUrl: z.string().optional().openapi({ description: 'libnfs URL of /workspace; absent when the executor serves no NFS' }),
+    nfs: SessionNfsSchema.optional(),
   })
   .openapi('Session');
 

@@ -1,0 +1,63 @@
+/**
+ * Session → executor NFS address, for the gateway. Everything comes from Redis (the session
+ * record and its tag index), so any control-plane replica routes any client.
+ */
+import type { Redis } from 'ioredis';
+import type { SessionStore } from '../sessions/records.js';
+import { nfsTagKey } from '../sessions/nfs.js';
+import type { Keys } from '../store/keys.js';
+
+/** Where an executor's NFS server listens, as seen from the control plane. */
+export interface Upstream {
+  host: string;
+  port: number;
+}
+
+/** The lookups the gateway needs; undefined means "no such session (any more)". */
+export interface RouteSource {
+  bySession(sessionId: string): Promise<Upstream | undefined>;
+  byTag(tag: string): Promise<Upstream | undefined>;
+}
+
+/**
+ * How long a found route is reused without asking Redis. Short, because a route only goes
+ * stale when a session ends, and then the executor answers NOENT/STALE by itself anyway.
+ */
+const CACHE_MS = 2_000;
+const CACHE_MAX = 10_000;
+
+/** {@link RouteSource} over the session records, with a brief in-memory cache of hits. */
+export class SessionRoutes implements RouteSource {
+  private readonly cache = new Map<string, { upstream: Upstream; until: number }>();
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly sessions: SessionStore,
+  ) {}
+
+  bySession(sessionId: string): Promise<Upstream | undefined> {
+    return this.cached(`s:${sessionId}`, async () => (await this.sessions.get(sessionId))?.nfs?.upstream);
+  }
+
+  byTag(tag: string): Promise<Upstream | undefined> {
+    return this.cached(`t:${tag}`, async () => {
+      const sessionId = await this.redis.get(nfsTagKey(this.keys, tag));
+      if (!sessionId) return undefined;
+      const nfs = (await this.sessions.get(sessionId))?.nfs;
+      // The index may outlive its session for a moment; the record is what counts.
+      return nfs?.tag === tag ? nfs.upstream : undefined;
+    });
+  }
+
+  private async cached(key: string, load: () => Promise<Upstream | undefined>): Promise<Upstream | undefined> {
+    const now = Date.now();
+    const hit = this.cache.get(key);
+    if (hit && hit.until > now) return hit.upstream;
+    const upstream = await load();
+    if (this.cache.size >= CACHE_MAX) this.cache.clear();
+    if (upstream) this.cache.set(key, { upstream, until: now + CACHE_MS });
+    else this.cache.delete(key);
+    return upstream;
+  }
+}
