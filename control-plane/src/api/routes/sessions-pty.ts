@@ -5,6 +5,12 @@ import { KilnError } from '../../errors.js';
 import { log } from '../../log.js';
 import type { SessionService } from '../../sessions/service.js';
 import { errorBody } from '../errors.js';
+import { hasApiKey } from '../auth.js';
+
+function headerOf(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
 
 const PTY_PATH = /^\/api\/v1\/sessions\/([^/]+)\/pty$/;
 /** Terminal input counts as session activity, recorded at most this often. */
@@ -12,7 +18,7 @@ const TOUCH_EVERY_MS = 1000;
 
 function refuse(socket: Duplex, status: number, code: string, message: string): void {
   const body = JSON.stringify(errorBody(code, message));
-  socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 400 ? 'Bad Request' : 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 400 ? 'Bad Request' : status === 401 ? 'Unauthorized' : 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
 }
 
 function size(value: string | null, fallback: number): number {
@@ -27,12 +33,17 @@ function size(value: string | null, fallback: number): number {
  * `{"type":"exit","code":N}` from the server, sent before it closes. Other upgrade paths are
  * left to whoever else listens for upgrades.
  */
-export function attachSessionPty(server: Server, sessions: SessionService): void {
+export function attachSessionPty(server: Server, sessions: SessionService, apiKeys: string[] = []): void {
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const match = PTY_PATH.exec(url.pathname);
     if (!match) return;
+    // Browsers cannot set headers on a WebSocket, so the key may also come as ?api_key=.
+    if (!hasApiKey(apiKeys, (n) => (n === 'x-api-key' ? (url.searchParams.get('api_key') ?? undefined) : undefined) ?? headerOf(req, n))) {
+      refuse(socket, 401, 'Unauthorized', 'this endpoint needs an API key: send "Authorization: Bearer <key>" or "x-api-key: <key>" (or ?api_key=<key>) with one of KILN_API_KEYS');
+      return;
+    }
     const id = decodeURIComponent(match[1] as string);
     const cols = size(url.searchParams.get('cols'), 80);
     const rows = size(url.searchParams.get('rows'), 24);

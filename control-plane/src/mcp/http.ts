@@ -1,0 +1,118 @@
+import { randomUUID } from 'node:crypto';
+import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { Hono, type Context } from 'hono';
+import { errorBody } from '../api/errors.js';
+import { log } from '../log.js';
+import type { McpServices } from './context.js';
+import { isProfile, PROFILE_NAMES, type ProfileName } from './profiles.js';
+import { buildMcpServer, type KilnMcpServer } from './server.js';
+
+/** MCP sessions unused this long are closed (their implicit sandbox deleted with them). */
+const SESSION_IDLE_MS = 30 * 60_000;
+const SWEEP_EVERY_MS = 60_000;
+
+interface Connection {
+  profile: ProfileName;
+  transport: WebStandardStreamableHTTPServerTransport;
+  mcp: KilnMcpServer;
+  lastUsedAt: number;
+}
+
+/** The MCP endpoints and a way to close every open MCP session when Kiln stops. */
+export interface McpEndpoint {
+  routes: Hono;
+  close(): Promise<void>;
+}
+
+const rpcError = (c: Context, status: 400 | 404 | 405 | 413, code: number, message: string) => c.json({ jsonrpc: '2.0', error: { code, message }, id: null }, status);
+
+/**
+ * Streamable HTTP at /mcp/{profile}, both ways the SDK documents:
+ * - session-based: an `initialize` without `mcp-session-id` opens a connection whose transport
+ *   is kept here by the id it hands out; later requests carry the id (unknown ids get 404);
+ * - stateless: any other request without an id is served by a fresh server and transport that
+ *   live for that one request.
+ * Sessions live in this replica's memory, so a load balancer must keep a client on one replica.
+ */
+export function mcpEndpoint(services: McpServices, opts: { maxBodyBytes: number }): McpEndpoint {
+  const connections = new Map<string, Connection>();
+  const closeConnection = async (id: string, why: string): Promise<void> => {
+    const conn = connections.get(id);
+    if (!conn) return;
+    connections.delete(id);
+    log('debug', 'mcp session closed', { mcpSessionId: id, why });
+    await conn.transport.close();
+    await conn.mcp.dispose();
+  };
+  const sweeper = setInterval(() => {
+    const now = Date.now();
+    for (const [id, conn] of connections) {
+      if (now - conn.lastUsedAt > SESSION_IDLE_MS) closeConnection(id, 'idle').catch((err: unknown) => log('warn', 'could not close an idle mcp session', { mcpSessionId: id, error: String(err) }));
+    }
+  }, SWEEP_EVERY_MS);
+  sweeper.unref();
+
+  const routes = new Hono();
+  routes.all('/mcp/:profile', async (c) => {
+    const profile = c.req.param('profile');
+    if (!isProfile(profile)) return c.json(errorBody('ProfileNotFound', `MCP profile "${profile}" does not exist; use one of ${PROFILE_NAMES.map((p) => `/mcp/${p}`).join(', ')}`), 404);
+    const sessionId = c.req.header('mcp-session-id');
+    if (sessionId) {
+      const conn = connections.get(sessionId);
+      if (!conn || conn.profile !== profile) return rpcError(c, 404, -32001, `MCP session "${sessionId.slice(0, 80)}" does not exist on /mcp/${profile} (it expired, was closed, or belongs to another profile or replica); start a new one with initialize`);
+      conn.lastUsedAt = Date.now();
+      const res = await conn.transport.handleRequest(c.req.raw);
+      // A DELETE ends the session in the transport; drop it and its sandbox here too.
+      if (c.req.method === 'DELETE' && res.ok) await closeConnection(sessionId, 'deleted by client');
+      return res;
+    }
+    if (c.req.method !== 'POST') return rpcError(c, 405, -32000, `${c.req.method} needs an mcp-session-id header; without one only POST (stateless JSON-RPC) is served`);
+    const length = Number(c.req.header('content-length') ?? 0);
+    if (length > opts.maxBodyBytes) return rpcError(c, 413, -32600, `request body is larger than ${opts.maxBodyBytes} bytes`);
+    const text = await c.req.text();
+    if (Buffer.byteLength(text) > opts.maxBodyBytes) return rpcError(c, 413, -32600, `request body is larger than ${opts.maxBodyBytes} bytes`);
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      return rpcError(c, 400, -32700, 'Parse error: the body is not JSON; send a JSON-RPC 2.0 message');
+    }
+    const initialize = Array.isArray(body) ? body.some(isInitializeRequest) : isInitializeRequest(body);
+    return initialize ? openSession(c.req.raw, body, profile) : stateless(c.req.raw, body, profile);
+  });
+
+  async function openSession(req: Request, body: unknown, profile: ProfileName): Promise<Response> {
+    const id = randomUUID();
+    const mcp = buildMcpServer(profile, services, { mcpSessionId: id });
+    const transport = new WebStandardStreamableHTTPServerTransport({
+      sessionIdGenerator: () => id,
+      enableJsonResponse: true,
+      onsessioninitialized: (sid) => {
+        connections.set(sid, { profile, transport, mcp, lastUsedAt: Date.now() });
+      },
+    });
+    await mcp.server.connect(transport);
+    return transport.handleRequest(req, { parsedBody: body });
+  }
+
+  async function stateless(req: Request, body: unknown, profile: ProfileName): Promise<Response> {
+    const mcp = buildMcpServer(profile, services);
+    const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    await mcp.server.connect(transport);
+    try {
+      // In JSON mode the response is complete once this resolves, so the pair can go.
+      return await transport.handleRequest(req, { parsedBody: body });
+    } finally {
+      await mcp.server.close();
+    }
+  }
+
+  return {
+    routes,
+    async close() {
+      clearInterval(sweeper);
+      await Promise.all([...connections.keys()].map((id) => closeConnection(id, 'kiln stopping')));
+    },
+  };
+}

@@ -1,0 +1,36 @@
+/**
+ * Which tools each MCP profile offers. The first three match the tool sets agents configured
+ * for ElevoSandbox already know (same names, same counts), so switching them to Kiln needs no
+ * prompt changes. This module is plain data so the `kiln` CLI can check a profile name
+ * without loading the server.
+ */
+export const PROFILES = {
+  executor: ['process_run'],
+  developer: ['process_run', 'file_read', 'file_write', 'file_list', 'file_mkdir', 'file_remove'],
+  full: [
+    'sandbox_create',
+    'sandbox_get',
+    'sandbox_list',
+    'sandbox_delete',
+    'process_run',
+    'process_kill',
+    'file_read',
+    'file_write',
+    'file_list',
+    'file_mkdir',
+    'file_remove',
+    'file_move',
+    'file_copy',
+    'file_info',
+  ],
+  functions: ['function_list', 'function_invoke', 'code_run'],
+} as const;
+
+export type ProfileName = keyof typeof PROFILES;
+export type ToolName = (typeof PROFILES)[ProfileName][number];
+
+export const PROFILE_NAMES = Object.keys(PROFILES) as ProfileName[];
+
+export function isProfile(name: string): name is ProfileName {
+  return Object.hasOwn(PROFILES, name);
+}
