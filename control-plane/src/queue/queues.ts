@@ -45,7 +45,10 @@ export class ExecutionQueues {
   queue(template: string): Queue<ExecutionJob, ExecutionRecord> {
     let q = this.queues.get(template);
     if (!q) {
-      q = new Queue<ExecutionJob, ExecutionRecord>(template, { connection: this.connection, prefix: this.prefix });
+      // Auto-pipelining merges the adds of concurrent requests made in one tick into one write
+      // (fewer syscalls per job under load). Only here: this connection never blocks, unlike
+      // the Worker's, and A/B runs showed no gain from it on the Worker's connections.
+      q = new Queue<ExecutionJob, ExecutionRecord>(template, { connection: { ...this.connection, enableAutoPipelining: true }, prefix: this.prefix });
       // Surfaced through /health; the queue reconnects by itself.
       q.on('error', (err) => log('warn', 'queue connection error', { template, error: err.message }));
       this.queues.set(template, q);

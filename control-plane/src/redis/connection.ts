@@ -10,10 +10,13 @@ export function redisTarget(url: string): RedisTarget {
 
 /**
  * Connection for request-path commands: no offline queue, so that when Redis is down a
- * request fails at once (503) instead of hanging until it returns.
+ * request fails at once (503) instead of hanging until it returns. Auto-pipelining sends the
+ * commands of concurrent requests issued in one event-loop tick (leases, releases) as one
+ * write, which under load saves a syscall and a Redis read per command. It never carries
+ * blocking commands or subscriptions: those have their own connections.
  */
 export function commandConnection(target: RedisTarget): Redis {
-  return connect(target, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+  return connect(target, { enableOfflineQueue: false, maxRetriesPerRequest: 1, enableAutoPipelining: true });
 }
 
 /** Connection options for BullMQ, which needs `maxRetriesPerRequest: null` on its blocking clients. */

@@ -5,29 +5,14 @@ import type { Runtime } from '../runtimes/runtime.js';
 import type { ExecutorStore } from '../store/executors.js';
 import type { Keys } from '../store/keys.js';
 import type { Template } from '../templates/template.js';
+import { schedulerRedis, type SchedulerRedis } from './commands.js';
 import { idleList, readSandboxes, type SandboxRecord } from './records.js';
 import type { Scheduler } from './scheduler.js';
-import { RECLAIM, REAP, RETIRE_EMPTY } from './scripts.js';
 
 /** A sandbox stuck in `booting` longer than this was left by a control plane that died. */
 const BOOT_LIMIT_MS = 60_000;
 /** A sandbox being reaped is retried by any replica if its reaper did not finish in this time. */
 const REAP_LEASE_MS = 60_000;
-
-type Scripted = Redis & {
-  kilnReap(
-    sandbox: string,
-    list: string,
-    id: string,
-    fn: string,
-    lastUsedBefore: number,
-    createdBefore: number,
-    now: number,
-    reapMs: number,
-  ): Promise<string | null>;
-  kilnReclaim(sandbox: string, now: number, bootedBefore: number, reapMs: number): Promise<string | null>;
-  kilnRetireEmpty(executors: string, id: string): Promise<number>;
-};
 
 export interface ReapCounts {
   idle: number;
@@ -43,7 +28,7 @@ export interface ReapCounts {
  * leased between the snapshot and the removal is left alone.
  */
 export class Reaper {
-  private readonly redis: Scripted;
+  private readonly redis: SchedulerRedis;
   /** When each executor was first seen empty (per replica; a replica that just took over waits a full TTL). */
   private readonly emptySince = new Map<string, number>();
 
@@ -55,10 +40,7 @@ export class Reaper {
     private readonly runtime: Runtime,
     private readonly scheduler: Scheduler,
   ) {
-    redis.defineCommand('kilnReap', { numberOfKeys: 2, lua: REAP });
-    redis.defineCommand('kilnReclaim', { numberOfKeys: 1, lua: RECLAIM });
-    redis.defineCommand('kilnRetireEmpty', { numberOfKeys: 1, lua: RETIRE_EMPTY });
-    this.redis = redis as Scripted;
+    this.redis = schedulerRedis(redis);
   }
 
   async reap(template: Template, now = Date.now()): Promise<ReapCounts> {

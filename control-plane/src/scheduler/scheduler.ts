@@ -8,7 +8,7 @@ import type { ExecutorHandle } from '../runtimes/runtime.js';
 import type { ExecutorStore } from '../store/executors.js';
 import type { Keys } from '../store/keys.js';
 import type { Template } from '../templates/template.js';
-import { ACQUIRE, EVICT, FORGET, RELEASE, RESERVE } from './scripts.js';
+import { schedulerRedis, type SchedulerRedis } from './commands.js';
 
 export type StartType = 'hot' | 'warm' | 'cold';
 
@@ -23,25 +23,6 @@ export interface Lease {
   owner: string;
 }
 
-type Scripted = Redis & {
-  kilnAcquire(hot: string, warm: string, prefix: string, owner: string, now: number, leaseMs: number): Promise<[string, string, StartType] | null>;
-  kilnRelease(sandbox: string, list: string, owner: string, now: number, fn: string, id: string): Promise<number>;
-  kilnReserve(
-    executors: string,
-    set: string,
-    sandbox: string,
-    perExec: number,
-    max: number,
-    id: string,
-    template: string,
-    runner: string,
-    owner: string,
-    now: number,
-  ): Promise<string | null>;
-  kilnForget(sandbox: string, set: string, executors: string, id: string): Promise<number>;
-  kilnEvict(set: string, prefix: string, template: string, now: number, reapMs: number): Promise<[string, string] | null>;
-};
-
 /** Called when a template needs more executors than it has; the pool keeper starts them. */
 export type CapacityWanted = (template: Template) => void;
 
@@ -51,7 +32,7 @@ export type CapacityWanted = (template: Template) => void;
  * in Redis; this class holds none, so any number of replicas can use it at once.
  */
 export class Scheduler {
-  private readonly redis: Scripted;
+  private readonly redis: SchedulerRedis;
   private readonly replica = randomUUID().slice(0, 8);
   private seq = 0;
 
@@ -62,12 +43,7 @@ export class Scheduler {
     private readonly agents: AgentPool,
     private readonly wantCapacity: CapacityWanted,
   ) {
-    redis.defineCommand('kilnAcquire', { numberOfKeys: 2, lua: ACQUIRE });
-    redis.defineCommand('kilnRelease', { numberOfKeys: 2, lua: RELEASE });
-    redis.defineCommand('kilnReserve', { numberOfKeys: 3, lua: RESERVE });
-    redis.defineCommand('kilnForget', { numberOfKeys: 3, lua: FORGET });
-    redis.defineCommand('kilnEvict', { numberOfKeys: 1, lua: EVICT });
-    this.redis = redis as Scripted;
+    this.redis = schedulerRedis(redis);
   }
 
   /**

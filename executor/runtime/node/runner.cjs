@@ -389,14 +389,22 @@ function postResult(inv, value) {
     return;
   }
   if (body === undefined) body = 'null'; // e.g. a function or a symbol
-  channel.sendLine(`{"type":"result","id":${JSON.stringify(inv.id)},"ok":true,"result":${body}}`);
+  channel.sendLine(`{"type":"result","id":${JSON.stringify(inv.id)},"ok":true,"maxRssKB":${maxRssKB()},"result":${body}}`);
   finish(inv);
 }
 
 function postFailure(inv, error) {
   if (inv.done) return;
-  channel.send({ type: 'result', id: inv.id, ok: false, error });
+  channel.send({ type: 'result', id: inv.id, ok: false, maxRssKB: maxRssKB(), error });
   finish(inv);
+}
+
+/**
+ * Peak resident memory of this process (VmHWM, kB) for the REPORT line: one getrusage call
+ * here saves the executor reading /proc/<pid>/status after every invocation.
+ */
+function maxRssKB() {
+  return process.resourceUsage().maxRSS;
 }
 
 function finish(inv) {

@@ -655,6 +655,23 @@ def _marshal(response):
         raise FaultException(FaultException.MARSHAL_ERROR, "Unable to marshal response: {}".format(str(e)), None)
 
 
+_getrusage = None
+
+
+def _max_rss_kb():
+    """Peak resident memory of this process in kB (VmHWM), for the executor's REPORT line.
+
+    Reported with each result so the executor need not read /proc after every invocation.
+    ``resource`` is imported on the first invocation, not at boot (idle runners stay small).
+    """
+    global _getrusage
+    if _getrusage is None:
+        import resource
+
+        _getrusage = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # noqa: E731
+    return _getrusage()
+
+
 def _on_invoke(msg):
     global _REQUEST_ID, _current_id
     invoke_id = str(msg.get("id"))
@@ -694,9 +711,9 @@ def _on_invoke(msg):
         _out.flush_all()
         if error_result is not None:
             _log_error(error_result)
-            _send({"type": "result", "id": invoke_id, "ok": False, "error": error_result})
+            _send({"type": "result", "id": invoke_id, "ok": False, "maxRssKB": _max_rss_kb(), "error": error_result})
         else:
-            _send_line('{"type":"result","id":%s,"ok":true,%s}' % (_dumps(invoke_id), fragment))
+            _send_line('{"type":"result","id":%s,"ok":true,"maxRssKB":%d,%s}' % (_dumps(invoke_id), _max_rss_kb(), fragment))
     finally:
         _current_id = None
 

@@ -348,6 +348,16 @@ for (const mode of MODES) {
       expect((await runner.exit).code).toBe(4);
     });
 
+    it('under -I has the site builtins and host dist-packages (exit(), yaml), as on AWS', async () => {
+      const code = ['import yaml', '', 'def handler(event, context):', '    if event.get("quit"):', '        exit(3)', '    return yaml.safe_load("a: 1")'].join('\n');
+      const { runner, loaded } = await start({ 'index.py': code }, 'index.handler', ['-I']);
+      expect(loaded.type).toBe('loaded');
+      expect((await runner.invoke({})).result.result).toEqual({ a: 1 });
+      const { result } = await runner.invoke({ quit: true }, { id: 'quit-1' });
+      expect(result.error?.errorMessage).toBe('RequestId: quit-1 Error: Runtime exited with error: exit status 3');
+      expect((await runner.exit).code).toBe(3);
+    });
+
     it('reports sys.exit() during init as a Runtime.ExitError loadError', async () => {
       const { loaded, runner } = await start({ 'index.py': 'import sys\nsys.exit(2)\n' }, 'index.handler');
       expect(loaded).toMatchObject({

@@ -1,4 +1,4 @@
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, normalize, isAbsolute } from 'node:path';
 
 export interface CodeFileInput {
@@ -15,21 +15,29 @@ export class InvalidCodePathError extends Error {
 }
 
 /**
- * Replaces the task directory's contents with a function's files. The directory is bound
- * read-only into the sandbox at /var/task, so the runner sees the files at once.
+ * Writes a function's files into a sandbox's task directory, bound read-only into the
+ * sandbox at /var/task, so the runner sees them at once. The directory is empty: code is
+ * written once per sandbox (invoke.ts loads only into a sandbox that holds no function, and
+ * a failed load kills the sandbox). Files are written concurrently and only directories
+ * below the root are created: on a warm start these round trips through libuv's thread
+ * pool are most of the time before the runner can load the handler.
  */
 export async function writeCode(taskDir: string, files: CodeFileInput[]): Promise<void> {
   for (const f of files) {
     const rel = normalize(f.path);
     if (isAbsolute(rel) || rel.startsWith('..') || rel === '.') throw new InvalidCodePathError(f.path);
   }
-  // Empty the directory but keep it: the sandbox's bind mount points at this inode.
-  for (const entry of await readdir(taskDir)) await rm(join(taskDir, entry), { recursive: true, force: true });
+  const dirs = new Set<string>();
   for (const f of files) {
-    const target = join(taskDir, normalize(f.path));
-    await mkdir(dirname(target), { recursive: true, mode: 0o755 });
-    // Readable by the sandbox user; executables keep their execute bits (bootstrap files).
-    const mode = (f.mode & 0o111 ? 0o755 : 0o644) as number;
-    await writeFile(target, f.content, { mode });
+    const dir = dirname(normalize(f.path));
+    if (dir !== '.') dirs.add(dir);
   }
+  // Parents before children: sorted paths put "a" before "a/b".
+  for (const dir of [...dirs].sort()) await mkdir(join(taskDir, dir), { recursive: true, mode: 0o755 });
+  await Promise.all(
+    files.map((f) =>
+      // Readable by the sandbox user; executables keep their execute bits (bootstrap files).
+      writeFile(join(taskDir, normalize(f.path)), f.content, { mode: f.mode & 0o111 ? 0o755 : 0o644 }),
+    ),
+  );
 }

@@ -100,12 +100,25 @@ export async function invoke(sandbox: Sandbox, req: InvokeRequest): Promise<Invo
   }
 }
 
+/**
+ * The `invoke` message with the event forwarded as the text the control plane sent: parsing
+ * it here only to serialise it again would cost two passes over payloads of up to 6 MB. The
+ * control plane sends valid JSON (it built or validated it); raw CR/LF can only be
+ * whitespace in JSON, so turning them into spaces keeps the message on one line.
+ */
+function invokeLine(req: InvokeRequest): string {
+  let event = req.payload.length > 0 ? Buffer.from(req.payload.buffer, req.payload.byteOffset, req.payload.byteLength).toString('utf8') : 'null';
+  if (event.includes('\n') || event.includes('\r')) event = event.replace(/[\r\n]/g, ' ');
+  const clientContext = req.clientContext ? (JSON.parse(req.clientContext) as unknown) : null;
+  const head = JSON.stringify({ type: 'invoke', id: req.requestId, deadlineMs: Date.now() + req.timeoutMs, clientContext, identity: null });
+  return `${head.slice(0, -1)},"event":${event}}`;
+}
+
 async function runHandler(sandbox: Sandbox, req: InvokeRequest, logs: LogBuffer, memoryMB: number, initMs: number | undefined, loaded: boolean): Promise<InvokeResponse> {
   const requestId = req.requestId;
   const version = req.function?.version || '$LATEST';
   logs.line(`START RequestId: ${requestId} Version: ${version}`);
-  let event: unknown = null;
-  if (req.payload.length > 0) event = JSON.parse(Buffer.from(req.payload).toString('utf8'));
+  const message = invokeLine(req);
   const started = performance.now();
   let overMemory = 0;
   const watch = setInterval(() => {
@@ -120,7 +133,7 @@ async function runHandler(sandbox: Sandbox, req: InvokeRequest, logs: LogBuffer,
   let failure: ErrorShape | undefined;
   let status = InvokeStatus.INVOKE_STATUS_SUCCEEDED;
   try {
-    reply = await sandbox.request({ type: 'invoke', id: requestId, event, deadlineMs: Date.now() + req.timeoutMs, clientContext: req.clientContext ? (JSON.parse(req.clientContext) as unknown) : null, identity: null }, req.timeoutMs);
+    reply = await sandbox.request(message, req.timeoutMs);
   } catch (err) {
     sandbox.kill();
     if (err instanceof TimeoutError) {
@@ -142,7 +155,7 @@ async function runHandler(sandbox: Sandbox, req: InvokeRequest, logs: LogBuffer,
     failure = toError(reply.error, 'Error');
   }
   const alive = sandbox.state !== 'dead' && status !== InvokeStatus.INVOKE_STATUS_TIMEOUT && failure?.errorType !== 'Runtime.ExitError';
-  const maxMemoryMb = alive ? await sandbox.peakMemoryMB() : Math.max(overMemory, memoryMB);
+  const maxMemoryMb = alive ? await sandbox.peakMemoryMB(reply?.maxRssKB) : Math.max(overMemory, memoryMB);
   if (status === InvokeStatus.INVOKE_STATUS_TIMEOUT) logs.line(`${new Date().toISOString()} ${requestId} ${failure?.errorMessage}`);
   logs.line(`END RequestId: ${requestId}`);
   logs.line(reportLine({ requestId, durationMs, memoryMB, maxMemoryMB: Math.round(maxMemoryMb), initMs }));

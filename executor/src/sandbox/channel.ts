@@ -22,8 +22,9 @@ export class RunnerChannel {
     this.listener = listener;
   }
 
-  send(msg: object): void {
-    this.socket.write(JSON.stringify(msg) + '\n');
+  /** Sends one message: an object, or one already serialised (a JSON object without raw newlines). */
+  send(msg: object | string): void {
+    this.socket.write((typeof msg === 'string' ? msg : JSON.stringify(msg)) + '\n');
   }
 
   close(): void {

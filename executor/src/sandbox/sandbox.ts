@@ -95,10 +95,11 @@ export class Sandbox {
   }
 
   /**
-   * Sends a message (if any) and waits for the next non-log message from the runner.
-   * Rejects when the sandbox dies or the timeout passes; log messages go to the sink.
+   * Sends a message (if any; a string is sent as already-serialised JSON) and waits for the
+   * next non-log message from the runner. Rejects when the sandbox dies or the timeout
+   * passes; log messages go to the sink.
    */
-  request(msg: object | undefined, timeoutMs: number): Promise<RunnerMessage> {
+  request(msg: object | string | undefined, timeoutMs: number): Promise<RunnerMessage> {
     if (this.state === 'dead') return Promise.reject(new Error(`sandbox is dead (${this.exitReason})`));
     return new Promise<RunnerMessage>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -127,9 +128,13 @@ export class Sandbox {
     this.sink = sink;
   }
 
-  /** Peak resident memory of the runner in MB. */
-  async peakMemoryMB(): Promise<number> {
-    return Math.ceil((await memoryKB(this.runnerPid)).peak / 1024);
+  /**
+   * Peak resident memory of the runner in MB: the figure its last result carried (`maxRssKB`,
+   * free) or, for runners that do not send one, a read of /proc/<pid>/status.
+   */
+  async peakMemoryMB(reportedKB?: unknown): Promise<number> {
+    const kb = typeof reportedKB === 'number' && reportedKB > 0 ? reportedKB : (await memoryKB(this.runnerPid)).peak;
+    return Math.ceil(kb / 1024);
   }
 
   kill(): void {

@@ -1,39 +1,21 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestKiln, type TestKiln } from '../support/kiln.js';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 
 /** A redis-server of this test's own (AOF on, as Kiln runs it), so stopping it touches no other test. */
 const dir = mkdtempSync(join(tmpdir(), 'kiln-test-outage-'));
 const socket = join(dir, 'redis.sock');
-let server: ChildProcess | undefined;
+let server: RedisServer | undefined;
 
 async function startRedis(): Promise<void> {
-  server = spawn('redis-server', ['--port', '0', '--unixsocket', socket, '--dir', dir, '--save', '', '--appendonly', 'yes'], { stdio: 'ignore' });
-  for (let i = 0; i < 200; i++) {
-    const c = new Redis({ path: socket, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-    c.on('error', () => undefined);
-    try {
-      await c.connect();
-      await c.ping();
-      c.disconnect();
-      return;
-    } catch {
-      c.disconnect();
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
-  throw new Error('redis-server did not start');
+  server = await startRedisServer(dir, { appendOnly: true });
 }
 
 async function stopRedis(): Promise<void> {
-  const s = server;
-  if (!s || s.exitCode !== null) return;
-  s.kill('SIGTERM');
-  await new Promise((r) => s.once('exit', r));
+  await server?.stop();
 }
 
 let k: TestKiln;

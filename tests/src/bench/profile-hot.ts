@@ -1,0 +1,74 @@
+import { loadConfig } from '@kiln/control-plane/config';
+import { startKiln } from '@kiln/control-plane/server';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { benchFloor } from './floor.js';
+import { postJson } from './http.js';
+import { startRedis } from './redis.js';
+import { throughput } from './stats.js';
+
+/**
+ * `node --cpu-prof tests/dist/bench/profile-hot.js`: hot-instance throughput only, beside the
+ * floor in the same run, so that a change to the hot path can be profiled and A/B-tested
+ * without the whole bench. PROFILE_CLIENTS (32), PROFILE_SECONDS (5), PROFILE_ROUNDS (1),
+ * PROFILE_FLOOR=0 to skip the floor (a profile of Kiln alone).
+ */
+async function main(): Promise<void> {
+  const clients = Number(process.env.PROFILE_CLIENTS ?? 32);
+  const durationMs = Number(process.env.PROFILE_SECONDS ?? 5) * 1000;
+  const rounds = Number(process.env.PROFILE_ROUNDS ?? 1);
+  const redis = await startRedis();
+  const dataDir = mkdtempSync(join(tmpdir(), 'kiln-profile-'));
+  chmodSync(dataDir, 0o755);
+  try {
+    const kiln = await startKiln(
+      loadConfig({
+        KILN_REDIS_URL: `unix://${redis.socket}`,
+        KILN_REDIS_PREFIX: `profile${process.pid}`,
+        KILN_PORT: '0',
+        KILN_HOST: '127.0.0.1',
+        KILN_DATA_DIR: dataDir,
+        KILN_LOG_LEVEL: 'error',
+      }),
+    );
+    try {
+      const url = `${kiln.url}/api/v1/executions`;
+      const src = 'exports.handler = async (e) => ({ sum: e.a + e.b })';
+      const once = async (): Promise<void> => {
+        const res = await postJson(url, { code: src, language: 'nodejs', event: { a: 1, b: 2 } });
+        if (res.body?.result?.sum !== 3) throw new Error(`unexpected answer ${JSON.stringify(res.body)}`);
+      };
+      await throughput(clients, 1000, once);
+      for (let r = 0; r < rounds; r++) {
+        const floor = process.env.PROFILE_FLOOR === '0' ? NaN : (await benchFloor(redis.socket, { samples: 10, durationMs, clients: [clients] })).rps.get(clients) ?? NaN;
+        const cpu0 = process.cpuUsage();
+        const t0 = performance.now();
+        const rps = await throughput(clients, durationMs, once);
+        const cpu = process.cpuUsage(cpu0);
+        const cpuMsPerReq = (cpu.user + cpu.system) / 1000 / (rps * ((performance.now() - t0) / 1000));
+        const seq: number[] = [];
+        for (let i = 0; i < 300; i++) {
+          const s = performance.now();
+          await once();
+          seq.push(performance.now() - s);
+        }
+        seq.sort((a, b) => a - b);
+        process.stdout.write(
+          `round ${r}: kiln ${rps.toFixed(0)}/s, floor ${floor.toFixed(0)}/s, ${((rps / floor) * 100).toFixed(0)}% of floor, ` +
+            `${cpuMsPerReq.toFixed(2)} ms CPU/req in this process, sequential p50 ${seq[150]?.toFixed(2)} ms, load ${(await import('node:os')).loadavg()[0]?.toFixed(2)}\n`,
+        );
+      }
+    } finally {
+      await kiln.stop({ stopExecutors: true });
+    }
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+    await redis.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`profile failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
