@@ -14,7 +14,37 @@ const schema = z.object({
   KILN_DATA_DIR: z.string().default(join(REPO_ROOT, '.kiln')),
   KILN_TEMPLATES_DIR: z.string().default(join(REPO_ROOT, 'templates')),
   /** Which runtime adapter starts executors. */
-  KILN_RUNTIME: z.enum(['local']).default('local'),
+  KILN_RUNTIME: z.enum(['local', 'docker', 'kubernetes']).default('local'),
+  /** Docker Engine or Podman API (docker runtime): unix:///path.sock or tcp://host:port; default DOCKER_HOST, else /var/run/docker.sock. */
+  KILN_DOCKER_HOST: z.string().regex(/^(unix|tcp|http):\/\/.+/, 'unix:///path/to/docker.sock or tcp://host:port').optional(),
+  /** Network executor containers join; default kiln-executors-<KILN_REDIS_PREFIX>, created as an internal network. */
+  KILN_DOCKER_NETWORK: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/).optional(),
+  /** seccomp profile that lets bubblewrap work in the container (images/README.md); default <repo>/infra/podman/seccomp.json. */
+  KILN_DOCKER_SECCOMP_PROFILE: z.string().optional(),
+  /** How long a new executor container may take until its agent answers. */
+  KILN_DOCKER_START_TIMEOUT_MS: z.coerce.number().int().min(1000).default(60_000),
+  /** Namespace of executor pods (kubernetes runtime); default the kubeconfig context's, else `default`. */
+  KILN_K8S_NAMESPACE: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a namespace name: lowercase letters, digits and dashes').max(63).optional(),
+  /** kubeconfig file; default in-cluster service account credentials, else KUBECONFIG / ~/.kube/config. */
+  KILN_K8S_KUBECONFIG: z.string().optional(),
+  /** How the control plane reaches an executor pod: its IP, or a per-executor ClusterIP Service. */
+  KILN_K8S_SERVICE_MODE: z.enum(['pod-ip', 'service']).default('pod-ip'),
+  KILN_K8S_IMAGE_PULL_POLICY: z.enum(['Always', 'IfNotPresent', 'Never']).default('IfNotPresent'),
+  /** seccomp profile of executor pods: Localhost:<path under the kubelet's seccomp dir>, RuntimeDefault (bwrap fails) or Unconfined. */
+  KILN_K8S_SECCOMP_PROFILE: z.string().regex(/^(RuntimeDefault|Unconfined|Localhost:[^\s]+)$/, 'Localhost:<path>, RuntimeDefault or Unconfined').default('Localhost:kiln/executor-seccomp.json'),
+  /** hostUsers: false + procMount: Unmasked (Kubernetes 1.33+); bwrap needs the unmasked /proc. */
+  KILN_K8S_USER_NAMESPACES: z.enum(['true', 'false']).default('true'),
+  /** Owner of executor objects, garbage-collected with it: <Kind>/<name>[/<uid>], Kind one of Deployment, StatefulSet, Pod, ConfigMap. */
+  KILN_K8S_OWNER: z.string().regex(/^(Deployment|StatefulSet|Pod|ConfigMap)\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?(\/[0-9a-f-]{36})?$/, 'Deployment/<name>, StatefulSet/<name>, Pod/<name> or ConfigMap/<name>, optionally /<uid>').optional(),
+  /** Service account of executor pods (no token is mounted either way). */
+  KILN_K8S_SERVICE_ACCOUNT: z.string().optional(),
+  /** How long a new executor pod may take to become ready (image pulls count). */
+  KILN_K8S_START_TIMEOUT_MS: z.coerce.number().int().min(1000).default(120_000),
+  /**
+   * Comma-separated IPs/CIDRs whose PROXY lines executor pods' NFS servers believe (the NFS
+   * gateway's pods, or the node CIDR when Services SNAT); default this control plane's own addresses.
+   */
+  KILN_K8S_NFS_TRUSTED_PROXIES: z.string().optional(),
   /** Largest request body accepted by the REST API, in bytes (Lambda's sync limit is 6 MB). */
   KILN_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(6 * 1024 * 1024),
   /** Execution records are kept this long after they finish. */
@@ -25,6 +55,25 @@ const schema = z.object({
   /** Stop executors when the control plane stops (local runtime); off lets a restart adopt them. */
   KILN_STOP_EXECUTORS_ON_EXIT: z.enum(['true', 'false']).default('true'),
   KILN_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  /** Comma-separated API keys; empty turns authentication off. Each at least 16 characters, no spaces or commas. */
+  KILN_API_KEYS: z
+    .string()
+    .transform((v) => v.split(',').map((k) => k.trim()).filter(Boolean))
+    .refine((keys) => keys.every((k) => /^[\x21-\x7e]{16,}$/.test(k)), 'every key must be at least 16 printable characters without spaces')
+    .default(''),
+  /** Executors export each session's /workspace over NFSv3 (one port per executor). */
+  KILN_NFS_ENABLED: z.enum(['true', 'false']).default('true'),
+  /** Host name NFS clients use to reach executors; goes into every session's nfsUrl. */
+  KILN_NFS_HOST: z.string().regex(/^[^\s/:?#]+$|^\[[0-9A-Fa-f:.]+\]$/, 'a host name or IP address, e.g. nfs.example.com or 10.0.0.5').default('127.0.0.1'),
+  /** Address executors' NFS servers listen on (local runtime); 0.0.0.0 exposes them to other machines. */
+  KILN_NFS_BIND: z.string().regex(/^[^\s:/]+$/, 'an IPv4 address or host name, e.g. 127.0.0.1 or 0.0.0.0').default('127.0.0.1'),
+  /**
+   * Port of the control plane's single-port NFS gateway (e.g. 2049; 0 picks a free one). When
+   * set, every session's nfsUrl points at KILN_NFS_HOST:KILN_NFS_PORT; unset, at its executor.
+   */
+  KILN_NFS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  /** Address the NFS gateway listens on; default KILN_HOST. */
+  KILN_NFS_BIND_GATEWAY: z.string().regex(/^[^\s/]+$/, 'an IP address or host name, e.g. 0.0.0.0').optional(),
 });
 
 export type Config = {
@@ -34,14 +83,31 @@ export type Config = {
   port: number;
   dataDir: string;
   templatesDir: string;
-  runtime: 'local';
+  runtime: 'local' | 'docker' | 'kubernetes';
+  docker: { host: string; network: string | undefined; seccompProfile: string; startTimeoutMs: number };
+  kubernetes: {
+    namespace: string | undefined;
+    kubeconfig: string | undefined;
+    serviceMode: 'pod-ip' | 'service';
+    imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
+    seccompProfile: string;
+    userNamespaces: boolean;
+    owner: string | undefined;
+    serviceAccount: string | undefined;
+    startTimeoutMs: number;
+    nfsTrustedProxies: string[] | undefined;
+  };
   maxBodyBytes: number;
   resultTtlSeconds: number;
   defaultTimeoutMs: number;
   maxTimeoutMs: number;
   stopExecutorsOnExit: boolean;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** API keys accepted by REST, MCP, PTY and Lambda requests; empty means no authentication. */
+  apiKeys: string[];
   repoRoot: string;
+  /** NFS export of session workspaces; undefined when KILN_NFS_ENABLED=false. */
+  nfs: { host: string; bind: string; gateway: { host: string; port: number } | undefined } | undefined;
 };
 
 export class ConfigError extends Error {
@@ -60,7 +126,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = schema.safeParse(cleaned);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new ConfigError(String(issue?.path[0] ?? 'KILN_*'), `${issue?.message ?? 'invalid'} (got "${String(cleaned[String(issue?.path[0])] ?? '')}")`);
+    const variable = String(issue?.path[0] ?? 'KILN_*');
+    // Secrets are never echoed: start-up errors end up in logs.
+    const shown = /KEY|TOKEN|SECRET|PASSWORD/.test(variable) ? '<redacted>' : String(cleaned[variable] ?? '');
+    throw new ConfigError(variable, `${issue?.message ?? 'invalid'} (got "${shown}")`);
   }
   const e = parsed.data;
   return {
@@ -71,12 +140,39 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: e.KILN_DATA_DIR,
     templatesDir: e.KILN_TEMPLATES_DIR,
     runtime: e.KILN_RUNTIME,
+    docker: {
+      host: e.KILN_DOCKER_HOST ?? env.DOCKER_HOST ?? 'unix:///var/run/docker.sock',
+      network: e.KILN_DOCKER_NETWORK,
+      seccompProfile: e.KILN_DOCKER_SECCOMP_PROFILE ?? join(REPO_ROOT, 'infra/podman/seccomp.json'),
+      startTimeoutMs: e.KILN_DOCKER_START_TIMEOUT_MS,
+    },
+    kubernetes: {
+      namespace: e.KILN_K8S_NAMESPACE,
+      kubeconfig: e.KILN_K8S_KUBECONFIG,
+      serviceMode: e.KILN_K8S_SERVICE_MODE,
+      imagePullPolicy: e.KILN_K8S_IMAGE_PULL_POLICY,
+      seccompProfile: e.KILN_K8S_SECCOMP_PROFILE,
+      userNamespaces: e.KILN_K8S_USER_NAMESPACES === 'true',
+      owner: e.KILN_K8S_OWNER,
+      serviceAccount: e.KILN_K8S_SERVICE_ACCOUNT,
+      startTimeoutMs: e.KILN_K8S_START_TIMEOUT_MS,
+      nfsTrustedProxies: e.KILN_K8S_NFS_TRUSTED_PROXIES?.split(',').map((s) => s.trim()).filter(Boolean),
+    },
     maxBodyBytes: e.KILN_MAX_BODY_BYTES,
     resultTtlSeconds: e.KILN_RESULT_TTL_SECONDS,
     defaultTimeoutMs: e.KILN_DEFAULT_TIMEOUT_MS,
     maxTimeoutMs: e.KILN_MAX_TIMEOUT_MS,
     stopExecutorsOnExit: e.KILN_STOP_EXECUTORS_ON_EXIT === 'true',
     logLevel: e.KILN_LOG_LEVEL,
+    apiKeys: e.KILN_API_KEYS,
     repoRoot: REPO_ROOT,
+    nfs:
+      e.KILN_NFS_ENABLED === 'true'
+        ? {
+            host: e.KILN_NFS_HOST,
+            bind: e.KILN_NFS_BIND,
+            gateway: e.KILN_NFS_PORT === undefined ? undefined : { host: e.KILN_NFS_BIND_GATEWAY ?? e.KILN_HOST, port: e.KILN_NFS_PORT },
+          }
+        : undefined,
   };
 }

@@ -9,6 +9,9 @@ import type { Server as HttpServer } from 'node:http';
 import { attachSessionPty } from './api/routes/sessions-pty.js';
 import { SessionReaper } from './sessions/reaper.js';
 import { SessionService } from './sessions/service.js';
+import { SessionStore } from './sessions/records.js';
+import { NfsGateway } from './nfs-gateway/gateway.js';
+import { SessionRoutes } from './nfs-gateway/routes.js';
 import type { Config } from './config.js';
 import { ExecutionRunner } from './executions/runner.js';
 import { ExecutionService } from './executions/service.js';
@@ -24,7 +27,7 @@ import { ReplyRouter } from './queue/replies.js';
 import { reconcile } from './recovery.js';
 import { bullConnectionOptions, commandConnection, redisTarget, type RedisTarget } from './redis/connection.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from './redis/embedded.js';
-import { LocalRuntime } from './runtimes/local.js';
+import { RuntimeRouter } from './runtimes/select.js';
 import type { Runtime } from './runtimes/runtime.js';
 import { PoolKeeper } from './scheduler/keeper.js';
 import { Scheduler } from './scheduler/scheduler.js';
@@ -33,6 +36,7 @@ import { Keys } from './store/keys.js';
 import { loadTemplateFiles, TemplateRegistry } from './templates/registry.js';
 import { TemplateAdmin } from './templates/admin.js';
 import { KilnMetrics } from './metrics/kiln.js';
+import { mcpEndpoint } from './mcp/http.js';
 
 export const EXECUTOR_MAIN = fileURLToPath(new URL('../../executor/dist/main.js', import.meta.url));
 
@@ -42,12 +46,11 @@ export interface Kiln {
   port: number;
   templates: TemplateRegistry;
   keeper: PoolKeeper;
+  /** Bound port of the single-port NFS gateway; undefined when KILN_NFS_PORT is unset. */
+  nfsPort: number | undefined;
   stop(opts?: { stopExecutors?: boolean }): Promise<void>;
 }
 
-function makeRuntime(config: Config): Runtime {
-  return new LocalRuntime({ deployment: config.prefix, dataDir: config.dataDir, executorMain: EXECUTOR_MAIN });
-}
 
 /** Wires every part from a validated config and starts serving. */
 export async function startKiln(config: Config): Promise<Kiln> {
@@ -70,7 +73,8 @@ export async function startKiln(config: Config): Promise<Kiln> {
   const keys = new Keys(config.prefix);
   const templates = new TemplateRegistry(redis, keys);
   await templates.seed(await loadTemplateFiles(config.templatesDir));
-  const runtime = makeRuntime(config);
+  // KILN_RUNTIME's adapter, or the one a template names in its `executor` field (runtimes/select.ts).
+  const runtime: Runtime = new RuntimeRouter(config, EXECUTOR_MAIN, () => templates.all());
   const agents = new AgentPool();
   const executors = new ExecutorStore(redis, keys);
   // The scheduler asks the keeper for capacity; the keeper boots sandboxes through the scheduler.
@@ -95,7 +99,10 @@ export async function startKiln(config: Config): Promise<Kiln> {
     if (r.status === 'rejected') log('warn', 'initial pool fill failed; the keeper will retry', { error: String(r.reason) });
   }
   keeper.start();
-  const sessions = new SessionService(redis, keys, templates, scheduler, executors, agents);
+  // Listening before sessions are created, so every session record carries the bound port.
+  const nfsGateway = config.nfs?.gateway ? new NfsGateway(new SessionRoutes(redis, keys, new SessionStore(redis, keys)), config.nfs.gateway) : undefined;
+  const nfsPort = await nfsGateway?.listen();
+  const sessions = new SessionService(redis, keys, templates, scheduler, executors, agents, { nfsHost: config.nfs?.host, ...(nfsPort !== undefined ? { nfsGatewayPort: nfsPort } : {}) });
   const sessionReaper = new SessionReaper(redis, keys, sessions);
   sessionReaper.start();
   await queues.startWorkers(new ExecutionRunner(scheduler, agents, templates));
@@ -114,11 +121,12 @@ export async function startKiln(config: Config): Promise<Kiln> {
   queues.observer = metrics;
   const templateAdmin = new TemplateAdmin(templates, queues, redis, keys);
 
-  const app = createApp({ redis, executions, executors, agents, templates, maxBodyBytes: config.maxBodyBytes, templateAdmin, metrics, functions: { service: functions, invoker }, sessions });
+  const mcp = mcpEndpoint({ sessions, executions, templates, functions: { service: functions, invoker } }, { maxBodyBytes: config.maxBodyBytes });
+  const app = createApp({ redis, executions, executors, agents, templates, maxBodyBytes: config.maxBodyBytes, templateAdmin, metrics, functions: { service: functions, invoker }, sessions, mcp, apiKeys: config.apiKeys });
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
   });
-  attachSessionPty(server as HttpServer, sessions);
+  attachSessionPty(server as HttpServer, sessions, config.apiKeys);
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
@@ -129,10 +137,14 @@ export async function startKiln(config: Config): Promise<Kiln> {
     port,
     templates,
     keeper,
+    nfsPort,
     async stop(opts = {}) {
       keeper.stop();
+      await nfsGateway?.close();
       sessionReaper.stop();
       templates.stop();
+      // Open MCP sessions hold SSE streams that would keep server.close() waiting.
+      await mcp.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await queues.close();
       await replies.close();

@@ -1,5 +1,6 @@
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { Redis } from 'ioredis';
+import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { AgentPool } from '../agent/client.js';
 import type { ExecutionService } from '../executions/service.js';
@@ -17,11 +18,14 @@ import { healthRoutes } from './routes/health.js';
 import type { TemplateAdmin } from '../templates/admin.js';
 import type { KilnMetrics } from '../metrics/kiln.js';
 import { redisGuard } from './redis-guard.js';
+import { textBody } from './text-body.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { templateRoutes } from './routes/templates.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { sessionFileRoutes } from './routes/sessions-files.js';
 import type { SessionService } from '../sessions/service.js';
+import type { McpEndpoint } from '../mcp/http.js';
+import { requireApiKey, requireSigV4OrApiKey } from './auth.js';
 
 export interface AppDeps {
   redis: Redis;
@@ -34,6 +38,10 @@ export interface AppDeps {
   metrics?: KilnMetrics;
   functions?: { service: FunctionService; invoker: FunctionInvoker };
   sessions?: SessionService;
+  /** MCP over streamable HTTP at /mcp/{profile}. */
+  mcp?: McpEndpoint;
+  /** KILN_API_KEYS; empty or absent leaves every endpoint open. */
+  apiKeys?: string[];
 }
 
 /**
@@ -44,14 +52,18 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const app = newRouter();
   app.onError(onError);
   app.notFound((c) => c.json(errorBody('RouteNotFound', `no route for ${c.req.method} ${c.req.path}`), 404));
+  // Before body limits and Redis checks, so a caller without a key learns nothing else.
+  const keys = deps.apiKeys ?? [];
+  app.use('/api/v1/*', requireApiKey(keys, (path) => path === '/api/v1/health' || path === '/api/v1/openapi.json'));
+  app.use('/mcp/*', requireApiKey(keys));
+  app.use('/2015-03-31/*', requireSigV4OrApiKey(keys));
 
-  app.use(
-    '/api/*',
-    bodyLimit({
-      maxSize: deps.maxBodyBytes,
-      onError: (c) => c.json(errorBody('PayloadTooLarge', `request body is larger than ${deps.maxBodyBytes} bytes`, { maxBytes: deps.maxBodyBytes }), 413),
-    }),
-  );
+  const tooLarge = (c: Context): Response =>
+    c.json(errorBody('PayloadTooLarge', `request body is larger than ${deps.maxBodyBytes} bytes`, { maxBytes: deps.maxBodyBytes }), 413);
+  const fallback = bodyLimit({ maxSize: deps.maxBodyBytes, onError: tooLarge });
+  // The hot route reads its JSON body straight from Node's request (text-body.ts explains why).
+  const hot = (method: string, path: string): boolean => method === 'POST' && path === '/api/v1/executions';
+  app.use('/api/*', textBody({ maxBytes: deps.maxBodyBytes, tooLarge, fallback, hot }));
   app.use('/api/v1/*', redisGuard(deps.redis));
   app.route('/', executionRoutes(deps.executions));
   if (deps.functions) app.route('/', functionRoutes(deps.functions.service, deps.functions.invoker));
@@ -61,6 +73,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   if (deps.metrics) app.route('/', metricsRoutes(deps.metrics, deps.redis));
   if (deps.sessions) app.route('/', sessionRoutes(deps.sessions));
   if (deps.sessions) app.route('/', sessionFileRoutes(deps.sessions));
+  if (deps.mcp) app.route('/', deps.mcp.routes);
   app.route('/', healthRoutes(deps));
   app.doc31('/api/v1/openapi.json', {
     openapi: '3.1.0',

@@ -1,5 +1,7 @@
+import { benchDocker } from './docker.js';
 import { benchExecutions } from './executions.js';
 import { benchFloor } from './floor.js';
+import { benchNfs } from './nfs.js';
 import { benchPools } from './pools.js';
 import { startRedis } from './redis.js';
 import { benchSessions } from './sessions.js';
@@ -19,7 +21,9 @@ async function main(): Promise<void> {
     printRows('Floor (same Redis, same run)', floor.rows);
     printRows('Executions and functions through the whole stack', await benchExecutions(redis.socket, floor, { samples, durationMs, clients }));
     printRows('Sessions', await benchSessions(redis.socket, { samples: Math.min(samples, 300) }));
+    printRows('NFS export of a session workspace', await benchNfs(redis.socket));
     printRows('Start types and pools', await benchPools(redis.socket, floor, { samples, durationMs, clients: [32, 128] }));
+    printRows('Docker runtime (Podman) cold start', await benchDocker({ samples: Number(process.env.BENCH_DOCKER_SAMPLES ?? 7) }));
   } finally {
     await redis.stop();
   }
