@@ -1,6 +1,7 @@
 import { InvokeStatus, type InvokeResponse } from '@kiln/proto/executor';
 import { isExecutorGone, type AgentPool } from '../agent/client.js';
 import { ExecutorLostError } from '../errors.js';
+import { log } from '../log.js';
 import type { Lease, Scheduler } from '../scheduler/scheduler.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import type { ExecutionJob, ExecutionRecord } from './types.js';
@@ -42,7 +43,7 @@ export class ExecutionRunner {
       if (isExecutorGone(err)) throw new ExecutorLostError(lease.executor.id, (err as Error).message);
       throw err;
     }
-    if (res.sandboxAlive) await this.scheduler.release(lease, fn.key);
+    if (res.sandboxAlive) this.releaseLater(lease, fn.key);
     else await this.scheduler.forget(lease.template, lease.sandboxId);
     const totalMs = Date.now() - job.submittedAt;
     const record: ExecutionRecord = {
@@ -66,6 +67,18 @@ export class ExecutionRunner {
       record.error = res.error ?? { errorType: 'Unknown', errorMessage: 'the executor returned no error details', stackTrace: [] };
     }
     return record;
+  }
+
+  /**
+   * Gives the sandbox back without waiting for Redis: the answer does not depend on it, and
+   * this replica's next acquire is sent on the same connection, after it, so Redis has run the
+   * release by then (a caller's next request finds its instance hot). If the release fails
+   * (Redis gone), the lease runs out and the keeper reclaims the sandbox.
+   */
+  private releaseLater(lease: Lease, functionKey: string): void {
+    this.scheduler
+      .release(lease, functionKey)
+      .catch((err: unknown) => log('warn', 'could not release a sandbox', { sandboxId: lease.sandboxId, error: String(err) }));
   }
 
   private invoke(lease: Lease, job: ExecutionJob, withFunction: boolean): Promise<InvokeResponse> {
