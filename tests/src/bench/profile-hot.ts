@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { benchFloor } from './floor.js';
 import { postJson } from './http.js';
 import { startRedis } from './redis.js';
-import { throughput } from './stats.js';
+import { remoteThroughput } from './load-client.js';
 
 /**
  * `node --cpu-prof tests/dist/bench/profile-hot.js`: hot-instance throughput only, beside the
@@ -34,17 +34,21 @@ async function main(): Promise<void> {
     );
     try {
       const url = `${kiln.url}/api/v1/executions`;
-      const src = 'exports.handler = async (e) => ({ sum: e.a + e.b })';
+      const body = { code: 'exports.handler = async (e) => ({ sum: e.a + e.b })', language: 'nodejs', event: { a: 1, b: 2 } };
       const once = async (): Promise<void> => {
-        const res = await postJson(url, { code: src, language: 'nodejs', event: { a: 1, b: 2 } });
+        const res = await postJson(url, body);
         if (res.body?.result?.sum !== 3) throw new Error(`unexpected answer ${JSON.stringify(res.body)}`);
       };
-      await throughput(clients, 1000, once);
       for (let r = 0; r < rounds; r++) {
-        const floor = process.env.PROFILE_FLOOR === '0' ? NaN : (await benchFloor(redis.socket, { samples: 10, durationMs, clients: [clients] })).rps.get(clients) ?? NaN;
-        const cpu0 = process.cpuUsage();
-        const t0 = performance.now();
-        const rps = await throughput(clients, durationMs, once);
+        const floor =
+          process.env.PROFILE_FLOOR === '0' ? NaN : ((await benchFloor(redis.socket, { samples: 10, durationMs, clients: [clients] })).rps.get(clients) ?? NaN);
+        // CPU of this process only (the control plane): the load comes from another process.
+        let cpu0 = process.cpuUsage();
+        let t0 = performance.now();
+        const rps = await remoteThroughput({ url, body, expect: { sum: 3 }, clients, warmupMs: 3000, durationMs }, () => {
+          cpu0 = process.cpuUsage();
+          t0 = performance.now();
+        });
         const cpu = process.cpuUsage(cpu0);
         const cpuMsPerReq = (cpu.user + cpu.system) / 1000 / (rps * ((performance.now() - t0) / 1000));
         const seq: number[] = [];
