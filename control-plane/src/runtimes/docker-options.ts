@@ -53,8 +53,7 @@ export interface ExecutorContainerSpec {
  * - No published ports: the control plane reaches the agent (and the NFS server, port 2049) on
  *   the container's address in the executor network (`DockerRuntime`); the agent demands the
  *   token on every call, and NFS believes PROXY lines only from the network's gateway address.
- *   Note: 2049 is below 1024, so the non-root executor may bind it only because container
- *   engines lower net.ipv4.ip_unprivileged_port_start inside the container's network namespace.
+ *   (2049 is above 1024: the non-root executor binds it without any privilege.)
  */
 export function executorContainerOptions(spec: ExecutorContainerSpec): ContainerCreateOptions {
   const { template, executorId } = spec;

@@ -1,5 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { BlockList, isIPv4 } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
@@ -8,7 +9,12 @@ import { DaemonSet, Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { loadConfig } from '@kiln/control-plane/config';
-import { AGENT_PORT, executorLabels, LABELS } from '@kiln/control-plane/runtimes/kubernetes/names';
+import { AGENT_PORT, executorLabels, LABELS, NFS_PORT } from '@kiln/control-plane/runtimes/kubernetes/names';
+import { executorPod } from '@kiln/control-plane/runtimes/kubernetes/manifest';
+import { kubernetesRuntimeOptions } from '@kiln/control-plane/runtimes/kubernetes/options';
+import { templateSchema } from '@kiln/control-plane/templates';
+import { loadConfig as loadExecutorConfig } from '../../../executor/dist/config.js';
+import { TrustedProxies } from '../../../executor/dist/nfs/proxy-line.js';
 
 // infra/kubernetes checked against the Kubernetes schemas and against the code it deploys:
 // the Role against the API calls the kubernetes adapter makes, the NetworkPolicies against
@@ -72,6 +78,60 @@ const execLabels = executorLabels('kiln', 'nodejs', 'exe-nodejs-1a2b3c4d');
 const policies = objects.filter((o) => o.kind === 'NetworkPolicy');
 const policiesFor = (labels: Record<string, string>) => policies.filter((p) => selects(p.spec.podSelector, labels));
 
+/** Where a connection comes from: a pod (labels, namespace), or an address outside the cluster. */
+type Peer = { labels: Record<string, string>; namespace: string; ip: string } | { ip: string };
+const ns = (kustomization as { namespace: string }).namespace;
+const nsLabels = (name: string): Record<string, string> =>
+  name === ns ? { 'kubernetes.io/metadata.name': name, ...find('Namespace', name).metadata.labels } : { 'kubernetes.io/metadata.name': name };
+
+/** Does one NetworkPolicy peer (`from`/`to` entry) match `peer`? */
+function peerMatches(entry: any, peer: Peer, policyNamespace: string): boolean {
+  if (entry.ipBlock) {
+    // Kubernetes leaves ipBlock semantics for pod IPs implementation-defined; these policies use it for no pod.
+    if ('labels' in peer || !isIPv4(peer.ip)) return false;
+    const range = (cidr: string) => {
+      const b = new BlockList();
+      const [net, bits] = cidr.split('/');
+      b.addSubnet(net!, Number(bits), 'ipv4');
+      return b;
+    };
+    return range(entry.ipBlock.cidr).check(peer.ip, 'ipv4') && !(entry.ipBlock.except ?? []).some((c: string) => range(c).check(peer.ip, 'ipv4'));
+  }
+  if (!('labels' in peer)) return false;
+  const inNamespace = entry.namespaceSelector ? selects(entry.namespaceSelector, nsLabels(peer.namespace)) : peer.namespace === policyNamespace;
+  return inNamespace && (entry.podSelector ? selects(entry.podSelector, peer.labels) : true);
+}
+
+/** Does a rule's port list admit `port`/`protocol`? (Named ports are not used here; fail loudly if they appear.) */
+function portMatches(ports: any[] | undefined, port: number, protocol: string): boolean {
+  if (!ports?.length) return true;
+  return ports.some((p) => {
+    if (typeof p.port === 'string') throw new Error(`named port ${p.port}: extend portMatches`);
+    if ((p.protocol ?? 'TCP') !== protocol) return false;
+    if (p.port === undefined) return true;
+    return p.endPort === undefined ? p.port === port : port >= p.port && port <= p.endPort;
+  });
+}
+
+/** One direction of NetworkPolicy semantics: isolated iff some policy of that type selects the pod; then any rule may allow. */
+function admits(pod: Peer, direction: 'Ingress' | 'Egress', other: Peer, port: number, protocol: string): boolean {
+  if (!('labels' in pod) || pod.namespace !== ns) return true; // not governed by these policies
+  const relevant = policies.filter((p) => (p.spec.policyTypes ?? ['Ingress']).includes(direction) && selects(p.spec.podSelector, pod.labels));
+  if (relevant.length === 0) return true;
+  const key = direction === 'Ingress' ? 'ingress' : 'egress';
+  const peers = direction === 'Ingress' ? 'from' : 'to';
+  return relevant.some((p) =>
+    (p.spec[key] ?? []).some(
+      (rule: any) =>
+        (!rule[peers]?.length || rule[peers].some((e: any) => peerMatches(e, other, p.metadata.namespace ?? ns))) && portMatches(rule.ports, port, protocol),
+    ),
+  );
+}
+
+/** A connection is allowed when the source's egress and the destination's ingress both admit it. */
+const allowed = (from: Peer, to: Peer, port: number, protocol = 'TCP') =>
+  admits(from, 'Egress', to, port, protocol) && admits(to, 'Ingress', from, port, protocol);
+
 /** The Deployment's env as the container sees it: downward-API and Secret values filled in. */
 function deploymentEnv(): Record<string, string> {
   const env: Record<string, string> = {};
@@ -86,7 +146,9 @@ function deploymentEnv(): Record<string, string> {
 
 describe('infra/kubernetes', () => {
   it('lists every manifest in kustomization.yaml and every listed file exists', () => {
-    const onDisk = readdirSync(DIR).filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml').sort();
+    const onDisk = readdirSync(DIR)
+      .filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml')
+      .sort();
     expect([...resources].sort()).toEqual(onDisk);
     for (const g of kustomization.configMapGenerator ?? []) for (const f of g.files) expect(existsSync(DIR + f), f).toBe(true);
   });
@@ -160,14 +222,16 @@ describe('infra/kubernetes', () => {
     const role = find('Role', 'kiln-control-plane');
     const granted = new Set<string>();
     for (const rule of role.rules as any[]) {
-      for (const g of rule.apiGroups) for (const r of rule.resources) for (const v of rule.verbs) {
-        const key = `${g}/${r}/${v}`;
-        if (rule.resourceNames) {
-          // Only the owner read may be limited by name, and only to the owner.
-          expect(rule.resourceNames).toEqual([ownerName]);
-          expect(ownerReads.has(`${ownerKind}:${key}`), `${key} for ${ownerKind}`).toBe(true);
-        } else granted.add(key);
-      }
+      for (const g of rule.apiGroups)
+        for (const r of rule.resources)
+          for (const v of rule.verbs) {
+            const key = `${g}/${r}/${v}`;
+            if (rule.resourceNames) {
+              // Only the owner read may be limited by name, and only to the owner.
+              expect(rule.resourceNames).toEqual([ownerName]);
+              expect(ownerReads.has(`${ownerKind}:${key}`), `${key} for ${ownerKind}`).toBe(true);
+            } else granted.add(key);
+          }
     }
     expect([...granted].sort()).toEqual([...needed].sort());
     const ownerRules = (role.rules as any[]).filter((r) => r.resourceNames);
@@ -175,7 +239,9 @@ describe('infra/kubernetes', () => {
 
     const binding = find('RoleBinding', 'kiln-control-plane');
     expect(binding.roleRef).toMatchObject({ kind: 'Role', name: role.metadata.name });
-    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: deployment.spec.template.spec.serviceAccountName, namespace: deployment.metadata.namespace }]);
+    expect(binding.subjects).toEqual([
+      { kind: 'ServiceAccount', name: deployment.spec.template.spec.serviceAccountName, namespace: deployment.metadata.namespace },
+    ]);
     expect(find('ServiceAccount', deployment.spec.template.spec.serviceAccountName)).toBeDefined();
     // Executor pods run as an account without a token.
     expect(find('ServiceAccount', env.KILN_K8S_SERVICE_ACCOUNT!).automountServiceAccountToken).toBe(false);
@@ -226,7 +292,7 @@ describe('infra/kubernetes', () => {
     }
   });
 
-  it('NetworkPolicies: default deny; Redis only from the control plane; executors only on the agent port, no egress but DNS', () => {
+  it('NetworkPolicies: default deny; Redis only from the control plane; executors only on the agent and NFS ports, no egress but DNS', () => {
     const deny = policies.find((p) => Object.keys(p.spec.podSelector).length === 0);
     expect(deny?.spec).toEqual({ podSelector: {}, policyTypes: ['Ingress', 'Egress'] });
 
@@ -238,7 +304,10 @@ describe('infra/kubernetes', () => {
     expect(ep.policyTypes).toEqual(['Ingress', 'Egress']);
     expect(ep.ingress).toHaveLength(1);
     expect(ep.ingress[0].from.every((f: any) => f.podSelector && !f.namespaceSelector && !f.ipBlock && selects(f.podSelector, cpLabels))).toBe(true);
-    expect(ep.ingress[0].ports).toEqual([{ port: AGENT_PORT, protocol: 'TCP' }]);
+    expect(ep.ingress[0].ports).toEqual([
+      { port: AGENT_PORT, protocol: 'TCP' },
+      { port: NFS_PORT, protocol: 'TCP' },
+    ]);
     for (const rule of ep.egress) {
       expect(rule.to, 'executor egress must not name destinations').toBeUndefined();
       expect(rule.ports.every((p: any) => p.port === 53)).toBe(true);
@@ -261,9 +330,98 @@ describe('infra/kubernetes', () => {
     const cp = policiesFor(cpLabels).filter((p) => p !== deny);
     expect(cp.map((p) => p.metadata.name)).toEqual(['kiln-control-plane']);
     const egressTo = (labels: Record<string, string>) =>
-      cp[0]!.spec.egress.filter((r: any) => !r.to || r.to.some((t: any) => t.podSelector && selects(t.podSelector, labels))).flatMap((r: any) => r.ports.map((p: any) => p.port));
+      cp[0]!.spec.egress
+        .filter((r: any) => !r.to || r.to.some((t: any) => t.podSelector && selects(t.podSelector, labels)))
+        .flatMap((r: any) => r.ports.map((p: any) => p.port));
     expect(egressTo(redisLabels)).toContain(6379);
     expect(egressTo(execLabels)).toContain(AGENT_PORT);
-    expect(cp[0]!.spec.ingress[0].ports).toEqual([{ port: 8080, protocol: 'TCP' }]);
+    expect(egressTo(execLabels)).toContain(NFS_PORT);
+    expect(cp[0]!.spec.ingress).toHaveLength(1);
+    expect(cp[0]!.spec.ingress[0].ports).toEqual([
+      { port: 8080, protocol: 'TCP' },
+      { port: NFS_PORT, protocol: 'TCP' },
+    ]);
+  });
+  it('NFS: on, through the gateway on 2049; KILN_NFS_HOST names the Service kiln-nfs, which reaches the container port nfs', () => {
+    const env = deploymentEnv();
+    for (const name of ['KILN_NFS_ENABLED', 'KILN_NFS_PORT', 'KILN_NFS_HOST', 'KILN_K8S_NFS_TRUSTED_PROXIES']) expect(env[name], name).toBeDefined();
+    const config = loadConfig(env);
+    expect(config.nfs).toBeDefined();
+    expect(config.nfs!.gateway).toEqual({ host: '0.0.0.0', port: NFS_PORT }); // every pod address, port 2049
+    expect(config.nfs!.host).toBe(env.KILN_NFS_HOST);
+    // The container port the gateway listens on, and the Service that exposes it.
+    const nfsPorts = cpContainer.ports.filter((p: any) => p.containerPort === config.nfs!.gateway!.port);
+    expect(nfsPorts).toEqual([{ name: 'nfs', containerPort: NFS_PORT, protocol: 'TCP' }]);
+    const [svcName, svcNamespace, svc] = config.nfs!.host.split('.');
+    expect(svc).toBe('svc');
+    expect(svcNamespace).toBe(deployment.metadata.namespace);
+    const service = find('Service', svcName!);
+    expect(service.spec.type ?? 'ClusterIP').toBe('ClusterIP');
+    expect(selects({ matchLabels: service.spec.selector }, cpLabels)).toBe(true);
+    expect(service.spec.ports).toEqual([{ name: 'nfs', port: config.nfs!.gateway!.port, targetPort: 'nfs', protocol: 'TCP' }]);
+    // The API Service stays HTTP only.
+    expect(find('Service', 'kiln-api').spec.ports.map((p: any) => p.port)).toEqual([config.port]);
+  });
+
+  it("NFS: executor pods started with the Deployment's configuration serve 2049 and believe PROXY lines from control-plane pods only", () => {
+    const config = loadConfig(deploymentEnv());
+    const runtime = kubernetesRuntimeOptions(config);
+    expect(runtime.nfs?.trustedProxies).toEqual(config.kubernetes.nfsTrustedProxies);
+    const template = templateSchema.parse(JSON.parse(readFileSync(`${REPO}templates/nodejs.json`, 'utf8')));
+    const pod = executorPod(template, 'exe-nodejs-1a2b3c4d', {
+      namespace: config.kubernetes.namespace!,
+      deployment: runtime.deployment,
+      imagePullPolicy: runtime.imagePullPolicy,
+      seccompProfile: runtime.seccompProfile,
+      userNamespaces: runtime.userNamespaces,
+      ...(runtime.nfs ? { nfs: runtime.nfs } : {}),
+    });
+    const c = pod.spec!.containers[0]!;
+    expect(c.ports).toContainEqual({ name: 'nfs', containerPort: NFS_PORT, protocol: 'TCP' });
+    // The executor itself accepts the env it is given (the token comes from a Secret).
+    const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value ?? 'secret']));
+    const exec = loadExecutorConfig(env);
+    expect(exec.nfs).toMatchObject({ host: '0.0.0.0', port: NFS_PORT });
+    const trust = new TrustedProxies(exec.nfs!.trustedProxies);
+    // Pod addresses of common CNIs (flannel/kind, k3s, Calico) are trusted; the internet is not.
+    for (const ip of ['10.244.1.17', '10.42.0.9', '192.168.12.5']) expect(trust.trusts(ip), ip).toBe(true);
+    for (const ip of ['203.0.113.7', '8.8.8.8', '172.32.0.1']) expect(trust.trusts(ip), ip).toBe(false);
+  });
+
+  it('NetworkPolicies, evaluated: NFS from clients to the control plane and from it to executors; nothing else new', () => {
+    const cpPod = { labels: cpLabels, namespace: ns, ip: '10.244.1.10' };
+    const execPod = { labels: execLabels, namespace: ns, ip: '10.244.2.20' };
+    const otherExec = { labels: executorLabels('kiln', 'python', 'exe-python-99887766'), namespace: ns, ip: '10.244.2.21' };
+    const redisPod = { labels: redisLabels, namespace: ns, ip: '10.244.3.30' };
+    const client = { ip: '203.0.113.7' };
+    const podElsewhere = { labels: { app: 'some-client' }, namespace: 'default', ip: '10.244.4.40' };
+
+    // Clients (outside the cluster or in other namespaces) reach the API and the NFS gateway, nothing else.
+    for (const from of [client, podElsewhere]) {
+      expect(allowed(from, cpPod, 8080)).toBe(true);
+      expect(allowed(from, cpPod, NFS_PORT)).toBe(true);
+      expect(allowed(from, cpPod, NFS_PORT, 'UDP')).toBe(false);
+      expect(allowed(from, cpPod, 2050)).toBe(false);
+      expect(allowed(from, execPod, NFS_PORT)).toBe(false);
+      expect(allowed(from, execPod, AGENT_PORT)).toBe(false);
+      expect(allowed(from, redisPod, 6379)).toBe(false);
+    }
+    // The control plane reaches executors' agent and NFS server, Redis, and nothing else there.
+    expect(allowed(cpPod, execPod, AGENT_PORT)).toBe(true);
+    expect(allowed(cpPod, execPod, NFS_PORT)).toBe(true);
+    expect(allowed(cpPod, execPod, NFS_PORT, 'UDP')).toBe(false);
+    expect(allowed(cpPod, execPod, 2048)).toBe(false);
+    expect(allowed(cpPod, execPod, 111)).toBe(false); // no portmapper
+    expect(allowed(cpPod, redisPod, 6379)).toBe(true);
+    expect(allowed(cpPod, redisPod, NFS_PORT)).toBe(false);
+    // Executors (untrusted code) reach neither the gateway, nor the API, nor each other's NFS server, nor Redis.
+    for (const port of [NFS_PORT, 8080]) expect(allowed(execPod, cpPod, port), `executor → control plane ${port}`).toBe(false);
+    expect(allowed(execPod, otherExec, NFS_PORT)).toBe(false);
+    expect(allowed(execPod, otherExec, AGENT_PORT)).toBe(false);
+    expect(allowed(execPod, redisPod, 6379)).toBe(false);
+    expect(allowed(execPod, client, NFS_PORT)).toBe(false);
+    expect(allowed(execPod, client, 53, 'UDP')).toBe(true); // DNS, by port
+    // Redis reaches no executor either.
+    expect(allowed(redisPod, execPod, NFS_PORT)).toBe(false);
   });
 });
