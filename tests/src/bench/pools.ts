@@ -129,8 +129,9 @@ export async function benchPools(
           warmupMs: 3000,
           durationMs: opts.durationMs,
         });
-        // The floor at this concurrency, measured now if the run's floor did not cover it.
-        const f = floor.rps.get(c) ?? (await benchFloor(socket, { samples: 10, durationMs: opts.durationMs, clients: [c] })).rps.get(c);
+        // The floor at this concurrency, measured now (once) if the run's floor did not cover it.
+        if (!floor.rps.has(c)) floor.rps.set(c, (await benchFloor(socket, { samples: 10, durationMs: opts.durationMs, clients: [c] })).rps.get(c) ?? NaN);
+        const f = floor.rps.get(c);
         rows.push({
           name: `hot throughput, ${c} clients, ${size} sandboxes`,
           value: rps,
