@@ -4,11 +4,11 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerRuntime } from '@kiln/control-plane/runtimes/docker';
 import { templateSchema } from '@kiln/control-plane/templates';
-import { containersOf, podmanUnavailable, removeDeployment, startPodman, type PodmanService } from '../support/podman.js';
+import { containersOf, removeDeployment, requirePodman, startPodman, type PodmanService } from '../support/podman.js';
 
 const SECCOMP = fileURLToPath(new URL('../../../infra/podman/seccomp.json', import.meta.url));
 const base = JSON.parse(readFileSync(fileURLToPath(new URL('../../../templates/nodejs.json', import.meta.url)), 'utf8'));
-const unavailable = podmanUnavailable();
+requirePodman();
 
 describe('docker runtime: failures say what to change', () => {
   it('an unreachable engine names KILN_DOCKER_HOST', async () => {
@@ -20,7 +20,7 @@ describe('docker runtime: failures say what to change', () => {
     expect(() => new DockerRuntime({ deployment: 'x', host: 'ftp://h', seccompProfile: SECCOMP })).toThrow(/KILN_DOCKER_HOST must be/);
   });
 
-  describe.skipIf(unavailable)('against podman', () => {
+  describe('against podman', () => {
     let podman: PodmanService;
     const deployment = `err${randomBytes(4).toString('hex')}`;
     beforeAll(async () => {
@@ -44,7 +44,11 @@ describe('docker runtime: failures say what to change', () => {
     it('an executor that exits at boot is removed, with its last log lines in the error', async () => {
       const runtime = new DockerRuntime({ deployment, host: podman.host, seccompProfile: SECCOMP, startTimeoutMs: 30_000 });
       // The executor accepts at most 4096 sandboxes (executor/src/config.ts) and exits on more.
-      const template = templateSchema.parse({ ...base, resources: { ...base.resources, memoryMB: 32, diskMB: 16, maxProcesses: 8 }, pool: { ...base.pool, sandboxesPerExecutor: 5000 } });
+      const template = templateSchema.parse({
+        ...base,
+        resources: { ...base.resources, memoryMB: 32, diskMB: 16, maxProcesses: 8 },
+        pool: { ...base.pool, sandboxesPerExecutor: 5000 },
+      });
       const err = await runtime.start(template, 'ex-exits').then(
         () => undefined,
         (e: Error) => e,

@@ -1,14 +1,10 @@
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { EXECUTOR_MAIN } from '@kiln/control-plane/server';
 import { LocalRuntime } from '@kiln/control-plane/runtimes/local';
-import { templateSchema } from '@kiln/control-plane/templates';
-import { runtimeConformance } from './runtime-conformance.js';
-
-const NODEJS_TEMPLATE = fileURLToPath(new URL('../../../templates/nodejs.json', import.meta.url));
+import { conformanceTemplate, runtimeConformance } from './runtime-conformance.js';
 
 runtimeConformance('local', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'kiln-conf-local-'));
@@ -18,7 +14,7 @@ runtimeConformance('local', () => {
   const make = (opts: { deployment?: string } = {}) => new LocalRuntime({ deployment: opts.deployment ?? deployment, dataDir, executorMain: EXECUTOR_MAIN });
   return Promise.resolve({
     runtime: make(),
-    template: templateSchema.parse(JSON.parse(readFileSync(NODEJS_TEMPLATE, 'utf8'))),
+    template: conformanceTemplate(),
     makeRuntime: make,
     cleanup: () => Promise.resolve(rmSync(dataDir, { recursive: true, force: true })),
   });

@@ -1,10 +1,24 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvokeStatus } from '@kiln/proto/executor';
 import { Agent, AgentPool } from '@kiln/control-plane/agent/client';
 import type { ExecutorHandle, Runtime } from '@kiln/control-plane/runtimes/runtime';
-import type { Template } from '@kiln/control-plane/templates';
+import { templateSchema, type Template } from '@kiln/control-plane/templates';
+
+const NODEJS_TEMPLATE = fileURLToPath(new URL('../../../templates/nodejs.json', import.meta.url));
+
+/**
+ * The repo's nodejs template for a conformance run. For a container runtime it names that
+ * executor kind and has small limits: the conformance executor hosts a couple of sandboxes at most.
+ */
+export function conformanceTemplate(executor?: 'docker' | 'kubernetes'): Template {
+  const template = templateSchema.parse({ ...JSON.parse(readFileSync(NODEJS_TEMPLATE, 'utf8')), ...(executor ? { executor } : {}) });
+  if (executor) template.pool.sandboxesPerExecutor = 4;
+  return template;
+}
 
 /** What a runtime's test file hands the conformance suite. */
 export interface ConformanceTarget {

@@ -4,10 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestKiln, type TestKiln } from '../support/kiln.js';
-import { containersOf, podmanUnavailable, removeDeployment, startPodman, type PodmanService } from '../support/podman.js';
+import { containersOf, removeDeployment, requirePodman, startPodman, type PodmanService } from '../support/podman.js';
 
-const unavailable = podmanUnavailable();
-if (unavailable) console.warn(`docker runtime e2e skipped: ${unavailable}`);
+requirePodman();
 
 const COUNTER = `let n = 0;\nexports.handler = async (event) => ({ n: ++n, got: event, node: process.version });\n`;
 
@@ -15,7 +14,7 @@ const COUNTER = `let n = 0;\nexports.handler = async (event) => ({ n: ++n, got: 
  * A control plane whose default runtime is local, with one template that names
  * `executor: "docker"`: its executors are containers of a real Podman service.
  */
-describe.skipIf(unavailable)('docker runtime, end to end (podman)', () => {
+describe('docker runtime, end to end (podman)', () => {
   let podman: PodmanService;
   let k: TestKiln | undefined;
   let prefix = '';
@@ -67,7 +66,10 @@ describe.skipIf(unavailable)('docker runtime, end to end (podman)', () => {
     const running = await containersOf(podman.docker, prefix);
     expect(running.length).toBeGreaterThanOrEqual(1);
     expect(running.every((c) => c.Labels['kiln.template'] === 'node-docker' && c.Labels['kiln.executor'])).toBe(true);
-    expect(running.every((c) => (c.Ports ?? []).every((p) => !p.PublicPort)), 'executor containers publish no ports').toBe(true);
+    expect(
+      running.every((c) => (c.Ports ?? []).every((p) => !p.PublicPort)),
+      'executor containers publish no ports',
+    ).toBe(true);
     expect((await k!.call('POST', '/api/v1/functions/nope/invocations', {})).status).toBe(404);
   });
 

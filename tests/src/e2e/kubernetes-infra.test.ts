@@ -165,7 +165,9 @@ describe('infra/kubernetes', () => {
   });
 
   it('renders with kubectl kustomize, and the generated seccomp ConfigMap validates', (ctx) => {
-    if (spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status !== 0) return ctx.skip(); // no kubectl on this machine
+    // kubectl is no Debian package, so setup cannot install it offline: where it is missing this
+    // render check is skipped (the manifests are still validated object by object above).
+    if (spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status !== 0) return ctx.skip();
     const rendered = parseYaml(execFileSync('kubectl', ['kustomize', DIR], { encoding: 'utf8' }), 'kubectl kustomize');
     expect(rendered.length).toBe(objects.length + (kustomization.configMapGenerator?.length ?? 0));
     const cm = rendered.find((o) => o.kind === 'ConfigMap') as Obj;

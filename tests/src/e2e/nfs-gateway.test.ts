@@ -4,7 +4,6 @@
  * the client's real address carried to the executor in a PROXY line. libnfs tools plus the NFS
  * module's raw client; two executors (one sandbox each) behind one gateway port.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
@@ -14,17 +13,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { frameRecord } from '../../../executor/dist/nfs/record.js';
 import { encodeCall } from '../../../executor/dist/nfs/rpc.js';
 import { Nfs3TestClient, RawRpcClient } from '../../../executor/dist/nfs/test-client.js';
+import { run as runCommand } from '../../../executor/dist/nfs/test-support.js';
 import { startTestKiln, type TestKiln } from '../support/kiln.js';
-
-const NFS3 = { OK: 0, STALE: 70 } as const;
-const MNT3 = { OK: 0, NOENT: 2, ACCES: 13 } as const;
+import { libnfsUrl, MNT3, NFS3, sessionSh, withSession as withNfsSession, type NfsSession } from '../support/nfs.js';
 
 let k: TestKiln;
 let gw: number;
 let local: string;
 beforeAll(async () => {
   // One sandbox per executor, two warm: two sessions land on two executors.
-  k = await startTestKiln({ templates: { nodejs: { pool: { minIdle: 2, sandboxesPerExecutor: 1 } }, python: null, shell: null, provided: null }, env: { KILN_NFS_PORT: '0' } });
+  k = await startTestKiln({
+    templates: { nodejs: { pool: { minIdle: 2, sandboxesPerExecutor: 1 } }, python: null, shell: null, provided: null },
+    env: { KILN_NFS_PORT: '0' },
+  });
   gw = k.kiln.nfsPort as number;
   local = mkdtempSync(join(tmpdir(), 'kiln-nfs-gw-'));
 });
@@ -33,43 +34,20 @@ afterAll(async () => {
   if (local) rmSync(local, { recursive: true, force: true });
 });
 
-interface Session {
-  id: string;
-  nfsUrl: string;
-  nfs: { host: string; port: number; url: string; mountCommand: string; allow: string[] } & Record<string, unknown>;
-}
+type Session = NfsSession;
 interface StoredNfs {
   executorId: string;
   nfs: { tag: string; upstream: { host: string; port: number } };
 }
 
-async function withSession<T>(fn: (s: Session) => Promise<T>, body: Record<string, unknown> = {}): Promise<T> {
-  const res = await k.call('POST', '/api/v1/sessions', { template: 'nodejs', ...body });
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-  const s = res.body as Session;
-  try {
-    return await fn(s);
-  } finally {
-    await k.call('DELETE', `/api/v1/sessions/${s.id}`);
-  }
-}
-
+const withSession = <T>(fn: (s: Session) => Promise<T>, body?: Record<string, unknown>): Promise<T> => withNfsSession(k, fn, body);
 const stored = async (s: Session): Promise<StoredNfs> => JSON.parse((await k.redis.get(`${k.prefix}:ses:${s.id}`)) as string) as StoredNfs;
-const url = (s: Session, path = ''): string => `nfs://127.0.0.1/${s.id}${path}?nfsport=${gw}&mountport=${gw}&version=3`;
-const sh = async (s: Session, script: string) => (await k.call('POST', `/api/v1/sessions/${s.id}/process/run`, { command: 'sh', args: ['-c', script] })).body as { exitCode: number; stdout: string };
+/** libnfs URL of `path` below the session's export, through the gateway's one port. */
+const url = (s: Session, path = ''): string => libnfsUrl(gw, s.id, path);
+const sh = (s: Session, script: string) => sessionSh(k, s, script);
 const gateway = async (): Promise<Nfs3TestClient> => new Nfs3TestClient(await RawRpcClient.connect(gw));
-
-function run(cmd: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** libnfs tools (nfs-cp, nfs-cat, nfs-ls), killed after 2 minutes. */
+const run = (cmd: string, args: string[]) => runCommand(cmd, args, 120_000);
 
 /** Opens a raw TCP connection (optionally from a given local address) and sends `bytes`; resolves with what came back before the peer closed or 1 s passed. */
 function exchange(port: number, bytes: Buffer, localAddress?: string): Promise<{ closed: boolean; data: Buffer }> {
@@ -184,7 +162,13 @@ describe('single-port NFS gateway', () => {
         // The executor believes a PROXY line from the gateway's address (trusted), so a
         // claimed 10.9.9.9 is held against this 127.0.0.1-only session.
         const up = (await stored(s)).nfs.upstream;
-        const mnt = encodeCall(77, 100005, 3, 1, Buffer.concat([Buffer.from([0, 0, 0, s.id.length + 1]), Buffer.from(`/${s.id}`), Buffer.alloc((4 - ((s.id.length + 1) % 4)) % 4)]));
+        const mnt = encodeCall(
+          77,
+          100005,
+          3,
+          1,
+          Buffer.concat([Buffer.from([0, 0, 0, s.id.length + 1]), Buffer.from(`/${s.id}`), Buffer.alloc((4 - ((s.id.length + 1) % 4)) % 4)]),
+        );
         const proxied = await exchange(up.port, Buffer.concat([Buffer.from('PROXY TCP4 10.9.9.9 127.0.0.1 5555 2049\r\n'), ...frameRecord([mnt])]));
         expect(proxied.data.readUInt32BE(4 + 24)).toBe(MNT3.ACCES);
       },
@@ -206,7 +190,12 @@ describe('single-port NFS gateway', () => {
   it('closes connections that send garbage and keeps serving everyone else', async () => {
     await withSession(async (s) => {
       await sh(s, 'echo alive > alive.txt');
-      for (const bytes of [Buffer.from('GET / HTTP/1.1\r\n\r\n'), Buffer.from('800000080000000100000000', 'hex'), Buffer.from('7fffffff', 'hex'), randomBytes(4096)]) {
+      for (const bytes of [
+        Buffer.from('GET / HTTP/1.1\r\n\r\n'),
+        Buffer.from('800000080000000100000000', 'hex'),
+        Buffer.from('7fffffff', 'hex'),
+        randomBytes(4096),
+      ]) {
         const r = await exchange(gw, bytes);
         expect(r.closed, bytes.subarray(0, 16).toString('hex')).toBe(true);
       }

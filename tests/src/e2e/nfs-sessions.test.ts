@@ -3,7 +3,6 @@
  * processes with their NFS servers, sessions over REST, and Debian's libnfs clients (nfs-cp,
  * nfs-cat, nfs-ls) plus a raw NFSv3 client for the procedures those tools never send.
  */
-import { spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { closeSync, createReadStream, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,10 +12,9 @@ import { LocalRuntime } from '@kiln/control-plane/runtimes/local';
 import { EXECUTOR_MAIN } from '@kiln/control-plane/server';
 // The raw client is the NFS module's own test client (compiled with the executor).
 import { Nfs3TestClient, RawRpcClient } from '../../../executor/dist/nfs/test-client.js';
+import { run as runCommand } from '../../../executor/dist/nfs/test-support.js';
 import { startTestKiln, type TestKiln } from '../support/kiln.js';
-
-const NFS3 = { OK: 0, ACCES: 13, ROFS: 30, STALE: 70 } as const;
-const MNT3 = { OK: 0, NOENT: 2, ACCES: 13 } as const;
+import { libnfsUrl, MNT3, NFS3, sessionSh, withSession as withNfsSession, type NfsSession } from '../support/nfs.js';
 
 let k: TestKiln;
 let local: string;
@@ -29,48 +27,13 @@ afterAll(async () => {
   if (local) rmSync(local, { recursive: true, force: true });
 });
 
-interface Session {
-  id: string;
-  nfsUrl: string;
-  nfs: { host: string; port: number; exportPath: string; readOnly: boolean; allow: string[]; url: string; mountCommand: string };
-}
-
-/** Creates a session, runs `fn`, and deletes the session whatever happens. */
-async function withSession<T>(fn: (s: Session) => Promise<T>, body: Record<string, unknown> = {}): Promise<T> {
-  const res = await k.call('POST', '/api/v1/sessions', { template: 'nodejs', ...body });
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-  const s = res.body as Session;
-  try {
-    return await fn(s);
-  } finally {
-    await k.call('DELETE', `/api/v1/sessions/${s.id}`);
-  }
-}
-
+type Session = NfsSession;
+const withSession = <T>(fn: (s: Session) => Promise<T>, body?: Record<string, unknown>): Promise<T> => withNfsSession(k, fn, body);
 /** libnfs URL of `path` below the session's export ("" is the export root). */
-const url = (s: Session, path = '', id = s.id): string => `nfs://127.0.0.1/${id}${path}?nfsport=${s.nfs.port}&mountport=${s.nfs.port}&version=3`;
-
-const sh = async (s: Session, script: string) => {
-  const res = await k.call('POST', `/api/v1/sessions/${s.id}/process/run`, { command: 'sh', args: ['-c', script], timeoutMs: 120_000 });
-  expect(res.status, JSON.stringify(res.body)).toBe(200);
-  return res.body as { exitCode: number; stdout: string; stderr: string };
-};
-
-function run(cmd: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const url = (s: Session, path = '', id = s.id): string => libnfsUrl(s.nfs.port, id, path);
+const sh = (s: Session, script: string) => sessionSh(k, s, script);
+/** libnfs tools (nfs-cp, nfs-cat, nfs-ls), killed after 2 minutes. */
+const run = (cmd: string, args: string[]) => runCommand(cmd, args, 120_000);
 
 const sha256File = (path: string): Promise<string> =>
   new Promise((resolve, reject) => {
@@ -305,7 +268,11 @@ describe('NFS export of session workspaces', () => {
     await withSession(async (s) => {
       await sh(s, 'echo alive > alive.txt');
       // A last-fragment record of 8 bytes that is not an RPC call, then a truncated call body.
-      for (const bytes of [Buffer.from('800000080000000100000000', 'hex'), Buffer.from('80000010' + '00000001' + '00000000' + '00000002', 'hex'), Buffer.from('ffffffff', 'hex')]) {
+      for (const bytes of [
+        Buffer.from('800000080000000100000000', 'hex'),
+        Buffer.from('80000010' + '00000001' + '00000000' + '00000002', 'hex'),
+        Buffer.from('ffffffff', 'hex'),
+      ]) {
         const raw = await RawRpcClient.connect(s.nfs.port);
         raw.sendRaw(bytes);
         await Promise.race([raw.closed, new Promise((r) => setTimeout(r, 500))]);
@@ -319,7 +286,10 @@ describe('NFS export of session workspaces', () => {
 describe('NFS export turned off', () => {
   let off: TestKiln;
   beforeAll(async () => {
-    off = await startTestKiln({ templates: { nodejs: { pool: { minIdle: 1 } }, python: null, shell: null, provided: null }, env: { KILN_NFS_ENABLED: 'false' } });
+    off = await startTestKiln({
+      templates: { nodejs: { pool: { minIdle: 1 } }, python: null, shell: null, provided: null },
+      env: { KILN_NFS_ENABLED: 'false' },
+    });
   });
   afterAll(async () => {
     await off?.stop();

@@ -10,6 +10,15 @@ const run = promisify(execFile);
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const SERVICE = join(REPO, 'scripts/podman/service.sh');
 
+/**
+ * Throws, failing the test file, when Podman cannot run here: `npm test` installs it
+ * (scripts/setup.sh), so a missing Podman is a broken setup, never a reason to skip.
+ */
+export function requirePodman(): void {
+  const reason = podmanUnavailable();
+  if (reason) throw new Error(`the docker and kubernetes runtime tests need Podman: ${reason}`);
+}
+
 /** Why the docker runtime cannot be tested on this machine, or undefined when it can. */
 export function podmanUnavailable(): string | undefined {
   try {
@@ -45,11 +54,15 @@ export async function startPodman(opts: { templates: string[] }): Promise<Podman
   const env = { ...process.env, KILN_PODMAN_DIR: dir };
   const containersConf = join(dir, 'containers.conf');
   try {
-    await run('flock', ['/tmp/kiln-images.lock', 'bash', join(REPO, 'images/build.sh'), '--skip-npm-build', '--only', ['executor', ...opts.templates].join(',')], {
-      cwd: REPO,
-      env: { ...process.env, CONTAINERS_CONF: process.env.CONTAINERS_CONF ?? join(REPO, 'infra/podman/containers.conf') },
-      maxBuffer: 64 * 1024 * 1024,
-    });
+    await run(
+      'flock',
+      ['/tmp/kiln-images.lock', 'bash', join(REPO, 'images/build.sh'), '--skip-npm-build', '--only', ['executor', ...opts.templates].join(',')],
+      {
+        cwd: REPO,
+        env: { ...process.env, CONTAINERS_CONF: process.env.CONTAINERS_CONF ?? join(REPO, 'infra/podman/containers.conf') },
+        maxBuffer: 64 * 1024 * 1024,
+      },
+    );
   } catch (err) {
     const e = err as { stdout?: string; stderr?: string; message: string };
     throw new Error(`images/build.sh failed: ${e.message}\n${(e.stderr ?? '').slice(-4000)}`);
