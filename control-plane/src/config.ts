@@ -8,7 +8,10 @@ const schema = z.object({
   /** Redis to use; empty starts an embedded redis-server with AOF under KILN_DATA_DIR. */
   KILN_REDIS_URL: z.string().url().optional(),
   /** Prefix of every Redis key and BullMQ queue, so several deployments (or tests) share one Redis. */
-  KILN_REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]+$/).default('kiln'),
+  KILN_REDIS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9:_-]+$/)
+    .default('kiln'),
   KILN_HOST: z.string().default('0.0.0.0'),
   KILN_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   KILN_DATA_DIR: z.string().default(join(REPO_ROOT, '.kiln')),
@@ -16,26 +19,45 @@ const schema = z.object({
   /** Which runtime adapter starts executors. */
   KILN_RUNTIME: z.enum(['local', 'docker', 'kubernetes']).default('local'),
   /** Docker Engine or Podman API (docker runtime): unix:///path.sock or tcp://host:port; default DOCKER_HOST, else /var/run/docker.sock. */
-  KILN_DOCKER_HOST: z.string().regex(/^(unix|tcp|http):\/\/.+/, 'unix:///path/to/docker.sock or tcp://host:port').optional(),
+  KILN_DOCKER_HOST: z
+    .string()
+    .regex(/^(unix|tcp|http):\/\/.+/, 'unix:///path/to/docker.sock or tcp://host:port')
+    .optional(),
   /** Network executor containers join; default kiln-executors-<KILN_REDIS_PREFIX>, created as an internal network. */
-  KILN_DOCKER_NETWORK: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/).optional(),
+  KILN_DOCKER_NETWORK: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/)
+    .optional(),
   /** seccomp profile that lets bubblewrap work in the container (images/README.md); default <repo>/infra/podman/seccomp.json. */
   KILN_DOCKER_SECCOMP_PROFILE: z.string().optional(),
   /** How long a new executor container may take until its agent answers. */
   KILN_DOCKER_START_TIMEOUT_MS: z.coerce.number().int().min(1000).default(60_000),
   /** Namespace of executor pods (kubernetes runtime); default the kubeconfig context's, else `default`. */
-  KILN_K8S_NAMESPACE: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a namespace name: lowercase letters, digits and dashes').max(63).optional(),
+  KILN_K8S_NAMESPACE: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a namespace name: lowercase letters, digits and dashes')
+    .max(63)
+    .optional(),
   /** kubeconfig file; default in-cluster service account credentials, else KUBECONFIG / ~/.kube/config. */
   KILN_K8S_KUBECONFIG: z.string().optional(),
   /** How the control plane reaches an executor pod: its IP, or a per-executor ClusterIP Service. */
   KILN_K8S_SERVICE_MODE: z.enum(['pod-ip', 'service']).default('pod-ip'),
   KILN_K8S_IMAGE_PULL_POLICY: z.enum(['Always', 'IfNotPresent', 'Never']).default('IfNotPresent'),
   /** seccomp profile of executor pods: Localhost:<path under the kubelet's seccomp dir>, RuntimeDefault (bwrap fails) or Unconfined. */
-  KILN_K8S_SECCOMP_PROFILE: z.string().regex(/^(RuntimeDefault|Unconfined|Localhost:[^\s]+)$/, 'Localhost:<path>, RuntimeDefault or Unconfined').default('Localhost:kiln/executor-seccomp.json'),
+  KILN_K8S_SECCOMP_PROFILE: z
+    .string()
+    .regex(/^(RuntimeDefault|Unconfined|Localhost:[^\s]+)$/, 'Localhost:<path>, RuntimeDefault or Unconfined')
+    .default('Localhost:kiln/executor-seccomp.json'),
   /** hostUsers: false + procMount: Unmasked (Kubernetes 1.33+); bwrap needs the unmasked /proc. */
   KILN_K8S_USER_NAMESPACES: z.enum(['true', 'false']).default('true'),
   /** Owner of executor objects, garbage-collected with it: <Kind>/<name>[/<uid>], Kind one of Deployment, StatefulSet, Pod, ConfigMap. */
-  KILN_K8S_OWNER: z.string().regex(/^(Deployment|StatefulSet|Pod|ConfigMap)\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?(\/[0-9a-f-]{36})?$/, 'Deployment/<name>, StatefulSet/<name>, Pod/<name> or ConfigMap/<name>, optionally /<uid>').optional(),
+  KILN_K8S_OWNER: z
+    .string()
+    .regex(
+      /^(Deployment|StatefulSet|Pod|ConfigMap)\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?(\/[0-9a-f-]{36})?$/,
+      'Deployment/<name>, StatefulSet/<name>, Pod/<name> or ConfigMap/<name>, optionally /<uid>',
+    )
+    .optional(),
   /** Service account of executor pods (no token is mounted either way). */
   KILN_K8S_SERVICE_ACCOUNT: z.string().optional(),
   /** How long a new executor pod may take to become ready (image pulls count). */
@@ -46,34 +68,54 @@ const schema = z.object({
    */
   KILN_K8S_NFS_TRUSTED_PROXIES: z.string().optional(),
   /** Largest request body accepted by the REST API, in bytes (Lambda's sync limit is 6 MB). */
-  KILN_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(6 * 1024 * 1024),
+  KILN_MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(6 * 1024 * 1024),
   /** Execution records are kept this long after they finish. */
   KILN_RESULT_TTL_SECONDS: z.coerce.number().int().min(1).default(3600),
   /** Default and largest handler timeouts. */
   KILN_DEFAULT_TIMEOUT_MS: z.coerce.number().int().min(100).default(3000),
   KILN_MAX_TIMEOUT_MS: z.coerce.number().int().min(1000).default(900_000),
+  /** How long a finished lease waits on its replica for the function's next job; 0 releases at once. */
+  KILN_LEASE_HOLD_MS: z.coerce.number().int().min(0).max(1000).default(20),
   /** Stop executors when the control plane stops (local runtime); off lets a restart adopt them. */
   KILN_STOP_EXECUTORS_ON_EXIT: z.enum(['true', 'false']).default('true'),
   KILN_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   /** Comma-separated API keys; empty turns authentication off. Each at least 16 characters, no spaces or commas. */
   KILN_API_KEYS: z
     .string()
-    .transform((v) => v.split(',').map((k) => k.trim()).filter(Boolean))
+    .transform((v) =>
+      v
+        .split(',')
+        .map((k) => k.trim())
+        .filter(Boolean),
+    )
     .refine((keys) => keys.every((k) => /^[\x21-\x7e]{16,}$/.test(k)), 'every key must be at least 16 printable characters without spaces')
     .default(''),
   /** Executors export each session's /workspace over NFSv3 (one port per executor). */
   KILN_NFS_ENABLED: z.enum(['true', 'false']).default('true'),
   /** Host name NFS clients use to reach executors; goes into every session's nfsUrl. */
-  KILN_NFS_HOST: z.string().regex(/^[^\s/:?#]+$|^\[[0-9A-Fa-f:.]+\]$/, 'a host name or IP address, e.g. nfs.example.com or 10.0.0.5').default('127.0.0.1'),
+  KILN_NFS_HOST: z
+    .string()
+    .regex(/^[^\s/:?#]+$|^\[[0-9A-Fa-f:.]+\]$/, 'a host name or IP address, e.g. nfs.example.com or 10.0.0.5')
+    .default('127.0.0.1'),
   /** Address executors' NFS servers listen on (local runtime); 0.0.0.0 exposes them to other machines. */
-  KILN_NFS_BIND: z.string().regex(/^[^\s:/]+$/, 'an IPv4 address or host name, e.g. 127.0.0.1 or 0.0.0.0').default('127.0.0.1'),
+  KILN_NFS_BIND: z
+    .string()
+    .regex(/^[^\s:/]+$/, 'an IPv4 address or host name, e.g. 127.0.0.1 or 0.0.0.0')
+    .default('127.0.0.1'),
   /**
    * Port of the control plane's single-port NFS gateway (e.g. 2049; 0 picks a free one). When
    * set, every session's nfsUrl points at KILN_NFS_HOST:KILN_NFS_PORT; unset, at its executor.
    */
   KILN_NFS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   /** Address the NFS gateway listens on; default KILN_HOST. */
-  KILN_NFS_BIND_GATEWAY: z.string().regex(/^[^\s/]+$/, 'an IP address or host name, e.g. 0.0.0.0').optional(),
+  KILN_NFS_BIND_GATEWAY: z
+    .string()
+    .regex(/^[^\s/]+$/, 'an IP address or host name, e.g. 0.0.0.0')
+    .optional(),
 });
 
 export type Config = {
@@ -101,6 +143,7 @@ export type Config = {
   resultTtlSeconds: number;
   defaultTimeoutMs: number;
   maxTimeoutMs: number;
+  leaseHoldMs: number;
   stopExecutorsOnExit: boolean;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** API keys accepted by REST, MCP, PTY and Lambda requests; empty means no authentication. */
@@ -156,12 +199,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       owner: e.KILN_K8S_OWNER,
       serviceAccount: e.KILN_K8S_SERVICE_ACCOUNT,
       startTimeoutMs: e.KILN_K8S_START_TIMEOUT_MS,
-      nfsTrustedProxies: e.KILN_K8S_NFS_TRUSTED_PROXIES?.split(',').map((s) => s.trim()).filter(Boolean),
+      nfsTrustedProxies: e.KILN_K8S_NFS_TRUSTED_PROXIES?.split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
     },
     maxBodyBytes: e.KILN_MAX_BODY_BYTES,
     resultTtlSeconds: e.KILN_RESULT_TTL_SECONDS,
     defaultTimeoutMs: e.KILN_DEFAULT_TIMEOUT_MS,
     maxTimeoutMs: e.KILN_MAX_TIMEOUT_MS,
+    leaseHoldMs: e.KILN_LEASE_HOLD_MS,
     stopExecutorsOnExit: e.KILN_STOP_EXECUTORS_ON_EXIT === 'true',
     logLevel: e.KILN_LOG_LEVEL,
     apiKeys: e.KILN_API_KEYS,

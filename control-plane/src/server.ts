@@ -30,6 +30,7 @@ import { startEmbeddedRedis, type EmbeddedRedis } from './redis/embedded.js';
 import { RuntimeRouter } from './runtimes/select.js';
 import type { Runtime } from './runtimes/runtime.js';
 import { PoolKeeper } from './scheduler/keeper.js';
+import { LeaseCache } from './scheduler/lease-cache.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import { ExecutorStore } from './store/executors.js';
 import { Keys } from './store/keys.js';
@@ -50,7 +51,6 @@ export interface Kiln {
   nfsPort: number | undefined;
   stop(opts?: { stopExecutors?: boolean }): Promise<void>;
 }
-
 
 /** Wires every part from a validated config and starts serving. */
 export async function startKiln(config: Config): Promise<Kiln> {
@@ -78,7 +78,13 @@ export async function startKiln(config: Config): Promise<Kiln> {
   const agents = new AgentPool();
   const executors = new ExecutorStore(redis, keys);
   // The scheduler asks the keeper for capacity; the keeper boots sandboxes through the scheduler.
-  const scheduler = new Scheduler(redis, keys, executors, agents, (t) => keeper.noteDemand(t));
+  // A job that finds its template full first gets the leases parked on this replica back (one
+  // may be evicted for it), and tells the keeper there is demand.
+  const scheduler = new Scheduler(redis, keys, executors, agents, (t) => {
+    leases.flush(t.name);
+    keeper.noteDemand(t);
+  });
+  const leases = new LeaseCache(scheduler, config.leaseHoldMs);
   const keeper = new PoolKeeper(redis, keys, templates, runtime, executors, scheduler, agents);
   const subscriber = new Redis(bullConnectionOptions(target));
   // Reconnects and resubscribes by itself; the outage shows in /health and as 503s.
@@ -102,27 +108,49 @@ export async function startKiln(config: Config): Promise<Kiln> {
   // Listening before sessions are created, so every session record carries the bound port.
   const nfsGateway = config.nfs?.gateway ? new NfsGateway(new SessionRoutes(redis, keys, new SessionStore(redis, keys)), config.nfs.gateway) : undefined;
   const nfsPort = await nfsGateway?.listen();
-  const sessions = new SessionService(redis, keys, templates, scheduler, executors, agents, { nfsHost: config.nfs?.host, ...(nfsPort !== undefined ? { nfsGatewayPort: nfsPort } : {}) });
+  const sessions = new SessionService(redis, keys, templates, scheduler, executors, agents, {
+    nfsHost: config.nfs?.host,
+    ...(nfsPort !== undefined ? { nfsGatewayPort: nfsPort } : {}),
+  });
   const sessionReaper = new SessionReaper(redis, keys, sessions);
   sessionReaper.start();
-  await queues.startWorkers(new ExecutionRunner(scheduler, agents, templates));
+  await queues.startWorkers(new ExecutionRunner(scheduler, agents, templates, leases));
   // Templates created, changed or deleted on any replica: workers and pools follow here too.
   templates.onChange((change) => {
     const done = (what: string) => (err: unknown) => log('warn', `could not ${what} after a template change`, { change: change.kind, error: String(err) });
     if (change.kind === 'removed') {
-      queues.stopWorker(change.name).then(() => keeper.retire(change.name)).catch(done('tear down the pool'));
+      queues
+        .stopWorker(change.name)
+        .then(() => {
+          leases.flush();
+          return keeper.retire(change.name);
+        })
+        .catch(done('tear down the pool'));
     } else {
       queues.startWorker(change.template).catch(done('start the worker'));
       keeper.wake(change.template);
     }
   });
   templates.start();
-  const metrics = new KilnMetrics(redis, keys, templates, queues);
+  const metrics = new KilnMetrics(redis, keys, templates, queues, leases);
   queues.observer = metrics;
-  const templateAdmin = new TemplateAdmin(templates, queues, redis, keys);
+  const templateAdmin = new TemplateAdmin(templates, queues, redis, keys, leases);
 
   const mcp = mcpEndpoint({ sessions, executions, templates, functions: { service: functions, invoker } }, { maxBodyBytes: config.maxBodyBytes });
-  const app = createApp({ redis, executions, executors, agents, templates, maxBodyBytes: config.maxBodyBytes, templateAdmin, metrics, functions: { service: functions, invoker }, sessions, mcp, apiKeys: config.apiKeys });
+  const app = createApp({
+    redis,
+    executions,
+    executors,
+    agents,
+    templates,
+    maxBodyBytes: config.maxBodyBytes,
+    templateAdmin,
+    metrics,
+    functions: { service: functions, invoker },
+    sessions,
+    mcp,
+    apiKeys: config.apiKeys,
+  });
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
   });
@@ -147,6 +175,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
       await mcp.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await queues.close();
+      leases.flush();
       await replies.close();
       if (opts.stopExecutors ?? config.stopExecutorsOnExit) {
         for (const h of await runtime.list()) await runtime.stop(h.id);

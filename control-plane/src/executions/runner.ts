@@ -1,7 +1,7 @@
 import { InvokeStatus, type InvokeResponse } from '@kiln/proto/executor';
 import { isExecutorGone, type AgentPool } from '../agent/client.js';
 import { ExecutorLostError } from '../errors.js';
-import { log } from '../log.js';
+import type { LeaseCache } from '../scheduler/lease-cache.js';
 import type { Lease, Scheduler } from '../scheduler/scheduler.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import type { ExecutionJob, ExecutionRecord } from './types.js';
@@ -20,19 +20,25 @@ function statusOf(res: InvokeResponse): ExecutionRecord['status'] {
 /**
  * Runs one execution job: lease a sandbox, invoke over gRPC, release (or forget a sandbox that
  * died). Platform failures throw KilnErrors; handler failures are results, not exceptions.
+ * Finished leases go through the LeaseCache, so this replica's next job of the same function
+ * usually takes the sandbox without a trip to Redis.
  */
 export class ExecutionRunner {
   constructor(
     private readonly scheduler: Scheduler,
     private readonly agents: AgentPool,
     private readonly templates: TemplateRegistry,
+    private readonly leases: LeaseCache,
   ) {}
 
   async run(job: ExecutionJob, startedAt = Date.now()): Promise<ExecutionRecord> {
     const template = this.templates.get(job.template);
     const fn = job.function;
     const t0 = performance.now();
-    const lease = await this.scheduler.acquire(template, fn.runner, fn.key, LEASE_WAIT_MS, job.timeoutMs + RPC_MARGIN_MS * 2);
+    // A cached lease must outlive this invocation's RPC deadline; a new one gets the margin twice.
+    const lease =
+      this.leases.take(template.name, fn.key, job.timeoutMs + RPC_MARGIN_MS) ??
+      (await this.scheduler.acquire(template, fn.runner, fn.key, LEASE_WAIT_MS, job.timeoutMs + RPC_MARGIN_MS * 2));
     const scheduleMs = performance.now() - t0;
     let res: InvokeResponse;
     try {
@@ -43,7 +49,7 @@ export class ExecutionRunner {
       if (isExecutorGone(err)) throw new ExecutorLostError(lease.executor.id, (err as Error).message);
       throw err;
     }
-    if (res.sandboxAlive) this.releaseLater(lease, fn.key);
+    if (res.sandboxAlive) this.leases.park(lease, fn.key);
     else await this.scheduler.forget(lease.template, lease.sandboxId);
     const totalMs = Date.now() - job.submittedAt;
     const record: ExecutionRecord = {
@@ -67,18 +73,6 @@ export class ExecutionRunner {
       record.error = res.error ?? { errorType: 'Unknown', errorMessage: 'the executor returned no error details', stackTrace: [] };
     }
     return record;
-  }
-
-  /**
-   * Gives the sandbox back without waiting for Redis: the answer does not depend on it, and
-   * this replica's next acquire is sent on the same connection, after it, so Redis has run the
-   * release by then (a caller's next request finds its instance hot). If the release fails
-   * (Redis gone), the lease runs out and the keeper reclaims the sandbox.
-   */
-  private releaseLater(lease: Lease, functionKey: string): void {
-    this.scheduler
-      .release(lease, functionKey)
-      .catch((err: unknown) => log('warn', 'could not release a sandbox', { sandboxId: lease.sandboxId, error: String(err) }));
   }
 
   private invoke(lease: Lease, job: ExecutionJob, withFunction: boolean): Promise<InvokeResponse> {

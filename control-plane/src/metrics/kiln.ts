@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { ExecutionRecord } from '../executions/types.js';
 import type { ExecutionObserver, ExecutionQueues } from '../queue/queues.js';
+import type { LeaseCache } from '../scheduler/lease-cache.js';
 import { readSandboxes } from '../scheduler/records.js';
 import type { Keys } from '../store/keys.js';
 import type { TemplateRegistry } from '../templates/registry.js';
@@ -29,7 +30,8 @@ export class KilnMetrics implements ExecutionObserver {
     new Counter('kiln_errors_total', 'Errors by type: handler errorType, Kiln.<code> platform errors, throttling'),
   );
 
-  constructor(redis: Redis, keys: Keys, templates: TemplateRegistry, queues: ExecutionQueues) {
+  /** `leases` tells which leased sandboxes are only parked on this replica (idle, not busy). */
+  constructor(redis: Redis, keys: Keys, templates: TemplateRegistry, queues: ExecutionQueues, leases: Pick<LeaseCache, 'holds'>) {
     this.registry.collect(async () => {
       const rows = await Promise.all(
         templates.names().map(async (name) => ({
@@ -48,6 +50,7 @@ export class KilnMetrics implements ExecutionObserver {
         const by = { idle_warm: 0, idle_hot: 0, busy: 0, booting: 0, reaping: 0 };
         for (const r of records) {
           if (r.state === 'idle') by[r.fn ? 'idle_hot' : 'idle_warm']++;
+          else if (r.state === 'busy' && leases.holds(r.id)) by.idle_hot++;
           else by[r.state]++;
         }
         for (const [state, n] of Object.entries(by)) this.poolSandboxes.set({ template: name, state }, n);

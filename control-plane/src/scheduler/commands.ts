@@ -22,7 +22,7 @@ export type SchedulerRedis = Redis & {
     now: number,
   ): Promise<string | null>;
   kilnForget(sandbox: string, set: string, executors: string, id: string): Promise<number>;
-  kilnEvict(set: string, prefix: string, template: string, now: number, reapMs: number): Promise<[string, string] | null>;
+  kilnEvict(set: string, prefix: string, template: string, now: number, reapMs: number, usedBefore: number): Promise<[string, string] | null>;
   kilnReap(
     sandbox: string,
     list: string,

@@ -13,6 +13,13 @@ import { Reaper } from './reaper.js';
 import type { Scheduler } from './scheduler.js';
 
 /**
+ * How long an idle instance must have been unused before the keeper destroys it to give a full
+ * template its `minIdle` warm sandboxes back. Long enough that instances a steady load keeps
+ * reusing (within milliseconds) are not churned into cold starts.
+ */
+const WARM_EVICT_IDLE_MS = 2000;
+
+/**
  * Keeps each template's pool in shape, one round per template per interval: health-checks
  * executors (lost ones are stopped, crashed sandboxes forgotten), reaps what outlived its idle
  * TTL or lifetime and leases whose owner vanished, then starts executors and boots `minIdle`
@@ -105,7 +112,11 @@ export class PoolKeeper {
       for (let i = 0; i < missing; i++) {
         boots.push(
           (async () => {
-            const lease = await this.scheduler.createSandbox(template, runner, `keeper:${this.replica}`);
+            const owner = `keeper:${this.replica}`;
+            let lease = await this.scheduler.createSandbox(template, runner, owner);
+            // A template full of idle instances would keep no warm sandbox until they reach their
+            // idle TTL: one idle for a while (not one the load is about to reuse) makes room.
+            if (!lease && (await this.scheduler.evictIdle(template, WARM_EVICT_IDLE_MS))) lease = await this.scheduler.createSandbox(template, runner, owner);
             if (lease) await this.scheduler.release(lease, '');
           })(),
         );

@@ -21,6 +21,8 @@ export interface Lease {
   startType: StartType;
   /** Unique per lease, so a late release of an old lease cannot free someone else's. */
   owner: string;
+  /** When the lease runs out in Redis (ms since the epoch); the keeper may reclaim it after. */
+  leaseUntil: number;
 }
 
 /** Called when a template needs more executors than it has; the pool keeper starts them. */
@@ -55,17 +57,18 @@ export class Scheduler {
     let pause = 1;
     for (;;) {
       const owner = `${this.replica}:${++this.seq}`;
+      const now = Date.now();
       const hit = await this.redis.kilnAcquire(
         this.keys.hot(template.name, functionKey),
         this.keys.warm(template.name, runner),
         this.keys.prefix,
         owner,
-        Date.now(),
+        now,
         leaseMs,
       );
       if (hit) {
         const executor = await this.executors.get(hit[1]);
-        if (executor) return { sandboxId: hit[0], executor, template: template.name, runner, startType: hit[2], owner };
+        if (executor) return { sandboxId: hit[0], executor, template: template.name, runner, startType: hit[2], owner, leaseUntil: now + leaseMs };
         await this.forget(template.name, hit[0]);
         continue;
       }
@@ -148,13 +151,18 @@ export class Scheduler {
       if (isExecutorGone(err) || (err as ServiceError).code === status.RESOURCE_EXHAUSTED) return undefined;
       throw err;
     }
-    await this.redis.hset(this.keys.sandbox(sandboxId), 'state', 'busy', 'leaseUntil', Date.now() + leaseMs);
-    return { sandboxId, executor, template: template.name, runner, startType: 'cold', owner };
+    const leaseUntil = Date.now() + leaseMs;
+    await this.redis.hset(this.keys.sandbox(sandboxId), 'state', 'busy', 'leaseUntil', leaseUntil);
+    return { sandboxId, executor, template: template.name, runner, startType: 'cold', owner, leaseUntil };
   }
 
-  /** Destroys the least recently used idle instance of the template; false when there is none. */
-  private async evictIdle(template: Template): Promise<boolean> {
-    const hit = await this.redis.kilnEvict(this.keys.sandboxes(template.name), this.keys.prefix, template.name, Date.now(), 60_000);
+  /**
+   * Destroys the least recently used idle instance of the template that has been idle for at
+   * least `idleForMs`; false when there is none.
+   */
+  async evictIdle(template: Template, idleForMs = 0): Promise<boolean> {
+    const now = Date.now();
+    const hit = await this.redis.kilnEvict(this.keys.sandboxes(template.name), this.keys.prefix, template.name, now, 60_000, now - idleForMs + 1);
     if (!hit) return false;
     const executor = await this.executors.get(hit[1]);
     if (executor) await this.destroy({ template: template.name, sandboxId: hit[0], executor });

@@ -109,9 +109,10 @@ return 0
 `;
 
 /**
- * Picks the least recently used idle instance (a sandbox holding some function) of a template
- * and takes it out of service like REAP, to make room for a function that has none when the
- * template is full. KEYS: template set. ARGV: prefix, template, now, reapMs. → {id, executor} | nil
+ * Picks the least recently used idle instance (a sandbox holding some function) of a template,
+ * last used before `usedBefore`, and takes it out of service like REAP, to make room for a
+ * function that has none (or for the template's warm pool) when the template is full.
+ * KEYS: template set. ARGV: prefix, template, now, reapMs, usedBefore. → {id, executor} | nil
  */
 export const EVICT = `
 local best, bestUsed
@@ -119,7 +120,7 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local st = redis.call('HMGET', ARGV[1] .. ':sbx:' .. id, 'state', 'fn', 'lastUsed')
   if st[1] == 'idle' and st[2] and st[2] ~= '' then
     local used = tonumber(st[3] or '0')
-    if not best or used < bestUsed then best, bestUsed = id, used end
+    if used < tonumber(ARGV[5]) and (not best or used < bestUsed) then best, bestUsed = id, used end
   end
 end
 if not best then return nil end

@@ -43,18 +43,50 @@ export function remoteThroughput(spec: LoadSpec, onMeasuring?: () => void): Prom
   });
 }
 
+/** Means of the answers' timing breakdown and counts of their start types (LOAD_TIMINGS=1). */
+class TimingSums {
+  private readonly ms = new Map<string, number>();
+  private readonly starts = new Map<string, number>();
+  private n = 0;
+
+  add(clientMs: number, body: { timings?: Record<string, number>; startType?: string }): void {
+    this.n++;
+    for (const [k, v] of [['client', clientMs] as const, ...Object.entries(body.timings ?? {})]) this.ms.set(k, (this.ms.get(k) ?? 0) + v);
+    const start = body.startType ?? 'none';
+    this.starts.set(start, (this.starts.get(start) ?? 0) + 1);
+  }
+
+  clear(): void {
+    this.ms.clear();
+    this.starts.clear();
+    this.n = 0;
+  }
+
+  summary(): string {
+    const means = [...this.ms].map(([k, v]) => `${k} ${(v / this.n).toFixed(2)}`);
+    const starts = [...this.starts].map(([k, v]) => `${k} ${v}`);
+    return `mean ms: ${means.join(', ')}; start types: ${starts.join(', ')}`;
+  }
+}
+
 async function main(): Promise<void> {
   let input = '';
   for await (const chunk of process.stdin) input += String(chunk);
   const spec = JSON.parse(input) as LoadSpec;
   const want = JSON.stringify(spec.expect);
+  const timings = process.env.LOAD_TIMINGS ? new TimingSums() : undefined;
   const once = async (): Promise<void> => {
+    const t0 = performance.now();
     const res = await postJson(spec.url, spec.body);
     if (JSON.stringify(res.body?.result) !== want) throw new Error(`unexpected answer ${JSON.stringify(res.body)}`);
+    timings?.add(performance.now() - t0, res.body);
   };
   await throughput(spec.clients, spec.warmupMs, once);
+  timings?.clear();
   process.stdout.write(MEASURING);
-  process.stdout.write(`${await throughput(spec.clients, spec.durationMs, once)}\n`);
+  const rps = await throughput(spec.clients, spec.durationMs, once);
+  if (timings) process.stderr.write(`${timings.summary()}\n`);
+  process.stdout.write(`${rps}\n`);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

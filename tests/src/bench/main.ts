@@ -15,15 +15,19 @@ async function main(): Promise<void> {
   const samples = Number(process.env.BENCH_SAMPLES ?? 1000);
   const durationMs = Number(process.env.BENCH_SECONDS ?? 5) * 1000;
   const clients = [32];
+  // BENCH_ONLY=pools,nfs runs only those sections (the floor always runs: it is the baseline).
+  const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim());
+  const wanted = (section: string): boolean => !only || only.includes(section);
   const redis = await startRedis();
   try {
     const floor = await benchFloor(redis.socket, { samples, durationMs, clients });
     printRows('Floor (same Redis, same run)', floor.rows);
-    printRows('Executions and functions through the whole stack', await benchExecutions(redis.socket, floor, { samples, durationMs, clients }));
-    printRows('Sessions', await benchSessions(redis.socket, { samples: Math.min(samples, 300) }));
-    printRows('NFS export of a session workspace', await benchNfs(redis.socket));
-    printRows('Start types and pools', await benchPools(redis.socket, floor, { samples, durationMs, clients: [32, 128] }));
-    printRows('Docker runtime (Podman) cold start', await benchDocker({ samples: Number(process.env.BENCH_DOCKER_SAMPLES ?? 7) }));
+    if (wanted('executions'))
+      printRows('Executions and functions through the whole stack', await benchExecutions(redis.socket, floor, { samples, durationMs, clients }));
+    if (wanted('sessions')) printRows('Sessions', await benchSessions(redis.socket, { samples: Math.min(samples, 300) }));
+    if (wanted('nfs')) printRows('NFS export of a session workspace', await benchNfs(redis.socket));
+    if (wanted('pools')) printRows('Start types and pools', await benchPools(redis.socket, floor, { samples, durationMs, clients: [32, 128] }));
+    if (wanted('docker')) printRows('Docker runtime (Podman) cold start', await benchDocker({ samples: Number(process.env.BENCH_DOCKER_SAMPLES ?? 7) }));
   } finally {
     await redis.stop();
   }

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { loadConfig } from '@kiln/control-plane/config';
 import { startKiln } from '@kiln/control-plane/server';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,12 +28,36 @@ function writeTemplates(dir: string): void {
     writeFileSync(join(dir, `${name}.json`), JSON.stringify({ ...base, name, pool: { ...base.pool, ...pool } }));
 }
 
+interface Memory {
+  rss: number;
+  pss: number;
+  /** Private (unshared) pages: what this process tree alone holds. */
+  uss: number;
+}
+
 /**
- * Sums of RSS and PSS (MB, from smaps_rollup) of every process below `pid` (the executor's
- * sandbox trees). RSS counts the node binary's shared pages once per process; PSS splits
- * them between the processes that map them, so it is what one more sandbox really costs.
+ * Sums of RSS, PSS and USS (MB, from smaps_rollup) of `pids`. RSS counts the node binary's
+ * shared pages once per process; PSS splits them between the processes that map them, so it
+ * is what one more sandbox really costs; USS counts only pages no other process maps.
  */
-function descendantsMemoryMB(pid: number): { rss: number; pss: number } {
+function memoryMB(pids: number[]): Memory {
+  const kb = { rss: 0, pss: 0, uss: 0 };
+  for (const p of pids) {
+    try {
+      const rollup = readFileSync(`/proc/${p}/smaps_rollup`, 'utf8');
+      const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(rollup)?.[1] ?? 0);
+      kb.rss += field('Rss');
+      kb.pss += field('Pss');
+      kb.uss += field('Private_Clean') + field('Private_Dirty');
+    } catch {
+      // gone
+    }
+  }
+  return { rss: kb.rss / 1024, pss: kb.pss / 1024, uss: kb.uss / 1024 };
+}
+
+/** Every process below `pid` (the executor's sandbox trees). */
+function descendants(pid: number): number[] {
   const children = new Map<number, number[]>();
   for (const d of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
     try {
@@ -43,21 +68,28 @@ function descendantsMemoryMB(pid: number): { rss: number; pss: number } {
       // the process ended while we looked
     }
   }
-  let rss = 0;
-  let pss = 0;
+  const out: number[] = [];
   const stack = [...(children.get(pid) ?? [])];
   while (stack.length) {
     const p = stack.pop() as number;
+    out.push(p);
     stack.push(...(children.get(p) ?? []));
-    try {
-      const rollup = readFileSync(`/proc/${p}/smaps_rollup`, 'utf8');
-      rss += Number(/^Rss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
-      pss += Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
-    } catch {
-      // gone
-    }
   }
-  return { rss: rss / 1024, pss: pss / 1024 };
+  return out;
+}
+
+/**
+ * The baseline for the sandbox's memory, measured in the same run: the smallest idle Node.js
+ * process this machine's node binary makes (no sandbox, no runner), after the same settling time.
+ */
+async function bareNodeMemoryMB(settleMs: number): Promise<Memory> {
+  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)'], { stdio: 'ignore' });
+  try {
+    await new Promise((r) => setTimeout(r, settleMs));
+    return memoryMB([child.pid as number]);
+  } finally {
+    child.kill('SIGKILL');
+  }
 }
 
 /**
@@ -161,9 +193,22 @@ export async function benchPools(
     const [exe] = await redis.zrange(`${prefix}:exes:rss`, 0, -1);
     const state = JSON.parse(readFileSync(join(dataDir, 'executors', `${exe ?? ''}.json`), 'utf8')) as { pid: number };
     await new Promise((r) => setTimeout(r, 500));
-    const mem = descendantsMemoryMB(state.pid);
+    const mem = memoryMB(descendants(state.pid));
+    const bare = await bareNodeMemoryMB(500);
     rows.push({ name: 'idle pre-booted Node.js sandbox, RSS of its process tree', value: mem.rss, unit: 'MB', note: 'target < 40 MB' });
+    rows.push({
+      name: 'baseline: bare idle `node` process (no sandbox), RSS',
+      value: bare.rss,
+      unit: 'MB',
+      note: `sandbox = ${(mem.rss / bare.rss).toFixed(2)}× this`,
+    });
     rows.push({ name: 'idle pre-booted Node.js sandbox, PSS of its process tree', value: mem.pss, unit: 'MB', note: 'shared pages split with the executor' });
+    rows.push({
+      name: 'idle pre-booted Node.js sandbox, USS (private) of its process tree',
+      value: mem.uss,
+      unit: 'MB',
+      note: `bare node: ${bare.uss.toFixed(1)} MB`,
+    });
     return rows;
   } finally {
     redis.disconnect();

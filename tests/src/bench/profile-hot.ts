@@ -1,8 +1,11 @@
 import { loadConfig } from '@kiln/control-plane/config';
 import { startKiln } from '@kiln/control-plane/server';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { benchFloor } from './floor.js';
 import { postJson } from './http.js';
 import { startRedis } from './redis.js';
@@ -12,7 +15,8 @@ import { remoteThroughput } from './load-client.js';
  * `node --cpu-prof tests/dist/bench/profile-hot.js`: hot-instance throughput only, beside the
  * floor in the same run, so that a change to the hot path can be profiled and A/B-tested
  * without the whole bench. PROFILE_CLIENTS (32), PROFILE_SECONDS (5), PROFILE_ROUNDS (1),
- * PROFILE_FLOOR=0 to skip the floor (a profile of Kiln alone).
+ * PROFILE_SANDBOXES (the nodejs template's size), PROFILE_FLOOR=0 to skip the floor (a profile of Kiln alone). LOAD_TIMINGS=1 makes the load
+ * client print the mean timing breakdown of the answers (queued, schedule, handler, total).
  */
 async function main(): Promise<void> {
   const clients = Number(process.env.PROFILE_CLIENTS ?? 32);
@@ -21,6 +25,13 @@ async function main(): Promise<void> {
   const redis = await startRedis();
   const dataDir = mkdtempSync(join(tmpdir(), 'kiln-profile-'));
   chmodSync(dataDir, 0o755);
+  // The repo's nodejs template with PROFILE_SANDBOXES as its size (the bench's sized template has 16).
+  const templatesDir = join(dataDir, 'templates');
+  mkdirSync(templatesDir);
+  const nodejs = JSON.parse(readFileSync(fileURLToPath(new URL('../../../templates/nodejs.json', import.meta.url)), 'utf8'));
+  const sandboxes = Number(process.env.PROFILE_SANDBOXES ?? nodejs.pool.maxSandboxes);
+  Object.assign(nodejs.pool, { maxSandboxes: sandboxes, sandboxesPerExecutor: sandboxes });
+  writeFileSync(join(templatesDir, 'nodejs.json'), JSON.stringify(nodejs));
   try {
     const kiln = await startKiln(
       loadConfig({
@@ -29,6 +40,7 @@ async function main(): Promise<void> {
         KILN_PORT: '0',
         KILN_HOST: '127.0.0.1',
         KILN_DATA_DIR: dataDir,
+        KILN_TEMPLATES_DIR: templatesDir,
         KILN_LOG_LEVEL: 'error',
       }),
     );
@@ -45,10 +57,30 @@ async function main(): Promise<void> {
         // CPU of this process only (the control plane): the load comes from another process.
         let cpu0 = process.cpuUsage();
         let t0 = performance.now();
+        // Where the time goes, for the same window: the event loop of the control plane, and the
+        // Redis commands every request costs (BullMQ's and the scheduler's scripts are EVALSHA).
+        const stats = new Redis({ path: redis.socket });
+        let elu0 = performance.eventLoopUtilization();
+        const lag = monitorEventLoopDelay({ resolution: 1 });
         const rps = await remoteThroughput({ url, body, expect: { sum: 3 }, clients, warmupMs: 3000, durationMs }, () => {
           cpu0 = process.cpuUsage();
           t0 = performance.now();
+          elu0 = performance.eventLoopUtilization();
+          lag.enable();
+          stats.config('RESETSTAT').catch((err: unknown) => process.stderr.write(`could not reset Redis stats: ${String(err)}\n`));
         });
+        lag.disable();
+        const elu = performance.eventLoopUtilization(elu0);
+        const requests = rps * ((performance.now() - t0) / 1000);
+        const commands = [...(await stats.info('commandstats')).matchAll(/^cmdstat_(\w+):calls=(\d+),usec=(\d+)/gm)]
+          .map(([, name, calls, usec]) => ({ name: name as string, calls: Number(calls), usec: Number(usec) }))
+          .filter((c) => c.calls >= requests / 10)
+          .sort((a, b) => b.usec - a.usec);
+        await stats.quit();
+        process.stdout.write(
+          `control plane event loop: ${(elu.utilization * 100).toFixed(0)}% busy, delay p50 ${(lag.percentile(50) / 1e6).toFixed(2)} ms, p99 ${(lag.percentile(99) / 1e6).toFixed(2)} ms\n` +
+            `redis per request: ${commands.map((c) => `${c.name} ${(c.calls / requests).toFixed(1)}× ${(c.usec / c.calls).toFixed(1)} µs`).join(', ')}\n`,
+        );
         const cpu = process.cpuUsage(cpu0);
         const cpuMsPerReq = (cpu.user + cpu.system) / 1000 / (rps * ((performance.now() - t0) / 1000));
         const seq: number[] = [];

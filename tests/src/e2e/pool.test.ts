@@ -21,6 +21,10 @@ const until = async (what: string, fn: () => Promise<boolean>, ms = 20_000): Pro
 const run = (code: string, template = 'nodejs') => k.call('POST', '/api/v1/executions', { code, language: 'nodejs', template });
 const warm = (template = 'nodejs') => k.redis.llen(`${k.prefix}:warm:${template}:nodejs`);
 const sandboxes = (template = 'nodejs') => k.redis.smembers(`${k.prefix}:sbxs:${template}`);
+/** Creates a Node.js template with these pool settings through the API. */
+const createTemplate = async (name: string, pool: Record<string, number>): Promise<void> => {
+  expect((await k.call('POST', '/api/v1/templates', { name, image: 'x', runtimes: ['nodejs20.x'], pool })).status).toBe(201);
+};
 let seq = 0;
 const fresh = (): string => `exports.handler = async () => ({ n: ${++seq}, at: ${Date.now()} })`;
 
@@ -64,18 +68,13 @@ describe('warm pools and start types', () => {
 
 describe('reaping', () => {
   it('reaps idle instances after idleTtlMs, keeps minIdle warm, and stops an empty executor', async () => {
-    const t = {
-      name: 'reap',
-      image: 'x',
-      runtimes: ['nodejs20.x'],
-      pool: { minIdle: 0, maxSandboxes: 4, sandboxesPerExecutor: 4, idleTtlMs: 1000, maxLifetimeMs: 600_000 },
-    };
-    expect((await k.call('POST', '/api/v1/templates', t)).status).toBe(201);
+    await createTemplate('reap', { minIdle: 0, maxSandboxes: 4, sandboxesPerExecutor: 4, idleTtlMs: 1000, maxLifetimeMs: 600_000 });
     const res = await run(fresh(), 'reap');
     expect(res.body.startType).toBe('cold');
     const [id] = await sandboxes('reap');
     expect(id).toBeDefined();
-    expect(await k.redis.hget(`${k.prefix}:sbx:${id}`, 'state')).toBe('idle');
+    // Parked on this replica for the function's next job (LeaseCache), then back in Redis.
+    await until('the lease to come back', async () => (await k.redis.hget(`${k.prefix}:sbx:${id}`, 'state')) === 'idle', 1000);
     await until('the idle instance to be reaped', async () => (await sandboxes('reap')).length === 0, 10_000);
     await until('the empty executor to stop', async () => (await k.redis.zcard(`${k.prefix}:exes:reap`)) === 0, 10_000);
     // The next request starts from scratch.
@@ -83,13 +82,7 @@ describe('reaping', () => {
   });
 
   it('retires idle sandboxes past maxLifetimeMs and keeps the pool at minIdle', async () => {
-    const t = {
-      name: 'life',
-      image: 'x',
-      runtimes: ['nodejs20.x'],
-      pool: { minIdle: 1, maxSandboxes: 4, sandboxesPerExecutor: 4, idleTtlMs: 600_000, maxLifetimeMs: 2000 },
-    };
-    expect((await k.call('POST', '/api/v1/templates', t)).status).toBe(201);
+    await createTemplate('life', { minIdle: 1, maxSandboxes: 4, sandboxesPerExecutor: 4, idleTtlMs: 600_000, maxLifetimeMs: 2000 });
     await until('a warm sandbox', async () => (await warm('life')) === 1);
     const [first] = await k.redis.lrange(`${k.prefix}:warm:life:nodejs`, 0, -1);
     const hot = await run(fresh(), 'life');
@@ -103,6 +96,24 @@ describe('reaping', () => {
       10_000,
     );
     await until('the replacement to be warm', async () => (await warm('life')) === 1);
+  });
+
+  it('gives a template full of idle instances its minIdle warm sandbox back, from the least recently used', async () => {
+    await createTemplate('full', { minIdle: 1, maxSandboxes: 2, sandboxesPerExecutor: 2, idleTtlMs: 600_000, maxLifetimeMs: 600_000 });
+    await until('a warm sandbox', async () => (await warm('full')) === 1);
+    const [a, b] = [fresh(), fresh()];
+    expect((await run(a, 'full')).body.startType).toBe('warm');
+    await until('the warm sandbox to be refilled', async () => (await warm('full')) === 1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await run(b, 'full')).body.startType).toBe('warm');
+    // Full: two instances, no warm sandbox. Once they have been idle for a while, the keeper
+    // destroys the least recently used (a's) and boots a warm sandbox in its place.
+    expect((await sandboxes('full')).length).toBe(2);
+    await until('the warm sandbox to come back', async () => (await warm('full')) === 1, 10_000);
+    expect((await sandboxes('full')).length).toBe(2);
+    expect((await run(b, 'full')).body.startType).toBe('hot');
+    expect((await run(a, 'full')).body.startType).toBe('warm');
+    expect((await k.call('DELETE', '/api/v1/templates/full')).status).toBe(204);
   });
 
   it('reclaims a lease whose leaseUntil passed (its control plane died) and refills the pool', async () => {
@@ -123,13 +134,7 @@ describe('reaping', () => {
   });
 
   it('never reaps a sandbox while it is leased (reaping is atomic against leasing)', async () => {
-    const t = {
-      name: 'race',
-      image: 'x',
-      runtimes: ['nodejs20.x'],
-      pool: { minIdle: 2, maxSandboxes: 4, sandboxesPerExecutor: 4, idleTtlMs: 1000, maxLifetimeMs: 1000 },
-    };
-    expect((await k.call('POST', '/api/v1/templates', t)).status).toBe(201);
+    await createTemplate('race', { minIdle: 2, maxSandboxes: 4, sandboxesPerExecutor: 4, idleTtlMs: 1000, maxLifetimeMs: 1000 });
     await until('warm sandboxes', async () => (await warm('race')) === 2);
     // Sandboxes expire every second while requests keep leasing them: none may fail.
     const results = [];
@@ -138,5 +143,39 @@ describe('reaping', () => {
       await new Promise((r) => setTimeout(r, 150));
     }
     expect(results.filter((r) => r.body.status !== 'succeeded').map((r) => r.body.error ?? r.body)).toEqual([]);
+  });
+});
+
+describe('lease hand-over on one replica', () => {
+  // A hold long enough that a slow machine cannot turn the hand-over into a Redis round trip.
+  let h: TestKiln;
+  beforeAll(async () => {
+    h = await startTestKiln({ env: { KILN_LEASE_HOLD_MS: '1000' } });
+  });
+  afterAll(async () => {
+    await h?.stop();
+  });
+
+  it('hands a finished sandbox to the next job of its function without Redis, then gives it back', async () => {
+    const code = fresh();
+    const call = () => h.call('POST', '/api/v1/executions', { code, language: 'nodejs' });
+    expect((await call()).body.startType).toBe('warm');
+    // Still leased (busy) in Redis, by this replica, waiting for the function's next job.
+    const ids = await h.redis.smembers(`${h.prefix}:sbxs:nodejs`);
+    const records = await Promise.all(ids.map((id) => h.redis.hmget(`${h.prefix}:sbx:${id}`, 'state', 'owner')));
+    const parked = ids.filter((_, i) => records[i]?.[0] === 'busy');
+    expect(parked.length).toBe(1);
+    const id = parked[0] as string;
+    const owner = await h.redis.hget(`${h.prefix}:sbx:${id}`, 'owner');
+    const again = await call();
+    expect(again.body.startType).toBe('hot');
+    // The same lease went on: a Redis acquire would have written a new owner.
+    expect(await h.redis.hget(`${h.prefix}:sbx:${id}`, 'owner')).toBe(owner);
+    expect((await fetch(`${h.url}/metrics`).then((r) => r.text())).match(/^kiln_pool_sandboxes\{template="nodejs",state="busy"\} (\d+)/m)?.[1]).toBe('0');
+    // Nobody else comes: back in Redis as an idle instance of the function, first on its hot list.
+    await until('the lease to come back', async () => (await h.redis.hget(`${h.prefix}:sbx:${id}`, 'state')) === 'idle', 5000);
+    const fn = await h.redis.hget(`${h.prefix}:sbx:${id}`, 'fn');
+    expect(await h.redis.lrange(`${h.prefix}:hot:nodejs:${fn ?? ''}`, 0, -1)).toEqual([id]);
+    expect((await call()).body.startType).toBe('hot');
   });
 });
