@@ -15,10 +15,8 @@ runtimeConformance('docker (podman)', async () => {
     if (opts.deployment) others.push(opts.deployment);
     return new DockerRuntime({ deployment: opts.deployment ?? deployment, host: podman.host, seccompProfile: SECCOMP });
   };
-  const template = conformanceTemplate('docker');
   return {
-    runtime: make(),
-    template,
+    template: conformanceTemplate('docker'),
     makeRuntime: make,
     async cleanup() {
       try {

@@ -26,10 +26,8 @@ runtimeConformance('kubernetes (podman kube play)', async () => {
       userNamespaces: true,
       startTimeoutMs: 120_000,
     });
-  const template = conformanceTemplate('kubernetes');
   return {
-    runtime: make(),
-    template,
+    template: conformanceTemplate('kubernetes'),
     makeRuntime: make,
     async cleanup() {
       try {

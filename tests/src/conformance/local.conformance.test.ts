@@ -13,7 +13,6 @@ runtimeConformance('local', () => {
   const deployment = `conf${randomBytes(4).toString('hex')}`;
   const make = (opts: { deployment?: string } = {}) => new LocalRuntime({ deployment: opts.deployment ?? deployment, dataDir, executorMain: EXECUTOR_MAIN });
   return Promise.resolve({
-    runtime: make(),
     template: conformanceTemplate(),
     makeRuntime: make,
     cleanup: () => Promise.resolve(rmSync(dataDir, { recursive: true, force: true })),

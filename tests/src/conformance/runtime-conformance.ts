@@ -22,13 +22,12 @@ export function conformanceTemplate(executor?: 'docker' | 'kubernetes'): Templat
 
 /** What a runtime's test file hands the conformance suite. */
 export interface ConformanceTarget {
-  /** The adapter under test, for one deployment of its own (its label). */
-  runtime: Runtime;
   /** A template with the `nodejs20.x` runtime that this adapter can start. */
   template: Template;
   /**
-   * A fresh adapter instance, as a restarted control plane would make it. With `deployment`,
-   * one for another deployment label (it must not see the first one's executors).
+   * A fresh adapter instance for one deployment of its own (its label); the suite tests the first
+   * one it makes, and makes more as a restarted control plane would. With `deployment`, one for
+   * another deployment label (it must not see the first one's executors).
    */
   makeRuntime(opts?: { deployment?: string }): Runtime;
   /** Removes whatever the setup made (services, tmp dirs); executors are stopped by the suite. */
@@ -86,14 +85,15 @@ async function invokeTrivial(agents: AgentPool, handle: ExecutorHandle, template
  */
 export function runtimeConformance(name: string, setup: () => Promise<ConformanceTarget>): void {
   describe(`runtime conformance: ${name}`, () => {
-    let target: ConformanceTarget;
+    let target: ConformanceTarget & { runtime: Runtime };
     let handle: ExecutorHandle;
     const agents = new AgentPool();
     const extra: Runtime[] = [];
     const executorId = `ex-conf-${randomBytes(4).toString('hex')}`;
 
     beforeAll(async () => {
-      target = await setup();
+      const t = await setup();
+      target = { ...t, runtime: t.makeRuntime() };
       handle = await target.runtime.start(target.template, executorId);
     }, 300_000);
 
