@@ -1,0 +1,126 @@
+import { Metadata, Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
+import { AgentService, InvokeStatus, type InvokeRequest, type InvokeResponse } from '@kiln/proto/executor';
+import { afterEach, describe, expect, it } from 'vitest';
+import { isExecutorGone } from './client.js';
+import { RpcError, UnaryChannel } from './unary.js';
+
+type Handler = (call: ServerUnaryCall<InvokeRequest, InvokeResponse>, cb: sendUnaryData<InvokeResponse>) => void;
+
+/** A real grpc-js server with the agent's Invoke, as the executor serves it. */
+async function serve(invoke: Handler, port = 0): Promise<{ server: Server; address: string }> {
+  const server = new Server();
+  server.addService(AgentService, { invoke });
+  const bound = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`127.0.0.1:${port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  return { server, address: `127.0.0.1:${bound}` };
+}
+
+const request = (payload: string): InvokeRequest => ({
+  sandboxId: 'sbx-1',
+  requestId: 'req-1',
+  functionKey: 'fn',
+  function: undefined,
+  payload: Buffer.from(payload),
+  timeoutMs: 1000,
+  clientContext: '',
+});
+const answer = (payload: Buffer): InvokeResponse => ({
+  status: InvokeStatus.INVOKE_STATUS_SUCCEEDED,
+  payload,
+  raw: false,
+  error: undefined,
+  logs: 'log line\n',
+  logsTruncated: false,
+  initMs: 1,
+  durationMs: 2,
+  maxMemoryMb: 3,
+  sandboxAlive: true,
+  loaded: true,
+});
+
+const cleanup: Array<() => void> = [];
+afterEach(() => {
+  for (const c of cleanup.splice(0)) c();
+});
+
+function channel(address: string, headers: Record<string, string> = {}, max = 1024 * 1024): UnaryChannel {
+  const ch = new UnaryChannel(address, headers, max);
+  cleanup.push(() => ch.close());
+  return ch;
+}
+
+async function failure(p: Promise<unknown>): Promise<RpcError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(RpcError);
+  return err as RpcError;
+}
+
+describe('UnaryChannel against a grpc-js server', () => {
+  it('makes calls with the headers given, and decodes the answers', async () => {
+    const seen: Array<{ auth: unknown; timeout: number; payload: string }> = [];
+    const { server, address } = await serve((call, cb) => {
+      seen.push({ auth: call.metadata.get('authorization')[0], timeout: call.getDeadline() as number, payload: call.request.payload.toString() });
+      cb(null, answer(Buffer.from(`echo ${call.request.payload.toString()}`)));
+    });
+    cleanup.push(() => server.forceShutdown());
+    const ch = channel(address, { authorization: 'Bearer t0ken' });
+    const results = await Promise.all([1, 2, 3].map((n) => ch.call(AgentService.invoke, request(`p${n}`), 5000)));
+    expect(results.map((r) => r.payload.toString())).toEqual(['echo p1', 'echo p2', 'echo p3']);
+    expect(results[0]).toMatchObject({ status: InvokeStatus.INVOKE_STATUS_SUCCEEDED, logs: 'log line\n', sandboxAlive: true, maxMemoryMb: 3 });
+    expect(seen.map((s) => s.auth)).toEqual(['Bearer t0ken', 'Bearer t0ken', 'Bearer t0ken']);
+    // The deadline travels as grpc-timeout.
+    expect(seen[0]!.timeout - Date.now()).toBeGreaterThan(3000);
+  });
+
+  it("gives the server's status code and message", async () => {
+    const { server, address } = await serve((_call, cb) => cb({ code: status.NOT_FOUND, details: 'no sandbox sbx-1 % here ü', metadata: new Metadata() }));
+    cleanup.push(() => server.forceShutdown());
+    const err = await failure(channel(address).call(AgentService.invoke, request('x'), 5000));
+    expect(err.code).toBe(status.NOT_FOUND);
+    expect(err.details).toBe('no sandbox sbx-1 % here ü');
+  });
+
+  it('fails with DEADLINE_EXCEEDED when no answer comes in time, and cancels the call', async () => {
+    let cancelled = false;
+    const { server, address } = await serve((call) => call.on('cancelled', () => (cancelled = true)));
+    cleanup.push(() => server.forceShutdown());
+    const started = Date.now();
+    const err = await failure(channel(address).call(AgentService.invoke, request('x'), 300));
+    expect(err.code).toBe(status.DEADLINE_EXCEEDED);
+    expect(Date.now() - started).toBeLessThan(2000);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(cancelled).toBe(true);
+  });
+
+  it('fails when the server dies mid-call, with UNAVAILABLE when it is gone, and reconnects when it is back', async () => {
+    const first = await serve(() => undefined);
+    const ch = channel(first.address);
+    const pending = ch.call(AgentService.invoke, request('x'), 10_000);
+    await new Promise((r) => setTimeout(r, 100));
+    // A server that shuts down resets its calls (CANCELLED, as grpc-js reports it); either way
+    // the runner takes it for a lost executor.
+    first.server.forceShutdown();
+    const lost = await failure(pending);
+    expect([status.CANCELLED, status.UNAVAILABLE]).toContain(lost.code);
+    expect(isExecutorGone(lost)).toBe(true);
+    expect((await failure(ch.call(AgentService.invoke, request('x'), 2000))).code).toBe(status.UNAVAILABLE);
+    const port = Number(first.address.split(':')[1]);
+    const second = await serve((_call, cb) => cb(null, answer(Buffer.from('back'))), port);
+    cleanup.push(() => second.server.forceShutdown());
+    expect((await ch.call(AgentService.invoke, request('x'), 5000)).payload.toString()).toBe('back');
+  });
+
+  it('takes answers of several MB, and refuses one over its limit', async () => {
+    const big = Buffer.alloc(8 * 1024 * 1024, 7);
+    const { server, address } = await serve((_call, cb) => cb(null, answer(big)));
+    cleanup.push(() => server.forceShutdown());
+    const res = await channel(address, {}, 16 * 1024 * 1024).call(AgentService.invoke, request('x'), 10_000);
+    expect(res.payload.equals(big)).toBe(true);
+    const err = await failure(channel(address, {}, 1024 * 1024).call(AgentService.invoke, request('x'), 10_000));
+    expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
+  });
+});
