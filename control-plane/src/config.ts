@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { CpuPolicy } from './cpu-policy.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -80,6 +81,8 @@ const schema = z.object({
   KILN_MAX_TIMEOUT_MS: z.coerce.number().int().min(1000).default(900_000),
   /** How long a finished lease waits on its replica for the function's next job; 0 releases at once. */
   KILN_LEASE_HOLD_MS: z.coerce.number().int().min(0).max(1000).default(20),
+  /** Scheduling class of the control plane's threads (cpu-policy.ts): batch wakes without preempting. */
+  KILN_CPU_POLICY: z.enum(['batch', 'normal']).default('batch'),
   /** Stop executors when the control plane stops (local runtime); off lets a restart adopt them. */
   KILN_STOP_EXECUTORS_ON_EXIT: z.enum(['true', 'false']).default('true'),
   KILN_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
@@ -144,6 +147,7 @@ export type Config = {
   defaultTimeoutMs: number;
   maxTimeoutMs: number;
   leaseHoldMs: number;
+  cpuPolicy: CpuPolicy;
   stopExecutorsOnExit: boolean;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** API keys accepted by REST, MCP, PTY and Lambda requests; empty means no authentication. */
@@ -208,6 +212,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     defaultTimeoutMs: e.KILN_DEFAULT_TIMEOUT_MS,
     maxTimeoutMs: e.KILN_MAX_TIMEOUT_MS,
     leaseHoldMs: e.KILN_LEASE_HOLD_MS,
+    cpuPolicy: e.KILN_CPU_POLICY,
     stopExecutorsOnExit: e.KILN_STOP_EXECUTORS_ON_EXIT === 'true',
     logLevel: e.KILN_LOG_LEVEL,
     apiKeys: e.KILN_API_KEYS,

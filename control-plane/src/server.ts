@@ -13,6 +13,7 @@ import { SessionStore } from './sessions/records.js';
 import { NfsGateway } from './nfs-gateway/gateway.js';
 import { SessionRoutes } from './nfs-gateway/routes.js';
 import type { Config } from './config.js';
+import { applyCpuPolicy } from './cpu-policy.js';
 import { ExecutionRunner } from './executions/runner.js';
 import { ExecutionService } from './executions/service.js';
 import { DeadLetterStore } from './functions/deadletters.js';
@@ -55,6 +56,8 @@ export interface Kiln {
 /** Wires every part from a validated config and starts serving. */
 export async function startKiln(config: Config): Promise<Kiln> {
   setLogLevel(config.logLevel);
+  // Before anything starts: the embedded Redis and local executors inherit it.
+  if (config.cpuPolicy === 'batch') applyCpuPolicy('batch');
   let embedded: EmbeddedRedis | undefined;
   let target: RedisTarget;
   if (config.redisUrl) target = redisTarget(config.redisUrl);

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { applyCpuPolicy } from '@kiln/control-plane/cpu-policy';
 import { postJson } from './http.js';
 import { throughput } from './stats.js';
 
@@ -90,6 +91,9 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  // A client is not part of Kiln: it runs as an ordinary process, not in the SCHED_BATCH class
+  // it inherits from the bench process that hosts the control plane.
+  applyCpuPolicy('normal');
   main().catch((err: unknown) => {
     process.stderr.write(`load client failed: ${(err as Error).stack ?? String(err)}\n`);
     process.exit(1);

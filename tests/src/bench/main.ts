@@ -1,5 +1,6 @@
 import { benchDocker } from './docker.js';
 import { benchExecutions } from './executions.js';
+import { applyCpuPolicy } from '@kiln/control-plane/cpu-policy';
 import { benchFloor } from './floor.js';
 import { benchNfs } from './nfs.js';
 import { benchPools } from './pools.js';
@@ -20,6 +21,10 @@ async function main(): Promise<void> {
   const wanted = (section: string): boolean => !only || only.includes(section);
   const redis = await startRedis();
   try {
+    // The control plane runs this process as SCHED_BATCH (KILN_CPU_POLICY's default) from its
+    // first start; the floor, measured in this process too, runs under the same class from the
+    // start. Redis, started before, stays as it would be outside Kiln.
+    applyCpuPolicy('batch');
     const floor = await benchFloor(redis.socket, { samples, durationMs, clients });
     printRows('Floor (same Redis, same run)', floor.rows);
     if (wanted('executions'))

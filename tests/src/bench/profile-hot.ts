@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { applyCpuPolicy } from '@kiln/control-plane/cpu-policy';
 import { benchFloor } from './floor.js';
 import { postJson } from './http.js';
 import { startRedis } from './redis.js';
@@ -15,7 +16,7 @@ import { remoteThroughput } from './load-client.js';
  * `node --cpu-prof tests/dist/bench/profile-hot.js`: hot-instance throughput only, beside the
  * floor in the same run, so that a change to the hot path can be profiled and A/B-tested
  * without the whole bench. PROFILE_CLIENTS (32), PROFILE_SECONDS (5), PROFILE_ROUNDS (1),
- * PROFILE_SANDBOXES (the nodejs template's size), PROFILE_FLOOR=0 to skip the floor (a profile of Kiln alone). LOAD_TIMINGS=1 makes the load
+ * PROFILE_SANDBOXES (the nodejs template's size), PROFILE_FLOOR=0 to skip the floor (a profile of Kiln alone), PROFILE_CPU_POLICY=normal for an A/B of KILN_CPU_POLICY. LOAD_TIMINGS=1 makes the load
  * client print the mean timing breakdown of the answers (queued, schedule, handler, total).
  */
 async function main(): Promise<void> {
@@ -23,6 +24,9 @@ async function main(): Promise<void> {
   const durationMs = Number(process.env.PROFILE_SECONDS ?? 5) * 1000;
   const rounds = Number(process.env.PROFILE_ROUNDS ?? 1);
   const redis = await startRedis();
+  // As in main.ts: the floor runs under the control plane's scheduling class (KILN_CPU_POLICY).
+  const cpuPolicy = process.env.PROFILE_CPU_POLICY === 'normal' ? 'normal' : 'batch';
+  if (cpuPolicy === 'batch') applyCpuPolicy('batch');
   const dataDir = mkdtempSync(join(tmpdir(), 'kiln-profile-'));
   chmodSync(dataDir, 0o755);
   // The repo's nodejs template with PROFILE_SANDBOXES as its size (the bench's sized template has 16).
@@ -42,6 +46,7 @@ async function main(): Promise<void> {
         KILN_DATA_DIR: dataDir,
         KILN_TEMPLATES_DIR: templatesDir,
         KILN_LOG_LEVEL: 'error',
+        KILN_CPU_POLICY: cpuPolicy,
       }),
     );
     try {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { threadPolicies } from '@kiln/control-plane/cpu-policy';
 import { startKilnProcess, testDirs, type KilnProcess } from '../support/kiln.js';
 
 /**
@@ -54,6 +55,16 @@ afterAll(async () => {
 });
 
 describe('two control planes sharing one Redis', () => {
+  it("run as SCHED_BATCH (KILN_CPU_POLICY's default), and so do the executors they start", () => {
+    for (const r of replicas) expect(new Set(threadPolicies(r.child.pid))).toEqual(new Set(['batch']));
+    const executors = readdirSync(join(dirs.dataDir, 'executors')).filter((n) => n.endsWith('.json'));
+    expect(executors.length).toBeGreaterThan(0);
+    for (const f of executors) {
+      const { pid } = JSON.parse(readFileSync(join(dirs.dataDir, 'executors', f), 'utf8')) as { pid: number };
+      expect(new Set(threadPolicies(pid))).toEqual(new Set(['batch']));
+    }
+  });
+
   it('never lease the same sandbox twice under concurrent load', { timeout: 120_000 }, async () => {
     type Result = { status: string; startType: string; result: { overlap: boolean; sandbox: string; start: number; end: number }; error?: unknown };
     const results: Result[] = [];
