@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Queue } from 'bullmq';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startTestKiln, type TestKiln } from '../support/kiln.js';
 
 let k: TestKiln;
@@ -75,6 +76,32 @@ describe('templates API', () => {
     expect((await k.call('GET', '/api/v1/templates/tpl-a')).body.pool.maxSandboxes).toBe(3);
     // The keeper follows the new minIdle.
     await until('a warm sandbox of tpl-a', async () => (await k.redis.llen(`${k.prefix}:warm:tpl-a:nodejs`)) >= 1);
+  });
+
+  it('serves a template with one BullMQ Worker per 16 sandboxes, and follows a PUT that changes its size', async () => {
+    const queue = new Queue('tpl-w', { connection: { path: inject('redisSocket') }, prefix: `${k.prefix}:q` });
+    try {
+      // Each Worker names its Redis connections after the queue; one Worker's count is the unit.
+      expect((await k.call('POST', '/api/v1/templates', template('tpl-w'))).status).toBe(201);
+      await until('its worker', async () => (await queue.getWorkers()).length > 0);
+      const perWorker = (await queue.getWorkers()).length;
+      const resize = async (maxSandboxes: number): Promise<void> => {
+        const body: Record<string, unknown> = template('tpl-w', { pool: { minIdle: 0, maxSandboxes, sandboxesPerExecutor: 2 } });
+        delete body.name;
+        expect((await k.call('PUT', '/api/v1/templates/tpl-w', body)).status).toBe(200);
+      };
+      await resize(40);
+      await until('three workers', async () => (await queue.getWorkers()).length === 3 * perWorker);
+      // It still runs code, on any of them.
+      const run = await k.call('POST', '/api/v1/executions', { code: 'exports.handler = async () => 7', language: 'nodejs', template: 'tpl-w' });
+      expect(run.body.result).toBe(7);
+      await resize(16);
+      await until('one worker', async () => (await queue.getWorkers()).length === perWorker);
+      expect((await k.call('DELETE', '/api/v1/templates/tpl-w')).status).toBe(204);
+      await until('no worker', async () => (await queue.getWorkers()).length === 0);
+    } finally {
+      await queue.close();
+    }
   });
 
   it('refuses to delete a template in use (409), deletes it when idle and stops its executors', async () => {
