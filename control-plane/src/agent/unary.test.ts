@@ -1,5 +1,6 @@
 import { Metadata, Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
 import { AgentService, InvokeStatus, type InvokeRequest, type InvokeResponse } from '@kiln/proto/executor';
+import { createServer, connect as connectTcp, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isExecutorGone } from './client.js';
 import { RpcError, UnaryChannel } from './unary.js';
@@ -112,6 +113,39 @@ describe('UnaryChannel against a grpc-js server', () => {
     const second = await serve((_call, cb) => cb(null, answer(Buffer.from('back'))), port);
     cleanup.push(() => second.server.forceShutdown());
     expect((await ch.call(AgentService.invoke, request('x'), 5000)).payload.toString()).toBe('back');
+  });
+
+  it('drops a connection that goes silent mid-call (keepalive ping), failing the call with UNAVAILABLE before its deadline', async () => {
+    const { server, address } = await serve((call, cb) => {
+      if (call.request.payload.toString() === 'fast') cb(null, answer(Buffer.from('ok')));
+    });
+    cleanup.push(() => server.forceShutdown());
+    // A TCP relay that can stop forwarding without closing anything: a partition, not a crash.
+    const relayed: Socket[] = [];
+    const relay = createServer((downstream) => {
+      const upstream = connectTcp(Number(address.split(':')[1]), '127.0.0.1');
+      downstream.pipe(upstream).pipe(downstream);
+      relayed.push(downstream, upstream);
+    });
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+    cleanup.push(() => {
+      relay.close();
+      for (const s of relayed) s.destroy();
+    });
+    const ch = new UnaryChannel(`127.0.0.1:${(relay.address() as AddressInfo).port}`, {}, 1024 * 1024, { intervalMs: 200, timeoutMs: 300 });
+    cleanup.push(() => ch.close());
+    expect((await ch.call(AgentService.invoke, request('fast'), 5000)).payload.toString()).toBe('ok');
+    const pending = ch.call(AgentService.invoke, request('slow'), 30_000);
+    await new Promise((r) => setTimeout(r, 50));
+    for (const s of relayed) {
+      s.unpipe();
+      s.pause();
+    }
+    const started = Date.now();
+    expect((await failure(pending)).code).toBe(status.UNAVAILABLE);
+    expect(Date.now() - started).toBeLessThan(3000);
+    // The next call opens a new connection.
+    expect((await ch.call(AgentService.invoke, request('fast'), 5000)).payload.toString()).toBe('ok');
   });
 
   it('takes answers of several MB, and refuses one over its limit', async () => {

@@ -36,15 +36,19 @@ function codeForHttpStatus(httpStatus: number): status {
  * load, that stack was 16% of the control plane's CPU; these calls cost about a third of it.
  * No retries, compression or load balancing: a call goes to one executor, and a failure is
  * the caller's to handle (ExecutorLost). A connection that drops fails its calls with
- * UNAVAILABLE and the next call opens a new one; every call has a deadline.
+ * UNAVAILABLE and the next call opens a new one; every call has a deadline. While calls are
+ * in flight the connection is pinged (as grpc-js's keepalive did): one that goes silent, as
+ * across a network partition, is dropped instead of holding every call to its deadline.
  */
 export class UnaryChannel {
   private session: ClientHttp2Session | undefined;
+  private inFlight = 0;
 
   constructor(
     private readonly address: string,
     private readonly headers: Record<string, string>,
     private readonly maxMessageBytes: number,
+    private readonly keepalive = { intervalMs: 10_000, timeoutMs: 5_000 },
   ) {}
 
   call<Req, Res>(method: UnaryMethod<Req, Res>, request: Req, timeoutMs: number): Promise<Res> {
@@ -70,9 +74,11 @@ export class UnaryChannel {
         return;
       }
       let settled = false;
+      this.inFlight++;
       const settle = (err: RpcError | undefined, res?: Res): void => {
         if (settled) return;
         settled = true;
+        this.inFlight--;
         clearTimeout(timer);
         if (err) reject(err);
         else resolve(res as Res);
@@ -153,8 +159,21 @@ export class UnaryChannel {
     session.on('close', forget);
     // After GOAWAY (the executor is stopping) new calls need a new connection.
     session.on('goaway', forget);
+    const pinger = setInterval(() => this.ping(session), this.keepalive.intervalMs).unref();
+    session.on('close', () => clearInterval(pinger));
     session.unref();
     this.session = session;
     return session;
+  }
+
+  /** Destroys the connection if a ping gets no answer in time; its calls then fail (UNAVAILABLE). */
+  private ping(session: ClientHttp2Session): void {
+    if (this.inFlight === 0 || session.destroyed) return;
+    const timer = setTimeout(() => session.destroy(), this.keepalive.timeoutMs).unref();
+    const sent = session.ping((err) => {
+      clearTimeout(timer);
+      if (err) session.destroy();
+    });
+    if (!sent) clearTimeout(timer);
   }
 }
