@@ -29,6 +29,22 @@ function codeForHttpStatus(httpStatus: number): status {
   return status.UNKNOWN;
 }
 
+/** The grpc-timeout header: at most 8 digits, so milliseconds up to about a day, then seconds. */
+function grpcTimeout(ms: number): string {
+  const whole = Math.max(1, Math.ceil(ms));
+  return whole < 1e8 ? `${whole}m` : `${Math.ceil(whole / 1000)}S`;
+}
+
+/** grpc-message is percent-encoded; a server that sent it raw gets it back as it came. */
+function grpcMessage(value: string | string[] | undefined): string {
+  const raw = String(value ?? '');
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
+}
+
 /**
  * gRPC unary calls on one HTTP/2 connection, for the hot path (Invoke). Same wire protocol as
  * grpc-js, which the executor's server still is, without grpc-js's per-call stack (resolving,
@@ -66,7 +82,7 @@ export class UnaryChannel {
           ':path': method.path,
           'content-type': 'application/grpc',
           te: 'trailers',
-          'grpc-timeout': `${Math.max(1, Math.ceil(timeoutMs))}m`,
+          'grpc-timeout': grpcTimeout(timeoutMs),
           ...this.headers,
         });
       } catch (err) {
@@ -123,7 +139,7 @@ export class UnaryChannel {
         }
         const grpcStatus: status = Number(code);
         if (grpcStatus !== status.OK) {
-          settle(new RpcError(grpcStatus, decodeURIComponent(String(end['grpc-message'] ?? ''))));
+          settle(new RpcError(grpcStatus, grpcMessage(end['grpc-message'])));
           return;
         }
         const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
