@@ -51,6 +51,14 @@ describe('applyCpuPolicy', () => {
     expect(new Set(threadPolicies(pid))).toEqual(new Set(['normal']));
   });
 
+  it('keeps a class an operator chose (chrt --idle), and says so', async () => {
+    child = spawn('chrt', ['--idle', '0', process.execPath, '-e', CHILD], { stdio: ['pipe', 'pipe', 'inherit'] });
+    await line(child.stdout!.setEncoding('utf8'), 'ready');
+    const pid = Number(child.pid);
+    expect(applyCpuPolicy('batch', pid)).toBe(false);
+    expect(new Set(threadPolicies(pid))).toEqual(new Set(['other']));
+  });
+
   it('returns false for a process that is gone, instead of throwing', async () => {
     child = spawn(process.execPath, ['-e', '0']);
     const pid = child.pid!;

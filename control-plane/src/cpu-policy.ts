@@ -22,12 +22,19 @@ const SCHED_BATCH = 3;
 /**
  * Moves every thread of this process to `policy`; threads started later inherit it. Node has
  * no binding for sched_setscheduler(2), so util-linux's `chrt` makes the call (no privilege is
- * needed to choose SCHED_BATCH or SCHED_OTHER). Returns false, after a warning, where that
- * is not possible: the control plane then runs as before.
+ * needed to choose SCHED_BATCH or SCHED_OTHER). A process started in another class (an
+ * operator's `chrt --idle` or `--fifo`) keeps it. Returns whether the process now runs under
+ * `policy`; where it cannot be set, a warning, and the control plane runs as before.
  */
 export function applyCpuPolicy(policy: CpuPolicy, pid = process.pid): boolean {
   if (process.platform !== 'linux') return false;
   try {
+    const current = threadPolicy(pid);
+    if (current === policy) return true;
+    if (current === 'other') {
+      log('info', 'kept the CPU scheduling policy the process was started with', { wanted: policy });
+      return false;
+    }
     execFileSync('chrt', [policy === 'batch' ? '--batch' : '--other', '--all-tasks', '--pid', '0', String(pid)], { stdio: 'ignore', timeout: 5000 });
     return true;
   } catch (err) {
@@ -36,15 +43,17 @@ export function applyCpuPolicy(policy: CpuPolicy, pid = process.pid): boolean {
   }
 }
 
-/** The scheduling policy of each thread of a process (from /proc), for checks and tests. */
-export function threadPolicies(pid = process.pid): CpuPolicy[] {
-  return readdirSync(`/proc/${pid}/task`).map((tid) => {
-    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-    // Field 41 is the policy; the fields after the command name (which may hold spaces) start at 3.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const policy = Number(fields[41 - 3]);
-    if (policy === SCHED_BATCH) return 'batch';
-    if (policy === SCHED_OTHER) return 'normal';
-    throw new Error(`thread ${tid} of ${pid} has scheduling policy ${policy}`);
-  });
+/** The scheduling policy of one thread (the main one by default), from /proc. */
+export function threadPolicy(pid: number, tid = pid): CpuPolicy | 'other' {
+  const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+  // Field 41 is the policy; the fields after the command name (which may hold spaces) start at 3.
+  const policy = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[41 - 3]);
+  if (policy === SCHED_BATCH) return 'batch';
+  if (policy === SCHED_OTHER) return 'normal';
+  return 'other';
+}
+
+/** The scheduling policy of each thread of a process, for checks and tests. */
+export function threadPolicies(pid = process.pid): Array<CpuPolicy | 'other'> {
+  return readdirSync(`/proc/${pid}/task`).map((tid) => threadPolicy(pid, Number(tid)));
 }
