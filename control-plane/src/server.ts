@@ -125,7 +125,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
       queues
         .stopWorker(change.name)
         .then(() => {
-          leases.flush();
+          leases.flush(change.name);
           return keeper.retire(change.name);
         })
         .catch(done('tear down the pool'));

@@ -28,8 +28,9 @@ export class Agent {
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
       'grpc.keepalive_time_ms': 10_000,
     });
-    if (executor.token) this.metadata.set('authorization', `Bearer ${executor.token}`);
-    this.unary = new UnaryChannel(executor.address, executor.token ? { authorization: `Bearer ${executor.token}` } : {}, MAX_MESSAGE_BYTES);
+    const auth: Record<string, string> = executor.token ? { authorization: `Bearer ${executor.token}` } : {};
+    for (const [name, value] of Object.entries(auth)) this.metadata.set(name, value);
+    this.unary = new UnaryChannel(executor.address, auth, MAX_MESSAGE_BYTES);
   }
 
   health(timeoutMs = 2000): Promise<HealthResponse> {

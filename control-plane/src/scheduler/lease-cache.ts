@@ -30,8 +30,6 @@ interface Parked {
 export class LeaseCache {
   /** Parked leases by template and function key, most recently parked last. */
   private readonly parked = new Map<string, Parked[]>();
-  /** Ids of the parked sandboxes (idle, though Redis says busy: metrics count them as idle). */
-  private readonly ids = new Set<string>();
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(
@@ -57,7 +55,6 @@ export class LeaseCache {
       // The most recently used sandbox first: its caches are the warmest.
       const p = list.pop() as Parked;
       if (p.lease.leaseUntil - now >= needMs) {
-        this.ids.delete(p.lease.sandboxId);
         found = { ...p.lease, startType: 'hot' };
       } else {
         this.release(p);
@@ -77,13 +74,16 @@ export class LeaseCache {
     let list = this.parked.get(key);
     if (!list) this.parked.set(key, (list = []));
     list.push({ lease, functionKey, parkedAt: Date.now() });
-    this.ids.add(lease.sandboxId);
     this.sweeper ??= setTimeout(() => this.sweep(), this.holdMs);
   }
 
-  /** True while the sandbox waits here for its function's next job. */
+  /**
+   * True while the sandbox waits here for its function's next job (idle, though Redis says
+   * busy: metrics count it as idle). A scan, for scrapes: the hot path keeps no index for it.
+   */
   holds(sandboxId: string): boolean {
-    return this.ids.has(sandboxId);
+    for (const list of this.parked.values()) if (list.some((p) => p.lease.sandboxId === sandboxId)) return true;
+    return false;
   }
 
   /**
@@ -123,7 +123,6 @@ export class LeaseCache {
    * gone), the lease runs out and the keeper reclaims the sandbox.
    */
   private release(p: Parked): void {
-    this.ids.delete(p.lease.sandboxId);
     this.scheduler
       .release(p.lease, p.functionKey)
       .catch((err: unknown) => log('warn', 'could not release a sandbox', { sandboxId: p.lease.sandboxId, error: String(err) }));
