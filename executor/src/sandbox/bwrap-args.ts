@@ -6,6 +6,11 @@ import { SANDBOX_GID, SANDBOX_UID } from './spec.js';
 const HOST_ETC = ['/etc/ssl', '/etc/ca-certificates', '/etc/localtime', '/etc/ld.so.cache', '/etc/alternatives', '/etc/nsswitch.conf'];
 const SYNTHETIC_ETC = ['passwd', 'group', 'hosts'];
 
+/** bwrap's --info-fd: it writes the sandbox's pid there once the namespaces exist. */
+export const INFO_FD = 4;
+/** bwrap's --block-fd: it waits for a byte there before executing anything in the sandbox. */
+export const BLOCK_FD = 5;
+
 /** The command each runtime's runner starts with, as seen inside the sandbox. */
 export function runnerCommand(runtime: string, memoryMB: number): string[] {
   switch (runtime) {
@@ -91,6 +96,8 @@ export function sandboxArgv(spec: SandboxSpec, bwrapPath: string): string[] {
     '--die-with-parent',
     '--new-session',
     '--chdir', '/workspace',
+    '--info-fd', String(INFO_FD),
+    '--block-fd', String(BLOCK_FD),
     '--clearenv',
     '--setenv', 'PATH', '/usr/local/bin:/usr/bin:/bin',
     '--setenv', 'HOME', '/workspace',

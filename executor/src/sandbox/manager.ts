@@ -2,6 +2,7 @@ import { chown, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { syntheticEtc } from './bwrap-args.js';
+import type { BootStep } from './boot-step.js';
 import { Sandbox } from './sandbox.js';
 import type { SandboxSpec } from './spec.js';
 
@@ -49,11 +50,21 @@ export class SandboxManager {
   private readonly sandboxes = new Map<string, Sandbox>();
   private readonly freeSlots: number[];
   private readonly slotOf = new Map<string, number>();
+  /** Specs of sandboxes from the start of their boot until released (their steps' state). */
+  private readonly specOf = new Map<string, SandboxSpec>();
   private readonly etcDir: string;
   private readonly isRoot = process.getuid?.() === 0;
 
   constructor(
-    private readonly opts: { dataDir: string; maxSandboxes: number; runtimes: string[]; uidBase: number; bwrapPath: string },
+    private readonly opts: {
+      dataDir: string;
+      maxSandboxes: number;
+      runtimes: string[];
+      uidBase: number;
+      bwrapPath: string;
+      /** What the executor sets up around each sandbox before it runs (see boot-step.ts). */
+      bootSteps?: readonly BootStep[];
+    },
   ) {
     this.freeSlots = Array.from({ length: opts.maxSandboxes }, (_, i) => opts.maxSandboxes - 1 - i);
     this.etcDir = join(opts.dataDir, 'etc');
@@ -105,11 +116,12 @@ export class SandboxManager {
       hostUid,
       hostGid,
     };
+    this.specOf.set(id, spec);
     try {
       await mkdir(spec.workspaceDir, { recursive: true, mode: 0o755 });
       await mkdir(spec.taskDir, { recursive: true, mode: 0o755 });
       if (this.isRoot) await chown(spec.workspaceDir, hostUid, hostGid);
-      const sandbox = await Sandbox.boot(spec, this.opts.bwrapPath);
+      const sandbox = await Sandbox.boot(spec, this.opts.bwrapPath, this.opts.bootSteps);
       this.sandboxes.set(id, sandbox);
       return sandbox;
     } catch (err) {
@@ -132,6 +144,10 @@ export class SandboxManager {
 
   private async release(id: string): Promise<void> {
     this.sandboxes.delete(id);
+    const spec = this.specOf.get(id);
+    this.specOf.delete(id);
+    // In reverse order, as each step may build on the ones before it.
+    if (spec) for (const step of [...(this.opts.bootSteps ?? [])].reverse()) await step.release(spec);
     const slot = this.slotOf.get(id);
     if (slot !== undefined) {
       this.slotOf.delete(id);

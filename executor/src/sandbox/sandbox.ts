@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
 import { RunnerChannel, type RunnerMessage } from './channel.js';
-import { sandboxArgv } from './bwrap-args.js';
+import { BLOCK_FD, INFO_FD, sandboxArgv } from './bwrap-args.js';
+import type { BootStep } from './boot-step.js';
 import { childPids, memoryKB } from './proc.js';
 import type { SandboxSpec } from './spec.js';
 
@@ -52,8 +54,11 @@ export class Sandbox {
   ) {
     const [cmd, ...args] = sandboxArgv(spec, bwrapPath);
     const asOtherUser = process.getuid?.() === 0 && spec.hostUid !== 0;
+    // fd 3: the runner channel; INFO_FD: bwrap reports the sandbox's pid; BLOCK_FD: bwrap holds
+    // the sandbox (namespaces and mounts made, nothing executed) until the boot steps are done.
+    // bwrap closes both before it executes the runner, so neither is open inside the sandbox.
     this.child = spawn(cmd as string, args, {
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
       detached: true,
       ...(asOtherUser ? { uid: spec.hostUid, gid: spec.hostGid } : {}),
     });
@@ -77,11 +82,25 @@ export class Sandbox {
     return this.child.pid ?? 0;
   }
 
-  /** Starts the sandbox and resolves once its runner says it is ready. */
-  static async boot(spec: SandboxSpec, bwrapPath: string): Promise<Sandbox> {
+  /**
+   * Host pid of the sandbox's first process inside its namespaces (bwrap's init), from bwrap's
+   * --info-fd. Session processes and boot steps enter the namespaces through it.
+   */
+  namespacePid = 0;
+
+  /**
+   * Starts the sandbox and resolves once its runner says it is ready. `steps` run in order while
+   * bwrap holds the sandbox before anything in it executes (cgroup, network, devpts): a step that
+   * fails fails the boot, and nothing the sandbox runs ever sees the state before a step.
+   */
+  static async boot(spec: SandboxSpec, bwrapPath: string, steps: readonly BootStep[] = []): Promise<Sandbox> {
     const started = performance.now();
     const sandbox = new Sandbox(spec, bwrapPath);
     try {
+      sandbox.namespacePid = await readChildPid(sandbox.child.stdio[INFO_FD] as Readable);
+      for (const step of steps) await step.attach({ spec, bwrapPid: sandbox.pid, namespacePid: sandbox.namespacePid });
+      const block = (sandbox.child.stdio as unknown as Array<Writable | null>)[BLOCK_FD] as Writable;
+      block.end('1');
       const ready = await sandbox.request(undefined, BOOT_TIMEOUT_MS);
       if (ready.type !== 'ready') throw new Error(`unexpected first message ${ready.type}`);
       sandbox.runnerPid = await sandbox.findRunnerPid();
@@ -186,6 +205,33 @@ export class Sandbox {
     }
     return pid;
   }
+}
+
+/**
+ * Reads bwrap's --info-fd report (`{"child-pid": N, ...}`, written once the namespaces exist)
+ * and returns the pid. Rejects if bwrap exits or closes the fd without one.
+ */
+function readChildPid(info: Readable): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    let text = '';
+    const timer = setTimeout(() => done(new Error(`bwrap did not report its sandbox within ${BOOT_TIMEOUT_MS} ms`)), BOOT_TIMEOUT_MS);
+    const done = (err: Error | undefined, pid?: number): void => {
+      clearTimeout(timer);
+      info.removeAllListeners('data');
+      info.removeAllListeners('end');
+      info.on('error', () => undefined); // the fd closing with bwrap is expected; its exit reports why
+      if (err) reject(err);
+      else resolve(pid as number);
+    };
+    info.setEncoding('utf8');
+    info.on('data', (chunk: string) => {
+      text += chunk;
+      const pid = /"child-pid"\s*:\s*(\d+)/.exec(text)?.[1];
+      if (pid) done(undefined, Number(pid));
+    });
+    info.on('end', () => done(new Error(`bwrap exited before starting the sandbox${text ? `: ${text.slice(0, 200)}` : ''}`)));
+    info.on('error', (err) => done(err));
+  });
 }
 
 export class TimeoutError extends Error {
