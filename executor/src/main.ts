@@ -3,6 +3,7 @@ import { createAgentServer, listen } from './agent/server.js';
 import { ConfigError, loadConfig } from './config.js';
 import { NfsServer } from './nfs/server.js';
 import { sessionExports } from './nfs/session-exports.js';
+import { guardProcess } from './process-guard.js';
 import { SandboxManager } from './sandbox/manager.js';
 
 /**
@@ -12,6 +13,7 @@ import { SandboxManager } from './sandbox/manager.js';
  */
 async function main(): Promise<void> {
   const config = loadConfig();
+  guardProcess(`executor ${config.executorId}`);
   const sandboxes = new SandboxManager({
     dataDir: config.dataDir,
     maxSandboxes: config.maxSandboxes,

@@ -34,7 +34,8 @@ export function sessionRpcError(err: unknown, executorId: string): Error {
   if (typeof code === 'string') {
     let data: Record<string, unknown> = {};
     try {
-      data = JSON.parse(String(e.metadata.get('kiln-error-data')[0] ?? '{}')) as Record<string, unknown>;
+      const raw = e.metadata.get('kiln-error-data-bin')[0];
+      data = raw === undefined ? {} : (JSON.parse(Buffer.isBuffer(raw) ? raw.toString('utf8') : String(raw)) as Record<string, unknown>);
     } catch {
       // Malformed data is dropped; the code and message still say what went wrong.
     }
@@ -116,23 +117,44 @@ export class SessionAgent {
     return this.stream(client.tarDownload({ sandboxId: this.sandboxId, path }, metadata));
   }
 
-  /** Streams `body` into a file (or a tar into a directory) with backpressure. */
+  /**
+   * Streams `body` into a file (or a tar into a directory) with backpressure. The executor may
+   * refuse the upload (a bad path, no space) while the body is still arriving: the answer is
+   * watched from the start, the loop stops at once, and the rest of the body is left unread
+   * (the HTTP server discards it), so a refusal is the caller's 4xx and never an unobserved
+   * rejection.
+   */
   async upload(kind: 'file' | 'tar', path: string, body: AsyncIterable<Uint8Array>, mode = 0): Promise<FileInfo> {
     const { client, metadata } = this.agent.grpc;
+    let answered = false;
     let callback!: (err: ServiceError | null, res?: FileInfo) => void;
     const done = new Promise<FileInfo>((resolve, reject) => {
-      callback = (err, res) => (err ? reject(sessionRpcError(err, this.executorId)) : resolve(res as FileInfo));
+      callback = (err, res) => {
+        answered = true;
+        if (err) reject(sessionRpcError(err, this.executorId));
+        else resolve(res as FileInfo);
+      };
     });
+    // Observed at once; `done` itself is returned (or awaited) below with its error.
+    const settled = done.then(
+      () => undefined,
+      () => undefined,
+    );
     const call = kind === 'file' ? client.fileWrite(metadata, callback) : client.tarUpload(metadata, callback);
     try {
       call.write({ sandboxId: this.sandboxId, path, data: empty, mode });
       for await (const chunk of body) {
-        if (!call.write({ sandboxId: '', path: '', data: Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength), mode: 0 })) await new Promise((r) => call.once('drain', r));
+        if (answered) break;
+        if (!call.write({ sandboxId: '', path: '', data: Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength), mode: 0 })) {
+          await Promise.race([new Promise((r) => call.once('drain', r)), settled]);
+        }
       }
-      call.end();
+      if (!answered) call.end();
     } catch (err) {
       call.cancel();
-      await done.catch(() => undefined); // the body's own failure is the one to report
+      await settled;
+      // The executor's refusal, when there was one, says more than the body's own failure.
+      if (answered) return done;
       throw err;
     }
     return done;

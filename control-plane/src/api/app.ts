@@ -63,7 +63,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const fallback = bodyLimit({ maxSize: deps.maxBodyBytes, onError: tooLarge });
   // The hot route reads its JSON body straight from Node's request (text-body.ts explains why).
   const hot = (method: string, path: string): boolean => method === 'POST' && path === '/api/v1/executions';
-  app.use('/api/*', textBody({ maxBytes: deps.maxBodyBytes, tooLarge, fallback, hot }));
+  const upload = (method: string, path: string): boolean => method === 'PUT' && /^\/api\/v1\/sessions\/[^/]+\/files(\/tar)?$/.test(path);
+  app.use('/api/*', textBody({ maxBytes: deps.maxBodyBytes, tooLarge, fallback, hot, streamed: upload }));
   app.use('/api/v1/*', redisGuard(deps.redis));
   app.route('/', executionRoutes(deps.executions));
   if (deps.functions) app.route('/', functionRoutes(deps.functions.service, deps.functions.invoker));
@@ -72,7 +73,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   if (deps.templateAdmin) app.route('/', templateRoutes(deps.templateAdmin));
   if (deps.metrics) app.route('/', metricsRoutes(deps.metrics, deps.redis));
   if (deps.sessions) app.route('/', sessionRoutes(deps.sessions));
-  if (deps.sessions) app.route('/', sessionFileRoutes(deps.sessions));
+  if (deps.sessions) app.route('/', sessionFileRoutes(deps.sessions, deps.maxBodyBytes));
   if (deps.mcp) app.route('/', deps.mcp.routes);
   app.route('/', healthRoutes(deps));
   app.doc31('/api/v1/openapi.json', {

@@ -18,9 +18,15 @@ export function textBody(opts: {
   tooLarge: (c: Context) => Response;
   fallback: MiddlewareHandler;
   hot: (method: string, path: string) => boolean;
+  /**
+   * Requests whose route streams the body on and counts it itself (uploads): Hono's
+   * `bodyLimit` would read a chunked body whole before the route runs.
+   */
+  streamed: (method: string, path: string) => boolean;
 }): MiddlewareHandler {
-  const { maxBytes, tooLarge, fallback, hot } = opts;
+  const { maxBytes, tooLarge, fallback, hot, streamed } = opts;
   return async (c, next) => {
+    if (streamed(c.req.method, c.req.path)) return next();
     const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
     if (!incoming || !hot(c.req.method, c.req.path) || incoming.readableEnded || incoming.readableDidRead) return fallback(c, next);
     const declared = Number(incoming.headers['content-length']);

@@ -80,7 +80,14 @@ export function sessionHandlers(token: string, sandboxes: SandboxManager, mapErr
       }
       handler(call).then(
         (res) => callback(null, res),
-        (err: unknown) => callback(fail(err)),
+        (err: unknown) => {
+          // grpc-js holds a status back while a received message waits to be read, and a
+          // refused upload stops reading: the client would get its error only once it had sent
+          // the whole body. Reading on (and dropping) what still arrives lets it out at once.
+          call.on('data', () => undefined);
+          call.resume();
+          callback(fail(err));
+        },
       );
     };
   }

@@ -2,8 +2,9 @@ import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 
 /**
  * A session operation that failed for a reason the client can fix. It crosses gRPC as a
- * status plus the metadata `kiln-error-code` and `kiln-error-data`, which the control plane
- * maps to its own error classes in one table (control-plane/src/agent/session-client.ts).
+ * status plus the metadata `kiln-error-code` and `kiln-error-data-bin` (JSON as UTF-8 bytes),
+ * which the control plane maps to its own error classes in one table
+ * (control-plane/src/agent/session-client.ts).
  */
 export class SessionOpError extends Error {
   constructor(
@@ -65,6 +66,8 @@ export function sessionServiceError(err: unknown, fallback: (err: unknown) => Se
   if (!(err instanceof SessionOpError)) return fallback(err);
   const metadata = new Metadata();
   metadata.set('kiln-error-code', err.code);
-  metadata.set('kiln-error-data', JSON.stringify(err.data));
+  // A binary (-bin) key: the data holds client paths and names, and an ASCII metadata value
+  // with a non-ASCII or control character throws inside grpc-js (it ended the executor once).
+  metadata.set('kiln-error-data-bin', Buffer.from(JSON.stringify(err.data), 'utf8'));
   return Object.assign(new Error(err.message), { code: err.grpcStatus, details: err.message, metadata });
 }

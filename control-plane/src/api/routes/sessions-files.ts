@@ -1,6 +1,7 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import type { FileInfo } from '@kiln/proto/executor';
 import type { SessionAgent } from '../../agent/session-client.js';
+import { KilnError } from '../../errors.js';
 import type { SessionService } from '../../sessions/service.js';
 import { newRouter, type AppEnv } from '../router.js';
 import { FileInfoSchema, SessionIdParam, sessionErrors as errors } from './session-schemas.js';
@@ -69,14 +70,20 @@ function fileInfo(f: FileInfo): z.infer<typeof FileInfoSchema> {
   };
 }
 
-/** The request body as chunks, without buffering it. */
-async function* bodyChunks(body: ReadableStream<Uint8Array> | null): AsyncGenerator<Uint8Array> {
+/**
+ * The request body as chunks, without buffering it, stopping with 413 once it passes
+ * `maxBytes` (counted here because Hono's `bodyLimit` reads a chunked body whole first).
+ */
+async function* bodyChunks(body: ReadableStream<Uint8Array> | null, maxBytes: number): AsyncGenerator<Uint8Array> {
   if (!body) return;
   const reader = body.getReader();
+  let size = 0;
   try {
     for (;;) {
       const { done, value } = await reader.read();
       if (done) return;
+      size += value.byteLength;
+      if (size > maxBytes) throw new KilnError('PayloadTooLarge', 413, `request body is larger than ${maxBytes} bytes`, { maxBytes });
       yield value;
     }
   } finally {
@@ -113,14 +120,14 @@ async function streamed(source: AsyncGenerator<{ data: Uint8Array }>, type: stri
 }
 
 /** Thin edge for a session's files: every path is checked by the executor (400 PathOutsideWorkspace). */
-export function sessionFileRoutes(sessions: SessionService): OpenAPIHono<AppEnv> {
+export function sessionFileRoutes(sessions: SessionService, maxBodyBytes: number): OpenAPIHono<AppEnv> {
   const app = newRouter();
   const agentOf = async (id: string): Promise<SessionAgent> => (await sessions.open(id)).agent;
   app.openapi(routes.read, async (c) => (await streamed((await agentOf(c.req.valid('param').id)).readFile(c.req.valid('query').path), 'application/octet-stream')) as never);
   app.openapi(routes.write, async (c) => {
     const q = c.req.valid('query');
     const agent = await agentOf(c.req.valid('param').id);
-    return c.json(fileInfo(await agent.upload('file', q.path, bodyChunks(c.req.raw.body), q.mode ? parseInt(q.mode, 8) : 0o644)), 200);
+    return c.json(fileInfo(await agent.upload('file', q.path, bodyChunks(c.req.raw.body, maxBodyBytes), q.mode ? parseInt(q.mode, 8) : 0o644)), 200);
   });
   app.openapi(routes.list, async (c) => c.json({ entries: (await (await agentOf(c.req.valid('param').id)).list(c.req.valid('query').path)).map(fileInfo) }, 200));
   app.openapi(routes.stat, async (c) => c.json(fileInfo(await (await agentOf(c.req.valid('param').id)).stat(c.req.valid('query').path)), 200));
@@ -136,7 +143,7 @@ export function sessionFileRoutes(sessions: SessionService): OpenAPIHono<AppEnv>
   app.openapi(routes.tarGet, async (c) => (await streamed((await agentOf(c.req.valid('param').id)).tarDownload(c.req.valid('query').path), 'application/x-tar')) as never);
   app.openapi(routes.tarPut, async (c) => {
     const agent = await agentOf(c.req.valid('param').id);
-    return c.json(fileInfo(await agent.upload('tar', c.req.valid('query').path, bodyChunks(c.req.raw.body))), 200);
+    return c.json(fileInfo(await agent.upload('tar', c.req.valid('query').path, bodyChunks(c.req.raw.body, maxBodyBytes))), 200);
   });
   return app;
 }

@@ -1,0 +1,71 @@
+import { request } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestKiln, type TestKiln } from '../support/kiln.js';
+
+// Requests that once ended a process: an executor (and every session on it) or the control
+// plane. Each must answer the client with a 4xx and leave everything else serving. The control
+// plane runs in this test's process, so an unhandled rejection there fails the file.
+
+let k: TestKiln;
+let session = '';
+beforeAll(async () => {
+  k = await startTestKiln({ templates: { nodejs: { pool: { minIdle: 1 } }, python: null, shell: null, provided: null } });
+  const res = await k.call('POST', '/api/v1/sessions', { template: 'nodejs' });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  session = res.body.id as string;
+});
+afterAll(async () => {
+  if (session) await k?.call('DELETE', `/api/v1/sessions/${session}`);
+  await k?.stop();
+});
+
+/** The executor still serves this session: a process runs and prints. */
+async function stillServing(): Promise<void> {
+  const res = await k.call('POST', `/api/v1/sessions/${session}/process/run`, { command: 'echo', args: ['alive'] });
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  expect(res.body.stdout).toBe('alive\n');
+}
+
+describe('one request cannot end an executor or the control plane', () => {
+  it('non-ASCII and control characters in a path give 404/400 and the executor keeps serving', async () => {
+    for (const path of ['é', '日本/x', '\u0001ctl', 'a\u007fb', '😀', 'x\ny']) {
+      const res = await fetch(`${k.url}/api/v1/sessions/${session}/files?path=${encodeURIComponent(path)}`);
+      expect([400, 404], `${JSON.stringify(path)} → ${res.status}`).toContain(res.status);
+      const body = (await res.json()) as { error: { code: string; data?: { path?: string } } };
+      expect(body.error.code).toMatch(/FileNotFound|InvalidRequest|PathOutsideWorkspace/);
+      if (body.error.code === 'FileNotFound') expect(body.error.data?.path).toBe(`/workspace/${path}`);
+    }
+    await stillServing();
+  });
+
+  it('a refused upload answers 400 while its body is still streaming, and nothing else is affected', async () => {
+    const { port } = new URL(k.url);
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, method: 'PUT', path: `/api/v1/sessions/${session}/files?path=${encodeURIComponent('../escape')}`, headers: { 'content-type': 'application/octet-stream', 'transfer-encoding': 'chunked' } }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      // A body that keeps coming: the answer must not wait for its end (it never ends on its own).
+      const chunk = Buffer.alloc(64 * 1024, 7);
+      let sent = 0;
+      const timer = setInterval(() => {
+        if (sent++ < 200 && !req.destroyed) req.write(chunk);
+        else {
+          clearInterval(timer);
+          req.end();
+        }
+      }, 20);
+      req.on('close', () => clearInterval(timer));
+      req.on('response', () => {
+        clearInterval(timer);
+        req.end();
+      });
+    });
+    expect(answer.status).toBe(400);
+    expect(JSON.parse(answer.body).error.code).toBe('PathOutsideWorkspace');
+    await stillServing();
+  });
+});
