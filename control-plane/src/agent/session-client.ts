@@ -22,6 +22,8 @@ const SESSION_ERROR_STATUS: Record<string, KilnError['status']> = {
   IsADirectory: 400,
   FileNotFound: 404,
   ProcessNotFound: 404,
+  InvalidSignal: 400,
+  NameTooLong: 400,
   FileExists: 409,
   DirectoryNotEmpty: 409,
   DiskQuotaExceeded: 413,

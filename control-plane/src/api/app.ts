@@ -18,6 +18,7 @@ import { healthRoutes } from './routes/health.js';
 import type { TemplateAdmin } from '../templates/admin.js';
 import type { KilnMetrics } from '../metrics/kiln.js';
 import { redisGuard } from './redis-guard.js';
+import { jsonDepthGuard } from './json-depth.js';
 import { textBody } from './text-body.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { templateRoutes } from './routes/templates.js';
@@ -65,6 +66,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const hot = (method: string, path: string): boolean => method === 'POST' && path === '/api/v1/executions';
   const upload = (method: string, path: string): boolean => method === 'PUT' && /^\/api\/v1\/sessions\/[^/]+\/files(\/tar)?$/.test(path);
   app.use('/api/*', textBody({ maxBytes: deps.maxBodyBytes, tooLarge, fallback, hot, streamed: upload }));
+  // Inside the body limit above (its `next`). The Lambda routes keep events as text and
+  // never serialise a parsed one, so they need no depth check.
+  app.use('/api/*', jsonDepthGuard((method, path) => hot(method, path) || upload(method, path)));
   app.use('/api/v1/*', redisGuard(deps.redis));
   app.route('/', executionRoutes(deps.executions));
   if (deps.functions) app.route('/', functionRoutes(deps.functions.service, deps.functions.invoker));

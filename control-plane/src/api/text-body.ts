@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Context, MiddlewareHandler } from 'hono';
+import { jsonTooDeep, tooDeep } from './json-depth.js';
 
 /**
  * A size-limited body reader for routes that read their body as text or JSON, for the hot
@@ -33,9 +34,11 @@ export function textBody(opts: {
     if (declared > maxBytes) return tooLarge(c);
     const body = await readAll(incoming, maxBytes);
     if (body === undefined) return tooLarge(c);
+    const text = body.toString('utf8');
+    if (jsonTooDeep(text)) return tooDeep(c);
     // Hono derives json() and the validator's input from the cached text (UTF-8, as JSON is).
     // Its cache holds promises at runtime although its type says values.
-    (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve(body.toString('utf8'));
+    (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve(text);
     return next();
   };
 }

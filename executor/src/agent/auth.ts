@@ -28,7 +28,16 @@ export function unary<Req, Res>(token: string, handler: Unary<Req, Res>, mapErro
       callback(grpcError(status.UNAUTHENTICATED, 'missing or wrong agent token'));
       return;
     }
-    handler(call).then(
+    let result: Promise<Res>;
+    try {
+      result = handler(call);
+    } catch (err) {
+      // A handler that throws before it returns its promise (a lookup of an unknown sandbox,
+      // a bad argument) is mapped like a rejection, not left to grpc-js as UNKNOWN.
+      callback(mapError(err));
+      return;
+    }
+    result.then(
       (res) => callback(null, res),
       (err: unknown) => callback(mapError(err)),
     );

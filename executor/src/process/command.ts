@@ -58,6 +58,10 @@ export function sandboxArgv(sandbox: Sandbox, command: string[], cwd: string, en
     if (!ENV_NAME.test(k)) throw new InvalidArgumentError(`environment variable name "${k}" is invalid; use letters, digits and _`, { name: k });
     return `${k}=${v}`;
   });
+  // execve takes C strings: a NUL would end one early (and Node refuses to spawn it).
+  for (const [field, values] of [['command', command], ['cwd', [cwd]], ['env', vars]] as const) {
+    if (values.some((v) => v.includes('\0'))) throw new InvalidArgumentError(`${field} contains a NUL byte`, { field });
+  }
   const mb = 1024 * 1024;
   return [
     '/usr/bin/prlimit',

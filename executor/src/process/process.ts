@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import type { ProcessRequest } from '@kiln/proto/executor';
 import type { Sandbox } from '../sandbox/sandbox.js';
-import { InvalidArgumentError } from '../session/errors.js';
+import { InvalidArgumentError, InvalidSignalError } from '../session/errors.js';
 import { HOST_ENV, sandboxArgv } from './command.js';
 
 export interface ProcessExit {
@@ -15,8 +15,9 @@ export interface ProcessExit {
 /** Resolves a signal name (SIGTERM, TERM) or number to a name Node accepts. */
 export function signalName(signal: string): NodeJS.Signals {
   const upper = signal.toUpperCase();
-  const name = upper.startsWith('SIG') ? upper : `SIG${upper}`;
-  if (!(name in constants.signals)) throw new InvalidArgumentError(`unknown signal "${signal}"; use a name such as SIGTERM or SIGKILL`, { signal });
+  const byNumber = /^\d{1,2}$/.test(signal) ? Object.entries(constants.signals).find(([, n]) => n === Number(signal))?.[0] : undefined;
+  const name = byNumber ?? (upper.startsWith('SIG') ? upper : `SIG${upper}`);
+  if (!(name in constants.signals)) throw new InvalidSignalError(signal);
   return name as NodeJS.Signals;
 }
 

@@ -56,8 +56,10 @@ export class ProcessTable {
 
   signal(sandbox: Sandbox, pid: number, signal: string): ProcessInfo {
     const entry = this.table(sandbox).entries.get(pid);
+    const name = signalName(signal || 'SIGTERM');
     if (!entry) throw new ProcessNotFoundError(pid);
-    entry.proc.signal(signalName(signal || 'SIGTERM'));
+    if (!entry.proc.running) throw new ProcessNotFoundError(pid, true);
+    entry.proc.signal(name);
     return info(entry);
   }
 }

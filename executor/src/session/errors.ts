@@ -31,8 +31,14 @@ export class FileNotFoundError extends SessionOpError {
 }
 
 export class ProcessNotFoundError extends SessionOpError {
-  constructor(pid: number) {
-    super('ProcessNotFound', status.NOT_FOUND, `process ${pid} does not exist in this session`, { pid });
+  constructor(pid: number, finished = false) {
+    super('ProcessNotFound', status.NOT_FOUND, finished ? `process ${pid} has already exited` : `process ${pid} does not exist in this session`, { pid, finished });
+  }
+}
+
+export class InvalidSignalError extends SessionOpError {
+  constructor(signal: string) {
+    super('InvalidSignal', status.INVALID_ARGUMENT, `unknown signal "${signal}"; use a name such as SIGTERM or SIGKILL, or its number`, { signal });
   }
 }
 
@@ -57,6 +63,7 @@ export function fsError(err: unknown, path: string): Error {
   if (code === 'EEXIST') return new SessionOpError('FileExists', status.ALREADY_EXISTS, `${path} already exists`, { path });
   if (code === 'ENOTEMPTY') return new SessionOpError('DirectoryNotEmpty', status.FAILED_PRECONDITION, `${path} is not empty; pass recursive=true`, { path });
   if (code === 'ELOOP') return new PathOutsideWorkspaceError(path);
+  if (code === 'ENAMETOOLONG') return new SessionOpError('NameTooLong', status.INVALID_ARGUMENT, `a name in ${path.slice(0, 300)} is longer than 255 bytes, or the path longer than 4096`, { path });
   if (code === 'EFBIG' || code === 'ENOSPC' || code === 'EDQUOT') return new SessionOpError('DiskQuotaExceeded', status.RESOURCE_EXHAUSTED, `no space to write ${path}`, { path });
   return err instanceof Error ? err : new Error(String(err));
 }

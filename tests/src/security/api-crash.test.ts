@@ -69,3 +69,55 @@ describe('one request cannot end an executor or the control plane', () => {
     await stillServing();
   });
 });
+
+describe("a client's mistakes are 4xx with a code that names them", () => {
+  const call = (method: string, path: string, body?: unknown) => k.call(method, `/api/v1/sessions/${session}${path}`, body);
+
+  it('signals: unknown pid, finished pid, unknown signal', async () => {
+    expect((await call('POST', '/processes/99999/signal', { signal: 'SIGTERM' })).body.error.code).toBe('ProcessNotFound');
+    const started = await call('POST', '/processes', { command: 'sleep', args: ['30'] });
+    expect(started.status, JSON.stringify(started.body)).toBe(201);
+    const pid = started.body.pid as number;
+    const bad = await call('POST', `/processes/${pid}/signal`, { signal: 'SIGNOPE' });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.code).toBe('InvalidSignal');
+    expect((await call('POST', `/processes/${pid}/signal`, { signal: '9' })).status).toBe(200);
+    for (let i = 0; i < 50; i++) {
+      const list = await call('GET', '/processes');
+      if (!list.body.processes.find((p: { pid: number; running: boolean }) => p.pid === pid)?.running) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const again = await call('POST', `/processes/${pid}/signal`, { signal: 'SIGTERM' });
+    expect(again.status).toBe(404);
+    expect(again.body.error).toMatchObject({ code: 'ProcessNotFound', data: { finished: true } });
+  });
+
+  it('a NUL byte in a command, its arguments, cwd or environment is InvalidRequest', async () => {
+    for (const body of [{ command: 'ec\u0000ho' }, { command: 'echo', args: ['a\u0000b'] }, { command: 'echo', cwd: '/work\u0000space' }, { command: 'echo', env: { A: 'x\u0000y' } }]) {
+      const res = await call('POST', '/process/run', body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(res.body.error.code).toBe('InvalidRequest');
+    }
+    await stillServing();
+  });
+
+  it('an over-long file name is NameTooLong', async () => {
+    const res = await fetch(`${k.url}/api/v1/sessions/${session}/files?path=${'n'.repeat(300)}`, { method: 'PUT', body: 'x' });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('NameTooLong');
+    const stat = await call('GET', `/files/stat?path=${'n'.repeat(300)}`);
+    expect(stat.body.error.code).toBe('NameTooLong');
+  });
+
+  it('JSON nested 100,000 deep is a 400, on the hot route and the others', async () => {
+    const deep = '['.repeat(100_000) + ']'.repeat(100_000);
+    const hot = await fetch(`${k.url}/api/v1/executions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: `{"code":"exports.handler=async()=>1","language":"nodejs","event":${deep}}` });
+    expect(hot.status).toBe(400);
+    expect(((await hot.json()) as { error: { code: string } }).error.code).toBe('InvalidRequest');
+    const other = await fetch(`${k.url}/api/v1/sessions/${session}/process/run`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: `{"command":"echo","env":${deep}}` });
+    expect(other.status).toBe(400);
+    // Deep but within the limit still works.
+    const ok = await k.call('POST', '/api/v1/executions', { code: 'exports.handler = async (e) => JSON.stringify(e).length', language: 'nodejs', event: JSON.parse('['.repeat(400) + ']'.repeat(400)) });
+    expect(ok.body.result).toBe(800);
+  });
+});
