@@ -13,7 +13,19 @@ const schema = z.object({
     .string()
     .regex(/^[A-Za-z0-9:_-]+$/)
     .default('kiln'),
-  KILN_HOST: z.string().default('0.0.0.0'),
+  /** Where the API listens. Loopback by default: listening elsewhere is a choice (see KILN_API_KEYS). */
+  KILN_HOST: z.string().default('127.0.0.1'),
+  /** Host names the API answers to (DNS-rebinding guard); default: loopback names when KILN_HOST is loopback, else any. */
+  KILN_ALLOWED_HOSTS: z
+    .string()
+    .transform((v) => v.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean))
+    .default(''),
+  /** Origins (scheme://host[:port]) of web pages allowed to call the API besides Kiln's own. */
+  KILN_ALLOWED_ORIGINS: z
+    .string()
+    .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
+    .refine((list) => list.every((o) => /^https?:\/\/[^/\s]+$/.test(o)), 'expected comma-separated origins such as https://console.example.com')
+    .default(''),
   KILN_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   KILN_DATA_DIR: z.string().default(join(REPO_ROOT, '.kiln')),
   KILN_TEMPLATES_DIR: z.string().default(join(REPO_ROOT, 'templates')),
@@ -126,6 +138,9 @@ export type Config = {
   prefix: string;
   host: string;
   port: number;
+  /** KILN_ALLOWED_HOSTS (empty: the default for `host`, see api/origin.ts). */
+  allowedHosts: string[];
+  allowedOrigins: string[];
   dataDir: string;
   templatesDir: string;
   runtime: 'local' | 'docker' | 'kubernetes';
@@ -184,6 +199,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     prefix: e.KILN_REDIS_PREFIX,
     host: e.KILN_HOST,
     port: e.KILN_PORT,
+    allowedHosts: e.KILN_ALLOWED_HOSTS,
+    allowedOrigins: e.KILN_ALLOWED_ORIGINS,
     dataDir: e.KILN_DATA_DIR,
     templatesDir: e.KILN_TEMPLATES_DIR,
     runtime: e.KILN_RUNTIME,

@@ -7,6 +7,7 @@ import { AgentPool } from './agent/client.js';
 import { createApp } from './api/app.js';
 import type { Server as HttpServer } from 'node:http';
 import { attachSessionPty } from './api/routes/sessions-pty.js';
+import { browserPolicy, isLoopback } from './api/origin.js';
 import { SessionReaper } from './sessions/reaper.js';
 import { SessionService } from './sessions/service.js';
 import { SessionStore } from './sessions/records.js';
@@ -139,6 +140,10 @@ export async function startKiln(config: Config): Promise<Kiln> {
   queues.observer = metrics;
   const templateAdmin = new TemplateAdmin(templates, queues, redis, keys, leases);
 
+  const browser = browserPolicy(config.host, config.allowedHosts, config.allowedOrigins);
+  if (!isLoopback(config.host) && config.apiKeys.length === 0) {
+    log('warn', `KILN_HOST is ${config.host} and no KILN_API_KEYS are set: ANYONE WHO CAN REACH THIS ADDRESS CAN RUN CODE HERE. Set KILN_API_KEYS, or listen on 127.0.0.1.`);
+  }
   const mcp = mcpEndpoint({ sessions, executions, templates, functions: { service: functions, invoker } }, { maxBodyBytes: config.maxBodyBytes });
   const app = createApp({
     redis,
@@ -153,11 +158,12 @@ export async function startKiln(config: Config): Promise<Kiln> {
     sessions,
     mcp,
     apiKeys: config.apiKeys,
+    browser,
   });
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
   });
-  attachSessionPty(server as HttpServer, sessions, config.apiKeys);
+  attachSessionPty(server as HttpServer, sessions, config.apiKeys, browser);
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;

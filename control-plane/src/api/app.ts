@@ -19,6 +19,7 @@ import type { TemplateAdmin } from '../templates/admin.js';
 import type { KilnMetrics } from '../metrics/kiln.js';
 import { redisGuard } from './redis-guard.js';
 import { jsonDepthGuard } from './json-depth.js';
+import { browserGuard, browserPolicy, lambdaContentType, type BrowserPolicy } from './origin.js';
 import { textBody } from './text-body.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { templateRoutes } from './routes/templates.js';
@@ -43,6 +44,8 @@ export interface AppDeps {
   mcp?: McpEndpoint;
   /** KILN_API_KEYS; empty or absent leaves every endpoint open. */
   apiKeys?: string[];
+  /** Which hosts and page origins browsers may use Kiln from; absent: loopback names only. */
+  browser?: BrowserPolicy;
 }
 
 /**
@@ -53,11 +56,14 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const app = newRouter();
   app.onError(onError);
   app.notFound((c) => c.json(errorBody('RouteNotFound', `no route for ${c.req.method} ${c.req.path}`), 404));
+  // First of all: a page in a browser that is not Kiln's own gets nothing, whatever it sends.
+  app.use('*', browserGuard(deps.browser ?? browserPolicy('127.0.0.1', [], [])));
   // Before body limits and Redis checks, so a caller without a key learns nothing else.
   const keys = deps.apiKeys ?? [];
   app.use('/api/v1/*', requireApiKey(keys, (path) => path === '/api/v1/health' || path === '/api/v1/openapi.json'));
   app.use('/mcp/*', requireApiKey(keys));
   app.use('/2015-03-31/*', requireSigV4OrApiKey(keys));
+  app.use('/2015-03-31/*', lambdaContentType());
 
   const tooLarge = (c: Context): Response =>
     c.json(errorBody('PayloadTooLarge', `request body is larger than ${deps.maxBodyBytes} bytes`, { maxBytes: deps.maxBodyBytes }), 413);

@@ -6,6 +6,7 @@ import { log } from '../../log.js';
 import type { SessionService } from '../../sessions/service.js';
 import { errorBody } from '../errors.js';
 import { hasApiKey } from '../auth.js';
+import { browserPolicy, browserProblem, type BrowserPolicy } from '../origin.js';
 
 function headerOf(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
@@ -33,12 +34,18 @@ function size(value: string | null, fallback: number): number {
  * `{"type":"exit","code":N}` from the server, sent before it closes. Other upgrade paths are
  * left to whoever else listens for upgrades.
  */
-export function attachSessionPty(server: Server, sessions: SessionService, apiKeys: string[] = []): void {
+export function attachSessionPty(server: Server, sessions: SessionService, apiKeys: string[] = [], browser: BrowserPolicy = browserPolicy('127.0.0.1', [], [])): void {
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const match = PTY_PATH.exec(url.pathname);
     if (!match) return;
+    // Browsers send any page's WebSocket to any host without asking: Origin and Host decide.
+    const problem = browserProblem((n) => headerOf(req, n), browser);
+    if (problem) {
+      refuse(socket, 403, problem.code, problem.message);
+      return;
+    }
     // Browsers cannot set headers on a WebSocket, so the key may also come as ?api_key=.
     if (!hasApiKey(apiKeys, (n) => (n === 'x-api-key' ? (url.searchParams.get('api_key') ?? undefined) : undefined) ?? headerOf(req, n))) {
       refuse(socket, 401, 'Unauthorized', 'this endpoint needs an API key: send "Authorization: Bearer <key>" or "x-api-key: <key>" (or ?api_key=<key>) with one of KILN_API_KEYS');
