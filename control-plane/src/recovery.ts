@@ -33,6 +33,9 @@ export async function reconcile(deps: { redis: Redis; keys: Keys; runtime: Runti
     for (const id of known) {
       if (live.has(id)) continue;
       log('info', 'dropping executor that is gone', { executorId: id, template: template.name });
+      // Gone, but it may have left host resources behind (local: its files and uid range) that
+      // `list` could not find without a state file; `stop` of a gone executor releases them.
+      await runtime.stop(id).catch((err: unknown) => log('warn', 'could not release what a gone executor held', { executorId: id, error: String(err) }));
       await executors.remove({ id, template: template.name });
     }
     const sandboxIds = await redis.smembers(keys.sandboxes(template.name));

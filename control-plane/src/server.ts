@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { hostname } from 'node:os';
 import { AgentPool } from './agent/client.js';
 import { createApp } from './api/app.js';
 import type { Server as HttpServer } from 'node:http';
@@ -31,6 +32,7 @@ import { bullConnectionOptions, commandConnection, redisTarget, type RedisTarget
 import { startEmbeddedRedis, type EmbeddedRedis } from './redis/embedded.js';
 import { RuntimeRouter } from './runtimes/select.js';
 import type { Runtime } from './runtimes/runtime.js';
+import { UidRanges } from './runtimes/uids/ranges.js';
 import { PoolKeeper } from './scheduler/keeper.js';
 import { LeaseCache } from './scheduler/lease-cache.js';
 import { Scheduler } from './scheduler/scheduler.js';
@@ -78,7 +80,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
   const templates = new TemplateRegistry(redis, keys);
   await templates.seed(await loadTemplateFiles(config.templatesDir));
   // KILN_RUNTIME's adapter, or the one a template names in its `executor` field (runtimes/select.ts).
-  const runtime: Runtime = new RuntimeRouter(config, EXECUTOR_MAIN, () => templates.all());
+  const runtime: Runtime = new RuntimeRouter(config, EXECUTOR_MAIN, () => templates.all(), { uids: new UidRanges(redis, Keys.hostUidRanges(hostname())) });
   const agents = new AgentPool();
   const executors = new ExecutorStore(redis, keys);
   // The scheduler asks the keeper for capacity; the keeper boots sandboxes through the scheduler.

@@ -27,6 +27,11 @@ const schema = z.object({
   KILN_RUNTIMES: z.string().default('nodejs,python,provided'),
   /** First host uid for sandboxes when the executor runs as root (one uid per sandbox slot). */
   KILN_SANDBOX_UID_BASE: z.coerce.number().int().min(1000).default(200_000),
+  /**
+   * Host-wide directory of uid-range leases (one flock'ed file per block of 1000 uids), shared by
+   * every executor on the host whatever its deployment or Redis; "off" disables the lease.
+   */
+  KILN_SANDBOX_UID_LEASE_DIR: z.string().min(1).default('/run/kiln/uids'),
   KILN_BWRAP_PATH: z.string().default('bwrap'),
   /**
    * host:port of the NFS server that exports session workspaces (port 0 picks a free one,
@@ -57,6 +62,8 @@ export type ExecutorConfig = {
   maxSandboxes: number;
   runtimes: string[];
   sandboxUidBase: number;
+  /** Where the uid-range leases live; undefined when off. */
+  sandboxUidLeaseDir: string | undefined;
   bwrapPath: string;
   /** Where the NFS server listens; undefined when NFS is off. */
   nfs: { host: string; port: number; trustedProxies: string[] } | undefined;
@@ -80,6 +87,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ExecutorConfig
     maxSandboxes: e.KILN_MAX_SANDBOXES,
     runtimes: e.KILN_RUNTIMES.split(',').map((s) => s.trim()).filter(Boolean),
     sandboxUidBase: e.KILN_SANDBOX_UID_BASE,
+    sandboxUidLeaseDir: e.KILN_SANDBOX_UID_LEASE_DIR === 'off' ? undefined : e.KILN_SANDBOX_UID_LEASE_DIR,
     bwrapPath: e.KILN_BWRAP_PATH,
     nfs: parseNfsListen(e.KILN_NFS_LISTEN, e.KILN_NFS_TRUSTED_PROXIES),
   };

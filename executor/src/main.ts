@@ -5,6 +5,7 @@ import { NfsServer } from './nfs/server.js';
 import { sessionExports } from './nfs/session-exports.js';
 import { guardProcess } from './process-guard.js';
 import { SandboxManager } from './sandbox/manager.js';
+import { acquireUidLease, UID_RANGE_BUSY_EXIT, UidRangeBusyError } from './sandbox/uid-lease.js';
 
 /**
  * Executor entry point. Prints one JSON line `{"event":"ready","port":N,"nfsPort":M}` on stdout
@@ -14,6 +15,20 @@ import { SandboxManager } from './sandbox/manager.js';
 async function main(): Promise<void> {
   const config = loadConfig();
   guardProcess(`executor ${config.executorId}`);
+  // Sandboxes get host uids of their own only when the executor runs as root; then the range
+  // must be this executor's alone on the host before any sandbox starts (uid-lease.ts). Taken
+  // while the agent starts, and awaited before the ready line: no sandbox is created before it.
+  const leaseDir = process.getuid?.() === 0 ? config.sandboxUidLeaseDir : undefined;
+  const leased = leaseDir
+    ? acquireUidLease(leaseDir, config.sandboxUidBase, config.maxSandboxes, (reason) => {
+        process.stderr.write(`executor ${config.executorId}: ${reason}; its uid range is no longer guarded, stopping\n`);
+        process.kill(process.pid, 'SIGTERM');
+      }).then(
+        () => undefined,
+        // Kept as a value until awaited below, so a refusal is not an unhandled rejection meanwhile.
+        (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+      )
+    : Promise.resolve(undefined);
   const sandboxes = new SandboxManager({
     dataDir: config.dataDir,
     maxSandboxes: config.maxSandboxes,
@@ -34,6 +49,8 @@ async function main(): Promise<void> {
     exportsTable.nfsPort = (await server.listen()).port;
     exportsTable.exportTag = (id) => server.exportTag(id);
   }
+  const leaseError = await leased;
+  if (leaseError) throw leaseError;
   process.stdout.write(JSON.stringify({ event: 'ready', executorId: config.executorId, port, nfsPort: exportsTable.nfsPort, pid: process.pid }) + '\n');
 
   let stopping = false;
@@ -55,6 +72,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  if (err instanceof UidRangeBusyError) {
+    // The local runtime reads this status as "try another range" (control-plane runtimes/local.ts).
+    process.stderr.write(`executor failed: ${err.message}\n`);
+    process.exit(UID_RANGE_BUSY_EXIT);
+  }
   process.stderr.write(`${err instanceof ConfigError ? 'configuration error' : 'executor failed'}: ${(err as Error).message}\n`);
   process.exit(1);
 });

@@ -1,15 +1,37 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createReadStream, existsSync, openSync, closeSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import type { Template } from '../templates/template.js';
 import { templateRunners } from '../templates/template.js';
+import { log } from '../log.js';
 import type { ExecutorHandle, Runtime } from './runtime.js';
+import { waitForUidsUnused } from './uids/host.js';
+import type { UidRange, UidRanges } from './uids/ranges.js';
 
 interface LocalRecord extends ExecutorHandle {
   pid: number;
+  /** The executor's host uid range (also in Redis, under its id), for operators reading the state file. */
+  uids?: UidRange;
+}
+
+/** The executor exits with this status when its uid range is in use on the host (executor/src/sandbox/uid-lease.ts). */
+const UID_RANGE_BUSY_EXIT = 75;
+/** Ranges tried per executor start before giving up (each busy one costs an executor start). */
+const UID_RANGE_TRIES = 8;
+/** How long a stopped executor's sandboxes may take to die before its files and uids are let go. */
+const SANDBOXES_GONE_MS = 5000;
+/** Executor ids as the pool keeper makes them; anything else never names a directory. */
+const EXECUTOR_ID = /^[A-Za-z0-9_-]{1,128}$/;
+
+/** The executor found its uid range in use on the host (another deployment's executor, or stray processes). */
+class UidRangeBusyError extends Error {
+  constructor(executorId: string, range: UidRange) {
+    super(`executor ${executorId}: host uids ${range.firstUid}-${range.firstUid + range.size - 1} are in use on this host`);
+    this.name = 'UidRangeBusyError';
+  }
 }
 
 export interface LocalRuntimeOptions {
@@ -19,6 +41,11 @@ export interface LocalRuntimeOptions {
   dataDir: string;
   /** Path of the executor's compiled entry point. */
   executorMain: string;
+  /**
+   * Host uid ranges (Redis): each executor gets sandbox uids no other executor on this host
+   * shares, so RLIMIT_NPROC (counted per host uid) of one sandbox never starves another's.
+   */
+  uids: UidRanges;
   startTimeoutMs?: number;
   /**
    * Address executors' NFS servers listen on (each on its own ephemeral port, recorded as
@@ -56,7 +83,29 @@ export class LocalRuntime implements Runtime {
     this.stateDir = join(opts.dataDir, 'executors');
   }
 
+  /**
+   * Claims a uid range, then starts the executor with it. An executor whose range another
+   * deployment's executor holds on this host (one with a different Redis cannot see our claims)
+   * exits with UID_RANGE_BUSY_EXIT before it reports ready; the range is then given back and the
+   * next free one above it tried.
+   */
   async start(template: Template, executorId: string): Promise<ExecutorHandle> {
+    let fromBlock = 0;
+    for (let attempt = 1; ; attempt++) {
+      const range = await this.opts.uids.claim(executorId, this.opts.deployment, template.pool.sandboxesPerExecutor, fromBlock);
+      try {
+        return await this.launch(template, executorId, range);
+      } catch (err) {
+        // The executor exited (or never reported ready and holds its lease until it does), so
+        // the Redis claim can go: the host lease keeps a straggler's range from being reused.
+        await this.opts.uids.release(executorId, this.opts.deployment);
+        if (!(err instanceof UidRangeBusyError) || attempt >= UID_RANGE_TRIES) throw err;
+        fromBlock = range.firstBlock + range.blocks;
+      }
+    }
+  }
+
+  private async launch(template: Template, executorId: string, uids: UidRange): Promise<LocalRecord> {
     await mkdir(this.stateDir, { recursive: true });
     const token = randomBytes(24).toString('base64url');
     const logPath = join(this.stateDir, `${executorId}.log`);
@@ -77,7 +126,7 @@ export class LocalRuntime implements Runtime {
         KILN_DATA_DIR: join(this.opts.dataDir, 'sandboxes', executorId),
         KILN_MAX_SANDBOXES: String(template.pool.sandboxesPerExecutor),
         KILN_RUNTIMES: templateRunners(template).join(','),
-        KILN_SANDBOX_UID_BASE: String(200_000 + (parseInt(executorId.replace(/\D/g, '').slice(-4) || '0', 10) % 500) * 1000),
+        KILN_SANDBOX_UID_BASE: String(uids.firstUid),
       },
     });
     closeSync(logFd);
@@ -94,7 +143,7 @@ export class LocalRuntime implements Runtime {
       });
       child.once('exit', (code) => {
         clearTimeout(timer);
-        reject(new Error(`executor ${executorId} exited with ${code}; see ${logPath}`));
+        reject(code === UID_RANGE_BUSY_EXIT ? new UidRangeBusyError(executorId, uids) : new Error(`executor ${executorId} exited with ${code}; see ${logPath}`));
       });
     });
     // The ready line was all we needed from stdout; keep draining it so the executor never blocks.
@@ -111,6 +160,7 @@ export class LocalRuntime implements Runtime {
       // Kept in the state file, so a restarted control plane that adopts this executor knows it.
       ...(ready.nfsPort ? { nfsPort: ready.nfsPort } : {}),
       pid: child.pid as number,
+      uids,
     };
     await writeFile(join(this.stateDir, `${executorId}.json`), JSON.stringify(record), { mode: 0o600 });
     return record;
@@ -118,15 +168,21 @@ export class LocalRuntime implements Runtime {
 
   async stop(executorId: string): Promise<void> {
     const record = await this.read(executorId);
+    if (!record) {
+      // No state file (a control plane died between claiming the range and writing it, or the
+      // record went earlier): what is left is only ours if our deployment's uid claim says so.
+      if ((await this.opts.uids.get(executorId))?.deployment === this.opts.deployment) await this.letGo(executorId);
+      return;
+    }
     // Another deployment's executor (state dirs can be shared) or a made-up id is "unknown":
     // a no-op, so nothing outside this deployment's records is killed or deleted.
-    if (!record || record.labels.deployment !== this.opts.deployment || record.id !== executorId) return;
+    if (record.labels.deployment !== this.opts.deployment || record.id !== executorId) return;
     if (alive(record.pid)) {
       process.kill(record.pid, 'SIGTERM');
       for (let i = 0; i < 100 && alive(record.pid); i++) await new Promise((r) => setTimeout(r, 50));
       if (alive(record.pid)) process.kill(-record.pid, 'SIGKILL');
     }
-    await rm(join(this.stateDir, `${executorId}.json`), { force: true });
+    await this.letGo(executorId);
   }
 
   async list(): Promise<ExecutorHandle[]> {
@@ -137,7 +193,8 @@ export class LocalRuntime implements Runtime {
       const record = await this.read(name.slice(0, -5));
       if (!record || record.labels.deployment !== this.opts.deployment) continue;
       if (alive(record.pid)) out.push(record);
-      else await rm(join(this.stateDir, name), { force: true });
+      // Found dead (SIGKILLed, crashed): its files and uids go with its state file.
+      else await this.letGo(record.id);
     }
     return out;
   }
@@ -153,6 +210,42 @@ export class LocalRuntime implements Runtime {
     const all: string[] = [];
     for await (const line of createInterface({ input: createReadStream(path) })) all.push(line);
     return all.slice(-lines).join('\n');
+  }
+
+  /**
+   * Gives back what a stopped or dead executor held on this host: its files, then its uid range,
+   * then (last, so a failed step is retried by the next `list` or `stop`) its state file. Its
+   * sandboxes die with it (bwrap --die-with-parent); until no process runs with a uid of its
+   * range, nothing is let go: a sandbox still alive could race the removal of its workspace
+   * (swap a directory for a symlink under `rm -r`), and its uids are still in use.
+   */
+  private async letGo(executorId: string): Promise<void> {
+    if (!EXECUTOR_ID.test(executorId)) return;
+    const claim = await this.opts.uids.get(executorId);
+    if (claim && claim.deployment === this.opts.deployment && !(await waitForUidsUnused(claim.range.firstUid, claim.range.size, SANDBOXES_GONE_MS))) {
+      log('warn', 'a stopped executor still has processes in its uid range; keeping its files and uids for now', { executorId, firstUid: claim.range.firstUid });
+      return;
+    }
+    await this.releaseExecutorFiles(executorId);
+    await this.opts.uids.release(executorId, this.opts.deployment);
+    await rm(join(this.stateDir, `${executorId}.json`), { force: true });
+  }
+
+  /**
+   * Removes an executor's directory tree (`<dataDir>/sandboxes/<executorId>`: every sandbox's
+   * workspace and task dir). The hook for whatever else holds those files: filesystem images
+   * mounted as workspaces must be unmounted here before the tree goes.
+   *
+   * Only a real directory is removed (a symlink in its place is unlinked, never followed), and
+   * `rm` does not follow the symlinks a sandbox may have planted inside its workspace. Callers
+   * make sure no sandbox process is alive (letGo), so nothing swaps paths under it meanwhile.
+   */
+  async releaseExecutorFiles(executorId: string): Promise<void> {
+    if (!EXECUTOR_ID.test(executorId)) return;
+    const dir = join(this.opts.dataDir, 'sandboxes', executorId);
+    const st = await lstat(dir).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err)));
+    if (!st) return;
+    await rm(dir, { recursive: st.isDirectory(), force: true });
   }
 
   private async read(executorId: string): Promise<LocalRecord | undefined> {

@@ -6,15 +6,22 @@ import { KubernetesRuntime } from './kubernetes/kubernetes.js';
 import { kubernetesRuntimeOptions } from './kubernetes/options.js';
 import { LocalRuntime } from './local.js';
 import type { ExecutorHandle, Runtime } from './runtime.js';
+import type { UidRanges } from './uids/ranges.js';
+
+/** What adapters need besides configuration. */
+export interface RuntimeDeps {
+  /** Host uid ranges for local executors (the container runtimes run sandboxes in their own user namespaces). */
+  uids: UidRanges;
+}
 
 /** The adapters a template can name in its `executor` field (KILN_RUNTIME picks the default). */
 export type RuntimeKind = Config['runtime'];
 
 /** One adapter for one kind: the only place that maps configuration to an adapter. */
-export function createRuntime(kind: RuntimeKind, config: Config, executorMain: string): Runtime {
+export function createRuntime(kind: RuntimeKind, config: Config, executorMain: string, deps: RuntimeDeps): Runtime {
   switch (kind) {
     case 'local':
-      return new LocalRuntime({ deployment: config.prefix, dataDir: config.dataDir, executorMain, nfsBind: config.nfs?.bind });
+      return new LocalRuntime({ deployment: config.prefix, dataDir: config.dataDir, executorMain, nfsBind: config.nfs?.bind, uids: deps.uids });
     case 'docker':
       return new DockerRuntime({
         deployment: config.prefix,
@@ -44,6 +51,7 @@ export class RuntimeRouter implements Runtime {
     private readonly executorMain: string,
     /** The current templates; their `executor` fields say which adapters are in use. */
     private readonly templates: () => Template[],
+    private readonly deps: RuntimeDeps,
   ) {}
 
   start(template: Template, executorId: string): Promise<ExecutorHandle> {
@@ -83,7 +91,7 @@ export class RuntimeRouter implements Runtime {
   private adapter(kind: RuntimeKind): Runtime {
     let runtime = this.adapters.get(kind);
     if (!runtime) {
-      runtime = createRuntime(kind, this.config, this.executorMain);
+      runtime = createRuntime(kind, this.config, this.executorMain, this.deps);
       this.adapters.set(kind, runtime);
     }
     return runtime;

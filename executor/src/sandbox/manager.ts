@@ -71,6 +71,10 @@ export class SandboxManager {
   }
 
   async init(): Promise<void> {
+    // Sandboxes die with their executor (bwrap --die-with-parent), so whatever is under
+    // sandboxes/ now was left by an executor of this data dir that was killed: none of it is
+    // in use. rm does not follow symlinks a sandbox may have planted in its workspace.
+    await rm(join(this.opts.dataDir, 'sandboxes'), { recursive: true, force: true });
     await mkdir(join(this.opts.dataDir, 'sandboxes'), { recursive: true, mode: 0o711 });
     await mkdir(this.etcDir, { recursive: true });
     for (const [name, text] of Object.entries(syntheticEtc())) await writeFile(join(this.etcDir, name), text, { mode: 0o644 });

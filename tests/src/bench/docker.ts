@@ -11,6 +11,11 @@ import { DockerRuntime } from '@kiln/control-plane/runtimes/docker';
 import { LocalRuntime } from '@kiln/control-plane/runtimes/local';
 import type { Runtime } from '@kiln/control-plane/runtimes/runtime';
 import { EXECUTOR_MAIN } from '@kiln/control-plane/server';
+import { UidRanges } from '@kiln/control-plane/runtimes/uids/ranges';
+import { Keys } from '@kiln/control-plane/store/keys';
+import { Redis } from 'ioredis';
+import { hostname } from 'node:os';
+import { startRedisServer } from '../support/redis-server.js';
 import { templateSchema, type Template } from '@kiln/control-plane/templates';
 import { podmanUnavailable, removeDeployment, startPodman } from '../support/podman.js';
 import { percentiles, type Row } from './stats.js';
@@ -68,7 +73,10 @@ export async function benchDocker(opts: { samples: number }): Promise<Row[]> {
   const template = templateSchema.parse({ ...JSON.parse(readFileSync(join(REPO, 'templates/nodejs.json'), 'utf8')), executor: 'docker' });
   template.pool.sandboxesPerExecutor = 2;
   const docker = new DockerRuntime({ deployment, host: podman.host, seccompProfile: join(REPO, 'infra/podman/seccomp.json') });
-  const local = new LocalRuntime({ deployment, dataDir, executorMain: EXECUTOR_MAIN });
+  // The local executor needs a uid range: from a Redis of its own (the host lease keeps it apart from others').
+  const redisServer = await startRedisServer(dataDir);
+  const redis = new Redis({ path: redisServer.socket });
+  const local = new LocalRuntime({ deployment, dataDir, executorMain: EXECUTOR_MAIN, uids: new UidRanges(redis, Keys.hostUidRanges(hostname())) });
   const agents = new AgentPool();
   try {
     const env = { ...process.env, CONTAINERS_CONF: podman.containersConf };
@@ -95,6 +103,8 @@ export async function benchDocker(opts: { samples: number }): Promise<Row[]> {
     agents.closeAll();
     await removeDeployment(podman.docker, deployment);
     await podman.stop();
+    redis.disconnect();
+    await redisServer.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }
 }
