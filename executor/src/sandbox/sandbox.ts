@@ -1,8 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 import { RunnerChannel, type RunnerMessage } from './channel.js';
 import { sandboxArgv } from './bwrap-args.js';
 import { childPids, memoryKB } from './proc.js';
+import { seccompProgram } from './seccomp.js';
 import type { SandboxSpec } from './spec.js';
 
 export type SandboxState = 'booting' | 'idle' | 'busy' | 'dead';
@@ -23,6 +25,7 @@ export class SandboxBootError extends Error {
 }
 
 const BOOT_TIMEOUT_MS = 10_000;
+const SECCOMP_PROGRAM = seccompProgram();
 
 /**
  * A bubblewrap sandbox running one language runner. It owns the process tree: killing it
@@ -52,11 +55,20 @@ export class Sandbox {
   ) {
     const [cmd, ...args] = sandboxArgv(spec, bwrapPath);
     const asOtherUser = process.getuid?.() === 0 && spec.hostUid !== 0;
+    // fd 3: the runner channel; fd 4: the seccomp program, read by bwrap (SECCOMP_FD).
+    // An explicit environment: bwrap's pid 1 runs as the sandbox user, and /proc/1/environ shows
+    // the environment bwrap was started with (its --clearenv does not change that), so it
+    // must hold nothing but PATH (prlimit finds bwrap with it).
     this.child = spawn(cmd as string, args, {
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
       detached: true,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
       ...(asOtherUser ? { uid: spec.hostUid, gid: spec.hostGid } : {}),
     });
+    const seccompFd = this.child.stdio[4] as Writable;
+    // EPIPE when bwrap dies before reading it: the 'exit' handler below records why it died.
+    seccompFd.on('error', () => undefined);
+    seccompFd.end(SECCOMP_PROGRAM);
     this.channel = new RunnerChannel(this.child.stdio[3] as Socket);
     this.channel.onMessage((msg) => this.onMessage(msg));
     this.child.stdout?.setEncoding('utf8').on('data', (d: string) => this.onOutput('stdout', d));
