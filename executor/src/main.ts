@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { closeInheritedFds } from '@kiln/proto/inherited-fds';
 import { createAgentServer, listen } from './agent/server.js';
 import { ConfigError, loadConfig } from './config.js';
 import { NfsServer } from './nfs/server.js';
@@ -11,7 +12,11 @@ import { SandboxManager } from './sandbox/manager.js';
  * learns ephemeral ports. `nfsPort` is 0 when NFS is off.
  */
 async function main(): Promise<void> {
+  // Before anything is spawned: no inherited fd, and no token in the environment, may reach
+  // bwrap, nsenter or a sandbox (THREAT-MODEL.md, "Secrets").
+  closeInheritedFds();
   const config = loadConfig();
+  delete process.env.KILN_AGENT_TOKEN;
   const sandboxes = new SandboxManager({
     dataDir: config.dataDir,
     maxSandboxes: config.maxSandboxes,

@@ -59,6 +59,10 @@ export class LocalRuntime implements Runtime {
   async start(template: Template, executorId: string): Promise<ExecutorHandle> {
     await mkdir(this.stateDir, { recursive: true });
     const token = randomBytes(24).toString('base64url');
+    // The token goes in a 0600 file, never the executor's environment (which everything it
+    // spawns would inherit, and /proc/<pid>/environ shows for the life of the process).
+    const tokenPath = join(this.stateDir, `${executorId}.token`);
+    await writeFile(tokenPath, token, { mode: 0o600 });
     const logPath = join(this.stateDir, `${executorId}.log`);
     const logFd = openSync(logPath, 'a');
     const child = spawn(process.execPath, [this.opts.executorMain], {
@@ -73,7 +77,7 @@ export class LocalRuntime implements Runtime {
         KILN_NFS_LISTEN: this.opts.nfsBind ? `${this.opts.nfsBind}:0` : 'off',
         // The NFS gateway runs in this process and reaches local executors over loopback.
         KILN_NFS_TRUSTED_PROXIES: '127.0.0.1,::1',
-        KILN_AGENT_TOKEN: token,
+        KILN_AGENT_TOKEN_FILE: tokenPath,
         KILN_DATA_DIR: join(this.opts.dataDir, 'sandboxes', executorId),
         KILN_MAX_SANDBOXES: String(template.pool.sandboxesPerExecutor),
         KILN_RUNTIMES: templateRunners(template).join(','),
@@ -127,6 +131,7 @@ export class LocalRuntime implements Runtime {
       if (alive(record.pid)) process.kill(-record.pid, 'SIGKILL');
     }
     await rm(join(this.stateDir, `${executorId}.json`), { force: true });
+    await rm(join(this.stateDir, `${executorId}.token`), { force: true });
   }
 
   async list(): Promise<ExecutorHandle[]> {
@@ -137,7 +142,10 @@ export class LocalRuntime implements Runtime {
       const record = await this.read(name.slice(0, -5));
       if (!record || record.labels.deployment !== this.opts.deployment) continue;
       if (alive(record.pid)) out.push(record);
-      else await rm(join(this.stateDir, name), { force: true });
+      else {
+        await rm(join(this.stateDir, name), { force: true });
+        await rm(join(this.stateDir, `${record.id}.token`), { force: true });
+      }
     }
     return out;
   }
