@@ -1,10 +1,14 @@
 #!/usr/bin/env node
+import { closeInheritedFds } from '@kiln/proto/inherited-fds';
 import { ConfigError, loadConfig } from './config.js';
 import { log } from './log.js';
 import { startKiln } from './server.js';
 
 /** `npm start`: everything on one machine with no configuration. Ctrl-C stops it all. */
 async function main(): Promise<void> {
+  // An fd the shell handed us (`5>file`, a pipe) would otherwise reach every executor, Redis child
+  // and sandbox: libuv's spawn does not close fds that lack O_CLOEXEC.
+  closeInheritedFds();
   const config = loadConfig();
   const kiln = await startKiln(config);
   process.stdout.write(`Kiln is ready at ${kiln.url} (API reference: ${kiln.url}/docs)\n`);

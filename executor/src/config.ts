@@ -1,3 +1,4 @@
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +20,16 @@ const schema = z.object({
   KILN_TEMPLATE: z.string().min(1).default('default'),
   /** host:port the gRPC agent listens on; port 0 picks a free one (reported on stdout). */
   KILN_AGENT_LISTEN: z.string().regex(/^[^:]+:\d+$/, 'expected host:port').default('127.0.0.1:0'),
-  /** Bearer token every gRPC call must carry; empty disables auth (tests only). */
+  /**
+   * A file (mode 0600, owned by the executor's uid) holding the bearer token every gRPC call
+   * must carry. The way the local runtime passes it: a file is in no process's environment.
+   */
+  KILN_AGENT_TOKEN_FILE: z.string().default(''),
+  /**
+   * The token itself, for runtimes that can only pass environment variables (containers, pods);
+   * main.ts deletes it from the environment before anything is spawned. Empty, with no token
+   * file, disables auth (tests only).
+   */
   KILN_AGENT_TOKEN: z.string().default(''),
   KILN_DATA_DIR: z.string().min(1).default(join(tmpdir(), 'kiln-executor')),
   KILN_MAX_SANDBOXES: z.coerce.number().int().min(1).max(4096).default(16),
@@ -82,7 +92,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ExecutorConfig
     template: e.KILN_TEMPLATE,
     listenHost: e.KILN_AGENT_LISTEN.slice(0, colon),
     listenPort: Number(e.KILN_AGENT_LISTEN.slice(colon + 1)),
-    token: e.KILN_AGENT_TOKEN,
+    token: e.KILN_AGENT_TOKEN_FILE ? readTokenFile(e.KILN_AGENT_TOKEN_FILE) : e.KILN_AGENT_TOKEN,
     dataDir: e.KILN_DATA_DIR,
     maxSandboxes: e.KILN_MAX_SANDBOXES,
     runtimes: e.KILN_RUNTIMES.split(',').map((s) => s.trim()).filter(Boolean),
@@ -91,6 +101,32 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ExecutorConfig
     bwrapPath: e.KILN_BWRAP_PATH,
     nfs: parseNfsListen(e.KILN_NFS_LISTEN, e.KILN_NFS_TRUSTED_PROXIES),
   };
+}
+
+/**
+ * Reads the agent token from its file, refusing one that anyone but the executor's own uid could
+ * have read (or written): a token others can read is no secret.
+ */
+function readTokenFile(path: string): string {
+  const name = 'KILN_AGENT_TOKEN_FILE';
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    throw new ConfigError(name, `cannot open ${path}: ${(err as Error).message}`);
+  }
+  try {
+    const st = fstatSync(fd);
+    const uid = process.getuid?.() ?? st.uid;
+    if (!st.isFile()) throw new ConfigError(name, `${path} is not a regular file`);
+    if (st.uid !== uid) throw new ConfigError(name, `${path} is owned by uid ${st.uid}, not by the executor's uid ${uid}`);
+    if ((st.mode & 0o077) !== 0) throw new ConfigError(name, `${path} has mode ${(st.mode & 0o777).toString(8)}; make it 600 (no access for group or others)`);
+    const token = readFileSync(fd, 'utf8').trim();
+    if (!token) throw new ConfigError(name, `${path} is empty`);
+    return token;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function parseNfsListen(value: string, trustedProxies: string[]): ExecutorConfig['nfs'] {

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { closeInheritedFds } from '@kiln/proto/inherited-fds';
 import { createAgentServer, listen } from './agent/server.js';
 import { ConfigError, loadConfig } from './config.js';
 import { NfsServer } from './nfs/server.js';
@@ -13,8 +14,12 @@ import { acquireUidLease, UID_RANGE_BUSY_EXIT, UidRangeBusyError } from './sandb
  * learns ephemeral ports. `nfsPort` is 0 when NFS is off.
  */
 async function main(): Promise<void> {
+  // Before anything is spawned: no inherited fd, and no token in the environment, may reach
+  // bwrap, nsenter or a sandbox (THREAT-MODEL.md, "Secrets").
+  closeInheritedFds();
   const config = loadConfig();
   guardProcess(`executor ${config.executorId}`);
+  delete process.env.KILN_AGENT_TOKEN;
   // Sandboxes get host uids of their own only when the executor runs as root; then the range
   // must be this executor's alone on the host before any sandbox starts (uid-lease.ts). Taken
   // while the agent starts, and awaited before the ready line: no sandbox is created before it.

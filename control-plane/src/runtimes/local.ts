@@ -108,6 +108,10 @@ export class LocalRuntime implements Runtime {
   private async launch(template: Template, executorId: string, uids: UidRange): Promise<LocalRecord> {
     await mkdir(this.stateDir, { recursive: true });
     const token = randomBytes(24).toString('base64url');
+    // The token goes in a 0600 file, never the executor's environment (which everything it
+    // spawns would inherit, and /proc/<pid>/environ shows for the life of the process).
+    const tokenPath = join(this.stateDir, `${executorId}.token`);
+    await writeFile(tokenPath, token, { mode: 0o600 });
     const logPath = join(this.stateDir, `${executorId}.log`);
     const logFd = openSync(logPath, 'a');
     const child = spawn(process.execPath, [this.opts.executorMain], {
@@ -122,7 +126,7 @@ export class LocalRuntime implements Runtime {
         KILN_NFS_LISTEN: this.opts.nfsBind ? `${this.opts.nfsBind}:0` : 'off',
         // The NFS gateway runs in this process and reaches local executors over loopback.
         KILN_NFS_TRUSTED_PROXIES: '127.0.0.1,::1',
-        KILN_AGENT_TOKEN: token,
+        KILN_AGENT_TOKEN_FILE: tokenPath,
         KILN_DATA_DIR: join(this.opts.dataDir, 'sandboxes', executorId),
         KILN_MAX_SANDBOXES: String(template.pool.sandboxesPerExecutor),
         KILN_RUNTIMES: templateRunners(template).join(','),
@@ -228,6 +232,7 @@ export class LocalRuntime implements Runtime {
     }
     await this.releaseExecutorFiles(executorId);
     await this.opts.uids.release(executorId, this.opts.deployment);
+    await rm(join(this.stateDir, `${executorId}.token`), { force: true });
     await rm(join(this.stateDir, `${executorId}.json`), { force: true });
   }
 

@@ -1,4 +1,5 @@
 import type { Sandbox } from '../sandbox/sandbox.js';
+import { seccompLoaderArgv } from '../sandbox/seccomp-loader.js';
 import { SANDBOX_GID, SANDBOX_UID } from '../sandbox/spec.js';
 import { InvalidArgumentError } from '../session/errors.js';
 
@@ -42,6 +43,8 @@ function credentialArgs(sandboxHostUid: number): string[] {
  *   per host uid, and the sandbox's processes all run as its own host uid, so the session's
  *   processes share one budget with the runner.
  * - `setpriv --no-new-privs` keeps set-uid binaries and file capabilities from granting anything.
+ * - the seccomp loader installs the sandbox's filter (sandbox/seccomp-loader.ts says why there,
+ *   before nsenter), so every process in a sandbox runs under the same filter as its runner.
  * - `nsenter` joins every namespace of the runner (user, mount, pid, net, ipc, uts), takes its
  *   root and cwd (/workspace), and becomes uid/gid 1000 inside, which drops all capabilities.
  *   Joining the PID namespace means the process dies with the sandbox. See `credentialArgs`
@@ -73,6 +76,7 @@ export function sandboxArgv(sandbox: Sandbox, command: string[], cwd: string, en
     '/usr/bin/setpriv',
     '--no-new-privs',
     '--',
+    ...seccompLoaderArgv(),
     '/usr/bin/nsenter',
     `--target=${sandbox.runnerPid}`,
     '--user',

@@ -54,10 +54,25 @@ function devArgs(): string[] {
   return argv;
 }
 
+/** The fd on which bwrap reads the seccomp program (Sandbox spawns it with a 7th stdio pipe). */
+export const SECCOMP_FD = 6;
+
 /**
  * The argv that starts a sandbox: prlimit sets the rlimits, then bubblewrap builds the
  * namespaces. Rules (DESIGN.md): no network unless allowed, read-only system dirs, writable
- * size-limited /workspace and /tmp, uid 1000, no capabilities, new session, dies with its parent.
+ * size-limited /workspace and /tmp, uid 1000, no capabilities, new session, dies with its parent,
+ * the seccomp filter of seccomp.ts.
+ *
+ * `--unshare-user` (not the `-try` that `--unshare-all` implies) makes a missing user namespace
+ * an error instead of a sandbox with different semantics. Nested user namespaces are refused by
+ * the seccomp filter (unshare, clone with CLONE_NEW*, clone3), not by `--disable-userns`: that
+ * option makes bwrap put the sandbox's processes in a second user namespace below the one that
+ * owns its mount and pid namespaces, and a non-root executor's `nsenter` (session processes,
+ * terminals) can then join the user namespace but no longer the others ("reassociate to
+ * namespace 'ns/ipc' failed"), the same trap as `--dev` (see devArgs).
+ *
+ * bwrap reads the filter from {@link SECCOMP_FD} to its end, closes it, and applies it to its
+ * pid 1 and, last thing before exec, to the runner; the fd is not open in the sandbox.
  */
 export function sandboxArgv(spec: SandboxSpec, bwrapPath: string): string[] {
   const mb = 1024 * 1024;
@@ -88,11 +103,13 @@ export function sandboxArgv(spec: SandboxSpec, bwrapPath: string): string[] {
   argv.push('--remount-ro', '/');
   argv.push(
     '--unshare-all',
+    '--unshare-user',
     ...(spec.allowNetwork ? ['--share-net'] : []),
     '--hostname', 'sandbox',
     '--uid', String(SANDBOX_UID),
     '--gid', String(SANDBOX_GID),
     '--cap-drop', 'ALL',
+    '--seccomp', String(SECCOMP_FD),
     '--die-with-parent',
     '--new-session',
     '--chdir', '/workspace',

@@ -2,9 +2,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { RunnerChannel, type RunnerMessage } from './channel.js';
-import { BLOCK_FD, INFO_FD, sandboxArgv } from './bwrap-args.js';
+import { BLOCK_FD, INFO_FD, SECCOMP_FD, sandboxArgv } from './bwrap-args.js';
 import type { BootStep } from './boot-step.js';
 import { childPids, memoryKB } from './proc.js';
+import { seccompProgram } from './seccomp.js';
 import type { SandboxSpec } from './spec.js';
 
 export type SandboxState = 'booting' | 'idle' | 'busy' | 'dead';
@@ -25,6 +26,7 @@ export class SandboxBootError extends Error {
 }
 
 const BOOT_TIMEOUT_MS = 10_000;
+const SECCOMP_PROGRAM = seccompProgram();
 
 /**
  * A bubblewrap sandbox running one language runner. It owns the process tree: killing it
@@ -55,13 +57,22 @@ export class Sandbox {
     const [cmd, ...args] = sandboxArgv(spec, bwrapPath);
     const asOtherUser = process.getuid?.() === 0 && spec.hostUid !== 0;
     // fd 3: the runner channel; INFO_FD: bwrap reports the sandbox's pid; BLOCK_FD: bwrap holds
-    // the sandbox (namespaces and mounts made, nothing executed) until the boot steps are done.
-    // bwrap closes both before it executes the runner, so neither is open inside the sandbox.
+    // the sandbox (namespaces and mounts made, nothing executed) until the boot steps are done;
+    // SECCOMP_FD: the seccomp program bwrap reads and applies. bwrap closes all three before it
+    // executes the runner, so none is open inside the sandbox.
+    // An explicit environment: bwrap's pid 1 runs as the sandbox user, and /proc/1/environ shows
+    // the environment bwrap was started with (its --clearenv does not change that), so it
+    // must hold nothing but PATH (prlimit finds bwrap with it).
     this.child = spawn(cmd as string, args, {
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
       detached: true,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
       ...(asOtherUser ? { uid: spec.hostUid, gid: spec.hostGid } : {}),
     });
+    const seccompFd = (this.child.stdio as unknown as Array<Writable | null>)[SECCOMP_FD] as Writable;
+    // EPIPE when bwrap dies before reading it: the 'exit' handler below records why it died.
+    seccompFd.on('error', () => undefined);
+    seccompFd.end(SECCOMP_PROGRAM);
     this.channel = new RunnerChannel(this.child.stdio[3] as Socket);
     this.channel.onMessage((msg) => this.onMessage(msg));
     this.child.stdout?.setEncoding('utf8').on('data', (d: string) => this.onOutput('stdout', d));
