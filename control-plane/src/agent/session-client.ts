@@ -17,6 +17,7 @@ import { isExecutorGone, type Agent } from './client.js';
  */
 const SESSION_ERROR_STATUS: Record<string, KilnError['status']> = {
   PathOutsideWorkspace: 400,
+  SymlinkNotFollowed: 400,
   InvalidRequest: 400,
   NotADirectory: 400,
   IsADirectory: 400,
