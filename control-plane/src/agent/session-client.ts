@@ -125,6 +125,10 @@ export class SessionAgent {
       callback = (err, res) => (err ? reject(sessionRpcError(err, this.executorId)) : resolve(res as FileInfo));
     });
     const call = kind === 'file' ? client.fileWrite(metadata, callback) : client.tarUpload(metadata, callback);
+    // The executor may refuse the upload (a bad path) while the body is still being read;
+    // that rejection is reported by `return done` below (or dropped in favour of the body's
+    // own failure), so it must not count as unhandled in the meantime.
+    done.catch(() => undefined);
     try {
       call.write({ sandboxId: this.sandboxId, path, data: empty, mode });
       for await (const chunk of body) {

@@ -16,7 +16,22 @@ let outside: string;
 let files: WorkspaceFiles;
 
 function specFor(workspaceDir: string, maxFileMB = 1): SandboxSpec {
-  return { id: 'sbx-test', runtime: 'nodejs', workspaceDir, taskDir: '', runtimeDir: '', etcDir: '', memoryMB: 128, tmpMB: 16, maxProcesses: 16, maxOpenFiles: 64, maxFileMB, allowNetwork: false, hostUid: UID, hostGid: GID };
+  return {
+    id: 'sbx-test',
+    runtime: 'nodejs',
+    workspaceDir,
+    taskDir: '',
+    runtimeDir: '',
+    etcDir: '',
+    memoryMB: 128,
+    tmpMB: 16,
+    maxProcesses: 16,
+    maxOpenFiles: 64,
+    maxFileMB,
+    allowNetwork: false,
+    hostUid: UID,
+    hostGid: GID,
+  };
 }
 
 async function text(stream: ReadStream): Promise<string> {
@@ -98,7 +113,10 @@ describe('WorkspaceFiles', () => {
     expect((await files.list(names[0]!)).map((e) => e.name)).toEqual([names[1]]);
     expect(await files.stat(`${names[0]}/${names[1]}`)).toMatchObject({ name: '日本', type: 'dir' });
     await files.mkdir(`${names[2]}/ü`);
-    expect(await files.rename(`${names[0]}/${names[1]}/${names[3]}`, `${names[2]}/ü/🦀.txt`)).toMatchObject({ name: '🦀.txt', path: '/workspace/🔥 emoji/ü/🦀.txt' });
+    expect(await files.rename(`${names[0]}/${names[1]}/${names[3]}`, `${names[2]}/ü/🦀.txt`)).toMatchObject({
+      name: '🦀.txt',
+      path: '/workspace/🔥 emoji/ü/🦀.txt',
+    });
     expect(readFileSync(join(ws, '🔥 emoji', 'ü', '🦀.txt'), 'utf8')).toBe('unicode');
     expect(await files.remove(names[2]!, true)).toBe(true);
     expect(await files.remove(`${names[0]}/${names[1]}`, false)).toBe(true);
@@ -115,11 +133,19 @@ describe('WorkspaceFiles', () => {
     const before = tree(outside);
 
     expect(await files.stat('out')).toMatchObject({ type: 'symlink', symlinkTarget: outside });
-    expect((await files.list('.')).map((e) => `${e.name}:${e.type}`)).toEqual(['dir:dir', 'inside-link:symlink', 'inside.txt:file', 'out:symlink', 'secret-link:symlink']);
-    for (const p of ['out/secret.txt', 'out/sub/secret.txt', 'secret-link', 'inside-link', 'dir/up/inside.txt']) expect(await codeOf(files.read(p)), p).toBe('SymlinkNotFollowed');
+    expect((await files.list('.')).map((e) => `${e.name}:${e.type}`)).toEqual([
+      'dir:dir',
+      'inside-link:symlink',
+      'inside.txt:file',
+      'out:symlink',
+      'secret-link:symlink',
+    ]);
+    for (const p of ['out/secret.txt', 'out/sub/secret.txt', 'secret-link', 'inside-link', 'dir/up/inside.txt'])
+      expect(await codeOf(files.read(p)), p).toBe('SymlinkNotFollowed');
     for (const p of ['out', 'out/sub', 'dir/up']) expect(await codeOf(files.list(p)), p).toBe('SymlinkNotFollowed');
     expect(await codeOf(files.stat('out/secret.txt'))).toBe('SymlinkNotFollowed');
-    for (const p of ['out/new.txt', 'out/sub/new.txt', 'out/n/new.txt', 'secret-link', 'inside-link']) expect(await codeOf(files.write(p, chunks('x'))), p).toBe('SymlinkNotFollowed');
+    for (const p of ['out/new.txt', 'out/sub/new.txt', 'out/n/new.txt', 'secret-link', 'inside-link'])
+      expect(await codeOf(files.write(p, chunks('x'))), p).toBe('SymlinkNotFollowed');
     expect(await codeOf(files.mkdir('out/newdir'))).toBe('SymlinkNotFollowed');
     expect(await codeOf(files.remove('out/secret.txt', false))).toBe('SymlinkNotFollowed');
     expect(await codeOf(files.remove('out/sub', true))).toBe('SymlinkNotFollowed');
@@ -206,13 +232,20 @@ describe('WorkspaceFiles', () => {
     writeFileSync(join(ws, 'd', 'secret.txt'), 'inside\n');
     symlinkSync(outside, join(ws, 'd.lnk'));
     const before = tree(outside);
-    const swapper = spawn('python3', ['-c', `
+    const swapper = spawn(
+      'python3',
+      [
+        '-c',
+        `
 import ctypes, time
 libc = ctypes.CDLL(None, use_errno=True)
 end = time.time() + 1.5
 while time.time() < end:
     libc.renameat2(-100, b'${ws}/d', -100, b'${ws}/d.lnk', 2)
-`], { stdio: 'ignore' });
+`,
+      ],
+      { stdio: 'ignore' },
+    );
     const exited = new Promise((r) => swapper.once('exit', r));
     let running = true;
     void exited.then(() => (running = false));

@@ -215,7 +215,10 @@ export class WorkspaceFiles {
       return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-      if (err instanceof TreeTooDeepError) throw new InvalidArgumentError(`${t.inside} is nested deeper than ${err.maxDepth} levels; remove its deepest part with a process first`, { path: t.inside });
+      if (err instanceof TreeTooDeepError)
+        throw new InvalidArgumentError(`${t.inside} is nested deeper than ${err.maxDepth} levels; remove its deepest part with a process first`, {
+          path: t.inside,
+        });
       throw fsError(err, t.inside);
     }
   }
@@ -227,10 +230,13 @@ export class WorkspaceFiles {
     try {
       return await this.inDir(a.parents, false, (fromDir) =>
         withFd(openRoot(this.spec.workspaceDir), (root) =>
-          withFd(walkDirs(root, b.parents, (fd) => this.own(procPath(fd))), async (toDir) => {
-            await fsp.rename(procPath(fromDir, a.name), procPath(toDir, b.name));
-            return infoAt(toDir, b.name, b.inside);
-          }),
+          withFd(
+            walkDirs(root, b.parents, (fd) => this.own(procPath(fd))),
+            async (toDir) => {
+              await fsp.rename(procPath(fromDir, a.name), procPath(toDir, b.name));
+              return infoAt(toDir, b.name, b.inside);
+            },
+          ),
         ),
       );
     } catch (err) {
@@ -241,7 +247,7 @@ export class WorkspaceFiles {
 
 /** Writes a whole chunk: a write may be short (a nearly full disk), and the next one says why. */
 async function writeAll(fh: FileHandle, chunk: Uint8Array): Promise<void> {
-  for (let off = 0; off < chunk.length; ) {
+  for (let off = 0; off < chunk.length;) {
     const { bytesWritten } = await fh.write(chunk, off, chunk.length - off);
     if (bytesWritten <= 0) throw Object.assign(new Error('short write'), { code: 'EIO' });
     off += bytesWritten;

@@ -20,7 +20,8 @@ export function errnoError(code: string, message: string): NodeJS.ErrnoException
 
 /** Refuses anything that is not one plain path component (callers pass normalised paths). */
 export function assertName(name: string): void {
-  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) throw errnoError('EINVAL', `not a single path component: ${JSON.stringify(name)}`);
+  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0'))
+    throw errnoError('EINVAL', `not a single path component: ${JSON.stringify(name)}`);
 }
 
 /**

@@ -15,8 +15,13 @@ import { startTestKiln, type TestKiln } from '../support/kiln.js';
  * the executor's fd walk beneath the pinned workspace root that never follows a link.
  */
 
-/** How long the swapper runs; the driver stops when it does. */
-const SWAP_SECONDS = 6;
+/**
+ * The driver stops after this many calls; the swapper after SWAP_MAX_SECONDS at the latest
+ * (on a loaded machine), which ends the driver too. Unloaded, the REST run takes a few seconds.
+ */
+const REST_CALLS = 1500;
+const MCP_CALLS = 400;
+const SWAP_MAX_SECONDS = 20;
 
 // Exchanges each pair (dir, link) atomically, so the name always exists as one or the other.
 const SWAPPER = `
@@ -28,7 +33,8 @@ os.chdir('/workspace')
 pairs = [(b'd', b'd.lnk'), (b'e', b'e.lnk')]
 end = time.time() + float(sys.argv[1])
 n = 0
-while time.time() < end:
+# The test stops it early by writing /workspace/stop through the files API.
+while time.time() < end and (n % 512 or not os.path.exists('stop')):
     for a, b in pairs:
         if libc.renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE) != 0:
             sys.exit('renameat2: ' + os.strerror(ctypes.get_errno()))
@@ -81,8 +87,11 @@ async function withSession<T>(fn: (id: string) => Promise<T>): Promise<T> {
   }
 }
 
-/** Lays out the racing pairs in the workspace and starts the swapper; resolves when it exits. */
-async function startSwapper(id: string): Promise<() => Promise<string>> {
+/**
+ * Lays out the racing pairs in the workspace and starts the swapper. `exited` resolves with
+ * its output when it ends; `stop` asks it to end now.
+ */
+async function startSwapper(id: string): Promise<{ exited: Promise<string>; stop: () => Promise<string> }> {
   const setup = [
     'set -e',
     'mkdir -p d/sub d/tree e/etc',
@@ -93,10 +102,10 @@ async function startSwapper(id: string): Promise<() => Promise<string>> {
   ].join('\n');
   const made = await k.call('POST', `/api/v1/sessions/${id}/process/run`, { command: 'sh', args: ['-c', setup] });
   expect(made.body, JSON.stringify(made.body)).toMatchObject({ exitCode: 0 });
-  const started = await k.call('POST', `/api/v1/sessions/${id}/processes`, { command: 'python3', args: ['-c', SWAPPER, String(SWAP_SECONDS)] });
+  const started = await k.call('POST', `/api/v1/sessions/${id}/processes`, { command: 'python3', args: ['-c', SWAPPER, String(SWAP_MAX_SECONDS)] });
   expect(started.status, JSON.stringify(started.body)).toBe(201);
   const pid = started.body.pid as number;
-  return async () => {
+  const exited = (async () => {
     for (;;) {
       const list = await k.call('GET', `/api/v1/sessions/${id}/processes`);
       const p = (list.body.processes as Array<{ pid: number; running: boolean; exitCode: number; stdout: string; stderr: string }>).find((x) => x.pid === pid);
@@ -107,7 +116,13 @@ async function startSwapper(id: string): Promise<() => Promise<string>> {
       }
       await new Promise((r) => setTimeout(r, 200));
     }
+  })();
+  const stop = async (): Promise<string> => {
+    const res = await fetch(`${k.url}/api/v1/sessions/${id}/files?path=stop`, { method: 'PUT', body: 'stop' });
+    expect(res.status).toBe(200);
+    return exited;
   };
+  return { exited, stop };
 }
 
 /** Tallies what the driver saw; any entry in `breaches` is a hole in the barrier. */
@@ -126,21 +141,29 @@ describe('host-side file operations under a symlink swap race', () => {
     const before = snapshot(hostDir);
     await withSession(async (id) => {
       const base = `${k.url}/api/v1/sessions/${id}`;
-      const wait = await startSwapper(id);
+      const swapper = await startSwapper(id);
       const tally = newTally();
       let running = true;
-      const done = wait().finally(() => (running = false));
+      swapper.exited.then(
+        () => (running = false),
+        () => (running = false), // the failure itself is thrown by swapper.stop() below
+      );
 
       const note = (op: string, status: number, body: string): void => {
         tally.ops++;
         tally.statuses[status] = (tally.statuses[status] ?? 0) + 1;
         // host-only.txt exists only in the host directory: seeing it at all is a breach.
-        if (body.includes(secret) || /^root:/m.test(body) || body.includes('"host-only.txt"') || (op === 'stat' && status === 200)) tally.breaches.push(`${op}: ${status} ${body.slice(0, 200)}`);
+        if (body.includes(secret) || /^root:/m.test(body) || body.includes('"host-only.txt"') || (op === 'stat' && status === 200))
+          tally.breaches.push(`${op}: ${status} ${body.slice(0, 200)}`);
         if (status >= 500) tally.breaches.push(`${op}: internal error ${status} ${body.slice(0, 200)}`);
         if (status === 400 && body.includes('SymlinkNotFollowed')) tally.refused++;
       };
       const req = async (op: string, method: string, path: string, body?: string): Promise<void> => {
-        const res = await fetch(`${base}${path}`, { method, body, headers: body === undefined ? {} : { 'content-type': method === 'PUT' ? 'application/octet-stream' : 'application/json' } });
+        const res = await fetch(`${base}${path}`, {
+          method,
+          body,
+          headers: body === undefined ? {} : { 'content-type': method === 'PUT' ? 'application/octet-stream' : 'application/json' },
+        });
         const text = await res.text();
         if (op.startsWith('read') && res.status === 200 && text === 'inside\n') tally.insideReads++;
         note(op, res.status, text);
@@ -164,19 +187,24 @@ describe('host-side file operations under a symlink swap race', () => {
         () => req('delete sub file', 'DELETE', `/files?path=d/sub/canary.txt`),
       ];
       const worker = async (w: number): Promise<void> => {
-        for (let i = w * 1_000_000; running; i++) await rounds[i % rounds.length]!(i);
+        for (let i = w * 1_000_000; running && tally.ops < REST_CALLS; i++) await rounds[i % rounds.length]!(i);
       };
-      await Promise.all([done, ...Array.from({ length: 6 }, (_, w) => worker(w))]);
-      const swaps = await done;
+      await Promise.all(Array.from({ length: 6 }, (_, w) => worker(w)));
+      const swaps = await swapper.stop();
       expect(swaps).toMatch(/^swaps \d+/);
-      console.info(`files race (REST): ${tally.ops} operations, ${JSON.stringify(tally.statuses)}, ${tally.insideReads} inside reads, ${tally.refused} refused links; ${swaps.trim()}`);
+      console.info(
+        `files race (REST): ${tally.ops} operations, ${JSON.stringify(tally.statuses)}, ${tally.insideReads} inside reads, ${tally.refused} refused links; ${swaps.trim()}`,
+      );
       expect(tally.breaches, JSON.stringify(tally.statuses)).toEqual([]);
       // The race was really run: the API saw both the directory and the link at that name.
-      expect(tally.ops).toBeGreaterThan(100);
+      expect(tally.ops).toBeGreaterThan(200);
       expect(tally.insideReads).toBeGreaterThan(0);
       expect(tally.refused).toBeGreaterThan(0);
       // Whatever the API did, nothing of the host's ended up in the workspace.
-      const leak = await k.call('POST', `/api/v1/sessions/${id}/process/run`, { command: 'sh', args: ['-c', 'cat /workspace/stolen-* 2>/dev/null; grep -rh CANARY /workspace 2>/dev/null; true'] });
+      const leak = await k.call('POST', `/api/v1/sessions/${id}/process/run`, {
+        command: 'sh',
+        args: ['-c', 'cat /workspace/stolen-* 2>/dev/null; grep -rh CANARY /workspace 2>/dev/null; true'],
+      });
       expect(leak.body.stdout).not.toContain(secret);
     });
     expect(snapshot(hostDir)).toEqual(before);
@@ -189,16 +217,24 @@ describe('host-side file operations under a symlink swap race', () => {
       const client = new Client({ name: 'kiln-race-test', version: '1.0.0' });
       await client.connect(transport);
       try {
-        const wait = await startSwapper(id);
+        const swapper = await startSwapper(id);
         const tally = newTally();
         let running = true;
-        const done = wait().finally(() => (running = false));
+        swapper.exited.then(
+          () => (running = false),
+          () => (running = false), // the failure itself is thrown by swapper.stop() below
+        );
         const tool = async (name: string, args: Record<string, unknown>): Promise<void> => {
-          const r = (await client.callTool({ name, arguments: { sandbox_id: id, ...args } })) as { isError?: boolean; content: Array<{ text?: string }>; structuredContent?: unknown };
+          const r = (await client.callTool({ name, arguments: { sandbox_id: id, ...args } })) as {
+            isError?: boolean;
+            content: Array<{ text?: string }>;
+            structuredContent?: unknown;
+          };
           const text = r.content.map((c) => c.text ?? '').join('\n') + JSON.stringify(r.structuredContent ?? {});
           tally.ops++;
           const hostOnly = JSON.stringify(args).includes('host-only') && !r.isError;
-          if (text.includes(secret) || /^root:/m.test(text) || text.includes('"host-only.txt"') || hostOnly) tally.breaches.push(`${name}: ${text.slice(0, 200)}`);
+          if (text.includes(secret) || /^root:/m.test(text) || text.includes('"host-only.txt"') || hostOnly)
+            tally.breaches.push(`${name}: ${text.slice(0, 200)}`);
           if (text.includes('InternalError')) tally.breaches.push(`${name}: ${text.slice(0, 200)}`);
           if (text.includes('SymlinkNotFollowed')) tally.refused++;
           if (name === 'file_read' && !r.isError && text.includes('inside')) tally.insideReads++;
@@ -216,15 +252,19 @@ describe('host-side file operations under a symlink swap race', () => {
           () => tool('file_remove', { path: 'd/tree', recursive: true }),
         ];
         const worker = async (w: number): Promise<void> => {
-          for (let i = w * 1_000_000; running; i++) await rounds[i % rounds.length]!(i);
+          for (let i = w * 1_000_000; running && tally.ops < MCP_CALLS; i++) await rounds[i % rounds.length]!(i);
         };
-        await Promise.all([done, ...Array.from({ length: 4 }, (_, w) => worker(w))]);
+        await Promise.all(Array.from({ length: 4 }, (_, w) => worker(w)));
+        await swapper.stop();
         console.info(`files race (MCP): ${tally.ops} tool calls, ${tally.insideReads} inside reads, ${tally.refused} refused links`);
         expect(tally.breaches).toEqual([]);
         expect(tally.ops).toBeGreaterThan(50);
         expect(tally.insideReads).toBeGreaterThan(0);
         expect(tally.refused).toBeGreaterThan(0);
-        const leak = await k.call('POST', `/api/v1/sessions/${id}/process/run`, { command: 'sh', args: ['-c', 'grep -rh CANARY /workspace 2>/dev/null; true'] });
+        const leak = await k.call('POST', `/api/v1/sessions/${id}/process/run`, {
+          command: 'sh',
+          args: ['-c', 'grep -rh CANARY /workspace 2>/dev/null; true'],
+        });
         expect(leak.body.stdout).not.toContain(secret);
       } finally {
         await client.close();
