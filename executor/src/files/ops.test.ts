@@ -151,6 +151,10 @@ describe('WorkspaceFiles', () => {
     expect(await codeOf(files.remove('out/sub', true))).toBe('SymlinkNotFollowed');
     expect(await codeOf(files.rename('out/secret.txt', 'stolen.txt'))).toBe('SymlinkNotFollowed');
     expect(await codeOf(files.rename('inside.txt', 'out/planted.txt'))).toBe('SymlinkNotFollowed');
+    expect(await files.rename('inside.txt', 'out/x/planted.txt').catch((e: unknown) => e)).toMatchObject({
+      code: 'SymlinkNotFollowed',
+      data: { path: '/workspace/out/x/planted.txt' },
+    });
     expect(readFileSync(join(ws, 'inside.txt'), 'utf8')).toBe('inside\n');
 
     // The links themselves can be moved and removed; their targets stay as they were.

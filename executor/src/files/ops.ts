@@ -231,9 +231,15 @@ export class WorkspaceFiles {
       return await this.inDir(a.parents, false, (fromDir) =>
         withFd(openRoot(this.spec.workspaceDir), (root) =>
           withFd(
-            walkDirs(root, b.parents, (fd) => this.own(procPath(fd))),
+            walkDirs(root, b.parents, (fd) => this.own(procPath(fd))).catch((err: unknown) => {
+              throw fsError(err, b.inside);
+            }),
             async (toDir) => {
-              await fsp.rename(procPath(fromDir, a.name), procPath(toDir, b.name));
+              await fsp.rename(procPath(fromDir, a.name), procPath(toDir, b.name)).catch((err: unknown) => {
+                // These name the destination; anything else (ENOENT above all) the source.
+                const atDestination = ['EEXIST', 'ENOTEMPTY', 'EISDIR'].includes((err as NodeJS.ErrnoException).code ?? '');
+                throw fsError(err, atDestination ? b.inside : a.inside);
+              });
               return infoAt(toDir, b.name, b.inside);
             },
           ),
