@@ -82,7 +82,10 @@ export class WorkspaceFiles {
     return withFd(openRoot(this.spec.workspaceDir), (root) => withFd(walkDirs(root, names, create ? (fd) => this.own(procPath(fd)) : undefined), fn));
   }
 
-  /** Gives a file or directory we created to the sandbox's uid (when we may chown at all). */
+  /**
+   * Gives a directory we created to the sandbox's uid (when we may chown at all). `path` is
+   * the proc link of its O_PATH fd, so chown follows only that link, to that very directory.
+   */
   private async own(path: string): Promise<void> {
     if (isRoot()) await fsp.chown(path, this.spec.hostUid, this.spec.hostGid);
   }
