@@ -17,6 +17,7 @@ import { isExecutorGone, type Agent } from './client.js';
  */
 const SESSION_ERROR_STATUS: Record<string, KilnError['status']> = {
   PathOutsideWorkspace: 400,
+  SymlinkNotFollowed: 400,
   InvalidRequest: 400,
   NotADirectory: 400,
   IsADirectory: 400,
@@ -143,6 +144,10 @@ export class SessionAgent {
       () => undefined,
     );
     const call = kind === 'file' ? client.fileWrite(metadata, callback) : client.tarUpload(metadata, callback);
+    // The executor may refuse the upload (a bad path) while the body is still being read;
+    // that rejection is reported by `return done` below (or dropped in favour of the body's
+    // own failure), so it must not count as unhandled in the meantime.
+    done.catch(() => undefined);
     try {
       call.write({ sandboxId: this.sandboxId, path, data: empty, mode });
       for await (const chunk of body) {

@@ -12,6 +12,7 @@ export const MAX_TEXT_CHARS = 20_000;
 const HINTS: Record<string, string> = {
   SessionNotFound: 'Omit sandbox_id to use this connection\'s own sandbox, or create one with sandbox_create.',
   PathOutsideWorkspace: 'Use a path relative to /workspace (or an absolute path inside it), without "..".',
+  SymlinkNotFollowed: 'File tools do not follow symbolic links; file_info shows where a link points, so use that path instead.',
   FileNotFound: 'Check the path with file_list.',
   IsADirectory: 'Use file_list for directories.',
   NotADirectory: 'Use file_read or file_info for files.',

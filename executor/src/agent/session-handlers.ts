@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { status, type sendUnaryData, type ServerDuplexStream, type ServerReadableStream, type ServerWritableStream, type ServiceError } from '@grpc/grpc-js';
 import type { AgentServer, FileInfo, FileWriteRequest, ProcessEvent, PtyInput, PtyOutput, SessionBindRequest, SessionBindResponse } from '@kiln/proto/executor';
 import { WorkspaceFiles } from '../files/ops.js';
-import { resolvePath } from '../files/paths.js';
+import { insidePath } from '../files/paths.js';
 import { SessionBindError, sessionExports } from '../nfs/session-exports.js';
 import { ProcessTable } from '../process/registry.js';
 import { runProcess, streamProcess } from '../process/run.js';
@@ -136,14 +136,15 @@ export function sessionHandlers(token: string, sandboxes: SandboxManager, mapErr
     // what the session itself can reach (no host-side path checks of archive members needed).
     tarDownload: serverStream(async (call) => {
       const sandbox = sandboxes.get(call.request.sandboxId);
-      const dir = await resolvePath(sandbox.spec, call.request.path);
-      const proc = processes.start(sandbox, { sandboxId: sandbox.id, command: 'tar', args: ['-c', '-C', dir.inside, '.'], cwd: '', env: {}, stdin: Buffer.alloc(0), timeoutMs: TAR_TIMEOUT_MS, maxOutputBytes: 0 }, false);
+      // Only the string is checked here: tar itself resolves the path, inside the sandbox.
+      const inside = insidePath(call.request.path);
+      const proc = processes.start(sandbox, { sandboxId: sandbox.id, command: 'tar', args: ['-c', '-C', inside, '.'], cwd: '', env: {}, stdin: Buffer.alloc(0), timeoutMs: TAR_TIMEOUT_MS, maxOutputBytes: 0 }, false);
       let stderr = '';
       proc.child.stderr?.on('data', (d: Buffer) => (stderr += d.toString().slice(0, 4096)));
       call.on('cancelled', () => proc.signal('SIGKILL'));
       if (proc.child.stdout) await pump(call, proc.child.stdout);
       const exit = await proc.exited;
-      if (exit.exitCode !== 0) throw new InvalidArgumentError(`tar of ${dir.inside} failed: ${stderr.trim() || `exit ${exit.exitCode}`}`, { path: dir.inside });
+      if (exit.exitCode !== 0) throw new InvalidArgumentError(`tar of ${inside} failed: ${stderr.trim() || `exit ${exit.exitCode}`}`, { path: inside });
     }),
     tarUpload: clientStream(async (call) => {
       const { head, chunks } = await headAndChunks(call);

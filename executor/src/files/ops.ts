@@ -1,12 +1,12 @@
-import { constants, createReadStream, type ReadStream } from 'node:fs';
-import { chown, lstat, mkdir, open, readdir, readlink, rename, rm, rmdir, stat, type FileHandle } from 'node:fs/promises';
-import { dirname, join, posix } from 'node:path';
+import { createReadStream, promises as fsp, type ReadStream, type Stats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import type { FileInfo } from '@kiln/proto/executor';
+import { openRoot, walkDirs, withFd } from '../fs/beneath.js';
+import { O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_WRONLY, closeFd, fstatFd, isRoot, openFd, procPath } from '../fs/fsio.js';
+import { removeTreeAt, TreeTooDeepError } from '../fs/remove-tree.js';
 import type { SandboxSpec } from '../sandbox/spec.js';
 import { DiskQuotaExceededError, fsError, InvalidArgumentError } from '../session/errors.js';
-import { resolvePath, WORKSPACE } from './paths.js';
-
-type Stats = Awaited<ReturnType<typeof lstat>>;
+import { components, insidePath, WORKSPACE } from './paths.js';
 
 function typeOf(s: Stats): string {
   if (s.isFile()) return 'file';
@@ -15,160 +15,263 @@ function typeOf(s: Stats): string {
   return 'other';
 }
 
-async function infoOf(host: string, inside: string): Promise<FileInfo> {
-  const s = await lstat(host);
+function infoFrom(s: Stats, inside: string, symlinkTarget: string): FileInfo {
   return {
     path: inside,
-    name: inside === WORKSPACE ? 'workspace' : posix.basename(inside),
+    name: inside === WORKSPACE ? 'workspace' : inside.slice(inside.lastIndexOf('/') + 1),
     type: typeOf(s),
-    size: Number(s.size),
-    mode: Number(s.mode) & 0o7777,
-    modifiedAtMs: Math.floor(Number(s.mtimeMs)),
-    symlinkTarget: s.isSymbolicLink() ? await readlink(host) : '',
+    size: s.size,
+    mode: s.mode & 0o7777,
+    modifiedAtMs: Math.floor(s.mtimeMs),
+    symlinkTarget,
   };
 }
 
-/** Files of one sandbox's /workspace, operated on from the host as the sandbox's uid would. */
+/** Info on entry `name` of directory `dirFd`, as the entry itself (a link is not followed). */
+async function infoAt(dirFd: number, name: string, inside: string): Promise<FileInfo> {
+  const path = procPath(dirFd, name);
+  const s = await fsp.lstat(path);
+  // readlink reads the link's own text (it does not follow it). The entry may have been
+  // replaced since the lstat; then there is no text to show.
+  const target = s.isSymbolicLink() ? await fsp.readlink(path).catch(() => '') : '';
+  return infoFrom(s, inside, target);
+}
+
+/** Info on the directory an fd pins (stat follows only the fd's own proc link). */
+async function infoOfDir(dirFd: number, inside: string): Promise<FileInfo> {
+  return infoFrom(await fsp.stat(procPath(dirFd)), inside, '');
+}
+
+const isQuotaError = (err: unknown): boolean => ['ENOSPC', 'EDQUOT', 'EFBIG'].includes((err as NodeJS.ErrnoException)?.code ?? '');
+
+/** A path split for an operation on its last entry: where it is and what it is called. */
+interface Target {
+  /** e.g. /workspace/src/a.py */
+  inside: string;
+  /** Directory names from /workspace down to the entry's parent. */
+  parents: string[];
+  /** The entry's own name. */
+  name: string;
+}
+
+function target(path: string, refuseRoot: string): Target {
+  const inside = insidePath(path);
+  const names = components(inside);
+  const name = names.pop();
+  if (name === undefined) throw new InvalidArgumentError(refuseRoot, { path: inside });
+  return { inside, parents: names, name };
+}
+
+/**
+ * Files of one sandbox's /workspace, operated on from the host as the sandbox's uid would.
+ *
+ * Sandboxed code changes the workspace while we work in it, so no path string is ever
+ * resolved twice: each operation pins the workspace root as an O_PATH fd and walks down
+ * one component at a time without following a symlink (fs/beneath.ts), then acts on the
+ * last name inside its parent's fd with calls that do not follow a final link either
+ * (lstat, open O_NOFOLLOW, mkdir, unlink, rmdir, rename). Links in the workspace can be
+ * listed, stat'ed, removed and renamed as links; reading or writing through one is refused
+ * (SymlinkNotFollowed). Every fd is closed before the call returns (a read's file fd is
+ * closed by its stream).
+ */
 export class WorkspaceFiles {
   constructor(private readonly spec: SandboxSpec) {}
 
-  private get owned(): boolean {
-    return process.getuid?.() === 0;
+  /** Runs `fn` with an fd of the directory `names` lead to; with `create`, missing ones are made. */
+  private async inDir<T>(names: string[], create: boolean, fn: (dirFd: number) => Promise<T>): Promise<T> {
+    return withFd(openRoot(this.spec.workspaceDir), (root) => withFd(walkDirs(root, names, create ? (fd) => this.own(procPath(fd)) : undefined), fn));
+  }
+
+  /**
+   * Gives a directory we created to the sandbox's uid (when we may chown at all). `path` is
+   * the proc link of its O_PATH fd, so chown follows only that link, to that very directory.
+   */
+  private async own(path: string): Promise<void> {
+    if (isRoot()) await fsp.chown(path, this.spec.hostUid, this.spec.hostGid);
   }
 
   async stat(path: string): Promise<FileInfo> {
-    const p = await resolvePath(this.spec, path);
+    const inside = insidePath(path);
+    const names = components(inside);
+    const name = names.pop();
     try {
-      return await infoOf(p.host, p.inside);
+      return await this.inDir(names, false, (dirFd) => (name === undefined ? infoOfDir(dirFd, inside) : infoAt(dirFd, name, inside)));
     } catch (err) {
-      throw fsError(err, p.inside);
+      throw fsError(err, inside);
     }
   }
 
   async list(path: string): Promise<FileInfo[]> {
-    const p = await resolvePath(this.spec, path);
+    const inside = insidePath(path);
     try {
-      const names = await readdir(p.host);
-      names.sort();
-      return await Promise.all(names.map((n) => infoOf(join(p.host, n), posix.join(p.inside, n))));
+      return await this.inDir(components(inside), false, async (dirFd) => {
+        const names = (await fsp.readdir(procPath(dirFd))).sort();
+        const infos = await Promise.all(
+          names.map((n) =>
+            infoAt(dirFd, n, `${inside}/${n}`).catch((err: unknown) => {
+              // Removed by the sandbox since readdir: it is simply not listed.
+              if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+              throw err;
+            }),
+          ),
+        );
+        return infos.filter((i): i is FileInfo => i !== undefined);
+      });
     } catch (err) {
-      throw fsError(err, p.inside);
+      throw fsError(err, inside);
     }
   }
 
-  /** A stream of the file's bytes; refuses directories. */
+  /** A stream of a regular file's bytes; refuses directories, links and special files. */
   async read(path: string): Promise<ReadStream> {
-    const p = await resolvePath(this.spec, path);
-    let fh: FileHandle;
+    const t = target(path, 'cannot read /workspace itself; it is a directory (use list)');
+    let fd: number;
     try {
-      fh = await open(p.host, constants.O_RDONLY | constants.O_NOFOLLOW);
-      if ((await fh.stat()).isDirectory()) {
-        await fh.close();
-        throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
-      }
+      fd = await this.inDir(t.parents, false, async (dirFd) => {
+        // A raw fd, not a FileHandle: the stream below owns it, and a FileHandle would close
+        // it again when collected. O_NONBLOCK: a FIFO planted by the sandbox must not hang us.
+        const f = await openFd(procPath(dirFd, t.name), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+        try {
+          const s = await fstatFd(f);
+          if (s.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+          if (!s.isFile()) throw new InvalidArgumentError(`${t.inside} is not a regular file`, { path: t.inside });
+          return f;
+        } catch (err) {
+          await closeFd(f);
+          throw err;
+        }
+      });
     } catch (err) {
-      throw fsError(err, p.inside);
+      throw fsError(err, t.inside);
     }
-    return createReadStream('', { fd: fh.fd, highWaterMark: 256 * 1024, autoClose: true }).on('close', () => void fh.close().catch(() => undefined));
+    // The stream owns the fd from here on and closes it when it ends or is destroyed.
+    return createReadStream('', { fd, highWaterMark: 256 * 1024, autoClose: true });
   }
 
   /**
-   * Writes a file from chunks (creating parent directories), owned by the sandbox's uid. The
-   * workspace quota (diskMB) is checked against the bytes already there plus those written.
+   * Writes a regular file from chunks (creating parent directories), owned by the sandbox's
+   * uid. One upload may be at most maxFileMB (the same RLIMIT_FSIZE sandbox processes get);
+   * a full workspace (ENOSPC, EDQUOT) is DiskQuotaExceeded too. A failed write leaves no
+   * partial file behind that it created.
    */
   async write(path: string, chunks: AsyncIterable<Uint8Array>, mode = 0o644): Promise<FileInfo> {
-    const p = await resolvePath(this.spec, path);
-    if (p.inside === WORKSPACE) throw new InvalidArgumentError('cannot write to /workspace itself; name a file inside it');
+    const t = target(path, 'cannot write to /workspace itself; name a file inside it');
     const limit = this.spec.maxFileMB * 1024 * 1024;
-    let used = await workspaceBytes(this.spec.workspaceDir);
-    await this.mkdirHost(dirname(p.host), dirname(p.inside));
-    let fh: FileHandle | undefined;
     try {
-      fh = await open(p.host, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, mode & 0o777);
-      if (this.owned) await fh.chown(this.spec.hostUid, this.spec.hostGid);
-      for await (const chunk of chunks) {
-        used += chunk.length;
-        if (used > limit) throw new DiskQuotaExceededError(this.spec.maxFileMB);
-        await fh.write(chunk);
-      }
+      return await this.inDir(t.parents, true, async (dirFd) => {
+        const entry = procPath(dirFd, t.name);
+        let fh: FileHandle;
+        let created = true;
+        try {
+          fh = await fsp.open(entry, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK, mode & 0o777);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+          created = false;
+          fh = await fsp.open(entry, O_WRONLY | O_NOFOLLOW | O_NONBLOCK);
+        }
+        try {
+          const s = await fh.stat();
+          if (!s.isFile()) throw new InvalidArgumentError(`${t.inside} exists and is not a regular file`, { path: t.inside });
+          if (!created) await fh.truncate(0);
+          if (isRoot()) await fh.chown(this.spec.hostUid, this.spec.hostGid);
+          let written = 0;
+          for await (const chunk of chunks) {
+            written += chunk.length;
+            if (written > limit) throw new DiskQuotaExceededError(this.spec.maxFileMB, t.inside);
+            await writeAll(fh, chunk);
+          }
+          return infoFrom(await fh.stat(), t.inside, '');
+        } catch (err) {
+          if (created) await unlinkIfSame(dirFd, t.name, fh);
+          throw err;
+        } finally {
+          await fh.close();
+        }
+      });
     } catch (err) {
-      await fh?.close();
-      fh = undefined;
-      if (err instanceof DiskQuotaExceededError) await rm(p.host, { force: true });
-      throw fsError(err, p.inside);
-    } finally {
-      await fh?.close();
+      if (isQuotaError(err)) throw new DiskQuotaExceededError(this.spec.maxFileMB, t.inside);
+      throw fsError(err, t.inside);
     }
-    return infoOf(p.host, p.inside);
   }
 
   /** mkdir -p; every directory it creates belongs to the sandbox's uid. */
   async mkdir(path: string): Promise<FileInfo> {
-    const p = await resolvePath(this.spec, path);
-    await this.mkdirHost(p.host, p.inside);
-    return infoOf(p.host, p.inside);
+    const inside = insidePath(path);
+    try {
+      return await this.inDir(components(inside), true, (dirFd) => infoOfDir(dirFd, inside));
+    } catch (err) {
+      if (isQuotaError(err)) throw new DiskQuotaExceededError(this.spec.maxFileMB, inside);
+      throw fsError(err, inside);
+    }
   }
 
+  /** Removes a file, link or empty directory, or with `recursive` a whole tree (by fds). */
   async remove(path: string, recursive: boolean): Promise<boolean> {
-    const p = await resolvePath(this.spec, path, { followLast: false });
-    if (p.inside === WORKSPACE) throw new InvalidArgumentError('cannot remove /workspace itself');
+    const t = target(path, 'cannot remove /workspace itself');
     try {
-      const s = await lstat(p.host);
-      if (s.isDirectory() && !recursive) await rmdir(p.host);
-      else await rm(p.host, { recursive, force: false });
+      await this.inDir(t.parents, false, async (dirFd) => {
+        const entry = procPath(dirFd, t.name);
+        if (recursive) return removeTreeAt(dirFd, t.name);
+        const s = await fsp.lstat(entry);
+        await (s.isDirectory() ? fsp.rmdir(entry) : fsp.unlink(entry));
+      });
       return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-      throw fsError(err, p.inside);
+      if (err instanceof TreeTooDeepError)
+        throw new InvalidArgumentError(`${t.inside} is nested deeper than ${err.maxDepth} levels; remove its deepest part with a process first`, {
+          path: t.inside,
+        });
+      throw fsError(err, t.inside);
     }
   }
 
+  /** Moves an entry (a link moves as a link), creating the destination's parents. */
   async rename(from: string, to: string): Promise<FileInfo> {
-    const a = await resolvePath(this.spec, from, { followLast: false });
-    const b = await resolvePath(this.spec, to, { followLast: false });
-    if (a.inside === WORKSPACE || b.inside === WORKSPACE) throw new InvalidArgumentError('cannot rename /workspace itself');
-    await this.mkdirHost(dirname(b.host), dirname(b.inside));
+    const a = target(from, 'cannot rename /workspace itself');
+    const b = target(to, 'cannot rename /workspace itself');
     try {
-      await rename(a.host, b.host);
+      return await this.inDir(a.parents, false, (fromDir) =>
+        withFd(openRoot(this.spec.workspaceDir), (root) =>
+          withFd(
+            walkDirs(root, b.parents, (fd) => this.own(procPath(fd))).catch((err: unknown) => {
+              throw fsError(err, b.inside);
+            }),
+            async (toDir) => {
+              await fsp.rename(procPath(fromDir, a.name), procPath(toDir, b.name)).catch((err: unknown) => {
+                // These name the destination; anything else (ENOENT above all) the source.
+                const atDestination = ['EEXIST', 'ENOTEMPTY', 'EISDIR'].includes((err as NodeJS.ErrnoException).code ?? '');
+                throw fsError(err, atDestination ? b.inside : a.inside);
+              });
+              return infoAt(toDir, b.name, b.inside);
+            },
+          ),
+        ),
+      );
     } catch (err) {
       throw fsError(err, a.inside);
-    }
-    return infoOf(b.host, b.inside);
-  }
-
-  private async mkdirHost(host: string, inside: string): Promise<void> {
-    let first: string | undefined;
-    try {
-      first = await mkdir(host, { recursive: true, mode: 0o755 });
-    } catch (err) {
-      throw fsError(err, inside);
-    }
-    if (!first || !this.owned) return;
-    // mkdir returns the first directory it made; chown it and everything below it on the way.
-    for (let dir = host; dir.length >= first.length; dir = dirname(dir)) {
-      await chown(dir, this.spec.hostUid, this.spec.hostGid);
-      if (dir === first) break;
     }
   }
 }
 
-/** Bytes used under a directory (apparent sizes, symlinks not followed). */
-export async function workspaceBytes(dir: string): Promise<number> {
-  let total = 0;
-  const stack = [dir];
-  while (stack.length) {
-    const d = stack.pop() as string;
-    let entries;
-    try {
-      entries = await readdir(d, { withFileTypes: true });
-    } catch {
-      continue; // removed meanwhile by a sandbox process
-    }
-    for (const e of entries) {
-      const full = join(d, e.name);
-      if (e.isDirectory()) stack.push(full);
-      else if (e.isFile()) total += await stat(full).then((s) => s.size, () => 0);
-    }
+/** Writes a whole chunk: a write may be short (a nearly full disk), and the next one says why. */
+async function writeAll(fh: FileHandle, chunk: Uint8Array): Promise<void> {
+  for (let off = 0; off < chunk.length;) {
+    const { bytesWritten } = await fh.write(chunk, off, chunk.length - off);
+    if (bytesWritten <= 0) throw Object.assign(new Error('short write'), { code: 'EIO' });
+    off += bytesWritten;
   }
-  return total;
+}
+
+/**
+ * Unlinks `name` in `dirFd` if it is still the file `fh` has open: a failed upload takes
+ * back only the file it made, never an entry the sandbox put there in the meantime.
+ */
+async function unlinkIfSame(dirFd: number, name: string, fh: FileHandle): Promise<void> {
+  try {
+    const [mine, now] = await Promise.all([fh.stat(), fsp.lstat(procPath(dirFd, name))]);
+    if (mine.ino === now.ino && mine.dev === now.dev) await fsp.unlink(procPath(dirFd, name));
+  } catch {
+    // Gone or replaced already: nothing of ours to take back. The write's own error is thrown.
+  }
 }

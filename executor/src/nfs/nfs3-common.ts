@@ -5,7 +5,7 @@
 import { Nfs3Status, NfsError } from './errors.js';
 import type { ExportRegistry, Resolved } from './exports.js';
 import { NFS3_FHSIZE } from './handles.js';
-import { isRoot } from './fsio.js';
+import { isRoot } from '../fs/fsio.js';
 import type { XdrReader, XdrWriter } from './xdr.js';
 import type { ExportFs } from './vfs.js';
 import type { AuthUnix } from './rpc.js';

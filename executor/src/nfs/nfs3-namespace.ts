@@ -26,7 +26,7 @@ import {
   lstatPath,
   openFd,
   procPath,
-} from './fsio.js';
+} from '../fs/fsio.js';
 import { type NfsCallContext, type NfsProc, assertWritable, ignoreEperm, ownerFor, readDirOp, readFh, resolveFh, safeMode } from './nfs3-common.js';
 import { TARGET_MAX, depthOf, targetStaysInside } from './symlinks.js';
 import { type ExportFs, checkName } from './vfs.js';

@@ -5,7 +5,7 @@
 import { promises as fsp } from 'node:fs';
 import { writeFattr, writePostOpAttr } from './attrs.js';
 import { Nfs3Status, NfsError } from './errors.js';
-import { fstatFd, inodeKey, lstatPath, preadFd } from './fsio.js';
+import { fstatFd, inodeKey, lstatPath, preadFd } from '../fs/fsio.js';
 import { type NfsProc, readDirOp, readFh, resolveFh } from './nfs3-common.js';
 import { NAME_MAX } from './vfs.js';
 import { XdrWriter } from './xdr.js';

@@ -12,7 +12,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp, type BigIntStats } from 'node:fs';
 import { writePostOpAttr } from './attrs.js';
 import { Nfs3Status, NfsError } from './errors.js';
-import { lstatPath } from './fsio.js';
+import { lstatPath } from '../fs/fsio.js';
 import { type NfsCallContext, type NfsProc, readFh, resolveFh } from './nfs3-common.js';
 import type { ExportFs } from './vfs.js';
 import { XdrWriter } from './xdr.js';

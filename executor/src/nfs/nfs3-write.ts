@@ -5,7 +5,7 @@
 import { promises as fsp } from 'node:fs';
 import { type Sattr, readSattr, setTimeSeconds, writeWcc } from './attrs.js';
 import { Nfs3Status, NfsError } from './errors.js';
-import { fdatasyncFd, fstatFd, ftruncateFd, inodeKey, isRoot, lstatPath, procPath, pwriteFd } from './fsio.js';
+import { fdatasyncFd, fstatFd, ftruncateFd, inodeKey, isRoot, lstatPath, procPath, pwriteFd } from '../fs/fsio.js';
 import { type NfsProc, assertWritable, readFh, resolveFh, safeMode } from './nfs3-common.js';
 import { MAX_IO } from './nfs3-read.js';
 import type { ExportFs } from './vfs.js';

@@ -4,7 +4,7 @@
  * can never resolve outside the export, for whoever follows them later.
  */
 import { Nfs3Status, NfsError } from './errors.js';
-import { O_DIRECTORY, O_PATH, closeFd, fstatFd, inodeKey, openFd, procPath } from './fsio.js';
+import { O_DIRECTORY, O_PATH, closeFd, fstatFd, inodeKey, openFd, procPath } from '../fs/fsio.js';
 import type { ExportFs } from './vfs.js';
 
 /** Longest accepted link target (PATH_MAX). */

@@ -4,7 +4,7 @@
  * Every inode the server hands out a handle for is recorded as (parent, name)
  * in a per-export registry keyed by "dev:ino". Resolving a handle walks that
  * chain down from the export root one component at a time, opening each with
- * O_PATH|O_NOFOLLOW relative to its parent's fd (see fsio.procPath), and
+ * O_PATH|O_NOFOLLOW relative to its parent's fd (see fs/fsio.ts procPath), and
  * checks that the inode found is the one the handle names. So:
  *  - only inodes reached from this export's root are addressable;
  *  - symlinks are never followed on the server, wherever they point;
@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
 import { Nfs3Status, NfsError } from './errors.js';
 import { FdCache, type FdLease } from './fdcache.js';
-import { O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_PATH, O_RDONLY, O_RDWR, closeFd, fstatFd, inodeKey, openFd, procPath } from './fsio.js';
+import { O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_PATH, O_RDONLY, O_RDWR, closeFd, fstatFd, inodeKey, openFd, procPath } from '../fs/fsio.js';
 import type { NfsExport } from './types.js';
 
 /** Registry entry: where an inode was last seen. The root has no parent. */

@@ -24,6 +24,17 @@ export class PathOutsideWorkspaceError extends SessionOpError {
   }
 }
 
+/**
+ * The path goes through a symbolic link, or names one where a file or directory is needed.
+ * Host-side file operations never follow links (a sandbox could point one anywhere, or swap
+ * one in between a check and a use); stat, list, remove and rename act on a link itself.
+ */
+export class SymlinkNotFollowedError extends SessionOpError {
+  constructor(path: string) {
+    super('SymlinkNotFollowed', status.FAILED_PRECONDITION, `${path} is or goes through a symbolic link, and the files API does not follow links; use the path the link points to (stat, list, remove and rename act on the link itself)`, { path });
+  }
+}
+
 export class FileNotFoundError extends SessionOpError {
   constructor(path: string) {
     super('FileNotFound', status.NOT_FOUND, `no such file or directory: ${path}`, { path });
@@ -43,8 +54,8 @@ export class InvalidSignalError extends SessionOpError {
 }
 
 export class DiskQuotaExceededError extends SessionOpError {
-  constructor(limitMB: number) {
-    super('DiskQuotaExceeded', status.RESOURCE_EXHAUSTED, `the workspace is over its disk quota of ${limitMB} MB; delete files first`, { limitMB });
+  constructor(limitMB: number, path?: string) {
+    super('DiskQuotaExceeded', status.RESOURCE_EXHAUSTED, `${path ? `no space to write ${path}: ` : ''}the workspace is over its disk quota of ${limitMB} MB, or the file over its size limit of ${limitMB} MB; delete files first`, path ? { limitMB, path } : { limitMB });
   }
 }
 
@@ -62,7 +73,8 @@ export function fsError(err: unknown, path: string): Error {
   if (code === 'EISDIR') return new SessionOpError('IsADirectory', status.FAILED_PRECONDITION, `${path} is a directory`, { path });
   if (code === 'EEXIST') return new SessionOpError('FileExists', status.ALREADY_EXISTS, `${path} already exists`, { path });
   if (code === 'ENOTEMPTY') return new SessionOpError('DirectoryNotEmpty', status.FAILED_PRECONDITION, `${path} is not empty; pass recursive=true`, { path });
-  if (code === 'ELOOP') return new PathOutsideWorkspaceError(path);
+  // Every host-side open uses O_NOFOLLOW and the fd walk turns a link met midway into ELOOP.
+  if (code === 'ELOOP') return new SymlinkNotFollowedError(path);
   if (code === 'ENAMETOOLONG') return new SessionOpError('NameTooLong', status.INVALID_ARGUMENT, `a name in ${path.slice(0, 300)} is longer than 255 bytes, or the path longer than 4096`, { path });
   if (code === 'EFBIG' || code === 'ENOSPC' || code === 'EDQUOT') return new SessionOpError('DiskQuotaExceeded', status.RESOURCE_EXHAUSTED, `no space to write ${path}`, { path });
   return err instanceof Error ? err : new Error(String(err));

@@ -117,25 +117,30 @@ describe('sessions', () => {
     });
   });
 
-  it('refuses paths outside /workspace with 400 PathOutsideWorkspace', async () => {
+  it('refuses paths outside /workspace with 400 PathOutsideWorkspace, and never follows a link', async () => {
     await withSession(async (id) => {
       expect((await run(id, 'ln', ['-s', '/', 'root'])).body.exitCode).toBe(0);
       const attempts = [
-        ['GET', '/files?path=../etc/passwd'],
-        ['GET', '/files?path=/etc/passwd'],
-        ['GET', '/files?path=root/etc/passwd'],
-        ['GET', '/files/list?path=root'],
-        ['GET', '/files/stat?path=sub/../../x'],
-        ['PUT', '/files?path=root/tmp/evil'],
-        ['DELETE', '/files?path=/etc&recursive=true'],
+        ['GET', '/files?path=../etc/passwd', 'PathOutsideWorkspace'],
+        ['GET', '/files?path=/etc/passwd', 'PathOutsideWorkspace'],
+        ['GET', '/files/stat?path=sub/../../x', 'PathOutsideWorkspace'],
+        ['DELETE', '/files?path=/etc&recursive=true', 'PathOutsideWorkspace'],
+        // The host walks the workspace without following links, wherever they point.
+        ['GET', '/files?path=root/etc/passwd', 'SymlinkNotFollowed'],
+        ['GET', '/files/list?path=root', 'SymlinkNotFollowed'],
+        ['PUT', '/files?path=root/tmp/evil', 'SymlinkNotFollowed'],
+        ['DELETE', '/files?path=root/tmp&recursive=true', 'SymlinkNotFollowed'],
       ] as const;
-      for (const [method, path] of attempts) {
+      for (const [method, path, code] of attempts) {
         const res = await k.call(method, `/api/v1/sessions/${id}${path}`, method === 'PUT' ? 'x' : undefined);
         expect(res.status, `${method} ${path}`).toBe(400);
-        expect(res.body.error.code, `${method} ${path}`).toBe('PathOutsideWorkspace');
+        expect(res.body.error.code, `${method} ${path}`).toBe(code);
       }
       const rename = await k.call('POST', `/api/v1/sessions/${id}/files/rename`, { from: 'root', to: '../../x' });
       expect(rename.body.error.code).toBe('PathOutsideWorkspace');
+      // The link itself is an entry like any other: stat'ed and removed as a link.
+      expect((await k.call('GET', `/api/v1/sessions/${id}/files/stat?path=root`)).body).toMatchObject({ type: 'symlink', symlinkTarget: '/' });
+      expect((await k.call('DELETE', `/api/v1/sessions/${id}/files?path=root&recursive=true`)).body).toEqual({ existed: true });
     });
   });
 

@@ -11,7 +11,7 @@ import type { BigIntStats } from 'node:fs';
  * without opening it for I/O. Node does not export the constant.
  */
 export const O_PATH = 0o10000000;
-export const { O_NOFOLLOW, O_DIRECTORY, O_CREAT, O_EXCL, O_RDWR, O_RDONLY, O_NONBLOCK } = fs.constants;
+export const { O_NOFOLLOW, O_DIRECTORY, O_CREAT, O_EXCL, O_RDWR, O_RDONLY, O_WRONLY, O_NONBLOCK } = fs.constants;
 
 /**
  * `/proc/self/fd/<fd>/<name>` resolves `name` inside the directory the fd
