@@ -4,6 +4,7 @@ import type { Readable, Writable } from 'node:stream';
 import { RunnerChannel, type RunnerMessage } from './channel.js';
 import { BLOCK_FD, INFO_FD, sandboxArgv } from './bwrap-args.js';
 import type { BootStep } from './boot-step.js';
+import type { SandboxCgroup } from './cgroup.js';
 import { childPids, memoryKB } from './proc.js';
 import type { SandboxSpec } from './spec.js';
 
@@ -89,6 +90,12 @@ export class Sandbox {
   namespacePid = 0;
 
   /**
+   * The sandbox's cgroup (set by the cgroup boot step), which bounds memory, tasks and CPU for
+   * everything in it; undefined where the executor cannot create cgroups.
+   */
+  cgroup: SandboxCgroup | undefined;
+
+  /**
    * Starts the sandbox and resolves once its runner says it is ready. `steps` run in order while
    * bwrap holds the sandbox before anything in it executes (cgroup, network, devpts): a step that
    * fails fails the boot, and nothing the sandbox runs ever sees the state before a step.
@@ -98,7 +105,7 @@ export class Sandbox {
     const sandbox = new Sandbox(spec, bwrapPath);
     try {
       sandbox.namespacePid = await readChildPid(sandbox.child.stdio[INFO_FD] as Readable);
-      for (const step of steps) await step.attach({ spec, bwrapPid: sandbox.pid, namespacePid: sandbox.namespacePid });
+      for (const step of steps) await step.attach({ spec, bwrapPid: sandbox.pid, namespacePid: sandbox.namespacePid, sandbox });
       const block = (sandbox.child.stdio as unknown as Array<Writable | null>)[BLOCK_FD] as Writable;
       block.end('1');
       const ready = await sandbox.request(undefined, BOOT_TIMEOUT_MS);
