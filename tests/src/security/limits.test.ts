@@ -68,6 +68,16 @@ describe('memory: the kernel bounds each sandbox, tmpfs included', () => {
     await healthy();
   });
 
+  it('a handler whose /tmp files outgrow memorySize gets Runtime.OutOfMemory (tmpfs pages count, though no RSS shows them)', async () => {
+    const res = await run(
+      `const fs = require('fs');
+       exports.handler = async () => { const chunk = Buffer.alloc(8 << 20, 1); const fd = fs.openSync('/tmp/fill', 'w'); for (let i = 0; i < 50; i++) fs.writeSync(fd, chunk); return 'wrote 400 MB'; };`,
+    );
+    expect(res.body.status, JSON.stringify(res.body)).toBe('failed');
+    expect(res.body.error.errorType).toBe('Runtime.OutOfMemory');
+    await healthy();
+  });
+
   it('a handler that fills the V8 heap past its cap also gets Runtime.OutOfMemory', async () => {
     const res = await run(`exports.handler = async () => { const k = []; for (;;) k.push(new Array(1e6).fill(1.5)); };`);
     expect(res.body.status, JSON.stringify(res.body)).toBe('failed');
