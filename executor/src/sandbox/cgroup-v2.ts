@@ -1,8 +1,8 @@
-import { mkdir, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CgroupDriver, CgroupLimits, SandboxCgroup } from './cgroup.js';
 import { CFS_PERIOD_US, MIB, cfsQuotaUs } from './cgroup.js';
-import { checkName, keyedValue, killAll, procsOf, readOptional, readText, removeDir, waitFor, writeOptional, writeText } from './cgroupfs.js';
+import { checkName, checkPid, makeDir, keyedValue, killAll, procsOf, readOptional, readText, removeDir, waitFor, writeOptional, writeText } from './cgroupfs.js';
 
 /**
  * cgroup v2: one directory per sandbox under the executor's parent cgroup, whose
@@ -19,7 +19,7 @@ export class CgroupV2Driver implements CgroupDriver {
 
   async create(name: string, limits: CgroupLimits): Promise<SandboxCgroup> {
     const dir = join(this.parent, checkName(name));
-    await mkdir(dir);
+    await makeDir(dir);
     const cg = new CgroupV2(dir);
     if (this.controllers.includes('memory')) {
       await cg.setMemoryLimit(limits.memoryMB);
@@ -75,7 +75,7 @@ class CgroupV2 implements SandboxCgroup {
   }
 
   addProcess(pid: number): Promise<void> {
-    return writeText(join(this.dir, 'cgroup.procs'), String(pid));
+    return writeText(join(this.dir, 'cgroup.procs'), String(checkPid(pid)));
   }
 
   setMemoryLimit(memoryMB: number): Promise<void> {
@@ -132,7 +132,7 @@ export async function prepareV2Parent(own: string, parentName: string, wanted: r
       await writeText(join(base, 'cgroup.subtree_control'), enable);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EBUSY') throw err;
-      await mkdir(join(base, LEAF), { recursive: true });
+      await makeDir(join(base, LEAF), true);
       // Each write moves one process; a process started meanwhile is caught by the next pass.
       for (let pass = 0; pass < 5; pass++) {
         const pids = await procsOf(base);
@@ -143,7 +143,7 @@ export async function prepareV2Parent(own: string, parentName: string, wanted: r
     }
   }
   const parent = join(base, checkName(parentName));
-  await mkdir(parent, { recursive: true });
+  await makeDir(parent, true);
   if (enable) await writeText(join(parent, 'cgroup.subtree_control'), enable);
   return { parent, controllers };
 }

@@ -61,6 +61,8 @@ describe('cgroup v1 (this host)', () => {
     await cg.setMemoryLimit(32);
     expect(await cg.memoryLimitMB()).toBe(32);
 
+    await expect(cg.addProcess(1)).rejects.toThrow(/refusing/);
+    await expect(cg.addProcess(process.pid)).rejects.toThrow(/refusing/);
     const sleeper = spawnIn(cg, ['/bin/sh', '-c', 'sleep 60 & sleep 60']);
     const exited = exitOf(sleeper);
     await expect.poll(async () => (await cg.processes()).length).toBe(3);

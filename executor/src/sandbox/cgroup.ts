@@ -1,9 +1,9 @@
-import { mkdir, readFile, readdir } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BootContext, BootStep } from './boot-step.js';
 import { CgroupV1Driver, V1_CONTROLLERS, type V1Controller } from './cgroup-v1.js';
 import { CgroupV2Driver, prepareV2Parent } from './cgroup-v2.js';
-import { cgroupDir, checkName, parseMountinfo, parseProcCgroup, removeDir } from './cgroupfs.js';
+import { cgroupDir, checkName, makeDir, parseMountinfo, parseProcCgroup, removeDir } from './cgroupfs.js';
 import type { SandboxSpec } from './spec.js';
 
 export const MIB = 1024 * 1024;
@@ -87,7 +87,7 @@ export async function detectCgroups(executorId: string): Promise<CgroupSupport> 
         parents[controller] = join(dir, parentName);
       }
       if (!parents.pids) return { driver: undefined, detail: 'cgroup v1 is mounted without the pids controller' };
-      for (const dir of Object.values(parents)) await mkdir(dir, { recursive: true });
+      for (const dir of Object.values(parents)) await makeDir(dir, true);
       const driver = new CgroupV1Driver(parents);
       await removeLeftovers(driver, parents.pids);
       return { driver, detail: `cgroup v1 (${Object.keys(parents).join(', ')}) under ${parents.memory}` };
