@@ -96,7 +96,7 @@ export function writeOptional(path: string, value: string): Promise<boolean> {
     return Promise.resolve(true);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return Promise.resolve(false);
-    return Promise.reject(err as Error);
+    return Promise.reject(err);
   }
 }
 
@@ -156,7 +156,7 @@ export async function removeDir(dir: string, ms = 2000): Promise<void> {
       return Promise.resolve(true);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return Promise.resolve(true);
-      if ((err as NodeJS.ErrnoException).code !== 'EBUSY') return Promise.reject(err as Error);
+      if ((err as NodeJS.ErrnoException).code !== 'EBUSY') return Promise.reject(err);
       lastError = err;
       return Promise.resolve(false);
     }
