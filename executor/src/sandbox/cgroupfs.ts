@@ -95,8 +95,8 @@ export function writeOptional(path: string, value: string): Promise<boolean> {
     writeFileSync(path, value);
     return Promise.resolve(true);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return Promise.resolve(false);
-    return Promise.reject(err);
+    const e = err as NodeJS.ErrnoException;
+    return e.code === 'ENOENT' ? Promise.resolve(false) : Promise.reject(e);
   }
 }
 
@@ -155,9 +155,10 @@ export async function removeDir(dir: string, ms = 2000): Promise<void> {
       rmdirSync(dir);
       return Promise.resolve(true);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return Promise.resolve(true);
-      if ((err as NodeJS.ErrnoException).code !== 'EBUSY') return Promise.reject(err);
-      lastError = err;
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'ENOENT') return Promise.resolve(true);
+      if (e.code !== 'EBUSY') return Promise.reject(e);
+      lastError = e;
       return Promise.resolve(false);
     }
   }, ms);
