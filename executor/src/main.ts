@@ -5,6 +5,7 @@ import { ConfigError, loadConfig } from './config.js';
 import { NfsServer } from './nfs/server.js';
 import { sessionExports } from './nfs/session-exports.js';
 import { guardProcess } from './process-guard.js';
+import { CgroupStep, detectCgroups } from './sandbox/cgroup.js';
 import { SandboxManager } from './sandbox/manager.js';
 import { acquireUidLease, UID_RANGE_BUSY_EXIT, UidRangeBusyError } from './sandbox/uid-lease.js';
 
@@ -34,15 +35,18 @@ async function main(): Promise<void> {
         (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
       )
     : Promise.resolve(undefined);
+  const cgroups = await detectCgroups(config.executorId);
+  if (!cgroups.driver) process.stderr.write(`executor ${config.executorId}: warning: no cgroup per sandbox, so memory, process and CPU limits are only the container's: ${cgroups.detail}\n`);
   const sandboxes = new SandboxManager({
     dataDir: config.dataDir,
     maxSandboxes: config.maxSandboxes,
     runtimes: config.runtimes,
     uidBase: config.sandboxUidBase,
     bwrapPath: config.bwrapPath,
+    bootSteps: [...(cgroups.driver ? [new CgroupStep(cgroups.driver)] : [])],
   });
   await sandboxes.init();
-  const server = createAgentServer(config, sandboxes);
+  const server = createAgentServer(config, sandboxes, { limits: cgroups.driver ? `cgroup-${cgroups.driver.version}` : 'none', detail: cgroups.detail });
   const port = await listen(server, config.listenHost, config.listenPort);
   // Started after the agent so a bind failure (port taken) stops the executor before it reports
   // ready: an executor that silently lacks NFS would hand out sessions with dead nfsUrls.
@@ -64,7 +68,7 @@ async function main(): Promise<void> {
     stopping = true;
     process.stderr.write(`executor ${config.executorId}: ${signal}, stopping\n`);
     server.forceShutdown();
-    Promise.all([nfs?.close(), sandboxes.destroyAll()]).then(
+    Promise.all([nfs?.close(), sandboxes.destroyAll().then(() => cgroups.driver?.close())]).then(
       () => process.exit(0),
       (err: unknown) => {
         process.stderr.write(`executor ${config.executorId}: cleanup failed: ${String(err)}\n`);

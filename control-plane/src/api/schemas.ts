@@ -52,6 +52,20 @@ export const HealthSchema = z
   .object({
     status: z.enum(['ok', 'degraded']),
     redis: z.object({ ok: z.boolean(), latencyMs: z.number().optional(), error: z.string().optional() }),
-    executors: z.array(z.object({ id: z.string(), template: z.string(), ok: z.boolean(), sandboxes: z.number().optional(), error: z.string().optional() })),
+    executors: z.array(
+      z.object({
+        id: z.string(),
+        template: z.string(),
+        ok: z.boolean(),
+        sandboxes: z.number().optional(),
+        /**
+         * How the executor bounds each sandbox's memory, tasks and CPU: a cgroup per sandbox, or
+         * `none` when it cannot create cgroups (only its container's limits apply).
+         */
+        limits: z.enum(['cgroup-v1', 'cgroup-v2', 'none']).optional().openapi({ description: 'cgroup-v1 | cgroup-v2: a cgroup per sandbox; none: the executor cannot create cgroups, only its container limits apply' }),
+        limitsDetail: z.string().optional().openapi({ description: 'Where the sandbox cgroups are, or why there are none' }),
+        error: z.string().optional(),
+      }),
+    ),
   })
   .openapi('Health');

@@ -140,6 +140,7 @@ export class Scheduler {
           diskMb: template.resources.diskMB,
           maxProcesses: template.resources.maxProcesses,
           maxOpenFiles: template.resources.maxOpenFiles,
+          cpu: template.resources.cpu,
         },
         allowNetwork: template.network !== 'none',
       });

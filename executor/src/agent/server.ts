@@ -24,8 +24,14 @@ function info(s: Sandbox): SandboxInfo {
   return { sandboxId: s.id, runtime: s.runtime, pid: s.pid, bootMs: s.bootMs, functionKey: s.functionKey, createdAtMs: s.createdAt };
 }
 
+/** How the executor bounds its sandboxes (Health reports it): see sandbox/cgroup.ts. */
+export interface LimitsReport {
+  limits: 'cgroup-v1' | 'cgroup-v2' | 'none';
+  detail: string;
+}
+
 /** The gRPC agent: a thin edge over the sandbox manager and the invoke logic. */
-export function createAgentServer(config: ExecutorConfig, sandboxes: SandboxManager): Server {
+export function createAgentServer(config: ExecutorConfig, sandboxes: SandboxManager, limits: LimitsReport = { limits: 'none', detail: 'not configured' }): Server {
   const started = Date.now();
   const t = config.token;
   const impl: AgentServer = {
@@ -36,11 +42,14 @@ export function createAgentServer(config: ExecutorConfig, sandboxes: SandboxMana
       maxSandboxes: config.maxSandboxes,
       runtimes: config.runtimes,
       uptimeMs: Date.now() - started,
+      limits: limits.limits,
+      limitsDetail: limits.detail,
     }), mapError),
     createSandbox: unary(t, async (call) => {
       const r = call.request;
       const limits = {
         memoryMB: r.resources?.memoryMb || 512,
+        cpus: r.resources?.cpu || 1,
         diskMB: r.resources?.diskMb || 512,
         maxProcesses: r.resources?.maxProcesses || 256,
         maxOpenFiles: r.resources?.maxOpenFiles || 1024,

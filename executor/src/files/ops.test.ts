@@ -19,6 +19,7 @@ function specFor(workspaceDir: string, maxFileMB = 1): SandboxSpec {
   return {
     id: 'sbx-test',
     runtime: 'nodejs',
+    cpus: 1,
     workspaceDir,
     taskDir: '',
     runtimeDir: '',

@@ -2,14 +2,15 @@ import type { InvokeRequest, InvokeResponse } from '@kiln/proto/executor';
 import { InvokeStatus } from '@kiln/proto/executor';
 import type { Sandbox } from '../sandbox/sandbox.js';
 import { TimeoutError } from '../sandbox/sandbox.js';
-import { treeRssMB } from '../sandbox/proc.js';
 import { writeCode } from './code.js';
 import { LogBuffer, reportLine } from './logs.js';
 
 const LOG_CAP_BYTES = 1024 * 1024;
 const LOAD_TIMEOUT_MS = 10_000;
-/** How often a running invocation's memory is read; only invocations longer than this pay. */
-const MEMORY_POLL_MS = 100;
+/** What V8 prints when it dies at its heap cap (`--max-old-space-size`, bwrap-args.ts). */
+const V8_HEAP_OOM = /FATAL ERROR: .*JavaScript heap out of memory/;
+/** OOM kills a sandbox's cgroup had counted when it loaded its function (see `diedOfOom`). */
+const oomKillsAtLoad = new WeakMap<Sandbox, number>();
 
 type ErrorShape = { errorType: string; errorMessage: string; stackTrace: string[] };
 
@@ -42,7 +43,17 @@ function toError(value: unknown, fallbackType: string): ErrorShape {
 /**
  * Runs one invocation in a sandbox the control plane has leased to this request: loads the
  * function if the sandbox does not hold it yet, invokes with a deadline, and kills the
- * sandbox when the handler overruns its time or memory (the control plane then forgets it).
+ * sandbox when the handler overruns its time (the control plane then forgets it).
+ *
+ * Memory: loading sets the sandbox cgroup's limit to the function's memorySize, so every later
+ * (hot) invocation runs under it, and the kernel enforces it for the runner, its children and
+ * tmpfs pages alike. The Node runner's V8 heap cap stays what it was booted with (85% of the
+ * template's memoryMB, bwrap-args.ts): warm sandboxes are shared by every function of a
+ * template whatever its memorySize, V8 cannot lower its cap once running, and re-executing the
+ * runner at load would turn each warm start into a cold one. The cost: a function smaller than
+ * its template meets the kernel's OOM killer, not V8's heap limit, and V8 sizes its heap (and so
+ * how much garbage it lets build up before a full GC) for the template's memory; both ends are
+ * reported as Runtime.OutOfMemory (`diedOfOom`).
  */
 export async function invoke(sandbox: Sandbox, req: InvokeRequest): Promise<InvokeResponse> {
   if (sandbox.state !== 'idle') {
@@ -63,6 +74,10 @@ export async function invoke(sandbox: Sandbox, req: InvokeRequest): Promise<Invo
       }
       logs.write('stdout', sandbox.pendingInitLogs);
       const loadStarted = performance.now();
+      if (sandbox.cgroup) {
+        await sandbox.cgroup.setMemoryLimit(memoryMB);
+        oomKillsAtLoad.set(sandbox, await sandbox.cgroup.oomKills());
+      }
       await writeCode(sandbox.spec.taskDir, fn.files);
       const reply = await sandbox.request(
         {
@@ -101,6 +116,22 @@ export async function invoke(sandbox: Sandbox, req: InvokeRequest): Promise<Invo
 }
 
 /**
+ * Whether the runner died of memory: the sandbox's cgroup counted an OOM kill since the
+ * function was loaded (the kernel enforces memorySize), or V8 reached its own heap cap. An
+ * OOM kill of one of the handler's children in an earlier invocation that the runner survived
+ * also counts here; that only mislabels a later death of another cause.
+ */
+async function diedOfOom(sandbox: Sandbox, logs: LogBuffer): Promise<boolean> {
+  if (V8_HEAP_OOM.test(logs.text().slice(-4096))) return true;
+  if (!sandbox.cgroup) return false;
+  try {
+    return (await sandbox.cgroup.oomKills()) > (oomKillsAtLoad.get(sandbox) ?? 0);
+  } catch {
+    return false; // the cgroup is already gone: reported as Runtime.ExitError with the exit status
+  }
+}
+
+/**
  * The `invoke` message with the event forwarded as the text the control plane sent: parsing
  * it here only to serialise it again would cost two passes over payloads of up to 6 MB. The
  * control plane sends valid JSON (it built or validated it); raw CR/LF can only be
@@ -120,15 +151,7 @@ async function runHandler(sandbox: Sandbox, req: InvokeRequest, logs: LogBuffer,
   logs.line(`START RequestId: ${requestId} Version: ${version}`);
   const message = invokeLine(req);
   const started = performance.now();
-  let overMemory = 0;
-  const watch = setInterval(() => {
-    void treeRssMB(sandbox.runnerPid).then((mb) => {
-      if (mb > memoryMB && sandbox.state === 'busy') {
-        overMemory = mb;
-        sandbox.kill();
-      }
-    });
-  }, MEMORY_POLL_MS);
+  let outOfMemory = false;
   let reply: Awaited<ReturnType<Sandbox['request']>> | undefined;
   let failure: ErrorShape | undefined;
   let status = InvokeStatus.INVOKE_STATUS_SUCCEEDED;
@@ -139,15 +162,13 @@ async function runHandler(sandbox: Sandbox, req: InvokeRequest, logs: LogBuffer,
     if (err instanceof TimeoutError) {
       status = InvokeStatus.INVOKE_STATUS_TIMEOUT;
       failure = { errorType: 'Sandbox.Timedout', errorMessage: `Task timed out after ${(req.timeoutMs / 1000).toFixed(2)} seconds`, stackTrace: [] };
-    } else if (overMemory > 0) {
+    } else if ((outOfMemory = await diedOfOom(sandbox, logs))) {
       status = InvokeStatus.INVOKE_STATUS_FAILED;
-      failure = { errorType: 'Runtime.OutOfMemory', errorMessage: `RequestId: ${requestId} Error: Runtime exited with error: signal: killed (memory used ${Math.round(overMemory)} MB exceeded memorySize ${memoryMB} MB)`, stackTrace: [] };
+      failure = { errorType: 'Runtime.OutOfMemory', errorMessage: `RequestId: ${requestId} Error: Runtime exited with error: signal: killed (memory reached memorySize ${memoryMB} MB)`, stackTrace: [] };
     } else {
       status = InvokeStatus.INVOKE_STATUS_FAILED;
       failure = { errorType: 'Runtime.ExitError', errorMessage: `RequestId: ${requestId} Error: Runtime exited with error: ${(err as Error).message}`, stackTrace: [] };
     }
-  } finally {
-    clearInterval(watch);
   }
   const durationMs = performance.now() - started;
   if (reply && reply.ok !== true) {
@@ -155,7 +176,7 @@ async function runHandler(sandbox: Sandbox, req: InvokeRequest, logs: LogBuffer,
     failure = toError(reply.error, 'Error');
   }
   const alive = sandbox.state !== 'dead' && status !== InvokeStatus.INVOKE_STATUS_TIMEOUT && failure?.errorType !== 'Runtime.ExitError';
-  const maxMemoryMb = alive ? await sandbox.peakMemoryMB(reply?.maxRssKB) : Math.max(overMemory, memoryMB);
+  const maxMemoryMb = alive ? await sandbox.peakMemoryMB(reply?.maxRssKB) : outOfMemory ? memoryMB : 0;
   if (status === InvokeStatus.INVOKE_STATUS_TIMEOUT) logs.line(`${new Date().toISOString()} ${requestId} ${failure?.errorMessage}`);
   logs.line(`END RequestId: ${requestId}`);
   logs.line(reportLine({ requestId, durationMs, memoryMB, maxMemoryMB: Math.round(maxMemoryMb), initMs }));

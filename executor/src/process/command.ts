@@ -37,8 +37,22 @@ function credentialArgs(sandboxHostUid: number): string[] {
 }
 
 /**
+ * The launcher's first step: a shell that writes its own pid into the sandbox's cgroup.procs
+ * files, then executes the rest (prlimit, setpriv, nsenter, the command) in the same process.
+ * That is race-free where moving the pid after spawn is not: by then nsenter may already have
+ * forked the command (joining a PID namespace forks), which would stay outside. Everything the
+ * command starts is forked after the move and inherits the cgroup. A write that fails ends the
+ * launcher (status 125) rather than running the command unbounded.
+ */
+function joinCgroupArgs(procsFiles: readonly string[]): string[] {
+  if (procsFiles.length === 0) return [];
+  return ['/bin/sh', '-c', 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"', 'kiln-cgroup-join', ...procsFiles, '--'];
+}
+
+/**
  * The host argv that runs `command` inside a running sandbox as its user:
  *
+ * - `joinCgroupArgs` puts the launcher, and so the command, in the sandbox's cgroup.
  * - `prlimit` applies the sandbox's rlimits (the executor's own are wider). RLIMIT_NPROC counts
  *   per host uid, and the sandbox's processes all run as its own host uid, so the session's
  *   processes share one budget with the runner.
@@ -67,6 +81,7 @@ export function sandboxArgv(sandbox: Sandbox, command: string[], cwd: string, en
   }
   const mb = 1024 * 1024;
   return [
+    ...joinCgroupArgs(sandbox.cgroup?.procsFiles ?? []),
     '/usr/bin/prlimit',
     `--nproc=${spec.maxProcesses}`,
     `--nofile=${spec.maxOpenFiles}`,

@@ -10,6 +10,13 @@ export interface ProcessExit {
   signal: string;
   durationMs: number;
   timedOut: boolean;
+  /** The kernel's OOM killer ended it: the sandbox's cgroup reached its memory limit. */
+  outOfMemory: boolean;
+}
+
+/** Appended to a process's stderr when the OOM killer ended it, so the caller reads why. */
+export function outOfMemoryMessage(memoryLimitMB: number): string {
+  return `\nkiln: process killed by the kernel's OOM killer: the sandbox reached its memory limit of ${memoryLimitMB} MB (tmpfs files in /tmp and /dev/shm count)\n`;
 }
 
 /** Resolves a signal name (SIGTERM, TERM) or number to a name Node accepts. */
@@ -19,6 +26,20 @@ export function signalName(signal: string): NodeJS.Signals {
   const name = byNumber ?? (upper.startsWith('SIG') ? upper : `SIG${upper}`);
   if (!(name in constants.signals)) throw new InvalidSignalError(signal);
   return name as NodeJS.Signals;
+}
+
+/**
+ * Whether the OOM killer ended a process: it died of SIGKILL that no timeout sent, and the
+ * sandbox's cgroup counted an OOM kill since it started. A cgroup file that cannot be read
+ * (the sandbox is being destroyed) answers false: the exit status still says SIGKILL.
+ */
+async function killedByOom(sandbox: Sandbox, before: Promise<number> | undefined, exit: ProcessExit): Promise<boolean> {
+  if (!before || exit.timedOut || exit.signal !== 'SIGKILL') return false;
+  try {
+    return (await sandbox.cgroup?.oomKills() ?? 0) > (await before);
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -43,6 +64,9 @@ export class SandboxProcess {
   ) {
     if (!req.command) throw new InvalidArgumentError('command is required');
     const [file, ...args] = sandboxArgv(sandbox, [req.command, ...req.args], req.cwd, req.env);
+    // OOM kills so far, to tell whether one during this process's life ended it.
+    // Unreadable (the sandbox is going away) counts as "cannot tell", and the exit says SIGKILL.
+    const oomBefore = sandbox.cgroup?.oomKills().catch(() => Number.MAX_SAFE_INTEGER);
     this.child = spawn(file as string, args, {
       stdio: ['pipe', 'pipe', 'pipe'],
       detached: true,
@@ -52,8 +76,11 @@ export class SandboxProcess {
       // 'close' waits for the pipes too, so no output is lost after the exit status.
       this.child.on('close', (code, signal) => {
         if (this.timer) clearTimeout(this.timer);
-        this.exit = { exitCode: code ?? -1, signal: signal ?? '', durationMs: performance.now() - this.started, timedOut: this.timedOut };
-        resolve(this.exit);
+        const exit: ProcessExit = { exitCode: code ?? -1, signal: signal ?? '', durationMs: performance.now() - this.started, timedOut: this.timedOut, outOfMemory: false };
+        void killedByOom(sandbox, oomBefore, exit).then((oom) => {
+          this.exit = { ...exit, outOfMemory: oom };
+          resolve(this.exit);
+        });
       });
       this.child.on('error', () => {
         // spawn failures also emit 'close' with a code; nothing else to report here.

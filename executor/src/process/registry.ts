@@ -2,7 +2,7 @@ import type { ProcessInfo, ProcessRequest } from '@kiln/proto/executor';
 import type { Sandbox } from '../sandbox/sandbox.js';
 import { ProcessNotFoundError } from '../session/errors.js';
 import { TailBuffer } from './output.js';
-import { SandboxProcess, signalName } from './process.js';
+import { SandboxProcess, outOfMemoryMessage, signalName } from './process.js';
 
 const TAIL_BYTES = 64 * 1024;
 /** Finished background processes kept for listing, per sandbox. */
@@ -42,7 +42,8 @@ export class ProcessTable {
       proc.child.stdout?.on('data', (d: Buffer) => entry.stdout.push(d));
       proc.child.stderr?.on('data', (d: Buffer) => entry.stderr.push(d));
     }
-    void proc.exited.then(() => {
+    void proc.exited.then((exit) => {
+      if (exit.outOfMemory) entry.stderr.push(Buffer.from(outOfMemoryMessage(sandbox.spec.memoryMB)));
       if (!background) t.entries.delete(proc.pid);
       const finished = [...t.entries.values()].filter((e) => !e.proc.running);
       for (const e of finished.slice(0, Math.max(0, finished.length - KEEP_FINISHED))) t.entries.delete(e.proc.pid);

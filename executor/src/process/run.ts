@@ -1,6 +1,7 @@
 import type { ProcessEvent, ProcessRequest, ProcessRunResponse } from '@kiln/proto/executor';
 import type { Sandbox } from '../sandbox/sandbox.js';
 import { CappedBuffer } from './output.js';
+import { outOfMemoryMessage } from './process.js';
 import type { ProcessTable } from './registry.js';
 
 /** Per-stream output cap when the request names none. */
@@ -24,6 +25,7 @@ export async function runProcess(table: ProcessTable, sandbox: Sandbox, request:
   proc.child.stdout?.on('data', (d: Buffer) => out.push(d));
   proc.child.stderr?.on('data', (d: Buffer) => err.push(d));
   const exit = await proc.exited;
+  if (exit.outOfMemory) err.push(Buffer.from(outOfMemoryMessage(sandbox.spec.memoryMB)));
   return {
     exitCode: exit.exitCode,
     signal: exit.signal,
@@ -83,5 +85,6 @@ export async function streamProcess(table: ProcessTable, sandbox: Sandbox, reque
   proc.child.stderr?.on('data', forward('stderr'));
   sink.write(event(proc.pid, {}));
   const exit = await proc.exited;
+  if (exit.outOfMemory) sink.write(event(proc.pid, { stderr: Buffer.from(outOfMemoryMessage(sandbox.spec.memoryMB)) }));
   sink.write(event(proc.pid, { exited: true, exitCode: exit.exitCode, signal: exit.signal, durationMs: exit.durationMs, timedOut: exit.timedOut, truncated }));
 }

@@ -15,8 +15,9 @@ export const BLOCK_FD = 5;
 export function runnerCommand(runtime: string, memoryMB: number): string[] {
   switch (runtime) {
     case 'nodejs':
-      // A heap cap below the memory limit makes V8 fail with a clear OOM instead of the
-      // host's OOM killer; the executor's RSS watch catches the rest.
+      // The heap cap follows the sandbox's memory at boot (the template's memoryMB); the
+      // sandbox's cgroup enforces each function's memorySize, set at load (lambda/invoke.ts
+      // says why the cap does not follow memorySize, and how both ends become OutOfMemory).
       return ['/usr/bin/node', `--max-old-space-size=${Math.max(16, Math.floor(memoryMB * 0.85))}`, '/opt/kiln/runtime/node/runner.cjs'];
     case 'python':
       // -I (isolated): no user site or PYTHON* env from the handler's side, but unlike -S it keeps

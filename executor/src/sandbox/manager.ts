@@ -8,6 +8,8 @@ import type { SandboxSpec } from './spec.js';
 
 export interface SandboxLimits {
   memoryMB: number;
+  /** Share of one core (template `resources.cpu`). */
+  cpus: number;
   diskMB: number;
   maxProcesses: number;
   maxOpenFiles: number;
@@ -112,6 +114,7 @@ export class SandboxManager {
       runtimeDir: RUNTIME_DIR,
       etcDir: this.etcDir,
       memoryMB: limits.memoryMB,
+      cpus: limits.cpus,
       tmpMB: Math.max(16, Math.floor(limits.diskMB / 2)),
       maxProcesses: limits.maxProcesses,
       maxOpenFiles: limits.maxOpenFiles,

@@ -10,18 +10,6 @@ export async function childPids(pid: number): Promise<number[]> {
   }
 }
 
-/** A process and all its descendants. */
-export async function processTree(pid: number): Promise<number[]> {
-  const out: number[] = [];
-  const queue = [pid];
-  while (queue.length > 0) {
-    const next = queue.shift() as number;
-    out.push(next);
-    queue.push(...(await childPids(next)));
-  }
-  return out;
-}
-
 /** Reads VmRSS and VmHWM (peak) of one process in kB; zeros when it is gone. */
 export async function memoryKB(pid: number): Promise<{ rss: number; peak: number }> {
   try {
@@ -32,11 +20,4 @@ export async function memoryKB(pid: number): Promise<{ rss: number; peak: number
   } catch {
     return { rss: 0, peak: 0 };
   }
-}
-
-/** Sum of the resident memory of a process tree, in MB. */
-export async function treeRssMB(pid: number): Promise<number> {
-  let kb = 0;
-  for (const p of await processTree(pid)) kb += (await memoryKB(p)).rss;
-  return kb / 1024;
 }

@@ -11,6 +11,8 @@ export interface SandboxSpec {
   /** Host directory with the sandbox's synthetic /etc files (passwd, group, hosts). */
   etcDir: string;
   memoryMB: number;
+  /** CPU time as a share of one core (template `resources.cpu`), enforced by the sandbox's cgroup. */
+  cpus: number;
   tmpMB: number;
   maxProcesses: number;
   maxOpenFiles: number;

@@ -97,6 +97,13 @@ export interface HealthResponse {
   maxSandboxes: number;
   runtimes: string[];
   uptimeMs: number;
+  /**
+   * How the executor bounds each sandbox's memory, tasks and CPU: "cgroup-v1", "cgroup-v2", or
+   * "none" when it cannot create cgroups (then only its container's limits apply).
+   */
+  limits: string;
+  /** Where the cgroups are, or why there are none. */
+  limitsDetail: string;
 }
 
 export interface Resources {
@@ -104,6 +111,8 @@ export interface Resources {
   diskMb: number;
   maxProcesses: number;
   maxOpenFiles: number;
+  /** CPU time as a share of one core (0.5 = half a core); 0 means 1. */
+  cpu: number;
 }
 
 export interface CreateSandboxRequest {
@@ -433,7 +442,16 @@ export const HealthRequest: MessageFns<HealthRequest> = {
 };
 
 function createBaseHealthResponse(): HealthResponse {
-  return { executorId: "", template: "", sandboxes: 0, maxSandboxes: 0, runtimes: [], uptimeMs: 0 };
+  return {
+    executorId: "",
+    template: "",
+    sandboxes: 0,
+    maxSandboxes: 0,
+    runtimes: [],
+    uptimeMs: 0,
+    limits: "",
+    limitsDetail: "",
+  };
 }
 
 export const HealthResponse: MessageFns<HealthResponse> = {
@@ -455,6 +473,12 @@ export const HealthResponse: MessageFns<HealthResponse> = {
     }
     if (message.uptimeMs !== 0) {
       writer.uint32(48).uint64(message.uptimeMs);
+    }
+    if (message.limits !== "") {
+      writer.uint32(58).string(message.limits);
+    }
+    if (message.limitsDetail !== "") {
+      writer.uint32(66).string(message.limitsDetail);
     }
     return writer;
   },
@@ -520,6 +544,22 @@ export const HealthResponse: MessageFns<HealthResponse> = {
             message.uptimeMs = longToNumber(reader.uint64());
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.limits = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.limitsDetail = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -552,6 +592,12 @@ export const HealthResponse: MessageFns<HealthResponse> = {
         : isSet(object.uptime_ms)
         ? globalThis.Number(object.uptime_ms)
         : 0,
+      limits: isSet(object.limits) ? globalThis.String(object.limits) : "",
+      limitsDetail: isSet(object.limitsDetail)
+        ? globalThis.String(object.limitsDetail)
+        : isSet(object.limits_detail)
+        ? globalThis.String(object.limits_detail)
+        : "",
     };
   },
 
@@ -575,6 +621,12 @@ export const HealthResponse: MessageFns<HealthResponse> = {
     if (message.uptimeMs !== 0) {
       obj.uptimeMs = Math.round(message.uptimeMs);
     }
+    if (message.limits !== "") {
+      obj.limits = message.limits;
+    }
+    if (message.limitsDetail !== "") {
+      obj.limitsDetail = message.limitsDetail;
+    }
     return obj;
   },
 
@@ -589,12 +641,14 @@ export const HealthResponse: MessageFns<HealthResponse> = {
     message.maxSandboxes = object.maxSandboxes ?? 0;
     message.runtimes = object.runtimes?.map((e) => e) || [];
     message.uptimeMs = object.uptimeMs ?? 0;
+    message.limits = object.limits ?? "";
+    message.limitsDetail = object.limitsDetail ?? "";
     return message;
   },
 };
 
 function createBaseResources(): Resources {
-  return { memoryMb: 0, diskMb: 0, maxProcesses: 0, maxOpenFiles: 0 };
+  return { memoryMb: 0, diskMb: 0, maxProcesses: 0, maxOpenFiles: 0, cpu: 0 };
 }
 
 export const Resources: MessageFns<Resources> = {
@@ -610,6 +664,9 @@ export const Resources: MessageFns<Resources> = {
     }
     if (message.maxOpenFiles !== 0) {
       writer.uint32(32).uint32(message.maxOpenFiles);
+    }
+    if (message.cpu !== 0) {
+      writer.uint32(41).double(message.cpu);
     }
     return writer;
   },
@@ -659,6 +716,14 @@ export const Resources: MessageFns<Resources> = {
             message.maxOpenFiles = reader.uint32();
             continue;
           }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.cpu = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -693,6 +758,7 @@ export const Resources: MessageFns<Resources> = {
         : isSet(object.max_open_files)
         ? globalThis.Number(object.max_open_files)
         : 0,
+      cpu: isSet(object.cpu) ? globalThis.Number(object.cpu) : 0,
     };
   },
 
@@ -710,6 +776,9 @@ export const Resources: MessageFns<Resources> = {
     if (message.maxOpenFiles !== 0) {
       obj.maxOpenFiles = Math.round(message.maxOpenFiles);
     }
+    if (message.cpu !== 0) {
+      obj.cpu = floatToJson(message.cpu);
+    }
     return obj;
   },
 
@@ -722,6 +791,7 @@ export const Resources: MessageFns<Resources> = {
     message.diskMb = object.diskMb ?? 0;
     message.maxProcesses = object.maxProcesses ?? 0;
     message.maxOpenFiles = object.maxOpenFiles ?? 0;
+    message.cpu = object.cpu ?? 0;
     return message;
   },
 };

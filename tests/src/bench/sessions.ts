@@ -42,7 +42,7 @@ async function nsenterFloor(samples: number): Promise<number> {
   const manager = new SandboxManager({ dataDir, maxSandboxes: 1, runtimes: ['nodejs'], uidBase: 210_000, bwrapPath: 'bwrap' });
   await manager.init();
   try {
-    const sandbox = await manager.create('bench-floor', 'nodejs', { memoryMB: 256, diskMB: 512, maxProcesses: 256, maxOpenFiles: 1024 }, false);
+    const sandbox = await manager.create('bench-floor', 'nodejs', { memoryMB: 256, cpus: 1, diskMB: 512, maxProcesses: 256, maxOpenFiles: 1024 }, false);
     const argv = ['/usr/bin/prlimit', '--nproc=256', '--', '/usr/bin/setpriv', '--no-new-privs', '--', '/usr/bin/nsenter', `--target=${sandbox.runnerPid}`, '--user', '--mount', '--pid', '--net', '--ipc', '--uts', '--setuid=1000', '--setgid=1000', '--root', '--wd', '/usr/bin/true'];
     const once = async (): Promise<void> => {
       if ((await exitOf(argv)) !== 0) throw new Error('nsenter floor command failed');

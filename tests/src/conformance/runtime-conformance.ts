@@ -48,6 +48,7 @@ async function invokeTrivial(agents: AgentPool, handle: ExecutorHandle, template
       diskMb: template.resources.diskMB,
       maxProcesses: template.resources.maxProcesses,
       maxOpenFiles: template.resources.maxOpenFiles,
+      cpu: template.resources.cpu,
     },
     allowNetwork: false,
   });

@@ -78,7 +78,7 @@ describe('uid ranges of executors on one host', () => {
     const info = await agent.createSandbox({
       sandboxId,
       runtime: 'nodejs',
-      resources: { memoryMb: 256, diskMb: 64, maxProcesses: MAX_PROCESSES, maxOpenFiles: 256 },
+      resources: { memoryMb: 256, diskMb: 64, maxProcesses: MAX_PROCESSES, maxOpenFiles: 256, cpu: 1 },
       allowNetwork: false,
     });
     return { info, session: new SessionAgent(agent, sandboxId) };

@@ -31,7 +31,8 @@ export function healthRoutes(deps: { redis: Redis; executors: ExecutorStore; age
           if (!handle) continue;
           try {
             const h = await deps.agents.get(handle).health(1500);
-            body.executors.push({ id, template, ok: true, sandboxes: h.sandboxes });
+            const limits = h.limits === 'cgroup-v1' || h.limits === 'cgroup-v2' ? h.limits : 'none';
+            body.executors.push({ id, template, ok: true, sandboxes: h.sandboxes, limits, limitsDetail: h.limitsDetail });
           } catch (err) {
             body.executors.push({ id, template, ok: false, error: (err as Error).message });
           }
