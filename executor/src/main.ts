@@ -3,6 +3,7 @@ import { createAgentServer, listen } from './agent/server.js';
 import { ConfigError, loadConfig } from './config.js';
 import { NfsServer } from './nfs/server.js';
 import { sessionExports } from './nfs/session-exports.js';
+import { devptsStep } from './sandbox/devpts.js';
 import { SandboxManager } from './sandbox/manager.js';
 
 /**
@@ -18,6 +19,8 @@ async function main(): Promise<void> {
     runtimes: config.runtimes,
     uidBase: config.sandboxUidBase,
     bwrapPath: config.bwrapPath,
+    // devpts last: it waits for bwrap to finish the sandbox, the others need only its namespaces.
+    bootSteps: [devptsStep()],
   });
   await sandboxes.init();
   const server = createAgentServer(config, sandboxes);
