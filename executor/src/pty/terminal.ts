@@ -21,8 +21,14 @@ function checkSize(cols: number, rows: number): void {
  * a resize of it sends SIGWINCH to its foreground group, which is `script`'s, and `script`
  * copies the new size to the inner pty. `-e` returns the shell's exit status (128+n for a
  * signal); `-q` prints no banner; the typescript goes to /dev/null.
+ *
+ * `setpriv --pdeathsig KILL`: `script` blocks SIGHUP and, when its input hangs up, only sends
+ * EOF to a shell in canonical mode (readline is not), so a client that hangs up would leave the
+ * relay and the shell running. The agent kills the launcher (nsenter, the parent of `script`)
+ * when the client goes; the kernel then kills `script`, its pty closes, and the shell gets
+ * SIGHUP and passes it on to its jobs, as on any terminal that hangs up.
  */
-export const TERMINAL_COMMAND = ['/usr/bin/script', '-q', '-e', '-c', 'exec /bin/bash -l', '/dev/null'];
+export const TERMINAL_COMMAND = ['/usr/bin/setpriv', '--pdeathsig', 'KILL', '--', '/usr/bin/script', '-q', '-e', '-c', 'exec /bin/bash -l', '/dev/null'];
 
 /**
  * A login shell on a pseudo-terminal inside the sandbox, as the sandbox user. node-pty owns a

@@ -136,6 +136,23 @@ describe('terminals in a sandbox', () => {
     });
   });
 
+  it('a terminal the client hangs up on leaves no shell or relay behind in the sandbox', async () => {
+    await withSession(async (id) => {
+      const t = await openTerminal(id, 80, 24);
+      t.send('sleep 1234 & echo "U""P"\n');
+      await t.waitFor(/^UP\r?$/m);
+      t.close();
+      await t.exited;
+      let left = '';
+      for (let i = 0; i < 50; i++) {
+        left = (await run(id, 'ps', ['-e', '-o', 'comm=,args='])).body.stdout as string;
+        if (!/^(script|bash|sleep) /m.test(left)) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(left).not.toMatch(/^(script|bash|sleep) /m);
+    });
+  });
+
   it('session processes can open ptys: python pty.spawn, script, tmux', async () => {
     await withSession(async (id) => {
       const py = await run(id, 'python3', ['-c', 'import pty; pty.spawn(["/bin/true"])']);
