@@ -136,6 +136,14 @@ describe('terminals in a sandbox', () => {
     });
   });
 
+  it('a shell killed by a signal ends the terminal with 128 + the signal number', async () => {
+    await withSession(async (id) => {
+      const t = await openTerminal(id, 80, 24);
+      t.send('kill -KILL $$\n');
+      expect(await t.exited).toEqual({ type: 'exit', code: 137 });
+    });
+  });
+
   it('a terminal the client hangs up on leaves no shell or relay behind in the sandbox', async () => {
     await withSession(async (id) => {
       const t = await openTerminal(id, 80, 24);
