@@ -6,6 +6,7 @@ import { NfsServer } from './nfs/server.js';
 import { sessionExports } from './nfs/session-exports.js';
 import { guardProcess } from './process-guard.js';
 import { CgroupStep, detectCgroups } from './sandbox/cgroup.js';
+import { devptsStep } from './sandbox/devpts.js';
 import { SandboxManager } from './sandbox/manager.js';
 import { acquireUidLease, UID_RANGE_BUSY_EXIT, UidRangeBusyError } from './sandbox/uid-lease.js';
 
@@ -43,7 +44,8 @@ async function main(): Promise<void> {
     runtimes: config.runtimes,
     uidBase: config.sandboxUidBase,
     bwrapPath: config.bwrapPath,
-    bootSteps: [...(cgroups.driver ? [new CgroupStep(cgroups.driver)] : [])],
+    // devpts last: it waits for bwrap to finish the sandbox, the others need only its namespaces.
+    bootSteps: [...(cgroups.driver ? [new CgroupStep(cgroups.driver)] : []), devptsStep()],
   });
   await sandboxes.init();
   const server = createAgentServer(config, sandboxes, { limits: cgroups.driver ? `cgroup-${cgroups.driver.version}` : 'none', detail: cgroups.detail });

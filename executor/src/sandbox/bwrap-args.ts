@@ -40,13 +40,17 @@ const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
  * `nsenter --user` then joins the inner one and has no capabilities over the others — root on
  * a host gets away with it, a non-root executor in a container does not (images/README.md,
  * "Running commands in a live sandbox"). A tmpfs with bound device nodes keeps one user
- * namespace, owned by the executor's uid. No devpts: terminals are host-side ptys (pty/).
+ * namespace, owned by the executor's uid. /dev/pts is an empty directory here: the devpts boot
+ * step (devpts.ts) mounts the sandbox's own instance on it before anything runs, and /dev/ptmx
+ * points into it.
  */
 function devArgs(): string[] {
   const argv = ['--tmpfs', '/dev'];
   for (const name of DEVICES) if (existsSync(`/dev/${name}`)) argv.push('--dev-bind', `/dev/${name}`, `/dev/${name}`);
   argv.push(
     '--perms', '1777', '--tmpfs', '/dev/shm',
+    '--dir', '/dev/pts',
+    '--symlink', 'pts/ptmx', '/dev/ptmx',
     '--symlink', '/proc/self/fd', '/dev/fd',
     '--symlink', '/proc/self/fd/0', '/dev/stdin',
     '--symlink', '/proc/self/fd/1', '/dev/stdout',

@@ -57,8 +57,9 @@ export class Sandbox {
   ) {
     const [cmd, ...args] = sandboxArgv(spec, bwrapPath);
     const asOtherUser = process.getuid?.() === 0 && spec.hostUid !== 0;
-    // fd 3: the runner channel; INFO_FD: bwrap reports the sandbox's pid; BLOCK_FD: bwrap holds
-    // the sandbox (namespaces and mounts made, nothing executed) until the boot steps are done;
+    // fd 3: the runner channel; INFO_FD: bwrap reports the sandbox's pid as soon as its
+    // namespaces exist (its mounts may still be in progress: a step that needs them waits, see
+    // devpts.ts); BLOCK_FD: bwrap holds the sandbox, nothing executed, until the steps are done;
     // SECCOMP_FD: the seccomp program bwrap reads and applies. bwrap closes all three before it
     // executes the runner, so none is open inside the sandbox.
     // An explicit environment: bwrap's pid 1 runs as the sandbox user, and /proc/1/environ shows
@@ -118,6 +119,9 @@ export class Sandbox {
       sandbox.namespacePid = await readChildPid(sandbox.child.stdio[INFO_FD] as Readable);
       for (const step of steps) await step.attach({ spec, bwrapPid: sandbox.pid, namespacePid: sandbox.namespacePid, sandbox });
       const block = (sandbox.child.stdio as unknown as Array<Writable | null>)[BLOCK_FD] as Writable;
+      // EPIPE/ECONNRESET when bwrap died meanwhile: its 'exit' handler records why, and the
+      // wait for 'ready' below fails with it.
+      block.on('error', () => undefined);
       block.end('1');
       const ready = await sandbox.request(undefined, BOOT_TIMEOUT_MS);
       if (ready.type !== 'ready') throw new Error(`unexpected first message ${ready.type}`);
