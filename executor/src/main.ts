@@ -4,6 +4,7 @@ import { ConfigError, loadConfig } from './config.js';
 import { NfsServer } from './nfs/server.js';
 import { sessionExports } from './nfs/session-exports.js';
 import { SandboxManager } from './sandbox/manager.js';
+import { detectWorkspaceFs } from './sandbox/workspace-fs.js';
 
 /**
  * Executor entry point. Prints one JSON line `{"event":"ready","port":N,"nfsPort":M}` on stdout
@@ -12,12 +13,15 @@ import { SandboxManager } from './sandbox/manager.js';
  */
 async function main(): Promise<void> {
   const config = loadConfig();
+  const workspaceFs = await detectWorkspaceFs(config.dataDir);
+  if (workspaceFs.kind === 'none') process.stderr.write(`executor ${config.executorId}: warning: ${workspaceFs.detail}\n`);
   const sandboxes = new SandboxManager({
     dataDir: config.dataDir,
     maxSandboxes: config.maxSandboxes,
     runtimes: config.runtimes,
     uidBase: config.sandboxUidBase,
     bwrapPath: config.bwrapPath,
+    workspaceFs,
   });
   await sandboxes.init();
   const server = createAgentServer(config, sandboxes);

@@ -36,6 +36,8 @@ export function createAgentServer(config: ExecutorConfig, sandboxes: SandboxMana
       maxSandboxes: config.maxSandboxes,
       runtimes: config.runtimes,
       uptimeMs: Date.now() - started,
+      workspaceFs: sandboxes.workspaceFs.kind,
+      workspaceFsDetail: sandboxes.workspaceFs.detail,
     }), mapError),
     createSandbox: unary(t, async (call) => {
       const r = call.request;

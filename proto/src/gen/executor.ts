@@ -97,6 +97,13 @@ export interface HealthResponse {
   maxSandboxes: number;
   runtimes: string[];
   uptimeMs: number;
+  /**
+   * What each sandbox's /workspace is: "ext4-image" (its own filesystem with a hard size of
+   * disk_mb) or "none" (a plain directory: no hard size on this host).
+   */
+  workspaceFs: string;
+  /** Why: where the images are, or what the host lacks to mount them. */
+  workspaceFsDetail: string;
 }
 
 export interface Resources {
@@ -433,7 +440,16 @@ export const HealthRequest: MessageFns<HealthRequest> = {
 };
 
 function createBaseHealthResponse(): HealthResponse {
-  return { executorId: "", template: "", sandboxes: 0, maxSandboxes: 0, runtimes: [], uptimeMs: 0 };
+  return {
+    executorId: "",
+    template: "",
+    sandboxes: 0,
+    maxSandboxes: 0,
+    runtimes: [],
+    uptimeMs: 0,
+    workspaceFs: "",
+    workspaceFsDetail: "",
+  };
 }
 
 export const HealthResponse: MessageFns<HealthResponse> = {
@@ -455,6 +471,12 @@ export const HealthResponse: MessageFns<HealthResponse> = {
     }
     if (message.uptimeMs !== 0) {
       writer.uint32(48).uint64(message.uptimeMs);
+    }
+    if (message.workspaceFs !== "") {
+      writer.uint32(74).string(message.workspaceFs);
+    }
+    if (message.workspaceFsDetail !== "") {
+      writer.uint32(82).string(message.workspaceFsDetail);
     }
     return writer;
   },
@@ -520,6 +542,22 @@ export const HealthResponse: MessageFns<HealthResponse> = {
             message.uptimeMs = longToNumber(reader.uint64());
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.workspaceFs = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.workspaceFsDetail = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -552,6 +590,16 @@ export const HealthResponse: MessageFns<HealthResponse> = {
         : isSet(object.uptime_ms)
         ? globalThis.Number(object.uptime_ms)
         : 0,
+      workspaceFs: isSet(object.workspaceFs)
+        ? globalThis.String(object.workspaceFs)
+        : isSet(object.workspace_fs)
+        ? globalThis.String(object.workspace_fs)
+        : "",
+      workspaceFsDetail: isSet(object.workspaceFsDetail)
+        ? globalThis.String(object.workspaceFsDetail)
+        : isSet(object.workspace_fs_detail)
+        ? globalThis.String(object.workspace_fs_detail)
+        : "",
     };
   },
 
@@ -575,6 +623,12 @@ export const HealthResponse: MessageFns<HealthResponse> = {
     if (message.uptimeMs !== 0) {
       obj.uptimeMs = Math.round(message.uptimeMs);
     }
+    if (message.workspaceFs !== "") {
+      obj.workspaceFs = message.workspaceFs;
+    }
+    if (message.workspaceFsDetail !== "") {
+      obj.workspaceFsDetail = message.workspaceFsDetail;
+    }
     return obj;
   },
 
@@ -589,6 +643,8 @@ export const HealthResponse: MessageFns<HealthResponse> = {
     message.maxSandboxes = object.maxSandboxes ?? 0;
     message.runtimes = object.runtimes?.map((e) => e) || [];
     message.uptimeMs = object.uptimeMs ?? 0;
+    message.workspaceFs = object.workspaceFs ?? "";
+    message.workspaceFsDetail = object.workspaceFsDetail ?? "";
     return message;
   },
 };
