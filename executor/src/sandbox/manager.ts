@@ -151,8 +151,10 @@ export class SandboxManager {
     return sandbox !== undefined;
   }
 
+  /** Destroys every sandbox, booting ones included (their workspaces are mounted already). */
   async destroyAll(): Promise<void> {
-    await Promise.all([...this.sandboxes.keys()].map((id) => this.destroy(id)));
+    const ids = new Set([...this.sandboxes.keys(), ...this.specOf.keys()]);
+    await Promise.all([...ids].map((id) => this.destroy(id)));
   }
 
   private async release(id: string): Promise<void> {

@@ -97,7 +97,10 @@ export class ImageWorkspaceFs implements WorkspaceFs {
   async init(): Promise<void> {
     await unmountBelow(this.dataDir);
     await rm(this.imageDir, { recursive: true, force: true });
-    await mkdir(this.imageDir, { recursive: true, mode: 0o700 });
+    // The data dir first, traversable (sandbox uids reach their workspaces through it); only the
+    // image dir is private. A recursive mkdir would make the data dir 0700 too.
+    await mkdir(this.dataDir, { recursive: true, mode: 0o711 });
+    await mkdir(this.imageDir, { mode: 0o700 });
   }
 
   async prepare(spec: WorkspaceSpec): Promise<void> {
