@@ -39,6 +39,14 @@ describe('workspace filesystem images', () => {
     expect(fs.kind, fs.detail).toBe('ext4-image');
   });
 
+  it('falls back to a plain directory, and says why, when the executor is not root (a container)', async () => {
+    const dir = dataDir();
+    const module = new URL('./workspace-fs.ts', import.meta.url).pathname.replace(/\/src\/(.*)\.ts$/, '/dist/$1.js');
+    const script = `import(${JSON.stringify(module)}).then(async (m) => { const fs = await m.detectWorkspaceFs(${JSON.stringify(dir)}); console.log(JSON.stringify({ kind: fs.kind, detail: fs.detail })); })`;
+    const out = await run('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', process.execPath, '-e', script], { env: { PATH: '/usr/bin:/bin' } });
+    expect(JSON.parse(out.stdout)).toEqual({ kind: 'none', detail: expect.stringMatching(/no hard size for \/workspace.*runs as uid 65534/) });
+  });
+
   it('gives a workspace its own filesystem of diskMB, owned by the sandbox uid, where writes past it fail with ENOSPC', async () => {
     const dir = dataDir();
     const fs = new ImageWorkspaceFs(dir);
