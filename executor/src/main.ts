@@ -9,6 +9,7 @@ import { CgroupStep, detectCgroups } from './sandbox/cgroup.js';
 import { devptsStep } from './sandbox/devpts.js';
 import { SandboxManager } from './sandbox/manager.js';
 import { acquireUidLease, UID_RANGE_BUSY_EXIT, UidRangeBusyError } from './sandbox/uid-lease.js';
+import { detectWorkspaceFs } from './sandbox/workspace-fs.js';
 
 /**
  * Executor entry point. Prints one JSON line `{"event":"ready","port":N,"nfsPort":M}` on stdout
@@ -38,6 +39,8 @@ async function main(): Promise<void> {
     : Promise.resolve(undefined);
   const cgroups = await detectCgroups(config.executorId);
   if (!cgroups.driver) process.stderr.write(`executor ${config.executorId}: warning: no cgroup per sandbox, so memory, process and CPU limits are only the container's: ${cgroups.detail}\n`);
+  const workspaceFs = await detectWorkspaceFs(config.dataDir);
+  if (workspaceFs.kind === 'none') process.stderr.write(`executor ${config.executorId}: warning: ${workspaceFs.detail}\n`);
   const sandboxes = new SandboxManager({
     dataDir: config.dataDir,
     maxSandboxes: config.maxSandboxes,
@@ -46,6 +49,7 @@ async function main(): Promise<void> {
     bwrapPath: config.bwrapPath,
     // devpts last: it waits for bwrap to finish the sandbox, the others need only its namespaces.
     bootSteps: [...(cgroups.driver ? [new CgroupStep(cgroups.driver)] : []), devptsStep()],
+    workspaceFs,
   });
   await sandboxes.init();
   const server = createAgentServer(config, sandboxes, { limits: cgroups.driver ? `cgroup-${cgroups.driver.version}` : 'none', detail: cgroups.detail });

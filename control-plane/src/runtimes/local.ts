@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { unmountBelow } from '@kiln/executor/mounts';
 import { createReadStream, existsSync, openSync, closeSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
@@ -250,6 +251,9 @@ export class LocalRuntime implements Runtime {
     const dir = join(this.opts.dataDir, 'sandboxes', executorId);
     const st = await lstat(dir).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err)));
     if (!st) return;
+    // A SIGKILLed executor leaves its workspaces loop-mounted: detach them first, so rm neither
+    // fails with EBUSY nor walks into a sandbox's filesystem.
+    if (st.isDirectory()) await unmountBelow(dir);
     await rm(dir, { recursive: st.isDirectory(), force: true });
   }
 

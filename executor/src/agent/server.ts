@@ -44,6 +44,8 @@ export function createAgentServer(config: ExecutorConfig, sandboxes: SandboxMana
       uptimeMs: Date.now() - started,
       limits: limits.limits,
       limitsDetail: limits.detail,
+      workspaceFs: sandboxes.workspaceFs.kind,
+      workspaceFsDetail: sandboxes.workspaceFs.detail,
     }), mapError),
     createSandbox: unary(t, async (call) => {
       const r = call.request;

@@ -20,6 +20,7 @@ function specFor(workspaceDir: string, maxFileMB = 1): SandboxSpec {
     id: 'sbx-test',
     runtime: 'nodejs',
     cpus: 1,
+    diskMB: 64,
     workspaceDir,
     taskDir: '',
     runtimeDir: '',

@@ -33,6 +33,19 @@ export function runnerCommand(runtime: string, memoryMB: number): string[] {
 /** Device nodes a sandbox gets, bound from the executor's own /dev (the container's, in a container). */
 const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
 
+/** /dev holds only device-node mount points and symlinks, and is read-only once built. */
+const DEV_TMPFS_BYTES = 64 * 1024;
+
+/**
+ * /dev/shm's size: Docker's default of 64 MB (what POSIX shared memory, Python's multiprocessing
+ * and most tools expect from a container), never more than the sandbox's memory. Its pages are
+ * memory, charged to the sandbox's memory cgroup; the size stops one sandbox from filling the
+ * host's RAM where there is no cgroup, and keeps shm from taking all of a small sandbox's memory.
+ */
+export function shmMB(memoryMB: number): number {
+  return Math.max(1, Math.min(64, memoryMB));
+}
+
 /**
  * A minimal /dev. Not `bwrap --dev`: that makes bwrap create a second, nested user namespace
  * (it maps uid 0 to mount devpts, then a child namespace for `--uid 1000`), so the sandbox's
@@ -43,18 +56,24 @@ const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
  * namespace, owned by the executor's uid. /dev/pts is an empty directory here: the devpts boot
  * step (devpts.ts) mounts the sandbox's own instance on it before anything runs, and /dev/ptmx
  * points into it.
+ *
+ * /dev is a 64 KB tmpfs remounted read-only once its nodes and links exist (non-recursive: the
+ * device binds, /dev/shm and the devpts mount stay usable), so nothing can be stored in it;
+ * /dev/shm is sized. The remount happens before bwrap's --block-fd wait, so a boot step can
+ * still mount on a directory made here (devpts on /dev/pts) but cannot create entries in /dev.
  */
-function devArgs(): string[] {
-  const argv = ['--tmpfs', '/dev'];
+function devArgs(spec: SandboxSpec): string[] {
+  const argv = ['--size', String(DEV_TMPFS_BYTES), '--tmpfs', '/dev'];
   for (const name of DEVICES) if (existsSync(`/dev/${name}`)) argv.push('--dev-bind', `/dev/${name}`, `/dev/${name}`);
   argv.push(
-    '--perms', '1777', '--tmpfs', '/dev/shm',
+    '--perms', '1777', '--size', String(shmMB(spec.memoryMB) * 1024 * 1024), '--tmpfs', '/dev/shm',
     '--dir', '/dev/pts',
     '--symlink', 'pts/ptmx', '/dev/ptmx',
     '--symlink', '/proc/self/fd', '/dev/fd',
     '--symlink', '/proc/self/fd/0', '/dev/stdin',
     '--symlink', '/proc/self/fd/1', '/dev/stdout',
     '--symlink', '/proc/self/fd/2', '/dev/stderr',
+    '--remount-ro', '/dev',
   );
   return argv;
 }
@@ -95,7 +114,7 @@ export function sandboxArgv(spec: SandboxSpec, bwrapPath: string): string[] {
     '--symlink', 'usr/bin', '/bin',
     '--symlink', 'usr/sbin', '/sbin',
     '--proc', '/proc',
-    ...devArgs(),
+    ...devArgs(spec),
     '--perms', '1777', '--size', String(spec.tmpMB * mb), '--tmpfs', '/tmp',
     '--bind', spec.workspaceDir, '/workspace',
     '--ro-bind', spec.taskDir, '/var/task',

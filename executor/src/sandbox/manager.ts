@@ -1,10 +1,11 @@
-import { chown, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { syntheticEtc } from './bwrap-args.js';
 import type { BootStep } from './boot-step.js';
 import { Sandbox } from './sandbox.js';
 import type { SandboxSpec } from './spec.js';
+import { PlainWorkspaceFs, type WorkspaceFs } from './workspace-fs.js';
 
 export interface SandboxLimits {
   memoryMB: number;
@@ -55,6 +56,7 @@ export class SandboxManager {
   /** Specs of sandboxes from the start of their boot until released (their steps' state). */
   private readonly specOf = new Map<string, SandboxSpec>();
   private readonly etcDir: string;
+  private readonly workspaces: WorkspaceFs;
   private readonly isRoot = process.getuid?.() === 0;
 
   constructor(
@@ -66,13 +68,18 @@ export class SandboxManager {
       bwrapPath: string;
       /** What the executor sets up around each sandbox before it runs (see boot-step.ts). */
       bootSteps?: readonly BootStep[];
+      /** What /workspace is made of (workspace-fs.ts); default: a plain directory, no hard size. */
+      workspaceFs?: WorkspaceFs;
     },
   ) {
     this.freeSlots = Array.from({ length: opts.maxSandboxes }, (_, i) => opts.maxSandboxes - 1 - i);
     this.etcDir = join(opts.dataDir, 'etc');
+    this.workspaces = opts.workspaceFs ?? new PlainWorkspaceFs('no hard size for /workspace (not configured)', this.isRoot);
   }
 
+  /** Clears what a previous executor with this data dir left (its mounts first), then makes the dirs. */
   async init(): Promise<void> {
+    await this.workspaces.init();
     // Sandboxes die with their executor (bwrap --die-with-parent), so whatever is under
     // sandboxes/ now was left by an executor of this data dir that was killed: none of it is
     // in use. rm does not follow symlinks a sandbox may have planted in its workspace.
@@ -80,6 +87,11 @@ export class SandboxManager {
     await mkdir(join(this.opts.dataDir, 'sandboxes'), { recursive: true, mode: 0o711 });
     await mkdir(this.etcDir, { recursive: true });
     for (const [name, text] of Object.entries(syntheticEtc())) await writeFile(join(this.etcDir, name), text, { mode: 0o644 });
+  }
+
+  /** What each /workspace is made of, and why (Health reports it). */
+  get workspaceFs(): Pick<WorkspaceFs, 'kind' | 'detail'> {
+    return { kind: this.workspaces.kind, detail: this.workspaces.detail };
   }
 
   get size(): number {
@@ -115,6 +127,7 @@ export class SandboxManager {
       etcDir: this.etcDir,
       memoryMB: limits.memoryMB,
       cpus: limits.cpus,
+      diskMB: limits.diskMB,
       tmpMB: Math.max(16, Math.floor(limits.diskMB / 2)),
       maxProcesses: limits.maxProcesses,
       maxOpenFiles: limits.maxOpenFiles,
@@ -125,9 +138,8 @@ export class SandboxManager {
     };
     this.specOf.set(id, spec);
     try {
-      await mkdir(spec.workspaceDir, { recursive: true, mode: 0o755 });
+      await this.workspaces.prepare(spec);
       await mkdir(spec.taskDir, { recursive: true, mode: 0o755 });
-      if (this.isRoot) await chown(spec.workspaceDir, hostUid, hostGid);
       const sandbox = await Sandbox.boot(spec, this.opts.bwrapPath, this.opts.bootSteps);
       this.sandboxes.set(id, sandbox);
       return sandbox;
@@ -145,8 +157,10 @@ export class SandboxManager {
     return sandbox !== undefined;
   }
 
+  /** Destroys every sandbox, booting ones included (their workspaces are mounted already). */
   async destroyAll(): Promise<void> {
-    await Promise.all([...this.sandboxes.keys()].map((id) => this.destroy(id)));
+    const ids = new Set([...this.sandboxes.keys(), ...this.specOf.keys()]);
+    await Promise.all([...ids].map((id) => this.destroy(id)));
   }
 
   private async release(id: string): Promise<void> {
@@ -155,6 +169,8 @@ export class SandboxManager {
     this.specOf.delete(id);
     // In reverse order, as each step may build on the ones before it.
     if (spec) for (const step of [...(this.opts.bootSteps ?? [])].reverse()) await step.release(spec);
+    // Unmounted before the directory tree goes, or rm would descend into the workspace's filesystem.
+    if (spec) await this.workspaces.release(spec);
     const slot = this.slotOf.get(id);
     if (slot !== undefined) {
       this.slotOf.delete(id);

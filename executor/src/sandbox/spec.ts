@@ -16,6 +16,8 @@ export interface SandboxSpec {
   tmpMB: number;
   maxProcesses: number;
   maxOpenFiles: number;
+  /** Size of /workspace in MB: hard (ENOSPC) where the executor can mount images (workspace-fs.ts). */
+  diskMB: number;
   /** Largest file the sandbox may write, in MB (RLIMIT_FSIZE). */
   maxFileMB: number;
   allowNetwork: boolean;

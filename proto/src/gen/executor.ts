@@ -104,6 +104,13 @@ export interface HealthResponse {
   limits: string;
   /** Where the cgroups are, or why there are none. */
   limitsDetail: string;
+  /**
+   * What each sandbox's /workspace is: "ext4-image" (its own filesystem with a hard size of
+   * disk_mb) or "none" (a plain directory: no hard size on this host).
+   */
+  workspaceFs: string;
+  /** Why: where the images are, or what the host lacks to mount them. */
+  workspaceFsDetail: string;
 }
 
 export interface Resources {
@@ -451,6 +458,8 @@ function createBaseHealthResponse(): HealthResponse {
     uptimeMs: 0,
     limits: "",
     limitsDetail: "",
+    workspaceFs: "",
+    workspaceFsDetail: "",
   };
 }
 
@@ -479,6 +488,12 @@ export const HealthResponse: MessageFns<HealthResponse> = {
     }
     if (message.limitsDetail !== "") {
       writer.uint32(66).string(message.limitsDetail);
+    }
+    if (message.workspaceFs !== "") {
+      writer.uint32(74).string(message.workspaceFs);
+    }
+    if (message.workspaceFsDetail !== "") {
+      writer.uint32(82).string(message.workspaceFsDetail);
     }
     return writer;
   },
@@ -560,6 +575,22 @@ export const HealthResponse: MessageFns<HealthResponse> = {
             message.limitsDetail = reader.string();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.workspaceFs = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.workspaceFsDetail = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -598,6 +629,16 @@ export const HealthResponse: MessageFns<HealthResponse> = {
         : isSet(object.limits_detail)
         ? globalThis.String(object.limits_detail)
         : "",
+      workspaceFs: isSet(object.workspaceFs)
+        ? globalThis.String(object.workspaceFs)
+        : isSet(object.workspace_fs)
+        ? globalThis.String(object.workspace_fs)
+        : "",
+      workspaceFsDetail: isSet(object.workspaceFsDetail)
+        ? globalThis.String(object.workspaceFsDetail)
+        : isSet(object.workspace_fs_detail)
+        ? globalThis.String(object.workspace_fs_detail)
+        : "",
     };
   },
 
@@ -627,6 +668,12 @@ export const HealthResponse: MessageFns<HealthResponse> = {
     if (message.limitsDetail !== "") {
       obj.limitsDetail = message.limitsDetail;
     }
+    if (message.workspaceFs !== "") {
+      obj.workspaceFs = message.workspaceFs;
+    }
+    if (message.workspaceFsDetail !== "") {
+      obj.workspaceFsDetail = message.workspaceFsDetail;
+    }
     return obj;
   },
 
@@ -643,6 +690,8 @@ export const HealthResponse: MessageFns<HealthResponse> = {
     message.uptimeMs = object.uptimeMs ?? 0;
     message.limits = object.limits ?? "";
     message.limitsDetail = object.limitsDetail ?? "";
+    message.workspaceFs = object.workspaceFs ?? "";
+    message.workspaceFsDetail = object.workspaceFsDetail ?? "";
     return message;
   },
 };

@@ -67,7 +67,9 @@ describe('hostile handlers are contained and the platform keeps serving', () => 
       { timeoutMs: 10000 },
     );
     if (res.body.status === 'succeeded') {
-      expect(res.body.result.code).toBe('EFBIG');
+      // The workspace's own filesystem (diskMB, less its metadata) fills just before RLIMIT_FSIZE
+      // (also diskMB) is reached; where workspaces have no hard size, RLIMIT_FSIZE stops it.
+      expect(['ENOSPC', 'EFBIG']).toContain(res.body.result.code);
       expect(res.body.result.written).toBeLessThanOrEqual(64);
     } else {
       // SIGXFSZ killed the runtime: also contained.

@@ -1,10 +1,10 @@
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { threadPolicies } from '@kiln/control-plane/cpu-policy';
-import { startKilnProcess, testDirs, type KilnProcess } from '../support/kiln.js';
+import { removeDataDir, startKilnProcess, testDirs, type KilnProcess } from '../support/kiln.js';
 
 /**
  * Two real control-plane processes on one Redis (same prefix and data dir, as two replicas on
@@ -51,7 +51,7 @@ afterAll(async () => {
   const keys = await redis.keys(`${prefix}:*`);
   if (keys.length) await redis.del(...keys);
   redis.disconnect();
-  rmSync(dirs.dataDir, { recursive: true, force: true });
+  await removeDataDir(dirs.dataDir);
 });
 
 describe('two control planes sharing one Redis', () => {

@@ -1,9 +1,9 @@
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startKilnProcess, startTestKiln, testDirs, type KilnProcess, type TestKiln } from '../support/kiln.js';
+import { removeDataDir, startKilnProcess, startTestKiln, testDirs, type KilnProcess, type TestKiln } from '../support/kiln.js';
 
 const until = async (what: string, fn: () => Promise<boolean>, ms = 30_000): Promise<void> => {
   const end = Date.now() + ms;
@@ -96,7 +96,7 @@ describe('a control plane killed (SIGKILL) while jobs are queued', () => {
     const keys = await redis.keys(`${prefix}:*`);
     if (keys.length) await redis.del(...keys);
     redis.disconnect();
-    rmSync(dirs.dataDir, { recursive: true, force: true });
+    await removeDataDir(dirs.dataDir);
   });
 
   it('loses none of them: all finish after a restart', { timeout: 90_000 }, async () => {

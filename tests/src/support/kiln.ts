@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { inject } from 'vitest';
 import { loadConfig } from '@kiln/control-plane/config';
 import { startKiln, type Kiln } from '@kiln/control-plane/server';
+import { unmountBelow } from '../../../executor/dist/sandbox/mounts.js';
 
 const REPO_TEMPLATES = fileURLToPath(new URL('../../../templates', import.meta.url));
 
@@ -87,9 +88,18 @@ export async function startTestKiln(opts: { templates?: TemplateOverrides; env?:
       await kiln.stop({ stopExecutors: true });
       await deleteKeys(redis, `${prefix}:*`);
       redis.disconnect();
-      rmSync(dataDir, { recursive: true, force: true });
+      await removeDataDir(dataDir);
     },
   };
+}
+
+/**
+ * Deletes a test's data dir. Workspaces are filesystems mounted below it: an executor a test
+ * killed (SIGKILL) leaves them mounted, and `rm -r` would fail with EBUSY on each.
+ */
+export async function removeDataDir(dir: string): Promise<void> {
+  await unmountBelow(dir);
+  rmSync(dir, { recursive: true, force: true });
 }
 
 async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
