@@ -4,6 +4,7 @@ import { ConfigError, loadConfig } from './config.js';
 import { NfsServer } from './nfs/server.js';
 import { sessionExports } from './nfs/session-exports.js';
 import { SandboxManager } from './sandbox/manager.js';
+import { OutboundNetwork } from './sandbox/network.js';
 
 /**
  * Executor entry point. Prints one JSON line `{"event":"ready","port":N,"nfsPort":M}` on stdout
@@ -18,6 +19,7 @@ async function main(): Promise<void> {
     runtimes: config.runtimes,
     uidBase: config.sandboxUidBase,
     bwrapPath: config.bwrapPath,
+    bootSteps: [new OutboundNetwork()],
   });
   await sandboxes.init();
   const server = createAgentServer(config, sandboxes);

@@ -50,6 +50,7 @@ async function invokeTrivial(agents: AgentPool, handle: ExecutorHandle, template
       maxOpenFiles: template.resources.maxOpenFiles,
     },
     allowNetwork: false,
+    allowCidrs: [],
   });
   const res = await agent.invoke(
     {
