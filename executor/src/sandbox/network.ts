@@ -122,23 +122,22 @@ export class OutboundNetwork implements BootStep {
   }
 
   /**
-   * Starts slirp4netns on the sandbox's namespaces and waits for it to configure tap0. It runs
-   * as the sandbox's host uid (the owner of the sandbox's user namespace, so it may join it)
-   * rather than as root, with its own seccomp filter and mount namespace. fd 4 is its exit fd:
-   * the executor holds the other end, so slirp4netns exits with the executor even on SIGKILL.
+   * Starts slirp4netns on the sandbox's namespaces and waits for it to configure tap0; it runs
+   * with its own seccomp filter and mount namespace (--enable-sandbox, which also drops a root
+   * slirp4netns's capabilities but CAP_NET_BIND_SERVICE once the tap is open). As root it joins
+   * the network namespace by pid; it cannot run as the sandbox's uid, as /dev/net/tun is
+   * usually root-only on hosts. A non-root executor (in a container) owns the sandbox's user
+   * namespace and joins it first. fd 4 is its exit fd: the executor holds the other end, so
+   * slirp4netns exits with the executor even on SIGKILL.
    */
   private startSlirp(ctx: BootContext): Promise<void> {
     const { spec, namespacePid: pid } = ctx;
+    const target = this.isRoot ? [String(pid)] : [`--userns-path=/proc/${pid}/ns/user`, '--netns-type=path', `/proc/${pid}/ns/net`];
     const args = [
       '--configure', '--mtu=65520', '--disable-host-loopback', '--enable-sandbox', '--enable-seccomp',
-      '--ready-fd=3', '--exit-fd=4',
-      `--userns-path=/proc/${pid}/ns/user`, '--netns-type=path', `/proc/${pid}/ns/net`, TAP,
+      '--ready-fd=3', '--exit-fd=4', ...target, TAP,
     ];
-    const asOtherUser = this.isRoot && spec.hostUid !== 0;
-    const child = spawn(this.opts.slirpPath ?? 'slirp4netns', args, {
-      stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'],
-      ...(asOtherUser ? { uid: spec.hostUid, gid: spec.hostGid } : {}),
-    });
+    const child = spawn(this.opts.slirpPath ?? 'slirp4netns', args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
     this.slirps.set(spec.id, child);
     let stderr = '';
     child.stderr?.setEncoding('utf8').on('data', (d: string) => {
