@@ -122,21 +122,22 @@ export class OutboundNetwork implements BootStep {
   }
 
   /**
-   * Starts slirp4netns on the sandbox's namespaces and waits for it to configure tap0; it runs
-   * with its own seccomp filter and mount namespace (--enable-sandbox, which also drops a root
-   * slirp4netns's capabilities but CAP_NET_BIND_SERVICE once the tap is open). As root it joins
-   * the network namespace by pid; it cannot run as the sandbox's uid, as /dev/net/tun is
-   * usually root-only on hosts. A non-root executor (in a container) owns the sandbox's user
-   * namespace and joins it first. fd 4 is its exit fd: the executor holds the other end, so
-   * slirp4netns exits with the executor even on SIGKILL.
+   * Starts slirp4netns on the sandbox's namespaces and waits for it to configure tap0, always
+   * with its own seccomp filter. As root it joins the network namespace by pid and confines
+   * itself further (--enable-sandbox: a mount namespace of its own, every capability dropped but
+   * CAP_NET_BIND_SERVICE once the tap is open); it cannot run as the sandbox's uid, as
+   * /dev/net/tun is usually root-only on hosts. A non-root executor (in a container) owns the
+   * sandbox's user namespace and joins it first; there --enable-sandbox fails (it needs uid 0
+   * mapped in that namespace, and bwrap maps only the sandbox's uid), and slirp4netns runs as
+   * the executor's unprivileged uid anyway. fd 4 is its exit fd: the executor holds the other
+   * end, so slirp4netns exits with the executor even on SIGKILL.
    */
   private startSlirp(ctx: BootContext): Promise<void> {
     const { spec, namespacePid: pid } = ctx;
-    const target = this.isRoot ? [String(pid)] : [`--userns-path=/proc/${pid}/ns/user`, '--netns-type=path', `/proc/${pid}/ns/net`];
-    const args = [
-      '--configure', '--mtu=65520', '--disable-host-loopback', '--enable-sandbox', '--enable-seccomp',
-      '--ready-fd=3', '--exit-fd=4', ...target, TAP,
-    ];
+    const target = this.isRoot
+      ? ['--enable-sandbox', String(pid)]
+      : [`--userns-path=/proc/${pid}/ns/user`, '--netns-type=path', `/proc/${pid}/ns/net`];
+    const args = ['--configure', '--mtu=65520', '--disable-host-loopback', '--enable-seccomp', '--ready-fd=3', '--exit-fd=4', ...target, TAP];
     const child = spawn(this.opts.slirpPath ?? 'slirp4netns', args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
     this.slirps.set(spec.id, child);
     let stderr = '';
@@ -164,9 +165,12 @@ export class OutboundNetwork implements BootStep {
 
   /** Runs the route script inside the sandbox's network namespace, as its owner. */
   private confine(pid: number, sandboxId: string, script: string): Promise<void> {
-    // Root joins only the network namespace (it holds CAP_NET_ADMIN over every namespace); a
-    // non-root executor (in a container) joins the sandbox's user namespace first, which it owns.
-    const join = this.isRoot ? ['-n'] : ['-U', '-n', '--preserve-credentials'];
+    // Root joins only the network namespace (it holds CAP_NET_ADMIN over every namespace). A
+    // non-root executor (in a container) joins the sandbox's user namespace first, which it owns;
+    // the capabilities that gives are lost at exec (its uid is not 0 there) unless nsenter keeps
+    // them as ambient ones: --keep-caps, util-linux 2.39 or later. Without it the boot fails,
+    // closed: an outbound sandbox never runs with an unfenced network.
+    const join = this.isRoot ? ['-n'] : ['-U', '-n', '--preserve-credentials', '--keep-caps'];
     const argv = [
       '-t', String(pid), ...join, '--',
       '/bin/sh', '-c', `echo 1 > /proc/sys/net/ipv6/conf/${TAP}/disable_ipv6 && exec ip -batch -`,

@@ -278,5 +278,7 @@ describe('template network field', () => {
       expect([JSON.stringify(network), res.status, res.body.error?.code]).toEqual([JSON.stringify(network), 400, 'InvalidRequest']);
       expect(res.body.error?.message).toMatch(/^network/);
     }
+    const doc = await k.call('GET', '/api/v1/openapi.json');
+    expect(JSON.stringify(doc.body.components.schemas.Template.properties.network)).toContain('allowCidrs');
   });
 });
