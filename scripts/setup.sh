@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(redis-server bubblewrap python3 util-linux e2fsprogs curl libnfs-utils systemd git python3-pip linux-libc-dev tmux ${KILN_EXTRA_PACKAGES:-})
+PACKAGES=(redis-server bubblewrap slirp4netns iproute2 python3 util-linux e2fsprogs curl libnfs-utils systemd git python3-pip linux-libc-dev tmux ${KILN_EXTRA_PACKAGES:-})
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -10,6 +10,7 @@ import { devptsStep } from './sandbox/devpts.js';
 import { SandboxManager } from './sandbox/manager.js';
 import { acquireUidLease, UID_RANGE_BUSY_EXIT, UidRangeBusyError } from './sandbox/uid-lease.js';
 import { detectWorkspaceFs } from './sandbox/workspace-fs.js';
+import { OutboundNetwork } from './sandbox/network.js';
 
 /**
  * Executor entry point. Prints one JSON line `{"event":"ready","port":N,"nfsPort":M}` on stdout
@@ -48,7 +49,7 @@ async function main(): Promise<void> {
     uidBase: config.sandboxUidBase,
     bwrapPath: config.bwrapPath,
     // devpts last: it waits for bwrap to finish the sandbox, the others need only its namespaces.
-    bootSteps: [...(cgroups.driver ? [new CgroupStep(cgroups.driver)] : []), devptsStep()],
+    bootSteps: [...(cgroups.driver ? [new CgroupStep(cgroups.driver)] : []), new OutboundNetwork(), devptsStep()],
     workspaceFs,
   });
   await sandboxes.init();

@@ -4,6 +4,7 @@ import { connect } from 'node:net';
 import type Docker from 'dockerode';
 import { Agent } from '../agent/client.js';
 import { KilnError } from '../errors.js';
+import { networkPolicy } from '../templates/network.js';
 import type { Template } from '../templates/template.js';
 import { containerTail, dockerClient, engineInfo, ensureNetwork, networkGateways, type EngineInfo } from './docker-engine.js';
 import { AGENT_PORT, defaultNetworkName, envValue, executorContainerOptions, LABELS, NFS_PORT } from './docker-options.js';
@@ -128,7 +129,7 @@ export class DockerRuntime implements Runtime {
    */
   private networkFor(template: Template): Promise<string> {
     const base = this.opts.network ?? defaultNetworkName(this.opts.deployment);
-    const outbound = template.network === 'outbound';
+    const outbound = networkPolicy(template.network).outbound;
     const name = outbound ? `${base}-outbound` : base;
     let ready = this.networks.get(name);
     if (!ready) {

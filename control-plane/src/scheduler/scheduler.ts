@@ -7,6 +7,7 @@ import { log } from '../log.js';
 import type { ExecutorHandle } from '../runtimes/runtime.js';
 import type { ExecutorStore } from '../store/executors.js';
 import type { Keys } from '../store/keys.js';
+import { networkPolicy } from '../templates/network.js';
 import type { Template } from '../templates/template.js';
 import { schedulerRedis, type SchedulerRedis } from './commands.js';
 
@@ -131,6 +132,7 @@ export class Scheduler {
       await this.forget(template.name, sandboxId);
       return undefined;
     }
+    const network = networkPolicy(template.network);
     try {
       await this.agents.get(executor).createSandbox({
         sandboxId,
@@ -142,7 +144,8 @@ export class Scheduler {
           maxOpenFiles: template.resources.maxOpenFiles,
           cpu: template.resources.cpu,
         },
-        allowNetwork: template.network !== 'none',
+        allowNetwork: network.outbound,
+        allowCidrs: network.allowCidrs,
       });
     } catch (err) {
       await this.forget(template.name, sandboxId);

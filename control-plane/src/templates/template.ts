@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { networkSchema } from './network.js';
 
 /** Lambda runtime identifiers → the language runner that serves them inside a sandbox. */
 export const RUNTIME_RUNNERS: Record<string, string> = {
@@ -28,7 +29,7 @@ export const templateSchema = z.object({
       maxOpenFiles: z.number().int().min(64).max(1048576).default(1024),
     })
     .default({}),
-  network: z.enum(['none', 'outbound']).default('none'),
+  network: networkSchema.default('none'),
   pool: z
     .object({
       minIdle: z.number().int().min(0).default(1),

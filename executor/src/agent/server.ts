@@ -56,7 +56,7 @@ export function createAgentServer(config: ExecutorConfig, sandboxes: SandboxMana
         maxProcesses: r.resources?.maxProcesses || 256,
         maxOpenFiles: r.resources?.maxOpenFiles || 1024,
       };
-      return info(await sandboxes.create(r.sandboxId, r.runtime, limits, r.allowNetwork));
+      return info(await sandboxes.create(r.sandboxId, r.runtime, limits, r.allowNetwork, r.allowCidrs));
     }, mapError),
     destroySandbox: unary(t, async (call) => ({ existed: await sandboxes.destroy(call.request.sandboxId) }), mapError),
     listSandboxes: unary(t, () => Promise.resolve({ sandboxes: sandboxes.list().filter((s) => s.state !== 'dead').map(info) }), mapError),

@@ -83,7 +83,7 @@ export const SECCOMP_FD = 6;
 
 /**
  * The argv that starts a sandbox: prlimit sets the rlimits, then bubblewrap builds the
- * namespaces. Rules (DESIGN.md): no network unless allowed, read-only system dirs, writable
+ * namespaces. Rules (DESIGN.md): own network namespace (NAT only when allowed), read-only system dirs, writable
  * size-limited /workspace and /tmp, uid 1000, no capabilities, new session, dies with its parent,
  * the seccomp filter of seccomp.ts.
  *
@@ -122,13 +122,15 @@ export function sandboxArgv(spec: SandboxSpec, bwrapPath: string): string[] {
   ];
   for (const path of HOST_ETC) if (existsSync(path)) argv.push('--ro-bind', path, path);
   for (const name of SYNTHETIC_ETC) argv.push('--ro-bind', `${spec.etcDir}/${name}`, `/etc/${name}`);
-  if (spec.allowNetwork && existsSync('/etc/resolv.conf')) argv.push('--ro-bind', '/etc/resolv.conf', '/etc/resolv.conf');
+  // Outbound sandboxes resolve through slirp4netns's forwarder (network.ts), never the host's resolver.
+  if (spec.allowNetwork) argv.push('--ro-bind', `${spec.etcDir}/resolv.conf`, '/etc/resolv.conf');
   // bwrap builds the root as a tmpfs; freeze it so only /workspace and /tmp take writes.
   argv.push('--remount-ro', '/');
   argv.push(
+    // Always a network namespace of its own, outbound or not: an outbound one gets its NAT and
+    // routes from the network boot step (network.ts) before anything in it runs.
     '--unshare-all',
     '--unshare-user',
-    ...(spec.allowNetwork ? ['--share-net'] : []),
     '--hostname', 'sandbox',
     '--uid', String(SANDBOX_UID),
     '--gid', String(SANDBOX_GID),
@@ -157,5 +159,7 @@ export function syntheticEtc(): Record<string, string> {
     passwd: `root:x:0:0:root:/root:/usr/sbin/nologin\nsandbox:x:${SANDBOX_UID}:${SANDBOX_GID}:sandbox:/workspace:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n`,
     group: `root:x:0:\nsandbox:x:${SANDBOX_GID}:\nnogroup:x:65534:\n`,
     hosts: '127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost\n',
+    // slirp4netns's DNS forwarder (network.ts); bound only into outbound sandboxes.
+    'resolv.conf': 'nameserver 10.0.2.3\n',
   };
 }

@@ -108,7 +108,8 @@ export class SandboxManager {
     return [...this.sandboxes.values()];
   }
 
-  async create(id: string, runtime: string, limits: SandboxLimits, allowNetwork: boolean): Promise<Sandbox> {
+  /** `allowCidrs`: private ranges an outbound sandbox may reach (network.ts). */
+  async create(id: string, runtime: string, limits: SandboxLimits, allowNetwork: boolean, allowCidrs: readonly string[] = []): Promise<Sandbox> {
     if (!SANDBOX_ID.test(id)) throw new Error(`sandbox id must match ${SANDBOX_ID}; got "${id}"`);
     if (!this.opts.runtimes.includes(runtime)) throw new UnsupportedRuntimeError(runtime, this.opts.runtimes);
     if (this.sandboxes.has(id)) return this.get(id);
@@ -133,6 +134,7 @@ export class SandboxManager {
       maxOpenFiles: limits.maxOpenFiles,
       maxFileMB: limits.diskMB,
       allowNetwork,
+      allowCidrs,
       hostUid,
       hostGid,
     };

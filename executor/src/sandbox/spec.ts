@@ -20,7 +20,10 @@ export interface SandboxSpec {
   diskMB: number;
   /** Largest file the sandbox may write, in MB (RLIMIT_FSIZE). */
   maxFileMB: number;
+  /** Outbound network through the sandbox's own namespace (network.ts); without it, loopback only. */
   allowNetwork: boolean;
+  /** Private IPv4 ranges the template opens to an outbound sandbox (network.ts denies them otherwise). */
+  allowCidrs?: readonly string[];
   /** Host uid/gid the sandbox runs as (its uid inside is always 1000). */
   hostUid: number;
   hostGid: number;

@@ -127,8 +127,16 @@ export interface CreateSandboxRequest {
   sandboxId: string;
   /** Language runner to boot: "nodejs", "python" or "provided". */
   runtime: string;
-  resources: Resources | undefined;
+  resources:
+    | Resources
+    | undefined;
+  /** Outbound network through the sandbox's own namespace; false: loopback only. */
   allowNetwork: boolean;
+  /**
+   * IPv4 CIDRs in ranges an outbound sandbox is otherwise denied (private, CGNAT, benchmarking)
+   * that the template opens. Never loopback, link-local, multicast or the executor's own addresses.
+   */
+  allowCidrs: string[];
 }
 
 export interface SandboxInfo {
@@ -846,7 +854,7 @@ export const Resources: MessageFns<Resources> = {
 };
 
 function createBaseCreateSandboxRequest(): CreateSandboxRequest {
-  return { sandboxId: "", runtime: "", resources: undefined, allowNetwork: false };
+  return { sandboxId: "", runtime: "", resources: undefined, allowNetwork: false, allowCidrs: [] };
 }
 
 export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
@@ -862,6 +870,9 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
     }
     if (message.allowNetwork !== false) {
       writer.uint32(32).bool(message.allowNetwork);
+    }
+    for (const v of message.allowCidrs) {
+      writer.uint32(42).string(v!);
     }
     return writer;
   },
@@ -911,6 +922,14 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
             message.allowNetwork = reader.bool();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.allowCidrs.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -937,6 +956,11 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
         : isSet(object.allow_network)
         ? globalThis.Boolean(object.allow_network)
         : false,
+      allowCidrs: globalThis.Array.isArray(object?.allowCidrs)
+        ? object.allowCidrs.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.allow_cidrs)
+        ? object.allow_cidrs.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -954,6 +978,9 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
     if (message.allowNetwork !== false) {
       obj.allowNetwork = message.allowNetwork;
     }
+    if (message.allowCidrs?.length) {
+      obj.allowCidrs = message.allowCidrs;
+    }
     return obj;
   },
 
@@ -968,6 +995,7 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
       ? Resources.fromPartial(object.resources)
       : undefined;
     message.allowNetwork = object.allowNetwork ?? false;
+    message.allowCidrs = object.allowCidrs?.map((e) => e) || [];
     return message;
   },
 };

@@ -51,6 +51,7 @@ async function invokeTrivial(agents: AgentPool, handle: ExecutorHandle, template
       cpu: template.resources.cpu,
     },
     allowNetwork: false,
+    allowCidrs: [],
   });
   const res = await agent.invoke(
     {

@@ -80,6 +80,7 @@ describe('uid ranges of executors on one host', () => {
       runtime: 'nodejs',
       resources: { memoryMb: 256, diskMb: 64, maxProcesses: MAX_PROCESSES, maxOpenFiles: 256, cpu: 1 },
       allowNetwork: false,
+      allowCidrs: [],
     });
     return { info, session: new SessionAgent(agent, sandboxId) };
   };
