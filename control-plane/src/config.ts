@@ -109,6 +109,20 @@ const schema = z.object({
     )
     .refine((keys) => keys.every((k) => /^[\x21-\x7e]{16,}$/.test(k)), 'every key must be at least 16 printable characters without spaces')
     .default(''),
+  /**
+   * Comma-separated administrator keys (same form as KILN_API_KEYS): they work as API keys and
+   * are the only ones that may change templates once any key is configured.
+   */
+  KILN_ADMIN_API_KEYS: z
+    .string()
+    .transform((v) =>
+      v
+        .split(',')
+        .map((k) => k.trim())
+        .filter(Boolean),
+    )
+    .refine((keys) => keys.every((k) => /^[\x21-\x7e]{16,}$/.test(k)), 'every key must be at least 16 printable characters without spaces')
+    .default(''),
   /** Executors export each session's /workspace over NFSv3 (one port per executor). */
   KILN_NFS_ENABLED: z.enum(['true', 'false']).default('true'),
   /** Host name NFS clients use to reach executors; goes into every session's nfsUrl. */
@@ -166,7 +180,10 @@ export type Config = {
   stopExecutorsOnExit: boolean;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** API keys accepted by REST, MCP, PTY and Lambda requests; empty means no authentication. */
+  /** Every key that authenticates: KILN_API_KEYS and KILN_ADMIN_API_KEYS. */
   apiKeys: string[];
+  /** KILN_ADMIN_API_KEYS: the keys that may change templates. */
+  adminApiKeys: string[];
   repoRoot: string;
   /** NFS export of session workspaces; undefined when KILN_NFS_ENABLED=false. */
   nfs: { host: string; bind: string; gateway: { host: string; port: number } | undefined } | undefined;
@@ -232,7 +249,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     cpuPolicy: e.KILN_CPU_POLICY,
     stopExecutorsOnExit: e.KILN_STOP_EXECUTORS_ON_EXIT === 'true',
     logLevel: e.KILN_LOG_LEVEL,
-    apiKeys: e.KILN_API_KEYS,
+    apiKeys: [...e.KILN_API_KEYS, ...e.KILN_ADMIN_API_KEYS],
+    adminApiKeys: e.KILN_ADMIN_API_KEYS,
     repoRoot: REPO_ROOT,
     nfs:
       e.KILN_NFS_ENABLED === 'true'

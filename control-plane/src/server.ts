@@ -160,6 +160,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
     sessions,
     mcp,
     apiKeys: config.apiKeys,
+    adminApiKeys: config.adminApiKeys,
     browser,
   });
   const server: ServerType = await new Promise((resolve) => {
@@ -178,28 +179,41 @@ export async function startKiln(config: Config): Promise<Kiln> {
     keeper,
     nfsPort,
     async stop(opts = {}) {
-      keeper.stop();
-      await nfsGateway?.close();
-      sessionReaper.stop();
-      templates.stop();
-      // Open MCP sessions hold SSE streams that would keep server.close() waiting.
-      await mcp.close();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      await queues.close();
-      leases.flush();
-      await replies.close();
-      if (opts.stopExecutors ?? config.stopExecutorsOnExit) {
-        for (const h of await runtime.list()) await runtime.stop(h.id);
-        for (const t of templates.all()) {
-          for (const id of await executors.listIds(t.name)) await executors.remove({ id, template: t.name });
-          const ids = await redis.smembers(keys.sandboxes(t.name));
-          for (const id of ids) await scheduler.forget(t.name, id);
+      // Every step runs whatever the ones before it did: one that fails (an unreachable cluster,
+      // a Redis gone already) is logged, and what this process started is still stopped.
+      const step = async (what: string, fn: () => unknown): Promise<void> => {
+        try {
+          await fn();
+        } catch (err) {
+          log('warn', `shutdown: could not ${what}`, { error: String(err) });
         }
+      };
+      await step('stop the pool keeper', () => keeper.stop());
+      await step('close the NFS gateway', () => nfsGateway?.close());
+      await step('stop the session reaper', () => sessionReaper.stop());
+      await step('stop template refreshes', () => templates.stop());
+      // Open MCP sessions hold SSE streams that would keep server.close() waiting.
+      await step('close MCP sessions', () => mcp.close());
+      await step('close the HTTP server', () => new Promise<void>((resolve) => server.close(() => resolve())));
+      await step('close the queues', () => queues.close());
+      await step('flush held leases', () => leases.flush());
+      await step('close the reply router', () => replies.close());
+      if (opts.stopExecutors ?? config.stopExecutorsOnExit) {
+        await step('stop executors', async () => {
+          for (const h of await runtime.list()) await step(`stop executor ${h.id}`, () => runtime.stop(h.id));
+        });
+        await step('forget executor and sandbox records', async () => {
+          for (const t of templates.all()) {
+            for (const id of await executors.listIds(t.name)) await executors.remove({ id, template: t.name });
+            const ids = await redis.smembers(keys.sandboxes(t.name));
+            for (const id of ids) await scheduler.forget(t.name, id);
+          }
+        });
       }
-      agents.closeAll();
-      await runtime.close();
+      await step('close agent connections', () => agents.closeAll());
+      await step('close the runtime adapters', () => runtime.close());
       redis.disconnect();
-      await embedded?.stop();
+      await step('stop the embedded Redis', () => embedded?.stop());
     },
   };
 }

@@ -27,7 +27,7 @@ import { sessionRoutes } from './routes/sessions.js';
 import { sessionFileRoutes } from './routes/sessions-files.js';
 import type { SessionService } from '../sessions/service.js';
 import type { McpEndpoint } from '../mcp/http.js';
-import { requireApiKey, requireSigV4OrApiKey } from './auth.js';
+import { requireAdminKey, requireApiKey, requireSigV4OrApiKey } from './auth.js';
 
 export interface AppDeps {
   redis: Redis;
@@ -42,8 +42,10 @@ export interface AppDeps {
   sessions?: SessionService;
   /** MCP over streamable HTTP at /mcp/{profile}. */
   mcp?: McpEndpoint;
-  /** KILN_API_KEYS; empty or absent leaves every endpoint open. */
+  /** KILN_API_KEYS and KILN_ADMIN_API_KEYS; empty or absent leaves every endpoint open. */
   apiKeys?: string[];
+  /** KILN_ADMIN_API_KEYS: the only keys that may change templates when any key is set. */
+  adminApiKeys?: string[];
   /** Which hosts and page origins browsers may use Kiln from; absent: loopback names only. */
   browser?: BrowserPolicy;
 }
@@ -62,6 +64,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const keys = deps.apiKeys ?? [];
   app.use('/api/v1/*', requireApiKey(keys, (path) => path === '/api/v1/health' || path === '/api/v1/openapi.json'));
   app.use('/mcp/*', requireApiKey(keys));
+  // Templates are shared by every user of the deployment: changing one is an administrator's act.
+  const adminOnly = requireAdminKey(keys, deps.adminApiKeys ?? []);
+  app.on(['POST', 'PUT', 'PATCH', 'DELETE'], ['/api/v1/templates', '/api/v1/templates/*'], adminOnly);
   app.use('/2015-03-31/*', requireSigV4OrApiKey(keys));
   app.use('/2015-03-31/*', lambdaContentType());
 

@@ -48,6 +48,18 @@ export function requireApiKey(keys: string[], skip: (path: string) => boolean = 
   };
 }
 
+/**
+ * Routes only administrators may use (template changes): once any key is configured, 403
+ * `Forbidden` unless the presented key is one of `adminKeys`. With no keys at all (the embedded
+ * default on loopback) they stay open, like every route.
+ */
+export function requireAdminKey(keys: string[], adminKeys: string[]): MiddlewareHandler {
+  return async (c, next) => {
+    if (keys.length === 0 || hasApiKey(adminKeys.length ? adminKeys : ['\0'], (n) => c.req.header(n))) return next();
+    return c.json(errorBody('Forbidden', adminKeys.length ? 'changing templates needs an administrator key (one of KILN_ADMIN_API_KEYS)' : 'templates are read-only here: set KILN_ADMIN_API_KEYS and use one of those keys to change them'), 403);
+  };
+}
+
 /** RFC 3986 encoding, as SigV4 canonicalises paths and query strings. */
 function uriEncode(s: string): string {
   return encodeURIComponent(s).replace(/[!'()*]/g, (ch) => `%${ch.charCodeAt(0).toString(16).toUpperCase()}`);

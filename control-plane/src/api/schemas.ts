@@ -64,6 +64,8 @@ export const HealthSchema = z
          */
         limits: z.enum(['cgroup-v1', 'cgroup-v2', 'none']).optional().openapi({ description: 'cgroup-v1 | cgroup-v2: a cgroup per sandbox; none: the executor cannot create cgroups, only its container limits apply' }),
         limitsDetail: z.string().optional().openapi({ description: 'Where the sandbox cgroups are, or why there are none' }),
+        workspaceFs: z.enum(['ext4-image', 'none']).optional().openapi({ description: 'ext4-image: every /workspace is its own filesystem of diskMB; none: plain directories, no hard size on this executor' }),
+        workspaceFsDetail: z.string().optional().openapi({ description: 'Where the images are, or what the executor lacks to mount them' }),
         error: z.string().optional(),
       }),
     ),

@@ -30,10 +30,15 @@ const WAITING_CACHE_MS = 100;
  * in 4 40–44%; 16 sandboxes in 1 Worker 48–54%, in 3 37–43%.
  */
 const SLOTS_PER_WORKER = 16;
+/**
+ * At most this many Workers per template on each replica, whatever its size: each holds Redis
+ * connections, and a template of 100,000,000 sandboxes once meant millions of them.
+ */
+export const MAX_WORKERS_PER_TEMPLATE = 8;
 
 /** The concurrency of each of a template's Workers: as even as can be, adding up to `capacity`. */
 export function workerShares(capacity: number): number[] {
-  const n = Math.max(1, Math.ceil(capacity / SLOTS_PER_WORKER));
+  const n = Math.min(MAX_WORKERS_PER_TEMPLATE, Math.max(1, Math.ceil(capacity / SLOTS_PER_WORKER)));
   return Array.from({ length: n }, (_, i) => Math.floor(capacity / n) + (i < capacity % n ? 1 : 0));
 }
 

@@ -59,17 +59,29 @@ export class RuntimeRouter implements Runtime {
   }
 
   async stop(executorId: string): Promise<void> {
-    // Each adapter treats an id it does not own as unknown, a no-op.
-    for (const runtime of this.inUse()) await runtime.stop(executorId);
+    // Each adapter treats an id it does not own as unknown, a no-op. One that fails (a cluster
+    // that cannot be reached) must not keep the others from stopping theirs: each is tried,
+    // then the first failure is reported.
+    const results = await Promise.allSettled(this.inUse().map((r) => r.stop(executorId)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
+  /** Every reachable adapter's executors; an adapter that fails is logged and left out. */
   async list(): Promise<ExecutorHandle[]> {
-    const all = await Promise.all(this.inUse().map((r) => r.list()));
-    return all.flat();
+    const adapters = this.inUse();
+    const results = await Promise.allSettled(adapters.map((r) => r.list()));
+    return results.flatMap((r, i) => {
+      if (r.status === 'fulfilled') return r.value;
+      log('warn', 'could not list executors of a runtime adapter', { runtime: adapters[i]?.kind, error: String(r.reason) });
+      return [];
+    });
   }
 
   async close(): Promise<void> {
-    for (const runtime of this.adapters.values()) await runtime.close();
+    for (const runtime of this.adapters.values()) {
+      await runtime.close().catch((err: unknown) => log('warn', 'a runtime adapter failed to close', { runtime: runtime.kind, error: String(err) }));
+    }
   }
 
   private inUse(): Runtime[] {

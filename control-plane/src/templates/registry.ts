@@ -80,9 +80,17 @@ export class TemplateRegistry {
     const raw = await redis.hgetall(keys.templates);
     const next = new Map<string, Template>();
     for (const [name, json] of Object.entries(raw)) {
-      const parsed = templateSchema.safeParse(JSON.parse(json));
+      // Validated again on every load: a template stored by an older version (or by hand) with
+      // values past today's bounds is skipped and reported, never started or crash-looped on.
+      let value: unknown;
+      try {
+        value = JSON.parse(json);
+      } catch {
+        value = undefined;
+      }
+      const parsed = templateSchema.safeParse(value);
       if (parsed.success) next.set(name, parsed.data);
-      else log('warn', 'ignoring a stored template that does not validate', { template: name });
+      else log('warn', 'ignoring a stored template that does not validate', { template: name, problem: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ').slice(0, 500) });
     }
     const before = this.byName;
     this.byName = next;

@@ -11,18 +11,18 @@ export const RUNTIME_RUNNERS: Record<string, string> = {
 
 export const templateSchema = z.object({
   name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and dashes, up to 63 characters'),
-  description: z.string().default(''),
+  description: z.string().max(1000).default(''),
   /** Image executors of this template run on the docker and kubernetes runtimes. */
-  image: z.string().min(1),
+  image: z.string().min(1).max(512),
   /**
    * Runtime adapter that starts this template's executors; unset uses KILN_RUNTIME. Lets one
    * deployment run, say, most templates as local processes and one in containers.
    */
   executor: z.enum(['local', 'docker', 'kubernetes']).optional(),
-  runtimes: z.array(z.enum(Object.keys(RUNTIME_RUNNERS) as [string, ...string[]])).min(1),
+  runtimes: z.array(z.enum(Object.keys(RUNTIME_RUNNERS) as [string, ...string[]])).min(1).max(8),
   resources: z
     .object({
-      cpu: z.number().positive().default(1),
+      cpu: z.number().positive().max(64).default(1),
       memoryMB: z.number().int().min(32).max(65536).default(256),
       diskMB: z.number().int().min(16).max(1048576).default(512),
       maxProcesses: z.number().int().min(8).max(65536).default(256),
@@ -32,14 +32,14 @@ export const templateSchema = z.object({
   network: networkSchema.default('none'),
   pool: z
     .object({
-      minIdle: z.number().int().min(0).default(1),
-      maxSandboxes: z.number().int().min(1).default(32),
-      sandboxesPerExecutor: z.number().int().min(1).default(32),
-      idleTtlMs: z.number().int().min(1000).default(600_000),
-      maxLifetimeMs: z.number().int().min(1000).default(3_600_000),
+      minIdle: z.number().int().min(0).max(1024).default(1),
+      maxSandboxes: z.number().int().min(1).max(4096).default(32),
+      sandboxesPerExecutor: z.number().int().min(1).max(4096).default(32),
+      idleTtlMs: z.number().int().min(1000).max(7 * 24 * 3_600_000).default(600_000),
+      maxLifetimeMs: z.number().int().min(1000).max(30 * 24 * 3_600_000).default(3_600_000),
     })
     .default({}),
-  queue: z.object({ maxWaiting: z.number().int().min(1).default(10_000) }).default({}),
+  queue: z.object({ maxWaiting: z.number().int().min(1).max(1_000_000).default(10_000) }).default({}),
 });
 
 export type Template = z.infer<typeof templateSchema>;

@@ -95,6 +95,7 @@ export async function invoke(sandbox: Sandbox, req: InvokeRequest): Promise<Invo
           },
         },
         LOAD_TIMEOUT_MS,
+        (m) => m.type === 'loaded' || m.type === 'loadError',
       );
       initMs = performance.now() - loadStarted;
       loaded = true;
@@ -156,7 +157,7 @@ async function runHandler(sandbox: Sandbox, req: InvokeRequest, logs: LogBuffer,
   let failure: ErrorShape | undefined;
   let status = InvokeStatus.INVOKE_STATUS_SUCCEEDED;
   try {
-    reply = await sandbox.request(message, req.timeoutMs);
+    reply = await sandbox.request(message, req.timeoutMs, (m) => m.type === 'result' && m.id === req.requestId);
   } catch (err) {
     sandbox.kill();
     if (err instanceof TimeoutError) {

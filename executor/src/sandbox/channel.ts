@@ -4,14 +4,29 @@ import type { Socket } from 'node:net';
 export type RunnerMessage = { type: string; id?: string; [k: string]: unknown };
 
 /**
+ * Longest line a runner may send: a 6 MB result base64-encoded (8 MB) with room to spare. The
+ * channel is written by code inside the sandbox, so without a bound one endless line would grow
+ * the executor's buffer until the process died.
+ */
+export const MAX_LINE_CHARS = 12 * 1024 * 1024;
+
+/**
  * Newline-delimited JSON over the runner's fd 3 socket. JSON.stringify never emits a raw
  * newline, so a newline always ends a message; partial lines are kept until the rest arrives.
+ * Everything on it comes from inside the sandbox (PROTOCOL.md, "Trust"): a line over
+ * MAX_LINE_CHARS is a violation, reported once and the channel closed; lines that are not JSON
+ * objects with a string `type` count as stderr noise.
  */
 export class RunnerChannel {
   private buffered = '';
   private listener: ((msg: RunnerMessage) => void) | undefined;
+  private violation: ((reason: string) => void) | undefined;
+  private broken = false;
 
-  constructor(private readonly socket: Socket) {
+  constructor(
+    private readonly socket: Socket,
+    private readonly maxLineChars = MAX_LINE_CHARS,
+  ) {
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => this.onData(chunk));
     // Errors surface as the sandbox's exit; the socket closing is expected when it dies.
@@ -20,6 +35,11 @@ export class RunnerChannel {
 
   onMessage(listener: (msg: RunnerMessage) => void): void {
     this.listener = listener;
+  }
+
+  /** Called once when the runner breaks the protocol's bounds; the owner kills the sandbox. */
+  onViolation(listener: (reason: string) => void): void {
+    this.violation = listener;
   }
 
   /** Sends one message: an object, or one already serialised (a JSON object without raw newlines). */
@@ -32,15 +52,18 @@ export class RunnerChannel {
   }
 
   private onData(chunk: string): void {
+    if (this.broken) return;
     let start = 0;
     let nl = chunk.indexOf('\n');
     if (nl === -1) {
       this.buffered += chunk;
+      if (this.buffered.length > this.maxLineChars) this.break();
       return;
     }
     let line = this.buffered + chunk.slice(0, nl);
     this.buffered = '';
     for (;;) {
+      if (line.length > this.maxLineChars) return this.break();
       this.dispatch(line);
       start = nl + 1;
       nl = chunk.indexOf('\n', start);
@@ -48,17 +71,26 @@ export class RunnerChannel {
       line = chunk.slice(start, nl);
     }
     this.buffered = chunk.slice(start);
+    if (this.buffered.length > this.maxLineChars) this.break();
+  }
+
+  private break(): void {
+    this.broken = true;
+    this.buffered = '';
+    this.socket.destroy();
+    this.violation?.(`the runner sent a message longer than ${this.maxLineChars} characters on its channel`);
   }
 
   private dispatch(line: string): void {
     if (!line) return;
-    let msg: RunnerMessage;
+    let msg: RunnerMessage | undefined;
     try {
-      msg = JSON.parse(line) as RunnerMessage;
+      const parsed = JSON.parse(line) as unknown;
+      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed) && typeof (parsed as { type?: unknown }).type === 'string') msg = parsed as RunnerMessage;
     } catch {
-      // A runner that writes garbage on its control fd is broken; treat it as stderr noise.
-      msg = { type: 'log', stream: 'stderr', data: line + '\n' };
+      // Not JSON: handled below.
     }
-    this.listener?.(msg);
+    // A runner that writes garbage on its control fd is broken; treat it as stderr noise.
+    this.listener?.(msg ?? { type: 'log', stream: 'stderr', data: line + '\n' });
   }
 }

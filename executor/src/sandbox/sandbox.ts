@@ -42,6 +42,8 @@ export class Sandbox {
   /** Host pid of the language runner (inside the PID namespace), for memory readings. */
   runnerPid = 0;
   exitReason = '';
+  /** Why the executor killed the sandbox, when it did (a protocol violation); it becomes the exit reason. */
+  private killReason = '';
 
   private readonly child: ChildProcess;
   private readonly channel: RunnerChannel;
@@ -77,6 +79,10 @@ export class Sandbox {
     seccompFd.end(SECCOMP_PROGRAM);
     this.channel = new RunnerChannel(this.child.stdio[3] as Socket);
     this.channel.onMessage((msg) => this.onMessage(msg));
+    this.channel.onViolation((reason) => {
+      this.killReason = reason;
+      this.kill();
+    });
     this.child.stdout?.setEncoding('utf8').on('data', (d: string) => this.onOutput('stdout', d));
     this.child.stderr?.setEncoding('utf8').on('data', (d: string) => this.onOutput('stderr', d));
     this.child.on('error', (err) => this.markDead(`spawn failed: ${err.message}`));
@@ -123,7 +129,7 @@ export class Sandbox {
       // wait for 'ready' below fails with it.
       block.on('error', () => undefined);
       block.end('1');
-      const ready = await sandbox.request(undefined, BOOT_TIMEOUT_MS);
+      const ready = await sandbox.request(undefined, BOOT_TIMEOUT_MS, (m) => m.type === 'ready');
       if (ready.type !== 'ready') throw new Error(`unexpected first message ${ready.type}`);
       sandbox.runnerPid = await sandbox.findRunnerPid();
     } catch (err) {
@@ -137,10 +143,12 @@ export class Sandbox {
 
   /**
    * Sends a message (if any; a string is sent as already-serialised JSON) and waits for the
-   * next non-log message from the runner. Rejects when the sandbox dies or the timeout
-   * passes; log messages go to the sink.
+   * runner's answer: the next message that `accept` takes (by default any that is not a log).
+   * Anything else the runner sends meanwhile (a stale or forged `result` for another request,
+   * a second answer) is dropped, so code in the sandbox cannot answer for a request it was not
+   * given. Rejects when the sandbox dies or the timeout passes; log messages go to the sink.
    */
-  request(msg: object | string | undefined, timeoutMs: number): Promise<RunnerMessage> {
+  request(msg: object | string | undefined, timeoutMs: number, accept: (reply: RunnerMessage) => boolean = () => true): Promise<RunnerMessage> {
     if (this.state === 'dead') return Promise.reject(new Error(`sandbox is dead (${this.exitReason})`));
     return new Promise<RunnerMessage>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -154,6 +162,7 @@ export class Sandbox {
       };
       this.exitWaiters.push(onExit);
       this.waiter = (reply) => {
+        if (!accept(reply)) return;
         clearTimeout(timer);
         this.waiter = undefined;
         const i = this.exitWaiters.indexOf(onExit);
@@ -216,7 +225,7 @@ export class Sandbox {
   private markDead(reason: string): void {
     if (this.state === 'dead') return;
     this.state = 'dead';
-    this.exitReason = reason;
+    this.exitReason = this.killReason ? `${this.killReason} (${reason})` : reason;
     this.channel.close();
     for (const waiter of this.exitWaiters.splice(0)) waiter();
   }

@@ -8,10 +8,11 @@ import { makeZip } from '../support/zip.js';
 
 const KEY = 'first-test-key-0123456789abcdef';
 const OTHER = 'second-test-key-0123456789abcdef';
+const ADMIN = 'admin-test-key-0123456789abcdef0';
 
 let k: TestKiln;
 beforeAll(async () => {
-  k = await startTestKiln({ templates: { nodejs: { pool: { minIdle: 1 } }, python: null, shell: null, provided: null }, env: { KILN_API_KEYS: `${KEY}, ${OTHER}` } });
+  k = await startTestKiln({ templates: { nodejs: { pool: { minIdle: 1 } }, python: null, shell: null, provided: null }, env: { KILN_API_KEYS: `${KEY}, ${OTHER}`, KILN_ADMIN_API_KEYS: ADMIN } });
 });
 afterAll(async () => {
   await k?.stop();
@@ -36,6 +37,21 @@ describe('API keys', () => {
     // Health and the OpenAPI document stay public.
     expect([200, 503]).toContain((await k.call('GET', '/api/v1/health')).status);
     expect((await k.call('GET', '/api/v1/openapi.json')).status).toBe(200);
+  });
+
+  it('templates: any key reads them, only an administrator key changes them', async () => {
+    const template = { name: 'admin-only', image: 'x', runtimes: ['nodejs20.x'], pool: { minIdle: 0 } };
+    expect((await k.call('GET', '/api/v1/templates', undefined, bearer(KEY))).status).toBe(200);
+    const refused = await k.call('POST', '/api/v1/templates', template, bearer(KEY));
+    expect(refused.status).toBe(403);
+    expect(refused.body.error.code).toBe('Forbidden');
+    expect((await k.call('PUT', '/api/v1/templates/nodejs', { network: 'outbound' }, bearer(OTHER))).status).toBe(403);
+    expect((await k.call('DELETE', '/api/v1/templates/nodejs', undefined, bearer(KEY))).status).toBe(403);
+    const made = await k.call('POST', '/api/v1/templates', template, bearer(ADMIN));
+    expect(made.status, JSON.stringify(made.body)).toBe(201);
+    // An administrator key is an API key too.
+    expect((await k.call('GET', '/api/v1/sessions', undefined, bearer(ADMIN))).status).toBe(200);
+    expect((await k.call('DELETE', '/api/v1/templates/admin-only', undefined, bearer(ADMIN))).status).toBeLessThan(300);
   });
 
   it('MCP: 401 without a key; the SDK client works with one', async () => {

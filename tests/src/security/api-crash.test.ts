@@ -121,3 +121,32 @@ describe("a client's mistakes are 4xx with a code that names them", () => {
     expect(ok.body.result).toBe(800);
   });
 });
+
+describe('templates have bounds', () => {
+  const base = { name: 'bounded', image: 'x', runtimes: ['nodejs20.x'] };
+  it('refuses sizes past the documented bounds with 400 InvalidRequest naming the field', async () => {
+    for (const [field, body] of [
+      ['pool.maxSandboxes', { ...base, pool: { maxSandboxes: 100_000_000 } }],
+      ['pool.sandboxesPerExecutor', { ...base, pool: { sandboxesPerExecutor: 8000 } }],
+      ['pool.minIdle', { ...base, pool: { minIdle: 5000 } }],
+      ['resources.cpu', { ...base, resources: { cpu: 1e9 } }],
+      ['queue.maxWaiting', { ...base, queue: { maxWaiting: 1e12 } }],
+      ['pool.idleTtlMs', { ...base, pool: { idleTtlMs: 1e15 } }],
+    ] as const) {
+      const res = await k.call('POST', '/api/v1/templates', body);
+      expect(res.status, `${field}: ${JSON.stringify(res.body)}`).toBe(400);
+      expect(JSON.stringify(res.body.error)).toContain(field.split('.')[1]);
+    }
+    expect((await k.call('GET', '/api/v1/templates/bounded')).status).toBe(404);
+  });
+
+  it('skips a stored template past the bounds (or not JSON) instead of starting it', async () => {
+    await k.redis.hset(`${k.prefix}:templates`, 'huge', JSON.stringify({ ...base, name: 'huge', pool: { maxSandboxes: 100_000_000, minIdle: 0 } }), 'garbled', '{not json');
+    await k.redis.incr(`${k.prefix}:templates:v`);
+    await k.kiln.templates.refresh();
+    expect(k.kiln.templates.names()).not.toContain('huge');
+    expect(k.kiln.templates.names()).not.toContain('garbled');
+    await k.redis.hdel(`${k.prefix}:templates`, 'huge', 'garbled');
+    await stillServing();
+  });
+});

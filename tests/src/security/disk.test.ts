@@ -52,6 +52,12 @@ async function hostWorkspaceOf(s: NfsSession): Promise<string> {
 }
 
 describe('disk limits', () => {
+  it('says in health that every workspace is a filesystem of its own', async () => {
+    const health = await k.call('GET', '/api/v1/health');
+    expect(health.body.executors.length).toBeGreaterThan(0);
+    for (const e of health.body.executors) expect(e).toMatchObject({ ok: true, workspaceFs: 'ext4-image' });
+  });
+
   it('stops a session process that writes past diskMB into /workspace with ENOSPC, and the filesystem keeps its size', async () => {
     await withSession(k, async (s) => {
       // Files of 20 MB each (below RLIMIT_FSIZE, which stops single files only) up to 6x the size.

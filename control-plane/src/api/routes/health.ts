@@ -32,7 +32,8 @@ export function healthRoutes(deps: { redis: Redis; executors: ExecutorStore; age
           try {
             const h = await deps.agents.get(handle).health(1500);
             const limits = h.limits === 'cgroup-v1' || h.limits === 'cgroup-v2' ? h.limits : 'none';
-            body.executors.push({ id, template, ok: true, sandboxes: h.sandboxes, limits, limitsDetail: h.limitsDetail });
+            const workspaceFs = h.workspaceFs === 'ext4-image' ? h.workspaceFs : 'none';
+            body.executors.push({ id, template, ok: true, sandboxes: h.sandboxes, limits, limitsDetail: h.limitsDetail, workspaceFs, workspaceFsDetail: h.workspaceFsDetail });
           } catch (err) {
             body.executors.push({ id, template, ok: false, error: (err as Error).message });
           }
