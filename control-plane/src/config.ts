@@ -5,6 +5,18 @@ import type { CpuPolicy } from './cpu-policy.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
+/** A comma-separated list of API keys, each at least 16 printable characters without spaces. */
+const keyList = z
+  .string()
+  .transform((v) =>
+    v
+      .split(',')
+      .map((k) => k.trim())
+      .filter(Boolean),
+  )
+  .refine((keys) => keys.every((k) => /^[\x21-\x7e]{16,}$/.test(k)), 'every key must be at least 16 printable characters without spaces')
+  .default('');
+
 const schema = z.object({
   /** Redis to use; empty starts an embedded redis-server with AOF under KILN_DATA_DIR. */
   KILN_REDIS_URL: z.string().url().optional(),
@@ -99,30 +111,12 @@ const schema = z.object({
   KILN_STOP_EXECUTORS_ON_EXIT: z.enum(['true', 'false']).default('true'),
   KILN_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   /** Comma-separated API keys; empty turns authentication off. Each at least 16 characters, no spaces or commas. */
-  KILN_API_KEYS: z
-    .string()
-    .transform((v) =>
-      v
-        .split(',')
-        .map((k) => k.trim())
-        .filter(Boolean),
-    )
-    .refine((keys) => keys.every((k) => /^[\x21-\x7e]{16,}$/.test(k)), 'every key must be at least 16 printable characters without spaces')
-    .default(''),
+  KILN_API_KEYS: keyList,
   /**
    * Comma-separated administrator keys (same form as KILN_API_KEYS): they work as API keys and
    * are the only ones that may change templates once any key is configured.
    */
-  KILN_ADMIN_API_KEYS: z
-    .string()
-    .transform((v) =>
-      v
-        .split(',')
-        .map((k) => k.trim())
-        .filter(Boolean),
-    )
-    .refine((keys) => keys.every((k) => /^[\x21-\x7e]{16,}$/.test(k)), 'every key must be at least 16 printable characters without spaces')
-    .default(''),
+  KILN_ADMIN_API_KEYS: keyList,
   /** Executors export each session's /workspace over NFSv3 (one port per executor). */
   KILN_NFS_ENABLED: z.enum(['true', 'false']).default('true'),
   /** Host name NFS clients use to reach executors; goes into every session's nfsUrl. */

@@ -46,7 +46,9 @@ export class Reaper {
   async reap(template: Template, now = Date.now()): Promise<ReapCounts> {
     const counts: ReapCounts = { idle: 0, lifetime: 0, leases: 0, executors: 0 };
     const records = await readSandboxes(this.redis, this.keys, template.name);
-    const lifetimeCut = now - template.pool.maxLifetimeMs;
+    // A sandbox made before the template's last change of shape (revisedAt) is as good as
+    // expired: it goes as soon as it is idle, and the keeper boots its replacement.
+    const lifetimeCut = Math.max(now - template.pool.maxLifetimeMs, template.revisedAt ?? 0);
     const idleCut = now - template.pool.idleTtlMs;
     // Warm sandboxes up to minIdle per runner are the pool itself: only their lifetime ends them.
     const keepWarm = new Set<string>();

@@ -5,7 +5,7 @@ import type { LeaseCache } from '../scheduler/lease-cache.js';
 import { readSandboxes } from '../scheduler/records.js';
 import type { Keys } from '../store/keys.js';
 import type { TemplateRegistry } from './registry.js';
-import type { Template } from './template.js';
+import { sandboxShape, type Template } from './template.js';
 
 /**
  * Template changes made through the API. The registry stores them; what follows a change
@@ -30,11 +30,17 @@ export class TemplateAdmin {
   }
 
   create(t: Template): Promise<Template> {
-    return this.registry.create(t);
+    return this.registry.create(withoutRevision(t));
   }
 
+  /**
+   * Replaces a template. A change to what its sandboxes are made of stamps `revisedAt`, and the
+   * reaper recycles every sandbox made before it as soon as it is idle (warm and hot alike).
+   */
   update(t: Template): Promise<Template> {
-    return this.registry.update(t);
+    const before = this.registry.get(t.name);
+    const revisedAt = sandboxShape(before) !== sandboxShape(t) ? Date.now() : before.revisedAt;
+    return this.registry.update({ ...withoutRevision(t), ...(revisedAt !== undefined ? { revisedAt } : {}) });
   }
 
   /**
@@ -52,4 +58,11 @@ export class TemplateAdmin {
     if (queuedJobs > 0 || busySandboxes > 0) throw new TemplateInUseError(name, { queuedJobs, busySandboxes });
     await this.registry.remove(name);
   }
+}
+
+/** `revisedAt` is Kiln's to set: one sent by a client is dropped (a future one would recycle every sandbox forever). */
+function withoutRevision(t: Template): Template {
+  const copy = { ...t };
+  delete copy.revisedAt;
+  return copy;
 }

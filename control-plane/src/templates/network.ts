@@ -1,35 +1,5 @@
+import { NEVER_ALLOWED, overlaps, parseCidr4 } from '@kiln/executor/cidr';
 import { z } from 'zod';
-
-/**
- * Addresses no template may open, whatever it allows: loopback, "this network", link-local
- * (cloud metadata at 169.254.169.254), multicast and reserved. The executor refuses them too, and
- * always refuses its host's own addresses (executor/src/sandbox/network.ts).
- */
-const NEVER_ALLOWED: Array<[number, number]> = [
-  [0x00000000, 8],
-  [0x7f000000, 8],
-  [0xa9fe0000, 16],
-  [0xe0000000, 4],
-  [0xf0000000, 4],
-];
-
-const OCTET = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
-
-/** `a.b.c.d/n` → [base, prefix], strictly: no leading zeros, prefix 0-32, no host bits set. */
-function parseCidr4(text: string): [number, number] | undefined {
-  const m = /^([0-9.]+)\/(0|[1-9]\d?)$/.exec(text);
-  if (!m) return undefined;
-  const octets = (m[1] as string).split('.');
-  const prefix = Number(m[2]);
-  if (octets.length !== 4 || !octets.every((o) => OCTET.test(o)) || prefix > 32) return undefined;
-  const base = octets.reduce((n, o) => n * 256 + Number(o), 0);
-  return base % 2 ** (32 - prefix) === 0 ? [base, prefix] : undefined;
-}
-
-function overlaps([a, ap]: [number, number], [b, bp]: [number, number]): boolean {
-  const size = 2 ** (32 - Math.min(ap, bp));
-  return Math.floor(a / size) === Math.floor(b / size);
-}
 
 const allowCidr = z.string().superRefine((text, ctx) => {
   const cidr = parseCidr4(text);

@@ -40,9 +40,20 @@ export const templateSchema = z.object({
     })
     .default({}),
   queue: z.object({ maxWaiting: z.number().int().min(1).max(1_000_000).default(10_000) }).default({}),
+  /**
+   * Set by Kiln (epoch ms) when a change alters what sandboxes are made of (image, executor,
+   * runtimes, resources, network): sandboxes created before it are recycled as soon as they are
+   * idle, so none keeps serving with the old settings.
+   */
+  revisedAt: z.number().int().min(0).optional(),
 });
 
 export type Template = z.infer<typeof templateSchema>;
+
+/** What a sandbox is made of: a change here makes every existing sandbox of the template stale. */
+export function sandboxShape(t: Template): string {
+  return JSON.stringify([t.image, t.executor ?? '', [...t.runtimes].sort(), t.resources, t.network]);
+}
 
 /** The sandbox runners a template's executors must offer. */
 export function templateRunners(t: Template): string[] {

@@ -71,12 +71,6 @@ export class ExportRegistry {
     return this.codec.encode(efs.exp.id, BigInt(dev ?? 0), BigInt(ino ?? 0));
   }
 
-  /** Enumerates exports visible to `client` (MOUNT EXPORT). */
-  list(client: string | undefined): string[] {
-    const all = this.resolver.list?.() ?? [];
-    return all.filter((e) => isAllowed(e.allow, client)).map((e) => `/${e.id}`);
-  }
-
   private drop(id: string): void {
     const cur = this.live.get(id);
     this.live.delete(id);

@@ -69,12 +69,11 @@ export async function dispatchMount(ctx: MountContext, proc: number, args: XdrRe
     case 3: // UMNT
       args.string(MNTPATHLEN);
       return new XdrWriter(0);
-    case 5: {
-      // EXPORT: exports this client may mount, each with an empty group list.
-      const w = new XdrWriter();
-      for (const dir of ctx.registry.list(ctx.client)) w.bool(true).string(dir).bool(false);
-      return w.bool(false);
-    }
+    case 5:
+      // EXPORT: always the empty list. Export paths are session ids, and a session's id is what a
+      // client must already know to mount it; listing them would hand every session on this
+      // executor to anyone who can reach its port.
+      return new XdrWriter(4).bool(false);
     default:
       return undefined;
   }

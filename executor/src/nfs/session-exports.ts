@@ -93,10 +93,6 @@ export class SessionExports implements ExportResolver {
     return { id, root: spec.workspaceDir, readOnly: b.options.readOnly, allow: b.options.allow, uid: spec.hostUid, gid: spec.hostGid };
   }
 
-  list(): NfsExport[] {
-    return [...this.bindings.keys()].map((id) => this.resolve(id)).filter((e): e is NfsExport => e !== undefined);
-  }
-
   private live(b: Binding): boolean {
     return this.spec(b) !== undefined;
   }

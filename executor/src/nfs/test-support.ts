@@ -37,7 +37,7 @@ export function makeExport(id: string, opts: Partial<NfsExport> = {}): NfsExport
 export async function startNfs(exps: NfsExport[]): Promise<TestNfs> {
   const exports = new Map(exps.map((e) => [e.id, e]));
   const server = new NfsServer({
-    resolver: { resolve: (id) => exports.get(id), list: () => [...exports.values()] },
+    resolver: { resolve: (id) => exports.get(id) },
     port: 0,
     log: { fault: (msg, err) => console.error(`[nfs fault] ${msg}`, err) },
   });

@@ -15,8 +15,6 @@ export interface NfsExport {
 /** Looks exports up by id; called on every request, so it must be cheap. */
 export interface ExportResolver {
   resolve(id: string): NfsExport | undefined;
-  /** Optional enumeration, used to answer MOUNT EXPORT (showmount -e, libnfs). */
-  list?(): NfsExport[];
 }
 
 /** Options for {@link NfsServer}. */

@@ -33,3 +33,10 @@ export function formatCidr4(c: Cidr4): string {
   const o = [24, 16, 8, 0].map((shift) => Math.floor(c.base / 2 ** shift) % 256);
   return `${o.join('.')}/${c.prefix}`;
 }
+
+/**
+ * Ranges no template may open, whatever it allows: loopback, "this network", link-local (cloud
+ * metadata at 169.254.169.254), multicast and reserved. The control plane refuses them in a
+ * template and the executor again when it sets a sandbox's routes.
+ */
+export const NEVER_ALLOWED: readonly Cidr4[] = ['0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/4', '240.0.0.0/4'].map((c) => parseCidr4(c) as Cidr4);

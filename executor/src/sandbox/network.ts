@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { networkInterfaces } from 'node:os';
 import type { Readable } from 'node:stream';
 import type { BootContext, BootStep } from './boot-step.js';
-import { formatCidr4, overlaps, parseCidr4, type Cidr4 } from './cidr.js';
+import { formatCidr4, NEVER_ALLOWED, overlaps, parseCidr4, type Cidr4 } from './cidr.js';
 import type { SandboxSpec } from './spec.js';
 
 /**
@@ -24,9 +24,6 @@ export const DENIED_CIDRS = [
   '224.0.0.0/4',
   '240.0.0.0/4',
 ];
-
-/** Ranges no template may open: loopback, "this network", link-local/metadata, multicast, reserved. */
-export const NEVER_ALLOWED = ['0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/4', '240.0.0.0/4'].map((c) => parseCidr4(c) as Cidr4);
 
 /** slirp4netns's network inside the sandbox (its defaults): the sandbox is .100. */
 const SLIRP_GATEWAY = '10.0.2.2';

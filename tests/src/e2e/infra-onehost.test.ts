@@ -12,7 +12,7 @@ import { loadConfig } from '@kiln/control-plane/config';
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const COMPOSE_FILE = `${REPO}infra/compose/compose.yaml`;
 const UNIT_FILE = `${REPO}infra/systemd/kiln.service`;
-const KNOWN = new Set([...readFileSync(`${REPO}control-plane/src/config.ts`, 'utf8').matchAll(/^\s+(KILN_[A-Z0-9_]+): z\b/gm)].map((m) => m[1]));
+const KNOWN = new Set([...readFileSync(`${REPO}control-plane/src/config.ts`, 'utf8').matchAll(/^\s+(KILN_[A-Z0-9_]+): (?:z|keyList)\b/gm)].map((m) => m[1]));
 
 /** Compose's variable interpolation: ${VAR}, ${VAR:-default}, ${VAR:?error}, $$. */
 function interpolate(text: string, vars: Record<string, string>): string {

@@ -150,3 +150,39 @@ describe('templates have bounds', () => {
     await stillServing();
   });
 });
+
+describe('a template change reaches its sandboxes', () => {
+  it('a warm sandbox booted before a network change is recycled, not leased with the old setting', async () => {
+    const base = { name: 'reshaped', image: 'x', runtimes: ['nodejs20.x'], resources: { memoryMB: 128, diskMB: 64 }, pool: { minIdle: 1, maxSandboxes: 4, sandboxesPerExecutor: 4 } };
+    expect((await k.call('POST', '/api/v1/templates', { ...base, network: 'none' })).status).toBe(201);
+    const ifaces = async (): Promise<string> => {
+      const s = await k.call('POST', '/api/v1/sessions', { template: 'reshaped' });
+      expect(s.status, JSON.stringify(s.body)).toBe(201);
+      try {
+        return (await k.call('POST', `/api/v1/sessions/${s.body.id}/process/run`, { command: 'cat', args: ['/proc/net/route'] })).body.stdout as string;
+      } finally {
+        await k.call('DELETE', `/api/v1/sessions/${s.body.id}`);
+      }
+    };
+    try {
+      expect(await ifaces()).not.toContain('tap0');
+      // Wait for the keeper to have a warm sandbox booted under "none" again.
+      const pool = () => k.redis.smembers(`${k.prefix}:sbxs:reshaped`);
+      let before: string[] = [];
+      for (let i = 0; i < 100 && before.length === 0; i++) {
+        before = await pool();
+        if (before.length === 0) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(before.length).toBeGreaterThan(0);
+      expect((await k.call('PUT', '/api/v1/templates/reshaped', { ...base, network: 'outbound' })).status).toBe(200);
+      expect((await k.call('GET', '/api/v1/templates/reshaped')).body.network).toBe('outbound');
+      // The keeper recycles the sandboxes made before the change within its next rounds.
+      for (let i = 0; i < 100 && (await pool()).some((id) => before.includes(id)); i++) await new Promise((r) => setTimeout(r, 100));
+      expect((await pool()).filter((id) => before.includes(id))).toEqual([]);
+      // Every session after the change has the new network: none gets the warm "none" sandbox.
+      for (let i = 0; i < 2; i++) expect(await ifaces()).toContain('tap0');
+    } finally {
+      await k.call('DELETE', '/api/v1/templates/reshaped');
+    }
+  });
+});

@@ -5,7 +5,7 @@ import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestKiln, type TestKiln } from '../support/kiln.js';
+import { inSession, startTestKiln, type TestKiln } from '../support/kiln.js';
 
 /**
  * Attack: code inside a session swaps a workspace directory for a symlink to a host directory
@@ -76,16 +76,7 @@ afterAll(async () => {
   if (hostDir) rmSync(hostDir, { recursive: true, force: true });
 });
 
-async function withSession<T>(fn: (id: string) => Promise<T>): Promise<T> {
-  const res = await k.call('POST', '/api/v1/sessions', { template: 'nodejs' });
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-  const id = res.body.id as string;
-  try {
-    return await fn(id);
-  } finally {
-    await k.call('DELETE', `/api/v1/sessions/${id}`);
-  }
-}
+const withSession = <T>(fn: (id: string) => Promise<T>): Promise<T> => inSession(k, fn);
 
 /**
  * Lays out the racing pairs in the workspace and starts the swapper. `exited` resolves with

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestKiln, type TestKiln } from '../support/kiln.js';
+import { inSession, startTestKiln, type TestKiln } from '../support/kiln.js';
 
 // Limits the kernel enforces on each sandbox through its cgroup (issue 15, point 4): memory
 // with tmpfs and no swap, tasks and CPU, for handlers, their children and session processes.
@@ -44,16 +44,7 @@ function hostCgroupDir(insideView: string, controller: string): string {
 const cgroupFile = (dir: string, file: string) => readFileSync(join(dir, file), 'utf8').trim();
 
 /** Creates a session, runs `fn`, deletes the session whatever happens. */
-async function withSession<T>(fn: (id: string) => Promise<T>): Promise<T> {
-  const res = await k.call('POST', '/api/v1/sessions', { template: 'nodejs' });
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-  const id = res.body.id as string;
-  try {
-    return await fn(id);
-  } finally {
-    await k.call('DELETE', `/api/v1/sessions/${id}`);
-  }
-}
+const withSession = <T>(fn: (id: string) => Promise<T>): Promise<T> => inSession(k, fn);
 const exec = (id: string, command: string, args: string[], timeoutMs = 20_000) => k.call('POST', `/api/v1/sessions/${id}/process/run`, { command, args, timeoutMs });
 
 /** A node one-liner that allocates and touches `mb` MB in 8 MB steps, then says it survived. */

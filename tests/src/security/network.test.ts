@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestKiln, type TestKiln } from '../support/kiln.js';
+import { inSession, startTestKiln, type TestKiln } from '../support/kiln.js';
 
 /**
  * Attacks the network barrier from inside sandboxes. The test builds its own "internet": a
@@ -99,16 +99,7 @@ afterAll(async () => {
   if (webRoot) rmSync(webRoot, { recursive: true, force: true });
 });
 
-async function withSession<T>(template: string, fn: (id: string) => Promise<T>): Promise<T> {
-  const res = await k.call('POST', '/api/v1/sessions', { template });
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-  const id = res.body.id as string;
-  try {
-    return await fn(id);
-  } finally {
-    await k.call('DELETE', `/api/v1/sessions/${id}`);
-  }
-}
+const withSession = <T>(template: string, fn: (id: string) => Promise<T>): Promise<T> => inSession(k, fn, { template });
 
 async function run(id: string, command: string, args: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {
   const res = await k.call('POST', `/api/v1/sessions/${id}/process/run`, { command, args, timeoutMs: 30_000 });

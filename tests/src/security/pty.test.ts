@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { startTestKiln, type TestKiln } from '../support/kiln.js';
+import { inSession, startTestKiln, type TestKiln } from '../support/kiln.js';
 
 // Terminals inside a sandbox (issue 15, point 7). Every sandbox has a devpts instance of its own:
 // its terminal, `script`, Python's pty module and tmux get ptys from it, it shows none of the
@@ -16,16 +16,7 @@ afterAll(async () => {
   await k?.stop();
 });
 
-async function withSession<T>(fn: (id: string) => Promise<T>): Promise<T> {
-  const res = await k.call('POST', '/api/v1/sessions', { template: 'nodejs' });
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-  const id = res.body.id as string;
-  try {
-    return await fn(id);
-  } finally {
-    await k.call('DELETE', `/api/v1/sessions/${id}`);
-  }
-}
+const withSession = <T>(fn: (id: string) => Promise<T>): Promise<T> => inSession(k, fn);
 
 const run = (id: string, command: string, args: string[] = []) => k.call('POST', `/api/v1/sessions/${id}/process/run`, { command, args, timeoutMs: 20_000 });
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ARCHES, DENIED } from '@kiln/executor/seccomp';
-import { startTestKiln, type TestKiln } from '../support/kiln.js';
+import { inSession, startTestKiln, type TestKiln } from '../support/kiln.js';
 
 /**
  * The seccomp filter, attacked from inside real sandboxes: a function handler (bwrap's filter)
@@ -66,16 +66,7 @@ afterAll(async () => {
   await k?.stop();
 });
 
-async function withSession<T>(fn: (id: string) => Promise<T>): Promise<T> {
-  const res = await k.call('POST', '/api/v1/sessions', { template: 'nodejs' });
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-  const id = res.body.id as string;
-  try {
-    return await fn(id);
-  } finally {
-    await k.call('DELETE', `/api/v1/sessions/${id}`);
-  }
-}
+const withSession = <T>(fn: (id: string) => Promise<T>): Promise<T> => inSession(k, fn);
 
 const run = async (id: string, command: string, args: string[] = []) => {
   const res = await k.call('POST', `/api/v1/sessions/${id}/process/run`, { command, args, timeoutMs: 30_000 });

@@ -1,12 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { testDirs } from '../support/kiln.js';
+import { startKilnProcess, testDirs, type KilnProcess } from '../support/kiln.js';
 
 /**
  * No Kiln secret and no inherited descriptor reaches a sandbox. Kiln is started the way a
@@ -58,7 +56,6 @@ module.exports = (needles) => {
 };
 `;
 
-const CONTROL_PLANE_MAIN = fileURLToPath(new URL('../../../control-plane/dist/main.js', import.meta.url));
 /** An fd number Node leaves alone at start-up (it marks a few low ones close-on-exec itself). */
 const EXTRA_FD = 50;
 
@@ -67,7 +64,7 @@ const envSecret = `env-secret-${randomBytes(16).toString('hex')}`;
 const fdSecret = `fd-secret-${randomBytes(16).toString('hex')}`;
 let dirs: { dataDir: string; templatesDir: string };
 let fdFile: string;
-let child: ChildProcess;
+let kiln: KilnProcess | undefined;
 let url: string;
 let prefix: string;
 
@@ -83,15 +80,8 @@ beforeAll(async () => {
   fdFile = join(dirs.dataDir, 'inherited-fd-secret');
   writeFileSync(fdFile, fdSecret);
   const fd = openSync(fdFile, 'r');
-  const stdio: Array<'ignore' | 'pipe' | number> = ['ignore', 'pipe', 'pipe'];
-  while (stdio.length < EXTRA_FD) stdio.push('ignore');
-  stdio.push(fd);
-  child = spawn(process.execPath, [CONTROL_PLANE_MAIN], {
-    env: {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      KILN_HOST: '127.0.0.1',
-      KILN_PORT: '0',
-      KILN_LOG_LEVEL: 'warn',
+  const proc = await startKilnProcess(
+    {
       KILN_REDIS_URL: `unix://${inject('redisSocket')}`,
       KILN_REDIS_PREFIX: prefix,
       KILN_DATA_DIR: dirs.dataDir,
@@ -99,35 +89,15 @@ beforeAll(async () => {
       KILN_API_KEYS: apiKey,
       KILN_TEST_SECRET: envSecret,
     },
-    stdio,
-  });
+    { [EXTRA_FD]: fd },
+  );
   closeSync(fd);
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-  url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`control plane did not start in 30 s: ${stderr}`)), 30_000);
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString('utf8');
-      const m = /ready at (http:\/\/\S+)/.exec(out);
-      if (m?.[1]) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`control plane exited with ${code}: ${stderr}`));
-    });
-  });
+  kiln = proc;
+  url = proc.url;
 });
 
 afterAll(async () => {
-  if (child && child.exitCode === null && child.signalCode === null) {
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    await exited;
-  }
+  await kiln?.kill();
   const redis = new Redis({ path: inject('redisSocket') });
   const keys = await redis.keys(`${prefix}:*`);
   if (keys.length) await redis.del(...keys);
@@ -183,7 +153,7 @@ describe('no Kiln secret and no inherited fd reaches a sandbox', () => {
   });
 
   it('the control plane and its executors closed the inherited fd', () => {
-    const fds = readdirSync(`/proc/${child.pid}/fd`).map(Number);
+    const fds = readdirSync(`/proc/${kiln?.child.pid}/fd`).map(Number);
     expect(fds).not.toContain(EXTRA_FD);
   });
 });

@@ -141,11 +141,19 @@ export interface KilnProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** Starts `node control-plane/dist/main.js` with the given KILN_* variables and waits for its ready line. */
-export async function startKilnProcess(env: Record<string, string>): Promise<KilnProcess> {
+/**
+ * Starts `node control-plane/dist/main.js` with the given KILN_* variables and waits for its ready
+ * line. `inherit` hands the process extra open fds (fd number → an fd of ours), as a shell would.
+ */
+export async function startKilnProcess(env: Record<string, string>, inherit: Record<number, number> = {}): Promise<KilnProcess> {
+  const stdio: Array<'ignore' | 'pipe' | number> = ['ignore', 'pipe', 'pipe'];
+  for (const [target, fd] of Object.entries(inherit).sort(([a], [b]) => Number(a) - Number(b))) {
+    while (stdio.length < Number(target)) stdio.push('ignore');
+    stdio.push(fd);
+  }
   const child = spawn(process.execPath, [CONTROL_PLANE_MAIN], {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', KILN_HOST: '127.0.0.1', KILN_PORT: '0', KILN_LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio,
   });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
@@ -175,4 +183,19 @@ export async function startKilnProcess(env: Record<string, string>): Promise<Kil
       await exited;
     },
   };
+}
+
+/**
+ * Creates a session (template `nodejs` unless `body` names another), runs `fn` with its id and
+ * deletes the session afterwards, whatever happened.
+ */
+export async function inSession<T>(k: TestKiln, fn: (id: string) => Promise<T>, body: Record<string, unknown> = {}): Promise<T> {
+  const res = await k.call('POST', '/api/v1/sessions', { template: 'nodejs', ...body });
+  if (res.status !== 201) throw new Error(`could not create a session: ${res.status} ${JSON.stringify(res.body)}`);
+  const id = res.body.id as string;
+  try {
+    return await fn(id);
+  } finally {
+    await k.call('DELETE', `/api/v1/sessions/${id}`);
+  }
 }
