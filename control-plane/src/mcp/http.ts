@@ -27,6 +27,22 @@ export interface McpEndpoint {
 
 const rpcError = (c: Context, status: 400 | 404 | 405 | 413, code: number, message: string) => c.json({ jsonrpc: '2.0', error: { code, message }, id: null }, status);
 
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * What is wrong with the shape of a JSON-RPC message (or batch) before the MCP SDK sees it: the
+ * SDK answers a request whose params fail its schema with -32603 InternalError, which tells a
+ * client that Kiln broke. MCP's params, and a tool call's arguments, are always objects.
+ */
+function invalidParams(body: unknown): string | undefined {
+  for (const msg of Array.isArray(body) ? body : [body]) {
+    if (!isObject(msg) || typeof msg.method !== 'string' || msg.params === undefined) continue;
+    if (!isObject(msg.params)) return `Invalid params: "${msg.method.slice(0, 80)}" takes an object as params`;
+    if (msg.method === 'tools/call' && msg.params.arguments !== undefined && !isObject(msg.params.arguments)) return 'Invalid params: a tool\'s arguments must be an object';
+  }
+  return undefined;
+}
+
 /**
  * Streamable HTTP at /mcp/{profile}, both ways the SDK documents:
  * - session-based: an `initialize` without `mcp-session-id` opens a connection whose transport
@@ -62,12 +78,27 @@ export function mcpEndpoint(services: McpServices, opts: { maxBodyBytes: number 
       const conn = connections.get(sessionId);
       if (!conn || conn.profile !== profile) return rpcError(c, 404, -32001, `MCP session "${sessionId.slice(0, 80)}" does not exist on /mcp/${profile} (it expired, was closed, or belongs to another profile or replica); start a new one with initialize`);
       conn.lastUsedAt = Date.now();
-      const res = await conn.transport.handleRequest(c.req.raw);
+      let parsedBody: unknown;
+      if (c.req.method === 'POST') {
+        const read = await readBody(c);
+        if (read instanceof Response) return read;
+        parsedBody = read.body;
+      }
+      const res = await conn.transport.handleRequest(c.req.raw, parsedBody === undefined ? undefined : { parsedBody });
       // A DELETE ends the session in the transport; drop it and its sandbox here too.
       if (c.req.method === 'DELETE' && res.ok) await closeConnection(sessionId, 'deleted by client');
       return res;
     }
     if (c.req.method !== 'POST') return rpcError(c, 405, -32000, `${c.req.method} needs an mcp-session-id header; without one only POST (stateless JSON-RPC) is served`);
+    const read = await readBody(c);
+    if (read instanceof Response) return read;
+    const body = read.body;
+    const initialize = Array.isArray(body) ? body.some(isInitializeRequest) : isInitializeRequest(body);
+    return initialize ? openSession(c.req.raw, body, profile) : stateless(c.req.raw, body, profile);
+  });
+
+  /** A POST's JSON-RPC body, or the error response for one too large, not JSON, or of the wrong shape. */
+  async function readBody(c: Context): Promise<{ body: unknown } | Response> {
     const length = Number(c.req.header('content-length') ?? 0);
     if (length > opts.maxBodyBytes) return rpcError(c, 413, -32600, `request body is larger than ${opts.maxBodyBytes} bytes`);
     const text = await c.req.text();
@@ -78,9 +109,9 @@ export function mcpEndpoint(services: McpServices, opts: { maxBodyBytes: number 
     } catch {
       return rpcError(c, 400, -32700, 'Parse error: the body is not JSON; send a JSON-RPC 2.0 message');
     }
-    const initialize = Array.isArray(body) ? body.some(isInitializeRequest) : isInitializeRequest(body);
-    return initialize ? openSession(c.req.raw, body, profile) : stateless(c.req.raw, body, profile);
-  });
+    const problem = invalidParams(body);
+    return problem ? rpcError(c, 400, -32602, problem) : { body };
+  }
 
   async function openSession(req: Request, body: unknown, profile: ProfileName): Promise<Response> {
     const id = randomUUID();

@@ -80,13 +80,25 @@ export function fsError(err: unknown, path: string): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 
+/** Longest message and quoted client string an error carries across gRPC. */
+const MAX_MESSAGE = 2048;
+const MAX_QUOTED = 512;
+
+function clip(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}… (${text.length} characters)` : text;
+}
+
 /** The gRPC error for any failure of a session RPC; unknown errors are INTERNAL. */
 export function sessionServiceError(err: unknown, fallback: (err: unknown) => ServiceError): ServiceError {
   if (!(err instanceof SessionOpError)) return fallback(err);
   const metadata = new Metadata();
   metadata.set('kiln-error-code', err.code);
+  // Messages and data quote what the client sent (a path, a signal name), which can be long:
+  // both travel in HTTP/2 headers, so each is cut to a size any peer accepts.
+  const data = Object.fromEntries(Object.entries(err.data).map(([k, v]) => [k, typeof v === 'string' ? clip(v, MAX_QUOTED) : v]));
+  const message = clip(err.message, MAX_MESSAGE);
   // A binary (-bin) key: the data holds client paths and names, and an ASCII metadata value
   // with a non-ASCII or control character throws inside grpc-js (it ended the executor once).
-  metadata.set('kiln-error-data-bin', Buffer.from(JSON.stringify(err.data), 'utf8'));
-  return Object.assign(new Error(err.message), { code: err.grpcStatus, details: err.message, metadata });
+  metadata.set('kiln-error-data-bin', Buffer.from(JSON.stringify(data), 'utf8'));
+  return Object.assign(new Error(message), { code: err.grpcStatus, details: message, metadata });
 }

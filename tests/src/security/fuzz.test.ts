@@ -54,7 +54,8 @@ describe('fuzzing the edges', () => {
             .replace('{name}', id === session ? 'fuzzed' : id)
             .replace('{pid}', '99999')
             .replace(/\{[^}]+\}/g, id);
-          const queries = ['', `?path=${encodeURIComponent('\ud800')}`, `?path=${'n'.repeat(5000)}`, '?qualifier=%00&type=Nope&recursive=maybe&limit=-1'];
+          // %ED%A0%80 is a lone surrogate in UTF-8 and %FF no UTF-8 at all: what fetch would never send.
+          const queries = ['', '?path=%ED%A0%80', '?path=%FF%00', `?path=${'n'.repeat(5000)}`, '?qualifier=%00&type=Nope&recursive=maybe&limit=-1'];
           const json = op.requestBody?.content?.['application/json'];
           const bodies = json ? hostileBodies(json.schema) : op.requestBody ? ['\u0000garbage'] : [undefined];
           for (const q of queries) {
@@ -87,8 +88,10 @@ describe('fuzzing the edges', () => {
     expect(tools.length).toBeGreaterThan(5);
     const bad: string[] = [];
     for (const name of tools) {
-      const argSets: unknown[] = [{}, null, [], { sandbox_id: 'ses_unknown' }, { sandbox_id: session, path: '\ud800' }, { sandbox_id: session, path: '../../etc/shadow', command: '\u0000' }];
-      for (const v of [...ODD, ...WRONG_TYPES]) argSets.push({ sandbox_id: session, path: v, command: v, code: v, content: v, source: v, destination: v, name: v, args: v, timeout_ms: v });
+      // The fuzz session must outlive the run: sandbox_delete gets an unknown id instead.
+      const target = name === 'sandbox_delete' ? 'ses_unknown' : session;
+      const argSets: unknown[] = [{}, null, [], { sandbox_id: 'ses_unknown' }, { sandbox_id: target, path: '\ud800' }, { sandbox_id: target, path: '../../etc/shadow', command: '\u0000' }];
+      for (const v of [...ODD, ...WRONG_TYPES]) argSets.push({ sandbox_id: target, path: v, command: v, code: v, content: v, source: v, destination: v, name: v, args: v, timeout_ms: v });
       for (const args of argSets) {
         const res = await rpc('tools/call', { name, arguments: args });
         if (res.status >= 500 || res.body.includes('"code":-32603')) bad.push(`${res.status} ${name} ${JSON.stringify(args).slice(0, 80)}: ${res.body.slice(0, 160)}`);
