@@ -112,7 +112,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
   }
   keeper.start();
   // Listening before sessions are created, so every session record carries the bound port.
-  const nfsGateway = config.nfs?.gateway ? new NfsGateway(new SessionRoutes(redis, keys, new SessionStore(redis, keys)), config.nfs.gateway) : undefined;
+  const nfsGateway = config.nfs?.gateway ? new NfsGateway(new SessionRoutes(redis, keys, new SessionStore(redis, keys), executors), config.nfs.gateway) : undefined;
   const nfsPort = await nfsGateway?.listen();
   const sessions = new SessionService(redis, keys, templates, scheduler, executors, agents, {
     nfsHost: config.nfs?.host,

@@ -60,7 +60,7 @@ async function main(): Promise<void> {
   const exportsTable = sessionExports(sandboxes);
   let nfs: NfsServer | undefined;
   if (config.nfs) {
-    const server = new NfsServer({ resolver: exportsTable, host: config.nfs.host, port: config.nfs.port, trustedProxies: config.nfs.trustedProxies });
+    const server = new NfsServer({ resolver: exportsTable, host: config.nfs.host, port: config.nfs.port, trustedProxies: config.nfs.trustedProxies, ...(config.token ? { proxyKey: config.token } : {}) });
     nfs = server;
     exportsTable.nfsPort = (await server.listen()).port;
     exportsTable.exportTag = (id) => server.exportTag(id);

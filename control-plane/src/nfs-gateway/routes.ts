@@ -5,12 +5,16 @@
 import type { Redis } from 'ioredis';
 import type { SessionStore } from '../sessions/records.js';
 import { nfsTagKey } from '../sessions/nfs.js';
+import type { ExecutorStore } from '../store/executors.js';
 import type { Keys } from '../store/keys.js';
+import type { SessionRecord } from '../sessions/records.js';
 
 /** Where an executor's NFS server listens, as seen from the control plane. */
 export interface Upstream {
   host: string;
   port: number;
+  /** The executor's agent token, which the gateway proves it holds after its PROXY line. */
+  key?: string;
 }
 
 /** The lookups the gateway needs; undefined means "no such session (any more)". */
@@ -34,20 +38,29 @@ export class SessionRoutes implements RouteSource {
     private readonly redis: Redis,
     private readonly keys: Keys,
     private readonly sessions: SessionStore,
+    private readonly executors: ExecutorStore,
   ) {}
 
   bySession(sessionId: string): Promise<Upstream | undefined> {
-    return this.cached(`s:${sessionId}`, async () => (await this.sessions.get(sessionId))?.nfs?.upstream);
+    return this.cached(`s:${sessionId}`, async () => this.upstreamOf(await this.sessions.get(sessionId)));
   }
 
   byTag(tag: string): Promise<Upstream | undefined> {
     return this.cached(`t:${tag}`, async () => {
       const sessionId = await this.redis.get(nfsTagKey(this.keys, tag));
       if (!sessionId) return undefined;
-      const nfs = (await this.sessions.get(sessionId))?.nfs;
+      const record = await this.sessions.get(sessionId);
       // The index may outlive its session for a moment; the record is what counts.
-      return nfs?.tag === tag ? nfs.upstream : undefined;
+      return record?.nfs?.tag === tag ? this.upstreamOf(record) : undefined;
     });
+  }
+
+  /** The session's executor NFS address, with that executor's token for the PROXY auth line. */
+  private async upstreamOf(record: SessionRecord | undefined): Promise<Upstream | undefined> {
+    const upstream = record?.nfs?.upstream;
+    if (!record || !upstream) return undefined;
+    const key = (await this.executors.get(record.executorId))?.token;
+    return key ? { ...upstream, key } : upstream;
   }
 
   private async cached(key: string, load: () => Promise<Upstream | undefined>): Promise<Upstream | undefined> {

@@ -5,6 +5,7 @@
  * executor/src/nfs/proxy-line.ts), then carries whole RPC records both ways.
  */
 import { connect, isIP, type Socket } from 'node:net';
+import { proxyAuthLine } from '@kiln/executor/proxy-line';
 import { FramingError, RecordReader, recordHeader } from './framing.js';
 import type { Upstream } from './routes.js';
 
@@ -45,8 +46,11 @@ export class UpstreamLink {
   ) {
     this.sock = connect({ host: upstream.host, port: upstream.port });
     this.sock.setNoDelay(true);
-    // Written before the connection is up: the socket queues it ahead of every record.
-    this.sock.write(proxyLine(client));
+    // Written before the connection is up: the socket queues it ahead of every record. The
+    // auth line proves to the executor that this PROXY line comes from the gateway, not from
+    // another process on a trusted address (executor/src/nfs/proxy-line.ts).
+    const line = proxyLine(client);
+    this.sock.write(upstream.key ? line + proxyAuthLine(upstream.key, line.slice(0, -2)) : line);
     this.sock.on('data', (chunk: Buffer) => this.onData(chunk));
     this.sock.on('drain', () => this.events.drained());
     // 'close' follows every 'error'; the error's text is what the client connection logs.

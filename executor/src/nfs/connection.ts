@@ -7,7 +7,7 @@
 import type { Socket } from 'node:net';
 import type { CallHandler } from './dispatch.js';
 import type { NfsLogger } from './types.js';
-import { type TrustedProxies, readProxyPreamble } from './proxy-line.js';
+import { AUTH_LINE_BYTES, type TrustedProxies, readProxyAuth, readProxyPreamble } from './proxy-line.js';
 import { RecordDecoder, frameRecord } from './record.js';
 import { AcceptStat, errorReply, parseCall } from './rpc.js';
 
@@ -30,6 +30,8 @@ export class RpcConnection {
     private readonly log: NfsLogger,
     onClose: () => void,
     private readonly proxies?: TrustedProxies,
+    /** The agent token: a PROXY line counts only with its auth line (proxy-line.ts); undefined trusts the line alone. */
+    private readonly proxyKey?: string,
   ) {
     this.client = sock.remoteAddress;
     sock.setNoDelay(true);
@@ -58,17 +60,31 @@ export class RpcConnection {
         this.preamble = held;
         return;
       }
-      this.preamble = undefined;
       if (p.kind === 'invalid' || (p.kind === 'line' && !this.proxies?.trusts(this.sock.remoteAddress))) {
         // An untrusted peer claiming another address is treated as garbage, never believed.
+        this.preamble = undefined;
         this.log.trace?.(`closing connection from ${this.sock.remoteAddress}: ${p.kind === 'invalid' ? p.why : 'PROXY line from an untrusted peer'}`);
         this.destroy();
         return;
       }
-      if (p.kind === 'line') {
-        if (p.client) this.client = p.client;
-        chunk = p.rest;
-      } else chunk = held;
+      let rest = p.kind === 'line' ? p.rest : held;
+      if (p.kind === 'line' && this.proxyKey !== undefined) {
+        const auth = readProxyAuth(p.rest, this.proxyKey, p.line);
+        if (auth === 'need-more') {
+          this.preamble = held;
+          return;
+        }
+        if (auth === 'bad') {
+          this.preamble = undefined;
+          this.log.trace?.(`closing connection from ${this.sock.remoteAddress}: PROXY line without a valid auth line`);
+          this.destroy();
+          return;
+        }
+        rest = p.rest.subarray(AUTH_LINE_BYTES);
+      }
+      this.preamble = undefined;
+      if (p.kind === 'line' && p.client) this.client = p.client;
+      chunk = rest;
     }
     let records: Buffer[];
     try {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TrustedProxies, readProxyPreamble } from './proxy-line.js';
+import { AUTH_LINE_BYTES, proxyAuthLine, readProxyAuth, TrustedProxies, readProxyPreamble } from './proxy-line.js';
 
 describe('PROXY v1 preamble', () => {
   it('reads the client address and hands back the bytes after the line', () => {
@@ -29,5 +29,18 @@ describe('PROXY v1 preamble', () => {
     expect(t.trusts('127.0.0.2')).toBe(false);
     expect(t.trusts(undefined)).toBe(false);
     expect(new TrustedProxies([]).trusts('127.0.0.1')).toBe(false);
+  });
+});
+
+describe('PROXY auth line', () => {
+  const line = 'PROXY TCP4 10.1.2.3 10.0.0.1 40000 2049';
+  it('accepts the HMAC of the line under the key, and nothing else', () => {
+    const auth = Buffer.from(proxyAuthLine('k'.repeat(32), line), 'latin1');
+    expect(auth.length).toBe(AUTH_LINE_BYTES);
+    expect(readProxyAuth(auth, 'k'.repeat(32), line)).toBe('ok');
+    expect(readProxyAuth(auth, 'other-key', line)).toBe('bad');
+    expect(readProxyAuth(auth, 'k'.repeat(32), line.replace('10.1.2.3', '10.1.2.4'))).toBe('bad');
+    expect(readProxyAuth(auth.subarray(0, 20), 'k'.repeat(32), line)).toBe('need-more');
+    expect(readProxyAuth(Buffer.from([0x80, 0, 0, 0]), 'k'.repeat(32), line)).toBe('bad');
   });
 });

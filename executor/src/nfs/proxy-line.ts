@@ -8,6 +8,7 @@
  * An RPC record can never be mistaken for a PROXY line: "PROX" read as a record header is a
  * non-final fragment of ~1.3 GB, far over the record limit.
  */
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
 import { normalizeAddress } from './allow.js';
 
@@ -19,7 +20,7 @@ const SIGNATURE = Buffer.from('PROXY ');
 export type ProxyPreamble =
   | { kind: 'need-more' }
   | { kind: 'none' }
-  | { kind: 'line'; client: string | undefined; rest: Buffer }
+  | { kind: 'line'; client: string | undefined; line: string; rest: Buffer }
   | { kind: 'invalid'; why: string };
 
 /**
@@ -34,13 +35,14 @@ export function readProxyPreamble(buf: Buffer): ProxyPreamble {
   if (end + 2 > MAX_PROXY_LINE) return { kind: 'invalid', why: 'PROXY line longer than 107 bytes' };
   const parts = buf.subarray(0, end).toString('latin1').split(' ');
   const rest = buf.subarray(end + 2);
-  if (parts[1] === 'UNKNOWN') return { kind: 'line', client: undefined, rest };
+  const line = buf.subarray(0, end).toString('latin1');
+  if (parts[1] === 'UNKNOWN') return { kind: 'line', client: undefined, line, rest };
   const [, proto, src, dst, sport, dport] = parts;
   const family = proto === 'TCP4' ? 4 : proto === 'TCP6' ? 6 : 0;
   if (parts.length !== 6 || family === 0 || !src || !dst || isIP(src) !== family || isIP(dst) !== family || !isPort(sport) || !isPort(dport)) {
     return { kind: 'invalid', why: 'malformed PROXY line' };
   }
-  return { kind: 'line', client: src, rest };
+  return { kind: 'line', client: src, line, rest };
 }
 
 function isPort(s: string | undefined): boolean {
@@ -71,4 +73,31 @@ export class TrustedProxies {
     const family = isIP(ip);
     return family !== 0 && this.list.check(ip, family === 4 ? 'ipv4' : 'ipv6');
   }
+}
+
+/**
+ * Being on the trusted-proxy list is not enough to be believed: any process on a trusted
+ * address (loopback, for a local executor) could send a PROXY line. The gateway proves it holds
+ * the executor's agent token with a second line, `KILN-AUTH <hex HMAC-SHA256(token, PROXY
+ * line)>`, right after the PROXY line; without it, or with a wrong one, the connection closes.
+ */
+const AUTH_PREFIX = 'KILN-AUTH ';
+/** Length of the auth line, CRLF included. */
+export const AUTH_LINE_BYTES = AUTH_PREFIX.length + 64 + 2;
+
+function tagOf(key: string, line: string): string {
+  return createHmac('sha256', key).update(line, 'latin1').digest('hex');
+}
+
+/** The auth line that follows `line` (a PROXY line without its CRLF), CRLF included. */
+export function proxyAuthLine(key: string, line: string): string {
+  return `${AUTH_PREFIX}${tagOf(key, line)}\r\n`;
+}
+
+/** Checks the auth line at the start of `buf` for PROXY line `line`. */
+export function readProxyAuth(buf: Buffer, key: string, line: string): 'need-more' | 'ok' | 'bad' {
+  if (buf.length < AUTH_LINE_BYTES) return buf.subarray(0, AUTH_PREFIX.length).equals(Buffer.from(AUTH_PREFIX).subarray(0, Math.min(buf.length, AUTH_PREFIX.length))) ? 'need-more' : 'bad';
+  const got = buf.subarray(0, AUTH_LINE_BYTES);
+  const want = Buffer.from(proxyAuthLine(key, line), 'latin1');
+  return timingSafeEqual(got, want) ? 'ok' : 'bad';
 }

@@ -41,7 +41,7 @@ export class NfsServer {
     this.handler = createCallHandler(this.registry, randomBytes(8), this.log);
     const proxies = new TrustedProxies(opts.trustedProxies);
     this.server = createServer((sock) => {
-      const conn = new RpcConnection(sock, this.handler, this.log, () => this.connections.delete(conn), proxies);
+      const conn = new RpcConnection(sock, this.handler, this.log, () => this.connections.delete(conn), proxies, opts.proxyKey);
       this.connections.add(conn);
     });
     // Each connection may buffer up to ~64 MiB of calls in flight; bound the total.

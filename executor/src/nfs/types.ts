@@ -29,6 +29,12 @@ export interface NfsServerOptions {
    * a PROXY protocol v1 line naming the real client; empty or absent trusts nobody.
    */
   trustedProxies?: readonly string[];
+  /**
+   * The executor's agent token: a PROXY line from a trusted peer is believed only when the
+   * `KILN-AUTH` line after it proves the sender holds it (proxy-line.ts). Undefined: the address
+   * alone decides (tests).
+   */
+  proxyKey?: string;
   /** Where to report server faults (and per-call traces); defaults to stderr, traces only with KILN_NFS_TRACE=1. */
   log?: NfsLogger;
 }

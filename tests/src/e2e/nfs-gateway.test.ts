@@ -10,6 +10,7 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { proxyAuthLine } from '../../../executor/dist/nfs/proxy-line.js';
 import { frameRecord } from '../../../executor/dist/nfs/record.js';
 import { encodeCall } from '../../../executor/dist/nfs/rpc.js';
 import { Nfs3TestClient, RawRpcClient } from '../../../executor/dist/nfs/test-client.js';
@@ -159,9 +160,12 @@ describe('single-port NFS gateway', () => {
       async (s) => {
         await sh(s, 'echo ok > ok.txt');
         expect((await run('nfs-cat', [url(s, '/ok.txt')])).stdout).toBe('ok\n');
-        // The executor believes a PROXY line from the gateway's address (trusted), so a
-        // claimed 10.9.9.9 is held against this 127.0.0.1-only session.
-        const up = (await stored(s)).nfs.upstream;
+        // The executor believes a PROXY line from the gateway's address (trusted) only with the
+        // auth line that proves the sender holds its token: any other process on loopback is
+        // cut off, and the gateway's claimed 10.9.9.9 is held against this 127.0.0.1-only session.
+        const record = await stored(s);
+        const up = record.nfs.upstream;
+        const token = readFileSync(join(k.dataDir, 'executors', `${record.executorId}.token`), 'utf8');
         const mnt = encodeCall(
           77,
           100005,
@@ -169,7 +173,12 @@ describe('single-port NFS gateway', () => {
           1,
           Buffer.concat([Buffer.from([0, 0, 0, s.id.length + 1]), Buffer.from(`/${s.id}`), Buffer.alloc((4 - ((s.id.length + 1) % 4)) % 4)]),
         );
-        const proxied = await exchange(up.port, Buffer.concat([Buffer.from('PROXY TCP4 10.9.9.9 127.0.0.1 5555 2049\r\n'), ...frameRecord([mnt])]));
+        const line = 'PROXY TCP4 10.9.9.9 127.0.0.1 5555 2049';
+        const unproven = await exchange(up.port, Buffer.concat([Buffer.from(`${line}\r\n`), ...frameRecord([mnt])]));
+        expect(unproven).toEqual({ closed: true, data: Buffer.alloc(0) });
+        const forged = await exchange(up.port, Buffer.concat([Buffer.from(`${line}\r\n${proxyAuthLine('not-the-token', line)}`), ...frameRecord([mnt])]));
+        expect(forged).toEqual({ closed: true, data: Buffer.alloc(0) });
+        const proxied = await exchange(up.port, Buffer.concat([Buffer.from(`${line}\r\n${proxyAuthLine(token, line)}`), ...frameRecord([mnt])]));
         expect(proxied.data.readUInt32BE(4 + 24)).toBe(MNT3.ACCES);
       },
       { nfs: { allow: ['127.0.0.1'] } },
