@@ -193,6 +193,9 @@ export class ConfigError extends Error {
   }
 }
 
+/** Every KILN_* variable the control plane reads (for checks of deployment files). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(schema.shape);
+
 /** Raw env → defaults → validated config. Empty strings count as unset. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const cleaned = Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith('KILN_') && v !== ''));

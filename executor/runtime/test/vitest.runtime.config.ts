@@ -8,8 +8,9 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     root: fileURLToPath(new URL('.', import.meta.url)),
-    include: ['**/*.test.ts'],
-    testTimeout: 60_000,
+    // KILN_RUNNER_BENCH=1 (npm run bench:runners) runs the runner benchmark instead of the tests.
+    include: process.env.KILN_RUNNER_BENCH ? ['perf.bench.ts'] : ['**/*.test.ts'],
+    testTimeout: process.env.KILN_RUNNER_BENCH ? 600_000 : 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
     fileParallelism: true,

@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
-import { loadConfig } from '@kiln/control-plane/config';
+import { CONFIG_VARIABLES, loadConfig } from '@kiln/control-plane/config';
 
 // The one-host deployments: infra/compose/compose.yaml (control plane with the local runtime
 // in one container, plus Redis) and infra/systemd/kiln.service (`npm start` under systemd).
@@ -12,7 +12,7 @@ import { loadConfig } from '@kiln/control-plane/config';
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const COMPOSE_FILE = `${REPO}infra/compose/compose.yaml`;
 const UNIT_FILE = `${REPO}infra/systemd/kiln.service`;
-const KNOWN = new Set([...readFileSync(`${REPO}control-plane/src/config.ts`, 'utf8').matchAll(/^\s+(KILN_[A-Z0-9_]+): (?:z|keyList)\b/gm)].map((m) => m[1]));
+const KNOWN = new Set(CONFIG_VARIABLES);
 
 /** Compose's variable interpolation: ${VAR}, ${VAR:-default}, ${VAR:?error}, $$. */
 function interpolate(text: string, vars: Record<string, string>): string {

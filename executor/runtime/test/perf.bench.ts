@@ -1,5 +1,6 @@
-// Boot/memory/latency figures for the runners, direct and under bubblewrap.
-// Prints a table (vitest shows it); assertions are loose regression guards only.
+// Boot/memory/latency figures for the runners, direct and under bubblewrap: a benchmark, not a
+// test (figures on a shared machine are noise for a pass/fail), so `npm test` does not run it.
+// `npm run bench:runners` does, and prints the table.
 // Set KILN_RUNTIME_PERF_INVOKES to change the hot-loop size (default 1000).
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
