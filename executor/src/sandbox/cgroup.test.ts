@@ -94,7 +94,10 @@ describe('cgroup v1 (this host)', () => {
       await expect.poll(async () => (await cg.processes()).length).toBeGreaterThanOrEqual(9);
       expect((await cg.processes()).length).toBeLessThanOrEqual(10);
       await driver.remove('pids');
-      expect((await exit).signal).toBe('SIGKILL');
+      // Removing the group ends the bomb: killed with it, or (dash gives up on a failed fork)
+      // already exited with an error. Either way nothing of it is left running.
+      const ended = await exit;
+      expect(ended.signal === 'SIGKILL' || (ended.code !== null && ended.code !== 0), JSON.stringify(ended)).toBe(true);
     } finally {
       await driver.remove('pids');
     }
