@@ -37,27 +37,13 @@ function credentialArgs(sandboxHostUid: number): string[] {
 }
 
 /**
- * The launcher's first step: a shell that writes its own pid into the sandbox's cgroup.procs
- * files, then executes the rest (prlimit, setpriv, nsenter, the command) in the same process.
- * That is race-free where moving the pid after spawn is not: by then nsenter may already have
- * forked the command (joining a PID namespace forks), which would stay outside. Everything the
- * command starts is forked after the move and inherits the cgroup. A write that fails ends the
- * launcher (status 125) rather than running the command unbounded.
- */
-function joinCgroupArgs(procsFiles: readonly string[]): string[] {
-  if (procsFiles.length === 0) return [];
-  return ['/bin/sh', '-c', 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"', 'kiln-cgroup-join', ...procsFiles, '--'];
-}
-
-/**
  * The host argv that runs `command` inside a running sandbox as its user:
  *
- * - `joinCgroupArgs` puts the launcher, and so the command, in the sandbox's cgroup.
  * - `prlimit` applies the sandbox's rlimits (the executor's own are wider). RLIMIT_NPROC counts
  *   per host uid, and the sandbox's processes all run as its own host uid, so the session's
  *   processes share one budget with the runner.
  * - `setpriv --no-new-privs` keeps set-uid binaries and file capabilities from granting anything.
- * - the seccomp loader installs the sandbox's filter (sandbox/seccomp-loader.ts says why there,
+ * - the launcher (sandbox/seccomp-loader.ts) joins the sandbox's cgroup and installs its filter (sandbox/seccomp-loader.ts says why there,
  *   before nsenter), so every process in a sandbox runs under the same filter as its runner.
  * - `nsenter` joins every namespace of the runner (user, mount, pid, net, ipc, uts), takes its
  *   root and cwd (/workspace), and becomes uid/gid 1000 inside, which drops all capabilities.
@@ -81,7 +67,6 @@ export function sandboxArgv(sandbox: Sandbox, command: string[], cwd: string, en
   }
   const mb = 1024 * 1024;
   return [
-    ...joinCgroupArgs(sandbox.cgroup?.procsFiles ?? []),
     '/usr/bin/prlimit',
     `--nproc=${spec.maxProcesses}`,
     `--nofile=${spec.maxOpenFiles}`,
@@ -91,7 +76,7 @@ export function sandboxArgv(sandbox: Sandbox, command: string[], cwd: string, en
     '/usr/bin/setpriv',
     '--no-new-privs',
     '--',
-    ...seccompLoaderArgv(),
+    ...seccompLoaderArgv(sandbox.cgroup?.procsFiles ?? []),
     '/usr/bin/nsenter',
     `--target=${sandbox.runnerPid}`,
     '--user',

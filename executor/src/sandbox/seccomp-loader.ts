@@ -19,7 +19,10 @@ import { seccompProgram } from './seccomp.js';
  * It fails closed: if either prctl fails, it dies with a message and never execs the command.
  */
 const SCRIPT = [
-  'my ($prctl, $hex) = splice(@ARGV, 0, 2);',
+  'my ($prctl, $hex, $n) = splice(@ARGV, 0, 3);',
+  // First into the sandbox's cgroup (one write per v1 hierarchy): everything this process
+  // executes, and all it forks, is then bounded by it (see `seccompLoaderArgv`).
+  'for my $f (splice(@ARGV, 0, $n)) { open(my $fh, ">", $f) or die "kiln launcher: open $f: $!\\n"; print $fh "$$\\n"; close($fh) or die "kiln launcher: join $f: $!\\n"; }',
   "my $filter = pack('H*', $hex);",
   "my $fprog = pack('S x6 P', length($filter) / 8, $filter);",
   // PR_SET_NO_NEW_PRIVS (setpriv has set it already; the kernel demands it for a filter).
@@ -41,12 +44,19 @@ export class SeccompUnsupportedError extends Error {
 
 let prefix: string[] | undefined;
 
-/** The argv prefix that loads the filter, then execs the argv that follows it. */
-export function seccompLoaderArgv(): string[] {
+/**
+ * The argv prefix that moves the launcher into the sandbox's cgroup (`procsFiles`, its
+ * cgroup.procs files; none where the executor has no cgroups), loads the filter, then execs the
+ * argv that follows it. Both happen in this one process before nsenter forks the command into
+ * the sandbox, so the command is bounded and filtered from its first instruction; moving its
+ * pid after spawn would race with that fork. Any failure ends the launcher before the command
+ * runs.
+ */
+export function seccompLoaderArgv(procsFiles: readonly string[] = []): string[] {
   if (!prefix) {
     const prctl = PRCTL[process.arch];
     if (prctl === undefined) throw new SeccompUnsupportedError(process.arch);
     prefix = ['/usr/bin/perl', '-e', SCRIPT, '--', String(prctl), seccompProgram().toString('hex')];
   }
-  return prefix;
+  return [...prefix, String(procsFiles.length), ...procsFiles];
 }
