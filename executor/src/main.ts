@@ -75,7 +75,7 @@ async function main(): Promise<void> {
     stopping = true;
     process.stderr.write(`executor ${config.executorId}: ${signal}, stopping\n`);
     server.forceShutdown();
-    Promise.all([nfs?.close(), sandboxes.destroyAll().then(() => cgroups.driver?.close())]).then(
+    Promise.all([nfs?.close(), sandboxes.close().then(() => cgroups.driver?.close())]).then(
       () => process.exit(0),
       (err: unknown) => {
         process.stderr.write(`executor ${config.executorId}: cleanup failed: ${String(err)}\n`);

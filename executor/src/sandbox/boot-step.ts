@@ -14,8 +14,8 @@ export interface BootContext {
 
 /**
  * One piece of a sandbox's confinement that the executor sets up from outside (a cgroup, a
- * network, a devpts mount) while bwrap holds the sandbox before its first exec. Steps run in
- * order; `release` undoes what `attach` made once the sandbox is gone, and must tolerate a
+ * network, a devpts mount) while bwrap holds the sandbox before its first exec. Steps run side
+ * by side, so none may depend on another's work; `release` undoes what `attach` made once the sandbox is gone, and must tolerate a
  * sandbox whose `attach` never ran or failed half-way.
  */
 export interface BootStep {

@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
 import type { BootContext, BootStep } from './boot-step.js';
+import { HostHelper } from './host-helper.js';
 
 /**
  * Ptys one sandbox may hold at once (devpts `max`). kernel.pty.max is one pool for the whole
@@ -36,15 +36,15 @@ export class DevptsMountError extends Error {
 }
 
 /**
- * The helper that mounts the devpts instance, run as the executor's own user. Why perl: the
- * mount must be made by a process that joined the sandbox's user namespace and has not called
- * execve since. A non-root executor (user kiln in a container) has capabilities in that
+ * The job that mounts the devpts instance, run by the executor's host helper (host-helper.ts) as
+ * the executor's own user, in a child it forks. Why perl: the mount must be made by a process
+ * that joined the sandbox's user namespace and has not called execve since. A non-root executor (user kiln in a container) has capabilities in that
  * namespace only until its next execve, so `nsenter -U … mount` runs mount(8) without any (and
  * mount(8) refuses options to a non-root uid anyway); uid 0, which would keep them, is not
  * mapped in the sandbox. perl-base is Essential in Debian, so every image has it, and it can
- * make the system calls itself. One exec, like nsenter would be.
+ * make the system calls itself, and the helper's fork costs far less than a spawn from Node.
  *
- * Steps, with argv = namespace pid, bwrap pid, SYS_setns, SYS_mount, options, flags:
+ * Steps, with the arguments = namespace pid, bwrap pid, SYS_setns, SYS_mount, options, flags:
  * 1. Wait until bwrap has parked the sandbox on --block-fd. bwrap writes --info-fd right after
  *    clone(), while its child is still building the mount tree and has not yet pivoted into the
  *    new root; a mount made then would land in the old tree and be thrown away (or, worse,
@@ -57,9 +57,8 @@ export class DevptsMountError extends Error {
  *    sandbox's root, so /dev/pts is the sandbox's. Refuse namespaces the helper already is in.
  * 3. mount("devpts", "/dev/pts", "devpts", flags, options).
  */
-const HELPER = String.raw`
-use strict;
-my ($pid, $bwrap, $SETNS, $MOUNT, $opts, $flags) = @ARGV;
+const JOB = String.raw`
+my ($pid, $bwrap, $SETNS, $MOUNT, $opts, $flags) = @_;
 while (1) {
   open(my $st, '<', "/proc/$pid/status") or die "sandbox exited before it was ready\n";
   my $s = do { local $/; <$st> };
@@ -84,38 +83,25 @@ syscall($MOUNT, $src, $dst, $type, $flags + 0, $opts) == 0 or die "mount: $!\n";
  * A boot step that gives the sandbox a private devpts instance at /dev/pts (bwrap-args.ts makes
  * the directory and points /dev/ptmx at pts/ptmx). Its ptys are the sandbox's alone: it sees
  * none of the host's or another sandbox's, and they go away with its mount namespace, so
- * `release` has nothing to undo. Run it last: it waits for bwrap to finish building the
- * sandbox, while the other steps only need its namespaces and can overlap with that.
+ * `release` has nothing to undo. It waits for bwrap to finish building the sandbox; the other
+ * steps, which only need its namespaces, run meanwhile.
  */
 export function devptsStep(): BootStep {
   const numbers = SYSCALLS[process.arch];
+  const helper = new HostHelper({ devpts: JOB });
   return {
     name: 'devpts',
     async attach(ctx: BootContext): Promise<void> {
       if (!numbers) throw new DevptsMountError(ctx.spec.id, `no system call numbers for architecture ${process.arch}`);
       const argv = [String(ctx.namespacePid), String(ctx.bwrapPid), String(numbers.setns), String(numbers.mount), OPTIONS, String(MS_NOSUID | MS_NOEXEC)];
-      await runHelper(ctx.spec.id, argv);
+      try {
+        await helper.run('devpts', argv, HELPER_TIMEOUT_MS);
+      } catch (err) {
+        throw new DevptsMountError(ctx.spec.id, (err as Error).message.replace(/^devpts: /, ''));
+      }
     },
     release(): Promise<void> {
       return Promise.resolve();
     },
   };
-}
-
-function runHelper(sandboxId: string, argv: string[]): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const child = spawn('/usr/bin/perl', ['-e', HELPER, '--', ...argv], { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: '/usr/bin:/bin' } });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), HELPER_TIMEOUT_MS);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(new DevptsMountError(sandboxId, err.message));
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) resolve();
-      else reject(new DevptsMountError(sandboxId, stderr.trim() || (signal ? `helper killed by ${signal}` : `helper exited with ${code}`)));
-    });
-  });
 }

@@ -144,6 +144,7 @@ export class SandboxManager {
       await mkdir(spec.taskDir, { recursive: true, mode: 0o755 });
       const sandbox = await Sandbox.boot(spec, this.opts.bwrapPath, this.opts.bootSteps);
       this.sandboxes.set(id, sandbox);
+      this.workspaces.booted(spec);
       return sandbox;
     } catch (err) {
       await this.release(id);
@@ -163,6 +164,12 @@ export class SandboxManager {
   async destroyAll(): Promise<void> {
     const ids = new Set([...this.sandboxes.keys(), ...this.specOf.keys()]);
     await Promise.all([...ids].map((id) => this.destroy(id)));
+  }
+
+  /** At the executor's stop: destroys every sandbox, then what was made ahead of time for new ones. */
+  async close(): Promise<void> {
+    await this.destroyAll();
+    await this.workspaces.close();
   }
 
   private async release(id: string): Promise<void> {

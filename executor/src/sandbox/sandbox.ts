@@ -114,16 +114,22 @@ export class Sandbox {
   cgroup: SandboxCgroup | undefined;
 
   /**
-   * Starts the sandbox and resolves once its runner says it is ready. `steps` run in order while
-   * bwrap holds the sandbox before anything in it executes (cgroup, network, devpts): a step that
-   * fails fails the boot, and nothing the sandbox runs ever sees the state before a step.
+   * Starts the sandbox and resolves once its runner says it is ready. `steps` run while bwrap
+   * holds the sandbox before anything in it executes (cgroup, network, devpts): a step that fails
+   * fails the boot, and nothing the sandbox runs ever sees the state before a step.
    */
   static async boot(spec: SandboxSpec, bwrapPath: string, steps: readonly BootStep[] = []): Promise<Sandbox> {
     const started = performance.now();
     const sandbox = new Sandbox(spec, bwrapPath);
     try {
       sandbox.namespacePid = await readChildPid(sandbox.child.stdio[INFO_FD] as Readable);
-      for (const step of steps) await step.attach({ spec, bwrapPid: sandbox.pid, namespacePid: sandbox.namespacePid, sandbox });
+      // Side by side: each step only needs the namespaces (devpts waits for bwrap's mounts on its
+      // own), and a cold start waits for the slowest, not the sum. All settle before a failure
+      // is reported, so the manager's release never races an attach still in progress.
+      const ctx = { spec, bwrapPid: sandbox.pid, namespacePid: sandbox.namespacePid, sandbox };
+      const attached = await Promise.allSettled(steps.map((step) => step.attach(ctx)));
+      const failed = attached.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
       const block = (sandbox.child.stdio as unknown as Array<Writable | null>)[BLOCK_FD] as Writable;
       // EPIPE/ECONNRESET when bwrap died meanwhile: its 'exit' handler records why, and the
       // wait for 'ready' below fails with it.

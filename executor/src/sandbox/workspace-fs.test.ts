@@ -134,3 +134,55 @@ describe('workspace filesystem images', () => {
     await expect(unmountBelow('/')).rejects.toThrow(/refusing/);
   });
 });
+
+describe('spare workspaces', () => {
+  /** Mounted spares, by directory under spares/. */
+  const sparesOf = async (dir: string): Promise<string[]> => (await mountPoints()).filter((p) => p.startsWith(join(dir, 'spares') + '/'));
+  const until = async (what: string, ok: () => Promise<boolean>): Promise<void> => {
+    for (let i = 0; i < 200; i++) {
+      if (await ok()) return;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`timed out waiting for ${what}`);
+  };
+
+  it('are made after a boot and taken by the next sandbox of that size: its own empty filesystem, its uid, its name', async () => {
+    const dir = dataDir();
+    const fs = new ImageWorkspaceFs(dir);
+    await fs.init();
+    const first = spec(dir, 'first', 16);
+    await fs.prepare(first);
+    expect(await sparesOf(dir)).toEqual([]); // nothing is made during a boot
+    fs.booted(first);
+    await until('two spares', async () => (await sparesOf(dir)).length === 2);
+    // A spare is root's and empty until taken: nothing of another sandbox can be in it.
+    for (const p of await sparesOf(dir)) expect([statSync(p).uid, readdirSync(p)]).toEqual([0, []]);
+
+    const next = spec(dir, 'next', 16, 240_007);
+    await fs.prepare(next);
+    expect(await sparesOf(dir)).toHaveLength(1);
+    expect(await isMountPoint(next.workspaceDir)).toBe(true);
+    expect([statSync(next.workspaceDir).uid, statSync(next.workspaceDir).mode & 0o7777, readdirSync(next.workspaceDir)]).toEqual([240_007, 0o755, []]);
+    // Its image carries the sandbox's name, so release (and the next executor's init) find it.
+    expect(existsSync(join(dir, 'disk', 'next.img'))).toBe(true);
+    expect(await loopsOf(join(dir, 'disk', 'next.img'))).not.toBe('');
+    // Its own filesystem of its size, not the first sandbox's.
+    writeFileSync(join(next.workspaceDir, 'mine'), 'x');
+    expect(readdirSync(first.workspaceDir)).toEqual([]);
+    const df = (await run('df', ['--output=size', '-B1', next.workspaceDir])).stdout.split('\n')[1] ?? '';
+    expect(Number(df)).toBeLessThanOrEqual(16 * MB);
+
+    // Another size gets none of these spares.
+    const other = spec(dir, 'other', 24);
+    await fs.prepare(other);
+    expect(existsSync(join(dir, 'disk', 'other.img'))).toBe(true);
+    expect(await sparesOf(dir)).toHaveLength(1);
+
+    for (const s of [first, next, other]) await fs.release(s);
+    await fs.close();
+    // Nothing stays mounted or on disk but the golden images.
+    expect((await mountPoints()).filter((p) => p.startsWith(dir))).toEqual([]);
+    expect(readdirSync(join(dir, 'disk')).sort()).toEqual(['golden-16M.img', 'golden-24M.img']);
+    expect(readdirSync(join(dir, 'spares'))).toEqual([]);
+  });
+});
