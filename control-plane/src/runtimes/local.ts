@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { releaseExecutorCgroups } from '@kiln/executor/cgroup';
 import { unmountBelow } from '@kiln/executor/mounts';
 import { createReadStream, existsSync, openSync, closeSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -218,7 +219,7 @@ export class LocalRuntime implements Runtime {
   }
 
   /**
-   * Gives back what a stopped or dead executor held on this host: its files, then its uid range,
+   * Gives back what a stopped or dead executor held on this host: its files, its cgroups, then its uid range,
    * then (last, so a failed step is retried by the next `list` or `stop`) its state file. Its
    * sandboxes die with it (bwrap --die-with-parent); until no process runs with a uid of its
    * range, nothing is let go: a sandbox still alive could race the removal of its workspace
@@ -232,6 +233,10 @@ export class LocalRuntime implements Runtime {
       return;
     }
     await this.releaseExecutorFiles(executorId);
+    // A SIGKILLed executor could not remove its cgroups (it made them below ours, the cgroup it
+    // inherited from this process). A failure here leaves empty directories, not a live process
+    // (none runs with its uids any more), so it is logged and the rest is still let go.
+    await releaseExecutorCgroups(executorId).catch((err: unknown) => log('warn', 'could not remove a stopped executor\'s cgroups', { executorId, error: String(err) }));
     await this.opts.uids.release(executorId, this.opts.deployment);
     await rm(join(this.stateDir, `${executorId}.token`), { force: true });
     await rm(join(this.stateDir, `${executorId}.json`), { force: true });

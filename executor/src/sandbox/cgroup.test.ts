@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CgroupV2Driver, prepareV2Parent } from './cgroup-v2.js';
-import { detectCgroups, type CgroupDriver, type SandboxCgroup } from './cgroup.js';
+import { detectCgroups, releaseExecutorCgroups, type CgroupDriver, type SandboxCgroup } from './cgroup.js';
 import { parseMountinfo, parseProcCgroup, cgroupDir } from './cgroupfs.js';
 
 // Against the real cgroupfs of this host: cgroup v1 for memory/pids/cpu/freezer, and an empty
@@ -154,5 +154,27 @@ describe('cgroup v2 (the empty unified hierarchy: no controllers, so no limits)'
     const { parent } = await prepareV2Parent(join(root, 'kiln-leaf'), 'kiln-exec2', []);
     expect(parent).toBe(join(root, 'kiln-exec2'));
     rmdirSync(parent);
+  });
+});
+
+describe('cgroups of a dead executor', () => {
+  it('are removed by the process that started it, with what was left in them', async () => {
+    const id = `cgdead-${randomBytes(4).toString('hex')}`;
+    // The executor "crashes": its parent and a sandbox cgroup with a process stay behind.
+    const found = await detectCgroups(id);
+    if (!found.driver) throw new Error(`cgroups unavailable: ${found.detail}`);
+    const cg = await found.driver.create('left-behind', { memoryMB: 64, maxProcesses: 20, cpus: 1 });
+    const child = spawnIn(cg, ['sleep', '600']);
+    const exited = exitOf(child);
+    for (let i = 0; i < 100 && (await cg.processes()).length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect((await cg.processes()).length).toBe(1);
+    const dirs = cg.procsFiles.map((f) => f.replace(/\/[^/]+\/cgroup\.procs$/, ''));
+    expect(dirs.every((d) => existsSync(d))).toBe(true);
+
+    await releaseExecutorCgroups(id);
+    expect((await exited).signal).toBe('SIGKILL');
+    expect(dirs.filter((d) => existsSync(d))).toEqual([]);
+    // Nothing there is a no-op.
+    await releaseExecutorCgroups(id);
   });
 });

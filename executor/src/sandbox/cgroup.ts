@@ -1,5 +1,6 @@
 import { readFile, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import type { BootContext, BootStep } from './boot-step.js';
 import { CgroupV1Driver, V1_CONTROLLERS, type V1Controller } from './cgroup-v1.js';
 import { CgroupV2Driver, prepareV2Parent } from './cgroup-v2.js';
@@ -61,51 +62,87 @@ export interface CgroupDriver {
 /** How this executor bounds its sandboxes; reported at start-up and by the Health RPC. */
 export type CgroupSupport = { driver: CgroupDriver; detail: string } | { driver: undefined; detail: string };
 
+/** Where an executor's sandbox cgroups go: its parent per v1 controller, or one v2 parent. */
+type ExecutorCgroupPlace =
+  | { version: 1; parents: Partial<Record<V1Controller, string>> }
+  | { version: 2; ownDir: string; parent: string }
+  | { version: undefined; detail: string };
+
+/**
+ * The directories named after `executorId` below this process's own cgroup, in the v1 memory
+ * hierarchy's controllers when one is mounted (hybrid hosts such as this one mount an unified
+ * hierarchy without controllers beside it), otherwise in cgroup v2. Creates nothing. The
+ * control plane gets the same answer for an executor it started (it runs in the control plane's
+ * cgroup), which is how it removes a dead executor's cgroups (`releaseExecutorCgroups`).
+ */
+async function placeOf(executorId: string): Promise<ExecutorCgroupPlace> {
+  const parentName = `kiln-${executorId.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 90)}`;
+  checkName(parentName);
+  const mounts = parseMountinfo(await readFile('/proc/self/mountinfo', 'utf8'));
+  const own = parseProcCgroup(await readFile('/proc/self/cgroup', 'utf8'));
+  if (mounts.some((m) => m.fsType === 'cgroup' && m.controllers.includes('memory'))) {
+    const parents: Partial<Record<V1Controller, string>> = {};
+    for (const controller of V1_CONTROLLERS) {
+      const mount = mounts.find((m) => m.fsType === 'cgroup' && m.controllers.includes(controller));
+      const path = own.get(controller);
+      const dir = mount && path !== undefined ? cgroupDir(mount, path) : undefined;
+      if (dir) parents[controller] = join(dir, parentName);
+    }
+    if (!parents.pids) return { version: undefined, detail: 'cgroup v1 is mounted without the pids controller' };
+    return { version: 1, parents };
+  }
+  const v2 = mounts.find((m) => m.fsType === 'cgroup2');
+  const path = own.get('');
+  const ownDir = v2 && path !== undefined ? cgroupDir(v2, path) : undefined;
+  if (!ownDir) return { version: undefined, detail: 'no cgroup v2 hierarchy holds this process, and no cgroup v1 memory hierarchy is mounted' };
+  return { version: 2, ownDir, parent: join(ownDir, parentName) };
+}
+
 /**
  * Finds the cgroup hierarchy the executor can create sandbox cgroups in, below its own cgroup,
  * in a directory named after `executorId` (any left from an earlier executor of the same id is
- * emptied and reused). v1 when a v1 memory hierarchy is mounted (hybrid hosts such as this one
- * mount an unified hierarchy without controllers beside it), otherwise v2 with the memory
+ * emptied and reused): v1 when a v1 memory hierarchy is mounted, otherwise v2 with the memory
  * controller. Never throws: where cgroups cannot be made (an unprivileged container without a
  * delegated subtree, a read-only /sys/fs/cgroup) it says why and the executor relies on the
  * limits of its container.
  */
 export async function detectCgroups(executorId: string): Promise<CgroupSupport> {
-  const parentName = `kiln-${executorId.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 90)}`;
   try {
-    checkName(parentName);
-    const mounts = parseMountinfo(await readFile('/proc/self/mountinfo', 'utf8'));
-    const own = parseProcCgroup(await readFile('/proc/self/cgroup', 'utf8'));
-    const v1Memory = mounts.find((m) => m.fsType === 'cgroup' && m.controllers.includes('memory'));
-    if (v1Memory) {
-      const parents: Partial<Record<V1Controller, string>> = {};
-      for (const controller of V1_CONTROLLERS) {
-        const mount = mounts.find((m) => m.fsType === 'cgroup' && m.controllers.includes(controller));
-        const path = own.get(controller);
-        const dir = mount && path !== undefined ? cgroupDir(mount, path) : undefined;
-        if (!dir) continue;
-        parents[controller] = join(dir, parentName);
-      }
-      if (!parents.pids) return { driver: undefined, detail: 'cgroup v1 is mounted without the pids controller' };
+    const place = await placeOf(executorId);
+    if (place.version === undefined) return { driver: undefined, detail: place.detail };
+    if (place.version === 1) {
+      const { parents } = place;
       for (const dir of Object.values(parents)) await makeDir(dir, true);
       const driver = new CgroupV1Driver(parents);
-      await removeLeftovers(driver, parents.pids);
+      await removeLeftovers(driver, parents.pids as string);
       return { driver, detail: `cgroup v1 (${Object.keys(parents).join(', ')}) under ${parents.memory}` };
     }
-    const v2 = mounts.find((m) => m.fsType === 'cgroup2');
-    const path = own.get('');
-    const ownDir = v2 && path !== undefined ? cgroupDir(v2, path) : undefined;
-    if (!ownDir) return { driver: undefined, detail: 'no cgroup v2 hierarchy holds this process, and no cgroup v1 memory hierarchy is mounted' };
-    const { parent, controllers } = await prepareV2Parent(ownDir, parentName, ['memory', 'pids', 'cpu']);
+    const parentName = basename(place.parent);
+    const { parent, controllers } = await prepareV2Parent(place.ownDir, parentName, ['memory', 'pids', 'cpu']);
     if (!controllers.includes('memory') || !controllers.includes('pids')) {
       await removeDir(parent).catch(() => undefined); // best effort: it is empty, and unused either way
-      return { driver: undefined, detail: `cgroup v2 at ${ownDir} does not delegate the memory and pids controllers (has: ${controllers.join(' ') || 'none'})` };
+      return { driver: undefined, detail: `cgroup v2 at ${place.ownDir} does not delegate the memory and pids controllers (has: ${controllers.join(' ') || 'none'})` };
     }
     const driver = new CgroupV2Driver(parent, controllers);
     await removeLeftovers(driver, parent);
     return { driver, detail: `cgroup v2 (${controllers.join(', ')}) under ${parent}` };
   } catch (err) {
     return { driver: undefined, detail: `cannot create cgroups: ${(err as Error).message}` };
+  }
+}
+
+/**
+ * Removes the cgroups of an executor that is gone (SIGKILLed: it could not remove them itself),
+ * killing anything left in them first. For the process that started it, as the executor made
+ * them below the cgroup it inherited. A no-op where there are none.
+ */
+export async function releaseExecutorCgroups(executorId: string): Promise<void> {
+  const place = await placeOf(executorId);
+  if (place.version === 1) {
+    const parents = Object.fromEntries(Object.entries(place.parents).filter(([, dir]) => existsSync(dir))) as Partial<Record<V1Controller, string>>;
+    if (parents.pids) await new CgroupV1Driver(parents).close();
+  } else if (place.version === 2 && existsSync(place.parent)) {
+    await new CgroupV2Driver(place.parent, []).close();
   }
 }
 

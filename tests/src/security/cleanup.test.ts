@@ -7,6 +7,12 @@ import { UidRanges } from '@kiln/control-plane/runtimes/uids/ranges';
 import { Keys } from '@kiln/control-plane/store/keys';
 import { startTestKiln, type TestKiln } from '../support/kiln.js';
 
+/** The v1 memory cgroup directory of an executor started by this test process's Kiln (it inherits our cgroup). */
+const executorCgroup = (executorId: string): string => {
+  const own = /^\d+:[^:]*\bmemory\b[^:]*:(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1] ?? '/';
+  return join('/sys/fs/cgroup/memory', own, `kiln-${executorId}`);
+};
+
 const until = async (what: string, fn: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> => {
   const end = Date.now() + ms;
   while (!(await fn())) {
@@ -62,13 +68,17 @@ describe('files of ended sandboxes', () => {
     // The session's sandbox and the warm one the keeper boots to replace the one it took.
     await until('a warm sandbox beside the session', () => readdirSync(join(executorDir, 'sandboxes')).length >= 2);
     const state = JSON.parse(readFileSync(join(k.dataDir, 'executors', `${s.executorId}.json`), 'utf8')) as { pid: number };
+    // The executor made a cgroup per sandbox under one of its own.
+    const cgroup = executorCgroup(s.executorId);
+    expect(readdirSync(cgroup, { withFileTypes: true }).filter((e) => e.isDirectory()).length).toBeGreaterThanOrEqual(2);
     process.kill(state.pid, 'SIGKILL');
 
     await until('the dead executor to be noticed and its directory removed', () => !existsSync(executorDir));
     expect(readFileSync(join(canary, 'keep.txt'), 'utf8')).toBe('must survive');
     expect(existsSync(join(k.dataDir, 'executors', `${s.executorId}.json`))).toBe(false);
-    // Its uid range went back too.
+    // Its uid range went back too, and its cgroups are gone.
     expect(await new UidRanges(k.redis, Keys.hostUidRanges(hostname())).get(s.executorId)).toBeUndefined();
+    expect(existsSync(cgroup)).toBe(false);
   });
 
   it("leaves no directory of a timed-out invocation's sandbox", async () => {
