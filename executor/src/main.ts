@@ -38,7 +38,7 @@ async function main(): Promise<void> {
         (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
       )
     : Promise.resolve(undefined);
-  const cgroups = await detectCgroups(config.executorId);
+  const cgroups = await detectCgroups(config.executorId, config.maxSandboxes);
   if (!cgroups.driver) process.stderr.write(`executor ${config.executorId}: warning: no cgroup per sandbox, so memory, process and CPU limits are only the container's: ${cgroups.detail}\n`);
   const workspaceFs = await detectWorkspaceFs(config.dataDir);
   if (workspaceFs.kind === 'none') process.stderr.write(`executor ${config.executorId}: warning: ${workspaceFs.detail}\n`);

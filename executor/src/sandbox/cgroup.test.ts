@@ -29,7 +29,7 @@ describe('cgroup v1 (this host)', () => {
   const id = `cgtest-${randomBytes(4).toString('hex')}`;
 
   beforeAll(async () => {
-    const found = await detectCgroups(id);
+    const found = await detectCgroups(id, 16);
     if (!found.driver) throw new Error(`cgroups unavailable: ${found.detail}`);
     driver = found.driver;
   });
@@ -42,6 +42,12 @@ describe('cgroup v1 (this host)', () => {
     const own = parseProcCgroup(readFileSync('/proc/self/cgroup', 'utf8')).get('memory') as string;
     const mount = parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8')).find((m) => m.fsType === 'cgroup' && m.controllers.includes('memory'));
     expect(existsSync(join(cgroupDir(mount!, own)!, `kiln-${id}`))).toBe(true);
+  });
+
+  it('weighs the executor parent like 16 processes, so its sandboxes together do not starve behind the host', () => {
+    const own = parseProcCgroup(readFileSync('/proc/self/cgroup', 'utf8')).get('cpu') as string;
+    const mount = parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8')).find((m) => m.fsType === 'cgroup' && m.controllers.includes('cpu'));
+    expect(readFileSync(join(cgroupDir(mount!, own)!, `kiln-${id}`, 'cpu.shares'), 'utf8').trim()).toBe(String(16 * 1024));
   });
 
   it('writes memory (swap off), pids and CPU limits, and removes the cgroup with what is in it', async () => {
