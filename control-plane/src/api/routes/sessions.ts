@@ -1,6 +1,6 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { streamSSE } from 'hono/streaming';
-import type { ProcessInfo } from '@kiln/proto/executor';
+import type { ProcessInfo } from '@kiln/proto/executor/process';
 import type { SessionService } from '../../sessions/service.js';
 import { newRouter, type AppEnv } from '../router.js';
 import { CreateSessionSchema, ExecuteSchema, ProcessInfoSchema, ProcessRequestSchema, ProcessResultSchema, SessionIdParam, SessionSchema, sessionErrors as errors } from './session-schemas.js';
