@@ -40,10 +40,10 @@ export class ServiceUnavailableError extends KilnError {
   }
 }
 
-/** The executor running an invocation went away before it answered. */
+/** The executor went away, or cannot be reached, before it answered a call (retryable). */
 export class ExecutorLostError extends KilnError {
   constructor(executorId: string, detail: string) {
-    super('ExecutorLost', 502, `executor ${executorId} was lost during the invocation: ${detail}`, { executorId }, true);
+    super('ExecutorLost', 502, `executor ${executorId} was lost before it answered: ${detail}`, { executorId }, true);
   }
 }
 

@@ -33,7 +33,7 @@ const schema = z.object({
   KILN_AGENT_TOKEN: z.string().default(''),
   KILN_DATA_DIR: z.string().min(1).default(join(tmpdir(), 'kiln-executor')),
   KILN_MAX_SANDBOXES: z.coerce.number().int().min(1).max(4096).default(16),
-  /** Comma-separated runtimes this executor's image offers. */
+  /** Comma-separated language runners this executor's image offers (KILN_RUNTIMES). */
   KILN_RUNTIMES: z.string().default('nodejs,python,provided'),
   /** First host uid for sandboxes when the executor runs as root (one uid per sandbox slot). */
   KILN_SANDBOX_UID_BASE: z.coerce.number().int().min(1000).default(200_000),
@@ -70,7 +70,7 @@ export type ExecutorConfig = {
   token: string;
   dataDir: string;
   maxSandboxes: number;
-  runtimes: string[];
+  runners: string[];
   sandboxUidBase: number;
   /** Where the uid-range leases live; undefined when off. */
   sandboxUidLeaseDir: string | undefined;
@@ -95,7 +95,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ExecutorConfig
     token: e.KILN_AGENT_TOKEN_FILE ? readTokenFile(e.KILN_AGENT_TOKEN_FILE) : e.KILN_AGENT_TOKEN,
     dataDir: e.KILN_DATA_DIR,
     maxSandboxes: e.KILN_MAX_SANDBOXES,
-    runtimes: e.KILN_RUNTIMES.split(',').map((s) => s.trim()).filter(Boolean),
+    runners: e.KILN_RUNTIMES.split(',').map((s) => s.trim()).filter(Boolean),
     sandboxUidBase: e.KILN_SANDBOX_UID_BASE,
     sandboxUidLeaseDir: e.KILN_SANDBOX_UID_LEASE_DIR === 'off' ? undefined : e.KILN_SANDBOX_UID_LEASE_DIR,
     bwrapPath: e.KILN_BWRAP_PATH,

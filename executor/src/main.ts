@@ -3,7 +3,7 @@ import { closeInheritedFds } from '@kiln/proto/inherited-fds';
 import { createAgentServer, listen } from './agent/server.js';
 import { ConfigError, loadConfig } from './config.js';
 import { NfsServer } from './nfs/server.js';
-import { sessionExports } from './nfs/session-exports.js';
+import { SessionExports } from './nfs/session-exports.js';
 import { guardProcess } from './process-guard.js';
 import { CgroupStep, detectCgroups } from './sandbox/cgroup.js';
 import { devptsStep } from './sandbox/devpts.js';
@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   const sandboxes = new SandboxManager({
     dataDir: config.dataDir,
     maxSandboxes: config.maxSandboxes,
-    runtimes: config.runtimes,
+    runners: config.runners,
     uidBase: config.sandboxUidBase,
     bwrapPath: config.bwrapPath,
     // devpts last: it waits for bwrap to finish the sandbox, the others need only its namespaces.
@@ -53,21 +53,27 @@ async function main(): Promise<void> {
     workspaceFs,
   });
   await sandboxes.init();
-  const server = createAgentServer(config, sandboxes, { limits: cgroups.driver ? `cgroup-${cgroups.driver.version}` : 'none', detail: cgroups.detail });
-  const port = await listen(server, config.listenHost, config.listenPort);
-  // Started after the agent so a bind failure (port taken) stops the executor before it reports
-  // ready: an executor that silently lacks NFS would hand out sessions with dead nfsUrls.
-  const exportsTable = sessionExports(sandboxes);
-  let nfs: NfsServer | undefined;
+  // The one session → sandbox table: the Nfs gRPC service binds into it, the NFS server
+  // resolves exports from it (passed to both, never looked up).
+  const exportsTable = new SessionExports(sandboxes);
+  // Both listeners bind before the ready line, so a bind failure (port taken) stops the
+  // executor first: an executor that silently lacks NFS would hand out sessions with dead nfsUrls.
+  let nfs: { server: NfsServer; port: number } | undefined;
   if (config.nfs) {
     const server = new NfsServer({ resolver: exportsTable, host: config.nfs.host, port: config.nfs.port, trustedProxies: config.nfs.trustedProxies, ...(config.token ? { proxyKey: config.token } : {}) });
-    nfs = server;
-    exportsTable.nfsPort = (await server.listen()).port;
-    exportsTable.exportTag = (id) => server.exportTag(id);
+    nfs = { server, port: (await server.listen()).port };
   }
+  const nfsEndpoint = nfs && { port: nfs.port, exportTag: (id: string) => nfs.server.exportTag(id) };
+  const server = createAgentServer(config, {
+    sandboxes,
+    exports: exportsTable,
+    ...(nfsEndpoint ? { nfs: nfsEndpoint } : {}),
+    limits: { limits: cgroups.driver ? `cgroup-${cgroups.driver.version}` : 'none', detail: cgroups.detail },
+  });
+  const port = await listen(server, config.listenHost, config.listenPort);
   const leaseError = await leased;
   if (leaseError) throw leaseError;
-  process.stdout.write(JSON.stringify({ event: 'ready', executorId: config.executorId, port, nfsPort: exportsTable.nfsPort, pid: process.pid }) + '\n');
+  process.stdout.write(JSON.stringify({ event: 'ready', executorId: config.executorId, port, nfsPort: nfs?.port ?? 0, pid: process.pid }) + '\n');
 
   let stopping = false;
   const stop = (signal: string): void => {
@@ -75,7 +81,9 @@ async function main(): Promise<void> {
     stopping = true;
     process.stderr.write(`executor ${config.executorId}: ${signal}, stopping\n`);
     server.forceShutdown();
-    Promise.all([nfs?.close(), sandboxes.close().then(() => cgroups.driver?.close())]).then(
+    // Each owner closes what it holds: the NFS server its connections and fds, the manager its
+    // sandboxes and spare workspaces, the cgroup driver its parent cgroup.
+    Promise.all([nfs?.server.close(), sandboxes.close().then(() => cgroups.driver?.close())]).then(
       () => process.exit(0),
       (err: unknown) => {
         process.stderr.write(`executor ${config.executorId}: cleanup failed: ${String(err)}\n`);

@@ -1,79 +1,108 @@
-import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import {
-  AgentClient,
-  AgentService,
-  type CreateSandboxRequest,
-  type HealthResponse,
-  type InvokeRequest,
-  type InvokeResponse,
-  type SandboxInfo,
-} from '@kiln/proto/executor';
+import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { FilesClient } from '@kiln/proto/executor/files';
+import { InvokeService, type InvokeRequest, type InvokeResponse } from '@kiln/proto/executor/invoke';
+import { NfsClient, type NfsExportOptions, type SessionBindResponse } from '@kiln/proto/executor/nfs';
+import { ProcessesClient } from '@kiln/proto/executor/process';
+import { PtyClient } from '@kiln/proto/executor/pty';
+import { SandboxesClient, type CreateSandboxRequest, type HealthResponse, type SandboxInfo } from '@kiln/proto/executor/sandboxes';
 import type { ExecutorHandle } from '../runtimes/runtime.js';
+import { executorError } from './errors.js';
 import { UnaryChannel } from './unary.js';
+
+export { isExecutorGone } from './errors.js';
 
 const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
+/** The generated clients of an executor's services, on one HTTP/2 channel, and the call metadata. */
+export interface AgentClients {
+  sandboxes: InstanceType<typeof SandboxesClient>;
+  processes: InstanceType<typeof ProcessesClient>;
+  files: InstanceType<typeof FilesClient>;
+  pty: InstanceType<typeof PtyClient>;
+  nfs: InstanceType<typeof NfsClient>;
+  /** Carries the agent token. */
+  metadata: Metadata;
+}
+
 /**
  * An executor's agent, with promise-returning calls that carry its token. Invoke, the hot
- * path, goes over a lean unary channel of its own (unary.ts); everything else over grpc-js.
+ * path, goes over a lean unary channel of its own (unary.ts); every other service over grpc-js,
+ * all on one shared channel. Every call rejects with the control plane's errors, rebuilt from the
+ * executor's error code in one table (errors.ts).
  */
 export class Agent {
-  private readonly client: InstanceType<typeof AgentClient>;
-  private readonly metadata = new Metadata();
+  private readonly clients: AgentClients;
   private readonly unary: UnaryChannel;
 
   constructor(readonly executor: ExecutorHandle) {
-    this.client = new AgentClient(executor.address, credentials.createInsecure(), {
+    const options = {
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
       'grpc.keepalive_time_ms': 10_000,
-    });
+    };
+    const sandboxes = new SandboxesClient(executor.address, credentials.createInsecure(), options);
+    // The other clients share the first one's channel: one connection per executor.
+    const channel = { channelOverride: sandboxes.getChannel() };
+    const metadata = new Metadata();
     const auth: Record<string, string> = executor.token ? { authorization: `Bearer ${executor.token}` } : {};
-    for (const [name, value] of Object.entries(auth)) this.metadata.set(name, value);
+    for (const [name, value] of Object.entries(auth)) metadata.set(name, value);
+    this.clients = {
+      sandboxes,
+      processes: new ProcessesClient(executor.address, credentials.createInsecure(), channel),
+      files: new FilesClient(executor.address, credentials.createInsecure(), channel),
+      pty: new PtyClient(executor.address, credentials.createInsecure(), channel),
+      nfs: new NfsClient(executor.address, credentials.createInsecure(), channel),
+      metadata,
+    };
     this.unary = new UnaryChannel(executor.address, auth, MAX_MESSAGE_BYTES);
   }
 
   health(timeoutMs = 2000): Promise<HealthResponse> {
-    return this.call((cb, opts) => this.client.health({}, this.metadata, opts, cb), timeoutMs);
+    return this.call((cb, opts) => this.clients.sandboxes.health({}, this.clients.metadata, opts, cb), timeoutMs);
   }
 
   createSandbox(req: CreateSandboxRequest, timeoutMs = 15_000): Promise<SandboxInfo> {
-    return this.call((cb, opts) => this.client.createSandbox(req, this.metadata, opts, cb), timeoutMs);
+    return this.call((cb, opts) => this.clients.sandboxes.create(req, this.clients.metadata, opts, cb), timeoutMs);
   }
 
   destroySandbox(sandboxId: string, timeoutMs = 10_000): Promise<boolean> {
-    return this.call<{ existed: boolean }>((cb, opts) => this.client.destroySandbox({ sandboxId }, this.metadata, opts, cb), timeoutMs).then((r) => r.existed);
+    return this.call<{ existed: boolean }>((cb, opts) => this.clients.sandboxes.destroy({ sandboxId }, this.clients.metadata, opts, cb), timeoutMs).then((r) => r.existed);
   }
 
   listSandboxes(timeoutMs = 5000): Promise<SandboxInfo[]> {
-    return this.call<{ sandboxes: SandboxInfo[] }>((cb, opts) => this.client.listSandboxes({}, this.metadata, opts, cb), timeoutMs).then((r) => r.sandboxes);
+    return this.call<{ sandboxes: SandboxInfo[] }>((cb, opts) => this.clients.sandboxes.list({}, this.clients.metadata, opts, cb), timeoutMs).then((r) => r.sandboxes);
   }
 
   invoke(req: InvokeRequest, timeoutMs: number): Promise<InvokeResponse> {
-    return this.unary.call(AgentService.invoke, req, timeoutMs);
+    return this.unary.call(InvokeService.invoke, req, timeoutMs).catch((err: unknown) => Promise.reject(executorError(err, this.executor.id)));
   }
 
-  /** The generated client and the call metadata (with the token), for session RPC wrappers. */
-  get grpc(): { client: InstanceType<typeof AgentClient>; metadata: Metadata } {
-    return { client: this.client, metadata: this.metadata };
+  /** Exports a session's sandbox /workspace over the executor's NFS server (Nfs.Bind). */
+  bindSession(sessionId: string, sandboxId: string, nfs: NfsExportOptions, timeoutMs = 10_000): Promise<SessionBindResponse> {
+    return this.call((cb, opts) => this.clients.nfs.bind({ sessionId, sandboxId, nfs }, this.clients.metadata, opts, cb), timeoutMs);
+  }
+
+  /** Forgets a session's export (Nfs.Unbind); true when it was bound. */
+  unbindSession(sessionId: string, timeoutMs = 5_000): Promise<boolean> {
+    return this.call<{ existed: boolean }>((cb, opts) => this.clients.nfs.unbind({ sessionId }, this.clients.metadata, opts, cb), timeoutMs).then((r) => r.existed);
+  }
+
+  /** The generated clients and the call metadata (with the token), for session-client.ts. */
+  get grpc(): AgentClients {
+    return this.clients;
   }
 
   close(): void {
-    this.client.close();
+    // Closing one client closes the channel they share.
+    this.clients.sandboxes.close();
     this.unary.close();
   }
 
   private call<T>(fn: (cb: (err: ServiceError | null, res: T) => void, opts: { deadline: number }) => void, timeoutMs: number): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      fn((err, res) => (err ? reject(err) : resolve(res)), { deadline: Date.now() + timeoutMs });
+      fn((err, res) => (err ? reject(executorError(err, this.executor.id)) : resolve(res)), { deadline: Date.now() + timeoutMs });
     });
   }
-}
-
-/** True when a gRPC failure means the executor itself is gone or unreachable. */
-export function isExecutorGone(err: unknown): boolean {
-  const code = (err as ServiceError)?.code;
-  return code === status.UNAVAILABLE || code === status.CANCELLED || code === status.DEADLINE_EXCEEDED;
 }
 
 /** Agents by executor id, created once and reused (one HTTP/2 connection each). */

@@ -1,53 +1,19 @@
-import { status, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
-import type {
-  FileInfo,
-  ProcessEvent,
-  ProcessInfo,
-  ProcessRequest,
-  ProcessRunResponse,
-  PtyInput,
-  PtyOutput,
-} from '@kiln/proto/executor';
-import { ExecutorLostError, KilnError } from '../errors.js';
-import { isExecutorGone, type Agent } from './client.js';
+import type { ClientReadableStream, ServiceError } from '@grpc/grpc-js';
+import type { FileInfo } from '@kiln/proto/executor/files';
+import type { ProcessEvent, ProcessInfo, ProcessRequest, ProcessRunResponse } from '@kiln/proto/executor/process';
+import type { PtyInput, PtyOutput } from '@kiln/proto/executor/pty';
+import { KilnError } from '../errors.js';
+import type { Agent } from './client.js';
+import { executorError, SandboxLostError } from './errors.js';
 
 /**
- * How executor-side session error codes (gRPC metadata `kiln-error-code`) become HTTP
- * statuses. The one table for errors coming back from session RPCs.
+ * A failed session RPC as the control plane's error (the one table, errors.ts), where a lost
+ * sandbox is named for what it means to the caller: the session's sandbox is gone.
  */
-const SESSION_ERROR_STATUS: Record<string, KilnError['status']> = {
-  PathOutsideWorkspace: 400,
-  SymlinkNotFollowed: 400,
-  InvalidRequest: 400,
-  NotADirectory: 400,
-  IsADirectory: 400,
-  FileNotFound: 404,
-  ProcessNotFound: 404,
-  InvalidSignal: 400,
-  NameTooLong: 400,
-  FileExists: 409,
-  DirectoryNotEmpty: 409,
-  DiskQuotaExceeded: 413,
-};
-
-/** Maps a failed session RPC to a KilnError (client faults keep their executor code). */
 export function sessionRpcError(err: unknown, executorId: string): Error {
-  const e = err as ServiceError;
-  const code = e?.metadata?.get('kiln-error-code')[0];
-  if (typeof code === 'string') {
-    let data: Record<string, unknown> = {};
-    try {
-      const raw = e.metadata.get('kiln-error-data-bin')[0];
-      data = raw === undefined ? {} : (JSON.parse(Buffer.isBuffer(raw) ? raw.toString('utf8') : String(raw)) as Record<string, unknown>);
-    } catch {
-      // Malformed data is dropped; the code and message still say what went wrong.
-    }
-    return new KilnError(code, SESSION_ERROR_STATUS[code] ?? 500, e.details || e.message, data);
-  }
-  if (e?.code === status.NOT_FOUND) return new KilnError('SessionSandboxLost', 502, `the session's sandbox is gone from executor ${executorId}: ${e.details}`, { executorId });
-  if (e?.code === status.INVALID_ARGUMENT) return new KilnError('InvalidRequest', 400, e.details || e.message);
-  if (isExecutorGone(err)) return new ExecutorLostError(executorId, e.message);
-  return err instanceof Error ? err : new Error(String(err));
+  const rebuilt = executorError(err, executorId);
+  if (rebuilt instanceof SandboxLostError) return new KilnError('SessionSandboxLost', 502, `the session's sandbox is gone: ${rebuilt.message}`, rebuilt.data);
+  return rebuilt;
 }
 
 const empty = Buffer.alloc(0);
@@ -85,39 +51,39 @@ export class SessionAgent {
   }
 
   run(p: Partial<ProcessRequest> & { command: string }): Promise<ProcessRunResponse> {
-    const { client, metadata } = this.agent.grpc;
+    const { processes, metadata } = this.agent.grpc;
     const req = this.request(p);
-    return this.unary((cb, deadline) => client.processRun(req, metadata, { deadline }, cb), (req.timeoutMs || 300_000) + 10_000);
+    return this.unary((cb, deadline) => processes.run(req, metadata, { deadline }, cb), (req.timeoutMs || 300_000) + 10_000);
   }
 
   streamProcess(p: Partial<ProcessRequest> & { command: string }): AsyncGenerator<ProcessEvent> {
-    const { client, metadata } = this.agent.grpc;
-    return this.stream(client.processStream(this.request(p), metadata));
+    const { processes, metadata } = this.agent.grpc;
+    return this.stream(processes.stream(this.request(p), metadata));
   }
 
   start(p: Partial<ProcessRequest> & { command: string }): Promise<ProcessInfo> {
-    const { client, metadata } = this.agent.grpc;
-    return this.unary((cb, deadline) => client.processStart(this.request(p), metadata, { deadline }, cb), 10_000);
+    const { processes, metadata } = this.agent.grpc;
+    return this.unary((cb, deadline) => processes.start(this.request(p), metadata, { deadline }, cb), 10_000);
   }
 
   listProcesses(): Promise<ProcessInfo[]> {
-    const { client, metadata } = this.agent.grpc;
-    return this.unary<{ processes: ProcessInfo[] }>((cb, deadline) => client.processList({ sandboxId: this.sandboxId }, metadata, { deadline }, cb), 10_000).then((r) => r.processes);
+    const { processes, metadata } = this.agent.grpc;
+    return this.unary<{ processes: ProcessInfo[] }>((cb, deadline) => processes.list({ sandboxId: this.sandboxId }, metadata, { deadline }, cb), 10_000).then((r) => r.processes);
   }
 
   signal(pid: number, signal: string): Promise<ProcessInfo> {
-    const { client, metadata } = this.agent.grpc;
-    return this.unary((cb, deadline) => client.processSignal({ sandboxId: this.sandboxId, pid, signal }, metadata, { deadline }, cb), 10_000);
+    const { processes, metadata } = this.agent.grpc;
+    return this.unary((cb, deadline) => processes.signal({ sandboxId: this.sandboxId, pid, signal }, metadata, { deadline }, cb), 10_000);
   }
 
   readFile(path: string): AsyncGenerator<{ data: Uint8Array }> {
-    const { client, metadata } = this.agent.grpc;
-    return this.stream(client.fileRead({ sandboxId: this.sandboxId, path }, metadata));
+    const { files, metadata } = this.agent.grpc;
+    return this.stream(files.read({ sandboxId: this.sandboxId, path }, metadata));
   }
 
   tarDownload(path: string): AsyncGenerator<{ data: Uint8Array }> {
-    const { client, metadata } = this.agent.grpc;
-    return this.stream(client.tarDownload({ sandboxId: this.sandboxId, path }, metadata));
+    const { files, metadata } = this.agent.grpc;
+    return this.stream(files.tarDownload({ sandboxId: this.sandboxId, path }, metadata));
   }
 
   /**
@@ -128,7 +94,7 @@ export class SessionAgent {
    * rejection.
    */
   async upload(kind: 'file' | 'tar', path: string, body: AsyncIterable<Uint8Array>, mode = 0): Promise<FileInfo> {
-    const { client, metadata } = this.agent.grpc;
+    const { files, metadata } = this.agent.grpc;
     let answered = false;
     let callback!: (err: ServiceError | null, res?: FileInfo) => void;
     const done = new Promise<FileInfo>((resolve, reject) => {
@@ -143,7 +109,7 @@ export class SessionAgent {
       () => undefined,
       () => undefined,
     );
-    const call = kind === 'file' ? client.fileWrite(metadata, callback) : client.tarUpload(metadata, callback);
+    const call = kind === 'file' ? files.write(metadata, callback) : files.tarUpload(metadata, callback);
     // The executor may refuse the upload (a bad path) while the body is still being read;
     // that rejection is reported by `return done` below (or dropped in favour of the body's
     // own failure), so it must not count as unhandled in the meantime.
@@ -168,34 +134,34 @@ export class SessionAgent {
   }
 
   list(path: string): Promise<FileInfo[]> {
-    const { client, metadata } = this.agent.grpc;
-    return this.unary<{ entries: FileInfo[] }>((cb, deadline) => client.fileList({ sandboxId: this.sandboxId, path }, metadata, { deadline }, cb), 30_000).then((r) => r.entries);
+    const { files, metadata } = this.agent.grpc;
+    return this.unary<{ entries: FileInfo[] }>((cb, deadline) => files.list({ sandboxId: this.sandboxId, path }, metadata, { deadline }, cb), 30_000).then((r) => r.entries);
   }
 
   stat(path: string): Promise<FileInfo> {
-    const { client, metadata } = this.agent.grpc;
-    return this.unary((cb, deadline) => client.fileStat({ sandboxId: this.sandboxId, path }, metadata, { deadline }, cb), 10_000);
+    const { files, metadata } = this.agent.grpc;
+    return this.unary((cb, deadline) => files.stat({ sandboxId: this.sandboxId, path }, metadata, { deadline }, cb), 10_000);
   }
 
   mkdir(path: string): Promise<FileInfo> {
-    const { client, metadata } = this.agent.grpc;
-    return this.unary((cb, deadline) => client.fileMkdir({ sandboxId: this.sandboxId, path }, metadata, { deadline }, cb), 10_000);
+    const { files, metadata } = this.agent.grpc;
+    return this.unary((cb, deadline) => files.mkdir({ sandboxId: this.sandboxId, path }, metadata, { deadline }, cb), 10_000);
   }
 
   remove(path: string, recursive: boolean): Promise<boolean> {
-    const { client, metadata } = this.agent.grpc;
-    return this.unary<{ existed: boolean }>((cb, deadline) => client.fileRemove({ sandboxId: this.sandboxId, path, recursive }, metadata, { deadline }, cb), 60_000).then((r) => r.existed);
+    const { files, metadata } = this.agent.grpc;
+    return this.unary<{ existed: boolean }>((cb, deadline) => files.remove({ sandboxId: this.sandboxId, path, recursive }, metadata, { deadline }, cb), 60_000).then((r) => r.existed);
   }
 
   rename(from: string, to: string): Promise<FileInfo> {
-    const { client, metadata } = this.agent.grpc;
-    return this.unary((cb, deadline) => client.fileRename({ sandboxId: this.sandboxId, from, to }, metadata, { deadline }, cb), 10_000);
+    const { files, metadata } = this.agent.grpc;
+    return this.unary((cb, deadline) => files.rename({ sandboxId: this.sandboxId, from, to }, metadata, { deadline }, cb), 10_000);
   }
 
   /** Opens a terminal; the caller writes PtyInput (data or resize) and reads PtyOutput. */
   pty(cols: number, rows: number, env: Record<string, string>): { write(input: Partial<PtyInput>): void; end(): void; output: AsyncGenerator<PtyOutput> } {
-    const { client, metadata } = this.agent.grpc;
-    const call = client.pty(metadata);
+    const { pty, metadata } = this.agent.grpc;
+    const call = pty.open(metadata);
     call.write({ sandboxId: this.sandboxId, data: empty, cols, rows, env });
     const output = (async function* (self: SessionAgent): AsyncGenerator<PtyOutput> {
       try {

@@ -1,18 +1,23 @@
 import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import { status } from '@grpc/grpc-js';
+import { readErrorMetadata, type ExecutorFailure } from '@kiln/proto/error-metadata';
 
-/** A unary method as the generated service definition describes it (AgentService.invoke). */
+/** A unary method as the generated service definition describes it (InvokeService.invoke). */
 export interface UnaryMethod<Req, Res> {
   path: string;
   requestSerialize(value: Req): Buffer;
   responseDeserialize(bytes: Buffer): Res;
 }
 
-/** A failed call, with the gRPC status code grpc-js would give (`code`, as in its ServiceError). */
+/**
+ * A failed call, with the gRPC status code grpc-js would give (`code`, as in its ServiceError)
+ * and the executor's error code and data when its trailers carried them (errors.ts rebuilds it).
+ */
 export class RpcError extends Error {
   constructor(
     readonly code: status,
     readonly details: string,
+    readonly failure?: ExecutorFailure,
   ) {
     super(`${code} ${status[code]}: ${details}`);
     this.name = 'RpcError';
@@ -139,7 +144,11 @@ export class UnaryChannel {
         }
         const grpcStatus: status = Number(code);
         if (grpcStatus !== status.OK) {
-          settle(new RpcError(grpcStatus, grpcMessage(end['grpc-message'])));
+          const failure = readErrorMetadata((key) => {
+            const value = end[key];
+            return Array.isArray(value) ? value[0] : value;
+          });
+          settle(new RpcError(grpcStatus, grpcMessage(end['grpc-message']), failure));
           return;
         }
         const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);

@@ -1,6 +1,5 @@
-import { InvokeStatus, type InvokeResponse } from '@kiln/proto/executor';
-import { isExecutorGone, type AgentPool } from '../agent/client.js';
-import { ExecutorLostError } from '../errors.js';
+import { InvokeStatus, type InvokeResponse } from '@kiln/proto/executor/invoke';
+import type { AgentPool } from '../agent/client.js';
 import type { LeaseCache } from '../scheduler/lease-cache.js';
 import type { Lease, Scheduler } from '../scheduler/scheduler.js';
 import type { TemplateRegistry } from '../templates/registry.js';
@@ -46,7 +45,7 @@ export class ExecutionRunner {
       if (res.status === InvokeStatus.INVOKE_STATUS_NEEDS_FUNCTION) res = await this.invoke(lease, job, true);
     } catch (err) {
       await this.scheduler.destroy(lease);
-      if (isExecutorGone(err)) throw new ExecutorLostError(lease.executor.id, (err as Error).message);
+      // Already the control plane's error (agent/errors.ts): ExecutorLost when the executor went away.
       throw err;
     }
     if (res.sandboxAlive) this.leases.park(lease, fn.key);
@@ -87,7 +86,7 @@ export class ExecutionRunner {
               functionKey: fn.key,
               name: fn.name,
               version: fn.version,
-              runtime: fn.runner,
+              runner: fn.runner,
               handler: fn.handler,
               files: fn.files.map((f) => ({ path: f.path, content: Buffer.from(f.content, 'base64'), mode: f.mode })),
               env: fn.env,

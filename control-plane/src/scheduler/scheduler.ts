@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { status, type ServiceError } from '@grpc/grpc-js';
 import { isExecutorGone, type AgentPool } from '../agent/client.js';
+import { ExecutorFullError } from '../agent/errors.js';
 import { NoCapacityError } from '../errors.js';
 import { log } from '../log.js';
 import type { ExecutorHandle } from '../runtimes/runtime.js';
@@ -136,7 +136,7 @@ export class Scheduler {
     try {
       await this.agents.get(executor).createSandbox({
         sandboxId,
-        runtime: runner,
+        runner,
         resources: {
           memoryMb: template.resources.memoryMB,
           diskMb: template.resources.diskMB,
@@ -152,7 +152,7 @@ export class Scheduler {
       log('warn', 'sandbox boot failed', { template: template.name, executorId, error: String(err) });
       // A dead executor (the keeper's health check replaces it) or one fuller than Redis
       // thinks (a sandbox being destroyed) is "no room right now": the caller waits and retries.
-      if (isExecutorGone(err) || (err as ServiceError).code === status.RESOURCE_EXHAUSTED) return undefined;
+      if (isExecutorGone(err) || err instanceof ExecutorFullError) return undefined;
       throw err;
     }
     const leaseUntil = Date.now() + leaseMs;

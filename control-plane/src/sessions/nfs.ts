@@ -5,7 +5,6 @@
  * plane's single-port gateway (KILN_NFS_PORT, nfs-gateway/) or on the executor's own port.
  */
 import { isIP } from 'node:net';
-import type { ServiceError } from '@grpc/grpc-js';
 import type { Agent } from '../agent/client.js';
 import { sessionRpcError } from '../agent/session-client.js';
 import { KilnError } from '../errors.js';
@@ -110,12 +109,7 @@ function upstreamHost(executor: ExecutorHandle): string {
  */
 export async function bindSessionExport(agent: Agent, sessionId: string, sandboxId: string, options: { readOnly: boolean; allow: string[] }, access: NfsAccess): Promise<SessionNfs | undefined> {
   if (!agent.executor.nfsPort) return undefined;
-  const { client, metadata } = agent.grpc;
-  const res = await new Promise<{ nfsPort: number; nfsExportTag: string }>((resolve, reject) => {
-    client.sessionBind({ sessionId, sandboxId, nfs: options }, metadata, { deadline: Date.now() + 10_000 }, (err: ServiceError | null, r) =>
-      err ? reject(sessionRpcError(err, agent.executor.id)) : resolve(r),
-    );
-  });
+  const res = await agent.bindSession(sessionId, sandboxId, options).catch((err: unknown) => Promise.reject(sessionRpcError(err, agent.executor.id)));
   // The executor's own answer wins over the recorded port: it is what it listens on now.
   const port = res.nfsPort || agent.executor.nfsPort;
   const upstream = { host: upstreamHost(agent.executor), port };
@@ -126,10 +120,7 @@ export async function bindSessionExport(agent: Agent, sessionId: string, sandbox
 
 /** Forgets the session's export on its executor; unknown sessions are a no-op there. */
 export async function unbindSessionExport(agent: Agent, sessionId: string): Promise<void> {
-  const { client, metadata } = agent.grpc;
-  await new Promise<void>((resolve, reject) => {
-    client.sessionUnbind({ sessionId }, metadata, { deadline: Date.now() + 5_000 }, (err: ServiceError | null) => (err ? reject(sessionRpcError(err, agent.executor.id)) : resolve()));
-  });
+  await agent.unbindSession(sessionId).catch((err: unknown) => Promise.reject(sessionRpcError(err, agent.executor.id)));
 }
 
 /** libnfs URL of `path` inside the session's export. */

@@ -1,7 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { InvokeStatus, type InvokeError } from '@kiln/proto/executor';
+import { InvokeStatus, type InvokeError } from '@kiln/proto/executor/invoke';
 import type { Redis } from 'ioredis';
 import type { AgentPool } from '../agent/client.js';
+import { SandboxBusyError, SandboxHasOtherFunctionError } from '../agent/errors.js';
 import { SessionAgent } from '../agent/session-client.js';
 import { ValidationError } from '../errors.js';
 import { log } from '../log.js';
@@ -244,7 +245,7 @@ export class SessionService {
           functionKey: key,
           name: `session-${r.id}`,
           version: '$LATEST',
-          runtime: r.runner,
+          runner: r.runner,
           handler: 'index.handler',
           files: [{ path: file, content: Buffer.from(input.code), mode: 0o644 }],
           env: r.env,
@@ -255,9 +256,12 @@ export class SessionService {
         clientContext: '',
       },
       timeoutMs + 10_000,
-    );
-    if (res.error?.errorType === 'Kiln.SandboxHasOtherFunction') throw new SessionCodeConflictError(id);
-    if (res.error?.errorType === 'Kiln.SandboxBusy') throw new SessionBusyError(id);
+    ).catch((err: unknown) => {
+      // What these mean for a session: it keeps one handler module, and runs one call at a time.
+      if (err instanceof SandboxHasOtherFunctionError) throw new SessionCodeConflictError(id);
+      if (err instanceof SandboxBusyError) throw new SessionBusyError(id);
+      throw err;
+    });
     if (!res.sandboxAlive) await this.end(r, 'sandbox died during execute');
     const status = res.status === InvokeStatus.INVOKE_STATUS_SUCCEEDED ? 'succeeded' : res.status === InvokeStatus.INVOKE_STATUS_TIMEOUT ? 'timeout' : 'failed';
     const out: ExecuteResult = { status, logs: res.logs, durationMs: res.durationMs, sessionEnded: !res.sandboxAlive };

@@ -4,7 +4,7 @@ import { Metadata, status, type Server, type ServiceDefinition, type ServiceErro
  * The standard gRPC health service (grpc.health.v1.Health/Check), which Kubernetes' `grpc`
  * probes and other load balancers call. It answers without the agent's token on purpose: the
  * kubelet cannot send one, and the answer reveals nothing but "serving". The agent's own
- * Health RPC (token-checked, with load figures) stays what the control plane uses.
+ * Sandboxes.Health RPC (token-checked, with load figures) stays what the control plane uses.
  *
  * The two messages are one field each, so they are encoded by hand here rather than adding a
  * proto file and code generation for them:
@@ -13,8 +13,9 @@ import { Metadata, status, type Server, type ServiceDefinition, type ServiceErro
  */
 export const HEALTH_SERVICE_NAME = 'grpc.health.v1.Health';
 
-/** Service names this executor reports on: "" (the whole server) and the agent service. */
-const KNOWN_SERVICES = new Set(['', 'kiln.executor.v1.Agent']);
+/** Service names this executor reports on: "" (the whole server) and each agent service. */
+const AGENT_SERVICES = ['Sandboxes', 'Invoke', 'Processes', 'Files', 'Pty', 'Nfs'].map((name) => `kiln.executor.v1.${name}`);
+const KNOWN_SERVICES = new Set(['', ...AGENT_SERVICES]);
 
 const SERVING = 1;
 
@@ -104,7 +105,7 @@ export function addHealthService(server: Server): void {
       if (KNOWN_SERVICES.has(call.request.service)) return callback(null, { status: SERVING });
       const err: ServiceError = Object.assign(new Error(`unknown service "${call.request.service}"`), {
         code: status.NOT_FOUND,
-        details: `unknown service "${call.request.service}"; known: "" and kiln.executor.v1.Agent`,
+        details: `unknown service "${call.request.service}"; known: "" and ${AGENT_SERVICES.join(', ')}`,
         metadata: new Metadata(),
       });
       callback(err);

@@ -3,8 +3,10 @@ import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ReadStream } from 'node:fs';
+import { ErrorCode, errorCodeToJSON } from '@kiln/proto/executor/errors';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SandboxSpec } from '../sandbox/spec.js';
+import { AgentError } from '../errors.js';
 import { WorkspaceFiles } from './ops.js';
 
 const UID = 23456;
@@ -18,12 +20,12 @@ let files: WorkspaceFiles;
 function specFor(workspaceDir: string, maxFileMB = 1): SandboxSpec {
   return {
     id: 'sbx-test',
-    runtime: 'nodejs',
+    runner: 'nodejs',
     cpus: 1,
     diskMB: 64,
     workspaceDir,
     taskDir: '',
-    runtimeDir: '',
+    runnerDir: '',
     etcDir: '',
     memoryMB: 128,
     tmpMB: 16,
@@ -46,12 +48,12 @@ async function* chunks(...parts: string[]): AsyncGenerator<Uint8Array> {
   for (const p of parts) yield await Promise.resolve(Buffer.from(p));
 }
 
-/** The code a failed call was refused with. */
+/** The code a failed call was refused with: its ErrorCode's name without the prefix. */
 async function codeOf(p: Promise<unknown>): Promise<string> {
   try {
     await p;
   } catch (err) {
-    return (err as { code: string }).code;
+    return err instanceof AgentError ? errorCodeToJSON(err.code).replace(/^ERROR_CODE_/, '') : String(err);
   }
   return 'resolved';
 }
@@ -101,7 +103,7 @@ describe('WorkspaceFiles', () => {
     // An existing file is replaced, not appended to.
     await files.write('x/y/z/moved.txt', chunks('new'));
     expect(readFileSync(join(ws, 'x/y/z/moved.txt'), 'utf8')).toBe('new');
-    expect(await codeOf(files.remove('x', false))).toBe('DirectoryNotEmpty');
+    expect(await codeOf(files.remove('x', false))).toBe('DIRECTORY_NOT_EMPTY');
     expect(await files.remove('x', true)).toBe(true);
     expect(await files.remove('x', true)).toBe(false);
     expect(await files.remove('a/b', false)).toBe(true);
@@ -143,18 +145,18 @@ describe('WorkspaceFiles', () => {
       'secret-link:symlink',
     ]);
     for (const p of ['out/secret.txt', 'out/sub/secret.txt', 'secret-link', 'inside-link', 'dir/up/inside.txt'])
-      expect(await codeOf(files.read(p)), p).toBe('SymlinkNotFollowed');
-    for (const p of ['out', 'out/sub', 'dir/up']) expect(await codeOf(files.list(p)), p).toBe('SymlinkNotFollowed');
-    expect(await codeOf(files.stat('out/secret.txt'))).toBe('SymlinkNotFollowed');
+      expect(await codeOf(files.read(p)), p).toBe('SYMLINK_NOT_FOLLOWED');
+    for (const p of ['out', 'out/sub', 'dir/up']) expect(await codeOf(files.list(p)), p).toBe('SYMLINK_NOT_FOLLOWED');
+    expect(await codeOf(files.stat('out/secret.txt'))).toBe('SYMLINK_NOT_FOLLOWED');
     for (const p of ['out/new.txt', 'out/sub/new.txt', 'out/n/new.txt', 'secret-link', 'inside-link'])
-      expect(await codeOf(files.write(p, chunks('x'))), p).toBe('SymlinkNotFollowed');
-    expect(await codeOf(files.mkdir('out/newdir'))).toBe('SymlinkNotFollowed');
-    expect(await codeOf(files.remove('out/secret.txt', false))).toBe('SymlinkNotFollowed');
-    expect(await codeOf(files.remove('out/sub', true))).toBe('SymlinkNotFollowed');
-    expect(await codeOf(files.rename('out/secret.txt', 'stolen.txt'))).toBe('SymlinkNotFollowed');
-    expect(await codeOf(files.rename('inside.txt', 'out/planted.txt'))).toBe('SymlinkNotFollowed');
+      expect(await codeOf(files.write(p, chunks('x'))), p).toBe('SYMLINK_NOT_FOLLOWED');
+    expect(await codeOf(files.mkdir('out/newdir'))).toBe('SYMLINK_NOT_FOLLOWED');
+    expect(await codeOf(files.remove('out/secret.txt', false))).toBe('SYMLINK_NOT_FOLLOWED');
+    expect(await codeOf(files.remove('out/sub', true))).toBe('SYMLINK_NOT_FOLLOWED');
+    expect(await codeOf(files.rename('out/secret.txt', 'stolen.txt'))).toBe('SYMLINK_NOT_FOLLOWED');
+    expect(await codeOf(files.rename('inside.txt', 'out/planted.txt'))).toBe('SYMLINK_NOT_FOLLOWED');
     expect(await files.rename('inside.txt', 'out/x/planted.txt').catch((e: unknown) => e)).toMatchObject({
-      code: 'SymlinkNotFollowed',
+      code: ErrorCode.ERROR_CODE_SYMLINK_NOT_FOLLOWED,
       data: { path: '/workspace/out/x/planted.txt' },
     });
     expect(readFileSync(join(ws, 'inside.txt'), 'utf8')).toBe('inside\n');
@@ -171,29 +173,29 @@ describe('WorkspaceFiles', () => {
   });
 
   it('refuses paths outside /workspace, special files and writes to the root itself', async () => {
-    for (const p of ['../host/secret.txt', '/etc/passwd', 'a/../../x', 'a\0b']) expect(await codeOf(files.read(p)), p).toBe('PathOutsideWorkspace');
-    expect(await codeOf(files.rename('x', '../y'))).toBe('PathOutsideWorkspace');
-    expect(await codeOf(files.write('.', chunks('x')))).toBe('InvalidRequest');
-    expect(await codeOf(files.remove('/workspace', true))).toBe('InvalidRequest');
-    expect(await codeOf(files.rename('.', 'x'))).toBe('InvalidRequest');
-    expect(await codeOf(files.read('.'))).toBe('InvalidRequest');
-    expect(await codeOf(files.read('missing'))).toBe('FileNotFound');
-    expect(await codeOf(files.write(`${'n'.repeat(256)}.txt`, chunks('x')))).toBe('NameTooLong');
+    for (const p of ['../host/secret.txt', '/etc/passwd', 'a/../../x', 'a\0b']) expect(await codeOf(files.read(p)), p).toBe('PATH_OUTSIDE_WORKSPACE');
+    expect(await codeOf(files.rename('x', '../y'))).toBe('PATH_OUTSIDE_WORKSPACE');
+    expect(await codeOf(files.write('.', chunks('x')))).toBe('INVALID_ARGUMENT');
+    expect(await codeOf(files.remove('/workspace', true))).toBe('INVALID_ARGUMENT');
+    expect(await codeOf(files.rename('.', 'x'))).toBe('INVALID_ARGUMENT');
+    expect(await codeOf(files.read('.'))).toBe('INVALID_ARGUMENT');
+    expect(await codeOf(files.read('missing'))).toBe('FILE_NOT_FOUND');
+    expect(await codeOf(files.write(`${'n'.repeat(256)}.txt`, chunks('x')))).toBe('NAME_TOO_LONG');
     mkdirSync(join(ws, 'd'));
-    expect(await codeOf(files.read('d'))).toBe('IsADirectory');
+    expect(await codeOf(files.read('d'))).toBe('IS_A_DIRECTORY');
     writeFileSync(join(ws, 'f'), 'x');
-    expect(await codeOf(files.list('f'))).toBe('NotADirectory');
-    expect(await codeOf(files.write('f/x', chunks('x')))).toBe('NotADirectory');
+    expect(await codeOf(files.list('f'))).toBe('NOT_A_DIRECTORY');
+    expect(await codeOf(files.write('f/x', chunks('x')))).toBe('NOT_A_DIRECTORY');
     // A FIFO would block an open without O_NONBLOCK; it is refused at once instead.
     execFileSync('mkfifo', [join(ws, 'fifo')]);
-    expect(await codeOf(files.read('fifo'))).toBe('InvalidRequest');
+    expect(await codeOf(files.read('fifo'))).toBe('INVALID_ARGUMENT');
     expect(await codeOf(files.write('fifo', chunks('x')))).not.toBe('resolved');
     expect(lstatSync(join(ws, 'fifo')).isFIFO()).toBe(true);
   });
 
   it('caps an upload at maxFileMB and maps a full filesystem (ENOSPC) to DiskQuotaExceeded, leaving no partial file', async () => {
     const big = 'x'.repeat(600 * 1024);
-    expect(await codeOf(files.write('big.bin', chunks(big, big)))).toBe('DiskQuotaExceeded');
+    expect(await codeOf(files.write('big.bin', chunks(big, big)))).toBe('DISK_QUOTA_EXCEEDED');
     expect(readdirSync(ws)).toEqual([]);
     // A real full filesystem: a 256 KB tmpfs as the workspace.
     const small = join(base, 'small');
@@ -202,7 +204,7 @@ describe('WorkspaceFiles', () => {
     try {
       const tiny = new WorkspaceFiles(specFor(small, 100));
       const err = await tiny.write('full.bin', chunks(big)).catch((e: unknown) => e as { code: string; data: Record<string, unknown> });
-      expect(err).toMatchObject({ code: 'DiskQuotaExceeded', data: { limitMB: 100, path: '/workspace/full.bin' } });
+      expect(err).toMatchObject({ code: ErrorCode.ERROR_CODE_DISK_QUOTA_EXCEEDED, data: { limitMB: 100, path: '/workspace/full.bin' } });
       expect(readdirSync(small)).toEqual([]);
     } finally {
       execFileSync('umount', [small]);
@@ -272,8 +274,8 @@ while time.time() < end:
         if (r.status === 'fulfilled') {
           expect(JSON.stringify(r.value)).not.toContain('host secret');
           if (r.value === 'inside\n') inside++;
-        } else if ((r.reason as { code?: string }).code === 'SymlinkNotFollowed') refused++;
-        else expect((r.reason as { code?: string }).code, String(r.reason)).toMatch(/^(FileNotFound|NotADirectory|DirectoryNotEmpty|FileExists)$/);
+        } else if ((r.reason as { code?: unknown }).code === ErrorCode.ERROR_CODE_SYMLINK_NOT_FOLLOWED) refused++;
+        else expect(r.reason instanceof AgentError ? errorCodeToJSON(r.reason.code) : String(r.reason), String(r.reason)).toMatch(/^ERROR_CODE_(FILE_NOT_FOUND|NOT_A_DIRECTORY|DIRECTORY_NOT_EMPTY|FILE_EXISTS)$/);
       }
     }
     expect(tree(outside)).toEqual(before);

@@ -1,11 +1,11 @@
 import { createReadStream, promises as fsp, type ReadStream, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import type { FileInfo } from '@kiln/proto/executor';
+import type { FileInfo } from '@kiln/proto/executor/files';
 import { openRoot, walkDirs, withFd } from '../fs/beneath.js';
 import { O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_WRONLY, closeFd, fstatFd, isRoot, openFd, procPath } from '../fs/fsio.js';
 import { removeTreeAt, TreeTooDeepError } from '../fs/remove-tree.js';
 import type { SandboxSpec } from '../sandbox/spec.js';
-import { DiskQuotaExceededError, fsError, InvalidArgumentError } from '../session/errors.js';
+import { DiskQuotaExceededError, fsError, InvalidArgumentError } from '../errors.js';
 import { components, insidePath, WORKSPACE } from './paths.js';
 
 function typeOf(s: Stats): string {

@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import { PathOutsideWorkspaceError } from '../session/errors.js';
+import { PathOutsideWorkspaceError } from '../errors.js';
 
 export const WORKSPACE = '/workspace';
 

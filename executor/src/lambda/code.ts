@@ -1,5 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, normalize, isAbsolute } from 'node:path';
+import { ErrorCode } from '@kiln/proto/executor/errors';
+import { AgentError } from '../errors.js';
 
 export interface CodeFileInput {
   path: string;
@@ -7,10 +9,10 @@ export interface CodeFileInput {
   mode: number;
 }
 
-export class InvalidCodePathError extends Error {
+/** A code file whose path leaves the task directory. */
+export class InvalidCodePathError extends AgentError {
   constructor(readonly path: string) {
-    super(`code file path must be relative and stay inside the task root; got "${path}"`);
-    this.name = 'InvalidCodePathError';
+    super(ErrorCode.ERROR_CODE_INVALID_CODE_PATH, `code file path must be relative and stay inside the task root; got "${path}"`, { path });
   }
 }
 

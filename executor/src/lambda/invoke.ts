@@ -1,7 +1,6 @@
-import type { InvokeRequest, InvokeResponse } from '@kiln/proto/executor';
-import { InvokeStatus } from '@kiln/proto/executor';
-import type { Sandbox } from '../sandbox/sandbox.js';
-import { TimeoutError } from '../sandbox/sandbox.js';
+import { InvokeStatus, type FunctionSpec, type InvokeRequest, type InvokeResponse } from '@kiln/proto/executor/invoke';
+import type { RunnerMessage } from '../sandbox/channel.js';
+import { SandboxHasOtherFunctionError, TimeoutError, type Sandbox } from '../sandbox/sandbox.js';
 import { writeCode } from './code.js';
 import { LogBuffer, reportLine } from './logs.js';
 
@@ -56,64 +55,59 @@ function toError(value: unknown, fallbackType: string): ErrorShape {
  * reported as Runtime.OutOfMemory (`diedOfOom`).
  */
 export async function invoke(sandbox: Sandbox, req: InvokeRequest): Promise<InvokeResponse> {
-  if (sandbox.state !== 'idle') {
-    return response({ error: { errorType: 'Kiln.SandboxBusy', errorMessage: `sandbox ${sandbox.id} is ${sandbox.state}`, stackTrace: [] } });
-  }
-  const fn = req.function;
-  const memoryMB = fn?.memoryMb || sandbox.spec.memoryMB;
   const logs = new LogBuffer(LOG_CAP_BYTES);
-  sandbox.state = 'busy';
-  sandbox.attach(logs);
-  let initMs: number | undefined;
-  let loaded = false;
-  try {
+  // The sandbox claims itself for this one invocation (SandboxBusyError otherwise).
+  return sandbox.invocation(logs, async () => {
+    const fn = req.function;
+    const memoryMB = fn?.memoryMb || sandbox.spec.memoryMB;
+    let initMs: number | undefined;
+    let loaded = false;
     if (sandbox.functionKey !== req.functionKey) {
       if (!fn) return response({ status: InvokeStatus.INVOKE_STATUS_NEEDS_FUNCTION });
-      if (sandbox.functionKey) {
-        return response({ error: { errorType: 'Kiln.SandboxHasOtherFunction', errorMessage: `sandbox ${sandbox.id} holds another function`, stackTrace: [] } });
-      }
-      logs.write('stdout', sandbox.pendingInitLogs);
-      const loadStarted = performance.now();
-      if (sandbox.cgroup) {
-        await sandbox.cgroup.setMemoryLimit(memoryMB);
-        oomKillsAtLoad.set(sandbox, await sandbox.cgroup.oomKills());
-      }
-      await writeCode(sandbox.spec.taskDir, fn.files);
-      const reply = await sandbox.request(
-        {
-          type: 'load',
-          handler: fn.handler,
-          taskRoot: '/var/task',
-          env: fn.env,
-          function: {
-            functionName: fn.name,
-            functionVersion: fn.version || '$LATEST',
-            memoryLimitInMB: memoryMB,
-            invokedFunctionArn: `arn:aws:lambda:local:000000000000:function:${fn.name}`,
-            logGroupName: `/aws/lambda/${fn.name}`,
-            logStreamName: `${new Date().toISOString().slice(0, 10).replaceAll('-', '/')}/[${fn.version || '$LATEST'}]${sandbox.id}`,
-          },
-        },
-        LOAD_TIMEOUT_MS,
-        (m) => m.type === 'loaded' || m.type === 'loadError',
-      );
-      initMs = performance.now() - loadStarted;
-      loaded = true;
-      sandbox.functionKey = req.functionKey;
-      if (reply.type === 'loadError') {
-        // Lambda reports init failures on the invocation; the instance is not reused.
-        sandbox.kill();
-        return response({ error: toError(reply.error, 'Runtime.ImportModuleError'), logs: logs.text(), initMs, loaded, sandboxAlive: false });
-      }
+      // Checked before any code is written: the task directory holds the loaded function's.
+      if (sandbox.functionKey) throw new SandboxHasOtherFunctionError(sandbox.id);
     }
-    return await runHandler(sandbox, req, logs, memoryMB, initMs, loaded);
-  } catch (err) {
-    sandbox.kill();
-    return response({ error: toError({ errorType: 'Runtime.ExitError', errorMessage: (err as Error).message }, 'Runtime.ExitError'), logs: logs.text(), sandboxAlive: false, loaded });
-  } finally {
-    sandbox.attach(undefined);
-    if (sandbox.state === 'busy') sandbox.state = 'idle';
-  }
+    try {
+      if (fn && sandbox.functionKey !== req.functionKey) {
+        const loadStarted = performance.now();
+        if (sandbox.cgroup) {
+          await sandbox.cgroup.setMemoryLimit(memoryMB);
+          oomKillsAtLoad.set(sandbox, await sandbox.cgroup.oomKills());
+        }
+        await writeCode(sandbox.spec.taskDir, fn.files);
+        const reply = await sandbox.load(req.functionKey, loadMessage(sandbox, fn, memoryMB), LOAD_TIMEOUT_MS);
+        initMs = performance.now() - loadStarted;
+        loaded = true;
+        if (reply.type === 'loadError') {
+          // Lambda reports init failures on the invocation; the instance is not reused.
+          sandbox.kill();
+          return response({ error: toError(reply.error, 'Runtime.ImportModuleError'), logs: logs.text(), initMs, loaded, sandboxAlive: false });
+        }
+      }
+      return await runHandler(sandbox, req, logs, memoryMB, initMs, loaded);
+    } catch (err) {
+      sandbox.kill();
+      return response({ error: toError({ errorType: 'Runtime.ExitError', errorMessage: (err as Error).message }, 'Runtime.ExitError'), logs: logs.text(), sandboxAlive: false, loaded });
+    }
+  });
+}
+
+/** The runner's `load` message: the handler and the Lambda context it builds for each call. */
+function loadMessage(sandbox: Sandbox, fn: FunctionSpec, memoryMB: number): object {
+  return {
+    type: 'load',
+    handler: fn.handler,
+    taskRoot: '/var/task',
+    env: fn.env,
+    function: {
+      functionName: fn.name,
+      functionVersion: fn.version || '$LATEST',
+      memoryLimitInMB: memoryMB,
+      invokedFunctionArn: `arn:aws:lambda:local:000000000000:function:${fn.name}`,
+      logGroupName: `/aws/lambda/${fn.name}`,
+      logStreamName: `${new Date().toISOString().slice(0, 10).replaceAll('-', '/')}/[${fn.version || '$LATEST'}]${sandbox.id}`,
+    },
+  };
 }
 
 /**
@@ -153,11 +147,11 @@ async function runHandler(sandbox: Sandbox, req: InvokeRequest, logs: LogBuffer,
   const message = invokeLine(req);
   const started = performance.now();
   let outOfMemory = false;
-  let reply: Awaited<ReturnType<Sandbox['request']>> | undefined;
+  let reply: RunnerMessage | undefined;
   let failure: ErrorShape | undefined;
   let status = InvokeStatus.INVOKE_STATUS_SUCCEEDED;
   try {
-    reply = await sandbox.request(message, req.timeoutMs, (m) => m.type === 'result' && m.id === req.requestId);
+    reply = await sandbox.invoke(message, req.requestId, req.timeoutMs);
   } catch (err) {
     sandbox.kill();
     if (err instanceof TimeoutError) {

@@ -48,13 +48,13 @@ interface Binding {
   options: SessionExportOptions;
 }
 
-/** Session bindings of one executor; also the NFS server's {@link ExportResolver}. */
+/**
+ * Session bindings of one executor; also the NFS server's {@link ExportResolver}. main.ts makes
+ * the one table and hands it to both the Nfs gRPC service (bind, unbind) and the NFS server
+ * (resolve). It holds nothing to close: bindings are plain data, and die with the executor.
+ */
 export class SessionExports implements ExportResolver {
   private readonly bindings = new Map<string, Binding>();
-  /** Port of the running NFS server, 0 while it is off; reported by SessionBind. */
-  nfsPort = 0;
-  /** The export tag of a session's handles (hex), '' while NFS is off; reported by SessionBind. */
-  exportTag: (sessionId: string) => string = () => '';
 
   constructor(private readonly sandboxes: SandboxManager) {}
 
@@ -105,20 +105,4 @@ export class SessionExports implements ExportResolver {
       return undefined;
     }
   }
-}
-
-const perManager = new WeakMap<SandboxManager, SessionExports>();
-
-/**
- * The one binding table of a sandbox manager, shared by the gRPC session handlers (which
- * bind and unbind) and the NFS server (which resolves), without threading it through the
- * agent server's constructor.
- */
-export function sessionExports(sandboxes: SandboxManager): SessionExports {
-  let table = perManager.get(sandboxes);
-  if (!table) {
-    table = new SessionExports(sandboxes);
-    perManager.set(sandboxes, table);
-  }
-  return table;
 }

@@ -1,7 +1,7 @@
 import type { Sandbox } from '../sandbox/sandbox.js';
 import { seccompLoaderArgv } from '../sandbox/seccomp-loader.js';
 import { SANDBOX_GID, SANDBOX_UID } from '../sandbox/spec.js';
-import { InvalidArgumentError } from '../session/errors.js';
+import { InvalidArgumentError } from '../errors.js';
 
 /**
  * The host environment of the launcher processes, which run as root on the host until

@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
-import type { ProcessRequest } from '@kiln/proto/executor';
+import type { ProcessRequest } from '@kiln/proto/executor/process';
 import type { Sandbox } from '../sandbox/sandbox.js';
-import { InvalidArgumentError, InvalidSignalError } from '../session/errors.js';
+import { InvalidArgumentError, InvalidSignalError } from '../errors.js';
 import { HOST_ENV, sandboxArgv } from './command.js';
 
 export interface ProcessExit {

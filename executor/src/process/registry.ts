@@ -1,6 +1,6 @@
-import type { ProcessInfo, ProcessRequest } from '@kiln/proto/executor';
+import type { ProcessInfo, ProcessRequest } from '@kiln/proto/executor/process';
 import type { Sandbox } from '../sandbox/sandbox.js';
-import { ProcessNotFoundError } from '../session/errors.js';
+import { ProcessNotFoundError } from '../errors.js';
 import { TailBuffer } from './output.js';
 import { SandboxProcess, outOfMemoryMessage, signalName } from './process.js';
 

@@ -1,4 +1,4 @@
-import type { ProcessEvent, ProcessRequest, ProcessRunResponse } from '@kiln/proto/executor';
+import type { ProcessEvent, ProcessRequest, ProcessRunResponse } from '@kiln/proto/executor/process';
 import type { Sandbox } from '../sandbox/sandbox.js';
 import { CappedBuffer } from './output.js';
 import { outOfMemoryMessage } from './process.js';

@@ -1,7 +1,7 @@
 import { spawn as spawnPty, type IPty } from 'node-pty';
 import { HOST_ENV, sandboxArgv } from '../process/command.js';
 import type { Sandbox } from '../sandbox/sandbox.js';
-import { InvalidArgumentError } from '../session/errors.js';
+import { InvalidArgumentError } from '../errors.js';
 
 const MAX_DIMENSION = 1000;
 

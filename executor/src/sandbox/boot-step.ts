@@ -1,4 +1,4 @@
-import type { Sandbox } from './sandbox.js';
+import type { SandboxCgroup } from './cgroup.js';
 import type { SandboxSpec } from './spec.js';
 
 /** What a boot step knows about the sandbox it prepares. */
@@ -8,8 +8,8 @@ export interface BootContext {
   bwrapPid: number;
   /** Host pid of the sandbox's first process, inside its namespaces; nothing has executed yet. */
   namespacePid: number;
-  /** The sandbox being booted, for a step to leave what later code needs (its cgroup). */
-  sandbox: Sandbox;
+  /** Hands the sandbox the cgroup that bounds it (the cgroup step), for memory readings and limits. */
+  useCgroup(cgroup: SandboxCgroup): void;
 }
 
 /**

@@ -11,9 +11,9 @@ export const INFO_FD = 4;
 /** bwrap's --block-fd: it waits for a byte there before executing anything in the sandbox. */
 export const BLOCK_FD = 5;
 
-/** The command each runtime's runner starts with, as seen inside the sandbox. */
-export function runnerCommand(runtime: string, memoryMB: number): string[] {
-  switch (runtime) {
+/** The command each language runner starts with, as seen inside the sandbox. */
+export function runnerCommand(runner: string, memoryMB: number): string[] {
+  switch (runner) {
     case 'nodejs':
       // The heap cap follows the sandbox's memory at boot (the template's memoryMB); the
       // sandbox's cgroup enforces each function's memorySize, set at load (lambda/invoke.ts
@@ -26,7 +26,7 @@ export function runnerCommand(runtime: string, memoryMB: number): string[] {
     case 'provided':
       return ['/usr/bin/node', '--max-old-space-size=32', '/opt/kiln/runtime/provided/runner.cjs'];
     default:
-      throw new Error(`unknown runtime ${runtime}`);
+      throw new Error(`unknown runner ${runner}`);
   }
 }
 
@@ -118,7 +118,7 @@ export function sandboxArgv(spec: SandboxSpec, bwrapPath: string): string[] {
     '--perms', '1777', '--size', String(spec.tmpMB * mb), '--tmpfs', '/tmp',
     '--bind', spec.workspaceDir, '/workspace',
     '--ro-bind', spec.taskDir, '/var/task',
-    '--ro-bind', spec.runtimeDir, '/opt/kiln/runtime',
+    '--ro-bind', spec.runnerDir, '/opt/kiln/runtime',
   ];
   for (const path of HOST_ETC) if (existsSync(path)) argv.push('--ro-bind', path, path);
   for (const name of SYNTHETIC_ETC) argv.push('--ro-bind', `${spec.etcDir}/${name}`, `/etc/${name}`);
@@ -148,7 +148,7 @@ export function sandboxArgv(spec: SandboxSpec, bwrapPath: string): string[] {
     '--setenv', 'LANG', 'C.UTF-8',
     '--setenv', 'TMPDIR', '/tmp',
     '--',
-    ...runnerCommand(spec.runtime, spec.memoryMB),
+    ...runnerCommand(spec.runner, spec.memoryMB),
   );
   return argv;
 }

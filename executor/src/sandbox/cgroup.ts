@@ -185,7 +185,7 @@ export class CgroupStep implements BootStep {
     const cgroup = await this.driver.create(spec.id, { memoryMB: spec.memoryMB, maxProcesses: spec.maxProcesses, cpus: spec.cpus });
     await cgroup.addProcess(ctx.bwrapPid);
     await cgroup.addProcess(ctx.namespacePid);
-    ctx.sandbox.cgroup = cgroup;
+    ctx.useCgroup(cgroup);
   }
 
   release(spec: SandboxSpec): Promise<void> {

@@ -37,7 +37,7 @@ function expectOwnDevpts(out: string): void {
 describe('devpts boot step', () => {
   it('mounts a private instance for a root executor (sandbox as its own host uid)', async () => {
     const uidBase = 62_000 + (process.pid % 1000) * 4;
-    const manager = new SandboxManager({ dataDir: dataDir(), maxSandboxes: 1, runtimes: ['nodejs'], uidBase, bwrapPath: '/usr/bin/bwrap', bootSteps: [devptsStep()] });
+    const manager = new SandboxManager({ dataDir: dataDir(), maxSandboxes: 1, runners: ['nodejs'], uidBase, bwrapPath: '/usr/bin/bwrap', bootSteps: [devptsStep()] });
     await manager.init();
     const sandbox = await manager.create('devpts-root', 'nodejs', LIMITS, false);
     try {
@@ -64,7 +64,7 @@ describe('devpts boot step', () => {
 import { devptsStep } from '${dist}devpts.js';
 import { sandboxArgv } from '${dist}../process/command.js';
 import { execFileSync } from 'node:child_process';
-const m = new SandboxManager({ dataDir: ${JSON.stringify(join(dir, 'data'))}, maxSandboxes: 1, runtimes: ['nodejs'], uidBase: 0, bwrapPath: '/usr/bin/bwrap', bootSteps: [devptsStep()] });
+const m = new SandboxManager({ dataDir: ${JSON.stringify(join(dir, 'data'))}, maxSandboxes: 1, runners: ['nodejs'], uidBase: 0, bwrapPath: '/usr/bin/bwrap', bootSteps: [devptsStep()] });
 await m.init();
 const s = await m.create('devpts-user', 'nodejs', ${JSON.stringify(LIMITS)}, false);
 try {

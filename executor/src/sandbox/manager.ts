@@ -1,6 +1,8 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ErrorCode } from '@kiln/proto/executor/errors';
+import { AgentError, InvalidArgumentError } from '../errors.js';
 import { syntheticEtc } from './bwrap-args.js';
 import type { BootStep } from './boot-step.js';
 import { Sandbox } from './sandbox.js';
@@ -16,32 +18,32 @@ export interface SandboxLimits {
   maxOpenFiles: number;
 }
 
-export class CapacityError extends Error {
+/** The executor already hosts `maxSandboxes` sandboxes. */
+export class CapacityError extends AgentError {
   constructor(readonly maxSandboxes: number) {
-    super(`executor is full: ${maxSandboxes} sandboxes`);
-    this.name = 'CapacityError';
+    super(ErrorCode.ERROR_CODE_EXECUTOR_FULL, `executor is full: ${maxSandboxes} sandboxes`, { maxSandboxes });
   }
 }
 
-export class SandboxNotFoundError extends Error {
+/** No sandbox of that id on this executor, or it died. */
+export class SandboxNotFoundError extends AgentError {
   constructor(readonly sandboxId: string) {
-    super(`sandbox ${sandboxId} does not exist on this executor`);
-    this.name = 'SandboxNotFoundError';
+    super(ErrorCode.ERROR_CODE_SANDBOX_NOT_FOUND, `sandbox ${sandboxId} does not exist on this executor`, { sandboxId });
   }
 }
 
-export class UnsupportedRuntimeError extends Error {
+/** The executor's image has no such language runner. */
+export class UnsupportedRunnerError extends AgentError {
   constructor(
-    readonly runtime: string,
+    readonly runner: string,
     readonly offered: string[],
   ) {
-    super(`runtime "${runtime}" is not offered by this executor; it offers ${offered.join(', ')}`);
-    this.name = 'UnsupportedRuntimeError';
+    super(ErrorCode.ERROR_CODE_UNSUPPORTED_RUNNER, `language runner "${runner}" is not offered by this executor; it offers ${offered.join(', ')}`, { runner, offered });
   }
 }
 
 /** The language runners; KILN_RUNTIME_DIR overrides it for runner development. */
-const RUNTIME_DIR = process.env.KILN_RUNTIME_DIR ?? fileURLToPath(new URL('../../runtime', import.meta.url));
+const RUNNER_DIR = process.env.KILN_RUNTIME_DIR ?? fileURLToPath(new URL('../../runtime', import.meta.url));
 const SANDBOX_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 /**
@@ -63,7 +65,8 @@ export class SandboxManager {
     private readonly opts: {
       dataDir: string;
       maxSandboxes: number;
-      runtimes: string[];
+      /** Language runners this executor's image offers. */
+      runners: string[];
       uidBase: number;
       bwrapPath: string;
       /** What the executor sets up around each sandbox before it runs (see boot-step.ts). */
@@ -109,9 +112,9 @@ export class SandboxManager {
   }
 
   /** `allowCidrs`: private ranges an outbound sandbox may reach (network.ts). */
-  async create(id: string, runtime: string, limits: SandboxLimits, allowNetwork: boolean, allowCidrs: readonly string[] = []): Promise<Sandbox> {
-    if (!SANDBOX_ID.test(id)) throw new Error(`sandbox id must match ${SANDBOX_ID}; got "${id}"`);
-    if (!this.opts.runtimes.includes(runtime)) throw new UnsupportedRuntimeError(runtime, this.opts.runtimes);
+  async create(id: string, runner: string, limits: SandboxLimits, allowNetwork: boolean, allowCidrs: readonly string[] = []): Promise<Sandbox> {
+    if (!SANDBOX_ID.test(id)) throw new InvalidArgumentError(`sandbox id must match ${SANDBOX_ID}; got "${id.slice(0, 100)}"`, { sandboxId: id.slice(0, 100) });
+    if (!this.opts.runners.includes(runner)) throw new UnsupportedRunnerError(runner, this.opts.runners);
     if (this.sandboxes.has(id)) return this.get(id);
     const slot = this.freeSlots.pop();
     if (slot === undefined) throw new CapacityError(this.opts.maxSandboxes);
@@ -121,10 +124,10 @@ export class SandboxManager {
     const hostGid = this.isRoot ? hostUid : (process.getgid?.() ?? 1000);
     const spec: SandboxSpec = {
       id,
-      runtime,
+      runner,
       workspaceDir: join(root, 'workspace'),
       taskDir: join(root, 'task'),
-      runtimeDir: RUNTIME_DIR,
+      runnerDir: RUNNER_DIR,
       etcDir: this.etcDir,
       memoryMB: limits.memoryMB,
       cpus: limits.cpus,

@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
+import { ErrorCode } from '@kiln/proto/executor/errors';
+import { AgentError } from '../errors.js';
 import { RunnerChannel, type RunnerMessage } from './channel.js';
 import { BLOCK_FD, INFO_FD, SECCOMP_FD, sandboxArgv } from './bwrap-args.js';
 import type { BootStep } from './boot-step.js';
@@ -16,13 +18,29 @@ export interface LogSink {
   write(stream: 'stdout' | 'stderr', data: string): void;
 }
 
-export class SandboxBootError extends Error {
+export class SandboxBootError extends AgentError {
   constructor(
     readonly sandboxId: string,
     message: string,
   ) {
-    super(`sandbox ${sandboxId} failed to boot: ${message}`);
-    this.name = 'SandboxBootError';
+    super(ErrorCode.ERROR_CODE_SANDBOX_BOOT_FAILED, `sandbox ${sandboxId} failed to boot: ${message}`, { sandboxId });
+  }
+}
+
+/** The sandbox is booting, dead, or running another invocation: it takes one at a time. */
+export class SandboxBusyError extends AgentError {
+  constructor(
+    readonly sandboxId: string,
+    state: SandboxState,
+  ) {
+    super(ErrorCode.ERROR_CODE_SANDBOX_BUSY, `sandbox ${sandboxId} is ${state}; it runs one invocation at a time`, { sandboxId, state });
+  }
+}
+
+/** The sandbox's runner holds another function version, and a runner loads only one. */
+export class SandboxHasOtherFunctionError extends AgentError {
+  constructor(readonly sandboxId: string) {
+    super(ErrorCode.ERROR_CODE_SANDBOX_HAS_OTHER_FUNCTION, `sandbox ${sandboxId} holds another function`, { sandboxId });
   }
 }
 
@@ -32,16 +50,23 @@ const SECCOMP_PROGRAM = seccompProgram();
 /**
  * A bubblewrap sandbox running one language runner. It owns the process tree: killing it
  * kills the process group, and bubblewrap's PID namespace takes every descendant with it.
+ *
+ * It also owns its state machine, which only its own methods move:
+ *
+ *     booting --boot--> idle --invocation--> busy --(work done)--> idle
+ *        any --kill / exit--> dead
+ *
+ * One invocation at a time: {@link invocation} claims the idle sandbox (anything else is
+ * {@link SandboxBusyError}), and {@link load} and {@link invoke} are only valid inside it. A
+ * runner loads one function version for its life ({@link SandboxHasOtherFunctionError}).
  */
 export class Sandbox {
-  state: SandboxState = 'booting';
-  /** Function version loaded into the runner; empty while warm. */
-  functionKey = '';
+  private current: SandboxState = 'booting';
+  private loadedKey = '';
   readonly createdAt = Date.now();
-  bootMs = 0;
-  /** Host pid of the language runner (inside the PID namespace), for memory readings. */
-  runnerPid = 0;
-  exitReason = '';
+  private bootedInMs = 0;
+  private runnerPidValue = 0;
+  private exitReasonText = '';
   /** Why the executor killed the sandbox, when it did (a protocol violation); it becomes the exit reason. */
   private killReason = '';
 
@@ -50,8 +75,10 @@ export class Sandbox {
   private waiter: ((msg: RunnerMessage) => void) | undefined;
   private sink: LogSink | undefined;
   private readonly exitWaiters: Array<() => void> = [];
-  /** Output written before any invocation (module init), handed to the first one. */
-  pendingInitLogs = '';
+  /** Output written before any invocation (module init), handed to the load that follows. */
+  private pendingInitLogs = '';
+  private namespacePidValue = 0;
+  private cgroupValue: SandboxCgroup | undefined;
 
   private constructor(
     readonly spec: SandboxSpec,
@@ -93,8 +120,32 @@ export class Sandbox {
     return this.spec.id;
   }
 
-  get runtime(): string {
-    return this.spec.runtime;
+  /** The language runner it booted. */
+  get runner(): string {
+    return this.spec.runner;
+  }
+
+  get state(): SandboxState {
+    return this.current;
+  }
+
+  /** Function version loaded into the runner; empty while warm. */
+  get functionKey(): string {
+    return this.loadedKey;
+  }
+
+  get bootMs(): number {
+    return this.bootedInMs;
+  }
+
+  /** Host pid of the language runner (inside the PID namespace), for memory readings and nsenter. */
+  get runnerPid(): number {
+    return this.runnerPidValue;
+  }
+
+  /** Why the sandbox died; empty while it lives. */
+  get exitReason(): string {
+    return this.exitReasonText;
   }
 
   get pid(): number {
@@ -105,13 +156,17 @@ export class Sandbox {
    * Host pid of the sandbox's first process inside its namespaces (bwrap's init), from bwrap's
    * --info-fd. Session processes and boot steps enter the namespaces through it.
    */
-  namespacePid = 0;
+  get namespacePid(): number {
+    return this.namespacePidValue;
+  }
 
   /**
-   * The sandbox's cgroup (set by the cgroup boot step), which bounds memory, tasks and CPU for
-   * everything in it; undefined where the executor cannot create cgroups.
+   * The sandbox's cgroup (handed over by the cgroup boot step), which bounds memory, tasks and
+   * CPU for everything in it; undefined where the executor cannot create cgroups.
    */
-  cgroup: SandboxCgroup | undefined;
+  get cgroup(): SandboxCgroup | undefined {
+    return this.cgroupValue;
+  }
 
   /**
    * Starts the sandbox and resolves once its runner says it is ready. `steps` run while bwrap
@@ -122,11 +177,11 @@ export class Sandbox {
     const started = performance.now();
     const sandbox = new Sandbox(spec, bwrapPath);
     try {
-      sandbox.namespacePid = await readChildPid(sandbox.child.stdio[INFO_FD] as Readable);
+      sandbox.namespacePidValue = await readChildPid(sandbox.child.stdio[INFO_FD] as Readable);
       // Side by side: each step only needs the namespaces (devpts waits for bwrap's mounts on its
       // own), and a cold start waits for the slowest, not the sum. All settle before a failure
       // is reported, so the manager's release never races an attach still in progress.
-      const ctx = { spec, bwrapPid: sandbox.pid, namespacePid: sandbox.namespacePid, sandbox };
+      const ctx = { spec, bwrapPid: sandbox.pid, namespacePid: sandbox.namespacePid, useCgroup: (cgroup: SandboxCgroup) => (sandbox.cgroupValue = cgroup) };
       const attached = await Promise.allSettled(steps.map((step) => step.attach(ctx)));
       const failed = attached.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
@@ -137,14 +192,59 @@ export class Sandbox {
       block.end('1');
       const ready = await sandbox.request(undefined, BOOT_TIMEOUT_MS, (m) => m.type === 'ready');
       if (ready.type !== 'ready') throw new Error(`unexpected first message ${ready.type}`);
-      sandbox.runnerPid = await sandbox.findRunnerPid();
+      sandbox.runnerPidValue = await sandbox.findRunnerPid();
     } catch (err) {
       sandbox.kill();
       throw new SandboxBootError(spec.id, `${(err as Error).message}${sandbox.pendingInitLogs ? `: ${sandbox.pendingInitLogs.trim().slice(-500)}` : ''}`);
     }
-    sandbox.bootMs = performance.now() - started;
-    sandbox.state = 'idle';
+    sandbox.bootedInMs = performance.now() - started;
+    // A runner that died between 'ready' and here stays dead.
+    if (sandbox.current === 'booting') sandbox.current = 'idle';
     return sandbox;
+  }
+
+  /**
+   * Runs `work` as the sandbox's one invocation: claims the idle sandbox (else
+   * SandboxBusyError), routes its output to `sink` meanwhile, and makes it idle again after,
+   * unless it died. {@link load} and {@link invoke} are valid only inside `work`.
+   */
+  async invocation<T>(sink: LogSink, work: () => Promise<T>): Promise<T> {
+    if (this.current !== 'idle') throw new SandboxBusyError(this.id, this.current);
+    this.current = 'busy';
+    this.sink = sink;
+    try {
+      return await work();
+    } finally {
+      this.sink = undefined;
+      if (this.current === 'busy') this.current = 'idle';
+    }
+  }
+
+  /**
+   * Loads a function version into the runner (inside an invocation): hands the output of the
+   * runner's own start-up to the invocation's sink first, sends `message`, and waits for
+   * `loaded` or `loadError`. The sandbox holds `functionKey` from then on, whatever the reply:
+   * after a loadError the caller kills it (Lambda does not reuse an instance whose init failed).
+   */
+  async load(functionKey: string, message: object, timeoutMs: number): Promise<RunnerMessage> {
+    this.assertInvoking('load');
+    if (this.loadedKey) throw new SandboxHasOtherFunctionError(this.id);
+    if (this.pendingInitLogs) this.sink?.write('stdout', this.pendingInitLogs);
+    this.pendingInitLogs = '';
+    const reply = await this.request(message, timeoutMs, (m) => m.type === 'loaded' || m.type === 'loadError');
+    this.loadedKey = functionKey;
+    return reply;
+  }
+
+  /**
+   * Sends one `invoke` message (already serialised, see lambda/invoke.ts) to the loaded runner
+   * and waits for the `result` of `requestId`; rejects with TimeoutError after `timeoutMs`, or
+   * when the sandbox dies. Valid only inside an invocation.
+   */
+  invoke(line: string, requestId: string, timeoutMs: number): Promise<RunnerMessage> {
+    this.assertInvoking('invoke');
+    if (!this.loadedKey) throw new Error(`sandbox ${this.id} has no function loaded to invoke`);
+    return this.request(line, timeoutMs, (m) => m.type === 'result' && m.id === requestId);
   }
 
   /**
@@ -154,8 +254,8 @@ export class Sandbox {
    * a second answer) is dropped, so code in the sandbox cannot answer for a request it was not
    * given. Rejects when the sandbox dies or the timeout passes; log messages go to the sink.
    */
-  request(msg: object | string | undefined, timeoutMs: number, accept: (reply: RunnerMessage) => boolean = () => true): Promise<RunnerMessage> {
-    if (this.state === 'dead') return Promise.reject(new Error(`sandbox is dead (${this.exitReason})`));
+  private request(msg: object | string | undefined, timeoutMs: number, accept: (reply: RunnerMessage) => boolean = () => true): Promise<RunnerMessage> {
+    if (this.current === 'dead') return Promise.reject(new Error(`sandbox is dead (${this.exitReason})`));
     return new Promise<RunnerMessage>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiter = undefined;
@@ -179,11 +279,6 @@ export class Sandbox {
     });
   }
 
-  /** Routes output of the running invocation; undefined collects it as init output. */
-  attach(sink: LogSink | undefined): void {
-    this.sink = sink;
-  }
-
   /**
    * Peak memory in MB: the figure the runner's last result carried (`maxRssKB`, free) or, for
    * runners that do not send one, the sandbox cgroup's peak (every process and tmpfs page in
@@ -197,8 +292,9 @@ export class Sandbox {
     return Math.ceil((await memoryKB(this.runnerPid)).peak / 1024);
   }
 
+  /** Kills the whole sandbox; its exit makes it dead (asynchronously). */
   kill(): void {
-    if (this.child.pid && this.state !== 'dead') {
+    if (this.child.pid && this.current !== 'dead') {
       try {
         process.kill(-this.child.pid, 'SIGKILL');
       } catch {
@@ -209,7 +305,7 @@ export class Sandbox {
 
   /** Kills the sandbox and resolves once its process has exited. */
   async destroy(): Promise<void> {
-    if (this.state === 'dead') return;
+    if (this.current === 'dead') return;
     const exited = new Promise<void>((resolve) => this.exitWaiters.push(resolve));
     this.kill();
     await exited;
@@ -228,10 +324,15 @@ export class Sandbox {
     else if (this.pendingInitLogs.length < 64 * 1024) this.pendingInitLogs += data;
   }
 
+  /** A programming error, not a caller's: load and invoke belong inside `invocation`. */
+  private assertInvoking(what: string): void {
+    if (this.current !== 'busy') throw new Error(`sandbox ${this.id}: ${what} outside an invocation (state ${this.current})`);
+  }
+
   private markDead(reason: string): void {
-    if (this.state === 'dead') return;
-    this.state = 'dead';
-    this.exitReason = this.killReason ? `${this.killReason} (${reason})` : reason;
+    if (this.current === 'dead') return;
+    this.current = 'dead';
+    this.exitReasonText = this.killReason ? `${this.killReason} (${reason})` : reason;
     this.channel.close();
     for (const waiter of this.exitWaiters.splice(0)) waiter();
   }

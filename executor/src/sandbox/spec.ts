@@ -1,13 +1,14 @@
 /** Everything the launcher needs to start one sandbox. */
 export interface SandboxSpec {
   id: string;
-  runtime: string;
+  /** The language runner it boots: "nodejs", "python" or "provided". */
+  runner: string;
   /** Host directory bound read-write at /workspace. */
   workspaceDir: string;
   /** Host directory bound read-only at /var/task; the executor writes function code into it. */
   taskDir: string;
-  /** Host directory with the language runners, bound read-only at /opt/kiln/runtime. */
-  runtimeDir: string;
+  /** Host directory with the language runners (executor/runtime), bound read-only at /opt/kiln/runtime. */
+  runnerDir: string;
   /** Host directory with the sandbox's synthetic /etc files (passwd, group, hosts). */
   etcDir: string;
   memoryMB: number;

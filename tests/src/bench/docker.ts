@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { InvokeStatus } from '@kiln/proto/executor';
+import { InvokeStatus } from '@kiln/proto/executor/invoke';
 import { AgentPool } from '@kiln/control-plane/agent/client';
 import { DockerRuntime } from '@kiln/control-plane/runtimes/docker';
 import { LocalRuntime } from '@kiln/control-plane/runtimes/local';
@@ -31,13 +31,13 @@ async function coldStart(runtime: Runtime, template: Template, agents: AgentPool
     const handle = await runtime.start(template, id);
     const agent = agents.get(handle);
     const sandboxId = `sbx-${id}`;
-    await agent.createSandbox({ sandboxId, runtime: 'nodejs', resources: { memoryMb: 128, diskMb: 64, maxProcesses: 64, maxOpenFiles: 256, cpu: 1 }, allowNetwork: false, allowCidrs: [] });
+    await agent.createSandbox({ sandboxId, runner: 'nodejs', resources: { memoryMb: 128, diskMb: 64, maxProcesses: 64, maxOpenFiles: 256, cpu: 1 }, allowNetwork: false, allowCidrs: [] });
     const res = await agent.invoke(
       {
         sandboxId,
         requestId: id,
         functionKey: 'bench:1',
-        function: { functionKey: 'bench:1', name: 'bench', version: '1', runtime: 'nodejs', handler: 'index.handler', files: [{ path: 'index.js', content: Buffer.from('exports.handler = async () => 1;\n'), mode: 0o644 }], env: {}, memoryMb: 128 },
+        function: { functionKey: 'bench:1', name: 'bench', version: '1', runner: 'nodejs', handler: 'index.handler', files: [{ path: 'index.js', content: Buffer.from('exports.handler = async () => 1;\n'), mode: 0o644 }], env: {}, memoryMb: 128 },
         payload: Buffer.from('{}'),
         timeoutMs: 10_000,
         clientContext: '',

@@ -39,7 +39,7 @@ function exitOf(argv: string[]): Promise<number> {
 async function nsenterFloor(samples: number): Promise<number> {
   const dataDir = mkdtempSync(join(tmpdir(), 'kiln-bench-nsenter-'));
   chmodSync(dataDir, 0o755);
-  const manager = new SandboxManager({ dataDir, maxSandboxes: 1, runtimes: ['nodejs'], uidBase: 210_000, bwrapPath: 'bwrap' });
+  const manager = new SandboxManager({ dataDir, maxSandboxes: 1, runners: ['nodejs'], uidBase: 210_000, bwrapPath: 'bwrap' });
   await manager.init();
   try {
     const sandbox = await manager.create('bench-floor', 'nodejs', { memoryMB: 256, cpus: 1, diskMB: 512, maxProcesses: 256, maxOpenFiles: 1024 }, false);

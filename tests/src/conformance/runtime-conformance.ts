@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InvokeStatus } from '@kiln/proto/executor';
+import { ErrorCode } from '@kiln/proto/executor/errors';
+import { InvokeStatus } from '@kiln/proto/executor/invoke';
 import { Agent, AgentPool } from '@kiln/control-plane/agent/client';
 import type { ExecutorHandle, Runtime } from '@kiln/control-plane/runtimes/runtime';
 import { templateSchema, type Template } from '@kiln/control-plane/templates';
@@ -42,7 +42,7 @@ async function invokeTrivial(agents: AgentPool, handle: ExecutorHandle, template
   const sandboxId = `sbx-conf-${randomBytes(4).toString('hex')}`;
   await agent.createSandbox({
     sandboxId,
-    runtime: 'nodejs',
+    runner: 'nodejs',
     resources: {
       memoryMb: template.resources.memoryMB,
       diskMb: template.resources.diskMB,
@@ -62,7 +62,7 @@ async function invokeTrivial(agents: AgentPool, handle: ExecutorHandle, template
         functionKey: 'conformance:1',
         name: 'conformance',
         version: '1',
-        runtime: 'nodejs',
+        runner: 'nodejs',
         handler: 'index.handler',
         files: [{ path: 'index.js', content: Buffer.from(HANDLER), mode: 0o644 }],
         env: {},
@@ -121,7 +121,7 @@ export function runtimeConformance(name: string, setup: () => Promise<Conformanc
       expect(handle.host).not.toBe('');
       const health = await agents.get(handle).health(5000);
       expect(health).toMatchObject({ executorId, template: target.template.name });
-      expect(health.runtimes).toContain('nodejs');
+      expect(health.runners).toContain('nodejs');
     });
 
     it('the agent rejects a wrong token', async () => {
@@ -129,9 +129,10 @@ export function runtimeConformance(name: string, setup: () => Promise<Conformanc
       try {
         const err = await wrong.health(5000).then(
           () => undefined,
-          (e: ServiceError) => e,
+          (e: unknown) => e,
         );
-        expect(err?.code).toBe(status.UNAUTHENTICATED);
+        // Rebuilt from the executor's ERROR_CODE_UNAUTHENTICATED (control-plane agent/errors.ts).
+        expect(err).toMatchObject({ code: 'ExecutorUnauthenticated', executorCode: ErrorCode.ERROR_CODE_UNAUTHENTICATED });
       } finally {
         wrong.close();
       }
@@ -186,7 +187,7 @@ export function runtimeConformance(name: string, setup: () => Promise<Conformanc
         .health(2000)
         .then(
           () => undefined,
-          (e: ServiceError) => e,
+          (e: unknown) => e,
         );
       expect(err, 'the agent of a stopped executor must not answer').toBeDefined();
       // A second stop of the same id is also a no-op.

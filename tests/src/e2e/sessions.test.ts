@@ -226,6 +226,28 @@ describe('sessions', () => {
     });
   });
 
+  it('bad input to the process and file endpoints is a 4xx with a code, never a 5xx', async () => {
+    await withSession(async (id) => {
+      const bad: Array<[string, string, unknown, number, string]> = [
+        // pids past uint32 cannot cross the executor's wire at all
+        ['POST', `/api/v1/sessions/${id}/processes/4294967296/signal`, { signal: 'SIGTERM' }, 400, 'InvalidRequest'],
+        ['POST', `/api/v1/sessions/${id}/processes/99999999999999/signal`, { signal: 'SIGTERM' }, 400, 'InvalidRequest'],
+        ['POST', `/api/v1/sessions/${id}/processes/4242/signal`, { signal: 'SIGTERM' }, 404, 'ProcessNotFound'],
+        ['POST', `/api/v1/sessions/${id}/processes/4242/signal`, { signal: 'SIGNOPE' }, 400, 'InvalidSignal'],
+        ['POST', `/api/v1/sessions/${id}/processes/4242/signal`, { signal: `SIG\u0000ü${'x'.repeat(5000)}` }, 400, 'InvalidSignal'],
+        ['POST', `/api/v1/sessions/${id}/process/run`, { command: 'a\u0000b' }, 400, 'InvalidRequest'],
+        ['GET', `/api/v1/sessions/${id}/files/stat?path=${encodeURIComponent('../../etc/passwd')}`, undefined, 400, 'PathOutsideWorkspace'],
+        ['GET', `/api/v1/sessions/${id}/files/stat?path=${encodeURIComponent(`${'n'.repeat(300)}/x`)}`, undefined, 400, 'NameTooLong'],
+      ];
+      for (const [method, path, body, status, code] of bad) {
+        const res = await k.call(method, path, body);
+        expect({ status: res.status, code: res.body?.error?.code }, `${method} ${path.slice(0, 120)}`).toEqual({ status, code });
+      }
+      // The session still works after all of them.
+      expect((await k.call('GET', `/api/v1/sessions/${id}/processes`)).status).toBe(200);
+    });
+  });
+
   it('an idle session expires', async () => {
     const res = await k.call('POST', '/api/v1/sessions', { template: 'nodejs', idleTimeoutMs: 1000 });
     const id = res.body.id as string;

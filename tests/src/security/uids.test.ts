@@ -77,7 +77,7 @@ describe('uid ranges of executors on one host', () => {
     const sandboxId = `sbx-${name}-${tag}`;
     const info = await agent.createSandbox({
       sandboxId,
-      runtime: 'nodejs',
+      runner: 'nodejs',
       resources: { memoryMb: 256, diskMb: 64, maxProcesses: MAX_PROCESSES, maxOpenFiles: 256, cpu: 1 },
       allowNetwork: false,
       allowCidrs: [],

@@ -1,5 +1,5 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
-import type { FileInfo } from '@kiln/proto/executor';
+import type { FileInfo } from '@kiln/proto/executor/files';
 import type { SessionAgent } from '../../agent/session-client.js';
 import { KilnError } from '../../errors.js';
 import type { SessionService } from '../../sessions/service.js';

@@ -1,6 +1,6 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { streamSSE } from 'hono/streaming';
-import type { ProcessInfo } from '@kiln/proto/executor';
+import type { ProcessInfo } from '@kiln/proto/executor/process';
 import type { SessionService } from '../../sessions/service.js';
 import { newRouter, type AppEnv } from '../router.js';
 import { CreateSessionSchema, ExecuteSchema, ProcessInfoSchema, ProcessRequestSchema, ProcessResultSchema, SessionIdParam, SessionSchema, sessionErrors as errors } from './session-schemas.js';
@@ -47,7 +47,7 @@ const routes = {
     tags: ['processes'],
     summary: 'Send a signal to a process (and its process group)',
     request: {
-      params: SessionIdParam.extend({ pid: z.coerce.number().int().min(1).openapi({ param: { name: 'pid', in: 'path' } }) }),
+      params: SessionIdParam.extend({ pid: z.coerce.number().int().min(1).max(0xffff_ffff).openapi({ param: { name: 'pid', in: 'path' } }) }),
       body: { required: false, content: { 'application/json': { schema: z.object({ signal: z.string().default('SIGTERM') }).strict() } } },
     },
     responses: { 200: json(ProcessInfoSchema, 'The process'), ...errors },

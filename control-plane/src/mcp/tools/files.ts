@@ -1,4 +1,4 @@
-import type { FileInfo } from '@kiln/proto/executor';
+import type { FileInfo } from '@kiln/proto/executor/files';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import type { SessionAgent } from '../../agent/session-client.js';

@@ -1,0 +1,92 @@
+import { once } from 'node:events';
+import type { ServerReadableStream, ServerWritableStream } from '@grpc/grpc-js';
+import type { FileInfo, FilesServer, FileWriteRequest } from '@kiln/proto/executor/files';
+import { InvalidArgumentError } from '../errors.js';
+import { WorkspaceFiles } from '../files/ops.js';
+import { insidePath } from '../files/paths.js';
+import type { ProcessTable } from '../process/registry.js';
+import type { SandboxManager } from '../sandbox/manager.js';
+import type { Rpc } from './rpc.js';
+
+const TAR_TIMEOUT_MS = 600_000;
+
+/** Reads a client stream whose first message names the target, then yields the data chunks. */
+async function headAndChunks(call: ServerReadableStream<FileWriteRequest, FileInfo>): Promise<{ head: FileWriteRequest; chunks: AsyncIterable<Uint8Array> }> {
+  const it = call[Symbol.asyncIterator]() as AsyncIterator<FileWriteRequest>;
+  const first = await it.next();
+  if (first.done) throw new InvalidArgumentError('the write stream was empty; the first message must name sandboxId and path');
+  const head = first.value;
+  async function* chunks(): AsyncGenerator<Uint8Array> {
+    if (head.data.length) yield head.data;
+    for (;;) {
+      const next = await it.next();
+      if (next.done) return;
+      if (next.value.data.length) yield next.value.data;
+    }
+  }
+  return { head, chunks: chunks() };
+}
+
+/** Writes chunks with backpressure: waits for 'drain' when grpc's buffer is full. */
+async function pump(call: ServerWritableStream<unknown, { data: Uint8Array }>, source: AsyncIterable<Buffer>): Promise<void> {
+  for await (const data of source) {
+    if (call.cancelled) return;
+    if (!call.write({ data })) await once(call, 'drain');
+  }
+}
+
+/**
+ * The Files service: files and tar archives under a session sandbox's /workspace. Host-side
+ * operations resolve beneath the workspace without following links (files/ops.ts); tar runs
+ * inside the sandbox as its user (through the process table), so archives can neither read nor
+ * write past what the session itself can reach.
+ */
+export function filesService(rpc: Rpc, sandboxes: SandboxManager, processes: ProcessTable): FilesServer {
+  const files = (sandboxId: string): WorkspaceFiles => new WorkspaceFiles(sandboxes.get(sandboxId).spec);
+  return {
+    read: rpc.serverStream(async (call) => pump(call, await files(call.request.sandboxId).read(call.request.path))),
+    write: rpc.clientStream(async (call) => {
+      const { head, chunks } = await headAndChunks(call);
+      return files(head.sandboxId).write(head.path, chunks, head.mode || 0o644);
+    }),
+    list: rpc.unary(async (req) => ({ entries: await files(req.sandboxId).list(req.path) })),
+    stat: rpc.unary((req) => files(req.sandboxId).stat(req.path)),
+    mkdir: rpc.unary((req) => files(req.sandboxId).mkdir(req.path)),
+    remove: rpc.unary(async (req) => ({ existed: await files(req.sandboxId).remove(req.path, req.recursive) })),
+    rename: rpc.unary((req) => files(req.sandboxId).rename(req.from, req.to)),
+
+    tarDownload: rpc.serverStream(async (call) => {
+      const sandbox = sandboxes.get(call.request.sandboxId);
+      // Only the string is checked here: tar itself resolves the path, inside the sandbox.
+      const inside = insidePath(call.request.path);
+      const proc = processes.start(sandbox, { sandboxId: sandbox.id, command: 'tar', args: ['-c', '-C', inside, '.'], cwd: '', env: {}, stdin: Buffer.alloc(0), timeoutMs: TAR_TIMEOUT_MS, maxOutputBytes: 0 }, false);
+      let stderr = '';
+      proc.child.stderr?.on('data', (d: Buffer) => (stderr += d.toString().slice(0, 4096)));
+      call.on('cancelled', () => proc.signal('SIGKILL'));
+      if (proc.child.stdout) await pump(call, proc.child.stdout);
+      const exit = await proc.exited;
+      if (exit.exitCode !== 0) throw new InvalidArgumentError(`tar of ${inside} failed: ${stderr.trim() || `exit ${exit.exitCode}`}`, { path: inside });
+    }),
+    tarUpload: rpc.clientStream(async (call) => {
+      const { head, chunks } = await headAndChunks(call);
+      const sandbox = sandboxes.get(head.sandboxId);
+      const ws = new WorkspaceFiles(sandbox.spec);
+      const dir = await ws.mkdir(head.path);
+      const proc = processes.start(sandbox, { sandboxId: sandbox.id, command: 'tar', args: ['-x', '--no-same-owner', '--no-same-permissions', '-C', dir.path, '-f', '-'], cwd: '', env: {}, stdin: Buffer.alloc(0), timeoutMs: TAR_TIMEOUT_MS, maxOutputBytes: 0 }, false, { openStdin: true });
+      let stderr = '';
+      proc.child.stderr?.on('data', (d: Buffer) => (stderr += d.toString().slice(0, 4096)));
+      const stdin = proc.child.stdin;
+      try {
+        for await (const chunk of chunks) {
+          if (!stdin || stdin.destroyed || !proc.running) break;
+          if (!stdin.write(chunk)) await once(stdin, 'drain');
+        }
+      } finally {
+        stdin?.end();
+      }
+      const exit = await proc.exited;
+      if (exit.exitCode !== 0) throw new InvalidArgumentError(`extracting the tar into ${dir.path} failed: ${stderr.trim() || `exit ${exit.exitCode}`}`, { path: dir.path });
+      return ws.stat(dir.path);
+    }),
+  };
+}

@@ -1,0 +1,27 @@
+import type { ProcessesServer, ProcessEvent } from '@kiln/proto/executor/process';
+import type { ProcessTable } from '../process/registry.js';
+import { runProcess, streamProcess } from '../process/run.js';
+import type { SandboxManager } from '../sandbox/manager.js';
+import type { Rpc } from './rpc.js';
+
+/** The Processes service: commands inside a session's sandbox, in the foreground or background. */
+export function processesService(rpc: Rpc, sandboxes: SandboxManager, processes: ProcessTable): ProcessesServer {
+  return {
+    run: rpc.unary((req) => runProcess(processes, sandboxes.get(req.sandboxId), req)),
+    stream: rpc.serverStream(async (call) => {
+      const sandbox = sandboxes.get(call.request.sandboxId);
+      await streamProcess(processes, sandbox, call.request, {
+        write: (event: ProcessEvent) => call.write(event),
+        onDrain: (fn) => call.on('drain', fn),
+        onCancel: (fn) => call.on('cancelled', fn),
+      });
+    }),
+    start: rpc.unary((req) => {
+      const sandbox = sandboxes.get(req.sandboxId);
+      const proc = processes.start(sandbox, req, true);
+      return processes.list(sandbox).find((p) => p.pid === proc.pid) ?? { pid: proc.pid, command: req.command, args: req.args, running: true, exitCode: 0, signal: '', startedAtMs: proc.startedAt, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) };
+    }),
+    list: rpc.unary((req) => ({ processes: processes.list(sandboxes.get(req.sandboxId)) })),
+    signal: rpc.unary((req) => processes.signal(sandboxes.get(req.sandboxId), req.pid, req.signal)),
+  };
+}

@@ -1,0 +1,46 @@
+import type { SandboxesServer, SandboxInfo } from '@kiln/proto/executor/sandboxes';
+import type { ExecutorConfig } from '../config.js';
+import type { SandboxManager } from '../sandbox/manager.js';
+import type { Sandbox } from '../sandbox/sandbox.js';
+import type { Rpc } from './rpc.js';
+
+/** How the executor bounds its sandboxes (Health reports it): see sandbox/cgroup.ts. */
+export interface LimitsReport {
+  limits: 'cgroup-v1' | 'cgroup-v2' | 'none';
+  detail: string;
+}
+
+function info(s: Sandbox): SandboxInfo {
+  return { sandboxId: s.id, runner: s.runner, pid: s.pid, bootMs: s.bootMs, functionKey: s.functionKey, createdAtMs: s.createdAt };
+}
+
+/** The Sandboxes service: the executor's capacity, and creating, listing and destroying sandboxes. */
+export function sandboxesService(rpc: Rpc, config: ExecutorConfig, sandboxes: SandboxManager, limits: LimitsReport): SandboxesServer {
+  const started = Date.now();
+  return {
+    health: rpc.unary(() => ({
+      executorId: config.executorId,
+      template: config.template,
+      sandboxes: sandboxes.size,
+      maxSandboxes: config.maxSandboxes,
+      runners: config.runners,
+      uptimeMs: Date.now() - started,
+      limits: limits.limits,
+      limitsDetail: limits.detail,
+      workspaceFs: sandboxes.workspaceFs.kind,
+      workspaceFsDetail: sandboxes.workspaceFs.detail,
+    })),
+    create: rpc.unary(async (r) => {
+      const sizes = {
+        memoryMB: r.resources?.memoryMb || 512,
+        cpus: r.resources?.cpu || 1,
+        diskMB: r.resources?.diskMb || 512,
+        maxProcesses: r.resources?.maxProcesses || 256,
+        maxOpenFiles: r.resources?.maxOpenFiles || 1024,
+      };
+      return info(await sandboxes.create(r.sandboxId, r.runner, sizes, r.allowNetwork, r.allowCidrs));
+    }),
+    destroy: rpc.unary(async (r) => ({ existed: await sandboxes.destroy(r.sandboxId) })),
+    list: rpc.unary(() => ({ sandboxes: sandboxes.list().filter((s) => s.state !== 'dead').map(info) })),
+  };
+}
