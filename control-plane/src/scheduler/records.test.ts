@@ -8,16 +8,17 @@ import { fakeExecutor, testRedis } from './test-redis.js';
 const pool = { name: 'nodejs', pool: { sandboxesPerExecutor: 2, maxSandboxes: 10 } };
 
 describe('SandboxRecords (real Redis)', () => {
+  let ctx: ReturnType<typeof testRedis>;
   let redis: Redis;
   let keys: Keys;
-  let cleanup: () => Promise<void>;
   let records: SandboxRecords;
   beforeEach(() => {
-    ({ redis, keys, cleanup } = testRedis());
+    ctx = testRedis();
+    ({ redis, keys } = ctx);
     records = new SandboxRecords(redis, keys);
   });
   afterEach(async () => {
-    await cleanup();
+    await ctx.cleanup();
   });
 
   /** Boots a sandbox on the least-loaded executor and leaves it warm; returns its id. */
@@ -144,7 +145,10 @@ describe('SandboxRecords (real Redis)', () => {
     await warm('sbx-1', 1000);
     await warm('sbx-2', 2000);
     expect(await records.evict('nodejs', Date.now(), Date.now())).toBeUndefined();
-    for (const [fn, at] of [['fnA', 5000], ['fnB', 3000]] as const) {
+    for (const [fn, at] of [
+      ['fnA', 5000],
+      ['fnB', 3000],
+    ] as const) {
       const hit = await records.acquire('nodejs', 'nodejs', fn, `o-${fn}`, at, 10_000);
       await records.release({ sandboxId: hit?.sandboxId ?? '', template: 'nodejs', runner: 'nodejs', owner: `o-${fn}` }, fn, at);
     }

@@ -58,16 +58,44 @@ export function stillHeld(r: Pick<SandboxRecord, 'state' | 'leaseUntil' | 'creat
 type LuaRedis = Redis & {
   kilnAcquire(hot: string, warm: string, sbxPrefix: string, owner: string, now: number, leaseMs: number): Promise<[string, string, 'hot' | 'warm'] | null>;
   kilnRelease(sandbox: string, list: string, owner: string, now: number, fn: string, id: string): Promise<number>;
-  kilnReserve(executors: string, set: string, sandbox: string, perExec: number, max: number, id: string, template: string, runner: string, owner: string, now: number): Promise<string | null>;
+  kilnReserve(
+    executors: string,
+    set: string,
+    sandbox: string,
+    perExec: number,
+    max: number,
+    id: string,
+    template: string,
+    runner: string,
+    owner: string,
+    now: number,
+  ): Promise<string | null>;
   kilnBooted(sandbox: string, owner: string, leaseUntil: number): Promise<number>;
   kilnExtend(sandbox: string, owner: string, leaseUntil: number): Promise<number>;
   kilnForget(sandbox: string, set: string, executors: string, id: string, hotPrefix: string, warmPrefix: string): Promise<number>;
-  kilnReap(sandbox: string, list: string, id: string, fn: string, lastUsedBefore: number, createdBefore: number, now: number, reapMs: number): Promise<string | null>;
+  kilnReap(
+    sandbox: string,
+    list: string,
+    id: string,
+    fn: string,
+    lastUsedBefore: number,
+    createdBefore: number,
+    now: number,
+    reapMs: number,
+  ): Promise<string | null>;
   kilnReclaim(sandbox: string, now: number, bootedBefore: number, reapMs: number): Promise<string | null>;
   kilnRetireEmpty(executors: string, id: string): Promise<number>;
   kilnEvict(set: string, sbxPrefix: string, hotPrefix: string, now: number, reapMs: number, usedBefore: number): Promise<[string, string] | null>;
   kilnPrune(list: string, sbxPrefix: string, hotPrefix: string, warmPrefix: string): Promise<number>;
-  kilnDropExecutor(executors: string, set: string, executor: string, id: string, sbxPrefix: string, hotPrefix: string, warmPrefix: string): Promise<Array<number | string>>;
+  kilnDropExecutor(
+    executors: string,
+    set: string,
+    executor: string,
+    id: string,
+    sbxPrefix: string,
+    hotPrefix: string,
+    warmPrefix: string,
+  ): Promise<Array<number | string>>;
 };
 
 /**
@@ -95,7 +123,14 @@ export class SandboxRecords {
 
   /** Leases an idle instance of `functionKey` (hot), else a warm sandbox of `runner`. */
   async acquire(template: string, runner: string, functionKey: string, owner: string, now: number, leaseMs: number): Promise<IdleHit | undefined> {
-    const hit = await this.redis.kilnAcquire(this.keys.hot(template, functionKey), this.keys.warm(template, runner), this.keys.sandbox(''), owner, now, leaseMs);
+    const hit = await this.redis.kilnAcquire(
+      this.keys.hot(template, functionKey),
+      this.keys.warm(template, runner),
+      this.keys.sandbox(''),
+      owner,
+      now,
+      leaseMs,
+    );
     return hit ? { sandboxId: hit[0], executorId: hit[1], startType: hit[2] } : undefined;
   }
 
@@ -278,7 +313,12 @@ export class SandboxRecords {
 
   /** Removes an executor's record and placement (it was stopped). */
   async removeExecutor(handle: { id: string; template: string }): Promise<void> {
-    await this.redis.multi().del(this.keys.executor(handle.id)).zrem(this.keys.executors(handle.template), handle.id).hdel(this.keys.executorFailures(handle.template), handle.id).exec();
+    await this.redis
+      .multi()
+      .del(this.keys.executor(handle.id))
+      .zrem(this.keys.executors(handle.template), handle.id)
+      .hdel(this.keys.executorFailures(handle.template), handle.id)
+      .exec();
     this.handles.delete(handle.id);
   }
 

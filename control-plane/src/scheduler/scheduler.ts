@@ -117,12 +117,12 @@ export class Scheduler {
     } catch {
       // No answer twice: gone (the probe's own error says no more than the first one).
     }
-    await this.executorGone(template, executor.id, reason, err);
+    await this.executorGone(template, executor.id, reason, err instanceof Error ? err : String(err));
     return true;
   }
 
   /** Drops an executor known to be gone from scheduling and signals its loss (see executorFailed). */
-  async executorGone(template: string, executorId: string, reason: string, cause?: unknown): Promise<void> {
+  async executorGone(template: string, executorId: string, reason: string, cause?: Error | string): Promise<void> {
     const { dropped, forgotten } = await this.records.dropExecutor(template, executorId);
     if (!dropped) return;
     log('warn', 'executor lost; dropped from scheduling with its sandboxes', { template, executorId, reason, sandboxes: forgotten.length, ...(cause ? { error: String(cause) } : {}) });

@@ -13,7 +13,9 @@ import { captureLog, executorPids, until } from '../support/faults.js';
 describe('an executor SIGKILLed mid-session', () => {
   let k: TestKiln;
   beforeAll(async () => {
-    k = await startTestKiln({ templates: { nodejs: { pool: { minIdle: 2, maxSandboxes: 8, sandboxesPerExecutor: 4 } }, python: null, shell: null, provided: null } });
+    k = await startTestKiln({
+      templates: { nodejs: { pool: { minIdle: 2, maxSandboxes: 8, sandboxesPerExecutor: 4 } }, python: null, shell: null, provided: null },
+    });
   });
   afterAll(async () => {
     await k?.stop();
@@ -68,7 +70,9 @@ describe('an executor SIGKILLed mid-session', () => {
       kill(record.executorId);
       // Work that arrives right after the kill: each needs a sandbox, and the dead executor's
       // warm ones and free slots are what Redis offers first.
-      const calls = Array.from({ length: 6 }, (_, i) => k.call('POST', '/api/v1/executions', { code: `exports.handler = async () => ${i}`, language: 'nodejs', timeoutMs: 5000 }));
+      const calls = Array.from({ length: 6 }, (_, i) =>
+        k.call('POST', '/api/v1/executions', { code: `exports.handler = async () => ${i}`, language: 'nodejs', timeoutMs: 5000 }),
+      );
       // Every call gets an answer (those that had its warm sandboxes fail with Kiln.ExecutorLost).
       for (const res of await Promise.all(calls)) expect(res.status, JSON.stringify(res.body)).toBe(200);
       await until("the dead executor's directories, the session's files with them, to be removed", () => !existsSync(executorDir));

@@ -26,7 +26,7 @@ describe('two replicas on one Redis, one stopping', () => {
     await removeDataDir(dirs.dataDir);
   });
 
-  it("leaves the executors to the replica still running, and the last one stops them", { timeout: 60_000 }, async () => {
+  it('leaves the executors to the replica still running, and the last one stops them', { timeout: 60_000 }, async () => {
     a = await startReplica(prefix, dirs);
     b = await startReplica(prefix, dirs);
     const session = await call(b.url, 'POST', '/api/v1/sessions', { template: 'nodejs' });
@@ -44,7 +44,10 @@ describe('two replicas on one Redis, one stopping', () => {
 
     await a.stop();
     a = undefined;
-    expect(executors.filter((e) => !alive(e.pid)).map((e) => e.id), 'executors stopped by the replica that left').toEqual([]);
+    expect(
+      executors.filter((e) => !alive(e.pid)).map((e) => e.id),
+      'executors stopped by the replica that left',
+    ).toEqual([]);
     const res = await inFlight;
     expect(res.body.status, JSON.stringify(res.body)).toBe('succeeded');
     const run = await call(b.url, 'POST', `/api/v1/sessions/${id}/process/run`, { command: 'echo', args: ['still here'] });

@@ -38,12 +38,16 @@ export function alive(pid: number): boolean {
 export function captureLog(): { lines(msg: string): number; stop(): void } {
   const seen: string[] = [];
   const write = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+  process.stderr.write = (chunk: string | Uint8Array, ...rest: unknown[]) => {
     seen.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
     return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
-  }) as typeof process.stderr.write;
+  };
   return {
-    lines: (msg) => seen.join('').split('\n').filter((l) => l.includes(`"msg":"${msg}`)).length,
+    lines: (msg) =>
+      seen
+        .join('')
+        .split('\n')
+        .filter((l) => l.includes(`"msg":"${msg}`)).length,
     stop: () => {
       process.stderr.write = write;
     },
