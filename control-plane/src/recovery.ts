@@ -1,45 +1,37 @@
 import type { AgentPool } from './agent/client.js';
 import { log } from './log.js';
 import type { Runtime } from './runtimes/runtime.js';
+import { stillHeld, type SandboxRecords } from './scheduler/records.js';
 import type { Scheduler } from './scheduler/scheduler.js';
-import type { ExecutorStore } from './store/executors.js';
-import type { Redis } from 'ioredis';
-import type { Keys } from './store/keys.js';
 import type { TemplateRegistry } from './templates/registry.js';
 
 /**
- * A record worth keeping: idle, or leased/booting by a replica that may still be alive
- * (another control plane sharing this Redis), judged by the lease's expiry.
- */
-function keep(r: Record<string, string>): boolean {
-  if (r.state === 'idle') return true;
-  // Half-reaped by a replica that died: finish the job (the executor's copy is destroyed below).
-  if (r.state === 'reaping') return false;
-  if (r.state === 'busy') return Number(r.leaseUntil ?? 0) > Date.now();
-  return Date.now() - Number(r.createdAt ?? 0) < 60_000;
-}
-
-/**
  * Start-up reconciliation: executors the runtime reports (by label) and that answer are
- * adopted; Redis records of executors that are gone are dropped with their sandboxes;
- * sandboxes an executor runs that Redis does not know, or that were leased by a control
- * plane that died, are destroyed. Queued jobs are untouched: BullMQ keeps them.
+ * adopted; records of executors that are gone are dropped with their sandboxes; sandboxes an
+ * executor runs that Redis does not know, or that were leased by a control plane that died,
+ * are destroyed; ids left on the warm and hot lists by records that went are dropped, so the
+ * keeper counts only sandboxes that exist. Queued jobs are untouched: BullMQ keeps them.
  */
-export async function reconcile(deps: { redis: Redis; keys: Keys; runtime: Runtime; executors: ExecutorStore; agents: AgentPool; scheduler: Scheduler; templates: TemplateRegistry }): Promise<void> {
-  const { redis, keys, runtime, executors, agents, scheduler, templates } = deps;
+export async function reconcile(deps: { records: SandboxRecords; runtime: Runtime; agents: AgentPool; scheduler: Scheduler; templates: TemplateRegistry }): Promise<void> {
+  const { records, runtime, agents, scheduler, templates } = deps;
   const live = new Map((await runtime.list()).map((h) => [h.id, h]));
   for (const template of templates.all()) {
-    const known = new Set(await executors.listIds(template.name));
+    const known = new Set(await records.executorIds(template.name));
     for (const id of known) {
       if (live.has(id)) continue;
       log('info', 'dropping executor that is gone', { executorId: id, template: template.name });
+      await records.dropExecutor(template.name, id);
       // Gone, but it may have left host resources behind (local: its files and uid range) that
       // `list` could not find without a state file; `stop` of a gone executor releases them.
       await runtime.stop(id).catch((err: unknown) => log('warn', 'could not release what a gone executor held', { executorId: id, error: String(err) }));
-      await executors.remove({ id, template: template.name });
     }
-    const sandboxIds = await redis.smembers(keys.sandboxes(template.name));
-    const records = await Promise.all(sandboxIds.map((id) => redis.hgetall(keys.sandbox(id))));
+    const now = Date.now();
+    const sandboxes = await records.snapshot(template.name);
+    // Busy records belonged to invocations of a control plane that is gone; idle ones on
+    // dead executors point nowhere. Both go (and their ids off the idle lists), before the
+    // executors' counts are set from what is left.
+    const kept = sandboxes.filter((r) => live.has(r.executor) && stillHeld(r, now));
+    for (const r of sandboxes) if (!kept.includes(r)) await scheduler.forget(template.name, r.id);
     for (const handle of live.values()) {
       if (handle.template !== template.name) continue;
       let running: string[];
@@ -47,24 +39,23 @@ export async function reconcile(deps: { redis: Redis; keys: Keys; runtime: Runti
         running = (await agents.get(handle).listSandboxes()).map((s) => s.sandboxId);
       } catch (err) {
         log('warn', 'executor does not answer; stopping it', { executorId: handle.id, error: String(err) });
+        await records.dropExecutor(template.name, handle.id);
         await runtime.stop(handle.id);
-        await executors.remove(handle);
         continue;
       }
-      const ours = new Set(records.filter((r) => r.executor === handle.id && keep(r)).map((r) => r.id));
+      const ours = new Set(kept.filter((r) => r.executor === handle.id).map((r) => r.id));
       for (const id of running) {
-        if (!ours.has(id)) await agents.get(handle).destroySandbox(id).catch(() => false);
+        if (ours.has(id)) continue;
+        await agents
+          .get(handle)
+          .destroySandbox(id)
+          .catch((err: unknown) => log('warn', 'could not destroy a sandbox no record knows', { executorId: handle.id, sandboxId: id, error: String(err) }));
       }
-      await executors.add(handle, ours.size);
-      await redis.zadd(keys.executors(template.name), ours.size, handle.id);
+      await records.adoptExecutor(handle, ours.size);
       if (!known.has(handle.id)) log('info', 'adopted executor', { executorId: handle.id, template: template.name });
     }
-    // Busy records belonged to invocations of a control plane that is gone; idle ones on
-    // dead executors point nowhere. Both go.
-    for (const r of records) {
-      if (!r.id) continue;
-      const executorAlive = live.has(r.executor ?? '');
-      if (!executorAlive || !keep(r)) await scheduler.forget(template.name, r.id);
-    }
+    // Ids whose record went some other way (a control plane that died between two steps, an
+    // older version that forgot records without their list entries).
+    await records.pruneIdleLists(template.name);
   }
 }

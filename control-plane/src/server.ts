@@ -35,8 +35,10 @@ import type { Runtime } from './runtimes/runtime.js';
 import { UidRanges } from './runtimes/uids/ranges.js';
 import { PoolKeeper } from './scheduler/keeper.js';
 import { LeaseCache } from './scheduler/lease-cache.js';
+import { SandboxRecords } from './scheduler/records.js';
+import { ReplicaHeartbeat } from './scheduler/replicas.js';
 import { Scheduler } from './scheduler/scheduler.js';
-import { ExecutorStore } from './store/executors.js';
+import { PoolSignals } from './scheduler/signals.js';
 import { Keys } from './store/keys.js';
 import { loadTemplateFiles, TemplateRegistry } from './templates/registry.js';
 import { TemplateAdmin } from './templates/admin.js';
@@ -77,21 +79,21 @@ export async function startKiln(config: Config): Promise<Kiln> {
   });
 
   const keys = new Keys(config.prefix);
+  // First: a replica stopping meanwhile must see this one, or it would stop executors we adopt.
+  const heartbeat = new ReplicaHeartbeat(redis, keys);
+  await heartbeat.start();
   const templates = new TemplateRegistry(redis, keys);
   await templates.seed(await loadTemplateFiles(config.templatesDir));
   // KILN_RUNTIME's adapter, or the one a template names in its `executor` field (runtimes/select.ts).
   const runtime: Runtime = new RuntimeRouter(config, EXECUTOR_MAIN, () => templates.all(), { uids: new UidRanges(redis, Keys.hostUidRanges(hostname())) });
   const agents = new AgentPool();
-  const executors = new ExecutorStore(redis, keys);
-  // The scheduler asks the keeper for capacity; the keeper boots sandboxes through the scheduler.
-  // A job that finds its template full first gets the leases parked on this replica back (one
-  // may be evicted for it), and tells the keeper there is demand.
-  const scheduler = new Scheduler(redis, keys, executors, agents, (t) => {
-    leases.flush(t.name);
-    keeper.noteDemand(t);
-  });
-  const leases = new LeaseCache(scheduler, config.leaseHoldMs);
-  const keeper = new PoolKeeper(redis, keys, templates, runtime, executors, scheduler, agents);
+  const records = new SandboxRecords(redis, keys);
+  // What the scheduler notices (no room, an executor lost) reaches the lease cache, the keeper
+  // and the sessions through these signals, each subscribing in its own constructor.
+  const signals = new PoolSignals();
+  const scheduler = new Scheduler(records, agents, signals);
+  const leases = new LeaseCache(scheduler, config.leaseHoldMs, signals);
+  const keeper = new PoolKeeper(redis, keys, records, templates, runtime, scheduler, agents, signals, heartbeat);
   const subscriber = new Redis(bullConnectionOptions(target));
   // Reconnects and resubscribes by itself; the outage shows in /health and as 503s.
   subscriber.on('error', (err: Error) => log('debug', 'reply subscriber connection error', { error: err.message }));
@@ -105,16 +107,16 @@ export async function startKiln(config: Config): Promise<Kiln> {
   queues.onDeadLetter((job, error, attempts) => deadLetters.add(job, error, attempts));
   const invoker = new FunctionInvoker(functions, codePackages, queues, deadLetters);
 
-  await reconcile({ redis, keys, runtime, executors, agents, scheduler, templates });
+  await reconcile({ records, runtime, agents, scheduler, templates });
   // A pool that cannot fill at start-up is retried by the keeper's timer; serving starts anyway.
   for (const r of await Promise.allSettled(templates.all().map((t) => keeper.round(t)))) {
     if (r.status === 'rejected') log('warn', 'initial pool fill failed; the keeper will retry', { error: String(r.reason) });
   }
   keeper.start();
   // Listening before sessions are created, so every session record carries the bound port.
-  const nfsGateway = config.nfs?.gateway ? new NfsGateway(new SessionRoutes(redis, keys, new SessionStore(redis, keys), executors), config.nfs.gateway) : undefined;
+  const nfsGateway = config.nfs?.gateway ? new NfsGateway(new SessionRoutes(redis, keys, new SessionStore(redis, keys), records), config.nfs.gateway) : undefined;
   const nfsPort = await nfsGateway?.listen();
-  const sessions = new SessionService(redis, keys, templates, scheduler, executors, agents, {
+  const sessions = new SessionService(redis, keys, templates, scheduler, records, agents, signals, {
     nfsHost: config.nfs?.host,
     ...(nfsPort !== undefined ? { nfsGatewayPort: nfsPort } : {}),
   });
@@ -138,9 +140,9 @@ export async function startKiln(config: Config): Promise<Kiln> {
     }
   });
   templates.start();
-  const metrics = new KilnMetrics(redis, keys, templates, queues, leases);
+  const metrics = new KilnMetrics(records, templates, queues, leases);
   queues.observer = metrics;
-  const templateAdmin = new TemplateAdmin(templates, queues, redis, keys, leases);
+  const templateAdmin = new TemplateAdmin(templates, queues, records, leases);
 
   const browser = browserPolicy(config.host, config.allowedHosts, config.allowedOrigins);
   if (!isLoopback(config.host) && config.apiKeys.length === 0) {
@@ -150,7 +152,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
   const app = createApp({
     redis,
     executions,
-    executors,
+    executors: records,
     agents,
     templates,
     maxBodyBytes: config.maxBodyBytes,
@@ -198,18 +200,11 @@ export async function startKiln(config: Config): Promise<Kiln> {
       await step('close the queues', () => queues.close());
       await step('flush held leases', () => leases.flush());
       await step('close the reply router', () => replies.close());
-      if (opts.stopExecutors ?? config.stopExecutorsOnExit) {
-        await step('stop executors', async () => {
-          for (const h of await runtime.list()) await step(`stop executor ${h.id}`, () => runtime.stop(h.id));
-        });
-        await step('forget executor and sandbox records', async () => {
-          for (const t of templates.all()) {
-            for (const id of await executors.listIds(t.name)) await executors.remove({ id, template: t.name });
-            const ids = await redis.smembers(keys.sandboxes(t.name));
-            for (const id of ids) await scheduler.forget(t.name, id);
-          }
-        });
-      }
+      // Ends this replica's heartbeat; executors are stopped only if no other replica is alive.
+      await step('close the pool keeper', async () => {
+        const done = await keeper.close({ stopExecutors: opts.stopExecutors ?? config.stopExecutorsOnExit });
+        log('debug', 'pool keeper closed', { executors: done });
+      });
       await step('close agent connections', () => agents.closeAll());
       await step('close the runtime adapters', () => runtime.close());
       redis.disconnect();

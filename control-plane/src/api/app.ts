@@ -4,7 +4,7 @@ import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { AgentPool } from '../agent/client.js';
 import type { ExecutionService } from '../executions/service.js';
-import type { ExecutorStore } from '../store/executors.js';
+import type { ExecutorDirectory } from '../scheduler/records.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import { docsRoutes } from './docs.js';
 import { errorBody, onError } from './errors.js';
@@ -32,7 +32,7 @@ import { requireAdminKey, requireApiKey, requireSigV4OrApiKey } from './auth.js'
 export interface AppDeps {
   redis: Redis;
   executions: ExecutionService;
-  executors: ExecutorStore;
+  executors: ExecutorDirectory;
   agents: AgentPool;
   templates: TemplateRegistry;
   maxBodyBytes: number;

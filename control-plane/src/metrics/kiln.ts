@@ -1,9 +1,7 @@
-import type { Redis } from 'ioredis';
 import type { ExecutionRecord } from '../executions/types.js';
 import type { ExecutionObserver, ExecutionQueues } from '../queue/queues.js';
 import type { LeaseCache } from '../scheduler/lease-cache.js';
-import { readSandboxes } from '../scheduler/records.js';
-import type { Keys } from '../store/keys.js';
+import type { SandboxRecords } from '../scheduler/records.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import { Counter, Gauge, Histogram, MetricsRegistry } from './registry.js';
 
@@ -31,24 +29,24 @@ export class KilnMetrics implements ExecutionObserver {
   );
 
   /** `leases` tells which leased sandboxes are only parked on this replica (idle, not busy). */
-  constructor(redis: Redis, keys: Keys, templates: TemplateRegistry, queues: ExecutionQueues, leases: Pick<LeaseCache, 'holds'>) {
+  constructor(records: Pick<SandboxRecords, 'snapshot' | 'executorIds'>, templates: TemplateRegistry, queues: ExecutionQueues, leases: Pick<LeaseCache, 'holds'>) {
     this.registry.collect(async () => {
       const rows = await Promise.all(
         templates.names().map(async (name) => ({
           name,
           counts: await queues.queue(name).getJobCounts('waiting', 'active', 'prioritized'),
-          records: await readSandboxes(redis, keys, name),
-          executors: await redis.zcard(keys.executors(name)),
+          records: await records.snapshot(name),
+          executors: (await records.executorIds(name)).length,
         })),
       );
       this.queueJobs.reset();
       this.poolSandboxes.reset();
       this.executors.reset();
-      for (const { name, counts, records, executors } of rows) {
+      for (const { name, counts, records: sandboxes, executors } of rows) {
         this.queueJobs.set({ template: name, state: 'waiting' }, (counts.waiting ?? 0) + (counts.prioritized ?? 0));
         this.queueJobs.set({ template: name, state: 'active' }, counts.active ?? 0);
         const by = { idle_warm: 0, idle_hot: 0, busy: 0, booting: 0, reaping: 0 };
-        for (const r of records) {
+        for (const r of sandboxes) {
           if (r.state === 'idle') by[r.fn ? 'idle_hot' : 'idle_warm']++;
           else if (r.state === 'busy' && leases.holds(r.id)) by.idle_hot++;
           else by[r.state]++;

@@ -5,7 +5,7 @@
 import type { Redis } from 'ioredis';
 import type { SessionStore } from '../sessions/records.js';
 import { nfsTagKey } from '../sessions/nfs.js';
-import type { ExecutorStore } from '../store/executors.js';
+import type { ExecutorDirectory } from '../scheduler/records.js';
 import type { Keys } from '../store/keys.js';
 import type { SessionRecord } from '../sessions/records.js';
 
@@ -38,7 +38,7 @@ export class SessionRoutes implements RouteSource {
     private readonly redis: Redis,
     private readonly keys: Keys,
     private readonly sessions: SessionStore,
-    private readonly executors: ExecutorStore,
+    private readonly executors: ExecutorDirectory,
   ) {}
 
   bySession(sessionId: string): Promise<Upstream | undefined> {
@@ -58,8 +58,9 @@ export class SessionRoutes implements RouteSource {
   /** The session's executor NFS address, with that executor's token for the PROXY auth line. */
   private async upstreamOf(record: SessionRecord | undefined): Promise<Upstream | undefined> {
     const upstream = record?.nfs?.upstream;
-    if (!record || !upstream) return undefined;
-    const key = (await this.executors.get(record.executorId))?.token;
+    // A lost session's executor is gone; its export with it.
+    if (!record || !upstream || record.state === 'lost') return undefined;
+    const key = (await this.executors.executor(record.executorId))?.token;
     return key ? { ...upstream, key } : upstream;
   }
 

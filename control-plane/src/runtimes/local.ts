@@ -25,6 +25,8 @@ const UID_RANGE_BUSY_EXIT = 75;
 const UID_RANGE_TRIES = 8;
 /** How long a stopped executor's sandboxes may take to die before its files and uids are let go. */
 const SANDBOXES_GONE_MS = 5000;
+/** When a stopped executor whose sandboxes were still dying is looked at again (after each failed try). */
+const LET_GO_RETRY_MS = [5_000, 15_000, 60_000, 300_000];
 /** Executor ids as the pool keeper makes them; anything else never names a directory. */
 const EXECUTOR_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
@@ -80,6 +82,8 @@ function alive(pid: number): boolean {
 export class LocalRuntime implements Runtime {
   readonly kind = 'local';
   private readonly stateDir: string;
+  /** Deferred releases of stopped executors' files and uids, by executor id (see letGo). */
+  private readonly retries = new Map<string, NodeJS.Timeout>();
 
   constructor(private readonly opts: LocalRuntimeOptions) {
     this.stateDir = join(opts.dataDir, 'executors');
@@ -205,8 +209,12 @@ export class LocalRuntime implements Runtime {
     return out;
   }
 
-  async close(): Promise<void> {
-    // Nothing held open: executors are independent processes.
+  close(): Promise<void> {
+    // Executors are independent processes; only deferred releases are pending here (the next
+    // start's `list` finishes them).
+    for (const t of this.retries.values()) clearTimeout(t);
+    this.retries.clear();
+    return Promise.resolve();
   }
 
   /** Last lines of an executor's log, for error messages. */
@@ -225,11 +233,22 @@ export class LocalRuntime implements Runtime {
    * range, nothing is let go: a sandbox still alive could race the removal of its workspace
    * (swap a directory for a symlink under `rm -r`), and its uids are still in use.
    */
-  private async letGo(executorId: string): Promise<void> {
+  private async letGo(executorId: string, attempt = 0): Promise<void> {
     if (!EXECUTOR_ID.test(executorId)) return;
     const claim = await this.opts.uids.get(executorId);
     if (claim && claim.deployment === this.opts.deployment && !(await waitForUidsUnused(claim.range.firstUid, claim.range.size, SANDBOXES_GONE_MS))) {
-      log('warn', 'a stopped executor still has processes in its uid range; keeping its files and uids for now', { executorId, firstUid: claim.range.firstUid });
+      const retryInMs = LET_GO_RETRY_MS[attempt];
+      log('warn', 'a stopped executor still has processes in its uid range; keeping its files and uids for now', { executorId, firstUid: claim.range.firstUid, retryInMs });
+      // Nothing else would come back for them before the next restart (`list` at start-up):
+      // tried again later, a few times, then left to that.
+      if (retryInMs !== undefined && !this.retries.has(executorId)) {
+        const timer = setTimeout(() => {
+          this.retries.delete(executorId);
+          this.letGo(executorId, attempt + 1).catch((err: unknown) => log('warn', 'could not release what a stopped executor held', { executorId, error: String(err) }));
+        }, retryInMs);
+        timer.unref();
+        this.retries.set(executorId, timer);
+      }
       return;
     }
     await this.releaseExecutorFiles(executorId);

@@ -1,5 +1,6 @@
 import { log } from '../log.js';
 import type { Lease, Scheduler } from './scheduler.js';
+import type { PoolSignals } from './signals.js';
 
 /**
  * How long a finished lease waits on this replica for the next job of its function (the
@@ -32,10 +33,17 @@ export class LeaseCache {
   private readonly parked = new Map<string, Parked[]>();
   private sweeper: NodeJS.Timeout | undefined;
 
+  /**
+   * With `signals`, a request that finds its template full first gets the leases parked here
+   * back (one may then be evicted for it) instead of waiting out the hold.
+   */
   constructor(
     private readonly scheduler: Pick<Scheduler, 'release'>,
     private readonly holdMs = DEFAULT_HOLD_MS,
-  ) {}
+    signals?: Pick<PoolSignals, 'onDemand'>,
+  ) {
+    signals?.onDemand((t) => this.flush(t.name));
+  }
 
   private static key(template: string, functionKey: string): string {
     return `${template}\0${functionKey}`;

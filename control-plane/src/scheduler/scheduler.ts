@@ -1,15 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
-import { isExecutorGone, type AgentPool } from '../agent/client.js';
+import { isExecutorGone, type Agent } from '../agent/client.js';
 import { ExecutorFullError } from '../agent/errors.js';
 import { NoCapacityError } from '../errors.js';
 import { log } from '../log.js';
 import type { ExecutorHandle } from '../runtimes/runtime.js';
-import type { ExecutorStore } from '../store/executors.js';
-import type { Keys } from '../store/keys.js';
 import { networkPolicy } from '../templates/network.js';
 import type { Template } from '../templates/template.js';
-import { schedulerRedis, type SchedulerRedis } from './commands.js';
+import type { SandboxRecords } from './records.js';
+import type { PoolSignals } from './signals.js';
 
 export type StartType = 'hot' | 'warm' | 'cold';
 
@@ -26,8 +24,16 @@ export interface Lease {
   leaseUntil: number;
 }
 
-/** Called when a template needs more executors than it has; the pool keeper starts them. */
-export type CapacityWanted = (template: Template) => void;
+/** The agent calls the scheduler makes; an AgentPool, or fake executors in tests. */
+export interface SchedulerAgents {
+  get(executor: ExecutorHandle): Pick<Agent, 'createSandbox' | 'destroySandbox' | 'health'>;
+}
+
+/**
+ * How long an executor that just failed an RPC has to answer a health probe before it is
+ * dropped as gone. Short: it answers in a millisecond when alive.
+ */
+const PROBE_TIMEOUT_MS = 1000;
 
 /**
  * Places work on sandboxes: hot (idle instance of the same function) → warm (pre-booted idle
@@ -35,19 +41,14 @@ export type CapacityWanted = (template: Template) => void;
  * in Redis; this class holds none, so any number of replicas can use it at once.
  */
 export class Scheduler {
-  private readonly redis: SchedulerRedis;
   private readonly replica = randomUUID().slice(0, 8);
   private seq = 0;
 
   constructor(
-    redis: Redis,
-    private readonly keys: Keys,
-    private readonly executors: ExecutorStore,
-    private readonly agents: AgentPool,
-    private readonly wantCapacity: CapacityWanted,
-  ) {
-    this.redis = schedulerRedis(redis);
-  }
+    private readonly records: SandboxRecords,
+    private readonly agents: SchedulerAgents,
+    private readonly signals: PoolSignals,
+  ) {}
 
   /**
    * Leases a sandbox for `functionKey`, waiting up to `waitMs` for one to free up. The lease
@@ -59,18 +60,11 @@ export class Scheduler {
     for (;;) {
       const owner = `${this.replica}:${++this.seq}`;
       const now = Date.now();
-      const hit = await this.redis.kilnAcquire(
-        this.keys.hot(template.name, functionKey),
-        this.keys.warm(template.name, runner),
-        this.keys.prefix,
-        owner,
-        now,
-        leaseMs,
-      );
+      const hit = await this.records.acquire(template.name, runner, functionKey, owner, now, leaseMs);
       if (hit) {
-        const executor = await this.executors.get(hit[1]);
-        if (executor) return { sandboxId: hit[0], executor, template: template.name, runner, startType: hit[2], owner, leaseUntil: now + leaseMs };
-        await this.forget(template.name, hit[0]);
+        const executor = await this.records.executor(hit.executorId);
+        if (executor) return { sandboxId: hit.sandboxId, executor, template: template.name, runner, startType: hit.startType, owner, leaseUntil: now + leaseMs };
+        await this.forget(template.name, hit.sandboxId);
         continue;
       }
       const cold = await this.createSandbox(template, runner, owner, leaseMs);
@@ -78,7 +72,7 @@ export class Scheduler {
       // Full, but some other function's instance sits idle: it makes room (least recently used first).
       if (await this.evictIdle(template)) continue;
       if (Date.now() >= deadline) throw new NoCapacityError(template.name, waitMs);
-      this.wantCapacity(template);
+      this.signals.wantCapacity(template);
       await new Promise((r) => setTimeout(r, pause));
       pause = Math.min(pause * 2, 50);
     }
@@ -86,25 +80,53 @@ export class Scheduler {
 
   /** Returns a sandbox to the idle lists, as an instance of `functionKey` (or warm if empty). */
   async release(lease: Lease, functionKey: string): Promise<void> {
-    const list = functionKey ? this.keys.hot(lease.template, functionKey) : this.keys.warm(lease.template, lease.runner);
-    await this.redis.kilnRelease(this.keys.sandbox(lease.sandboxId), list, lease.owner, Date.now(), functionKey, lease.sandboxId);
+    await this.records.release(lease, functionKey);
   }
 
   /** Drops a sandbox's record and frees its executor slot (the sandbox is gone or being destroyed). */
   async forget(template: string, sandboxId: string): Promise<void> {
-    await this.redis.kilnForget(this.keys.sandbox(sandboxId), this.keys.sandboxes(template), this.keys.executors(template), sandboxId);
+    await this.records.forget(template, sandboxId);
   }
 
   /**
    * Asks its executor to kill the sandbox, then forgets it. In that order: the slot is given
-   * back only once the executor has room again. Failures are logged, not thrown.
+   * back only once the executor has room again. A failure is logged, not thrown; one that shows
+   * the executor is gone drops it from scheduling (`executorFailed`).
    */
   async destroy(lease: Pick<Lease, 'template' | 'sandboxId' | 'executor'>): Promise<void> {
-    await this.agents
-      .get(lease.executor)
-      .destroySandbox(lease.sandboxId)
-      .catch((err: unknown) => log('warn', 'could not destroy sandbox', { sandboxId: lease.sandboxId, error: String(err) }));
+    try {
+      await this.agents.get(lease.executor).destroySandbox(lease.sandboxId);
+    } catch (err) {
+      if (!(await this.executorFailed(lease.template, lease.executor, err))) log('warn', 'could not destroy sandbox', { sandboxId: lease.sandboxId, error: String(err) });
+    }
     await this.forget(lease.template, lease.sandboxId);
+  }
+
+  /**
+   * Called when an RPC to an executor failed. If the failure says it may be gone and it does not
+   * answer a short probe either, it is dropped from scheduling at once: out of placement, every
+   * sandbox record it held forgotten (no acquire hands one out, no reserve places one there), and
+   * the loss signalled (the keeper stops it and releases its files, sessions on it become lost).
+   * Logged once, by the replica that dropped it. True when the executor is gone.
+   */
+  async executorFailed(template: string, executor: ExecutorHandle, err: unknown, reason = 'executor exited'): Promise<boolean> {
+    if (!isExecutorGone(err)) return false;
+    try {
+      await this.agents.get(executor).health(PROBE_TIMEOUT_MS);
+      return false;
+    } catch {
+      // No answer twice: gone (the probe's own error says no more than the first one).
+    }
+    await this.executorGone(template, executor.id, reason, err instanceof Error ? err : String(err));
+    return true;
+  }
+
+  /** Drops an executor known to be gone from scheduling and signals its loss (see executorFailed). */
+  async executorGone(template: string, executorId: string, reason: string, cause?: Error | string): Promise<void> {
+    const { dropped, forgotten } = await this.records.dropExecutor(template, executorId);
+    if (!dropped) return;
+    log('warn', 'executor lost; dropped from scheduling with its sandboxes', { template, executorId, reason, sandboxes: forgotten.length, ...(cause ? { error: String(cause) } : {}) });
+    this.signals.executorLost({ template, executorId, reason, sandboxIds: forgotten });
   }
 
   /**
@@ -114,20 +136,9 @@ export class Scheduler {
    */
   async createSandbox(template: Template, runner: string, owner: string, leaseMs = 60_000): Promise<Lease | undefined> {
     const sandboxId = `sbx-${randomUUID()}`;
-    const executorId = await this.redis.kilnReserve(
-      this.keys.executors(template.name),
-      this.keys.sandboxes(template.name),
-      this.keys.sandbox(sandboxId),
-      template.pool.sandboxesPerExecutor,
-      template.pool.maxSandboxes,
-      sandboxId,
-      template.name,
-      runner,
-      owner,
-      Date.now(),
-    );
+    const executorId = await this.records.reserve(template, runner, sandboxId, owner, Date.now());
     if (!executorId) return undefined;
-    const executor = await this.executors.get(executorId);
+    const executor = await this.records.executor(executorId);
     if (!executor) {
       await this.forget(template.name, sandboxId);
       return undefined;
@@ -149,14 +160,24 @@ export class Scheduler {
       });
     } catch (err) {
       await this.forget(template.name, sandboxId);
+      // A dead executor is dropped here, once (its other records too), so the retries that
+      // follow go elsewhere instead of failing on it again; the keeper replaces it.
+      if (await this.executorFailed(template.name, executor, err)) return undefined;
       log('warn', 'sandbox boot failed', { template: template.name, executorId, error: String(err) });
-      // A dead executor (the keeper's health check replaces it) or one fuller than Redis
-      // thinks (a sandbox being destroyed) is "no room right now": the caller waits and retries.
+      // Slow to answer but alive, or fuller than Redis thinks (a sandbox being destroyed): "no
+      // room right now", the caller waits and retries.
       if (isExecutorGone(err) || err instanceof ExecutorFullError) return undefined;
       throw err;
     }
     const leaseUntil = Date.now() + leaseMs;
-    await this.redis.hset(this.keys.sandbox(sandboxId), 'state', 'busy', 'leaseUntil', leaseUntil);
+    if (!(await this.records.booted(sandboxId, owner, leaseUntil))) {
+      // Forgotten while it booted (its executor was dropped): not ours to hand out.
+      await this.agents
+        .get(executor)
+        .destroySandbox(sandboxId)
+        .catch((err: unknown) => log('debug', 'could not destroy a sandbox whose record went while it booted', { sandboxId, error: String(err) }));
+      return undefined;
+    }
     return { sandboxId, executor, template: template.name, runner, startType: 'cold', owner, leaseUntil };
   }
 
@@ -166,16 +187,16 @@ export class Scheduler {
    */
   async evictIdle(template: Template, idleForMs = 0): Promise<boolean> {
     const now = Date.now();
-    const hit = await this.redis.kilnEvict(this.keys.sandboxes(template.name), this.keys.prefix, template.name, now, 60_000, now - idleForMs + 1);
+    const hit = await this.records.evict(template.name, now, now - idleForMs + 1);
     if (!hit) return false;
-    const executor = await this.executors.get(hit[1]);
-    if (executor) await this.destroy({ template: template.name, sandboxId: hit[0], executor });
-    else await this.forget(template.name, hit[0]);
+    const executor = await this.records.executor(hit.executorId);
+    if (executor) await this.destroy({ template: template.name, sandboxId: hit.sandboxId, executor });
+    else await this.forget(template.name, hit.sandboxId);
     return true;
   }
 
-  /** Number of warm (idle, no function) sandboxes of a template for one runner. */
+  /** Number of warm (idle, no function) sandboxes of a template for one runner (stale list entries not counted). */
   warmCount(template: string, runner: string): Promise<number> {
-    return this.redis.llen(this.keys.warm(template, runner));
+    return this.records.warmCount(template, runner);
   }
 }

@@ -6,6 +6,16 @@ export class SessionNotFoundError extends KilnError {
   }
 }
 
+/**
+ * The session's sandbox is gone without anyone ending it (its executor died): its processes and
+ * files are gone too. 410, not 404: the session existed, and the client must create a new one.
+ */
+export class SessionLostError extends KilnError {
+  constructor(sessionId: string, reason: string) {
+    super('SessionLost', 410, `session "${sessionId}" was lost (${reason}); its processes and files are gone. Create a new session`, { sessionId, reason });
+  }
+}
+
 /** The session's runner already holds other handler code; module state is per code. */
 export class SessionCodeConflictError extends KilnError {
   constructor(sessionId: string) {

@@ -2,10 +2,12 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { log } from '../log.js';
 import type { Keys } from '../store/keys.js';
-import type { SessionService } from './service.js';
+import { LOST_SESSION_RETENTION_MS, type SessionService } from './service.js';
 
 /**
- * Ends sessions past their expiry or idle for longer than their idleTimeoutMs. Every replica
+ * Ends sessions past their expiry or idle for longer than their idleTimeoutMs, marks sessions
+ * whose sandbox record is gone as lost, and removes lost sessions LOST_SESSION_RETENTION_MS
+ * after they were lost. Every replica
  * runs one; a short Redis lock makes one of them act per round, and `SessionStore.remove`
  * makes sure a session raced by the API and the reaper is destroyed once.
  */
@@ -42,8 +44,20 @@ export class SessionReaper {
     if ((await this.redis.set(lock, this.replica, 'PX', 30_000, 'NX')) !== 'OK') return [];
     const ended: string[] = [];
     try {
-      for (const r of await this.sessions.store.all()) {
-        const reason = now >= r.expiresAt ? 'expired' : now >= r.lastActivityAt + r.idleTimeoutMs ? 'idle' : undefined;
+      const all = await this.sessions.store.all();
+      const orphans = new Set(await this.sessions.markOrphans(all, now));
+      for (const r of all) {
+        if (orphans.has(r.id)) continue;
+        const reason =
+          r.state === 'lost'
+            ? now >= (r.lostAt ?? 0) + LOST_SESSION_RETENTION_MS
+              ? 'lost session kept long enough'
+              : undefined
+            : now >= r.expiresAt
+              ? 'expired'
+              : now >= r.lastActivityAt + r.idleTimeoutMs
+                ? 'idle'
+                : undefined;
         if (!reason) continue;
         try {
           if (await this.sessions.end(r, reason)) ended.push(r.id);

@@ -20,6 +20,12 @@ export interface SessionRecord {
   metadata: Record<string, string>;
   /** The NFS export of its /workspace, when its executor serves NFS. */
   nfs?: SessionNfs;
+  /** `lost` once its sandbox is gone without anyone ending it (its executor died); absent = running. */
+  state?: 'running' | 'lost';
+  /** Why it was lost, e.g. "executor exited". */
+  lostReason?: string;
+  /** When it was lost (epoch ms); the record is kept for LOST_SESSION_RETENTION_MS after. */
+  lostAt?: number;
 }
 
 /** Session records: one JSON string per session plus a set of ids. */
@@ -60,10 +66,24 @@ export class SessionStore {
     return removed === 1;
   }
 
-  /** Records activity (and optionally a new expiry) unless the session is gone. */
+  /**
+   * Marks a session lost, unless it was ended meanwhile (XX). Kept as a record, so clients asking
+   * about it learn that it was lost and why, not that it never existed.
+   */
+  async markLost(r: SessionRecord, reason: string, now: number): Promise<SessionRecord | undefined> {
+    const lost: SessionRecord = { ...r, state: 'lost', lostReason: reason, lostAt: now };
+    return (await this.redis.set(this.keys.session(r.id), JSON.stringify(lost), 'XX')) === 'OK' ? lost : undefined;
+  }
+
+  /**
+   * Records activity (and optionally a new expiry) unless the session is gone or lost. A touch
+   * racing `markLost` can write `running` back; the session reaper marks it lost again in its
+   * next round (its sandbox record is gone), so that lasts a second at most.
+   */
   async touch(id: string, now: number, expiresAt?: number): Promise<SessionRecord | undefined> {
     const r = await this.get(id);
     if (!r) return undefined;
+    if (r.state === 'lost') return r;
     r.lastActivityAt = now;
     if (expiresAt !== undefined) r.expiresAt = expiresAt;
     // XX: never resurrect a record that was deleted meanwhile.

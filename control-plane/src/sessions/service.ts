@@ -6,12 +6,13 @@ import { SandboxBusyError, SandboxHasOtherFunctionError } from '../agent/errors.
 import { SessionAgent } from '../agent/session-client.js';
 import { ValidationError } from '../errors.js';
 import { log } from '../log.js';
+import type { SandboxRecords } from '../scheduler/records.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
-import type { ExecutorStore } from '../store/executors.js';
+import type { ExecutorLoss, PoolSignals } from '../scheduler/signals.js';
 import type { Keys } from '../store/keys.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import { templateRunners } from '../templates/template.js';
-import { SessionBusyError, SessionCodeConflictError, SessionNotFoundError, UnsupportedResourcesError } from './errors.js';
+import { SessionBusyError, SessionCodeConflictError, SessionLostError, SessionNotFoundError, UnsupportedResourcesError } from './errors.js';
 import { bindSessionExport, NfsDisabledError, nfsUrl, nfsView, unbindSessionExport, validateAllowList, type NfsExportInput, type SessionNfs, type SessionNfsView } from './nfs.js';
 import { SessionStore, type SessionRecord } from './records.js';
 
@@ -20,6 +21,12 @@ const SESSION_FUNCTION_KEY = 'session';
 const LEASE_WAIT_MS = 30_000;
 /** The sandbox lease outlives the session's expiry a little, so the reaper acts first. */
 const LEASE_MARGIN_MS = 60_000;
+
+/**
+ * How long a lost session's record stays (GET and list answer `status: "lost"`, other operations
+ * 410 SessionLost); after that it is removed and the session is unknown (404), like one deleted.
+ */
+export const LOST_SESSION_RETENTION_MS = 3_600_000;
 
 export const SESSION_LIMITS = {
   defaultTimeoutMs: 3_600_000,
@@ -49,7 +56,12 @@ export interface SessionServiceOptions {
 export interface SessionView {
   id: string;
   template: string;
-  status: 'running';
+  /** `lost`: its sandbox went without anyone ending it (its executor died); see `lostReason`. */
+  status: 'running' | 'lost';
+  /** Why it was lost (e.g. "executor exited"); only when lost. */
+  lostReason?: string;
+  /** When it was lost (ISO 8601); only when lost. */
+  lostAt?: string;
   createdAt: string;
   expiresAt: string;
   lastActivityAt: string;
@@ -84,7 +96,8 @@ function view(r: SessionRecord): SessionView {
   return {
     id: r.id,
     template: r.template,
-    status: 'running',
+    status: r.state === 'lost' ? 'lost' : 'running',
+    ...(r.state === 'lost' ? { lostReason: r.lostReason ?? 'sandbox gone', lostAt: new Date(r.lostAt ?? 0).toISOString() } : {}),
     createdAt: new Date(r.createdAt).toISOString(),
     expiresAt: new Date(r.expiresAt).toISOString(),
     lastActivityAt: new Date(r.lastActivityAt).toISOString(),
@@ -99,20 +112,27 @@ function view(r: SessionRecord): SessionView {
  * Sessions: sandboxes leased to one client until deleted, expired or idle. A session's
  * sandbox never goes back to the pool (its files and processes belong to the client); ending
  * a session destroys it, which kills every process in its PID namespace.
+ *
+ * A session whose sandbox goes without anyone ending it (its executor died) is `lost`: kept
+ * with its reason for LOST_SESSION_RETENTION_MS, so the client can tell it from one deleted.
+ * The scheduler's executor-lost signal marks them at once on the replica that saw the loss;
+ * the session reaper (`markOrphans`) catches the rest from the sandbox records.
  */
 export class SessionService {
   readonly store: SessionStore;
 
   constructor(
-    private readonly redis: Redis,
-    private readonly keys: Keys,
+    redis: Redis,
+    keys: Keys,
     private readonly templates: TemplateRegistry,
     private readonly scheduler: Scheduler,
-    private readonly executors: ExecutorStore,
+    private readonly records: Pick<SandboxRecords, 'executor' | 'executorIds' | 'extend' | 'existing'>,
     private readonly agents: AgentPool,
+    signals: Pick<PoolSignals, 'onExecutorLost'>,
     private readonly opts: SessionServiceOptions = {},
   ) {
     this.store = new SessionStore(redis, keys);
+    signals.onExecutorLost((loss) => this.executorLost(loss));
   }
 
   async create(input: CreateSessionInput): Promise<SessionView> {
@@ -189,7 +209,7 @@ export class SessionService {
   async end(r: SessionRecord, reason: string): Promise<boolean> {
     if (!(await this.store.remove(r.id))) return false;
     log('debug', 'session ended', { sessionId: r.id, sandboxId: r.sandboxId, reason });
-    const executor = await this.executors.get(r.executorId);
+    const executor = r.state === 'lost' ? undefined : await this.records.executor(r.executorId);
     if (executor) {
       // Cut NFS first, so no client writes land between the end and the sandbox's removal.
       // Destroying the sandbox drops the export too, so a failure here only costs a log line.
@@ -205,21 +225,66 @@ export class SessionService {
     const now = Date.now();
     const r = await this.store.touch(id, now, timeoutMs === undefined ? undefined : now + timeoutMs);
     if (!r) throw new SessionNotFoundError(id);
+    if (r.state === 'lost') throw new SessionLostError(id, r.lostReason ?? 'sandbox gone');
     // Keep the scheduler's lease ahead of the session so no one reclaims the sandbox.
-    if (timeoutMs !== undefined) await this.redis.hset(this.keys.sandbox(r.sandboxId), 'leaseUntil', r.expiresAt + LEASE_MARGIN_MS);
+    if (timeoutMs !== undefined && !(await this.records.extend(r.sandboxId, r.owner, r.expiresAt + LEASE_MARGIN_MS))) {
+      throw await this.lost(r, 'sandbox gone');
+    }
     return view(r);
   }
 
-  /** The session's sandbox RPCs, after recording activity. */
+  /** The session's sandbox RPCs, after recording activity. 410 SessionLost for a lost session. */
   async open(id: string): Promise<{ record: SessionRecord; agent: SessionAgent }> {
     const r = await this.store.touch(id, Date.now());
     if (!r) throw new SessionNotFoundError(id);
-    const executor = await this.executors.get(r.executorId);
-    if (!executor) {
-      await this.end(r, 'executor gone');
-      throw new SessionNotFoundError(id);
-    }
+    if (r.state === 'lost') throw new SessionLostError(id, r.lostReason ?? 'sandbox gone');
+    // The sandbox record is what says the sandbox lives: another replica may have dropped its
+    // executor (this one's cached handle would still answer with the dead address).
+    if ((await this.records.existing([r.sandboxId])).size === 0) throw await this.lost(r, await this.lossReason(r));
+    const executor = await this.records.executor(r.executorId);
+    if (!executor) throw await this.lost(r, 'executor exited');
     return { record: r, agent: new SessionAgent(this.agents.get(executor), r.sandboxId) };
+  }
+
+  /** Why a session's sandbox record is gone: its executor with it, or the sandbox alone. */
+  private async lossReason(r: SessionRecord): Promise<string> {
+    return (await this.records.executorIds(r.template)).includes(r.executorId) ? 'sandbox gone' : 'executor exited';
+  }
+
+  /**
+   * Marks running sessions whose sandbox record is gone as lost (their executor was dropped by
+   * a replica that died before marking them, or on another replica). Run by the session reaper.
+   */
+  async markOrphans(sessions: SessionRecord[], now = Date.now()): Promise<string[]> {
+    const running = sessions.filter((r) => r.state !== 'lost');
+    const alive = await this.records.existing(running.map((r) => r.sandboxId));
+    const marked: string[] = [];
+    for (const r of running) {
+      if (alive.has(r.sandboxId)) continue;
+      // Re-read: a session created or ended since the list was taken is not an orphan.
+      const fresh = await this.store.get(r.id);
+      if (!fresh || fresh.state === 'lost' || (await this.records.existing([fresh.sandboxId])).size > 0) continue;
+      if (await this.store.markLost(fresh, await this.lossReason(fresh), now)) marked.push(r.id);
+    }
+    return marked;
+  }
+
+  /** Sessions on an executor that was just dropped: lost, with the reason. */
+  private async executorLost(loss: ExecutorLoss): Promise<void> {
+    const gone = new Set(loss.sandboxIds);
+    for (const r of await this.store.all()) {
+      if (r.state === 'lost' || r.executorId !== loss.executorId || !gone.has(r.sandboxId)) continue;
+      await this.lost(r, loss.reason);
+    }
+  }
+
+  /** Marks a session lost (forgetting its sandbox record, if any is left) and returns the error to answer with. */
+  private async lost(r: SessionRecord, reason: string): Promise<SessionLostError> {
+    if (await this.store.markLost(r, reason, Date.now())) {
+      log('info', 'session lost', { sessionId: r.id, sandboxId: r.sandboxId, executorId: r.executorId, reason });
+      await this.scheduler.forget(r.template, r.sandboxId);
+    }
+    return new SessionLostError(r.id, reason);
   }
 
   /**
@@ -233,8 +298,8 @@ export class SessionService {
     const file = language === 'python' ? 'index.py' : /^\s*export\s/m.test(input.code) ? 'index.mjs' : 'index.js';
     const key = `s-${createHash('sha256').update(`${r.runner}\0${file}\0${input.code}`).digest('hex').slice(0, 32)}`;
     const timeoutMs = input.timeoutMs ?? 60_000;
-    const executor = await this.executors.get(r.executorId);
-    if (!executor) throw new SessionNotFoundError(id);
+    const executor = await this.records.executor(r.executorId);
+    if (!executor) throw await this.lost(r, 'executor exited');
     const template = this.templates.get(r.template);
     const res = await this.agents.get(executor).invoke(
       {

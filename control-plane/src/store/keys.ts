@@ -37,6 +37,10 @@ export class Keys {
   executors(template: string): string {
     return `${this.prefix}:exes:${template}`;
   }
+  /** A control-plane replica's heartbeat (STRING with a TTL), so a replica that stops can tell whether it is the last. */
+  replica(id: string): string {
+    return `${this.prefix}:replica:${id}`;
+  }
   /** Held by the one control-plane replica that runs a template's pool keeper this round. */
   keeperLock(template: string): string {
     return `${this.prefix}:keeper:${template}`;

@@ -1,9 +1,7 @@
-import type { Redis } from 'ioredis';
 import { TemplateInUseError } from '../errors.js';
 import type { ExecutionQueues } from '../queue/queues.js';
 import type { LeaseCache } from '../scheduler/lease-cache.js';
-import { readSandboxes } from '../scheduler/records.js';
-import type { Keys } from '../store/keys.js';
+import type { SandboxRecords } from '../scheduler/records.js';
 import type { TemplateRegistry } from './registry.js';
 import { sandboxShape, type Template } from './template.js';
 
@@ -16,8 +14,7 @@ export class TemplateAdmin {
   constructor(
     private readonly registry: TemplateRegistry,
     private readonly queues: ExecutionQueues,
-    private readonly redis: Redis,
-    private readonly keys: Keys,
+    private readonly records: Pick<SandboxRecords, 'snapshot'>,
     private readonly leases: Pick<LeaseCache, 'flush'>,
   ) {}
 
@@ -54,7 +51,7 @@ export class TemplateAdmin {
     this.leases.flush(name);
     const counts = await this.queues.queue(name).getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children');
     const queuedJobs = Object.values(counts).reduce((a, b) => a + b, 0);
-    const busySandboxes = (await readSandboxes(this.redis, this.keys, name)).filter((r) => r.state !== 'idle').length;
+    const busySandboxes = (await this.records.snapshot(name)).filter((r) => r.state !== 'idle').length;
     if (queuedJobs > 0 || busySandboxes > 0) throw new TemplateInUseError(name, { queuedJobs, busySandboxes });
     await this.registry.remove(name);
   }

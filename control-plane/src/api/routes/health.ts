@@ -1,7 +1,7 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Redis } from 'ioredis';
 import type { AgentPool } from '../../agent/client.js';
-import type { ExecutorStore } from '../../store/executors.js';
+import type { ExecutorDirectory } from '../../scheduler/records.js';
 import type { TemplateRegistry } from '../../templates/registry.js';
 import { newRouter, type AppEnv } from '../router.js';
 import { HealthSchema } from '../schemas.js';
@@ -17,7 +17,7 @@ const route = createRoute({
   },
 });
 
-export function healthRoutes(deps: { redis: Redis; executors: ExecutorStore; agents: AgentPool; templates: TemplateRegistry }): OpenAPIHono<AppEnv> {
+export function healthRoutes(deps: { redis: Redis; executors: ExecutorDirectory; agents: AgentPool; templates: TemplateRegistry }): OpenAPIHono<AppEnv> {
   const app = newRouter();
   app.openapi(route, async (c) => {
     const body: z.infer<typeof HealthSchema> = { status: 'ok', redis: { ok: true }, executors: [] };
@@ -26,8 +26,8 @@ export function healthRoutes(deps: { redis: Redis; executors: ExecutorStore; age
       await deps.redis.ping();
       body.redis.latencyMs = Number((performance.now() - t0).toFixed(3));
       for (const template of deps.templates.names()) {
-        for (const id of await deps.executors.listIds(template)) {
-          const handle = await deps.executors.get(id);
+        for (const id of await deps.executors.executorIds(template)) {
+          const handle = await deps.executors.executor(id);
           if (!handle) continue;
           try {
             const h = await deps.agents.get(handle).health(1500);

@@ -47,7 +47,12 @@ export const SessionSchema = z
   .object({
     id: z.string(),
     template: z.string(),
-    status: z.literal('running'),
+    status: z.enum(['running', 'lost']).openapi({
+      description:
+        '`lost`: the sandbox went without anyone ending the session (its executor died or was lost); its processes and files are gone. A lost session is kept for one hour after it was lost (GET and list show it; other operations answer 410 SessionLost; DELETE removes it), then it is unknown (404)',
+    }),
+    lostReason: z.string().optional().openapi({ description: 'Why the session was lost, e.g. "executor exited"; only when `status` is `lost`', example: 'executor exited' }),
+    lostAt: z.string().optional().openapi({ description: 'When the session was lost (ISO 8601); only when `status` is `lost`' }),
     createdAt: z.string(),
     expiresAt: z.string(),
     lastActivityAt: z.string(),
@@ -109,5 +114,6 @@ export const sessionErrors = {
   400: { description: 'Invalid request or a path outside /workspace', content: { 'application/json': { schema: ErrorSchema } } },
   404: { description: 'Unknown session, file or process', content: { 'application/json': { schema: ErrorSchema } } },
   409: { description: 'Conflict', content: { 'application/json': { schema: ErrorSchema } } },
+  410: { description: 'SessionLost: the session\'s sandbox is gone (its executor died); create a new session', content: { 'application/json': { schema: ErrorSchema } } },
   503: { description: 'No capacity or Redis unavailable', content: { 'application/json': { schema: ErrorSchema } } },
 };

@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 
 /**
- * True once no process on this host runs with a real, effective, saved or filesystem uid in
+ * True once no live process (zombies do not count) on this host runs with a real, effective, saved or filesystem uid in
  * [firstUid, firstUid + count); false if some still do after `timeoutMs`. Read from /proc, so
  * processes in other user and pid namespaces (sandboxes) count, with their host uids.
  */
@@ -19,6 +19,11 @@ async function anyProcessWithUid(firstUid: number, count: number): Promise<boole
     if (!/^\d+$/.test(name)) continue;
     // A process that exits during the scan has no status any more: skipped, it is gone.
     const status = await readFile(`/proc/${name}/status`, 'utf8').catch(() => '');
+    // A zombie runs nothing and holds no file: it only waits for its parent to reap it. The
+    // sandboxes of a SIGKILLed executor are reparented to the host's init, and an init that
+    // never reaps (a container's or VM's minimal one) would otherwise keep their executor's
+    // files and uid range "in use" forever.
+    if (/^State:\s+Z/m.test(status)) continue;
     const uids = (/^Uid:\s+(.*)$/m.exec(status)?.[1] ?? '').split(/\s+/).map(Number);
     if (uids.some((uid) => uid >= firstUid && uid < firstUid + count)) return true;
   }
