@@ -10,7 +10,7 @@ import type { Template } from '../templates/template.js';
 import { templateRunners } from '../templates/template.js';
 import { log } from '../log.js';
 import type { ExecutorHandle, Runtime } from './runtime.js';
-import { waitForUidsUnused } from './uids/host.js';
+import { killProcessesWithUids, waitForUidsUnused } from './uids/host.js';
 import type { UidRange, UidRanges } from './uids/ranges.js';
 
 interface LocalRecord extends ExecutorHandle {
@@ -229,13 +229,19 @@ export class LocalRuntime implements Runtime {
   /**
    * Gives back what a stopped or dead executor held on this host: its files, its cgroups, then its uid range,
    * then (last, so a failed step is retried by the next `list` or `stop`) its state file. Its
-   * sandboxes die with it (bwrap --die-with-parent); until no process runs with a uid of its
-   * range, nothing is let go: a sandbox still alive could race the removal of its workspace
+   * sandboxes die with it (bwrap --die-with-parent), and any that did not are killed by uid;
+   * until no process runs with a uid of its range, nothing is let go: a sandbox still alive could race the removal of its workspace
    * (swap a directory for a symlink under `rm -r`), and its uids are still in use.
    */
   private async letGo(executorId: string, attempt = 0): Promise<void> {
     if (!EXECUTOR_ID.test(executorId)) return;
     const claim = await this.opts.uids.get(executorId);
+    // The executor is gone (every caller made sure): what still runs with its uids is a sandbox
+    // that outlived it, and is killed before its files go.
+    if (claim && claim.deployment === this.opts.deployment) {
+      const killed = await killProcessesWithUids(claim.range.firstUid, claim.range.size);
+      if (killed > 0) log('warn', 'killed processes a stopped executor left running', { executorId, firstUid: claim.range.firstUid, killed });
+    }
     if (claim && claim.deployment === this.opts.deployment && !(await waitForUidsUnused(claim.range.firstUid, claim.range.size, SANDBOXES_GONE_MS))) {
       const retryInMs = LET_GO_RETRY_MS[attempt];
       log('warn', 'a stopped executor still has processes in its uid range; keeping its files and uids for now', { executorId, firstUid: claim.range.firstUid, retryInMs });

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { waitForUidsUnused } from './host.js';
+import { killProcessesWithUids, waitForUidsUnused } from './host.js';
 
 /** A uid no account or test uses (below the sandbox ranges, above system accounts). */
 const UID = 64_999;
@@ -23,6 +23,24 @@ describe('waitForUidsUnused', () => {
       expect(await waitForUidsUnused(UID, 1, 200)).toBe(true);
     } finally {
       parent.kill('SIGKILL');
+    }
+  });
+});
+
+describe('killProcessesWithUids', () => {
+  it('kills what runs with a uid of the range, and nothing else', { timeout: 10_000 }, async () => {
+    const inRange = spawn('setpriv', [`--reuid=${UID}`, `--regid=${UID}`, '--clear-groups', 'sleep', '600'], { stdio: 'ignore' });
+    const outside = spawn('setpriv', [`--reuid=${UID - 1}`, `--regid=${UID - 1}`, '--clear-groups', 'sleep', '600'], { stdio: 'ignore' });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => inRange.on('exit', (_code, signal) => resolve(signal)));
+    try {
+      expect(await waitForUidsUnused(UID, 1, 200)).toBe(false);
+      expect(await killProcessesWithUids(UID, 1)).toBe(1);
+      expect(await exited).toBe('SIGKILL');
+      expect(await waitForUidsUnused(UID, 1, 1000)).toBe(true);
+      expect(outside.exitCode === null && outside.signalCode === null).toBe(true);
+    } finally {
+      inRange.kill('SIGKILL');
+      outside.kill('SIGKILL');
     }
   });
 });

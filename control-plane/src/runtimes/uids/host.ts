@@ -15,6 +15,30 @@ export async function waitForUidsUnused(firstUid: number, count: number, timeout
 }
 
 async function anyProcessWithUid(firstUid: number, count: number): Promise<boolean> {
+  return (await processesWithUid(firstUid, count)).length > 0;
+}
+
+/**
+ * SIGKILLs every live process with a uid in [firstUid, firstUid + count) and answers how many
+ * it found. Only for the range of an executor that is gone: that range is leased to it alone
+ * (uid-lease.ts, ranges.ts), so anything still running with one of its uids is one of its
+ * sandboxes that outlived it (bwrap's --die-with-parent does not reach a sandbox that was still
+ * booting when its executor was SIGKILLed).
+ */
+export async function killProcessesWithUids(firstUid: number, count: number): Promise<number> {
+  const pids = await processesWithUid(firstUid, count);
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // ESRCH: it exited since the scan.
+    }
+  }
+  return pids.length;
+}
+
+async function processesWithUid(firstUid: number, count: number): Promise<number[]> {
+  const out: number[] = [];
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     // A process that exits during the scan has no status any more: skipped, it is gone.
@@ -25,7 +49,7 @@ async function anyProcessWithUid(firstUid: number, count: number): Promise<boole
     // files and uid range "in use" forever.
     if (/^State:\s+Z/m.test(status)) continue;
     const uids = (/^Uid:\s+(.*)$/m.exec(status)?.[1] ?? '').split(/\s+/).map(Number);
-    if (uids.some((uid) => uid >= firstUid && uid < firstUid + count)) return true;
+    if (uids.some((uid) => uid >= firstUid && uid < firstUid + count) && Number(name) !== process.pid) out.push(Number(name));
   }
-  return false;
+  return out;
 }
