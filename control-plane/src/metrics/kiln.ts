@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
-import type { ExecutionRecord } from '../executions/types.js';
-import type { ExecutionObserver, ExecutionQueues } from '../queue/queues.js';
+import type { ExecutionRecord } from '../invocation/contract.js';
+import type { ExecutionObserver } from '../invocation/outcome.js';
+import type { ExecutionQueues } from '../queue/queues.js';
 import type { LeaseCache } from '../scheduler/lease-cache.js';
 import { readSandboxes } from '../scheduler/records.js';
 import type { Keys } from '../store/keys.js';
