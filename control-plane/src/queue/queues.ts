@@ -131,6 +131,10 @@ export class ExecutionQueues {
       maxStalledCount: 1,
       stalledInterval: 5_000,
       lockDuration: 10_000,
+      // How long a Worker waits before it tries again a write that failed (finishing a job,
+      // fetching the next) after Redis went away. BullMQ's 15 s default left jobs that finished
+      // during a short outage unrecorded long after Redis was back, and their locks lapsed.
+      runRetryDelay: 1_000,
     });
     worker.on('error', (err) => log('warn', 'worker error', { template, error: err.message }));
     return worker;

@@ -48,10 +48,10 @@ async function startRedis(): Promise<void> {
   server = await startRedisServer(dir, { appendOnly: true });
 }
 
-async function until(what: string, fn: () => Promise<boolean>, ms: number): Promise<void> {
+async function until(what: string | (() => string), fn: () => Promise<boolean>, ms: number): Promise<void> {
   const end = Date.now() + ms;
   while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
     await sleep(200);
   }
 }
@@ -81,7 +81,7 @@ describe('Redis stopped', () => {
       expect(rest.headers.get('retry-after')).toBe('1');
 
       for (const command of [new InvokeCommand({ FunctionName: 'outage', Payload: Buffer.from('{}') }), new GetFunctionCommand({ FunctionName: 'outage' })]) {
-        const err = await lambda.send(command as InvokeCommand).then(
+        const err = await lambda.send(command).then(
           () => undefined,
           (e: unknown) => e as { name: string; $metadata: { httpStatusCode?: number; attempts?: number }; $fault: string },
         );
@@ -149,8 +149,9 @@ describe('Redis stopped', () => {
 
     // Stuck: not final within the bound. Lost: final but not succeeded with its own result.
     const records = new Map<string, { status: string; result?: unknown }>();
+    const open = () => ids.filter((id) => !FINAL.includes(records.get(id)?.status ?? '')).map((id) => `${id}: ${JSON.stringify(records.get(id))}`);
     await until(
-      'every asynchronous invocation to finish',
+      () => `every asynchronous invocation to finish; still open: ${open().join(', ')}`,
       async () => {
         for (const id of ids) {
           if (FINAL.includes(records.get(id)?.status ?? '')) continue;
