@@ -14,7 +14,7 @@ export const IdempotencyHeaders = z.object({
   'idempotency-key': z
     .string()
     .optional()
-    .openapi({ param: { name: 'Idempotency-Key', in: 'header' }, description: 'Asynchronous invocations only (`wait: false`, `type=Event`): retried submissions with the same key are one invocation (1-256 printable ASCII characters, kept for KILN_RESULT_TTL_SECONDS)' }),
+    .openapi({ param: { name: 'idempotency-key', in: 'header' }, description: 'Idempotency-Key (header names are case-insensitive), asynchronous invocations only (`wait: false`, `type=Event`): retried submissions with the same key are one invocation (1-256 printable ASCII characters, kept for KILN_RESULT_TTL_SECONDS)' }),
 });
 
 export const ErrorSchema = z

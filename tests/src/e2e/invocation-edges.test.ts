@@ -129,6 +129,27 @@ describe('the invocation path', () => {
     expect(types).toContain('TooManyRequestsException');
   });
 
+  it('makes retried asynchronous submissions with one idempotency key one invocation, on REST and the Lambda API', async () => {
+    expect((await k.call('POST', '/api/v1/functions', { name: 'idem', runtime: 'nodejs20.x', code: { source: 'exports.handler = async (e) => e' } })).status).toBe(201);
+    const rest = await Promise.all([1, 2, 3].map(() => k.call('POST', '/api/v1/functions/idem/invocations?type=Event', { n: 1 }, { 'Idempotency-Key': 'order-1' })));
+    expect(rest.map((r) => r.status)).toEqual([202, 202, 202]);
+    expect(new Set(rest.map((r) => r.body.id)).size).toBe(1);
+    const other = await k.call('POST', '/api/v1/functions/idem/invocations?type=Event', { n: 1 }, { 'Idempotency-Key': 'order-2' });
+    expect(other.body.id).not.toBe(rest[0]?.body.id);
+    const lambdaIds: Array<string | null> = [];
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(`${k.url}/2015-03-31/functions/idem/invocations`, { method: 'POST', headers: { 'content-type': 'application/json', 'X-Amz-Invocation-Type': 'Event', 'X-Kiln-Idempotency-Key': 'order-1' }, body: '{}' });
+      expect(res.status).toBe(202);
+      lambdaIds.push(res.headers.get('x-amzn-requestid'));
+    }
+    expect(lambdaIds[0]).toBe(lambdaIds[1]);
+    const bad = await k.call('POST', '/api/v1/executions', { code: 'exports.handler = async () => 1', language: 'nodejs', wait: false }, { 'Idempotency-Key': 'has space' });
+    expect(bad.status).toBe(400);
+    const doc = await k.call('GET', '/api/v1/openapi.json');
+    expect(doc.body.paths['/api/v1/executions'].post.parameters.map((p: { name: string }) => p.name)).toContain('idempotency-key');
+    await waitFor('the invocation', async () => ((await k.call('GET', `/api/v1/executions/${rest[0]?.body.id as string}`)).body.status === 'succeeded' ? true : undefined));
+  });
+
   it('keeps a failed asynchronous function invocation\'s error type, message and logs, and counts it', async () => {
     const failing = 'exports.handler = async (e) => { console.log("log-line " + e.k); const err = new TypeError("bad " + e.k); throw err; }';
     expect((await k.call('POST', '/api/v1/functions', { name: 'async-fail', runtime: 'nodejs20.x', code: { source: failing }, maxRetryAttempts: 0 })).status).toBe(201);
