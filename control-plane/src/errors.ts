@@ -36,8 +36,22 @@ export class UnknownTemplateError extends KilnError {
 
 export class ServiceUnavailableError extends KilnError {
   constructor(what: string, cause: string) {
-    super('ServiceUnavailable', 503, `${what} is unavailable: ${cause}`, { what }, true);
+    super('ServiceUnavailable', 503, `${what} is unavailable: ${cause}; retry shortly`, { what, retryAfterSeconds: 1 }, true);
   }
+}
+
+/** Looks like a Redis outage (ioredis and BullMQ messages): the request can be served once Redis is back. */
+export function isRedisDown(err: unknown): boolean {
+  return err instanceof Error && /Stream isn't writeable|Connection is closed|ECONNREFUSED|ENOENT.*redis|enableOfflineQueue|MaxRetriesPerRequest/i.test(err.message);
+}
+
+/**
+ * The one place an error becomes "unavailable, retry": a Redis outage is a ServiceUnavailableError
+ * on every surface (REST 503, Lambda 503 ServiceException, MCP ServiceUnavailable); anything
+ * else is returned as it is.
+ */
+export function unavailableOr(err: unknown): unknown {
+  return isRedisDown(err) ? new ServiceUnavailableError('redis', (err as Error).message) : err;
 }
 
 /** The executor went away, or cannot be reached, before it answered a call (retryable). */

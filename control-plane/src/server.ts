@@ -16,8 +16,10 @@ import { NfsGateway } from './nfs-gateway/gateway.js';
 import { SessionRoutes } from './nfs-gateway/routes.js';
 import type { Config } from './config.js';
 import { applyCpuPolicy } from './cpu-policy.js';
-import { ExecutionRunner } from './executions/runner.js';
 import { ExecutionService } from './executions/service.js';
+import { Dispatcher } from './invocation/dispatch.js';
+import { OutcomePolicy } from './invocation/outcome.js';
+import { Submitter } from './invocation/submit.js';
 import { DeadLetterStore } from './functions/deadletters.js';
 import { FunctionInvoker } from './functions/invoker.js';
 import { CodePackages } from './functions/package.js';
@@ -99,13 +101,15 @@ export async function startKiln(config: Config): Promise<Kiln> {
   subscriber.on('error', (err: Error) => log('debug', 'reply subscriber connection error', { error: err.message }));
   const replies = new ReplyRouter(randomUUID(), keys.prefix, redis, subscriber);
   await replies.start();
-  const queues = new ExecutionQueues(bullConnectionOptions(target), keys.queuePrefix, templates, { resultTtlSeconds: config.resultTtlSeconds }, replies);
-  const executions = new ExecutionService(queues, templates, { defaultTimeoutMs: config.defaultTimeoutMs, maxTimeoutMs: config.maxTimeoutMs });
+  const queues = new ExecutionQueues(bullConnectionOptions(target), keys.queuePrefix, templates, { resultTtlSeconds: config.resultTtlSeconds });
+  const metrics = new KilnMetrics(records, templates, queues, leases);
+  // The invocation path (invocation/): submit → queue (transport) → outcome policy → dispatch.
+  const submitter = new Submitter(queues, replies, templates, metrics);
+  const executions = new ExecutionService(submitter, templates, { defaultTimeoutMs: config.defaultTimeoutMs, maxTimeoutMs: config.maxTimeoutMs });
   const codePackages = new CodePackages(new RedisBlobStore(redis, (k) => keys.blob(k)));
   const functions = new FunctionService(new FunctionStore(redis, keys), codePackages, templates, { maxTimeoutMs: config.maxTimeoutMs });
   const deadLetters = new DeadLetterStore(redis, keys);
-  queues.onDeadLetter((job, error, attempts) => deadLetters.add(job, error, attempts));
-  const invoker = new FunctionInvoker(functions, codePackages, queues, deadLetters);
+  const invoker = new FunctionInvoker(functions, codePackages, submitter, deadLetters);
 
   await reconcile({ records, runtime, agents, scheduler, templates });
   // A pool that cannot fill at start-up is retried by the keeper's timer; serving starts anyway.
@@ -122,7 +126,8 @@ export async function startKiln(config: Config): Promise<Kiln> {
   });
   const sessionReaper = new SessionReaper(redis, keys, sessions);
   sessionReaper.start();
-  await queues.startWorkers(new ExecutionRunner(scheduler, agents, templates, leases));
+  const outcomes = new OutcomePolicy(new Dispatcher(scheduler, agents, templates, leases), replies, metrics, (job, record, attempts) => deadLetters.add(job, record, attempts));
+  await queues.startWorkers(outcomes.handle);
   // Templates created, changed or deleted on any replica: workers and pools follow here too.
   templates.onChange((change) => {
     const done = (what: string) => (err: unknown) => log('warn', `could not ${what} after a template change`, { change: change.kind, error: String(err) });
@@ -140,15 +145,13 @@ export async function startKiln(config: Config): Promise<Kiln> {
     }
   });
   templates.start();
-  const metrics = new KilnMetrics(records, templates, queues, leases);
-  queues.observer = metrics;
   const templateAdmin = new TemplateAdmin(templates, queues, records, leases);
 
   const browser = browserPolicy(config.host, config.allowedHosts, config.allowedOrigins);
   if (!isLoopback(config.host) && config.apiKeys.length === 0) {
     log('warn', `KILN_HOST is ${config.host} and no KILN_API_KEYS are set: ANYONE WHO CAN REACH THIS ADDRESS CAN RUN CODE HERE. Set KILN_API_KEYS, or listen on 127.0.0.1.`);
   }
-  const mcp = mcpEndpoint({ sessions, executions, templates, functions: { service: functions, invoker } }, { maxBodyBytes: config.maxBodyBytes });
+  const mcp = mcpEndpoint({ sessions, executions, templates, functions: { service: functions, invoker } }, { maxBodyBytes: config.maxBodyBytes, redis });
   const app = createApp({
     redis,
     executions,

@@ -77,14 +77,14 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const hot = (method: string, path: string): boolean => method === 'POST' && path === '/api/v1/executions';
   const upload = (method: string, path: string): boolean => method === 'PUT' && /^\/api\/v1\/sessions\/[^/]+\/files(\/tar)?$/.test(path);
   app.use('/api/*', textBody({ maxBytes: deps.maxBodyBytes, tooLarge, fallback, hot, streamed: upload }));
-  // Inside the body limit above (its `next`). The Lambda routes keep events as text and
-  // never serialise a parsed one, so they need no depth check.
+  // Inside the body limit above (its `next`). The Lambda routes keep events as text; the
+  // invoker checks their depth (invocation/request.ts), as for every surface that takes one.
   app.use('/api/*', jsonDepthGuard((method, path) => hot(method, path) || upload(method, path)));
   app.use('/api/v1/*', redisGuard(deps.redis));
   app.route('/', executionRoutes(deps.executions));
   if (deps.functions) app.route('/', functionRoutes(deps.functions.service, deps.functions.invoker));
   // Lambda's paths sit outside /api/*, so they carry their own Lambda-shaped body limits.
-  if (deps.functions) app.route('/', lambdaRoutes(deps.functions.service, deps.functions.invoker));
+  if (deps.functions) app.route('/', lambdaRoutes(deps.functions.service, deps.functions.invoker, deps.redis));
   if (deps.templateAdmin) app.route('/', templateRoutes(deps.templateAdmin));
   if (deps.metrics) app.route('/', metricsRoutes(deps.metrics, deps.redis));
   if (deps.sessions) app.route('/', sessionRoutes(deps.sessions));

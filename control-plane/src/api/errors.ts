@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import { KilnError } from '../errors.js';
+import { KilnError, unavailableOr } from '../errors.js';
 import { log } from '../log.js';
 
 /** The error body every endpoint returns: a stable code, a message that says what to change, data. */
@@ -12,25 +12,17 @@ export function errorBody(code: string, message: string, data?: Record<string, u
   return { error: { code, message, ...(data && Object.keys(data).length ? { data } : {}) } };
 }
 
-/** Looks like a Redis outage: the request cannot be served until Redis is back. */
-function isRedisDown(err: Error): boolean {
-  return /Stream isn't writeable|Connection is closed|ECONNREFUSED|ENOENT.*redis|enableOfflineQueue|MaxRetriesPerRequest/i.test(err.message);
-}
-
 /** The one table from exceptions to HTTP responses. Unknown errors are our fault: 500, logged. */
-export function onError(err: Error, c: Context): Response {
+export function onError(thrown: Error, c: Context): Response {
+  const err = unavailableOr(thrown) as Error;
   if (err instanceof KilnError) {
-    if (err.status === 429) c.header('Retry-After', String(typeof err.data.retryAfterSeconds === 'number' ? err.data.retryAfterSeconds : 1));
+    if (err.status === 429 || err.status === 503) c.header('Retry-After', String(typeof err.data.retryAfterSeconds === 'number' ? err.data.retryAfterSeconds : 1));
     return c.json(errorBody(err.code, err.message, err.data), err.status);
   }
   if (err instanceof HTTPException) {
     // Hono's JSON validator throws this for a body that does not parse.
     if (err.status === 400 && /malformed json/i.test(err.message)) return c.json(errorBody('InvalidJSON', 'request body is not valid JSON'), 400);
     return c.json(errorBody(err.status === 413 ? 'PayloadTooLarge' : 'HttpError', err.message || 'request rejected'), err.status);
-  }
-  if (isRedisDown(err)) {
-    c.header('Retry-After', '1');
-    return c.json(errorBody('ServiceUnavailable', `Redis is unavailable: ${err.message}`), 503);
   }
   log('error', 'unhandled error', { path: c.req.path, error: err.stack ?? err.message });
   return c.json(errorBody('InternalError', 'internal error; see the control plane log'), 500);

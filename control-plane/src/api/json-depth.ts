@@ -48,3 +48,18 @@ export function jsonDepthGuard(skip: (method: string, path: string) => boolean):
     return next();
   };
 }
+
+/**
+ * Whether a parsed value nests deeper than `max` (MCP arguments, bodies parsed elsewhere), by an
+ * explicit stack rather than recursion, so a hostile value cannot overflow it either.
+ */
+export function valueTooDeep(value: unknown, max = MAX_JSON_DEPTH): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth + 1 > max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+  }
+  return false;
+}

@@ -1,18 +1,22 @@
 import type { MiddlewareHandler } from 'hono';
 import type { Redis } from 'ioredis';
-import { errorBody } from './errors.js';
+import { ServiceUnavailableError } from '../errors.js';
+
+/** The outage as an error, while the command connection to Redis is not ready; else undefined. */
+export function redisOutage(redis: Redis): ServiceUnavailableError | undefined {
+  return redis.status === 'ready' ? undefined : new ServiceUnavailableError('redis', `connection ${redis.status}`);
+}
 
 /**
- * Fails API requests at once with 503 while the command connection to Redis is down. Without
- * it a request would hang: BullMQ's connections queue commands offline until Redis returns.
- * Health stays reachable so that it can report the outage itself.
+ * Fails requests at once while the command connection to Redis is down, by throwing the
+ * outage to the surface's own error table (REST 503 ServiceUnavailable, Lambda 503
+ * ServiceException). Without it a request would hang: BullMQ's connections queue commands
+ * offline until Redis returns. Health stays reachable so that it can report the outage itself.
  */
 export function redisGuard(redis: Redis, exempt: string[] = ['/api/v1/health']): MiddlewareHandler {
   return async (c, next) => {
-    if (redis.status !== 'ready' && !exempt.includes(c.req.path)) {
-      c.header('Retry-After', '1');
-      return c.json(errorBody('ServiceUnavailable', `Redis is unavailable (connection ${redis.status}); retry shortly`, { what: 'redis' }), 503);
-    }
+    const outage = exempt.includes(c.req.path) ? undefined : redisOutage(redis);
+    if (outage) throw outage;
     await next();
   };
 }

@@ -1,4 +1,21 @@
 import { z } from '@hono/zod-openapi';
+import { ExecutionRecordSchema, LambdaErrorSchema } from '../invocation/contract.js';
+import { LANGUAGE_NAMES } from '../invocation/languages.js';
+
+// The job contract's schemas are the API's: one definition (invocation/contract.ts).
+export { ExecutionRecordSchema, LambdaErrorSchema };
+
+/**
+ * `Idempotency-Key` of asynchronous invocations: the same key (within the same function, or
+ * among ad-hoc executions) during the result TTL is the same invocation: its id comes back
+ * and it runs once. Synchronous invocations run at most once and need none.
+ */
+export const IdempotencyHeaders = z.object({
+  'idempotency-key': z
+    .string()
+    .optional()
+    .openapi({ param: { name: 'idempotency-key', in: 'header' }, description: 'Idempotency-Key (header names are case-insensitive), asynchronous invocations only (`wait: false`, `type=Event`): retried submissions with the same key are one invocation (1-256 printable ASCII characters, kept for KILN_RESULT_TTL_SECONDS)' }),
+});
 
 export const ErrorSchema = z
   .object({
@@ -10,14 +27,10 @@ export const ErrorSchema = z
   })
   .openapi('Error');
 
-export const LambdaErrorSchema = z
-  .object({ errorType: z.string(), errorMessage: z.string(), stackTrace: z.array(z.string()) })
-  .openapi('LambdaError');
-
 export const ExecutionRequestSchema = z
   .object({
     code: z.string().min(1, 'code must not be empty').openapi({ example: 'exports.handler = async (e) => ({ sum: e.a + e.b })' }),
-    language: z.enum(['nodejs', 'python']).openapi({ description: 'Handler language: `nodejs` (exports.handler) or `python` (def handler(event, context))' }),
+    language: z.enum(LANGUAGE_NAMES).openapi({ description: 'Handler language: `nodejs` (exports.handler) or `python` (def handler(event, context))' }),
     event: z.unknown().optional().openapi({ example: { a: 1, b: 2 } }),
     timeoutMs: z.number().int().min(100).optional().openapi({ description: 'Handler timeout in milliseconds (default 3000)', example: 3000 }),
     wait: z.boolean().optional().openapi({ description: 'false: return 202 with the id at once and poll GET /executions/{id}' }),
@@ -26,27 +39,6 @@ export const ExecutionRequestSchema = z
   })
   .strict()
   .openapi('ExecutionRequest');
-
-export const TimingsSchema = z.object({ queuedMs: z.number(), scheduleMs: z.number(), initMs: z.number(), handlerMs: z.number(), totalMs: z.number() }).openapi('Timings');
-
-export const ExecutionRecordSchema = z
-  .object({
-    id: z.string().uuid(),
-    status: z.enum(['queued', 'running', 'succeeded', 'failed', 'timeout']),
-    result: z.unknown().optional(),
-    resultBase64: z.string().optional(),
-    error: LambdaErrorSchema.optional(),
-    logs: z.string(),
-    logsTruncated: z.boolean().optional(),
-    durationMs: z.number(),
-    startType: z.enum(['hot', 'warm', 'cold']).optional(),
-    timings: TimingsSchema.optional(),
-    maxMemoryMB: z.number().optional(),
-    template: z.string(),
-    createdAt: z.string(),
-    finishedAt: z.string().optional(),
-  })
-  .openapi('Execution');
 
 export const HealthSchema = z
   .object({

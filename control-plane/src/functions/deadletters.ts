@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { ExecutionJob, LambdaError } from '../executions/types.js';
+import type { ExecutionRecord, InvocationJob } from '../invocation/contract.js';
 import type { Keys } from '../store/keys.js';
 import type { DeadLetter } from './types.js';
 
@@ -17,13 +17,16 @@ export class DeadLetterStore {
     private readonly keys: Keys,
   ) {}
 
-  async add(job: ExecutionJob, error: LambdaError, attempts: number): Promise<void> {
+  /** Keeps the last attempt's error and logs (the record), so the failure can be read without a replay. */
+  async add(job: InvocationJob, record: ExecutionRecord, attempts: number): Promise<void> {
     const entry: DeadLetter = {
       id: job.id,
       functionName: job.function.name,
       qualifier: job.function.version,
       event: job.event,
-      error,
+      error: record.error ?? { errorType: 'Unknown', errorMessage: `invocation ${record.status}`, stackTrace: [] },
+      logs: record.logs,
+      ...(record.logsTruncated ? { logsTruncated: true } : {}),
       attempts,
       failedAt: new Date().toISOString(),
     };

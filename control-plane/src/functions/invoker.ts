@@ -1,8 +1,9 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { KilnError } from '../errors.js';
-import type { ExecutionJob, ExecutionRecord, FunctionPayload } from '../executions/types.js';
-import type { ExecutionQueues } from '../queue/queues.js';
-import { RUNTIME_RUNNERS } from '../templates/template.js';
+import type { ExecutionRecord, InvocationJob } from '../invocation/contract.js';
+import { runnerOf } from '../invocation/languages.js';
+import { checkEventDepth, functionKey } from '../invocation/request.js';
+import type { Submitter } from '../invocation/submit.js';
 import type { DeadLetterStore } from './deadletters.js';
 import { DeadLetterNotFoundError, InvalidPayloadError, PayloadTooLargeError } from './errors.js';
 import type { CodePackages } from './package.js';
@@ -22,26 +23,20 @@ export interface Invocation {
   record?: ExecutionRecord;
 }
 
-/**
- * The identity of an instance: any change to code or configuration (each gets a new
- * revisionId) or a different version gives a new key, so no invocation ever lands on an
- * instance that loaded other code, while repeated invocations of one version reuse it.
- */
-export function functionKey(r: FunctionVersionRecord): string {
-  const h = createHash('sha256').update(JSON.stringify([r.name, r.version, r.revisionId, r.codeSha256, r.runtime, r.handler, r.memorySize, r.timeout, r.environment]));
-  return `f-${h.digest('hex').slice(0, 32)}`;
-}
-
-/** Invokes function versions through the template queues; async failures end as dead letters. */
+/** Invokes function versions through the one invocation path; async failures end as dead letters. */
 export class FunctionInvoker {
   constructor(
     private readonly functions: FunctionService,
     private readonly packages: CodePackages,
-    private readonly queues: ExecutionQueues,
+    private readonly submitter: Submitter,
     private readonly deadLetters: DeadLetterStore,
   ) {}
 
-  async invoke(name: string, qualifier: string | undefined, payload: string, type: InvocationType): Promise<Invocation> {
+  /**
+   * Invokes a function with its event as JSON text. `idempotencyKey` (Event only) makes retried
+   * submissions of one event one invocation: the first one's id comes back and it runs once.
+   */
+  async invoke(name: string, qualifier: string | undefined, payload: string, type: InvocationType, idempotencyKey?: string): Promise<Invocation> {
     const bytes = Buffer.byteLength(payload);
     const max = type === 'Event' ? ASYNC_PAYLOAD_BYTES : SYNC_PAYLOAD_BYTES;
     if (bytes > max) throw new PayloadTooLargeError(bytes, max, type === 'Event' ? 'an asynchronous' : 'a synchronous');
@@ -51,17 +46,17 @@ export class FunctionInvoker {
     } catch (err) {
       throw new InvalidPayloadError((err as Error).message);
     }
+    checkEventDepth(event);
     const fn = await this.functions.get(name, qualifier);
     const id = randomUUID();
     if (type === 'DryRun') return { id, function: fn };
     const job = await this.job(id, fn, event, type === 'RequestResponse');
-    if (!job.sync) {
-      await this.queues.add(job, fn.maxRetryAttempts + 1);
-      return { id, function: fn };
-    }
-    const record = await this.queues.addAndWait(job, job.timeoutMs + 60_000);
-    if (!record) throw new KilnError('WaitTimeout', 504, `invocation ${id} did not finish in time; poll GET /api/v1/executions/${id}`, { id });
-    return { id, function: fn, record };
+    const out = await this.submitter.submit({
+      job,
+      attempts: fn.maxRetryAttempts + 1,
+      ...(idempotencyKey && !job.sync ? { idempotency: { scope: `function:${fn.name}:${fn.version}`, key: idempotencyKey } } : {}),
+    });
+    return { id: out.id, function: fn, ...(out.record ? { record: out.record } : {}) };
   }
 
   listDeadLetters(name: string): Promise<DeadLetter[]> {
@@ -82,19 +77,10 @@ export class FunctionInvoker {
     }
   }
 
-  private async job(id: string, fn: FunctionVersionRecord, event: string, sync: boolean): Promise<ExecutionJob> {
+  private async job(id: string, fn: FunctionVersionRecord, event: string, sync: boolean): Promise<InvocationJob> {
     const files = await this.packages.load(fn.codeBlob);
     if (!files) throw new KilnError('CodeMissing', 500, `the code package of function "${fn.name}" version ${fn.version} is missing from storage`, { functionName: fn.name });
-    const payload: FunctionPayload = {
-      key: functionKey(fn),
-      name: fn.name,
-      version: fn.version,
-      runner: RUNTIME_RUNNERS[fn.runtime] as string,
-      handler: fn.handler,
-      files,
-      env: fn.environment,
-      memoryMB: fn.memorySize,
-    };
+    const payload = { key: functionKey(fn), name: fn.name, version: fn.version, runner: runnerOf(fn.runtime), handler: fn.handler, files, env: fn.environment, memoryMB: fn.memorySize };
     return { id, template: fn.template, function: payload, event, timeoutMs: fn.timeout * 1000, submittedAt: Date.now(), sync, ...(sync ? {} : { retryHandlerErrors: true }) };
   }
 }

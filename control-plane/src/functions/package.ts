@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { ValidationError } from '../errors.js';
-import type { CodeFile } from '../executions/types.js';
+import type { CodeFile } from '../invocation/contract.js';
+import { handlerFile } from '../invocation/languages.js';
 import type { BlobStore } from '../storage/blobs.js';
 import type { FunctionRuntime } from './types.js';
 import { readZip } from './zip.js';
@@ -16,21 +17,13 @@ export interface CodePackage {
   size: number;
 }
 
-/** The file an inline source becomes, named after the handler's module like Lambda's console does. */
-function inlineFile(runtime: FunctionRuntime, handler: string, source: string): { path: string; mode: number } {
-  if (runtime.startsWith('provided')) return { path: 'bootstrap', mode: 0o755 };
-  const module = handler.slice(0, handler.lastIndexOf('.')) || 'index';
-  if (runtime.startsWith('python')) return { path: `${module.replaceAll('.', '/')}.py`, mode: 0o644 };
-  return { path: `${module}${/^\s*export\s/m.test(source) ? '.mjs' : '.js'}`, mode: 0o644 };
-}
-
 export function unpack(code: CodeInput, runtime: FunctionRuntime, handler: string): CodePackage {
   if ('zipFile' in code) {
     const files = readZip(code.zipFile).map((e) => ({ path: e.path, content: e.content.toString('base64'), mode: e.mode }));
     return { files, sha256: createHash('sha256').update(code.zipFile).digest('base64'), size: code.zipFile.length };
   }
   const bytes = Buffer.from(code.source, 'utf8');
-  const file = inlineFile(runtime, handler, code.source);
+  const file = handlerFile(runtime, handler, code.source);
   return { files: [{ ...file, content: bytes.toString('base64') }], sha256: createHash('sha256').update(bytes).digest('base64'), size: bytes.length };
 }
 

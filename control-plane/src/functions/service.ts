@@ -4,7 +4,8 @@ import type { TemplateRegistry } from '../templates/registry.js';
 import { FunctionConflictError, FunctionExistsError, FunctionNotFoundError } from './errors.js';
 import { unpack, type CodeInput, type CodePackages } from './package.js';
 import type { FunctionStore } from './store.js';
-import { FUNCTION_NAME, FUNCTION_RUNTIMES, type FunctionRuntime, type FunctionVersionRecord } from './types.js';
+import { isLambdaRuntime, RUNTIME_NAMES, RUNTIMES } from '../invocation/languages.js';
+import { FUNCTION_NAME, type FunctionVersionRecord } from './types.js';
 
 /** The settable part of a function, as both API surfaces pass it in. */
 export interface FunctionSettings {
@@ -54,15 +55,15 @@ export class FunctionService {
   /** Validates settings merged onto `base` and returns the resulting record fields. */
   private settle(base: Partial<FunctionVersionRecord>, s: FunctionSettings): Omit<FunctionVersionRecord, 'name' | 'version' | 'codeSha256' | 'codeSize' | 'codeBlob' | 'lastModified' | 'revisionId'> {
     const runtime = s.runtime ?? base.runtime;
-    if (!runtime || !(runtime in FUNCTION_RUNTIMES)) {
-      throw new ValidationError(`runtime must be one of ${Object.keys(FUNCTION_RUNTIMES).join(', ')}; got "${String(runtime)}"`, { field: 'runtime' });
+    if (!runtime || !isLambdaRuntime(runtime)) {
+      throw new ValidationError(`runtime must be one of ${RUNTIME_NAMES.join(', ')}; got "${String(runtime)}"`, { field: 'runtime' });
     }
-    const rt = runtime as FunctionRuntime;
-    const handler = s.handler ?? base.handler ?? (rt.startsWith('provided') ? 'function.handler' : 'index.handler');
+    const rt = runtime;
+    const handler = s.handler ?? base.handler ?? RUNTIMES[rt].defaultHandler;
     if (!/^[^\s]{1,128}$/.test(handler)) throw new ValidationError(`handler must be 1-128 characters without spaces; got "${handler.slice(0, 80)}"`, { field: 'handler' });
     if (!rt.startsWith('provided') && !/^[^.]+(\.[^.]+)*\.[^.]+$/.test(handler)) throw new ValidationError(`handler must look like "module.function" for ${rt}; got "${handler}"`, { field: 'handler' });
     // A runtime change without a template change picks the new runtime's default template.
-    const template = s.template ?? (s.runtime && s.runtime !== base.runtime ? undefined : base.template) ?? FUNCTION_RUNTIMES[rt];
+    const template = s.template ?? (s.runtime && s.runtime !== base.runtime ? undefined : base.template) ?? RUNTIMES[rt].template;
     if (!this.templates.has(template)) throw new ValidationError(`template "${template}" does not exist; known templates: ${this.templates.names().join(', ')}`, { field: 'template' });
     if (!this.templates.get(template).runtimes.includes(rt)) throw new ValidationError(`template "${template}" does not offer ${rt}`, { field: 'template' });
     const memorySize = s.memorySize ?? base.memorySize ?? 128;

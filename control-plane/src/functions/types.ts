@@ -1,13 +1,8 @@
-import type { LambdaError } from '../executions/types.js';
+import type { LambdaError } from '../invocation/contract.js';
+import type { LambdaRuntime } from '../invocation/languages.js';
 
-/** Lambda runtime identifiers Kiln accepts → the template that serves each by default. */
-export const FUNCTION_RUNTIMES = {
-  'nodejs20.x': 'nodejs',
-  'python3.11': 'python',
-  provided: 'provided',
-  'provided.al2023': 'provided',
-} as const;
-export type FunctionRuntime = keyof typeof FUNCTION_RUNTIMES;
+/** A Lambda runtime identifier Kiln accepts (the table is invocation/languages.ts). */
+export type FunctionRuntime = LambdaRuntime;
 
 /** Lambda's own name rule; names also end up in Redis keys, so nothing else may pass. */
 export const FUNCTION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
@@ -48,7 +43,11 @@ export interface DeadLetter {
   qualifier: string;
   /** The event as JSON text. */
   event: string;
+  /** The last attempt's error (the handler's errorType and message, or `Kiln.<code>`). */
   error: LambdaError;
+  /** The last attempt's log. */
+  logs?: string;
+  logsTruncated?: boolean;
   attempts: number;
   failedAt: string;
 }

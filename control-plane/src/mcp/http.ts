@@ -2,7 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { Hono, type Context } from 'hono';
+import type { Redis } from 'ioredis';
 import { errorBody } from '../api/errors.js';
+import { jsonTooDeep, MAX_JSON_DEPTH } from '../api/json-depth.js';
+import { redisOutage } from '../api/redis-guard.js';
 import { log } from '../log.js';
 import type { McpServices } from './context.js';
 import { isProfile, PROFILE_NAMES, type ProfileName } from './profiles.js';
@@ -30,6 +33,26 @@ const rpcError = (c: Context, status: 400 | 404 | 405 | 413, code: number, messa
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
+ * JSON-RPC error code of "unavailable, retry" (the implementation-defined server error range):
+ * a tool call that needs Redis while it is down. `data` says the same as REST's 503 body.
+ */
+export const MCP_UNAVAILABLE = -32000;
+
+/**
+ * The JSON-RPC error response to every tool call in `body` while Redis is down; undefined when it
+ * is up or the body calls no tool. Answered before the MCP SDK sees the request, because the SDK
+ * turns whatever a tool throws into a tool result, and an outage is not the tool's result:
+ * clients get an McpError they can retry, as REST clients get a 503.
+ */
+function unavailable(redis: Redis | undefined, body: unknown): unknown[] | undefined {
+  const outage = redis ? redisOutage(redis) : undefined;
+  if (!outage) return undefined;
+  const calls = (Array.isArray(body) ? body : [body]).filter((m): m is Record<string, unknown> => isObject(m) && m.method === 'tools/call' && m.id !== undefined);
+  if (!calls.length) return undefined;
+  return calls.map((m) => ({ jsonrpc: '2.0', id: m.id, error: { code: MCP_UNAVAILABLE, message: `ServiceUnavailable: ${outage.message}`, data: { code: outage.code, retryAfterSeconds: 1 } } }));
+}
+
+/**
  * What is wrong with the shape of a JSON-RPC message (or batch) before the MCP SDK sees it: the
  * SDK answers a request whose params fail its schema with -32603 InternalError, which tells a
  * client that Kiln broke. MCP's params, and a tool call's arguments, are always objects.
@@ -51,7 +74,7 @@ function invalidParams(body: unknown): string | undefined {
  *   live for that one request.
  * Sessions live in this replica's memory, so a load balancer must keep a client on one replica.
  */
-export function mcpEndpoint(services: McpServices, opts: { maxBodyBytes: number }): McpEndpoint {
+export function mcpEndpoint(services: McpServices, opts: { maxBodyBytes: number; redis?: Redis }): McpEndpoint {
   const connections = new Map<string, Connection>();
   const closeConnection = async (id: string, why: string): Promise<void> => {
     const conn = connections.get(id);
@@ -83,6 +106,8 @@ export function mcpEndpoint(services: McpServices, opts: { maxBodyBytes: number 
         const read = await readBody(c);
         if (read instanceof Response) return read;
         parsedBody = read.body;
+        const down = unavailable(opts.redis, parsedBody);
+        if (down) return c.json(Array.isArray(parsedBody) ? down : down[0]);
       }
       const res = await conn.transport.handleRequest(c.req.raw, parsedBody === undefined ? undefined : { parsedBody });
       // A DELETE ends the session in the transport; drop it and its sandbox here too.
@@ -93,6 +118,8 @@ export function mcpEndpoint(services: McpServices, opts: { maxBodyBytes: number 
     const read = await readBody(c);
     if (read instanceof Response) return read;
     const body = read.body;
+    const down = unavailable(opts.redis, body);
+    if (down) return c.json(Array.isArray(body) ? down : down[0]);
     const initialize = Array.isArray(body) ? body.some(isInitializeRequest) : isInitializeRequest(body);
     return initialize ? openSession(c.req.raw, body, profile) : stateless(c.req.raw, body, profile);
   });
@@ -103,6 +130,8 @@ export function mcpEndpoint(services: McpServices, opts: { maxBodyBytes: number 
     if (length > opts.maxBodyBytes) return rpcError(c, 413, -32600, `request body is larger than ${opts.maxBodyBytes} bytes`);
     const text = await c.req.text();
     if (Buffer.byteLength(text) > opts.maxBodyBytes) return rpcError(c, 413, -32600, `request body is larger than ${opts.maxBodyBytes} bytes`);
+    // Tool arguments (events among them) are serialised again on the way to a sandbox.
+    if (jsonTooDeep(text)) return rpcError(c, 400, -32600, `Invalid Request: the body is nested more than ${MAX_JSON_DEPTH} levels deep`);
     let body: unknown;
     try {
       body = JSON.parse(text);

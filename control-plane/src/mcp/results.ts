@@ -1,5 +1,5 @@
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { KilnError } from '../errors.js';
+import { KilnError, unavailableOr } from '../errors.js';
 import { log } from '../log.js';
 
 /** Largest text a tool puts in one result field; agents pay for every character they read. */
@@ -20,6 +20,7 @@ const HINTS: Record<string, string> = {
   FunctionNotFound: 'List the deployed functions with function_list.',
   ProcessNotFound: 'The process has already exited or never existed in this sandbox.',
   TemplateNotFound: 'Omit template to use the default.',
+  ServiceUnavailable: 'Kiln cannot reach its Redis; retry the same call in a second or two.',
 };
 
 /** A text that fits the result budget, and a note saying how to get the part that was cut. */
@@ -39,7 +40,8 @@ export function ok(structured: Record<string, unknown>, text: string): CallToolR
  * says what to change. Anything that is not a KilnError is our own fault: it is logged here
  * and the agent only learns that it was an internal error.
  */
-export function toolError(err: unknown, tool: string): CallToolResult {
+export function toolError(thrown: unknown, tool: string): CallToolResult {
+  const err = unavailableOr(thrown);
   if (err instanceof KilnError) {
     const hint = HINTS[err.code];
     const message = hint ? `${err.message}. ${hint}` : err.message;

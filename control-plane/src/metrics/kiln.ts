@@ -1,5 +1,6 @@
-import type { ExecutionRecord } from '../executions/types.js';
-import type { ExecutionObserver, ExecutionQueues } from '../queue/queues.js';
+import type { ExecutionRecord } from '../invocation/contract.js';
+import type { ExecutionObserver } from '../invocation/outcome.js';
+import type { ExecutionQueues } from '../queue/queues.js';
 import type { LeaseCache } from '../scheduler/lease-cache.js';
 import type { SandboxRecords } from '../scheduler/records.js';
 import type { TemplateRegistry } from '../templates/registry.js';

@@ -1,25 +1,43 @@
 import { Queue, Worker, UnrecoverableError, type Job, type RedisOptions } from 'bullmq';
-import { KilnError, TooManyRequestsError } from '../errors.js';
-import type { ExecutionRunner } from '../executions/runner.js';
-import type { ExecutionJob, ExecutionRecord, LambdaError } from '../executions/types.js';
+import type { Redis } from 'ioredis';
+import type { ExecutionRecord, InvocationJob } from '../invocation/contract.js';
 import { log } from '../log.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import type { Template } from '../templates/template.js';
-import type { ReplyRouter } from './replies.js';
 
-/** Receives an async job that failed its last attempt (functions keep these as dead letters). */
-export type DeadLetterSink = (job: ExecutionJob, error: LambdaError, attempts: number) => Promise<void>;
-
-/** Hears about every finished execution and every platform error (metrics). */
-export interface ExecutionObserver {
-  record(record: ExecutionRecord): void;
-  error(code: string): void;
+/** One attempt of a job, as the transport hands it to the job handler. */
+export interface Attempt {
+  job: InvocationJob;
+  /** 1 for the first attempt. */
+  attempt: number;
+  maxAttempts: number;
+  /**
+   * How many times a worker has taken this job, this time included. More than `attempt` means
+   * an earlier run was cut off without an outcome (its control plane died, or Redis lost the
+   * write that would have finished it) and BullMQ put the job back.
+   */
+  starts: number;
 }
 
-/** Async jobs are tried this many times when a retryable platform error (ExecutorLost) hits them. */
-const ASYNC_ATTEMPTS = 3;
-/** How long a queue's waiting count is reused by the throttle before it is read again. */
-const WAITING_CACHE_MS = 100;
+/** Runs one attempt and returns the job's record; throws RetryAttempt to have it tried again later. */
+export type JobHandler = (attempt: Attempt) => Promise<ExecutionRecord>;
+
+/** Thrown by a job handler: this attempt failed and the job is to be tried again after a backoff. */
+export class RetryAttempt extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = 'RetryAttempt';
+  }
+}
+
+/** A job as stored, read in one atomic step (state and data together). */
+export interface JobSnapshot {
+  state: 'queued' | 'running' | 'completed' | 'failed';
+  job: InvocationJob;
+  record?: ExecutionRecord;
+  failedReason?: string;
+  finishedOn?: number;
+}
 
 /**
  * Sandboxes one BullMQ Worker serves. A Worker fetches jobs one Redis round trip at a time
@@ -43,35 +61,31 @@ export function workerShares(capacity: number): number[] {
 }
 
 /**
- * One BullMQ queue per template and its workers. A synchronous caller waits for the job's
- * record through the ReplyRouter, whichever replica's worker runs it.
+ * BullMQ transport: one queue per template and its workers, nothing about what a job means.
+ * The job handler (invocation/outcome.ts) is passed to `startWorkers`; it decides retries,
+ * dead letters, records and metrics.
  */
 export class ExecutionQueues {
-  private readonly queues = new Map<string, Queue<ExecutionJob, ExecutionRecord>>();
-  private readonly workers = new Map<string, Array<Worker<ExecutionJob, ExecutionRecord>>>();
+  private readonly queues = new Map<string, Queue<InvocationJob, ExecutionRecord>>();
+  private readonly workers = new Map<string, Array<Worker<InvocationJob, ExecutionRecord>>>();
   /** Workers of a template whose capacity shrank, closing while their jobs finish. */
   private readonly closing = new Set<Promise<void>>();
-  private readonly waiting = new Map<string, { at: number; count: Promise<number> }>();
-  private runner: ExecutionRunner | undefined;
-  /** Set by server.ts to feed metrics. */
-  observer: ExecutionObserver | undefined;
-  private deadLetterSink: DeadLetterSink | undefined;
+  private handler: JobHandler | undefined;
 
   constructor(
     private readonly connection: RedisOptions,
     private readonly prefix: string,
     private readonly templates: TemplateRegistry,
     private readonly opts: { resultTtlSeconds: number },
-    private readonly replies: ReplyRouter,
   ) {}
 
-  queue(template: string): Queue<ExecutionJob, ExecutionRecord> {
+  queue(template: string): Queue<InvocationJob, ExecutionRecord> {
     let q = this.queues.get(template);
     if (!q) {
       // Auto-pipelining merges the adds of concurrent requests made in one tick into one write
       // (fewer syscalls per job under load). Only here: this connection never blocks, unlike
       // the Worker's, and A/B runs showed no gain from it on the Worker's connections.
-      q = new Queue<ExecutionJob, ExecutionRecord>(template, { connection: { ...this.connection, enableAutoPipelining: true }, prefix: this.prefix });
+      q = new Queue<InvocationJob, ExecutionRecord>(template, { connection: { ...this.connection, enableAutoPipelining: true }, prefix: this.prefix });
       // Surfaced through /health; the queue reconnects by itself.
       q.on('error', (err) => log('warn', 'queue connection error', { template, error: err.message }));
       this.queues.set(template, q);
@@ -80,8 +94,8 @@ export class ExecutionQueues {
   }
 
   /** Starts each template's workers, whose concurrency follows the template's capacity. */
-  async startWorkers(runner: ExecutionRunner): Promise<void> {
-    this.runner = runner;
+  async startWorkers(handler: JobHandler): Promise<void> {
+    this.handler = handler;
     await Promise.all(this.templates.all().map((t) => this.startWorker(t)));
   }
 
@@ -91,8 +105,8 @@ export class ExecutionQueues {
    * capacity. Workers no longer needed close in the background, letting their jobs finish.
    */
   async startWorker(template: Template): Promise<void> {
-    const runner = this.runner;
-    if (!runner) return;
+    const handler = this.handler;
+    if (!handler) return;
     const shares = workerShares(template.pool.maxSandboxes);
     const workers = this.workers.get(template.name) ?? [];
     this.workers.set(template.name, workers);
@@ -100,28 +114,46 @@ export class ExecutionQueues {
     shares.forEach((concurrency, i) => {
       const existing = workers[i];
       if (existing) existing.concurrency = concurrency;
-      else workers.push(this.newWorker(template.name, runner, concurrency));
+      else workers.push(this.newWorker(template.name, handler, concurrency));
     });
     await Promise.all(workers.map((w) => w.waitUntilReady()));
   }
 
-  private newWorker(template: string, runner: ExecutionRunner, concurrency: number): Worker<ExecutionJob, ExecutionRecord> {
-    const worker = new Worker<ExecutionJob, ExecutionRecord>(template, (job) => this.process(runner, job), {
+  private newWorker(template: string, handler: JobHandler, concurrency: number): Worker<InvocationJob, ExecutionRecord> {
+    const worker = new Worker<InvocationJob, ExecutionRecord>(template, (job) => this.process(handler, job), {
       connection: this.connection,
       prefix: this.prefix,
       concurrency,
       // Jobs whose worker died (its control plane was killed) lose their lock after
       // lockDuration; the stalled-job check of any live worker, every stalledInterval, puts
       // them back in the queue once, then fails them. Locks are renewed every lockDuration / 2.
+      // The job handler sees such a second start in `Attempt.starts` (sync jobs are not re-run).
       maxStalledCount: 1,
       stalledInterval: 5_000,
       lockDuration: 10_000,
+      // How long a Worker waits before it tries again a write that failed (finishing a job,
+      // fetching the next) after Redis went away. BullMQ's 15 s default left jobs that finished
+      // during a short outage unrecorded long after Redis was back, and their locks lapsed.
+      runRetryDelay: 1_000,
     });
     worker.on('error', (err) => log('warn', 'worker error', { template, error: err.message }));
     return worker;
   }
 
-  private closeInBackground(worker: Worker<ExecutionJob, ExecutionRecord>): void {
+  /** Hands one attempt to the handler; a RetryAttempt is retried with backoff, anything else is final. */
+  private async process(handler: JobHandler, job: Job<InvocationJob, ExecutionRecord>): Promise<ExecutionRecord> {
+    try {
+      return await handler({ job: job.data, attempt: job.attemptsMade + 1, maxAttempts: job.opts.attempts ?? 1, starts: Math.max(job.attemptsStarted, job.attemptsMade + 1) });
+    } catch (err) {
+      if (err instanceof RetryAttempt) throw err;
+      // The handler turns every outcome into a record; an error here is a bug in it, and BullMQ
+      // keeps its message as the failed job's reason (GET /executions shows it).
+      log('error', 'job handler failed', { id: job.id, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+      throw new UnrecoverableError(err instanceof Error ? err.message : String(err));
+    }
+  }
+
+  private closeInBackground(worker: Worker<InvocationJob, ExecutionRecord>): void {
     const closing = worker
       .close()
       .catch((err: unknown) => log('warn', 'could not close a worker', { template: worker.name, error: String(err) }))
@@ -137,126 +169,50 @@ export class ExecutionQueues {
   }
 
   /**
-   * 429 when the template's queue already holds more than `queue.maxWaiting` waiting jobs.
-   * The count is shared by the requests of one 100 ms window, so a burst costs one Redis read.
+   * Adds a job under its id; resolves with the id it is stored under. A job whose id is already
+   * stored (an idempotency key seen before, within the result TTL) is not added again: BullMQ
+   * keeps the first, and its id comes back.
    */
-  private async throttle(template: Template): Promise<void> {
-    const now = Date.now();
-    let seen = this.waiting.get(template.name);
-    if (!seen || now - seen.at > WAITING_CACHE_MS) {
-      seen = { at: now, count: this.queue(template.name).getWaitingCount() };
-      this.waiting.set(template.name, seen);
-    }
-    const count = await seen.count.catch((err: unknown) => {
-      this.waiting.delete(template.name);
-      throw err;
-    });
-    if (count > template.queue.maxWaiting) {
-      this.observer?.error('TooManyRequests');
-      // Roughly the time the backlog takes to drain at one second per job per sandbox, at least 1 s.
-      throw new TooManyRequestsError(template.name, Math.max(1, Math.min(60, Math.ceil(count / template.pool.maxSandboxes))));
-    }
-  }
-
-  private async process(runner: ExecutionRunner, job: Job<ExecutionJob, ExecutionRecord>): Promise<ExecutionRecord> {
-    let record: ExecutionRecord;
-    try {
-      record = await runner.run(job.data, Date.now());
-    } catch (err) {
-      const kiln = err instanceof KilnError ? err : undefined;
-      // A sync failure becomes a record below and is counted from it.
-      if (!job.data.sync) this.observer?.error(kiln ? kiln.code : 'InternalError');
-      const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      if (!job.data.sync && kiln?.retryable && !lastAttempt) throw err;
-      if (!job.data.sync)
-        await this.deadLetter(job, { errorType: kiln ? `Kiln.${kiln.code}` : 'Kiln.InternalError', errorMessage: (err as Error).message, stackTrace: [] });
-      if (!job.data.sync) throw kiln?.retryable ? err : new UnrecoverableError((err as Error).message);
-      record = {
-        id: job.data.id,
-        status: 'failed',
-        error: { errorType: kiln ? `Kiln.${kiln.code}` : 'Kiln.InternalError', errorMessage: (err as Error).message, stackTrace: [] },
-        logs: '',
-        durationMs: 0,
-        template: job.data.template,
-        createdAt: new Date(job.data.submittedAt).toISOString(),
-        finishedAt: new Date().toISOString(),
-      };
-    }
-    if (!job.data.sync && job.data.retryHandlerErrors && record.status !== 'succeeded') await this.failAttempt(job, record);
-    this.observer?.record(record);
-    this.replies.deliver(record, job.data.replyTo);
-    return record;
-  }
-
-  /** Where async jobs with `retryHandlerErrors` go after their last failed attempt. */
-  onDeadLetter(sink: DeadLetterSink): void {
-    this.deadLetterSink = sink;
-  }
-
-  /** A handler error of an async function invocation fails the attempt; the last one is dead-lettered. */
-  private async failAttempt(job: Job<ExecutionJob, ExecutionRecord>, record: ExecutionRecord): Promise<never> {
-    const error = record.error ?? { errorType: 'Unknown', errorMessage: `invocation ${record.status}`, stackTrace: [] };
-    if (job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) await this.deadLetter(job, error);
-    throw new Error(`${error.errorType}: ${error.errorMessage}`);
-  }
-
-  private async deadLetter(job: Job<ExecutionJob, ExecutionRecord>, error: LambdaError): Promise<void> {
-    if (!job.data.retryHandlerErrors || !this.deadLetterSink) return;
-    // A dead letter that cannot be written is logged; the job itself still fails in BullMQ.
-    await this.deadLetterSink(job.data, error, job.attemptsMade + 1).catch((err: unknown) =>
-      log('error', 'could not record a dead letter', { id: job.data.id, error: String(err) }),
-    );
-  }
-
-  /** Adds a job; resolves when it is queued. */
-  add(job: ExecutionJob, attempts = job.sync ? 1 : ASYNC_ATTEMPTS): Promise<Job<ExecutionJob, ExecutionRecord>> {
-    return this.queue(job.template).add('execution', job, {
+  async add(job: InvocationJob, attempts: number): Promise<string> {
+    const added = await this.queue(job.template).add('execution', job, {
       jobId: job.id,
       attempts,
       backoff: { type: 'exponential', delay: 1000 },
       removeOnComplete: { age: this.opts.resultTtlSeconds },
       removeOnFail: { age: this.opts.resultTtlSeconds },
     });
+    return added.id ?? job.id;
+  }
+
+  /** Jobs waiting in a template's queue (not running, not delayed for a retry). */
+  waitingCount(template: string): Promise<number> {
+    return this.queue(template).getWaitingCount();
   }
 
   /**
-   * Adds a job and waits for its record, at most `waitMs`. If no reply came (the replica that
-   * ran it died between finishing and replying), the stored record is the answer.
+   * A job and its state, read atomically (MULTI), from whichever template's queue holds it.
+   * Reading the job, then its state, as two steps once answered 404 for a job that completed
+   * in between: the snapshot had no result yet and the state said it was done.
    */
-  async addAndWait(job: ExecutionJob, waitMs: number): Promise<ExecutionRecord | undefined> {
-    await this.throttle(this.templates.get(job.template));
-    const waiting = this.replies.wait(job.id);
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      await this.add({ ...job, replyTo: this.replies.replicaId });
-      const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), waitMs)));
-      const record = await Promise.race([waiting.record, timeout]);
-      if (record) return record;
-      const stored = await this.get(job.id);
-      return stored && stored.status !== 'queued' && stored.status !== 'running' ? stored : undefined;
-    } finally {
-      clearTimeout(timer);
-      waiting.cancel();
-    }
+  async snapshot(id: string): Promise<JobSnapshot | undefined> {
+    const found = await Promise.all(this.templates.names().map((t) => this.snapshotIn(t, id)));
+    return found.find((s) => s !== undefined);
   }
 
-  /** The record of an execution in any template's queue, or undefined. */
-  async get(id: string): Promise<ExecutionRecord | undefined> {
-    const found = await Promise.all(this.templates.names().map((t) => this.queue(t).getJob(id)));
-    const job = found.find((j) => j !== undefined);
-    if (!job) return undefined;
-    const state = await job.getState();
-    const base = { id, logs: '', durationMs: 0, template: job.data.template, createdAt: new Date(job.data.submittedAt).toISOString() };
-    if (state === 'completed') return job.returnvalue;
-    if (state === 'failed')
-      return {
-        ...base,
-        status: 'failed',
-        error: { errorType: 'Kiln.Failed', errorMessage: job.failedReason ?? 'failed', stackTrace: [] },
-        finishedAt: new Date(job.finishedOn ?? Date.now()).toISOString(),
-      };
-    if (state === 'active') return { ...base, status: 'running' };
-    return { ...base, status: 'queued' };
+  private async snapshotIn(template: string, id: string): Promise<JobSnapshot | undefined> {
+    const q = this.queue(template);
+    // BullMQ's own connection (an ioredis client), so the read needs no connection of its own.
+    const client = (await q.client) as unknown as Redis;
+    const replies = await client.multi().hgetall(q.toKey(id)).zscore(q.toKey('completed'), id).zscore(q.toKey('failed'), id).lpos(q.toKey('active'), id).exec();
+    if (!replies) return undefined;
+    for (const [err] of replies) if (err) throw err;
+    const [hash, completed, failed, active] = replies.map(([, v]: [Error | null, unknown]) => v) as [Record<string, string>, string | null, string | null, number | null];
+    if (!hash.data) return undefined;
+    const job = JSON.parse(hash.data) as InvocationJob;
+    const finishedOn = hash.finishedOn ? Number(hash.finishedOn) : undefined;
+    if (completed !== null) return { state: 'completed', job, ...(hash.returnvalue ? { record: JSON.parse(hash.returnvalue) as ExecutionRecord } : {}), ...(finishedOn ? { finishedOn } : {}) };
+    if (failed !== null) return { state: 'failed', job, ...(hash.failedReason ? { failedReason: hash.failedReason } : {}), ...(finishedOn ? { finishedOn } : {}) };
+    return { state: active !== null ? 'running' : 'queued', job };
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { ExecutionRecord } from '../executions/types.js';
+import type { ExecutionRecord } from '../invocation/contract.js';
 import { log } from '../log.js';
 
 type Waiter = (record: ExecutionRecord) => void;
@@ -43,6 +43,19 @@ export class ReplyRouter {
     const record = new Promise<ExecutionRecord>((r) => (resolve = r));
     this.waiters.set(id, resolve);
     return { record, cancel: () => this.waiters.delete(id) };
+  }
+
+  /**
+   * Whether the caller of a synchronous job still waits for it: in this replica's memory when it
+   * is the caller's, else whether the caller's replica still listens on its reply channel (one
+   * PUBSUB NUMSUB, only for jobs another replica submitted). A replica that died or restarted
+   * listens no more: its callers already saw their connections drop.
+   */
+  async callerWaiting(id: string, replyTo: string | undefined): Promise<boolean> {
+    if (replyTo === undefined) return true;
+    if (replyTo === this.replicaId) return this.waiters.has(id);
+    const [, listeners] = (await this.publisher.pubsub('NUMSUB', this.channel(replyTo))) as [string, number];
+    return Number(listeners) > 0;
   }
 
   /** Hands a finished record to whoever waits for it, here or on another replica. */

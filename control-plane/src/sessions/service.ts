@@ -1,10 +1,12 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { InvokeStatus, type InvokeError } from '@kiln/proto/executor/invoke';
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { AgentPool } from '../agent/client.js';
 import { SandboxBusyError, SandboxHasOtherFunctionError } from '../agent/errors.js';
 import { SessionAgent } from '../agent/session-client.js';
 import { ValidationError } from '../errors.js';
+import type { Outcome } from '../invocation/contract.js';
+import { languageOfRunner, type Language } from '../invocation/languages.js';
+import { eventText, inlineFunction, invokeRequest, outcomeOf } from '../invocation/request.js';
 import { log } from '../log.js';
 import type { SandboxRecords } from '../scheduler/records.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
@@ -75,22 +77,18 @@ export interface SessionView {
 
 export interface ExecuteInput {
   code: string;
-  language?: 'nodejs' | 'python';
+  language?: Language;
   event?: unknown;
   timeoutMs?: number;
 }
 
-export interface ExecuteResult {
-  status: 'succeeded' | 'failed' | 'timeout';
-  result?: unknown;
-  error?: InvokeError;
+/** How an execute ended; a custom runtime's bytes come back as `resultBase64`, as in execution records. */
+export type ExecuteResult = Outcome & {
   logs: string;
   durationMs: number;
   /** True when the handler took the sandbox down (timeout, crash) and the session ended. */
   sessionEnded: boolean;
-}
-
-const LANGUAGE_RUNNER = { nodejs: 'nodejs', python: 'python' } as const;
+};
 
 function view(r: SessionRecord): SessionView {
   return {
@@ -293,48 +291,25 @@ export class SessionService {
    */
   async execute(id: string, input: ExecuteInput): Promise<ExecuteResult> {
     const { record: r } = await this.open(id);
-    const language = input.language ?? (r.runner === 'python' ? 'python' : 'nodejs');
-    if (LANGUAGE_RUNNER[language] !== r.runner) throw new ValidationError(`session "${id}" runs ${r.runner} (template ${r.template}); it cannot execute ${language}`);
-    const file = language === 'python' ? 'index.py' : /^\s*export\s/m.test(input.code) ? 'index.mjs' : 'index.js';
-    const key = `s-${createHash('sha256').update(`${r.runner}\0${file}\0${input.code}`).digest('hex').slice(0, 32)}`;
+    const language = input.language ?? languageOfRunner(r.runner) ?? 'nodejs';
+    if (languageOfRunner(r.runner) !== language) throw new ValidationError(`session "${id}" runs ${r.runner} (template ${r.template}); it cannot execute ${language}`);
     const timeoutMs = input.timeoutMs ?? 60_000;
+    const event = eventText(input.event ?? null);
     const executor = await this.records.executor(r.executorId);
     if (!executor) throw await this.lost(r, 'executor exited');
     const template = this.templates.get(r.template);
-    const res = await this.agents.get(executor).invoke(
-      {
-        sandboxId: r.sandboxId,
-        requestId: randomUUID(),
-        functionKey: key,
-        function: {
-          functionKey: key,
-          name: `session-${r.id}`,
-          version: '$LATEST',
-          runner: r.runner,
-          handler: 'index.handler',
-          files: [{ path: file, content: Buffer.from(input.code), mode: 0o644 }],
-          env: r.env,
-          memoryMb: template.resources.memoryMB,
-        },
-        payload: Buffer.from(JSON.stringify(input.event ?? null)),
-        timeoutMs,
-        clientContext: '',
-      },
-      timeoutMs + 10_000,
-    ).catch((err: unknown) => {
-      // What these mean for a session: it keeps one handler module, and runs one call at a time.
-      if (err instanceof SandboxHasOtherFunctionError) throw new SessionCodeConflictError(id);
-      if (err instanceof SandboxBusyError) throw new SessionBusyError(id);
-      throw err;
-    });
+    const fn = inlineFunction({ scope: 's', language, code: input.code, env: r.env, memoryMB: template.resources.memoryMB, name: `session-${r.id}` });
+    const res = await this.agents
+      .get(executor)
+      .invoke(invokeRequest(r.sandboxId, randomUUID(), fn, event, timeoutMs, true), timeoutMs + 10_000)
+      .catch((err: unknown) => {
+        // What these mean for a session: it keeps one handler module, and runs one call at a time.
+        if (err instanceof SandboxHasOtherFunctionError) throw new SessionCodeConflictError(id);
+        if (err instanceof SandboxBusyError) throw new SessionBusyError(id);
+        throw err;
+      });
     if (!res.sandboxAlive) await this.end(r, 'sandbox died during execute');
-    const status = res.status === InvokeStatus.INVOKE_STATUS_SUCCEEDED ? 'succeeded' : res.status === InvokeStatus.INVOKE_STATUS_TIMEOUT ? 'timeout' : 'failed';
-    const out: ExecuteResult = { status, logs: res.logs, durationMs: res.durationMs, sessionEnded: !res.sandboxAlive };
-    if (status === 'succeeded') {
-      const payload = Buffer.from(res.payload);
-      out.result = res.raw ? payload.toString('base64') : payload.length ? (JSON.parse(payload.toString('utf8')) as unknown) : null;
-    } else out.error = res.error;
-    return out;
+    return { ...outcomeOf(res), logs: res.logs, durationMs: res.durationMs, sessionEnded: !res.sandboxAlive };
   }
 
   private async record(id: string): Promise<SessionRecord> {

@@ -1,13 +1,6 @@
 import { z } from 'zod';
+import { RUNTIME_NAMES, runnerOf, type LambdaRuntime } from '../invocation/languages.js';
 import { networkSchema } from './network.js';
-
-/** Lambda runtime identifiers → the language runner that serves them inside a sandbox. */
-export const RUNTIME_RUNNERS: Record<string, string> = {
-  'nodejs20.x': 'nodejs',
-  'python3.11': 'python',
-  provided: 'provided',
-  'provided.al2023': 'provided',
-};
 
 export const templateSchema = z.object({
   name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and dashes, up to 63 characters'),
@@ -19,7 +12,7 @@ export const templateSchema = z.object({
    * deployment run, say, most templates as local processes and one in containers.
    */
   executor: z.enum(['local', 'docker', 'kubernetes']).optional(),
-  runtimes: z.array(z.enum(Object.keys(RUNTIME_RUNNERS) as [string, ...string[]])).min(1).max(8),
+  runtimes: z.array(z.enum(RUNTIME_NAMES)).min(1).max(8),
   resources: z
     .object({
       cpu: z.number().positive().max(64).default(1),
@@ -57,5 +50,5 @@ export function sandboxShape(t: Template): string {
 
 /** The sandbox runners a template's executors must offer. */
 export function templateRunners(t: Template): string[] {
-  return [...new Set(t.runtimes.map((r) => RUNTIME_RUNNERS[r] as string))];
+  return [...new Set(t.runtimes.map((r: LambdaRuntime) => runnerOf(r)))];
 }

@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import { KilnError } from '../../errors.js';
+import { KilnError, unavailableOr } from '../../errors.js';
 import { log } from '../../log.js';
 
 type Status = 400 | 404 | 409 | 413 | 429 | 500 | 502 | 503 | 504;
@@ -23,12 +23,14 @@ const LAMBDA_ERRORS: Record<string, [string, Status]> = {
   PayloadTooLarge: ['RequestTooLargeException', 413],
   TooManyRequests: ['TooManyRequestsException', 429],
   NoCapacity: ['TooManyRequestsException', 429],
+  // The AWS SDK's standard retry strategy retries 500, 502, 503 and 504 (and throttling types).
+  ServiceUnavailable: ['ServiceException', 503],
 };
 
 /** An AWS-shaped error response; both `message` and `Message` because the SDK reads either. */
 export function lambdaError(c: Context, type: string, status: Status, message: string): Response {
   c.header('x-amzn-ErrorType', type);
-  if (status === 429) c.header('Retry-After', '1');
+  if (status === 429 || status === 503) c.header('Retry-After', '1');
   return c.json({ Type: status >= 500 ? 'Service' : 'User', message, Message: message, ...(status === 429 ? { Reason: 'ConcurrentInvocationLimitExceeded' } : {}) }, status);
 }
 
@@ -40,7 +42,8 @@ export function lambdaErrorForCode(c: Context, code: string, status: number, mes
 }
 
 /** onError of the Lambda routes. Unknown errors are our fault: ServiceException, logged. */
-export function onLambdaError(err: Error, c: Context): Response {
+export function onLambdaError(thrown: Error, c: Context): Response {
+  const err = unavailableOr(thrown) as Error;
   if (err instanceof KilnError) return lambdaErrorForCode(c, err.code, err.status, err.message);
   if (err instanceof HTTPException && err.status === 413) return lambdaError(c, 'RequestTooLargeException', 413, 'request body is too large');
   if (err instanceof HTTPException && err.status < 500) return lambdaError(c, 'InvalidRequestContentException', 400, err.message || 'request rejected');

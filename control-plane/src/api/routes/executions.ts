@@ -1,12 +1,14 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import type { ExecutionService } from '../../executions/service.js';
-import { ErrorSchema, ExecutionRecordSchema, ExecutionRequestSchema } from '../schemas.js';
+import { idempotencyKey } from '../../invocation/submit.js';
+import { ErrorSchema, ExecutionRecordSchema, ExecutionRequestSchema, IdempotencyHeaders } from '../schemas.js';
 import { newRouter, type AppEnv } from '../router.js';
 
 const errors = {
-  400: { description: 'Invalid request', content: { 'application/json': { schema: ErrorSchema } } },
+  400: { description: 'Invalid request (an event nested more than 512 levels deep among them)', content: { 'application/json': { schema: ErrorSchema } } },
   404: { description: 'Unknown template or execution', content: { 'application/json': { schema: ErrorSchema } } },
   413: { description: 'Body over the size limit', content: { 'application/json': { schema: ErrorSchema } } },
+  429: { description: 'The template\'s queue is full (sync and async alike); retry after Retry-After seconds', content: { 'application/json': { schema: ErrorSchema } } },
   503: { description: 'Redis or capacity unavailable', content: { 'application/json': { schema: ErrorSchema } } },
 };
 
@@ -15,8 +17,11 @@ const create = createRoute({
   path: '/api/v1/executions',
   tags: ['executions'],
   summary: 'Run handler code',
-  description: 'Queues the code and, by default, waits for the result. With `wait: false` it returns 202 and the id.',
-  request: { body: { required: true, content: { 'application/json': { schema: ExecutionRequestSchema } } } },
+  description:
+    'Queues the code and, by default, waits for the result. With `wait: false` it returns 202 and the id. ' +
+    'A synchronous execution runs at most once: if the connection drops, Kiln does not run it again (retry it yourself). ' +
+    'An asynchronous one runs at least once (retried on platform failures, and after a control-plane crash); send `Idempotency-Key` to make retried submissions one execution.',
+  request: { headers: IdempotencyHeaders, body: { required: true, content: { 'application/json': { schema: ExecutionRequestSchema } } } },
   responses: {
     200: { description: 'Finished (succeeded, failed or timeout)', content: { 'application/json': { schema: ExecutionRecordSchema } } },
     202: { description: 'Queued', content: { 'application/json': { schema: z.object({ id: z.string().uuid() }) } } },
@@ -38,7 +43,7 @@ export function executionRoutes(service: ExecutionService): OpenAPIHono<AppEnv> 
   const app = newRouter();
   app.openapi(create, async (c) => {
     const body = c.req.valid('json');
-    const out = await service.submit(body);
+    const out = await service.submit({ ...body, idempotencyKey: idempotencyKey(c.req.header('idempotency-key'), 'Idempotency-Key') });
     if (!out.record) return c.json({ id: out.id }, 202);
     // `result` is arbitrary JSON, which Hono's typed-response check cannot express.
     return c.json(out.record, 200) as never;

@@ -5,13 +5,15 @@ import { zipFromBase64, type CodeInput } from '../../functions/package.js';
 import type { FunctionService } from '../../functions/service.js';
 import type { FunctionVersionRecord } from '../../functions/types.js';
 import { newRouter, type AppEnv } from '../router.js';
-import { ErrorSchema, ExecutionRecordSchema, LambdaErrorSchema } from '../schemas.js';
+import { idempotencyKey } from '../../invocation/submit.js';
+import { ErrorSchema, ExecutionRecordSchema, IdempotencyHeaders, LambdaErrorSchema } from '../schemas.js';
 
 const errors = {
   400: { description: 'Invalid request', content: { 'application/json': { schema: ErrorSchema } } },
   404: { description: 'Unknown function, version or dead letter', content: { 'application/json': { schema: ErrorSchema } } },
   409: { description: 'Name taken or concurrent change', content: { 'application/json': { schema: ErrorSchema } } },
   413: { description: 'Body over the size limit', content: { 'application/json': { schema: ErrorSchema } } },
+  429: { description: 'The template\'s queue is full (sync and async alike); retry after Retry-After seconds', content: { 'application/json': { schema: ErrorSchema } } },
 };
 
 const CodeSchema = z
@@ -61,7 +63,17 @@ const FunctionSchema = z
   .openapi('Function');
 
 const DeadLetterSchema = z
-  .object({ id: z.string(), functionName: z.string(), qualifier: z.string(), event: z.string(), error: LambdaErrorSchema, attempts: z.number(), failedAt: z.string() })
+  .object({
+    id: z.string(),
+    functionName: z.string(),
+    qualifier: z.string(),
+    event: z.string(),
+    error: LambdaErrorSchema.openapi({ description: 'The last attempt\'s error: the handler\'s errorType and message, or Kiln.<code>' }),
+    logs: z.string().optional().openapi({ description: 'The last attempt\'s log' }),
+    logsTruncated: z.boolean().optional(),
+    attempts: z.number(),
+    failedAt: z.string(),
+  })
   .openapi('DeadLetter');
 
 const nameParam = z.object({ name: z.string().openapi({ param: { name: 'name', in: 'path' }, example: 'hello' }) });
@@ -102,8 +114,10 @@ const routes = {
     path: '/api/v1/functions/{name}/invocations',
     tags: ['functions'],
     summary: 'Invoke a function',
-    description: 'The body is the event (any JSON; empty means {}). `type=Event` queues it and returns 202; failed async invocations are retried and then dead-lettered. Limits: 6 MB sync, 1 MB async.',
-    request: { params: nameParam, query: qualifierQuery.extend({ type: z.enum(['RequestResponse', 'Event', 'DryRun']).optional() }) },
+    description:
+      'The body is the event (any JSON, at most 512 levels deep; empty means {}). `type=Event` queues it and returns 202; failed async invocations are retried and then dead-lettered with their error and logs. Limits: 6 MB sync, 1 MB async. ' +
+      'RequestResponse runs at most once (Kiln never re-runs it; the caller retries); Event runs at least once, and `Idempotency-Key` makes retried submissions one invocation.',
+    request: { headers: IdempotencyHeaders, params: nameParam, query: qualifierQuery.extend({ type: z.enum(['RequestResponse', 'Event', 'DryRun']).optional() }) },
     responses: { 200: json(ExecutionRecordSchema, 'Finished (succeeded, failed or timeout)'), 202: json(z.object({ id: z.string().uuid() }), 'Queued'), 204: { description: 'DryRun: the function exists and the payload is valid' }, ...errors },
   }),
   deadLetters: createRoute({ method: 'get', path: '/api/v1/functions/{name}/dead-letters', tags: ['functions'], summary: 'Async invocations that failed every attempt', request: { params: nameParam }, responses: { 200: json(z.object({ deadLetters: z.array(DeadLetterSchema) }), 'Newest first'), ...errors } }),
@@ -163,7 +177,7 @@ export function functionRoutes(functions: FunctionService, invoker: FunctionInvo
     const { name } = c.req.valid('param');
     const q = c.req.valid('query');
     const type: InvocationType = q.type ?? 'RequestResponse';
-    const out = await invoker.invoke(name, q.qualifier, await c.req.text(), type);
+    const out = await invoker.invoke(name, q.qualifier, await c.req.text(), type, idempotencyKey(c.req.header('idempotency-key'), 'Idempotency-Key'));
     if (type === 'DryRun') return c.body(null, 204);
     if (!out.record) return c.json({ id: out.id }, 202);
     return c.json({ ...out.record, version: out.function.version }, 200);

@@ -1,7 +1,10 @@
 import { Hono, type Context } from 'hono';
+import type { Redis } from 'ioredis';
 import { bodyLimit } from 'hono/body-limit';
 import { ValidationError } from '../../errors.js';
 import { SYNC_PAYLOAD_BYTES, type FunctionInvoker, type InvocationType } from '../../functions/invoker.js';
+import { idempotencyKey } from '../../invocation/submit.js';
+import { redisGuard } from '../redis-guard.js';
 import { zipFromBase64 } from '../../functions/package.js';
 import type { FunctionService } from '../../functions/service.js';
 import { lambdaError, lambdaErrorForCode, onLambdaError } from '../lambda/errors.js';
@@ -13,6 +16,12 @@ const MAX_MANAGEMENT_BYTES = 70 * 1024 * 1024;
 const LOG_TAIL_BYTES = 4096;
 const INVOCATION_TYPES = ['RequestResponse', 'Event', 'DryRun'];
 const BASE = '/2015-03-31/functions';
+/**
+ * Kiln's idempotency header for Event invocations (Lambda itself has none: X-Amz-Client-Context
+ * is the handler's context, not a key). The same key for the same function version within the
+ * result TTL returns the first invocation's request id and does not run it again.
+ */
+export const LAMBDA_IDEMPOTENCY_HEADER = 'X-Kiln-Idempotency-Key';
 
 function zipOf(code: { ZipFile?: string | undefined; S3Bucket?: string | undefined; ImageUri?: string | undefined }) {
   if (code.ZipFile === undefined) throw new ValidationError('only Code.ZipFile is supported (S3 and image packages are not)', { field: 'ZipFile' });
@@ -47,9 +56,11 @@ function logTail(logs: string): string {
  * so `new LambdaClient({ endpoint: kilnUrl })` works unchanged. Thin edge like the rest:
  * parse Lambda's shapes, call the same services as /api/v1/functions, map back.
  */
-export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoker): Hono {
+export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoker, redis?: Redis): Hono {
   const app = new Hono();
   app.onError(onLambdaError);
+  // While Redis is down: 503 ServiceException at once, which the AWS SDK retries, as REST's 503.
+  if (redis) app.use('/2015-03-31/*', redisGuard(redis, []));
   const managementLimit = bodyLimit({ maxSize: MAX_MANAGEMENT_BYTES, onError: (c) => lambdaError(c, 'RequestTooLargeException', 413, `request body is larger than ${MAX_MANAGEMENT_BYTES} bytes`) });
   const invokeLimit = bodyLimit({ maxSize: SYNC_PAYLOAD_BYTES, onError: (c) => lambdaError(c, 'RequestTooLargeException', 413, `request payload is larger than ${SYNC_PAYLOAD_BYTES} bytes`) });
 
@@ -111,7 +122,8 @@ export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoke
     if (!INVOCATION_TYPES.includes(type)) throw new ValidationError(`X-Amz-Invocation-Type must be one of ${INVOCATION_TYPES.join(', ')}; got "${type.slice(0, 40)}"`, { field: 'InvocationType' });
     const logType = c.req.header('X-Amz-Log-Type') ?? 'None';
     if (logType !== 'None' && logType !== 'Tail') throw new ValidationError(`X-Amz-Log-Type must be None or Tail; got "${logType.slice(0, 40)}"`, { field: 'LogType' });
-    const out = await invoker.invoke(name, qualifier, await c.req.text(), type as InvocationType);
+    const key = idempotencyKey(c.req.header(LAMBDA_IDEMPOTENCY_HEADER), LAMBDA_IDEMPOTENCY_HEADER);
+    const out = await invoker.invoke(name, qualifier, await c.req.text(), type as InvocationType, key);
     c.header('x-amzn-RequestId', out.id);
     c.header('X-Amz-Executed-Version', out.function.version);
     if (!out.record) return c.body(null, type === 'DryRun' ? 204 : 202);

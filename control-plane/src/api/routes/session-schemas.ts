@@ -1,4 +1,5 @@
 import { z } from '@hono/zod-openapi';
+import { LANGUAGE_NAMES } from '../../invocation/languages.js';
 import { ErrorSchema } from '../schemas.js';
 
 export const SessionIdParam = z.object({ id: z.string().min(1).max(100).openapi({ param: { name: 'id', in: 'path' }, example: 'ses_0f3c...' }) });
@@ -103,7 +104,7 @@ export const FileInfoSchema = z
 export const ExecuteSchema = z
   .object({
     code: z.string().min(1, 'code must not be empty'),
-    language: z.enum(['nodejs', 'python']).optional(),
+    language: z.enum(LANGUAGE_NAMES).optional(),
     event: z.unknown().optional(),
     timeoutMs: z.number().int().min(100).max(900_000).optional(),
   })

@@ -58,7 +58,7 @@ const routes = {
     tags: ['sessions'],
     summary: 'Run a handler in the session, keeping module state between calls with the same code',
     request: { params: SessionIdParam, ...body(ExecuteSchema) },
-    responses: { 200: json(z.object({ status: z.enum(['succeeded', 'failed', 'timeout']), result: z.unknown().optional(), error: z.unknown().optional(), logs: z.string(), durationMs: z.number(), sessionEnded: z.boolean() }), 'Finished'), ...errors },
+    responses: { 200: json(z.object({ status: z.enum(['succeeded', 'failed', 'timeout']), result: z.unknown().optional(), resultBase64: z.string().optional(), error: z.unknown().optional(), logs: z.string(), durationMs: z.number(), sessionEnded: z.boolean() }), 'Finished'), ...errors },
   }),
 };
 

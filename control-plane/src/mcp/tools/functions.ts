@@ -1,7 +1,8 @@
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { KilnError } from '../../errors.js';
-import type { ExecutionRecord } from '../../executions/types.js';
+import type { ExecutionRecord } from '../../invocation/contract.js';
+import { eventText } from '../../invocation/request.js';
 import { log } from '../../log.js';
 import { defineTool, type ToolContext, type ToolDef } from '../context.js';
 import { clip, ok } from '../results.js';
@@ -57,10 +58,10 @@ const functionInvoke = defineTool({
     qualifier: z.string().optional().describe('$LATEST (default) or a published version number.'),
   },
   async run(a, ctx) {
-    const out = await functionsOf(ctx).invoker.invoke(a.name, a.qualifier, JSON.stringify(a.event ?? {}), 'RequestResponse');
+    const out = await functionsOf(ctx).invoker.invoke(a.name, a.qualifier, eventText(a.event ?? {}), 'RequestResponse');
     const r = out.record as ExecutionRecord;
     const t = recordText(r);
-    return ok({ id: r.id, version: out.function.version, status: r.status, result: r.result ?? null, ...(r.error ? { error: r.error } : {}), logs: t.logs, durationMs: r.durationMs, startType: r.startType, ...(t.note ? { note: t.note } : {}) }, t.text);
+    return ok({ id: r.id, version: out.function.version, status: r.status, result: r.result ?? null, ...(r.resultBase64 !== undefined ? { resultBase64: r.resultBase64 } : {}), ...(r.error ? { error: r.error } : {}), logs: t.logs, durationMs: r.durationMs, startType: r.startType, ...(t.note ? { note: t.note } : {}) }, t.text);
   },
 });
 

@@ -3,26 +3,21 @@ import type { AgentPool } from '../agent/client.js';
 import type { LeaseCache } from '../scheduler/lease-cache.js';
 import type { Lease, Scheduler } from '../scheduler/scheduler.js';
 import type { TemplateRegistry } from '../templates/registry.js';
-import type { ExecutionJob, ExecutionRecord } from './types.js';
+import type { ExecutionRecord, InvocationJob } from './contract.js';
+import { invokeRequest, outcomeOf } from './request.js';
 
 /** How long a job may wait for a sandbox before it fails with NoCapacity. */
 const LEASE_WAIT_MS = 30_000;
 /** Extra time the control plane gives the executor beyond the handler's own timeout. */
 const RPC_MARGIN_MS = 5_000;
 
-function statusOf(res: InvokeResponse): ExecutionRecord['status'] {
-  if (res.status === InvokeStatus.INVOKE_STATUS_SUCCEEDED) return 'succeeded';
-  if (res.status === InvokeStatus.INVOKE_STATUS_TIMEOUT) return 'timeout';
-  return 'failed';
-}
-
 /**
- * Runs one execution job: lease a sandbox, invoke over gRPC, release (or forget a sandbox that
- * died). Platform failures throw KilnErrors; handler failures are results, not exceptions.
- * Finished leases go through the LeaseCache, so this replica's next job of the same function
- * usually takes the sandbox without a trip to Redis.
+ * Runs one attempt of a job on a sandbox: lease one (hot, warm or cold), invoke over gRPC,
+ * release it (or forget a sandbox that died). Platform failures throw KilnErrors; handler
+ * failures are records, not exceptions. Finished leases go through the LeaseCache, so this
+ * replica's next job of the same function usually takes the sandbox without a trip to Redis.
  */
-export class ExecutionRunner {
+export class Dispatcher {
   constructor(
     private readonly scheduler: Scheduler,
     private readonly agents: AgentPool,
@@ -30,7 +25,7 @@ export class ExecutionRunner {
     private readonly leases: LeaseCache,
   ) {}
 
-  async run(job: ExecutionJob, startedAt = Date.now()): Promise<ExecutionRecord> {
+  async run(job: InvocationJob, startedAt = Date.now()): Promise<ExecutionRecord> {
     const template = this.templates.get(job.template);
     const fn = job.function;
     const t0 = performance.now();
@@ -51,10 +46,11 @@ export class ExecutionRunner {
     if (res.sandboxAlive) this.leases.park(lease, fn.key);
     else await this.scheduler.forget(lease.template, lease.sandboxId);
     const totalMs = Date.now() - job.submittedAt;
-    const record: ExecutionRecord = {
+    return {
       id: job.id,
-      status: statusOf(res),
+      ...outcomeOf(res),
       logs: res.logs,
+      ...(res.logsTruncated ? { logsTruncated: true } : {}),
       durationMs: res.durationMs,
       startType: lease.startType,
       timings: { queuedMs: Math.max(0, startedAt - job.submittedAt), scheduleMs, initMs: res.initMs, handlerMs: res.durationMs, totalMs },
@@ -63,41 +59,9 @@ export class ExecutionRunner {
       createdAt: new Date(job.submittedAt).toISOString(),
       finishedAt: new Date().toISOString(),
     };
-    if (res.logsTruncated) record.logsTruncated = true;
-    if (record.status === 'succeeded') {
-      const payload = Buffer.from(res.payload);
-      if (res.raw) record.resultBase64 = payload.toString('base64');
-      else record.result = payload.length ? JSON.parse(payload.toString('utf8')) : null;
-    } else {
-      record.error = res.error ?? { errorType: 'Unknown', errorMessage: 'the executor returned no error details', stackTrace: [] };
-    }
-    return record;
   }
 
-  private invoke(lease: Lease, job: ExecutionJob, withFunction: boolean): Promise<InvokeResponse> {
-    const fn = job.function;
-    return this.agents.get(lease.executor).invoke(
-      {
-        sandboxId: lease.sandboxId,
-        requestId: job.id,
-        functionKey: fn.key,
-        function: withFunction
-          ? {
-              functionKey: fn.key,
-              name: fn.name,
-              version: fn.version,
-              runner: fn.runner,
-              handler: fn.handler,
-              files: fn.files.map((f) => ({ path: f.path, content: Buffer.from(f.content, 'base64'), mode: f.mode })),
-              env: fn.env,
-              memoryMb: fn.memoryMB,
-            }
-          : undefined,
-        payload: Buffer.from(job.event, 'utf8'),
-        timeoutMs: job.timeoutMs,
-        clientContext: '',
-      },
-      job.timeoutMs + RPC_MARGIN_MS,
-    );
+  private invoke(lease: Lease, job: InvocationJob, withFunction: boolean): Promise<InvokeResponse> {
+    return this.agents.get(lease.executor).invoke(invokeRequest(lease.sandboxId, job.id, job.function, job.event, job.timeoutMs, withFunction), job.timeoutMs + RPC_MARGIN_MS);
   }
 }

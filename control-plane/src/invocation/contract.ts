@@ -1,0 +1,87 @@
+import { z } from '@hono/zod-openapi';
+
+/**
+ * The job contract: what a queued invocation carries and what it ends as. The zod schemas are
+ * the only definition; the TypeScript types are derived from them and the OpenAPI document
+ * shows the same schemas, so the record a worker stores is the record the API documents.
+ */
+
+/** Lambda's error shape, used for handler errors and platform errors (`Kiln.<code>`) alike. */
+export const LambdaErrorSchema = z
+  .object({ errorType: z.string(), errorMessage: z.string(), stackTrace: z.array(z.string()) })
+  .openapi('LambdaError');
+export type LambdaError = z.infer<typeof LambdaErrorSchema>;
+
+export const TimingsSchema = z.object({ queuedMs: z.number(), scheduleMs: z.number(), initMs: z.number(), handlerMs: z.number(), totalMs: z.number() }).openapi('Timings');
+export type Timings = z.infer<typeof TimingsSchema>;
+
+export const ExecutionStatusSchema = z.enum(['queued', 'running', 'succeeded', 'failed', 'timeout']);
+export type ExecutionStatus = z.infer<typeof ExecutionStatusSchema>;
+
+/** What GET /executions/{id}, a sync POST and a sync function invocation return. */
+export const ExecutionRecordSchema = z
+  .object({
+    id: z.string().uuid(),
+    status: ExecutionStatusSchema,
+    result: z.unknown().optional().openapi({ description: 'The handler\'s JSON result (succeeded only)' }),
+    resultBase64: z
+      .string()
+      .optional()
+      .openapi({ description: 'Set instead of `result` when a custom (`provided`) runtime returned bytes: those bytes, base64. The Lambda API returns the bytes themselves.' }),
+    error: LambdaErrorSchema.optional().openapi({ description: 'The handler\'s error, or `Kiln.<code>` for a platform failure (Kiln.ExecutorLost, Kiln.NoCapacity, Kiln.Interrupted, Kiln.Abandoned, ...)' }),
+    logs: z.string(),
+    logsTruncated: z.boolean().optional(),
+    durationMs: z.number(),
+    startType: z.enum(['hot', 'warm', 'cold']).optional(),
+    timings: TimingsSchema.optional(),
+    maxMemoryMB: z.number().optional(),
+    template: z.string(),
+    createdAt: z.string(),
+    finishedAt: z.string().optional(),
+  })
+  .openapi('Execution');
+export type ExecutionRecord = z.infer<typeof ExecutionRecordSchema>;
+
+/** What an invocation ended as, from the sandbox's point of view (request.ts maps the executor's answer). */
+export type Outcome = Pick<ExecutionRecord, 'status' | 'result' | 'resultBase64' | 'error'>;
+
+export const CodeFileSchema = z.object({ path: z.string(), content: z.string().describe('base64'), mode: z.number().int() });
+export type CodeFile = z.infer<typeof CodeFileSchema>;
+
+/** What a sandbox needs to load a function version; kept in the job so any replica can run it. */
+export const FunctionPayloadSchema = z.object({
+  /** The instance identity: code and configuration hashed (request.ts). */
+  key: z.string(),
+  name: z.string(),
+  version: z.string(),
+  runner: z.string(),
+  handler: z.string(),
+  files: z.array(CodeFileSchema),
+  env: z.record(z.string()),
+  memoryMB: z.number(),
+});
+export type FunctionPayload = z.infer<typeof FunctionPayloadSchema>;
+
+/** A queued invocation (a BullMQ job's data). */
+export const InvocationJobSchema = z.object({
+  id: z.string(),
+  template: z.string(),
+  function: FunctionPayloadSchema,
+  /** The event as JSON text (kept as text: parsing it here would only be undone later). */
+  event: z.string(),
+  timeoutMs: z.number(),
+  submittedAt: z.number(),
+  /**
+   * Sync callers wait, and a sync job runs at most once: a platform failure fails it at once,
+   * and a job whose caller is gone, or that already started once, is not run (outcome.ts).
+   */
+  sync: z.boolean(),
+  /** Replica whose caller waits for this job's record (its Redis reply channel). */
+  replyTo: z.string().optional(),
+  /**
+   * Async function invocations: a handler error or timeout fails the attempt (so it is retried,
+   * like Lambda's event invocations) and the last failure is dead-lettered.
+   */
+  retryHandlerErrors: z.boolean().optional(),
+});
+export type InvocationJob = z.infer<typeof InvocationJobSchema>;

@@ -1,0 +1,109 @@
+import { KilnError, unavailableOr } from '../errors.js';
+import { log } from '../log.js';
+import { RetryAttempt, type Attempt } from '../queue/queues.js';
+import type { ReplyRouter } from '../queue/replies.js';
+import type { ExecutionRecord, InvocationJob, LambdaError } from './contract.js';
+import type { Dispatcher } from './dispatch.js';
+
+/** Receives an async function invocation that failed its last attempt, with its record (error and logs). */
+export type DeadLetterSink = (job: InvocationJob, record: ExecutionRecord, attempts: number) => Promise<void>;
+
+/** Hears about every finished attempt and every platform error (metrics). */
+export interface ExecutionObserver {
+  record(record: ExecutionRecord): void;
+  error(code: string): void;
+}
+
+/**
+ * What happens to a job after each attempt: the policy that the queue (transport only) leaves
+ * to this job handler.
+ *
+ * - **Synchronous: at most once.** A sync job runs only on its first start and only while its
+ *   caller waits. A job that was started before (its control plane died mid-run, or Redis lost
+ *   the write that finished it, and BullMQ put it back) ends as `Kiln.Interrupted`; one whose
+ *   caller is gone (its replica died or restarted) ends as `Kiln.Abandoned`. Either way it is
+ *   not run again: as on AWS, the caller retries, not the service. A platform failure is the
+ *   caller's record at once.
+ * - **Asynchronous: at least once.** A retryable platform failure (ExecutorLost, NoCapacity)
+ *   is retried with backoff; for function invocations (`retryHandlerErrors`) a handler error or
+ *   timeout is too, and the last failure is dead-lettered with its error and logs. A job cut
+ *   off mid-run is run again. Submitting with an idempotency key makes retried submissions one
+ *   job (submit.ts).
+ * - Every attempt's record is counted (metrics) and the final one is stored (the job's result)
+ *   and delivered to a waiting caller.
+ */
+export class OutcomePolicy {
+  constructor(
+    private readonly dispatcher: Dispatcher,
+    private readonly replies: ReplyRouter,
+    private readonly observer: ExecutionObserver,
+    private readonly deadLetters: DeadLetterSink,
+  ) {}
+
+  /** The queue's job handler. */
+  readonly handle = async (attempt: Attempt): Promise<ExecutionRecord> => {
+    const { job } = attempt;
+    if (job.sync) {
+      const skipped = await this.skipSync(attempt);
+      if (skipped) return this.finish(job, skipped);
+    }
+    const last = attempt.attempt >= attempt.maxAttempts;
+    let record: ExecutionRecord;
+    try {
+      record = await this.dispatcher.run(job, Date.now());
+    } catch (thrown) {
+      // A Redis outage mid-attempt (a lease, a release) is ServiceUnavailable: retryable.
+      const err = unavailableOr(thrown);
+      const kiln = err instanceof KilnError ? err : undefined;
+      if (!kiln) log('error', 'invocation failed inside Kiln', { id: job.id, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+      if (!job.sync && kiln?.retryable && !last) {
+        this.observer.error(kiln.code);
+        throw new RetryAttempt(`${kiln.code}: ${kiln.message}`);
+      }
+      record = platformFailure(job, kiln ? kiln.code : 'InternalError', err instanceof Error ? err.message : String(err));
+    }
+    if (!job.sync && job.retryHandlerErrors && record.status !== 'succeeded') {
+      if (!last) {
+        this.observer.record(record);
+        const error = record.error ?? { errorType: record.status, errorMessage: `invocation ${record.status}` };
+        throw new RetryAttempt(`${error.errorType}: ${error.errorMessage}`);
+      }
+      // A dead letter that cannot be written is logged; the job's own record still keeps the failure.
+      await this.deadLetters(job, record, attempt.attempt).catch((err: unknown) => log('error', 'could not record a dead letter', { id: job.id, error: String(err) }));
+    }
+    return this.finish(job, record);
+  };
+
+  /** Why a sync job must not run, as its record; undefined when it may run. */
+  private async skipSync(attempt: Attempt): Promise<ExecutionRecord | undefined> {
+    const { job } = attempt;
+    if (attempt.starts > attempt.attempt) {
+      return platformFailure(job, 'Interrupted', 'the synchronous invocation was cut off (its control plane stopped, or Redis lost its result) and is not run again; retry it if it did not take effect');
+    }
+    if (!(await this.replies.callerWaiting(job.id, job.replyTo))) {
+      return platformFailure(job, 'Abandoned', 'the caller of this synchronous invocation went away (its control plane stopped) before it started; it was not run');
+    }
+    return undefined;
+  }
+
+  private finish(job: InvocationJob, record: ExecutionRecord): ExecutionRecord {
+    this.observer.record(record);
+    this.replies.deliver(record, job.replyTo);
+    return record;
+  }
+}
+
+/** The record of an attempt that failed inside Kiln: `Kiln.<code>`, no logs. */
+export function platformFailure(job: InvocationJob, code: string, message: string): ExecutionRecord {
+  const error: LambdaError = { errorType: `Kiln.${code}`, errorMessage: message, stackTrace: [] };
+  return {
+    id: job.id,
+    status: 'failed',
+    error,
+    logs: '',
+    durationMs: 0,
+    template: job.template,
+    createdAt: new Date(job.submittedAt).toISOString(),
+    finishedAt: new Date().toISOString(),
+  };
+}

@@ -1,0 +1,133 @@
+import { createHash } from 'node:crypto';
+import { KilnError, NotFoundError, TooManyRequestsError, ValidationError } from '../errors.js';
+import type { ExecutionQueues } from '../queue/queues.js';
+import type { ReplyRouter } from '../queue/replies.js';
+import type { TemplateRegistry } from '../templates/registry.js';
+import type { ExecutionRecord, InvocationJob } from './contract.js';
+import type { ExecutionObserver } from './outcome.js';
+
+/** Async jobs are tried this many times when a retryable platform error (ExecutorLost) hits them. */
+export const ASYNC_ATTEMPTS = 3;
+/** How long a queue's waiting count is reused by the throttle before it is read again. */
+const WAITING_CACHE_MS = 100;
+/** How long a sync caller waits beyond the handler's own timeout (queueing, a cold start). */
+const SYNC_WAIT_MARGIN_MS = 60_000;
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,256}$/;
+
+/** A job to submit, and how: `scope` names what an idempotency key is unique within (a function, or ad-hoc executions). */
+export interface Submission {
+  job: InvocationJob;
+  /** Attempts of an async job (sync jobs get one). */
+  attempts?: number;
+  idempotency?: { scope: string; key: string };
+}
+
+/**
+ * The job id an idempotency key stands for: the same key within the same scope is the same
+ * job, so a client that retries a submission (its connection dropped, a 503) gets the first one
+ * back instead of a second run. Shaped as a UUID, like every other execution id.
+ */
+export function idempotentId(scope: string, key: string): string {
+  const h = createHash('sha256').update(`${scope}\0${key}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h.charAt(16), 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+/** Checks a caller's idempotency key (header value); undefined when none was given. */
+export function idempotencyKey(raw: string | undefined, header: string): string | undefined {
+  if (raw === undefined) return undefined;
+  if (!IDEMPOTENCY_KEY.test(raw)) throw new ValidationError(`${header} must be 1-256 printable ASCII characters without spaces`, { field: header });
+  return raw;
+}
+
+/**
+ * Puts jobs on the queue for every surface: the same throttle for sync and async work, the
+ * idempotency key of async work, and the wait of a sync caller for its record.
+ */
+export class Submitter {
+  private readonly waiting = new Map<string, { at: number; count: Promise<number> }>();
+
+  constructor(
+    private readonly queues: ExecutionQueues,
+    private readonly replies: ReplyRouter,
+    private readonly templates: TemplateRegistry,
+    private readonly observer: Pick<ExecutionObserver, 'error'>,
+  ) {}
+
+  /**
+   * Queues a job. Async: resolves with its id once queued (the first job's id when its
+   * idempotency key was seen before). Sync: waits for its record; 504 WaitTimeout if none came.
+   */
+  async submit(s: Submission): Promise<{ id: string; record?: ExecutionRecord }> {
+    await this.throttle(s.job.template);
+    if (!s.job.sync) {
+      const job = s.idempotency ? { ...s.job, id: idempotentId(s.idempotency.scope, s.idempotency.key) } : s.job;
+      return { id: await this.queues.add(job, s.attempts ?? ASYNC_ATTEMPTS) };
+    }
+    const record = await this.addAndWait(s.job, s.job.timeoutMs + SYNC_WAIT_MARGIN_MS);
+    if (!record) throw new KilnError('WaitTimeout', 504, `invocation ${s.job.id} did not finish in time; poll GET /api/v1/executions/${s.job.id}`, { id: s.job.id });
+    return { id: s.job.id, record };
+  }
+
+  /**
+   * 429 when the template's queue already holds more than `queue.maxWaiting` waiting jobs, for
+   * sync and async work alike. The count is shared by the requests of one 100 ms window, so a
+   * burst costs one Redis read.
+   */
+  private async throttle(name: string): Promise<void> {
+    const template = this.templates.get(name);
+    const now = Date.now();
+    let seen = this.waiting.get(name);
+    if (!seen || now - seen.at > WAITING_CACHE_MS) {
+      seen = { at: now, count: this.queues.waitingCount(name) };
+      this.waiting.set(name, seen);
+    }
+    const count = await seen.count.catch((err: unknown) => {
+      this.waiting.delete(name);
+      throw err;
+    });
+    if (count > template.queue.maxWaiting) {
+      this.observer.error('TooManyRequests');
+      // Roughly the time the backlog takes to drain at one second per job per sandbox, at least 1 s.
+      throw new TooManyRequestsError(name, Math.max(1, Math.min(60, Math.ceil(count / template.pool.maxSandboxes))));
+    }
+  }
+
+  /**
+   * Adds a sync job and waits for its record, at most `waitMs`. If no reply came (the replica
+   * that ran it died between finishing and replying), the stored record is the answer.
+   */
+  private async addAndWait(job: InvocationJob, waitMs: number): Promise<ExecutionRecord | undefined> {
+    const waiting = this.replies.wait(job.id);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await this.queues.add({ ...job, replyTo: this.replies.replicaId }, 1);
+      const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), waitMs)));
+      const record = await Promise.race([waiting.record, timeout]);
+      if (record) return record;
+      const stored = await this.find(job.id);
+      return stored && stored.status !== 'queued' && stored.status !== 'running' ? stored : undefined;
+    } finally {
+      clearTimeout(timer);
+      waiting.cancel();
+    }
+  }
+
+  /** The record of an invocation, from one atomic read of its job; 404 when there is none. */
+  async get(id: string): Promise<ExecutionRecord> {
+    const record = await this.find(id);
+    if (!record) throw new NotFoundError('Execution', id);
+    return record;
+  }
+
+  private async find(id: string): Promise<ExecutionRecord | undefined> {
+    const s = await this.queues.snapshot(id);
+    if (!s) return undefined;
+    if (s.state === 'completed' && s.record) return s.record;
+    const base = { id, logs: '', durationMs: 0, template: s.job.template, createdAt: new Date(s.job.submittedAt).toISOString() };
+    // Failed in BullMQ's terms: stalled twice (an async job whose control planes kept dying) or
+    // a fault in the job handler; every other failure ends as a completed job with a record.
+    if (s.state === 'failed' || s.state === 'completed')
+      return { ...base, status: 'failed', error: { errorType: 'Kiln.Failed', errorMessage: s.failedReason ?? 'failed', stackTrace: [] }, finishedAt: new Date(s.finishedOn ?? Date.now()).toISOString() };
+    return { ...base, status: s.state };
+  }
+}
