@@ -10,6 +10,9 @@ import type { PoolSignals } from './signals.js';
  */
 export const DEFAULT_HOLD_MS = 20;
 
+/** How soon a release that failed (Redis away) is tried again. */
+const RELEASE_RETRY_MS = 1000;
+
 interface Parked {
   lease: Lease;
   functionKey: string;
@@ -32,6 +35,8 @@ export class LeaseCache {
   /** Parked leases by template and function key, most recently parked last. */
   private readonly parked = new Map<string, Parked[]>();
   private sweeper: NodeJS.Timeout | undefined;
+  /** Sandboxes on their way back to Redis: still `busy` there until the release lands, but idle. */
+  private readonly releasing = new Set<string>();
 
   /**
    * With `signals`, a request that finds its template full first gets the leases parked here
@@ -86,10 +91,11 @@ export class LeaseCache {
   }
 
   /**
-   * True while the sandbox waits here for its function's next job (idle, though Redis says
-   * busy: metrics count it as idle). A scan, for scrapes: the hot path keeps no index for it.
+   * True while the sandbox waits here for its function's next job, or is being released to
+   * Redis (idle, though Redis says busy: metrics count it as idle). A scan, for scrapes: the hot path keeps no index for it.
    */
   holds(sandboxId: string): boolean {
+    if (this.releasing.has(sandboxId)) return true;
     for (const list of this.parked.values()) if (list.some((p) => p.lease.sandboxId === sandboxId)) return true;
     return false;
   }
@@ -128,11 +134,29 @@ export class LeaseCache {
   /**
    * Gives the sandbox back to Redis without waiting: this replica's next acquire goes out on
    * the same connection after it, so Redis has run the release by then. If it fails (Redis
-   * gone), the lease runs out and the keeper reclaims the sandbox.
+   * gone), it is tried again while the lease lasts; after that the keeper reclaims the sandbox.
    */
   private release(p: Parked): void {
-    this.scheduler
-      .release(p.lease, p.functionKey)
-      .catch((err: unknown) => log('warn', 'could not release a sandbox', { sandboxId: p.lease.sandboxId, error: String(err) }));
+    const id = p.lease.sandboxId;
+    this.releasing.add(id);
+    this.scheduler.release(p.lease, p.functionKey).then(
+      () => this.releasing.delete(id),
+      (err: unknown) => {
+        // Redis away for a moment: tried again every RELEASE_RETRY_MS while the lease lasts,
+        // so the sandbox is back in the pool as soon as Redis is, not only once the keeper
+        // reclaims its lapsed lease (with every sandbox of a template released during an
+        // outage, its jobs would wait that long).
+        const retry = Date.now() + RELEASE_RETRY_MS < p.lease.leaseUntil;
+        log('warn', 'could not release a sandbox', { sandboxId: id, error: String(err), retry });
+        if (!retry) {
+          this.releasing.delete(id);
+          return;
+        }
+        setTimeout(() => {
+          this.releasing.delete(id);
+          this.release(p);
+        }, RELEASE_RETRY_MS).unref();
+      },
+    );
   }
 }

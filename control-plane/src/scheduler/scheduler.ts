@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { isExecutorGone, type Agent } from '../agent/client.js';
 import { ExecutorFullError } from '../agent/errors.js';
-import { NoCapacityError } from '../errors.js';
+import { isRedisDown, NoCapacityError } from '../errors.js';
 import { log } from '../log.js';
 import type { ExecutorHandle } from '../runtimes/runtime.js';
 import { networkPolicy } from '../templates/network.js';
@@ -138,9 +138,11 @@ export class Scheduler {
     const sandboxId = `sbx-${randomUUID()}`;
     const executorId = await this.records.reserve(template, runner, sandboxId, owner, Date.now());
     if (!executorId) return undefined;
-    const executor = await this.records.executor(executorId);
+    // From here a record says "booting": each Redis step outlasts a short outage (throughRedisOutage), or
+    // the record would hold a slot of the template, booting for nobody, until BOOT_LIMIT_MS.
+    const executor = await throughRedisOutage(() => this.records.executor(executorId));
     if (!executor) {
-      await this.forget(template.name, sandboxId);
+      await throughRedisOutage(() => this.forget(template.name, sandboxId));
       return undefined;
     }
     const network = networkPolicy(template.network);
@@ -159,7 +161,7 @@ export class Scheduler {
         allowCidrs: network.allowCidrs,
       });
     } catch (err) {
-      await this.forget(template.name, sandboxId);
+      await throughRedisOutage(() => this.forget(template.name, sandboxId));
       // A dead executor is dropped here, once (its other records too), so the retries that
       // follow go elsewhere instead of failing on it again; the keeper replaces it.
       if (await this.executorFailed(template.name, executor, err)) return undefined;
@@ -170,7 +172,7 @@ export class Scheduler {
       throw err;
     }
     const leaseUntil = Date.now() + leaseMs;
-    if (!(await this.records.booted(sandboxId, owner, leaseUntil))) {
+    if (!(await throughRedisOutage(() => this.records.booted(sandboxId, owner, leaseUntil)))) {
       // Forgotten while it booted (its executor was dropped): not ours to hand out.
       await this.agents
         .get(executor)
@@ -198,5 +200,26 @@ export class Scheduler {
   /** Number of warm (idle, no function) sandboxes of a template for one runner (stale list entries not counted). */
   warmCount(template: string, runner: string): Promise<number> {
     return this.records.warmCount(template, runner);
+  }
+}
+
+/** How long a boot's bookkeeping waits for Redis to come back, and how often it tries. */
+const REDIS_OUTAGE_MS = 30_000;
+const REDIS_RETRY_MS = 250;
+
+/**
+ * Runs `step`, trying it again while Redis is down (up to REDIS_OUTAGE_MS): for the writes that
+ * must follow a reservation (a booted sandbox's record, or its removal), which would otherwise
+ * leave a slot "booting" for nobody. Other errors, and an outage that lasts, are thrown.
+ */
+async function throughRedisOutage<T>(step: () => Promise<T>): Promise<T> {
+  const until = Date.now() + REDIS_OUTAGE_MS;
+  for (;;) {
+    try {
+      return await step();
+    } catch (err) {
+      if (!isRedisDown(err) || Date.now() > until) throw err;
+      await new Promise((r) => setTimeout(r, REDIS_RETRY_MS));
+    }
   }
 }
