@@ -4,10 +4,12 @@ import type { Keys } from '../store/keys.js';
 import { defineLuaCommands } from './lua.js';
 
 /**
- * A sandbox stuck in `booting` longer than this was left by a control plane that died (a boot
- * takes well under a second; the executor's own createSandbox deadline is 15 s).
+ * A sandbox stuck in `booting` longer than this was left by a control plane that died, or by a
+ * reservation whose answer Redis lost as it went down (the caller never learnt the id). A boot
+ * takes well under a second and its createSandbox call gives up at 15 s, so 20 s is past any
+ * boot still in progress; every slot stuck this way holds up the template's queue until then.
  */
-export const BOOT_LIMIT_MS = 60_000;
+export const BOOT_LIMIT_MS = 20_000;
 /** A sandbox being reaped is retried by any replica if its reaper did not finish in this time. */
 export const REAP_LEASE_MS = 60_000;
 

@@ -106,7 +106,7 @@ describe('Redis stopped', () => {
     await until('Kiln to serve again', async () => (await k.call('POST', '/api/v1/functions/outage/invocations', {})).body?.result === 'up', 20_000);
   });
 
-  it('under load: no invocation lost or stuck, no synchronous one run twice, asynchronous ones deduplicated by their key', { timeout: 60_000 }, async () => {
+  it('under load: no invocation lost or stuck, no synchronous one run twice, asynchronous ones deduplicated by their key', { timeout: 90_000 }, async () => {
     // Synchronous work on `nodejs`, asynchronous work on a template of its own, so that the
     // per-template start counter tells how often the synchronous ones ran.
     const created = await k.call('POST', '/api/v1/templates', {
@@ -160,7 +160,9 @@ describe('Redis stopped', () => {
         }
         return ids.every((id) => FINAL.includes(records.get(id)?.status ?? ''));
       },
-      25_000,
+      // Slots held by leases and boots that the outage cut off come back as those lapse (up to
+      // about 20 s); on a busy 2-core CI host the queue then drains slowly. Stuck: open after 40 s.
+      40_000,
     );
     const lost = ids.filter((id, i) => records.get(id)?.status !== 'succeeded' || records.get(id)?.result !== i);
     expect(lost.map((id) => `${id}: ${JSON.stringify(records.get(id))}`)).toEqual([]);

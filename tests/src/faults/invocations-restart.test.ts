@@ -67,7 +67,7 @@ async function syncJobs(): Promise<Array<{ id: string; record?: { status: string
 }
 
 describe('a control plane SIGKILLed with invocations in flight', () => {
-  it('loses and leaves stuck none, runs no synchronous one after the restart, and deduplicates retried asynchronous ones', { timeout: 60_000 }, async () => {
+  it('loses and leaves stuck none, runs no synchronous one after the restart, and deduplicates retried asynchronous ones', { timeout: 90_000 }, async () => {
     cp = await startKilnProcess(env);
     const quick = 'exports.handler = (e) => new Promise((r) => setTimeout(() => r(e.i), 40))';
     const slow = 'exports.handler = (e) => new Promise((r) => setTimeout(() => r(e.i), 500))';
@@ -96,7 +96,10 @@ describe('a control plane SIGKILLed with invocations in flight', () => {
     expect(ids).toEqual(first.map((r) => r.body.id as string));
 
     const records = new Map<string, { status: string; result?: unknown }>();
-    const end = Date.now() + 25_000;
+    // The dead replica's leases and boots hold their sandboxes until they lapse (about 15 s)
+    // and the queue then drains at this machine's pace; on a busy 2-core CI host that has taken
+    // over 25 s. "Stuck" is what is still open after 45 s.
+    const end = Date.now() + 45_000;
     while (Date.now() < end) {
       const open = ids.filter((id) => !FINAL.includes(records.get(id)?.status ?? ''));
       if (!open.length) break;
