@@ -56,6 +56,14 @@ function memoryMB(pids: number[]): Memory {
   return { rss: kb.rss / 1024, pss: kb.pss / 1024, uss: kb.uss / 1024 };
 }
 
+function commOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
 /** Every process below `pid` (the executor's sandbox trees). */
 function descendants(pid: number): number[] {
   const children = new Map<number, number[]>();
@@ -193,7 +201,9 @@ export async function benchPools(
     const [exe] = await redis.zrange(`${prefix}:exes:rss`, 0, -1);
     const state = JSON.parse(readFileSync(join(dataDir, 'executors', `${exe ?? ''}.json`), 'utf8')) as { pid: number };
     await new Promise((r) => setTimeout(r, 500));
-    const mem = memoryMB(descendants(state.pid));
+    // The sandbox's own tree (bwrap and below), not the executor's other children (its host helpers).
+    const sandboxRoots = descendants(state.pid).filter((p) => /^(prlimit|bwrap)$/.test(commOf(p)));
+    const mem = memoryMB(sandboxRoots.flatMap((p) => [p, ...descendants(p)]).filter((p, i, all) => all.indexOf(p) === i));
     const bare = await bareNodeMemoryMB(500);
     rows.push({ name: 'idle pre-booted Node.js sandbox, RSS of its process tree', value: mem.rss, unit: 'MB', note: 'target < 40 MB' });
     rows.push({
