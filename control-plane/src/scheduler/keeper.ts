@@ -180,10 +180,11 @@ export class PoolKeeper {
         boots.push(
           (async () => {
             const owner = `keeper:${this.replica}`;
-            let lease = await this.scheduler.createSandbox(template, runner, owner);
+            // Ahead of time: no request waits for it (see Scheduler.createSandbox).
+            let lease = await this.scheduler.createSandbox(template, runner, owner, undefined, true);
             // A template full of idle instances would keep no warm sandbox until they reach their
             // idle TTL: one idle for a while (not one the load is about to reuse) makes room.
-            if (!lease && (await this.scheduler.evictIdle(template, WARM_EVICT_IDLE_MS))) lease = await this.scheduler.createSandbox(template, runner, owner);
+            if (!lease && (await this.scheduler.evictIdle(template, WARM_EVICT_IDLE_MS))) lease = await this.scheduler.createSandbox(template, runner, owner, undefined, true);
             if (lease) await this.scheduler.release(lease, '');
           })(),
         );

@@ -133,8 +133,10 @@ export class Scheduler {
    * Boots a new sandbox on the least-loaded executor with room and leases it to `owner`.
    * Returns undefined when no executor has room (the caller waits or asks for capacity).
    * `leaseMs` bounds the lease like acquire's, so the keeper can reclaim it if the owner dies.
+   * `aheadOfTime`: nobody waits for this boot (the keeper's warm pool), so it leaves the
+   * executor's spare workspaces to the boots a request waits for.
    */
-  async createSandbox(template: Template, runner: string, owner: string, leaseMs = 60_000): Promise<Lease | undefined> {
+  async createSandbox(template: Template, runner: string, owner: string, leaseMs = 60_000, aheadOfTime = false): Promise<Lease | undefined> {
     const sandboxId = `sbx-${randomUUID()}`;
     const executorId = await this.records.reserve(template, runner, sandboxId, owner, Date.now());
     if (!executorId) return undefined;
@@ -159,6 +161,7 @@ export class Scheduler {
         },
         allowNetwork: network.outbound,
         allowCidrs: network.allowCidrs,
+        aheadOfTime,
       });
     } catch (err) {
       await throughRedisOutage(() => this.forget(template.name, sandboxId));

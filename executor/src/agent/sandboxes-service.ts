@@ -38,7 +38,7 @@ export function sandboxesService(rpc: Rpc, config: ExecutorConfig, sandboxes: Sa
         maxProcesses: r.resources?.maxProcesses || 256,
         maxOpenFiles: r.resources?.maxOpenFiles || 1024,
       };
-      return info(await sandboxes.create(r.sandboxId, r.runner, sizes, r.allowNetwork, r.allowCidrs));
+      return info(await sandboxes.create(r.sandboxId, r.runner, sizes, r.allowNetwork, r.allowCidrs, r.aheadOfTime));
     }),
     destroy: rpc.unary(async (r) => ({ existed: await sandboxes.destroy(r.sandboxId) })),
     list: rpc.unary(() => ({ sandboxes: sandboxes.list().filter((s) => s.state !== 'dead').map(info) })),

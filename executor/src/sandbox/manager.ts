@@ -112,7 +112,7 @@ export class SandboxManager {
   }
 
   /** `allowCidrs`: private ranges an outbound sandbox may reach (network.ts). */
-  async create(id: string, runner: string, limits: SandboxLimits, allowNetwork: boolean, allowCidrs: readonly string[] = []): Promise<Sandbox> {
+  async create(id: string, runner: string, limits: SandboxLimits, allowNetwork: boolean, allowCidrs: readonly string[] = [], aheadOfTime = false): Promise<Sandbox> {
     if (!SANDBOX_ID.test(id)) throw new InvalidArgumentError(`sandbox id must match ${SANDBOX_ID}; got "${id.slice(0, 100)}"`, { sandboxId: id.slice(0, 100) });
     if (!this.opts.runners.includes(runner)) throw new UnsupportedRunnerError(runner, this.opts.runners);
     if (this.sandboxes.has(id)) return this.get(id);
@@ -143,7 +143,7 @@ export class SandboxManager {
     };
     this.specOf.set(id, spec);
     try {
-      await this.workspaces.prepare(spec);
+      await this.workspaces.prepare(spec, !aheadOfTime);
       await mkdir(spec.taskDir, { recursive: true, mode: 0o755 });
       const sandbox = await Sandbox.boot(spec, this.opts.bwrapPath, this.opts.bootSteps);
       this.sandboxes.set(id, sandbox);

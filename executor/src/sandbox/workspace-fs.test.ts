@@ -172,6 +172,14 @@ describe('spare workspaces', () => {
     const df = (await run('df', ['--output=size', '-B1', next.workspaceDir])).stdout.split('\n')[1] ?? '';
     expect(Number(df)).toBeLessThanOrEqual(16 * MB);
 
+    // A boot made ahead of time (the warm pool's) takes no spare, and has none made for it.
+    const ahead = spec(dir, 'ahead', 16);
+    await fs.prepare(ahead, false);
+    fs.booted(ahead);
+    expect(existsSync(join(dir, 'disk', 'ahead.img'))).toBe(true);
+    expect(await sparesOf(dir)).toHaveLength(1);
+    await fs.release(ahead);
+
     // Another size gets none of these spares.
     const other = spec(dir, 'other', 24);
     await fs.prepare(other);

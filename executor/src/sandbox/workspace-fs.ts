@@ -23,10 +23,14 @@ export interface WorkspaceFs {
    * Makes `spec.workspaceDir`, whose parent is the sandbox's own directory: prepare may make
    * that parent (it must not exist yet or be empty), and nothing else may be in it before.
    */
-  prepare(spec: WorkspaceSpec): Promise<void>;
   /**
-   * The sandbox of `spec` has booted: the time to make what the next one will take (after, not
-   * during, a boot, which would otherwise share the CPU with it).
+   * `urgent`: a request waits for this boot, so it may take what was made ahead of time; a boot
+   * made ahead of time itself (the warm pool's) leaves that to them.
+   */
+  prepare(spec: WorkspaceSpec, urgent?: boolean): Promise<void>;
+  /**
+   * The sandbox of `spec` has booted: the time to make what the next urgent one will take
+   * (after, not during, a boot, which would otherwise share the CPU with it).
    */
   booted(spec: WorkspaceSpec): void;
   release(spec: WorkspaceSpec): Promise<void>;
@@ -152,6 +156,8 @@ export class ImageWorkspaceFs implements WorkspaceFs {
   private refills: Promise<void> = Promise.resolve();
   private spareSeq = 0;
   private closed = false;
+  /** Sandboxes whose boot a request waits for, until booted: see prepare. */
+  private readonly urgent = new Set<string>();
   private readonly helper = new HostHelper(JOBS);
 
   constructor(private readonly dataDir: string) {
@@ -179,11 +185,14 @@ export class ImageWorkspaceFs implements WorkspaceFs {
   /**
    * Takes a spare of this size when there is one (a rename of its directory, which carries the
    * mount along, and a chown: about 40 ms less on a cold start than a copy and a mount), else
-   * mounts a fresh image. `booted` has the next spare made.
+   * mounts a fresh image. `booted` has the next spare made. Only urgent boots take spares and
+   * have them made: a warm pool that refills itself would otherwise make spares after each of
+   * its boots, on the CPU the requests of that moment need (warm starts took ~10 ms longer).
    */
-  async prepare(spec: WorkspaceSpec): Promise<void> {
+  async prepare(spec: WorkspaceSpec, urgent = true): Promise<void> {
     this.mounted.add(spec.id);
-    const spare = this.spares.get(spec.diskMB)?.shift();
+    if (urgent) this.urgent.add(spec.id);
+    const spare = urgent ? this.spares.get(spec.diskMB)?.shift() : undefined;
     if (spare) await this.adopt(spare, spec);
     else await this.mountFresh(spec);
     // The root of a fresh ext4 belongs to root; the sandbox's host uid owns its workspace.
@@ -222,7 +231,7 @@ export class ImageWorkspaceFs implements WorkspaceFs {
   }
 
   booted(spec: WorkspaceSpec): void {
-    this.refill(spec.diskMB);
+    if (this.urgent.delete(spec.id)) this.refill(spec.diskMB);
   }
 
   /**
@@ -285,6 +294,7 @@ export class ImageWorkspaceFs implements WorkspaceFs {
   }
 
   async release(spec: WorkspaceSpec): Promise<void> {
+    this.urgent.delete(spec.id);
     if (this.mounted.has(spec.id)) {
       // Lazy: the sandbox is dead, but an NFS handle or a files API stream may still hold a file
       // on it. Detached at once, its filesystem and loop device go when the last one closes.

@@ -31,7 +31,7 @@ async function coldStart(runtime: Runtime, template: Template, agents: AgentPool
     const handle = await runtime.start(template, id);
     const agent = agents.get(handle);
     const sandboxId = `sbx-${id}`;
-    await agent.createSandbox({ sandboxId, runner: 'nodejs', resources: { memoryMb: 128, diskMb: 64, maxProcesses: 64, maxOpenFiles: 256, cpu: 1 }, allowNetwork: false, allowCidrs: [] });
+    await agent.createSandbox({ sandboxId, runner: 'nodejs', resources: { memoryMb: 128, diskMb: 64, maxProcesses: 64, maxOpenFiles: 256, cpu: 1 }, allowNetwork: false, allowCidrs: [], aheadOfTime: false });
     const res = await agent.invoke(
       {
         sandboxId,

@@ -52,6 +52,7 @@ async function invokeTrivial(agents: AgentPool, handle: ExecutorHandle, template
     },
     allowNetwork: false,
     allowCidrs: [],
+    aheadOfTime: false,
   });
   const res = await agent.invoke(
     {

@@ -80,6 +80,11 @@ export interface CreateSandboxRequest {
    * that the template opens. Never loopback, link-local, multicast or the executor's own addresses.
    */
   allowCidrs: string[];
+  /**
+   * A boot nobody waits for (the warm pool's): it leaves what the executor made ahead of time
+   * (spare workspaces) to the boots a request waits for, and has none made for it.
+   */
+  aheadOfTime: boolean;
 }
 
 export interface SandboxInfo {
@@ -558,7 +563,7 @@ export const Resources: MessageFns<Resources> = {
 };
 
 function createBaseCreateSandboxRequest(): CreateSandboxRequest {
-  return { sandboxId: "", runner: "", resources: undefined, allowNetwork: false, allowCidrs: [] };
+  return { sandboxId: "", runner: "", resources: undefined, allowNetwork: false, allowCidrs: [], aheadOfTime: false };
 }
 
 export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
@@ -577,6 +582,9 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
     }
     for (const v of message.allowCidrs) {
       writer.uint32(42).string(v!);
+    }
+    if (message.aheadOfTime !== false) {
+      writer.uint32(48).bool(message.aheadOfTime);
     }
     return writer;
   },
@@ -634,6 +642,14 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
             message.allowCidrs.push(reader.string());
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.aheadOfTime = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -665,6 +681,11 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
         : globalThis.Array.isArray(object?.allow_cidrs)
         ? object.allow_cidrs.map((e: any) => globalThis.String(e))
         : [],
+      aheadOfTime: isSet(object.aheadOfTime)
+        ? globalThis.Boolean(object.aheadOfTime)
+        : isSet(object.ahead_of_time)
+        ? globalThis.Boolean(object.ahead_of_time)
+        : false,
     };
   },
 
@@ -685,6 +706,9 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
     if (message.allowCidrs?.length) {
       obj.allowCidrs = message.allowCidrs;
     }
+    if (message.aheadOfTime !== false) {
+      obj.aheadOfTime = message.aheadOfTime;
+    }
     return obj;
   },
 
@@ -700,6 +724,7 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
       : undefined;
     message.allowNetwork = object.allowNetwork ?? false;
     message.allowCidrs = object.allowCidrs?.map((e) => e) || [];
+    message.aheadOfTime = object.aheadOfTime ?? false;
     return message;
   },
 };
