@@ -1,4 +1,5 @@
 import { log } from '../log.js';
+import { throughRedisOutage } from '../redis/outage.js';
 import type { Lease, Scheduler } from './scheduler.js';
 import type { PoolSignals } from './signals.js';
 
@@ -9,9 +10,6 @@ import type { PoolSignals } from './signals.js';
  * "its" sandbox after ~15 ms). Every held lease is a sandbox other work cannot use meanwhile.
  */
 export const DEFAULT_HOLD_MS = 20;
-
-/** How soon a release that failed (Redis away) is tried again. */
-const RELEASE_RETRY_MS = 1000;
 
 interface Parked {
   lease: Lease;
@@ -139,24 +137,12 @@ export class LeaseCache {
   private release(p: Parked): void {
     const id = p.lease.sandboxId;
     this.releasing.add(id);
-    this.scheduler.release(p.lease, p.functionKey).then(
-      () => this.releasing.delete(id),
-      (err: unknown) => {
-        // Redis away for a moment: tried again every RELEASE_RETRY_MS while the lease lasts,
-        // so the sandbox is back in the pool as soon as Redis is, not only once the keeper
-        // reclaims its lapsed lease (with every sandbox of a template released during an
-        // outage, its jobs would wait that long).
-        const retry = Date.now() + RELEASE_RETRY_MS < p.lease.leaseUntil;
-        log('warn', 'could not release a sandbox', { sandboxId: id, error: String(err), retry });
-        if (!retry) {
-          this.releasing.delete(id);
-          return;
-        }
-        setTimeout(() => {
-          this.releasing.delete(id);
-          this.release(p);
-        }, RELEASE_RETRY_MS).unref();
-      },
-    );
+    // Redis away for a moment: tried again while the lease lasts, so the sandbox is back in the
+    // pool as soon as Redis is, not only once the keeper reclaims its lapsed lease (with every
+    // sandbox of a template released during an outage, its jobs would wait that long).
+    throughRedisOutage(() => this.scheduler.release(p.lease, p.functionKey), p.lease.leaseUntil)
+      .catch((err: unknown) => log('warn', 'could not release a sandbox; the keeper reclaims it when its lease runs out', { sandboxId: id, error: String(err) }))
+      .finally(() => this.releasing.delete(id));
   }
+
 }

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { isExecutorGone, type Agent } from '../agent/client.js';
 import { ExecutorFullError } from '../agent/errors.js';
-import { isRedisDown, NoCapacityError } from '../errors.js';
+import { NoCapacityError } from '../errors.js';
+import { throughRedisOutage } from '../redis/outage.js';
 import { log } from '../log.js';
 import type { ExecutorHandle } from '../runtimes/runtime.js';
 import { networkPolicy } from '../templates/network.js';
@@ -40,6 +41,9 @@ const PROBE_TIMEOUT_MS = 1000;
  * sandbox) → cold (new sandbox on the least-loaded executor with room) → wait. All state is
  * in Redis; this class holds none, so any number of replicas can use it at once.
  */
+/** How long a boot's bookkeeping waits for Redis to come back. */
+const REDIS_OUTAGE_MS = 30_000;
+
 export class Scheduler {
   private readonly replica = randomUUID().slice(0, 8);
   private seq = 0;
@@ -142,9 +146,10 @@ export class Scheduler {
     if (!executorId) return undefined;
     // From here a record says "booting": each Redis step outlasts a short outage (throughRedisOutage), or
     // the record would hold a slot of the template, booting for nobody, until BOOT_LIMIT_MS.
-    const executor = await throughRedisOutage(() => this.records.executor(executorId));
+    const redisBack = Date.now() + REDIS_OUTAGE_MS;
+    const executor = await throughRedisOutage(() => this.records.executor(executorId), redisBack);
     if (!executor) {
-      await throughRedisOutage(() => this.forget(template.name, sandboxId));
+      await throughRedisOutage(() => this.forget(template.name, sandboxId), redisBack);
       return undefined;
     }
     const network = networkPolicy(template.network);
@@ -164,7 +169,7 @@ export class Scheduler {
         aheadOfTime,
       });
     } catch (err) {
-      await throughRedisOutage(() => this.forget(template.name, sandboxId));
+      await throughRedisOutage(() => this.forget(template.name, sandboxId), redisBack);
       // A dead executor is dropped here, once (its other records too), so the retries that
       // follow go elsewhere instead of failing on it again; the keeper replaces it.
       if (await this.executorFailed(template.name, executor, err)) return undefined;
@@ -175,7 +180,7 @@ export class Scheduler {
       throw err;
     }
     const leaseUntil = Date.now() + leaseMs;
-    if (!(await throughRedisOutage(() => this.records.booted(sandboxId, owner, leaseUntil)))) {
+    if (!(await throughRedisOutage(() => this.records.booted(sandboxId, owner, leaseUntil), Date.now() + REDIS_OUTAGE_MS))) {
       // Forgotten while it booted (its executor was dropped): not ours to hand out.
       await this.agents
         .get(executor)
@@ -206,23 +211,3 @@ export class Scheduler {
   }
 }
 
-/** How long a boot's bookkeeping waits for Redis to come back, and how often it tries. */
-const REDIS_OUTAGE_MS = 30_000;
-const REDIS_RETRY_MS = 250;
-
-/**
- * Runs `step`, trying it again while Redis is down (up to REDIS_OUTAGE_MS): for the writes that
- * must follow a reservation (a booted sandbox's record, or its removal), which would otherwise
- * leave a slot "booting" for nobody. Other errors, and an outage that lasts, are thrown.
- */
-async function throughRedisOutage<T>(step: () => Promise<T>): Promise<T> {
-  const until = Date.now() + REDIS_OUTAGE_MS;
-  for (;;) {
-    try {
-      return await step();
-    } catch (err) {
-      if (!isRedisDown(err) || Date.now() > until) throw err;
-      await new Promise((r) => setTimeout(r, REDIS_RETRY_MS));
-    }
-  }
-}

@@ -206,7 +206,7 @@ export class ImageWorkspaceFs implements WorkspaceFs {
       await rename(spare.image, this.imagePath(spec));
       await rename(spare.root, dirname(spec.workspaceDir));
     } catch (err) {
-      await this.discard(spare).catch(() => undefined);
+      await this.discardLogged(spare);
       throw new WorkspaceFsError(spec.id, (err as Error).message);
     }
   }
@@ -247,14 +247,17 @@ export class ImageWorkspaceFs implements WorkspaceFs {
     for (const [size, old] of this.spares) {
       if (this.spares.size <= SPARE_SIZES) break;
       this.spares.delete(size);
-      for (const spare of old) this.refills = this.refills.then(() => this.discard(spare).catch(() => undefined));
+      for (const spare of old) this.refills = this.refills.then(() => this.discardLogged(spare));
     }
     const wanted = SPARES_PER_SIZE - list.length - (this.making.get(sizeMB) ?? 0);
     for (let i = 0; i < wanted; i++) {
       this.making.set(sizeMB, (this.making.get(sizeMB) ?? 0) + 1);
       this.refills = this.refills
         .then(() => (this.closed ? undefined : this.makeSpare(sizeMB)))
-        .catch(() => undefined)
+        // Logged, not thrown: the next sandbox of this size mounts its own instead.
+        .catch((err: unknown) => {
+          process.stderr.write(`warning: could not make a spare workspace of ${sizeMB} MB: ${(err as Error).message}\n`);
+        })
         .finally(() => this.making.set(sizeMB, (this.making.get(sizeMB) ?? 1) - 1));
     }
   }
@@ -276,6 +279,16 @@ export class ImageWorkspaceFs implements WorkspaceFs {
     else list.push(spare);
   }
 
+  /**
+   * discard, logging a failure instead of throwing it: what stays mounted is under this data dir,
+   * which the next executor's init (or the control plane, for a dead executor) detaches.
+   */
+  private discardLogged(spare: Spare): Promise<void> {
+    return this.discard(spare).catch((err: unknown) => {
+      process.stderr.write(`warning: could not remove spare workspace ${spare.root}: ${(err as Error).message}\n`);
+    });
+  }
+
   private async discard(spare: Spare): Promise<void> {
     const dir = join(spare.root, 'workspace');
     if (await isMountPoint(dir)) await this.helper.run('umount_lazy', [dir], JOB_TIMEOUT_MS);
@@ -289,7 +302,7 @@ export class ImageWorkspaceFs implements WorkspaceFs {
     await this.refills;
     const all = [...this.spares.values()].flat();
     this.spares.clear();
-    await Promise.all(all.map((spare) => this.discard(spare).catch(() => undefined)));
+    await Promise.all(all.map((spare) => this.discardLogged(spare)));
     this.helper.close();
   }
 
