@@ -79,6 +79,14 @@ export class Sandbox {
   private pendingInitLogs = '';
   private namespacePidValue = 0;
   private cgroupValue: SandboxCgroup | undefined;
+  private endFirstWork: () => void = () => undefined;
+  /**
+   * Settles when the sandbox's first invocation ends or it dies: what a cold start waits for is
+   * done, and background work for the next boot (a spare workspace) no longer competes with it.
+   */
+  readonly firstWorkDone = new Promise<void>((resolve) => {
+    this.endFirstWork = resolve;
+  });
 
   private constructor(
     readonly spec: SandboxSpec,
@@ -217,6 +225,7 @@ export class Sandbox {
     } finally {
       this.sink = undefined;
       if (this.current === 'busy') this.current = 'idle';
+      this.endFirstWork();
     }
   }
 
@@ -334,6 +343,7 @@ export class Sandbox {
     this.current = 'dead';
     this.exitReasonText = this.killReason ? `${this.killReason} (${reason})` : reason;
     this.channel.close();
+    this.endFirstWork();
     for (const waiter of this.exitWaiters.splice(0)) waiter();
   }
 

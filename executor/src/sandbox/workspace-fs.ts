@@ -29,8 +29,9 @@ export interface WorkspaceFs {
    */
   prepare(spec: WorkspaceSpec, urgent?: boolean): Promise<void>;
   /**
-   * The sandbox of `spec` has booted: the time to make what the next urgent one will take
-   * (after, not during, a boot, which would otherwise share the CPU with it).
+   * The sandbox of `spec` has booted and done its first work: the time to make what the next
+   * urgent one will take (after, not during, a boot and its first call, which would otherwise
+   * share the CPU, and the kernel's mount locks, with it).
    */
   booted(spec: WorkspaceSpec): void;
   release(spec: WorkspaceSpec): Promise<void>;
