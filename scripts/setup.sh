@@ -20,7 +20,7 @@ fi
 
 # Podman (the docker runtime's tests run against a real Podman API service) and what the
 # offline image build needs; idempotent, a no-op when everything is installed.
-# KILN_SKIP_PODMAN=1 leaves it out (the docker-runtime tests then skip and say why); `npm start`
+# KILN_SKIP_PODMAN=1 leaves it out (the docker-platform tests then skip and say why); `npm start`
 # sets it unless told otherwise, because the default local runtime needs no container engine.
 if [ "${KILN_SKIP_PODMAN:-}" != "1" ]; then
   bash scripts/podman/install.sh >/dev/null

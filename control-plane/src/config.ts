@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CpuPolicy } from './cpu-policy.js';
+import { PLATFORMS, type PlatformKind } from './templates/template.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -41,9 +42,11 @@ const schema = z.object({
   KILN_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   KILN_DATA_DIR: z.string().default(join(REPO_ROOT, '.kiln')),
   KILN_TEMPLATES_DIR: z.string().default(join(REPO_ROOT, 'templates')),
-  /** Which runtime adapter starts executors. */
-  KILN_RUNTIME: z.enum(['local', 'docker', 'kubernetes']).default('local'),
-  /** Docker Engine or Podman API (docker runtime): unix:///path.sock or tcp://host:port; default DOCKER_HOST, else /var/run/docker.sock. */
+  /** Where executors run (the platform adapter that starts them), unless a template names its own. */
+  KILN_PLATFORM: z.enum(PLATFORMS).optional(),
+  /** Deprecated: the old name of KILN_PLATFORM, used when KILN_PLATFORM is unset. */
+  KILN_RUNTIME: z.enum(PLATFORMS).optional(),
+  /** Docker Engine or Podman API (docker platform): unix:///path.sock or tcp://host:port; default DOCKER_HOST, else /var/run/docker.sock. */
   KILN_DOCKER_HOST: z
     .string()
     .regex(/^(unix|tcp|http):\/\/.+/, 'unix:///path/to/docker.sock or tcp://host:port')
@@ -57,7 +60,7 @@ const schema = z.object({
   KILN_DOCKER_SECCOMP_PROFILE: z.string().optional(),
   /** How long a new executor container may take until its agent answers. */
   KILN_DOCKER_START_TIMEOUT_MS: z.coerce.number().int().min(1000).default(60_000),
-  /** Namespace of executor pods (kubernetes runtime); default the kubeconfig context's, else `default`. */
+  /** Namespace of executor pods (kubernetes platform); default the kubeconfig context's, else `default`. */
   KILN_K8S_NAMESPACE: z
     .string()
     .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a namespace name: lowercase letters, digits and dashes')
@@ -107,7 +110,7 @@ const schema = z.object({
   KILN_LEASE_HOLD_MS: z.coerce.number().int().min(0).max(1000).default(20),
   /** Scheduling class of the control plane's threads (cpu-policy.ts): batch wakes without preempting. */
   KILN_CPU_POLICY: z.enum(['batch', 'normal']).default('batch'),
-  /** Stop executors when the control plane stops (local runtime); off lets a restart adopt them. */
+  /** Stop executors when the control plane stops (local platform); off lets a restart adopt them. */
   KILN_STOP_EXECUTORS_ON_EXIT: z.enum(['true', 'false']).default('true'),
   KILN_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   /** Comma-separated API keys; empty turns authentication off. Each at least 16 characters, no spaces or commas. */
@@ -124,7 +127,7 @@ const schema = z.object({
     .string()
     .regex(/^[^\s/:?#]+$|^\[[0-9A-Fa-f:.]+\]$/, 'a host name or IP address, e.g. nfs.example.com or 10.0.0.5')
     .default('127.0.0.1'),
-  /** Address executors' NFS servers listen on (local runtime); 0.0.0.0 exposes them to other machines. */
+  /** Address executors' NFS servers listen on (local platform); 0.0.0.0 exposes them to other machines. */
   KILN_NFS_BIND: z
     .string()
     .regex(/^[^\s:/]+$/, 'an IPv4 address or host name, e.g. 127.0.0.1 or 0.0.0.0')
@@ -151,7 +154,7 @@ export type Config = {
   allowedOrigins: string[];
   dataDir: string;
   templatesDir: string;
-  runtime: 'local' | 'docker' | 'kubernetes';
+  platform: PlatformKind;
   docker: { host: string; network: string | undefined; seccompProfile: string; startTimeoutMs: number };
   kubernetes: {
     namespace: string | undefined;
@@ -217,7 +220,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     allowedOrigins: e.KILN_ALLOWED_ORIGINS,
     dataDir: e.KILN_DATA_DIR,
     templatesDir: e.KILN_TEMPLATES_DIR,
-    runtime: e.KILN_RUNTIME,
+    platform: e.KILN_PLATFORM ?? e.KILN_RUNTIME ?? 'local',
     docker: {
       host: e.KILN_DOCKER_HOST ?? env.DOCKER_HOST ?? 'unix:///var/run/docker.sock',
       network: e.KILN_DOCKER_NETWORK,

@@ -1,6 +1,6 @@
 import type { AgentPool } from './agent/client.js';
 import { log } from './log.js';
-import type { Runtime } from './runtimes/runtime.js';
+import type { Platform } from './platforms/platform.js';
 import { stillHeld, type SandboxRecords } from './scheduler/records.js';
 import type { Scheduler } from './scheduler/scheduler.js';
 import type { TemplateRegistry } from './templates/registry.js';
@@ -12,7 +12,7 @@ import type { TemplateRegistry } from './templates/registry.js';
  * are destroyed; ids left on the warm and hot lists by records that went are dropped, so the
  * keeper counts only sandboxes that exist. Queued jobs are untouched: BullMQ keeps them.
  */
-export async function reconcile(deps: { records: SandboxRecords; runtime: Runtime; agents: AgentPool; scheduler: Scheduler; templates: TemplateRegistry }): Promise<void> {
+export async function reconcile(deps: { records: SandboxRecords; runtime: Platform; agents: AgentPool; scheduler: Scheduler; templates: TemplateRegistry }): Promise<void> {
   const { records, runtime, agents, scheduler, templates } = deps;
   const live = new Map((await runtime.list()).map((h) => [h.id, h]));
   for (const template of templates.all()) {

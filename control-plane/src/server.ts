@@ -32,9 +32,9 @@ import { ReplyRouter } from './queue/replies.js';
 import { reconcile } from './recovery.js';
 import { bullConnectionOptions, commandConnection, redisTarget, type RedisTarget } from './redis/connection.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from './redis/embedded.js';
-import { RuntimeRouter } from './runtimes/select.js';
-import type { Runtime } from './runtimes/runtime.js';
-import { UidRanges } from './runtimes/uids/ranges.js';
+import { PlatformRouter } from './platforms/select.js';
+import type { Platform } from './platforms/platform.js';
+import { UidRanges } from './platforms/uids/ranges.js';
 import { PoolKeeper } from './scheduler/keeper.js';
 import { LeaseCache } from './scheduler/lease-cache.js';
 import { SandboxRecords } from './scheduler/records.js';
@@ -86,8 +86,8 @@ export async function startKiln(config: Config): Promise<Kiln> {
   await heartbeat.start();
   const templates = new TemplateRegistry(redis, keys);
   await templates.seed(await loadTemplateFiles(config.templatesDir));
-  // KILN_RUNTIME's adapter, or the one a template names in its `executor` field (runtimes/select.ts).
-  const runtime: Runtime = new RuntimeRouter(config, EXECUTOR_MAIN, () => templates.all(), { uids: new UidRanges(redis, Keys.hostUidRanges(hostname())) });
+  // KILN_PLATFORM's adapter, or the one a template names in its `platform` field (platforms/select.ts).
+  const runtime: Platform = new PlatformRouter(config, EXECUTOR_MAIN, () => templates.all(), { uids: new UidRanges(redis, Keys.hostUidRanges(hostname())) });
   const agents = new AgentPool();
   const records = new SandboxRecords(redis, keys);
   // What the scheduler notices (no room, an executor lost) reaches the lease cache, the keeper
@@ -209,7 +209,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
         log('debug', 'pool keeper closed', { executors: done });
       });
       await step('close agent connections', () => agents.closeAll());
-      await step('close the runtime adapters', () => runtime.close());
+      await step('close the platform adapters', () => runtime.close());
       redis.disconnect();
       await step('stop the embedded Redis', () => embedded?.stop());
     },

@@ -22,7 +22,7 @@ const schema = z.object({
   KILN_AGENT_LISTEN: z.string().regex(/^[^:]+:\d+$/, 'expected host:port').default('127.0.0.1:0'),
   /**
    * A file (mode 0600, owned by the executor's uid) holding the bearer token every gRPC call
-   * must carry. The way the local runtime passes it: a file is in no process's environment.
+   * must carry. The way the local platform passes it: a file is in no process's environment.
    */
   KILN_AGENT_TOKEN_FILE: z.string().default(''),
   /**

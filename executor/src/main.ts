@@ -14,7 +14,7 @@ import { OutboundNetwork } from './sandbox/network.js';
 
 /**
  * Executor entry point. Prints one JSON line `{"event":"ready","port":N,"nfsPort":M}` on stdout
- * once the agent (and, when configured, the NFS server) listens, which is how the local runtime
+ * once the agent (and, when configured, the NFS server) listens, which is how the local platform
  * learns ephemeral ports. `nfsPort` is 0 when NFS is off.
  */
 async function main(): Promise<void> {
@@ -97,7 +97,7 @@ async function main(): Promise<void> {
 
 main().catch((err: unknown) => {
   if (err instanceof UidRangeBusyError) {
-    // The local runtime reads this status as "try another range" (control-plane runtimes/local.ts).
+    // The local platform reads this status as "try another range" (control-plane platforms/local.ts).
     process.stderr.write(`executor failed: ${err.message}\n`);
     process.exit(UID_RANGE_BUSY_EXIT);
   }

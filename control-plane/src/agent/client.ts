@@ -5,7 +5,7 @@ import { NfsClient, type NfsExportOptions, type SessionBindResponse } from '@kil
 import { ProcessesClient } from '@kiln/proto/executor/process';
 import { PtyClient } from '@kiln/proto/executor/pty';
 import { SandboxesClient, type CreateSandboxRequest, type HealthResponse, type SandboxInfo } from '@kiln/proto/executor/sandboxes';
-import type { ExecutorHandle } from '../runtimes/runtime.js';
+import type { ExecutorHandle } from '../platforms/platform.js';
 import { executorError } from './errors.js';
 import { UnaryChannel } from './unary.js';
 

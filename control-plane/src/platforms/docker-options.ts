@@ -51,7 +51,7 @@ export interface ExecutorContainerSpec {
  *   per host uid) is not shared by every executor on the host. Docker relies on `PidsLimit`.
  * - `ReadonlyRootfs` with a size-limited tmpfs for the executor's data (sandbox directories).
  * - No published ports: the control plane reaches the agent (and the NFS server, port 2049) on
- *   the container's address in the executor network (`DockerRuntime`); the agent demands the
+ *   the container's address in the executor network (`DockerPlatform`); the agent demands the
  *   token on every call, and NFS believes PROXY lines only from the network's gateway address.
  *   (2049 is above 1024: the non-root executor binds it without any privilege.)
  */

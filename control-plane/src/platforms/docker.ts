@@ -8,9 +8,9 @@ import { networkPolicy } from '../templates/network.js';
 import type { Template } from '../templates/template.js';
 import { containerTail, dockerClient, engineInfo, ensureNetwork, networkGateways, type EngineInfo } from './docker-engine.js';
 import { AGENT_PORT, defaultNetworkName, envValue, executorContainerOptions, LABELS, NFS_PORT } from './docker-options.js';
-import type { ExecutorHandle, Runtime } from './runtime.js';
+import type { ExecutorHandle, Platform } from './platform.js';
 
-export interface DockerRuntimeOptions {
+export interface DockerPlatformOptions {
   /** Deployment name, the `kiln.deployment` label of every container. */
   deployment: string;
   /** The engine's API: unix:///path.sock or tcp://host:port (KILN_DOCKER_HOST / DOCKER_HOST). */
@@ -38,13 +38,13 @@ export class ExecutorStartError extends KilnError {
  * container's address in the executor network, with no published port: this presumes the
  * control plane runs on the engine's host (or is routed into that network).
  */
-export class DockerRuntime implements Runtime {
+export class DockerPlatform implements Platform {
   readonly kind = 'docker';
   private readonly docker: Docker;
   private engine: Promise<EngineInfo> | undefined;
   private readonly networks = new Map<string, Promise<void>>();
 
-  constructor(private readonly opts: DockerRuntimeOptions) {
+  constructor(private readonly opts: DockerPlatformOptions) {
     this.docker = dockerClient(opts.host);
   }
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Template } from '../templates/template.js';
 import { templateRunners } from '../templates/template.js';
 import { log } from '../log.js';
-import type { ExecutorHandle, Runtime } from './runtime.js';
+import type { ExecutorHandle, Platform } from './platform.js';
 import { killProcessesWithUids, waitForUidsUnused } from './uids/host.js';
 import type { UidRange, UidRanges } from './uids/ranges.js';
 
@@ -38,7 +38,7 @@ class UidRangeBusyError extends Error {
   }
 }
 
-export interface LocalRuntimeOptions {
+export interface LocalPlatformOptions {
   /** Deployment name used as the executors' label. */
   deployment: string;
   /** Where executor state files and sandbox directories live. */
@@ -79,13 +79,13 @@ function alive(pid: number): boolean {
  * (labels, pid, address, token) so that a restarted control plane can list and adopt them.
  * They run detached, in their own process group, so a control-plane crash leaves them up.
  */
-export class LocalRuntime implements Runtime {
+export class LocalPlatform implements Platform {
   readonly kind = 'local';
   private readonly stateDir: string;
   /** Deferred releases of stopped executors' files and uids, by executor id (see letGo). */
   private readonly retries = new Map<string, NodeJS.Timeout>();
 
-  constructor(private readonly opts: LocalRuntimeOptions) {
+  constructor(private readonly opts: LocalPlatformOptions) {
     this.stateDir = join(opts.dataDir, 'executors');
   }
 

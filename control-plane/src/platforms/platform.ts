@@ -35,7 +35,7 @@ export interface ExecutorHandle {
  * Starts and stops executors for templates. One adapter per platform (local processes,
  * Docker/Podman containers, Kubernetes pods); the scheduler never knows which.
  */
-export interface Runtime {
+export interface Platform {
   readonly kind: string;
   /** Starts an executor and resolves once its agent listens. */
   start(template: Template, executorId: string): Promise<ExecutorHandle>;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { AgentPool } from '../agent/client.js';
 import { log } from '../log.js';
-import type { Runtime } from '../runtimes/runtime.js';
+import type { Platform } from '../platforms/platform.js';
 import type { Keys } from '../store/keys.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import { templateRunners, type Template } from '../templates/template.js';
@@ -41,7 +41,7 @@ export class PoolKeeper {
     private readonly keys: Keys,
     private readonly records: SandboxRecords,
     private readonly templates: TemplateRegistry,
-    private readonly runtime: Runtime,
+    private readonly runtime: Platform,
     private readonly scheduler: Scheduler,
     private readonly agents: AgentPool,
     signals: PoolSignals,

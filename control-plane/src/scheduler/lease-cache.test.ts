@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LeaseCache } from './lease-cache.js';
-import type { ExecutorHandle } from '../runtimes/runtime.js';
+import type { ExecutorHandle } from '../platforms/platform.js';
 import type { Lease } from './scheduler.js';
 
 const executor: ExecutorHandle = {

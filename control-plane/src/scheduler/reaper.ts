@@ -1,6 +1,6 @@
 import type { AgentPool } from '../agent/client.js';
 import { log } from '../log.js';
-import type { Runtime } from '../runtimes/runtime.js';
+import type { Platform } from '../platforms/platform.js';
 import type { Template } from '../templates/template.js';
 import type { SandboxRecord, SandboxRecords } from './records.js';
 import type { Scheduler } from './scheduler.js';
@@ -25,7 +25,7 @@ export class Reaper {
   constructor(
     private readonly records: SandboxRecords,
     private readonly agents: AgentPool,
-    private readonly runtime: Runtime,
+    private readonly runtime: Platform,
     private readonly scheduler: Scheduler,
   ) {}
 

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { ExecutorHandle } from '../runtimes/runtime.js';
+import type { ExecutorHandle } from '../platforms/platform.js';
 import type { Keys } from '../store/keys.js';
 import { defineLuaCommands } from './lua.js';
 

@@ -1,6 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ExecutorHandle } from '../runtimes/runtime.js';
+import type { ExecutorHandle } from '../platforms/platform.js';
 import type { Template } from '../templates/template.js';
 import { SandboxRecords } from './records.js';
 import { Scheduler, type SchedulerAgents } from './scheduler.js';

@@ -4,7 +4,7 @@ import { ExecutorFullError } from '../agent/errors.js';
 import { NoCapacityError } from '../errors.js';
 import { throughRedisOutage } from '../redis/outage.js';
 import { log } from '../log.js';
-import type { ExecutorHandle } from '../runtimes/runtime.js';
+import type { ExecutorHandle } from '../platforms/platform.js';
 import { networkPolicy } from '../templates/network.js';
 import type { Template } from '../templates/template.js';
 import type { SandboxRecords } from './records.js';

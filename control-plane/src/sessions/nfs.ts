@@ -8,7 +8,7 @@ import { isIP } from 'node:net';
 import type { Agent } from '../agent/client.js';
 import { sessionRpcError } from '../agent/session-client.js';
 import { KilnError } from '../errors.js';
-import type { ExecutorHandle } from '../runtimes/runtime.js';
+import type { ExecutorHandle } from '../platforms/platform.js';
 import type { Keys } from '../store/keys.js';
 
 /** What a client asked for at session create. */

@@ -6,7 +6,7 @@ export class Keys {
   constructor(readonly prefix: string) {}
 
   /**
-   * Host uid ranges claimed by local executors (HASH, owned by runtimes/uids/ranges.ts). The one
+   * Host uid ranges claimed by local executors (HASH, owned by platforms/uids/ranges.ts). The one
    * key not under the deployment prefix: uids belong to the host, so every deployment on it that
    * shares this Redis must see the others' claims. Per host name, so hosts sharing a Redis do not
    * use up each other's uid space.

@@ -3,7 +3,7 @@ import type { ExecutionQueues } from '../queue/queues.js';
 import type { LeaseCache } from '../scheduler/lease-cache.js';
 import type { SandboxRecords } from '../scheduler/records.js';
 import type { TemplateRegistry } from './registry.js';
-import { sandboxShape, type Template } from './template.js';
+import { sandboxShape, withPlatform, type Template } from './template.js';
 
 /**
  * Template changes made through the API. The registry stores them; what follows a change
@@ -36,8 +36,9 @@ export class TemplateAdmin {
    */
   update(t: Template): Promise<Template> {
     const before = this.registry.get(t.name);
-    const revisedAt = sandboxShape(before) !== sandboxShape(t) ? Date.now() : before.revisedAt;
-    return this.registry.update({ ...withoutRevision(t), ...(revisedAt !== undefined ? { revisedAt } : {}) });
+    const next = withoutRevision(t);
+    const revisedAt = sandboxShape(before) !== sandboxShape(next) ? Date.now() : before.revisedAt;
+    return this.registry.update({ ...next, ...(revisedAt !== undefined ? { revisedAt } : {}) });
   }
 
   /**
@@ -58,8 +59,9 @@ export class TemplateAdmin {
 }
 
 /** `revisedAt` is Kiln's to set: one sent by a client is dropped (a future one would recycle every sandbox forever). */
+/** A template as given to the API: Kiln stamps revisions; the old `executor` name becomes `platform`. */
 function withoutRevision(t: Template): Template {
-  const copy = { ...t };
+  const copy = withPlatform(t);
   delete copy.revisedAt;
   return copy;
 }

@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import { NotFoundError, TemplateExistsError, UnknownTemplateError } from '../errors.js';
 import { log } from '../log.js';
 import type { Keys } from '../store/keys.js';
-import { templateSchema, type Template } from './template.js';
+import { templateSchema, withPlatform, type Template } from './template.js';
 
 export class TemplateFileError extends Error {
   constructor(file: string, detail: string) {
@@ -26,7 +26,7 @@ export async function loadTemplateFiles(dir: string): Promise<Template[]> {
     }
     const parsed = templateSchema.safeParse(raw);
     if (!parsed.success) throw new TemplateFileError(name, parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
-    out.push(parsed.data);
+    out.push(withPlatform(parsed.data));
   }
   return out;
 }
@@ -89,7 +89,7 @@ export class TemplateRegistry {
         value = undefined;
       }
       const parsed = templateSchema.safeParse(value);
-      if (parsed.success) next.set(name, parsed.data);
+      if (parsed.success) next.set(name, withPlatform(parsed.data));
       else log('warn', 'ignoring a stored template that does not validate', { template: name, problem: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ').slice(0, 500) });
     }
     const before = this.byName;

@@ -2,16 +2,23 @@ import { z } from 'zod';
 import { RUNTIME_NAMES, runnerOf, type LambdaRuntime } from '../invocation/languages.js';
 import { networkSchema } from './network.js';
 
+/** Where executors run: the platform adapters (control-plane/src/platforms/). */
+export const PLATFORMS = ['local', 'docker', 'kubernetes'] as const;
+export type PlatformKind = (typeof PLATFORMS)[number];
+
 export const templateSchema = z.object({
   name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and dashes, up to 63 characters'),
   description: z.string().max(1000).default(''),
-  /** Image executors of this template run on the docker and kubernetes runtimes. */
+  /** Image executors of this template run on the docker and kubernetes platforms. */
   image: z.string().min(1).max(512),
   /**
-   * Runtime adapter that starts this template's executors; unset uses KILN_RUNTIME. Lets one
-   * deployment run, say, most templates as local processes and one in containers.
+   * Where this template's executors run (the platform adapter that starts them: local processes,
+   * Docker/Podman containers or Kubernetes pods); unset uses KILN_PLATFORM. Lets one deployment
+   * run, say, most templates as local processes and one in containers.
    */
-  executor: z.enum(['local', 'docker', 'kubernetes']).optional(),
+  platform: z.enum(PLATFORMS).optional(),
+  /** Deprecated: the old name of `platform`, accepted on input and stored as `platform` (withPlatform). */
+  executor: z.enum(PLATFORMS).optional(),
   runtimes: z.array(z.enum(RUNTIME_NAMES)).min(1).max(8),
   resources: z
     .object({
@@ -34,7 +41,7 @@ export const templateSchema = z.object({
     .default({}),
   queue: z.object({ maxWaiting: z.number().int().min(1).max(1_000_000).default(10_000) }).default({}),
   /**
-   * Set by Kiln (epoch ms) when a change alters what sandboxes are made of (image, executor,
+   * Set by Kiln (epoch ms) when a change alters what sandboxes are made of (image, platform,
    * runtimes, resources, network): sandboxes created before it are recycled as soon as they are
    * idle, so none keeps serving with the old settings.
    */
@@ -45,7 +52,17 @@ export type Template = z.infer<typeof templateSchema>;
 
 /** What a sandbox is made of: a change here makes every existing sandbox of the template stale. */
 export function sandboxShape(t: Template): string {
-  return JSON.stringify([t.image, t.executor ?? '', [...t.runtimes].sort(), t.resources, t.network]);
+  return JSON.stringify([t.image, t.platform ?? '', [...t.runtimes].sort(), t.resources, t.network]);
+}
+
+/**
+ * A template as Kiln keeps it: the deprecated `executor` field becomes `platform` (which wins
+ * when both are given), so a template written for an older Kiln keeps its platform and nothing
+ * past this point reads the old name. Applied wherever a template enters: files, Redis, the API.
+ */
+export function withPlatform(t: Template): Template {
+  const { executor, ...rest } = t;
+  return executor !== undefined && rest.platform === undefined ? { ...rest, platform: executor } : rest;
 }
 
 /** The sandbox runners a template's executors must offer. */

@@ -23,7 +23,7 @@ export const BASE_ENV: Record<string, string> = {
 /**
  * How nsenter becomes the sandbox's uid 1000.
  *
- * A root executor (the local runtime) starts each sandbox as its own host uid and the launcher
+ * A root executor (the local platform) starts each sandbox as its own host uid and the launcher
  * as root, so nsenter must switch: `--setuid/--setgid 1000` inside the sandbox's namespace.
  * A non-root executor (user `kiln` in a container) runs its sandboxes as its own uid, which
  * bwrap maps 1:1 to uid 1000; there `--setgid` fails (`setgroups failed`: every unprivileged

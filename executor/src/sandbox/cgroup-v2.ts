@@ -120,7 +120,7 @@ class CgroupV2 implements SandboxCgroup {
  * delegated subtree the executor usually sits in that cgroup, so when enabling fails with
  * EBUSY its processes move to a leaf `kiln-leaf` first (as systemd's init.scope does). An
  * executor whose own cgroup is such a leaf uses the leaf's parent, so executors that share a
- * cgroup (the local runtime's, children of one control plane) do not nest leaves.
+ * cgroup (the local platform's, children of one control plane) do not nest leaves.
  */
 export async function prepareV2Parent(own: string, parentName: string, wanted: readonly string[]): Promise<{ parent: string; controllers: string[] }> {
   const base = own.endsWith(`/${LEAF}`) ? own.slice(0, -LEAF.length - 1) : own;

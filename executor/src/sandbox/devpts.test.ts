@@ -8,7 +8,7 @@ import { devptsStep } from './devpts.js';
 import { SandboxManager } from './manager.js';
 
 // The devpts boot step against real bwrap, in both ways an executor runs: as root with a host
-// uid per slot (the local runtime), and as a non-root user that owns the sandbox's user
+// uid per slot (the local platform), and as a non-root user that owns the sandbox's user
 // namespace (user kiln in a container), which is why the step does not use nsenter + mount(8).
 
 const LIMITS = { memoryMB: 256, diskMB: 256, maxProcesses: 256, maxOpenFiles: 1024, cpus: 1 };

@@ -3,9 +3,9 @@ import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
-/** Uids per lease block; the control plane's allocator (runtimes/uids/ranges.ts) uses the same size. */
+/** Uids per lease block; the control plane's allocator (platforms/uids/ranges.ts) uses the same size. */
 export const UID_BLOCK = 1000;
-/** Exit status of an executor whose uid range is in use on this host; the local runtime then tries another range. */
+/** Exit status of an executor whose uid range is in use on this host; the local platform then tries another range. */
 export const UID_RANGE_BUSY_EXIT = 75;
 
 /** Some other process on this host holds or uses part of this executor's uid range. */

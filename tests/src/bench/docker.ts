@@ -7,11 +7,11 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { InvokeStatus } from '@kiln/proto/executor/invoke';
 import { AgentPool } from '@kiln/control-plane/agent/client';
-import { DockerRuntime } from '@kiln/control-plane/runtimes/docker';
-import { LocalRuntime } from '@kiln/control-plane/runtimes/local';
-import type { Runtime } from '@kiln/control-plane/runtimes/runtime';
+import { DockerPlatform } from '@kiln/control-plane/platforms/docker';
+import { LocalPlatform } from '@kiln/control-plane/platforms/local';
+import type { Platform } from '@kiln/control-plane/platforms/platform';
 import { EXECUTOR_MAIN } from '@kiln/control-plane/server';
-import { UidRanges } from '@kiln/control-plane/runtimes/uids/ranges';
+import { UidRanges } from '@kiln/control-plane/platforms/uids/ranges';
 import { Keys } from '@kiln/control-plane/store/keys';
 import { Redis } from 'ioredis';
 import { hostname } from 'node:os';
@@ -24,7 +24,7 @@ const run = promisify(execFile);
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 
 /** Starts an executor and runs one trivial invocation in a new sandbox: a pool refill's whole cost. */
-async function coldStart(runtime: Runtime, template: Template, agents: AgentPool): Promise<number> {
+async function coldStart(runtime: Platform, template: Template, agents: AgentPool): Promise<number> {
   const id = `ex-bench-${randomBytes(4).toString('hex')}`;
   const t0 = performance.now();
   try {
@@ -59,24 +59,24 @@ async function samples(n: number, fn: () => Promise<number>): Promise<number[]> 
 }
 
 /**
- * Docker runtime cold start (container create → agent ready → sandbox → first invocation),
+ * Docker platform cold start (container create → agent ready → sandbox → first invocation),
  * beside a bare `podman run --rm <same image> true` and the same steps with a local executor
  * process, all in this run. Target: docker ≤ 1.5 × (bare container + local executor).
  */
 export async function benchDocker(opts: { samples: number }): Promise<Row[]> {
   const why = podmanUnavailable();
-  if (why) return [{ name: 'docker runtime', value: NaN, unit: '', note: `skipped: ${why}` }];
+  if (why) return [{ name: 'docker platform', value: NaN, unit: '', note: `skipped: ${why}` }];
   const podman = await startPodman({ templates: ['nodejs'] });
   const deployment = `bench${randomBytes(3).toString('hex')}`;
   const dataDir = mkdtempSync(join(tmpdir(), 'kiln-bench-docker-'));
   chmodSync(dataDir, 0o755);
-  const template = templateSchema.parse({ ...JSON.parse(readFileSync(join(REPO, 'templates/nodejs.json'), 'utf8')), executor: 'docker' });
+  const template = templateSchema.parse({ ...JSON.parse(readFileSync(join(REPO, 'templates/nodejs.json'), 'utf8')), platform: 'docker' });
   template.pool.sandboxesPerExecutor = 2;
-  const docker = new DockerRuntime({ deployment, host: podman.host, seccompProfile: join(REPO, 'infra/podman/seccomp.json') });
+  const docker = new DockerPlatform({ deployment, host: podman.host, seccompProfile: join(REPO, 'infra/podman/seccomp.json') });
   // The local executor needs a uid range: from a Redis of its own (the host lease keeps it apart from others').
   const redisServer = await startRedisServer(dataDir);
   const redis = new Redis({ path: redisServer.socket });
-  const local = new LocalRuntime({ deployment, dataDir, executorMain: EXECUTOR_MAIN, uids: new UidRanges(redis, Keys.hostUidRanges(hostname())) });
+  const local = new LocalPlatform({ deployment, dataDir, executorMain: EXECUTOR_MAIN, uids: new UidRanges(redis, Keys.hostUidRanges(hostname())) });
   const agents = new AgentPool();
   try {
     const env = { ...process.env, CONTAINERS_CONF: podman.containersConf };

@@ -32,7 +32,7 @@ async function main(): Promise<void> {
     if (wanted('sessions')) printRows('Sessions', await benchSessions(redis.socket, { samples: Math.min(samples, 300) }));
     if (wanted('nfs')) printRows('NFS export of a session workspace', await benchNfs(redis.socket));
     if (wanted('pools')) printRows('Start types and pools', await benchPools(redis.socket, floor, { samples, durationMs, clients: [32, 128] }));
-    if (wanted('docker')) printRows('Docker runtime (Podman) cold start', await benchDocker({ samples: Number(process.env.BENCH_DOCKER_SAMPLES ?? 7) }));
+    if (wanted('docker')) printRows('Docker platform (Podman) cold start', await benchDocker({ samples: Number(process.env.BENCH_DOCKER_SAMPLES ?? 7) }));
   } finally {
     await redis.stop();
   }

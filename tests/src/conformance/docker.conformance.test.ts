@@ -1,8 +1,8 @@
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { DockerRuntime } from '@kiln/control-plane/runtimes/docker';
+import { DockerPlatform } from '@kiln/control-plane/platforms/docker';
 import { removeDeployment, requirePodman, startPodman } from '../support/podman.js';
-import { conformanceTemplate, runtimeConformance } from './runtime-conformance.js';
+import { conformanceTemplate, runtimeConformance } from './platform-conformance.js';
 
 const SECCOMP = fileURLToPath(new URL('../../../infra/podman/seccomp.json', import.meta.url));
 requirePodman();
@@ -13,11 +13,11 @@ runtimeConformance('docker (podman)', async () => {
   const others: string[] = [];
   const make = (opts: { deployment?: string } = {}) => {
     if (opts.deployment) others.push(opts.deployment);
-    return new DockerRuntime({ deployment: opts.deployment ?? deployment, host: podman.host, seccompProfile: SECCOMP });
+    return new DockerPlatform({ deployment: opts.deployment ?? deployment, host: podman.host, seccompProfile: SECCOMP });
   };
   return {
     template: conformanceTemplate('docker'),
-    makeRuntime: make,
+    makePlatform: make,
     async cleanup() {
       try {
         for (const d of [deployment, ...others]) await removeDeployment(podman.docker, d);

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { KubernetesRuntime } from '@kiln/control-plane/runtimes/kubernetes/kubernetes';
+import { KubernetesPlatform } from '@kiln/control-plane/platforms/kubernetes/kubernetes';
 import { KubernetesTestApiServer, PodmanKubelet } from '../support/k8s-test-api-server.js';
 import { requirePodman, startPodman } from '../support/podman.js';
-import { conformanceTemplate, runtimeConformance } from './runtime-conformance.js';
+import { conformanceTemplate, runtimeConformance } from './platform-conformance.js';
 
 // The kubernetes adapter, unchanged, against KubernetesTestApiServer whose pods run for real
 // with `podman kube play` (PodmanKubelet): the generated pod spec is what runs.
@@ -17,7 +17,7 @@ runtimeConformance('kubernetes (podman kube play)', async () => {
   const server = await KubernetesTestApiServer.start({ kubelet, defaultNamespace: NS });
   const deployment = `k8sconf${randomBytes(3).toString('hex')}`;
   const make = (opts: { deployment?: string } = {}) =>
-    new KubernetesRuntime({
+    new KubernetesPlatform({
       deployment: opts.deployment ?? deployment,
       kubeconfig: server.kubeconfigPath,
       serviceMode: 'pod-ip',
@@ -28,7 +28,7 @@ runtimeConformance('kubernetes (podman kube play)', async () => {
     });
   return {
     template: conformanceTemplate('kubernetes'),
-    makeRuntime: make,
+    makePlatform: make,
     async cleanup() {
       try {
         await server.close();

@@ -6,10 +6,10 @@ import { hostname } from 'node:os';
 import { Redis } from 'ioredis';
 import { inject } from 'vitest';
 import { EXECUTOR_MAIN } from '@kiln/control-plane/server';
-import { UidRanges } from '@kiln/control-plane/runtimes/uids/ranges';
+import { UidRanges } from '@kiln/control-plane/platforms/uids/ranges';
 import { Keys } from '@kiln/control-plane/store/keys';
-import { LocalRuntime } from '@kiln/control-plane/runtimes/local';
-import { conformanceTemplate, runtimeConformance } from './runtime-conformance.js';
+import { LocalPlatform } from '@kiln/control-plane/platforms/local';
+import { conformanceTemplate, runtimeConformance } from './platform-conformance.js';
 
 runtimeConformance('local', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'kiln-conf-local-'));
@@ -20,10 +20,10 @@ runtimeConformance('local', () => {
   // any other test's executors on this host.
   const redis = new Redis({ path: inject('redisSocket') });
   const uids = new UidRanges(redis, Keys.hostUidRanges(hostname()));
-  const make = (opts: { deployment?: string } = {}) => new LocalRuntime({ deployment: opts.deployment ?? deployment, dataDir, executorMain: EXECUTOR_MAIN, uids });
+  const make = (opts: { deployment?: string } = {}) => new LocalPlatform({ deployment: opts.deployment ?? deployment, dataDir, executorMain: EXECUTOR_MAIN, uids });
   return Promise.resolve({
     template: conformanceTemplate(),
-    makeRuntime: make,
+    makePlatform: make,
     cleanup: () => {
       redis.disconnect();
       rmSync(dataDir, { recursive: true, force: true });

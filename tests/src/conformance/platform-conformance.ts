@@ -5,13 +5,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode } from '@kiln/proto/executor/errors';
 import { InvokeStatus } from '@kiln/proto/executor/invoke';
 import { Agent, AgentPool } from '@kiln/control-plane/agent/client';
-import type { ExecutorHandle, Runtime } from '@kiln/control-plane/runtimes/runtime';
+import type { ExecutorHandle, Platform } from '@kiln/control-plane/platforms/platform';
 import { templateSchema, type Template } from '@kiln/control-plane/templates';
 
 const NODEJS_TEMPLATE = fileURLToPath(new URL('../../../templates/nodejs.json', import.meta.url));
 
 /**
- * The repo's nodejs template for a conformance run. For a container runtime it names that
+ * The repo's nodejs template for a conformance run. For a container platform it names that
  * executor kind and has small limits: the conformance executor hosts a couple of sandboxes at most.
  */
 export function conformanceTemplate(executor?: 'docker' | 'kubernetes'): Template {
@@ -29,7 +29,7 @@ export interface ConformanceTarget {
    * one it makes, and makes more as a restarted control plane would. With `deployment`, one for
    * another deployment label (it must not see the first one's executors).
    */
-  makeRuntime(opts?: { deployment?: string }): Runtime;
+  makePlatform(opts?: { deployment?: string }): Platform;
   /** Removes whatever the setup made (services, tmp dirs); executors are stopped by the suite. */
   cleanup(): Promise<void>;
 }
@@ -81,22 +81,22 @@ async function invokeTrivial(agents: AgentPool, handle: ExecutorHandle, template
 }
 
 /**
- * The contract every `Runtime` adapter meets (DESIGN.md, "Runtimes"): start an executor whose
+ * The contract every `Platform` adapter meets (DESIGN.md, "Runtimes"): start an executor whose
  * agent answers over gRPC with its token, list it by this deployment's labels only, stop it
  * (unknown ids are a no-op), and let a fresh adapter — a restarted control plane — find and
  * reach what an earlier one started. Call once per adapter, from its own test file.
  */
 export function runtimeConformance(name: string, setup: () => Promise<ConformanceTarget>): void {
   describe(`runtime conformance: ${name}`, () => {
-    let target: ConformanceTarget & { runtime: Runtime };
+    let target: ConformanceTarget & { runtime: Platform };
     let handle: ExecutorHandle;
     const agents = new AgentPool();
-    const extra: Runtime[] = [];
+    const extra: Platform[] = [];
     const executorId = `ex-conf-${randomBytes(4).toString('hex')}`;
 
     beforeAll(async () => {
       const t = await setup();
-      target = { ...t, runtime: t.makeRuntime() };
+      target = { ...t, runtime: t.makePlatform() };
       handle = await target.runtime.start(target.template, executorId);
     }, 300_000);
 
@@ -149,7 +149,7 @@ export function runtimeConformance(name: string, setup: () => Promise<Conformanc
       const mine = (await target.runtime.list()).filter((h) => h.id === executorId);
       expect(mine).toHaveLength(1);
       expect(mine[0]).toMatchObject({ id: executorId, template: target.template.name, address: handle.address, labels: handle.labels });
-      const other = target.makeRuntime({ deployment: `other-${randomBytes(3).toString('hex')}` });
+      const other = target.makePlatform({ deployment: `other-${randomBytes(3).toString('hex')}` });
       extra.push(other);
       expect((await other.list()).map((h) => h.id)).not.toContain(executorId);
       // Stopping through another deployment's adapter must not touch this one's executors.
@@ -158,7 +158,7 @@ export function runtimeConformance(name: string, setup: () => Promise<Conformanc
     });
 
     it('a fresh adapter (after a control-plane restart) lists and reaches the executor', async () => {
-      const fresh = target.makeRuntime();
+      const fresh = target.makePlatform();
       extra.push(fresh);
       const found = (await fresh.list()).find((h) => h.id === executorId);
       expect(found, 'the restarted adapter must find the executor by label').toBeDefined();

@@ -14,7 +14,7 @@ const COUNTER = `let n = 0;\nexports.handler = async (event) => ({ n: ++n, got: 
  * A control plane whose default runtime is local, with one template that names
  * `executor: "docker"`: its executors are containers of a real Podman service.
  */
-describe('docker runtime, end to end (podman)', () => {
+describe('docker platform, end to end (podman)', () => {
   let podman: PodmanService;
   let k: TestKiln | undefined;
   let prefix = '';
@@ -38,10 +38,11 @@ describe('docker runtime, end to end (podman)', () => {
     }
   }, 120_000);
 
-  it('creates a template on the docker runtime; a bad executor kind is refused', async () => {
-    const bad = await k!.call('POST', '/api/v1/templates', { name: 'bad-runtime', image: 'x', runtimes: ['nodejs20.x'], executor: 'vm' });
+  it('creates a template on the docker platform; a bad platform is refused; the old field name still works', async () => {
+    const bad = await k!.call('POST', '/api/v1/templates', { name: 'bad-runtime', image: 'x', runtimes: ['nodejs20.x'], platform: 'vm' });
     expect(bad.status).toBe(400);
-    expect(JSON.stringify(bad.body)).toMatch(/executor/);
+    expect(JSON.stringify(bad.body)).toMatch(/platform/);
+    // `executor` is the deprecated name of `platform`: accepted, and stored under the new name.
     const created = await k!.call('POST', '/api/v1/templates', {
       name: 'node-docker',
       image: 'localhost/kiln/template-nodejs:0.1.0',
@@ -50,7 +51,8 @@ describe('docker runtime, end to end (podman)', () => {
       pool: { minIdle: 0, sandboxesPerExecutor: 4, maxSandboxes: 4 },
     });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
-    expect(created.body).toMatchObject({ name: 'node-docker', executor: 'docker' });
+    expect(created.body).toMatchObject({ name: 'node-docker', platform: 'docker' });
+    expect(created.body).not.toHaveProperty('executor');
   });
 
   it('invokes a function cold, then hot, in a container', async () => {

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { CONFIG_VARIABLES, loadConfig } from '@kiln/control-plane/config';
 
-// The one-host deployments: infra/compose/compose.yaml (control plane with the local runtime
+// The one-host deployments: infra/compose/compose.yaml (control plane with the local platform
 // in one container, plus Redis) and infra/systemd/kiln.service (`npm start` under systemd).
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
@@ -44,7 +44,7 @@ describe('infra/compose/compose.yaml', () => {
   it('sets only real configuration variables, which loadConfig accepts', () => {
     for (const name of Object.keys(kiln.environment)) expect(KNOWN.has(name), `${name} is not a variable of control-plane/src/config.ts`).toBe(true);
     const config = loadConfig(kiln.environment);
-    expect(config.runtime).toBe('local');
+    expect(config.platform).toBe('local');
     expect(config.apiKeys).toEqual(['placeholder-key-0123456789']);
     // Unset KILN_API_KEYS interpolates to "", which loadConfig treats as unset (no authentication).
     const open = parse(interpolate(composeText, { KILN_REDIS_PASSWORD: password }));
@@ -117,7 +117,7 @@ describe('infra/systemd/kiln.service', () => {
       expect(KNOWN.has(name), `${name} is not a variable of control-plane/src/config.ts`).toBe(true);
     }
     const config = loadConfig(env);
-    expect(config.runtime).toBe('local');
+    expect(config.platform).toBe('local');
     expect(config.redisUrl).toBeUndefined();
   });
 

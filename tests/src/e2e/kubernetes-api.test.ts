@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KubernetesRuntime, type KubernetesRuntimeOptions } from '@kiln/control-plane/runtimes/kubernetes/kubernetes';
-import { objectName } from '@kiln/control-plane/runtimes/kubernetes/names';
+import { KubernetesPlatform, type KubernetesPlatformOptions } from '@kiln/control-plane/platforms/kubernetes/kubernetes';
+import { objectName } from '@kiln/control-plane/platforms/kubernetes/names';
 import { templateSchema, type Template } from '@kiln/control-plane/templates';
 import { KubernetesTestApiServer, type RecordedRequest } from '../support/k8s-test-api-server.js';
 
@@ -12,15 +12,15 @@ import { KubernetesTestApiServer, type RecordedRequest } from '../support/k8s-te
 // a kubelet would (kubernetes-podman.test.ts runs the same pods for real).
 
 const NS = 'kiln-test';
-const template: Template = templateSchema.parse({ ...JSON.parse(readFileSync(fileURLToPath(new URL('../../../templates/nodejs.json', import.meta.url)), 'utf8')), executor: 'kubernetes' });
+const template: Template = templateSchema.parse({ ...JSON.parse(readFileSync(fileURLToPath(new URL('../../../templates/nodejs.json', import.meta.url)), 'utf8')), platform: 'kubernetes' });
 
-describe('kubernetes runtime against the test API server', () => {
+describe('kubernetes platform against the test API server', () => {
   let server: KubernetesTestApiServer;
   let owner: { uid: string };
   const deployment = `k8s${randomBytes(3).toString('hex')}`;
-  const runtimes: KubernetesRuntime[] = [];
-  const make = (o: Partial<KubernetesRuntimeOptions> = {}) => {
-    const r = new KubernetesRuntime({
+  const runtimes: KubernetesPlatform[] = [];
+  const make = (o: Partial<KubernetesPlatformOptions> = {}) => {
+    const r = new KubernetesPlatform({
       deployment,
       kubeconfig: server.kubeconfigPath,
       serviceMode: 'pod-ip',

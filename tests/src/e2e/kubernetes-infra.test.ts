@@ -9,9 +9,9 @@ import { DaemonSet, Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { CONFIG_VARIABLES, loadConfig } from '@kiln/control-plane/config';
-import { AGENT_PORT, executorLabels, LABELS, NFS_PORT } from '@kiln/control-plane/runtimes/kubernetes/names';
-import { executorPod } from '@kiln/control-plane/runtimes/kubernetes/manifest';
-import { kubernetesRuntimeOptions } from '@kiln/control-plane/runtimes/kubernetes/options';
+import { AGENT_PORT, executorLabels, LABELS, NFS_PORT } from '@kiln/control-plane/platforms/kubernetes/names';
+import { executorPod } from '@kiln/control-plane/platforms/kubernetes/manifest';
+import { kubernetesPlatformOptions } from '@kiln/control-plane/platforms/kubernetes/options';
 import { templateSchema } from '@kiln/control-plane/templates';
 import { loadConfig as loadExecutorConfig } from '../../../executor/dist/config.js';
 import { TrustedProxies } from '../../../executor/dist/nfs/proxy-line.js';
@@ -22,7 +22,7 @@ import { TrustedProxies } from '../../../executor/dist/nfs/proxy-line.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const DIR = `${REPO}infra/kubernetes/`;
-const ADAPTER = `${REPO}control-plane/src/runtimes/kubernetes/`;
+const ADAPTER = `${REPO}control-plane/src/platforms/kubernetes/`;
 
 type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> }; [k: string]: any };
 
@@ -255,7 +255,7 @@ describe('infra/kubernetes', () => {
     const env = deploymentEnv();
     for (const name of Object.keys(env)) expect(known.has(name), `${name} is not a variable of control-plane/src/config.ts`).toBe(true);
     const config = loadConfig(env);
-    expect(config.runtime).toBe('kubernetes');
+    expect(config.platform).toBe('kubernetes');
     expect(config.kubernetes.namespace).toBe('kiln');
     expect(config.apiKeys.length).toBe(1);
     // The API Service and the probes point at the port the control plane listens on.
@@ -367,7 +367,7 @@ describe('infra/kubernetes', () => {
 
   it("NFS: executor pods started with the Deployment's configuration serve 2049 and believe PROXY lines from control-plane pods only", () => {
     const config = loadConfig(deploymentEnv());
-    const runtime = kubernetesRuntimeOptions(config);
+    const runtime = kubernetesPlatformOptions(config);
     expect(runtime.nfs?.trustedProxies).toEqual(config.kubernetes.nfsTrustedProxies);
     const template = templateSchema.parse(JSON.parse(readFileSync(`${REPO}templates/nodejs.json`, 'utf8')));
     const pod = executorPod(template, 'exe-nodejs-1a2b3c4d', {

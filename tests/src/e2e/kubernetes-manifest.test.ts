@@ -2,8 +2,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { Pod, Secret, Service } from 'kubernetes-models/v1';
-import { executorPod, executorSecret, executorService, type ExecutorPodOptions } from '@kiln/control-plane/runtimes/kubernetes/manifest';
-import { labelValue, objectName } from '@kiln/control-plane/runtimes/kubernetes/names';
+import { executorPod, executorSecret, executorService, type ExecutorPodOptions } from '@kiln/control-plane/platforms/kubernetes/manifest';
+import { labelValue, objectName } from '@kiln/control-plane/platforms/kubernetes/names';
 import { templateSchema, type Template } from '@kiln/control-plane/templates';
 
 // The manifests the kubernetes adapter sends, checked against the Kubernetes OpenAPI schemas

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostname } from 'node:os';
-import { LocalRuntime } from '@kiln/control-plane/runtimes/local';
-import { UidRanges } from '@kiln/control-plane/runtimes/uids/ranges';
+import { LocalPlatform } from '@kiln/control-plane/platforms/local';
+import { UidRanges } from '@kiln/control-plane/platforms/uids/ranges';
 import { Keys } from '@kiln/control-plane/store/keys';
 import { EXECUTOR_MAIN } from '@kiln/control-plane/server';
 // The raw client is the NFS module's own test client (compiled with the executor).
@@ -65,7 +65,7 @@ describe('NFS export of session workspaces', () => {
       const exe = JSON.parse((await k.redis.get(`${k.prefix}:exe:${record.executorId}`)) as string) as { nfsPort?: number };
       expect(exe.nfsPort).toBe(s.nfs.port);
       const uids = new UidRanges(k.redis, Keys.hostUidRanges(hostname()));
-      const adopted = await new LocalRuntime({ deployment: k.prefix, dataDir: k.dataDir, executorMain: EXECUTOR_MAIN, uids }).list();
+      const adopted = await new LocalPlatform({ deployment: k.prefix, dataDir: k.dataDir, executorMain: EXECUTOR_MAIN, uids }).list();
       expect(adopted.find((h) => h.id === record.executorId)?.nfsPort).toBe(s.nfs.port);
       const doc = (await k.call('GET', '/api/v1/openapi.json')).body;
       expect(Object.keys(doc.components.schemas.SessionNfs.properties)).toEqual(expect.arrayContaining(['host', 'port', 'exportPath', 'mountCommand']));

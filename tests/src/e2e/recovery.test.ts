@@ -13,7 +13,7 @@ const until = async (what: string, fn: () => Promise<boolean>, ms = 30_000): Pro
   }
 };
 
-/** The pids of this deployment's executors, from the local runtime's state files. */
+/** The pids of this deployment's executors, from the local platform's state files. */
 const executorPids = (dataDir: string): Array<{ id: string; pid: number }> =>
   readdirSync(join(dataDir, 'executors'))
     .filter((f) => f.endsWith('.json'))

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { UID_BASE, UID_BLOCK, UidRanges, UidRangesExhaustedError, type UidRange } from '@kiln/control-plane/runtimes/uids/ranges';
+import { UID_BASE, UID_BLOCK, UidRanges, UidRangesExhaustedError, type UidRange } from '@kiln/control-plane/platforms/uids/ranges';
 
 // Against the real test Redis, each test with a hash of its own.
 const clients: Redis[] = [];

@@ -3,7 +3,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UidRanges } from '@kiln/control-plane/runtimes/uids/ranges';
+import { UidRanges } from '@kiln/control-plane/platforms/uids/ranges';
 import { Keys } from '@kiln/control-plane/store/keys';
 import { startTestKiln, type TestKiln } from '../support/kiln.js';
 

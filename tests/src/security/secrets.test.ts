@@ -105,7 +105,7 @@ afterAll(async () => {
   if (dirs) rmSync(dirs.dataDir, { recursive: true, force: true });
 });
 
-/** The secrets to look for: the executors' agent tokens (from the local runtime's state) and ours. */
+/** The secrets to look for: the executors' agent tokens (from the local platform's state) and ours. */
 function needles(): string[] {
   const stateDir = join(dirs.dataDir, 'executors');
   const tokens = readdirSync(stateDir)

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startTestKiln } from '../support/kiln.js';
 
-// One runtime adapter that cannot be reached (a template naming a Kubernetes cluster that is
+// One platform adapter that cannot be reached (a template naming a Kubernetes cluster that is
 // down) must not keep a stopping control plane from stopping what it started itself.
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-shutdown-'));
@@ -27,7 +27,7 @@ describe('shutdown', () => {
     const k = await startTestKiln({ templates: { nodejs: { pool: { minIdle: 1 } }, python: null, shell: null, provided: null }, env: { KILN_K8S_KUBECONFIG: kubeconfig, KILN_STOP_EXECUTORS_ON_EXIT: 'true' } });
     let pids: number[] = [];
     try {
-      const made = await k.call('POST', '/api/v1/templates', { name: 'remote', image: 'x', runtimes: ['nodejs20.x'], executor: 'kubernetes', pool: { minIdle: 0 } });
+      const made = await k.call('POST', '/api/v1/templates', { name: 'remote', image: 'x', runtimes: ['nodejs20.x'], platform: 'kubernetes', pool: { minIdle: 0 } });
       expect(made.status, JSON.stringify(made.body)).toBe(201);
       // The local template's executor is up (it runs the warm sandbox).
       expect((await k.call('POST', '/api/v1/executions', { code: 'exports.handler = async () => 1', language: 'nodejs', event: {} })).body.result).toBe(1);

@@ -6,12 +6,12 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { AgentPool } from '@kiln/control-plane/agent/client';
 import { SessionAgent } from '@kiln/control-plane/agent/session-client';
-import { LocalRuntime } from '@kiln/control-plane/runtimes/local';
-import type { ExecutorHandle } from '@kiln/control-plane/runtimes/runtime';
-import { UidRanges } from '@kiln/control-plane/runtimes/uids/ranges';
+import { LocalPlatform } from '@kiln/control-plane/platforms/local';
+import type { ExecutorHandle } from '@kiln/control-plane/platforms/platform';
+import { UidRanges } from '@kiln/control-plane/platforms/uids/ranges';
 import { EXECUTOR_MAIN } from '@kiln/control-plane/server';
 import { Keys } from '@kiln/control-plane/store/keys';
-import { conformanceTemplate } from '../conformance/runtime-conformance.js';
+import { conformanceTemplate } from '../conformance/platform-conformance.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 
 /** Host uids of a process, from /proc (real uid first). */
@@ -48,7 +48,7 @@ describe('uid ranges of executors on one host', () => {
   const agents = new AgentPool();
   const template = conformanceTemplate();
   template.pool.sandboxesPerExecutor = 4;
-  const runtimes: Record<'a' | 'b' | 'c', LocalRuntime> = {} as never;
+  const runtimes: Record<'a' | 'b' | 'c', LocalPlatform> = {} as never;
   const handles: Partial<Record<'a' | 'b' | 'c', ExecutorHandle>> = {};
   const id = (d: string) => `exe-uids${tag}${d}-4242`;
 
@@ -56,7 +56,7 @@ describe('uid ranges of executors on one host', () => {
     redis2Server = await startRedisServer(dir2);
     redis2 = new Redis({ path: redis2Server.socket });
     const make = (d: string, redis: Redis) =>
-      new LocalRuntime({ deployment: `uids${tag}${d}`, dataDir, executorMain: EXECUTOR_MAIN, uids: new UidRanges(redis, Keys.hostUidRanges(hostname())) });
+      new LocalPlatform({ deployment: `uids${tag}${d}`, dataDir, executorMain: EXECUTOR_MAIN, uids: new UidRanges(redis, Keys.hostUidRanges(hostname())) });
     runtimes.a = make('a', redis1);
     runtimes.b = make('b', redis2);
     runtimes.c = make('c', redis1);
@@ -132,7 +132,7 @@ describe('uid ranges of executors on one host', () => {
     const uids = new UidRanges(redis1, Keys.hostUidRanges(hostname()));
     const held = await uids.get(id('a'));
     expect(held?.deployment).toBe(`uids${tag}a`);
-    const restarted = new LocalRuntime({ deployment: `uids${tag}a`, dataDir, executorMain: EXECUTOR_MAIN, uids });
+    const restarted = new LocalPlatform({ deployment: `uids${tag}a`, dataDir, executorMain: EXECUTOR_MAIN, uids });
     expect((await restarted.list()).map((h) => h.id)).toContain(id('a'));
     expect(await uids.claim(id('a'), `uids${tag}a`, 4)).toEqual(held?.range);
     // SIGKILLed: the next look at the executors finds it dead and gives its range back.

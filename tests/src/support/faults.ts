@@ -13,7 +13,7 @@ export async function until(what: string, fn: () => boolean | Promise<boolean>, 
   }
 }
 
-/** The local runtime's executors of a data dir (id and pid), from their state files. */
+/** The local platform's executors of a data dir (id and pid), from their state files. */
 export function executorPids(dataDir: string): Array<{ id: string; pid: number }> {
   const dir = join(dataDir, 'executors');
   if (!existsSync(dir)) return [];

@@ -14,7 +14,7 @@ const run = promisify(execFile);
 
 /**
  * KubernetesTestApiServer: a test stand-in for the Kubernetes API server, implementing exactly
- * the subset the kubernetes runtime adapter uses, strictly:
+ * the subset the kubernetes platform adapter uses, strictly:
  *
  * - pods, secrets and services under /api/v1/namespaces/{ns}/{kind}[/{name}]: create, get,
  *   list (labelSelector incl. `a=b,c`, `!=`, `!k`, `in`, `notin`; fieldSelector on the fields

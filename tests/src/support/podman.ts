@@ -16,10 +16,10 @@ const SERVICE = join(REPO, 'scripts/podman/service.sh');
  */
 export function requirePodman(): void {
   const reason = podmanUnavailable();
-  if (reason) throw new Error(`the docker and kubernetes runtime tests need Podman: ${reason}`);
+  if (reason) throw new Error(`the docker and kubernetes platform tests need Podman: ${reason}`);
 }
 
-/** Why the docker runtime cannot be tested on this machine, or undefined when it can. */
+/** Why the docker platform cannot be tested on this machine, or undefined when it can. */
 export function podmanUnavailable(): string | undefined {
   try {
     execFileSync('podman', ['--version'], { stdio: 'ignore' });

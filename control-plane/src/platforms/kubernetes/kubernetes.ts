@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { CoreV1Api, type KubeConfig, type V1OwnerReference, type V1Pod, type V1SeccompProfile } from '@kubernetes/client-node';
 import type { Template } from '../../templates/template.js';
-import type { ExecutorHandle, Runtime } from '../runtime.js';
+import type { ExecutorHandle, Platform } from '../platform.js';
 import { apiStatus, defaultNamespace, loadKubeConfig, resolveOwner, type OwnerSpec } from './kube-config.js';
 import { executorPod, executorSecret, executorService, type ExecutorPodOptions } from './manifest.js';
 import { AGENT_PORT, ANNOTATIONS, executorSelector, NFS_PORT, objectName, TOKEN_KEY } from './names.js';
@@ -10,7 +10,7 @@ import { waitForPodReady } from './readiness.js';
 /** How the control plane reaches an agent: the pod's IP, or a per-executor ClusterIP Service. */
 export type ServiceMode = 'pod-ip' | 'service';
 
-export interface KubernetesRuntimeOptions {
+export interface KubernetesPlatformOptions {
   /** Deployment name (KILN_REDIS_PREFIX), the `kiln.dev/deployment` label. */
   deployment: string;
   /** KILN_K8S_NAMESPACE; default the kubeconfig context's namespace, else `default`. */
@@ -35,14 +35,14 @@ export interface KubernetesRuntimeOptions {
  * earlier one started. Objects are always found by the deployment's label selector, never by
  * name alone, so another deployment sharing the namespace is never touched.
  */
-export class KubernetesRuntime implements Runtime {
+export class KubernetesPlatform implements Platform {
   readonly kind = 'kubernetes';
   private readonly kc: KubeConfig;
   private readonly core: CoreV1Api;
   readonly namespace: string;
   private owner: Promise<V1OwnerReference | undefined> | undefined;
 
-  constructor(private readonly opts: KubernetesRuntimeOptions) {
+  constructor(private readonly opts: KubernetesPlatformOptions) {
     this.kc = loadKubeConfig(opts.kubeconfig);
     this.core = this.kc.makeApiClient(CoreV1Api);
     this.namespace = defaultNamespace(this.kc, opts.namespace);

@@ -2,7 +2,7 @@ import { networkInterfaces } from 'node:os';
 import type { V1SeccompProfile } from '@kubernetes/client-node';
 import type { Config } from '../../config.js';
 import type { OwnerSpec } from './kube-config.js';
-import type { KubernetesRuntimeOptions } from './kubernetes.js';
+import type { KubernetesPlatformOptions } from './kubernetes.js';
 
 /** KILN_K8S_SECCOMP_PROFILE (`Localhost:<path>`, `RuntimeDefault`, `Unconfined`) → the pod field. */
 export function seccompProfile(value: string): V1SeccompProfile {
@@ -28,7 +28,7 @@ export function ownAddresses(): string[] {
 }
 
 /** The adapter's options from the validated configuration (the deployment is the Redis prefix). */
-export function kubernetesRuntimeOptions(config: Config): KubernetesRuntimeOptions {
+export function kubernetesPlatformOptions(config: Config): KubernetesPlatformOptions {
   const k = config.kubernetes;
   return {
     deployment: config.prefix,
