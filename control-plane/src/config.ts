@@ -120,6 +120,11 @@ const schema = z.object({
    * are the only ones that may change templates once any key is configured.
    */
   KILN_ADMIN_API_KEYS: keyList,
+  /**
+   * 32 bytes (base64 or hex) that seal stored API keys in Redis (SigV4 needs them back). Every
+   * replica of a deployment needs the same; unset: made once in KILN_DATA_DIR/secret.key (0600).
+   */
+  KILN_SECRET_KEY: z.string().optional(),
   /** Executors export each session's /workspace over NFSv3 (one port per executor). */
   KILN_NFS_ENABLED: z.enum(['true', 'false']).default('true'),
   /** Host name NFS clients use to reach executors; goes into every session's nfsUrl. */
@@ -181,6 +186,8 @@ export type Config = {
   apiKeys: string[];
   /** KILN_ADMIN_API_KEYS: the keys that may change templates. */
   adminApiKeys: string[];
+  /** KILN_SECRET_KEY, when set. */
+  secretKey: string | undefined;
   repoRoot: string;
   /** NFS export of session workspaces; undefined when KILN_NFS_ENABLED=false. */
   nfs: { host: string; bind: string; gateway: { host: string; port: number } | undefined } | undefined;
@@ -251,6 +258,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.KILN_LOG_LEVEL,
     apiKeys: [...e.KILN_API_KEYS, ...e.KILN_ADMIN_API_KEYS],
     adminApiKeys: e.KILN_ADMIN_API_KEYS,
+    secretKey: e.KILN_SECRET_KEY,
     repoRoot: REPO_ROOT,
     nfs:
       e.KILN_NFS_ENABLED === 'true'

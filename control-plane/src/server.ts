@@ -42,6 +42,8 @@ import { ReplicaHeartbeat } from './scheduler/replicas.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import { PoolSignals } from './scheduler/signals.js';
 import { Keys } from './store/keys.js';
+import { envKeys, Keyring } from './tenancy/keyring.js';
+import { Sealer } from './tenancy/sealer.js';
 import { loadTemplateFiles, TemplateRegistry } from './templates/registry.js';
 import { TemplateAdmin } from './templates/admin.js';
 import { KilnMetrics } from './metrics/kiln.js';
@@ -148,6 +150,8 @@ export async function startKiln(config: Config): Promise<Kiln> {
   const templateAdmin = new TemplateAdmin(templates, queues, records, leases);
 
   const browser = browserPolicy(config.host, config.allowedHosts, config.allowedOrigins);
+  // Stored keys' secrets are sealed with a key outside Redis (tenancy/sealer.ts).
+  const keyring = new Keyring(redis, keys, envKeys(config.apiKeys, config.adminApiKeys), await Sealer.open(config.secretKey, join(config.dataDir, 'secret.key')));
   if (!isLoopback(config.host) && config.apiKeys.length === 0) {
     log('warn', `KILN_HOST is ${config.host} and no KILN_API_KEYS are set: ANYONE WHO CAN REACH THIS ADDRESS CAN RUN CODE HERE. Set KILN_API_KEYS, or listen on 127.0.0.1.`);
   }
@@ -164,14 +168,13 @@ export async function startKiln(config: Config): Promise<Kiln> {
     functions: { service: functions, invoker },
     sessions,
     mcp,
-    apiKeys: config.apiKeys,
-    adminApiKeys: config.adminApiKeys,
+    keyring,
     browser,
   });
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
   });
-  attachSessionPty(server as HttpServer, sessions, config.apiKeys, browser);
+  attachSessionPty(server as HttpServer, sessions, keyring, browser);
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;

@@ -27,7 +27,9 @@ import { sessionRoutes } from './routes/sessions.js';
 import { sessionFileRoutes } from './routes/sessions-files.js';
 import type { SessionService } from '../sessions/service.js';
 import type { McpEndpoint } from '../mcp/http.js';
-import { requireAdminKey, requireApiKey, requireSigV4OrApiKey } from './auth.js';
+import { authenticate, requireSigV4OrApiKey } from './auth.js';
+import { requireRouteScope } from './scopes.js';
+import type { Keyring } from '../tenancy/keyring.js';
 
 export interface AppDeps {
   redis: Redis;
@@ -42,10 +44,8 @@ export interface AppDeps {
   sessions?: SessionService;
   /** MCP over streamable HTTP at /mcp/{profile}. */
   mcp?: McpEndpoint;
-  /** KILN_API_KEYS and KILN_ADMIN_API_KEYS; empty or absent leaves every endpoint open. */
-  apiKeys?: string[];
-  /** KILN_ADMIN_API_KEYS: the only keys that may change templates when any key is set. */
-  adminApiKeys?: string[];
+  /** Who a key is (environment and stored keys); with no environment keys every endpoint is open. */
+  keyring: Keyring;
   /** Which hosts and page origins browsers may use Kiln from; absent: loopback names only. */
   browser?: BrowserPolicy;
 }
@@ -61,13 +61,15 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   // First of all: a page in a browser that is not Kiln's own gets nothing, whatever it sends.
   app.use('*', browserGuard(deps.browser ?? browserPolicy('127.0.0.1', [], [])));
   // Before body limits and Redis checks, so a caller without a key learns nothing else.
-  const keys = deps.apiKeys ?? [];
-  app.use('/api/v1/*', requireApiKey(keys, (path) => path === '/api/v1/health' || path === '/api/v1/openapi.json'));
-  app.use('/mcp/*', requireApiKey(keys));
-  // Templates are shared by every user of the deployment: changing one is an administrator's act.
-  const adminOnly = requireAdminKey(keys, deps.adminApiKeys ?? []);
-  app.on(['POST', 'PUT', 'PATCH', 'DELETE'], ['/api/v1/templates', '/api/v1/templates/*'], adminOnly);
-  app.use('/2015-03-31/*', requireSigV4OrApiKey(keys));
+  const publicPath = (path: string): boolean => path === '/api/v1/health' || path === '/api/v1/openapi.json';
+  app.use('/api/v1/*', authenticate(deps.keyring, publicPath));
+  // Then the key's scopes against the route's (scopes.ts): templates and tenants are the
+  // deployment's, changed by administrators only; each tenant's resources are checked for
+  // ownership by the services that hold them.
+  app.use('/api/v1/*', requireRouteScope('kiln', publicPath));
+  app.use('/mcp/*', authenticate(deps.keyring));
+  app.use('/2015-03-31/*', requireSigV4OrApiKey(deps.keyring));
+  app.use('/2015-03-31/*', requireRouteScope('lambda'));
   app.use('/2015-03-31/*', lambdaContentType());
 
   const tooLarge = (c: Context): Response =>

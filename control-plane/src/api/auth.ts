@@ -1,6 +1,9 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
 import { errorBody } from './errors.js';
+import type { AppEnv } from './router.js';
+import type { Keyring } from '../tenancy/keyring.js';
+import { IMPLICIT_PRINCIPAL, type Principal } from '../tenancy/principal.js';
 
 /** How far a SigV4 request's X-Amz-Date may be from now, as AWS allows. */
 const SIGV4_SKEW_MS = 15 * 60_000;
@@ -14,51 +17,41 @@ function awsError(c: Context, type: string, status: 401 | 403 | 413, message: st
   return c.json({ Type: 'User', message, Message: message }, status);
 }
 
-const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
-
-/** Compares a presented key with every configured one in constant time (per key). */
-function knownKey(keys: string[], presented: string): boolean {
-  const p = digest(presented);
-  let found = false;
-  for (const k of keys) found = timingSafeEqual(digest(k), p) || found;
-  return found;
-}
-
 /** The key a request presents as `Authorization: Bearer <key>` or `x-api-key: <key>`. */
 export function presentedKey(get: (name: string) => string | undefined): string | undefined {
   const bearer = /^Bearer\s+(\S+)$/i.exec(get('authorization') ?? '');
   return bearer?.[1] ?? get('x-api-key');
 }
 
-/** True when auth is off or the headers carry a configured key (used by the PTY upgrade too). */
-export function hasApiKey(keys: string[], get: (name: string) => string | undefined): boolean {
-  if (keys.length === 0) return true;
+const MISSING = 'this endpoint needs an API key: send "Authorization: Bearer <key>" or "x-api-key: <key>"';
+const UNKNOWN = 'the API key is not known here (deleted, mistyped, or another deployment\'s); check the key the client sends';
+
+/**
+ * Who the request is (REST, MCP, the PTY upgrade): the principal of the presented key; with no
+ * keys configured (the embedded default on loopback), the implicit principal when the request
+ * presents none or an unknown one. Undefined: refuse with 401 (`missing` says which message).
+ */
+export async function principalOf(keyring: Keyring, get: (name: string) => string | undefined): Promise<{ principal?: Principal; missing: boolean }> {
   const key = presentedKey(get);
-  return key !== undefined && knownKey(keys, key);
-}
-
-const MISSING = 'this endpoint needs an API key: send "Authorization: Bearer <key>" or "x-api-key: <key>" with one of the keys in KILN_API_KEYS';
-
-/** REST and MCP: 401 `Unauthorized` unless a configured key is presented. `skip` lists public paths. */
-export function requireApiKey(keys: string[], skip: (path: string) => boolean = () => false): MiddlewareHandler {
-  return async (c, next) => {
-    if (keys.length === 0 || skip(c.req.path) || hasApiKey(keys, (n) => c.req.header(n))) return next();
-    c.header('WWW-Authenticate', 'Bearer realm="kiln"');
-    return c.json(errorBody('Unauthorized', presentedKey((n) => c.req.header(n)) === undefined ? MISSING : 'the API key is not one of KILN_API_KEYS; check the key the client sends'), 401);
-  };
+  const found = key === undefined ? undefined : await keyring.authenticate(key);
+  if (found) return { principal: found, missing: false };
+  return keyring.required ? { missing: key === undefined } : { principal: IMPLICIT_PRINCIPAL, missing: false };
 }
 
 /**
- * Routes only administrators may use (template changes): once any key is configured, 403
- * `Forbidden` unless the presented key is one of `adminKeys`. With no keys at all (the embedded
- * default on loopback) they stay open, like every route.
+ * REST and MCP: puts the request's principal on the context (`c.get('principal')`), or answers
+ * 401 `Unauthorized`. `skip` lists public paths (health, the OpenAPI document): they get none.
  */
-export function requireAdminKey(keys: string[], adminKeys: string[]): MiddlewareHandler {
+export function authenticate(keyring: Keyring, skip: (path: string) => boolean = () => false): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    if (keys.length === 0) return next();
-    // With no administrator keys configured nobody may change templates over the API.
-    if (adminKeys.length > 0 && hasApiKey(adminKeys, (n) => c.req.header(n))) return next();
-    return c.json(errorBody('Forbidden', adminKeys.length ? 'changing templates needs an administrator key (one of KILN_ADMIN_API_KEYS)' : 'templates are read-only here: set KILN_ADMIN_API_KEYS and use one of those keys to change them'), 403);
+    if (skip(c.req.path)) return next();
+    const { principal, missing } = await principalOf(keyring, (n) => c.req.header(n));
+    if (principal) {
+      c.set('principal', principal);
+      return next();
+    }
+    c.header('WWW-Authenticate', 'Bearer realm="kiln"');
+    return c.json(errorBody('Unauthorized', missing ? MISSING : UNKNOWN), 401);
   };
 }
 
@@ -97,17 +90,29 @@ function signingKey(secret: string, date: string, region: string, service: strin
 }
 
 /**
- * The Lambda API (/2015-03-31/...): the AWS SDK signs requests with SigV4, so a request is
- * accepted when its signature verifies with one of the API keys as the secret access key
- * (any access key id), or when it carries a key like the REST API. Answers in Lambda's
- * error shape so the SDK raises a typed exception.
+ * The Lambda API (/2015-03-31/...): the AWS SDK signs requests with SigV4. The access key id
+ * names the key (a stored key's id, or an environment key's `env-...` id; any other id tries
+ * every environment key, as clients set up before key ids did) and the key is the secret
+ * access key. A request may instead carry a key like the REST API. Answers in Lambda's error
+ * shape so the SDK raises a typed exception.
  */
-export function requireSigV4OrApiKey(keys: string[]): MiddlewareHandler {
+export function requireSigV4OrApiKey(keyring: Keyring): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    if (keys.length === 0 || hasApiKey(keys, (n) => c.req.header(n))) return next();
+    const bearer = presentedKey((n) => c.req.header(n));
+    const byKey = bearer === undefined || /^AWS4-HMAC-SHA256 /.test(bearer) ? undefined : await keyring.authenticate(bearer);
+    if (byKey) {
+      c.set('principal', byKey);
+      return next();
+    }
     const m = SIGV4_HEADER.exec(c.req.header('authorization') ?? '');
-    if (!m) return awsError(c, 'UnrecognizedClientException', 401, 'sign the request with AWS SigV4 using one of KILN_API_KEYS as the secret access key, or send "Authorization: Bearer <key>"');
-    const [, , date = '', region = '', service = '', signed = '', signature = ''] = m;
+    if (!m) {
+      if (!keyring.required) {
+        c.set('principal', IMPLICIT_PRINCIPAL);
+        return next();
+      }
+      return awsError(c, 'UnrecognizedClientException', 401, 'sign the request with AWS SigV4 (access key id: the key id, secret access key: the API key), or send "Authorization: Bearer <key>"');
+    }
+    const [, accessKeyId = '', date = '', region = '', service = '', signed = '', signature = ''] = m;
     const amzDate = c.req.header('x-amz-date') ?? '';
     const when = Date.parse(amzDate.replace(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/, '$1-$2-$3T$4:$5:$6Z'));
     if (!amzDate.startsWith(date) || !Number.isFinite(when) || Math.abs(Date.now() - when) > SIGV4_SKEW_MS) {
@@ -127,9 +132,18 @@ export function requireSigV4OrApiKey(keys: string[]): MiddlewareHandler {
     const scope = `${date}/${region}/${service}/aws4_request`;
     const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, createHash('sha256').update(canonical).digest('hex')].join('\n');
     const given = Buffer.from(signature, 'hex');
-    let valid = false;
-    for (const key of keys) valid = timingSafeEqual(createHmac('sha256', signingKey(key, date, region, service)).update(toSign).digest(), given) || valid;
-    if (!valid) return awsError(c, 'InvalidSignatureException', 403, 'the request signature does not match: the secret access key must be one of KILN_API_KEYS');
+    let signer: Principal | undefined;
+    for (const { secret, principal } of await keyring.sigv4Secrets(accessKeyId)) {
+      if (timingSafeEqual(createHmac('sha256', signingKey(secret, date, region, service)).update(toSign).digest(), given)) signer = principal;
+    }
+    if (!signer) {
+      if (!keyring.required) {
+        c.set('principal', IMPLICIT_PRINCIPAL);
+        return next();
+      }
+      return awsError(c, 'InvalidSignatureException', 403, 'the request signature does not match: the secret access key must be the API key its access key id names');
+    }
+    c.set('principal', signer);
     return next();
   };
 }

@@ -1,7 +1,9 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { errorBody } from './errors.js';
+import type { Principal } from '../tenancy/principal.js';
 
-export type AppEnv = Record<string, never>;
+/** `principal`: who the request acts as, set by the authentication middleware (auth.ts). */
+export type AppEnv = { Variables: { principal: Principal } };
 
 /**
  * Every router is made here so that each carries the same validation hook: a failed zod

@@ -1,3 +1,4 @@
+import type { Principal } from '../tenancy/principal.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import type { ExecutionService } from '../executions/service.js';
@@ -20,6 +21,8 @@ export interface McpServices {
 export interface ToolContext {
   services: McpServices;
   profile: ProfileName;
+  /** Who the connection acts as (its key's tenant and scopes): every tool call is checked against it. */
+  principal: Principal;
   /** Labels put on every session this connection creates, so operators can find and filter them. */
   callerMetadata(): Record<string, string>;
   /** The sandbox a session tool acts on: the one named, else this connection's own. */
@@ -55,13 +58,14 @@ export class ConnectionSandbox {
   constructor(
     private readonly sessions: SessionService,
     private readonly metadata: () => Record<string, string>,
+    private readonly principal: Principal,
   ) {}
 
   async get(named: string | undefined): Promise<{ id: string; created: boolean }> {
     if (named) return { id: named, created: false };
     if (this.id && (await this.alive(this.id))) return { id: this.id, created: false };
     // Concurrent first calls share one creation instead of leasing two sandboxes.
-    this.pending ??= this.sessions.create({ metadata: { ...this.metadata(), 'mcp.sandbox': 'connection' } }).then(
+    this.pending ??= this.sessions.create({ metadata: { ...this.metadata(), 'mcp.sandbox': 'connection' } }, this.principal).then(
       (s) => {
         this.id = s.id;
         this.pending = undefined;

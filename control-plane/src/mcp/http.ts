@@ -1,3 +1,5 @@
+import type { AppEnv } from '../api/router.js';
+import type { Principal } from '../tenancy/principal.js';
 import { randomUUID } from 'node:crypto';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
@@ -17,6 +19,8 @@ const SWEEP_EVERY_MS = 60_000;
 
 interface Connection {
   profile: ProfileName;
+  /** The key that opened it: only requests with the same key may use it. */
+  principal: Principal;
   transport: WebStandardStreamableHTTPServerTransport;
   mcp: KilnMcpServer;
   lastUsedAt: number;
@@ -24,7 +28,7 @@ interface Connection {
 
 /** The MCP endpoints and a way to close every open MCP session when Kiln stops. */
 export interface McpEndpoint {
-  routes: Hono;
+  routes: Hono<AppEnv>;
   close(): Promise<void>;
 }
 
@@ -92,14 +96,15 @@ export function mcpEndpoint(services: McpServices, opts: { maxBodyBytes: number;
   }, SWEEP_EVERY_MS);
   sweeper.unref();
 
-  const routes = new Hono();
+  const routes = new Hono<AppEnv>();
   routes.all('/mcp/:profile', async (c) => {
     const profile = c.req.param('profile');
     if (!isProfile(profile)) return c.json(errorBody('ProfileNotFound', `MCP profile "${profile}" does not exist; use one of ${PROFILE_NAMES.map((p) => `/mcp/${p}`).join(', ')}`), 404);
     const sessionId = c.req.header('mcp-session-id');
     if (sessionId) {
       const conn = connections.get(sessionId);
-      if (!conn || conn.profile !== profile) return rpcError(c, 404, -32001, `MCP session "${sessionId.slice(0, 80)}" does not exist on /mcp/${profile} (it expired, was closed, or belongs to another profile or replica); start a new one with initialize`);
+      // An MCP session is its key's: another key (of any tenant) is told it does not exist.
+      if (!conn || conn.profile !== profile || conn.principal.keyId !== c.get('principal').keyId || conn.principal.tenant !== c.get('principal').tenant) return rpcError(c, 404, -32001, `MCP session "${sessionId.slice(0, 80)}" does not exist on /mcp/${profile} (it expired, was closed, or belongs to another profile or replica); start a new one with initialize`);
       conn.lastUsedAt = Date.now();
       let parsedBody: unknown;
       if (c.req.method === 'POST') {
@@ -121,7 +126,7 @@ export function mcpEndpoint(services: McpServices, opts: { maxBodyBytes: number;
     const down = unavailable(opts.redis, body);
     if (down) return c.json(Array.isArray(body) ? down : down[0]);
     const initialize = Array.isArray(body) ? body.some(isInitializeRequest) : isInitializeRequest(body);
-    return initialize ? openSession(c.req.raw, body, profile) : stateless(c.req.raw, body, profile);
+    return initialize ? openSession(c.req.raw, body, profile, c.get('principal')) : stateless(c.req.raw, body, profile, c.get('principal'));
   });
 
   /** A POST's JSON-RPC body, or the error response for one too large, not JSON, or of the wrong shape. */
@@ -142,22 +147,22 @@ export function mcpEndpoint(services: McpServices, opts: { maxBodyBytes: number;
     return problem ? rpcError(c, 400, -32602, problem) : { body };
   }
 
-  async function openSession(req: Request, body: unknown, profile: ProfileName): Promise<Response> {
+  async function openSession(req: Request, body: unknown, profile: ProfileName, principal: Principal): Promise<Response> {
     const id = randomUUID();
-    const mcp = buildMcpServer(profile, services, { mcpSessionId: id });
+    const mcp = buildMcpServer(profile, services, principal, { mcpSessionId: id });
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => id,
       enableJsonResponse: true,
       onsessioninitialized: (sid) => {
-        connections.set(sid, { profile, transport, mcp, lastUsedAt: Date.now() });
+        connections.set(sid, { profile, principal, transport, mcp, lastUsedAt: Date.now() });
       },
     });
     await mcp.server.connect(transport);
     return transport.handleRequest(req, { parsedBody: body });
   }
 
-  async function stateless(req: Request, body: unknown, profile: ProfileName): Promise<Response> {
-    const mcp = buildMcpServer(profile, services);
+  async function stateless(req: Request, body: unknown, profile: ProfileName, principal: Principal): Promise<Response> {
+    const mcp = buildMcpServer(profile, services, principal);
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     await mcp.server.connect(transport);
     try {

@@ -1,3 +1,4 @@
+import type { Principal } from '../tenancy/principal.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { ConnectionSandbox, type McpServices, type ToolContext, type ToolDef } from './context.js';
 import { PROFILES, type ProfileName } from './profiles.js';
@@ -29,7 +30,7 @@ export interface KilnMcpServer {
  * the connection. Argument validation and unknown tools are turned into tool errors by the
  * SDK itself.
  */
-export function buildMcpServer(profile: ProfileName, services: McpServices, opts: { mcpSessionId?: string } = {}): KilnMcpServer {
+export function buildMcpServer(profile: ProfileName, services: McpServices, principal: Principal, opts: { mcpSessionId?: string } = {}): KilnMcpServer {
   const server = new McpServer({ name: `kiln-${profile}`, version: '0.1.0' }, { instructions: INSTRUCTIONS[profile] });
   const callerMetadata = (): Record<string, string> => {
     const client = server.server.getClientVersion();
@@ -40,8 +41,8 @@ export function buildMcpServer(profile: ProfileName, services: McpServices, opts
       ...(opts.mcpSessionId ? { 'mcp.session': opts.mcpSessionId } : {}),
     };
   };
-  const sandbox = new ConnectionSandbox(services.sessions, callerMetadata);
-  const ctx: ToolContext = { services, profile, callerMetadata, sandbox: (named) => sandbox.get(named) };
+  const sandbox = new ConnectionSandbox(services.sessions, callerMetadata, principal);
+  const ctx: ToolContext = { services, profile, principal, callerMetadata, sandbox: (named) => sandbox.get(named) };
   for (const name of PROFILES[profile]) {
     const tool = ALL_TOOLS.get(name);
     if (!tool) throw new Error(`profile ${profile} lists tool ${name}, which no tools module defines`);

@@ -5,6 +5,8 @@ import { nfsTagKey, type SessionNfs } from './nfs.js';
 /** What Redis keeps about a session. Times are epoch ms. */
 export interface SessionRecord {
   id: string;
+  /** The tenant that made it (tenancy/principal.ts); absent: made before tenants, the default tenant's. */
+  tenant?: string;
   template: string;
   runner: string;
   sandboxId: string;

@@ -1,3 +1,4 @@
+import { canReach, type Principal } from '../tenancy/principal.js';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { AgentPool } from '../agent/client.js';
@@ -133,7 +134,7 @@ export class SessionService {
     signals.onExecutorLost((loss) => this.executorLost(loss));
   }
 
-  async create(input: CreateSessionInput): Promise<SessionView> {
+  async create(input: CreateSessionInput, who: Principal): Promise<SessionView> {
     const template = this.templates.get(input.template ?? 'nodejs');
     const timeoutMs = input.timeoutMs ?? SESSION_LIMITS.defaultTimeoutMs;
     if (timeoutMs > SESSION_LIMITS.maxTimeoutMs) throw new ValidationError(`timeoutMs must be at most ${SESSION_LIMITS.maxTimeoutMs}; got ${timeoutMs}`);
@@ -160,6 +161,7 @@ export class SessionService {
     const now = Date.now();
     const record: SessionRecord = {
       id,
+      tenant: who.tenant,
       template: template.name,
       runner,
       sandboxId: lease.sandboxId,
@@ -232,7 +234,10 @@ export class SessionService {
   }
 
   /** The session's sandbox RPCs, after recording activity. 410 SessionLost for a lost session. */
-  async open(id: string): Promise<{ record: SessionRecord; agent: SessionAgent }> {
+  async open(id: string, who: Principal): Promise<{ record: SessionRecord; agent: SessionAgent }> {
+    // Owner first: another tenant's request must not even count as activity.
+    const mine = await this.store.get(id);
+    if (!mine || !canReach(who, mine.tenant)) throw new SessionNotFoundError(id);
     const r = await this.store.touch(id, Date.now());
     if (!r) throw new SessionNotFoundError(id);
     if (r.state === 'lost') throw new SessionLostError(id, r.lostReason ?? 'sandbox gone');
@@ -289,8 +294,8 @@ export class SessionService {
    * Runs a handler in the session's runner. The code's hash is its identity: the same code
    * is loaded once and keeps its module state across calls; other code is refused (409).
    */
-  async execute(id: string, input: ExecuteInput): Promise<ExecuteResult> {
-    const { record: r } = await this.open(id);
+  async execute(id: string, input: ExecuteInput, who: Principal): Promise<ExecuteResult> {
+    const { record: r } = await this.open(id, who);
     const language = input.language ?? languageOfRunner(r.runner) ?? 'nodejs';
     if (languageOfRunner(r.runner) !== language) throw new ValidationError(`session "${id}" runs ${r.runner} (template ${r.template}); it cannot execute ${language}`);
     const timeoutMs = input.timeoutMs ?? 60_000;

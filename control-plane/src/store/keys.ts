@@ -97,6 +97,14 @@ export class Keys {
   get sessionReaperLock(): string {
     return `${this.prefix}:sessreaper`;
   }
+  /** Tenants made over the admin API: id → JSON (HASH, owned by tenancy/keyring.ts). */
+  get tenants(): string {
+    return `${this.prefix}:tenants`;
+  }
+  /** API keys made over the admin API: key id → JSON with the key's hash, never the key (HASH, tenancy/keyring.ts). */
+  get apiKeys(): string {
+    return `${this.prefix}:apikeys`;
+  }
   /** BullMQ's own prefix for this deployment's queues. */
   get queuePrefix(): string {
     return `${this.prefix}:q`;

@@ -1,3 +1,4 @@
+import type { Principal } from '../../tenancy/principal.js';
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import type { FileInfo } from '@kiln/proto/executor/files';
 import type { SessionAgent } from '../../agent/session-client.js';
@@ -122,27 +123,27 @@ async function streamed(source: AsyncGenerator<{ data: Uint8Array }>, type: stri
 /** Thin edge for a session's files: every path is checked by the executor (400 PathOutsideWorkspace). */
 export function sessionFileRoutes(sessions: SessionService, maxBodyBytes: number): OpenAPIHono<AppEnv> {
   const app = newRouter();
-  const agentOf = async (id: string): Promise<SessionAgent> => (await sessions.open(id)).agent;
-  app.openapi(routes.read, async (c) => (await streamed((await agentOf(c.req.valid('param').id)).readFile(c.req.valid('query').path), 'application/octet-stream')) as never);
+  const agentOf = async (id: string, who: Principal): Promise<SessionAgent> => (await sessions.open(id, who)).agent;
+  app.openapi(routes.read, async (c) => (await streamed((await agentOf(c.req.valid('param').id, c.get('principal'))).readFile(c.req.valid('query').path), 'application/octet-stream')) as never);
   app.openapi(routes.write, async (c) => {
     const q = c.req.valid('query');
-    const agent = await agentOf(c.req.valid('param').id);
+    const agent = await agentOf(c.req.valid('param').id, c.get('principal'));
     return c.json(fileInfo(await agent.upload('file', q.path, bodyChunks(c.req.raw.body, maxBodyBytes), q.mode ? parseInt(q.mode, 8) : 0o644)), 200);
   });
-  app.openapi(routes.list, async (c) => c.json({ entries: (await (await agentOf(c.req.valid('param').id)).list(c.req.valid('query').path)).map(fileInfo) }, 200));
-  app.openapi(routes.stat, async (c) => c.json(fileInfo(await (await agentOf(c.req.valid('param').id)).stat(c.req.valid('query').path)), 200));
-  app.openapi(routes.mkdir, async (c) => c.json(fileInfo(await (await agentOf(c.req.valid('param').id)).mkdir(c.req.valid('json').path)), 200));
+  app.openapi(routes.list, async (c) => c.json({ entries: (await (await agentOf(c.req.valid('param').id, c.get('principal'))).list(c.req.valid('query').path)).map(fileInfo) }, 200));
+  app.openapi(routes.stat, async (c) => c.json(fileInfo(await (await agentOf(c.req.valid('param').id, c.get('principal'))).stat(c.req.valid('query').path)), 200));
+  app.openapi(routes.mkdir, async (c) => c.json(fileInfo(await (await agentOf(c.req.valid('param').id, c.get('principal'))).mkdir(c.req.valid('json').path)), 200));
   app.openapi(routes.remove, async (c) => {
     const q = c.req.valid('query');
-    return c.json({ existed: await (await agentOf(c.req.valid('param').id)).remove(q.path, q.recursive === 'true') }, 200);
+    return c.json({ existed: await (await agentOf(c.req.valid('param').id, c.get('principal'))).remove(q.path, q.recursive === 'true') }, 200);
   });
   app.openapi(routes.rename, async (c) => {
     const b = c.req.valid('json');
-    return c.json(fileInfo(await (await agentOf(c.req.valid('param').id)).rename(b.from, b.to)), 200);
+    return c.json(fileInfo(await (await agentOf(c.req.valid('param').id, c.get('principal'))).rename(b.from, b.to)), 200);
   });
-  app.openapi(routes.tarGet, async (c) => (await streamed((await agentOf(c.req.valid('param').id)).tarDownload(c.req.valid('query').path), 'application/x-tar')) as never);
+  app.openapi(routes.tarGet, async (c) => (await streamed((await agentOf(c.req.valid('param').id, c.get('principal'))).tarDownload(c.req.valid('query').path), 'application/x-tar')) as never);
   app.openapi(routes.tarPut, async (c) => {
-    const agent = await agentOf(c.req.valid('param').id);
+    const agent = await agentOf(c.req.valid('param').id, c.get('principal'));
     return c.json(fileInfo(await agent.upload('tar', c.req.valid('query').path, bodyChunks(c.req.raw.body, maxBodyBytes))), 200);
   });
   return app;

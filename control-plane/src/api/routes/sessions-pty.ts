@@ -5,7 +5,10 @@ import { KilnError } from '../../errors.js';
 import { log } from '../../log.js';
 import type { SessionService } from '../../sessions/service.js';
 import { errorBody } from '../errors.js';
-import { hasApiKey } from '../auth.js';
+import { principalOf } from '../auth.js';
+import { scopeOf } from '../scopes.js';
+import type { Keyring } from '../../tenancy/keyring.js';
+import { hasScope } from '../../tenancy/principal.js';
 import { browserPolicy, browserProblem, type BrowserPolicy } from '../origin.js';
 
 function headerOf(req: IncomingMessage, name: string): string | undefined {
@@ -34,7 +37,7 @@ function size(value: string | null, fallback: number): number {
  * `{"type":"exit","code":N}` from the server, sent before it closes. Other upgrade paths are
  * left to whoever else listens for upgrades.
  */
-export function attachSessionPty(server: Server, sessions: SessionService, apiKeys: string[] = [], browser: BrowserPolicy = browserPolicy('127.0.0.1', [], [])): void {
+export function attachSessionPty(server: Server, sessions: SessionService, keyring: Keyring, browser: BrowserPolicy = browserPolicy('127.0.0.1', [], [])): void {
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -46,28 +49,25 @@ export function attachSessionPty(server: Server, sessions: SessionService, apiKe
       refuse(socket, 403, problem.code, problem.message);
       return;
     }
-    // Browsers cannot set headers on a WebSocket, so the key may also come as ?api_key=.
-    if (!hasApiKey(apiKeys, (n) => (n === 'x-api-key' ? (url.searchParams.get('api_key') ?? undefined) : undefined) ?? headerOf(req, n))) {
-      refuse(socket, 401, 'Unauthorized', 'this endpoint needs an API key: send "Authorization: Bearer <key>" or "x-api-key: <key>" (or ?api_key=<key>) with one of KILN_API_KEYS');
-      return;
-    }
     const id = decodeURIComponent(match[1] as string);
     const cols = size(url.searchParams.get('cols'), 80);
     const rows = size(url.searchParams.get('rows'), 24);
-    if (Number.isNaN(cols) || Number.isNaN(rows)) {
-      refuse(socket, 400, 'InvalidRequest', 'cols and rows must be integers between 1 and 1000');
-      return;
-    }
-    sessions.open(id).then(
-      ({ agent }) => wss.handleUpgrade(req, socket, head, (ws) => bridge(ws, sessions, id, agent.pty(cols, rows, {}))),
-      (err: unknown) => {
-        if (err instanceof KilnError) refuse(socket, err.status, err.code, err.message);
-        else {
-          log('error', 'pty upgrade failed', { sessionId: id, error: String(err) });
-          refuse(socket, 500, 'InternalError', 'internal error; see the control plane log');
-        }
-      },
-    );
+    const fail = (err: unknown): void => {
+      if (err instanceof KilnError) refuse(socket, err.status, err.code, err.message);
+      else {
+        log('error', 'pty upgrade failed', { sessionId: id, error: String(err) });
+        refuse(socket, 500, 'InternalError', 'internal error; see the control plane log');
+      }
+    };
+    // Browsers cannot set headers on a WebSocket, so the key may also come as ?api_key=.
+    const header = (n: string): string | undefined => (n === 'x-api-key' ? (url.searchParams.get('api_key') ?? undefined) : undefined) ?? headerOf(req, n);
+    principalOf(keyring, header).then(({ principal }) => {
+      if (!principal) return refuse(socket, 401, 'Unauthorized', 'this endpoint needs an API key: send "Authorization: Bearer <key>" or "x-api-key: <key>" (or ?api_key=<key>)');
+      // A terminal writes to the sandbox like any process: the sessions scope, as scopes.ts says.
+      if (!hasScope(principal, scopeOf('GET', url.pathname))) return refuse(socket, 403, 'Forbidden', `this key (${principal.keyId}) does not have the "sessions" scope a terminal needs`);
+      if (Number.isNaN(cols) || Number.isNaN(rows)) return refuse(socket, 400, 'InvalidRequest', 'cols and rows must be integers between 1 and 1000');
+      return sessions.open(id, principal).then(({ agent }) => wss.handleUpgrade(req, socket, head, (ws) => bridge(ws, sessions, id, agent.pty(cols, rows, {}))));
+    }).catch(fail);
   });
 }
 

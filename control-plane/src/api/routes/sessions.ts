@@ -91,7 +91,7 @@ function processRequest(b: z.infer<typeof ProcessRequestSchema>, sessionEnv: Rec
 /** Thin edge over SessionService: sessions, processes and execute. Files are in sessions-files.ts. */
 export function sessionRoutes(sessions: SessionService): OpenAPIHono<AppEnv> {
   const app = newRouter();
-  app.openapi(routes.create, async (c) => c.json(await sessions.create(c.req.valid('json')), 201));
+  app.openapi(routes.create, async (c) => c.json(await sessions.create(c.req.valid('json'), c.get('principal')), 201));
   app.openapi(routes.list, async (c) => {
     const metadata: Record<string, string> = {};
     for (const [k, v] of Object.entries(c.req.query())) if (k.startsWith('metadata.')) metadata[k.slice('metadata.'.length)] = v;
@@ -108,7 +108,7 @@ export function sessionRoutes(sessions: SessionService): OpenAPIHono<AppEnv> {
     return c.json(await sessions.keepalive(c.req.valid('param').id, timeoutMs), 200);
   });
   app.openapi(routes.run, async (c) => {
-    const { record, agent } = await sessions.open(c.req.valid('param').id);
+    const { record, agent } = await sessions.open(c.req.valid('param').id, c.get('principal'));
     const r = await agent.run(processRequest(c.req.valid('json'), record.env));
     return c.json(
       {
@@ -127,7 +127,7 @@ export function sessionRoutes(sessions: SessionService): OpenAPIHono<AppEnv> {
     );
   });
   app.openapi(routes.stream, async (c) => {
-    const { record, agent } = await sessions.open(c.req.valid('param').id);
+    const { record, agent } = await sessions.open(c.req.valid('param').id, c.get('principal'));
     const events = agent.streamProcess(processRequest(c.req.valid('json'), record.env));
     // Pull the first event before answering, so a bad request is an HTTP error, not an event.
     const first = await events.next();
@@ -144,19 +144,19 @@ export function sessionRoutes(sessions: SessionService): OpenAPIHono<AppEnv> {
     });
   });
   app.openapi(routes.start, async (c) => {
-    const { record, agent } = await sessions.open(c.req.valid('param').id);
+    const { record, agent } = await sessions.open(c.req.valid('param').id, c.get('principal'));
     return c.json(processInfo(await agent.start(processRequest(c.req.valid('json'), record.env))), 201);
   });
   app.openapi(routes.processes, async (c) => {
-    const { agent } = await sessions.open(c.req.valid('param').id);
+    const { agent } = await sessions.open(c.req.valid('param').id, c.get('principal'));
     return c.json({ processes: (await agent.listProcesses()).map(processInfo) }, 200);
   });
   app.openapi(routes.signal, async (c) => {
     const { id, pid } = c.req.valid('param');
     const raw = c.req.header('content-type')?.includes('json') ? ((await c.req.json().catch(() => ({}))) as { signal?: unknown }) : {};
-    const { agent } = await sessions.open(id);
+    const { agent } = await sessions.open(id, c.get('principal'));
     return c.json(processInfo(await agent.signal(pid, typeof raw.signal === 'string' ? raw.signal : 'SIGTERM')), 200);
   });
-  app.openapi(routes.execute, async (c) => c.json(await sessions.execute(c.req.valid('param').id, c.req.valid('json')), 200) as never);
+  app.openapi(routes.execute, async (c) => c.json(await sessions.execute(c.req.valid('param').id, c.req.valid('json'), c.get('principal')), 200) as never);
   return app;
 }

@@ -19,7 +19,7 @@ function info(f: FileInfo) {
 
 async function open(ctx: ToolContext, a: { sandbox_id?: string | undefined; sandboxId?: string | undefined }): Promise<{ id: string; agent: SessionAgent }> {
   const { id } = await ctx.sandbox(sandboxIdOf(a));
-  return { id, agent: (await ctx.services.sessions.open(id)).agent };
+  return { id, agent: (await ctx.services.sessions.open(id, ctx.principal)).agent };
 }
 
 /** Reads `length` bytes from `offset` of a file stream, stopping the stream once it has them. */

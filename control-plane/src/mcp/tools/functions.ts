@@ -95,9 +95,9 @@ async function runScript(ctx: ToolContext, language: 'nodejs' | 'python' | 'shel
   const { sessions, templates } = ctx.services;
   const template = language === 'shell' ? (templates.has('shell') ? 'shell' : 'nodejs') : language;
   const { file, command } = SCRIPT[language](code);
-  const session = await sessions.create({ template, timeoutMs: Math.max(60_000, timeoutMs + 60_000), metadata: { ...ctx.callerMetadata(), 'mcp.tool': 'code_run' } });
+  const session = await sessions.create({ template, timeoutMs: Math.max(60_000, timeoutMs + 60_000), metadata: { ...ctx.callerMetadata(), 'mcp.tool': 'code_run' } }, ctx.principal);
   try {
-    const { agent, record } = await sessions.open(session.id);
+    const { agent, record } = await sessions.open(session.id, ctx.principal);
     await agent.upload('file', file, Readable.from([Buffer.from(code)]), 0o644);
     const r = await agent.run({ command, args: [file], env: record.env, timeoutMs });
     const how = () => 'Write the output to a file in a sandbox instead (process_run / file_read in the developer profile).';

@@ -24,7 +24,7 @@ const processRun = defineTool({
   },
   async run(a, ctx) {
     const { id, created } = await ctx.sandbox(sandboxIdOf(a));
-    const { record, agent } = await ctx.services.sessions.open(id);
+    const { record, agent } = await ctx.services.sessions.open(id, ctx.principal);
     const req = {
       command: a.args ? a.command : 'sh',
       args: a.args ?? ['-c', a.command],
@@ -73,7 +73,7 @@ const processKill = defineTool({
   annotations: { destructiveHint: true },
   async run(a, ctx) {
     const { id } = await ctx.sandbox(sandboxIdOf(a));
-    const { agent } = await ctx.services.sessions.open(id);
+    const { agent } = await ctx.services.sessions.open(id, ctx.principal);
     const p = await agent.signal(a.pid, a.signal ?? 'SIGTERM');
     const stdout = clip(Buffer.from(p.stdout).toString('utf8'), readRest('stdout'));
     return ok(

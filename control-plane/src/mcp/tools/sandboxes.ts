@@ -43,7 +43,7 @@ const sandboxCreate = defineTool({
       ...(a.env ? { env: a.env } : {}),
       // The caller's labels are set last, so a sandbox always says which client made it.
       metadata: { ...a.metadata, ...ctx.callerMetadata() },
-    });
+    }, ctx.principal);
     return ok({ sandboxId: s.id, ...s }, `Created sandbox ${s.id} (template ${s.template}, expires ${s.expiresAt}).`);
   },
 });

@@ -1,0 +1,50 @@
+import type { MiddlewareHandler } from 'hono';
+import { errorBody } from './errors.js';
+import type { AppEnv } from './router.js';
+import { hasScope, type Scope } from '../tenancy/principal.js';
+
+/**
+ * The scope each route needs, in one table, first match wins. A route nobody wrote a rule for
+ * needs `admin`: a new route is closed until someone decides who may use it (and the tenancy
+ * tests walk the OpenAPI document, so a new route is also attacked by them).
+ */
+const RULES: ReadonlyArray<{ methods: readonly string[] | '*'; path: RegExp; scope: Scope }> = [
+  { methods: '*', path: /^\/api\/v1\/admin(\/|$)/, scope: 'admin' },
+  { methods: ['GET', 'HEAD'], path: /^\/api\/v1\/templates(\/|$)/, scope: 'read' },
+  { methods: '*', path: /^\/api\/v1\/templates(\/|$)/, scope: 'admin' },
+  { methods: ['POST'], path: /^\/api\/v1\/executions$/, scope: 'invoke' },
+  { methods: ['GET', 'HEAD'], path: /^\/api\/v1\/executions(\/|$)/, scope: 'read' },
+  { methods: ['POST'], path: /^\/api\/v1\/functions\/[^/]+\/(invocations|dead-letters\/[^/]+\/replay)$/, scope: 'invoke' },
+  { methods: ['GET', 'HEAD'], path: /^\/api\/v1\/functions(\/|$)/, scope: 'read' },
+  { methods: '*', path: /^\/api\/v1\/functions(\/|$)/, scope: 'functions' },
+  // The terminal is an upgrade of a GET, but it writes to the sandbox like any process.
+  { methods: '*', path: /^\/api\/v1\/sessions\/[^/]+\/pty$/, scope: 'sessions' },
+  { methods: ['GET', 'HEAD'], path: /^\/api\/v1\/sessions(\/|$)/, scope: 'read' },
+  { methods: '*', path: /^\/api\/v1\/sessions(\/|$)/, scope: 'sessions' },
+  { methods: ['POST'], path: /^\/2015-03-31\/functions\/[^/]+\/invocations$/, scope: 'invoke' },
+  { methods: ['GET', 'HEAD'], path: /^\/2015-03-31\//, scope: 'read' },
+  { methods: '*', path: /^\/2015-03-31\//, scope: 'functions' },
+];
+
+/** The scope a request needs (MCP checks per tool: its route needs only a key). */
+export function scopeOf(method: string, path: string): Scope {
+  const m = method.toUpperCase();
+  for (const r of RULES) if ((r.methods === '*' || r.methods.includes(m)) && r.path.test(path)) return r.scope;
+  return 'admin';
+}
+
+/** 403 `Forbidden` (Lambda: AccessDeniedException) unless the request's key has the route's scope. */
+export function requireRouteScope(shape: 'kiln' | 'lambda' = 'kiln', skip: (path: string) => boolean = () => false): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    if (skip(c.req.path)) return next();
+    const p = c.get('principal');
+    const scope = scopeOf(c.req.method, c.req.path);
+    if (p && hasScope(p, scope)) return next();
+    const message = `this key${p ? ` (${p.keyId})` : ''} does not have the "${scope}" scope this request needs`;
+    if (shape === 'lambda') {
+      c.header('x-amzn-ErrorType', 'AccessDeniedException');
+      return c.json({ Type: 'User', message, Message: message }, 403);
+    }
+    return c.json(errorBody('Forbidden', message, { scope }), 403);
+  };
+}
