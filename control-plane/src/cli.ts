@@ -4,6 +4,7 @@ import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js'
 import { isJSONRPCRequest, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { parseArgs } from 'node:util';
 import { isProfile, PROFILE_NAMES, PROFILES } from './mcp/profiles.js';
+import { ADMIN_HELP, adminRequest, sendAdmin } from './cli-admin.js';
 
 const HELP = `Usage: kiln <command>
 
@@ -11,13 +12,14 @@ Commands:
   mcp --profile <name>   Serve Kiln's MCP tools over stdio, for MCP clients that start a command
                          (Claude Desktop, IDE agents). It forwards every message to a running
                          Kiln at $KILN_URL/mcp/<name>.
+${ADMIN_HELP}
 
 Profiles:
 ${PROFILE_NAMES.map((p) => `  ${p.padEnd(10)} ${PROFILES[p].join(', ')}`).join('\n')}
 
 Environment:
   KILN_URL       the running Kiln (default http://127.0.0.1:8080)
-  KILN_API_KEY   one of the server's KILN_API_KEYS, when it requires a key
+  KILN_API_KEY   the key to use (tenants and keys commands: an administrator key)
 `;
 
 function fail(message: string): never {
@@ -89,10 +91,23 @@ async function mcp(profile: string): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({ options: { profile: { type: 'string', short: 'p' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: false });
+  const { values, positionals } = parseArgs({
+    options: { profile: { type: 'string', short: 'p' }, help: { type: 'boolean', short: 'h' }, description: { type: 'string' }, scopes: { type: 'string' } },
+    allowPositionals: true,
+    strict: false,
+  });
   const [command] = positionals;
   if (values.help || command === undefined || command === 'help') {
     process.stdout.write(HELP);
+    return;
+  }
+  if (command === 'tenants' || command === 'keys') {
+    const req = adminRequest(positionals, { description: typeof values.description === 'string' ? values.description : undefined, scopes: typeof values.scopes === 'string' ? values.scopes : undefined });
+    if (typeof req === 'string') fail(req);
+    const base = (process.env.KILN_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '');
+    const [status, text] = await sendAdmin(base, process.env.KILN_API_KEY, req).catch((err: unknown) => fail(`cannot reach Kiln at ${base}: ${(err as Error).message}; start it or set KILN_URL`));
+    (status === 0 ? process.stdout : process.stderr).write(text + '\n');
+    process.exitCode = status;
     return;
   }
   if (command !== 'mcp') fail(`unknown command "${command}"; run kiln --help`);

@@ -23,6 +23,7 @@ import { browserGuard, browserPolicy, lambdaContentType, type BrowserPolicy } fr
 import { textBody } from './text-body.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { templateRoutes } from './routes/templates.js';
+import { adminRoutes } from './routes/admin.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { sessionFileRoutes } from './routes/sessions-files.js';
 import type { SessionService } from '../sessions/service.js';
@@ -88,6 +89,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   // Lambda's paths sit outside /api/*, so they carry their own Lambda-shaped body limits.
   if (deps.functions) app.route('/', lambdaRoutes(deps.functions.service, deps.functions.invoker, deps.redis));
   if (deps.templateAdmin) app.route('/', templateRoutes(deps.templateAdmin));
+  app.route('/', adminRoutes(deps.keyring));
   if (deps.metrics) app.route('/', metricsRoutes(deps.metrics, deps.redis));
   if (deps.sessions) app.route('/', sessionRoutes(deps.sessions));
   if (deps.sessions) app.route('/', sessionFileRoutes(deps.sessions, deps.maxBodyBytes));
