@@ -6,6 +6,7 @@ import { benchNfs } from './nfs.js';
 import { benchPools } from './pools.js';
 import { startRedis } from './redis.js';
 import { benchSessions } from './sessions.js';
+import { benchSoak } from './soak.js';
 import { printRows } from './stats.js';
 
 /**
@@ -32,6 +33,7 @@ async function main(): Promise<void> {
     if (wanted('sessions')) printRows('Sessions', await benchSessions(redis.socket, { samples: Math.min(samples, 300) }));
     if (wanted('nfs')) printRows('NFS export of a session workspace', await benchNfs(redis.socket));
     if (wanted('pools')) printRows('Start types and pools', await benchPools(redis.socket, floor, { samples, durationMs, clients: [32, 128] }));
+    if (wanted('soak')) printRows('Soak (lost, duplicated and stranded invocations)', await benchSoak(redis.socket, floor));
     if (wanted('docker')) printRows('Docker platform (Podman) cold start', await benchDocker({ samples: Number(process.env.BENCH_DOCKER_SAMPLES ?? 7) }));
   } finally {
     await redis.stop();
