@@ -292,6 +292,13 @@ describe('administrators and records from before tenants', () => {
     const queued = await call(ADMIN, 'POST', '/api/v1/functions/hello/invocations?tenant=alpha&type=Event', {});
     expect((await call(ALPHA, 'GET', `/api/v1/executions/${queued.body.id}`)).status).toBe(200);
     expect((await call(BETA, 'GET', `/api/v1/executions/${queued.body.id}`)).status).toBe(404);
+    // Deploying for a tenant, and taking it away again.
+    const made = await call(ADMIN, 'POST', '/api/v1/functions?tenant=beta', { name: 'from-admin', runtime: 'nodejs20.x', code: { source: 'exports.handler = async () => "deployed for beta"' } });
+    expect(made.body).toMatchObject({ tenant: 'beta', name: 'from-admin' });
+    expect((await call(BETA, 'POST', '/api/v1/functions/from-admin/invocations', {})).body.result).toBe('deployed for beta');
+    expect((await call(ALPHA, 'GET', '/api/v1/functions/from-admin')).status).toBe(404);
+    expect((await call(ADMIN, 'DELETE', '/api/v1/functions/from-admin?tenant=beta')).status).toBe(204);
+    expect((await call(BETA, 'GET', '/api/v1/functions/from-admin')).status).toBe(404);
   });
 
   it('reads a function stored before tenants (no tenant in its key or record) as the default tenant\'s', async () => {
