@@ -5,6 +5,7 @@ import { LANGUAGES, RUNTIMES, type Language } from '../invocation/languages.js';
 import { eventText, inlineFunction } from '../invocation/request.js';
 import type { Submitter } from '../invocation/submit.js';
 import type { TemplateRegistry } from '../templates/registry.js';
+import type { Principal } from '../tenancy/principal.js';
 
 export interface ExecutionRequest {
   code: string;
@@ -18,7 +19,11 @@ export interface ExecutionRequest {
   idempotencyKey?: string | undefined;
 }
 
-/** Ad-hoc executions: code in, result out, through the one invocation path (invocation/). */
+/**
+ * Ad-hoc executions: code in, result out, through the one invocation path (invocation/). Each
+ * is its caller's tenant's: only that tenant (or an administrator) reads it, and idempotency
+ * keys are the tenant's own.
+ */
 export class ExecutionService {
   constructor(
     private readonly submitter: Submitter,
@@ -26,7 +31,7 @@ export class ExecutionService {
     private readonly limits: { defaultTimeoutMs: number; maxTimeoutMs: number },
   ) {}
 
-  async submit(req: ExecutionRequest): Promise<{ record?: ExecutionRecord; id: string }> {
+  async submit(req: ExecutionRequest, who: Principal): Promise<{ record?: ExecutionRecord; id: string }> {
     const runtime = LANGUAGES[req.language];
     const templateName = req.template ?? RUNTIMES[runtime].template;
     const template = this.templates.get(templateName);
@@ -37,8 +42,9 @@ export class ExecutionService {
     if (timeoutMs > this.limits.maxTimeoutMs) throw new ValidationError(`timeoutMs must be at most ${this.limits.maxTimeoutMs}; got ${timeoutMs}`);
     const job: InvocationJob = {
       id: randomUUID(),
+      tenant: who.tenant,
       template: templateName,
-      function: inlineFunction({ scope: 'x', language: req.language, code: req.code, env: req.env ?? {}, memoryMB: template.resources.memoryMB }),
+      function: inlineFunction({ scope: 'x', language: req.language, code: req.code, env: req.env ?? {}, memoryMB: template.resources.memoryMB, tenant: who.tenant }),
       event: eventText(req.event ?? null),
       timeoutMs,
       submittedAt: Date.now(),
@@ -47,7 +53,8 @@ export class ExecutionService {
     return this.submitter.submit({ job, ...(req.idempotencyKey && !job.sync ? { idempotency: { scope: 'executions', key: req.idempotencyKey } } : {}) });
   }
 
-  get(id: string): Promise<ExecutionRecord> {
-    return this.submitter.get(id);
+  /** 404 ExecutionNotFound for another tenant's execution, as for a missing one. */
+  get(id: string, who: Principal): Promise<ExecutionRecord> {
+    return this.submitter.get(id, who);
   }
 }

@@ -8,7 +8,8 @@ import type { DeadLetterStore } from './deadletters.js';
 import { DeadLetterNotFoundError, InvalidPayloadError, PayloadTooLargeError } from './errors.js';
 import type { CodePackages } from './package.js';
 import type { FunctionService } from './service.js';
-import type { DeadLetter, FunctionVersionRecord } from './types.js';
+import type { Principal } from '../tenancy/principal.js';
+import type { DeadLetter, FunctionRef, FunctionVersionRecord } from './types.js';
 
 export type InvocationType = 'RequestResponse' | 'Event' | 'DryRun';
 
@@ -23,7 +24,12 @@ export interface Invocation {
   record?: ExecutionRecord;
 }
 
-/** Invokes function versions through the one invocation path; async failures end as dead letters. */
+/**
+ * Invokes function versions through the one invocation path; async failures end as dead letters.
+ * Every method takes the caller and finds the function as FunctionService does (its tenant's
+ * names only). An invocation belongs to the function's tenant, whoever invoked it (an
+ * administrator invoking a tenant's function runs it as that tenant's).
+ */
 export class FunctionInvoker {
   constructor(
     private readonly functions: FunctionService,
@@ -36,7 +42,7 @@ export class FunctionInvoker {
    * Invokes a function with its event as JSON text. `idempotencyKey` (Event only) makes retried
    * submissions of one event one invocation: the first one's id comes back and it runs once.
    */
-  async invoke(name: string, qualifier: string | undefined, payload: string, type: InvocationType, idempotencyKey?: string): Promise<Invocation> {
+  async invoke(who: Principal, ref: FunctionRef, qualifier: string | undefined, payload: string, type: InvocationType, idempotencyKey?: string): Promise<Invocation> {
     const bytes = Buffer.byteLength(payload);
     const max = type === 'Event' ? ASYNC_PAYLOAD_BYTES : SYNC_PAYLOAD_BYTES;
     if (bytes > max) throw new PayloadTooLargeError(bytes, max, type === 'Event' ? 'an asynchronous' : 'a synchronous');
@@ -47,30 +53,32 @@ export class FunctionInvoker {
       throw new InvalidPayloadError((err as Error).message);
     }
     checkEventDepth(event);
-    const fn = await this.functions.get(name, qualifier);
+    // The one Redis read of a hot invocation: the record, found under the caller's tenant only.
+    const fn = await this.functions.get(who, ref, qualifier);
     const id = randomUUID();
     if (type === 'DryRun') return { id, function: fn };
     const job = await this.job(id, fn, event, type === 'RequestResponse');
     const out = await this.submitter.submit({
       job,
       attempts: fn.maxRetryAttempts + 1,
+      // The Submitter scopes this within the job's tenant too.
       ...(idempotencyKey && !job.sync ? { idempotency: { scope: `function:${fn.name}:${fn.version}`, key: idempotencyKey } } : {}),
     });
     return { id: out.id, function: fn, ...(out.record ? { record: out.record } : {}) };
   }
 
-  listDeadLetters(name: string): Promise<DeadLetter[]> {
-    return this.functions.get(name).then(() => this.deadLetters.list(name));
+  async listDeadLetters(who: Principal, ref: FunctionRef): Promise<DeadLetter[]> {
+    return this.deadLetters.list(await this.functions.get(who, ref));
   }
 
   /** Queues a dead letter's event again as a new async invocation and removes the entry. */
-  async replay(name: string, id: string): Promise<Invocation> {
-    await this.functions.get(name);
+  async replay(who: Principal, ref: FunctionRef, id: string): Promise<Invocation> {
+    const fn = await this.functions.get(who, ref);
     // Taking the entry first means two concurrent replays cannot both queue it.
-    const entry = await this.deadLetters.take(name, id);
-    if (!entry) throw new DeadLetterNotFoundError(name, id);
+    const entry = await this.deadLetters.take(fn, id);
+    if (!entry) throw new DeadLetterNotFoundError(fn.name, id);
     try {
-      return await this.invoke(name, entry.qualifier, entry.event, 'Event');
+      return await this.invoke(who, { name: fn.name, tenant: fn.tenant }, entry.qualifier, entry.event, 'Event');
     } catch (err) {
       await this.deadLetters.restore(entry);
       throw err;
@@ -81,6 +89,6 @@ export class FunctionInvoker {
     const files = await this.packages.load(fn.codeBlob);
     if (!files) throw new KilnError('CodeMissing', 500, `the code package of function "${fn.name}" version ${fn.version} is missing from storage`, { functionName: fn.name });
     const payload = { key: functionKey(fn), name: fn.name, version: fn.version, runner: runnerOf(fn.runtime), handler: fn.handler, files, env: fn.environment, memoryMB: fn.memorySize };
-    return { id, template: fn.template, function: payload, event, timeoutMs: fn.timeout * 1000, submittedAt: Date.now(), sync, ...(sync ? {} : { retryHandlerErrors: true }) };
+    return { id, tenant: fn.tenant, template: fn.template, function: payload, event, timeoutMs: fn.timeout * 1000, submittedAt: Date.now(), sync, ...(sync ? {} : { retryHandlerErrors: true }) };
   }
 }

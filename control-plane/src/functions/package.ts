@@ -40,12 +40,18 @@ export class CodePackages {
 
   constructor(private readonly blobs: BlobStore) {}
 
-  static keyOf(functionName: string, sha256: string): string {
-    return `code/${functionName}/${Buffer.from(sha256, 'base64').toString('hex')}`;
+  /**
+   * Where a function's package is stored: per tenant and function, so that two tenants' `hello`
+   * with the same code never share a package (deleting one would take the other's code away).
+   * Records keep the key they were written with, so packages stored before tenants
+   * (`code/<name>/<hash>`) stay readable.
+   */
+  static keyOf(fn: { tenant: string; name: string }, sha256: string): string {
+    return `code/${fn.tenant}/${fn.name}/${Buffer.from(sha256, 'base64').toString('hex')}`;
   }
 
-  async save(functionName: string, pkg: CodePackage): Promise<string> {
-    const key = CodePackages.keyOf(functionName, pkg.sha256);
+  async save(fn: { tenant: string; name: string }, pkg: CodePackage): Promise<string> {
+    const key = CodePackages.keyOf(fn, pkg.sha256);
     await this.blobs.put(key, Buffer.from(JSON.stringify(pkg.files)));
     return key;
   }

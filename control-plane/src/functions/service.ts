@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { ValidationError } from '../errors.js';
+import { NotFoundError, ValidationError } from '../errors.js';
+import { canReach, TENANT_ID, type Principal } from '../tenancy/principal.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import { FunctionConflictError, FunctionExistsError, FunctionNotFoundError } from './errors.js';
 import { unpack, type CodeInput, type CodePackages } from './package.js';
 import type { FunctionStore } from './store.js';
 import { isLambdaRuntime, RUNTIME_NAMES, RUNTIMES } from '../invocation/languages.js';
-import { FUNCTION_NAME, type FunctionVersionRecord } from './types.js';
+import { FUNCTION_NAME, type FunctionRef, type FunctionVersionRecord } from './types.js';
 
 /** The settable part of a function, as both API surfaces pass it in. */
 export interface FunctionSettings {
@@ -21,6 +22,8 @@ export interface FunctionSettings {
 
 export interface CreateFunctionInput extends FunctionSettings {
   name: string;
+  /** Whose function it is: absent, the caller's tenant; another tenant's only for an administrator. */
+  tenant?: string | undefined;
   runtime: string;
   code: CodeInput;
   publish?: boolean;
@@ -40,9 +43,30 @@ export function checkName(name: string): void {
 }
 
 /**
+ * The tenant whose functions `who` addresses when naming `tenant` (absent: its own), or
+ * undefined when it may not reach that tenant. Callers then answer as if nothing were there
+ * (404, an empty list), so a key learns nothing of other tenants.
+ */
+export function namespaceOf(who: Principal, tenant: string | undefined): string | undefined {
+  if (tenant === undefined) return who.tenant;
+  if (!TENANT_ID.test(tenant)) throw new ValidationError(`tenant must be a tenant id (lowercase letters, digits and dashes); got "${tenant.slice(0, 80)}"`, { field: 'tenant' });
+  return canReach(who, tenant) ? tenant : undefined;
+}
+
+/** A function name resolved for a caller: the tenant it lives in and its checked name. */
+interface Owned {
+  tenant: string;
+  name: string;
+}
+
+/**
  * Functions as records: create, read, list, update code or configuration, publish
  * immutable numbered versions, delete. Every change to $LATEST gets a new revisionId and
  * lastModified, which is what makes invocations land on fresh instances.
+ *
+ * Every method takes the caller: names are looked up in the caller's tenant (or, for an
+ * administrator, the tenant the reference names), so another tenant's function is never found.
+ * Ownership costs no Redis round trip: it is in the key that is read anyway.
  */
 export class FunctionService {
   constructor(
@@ -52,8 +76,16 @@ export class FunctionService {
     private readonly limits: { maxTimeoutMs: number },
   ) {}
 
+  /** Where `ref` points for `who`; 404 for a tenant it may not reach, as for a missing function. */
+  private owned(who: Principal, ref: FunctionRef, qualifier?: string): Owned {
+    checkName(ref.name);
+    const tenant = namespaceOf(who, ref.tenant);
+    if (tenant === undefined) throw new FunctionNotFoundError(ref.name, qualifier);
+    return { tenant, name: ref.name };
+  }
+
   /** Validates settings merged onto `base` and returns the resulting record fields. */
-  private settle(base: Partial<FunctionVersionRecord>, s: FunctionSettings): Omit<FunctionVersionRecord, 'name' | 'version' | 'codeSha256' | 'codeSize' | 'codeBlob' | 'lastModified' | 'revisionId'> {
+  private settle(base: Partial<FunctionVersionRecord>, s: FunctionSettings): Omit<FunctionVersionRecord, 'tenant' | 'name' | 'version' | 'codeSha256' | 'codeSize' | 'codeBlob' | 'lastModified' | 'revisionId'> {
     const runtime = s.runtime ?? base.runtime;
     if (!runtime || !isLambdaRuntime(runtime)) {
       throw new ValidationError(`runtime must be one of ${RUNTIME_NAMES.join(', ')}; got "${String(runtime)}"`, { field: 'runtime' });
@@ -83,12 +115,16 @@ export class FunctionService {
     return { runtime: rt, handler, template, memorySize, timeout, environment, description, maxRetryAttempts };
   }
 
-  async create(input: CreateFunctionInput): Promise<FunctionVersionRecord> {
+  async create(who: Principal, input: CreateFunctionInput): Promise<FunctionVersionRecord> {
     checkName(input.name);
+    const tenant = namespaceOf(who, input.tenant);
+    if (tenant === undefined) throw new NotFoundError('Tenant', input.tenant ?? '');
+    const fn = { tenant, name: input.name };
     const settings = this.settle({}, input);
     const pkg = unpack(input.code, settings.runtime, settings.handler);
-    const codeBlob = await this.packages.save(input.name, pkg);
+    const codeBlob = await this.packages.save(fn, pkg);
     const record: FunctionVersionRecord = {
+      tenant,
       name: input.name,
       version: LATEST,
       ...settings,
@@ -100,7 +136,7 @@ export class FunctionService {
     };
     if (!(await this.store.create(record))) {
       // The package was saved under the taken name; keep it only if that function uses it.
-      await this.dropUnreferenced(input.name, codeBlob);
+      await this.dropUnreferenced(fn, codeBlob);
       throw new FunctionExistsError(input.name);
     }
     if (input.publish) await this.store.publish(record);
@@ -108,30 +144,31 @@ export class FunctionService {
   }
 
   /** $LATEST, or the published version the qualifier names. */
-  async get(name: string, qualifier: string = LATEST): Promise<FunctionVersionRecord> {
-    checkName(name);
-    const record = qualifier === LATEST ? (await this.store.latest(name))?.record : /^\d+$/.test(qualifier) ? await this.store.version(name, qualifier) : undefined;
-    if (!record) {
-      if (qualifier !== LATEST && !/^\d+$/.test(qualifier)) throw new ValidationError(`qualifier must be $LATEST or a version number; got "${qualifier.slice(0, 80)}"`, { field: 'qualifier' });
-      throw new FunctionNotFoundError(name, qualifier);
-    }
+  async get(who: Principal, ref: FunctionRef, qualifier: string = LATEST): Promise<FunctionVersionRecord> {
+    if (qualifier !== LATEST && !/^\d+$/.test(qualifier)) throw new ValidationError(`qualifier must be $LATEST or a version number; got "${qualifier.slice(0, 80)}"`, { field: 'qualifier' });
+    const { tenant, name } = this.owned(who, ref, qualifier);
+    const record = qualifier === LATEST ? (await this.store.latest(tenant, name))?.record : await this.store.version(tenant, name, qualifier);
+    if (!record) throw new FunctionNotFoundError(name, qualifier);
     return record;
   }
 
-  list(marker: string | undefined, maxItems = 50): Promise<{ records: FunctionVersionRecord[]; nextMarker?: string }> {
+  /** A page of one tenant's functions: the caller's own, or for an administrator the one named. */
+  async list(who: Principal, marker: string | undefined, maxItems = 50, tenant?: string): Promise<{ records: FunctionVersionRecord[]; nextMarker?: string }> {
     checkInt('maxItems', maxItems, 1, 10000);
-    return this.store.list(marker, maxItems);
+    const space = namespaceOf(who, tenant);
+    return space === undefined ? { records: [] } : this.store.list(space, marker, maxItems);
   }
 
-  async versions(name: string): Promise<FunctionVersionRecord[]> {
-    return [await this.get(name), ...(await this.store.versions(name))];
+  async versions(who: Principal, ref: FunctionRef): Promise<FunctionVersionRecord[]> {
+    const latest = await this.get(who, ref);
+    return [latest, ...(await this.store.versions(latest.tenant, latest.name))];
   }
 
   /** Applies `change` to $LATEST with compare-and-set, retrying when another writer won. */
-  private async modify(name: string, change: (current: FunctionVersionRecord) => FunctionVersionRecord | Promise<FunctionVersionRecord>): Promise<{ before: FunctionVersionRecord; after: FunctionVersionRecord }> {
-    checkName(name);
+  private async modify(fn: Owned, change: (current: FunctionVersionRecord) => FunctionVersionRecord | Promise<FunctionVersionRecord>): Promise<{ before: FunctionVersionRecord; after: FunctionVersionRecord }> {
+    const { tenant, name } = fn;
     for (let i = 0; i < CAS_TRIES; i++) {
-      const current = await this.store.latest(name);
+      const current = await this.store.latest(tenant, name);
       if (!current) throw new FunctionNotFoundError(name);
       const next = { ...(await change(current.record)), lastModified: new Date().toISOString(), revisionId: randomUUID() };
       if (await this.store.replace(current.text, next)) return { before: current.record, after: next };
@@ -139,17 +176,18 @@ export class FunctionService {
     throw new FunctionConflictError(name, `${CAS_TRIES} attempts lost to other writers`);
   }
 
-  async updateConfiguration(name: string, settings: FunctionSettings): Promise<FunctionVersionRecord> {
-    return (await this.modify(name, (cur) => ({ ...cur, ...this.settle(cur, settings) }))).after;
+  async updateConfiguration(who: Principal, ref: FunctionRef, settings: FunctionSettings): Promise<FunctionVersionRecord> {
+    return (await this.modify(this.owned(who, ref), (cur) => ({ ...cur, ...this.settle(cur, settings) }))).after;
   }
 
-  async updateCode(name: string, code: CodeInput, publish = false): Promise<FunctionVersionRecord> {
-    const { before, after } = await this.modify(name, async (cur) => {
+  async updateCode(who: Principal, ref: FunctionRef, code: CodeInput, publish = false): Promise<FunctionVersionRecord> {
+    const fn = this.owned(who, ref);
+    const { before, after } = await this.modify(fn, async (cur) => {
       const pkg = unpack(code, cur.runtime, cur.handler);
-      const codeBlob = await this.packages.save(name, pkg);
+      const codeBlob = await this.packages.save(fn, pkg);
       return { ...cur, codeSha256: pkg.sha256, codeSize: pkg.size, codeBlob };
     });
-    if (before.codeBlob !== after.codeBlob) await this.dropUnreferenced(name, before.codeBlob);
+    if (before.codeBlob !== after.codeBlob) await this.dropUnreferenced(fn, before.codeBlob);
     if (publish) await this.store.publish(after);
     return after;
   }
@@ -159,34 +197,35 @@ export class FunctionService {
    * returns the newest version instead of a duplicate, and `codeSha256` guards against
    * publishing code other than what the caller saw.
    */
-  async publish(name: string, opts: { description?: string; codeSha256?: string } = {}): Promise<FunctionVersionRecord> {
-    const latest = await this.get(name);
+  async publish(who: Principal, ref: FunctionRef, opts: { description?: string; codeSha256?: string } = {}): Promise<FunctionVersionRecord> {
+    const latest = await this.get(who, ref);
     if (opts.codeSha256 && opts.codeSha256 !== latest.codeSha256) {
       throw new ValidationError(`codeSha256 ${opts.codeSha256} does not match $LATEST's ${latest.codeSha256}`, { field: 'codeSha256' });
     }
-    const newest = (await this.store.versions(name)).at(-1);
+    const newest = (await this.store.versions(latest.tenant, latest.name)).at(-1);
     if (newest && newest.revisionId === latest.revisionId) return newest;
     return this.store.publish({ ...latest, ...(opts.description !== undefined ? { description: opts.description } : {}), revisionId: latest.revisionId });
   }
 
   /** Deletes one published version, or (no qualifier) the function with all its versions and code. */
-  async delete(name: string, qualifier?: string): Promise<void> {
-    const latest = await this.get(name);
+  async delete(who: Principal, ref: FunctionRef, qualifier?: string): Promise<void> {
+    const latest = await this.get(who, ref);
+    const fn = { tenant: latest.tenant, name: latest.name };
     if (qualifier !== undefined && qualifier !== LATEST) {
-      const version = /^\d+$/.test(qualifier) ? await this.store.version(name, qualifier) : undefined;
-      if (!version || !(await this.store.deleteVersion(name, qualifier))) throw new FunctionNotFoundError(name, qualifier);
-      await this.dropUnreferenced(name, version.codeBlob);
+      const version = /^\d+$/.test(qualifier) ? await this.store.version(fn.tenant, fn.name, qualifier) : undefined;
+      if (!version || !(await this.store.deleteVersion(fn.tenant, fn.name, qualifier))) throw new FunctionNotFoundError(fn.name, qualifier);
+      await this.dropUnreferenced(fn, version.codeBlob);
       return;
     }
-    const blobs = new Set([latest.codeBlob, ...(await this.store.versions(name)).map((v) => v.codeBlob)]);
-    await this.store.delete(name);
+    const blobs = new Set([latest.codeBlob, ...(await this.store.versions(fn.tenant, fn.name)).map((v) => v.codeBlob)]);
+    await this.store.delete(fn.tenant, fn.name);
     for (const b of blobs) await this.packages.delete(b);
   }
 
   /** Deletes a code package that neither $LATEST nor any version uses any more. */
-  private async dropUnreferenced(name: string, blob: string): Promise<void> {
+  private async dropUnreferenced(fn: Owned, blob: string): Promise<void> {
     if (!blob) return;
-    const users = [(await this.store.latest(name))?.record, ...(await this.store.versions(name))];
+    const users = [(await this.store.latest(fn.tenant, fn.name))?.record, ...(await this.store.versions(fn.tenant, fn.name))];
     if (!users.some((r) => r?.codeBlob === blob)) await this.packages.delete(blob);
   }
 }

@@ -6,9 +6,11 @@ import type { FunctionVersionRecord } from './types.js';
 const CAS = `if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) return 1 end return 0`;
 
 /**
- * Function records in Redis: $LATEST as one JSON string per function, published versions in
- * a hash per function, and a sorted set of names for paging. Writes to $LATEST are
- * compare-and-set on the JSON text, so concurrent updates never lose one another silently.
+ * Function records in Redis, per tenant: $LATEST as one JSON string per function, published
+ * versions in a hash per function, and a sorted set of each tenant's names for paging. Writes
+ * to $LATEST are compare-and-set on the JSON text, so concurrent updates never lose one another
+ * silently. Every read takes the tenant from the key it read (records made before tenants store
+ * none), so a record can never claim another tenant than the namespace it lives in.
  */
 export class FunctionStore {
   constructor(
@@ -16,64 +18,68 @@ export class FunctionStore {
     private readonly keys: Keys,
   ) {}
 
-  /** Stores a new function; false when the name is taken. */
+  private parse(tenant: string, text: string): FunctionVersionRecord {
+    return { ...(JSON.parse(text) as FunctionVersionRecord), tenant };
+  }
+
+  /** Stores a new function; false when its tenant already has one of that name. */
   async create(record: FunctionVersionRecord): Promise<boolean> {
-    const ok = await this.redis.set(this.keys.fn(record.name), JSON.stringify(record), 'NX');
+    const ok = await this.redis.set(this.keys.fn(record.tenant, record.name), JSON.stringify(record), 'NX');
     if (ok !== 'OK') return false;
-    await this.redis.zadd(this.keys.fns, 0, record.name);
+    await this.redis.zadd(this.keys.fns(record.tenant), 0, record.name);
     return true;
   }
 
   /** $LATEST and the exact text it was read from (for `replace`). */
-  async latest(name: string): Promise<{ record: FunctionVersionRecord; text: string } | undefined> {
-    const text = await this.redis.get(this.keys.fn(name));
-    return text === null ? undefined : { record: JSON.parse(text) as FunctionVersionRecord, text };
+  async latest(tenant: string, name: string): Promise<{ record: FunctionVersionRecord; text: string } | undefined> {
+    const text = await this.redis.get(this.keys.fn(tenant, name));
+    return text === null ? undefined : { record: this.parse(tenant, text), text };
   }
 
   /** Writes $LATEST if nobody changed it since `previousText` was read. */
   async replace(previousText: string, record: FunctionVersionRecord): Promise<boolean> {
-    return (await this.redis.eval(CAS, 1, this.keys.fn(record.name), previousText, JSON.stringify(record))) === 1;
+    return (await this.redis.eval(CAS, 1, this.keys.fn(record.tenant, record.name), previousText, JSON.stringify(record))) === 1;
   }
 
-  async version(name: string, version: string): Promise<FunctionVersionRecord | undefined> {
-    const text = await this.redis.hget(this.keys.fnVersions(name), version);
-    return text === null ? undefined : (JSON.parse(text) as FunctionVersionRecord);
+  async version(tenant: string, name: string, version: string): Promise<FunctionVersionRecord | undefined> {
+    const text = await this.redis.hget(this.keys.fnVersions(tenant, name), version);
+    return text === null ? undefined : this.parse(tenant, text);
   }
 
   /** Published versions, oldest first. */
-  async versions(name: string): Promise<FunctionVersionRecord[]> {
-    const all = Object.values(await this.redis.hgetall(this.keys.fnVersions(name))).map((t) => JSON.parse(t) as FunctionVersionRecord);
+  async versions(tenant: string, name: string): Promise<FunctionVersionRecord[]> {
+    const all = Object.values(await this.redis.hgetall(this.keys.fnVersions(tenant, name))).map((t) => this.parse(tenant, t));
     return all.sort((a, b) => Number(a.version) - Number(b.version));
   }
 
   /** Copies a $LATEST record into the next version number. Numbers are never reused. */
   async publish(latest: FunctionVersionRecord): Promise<FunctionVersionRecord> {
-    const n = await this.redis.incr(this.keys.fnVersionSeq(latest.name));
+    const n = await this.redis.incr(this.keys.fnVersionSeq(latest.tenant, latest.name));
     const record = { ...latest, version: String(n) };
-    await this.redis.hset(this.keys.fnVersions(latest.name), record.version, JSON.stringify(record));
+    await this.redis.hset(this.keys.fnVersions(latest.tenant, latest.name), record.version, JSON.stringify(record));
     return record;
   }
 
-  async deleteVersion(name: string, version: string): Promise<boolean> {
-    return (await this.redis.hdel(this.keys.fnVersions(name), version)) === 1;
+  async deleteVersion(tenant: string, name: string, version: string): Promise<boolean> {
+    return (await this.redis.hdel(this.keys.fnVersions(tenant, name), version)) === 1;
   }
 
   /** Removes the function, its versions and its dead letters. */
-  async delete(name: string): Promise<void> {
+  async delete(tenant: string, name: string): Promise<void> {
     await this.redis
       .multi()
-      .del(this.keys.fn(name), this.keys.fnVersions(name), this.keys.fnVersionSeq(name), this.keys.fnDeadLetters(name))
-      .zrem(this.keys.fns, name)
+      .del(this.keys.fn(tenant, name), this.keys.fnVersions(tenant, name), this.keys.fnVersionSeq(tenant, name), this.keys.fnDeadLetters(tenant, name))
+      .zrem(this.keys.fns(tenant), name)
       .exec();
   }
 
-  /** Up to `max` functions after `marker` in name order, and the marker of the next page. */
-  async list(marker: string | undefined, max: number): Promise<{ records: FunctionVersionRecord[]; nextMarker?: string }> {
-    const names = await this.redis.zrangebylex(this.keys.fns, marker ? `(${marker}` : '-', '+', 'LIMIT', 0, max + 1);
+  /** Up to `max` of a tenant's functions after `marker` in name order, and the marker of the next page. */
+  async list(tenant: string, marker: string | undefined, max: number): Promise<{ records: FunctionVersionRecord[]; nextMarker?: string }> {
+    const names = await this.redis.zrangebylex(this.keys.fns(tenant), marker ? `(${marker}` : '-', '+', 'LIMIT', 0, max + 1);
     const page = names.slice(0, max);
-    const texts = page.length ? await this.redis.mget(page.map((n) => this.keys.fn(n))) : [];
+    const texts = page.length ? await this.redis.mget(page.map((n) => this.keys.fn(tenant, n))) : [];
     // A name whose record vanished was deleted between the two reads; it is skipped.
-    const records = texts.filter((t): t is string => t !== null).map((t) => JSON.parse(t) as FunctionVersionRecord);
+    const records = texts.filter((t): t is string => t !== null).map((t) => this.parse(tenant, t));
     return { records, ...(names.length > max && page.length ? { nextMarker: page[page.length - 1] } : {}) };
   }
 }

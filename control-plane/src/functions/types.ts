@@ -9,6 +9,11 @@ export const FUNCTION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** Everything that decides how a function version runs. Versions copy it unchanged. */
 export interface FunctionConfig {
+  /**
+   * The tenant that owns it (tenancy/principal.ts). Function names are per tenant. Records made
+   * before tenants have none stored; the store fills in the tenant whose keys it read them from.
+   */
+  tenant: string;
   name: string;
   runtime: FunctionRuntime;
   handler: string;
@@ -39,6 +44,8 @@ export interface FunctionVersionRecord extends FunctionConfig {
 /** An async invocation that failed its last attempt; replayable. */
 export interface DeadLetter {
   id: string;
+  /** The function's tenant; absent in entries made before tenants (the default tenant's). */
+  tenant?: string;
   functionName: string;
   qualifier: string;
   /** The event as JSON text. */
@@ -50,4 +57,14 @@ export interface DeadLetter {
   logsTruncated?: boolean;
   attempts: number;
   failedAt: string;
+}
+
+/**
+ * A function as a caller names it. `tenant` is whose namespace the name is in: absent, the
+ * caller's own; another tenant's only reaches it for an administrator (others are told the
+ * function does not exist).
+ */
+export interface FunctionRef {
+  name: string;
+  tenant?: string | undefined;
 }

@@ -65,6 +65,12 @@ export type FunctionPayload = z.infer<typeof FunctionPayloadSchema>;
 /** A queued invocation (a BullMQ job's data). */
 export const InvocationJobSchema = z.object({
   id: z.string(),
+  /**
+   * The tenant that owns the invocation: the caller's for an ad-hoc execution, the function's
+   * for a function invocation. Only its tenant (or an administrator) reads its record. Absent
+   * in jobs queued before tenants: the default tenant's.
+   */
+  tenant: z.string().optional(),
   template: z.string(),
   function: FunctionPayloadSchema,
   /** The event as JSON text (kept as text: parsing it here would only be undone later). */

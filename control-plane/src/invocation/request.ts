@@ -4,6 +4,7 @@ import { jsonTooDeep, MAX_JSON_DEPTH, valueTooDeep } from '../api/json-depth.js'
 import { KilnError } from '../errors.js';
 import type { FunctionPayload, LambdaError, Outcome } from './contract.js';
 import { handlerFile, LANGUAGES, runnerOf, type Language } from './languages.js';
+import { DEFAULT_TENANT } from '../tenancy/principal.js';
 
 /**
  * Both directions of the executor's Invoke RPC, for every surface: the event checked and kept
@@ -40,23 +41,27 @@ function hash(parts: unknown): string {
 /**
  * The instance identity of a function version: any change to code or configuration (each gets a
  * new revisionId) or a different version gives a new key, so no invocation lands on an instance
- * that loaded other code, while repeated invocations of one version reuse it.
+ * that loaded other code, while repeated invocations of one version reuse it. The tenant is part
+ * of it: two tenants' `hello` never share a hot sandbox (nor its module state), whatever their code.
  */
-export function functionKey(r: { name: string; version: string; revisionId: string; codeSha256: string; runtime: string; handler: string; memorySize: number; timeout: number; environment: Record<string, string> }): string {
-  return `f-${hash([r.name, r.version, r.revisionId, r.codeSha256, r.runtime, r.handler, r.memorySize, r.timeout, r.environment])}`;
+export function functionKey(r: { tenant: string; name: string; version: string; revisionId: string; codeSha256: string; runtime: string; handler: string; memorySize: number; timeout: number; environment: Record<string, string> }): string {
+  return `f-${hash([r.tenant, r.name, r.version, r.revisionId, r.codeSha256, r.runtime, r.handler, r.memorySize, r.timeout, r.environment])}`;
 }
 
 /**
  * A one-file function made of inline code (ad-hoc executions, session `execute`). The code's
  * hash is its identity, so the same code reuses a hot instance (module state included) like a
  * Lambda function would, while different code never shares a sandbox. `scope` keeps the
- * identities of different surfaces apart (`x` executions, `s` sessions).
+ * identities of different surfaces apart (`x` executions, `s` sessions), and `tenant` those of
+ * tenants: the same code sent by two tenants runs in two instances, so neither sees the
+ * other's module state.
  */
-export function inlineFunction(opts: { scope: 'x' | 's'; language: Language; code: string; env: Record<string, string>; memoryMB: number; name?: string }): FunctionPayload {
+export function inlineFunction(opts: { scope: 'x' | 's'; language: Language; code: string; env: Record<string, string>; memoryMB: number; name?: string; tenant?: string }): FunctionPayload {
   const runtime = LANGUAGES[opts.language];
   const handler = 'index.handler';
   const file = handlerFile(runtime, handler, opts.code);
-  const key = hash([runtime, file.path, opts.code, opts.env]);
+  // Without a tenant the identity is what it was before tenants (sessions run in their own sandbox).
+  const key = hash(opts.tenant === undefined ? [runtime, file.path, opts.code, opts.env] : [opts.tenant, runtime, file.path, opts.code, opts.env]);
   return {
     key: `${opts.scope}-${key}`,
     name: opts.name ?? `execution-${key.slice(0, 12)}`,
@@ -69,8 +74,11 @@ export function inlineFunction(opts: { scope: 'x' | 's'; language: Language; cod
   };
 }
 
-/** The Invoke RPC's request; `withFunction` sends the code along for a sandbox that must load it. */
-export function invokeRequest(sandboxId: string, requestId: string, fn: FunctionPayload, event: string, timeoutMs: number, withFunction: boolean): InvokeRequest {
+/**
+ * The Invoke RPC's request; `withFunction` sends the code along for a sandbox that must load it,
+ * with the tenant that owns it (the account id of the ARN in the handler's context).
+ */
+export function invokeRequest(sandboxId: string, requestId: string, fn: FunctionPayload, event: string, timeoutMs: number, withFunction: boolean, tenant: string = DEFAULT_TENANT): InvokeRequest {
   return {
     sandboxId,
     requestId,
@@ -85,6 +93,7 @@ export function invokeRequest(sandboxId: string, requestId: string, fn: Function
           files: fn.files.map((f) => ({ path: f.path, content: Buffer.from(f.content, 'base64'), mode: f.mode })),
           env: fn.env,
           memoryMb: fn.memoryMB,
+          tenant,
         }
       : undefined,
     payload: Buffer.from(event, 'utf8'),

@@ -5,6 +5,7 @@ import type { ReplyRouter } from '../queue/replies.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import type { ExecutionRecord, InvocationJob } from './contract.js';
 import type { ExecutionObserver } from './outcome.js';
+import { canReach, DEFAULT_TENANT, type Principal } from '../tenancy/principal.js';
 
 /** Async jobs are tried this many times when a retryable platform error (ExecutorLost) hits them. */
 export const ASYNC_ATTEMPTS = 3;
@@ -14,7 +15,10 @@ const WAITING_CACHE_MS = 100;
 const SYNC_WAIT_MARGIN_MS = 60_000;
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,256}$/;
 
-/** A job to submit, and how: `scope` names what an idempotency key is unique within (a function, or ad-hoc executions). */
+/**
+ * A job to submit, and how: `scope` names what an idempotency key is unique within (a function,
+ * or ad-hoc executions), always within the job's tenant (see `submit`).
+ */
 export interface Submission {
   job: InvocationJob;
   /** Attempts of an async job (sync jobs get one). */
@@ -56,11 +60,14 @@ export class Submitter {
   /**
    * Queues a job. Async: resolves with its id once queued (the first job's id when its
    * idempotency key was seen before). Sync: waits for its record; 504 WaitTimeout if none came.
+   * Idempotency keys are scoped to the job's tenant here, for every surface at once: another
+   * tenant's same key is another job, so it neither gets this tenant's id nor blocks its key.
    */
   async submit(s: Submission): Promise<{ id: string; record?: ExecutionRecord }> {
     await this.throttle(s.job.template);
     if (!s.job.sync) {
-      const job = s.idempotency ? { ...s.job, id: idempotentId(s.idempotency.scope, s.idempotency.key) } : s.job;
+      const tenant = s.job.tenant ?? DEFAULT_TENANT;
+      const job = s.idempotency ? { ...s.job, id: idempotentId(`tenant:${tenant}:${s.idempotency.scope}`, s.idempotency.key) } : s.job;
       return { id: await this.queues.add(job, s.attempts ?? ASYNC_ATTEMPTS) };
     }
     const record = await this.addAndWait(s.job, s.job.timeoutMs + SYNC_WAIT_MARGIN_MS);
@@ -112,16 +119,21 @@ export class Submitter {
     }
   }
 
-  /** The record of an invocation, from one atomic read of its job; 404 when there is none. */
-  async get(id: string): Promise<ExecutionRecord> {
-    const record = await this.find(id);
+  /**
+   * The record of an invocation, from one atomic read of its job; 404 when there is none, or
+   * when `who` may not reach the job's tenant (the same answer: ids of other tenants' jobs are
+   * not revealed).
+   */
+  async get(id: string, who: Principal): Promise<ExecutionRecord> {
+    const record = await this.find(id, who);
     if (!record) throw new NotFoundError('Execution', id);
     return record;
   }
 
-  private async find(id: string): Promise<ExecutionRecord | undefined> {
+  private async find(id: string, who?: Principal): Promise<ExecutionRecord | undefined> {
     const s = await this.queues.snapshot(id);
     if (!s) return undefined;
+    if (who && !canReach(who, s.job.tenant)) return undefined;
     if (s.state === 'completed' && s.record) return s.record;
     const base = { id, logs: '', durationMs: 0, template: s.job.template, createdAt: new Date(s.job.submittedAt).toISOString() };
     // Failed in BullMQ's terms: stalled twice (an async job whose control planes kept dying) or

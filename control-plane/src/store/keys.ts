@@ -1,3 +1,5 @@
+import { DEFAULT_TENANT } from '../tenancy/principal.js';
+
 /**
  * Every Redis key Kiln writes, in one place. All start with the deployment prefix so that
  * several deployments (and every test) can share one Redis without seeing each other.
@@ -61,25 +63,34 @@ export class Keys {
   executorFailures(template: string): string {
     return `${this.prefix}:exefail:${template}`;
   }
-  /** A function's $LATEST record (JSON string). */
-  fn(name: string): string {
-    return `${this.prefix}:fn:${name}`;
+  /**
+   * Where one tenant's function keys live. Function names are per tenant; the default tenant
+   * keeps the layout from before tenants (`fn:<name>`), so its records need no migration, and
+   * every other tenant's keys carry the tenant (`fn:<tenant>:<name>`). Neither names nor tenant
+   * ids may hold a colon, so the two layouts cannot meet.
+   */
+  private fnSpace(tenant: string): string {
+    return tenant === DEFAULT_TENANT ? '' : `${tenant}:`;
   }
-  /** All function names (ZSET, score 0, so ZRANGEBYLEX pages them in name order). */
-  get fns(): string {
-    return `${this.prefix}:fns`;
+  /** A function's $LATEST record (JSON string). */
+  fn(tenant: string, name: string): string {
+    return `${this.prefix}:fn:${this.fnSpace(tenant)}${name}`;
+  }
+  /** A tenant's function names (ZSET, score 0, so ZRANGEBYLEX pages them in name order). */
+  fns(tenant: string): string {
+    return tenant === DEFAULT_TENANT ? `${this.prefix}:fns` : `${this.prefix}:fns:${tenant}`;
   }
   /** A function's published versions: version number → JSON record (HASH). */
-  fnVersions(name: string): string {
-    return `${this.prefix}:fnver:${name}`;
+  fnVersions(tenant: string, name: string): string {
+    return `${this.prefix}:fnver:${this.fnSpace(tenant)}${name}`;
   }
   /** The last version number handed out for a function (INCR). */
-  fnVersionSeq(name: string): string {
-    return `${this.prefix}:fnverseq:${name}`;
+  fnVersionSeq(tenant: string, name: string): string {
+    return `${this.prefix}:fnverseq:${this.fnSpace(tenant)}${name}`;
   }
   /** Async invocations that failed every attempt: id → JSON (HASH). */
-  fnDeadLetters(name: string): string {
-    return `${this.prefix}:fndl:${name}`;
+  fnDeadLetters(tenant: string, name: string): string {
+    return `${this.prefix}:fndl:${this.fnSpace(tenant)}${name}`;
   }
   /** A stored blob (code packages). */
   blob(key: string): string {

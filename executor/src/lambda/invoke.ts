@@ -103,7 +103,8 @@ function loadMessage(sandbox: Sandbox, fn: FunctionSpec, memoryMB: number): obje
       functionName: fn.name,
       functionVersion: fn.version || '$LATEST',
       memoryLimitInMB: memoryMB,
-      invokedFunctionArn: `arn:aws:lambda:local:000000000000:function:${fn.name}`,
+      // The tenant is the account id, as in the control plane's ARNs (api/lambda/shapes.ts).
+      invokedFunctionArn: `arn:aws:lambda:local:${fn.tenant || 'default'}:function:${fn.name}`,
       logGroupName: `/aws/lambda/${fn.name}`,
       logStreamName: `${new Date().toISOString().slice(0, 10).replaceAll('-', '/')}/[${fn.version || '$LATEST'}]${sandbox.id}`,
     },

@@ -68,6 +68,7 @@ async function invokeTrivial(agents: AgentPool, handle: ExecutorHandle, template
         files: [{ path: 'index.js', content: Buffer.from(HANDLER), mode: 0o644 }],
         env: {},
         memoryMb: 128,
+        tenant: 'default',
       },
       payload: Buffer.from(JSON.stringify({ value: 42 })),
       timeoutMs: 10_000,

@@ -127,12 +127,15 @@ describe('API keys', () => {
       );
       await expect(tampering.send(new InvokeCommand({ FunctionName: 'auth-fn', Payload: Buffer.from('{"msg":"signed"}') }))).rejects.toMatchObject({ name: 'InvalidSignatureException' });
       tampering.destroy();
-      // No signature and no key: refused in Lambda's error shape; a key works like on REST.
+      // No signature and no key: refused in Lambda's error shape; a key works like on REST (the
+      // function's own tenant's key: the other key is another tenant, which has no auth-fn).
       const unsigned = await fetch(`${k.url}/2015-03-31/functions/auth-fn/invocations`, { method: 'POST', body: '{}' });
       expect(unsigned.status).toBe(401);
       expect(unsigned.headers.get('x-amzn-errortype')).toBe('UnrecognizedClientException');
-      const withKey = await fetch(`${k.url}/2015-03-31/functions/auth-fn/invocations`, { method: 'POST', body: '{"msg":"bearer"}', headers: bearer(KEY) });
+      const withKey = await fetch(`${k.url}/2015-03-31/functions/auth-fn/invocations`, { method: 'POST', body: '{"msg":"bearer"}', headers: bearer(OTHER) });
       expect(await withKey.json()).toEqual({ echo: 'bearer' });
+      const otherTenant = await fetch(`${k.url}/2015-03-31/functions/auth-fn/invocations`, { method: 'POST', body: '{}', headers: bearer(KEY) });
+      expect([otherTenant.status, otherTenant.headers.get('x-amzn-errortype')]).toEqual([404, 'ResourceNotFoundException']);
     } finally {
       await good.send(new DeleteFunctionCommand({ FunctionName: 'auth-fn' })).catch(() => undefined); // never created: nothing to delete
       good.destroy();

@@ -12,6 +12,8 @@ type Status = 400 | 404 | 409 | 413 | 429 | 500 | 502 | 503 | 504;
  */
 const LAMBDA_ERRORS: Record<string, [string, Status]> = {
   FunctionNotFound: ['ResourceNotFoundException', 404],
+  // CreateFunction naming (by ARN) a tenant the key may not reach: as if it did not exist.
+  TenantNotFound: ['ResourceNotFoundException', 404],
   DeadLetterNotFound: ['ResourceNotFoundException', 404],
   TemplateNotFound: ['ResourceNotFoundException', 404],
   InvalidRequest: ['InvalidParameterValueException', 400],

@@ -3,22 +3,35 @@ import { ValidationError } from '../../errors.js';
 import { InvalidPayloadError } from '../../functions/errors.js';
 import type { FunctionSettings } from '../../functions/service.js';
 import type { FunctionVersionRecord } from '../../functions/types.js';
+import { TENANT_ID } from '../../tenancy/principal.js';
 
-const ACCOUNT = '000000000000';
+/**
+ * An AWS account id (12 digits), like the 000000000000 of the ARNs Kiln made before tenants: an
+ * ARN with one names the caller's own tenant, so ARNs that tools stored or built keep working.
+ * Only another account id (a tenant id) addresses another tenant.
+ */
+const AWS_ACCOUNT = /^\d{12}$/;
 const REGION = 'local';
 
-export function functionArn(name: string, version?: string): string {
-  return `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${name}${version && version !== '$LATEST' ? `:${version}` : ''}`;
+/** A function's ARN: its tenant is the account id (`arn:aws:lambda:local:<tenant>:function:<name>`). */
+export function functionArn(tenant: string, name: string, version?: string): string {
+  return `arn:aws:lambda:${REGION}:${tenant}:function:${name}${version && version !== '$LATEST' ? `:${version}` : ''}`;
 }
 
 /**
- * Lambda accepts a name, `name:qualifier`, a partial ARN (`123456789012:function:name`) or a
- * full ARN, each optionally with a qualifier. Returns the bare name and the qualifier.
+ * Lambda accepts a name, `name:qualifier`, a partial ARN (`<account>:function:name`) or a full
+ * ARN, each optionally with a qualifier. Returns the bare name, the qualifier, and the tenant
+ * the account id names (absent for a bare name or an AWS account id: the caller's own).
+ * Whether the caller may reach that tenant is the function service's question (404 if not).
  */
-export function parseFunctionName(raw: string): { name: string; qualifier?: string } {
-  const m = /^(?:(?:arn:[^:]+:lambda:[^:]*:)?\d{12}:function:)?([^:]+)(?::([^:]+))?$/.exec(raw);
-  if (!m?.[1]) throw new ValidationError(`FunctionName "${raw.slice(0, 140)}" is not a function name or ARN`, { field: 'FunctionName' });
-  return { name: m[1], ...(m[2] ? { qualifier: m[2] } : {}) };
+export function parseFunctionName(raw: string): { name: string; qualifier?: string; tenant?: string } {
+  const m = /^(?:(?:arn:[^:]+:lambda:[^:]*:)?([^:]+):function:)?([^:]+)(?::([^:]+))?$/.exec(raw);
+  if (!m?.[2]) throw new ValidationError(`FunctionName "${raw.slice(0, 140)}" is not a function name or ARN`, { field: 'FunctionName' });
+  const tenant = m[1] === undefined || AWS_ACCOUNT.test(m[1]) ? undefined : m[1];
+  if (tenant !== undefined && !TENANT_ID.test(tenant)) {
+    throw new ValidationError(`the account id of "${raw.slice(0, 140)}" is not a tenant id (Kiln's ARNs carry the tenant as the account id)`, { field: 'FunctionName' });
+  }
+  return { name: m[2], ...(m[3] ? { qualifier: m[3] } : {}), ...(tenant !== undefined ? { tenant } : {}) };
 }
 
 /** Lambda's LastModified format: ISO 8601 with a +0000 offset. */
@@ -28,9 +41,9 @@ const lambdaTime = (iso: string) => iso.replace(/Z$/, '+0000');
 export function configuration(r: FunctionVersionRecord): Record<string, unknown> {
   return {
     FunctionName: r.name,
-    FunctionArn: functionArn(r.name, r.version),
+    FunctionArn: functionArn(r.tenant, r.name, r.version),
     Runtime: r.runtime,
-    Role: `arn:aws:iam::${ACCOUNT}:role/kiln`,
+    Role: `arn:aws:iam::${r.tenant}:role/kiln`,
     Handler: r.handler,
     CodeSize: r.codeSize,
     Description: r.description,

@@ -6,7 +6,7 @@ import { newRouter, type AppEnv } from '../router.js';
 
 const errors = {
   400: { description: 'Invalid request (an event nested more than 512 levels deep among them)', content: { 'application/json': { schema: ErrorSchema } } },
-  404: { description: 'Unknown template or execution', content: { 'application/json': { schema: ErrorSchema } } },
+  404: { description: 'Unknown template or execution (another tenant\'s execution is unknown too)', content: { 'application/json': { schema: ErrorSchema } } },
   413: { description: 'Body over the size limit', content: { 'application/json': { schema: ErrorSchema } } },
   429: { description: 'The template\'s queue is full (sync and async alike); retry after Retry-After seconds', content: { 'application/json': { schema: ErrorSchema } } },
   503: { description: 'Redis or capacity unavailable', content: { 'application/json': { schema: ErrorSchema } } },
@@ -43,11 +43,11 @@ export function executionRoutes(service: ExecutionService): OpenAPIHono<AppEnv> 
   const app = newRouter();
   app.openapi(create, async (c) => {
     const body = c.req.valid('json');
-    const out = await service.submit({ ...body, idempotencyKey: idempotencyKey(c.req.header('idempotency-key'), 'Idempotency-Key') });
+    const out = await service.submit({ ...body, idempotencyKey: idempotencyKey(c.req.header('idempotency-key'), 'Idempotency-Key') }, c.get('principal'));
     if (!out.record) return c.json({ id: out.id }, 202);
     // `result` is arbitrary JSON, which Hono's typed-response check cannot express.
     return c.json(out.record, 200) as never;
   });
-  app.openapi(get, async (c) => c.json(await service.get(c.req.valid('param').id), 200) as never);
+  app.openapi(get, async (c) => c.json(await service.get(c.req.valid('param').id, c.get('principal')), 200) as never);
   return app;
 }

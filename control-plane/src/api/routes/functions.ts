@@ -3,14 +3,15 @@ import { ValidationError } from '../../errors.js';
 import type { FunctionInvoker, InvocationType } from '../../functions/invoker.js';
 import { zipFromBase64, type CodeInput } from '../../functions/package.js';
 import type { FunctionService } from '../../functions/service.js';
-import type { FunctionVersionRecord } from '../../functions/types.js';
+import type { FunctionRef, FunctionVersionRecord } from '../../functions/types.js';
+import { TENANT_ID } from '../../tenancy/principal.js';
 import { newRouter, type AppEnv } from '../router.js';
 import { idempotencyKey } from '../../invocation/submit.js';
 import { ErrorSchema, ExecutionRecordSchema, IdempotencyHeaders, LambdaErrorSchema } from '../schemas.js';
 
 const errors = {
   400: { description: 'Invalid request', content: { 'application/json': { schema: ErrorSchema } } },
-  404: { description: 'Unknown function, version or dead letter', content: { 'application/json': { schema: ErrorSchema } } },
+  404: { description: 'Unknown function, version or dead letter (another tenant\'s is unknown too)', content: { 'application/json': { schema: ErrorSchema } } },
   409: { description: 'Name taken or concurrent change', content: { 'application/json': { schema: ErrorSchema } } },
   413: { description: 'Body over the size limit', content: { 'application/json': { schema: ErrorSchema } } },
   429: { description: 'The template\'s queue is full (sync and async alike); retry after Retry-After seconds', content: { 'application/json': { schema: ErrorSchema } } },
@@ -45,6 +46,7 @@ const UpdateSchema = z
 
 const FunctionSchema = z
   .object({
+    tenant: z.string().openapi({ description: 'The tenant that owns it; function names are per tenant' }),
     name: z.string(),
     version: z.string(),
     runtime: z.string(),
@@ -65,6 +67,7 @@ const FunctionSchema = z
 const DeadLetterSchema = z
   .object({
     id: z.string(),
+    tenant: z.string().optional().openapi({ description: 'The function\'s tenant' }),
     functionName: z.string(),
     qualifier: z.string(),
     event: z.string(),
@@ -77,17 +80,28 @@ const DeadLetterSchema = z
   .openapi('DeadLetter');
 
 const nameParam = z.object({ name: z.string().openapi({ param: { name: 'name', in: 'path' }, example: 'hello' }) });
-const qualifierQuery = z.object({ qualifier: z.string().optional().openapi({ description: '$LATEST (default) or a version number' }) });
+/**
+ * Function names are per tenant, looked up in the key's own tenant. An administrator reaches
+ * another tenant's functions by naming it; any other key naming another tenant finds nothing.
+ */
+const tenantQuery = z.object({
+  tenant: z
+    .string()
+    .regex(TENANT_ID)
+    .optional()
+    .openapi({ description: 'Administrators only: the tenant whose functions to act on (default: the key\'s own). Another key naming another tenant is answered as if the function did not exist (404, an empty list).' }),
+});
+const qualifierQuery = tenantQuery.extend({ qualifier: z.string().optional().openapi({ description: '$LATEST (default) or a version number' }) });
 const json = <T extends z.ZodTypeAny>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
 
 const routes = {
-  create: createRoute({ method: 'post', path: '/api/v1/functions', tags: ['functions'], summary: 'Create a function', request: { body: { required: true, content: { 'application/json': { schema: CreateSchema } } } }, responses: { 201: json(FunctionSchema, 'Created'), ...errors } }),
+  create: createRoute({ method: 'post', path: '/api/v1/functions', tags: ['functions'], summary: 'Create a function (in the key\'s tenant)', request: { query: tenantQuery, body: { required: true, content: { 'application/json': { schema: CreateSchema } } } }, responses: { 201: json(FunctionSchema, 'Created'), ...errors } }),
   list: createRoute({
     method: 'get',
     path: '/api/v1/functions',
     tags: ['functions'],
-    summary: 'List functions in name order',
-    request: { query: z.object({ marker: z.string().optional(), maxItems: z.coerce.number().int().min(1).max(10000).optional() }) },
+    summary: 'List the tenant\'s functions in name order',
+    request: { query: tenantQuery.extend({ marker: z.string().optional(), maxItems: z.coerce.number().int().min(1).max(10000).optional() }) },
     responses: { 200: json(z.object({ functions: z.array(FunctionSchema), nextMarker: z.string().optional() }), 'A page of functions'), ...errors },
   }),
   get: createRoute({ method: 'get', path: '/api/v1/functions/{name}', tags: ['functions'], summary: 'Get a function ($LATEST or a version)', request: { params: nameParam, query: qualifierQuery }, responses: { 200: json(FunctionSchema, 'The function'), ...errors } }),
@@ -96,7 +110,7 @@ const routes = {
     path: '/api/v1/functions/{name}',
     tags: ['functions'],
     summary: 'Update configuration and/or code of $LATEST',
-    request: { params: nameParam, body: { required: true, content: { 'application/json': { schema: UpdateSchema } } } },
+    request: { params: nameParam, query: tenantQuery, body: { required: true, content: { 'application/json': { schema: UpdateSchema } } } },
     responses: { 200: json(FunctionSchema, 'The updated function'), ...errors },
   }),
   delete: createRoute({ method: 'delete', path: '/api/v1/functions/{name}', tags: ['functions'], summary: 'Delete a function, or one version with ?qualifier', request: { params: nameParam, query: qualifierQuery }, responses: { 204: { description: 'Deleted' }, ...errors } }),
@@ -105,10 +119,10 @@ const routes = {
     path: '/api/v1/functions/{name}/versions',
     tags: ['functions'],
     summary: 'Publish $LATEST as an immutable numbered version',
-    request: { params: nameParam, body: { required: false, content: { 'application/json': { schema: z.object({ description: z.string().optional(), codeSha256: z.string().optional() }).strict() } } } },
+    request: { params: nameParam, query: tenantQuery, body: { required: false, content: { 'application/json': { schema: z.object({ description: z.string().optional(), codeSha256: z.string().optional() }).strict() } } } },
     responses: { 201: json(FunctionSchema, 'The version'), ...errors },
   }),
-  versions: createRoute({ method: 'get', path: '/api/v1/functions/{name}/versions', tags: ['functions'], summary: 'List $LATEST and the published versions', request: { params: nameParam }, responses: { 200: json(z.object({ versions: z.array(FunctionSchema) }), 'Versions'), ...errors } }),
+  versions: createRoute({ method: 'get', path: '/api/v1/functions/{name}/versions', tags: ['functions'], summary: 'List $LATEST and the published versions', request: { params: nameParam, query: tenantQuery }, responses: { 200: json(z.object({ versions: z.array(FunctionSchema) }), 'Versions'), ...errors } }),
   invoke: createRoute({
     method: 'post',
     path: '/api/v1/functions/{name}/invocations',
@@ -120,13 +134,13 @@ const routes = {
     request: { headers: IdempotencyHeaders, params: nameParam, query: qualifierQuery.extend({ type: z.enum(['RequestResponse', 'Event', 'DryRun']).optional() }) },
     responses: { 200: json(ExecutionRecordSchema, 'Finished (succeeded, failed or timeout)'), 202: json(z.object({ id: z.string().uuid() }), 'Queued'), 204: { description: 'DryRun: the function exists and the payload is valid' }, ...errors },
   }),
-  deadLetters: createRoute({ method: 'get', path: '/api/v1/functions/{name}/dead-letters', tags: ['functions'], summary: 'Async invocations that failed every attempt', request: { params: nameParam }, responses: { 200: json(z.object({ deadLetters: z.array(DeadLetterSchema) }), 'Newest first'), ...errors } }),
+  deadLetters: createRoute({ method: 'get', path: '/api/v1/functions/{name}/dead-letters', tags: ['functions'], summary: 'Async invocations that failed every attempt', request: { params: nameParam, query: tenantQuery }, responses: { 200: json(z.object({ deadLetters: z.array(DeadLetterSchema) }), 'Newest first'), ...errors } }),
   replay: createRoute({
     method: 'post',
     path: '/api/v1/functions/{name}/dead-letters/{id}/replay',
     tags: ['functions'],
     summary: 'Queue a dead letter\'s event again (async) and remove it',
-    request: { params: nameParam.extend({ id: z.string().openapi({ param: { name: 'id', in: 'path' } }) }) },
+    request: { params: nameParam.extend({ id: z.string().openapi({ param: { name: 'id', in: 'path' } }) }), query: tenantQuery },
     responses: { 202: json(z.object({ id: z.string().uuid() }), 'Queued'), ...errors },
   }),
 };
@@ -146,46 +160,53 @@ function codeOf(code: z.infer<typeof CodeSchema>): CodeInput {
 /** Thin edge: parse, call the function service or invoker, map the result. */
 export function functionRoutes(functions: FunctionService, invoker: FunctionInvoker): OpenAPIHono<AppEnv> {
   const app = newRouter();
+  /** The function a request names: the path's name in the tenant of `?tenant=` (else the key's own). */
+  const ref = (name: string, q: { tenant?: string | undefined }): FunctionRef => ({ name, tenant: q.tenant });
   app.openapi(routes.create, async (c) => {
     const { code, ...body } = c.req.valid('json');
-    return c.json(view(await functions.create({ ...body, code: codeOf(code) })), 201);
+    return c.json(view(await functions.create(c.get('principal'), { ...body, tenant: c.req.valid('query').tenant, code: codeOf(code) })), 201);
   });
   app.openapi(routes.list, async (c) => {
     const q = c.req.valid('query');
-    const page = await functions.list(q.marker, q.maxItems);
+    const page = await functions.list(c.get('principal'), q.marker, q.maxItems, q.tenant);
     return c.json({ functions: page.records.map(view), ...(page.nextMarker ? { nextMarker: page.nextMarker } : {}) }, 200);
   });
-  app.openapi(routes.get, async (c) => c.json(view(await functions.get(c.req.valid('param').name, c.req.valid('query').qualifier)), 200));
+  app.openapi(routes.get, async (c) => {
+    const q = c.req.valid('query');
+    return c.json(view(await functions.get(c.get('principal'), ref(c.req.valid('param').name, q), q.qualifier)), 200);
+  });
   app.openapi(routes.update, async (c) => {
-    const { name } = c.req.valid('param');
+    const fn = ref(c.req.valid('param').name, c.req.valid('query'));
+    const who = c.get('principal');
     const { code, publish, ...config } = c.req.valid('json');
-    if (code && Object.keys(config).length) await functions.updateConfiguration(name, config);
-    const record = code ? await functions.updateCode(name, codeOf(code), publish) : await functions.updateConfiguration(name, config);
-    if (publish && !code) await functions.publish(name);
+    if (code && Object.keys(config).length) await functions.updateConfiguration(who, fn, config);
+    const record = code ? await functions.updateCode(who, fn, codeOf(code), publish) : await functions.updateConfiguration(who, fn, config);
+    if (publish && !code) await functions.publish(who, fn);
     return c.json(view(record), 200);
   });
   app.openapi(routes.delete, async (c) => {
-    await functions.delete(c.req.valid('param').name, c.req.valid('query').qualifier);
+    const q = c.req.valid('query');
+    await functions.delete(c.get('principal'), ref(c.req.valid('param').name, q), q.qualifier);
     return c.body(null, 204);
   });
   app.openapi(routes.publish, async (c) => {
     const body = c.req.header('content-type')?.includes('json') ? c.req.valid('json') : {};
-    return c.json(view(await functions.publish(c.req.valid('param').name, body)), 201);
+    return c.json(view(await functions.publish(c.get('principal'), ref(c.req.valid('param').name, c.req.valid('query')), body)), 201);
   });
-  app.openapi(routes.versions, async (c) => c.json({ versions: (await functions.versions(c.req.valid('param').name)).map(view) }, 200));
+  app.openapi(routes.versions, async (c) => c.json({ versions: (await functions.versions(c.get('principal'), ref(c.req.valid('param').name, c.req.valid('query')))).map(view) }, 200));
   app.openapi(routes.invoke, async (c) => {
     const { name } = c.req.valid('param');
     const q = c.req.valid('query');
     const type: InvocationType = q.type ?? 'RequestResponse';
-    const out = await invoker.invoke(name, q.qualifier, await c.req.text(), type, idempotencyKey(c.req.header('idempotency-key'), 'Idempotency-Key'));
+    const out = await invoker.invoke(c.get('principal'), ref(name, q), q.qualifier, await c.req.text(), type, idempotencyKey(c.req.header('idempotency-key'), 'Idempotency-Key'));
     if (type === 'DryRun') return c.body(null, 204);
     if (!out.record) return c.json({ id: out.id }, 202);
     return c.json({ ...out.record, version: out.function.version }, 200);
   });
-  app.openapi(routes.deadLetters, async (c) => c.json({ deadLetters: await invoker.listDeadLetters(c.req.valid('param').name) }, 200));
+  app.openapi(routes.deadLetters, async (c) => c.json({ deadLetters: await invoker.listDeadLetters(c.get('principal'), ref(c.req.valid('param').name, c.req.valid('query'))) }, 200));
   app.openapi(routes.replay, async (c) => {
     const { name, id } = c.req.valid('param');
-    return c.json({ id: (await invoker.replay(name, id)).id }, 202);
+    return c.json({ id: (await invoker.replay(c.get('principal'), ref(name, c.req.valid('query')), id)).id }, 202);
   });
   return app;
 }

@@ -7,7 +7,9 @@ import { idempotencyKey } from '../../invocation/submit.js';
 import { redisGuard } from '../redis-guard.js';
 import { zipFromBase64 } from '../../functions/package.js';
 import type { FunctionService } from '../../functions/service.js';
+import type { FunctionRef } from '../../functions/types.js';
 import { lambdaError, lambdaErrorForCode, onLambdaError } from '../lambda/errors.js';
+import type { AppEnv } from '../router.js';
 import { CodeInputShape, ConfigInput, configuration, CreateInput, parseBody, parseFunctionName, PublishInput, settingsOf } from '../lambda/shapes.js';
 
 /** Largest management request (CreateFunction/UpdateFunctionCode): a 50 MB zip, base64 in JSON. */
@@ -36,11 +38,14 @@ function maxItems(c: Context): number | undefined {
   return n;
 }
 
-/** Path name (name, name:qualifier or ARN) plus the Qualifier query parameter, which wins. */
-function target(c: Context): { name: string; qualifier?: string } {
+/**
+ * Path name (name, name:qualifier or ARN) plus the Qualifier query parameter, which wins. An
+ * ARN's account id is the tenant (an administrator's way to another tenant's functions).
+ */
+function target(c: Context): { fn: FunctionRef; qualifier?: string } {
   const parsed = parseFunctionName(c.req.param('name') ?? '');
   const qualifier = c.req.query('Qualifier') ?? parsed.qualifier;
-  return { name: parsed.name, ...(qualifier ? { qualifier } : {}) };
+  return { fn: { name: parsed.name, tenant: parsed.tenant }, ...(qualifier ? { qualifier } : {}) };
 }
 
 /** The last 4 KB of a log, cut at a character boundary, base64. */
@@ -54,10 +59,13 @@ function logTail(logs: string): string {
 /**
  * The subset of Lambda's REST API (2015-03-31) that deployment tools and the AWS SDK use,
  * so `new LambdaClient({ endpoint: kilnUrl })` works unchanged. Thin edge like the rest:
- * parse Lambda's shapes, call the same services as /api/v1/functions, map back.
+ * parse Lambda's shapes, call the same services as /api/v1/functions, map back. Every call acts
+ * as the request's principal (the key the SigV4 access key id names): function names are its
+ * tenant's, ARNs carry the tenant as the account id, and another tenant's function is
+ * ResourceNotFoundException, as a missing one. Listing shows the key's own tenant's functions.
  */
-export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoker, redis?: Redis): Hono {
-  const app = new Hono();
+export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoker, redis?: Redis): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
   app.onError(onLambdaError);
   // While Redis is down: 503 ServiceException at once, which the AWS SDK retries, as REST's 503.
   if (redis) app.use('/2015-03-31/*', redisGuard(redis, []));
@@ -66,64 +74,67 @@ export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoke
 
   app.post(BASE, managementLimit, async (c) => {
     const input = parseBody(CreateInput, await c.req.text());
-    const { name } = parseFunctionName(input.FunctionName);
+    const { name, tenant } = parseFunctionName(input.FunctionName);
     const runtime = input.Runtime;
     if (runtime === undefined) throw new ValidationError('Runtime is required', { field: 'Runtime' });
-    const record = await functions.create({ ...settingsOf(input), name, runtime, code: zipOf(input.Code), publish: input.Publish ?? false });
-    return c.json(configuration(input.Publish ? await functions.publish(name) : record), 201);
+    const who = c.get('principal');
+    const record = await functions.create(who, { ...settingsOf(input), name, tenant, runtime, code: zipOf(input.Code), publish: input.Publish ?? false });
+    return c.json(configuration(input.Publish ? await functions.publish(who, record) : record), 201);
   });
 
-  const list = async (c: Context) => {
-    const page = await functions.list(c.req.query('Marker') || undefined, maxItems(c));
+  const list = async (c: Context<AppEnv>) => {
+    const page = await functions.list(c.get('principal'), c.req.query('Marker') || undefined, maxItems(c));
     return c.json({ Functions: page.records.map(configuration), ...(page.nextMarker ? { NextMarker: page.nextMarker } : {}) });
   };
   app.get(BASE, list);
   app.get(`${BASE}/`, list);
 
   app.get(`${BASE}/:name`, async (c) => {
-    const { name, qualifier } = target(c);
-    const record = await functions.get(name, qualifier);
+    const { fn, qualifier } = target(c);
+    const record = await functions.get(c.get('principal'), fn, qualifier);
     const origin = new URL(c.req.url).origin;
-    return c.json({ Configuration: configuration(record), Code: { RepositoryType: 'Kiln', Location: `${origin}/api/v1/functions/${name}?qualifier=${encodeURIComponent(record.version)}` }, Tags: {} });
+    const location = `${origin}/api/v1/functions/${record.name}?qualifier=${encodeURIComponent(record.version)}&tenant=${record.tenant}`;
+    return c.json({ Configuration: configuration(record), Code: { RepositoryType: 'Kiln', Location: location }, Tags: {} });
   });
   app.get(`${BASE}/:name/configuration`, async (c) => {
-    const { name, qualifier } = target(c);
-    return c.json(configuration(await functions.get(name, qualifier)));
+    const { fn, qualifier } = target(c);
+    return c.json(configuration(await functions.get(c.get('principal'), fn, qualifier)));
   });
   app.delete(`${BASE}/:name`, async (c) => {
-    const { name, qualifier } = target(c);
-    await functions.delete(name, qualifier);
+    const { fn, qualifier } = target(c);
+    await functions.delete(c.get('principal'), fn, qualifier);
     return c.body(null, 204);
   });
   app.put(`${BASE}/:name/code`, managementLimit, async (c) => {
-    const { name } = target(c);
+    const { fn } = target(c);
+    const who = c.get('principal');
     const input = parseBody(CodeInputShape, await c.req.text());
-    const record = await functions.updateCode(name, zipOf(input), input.Publish ?? false);
-    return c.json(configuration(input.Publish ? await functions.publish(name) : record));
+    const record = await functions.updateCode(who, fn, zipOf(input), input.Publish ?? false);
+    return c.json(configuration(input.Publish ? await functions.publish(who, fn) : record));
   });
   app.put(`${BASE}/:name/configuration`, managementLimit, async (c) => {
-    const { name } = target(c);
-    return c.json(configuration(await functions.updateConfiguration(name, settingsOf(parseBody(ConfigInput, await c.req.text())))));
+    const { fn } = target(c);
+    return c.json(configuration(await functions.updateConfiguration(c.get('principal'), fn, settingsOf(parseBody(ConfigInput, await c.req.text())))));
   });
   app.post(`${BASE}/:name/versions`, managementLimit, async (c) => {
-    const { name } = target(c);
+    const { fn } = target(c);
     const input = parseBody(PublishInput, await c.req.text());
     const opts = { ...(input.Description !== undefined ? { description: input.Description } : {}), ...(input.CodeSha256 ? { codeSha256: input.CodeSha256 } : {}) };
-    return c.json(configuration(await functions.publish(name, opts)), 201);
+    return c.json(configuration(await functions.publish(c.get('principal'), fn, opts)), 201);
   });
   app.get(`${BASE}/:name/versions`, async (c) => {
-    const { name } = target(c);
-    return c.json({ Versions: (await functions.versions(name)).map(configuration) });
+    const { fn } = target(c);
+    return c.json({ Versions: (await functions.versions(c.get('principal'), fn)).map(configuration) });
   });
 
   app.post(`${BASE}/:name/invocations`, invokeLimit, async (c) => {
-    const { name, qualifier } = target(c);
+    const { fn, qualifier } = target(c);
     const type = c.req.header('X-Amz-Invocation-Type') ?? 'RequestResponse';
     if (!INVOCATION_TYPES.includes(type)) throw new ValidationError(`X-Amz-Invocation-Type must be one of ${INVOCATION_TYPES.join(', ')}; got "${type.slice(0, 40)}"`, { field: 'InvocationType' });
     const logType = c.req.header('X-Amz-Log-Type') ?? 'None';
     if (logType !== 'None' && logType !== 'Tail') throw new ValidationError(`X-Amz-Log-Type must be None or Tail; got "${logType.slice(0, 40)}"`, { field: 'LogType' });
     const key = idempotencyKey(c.req.header(LAMBDA_IDEMPOTENCY_HEADER), LAMBDA_IDEMPOTENCY_HEADER);
-    const out = await invoker.invoke(name, qualifier, await c.req.text(), type as InvocationType, key);
+    const out = await invoker.invoke(c.get('principal'), fn, qualifier, await c.req.text(), type as InvocationType, key);
     c.header('x-amzn-RequestId', out.id);
     c.header('X-Amz-Executed-Version', out.function.version);
     if (!out.record) return c.body(null, type === 'DryRun' ? 204 : 202);

@@ -33,14 +33,14 @@ function recordText(r: ExecutionRecord): { text: string; logs: string; note?: st
 const functionList = defineTool({
   name: 'function_list',
   title: 'List functions',
-  description: 'Lists the Lambda-style functions deployed on Kiln (name, runtime, handler, description), in name order. Call one with function_invoke.',
+  description: 'Lists the Lambda-style functions your tenant has deployed on Kiln (name, runtime, handler, description), in name order. Call one with function_invoke.',
   inputSchema: {
     marker: z.string().optional().describe('Continue after this marker (the nextMarker of the previous page).'),
     max_items: z.number().int().min(1).max(1000).optional().describe('Page size (default 50).'),
   },
   annotations: { readOnlyHint: true },
   async run(a, ctx) {
-    const page = await functionsOf(ctx).service.list(a.marker, a.max_items ?? 50);
+    const page = await functionsOf(ctx).service.list(ctx.principal, a.marker, a.max_items ?? 50);
     const functions = page.records.map((f) => ({ name: f.name, runtime: f.runtime, handler: f.handler, description: f.description, memorySize: f.memorySize, timeout: f.timeout, lastModified: f.lastModified }));
     const lines = functions.map((f) => `${f.name} (${f.runtime}, ${f.handler})${f.description ? ` - ${f.description}` : ''}`);
     if (page.nextMarker) lines.push(`[more functions: call function_list with marker: "${page.nextMarker}"]`);
@@ -58,7 +58,8 @@ const functionInvoke = defineTool({
     qualifier: z.string().optional().describe('$LATEST (default) or a published version number.'),
   },
   async run(a, ctx) {
-    const out = await functionsOf(ctx).invoker.invoke(a.name, a.qualifier, eventText(a.event ?? {}), 'RequestResponse');
+    // Names are the connection's tenant's: another tenant's function is FunctionNotFound.
+    const out = await functionsOf(ctx).invoker.invoke(ctx.principal, { name: a.name }, a.qualifier, eventText(a.event ?? {}), 'RequestResponse');
     const r = out.record as ExecutionRecord;
     const t = recordText(r);
     return ok({ id: r.id, version: out.function.version, status: r.status, result: r.result ?? null, ...(r.resultBase64 !== undefined ? { resultBase64: r.resultBase64 } : {}), ...(r.error ? { error: r.error } : {}), logs: t.logs, durationMs: r.durationMs, startType: r.startType, ...(t.note ? { note: t.note } : {}) }, t.text);
@@ -81,7 +82,7 @@ const codeRun = defineTool({
   async run(a, ctx) {
     const timeoutMs = a.timeout_ms ?? DEFAULT_TIMEOUT_MS;
     if (a.language !== 'shell' && HANDLER[a.language].test(a.code)) {
-      const { record: r } = await ctx.services.executions.submit({ code: a.code, language: a.language, event: a.event ?? {}, timeoutMs });
+      const { record: r } = await ctx.services.executions.submit({ code: a.code, language: a.language, event: a.event ?? {}, timeoutMs }, ctx.principal);
       if (!r) throw new KilnError('WaitTimeout', 504, 'the execution did not finish in time');
       const t = recordText(r);
       return ok({ mode: 'handler', status: r.status, result: r.result ?? null, stdout: t.logs, stderr: '', ...(r.error ? { error: r.error } : {}), durationMs: r.durationMs, startType: r.startType, ...(t.note ? { note: t.note } : {}) }, t.text);

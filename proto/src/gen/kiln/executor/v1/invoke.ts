@@ -102,6 +102,11 @@ export interface FunctionSpec {
   files: CodeFile[];
   env: { [key: string]: string };
   memoryMb: number;
+  /**
+   * The tenant that owns the function: the account id of the ARN the handler's context shows.
+   * Empty from a control plane older than tenants.
+   */
+  tenant: string;
 }
 
 export interface FunctionSpec_EnvEntry {
@@ -248,7 +253,17 @@ export const CodeFile: MessageFns<CodeFile> = {
 };
 
 function createBaseFunctionSpec(): FunctionSpec {
-  return { functionKey: "", name: "", version: "", runner: "", handler: "", files: [], env: {}, memoryMb: 0 };
+  return {
+    functionKey: "",
+    name: "",
+    version: "",
+    runner: "",
+    handler: "",
+    files: [],
+    env: {},
+    memoryMb: 0,
+    tenant: "",
+  };
 }
 
 export const FunctionSpec: MessageFns<FunctionSpec> = {
@@ -276,6 +291,9 @@ export const FunctionSpec: MessageFns<FunctionSpec> = {
     });
     if (message.memoryMb !== 0) {
       writer.uint32(64).uint32(message.memoryMb);
+    }
+    if (message.tenant !== "") {
+      writer.uint32(74).string(message.tenant);
     }
     return writer;
   },
@@ -360,6 +378,14 @@ export const FunctionSpec: MessageFns<FunctionSpec> = {
             message.memoryMb = reader.uint32();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.tenant = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -403,6 +429,7 @@ export const FunctionSpec: MessageFns<FunctionSpec> = {
         : isSet(object.memory_mb)
         ? globalThis.Number(object.memory_mb)
         : 0,
+      tenant: isSet(object.tenant) ? globalThis.String(object.tenant) : "",
     };
   },
 
@@ -438,6 +465,9 @@ export const FunctionSpec: MessageFns<FunctionSpec> = {
     if (message.memoryMb !== 0) {
       obj.memoryMb = Math.round(message.memoryMb);
     }
+    if (message.tenant !== "") {
+      obj.tenant = message.tenant;
+    }
     return obj;
   },
 
@@ -462,6 +492,7 @@ export const FunctionSpec: MessageFns<FunctionSpec> = {
       {},
     );
     message.memoryMb = object.memoryMb ?? 0;
+    message.tenant = object.tenant ?? "";
     return message;
   },
 };
