@@ -56,6 +56,7 @@ export function envKeys(apiKeys: readonly string[], adminKeys: readonly string[]
   const out: EnvKey[] = [];
   for (const entry of new Set([...apiKeys, ...adminKeys])) {
     const tagged = /^([a-z0-9][a-z0-9-]{0,62}):(.{16,})$/.exec(entry);
+    if (tagged && !TENANT_ID.test(tagged[1] as string)) throw new Error(`KILN_API_KEYS: "${tagged[1] as string}" cannot be a tenant id (twelve digits read as an AWS account id)`);
     const key = tagged ? (tagged[2] as string) : entry;
     const hex = sha256(key).toString('hex');
     const isAdmin = admin.has(entry);

@@ -20,8 +20,11 @@ export const TENANT_SCOPES: readonly Scope[] = ['sessions', 'functions', 'invoke
  */
 export const DEFAULT_TENANT = 'default';
 
-/** Tenant ids: they appear in ARNs (as the account id's place), Redis keys and metric labels. */
-export const TENANT_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/**
+ * Tenant ids: they appear in ARNs (as the account id's place), Redis keys and metric labels. Not
+ * twelve digits: ARNs with a 12-digit account id (AWS's) mean the caller's own tenant.
+ */
+export const TENANT_ID = /^(?![0-9]{12}$)[a-z0-9][a-z0-9-]{0,62}$/;
 
 /** Who a request acts as: the tenant whose resources it reaches, and the key (by id, never its secret). */
 export interface Principal {

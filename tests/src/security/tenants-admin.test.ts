@@ -67,6 +67,8 @@ describe('tenants and keys (admin API)', () => {
 
   it('refuses bad tenant ids, duplicates and unknown fields with 4xx codes', async () => {
     expect((await k.call('POST', '/api/v1/admin/tenants', { id: 'Bad Id!' }, admin)).body.error.code).toBe('InvalidRequest');
+    // Twelve digits would read as an AWS account id in ARNs (the caller's own tenant).
+    expect((await k.call('POST', '/api/v1/admin/tenants', { id: '123456789012' }, admin)).status).toBe(400);
     expect((await k.call('POST', '/api/v1/admin/tenants', { id: 'dup' }, admin)).status).toBe(201);
     const again = await k.call('POST', '/api/v1/admin/tenants', { id: 'dup' }, admin);
     expect([again.status, again.body.error.code]).toEqual([409, 'TenantExists']);

@@ -24,7 +24,7 @@ const TenantSchema = z
   .openapi('Tenant');
 const TenantCreateSchema = z
   .object({
-    id: z.string().regex(TENANT_ID, 'lowercase letters, digits and dashes, up to 63 characters').openapi({ example: 'acme' }),
+    id: z.string().regex(TENANT_ID, 'lowercase letters, digits and dashes, up to 63 characters, not twelve digits').openapi({ example: 'acme' }),
     description: z.string().max(1000).optional(),
     quotas: QuotasSchema.optional(),
   })
