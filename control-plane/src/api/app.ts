@@ -69,6 +69,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   // ownership by the services that hold them.
   app.use('/api/v1/*', requireRouteScope('kiln', publicPath));
   app.use('/mcp/*', authenticate(deps.keyring));
+  // The deployment's figures name templates (and tenants): administrators only, once keys exist.
+  app.use('/metrics', authenticate(deps.keyring), requireRouteScope());
   app.use('/2015-03-31/*', requireSigV4OrApiKey(deps.keyring));
   app.use('/2015-03-31/*', requireRouteScope('lambda'));
   app.use('/2015-03-31/*', lambdaContentType());

@@ -10,6 +10,7 @@ import { hasScope, type Scope } from '../tenancy/principal.js';
  */
 const RULES: ReadonlyArray<{ methods: readonly string[] | '*'; path: RegExp; scope: Scope }> = [
   { methods: '*', path: /^\/api\/v1\/admin(\/|$)/, scope: 'admin' },
+  { methods: '*', path: /^\/metrics$/, scope: 'admin' },
   { methods: ['GET', 'HEAD'], path: /^\/api\/v1\/templates(\/|$)/, scope: 'read' },
   { methods: '*', path: /^\/api\/v1\/templates(\/|$)/, scope: 'admin' },
   { methods: ['POST'], path: /^\/api\/v1\/executions$/, scope: 'invoke' },

@@ -63,6 +63,10 @@ describe('tenants and keys (admin API)', () => {
     expect(refused.body.error).toMatchObject({ code: 'Forbidden', data: { scope: 'admin' } });
     expect((await k.call('POST', '/api/v1/admin/tenants', { id: 'sneaky' }, as(ALPHA))).status).toBe(403);
     expect((await k.call('GET', '/api/v1/admin/tenants', undefined, admin)).status).toBe(200);
+    // The deployment's metrics too: they name every template and tenant.
+    expect((await k.call('GET', '/metrics')).status).toBe(401);
+    expect((await k.call('GET', '/metrics', undefined, as(ALPHA))).status).toBe(403);
+    expect((await k.call('GET', '/metrics', undefined, admin)).status).toBe(200);
   });
 
   it('refuses bad tenant ids, duplicates and unknown fields with 4xx codes', async () => {
