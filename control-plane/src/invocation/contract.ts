@@ -36,6 +36,7 @@ export const ExecutionRecordSchema = z
     timings: TimingsSchema.optional(),
     maxMemoryMB: z.number().optional(),
     template: z.string(),
+    tenant: z.string().optional().openapi({ description: 'The tenant that owns it (absent on records made before tenants: `default`)' }),
     createdAt: z.string(),
     finishedAt: z.string().optional(),
   })

@@ -1,3 +1,4 @@
+import { DEFAULT_TENANT } from '../tenancy/principal.js';
 import { InvokeStatus, type InvokeResponse } from '@kiln/proto/executor/invoke';
 import type { AgentPool } from '../agent/client.js';
 import type { LeaseCache } from '../scheduler/lease-cache.js';
@@ -56,6 +57,7 @@ export class Dispatcher {
       timings: { queuedMs: Math.max(0, startedAt - job.submittedAt), scheduleMs, initMs: res.initMs, handlerMs: res.durationMs, totalMs },
       maxMemoryMB: res.maxMemoryMb,
       template: job.template,
+      tenant: job.tenant ?? DEFAULT_TENANT,
       createdAt: new Date(job.submittedAt).toISOString(),
       finishedAt: new Date().toISOString(),
     };

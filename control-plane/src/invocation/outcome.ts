@@ -1,3 +1,4 @@
+import { DEFAULT_TENANT } from '../tenancy/principal.js';
 import { KilnError, unavailableOr } from '../errors.js';
 import { log } from '../log.js';
 import { RetryAttempt, type Attempt } from '../queue/queues.js';
@@ -103,6 +104,7 @@ export function platformFailure(job: InvocationJob, code: string, message: strin
     logs: '',
     durationMs: 0,
     template: job.template,
+    tenant: job.tenant ?? DEFAULT_TENANT,
     createdAt: new Date(job.submittedAt).toISOString(),
     finishedAt: new Date().toISOString(),
   };

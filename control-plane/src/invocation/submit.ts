@@ -135,7 +135,7 @@ export class Submitter {
     if (!s) return undefined;
     if (who && !canReach(who, s.job.tenant)) return undefined;
     if (s.state === 'completed' && s.record) return s.record;
-    const base = { id, logs: '', durationMs: 0, template: s.job.template, createdAt: new Date(s.job.submittedAt).toISOString() };
+    const base = { id, logs: '', durationMs: 0, template: s.job.template, tenant: s.job.tenant ?? DEFAULT_TENANT, createdAt: new Date(s.job.submittedAt).toISOString() };
     // Failed in BullMQ's terms: stalled twice (an async job whose control planes kept dying) or
     // a fault in the job handler; every other failure ends as a completed job with a record.
     if (s.state === 'failed' || s.state === 'completed')

@@ -152,6 +152,9 @@ describe('every route, as another tenant', () => {
     expect((procs.body.processes as Array<{ pid: number; running?: boolean; exitCode?: number | null }>).find((p) => p.pid === ids.pid)).toBeDefined();
     const inv = await k.call('POST', `/api/v1/functions/${ids.fn}/invocations`, {}, alpha);
     expect([inv.status, inv.body.result]).toEqual([200, 'alpha']);
+    // Records name their tenant, for the administrators who see every tenant's.
+    expect((await k.call('GET', `/api/v1/executions/${ids.execution}`, undefined, admin)).body.tenant).toBe('alpha');
+    expect(inv.body.tenant).toBe('alpha');
     // And an administrator sees alpha's session.
     expect((await k.call('GET', `/api/v1/sessions/${ids.session}`, undefined, admin)).status).toBe(200);
   });
