@@ -84,7 +84,7 @@ export class ConnectionSandbox {
     const id = this.id;
     this.id = undefined;
     if (!id) return;
-    await this.sessions.delete(id, 'mcp connection closed').catch((err: unknown) => log('debug', 'could not delete the mcp connection sandbox; the idle rules will end it', { sessionId: id, error: String(err) }));
+    await this.sessions.delete(id, this.principal, 'mcp connection closed').catch((err: unknown) => log('debug', 'could not delete the mcp connection sandbox; the idle rules will end it', { sessionId: id, error: String(err) }));
   }
 
   private async alive(id: string): Promise<boolean> {

@@ -1,4 +1,4 @@
-import { canReach, type Principal } from '../tenancy/principal.js';
+import { canReach, DEFAULT_TENANT, type Principal } from '../tenancy/principal.js';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { AgentPool } from '../agent/client.js';
@@ -58,6 +58,8 @@ export interface SessionServiceOptions {
 
 export interface SessionView {
   id: string;
+  /** The tenant that owns it. */
+  tenant: string;
   template: string;
   /** `lost`: its sandbox went without anyone ending it (its executor died); see `lostReason`. */
   status: 'running' | 'lost';
@@ -94,6 +96,7 @@ export type ExecuteResult = Outcome & {
 function view(r: SessionRecord): SessionView {
   return {
     id: r.id,
+    tenant: r.tenant ?? DEFAULT_TENANT,
     template: r.template,
     status: r.state === 'lost' ? 'lost' : 'running',
     ...(r.state === 'lost' ? { lostReason: r.lostReason ?? 'sandbox gone', lostAt: new Date(r.lostAt ?? 0).toISOString() } : {}),
@@ -185,14 +188,15 @@ export class SessionService {
     return view(record);
   }
 
-  async get(id: string): Promise<SessionView> {
-    return view(await this.record(id));
+  async get(id: string, who: Principal): Promise<SessionView> {
+    return view(await this.record(id, who));
   }
 
-  /** Sessions of a template (optional) whose metadata has every given key=value. */
-  async list(filter: { template?: string; metadata?: Record<string, string> }): Promise<SessionView[]> {
+  /** The caller's sessions (an administrator's: everyone's) of a template (optional) whose metadata has every given key=value. */
+  async list(filter: { template?: string; metadata?: Record<string, string> }, who: Principal): Promise<SessionView[]> {
     const all = await this.store.all();
     return all
+      .filter((r) => canReach(who, r.tenant))
       .filter((r) => !filter.template || r.template === filter.template)
       .filter((r) => Object.entries(filter.metadata ?? {}).every(([k, v]) => r.metadata[k] === v))
       .sort((a, b) => a.createdAt - b.createdAt)
@@ -200,8 +204,8 @@ export class SessionService {
   }
 
   /** Ends a session: its record goes first, then the sandbox and every process in it. */
-  async delete(id: string, reason = 'deleted'): Promise<void> {
-    const r = await this.record(id);
+  async delete(id: string, who: Principal, reason = 'deleted'): Promise<void> {
+    const r = await this.record(id, who);
     await this.end(r, reason);
   }
 
@@ -220,8 +224,10 @@ export class SessionService {
   }
 
   /** Counts as activity; `timeoutMs` also moves the expiry to now + timeoutMs. */
-  async keepalive(id: string, timeoutMs?: number): Promise<SessionView> {
+  async keepalive(id: string, who: Principal, timeoutMs?: number): Promise<SessionView> {
     if (timeoutMs !== undefined && timeoutMs > SESSION_LIMITS.maxTimeoutMs) throw new ValidationError(`timeoutMs must be at most ${SESSION_LIMITS.maxTimeoutMs}; got ${timeoutMs}`);
+    // Owner first: another tenant must not move this session's expiry.
+    await this.record(id, who);
     const now = Date.now();
     const r = await this.store.touch(id, now, timeoutMs === undefined ? undefined : now + timeoutMs);
     if (!r) throw new SessionNotFoundError(id);
@@ -236,8 +242,7 @@ export class SessionService {
   /** The session's sandbox RPCs, after recording activity. 410 SessionLost for a lost session. */
   async open(id: string, who: Principal): Promise<{ record: SessionRecord; agent: SessionAgent }> {
     // Owner first: another tenant's request must not even count as activity.
-    const mine = await this.store.get(id);
-    if (!mine || !canReach(who, mine.tenant)) throw new SessionNotFoundError(id);
+    await this.record(id, who);
     const r = await this.store.touch(id, Date.now());
     if (!r) throw new SessionNotFoundError(id);
     if (r.state === 'lost') throw new SessionLostError(id, r.lostReason ?? 'sandbox gone');
@@ -306,7 +311,7 @@ export class SessionService {
     const fn = inlineFunction({ scope: 's', language, code: input.code, env: r.env, memoryMB: template.resources.memoryMB, name: `session-${r.id}` });
     const res = await this.agents
       .get(executor)
-      .invoke(invokeRequest(r.sandboxId, randomUUID(), fn, event, timeoutMs, true), timeoutMs + 10_000)
+      .invoke(invokeRequest(r.sandboxId, randomUUID(), fn, event, timeoutMs, true, r.tenant ?? DEFAULT_TENANT), timeoutMs + 10_000)
       .catch((err: unknown) => {
         // What these mean for a session: it keeps one handler module, and runs one call at a time.
         if (err instanceof SandboxHasOtherFunctionError) throw new SessionCodeConflictError(id);
@@ -317,9 +322,10 @@ export class SessionService {
     return { ...outcomeOf(res), logs: res.logs, durationMs: res.durationMs, sessionEnded: !res.sandboxAlive };
   }
 
-  private async record(id: string): Promise<SessionRecord> {
+  /** The session's record if `who` may reach it; another tenant's is as missing as an unknown id. */
+  private async record(id: string, who: Principal): Promise<SessionRecord> {
     const r = await this.store.get(id);
-    if (!r) throw new SessionNotFoundError(id);
+    if (!r || !canReach(who, r.tenant)) throw new SessionNotFoundError(id);
     return r;
   }
 }

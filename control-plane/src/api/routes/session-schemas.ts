@@ -47,6 +47,7 @@ export const SessionNfsSchema = z
 export const SessionSchema = z
   .object({
     id: z.string(),
+    tenant: z.string().openapi({ description: 'The tenant that owns it' }),
     template: z.string(),
     status: z.enum(['running', 'lost']).openapi({
       description:

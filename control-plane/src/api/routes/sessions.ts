@@ -95,17 +95,17 @@ export function sessionRoutes(sessions: SessionService): OpenAPIHono<AppEnv> {
   app.openapi(routes.list, async (c) => {
     const metadata: Record<string, string> = {};
     for (const [k, v] of Object.entries(c.req.query())) if (k.startsWith('metadata.')) metadata[k.slice('metadata.'.length)] = v;
-    return c.json({ sessions: await sessions.list({ template: c.req.valid('query').template, metadata }) }, 200);
+    return c.json({ sessions: await sessions.list({ template: c.req.valid('query').template, metadata }, c.get('principal')) }, 200);
   });
-  app.openapi(routes.get, async (c) => c.json(await sessions.get(c.req.valid('param').id), 200));
+  app.openapi(routes.get, async (c) => c.json(await sessions.get(c.req.valid('param').id, c.get('principal')), 200));
   app.openapi(routes.delete, async (c) => {
-    await sessions.delete(c.req.valid('param').id);
+    await sessions.delete(c.req.valid('param').id, c.get('principal'));
     return c.body(null, 204);
   });
   app.openapi(routes.keepalive, async (c) => {
     const raw = c.req.header('content-type')?.includes('json') ? ((await c.req.json().catch(() => ({}))) as { timeoutMs?: unknown }) : {};
     const timeoutMs = typeof raw.timeoutMs === 'number' ? raw.timeoutMs : undefined;
-    return c.json(await sessions.keepalive(c.req.valid('param').id, timeoutMs), 200);
+    return c.json(await sessions.keepalive(c.req.valid('param').id, c.get('principal'), timeoutMs), 200);
   });
   app.openapi(routes.run, async (c) => {
     const { record, agent } = await sessions.open(c.req.valid('param').id, c.get('principal'));

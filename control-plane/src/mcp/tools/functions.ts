@@ -110,7 +110,7 @@ async function runScript(ctx: ToolContext, language: 'nodejs' | 'python' | 'shel
     const text = [status === 'succeeded' ? 'exit code 0' : `${status}: ${error?.errorMessage ?? ''}`, stdout.text && `--- stdout ---\n${stdout.text}`, stderr.text && `--- stderr ---\n${stderr.text}`, ...notes].filter(Boolean).join('\n');
     return ok({ mode: 'script', status, result: null, exitCode: r.exitCode, stdout: stdout.text, stderr: stderr.text, ...(error ? { error } : {}), durationMs: r.durationMs, ...(notes.length ? { notes } : {}) }, text);
   } finally {
-    await sessions.delete(session.id, 'code_run finished').catch((err: unknown) => log('warn', 'could not delete the code_run sandbox; the idle rules will end it', { sessionId: session.id, error: String(err) }));
+    await sessions.delete(session.id, ctx.principal, 'code_run finished').catch((err: unknown) => log('warn', 'could not delete the code_run sandbox; the idle rules will end it', { sessionId: session.id, error: String(err) }));
   }
 }
 

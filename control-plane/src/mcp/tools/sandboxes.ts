@@ -55,7 +55,7 @@ const sandboxGet = defineTool({
   inputSchema: id,
   annotations: { readOnlyHint: true },
   async run(a, ctx) {
-    const s = await ctx.services.sessions.get(required(a));
+    const s = await ctx.services.sessions.get(required(a), ctx.principal);
     return ok({ sandboxId: s.id, ...s }, line(s));
   },
 });
@@ -70,7 +70,7 @@ const sandboxList = defineTool({
   },
   annotations: { readOnlyHint: true },
   async run(a, ctx) {
-    const sandboxes = await ctx.services.sessions.list({ ...(a.template ? { template: a.template } : {}), ...(a.metadata ? { metadata: a.metadata } : {}) });
+    const sandboxes = await ctx.services.sessions.list({ ...(a.template ? { template: a.template } : {}), ...(a.metadata ? { metadata: a.metadata } : {}) }, ctx.principal);
     return ok({ sandboxes }, sandboxes.length ? sandboxes.map(line).join('\n') : 'No sandboxes match.');
   },
 });
@@ -83,7 +83,7 @@ const sandboxDelete = defineTool({
   annotations: { destructiveHint: true },
   async run(a, ctx) {
     const sandboxId = required(a);
-    await ctx.services.sessions.delete(sandboxId, 'deleted through mcp');
+    await ctx.services.sessions.delete(sandboxId, ctx.principal, 'deleted through mcp');
     return ok({ sandboxId, deleted: true }, `Deleted sandbox ${sandboxId}.`);
   },
 });
