@@ -1,4 +1,4 @@
-import type { Principal } from '../tenancy/principal.js';
+import type { Principal, Scope } from '../tenancy/principal.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import type { ExecutionService } from '../executions/service.js';
@@ -32,6 +32,12 @@ export interface ToolContext {
 /** One tool: a schema the SDK validates and turns into JSON schema, and a thin handler. */
 export interface ToolDef<S extends z.ZodRawShape = z.ZodRawShape> {
   name: string;
+  /**
+   * The scope a key needs to call it (tenancy/principal.ts), checked before `run`: tools that
+   * act in a sandbox need `sessions` (even reads: without a sandbox id they make the connection's
+   * own), running code needs `invoke`, listings need `read`.
+   */
+  scope: Scope;
   title: string;
   description: string;
   inputSchema: S;

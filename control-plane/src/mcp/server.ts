@@ -1,4 +1,4 @@
-import type { Principal } from '../tenancy/principal.js';
+import { requireScope, type Principal } from '../tenancy/principal.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { ConnectionSandbox, type McpServices, type ToolContext, type ToolDef } from './context.js';
 import { PROFILES, type ProfileName } from './profiles.js';
@@ -48,6 +48,7 @@ export function buildMcpServer(profile: ProfileName, services: McpServices, prin
     if (!tool) throw new Error(`profile ${profile} lists tool ${name}, which no tools module defines`);
     server.registerTool(tool.name, { title: tool.title, description: tool.description, inputSchema: tool.inputSchema, ...(tool.annotations ? { annotations: tool.annotations } : {}) }, async (args: Record<string, unknown>) => {
       try {
+        requireScope(principal, tool.scope);
         return await tool.run(args, ctx);
       } catch (err) {
         return toolError(err, tool.name);

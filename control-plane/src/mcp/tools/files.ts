@@ -46,6 +46,7 @@ async function* bytesOf(source: AsyncGenerator<{ data: Uint8Array }>): AsyncGene
 
 const fileRead = defineTool({
   name: 'file_read',
+  scope: 'sessions',
   title: 'Read a file',
   description: `Reads a file in the sandbox's /workspace. Returns up to ${READ_DEFAULT_BYTES} bytes as UTF-8 text (or base64 with encoding: "base64"); for larger files the result says which offset to pass to read on.`,
   inputSchema: {
@@ -74,6 +75,7 @@ const fileRead = defineTool({
 
 const fileWrite = defineTool({
   name: 'file_write',
+  scope: 'sessions',
   title: 'Write a file',
   description: 'Creates or replaces a file in the sandbox\'s /workspace with the given content; missing parent directories are created.',
   inputSchema: {
@@ -94,6 +96,7 @@ const fileWrite = defineTool({
 
 const fileList = defineTool({
   name: 'file_list',
+  scope: 'sessions',
   title: 'List a directory',
   description: `Lists the entries of a directory in the sandbox's /workspace (default: /workspace itself) with type, size and modification time; at most ${LIST_MAX_ENTRIES} are returned.`,
   inputSchema: { ...sandboxArgs, path: path('Directory to list').optional() },
@@ -110,6 +113,7 @@ const fileList = defineTool({
 
 const fileMkdir = defineTool({
   name: 'file_mkdir',
+  scope: 'sessions',
   title: 'Create a directory',
   description: 'Creates a directory (and its missing parents) in the sandbox\'s /workspace; an existing directory is fine.',
   inputSchema: { ...sandboxArgs, path: path('Directory to create') },
@@ -123,6 +127,7 @@ const fileMkdir = defineTool({
 
 const fileRemove = defineTool({
   name: 'file_remove',
+  scope: 'sessions',
   title: 'Remove a file or directory',
   description: 'Removes a file, or a directory with recursive: true. Removing a path that does not exist is not an error (existed: false).',
   inputSchema: { ...sandboxArgs, path: path('File or directory to remove'), recursive: z.boolean().optional().describe('Remove a directory and everything in it (default false).') },
@@ -136,6 +141,7 @@ const fileRemove = defineTool({
 
 const fileMove = defineTool({
   name: 'file_move',
+  scope: 'sessions',
   title: 'Move or rename',
   description: 'Moves or renames a file or directory inside the sandbox\'s /workspace, replacing a file at the destination.',
   inputSchema: { ...sandboxArgs, source: path('Path to move'), destination: path('New path') },
@@ -149,6 +155,7 @@ const fileMove = defineTool({
 
 const fileCopy = defineTool({
   name: 'file_copy',
+  scope: 'sessions',
   title: 'Copy a file or directory',
   description: 'Copies a file, or a directory with everything in it, to a new path inside the sandbox\'s /workspace (parents are created; an existing file is replaced).',
   inputSchema: { ...sandboxArgs, source: path('Path to copy'), destination: path('Path of the copy') },
@@ -163,6 +170,7 @@ const fileCopy = defineTool({
 
 const fileInfo = defineTool({
   name: 'file_info',
+  scope: 'sessions',
   title: 'File information',
   description: 'Returns the type (file, dir, symlink), size in bytes, permissions and modification time of a path in the sandbox\'s /workspace.',
   inputSchema: { ...sandboxArgs, path: path('Path to inspect') },

@@ -32,6 +32,7 @@ function recordText(r: ExecutionRecord): { text: string; logs: string; note?: st
 
 const functionList = defineTool({
   name: 'function_list',
+  scope: 'read',
   title: 'List functions',
   description: 'Lists the Lambda-style functions your tenant has deployed on Kiln (name, runtime, handler, description), in name order. Call one with function_invoke.',
   inputSchema: {
@@ -50,6 +51,7 @@ const functionList = defineTool({
 
 const functionInvoke = defineTool({
   name: 'function_invoke',
+  scope: 'invoke',
   title: 'Invoke a function',
   description: 'Invokes a deployed function synchronously with a JSON event and returns its status, result (or Lambda-shaped error) and logs.',
   inputSchema: {
@@ -68,6 +70,7 @@ const functionInvoke = defineTool({
 
 const codeRun = defineTool({
   name: 'code_run',
+  scope: 'invoke',
   title: 'Run code',
   description:
     'Runs code in a fresh sandbox from a warm pool and returns result, stdout, stderr and error. ' +

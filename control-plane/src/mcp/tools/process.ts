@@ -7,6 +7,7 @@ const readRest = (stream: string) => (_shown: number, total: number) =>
 
 const processRun = defineTool({
   name: 'process_run',
+  scope: 'sessions',
   title: 'Run a command in a sandbox',
   description:
     'Runs a shell command in a Linux sandbox (no network unless its template allows it; /workspace is writable and persists between calls in the same sandbox) and returns its exit code, stdout and stderr. ' +
@@ -63,6 +64,7 @@ const processRun = defineTool({
 
 const processKill = defineTool({
   name: 'process_kill',
+  scope: 'sessions',
   title: 'Signal a process in a sandbox',
   description: 'Sends a signal (default SIGTERM) to a process started with process_run background: true, and to its process group. Returns whether it is still running and its output so far.',
   inputSchema: {

@@ -24,6 +24,7 @@ function required(a: { sandbox_id?: string | undefined; sandboxId?: string | und
 
 const sandboxCreate = defineTool({
   name: 'sandbox_create',
+  scope: 'sessions',
   title: 'Create a sandbox',
   description:
     'Creates a sandbox (a Kiln session: an isolated Linux environment with a persistent /workspace, leased from a warm pool, so it is ready in milliseconds). ' +
@@ -50,6 +51,7 @@ const sandboxCreate = defineTool({
 
 const sandboxGet = defineTool({
   name: 'sandbox_get',
+  scope: 'read',
   title: 'Get a sandbox',
   description: 'Returns a sandbox\'s template, creation and expiry times, idle timeout and metadata.',
   inputSchema: id,
@@ -62,6 +64,7 @@ const sandboxGet = defineTool({
 
 const sandboxList = defineTool({
   name: 'sandbox_list',
+  scope: 'read',
   title: 'List sandboxes',
   description: 'Lists running sandboxes, oldest first, optionally only those of a template and whose metadata has every given key=value.',
   inputSchema: {
@@ -77,6 +80,7 @@ const sandboxList = defineTool({
 
 const sandboxDelete = defineTool({
   name: 'sandbox_delete',
+  scope: 'sessions',
   title: 'Delete a sandbox',
   description: 'Ends a sandbox: every process in it is killed and its /workspace is discarded.',
   inputSchema: id,
