@@ -4,7 +4,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { SessionStore } from '../sessions/records.js';
-import { nfsTagKey } from '../sessions/nfs.js';
+import { nfsTagKey, sessionOfExport } from '../sessions/nfs.js';
 import type { ExecutorDirectory } from '../scheduler/records.js';
 import type { Keys } from '../store/keys.js';
 import type { SessionRecord } from '../sessions/records.js';
@@ -19,7 +19,7 @@ export interface Upstream {
 
 /** The lookups the gateway needs; undefined means "no such session (any more)". */
 export interface RouteSource {
-  bySession(sessionId: string): Promise<Upstream | undefined>;
+  bySession(exportName: string): Promise<Upstream | undefined>;
   byTag(tag: string): Promise<Upstream | undefined>;
 }
 
@@ -41,7 +41,12 @@ export class SessionRoutes implements RouteSource {
     private readonly executors: ExecutorDirectory,
   ) {}
 
-  bySession(sessionId: string): Promise<Upstream | undefined> {
+  /**
+   * The upstream of the export a MOUNT names (`<session-id>-<secret>`): the session's executor,
+   * which alone checks the secret (a wrong one is NOENT there, as an unknown session is here).
+   */
+  bySession(exportName: string): Promise<Upstream | undefined> {
+    const sessionId = sessionOfExport(exportName);
     return this.cached(`s:${sessionId}`, async () => this.upstreamOf(await this.sessions.get(sessionId)));
   }
 

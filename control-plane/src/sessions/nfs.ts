@@ -1,9 +1,10 @@
 /**
  * NFS export of a session's /workspace. Each executor runs one NFSv3 server (NFS and MOUNT on
  * one port); binding a session to its sandbox makes the executor export the sandbox's
- * /workspace as /<session-id>. Clients reach it on KILN_NFS_HOST, either through the control
+ * /workspace as /<session-id>-<secret>. Clients reach it on KILN_NFS_HOST, either through the control
  * plane's single-port gateway (KILN_NFS_PORT, nfs-gateway/) or on the executor's own port.
  */
+import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { Agent } from '../agent/client.js';
 import { sessionRpcError } from '../agent/session-client.js';
@@ -20,6 +21,8 @@ export interface NfsExportInput {
 
 /** What the session record keeps about its export. */
 export interface SessionNfs {
+  /** The export's name on the executor: `<session-id>-<secret>`; absent on records from before the secret (then the session id). */
+  exportName?: string;
   /** Where clients connect: the gateway, or the executor's own NFS port. */
   host: string;
   port: number;
@@ -37,7 +40,7 @@ export interface SessionNfsView {
   port: number;
   readOnly: boolean;
   allow: string[];
-  /** The path clients mount: /<session-id>. */
+  /** The path clients mount: /<session-id>-<secret>. */
   exportPath: string;
   /** libnfs URL of the export root. */
   url: string;
@@ -109,18 +112,32 @@ function upstreamHost(executor: ExecutorHandle): string {
  */
 export async function bindSessionExport(agent: Agent, sessionId: string, sandboxId: string, options: { readOnly: boolean; allow: string[] }, access: NfsAccess): Promise<SessionNfs | undefined> {
   if (!agent.executor.nfsPort) return undefined;
-  const res = await agent.bindSession(sessionId, sandboxId, options).catch((err: unknown) => Promise.reject(sessionRpcError(err, agent.executor.id)));
+  // The export's name is the session id and a secret only the session's tenant is shown: knowing
+  // a session id (another tenant may learn one from a log or a label) does not mount it.
+  const exportName = `${sessionId}-${randomBytes(16).toString('hex')}`;
+  const res = await agent.bindSession(exportName, sandboxId, options).catch((err: unknown) => Promise.reject(sessionRpcError(err, agent.executor.id)));
   // The executor's own answer wins over the recorded port: it is what it listens on now.
   const port = res.nfsPort || agent.executor.nfsPort;
   const upstream = { host: upstreamHost(agent.executor), port };
-  const routing = { upstream, ...(res.nfsExportTag ? { tag: res.nfsExportTag } : {}) };
+  const routing = { exportName, upstream, ...(res.nfsExportTag ? { tag: res.nfsExportTag } : {}) };
   if (access.gatewayPort !== undefined) return { host: access.host, port: access.gatewayPort, readOnly: options.readOnly, allow: options.allow, ...routing };
   return { host: agent.executor.nfsHost ?? access.host, port, readOnly: options.readOnly, allow: options.allow, ...routing };
 }
 
+/** The name the session's export has on its executor (records from before export secrets: the session id). */
+export function exportNameOf(sessionId: string, nfs: Pick<SessionNfs, 'exportName'>): string {
+  return nfs.exportName ?? sessionId;
+}
+
+/** The session id an export name (or a mount path's first component) names: the part before the secret. */
+export function sessionOfExport(name: string): string {
+  const dash = name.indexOf('-');
+  return dash < 0 ? name : name.slice(0, dash);
+}
+
 /** Forgets the session's export on its executor; unknown sessions are a no-op there. */
-export async function unbindSessionExport(agent: Agent, sessionId: string): Promise<void> {
-  await agent.unbindSession(sessionId).catch((err: unknown) => Promise.reject(sessionRpcError(err, agent.executor.id)));
+export async function unbindSessionExport(agent: Agent, exportName: string): Promise<void> {
+  await agent.unbindSession(exportName).catch((err: unknown) => Promise.reject(sessionRpcError(err, agent.executor.id)));
 }
 
 /** libnfs URL of `path` inside the session's export. */

@@ -16,7 +16,7 @@ import type { Keys } from '../store/keys.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import { templateRunners } from '../templates/template.js';
 import { SessionBusyError, SessionCodeConflictError, SessionLostError, SessionNotFoundError, UnsupportedResourcesError } from './errors.js';
-import { bindSessionExport, NfsDisabledError, nfsUrl, nfsView, unbindSessionExport, validateAllowList, type NfsExportInput, type SessionNfs, type SessionNfsView } from './nfs.js';
+import { bindSessionExport, exportNameOf, NfsDisabledError, nfsUrl, nfsView, unbindSessionExport, validateAllowList, type NfsExportInput, type SessionNfs, type SessionNfsView } from './nfs.js';
 import { SessionStore, type SessionRecord } from './records.js';
 
 /** Function key under which session leases are taken: it has no hot instances, so warm or cold. */
@@ -106,7 +106,7 @@ function view(r: SessionRecord): SessionView {
     timeoutMs: r.timeoutMs,
     idleTimeoutMs: r.idleTimeoutMs,
     metadata: r.metadata,
-    ...(r.nfs ? { nfsUrl: nfsUrl(r.id, r.nfs), nfs: nfsView(r.id, r.nfs) } : {}),
+    ...(r.nfs ? { nfsUrl: nfsUrl(exportNameOf(r.id, r.nfs), r.nfs), nfs: nfsView(exportNameOf(r.id, r.nfs), r.nfs) } : {}),
   };
 }
 
@@ -217,7 +217,7 @@ export class SessionService {
     if (executor) {
       // Cut NFS first, so no client writes land between the end and the sandbox's removal.
       // Destroying the sandbox drops the export too, so a failure here only costs a log line.
-      if (r.nfs) await unbindSessionExport(this.agents.get(executor), r.id).catch((err: unknown) => log('debug', 'could not unbind the session export', { sessionId: r.id, error: String(err) }));
+      if (r.nfs) await unbindSessionExport(this.agents.get(executor), exportNameOf(r.id, r.nfs)).catch((err: unknown) => log('debug', 'could not unbind the session export', { sessionId: r.id, error: String(err) }));
       await this.scheduler.destroy({ template: r.template, sandboxId: r.sandboxId, executor });
     } else await this.scheduler.forget(r.template, r.sandboxId);
     return true;

@@ -85,14 +85,14 @@ export async function benchNfs(socket: string, opts: { sizeMB?: number } = {}): 
   try {
     const created = await postJson(`${kiln.url}/api/v1/sessions`, { template: 'nodejs' });
     if (created.status !== 201 || !created.body.nfs) throw new Error(`session create failed or has no NFS export: ${JSON.stringify(created.body)}`);
-    const { id, nfs } = created.body as { id: string; nfs: { port: number } };
+    const { id, nfs } = created.body as { id: string; nfs: { port: number; exportPath: string } };
     // The session record shows the gateway; the executor's own port is in the stored record.
     const redis = new Redis({ path: socket });
     const stored = JSON.parse((await redis.get(`${prefix}:ses:${id}`)) ?? '{}') as { nfs?: { upstream?: { port: number } } };
     redis.disconnect();
     const direct = stored.nfs?.upstream?.port;
     if (!direct) throw new Error('the session record has no executor NFS port');
-    const url = (path: string, port = direct): string => `nfs://127.0.0.1/${id}${path}?nfsport=${port}&mountport=${port}&version=3`;
+    const url = (path: string, port = direct): string => `nfs://127.0.0.1${nfs.exportPath}${path}?nfsport=${port}&mountport=${port}&version=3`;
     const src = join(work, 'src.bin');
     writeRandomFile(src, bytes);
 

@@ -44,7 +44,7 @@ interface StoredNfs {
 const withSession = <T>(fn: (s: Session) => Promise<T>, body?: Record<string, unknown>): Promise<T> => withNfsSession(k, fn, body);
 const stored = async (s: Session): Promise<StoredNfs> => JSON.parse((await k.redis.get(`${k.prefix}:ses:${s.id}`)) as string) as StoredNfs;
 /** libnfs URL of `path` below the session's export, through the gateway's one port. */
-const url = (s: Session, path = ''): string => libnfsUrl(gw, s.id, path);
+const url = (s: Session, path = ''): string => libnfsUrl(gw, s.nfs.exportPath.slice(1), path);
 const sh = (s: Session, script: string) => sessionSh(k, s, script);
 const gateway = async (): Promise<Nfs3TestClient> => new Nfs3TestClient(await RawRpcClient.connect(gw));
 /** libnfs tools (nfs-cp, nfs-cat, nfs-ls), killed after 2 minutes. */
@@ -72,8 +72,9 @@ describe('single-port NFS gateway', () => {
   it('puts the gateway port on every session and copies files in and out through it', async () => {
     expect(gw).toBeGreaterThan(0);
     await withSession(async (s) => {
-      expect(s.nfsUrl).toBe(`nfs://127.0.0.1/${s.id}?nfsport=${gw}&mountport=${gw}&version=3`);
-      expect(s.nfs.mountCommand).toBe(`mount -t nfs -o nfsvers=3,tcp,nolock,port=${gw},mountport=${gw} 127.0.0.1:/${s.id} /mnt`);
+      expect(s.nfs.exportPath).toMatch(new RegExp(`^/${s.id}-[0-9a-f]{32}$`));
+      expect(s.nfsUrl).toBe(`nfs://127.0.0.1${s.nfs.exportPath}?nfsport=${gw}&mountport=${gw}&version=3`);
+      expect(s.nfs.mountCommand).toBe(`mount -t nfs -o nfsvers=3,tcp,nolock,port=${gw},mountport=${gw} 127.0.0.1:${s.nfs.exportPath} /mnt`);
       // Routing details stay internal: the tag and the executor's own address are not shown.
       expect(Object.keys(s.nfs).sort()).toEqual(['allow', 'exportPath', 'host', 'mountCommand', 'port', 'readOnly', 'url']);
       const rec = await stored(s);
@@ -105,8 +106,8 @@ describe('single-port NFS gateway', () => {
         }
         const c = await gateway();
         try {
-          const rootA = (await c.mount(`/${a.id}`)).fh as Buffer;
-          const rootB = (await c.mount(`/${b.id}`)).fh as Buffer;
+          const rootA = (await c.mount(a.nfs.exportPath)).fh as Buffer;
+          const rootB = (await c.mount(b.nfs.exportPath)).fh as Buffer;
           const [fa, fb] = await Promise.all([c.lookup(rootA, 'me.txt'), c.lookup(rootB, 'me.txt')]);
           const [da, db] = await Promise.all([c.read(fa.fh as Buffer, 0n, 4096), c.read(fb.fh as Buffer, 0n, 4096)]);
           expect(da.data?.toString()).toBe(`I am ${a.id}\n`);
@@ -133,11 +134,14 @@ describe('single-port NFS gateway', () => {
       expect((await c.lookup(fh, 'x')).status).toBe(NFS3.STALE);
       // An ended session's handles go STALE through the gateway too.
       const res = await k.call('POST', '/api/v1/sessions', { template: 'nodejs' });
-      const root = (await c.mount(`/${res.body.id}`)).fh as Buffer;
+      // The session id alone, or with another secret, mounts nothing: the export's secret is its tenant's.
+      expect((await c.mount(`/${res.body.id}`)).status).toBe(MNT3.NOENT);
+      expect((await c.mount(`/${res.body.id}-${'0'.repeat(32)}`)).status).toBe(MNT3.NOENT);
+      const root = (await c.mount(res.body.nfs.exportPath)).fh as Buffer;
       expect((await c.getattr(root)).status).toBe(NFS3.OK);
       await k.call('DELETE', `/api/v1/sessions/${res.body.id}`);
       expect((await c.getattr(root)).status).toBe(NFS3.STALE);
-      expect((await c.mount(`/${res.body.id}`)).status).toBe(MNT3.NOENT);
+      expect((await c.mount(res.body.nfs.exportPath)).status).toBe(MNT3.NOENT);
     } finally {
       c.rpc.close();
     }
@@ -149,7 +153,7 @@ describe('single-port NFS gateway', () => {
         expect((await run('nfs-ls', [url(s)])).code).not.toBe(0);
         const c = await gateway();
         try {
-          expect((await c.mount(`/${s.id}`)).status).toBe(MNT3.ACCES);
+          expect((await c.mount(`${s.nfs.exportPath}`)).status).toBe(MNT3.ACCES);
         } finally {
           c.rpc.close();
         }
@@ -171,7 +175,7 @@ describe('single-port NFS gateway', () => {
           100005,
           3,
           1,
-          Buffer.concat([Buffer.from([0, 0, 0, s.id.length + 1]), Buffer.from(`/${s.id}`), Buffer.alloc((4 - ((s.id.length + 1) % 4)) % 4)]),
+          Buffer.concat([Buffer.from([0, 0, 0, s.nfs.exportPath.length]), Buffer.from(s.nfs.exportPath), Buffer.alloc((4 - (s.nfs.exportPath.length % 4)) % 4)]),
         );
         const line = 'PROXY TCP4 10.9.9.9 127.0.0.1 5555 2049';
         const unproven = await exchange(up.port, Buffer.concat([Buffer.from(`${line}\r\n`), ...frameRecord([mnt])]));
@@ -212,7 +216,7 @@ describe('single-port NFS gateway', () => {
       const c = await gateway();
       try {
         expect((await c.rpc.call(100000, 2, 3)).stat).toBe(1);
-        expect((await c.mount(`/${s.id}`)).status).toBe(MNT3.OK);
+        expect((await c.mount(`${s.nfs.exportPath}`)).status).toBe(MNT3.OK);
       } finally {
         c.rpc.close();
       }
@@ -229,7 +233,7 @@ describe('single-port NFS gateway', () => {
       rec.nfs.upstream.port = 9;
       await k.redis.set(key, JSON.stringify(rec));
       const c = await gateway();
-      await expect(c.mount(`/${s.id}`)).rejects.toThrow(/connection closed/);
+      await expect(c.mount(`${s.nfs.exportPath}`)).rejects.toThrow(/connection closed/);
       c.rpc.close();
       rec.nfs.upstream.port = real;
       await k.redis.set(key, JSON.stringify(rec));

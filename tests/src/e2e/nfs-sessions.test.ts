@@ -33,7 +33,7 @@ afterAll(async () => {
 type Session = NfsSession;
 const withSession = <T>(fn: (s: Session) => Promise<T>, body?: Record<string, unknown>): Promise<T> => withNfsSession(k, fn, body);
 /** libnfs URL of `path` below the session's export ("" is the export root). */
-const url = (s: Session, path = '', id = s.id): string => libnfsUrl(s.nfs.port, id, path);
+const url = (s: Session, path = '', id = s.nfs.exportPath.slice(1)): string => libnfsUrl(s.nfs.port, id, path);
 const sh = (s: Session, script: string) => sessionSh(k, s, script);
 /** libnfs tools (nfs-cp, nfs-cat, nfs-ls), killed after 2 minutes. */
 const run = (cmd: string, args: string[]) => runCommand(cmd, args, 120_000);
@@ -55,9 +55,11 @@ async function rawClient(s: Session): Promise<Nfs3TestClient> {
 describe('NFS export of session workspaces', () => {
   it('puts nfsUrl, the export and the mount command on the session record', async () => {
     await withSession(async (s) => {
-      expect(s.nfsUrl).toBe(`nfs://127.0.0.1/${s.id}?nfsport=${s.nfs.port}&mountport=${s.nfs.port}&version=3`);
-      expect(s.nfs).toMatchObject({ host: '127.0.0.1', exportPath: `/${s.id}`, readOnly: false, allow: [], url: s.nfsUrl });
-      expect(s.nfs.mountCommand).toBe(`mount -t nfs -o nfsvers=3,tcp,nolock,port=${s.nfs.port},mountport=${s.nfs.port} 127.0.0.1:/${s.id} /mnt`);
+      // The export is the session id and a secret only the session's tenant is shown.
+      expect(s.nfs.exportPath).toMatch(new RegExp(`^/${s.id}-[0-9a-f]{32}$`));
+      expect(s.nfsUrl).toBe(`nfs://127.0.0.1${s.nfs.exportPath}?nfsport=${s.nfs.port}&mountport=${s.nfs.port}&version=3`);
+      expect(s.nfs).toMatchObject({ host: '127.0.0.1', readOnly: false, allow: [], url: s.nfsUrl });
+      expect(s.nfs.mountCommand).toBe(`mount -t nfs -o nfsvers=3,tcp,nolock,port=${s.nfs.port},mountport=${s.nfs.port} 127.0.0.1:${s.nfs.exportPath} /mnt`);
       const got = await k.call('GET', `/api/v1/sessions/${s.id}`);
       expect(got.body).toMatchObject({ nfsUrl: s.nfsUrl, nfs: s.nfs });
       // The executor record (what a restarted control plane adopts) keeps the NFS port.
@@ -98,10 +100,10 @@ describe('NFS export of session workspaces', () => {
       expect(sub.stdout).toBe('c\n');
       const c = await rawClient(s);
       try {
-        const deep = await c.mount(`/${s.id}/src/lib`);
+        const deep = await c.mount(`${s.nfs.exportPath}/src/lib`);
         expect(deep.status).toBe(MNT3.OK);
         expect((await c.listAll(deep.fh as Buffer)).filter((n) => !n.startsWith('.')).sort()).toEqual(['b.ts', 'deep']);
-        expect((await c.mount(`/${s.id}/nope`)).status).toBe(MNT3.NOENT);
+        expect((await c.mount(`${s.nfs.exportPath}/nope`)).status).toBe(MNT3.NOENT);
       } finally {
         c.rpc.close();
       }
@@ -112,7 +114,7 @@ describe('NFS export of session workspaces', () => {
     await withSession(async (s) => {
       const c = await rawClient(s);
       try {
-        const root = (await c.mount(`/${s.id}`)).fh as Buffer;
+        const root = (await c.mount(`${s.nfs.exportPath}`)).fh as Buffer;
         const made = await c.mkdir(root, 'made-over-nfs');
         expect(made.status).toBe(NFS3.OK);
         expect((await sh(s, 'test -d made-over-nfs && stat -c %u made-over-nfs')).stdout).toBe('1000\n');
@@ -159,16 +161,16 @@ describe('NFS export of session workspaces', () => {
         expect(climb.stdout).not.toContain('secret-of-b');
         const c = await rawClient(a);
         try {
-          expect((await c.mount(`/${b.id}/../${a.id}`)).status).toBe(MNT3.ACCES);
-          expect((await c.mount(`/${a.id}/../${b.id}`)).status).toBe(MNT3.ACCES);
-          const rootA = (await c.mount(`/${a.id}`)).fh as Buffer;
+          expect((await c.mount(`${b.nfs.exportPath}/..${a.nfs.exportPath}`)).status).toBe(MNT3.ACCES);
+          expect((await c.mount(`${a.nfs.exportPath}/..${b.nfs.exportPath}`)).status).toBe(MNT3.ACCES);
+          const rootA = (await c.mount(a.nfs.exportPath)).fh as Buffer;
           expect((await c.lookup(rootA, `../${b.id}`)).status).toBe(NFS3.ACCES);
           const up = await c.lookup(rootA, '..');
           expect((await c.lookup(up.fh as Buffer, 'secret.txt')).status).not.toBe(NFS3.OK);
           // A's handle with B's export tag spliced in (a forgery attempt) fails its MAC, whether
           // or not the two sessions share an executor (a different one has another secret).
           const cb = await rawClient(b);
-          const rootB = (await cb.mount(`/${b.id}`)).fh as Buffer;
+          const rootB = (await cb.mount(b.nfs.exportPath)).fh as Buffer;
           cb.rpc.close();
           const forged = Buffer.from(rootA);
           rootB.copy(forged, 1, 1, 9);
@@ -200,7 +202,7 @@ describe('NFS export of session workspaces', () => {
         expect((await run('nfs-cat', [url(s, '/kept.txt')])).stdout).toBe('keep\n');
         const c = await rawClient(s);
         try {
-          const root = (await c.mount(`/${s.id}`)).fh as Buffer;
+          const root = (await c.mount(`${s.nfs.exportPath}`)).fh as Buffer;
           expect((await c.mkdir(root, 'nope')).status).toBe(NFS3.ROFS);
           expect(await c.remove(root, 'kept.txt')).toBe(NFS3.ROFS);
         } finally {
@@ -220,7 +222,7 @@ describe('NFS export of session workspaces', () => {
         expect(ls.code).not.toBe(0);
         const c = await rawClient(s);
         try {
-          expect((await c.mount(`/${s.id}`)).status).toBe(MNT3.ACCES);
+          expect((await c.mount(`${s.nfs.exportPath}`)).status).toBe(MNT3.ACCES);
         } finally {
           c.rpc.close();
         }
@@ -256,10 +258,10 @@ describe('NFS export of session workspaces', () => {
     const s = res.body as Session;
     const c = await rawClient(s);
     try {
-      const root = (await c.mount(`/${s.id}`)).fh as Buffer;
+      const root = (await c.mount(`${s.nfs.exportPath}`)).fh as Buffer;
       expect((await c.getattr(root)).status).toBe(NFS3.OK);
       expect((await k.call('DELETE', `/api/v1/sessions/${s.id}`)).status).toBe(204);
-      expect((await c.mount(`/${s.id}`)).status).toBe(MNT3.NOENT);
+      expect((await c.mount(`${s.nfs.exportPath}`)).status).toBe(MNT3.NOENT);
       expect((await c.getattr(root)).status).toBe(NFS3.STALE);
       expect((await run('nfs-ls', [url(s)])).code).not.toBe(0);
       expect((await c.mount('/ses_doesnotexist')).status).toBe(MNT3.NOENT);

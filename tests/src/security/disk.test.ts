@@ -96,7 +96,7 @@ describe('disk limits', () => {
       const src = join(local, `nfs-${s.id}.bin`);
       writeFileSync(src, Buffer.alloc(24 * MB, 7));
       const results = [];
-      for (let i = 0; i < 4; i++) results.push(await runCommand('nfs-cp', [src, libnfsUrl(s.nfs.port, s.id, `/n${i}.bin`)], 120_000));
+      for (let i = 0; i < 4; i++) results.push(await runCommand('nfs-cp', [src, libnfsUrl(s.nfs.port, s.nfs.exportPath.slice(1), `/n${i}.bin`)], 120_000));
       expect(results.some((r) => r.code !== 0), JSON.stringify(results.map((r) => r.code))).toBe(true);
       const used = await sh(s, 'du -sb /workspace | cut -f1');
       expect(Number(used.stdout)).toBeLessThanOrEqual(DISK_MB * MB);
