@@ -108,7 +108,9 @@ describe('docker platform, end to end (podman)', () => {
       expect(created.body.nfs.port).toBe(k!.kiln.nfsPort);
       writeFileSync(join(dir, 'in.txt'), 'over nfs into a container\n');
       // Asynchronous: the gateway serves from this very process, so a blocking spawn would hang.
-      const target = (created.body.nfsUrl as string).replace(`/${id}?`, `/${id}/in.txt?`);
+      const exportPath = created.body.nfs.exportPath as string;
+      const target = (created.body.nfsUrl as string).replace(`${exportPath}?`, `${exportPath}/in.txt?`);
+      expect(target).toContain('/in.txt?');
       const cp = await new Promise<{ code: number; stderr: string }>((resolve) =>
         execFile('nfs-cp', [join(dir, 'in.txt'), target], { timeout: 60_000 }, (err, _out, stderr) => resolve({ code: err ? 1 : 0, stderr })),
       );
