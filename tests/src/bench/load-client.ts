@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { fileURLToPath } from 'node:url';
 import { applyCpuPolicy } from '@kiln/control-plane/cpu-policy';
 import { postJson } from './http.js';
@@ -9,8 +10,10 @@ const MEASURING = 'measuring\n';
 
 interface LoadSpec {
   url: string;
+  /** Load through the AWS SDK's Lambda client (Invoke on this function) instead of a REST POST of `body`. */
+  lambda?: { endpoint: string; functionName: string };
   body: unknown;
-  /** Every answer's `result` must equal this (a wrong answer fails the run). */
+  /** Every answer's `result` (the whole payload through the Lambda client) must equal this (a wrong answer fails the run). */
   expect: unknown;
   clients: number;
   warmupMs: number;
@@ -76,6 +79,20 @@ async function main(): Promise<void> {
   const spec = JSON.parse(input) as LoadSpec;
   const want = JSON.stringify(spec.expect);
   const timings = process.env.LOAD_TIMINGS ? new TimingSums() : undefined;
+  if (spec.lambda) {
+    const client = new LambdaClient({ endpoint: spec.lambda.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'kiln', secretAccessKey: 'kiln' }, maxAttempts: 1 });
+    const cmd = { FunctionName: spec.lambda.functionName, Payload: Buffer.from(JSON.stringify(spec.body)) };
+    const viaSdk = async (): Promise<void> => {
+      const out = await client.send(new InvokeCommand(cmd));
+      const got = Buffer.from(out.Payload ?? []).toString('utf8');
+      if (out.FunctionError || got !== want) throw new Error(`unexpected answer ${got}`);
+    };
+    await throughput(spec.clients, spec.warmupMs, viaSdk);
+    process.stdout.write(MEASURING);
+    process.stdout.write(`${await throughput(spec.clients, spec.durationMs, viaSdk)}\n`);
+    client.destroy();
+    return;
+  }
   const once = async (): Promise<void> => {
     const t0 = performance.now();
     const res = await postJson(spec.url, spec.body);
