@@ -1,6 +1,7 @@
 import { DEFAULT_TENANT } from '../tenancy/principal.js';
 import { InvokeStatus, type InvokeResponse } from '@kiln/proto/executor/invoke';
 import type { AgentPool } from '../agent/client.js';
+import { SandboxLostError } from '../agent/errors.js';
 import type { LeaseCache } from '../scheduler/lease-cache.js';
 import type { Lease, Scheduler } from '../scheduler/scheduler.js';
 import type { TemplateRegistry } from '../templates/registry.js';
@@ -11,6 +12,12 @@ import { invokeRequest, outcomeOf } from './request.js';
 const LEASE_WAIT_MS = 30_000;
 /** Extra time the control plane gives the executor beyond the handler's own timeout. */
 const RPC_MARGIN_MS = 5_000;
+/**
+ * Places on another sandbox after SandboxLost: the executor had no such sandbox (it died after
+ * its last answer, or the executor restarted), so the handler did not run and placing the job
+ * again keeps a synchronous call at most once. Bounded so that a broken executor cannot loop.
+ */
+const LOST_SANDBOX_RETRIES = 2;
 
 /**
  * Runs one attempt of a job on a sandbox: lease one (hot, warm or cold), invoke over gRPC,
@@ -30,19 +37,29 @@ export class Dispatcher {
     const template = this.templates.get(job.template);
     const fn = job.function;
     const t0 = performance.now();
-    // A cached lease must outlive this invocation's RPC deadline; a new one gets the margin twice.
-    const lease =
-      this.leases.take(template.name, fn.key, job.timeoutMs + RPC_MARGIN_MS) ??
-      (await this.scheduler.acquire(template, fn.runner, fn.key, LEASE_WAIT_MS, job.timeoutMs + RPC_MARGIN_MS * 2));
-    const scheduleMs = performance.now() - t0;
+    let lost = 0;
+    let lease: Lease;
     let res: InvokeResponse;
-    try {
-      res = await this.invoke(lease, job, lease.startType !== 'hot');
-      if (res.status === InvokeStatus.INVOKE_STATUS_NEEDS_FUNCTION) res = await this.invoke(lease, job, true);
-    } catch (err) {
-      await this.scheduler.destroy(lease);
-      // Already the control plane's error (agent/errors.ts): ExecutorLost when the executor went away.
-      throw err;
+    let scheduleMs: number;
+    for (;;) {
+      // A cached lease must outlive this invocation's RPC deadline; a new one gets the margin twice.
+      lease =
+        this.leases.take(template.name, fn.key, job.timeoutMs + RPC_MARGIN_MS) ??
+        (await this.scheduler.acquire(template, fn.runner, fn.key, LEASE_WAIT_MS, job.timeoutMs + RPC_MARGIN_MS * 2));
+      // Until the sandbox that ran it was leased, lost ones included.
+      scheduleMs = performance.now() - t0;
+      try {
+        res = await this.invoke(lease, job, lease.startType !== 'hot');
+        if (res.status === InvokeStatus.INVOKE_STATUS_NEEDS_FUNCTION) res = await this.invoke(lease, job, true);
+        break;
+      } catch (err) {
+        if (err instanceof SandboxLostError) {
+          await this.scheduler.forget(lease.template, lease.sandboxId);
+          if (lost++ < LOST_SANDBOX_RETRIES) continue;
+        } else await this.scheduler.destroy(lease);
+        // Already the control plane's error (agent/errors.ts): ExecutorLost when the executor went away.
+        throw err;
+      }
     }
     if (res.sandboxAlive) this.leases.park(lease, fn.key);
     else await this.scheduler.forget(lease.template, lease.sandboxId);

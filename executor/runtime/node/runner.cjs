@@ -395,9 +395,10 @@ function postResult(inv, value) {
   finish(inv);
 }
 
-function postFailure(inv, error) {
+/** `exiting`: the runner exits right after this answer, so the executor must not reuse the sandbox. */
+function postFailure(inv, error, exiting = false) {
   if (inv.done) return;
-  channel.send({ type: 'result', id: inv.id, ok: false, maxRssKB: maxRssKB(), error });
+  channel.send({ type: 'result', id: inv.id, ok: false, maxRssKB: maxRssKB(), error, ...(exiting ? { exiting: true } : {}) });
   finish(inv);
 }
 
@@ -427,7 +428,7 @@ function onFatal(error, kind) {
     logLine('ERROR', util.format(kind === 'rejection' ? 'Unhandled Promise Rejection' : 'Uncaught Exception', toFormatted(error)));
   }
   if (cur && !cur.done) {
-    postFailure(cur, toRapid(error));
+    postFailure(cur, toRapid(error), true);
   } else if (state === 'loading') {
     state = 'failed';
     loadErrorObj = toRapid(error);
@@ -455,7 +456,7 @@ function installProcessHandlers() {
     // User code called process.exit(): report it like AWS reports a runtime exit.
     if (cur && !cur.done) {
       cur.done = true;
-      channel.sendSync({ type: 'result', id: cur.id, ok: false, error: exitError(cur.id, code) });
+      channel.sendSync({ type: 'result', id: cur.id, ok: false, error: exitError(cur.id, code), exiting: true });
     } else if (state === 'loading') {
       channel.sendSync({ type: 'loadError', error: exitError(null, code) });
     }

@@ -380,7 +380,7 @@ function onBootstrapExit(code, signal) {
   }
   if (cur && !cur.done) {
     cur.done = true;
-    channel.send({ type: 'result', id: cur.id, ok: false, error: exitError(cur.id, code, signal) });
+    channel.send({ type: 'result', id: cur.id, ok: false, error: exitError(cur.id, code, signal), exiting: true });
     cur = null;
   }
   // The runtime is gone: exit so the executor replaces the sandbox.
@@ -498,7 +498,7 @@ process.on('uncaughtException', (err) => {
   try {
     channel.send({ type: 'log', id: null, stream: 'stderr', data: `[kiln-runner] ${err && err.stack ? err.stack : err}\n` });
     if (cur && !cur.done) {
-      channel.send({ type: 'result', id: cur.id, ok: false, error: { errorType: 'Runtime.Unknown', errorMessage: String(err), stackTrace: [] } });
+      channel.send({ type: 'result', id: cur.id, ok: false, error: { errorType: 'Runtime.Unknown', errorMessage: String(err), stackTrace: [] }, exiting: true });
     }
   } finally {
     shuttingDown = true;

@@ -722,7 +722,7 @@ def _finish_exit(invoke_id, code):
     """sys.exit() in a handler: AWS reports the runtime exit; so do we, then exit."""
     global _shutting_down
     _out.flush_all()
-    _send({"type": "result", "id": invoke_id, "ok": False, "error": _exit_error(invoke_id, code)})
+    _send({"type": "result", "id": invoke_id, "ok": False, "error": _exit_error(invoke_id, code), "exiting": True})
     _shutting_down = True
     os._exit(code)
 

@@ -331,6 +331,7 @@ for (const mode of MODES) {
       const { result, text } = await runner.invoke({});
       expect(result.ok).toBe(false);
       expect(result.error.errorType).toBe('Runtime.UnhandledPromiseRejection');
+      expect(result.exiting, 'the executor must not reuse a runner that is exiting').toBe(true);
       expect(result.error.errorMessage).toBe('Error: nobody catches me');
       expect(result.error.stackTrace[0]).toBe('Runtime.UnhandledPromiseRejection: Error: nobody catches me');
       expect(text).toContain('\tERROR\tUnhandled Promise Rejection \t{"errorType":"Runtime.UnhandledPromiseRejection"');
@@ -342,6 +343,7 @@ for (const mode of MODES) {
       const { runner } = await app('index.timerThrows');
       const { result } = await runner.invoke({});
       expect(result.error).toMatchObject({ errorType: 'Error', errorMessage: 'boom in timer' });
+      expect(result.exiting).toBe(true);
       expect((await runner.exit).code).toBe(129);
     });
 
@@ -353,6 +355,7 @@ for (const mode of MODES) {
         errorMessage: 'RequestId: exit-1 Error: Runtime exited with error: exit status 3',
         stackTrace: [],
       });
+      expect(result.exiting).toBe(true);
       expect((await runner.exit).code).toBe(3);
     });
 

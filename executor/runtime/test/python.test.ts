@@ -345,6 +345,7 @@ for (const mode of MODES) {
         errorMessage: 'RequestId: exit-1 Error: Runtime exited with error: exit status 4',
         stackTrace: [],
       });
+      expect(result.exiting, 'the executor must not reuse a runner that is exiting').toBe(true);
       expect((await runner.exit).code).toBe(4);
     });
 

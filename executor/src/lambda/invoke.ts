@@ -151,10 +151,14 @@ async function runHandler(sandbox: Sandbox, req: InvokeRequest, logs: LogBuffer,
   let reply: RunnerMessage | undefined;
   let failure: ErrorShape | undefined;
   let status = InvokeStatus.INVOKE_STATUS_SUCCEEDED;
+  // Set when this call kills the sandbox: it is dying, not dead, until its process has exited,
+  // and a dying sandbox reported alive would be parked hot and given the caller's next call.
+  let killed = false;
   try {
     reply = await sandbox.invoke(message, req.requestId, req.timeoutMs);
   } catch (err) {
     sandbox.kill();
+    killed = true;
     if (err instanceof TimeoutError) {
       status = InvokeStatus.INVOKE_STATUS_TIMEOUT;
       failure = { errorType: 'Sandbox.Timedout', errorMessage: `Task timed out after ${(req.timeoutMs / 1000).toFixed(2)} seconds`, stackTrace: [] };
@@ -171,7 +175,12 @@ async function runHandler(sandbox: Sandbox, req: InvokeRequest, logs: LogBuffer,
     status = InvokeStatus.INVOKE_STATUS_FAILED;
     failure = toError(reply.error, 'Error');
   }
-  const alive = sandbox.state !== 'dead' && status !== InvokeStatus.INVOKE_STATUS_TIMEOUT && failure?.errorType !== 'Runtime.ExitError';
+  if (reply?.exiting === true) {
+    // The runner answered and is exiting (process.exit, an uncaught error): never reuse it.
+    sandbox.kill();
+    killed = true;
+  }
+  const alive = !killed && sandbox.state !== 'dead';
   const maxMemoryMb = alive ? await sandbox.peakMemoryMB(reply?.maxRssKB) : outOfMemory ? memoryMB : 0;
   if (status === InvokeStatus.INVOKE_STATUS_TIMEOUT) logs.line(`${new Date().toISOString()} ${requestId} ${failure?.errorMessage}`);
   logs.line(`END RequestId: ${requestId}`);
@@ -186,5 +195,5 @@ async function runHandler(sandbox: Sandbox, req: InvokeRequest, logs: LogBuffer,
       payload = Buffer.from(JSON.stringify(reply.result ?? null));
     }
   }
-  return response({ status, payload, raw, error: failure, logs: logs.text(), logsTruncated: logs.truncated, initMs: initMs ?? 0, durationMs, maxMemoryMb: Math.round(maxMemoryMb), sandboxAlive: sandbox.state !== 'dead', loaded });
+  return response({ status, payload, raw, error: failure, logs: logs.text(), logsTruncated: logs.truncated, initMs: initMs ?? 0, durationMs, maxMemoryMb: Math.round(maxMemoryMb), sandboxAlive: alive, loaded });
 }
