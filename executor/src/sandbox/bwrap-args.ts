@@ -120,6 +120,10 @@ export function sandboxArgv(spec: SandboxSpec, bwrapPath: string): string[] {
     '--ro-bind', spec.taskDir, '/var/task',
     '--ro-bind', spec.runnerDir, '/opt/kiln/runtime',
   ];
+  // Custom runtimes expect Amazon Linux, where /bin/sh is bash: AWS's own tutorial bootstrap is
+  // `#!/bin/sh` then `set -euo pipefail` and `source`, which the host's dash refuses. The bind
+  // lands on what /usr/bin/sh points to, inside this sandbox's mount namespace only.
+  if (spec.runner === 'provided' && existsSync('/usr/bin/bash')) argv.push('--ro-bind', '/usr/bin/bash', '/usr/bin/sh');
   for (const path of HOST_ETC) if (existsSync(path)) argv.push('--ro-bind', path, path);
   for (const name of SYNTHETIC_ETC) argv.push('--ro-bind', `${spec.etcDir}/${name}`, `/etc/${name}`);
   // Outbound sandboxes resolve through slirp4netns's forwarder (network.ts), never the host's resolver.

@@ -30,7 +30,11 @@ describe('the AWS SDK with python and custom (provided) runtimes', () => {
     expect(JSON.parse(Buffer.from((await invoke('sdk-py', { name: 'again' })).Payload ?? []).toString()).count).toBe(2);
     const err = await invoke('sdk-py', {});
     expect(err.FunctionError).toBe('Unhandled');
-    expect(JSON.parse(Buffer.from(err.Payload ?? []).toString()).errorType).toBe('KeyError');
+    // Python's runtime shape and key order, as AWS answers: errorMessage, errorType, requestId, stackTrace.
+    const shape = JSON.parse(Buffer.from(err.Payload ?? []).toString());
+    expect(Object.keys(shape)).toEqual(['errorMessage', 'errorType', 'requestId', 'stackTrace']);
+    expect(shape).toMatchObject({ errorMessage: "'name'", errorType: 'KeyError', requestId: err.$metadata.requestId });
+    expect(shape.stackTrace.join('')).toContain('app.py');
   });
 
   it('deploys a bash custom runtime (executable bootstrap) and returns non-JSON bytes untouched', async () => {
@@ -46,5 +50,49 @@ describe('the AWS SDK with python and custom (provided) runtimes', () => {
     await lambda.send(new CreateFunctionCommand({ FunctionName: 'sdk-bash-text', Runtime: 'provided', Role: 'r', Handler: 'function.text', Code: { ZipFile: zip } }));
     const text = await invoke('sdk-bash-text', {});
     expect(Buffer.from(text.Payload ?? [])).toEqual(Buffer.from('plain text, \xff\xfe not json\n\tline two', 'latin1'));
+  });
+
+  it("runs AWS's custom-runtime tutorial exactly as published (#!/bin/sh with set -o pipefail and source: /bin/sh is bash)", async () => {
+    // From the Lambda developer guide, "Building a custom runtime" tutorial, unchanged.
+    const bootstrap = `#!/bin/sh
+
+set -euo pipefail
+
+# Initialization - load function handler
+source $LAMBDA_TASK_ROOT/"$(echo $_HANDLER | cut -d. -f1).sh"
+
+# Processing
+while true
+do
+  HEADERS="$(mktemp)"
+  # Get an event. The HTTP request will block until one is received
+  EVENT_DATA=$(curl -sS -LD "$HEADERS" "http://\${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime/invocation/next")
+
+  # Extract request ID by scraping response headers received above
+  REQUEST_ID=$(grep -Fi Lambda-Runtime-Aws-Request-Id "$HEADERS" | tr -d '[:space:]' | cut -d: -f2)
+
+  # Run the handler function from the script
+  RESPONSE=$($(echo "$_HANDLER" | cut -d. -f2) "$EVENT_DATA")
+
+  # Send the response
+  curl "http://\${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime/invocation/$REQUEST_ID/response"  -d "$RESPONSE"
+done
+`;
+    const functionSh = `function handler () {
+  EVENT_DATA=$1
+  echo "$EVENT_DATA" 1>&2;
+  RESPONSE="Echoing request: '$EVENT_DATA'"
+
+  echo $RESPONSE
+}
+`;
+    const zip = makeZip([
+      { path: 'bootstrap', content: bootstrap, mode: 0o755 },
+      { path: 'function.sh', content: functionSh },
+    ]);
+    await lambda.send(new CreateFunctionCommand({ FunctionName: 'aws-tutorial', Runtime: 'provided.al2023', Role: 'r', Handler: 'function.handler', Code: { ZipFile: zip } }));
+    const res = await invoke('aws-tutorial', { key1: 'value1' });
+    expect(res.FunctionError, Buffer.from(res.Payload ?? []).toString()).toBeUndefined();
+    expect(Buffer.from(res.Payload ?? []).toString()).toBe(`Echoing request: '{"key1":"value1"}'`);
   });
 });

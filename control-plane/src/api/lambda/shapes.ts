@@ -3,6 +3,7 @@ import { ValidationError } from '../../errors.js';
 import { InvalidPayloadError } from '../../functions/errors.js';
 import type { FunctionSettings } from '../../functions/service.js';
 import type { FunctionVersionRecord } from '../../functions/types.js';
+import type { LambdaError } from '../../invocation/contract.js';
 import { TENANT_ID } from '../../tenancy/principal.js';
 
 /**
@@ -121,4 +122,16 @@ export function parseBody<T extends z.ZodTypeAny>(schema: T, text: string): z.in
     throw new ValidationError(`${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}`, { field: issue?.path.join('.') });
   }
   return parsed.data as z.infer<T>;
+}
+
+/**
+ * A function error's payload as each AWS runtime writes it: Node's runtime interface client sends
+ * `{errorType, errorMessage, trace}`; Python's `{errorMessage, errorType, requestId, stackTrace}`
+ * (in that order); custom runtimes get what Kiln's Runtime API received, in Node's shape.
+ */
+export function functionErrorPayload(runtime: string, requestId: string, e: LambdaError | undefined, status: string): object {
+  const errorType = e?.errorType ?? 'Unknown';
+  const errorMessage = e?.errorMessage ?? status;
+  if (runtime.startsWith('python')) return { errorMessage, errorType, requestId, stackTrace: e?.stackTrace ?? [] };
+  return { errorType, errorMessage, trace: e?.stackTrace ?? [] };
 }

@@ -10,7 +10,7 @@ import type { FunctionService } from '../../functions/service.js';
 import type { FunctionRef } from '../../functions/types.js';
 import { lambdaError, lambdaErrorForCode, onLambdaError } from '../lambda/errors.js';
 import type { AppEnv } from '../router.js';
-import { CodeInputShape, ConfigInput, configuration, CreateInput, parseBody, parseFunctionName, PublishInput, settingsOf } from '../lambda/shapes.js';
+import { CodeInputShape, ConfigInput, configuration, CreateInput, functionErrorPayload, parseBody, parseFunctionName, PublishInput, settingsOf } from '../lambda/shapes.js';
 
 /** Largest management request (CreateFunction/UpdateFunctionCode): a 50 MB zip, base64 in JSON. */
 const MAX_MANAGEMENT_BYTES = 70 * 1024 * 1024;
@@ -145,8 +145,7 @@ export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoke
     c.header('Content-Type', 'application/json');
     if (record.status !== 'succeeded') {
       c.header('X-Amz-Function-Error', 'Unhandled');
-      const e = record.error;
-      return c.body(JSON.stringify({ errorType: e?.errorType ?? 'Unknown', errorMessage: e?.errorMessage ?? record.status, trace: e?.stackTrace ?? [] }), 200);
+      return c.body(JSON.stringify(functionErrorPayload(out.function.runtime, out.id, record.error, record.status)), 200);
     }
     // A custom runtime's bytes go back untouched; JSON results as the JSON text.
     const body = record.resultBase64 !== undefined ? Buffer.from(record.resultBase64, 'base64') : JSON.stringify(record.result ?? null);
