@@ -6,6 +6,10 @@ import { LogBuffer, reportLine } from './logs.js';
 
 const LOG_CAP_BYTES = 1024 * 1024;
 const LOAD_TIMEOUT_MS = 10_000;
+
+/** Lambda's limit on a synchronous response (6 MB as AWS counts it); a larger one fails the invocation. */
+export const MAX_RESPONSE_BYTES = 6_291_556;
+
 /** What V8 prints when it dies at its heap cap (`--max-old-space-size`, bwrap-args.ts). */
 const V8_HEAP_OOM = /FATAL ERROR: .*JavaScript heap out of memory/;
 /** OOM kills a sandbox's cgroup had counted when it loaded its function (see `diedOfOom`). */
@@ -194,6 +198,13 @@ async function runHandler(sandbox: Sandbox, req: InvokeRequest, logs: LogBuffer,
     } else {
       payload = Buffer.from(JSON.stringify(reply.result ?? null));
     }
+  }
+  if (payload.length > MAX_RESPONSE_BYTES) {
+    // As AWS: the handler ran, its answer is refused, and the instance stays usable.
+    status = InvokeStatus.INVOKE_STATUS_FAILED;
+    failure = { errorType: 'Function.ResponseSizeTooLarge', errorMessage: `Response payload size (${payload.length} bytes) exceeded maximum allowed payload size (${MAX_RESPONSE_BYTES} bytes).`, stackTrace: [] };
+    payload = Buffer.alloc(0);
+    raw = false;
   }
   return response({ status, payload, raw, error: failure, logs: logs.text(), logsTruncated: logs.truncated, initMs: initMs ?? 0, durationMs, maxMemoryMb: Math.round(maxMemoryMb), sandboxAlive: alive, loaded });
 }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { CreateFunctionCommand, InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { CreateFunctionCommand, InvokeCommand, LambdaClient, type Runtime } from '@aws-sdk/client-lambda';
 import { startTestKiln, type TestKiln } from '../support/kiln.js';
 import { makeZip } from '../support/zip.js';
 
@@ -10,7 +10,7 @@ const TUTORIAL = fileURLToPath(new URL('../../../executor/runtime/test/fixtures/
 let k: TestKiln;
 let lambda: LambdaClient;
 beforeAll(async () => {
-  k = await startTestKiln({ templates: { nodejs: null, python: { pool: { minIdle: 0 } }, provided: { pool: { minIdle: 0 } }, shell: null } });
+  k = await startTestKiln({ templates: { nodejs: { pool: { minIdle: 0 } }, python: { pool: { minIdle: 0 } }, provided: { pool: { minIdle: 0 } }, shell: null } });
   lambda = new LambdaClient({ endpoint: k.url, region: 'us-east-1', credentials: { accessKeyId: 'kiln', secretAccessKey: 'kiln' }, maxAttempts: 1 });
 });
 afterAll(async () => {
@@ -94,5 +94,22 @@ done
     const res = await invoke('aws-tutorial', { key1: 'value1' });
     expect(res.FunctionError, Buffer.from(res.Payload ?? []).toString()).toBeUndefined();
     expect(Buffer.from(res.Payload ?? []).toString()).toBe(`Echoing request: '{"key1":"value1"}'`);
+  });
+
+  it.each([
+    ['nodejs20.x', 'index.js', `exports.handler = async (e) => (e.big ? 'x'.repeat(7 * 1024 * 1024) : 'small');`],
+    ['python3.11', 'index.py', `def handler(e, c):\n    return 'x' * (7 * 1024 * 1024) if e.get('big') else 'small'\n`],
+  ])('%s: a response over 6 MB fails with Function.ResponseSizeTooLarge, and the instance keeps serving', async (runtime, file, source) => {
+    const name = `too-large-${runtime.replace(/\W/g, '')}`;
+    await lambda.send(new CreateFunctionCommand({ FunctionName: name, Runtime: runtime as Runtime, Role: 'r', Handler: 'index.handler', Code: { ZipFile: makeZip([{ path: file, content: source }]) } }));
+    const big = await invoke(name, { big: true });
+    expect(big.FunctionError).toBe('Unhandled');
+    expect(JSON.parse(Buffer.from(big.Payload ?? []).toString())).toMatchObject({
+      errorType: 'Function.ResponseSizeTooLarge',
+      errorMessage: expect.stringMatching(/^Response payload size \(\d+ bytes\) exceeded maximum allowed payload size \(6291556 bytes\)\.$/),
+    });
+    const small = await invoke(name, {});
+    expect(small.FunctionError).toBeUndefined();
+    expect(Buffer.from(small.Payload ?? []).toString()).toBe('"small"');
   });
 });
