@@ -28,6 +28,7 @@ const request = (payload: string): InvokeRequest => ({
   payload: Buffer.from(payload),
   timeoutMs: 1000,
   clientContext: '',
+  invokedFunctionArn: '',
 });
 const answer = (payload: Buffer): InvokeResponse => ({
   status: InvokeStatus.INVOKE_STATUS_SUCCEEDED,

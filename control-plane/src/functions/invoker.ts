@@ -10,6 +10,7 @@ import type { CodePackages } from './package.js';
 import type { FunctionService } from './service.js';
 import type { Principal } from '../tenancy/principal.js';
 import type { DeadLetter, FunctionRef, FunctionVersionRecord } from './types.js';
+import { invokedFunctionArn } from './arn.js';
 
 export type InvocationType = 'RequestResponse' | 'Event' | 'DryRun';
 
@@ -42,7 +43,7 @@ export class FunctionInvoker {
    * Invokes a function with its event as JSON text. `idempotencyKey` (Event only) makes retried
    * submissions of one event one invocation: the first one's id comes back and it runs once.
    */
-  async invoke(who: Principal, ref: FunctionRef, qualifier: string | undefined, payload: string, type: InvocationType, idempotencyKey?: string): Promise<Invocation> {
+  async invoke(who: Principal, ref: FunctionRef, qualifier: string | undefined, payload: string, type: InvocationType, idempotencyKey?: string, clientContext?: string): Promise<Invocation> {
     const bytes = Buffer.byteLength(payload);
     const max = type === 'Event' ? ASYNC_PAYLOAD_BYTES : SYNC_PAYLOAD_BYTES;
     if (bytes > max) throw new PayloadTooLargeError(bytes, max, type === 'Event' ? 'an asynchronous' : 'a synchronous');
@@ -57,7 +58,7 @@ export class FunctionInvoker {
     const fn = await this.functions.get(who, ref, qualifier);
     const id = randomUUID();
     if (type === 'DryRun') return { id, function: fn };
-    const job = await this.job(id, fn, event, type === 'RequestResponse');
+    const job = { ...(await this.job(id, fn, event, type === 'RequestResponse')), invokedFunctionArn: invokedFunctionArn(fn.tenant, fn.name, qualifier), ...(clientContext ? { clientContext } : {}) };
     const out = await this.submitter.submit({
       job,
       attempts: fn.maxRetryAttempts + 1,

@@ -83,6 +83,10 @@ export const InvocationJobSchema = z.object({
    * and a job whose caller is gone, or that already started once, is not run (outcome.ts).
    */
   sync: z.boolean(),
+  /** Lambda's client context (X-Amz-Client-Context decoded): a JSON object as text, for context.clientContext. */
+  clientContext: z.string().optional(),
+  /** The ARN the caller invoked, with its qualifier if it gave one (context.invokedFunctionArn). */
+  invokedFunctionArn: z.string().optional(),
   /** Replica whose caller waits for this job's record (its Redis reply channel). */
   replyTo: z.string().optional(),
   /**

@@ -81,6 +81,6 @@ export class Dispatcher {
   }
 
   private invoke(lease: Lease, job: InvocationJob, withFunction: boolean): Promise<InvokeResponse> {
-    return this.agents.get(lease.executor).invoke(invokeRequest(lease.sandboxId, job.id, job.function, job.event, job.timeoutMs, withFunction, job.tenant), job.timeoutMs + RPC_MARGIN_MS);
+    return this.agents.get(lease.executor).invoke(invokeRequest(lease.sandboxId, job.id, job.function, job.event, job.timeoutMs, withFunction, job.tenant, job), job.timeoutMs + RPC_MARGIN_MS);
   }
 }

@@ -78,7 +78,16 @@ export function inlineFunction(opts: { scope: 'x' | 's'; language: Language; cod
  * The Invoke RPC's request; `withFunction` sends the code along for a sandbox that must load it,
  * with the tenant that owns it (the account id of the ARN in the handler's context).
  */
-export function invokeRequest(sandboxId: string, requestId: string, fn: FunctionPayload, event: string, timeoutMs: number, withFunction: boolean, tenant: string = DEFAULT_TENANT): InvokeRequest {
+export function invokeRequest(
+  sandboxId: string,
+  requestId: string,
+  fn: FunctionPayload,
+  event: string,
+  timeoutMs: number,
+  withFunction: boolean,
+  tenant: string = DEFAULT_TENANT,
+  caller: { clientContext?: string; invokedFunctionArn?: string } = {},
+): InvokeRequest {
   return {
     sandboxId,
     requestId,
@@ -98,7 +107,8 @@ export function invokeRequest(sandboxId: string, requestId: string, fn: Function
       : undefined,
     payload: Buffer.from(event, 'utf8'),
     timeoutMs,
-    clientContext: '',
+    clientContext: caller.clientContext ?? '',
+    invokedFunctionArn: caller.invokedFunctionArn ?? '',
   };
 }
 

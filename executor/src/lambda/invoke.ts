@@ -141,7 +141,7 @@ function invokeLine(req: InvokeRequest): string {
   let event = req.payload.length > 0 ? Buffer.from(req.payload.buffer, req.payload.byteOffset, req.payload.byteLength).toString('utf8') : 'null';
   if (event.includes('\n') || event.includes('\r')) event = event.replace(/[\r\n]/g, ' ');
   const clientContext = req.clientContext ? (JSON.parse(req.clientContext) as unknown) : null;
-  const head = JSON.stringify({ type: 'invoke', id: req.requestId, deadlineMs: Date.now() + req.timeoutMs, clientContext, identity: null });
+  const head = JSON.stringify({ type: 'invoke', id: req.requestId, deadlineMs: Date.now() + req.timeoutMs, clientContext, identity: null, ...(req.invokedFunctionArn ? { invokedFunctionArn: req.invokedFunctionArn } : {}) });
   return `${head.slice(0, -1)},"event":${event}}`;
 }
 

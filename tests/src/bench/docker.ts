@@ -41,6 +41,7 @@ async function coldStart(runtime: Platform, template: Template, agents: AgentPoo
         payload: Buffer.from('{}'),
         timeoutMs: 10_000,
         clientContext: '',
+        invokedFunctionArn: '',
       },
       15_000,
     );

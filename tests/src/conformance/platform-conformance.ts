@@ -73,6 +73,7 @@ async function invokeTrivial(agents: AgentPool, handle: ExecutorHandle, template
       payload: Buffer.from(JSON.stringify({ value: 42 })),
       timeoutMs: 10_000,
       clientContext: '',
+      invokedFunctionArn: '',
     },
     15_000,
   );

@@ -180,6 +180,23 @@ describe('the AWS SDK Lambda client pointed at Kiln', () => {
     await expect(lambda.send(new InvokeCommand({ FunctionName: 'sdk-hello', Payload: asyncBig, InvocationType: 'Event' }))).rejects.toBeInstanceOf(RequestTooLargeException);
   });
 
+  it('hands the handler its ClientContext and the ARN it was invoked by, qualified as the caller qualified it (issue 19 defect 6)', async () => {
+    const zip = makeZip([{ path: 'index.js', content: 'exports.handler = async (e, ctx) => ({ arn: ctx.invokedFunctionArn, cc: ctx.clientContext ?? null });' }]);
+    await create('sdk-context', zip);
+    await lambda.send(new PublishVersionCommand({ FunctionName: 'sdk-context' }));
+    const cc = { client: { app_title: 'kiln-test' }, custom: { n: 1 }, env: { locale: 'en' } };
+    const plain = await lambda.send(new InvokeCommand({ FunctionName: 'sdk-context', ClientContext: Buffer.from(JSON.stringify(cc)).toString('base64'), Payload: Buffer.from('{}') }));
+    expect(decode(plain.Payload)).toEqual({ arn: 'arn:aws:lambda:local:default:function:sdk-context', cc });
+    const v1 = await lambda.send(new InvokeCommand({ FunctionName: 'sdk-context', Qualifier: '1', Payload: Buffer.from('{}') }));
+    expect(decode(v1.Payload)).toEqual({ arn: 'arn:aws:lambda:local:default:function:sdk-context:1', cc: null });
+    const latest = await lambda.send(new InvokeCommand({ FunctionName: 'sdk-context:$LATEST', Payload: Buffer.from('{}') }));
+    expect(decode(latest.Payload).arn).toBe('arn:aws:lambda:local:default:function:sdk-context:$LATEST');
+    // What Lambda refuses: not base64 of a JSON object, or too long.
+    for (const bad of ['not base64!', Buffer.from('[1,2]').toString('base64'), Buffer.from('{"a":').toString('base64'), Buffer.from(JSON.stringify({ s: 'x'.repeat(4000) })).toString('base64')]) {
+      await expect(lambda.send(new InvokeCommand({ FunctionName: 'sdk-context', ClientContext: bad, Payload: Buffer.from('{}') }))).rejects.toBeInstanceOf(InvalidRequestContentException);
+    }
+  });
+
   it('deletes a function', async () => {
     await lambda.send(new DeleteFunctionCommand({ FunctionName: 'sdk-hello' }));
     await expect(lambda.send(new GetFunctionCommand({ FunctionName: 'sdk-hello' }))).rejects.toBeInstanceOf(ResourceNotFoundException);

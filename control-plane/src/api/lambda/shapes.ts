@@ -4,6 +4,7 @@ import { InvalidPayloadError } from '../../functions/errors.js';
 import type { FunctionSettings } from '../../functions/service.js';
 import type { FunctionVersionRecord } from '../../functions/types.js';
 import type { LambdaError } from '../../invocation/contract.js';
+import { functionArn } from '../../functions/arn.js';
 import { TENANT_ID } from '../../tenancy/principal.js';
 
 /**
@@ -12,12 +13,7 @@ import { TENANT_ID } from '../../tenancy/principal.js';
  * Only another account id (a tenant id) addresses another tenant.
  */
 const AWS_ACCOUNT = /^\d{12}$/;
-const REGION = 'local';
-
-/** A function's ARN: its tenant is the account id (`arn:aws:lambda:local:<tenant>:function:<name>`). */
-export function functionArn(tenant: string, name: string, version?: string): string {
-  return `arn:aws:lambda:${REGION}:${tenant}:function:${name}${version && version !== '$LATEST' ? `:${version}` : ''}`;
-}
+export { functionArn };
 
 /**
  * Lambda accepts a name, `name:qualifier`, a partial ARN (`<account>:function:name`) or a full

@@ -1,7 +1,7 @@
 import { Hono, type Context } from 'hono';
 import type { Redis } from 'ioredis';
 import { bodyLimit } from 'hono/body-limit';
-import { ValidationError } from '../../errors.js';
+import { KilnError, ValidationError } from '../../errors.js';
 import { SYNC_PAYLOAD_BYTES, type FunctionInvoker, type InvocationType } from '../../functions/invoker.js';
 import { idempotencyKey } from '../../invocation/submit.js';
 import { redisGuard } from '../redis-guard.js';
@@ -134,7 +134,8 @@ export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoke
     const logType = c.req.header('X-Amz-Log-Type') ?? 'None';
     if (logType !== 'None' && logType !== 'Tail') throw new ValidationError(`X-Amz-Log-Type must be None or Tail; got "${logType.slice(0, 40)}"`, { field: 'LogType' });
     const key = idempotencyKey(c.req.header(LAMBDA_IDEMPOTENCY_HEADER), LAMBDA_IDEMPOTENCY_HEADER);
-    const out = await invoker.invoke(c.get('principal'), fn, qualifier, await c.req.text(), type as InvocationType, key);
+    const clientContext = decodeClientContext(c.req.header('X-Amz-Client-Context'));
+    const out = await invoker.invoke(c.get('principal'), fn, qualifier, await c.req.text(), type as InvocationType, key, clientContext);
     c.header('x-amzn-RequestId', out.id);
     c.header('X-Amz-Executed-Version', out.function.version);
     if (!out.record) return c.body(null, type === 'DryRun' ? 204 : 202);
@@ -152,4 +153,28 @@ export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoke
     return c.body(typeof body === 'string' ? body : new Uint8Array(body), 200);
   });
   return app;
+}
+
+/** Lambda's bound on X-Amz-Client-Context, base64 included. */
+const CLIENT_CONTEXT_MAX = 3583;
+
+/**
+ * X-Amz-Client-Context: base64 of a JSON object, which the handler sees as context.clientContext
+ * (Python: client_context; custom runtimes: the Lambda-Runtime-Client-Context header). Returned
+ * as the JSON text; anything else is refused as Lambda refuses it.
+ */
+function decodeClientContext(header: string | undefined): string | undefined {
+  if (header === undefined || header === '') return undefined;
+  const refuse = () => new KilnError('InvalidRequestContent', 400, 'Client context must be a valid Base64-encoded JSON object.', { field: 'ClientContext' });
+  if (header.length > CLIENT_CONTEXT_MAX) throw new KilnError('InvalidRequestContent', 400, `Client context must be at most ${CLIENT_CONTEXT_MAX} bytes.`, { field: 'ClientContext' });
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(header)) throw refuse();
+  const text = Buffer.from(header, 'base64').toString('utf8');
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw refuse();
+  }
+  if (!value || typeof value !== 'object' || Array.isArray(value)) throw refuse();
+  return JSON.stringify(value);
 }

@@ -125,7 +125,13 @@ export interface InvokeRequest {
   /** The event, JSON-encoded. */
   payload: Buffer;
   timeoutMs: number;
+  /** The caller's client context (Lambda's X-Amz-Client-Context, decoded): a JSON object as text, or empty. */
   clientContext: string;
+  /**
+   * The ARN the caller invoked, qualified when it named a version or alias (context.invokedFunctionArn).
+   * Empty: the sandbox's function's unqualified ARN.
+   */
+  invokedFunctionArn: string;
 }
 
 export interface InvokeError {
@@ -591,6 +597,7 @@ function createBaseInvokeRequest(): InvokeRequest {
     payload: Buffer.alloc(0),
     timeoutMs: 0,
     clientContext: "",
+    invokedFunctionArn: "",
   };
 }
 
@@ -616,6 +623,9 @@ export const InvokeRequest: MessageFns<InvokeRequest> = {
     }
     if (message.clientContext !== "") {
       writer.uint32(58).string(message.clientContext);
+    }
+    if (message.invokedFunctionArn !== "") {
+      writer.uint32(66).string(message.invokedFunctionArn);
     }
     return writer;
   },
@@ -689,6 +699,14 @@ export const InvokeRequest: MessageFns<InvokeRequest> = {
             message.clientContext = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.invokedFunctionArn = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -730,6 +748,11 @@ export const InvokeRequest: MessageFns<InvokeRequest> = {
         : isSet(object.client_context)
         ? globalThis.String(object.client_context)
         : "",
+      invokedFunctionArn: isSet(object.invokedFunctionArn)
+        ? globalThis.String(object.invokedFunctionArn)
+        : isSet(object.invoked_function_arn)
+        ? globalThis.String(object.invoked_function_arn)
+        : "",
     };
   },
 
@@ -756,6 +779,9 @@ export const InvokeRequest: MessageFns<InvokeRequest> = {
     if (message.clientContext !== "") {
       obj.clientContext = message.clientContext;
     }
+    if (message.invokedFunctionArn !== "") {
+      obj.invokedFunctionArn = message.invokedFunctionArn;
+    }
     return obj;
   },
 
@@ -773,6 +799,7 @@ export const InvokeRequest: MessageFns<InvokeRequest> = {
     message.payload = object.payload ?? Buffer.alloc(0);
     message.timeoutMs = object.timeoutMs ?? 0;
     message.clientContext = object.clientContext ?? "";
+    message.invokedFunctionArn = object.invokedFunctionArn ?? "";
     return message;
   },
 };
