@@ -1,7 +1,8 @@
 import { Queue, Worker, UnrecoverableError, type Job, type RedisOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ExecutionRecord, InvocationJob } from '../invocation/contract.js';
-import { log } from '../log.js';
+import { log, logging, withLogContext } from '../log.js';
+import { DEFAULT_TENANT } from '../tenancy/principal.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import type { Template } from '../templates/template.js';
 
@@ -140,10 +141,19 @@ export class ExecutionQueues {
     return worker;
   }
 
-  /** Hands one attempt to the handler; a RetryAttempt is retried with backoff, anything else is final. */
-  private async process(handler: JobHandler, job: Job<InvocationJob, ExecutionRecord>): Promise<ExecutionRecord> {
+  /**
+   * Hands one attempt to the handler; a RetryAttempt is retried with backoff, anything else is
+   * final. Every line logged on the job's behalf names its tenant (log.ts).
+   */
+  private process(handler: JobHandler, job: Job<InvocationJob, ExecutionRecord>): Promise<ExecutionRecord> {
+    return withLogContext({ tenant: job.data.tenant ?? DEFAULT_TENANT }, () => this.attempt(handler, job));
+  }
+
+  private async attempt(handler: JobHandler, job: Job<InvocationJob, ExecutionRecord>): Promise<ExecutionRecord> {
     try {
-      return await handler({ job: job.data, attempt: job.attemptsMade + 1, maxAttempts: job.opts.attempts ?? 1, starts: Math.max(job.attemptsStarted, job.attemptsMade + 1) });
+      const record = await handler({ job: job.data, attempt: job.attemptsMade + 1, maxAttempts: job.opts.attempts ?? 1, starts: Math.max(job.attemptsStarted, job.attemptsMade + 1) });
+      if (logging('debug')) log('debug', 'job finished', { id: job.id, template: job.data.template, status: record.status, ...(record.error ? { errorType: record.error.errorType } : {}) });
+      return record;
     } catch (err) {
       if (err instanceof RetryAttempt) throw err;
       // The handler turns every outcome into a record; an error here is a bug in it, and BullMQ
