@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { log, logContext, setLogLevel, setLogSink, withLogContext } from './log.js';
+import { log, logContext, setLogLevel, setLogSink, withLogContext, withoutLogContext } from './log.js';
 
 let lines: Array<Record<string, unknown>>;
 let restore: (line: string) => void;
@@ -55,5 +55,12 @@ describe('log', () => {
     withLogContext({ tenant: 'acme' }, () => log('info', 'job'));
     expect(lines[0]).toMatchObject({ tenant: 'other', keyId: 'admin-key' });
     expect(lines[1]).toEqual({ t: expect.any(String), level: 'info', msg: 'job', tenant: 'acme' });
+  });
+
+  it('leaves out the context for what a request makes but everyone shares (a timer, a connection)', async () => {
+    const timer = (msg: string) => new Promise<void>((resolve) => setTimeout(() => resolve(log('info', msg)), 1));
+    await withLogContext({ tenant: 'first', keyId: 'k-first' }, () => Promise.all([withoutLogContext(() => timer('shared timer')), timer('own timer')]));
+    const byMsg = Object.fromEntries(lines.map((l) => [l.msg, l.tenant]));
+    expect(byMsg).toEqual({ 'shared timer': undefined, 'own timer': 'first' });
   });
 });

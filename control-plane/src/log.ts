@@ -42,6 +42,15 @@ export function withLogContext<T>(ctx: LogContext, fn: () => T): T {
   return context.run(ctx, fn);
 }
 
+/**
+ * Runs `fn` outside any request or job. For what a request happens to create but everyone
+ * shares afterwards (a queue's connection, a timer that serves every tenant): async resources
+ * keep the context they were made in, and their later lines would name that first caller.
+ */
+export function withoutLogContext<T>(fn: () => T): T {
+  return context.exit(fn);
+}
+
 /** The context of the request or job being handled here, if any. */
 export function logContext(): LogContext | undefined {
   return context.getStore();

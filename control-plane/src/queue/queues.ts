@@ -1,7 +1,7 @@
 import { Queue, Worker, UnrecoverableError, type Job, type RedisOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ExecutionRecord, InvocationJob } from '../invocation/contract.js';
-import { log, logging, withLogContext } from '../log.js';
+import { log, logging, withLogContext, withoutLogContext } from '../log.js';
 import { DEFAULT_TENANT } from '../tenancy/principal.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import type { Template } from '../templates/template.js';
@@ -86,7 +86,8 @@ export class ExecutionQueues {
       // Auto-pipelining merges the adds of concurrent requests made in one tick into one write
       // (fewer syscalls per job under load). Only here: this connection never blocks, unlike
       // the Worker's, and A/B runs showed no gain from it on the Worker's connections.
-      q = new Queue<InvocationJob, ExecutionRecord>(template, { connection: { ...this.connection, enableAutoPipelining: true }, prefix: this.prefix });
+      // Made by whichever request first needs it and shared by all: outside that request's log context.
+      q = withoutLogContext(() => new Queue<InvocationJob, ExecutionRecord>(template, { connection: { ...this.connection, enableAutoPipelining: true }, prefix: this.prefix }));
       // Surfaced through /health; the queue reconnects by itself.
       q.on('error', (err) => log('warn', 'queue connection error', { template, error: err.message }));
       this.queues.set(template, q);
@@ -121,7 +122,8 @@ export class ExecutionQueues {
   }
 
   private newWorker(template: string, handler: JobHandler, concurrency: number): Worker<InvocationJob, ExecutionRecord> {
-    const worker = new Worker<InvocationJob, ExecutionRecord>(template, (job) => this.process(handler, job), {
+    // A template made over the API starts its workers inside that request: not in its log context.
+    const worker = withoutLogContext(() => new Worker<InvocationJob, ExecutionRecord>(template, (job) => this.process(handler, job), {
       connection: this.connection,
       prefix: this.prefix,
       concurrency,
@@ -136,7 +138,7 @@ export class ExecutionQueues {
       // fetching the next) after Redis went away. BullMQ's 15 s default left jobs that finished
       // during a short outage unrecorded long after Redis was back, and their locks lapsed.
       runRetryDelay: 1_000,
-    });
+    }));
     worker.on('error', (err) => log('warn', 'worker error', { template, error: err.message }));
     return worker;
   }
