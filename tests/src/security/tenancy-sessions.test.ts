@@ -1,14 +1,17 @@
+import { CreateFunctionCommand, DeleteFunctionCommand, GetFunctionCommand, InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { run as runCommand } from '../../../executor/dist/nfs/test-support.js';
 import { startTestKiln, type TestKiln } from '../support/kiln.js';
 import { libnfsUrl } from '../support/nfs.js';
+import { makeZip } from '../support/zip.js';
 
 /**
  * Sessions across the surfaces the route walk (tenancy-routes.test.ts) and the MCP test do not
  * reach: the terminal WebSocket, processes addressed by pid, NFS at the executor's own port and
  * through the gateway, a read-only key on its own tenant's sessions, and an administrator over
- * both tenants. Tenants alpha and beta hold keys with every tenant scope; beta also holds a
+ * both tenants, also over the AWS SDK's Lambda client (the rest of the Lambda API as another tenant
+ * is tenancy-functions.test.ts'). Tenants alpha and beta hold keys with every tenant scope; beta also holds a
  * read-only key. Another tenant's session must look exactly like one that does not exist.
  */
 const ALPHA = 'sessions-alpha-key-0123456789abcdef';
@@ -18,6 +21,8 @@ const MISSING = 'ses_doesnotexist0000000000';
 
 let k: TestKiln;
 let betaReader = '';
+let betaReaderId = '';
+const clients: LambdaClient[] = [];
 const as = (key: string) => ({ authorization: `Bearer ${key}` });
 const a = { session: '', exportPath: '', pid: 0 };
 const b = { session: '' };
@@ -31,6 +36,7 @@ beforeAll(async () => {
   const reader = await k.call('POST', '/api/v1/admin/tenants/beta/keys', { scopes: ['read'], description: 'read-only' }, as(ADMIN));
   expect(reader.status, JSON.stringify(reader.body)).toBe(201);
   betaReader = reader.body.key as string;
+  betaReaderId = reader.body.keyId as string;
 
   const sa = await k.call('POST', '/api/v1/sessions', { template: 'nodejs', timeoutMs: 300_000 }, as(ALPHA));
   expect(sa.status, JSON.stringify(sa.body)).toBe(201);
@@ -47,6 +53,7 @@ beforeAll(async () => {
   b.session = sb.body.id as string;
 });
 afterAll(async () => {
+  for (const c of clients) c.destroy();
   await k?.stop();
 });
 
@@ -222,5 +229,45 @@ describe('an administrator', () => {
     for (const id of [a.session, b.session]) expect((await k.call('DELETE', `/api/v1/sessions/${id}`, undefined, as(ADMIN))).status).toBe(204);
     expect((await k.call('GET', `/api/v1/sessions/${a.session}`, undefined, as(ALPHA))).status).toBe(404);
     expect((await k.call('GET', `/api/v1/sessions/${b.session}`, undefined, as(BETA))).status).toBe(404);
+  });
+});
+
+describe('the Lambda API (AWS SDK) with a read-only key and as an administrator', () => {
+  const zip = (tenant: string) => makeZip([{ path: 'index.js', content: `exports.handler = async () => '${tenant}'` }]);
+  const lambda = (accessKeyId: string, secretAccessKey: string): LambdaClient => {
+    const c = new LambdaClient({ endpoint: k.url, region: 'us-east-1', credentials: { accessKeyId, secretAccessKey }, maxAttempts: 1 });
+    clients.push(c);
+    return c;
+  };
+  const create = (c: LambdaClient, tenant: string) => c.send(new CreateFunctionCommand({ FunctionName: 'shared-name', Runtime: 'nodejs20.x', Role: 'x', Handler: 'index.handler', Code: { ZipFile: zip(tenant) } }));
+  const arn = (tenant: string) => `arn:aws:lambda:local:${tenant}:function:shared-name`;
+  const denied = { name: 'AccessDeniedException', $metadata: { httpStatusCode: 403 } };
+  const notFound = { name: 'ResourceNotFoundException', $metadata: { httpStatusCode: 404 } };
+
+  it("a read-only key (SigV4 with its key id) gets its tenant's function, and is denied creating, invoking and deleting", async () => {
+    await create(lambda('any', ALPHA), 'alpha');
+    await create(lambda('any', BETA), 'beta');
+    const reader = lambda(betaReaderId, betaReader);
+    expect((await reader.send(new GetFunctionCommand({ FunctionName: 'shared-name' }))).Configuration?.FunctionArn).toBe(arn('beta'));
+    await expect(reader.send(new GetFunctionCommand({ FunctionName: arn('alpha') }))).rejects.toMatchObject(notFound);
+    await expect(create(reader, 'reader')).rejects.toMatchObject(denied);
+    for (const FunctionName of ['shared-name', arn('alpha')]) {
+      await expect(reader.send(new InvokeCommand({ FunctionName, Payload: Buffer.from('{}') })), FunctionName).rejects.toMatchObject(denied);
+      await expect(reader.send(new DeleteFunctionCommand({ FunctionName })), FunctionName).rejects.toMatchObject(denied);
+    }
+    const invoked = await lambda('any', BETA).send(new InvokeCommand({ FunctionName: 'shared-name', Payload: Buffer.from('{}') }));
+    expect(Buffer.from(invoked.Payload ?? []).toString()).toBe('"beta"');
+  });
+
+  it("an administrator gets, invokes and deletes both tenants' functions by ARN", async () => {
+    const admin = lambda('any', ADMIN);
+    for (const tenant of ['alpha', 'beta']) {
+      expect((await admin.send(new GetFunctionCommand({ FunctionName: arn(tenant) }))).Configuration?.FunctionArn).toBe(arn(tenant));
+      const ran = await admin.send(new InvokeCommand({ FunctionName: arn(tenant), Payload: Buffer.from('{}') }));
+      expect(Buffer.from(ran.Payload ?? []).toString()).toBe(`"${tenant}"`);
+    }
+    for (const tenant of ['alpha', 'beta']) await admin.send(new DeleteFunctionCommand({ FunctionName: arn(tenant) }));
+    await expect(lambda('any', ALPHA).send(new GetFunctionCommand({ FunctionName: 'shared-name' }))).rejects.toMatchObject(notFound);
+    await expect(lambda('any', BETA).send(new GetFunctionCommand({ FunctionName: 'shared-name' }))).rejects.toMatchObject(notFound);
   });
 });
