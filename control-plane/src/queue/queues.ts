@@ -121,9 +121,18 @@ export class ExecutionQueues {
     await Promise.all(workers.map((w) => w.waitUntilReady()));
   }
 
+  /** One attempt in its job's log context: every line logged on the job's behalf names its tenant (log.ts). */
+  private async inJobContext(handler: JobHandler, job: Job<InvocationJob, ExecutionRecord>): Promise<ExecutionRecord> {
+    return withLogContext({ tenant: job.data.tenant ?? DEFAULT_TENANT }, async () => {
+      const record = await this.process(handler, job);
+      if (logging('debug')) log('debug', 'job finished', { id: job.id, template: job.data.template, status: record.status, ...(record.error ? { errorType: record.error.errorType } : {}) });
+      return record;
+    });
+  }
+
   private newWorker(template: string, handler: JobHandler, concurrency: number): Worker<InvocationJob, ExecutionRecord> {
     // A template made over the API starts its workers inside that request: not in its log context.
-    const worker = withoutLogContext(() => new Worker<InvocationJob, ExecutionRecord>(template, (job) => this.process(handler, job), {
+    const worker = withoutLogContext(() => new Worker<InvocationJob, ExecutionRecord>(template, (job) => this.inJobContext(handler, job), {
       connection: this.connection,
       prefix: this.prefix,
       concurrency,
@@ -143,19 +152,10 @@ export class ExecutionQueues {
     return worker;
   }
 
-  /**
-   * Hands one attempt to the handler; a RetryAttempt is retried with backoff, anything else is
-   * final. Every line logged on the job's behalf names its tenant (log.ts).
-   */
-  private process(handler: JobHandler, job: Job<InvocationJob, ExecutionRecord>): Promise<ExecutionRecord> {
-    return withLogContext({ tenant: job.data.tenant ?? DEFAULT_TENANT }, () => this.attempt(handler, job));
-  }
-
-  private async attempt(handler: JobHandler, job: Job<InvocationJob, ExecutionRecord>): Promise<ExecutionRecord> {
+  /** Hands one attempt to the handler; a RetryAttempt is retried with backoff, anything else is final. */
+  private async process(handler: JobHandler, job: Job<InvocationJob, ExecutionRecord>): Promise<ExecutionRecord> {
     try {
-      const record = await handler({ job: job.data, attempt: job.attemptsMade + 1, maxAttempts: job.opts.attempts ?? 1, starts: Math.max(job.attemptsStarted, job.attemptsMade + 1) });
-      if (logging('debug')) log('debug', 'job finished', { id: job.id, template: job.data.template, status: record.status, ...(record.error ? { errorType: record.error.errorType } : {}) });
-      return record;
+      return await handler({ job: job.data, attempt: job.attemptsMade + 1, maxAttempts: job.opts.attempts ?? 1, starts: Math.max(job.attemptsStarted, job.attemptsMade + 1) });
     } catch (err) {
       if (err instanceof RetryAttempt) throw err;
       // The handler turns every outcome into a record; an error here is a bug in it, and BullMQ

@@ -289,7 +289,7 @@ export class SessionService {
   /** Marks a session lost (forgetting its sandbox record, if any is left) and returns the error to answer with. */
   private async lost(r: SessionRecord, reason: string): Promise<SessionLostError> {
     if (await this.store.markLost(r, reason, Date.now())) {
-      log('info', 'session lost', { sessionId: r.id, tenant: r.tenant ?? DEFAULT_TENANT, sandboxId: r.sandboxId, executorId: r.executorId, reason });
+      log('info', 'session lost', { sessionId: r.id, sandboxId: r.sandboxId, executorId: r.executorId, reason });
       await this.scheduler.forget(r.template, r.sandboxId);
     }
     return new SessionLostError(r.id, reason);
