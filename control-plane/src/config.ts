@@ -113,6 +113,10 @@ const schema = z.object({
   /** Stop executors when the control plane stops (local platform); off lets a restart adopt them. */
   KILN_STOP_EXECUTORS_ON_EXIT: z.enum(['true', 'false']).default('true'),
   KILN_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  /** Label /metrics series of invocations, errors and sessions by tenant. */
+  KILN_METRICS_TENANT_LABEL: z.enum(['true', 'false']).default('true'),
+  /** Tenants with a label value of their own (per replica); later ones share tenant="_other". */
+  KILN_METRICS_MAX_TENANTS: z.coerce.number().int().min(1).max(10_000).default(100),
   /** Comma-separated API keys; empty turns authentication off. Each at least 16 characters, no spaces or commas. */
   KILN_API_KEYS: keyList,
   /**
@@ -181,6 +185,8 @@ export type Config = {
   cpuPolicy: CpuPolicy;
   stopExecutorsOnExit: boolean;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** How /metrics labels tenants (metrics/tenant-label.ts). */
+  metrics: { tenantLabel: { enabled: boolean; maxTenants: number } };
   /** API keys accepted by REST, MCP, PTY and Lambda requests; empty means no authentication. */
   /** Every key that authenticates: KILN_API_KEYS and KILN_ADMIN_API_KEYS. */
   apiKeys: string[];
@@ -256,6 +262,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     cpuPolicy: e.KILN_CPU_POLICY,
     stopExecutorsOnExit: e.KILN_STOP_EXECUTORS_ON_EXIT === 'true',
     logLevel: e.KILN_LOG_LEVEL,
+    metrics: { tenantLabel: { enabled: e.KILN_METRICS_TENANT_LABEL === 'true', maxTenants: e.KILN_METRICS_MAX_TENANTS } },
     apiKeys: [...e.KILN_API_KEYS, ...e.KILN_ADMIN_API_KEYS],
     adminApiKeys: e.KILN_ADMIN_API_KEYS,
     secretKey: e.KILN_SECRET_KEY,

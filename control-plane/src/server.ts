@@ -104,7 +104,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
   const replies = new ReplyRouter(randomUUID(), keys.prefix, redis, subscriber);
   await replies.start();
   const queues = new ExecutionQueues(bullConnectionOptions(target), keys.queuePrefix, templates, { resultTtlSeconds: config.resultTtlSeconds });
-  const metrics = new KilnMetrics(records, templates, queues, leases);
+  const metrics = new KilnMetrics(records, templates, queues, leases, { sessions: new SessionStore(redis, keys), tenantLabel: config.metrics.tenantLabel });
   // The invocation path (invocation/): submit → queue (transport) → outcome policy → dispatch.
   const submitter = new Submitter(queues, replies, templates, metrics);
   const executions = new ExecutionService(submitter, templates, { defaultTimeoutMs: config.defaultTimeoutMs, maxTimeoutMs: config.maxTimeoutMs });

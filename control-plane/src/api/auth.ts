@@ -1,9 +1,10 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import type { Context, MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler, Next } from 'hono';
 import { errorBody } from './errors.js';
 import type { AppEnv } from './router.js';
 import type { Keyring } from '../tenancy/keyring.js';
 import { IMPLICIT_PRINCIPAL, type Principal } from '../tenancy/principal.js';
+import { log, logging, withLogContext } from '../log.js';
 
 /** How far a SigV4 request's X-Amz-Date may be from now, as AWS allows. */
 const SIGV4_SKEW_MS = 15 * 60_000;
@@ -39,6 +40,20 @@ export async function principalOf(keyring: Keyring, get: (name: string) => strin
 }
 
 /**
+ * Hands the request on as `principal`: on the context for the routes, and as the log context
+ * (tenant and key id, never the key) for every line logged while it is handled, ending with a
+ * debug line of the request itself.
+ */
+async function enter(c: Context<AppEnv>, principal: Principal, next: Next): Promise<void> {
+  c.set('principal', principal);
+  await withLogContext({ tenant: principal.tenant, keyId: principal.keyId }, async () => {
+    const started = performance.now();
+    await next();
+    if (logging('debug')) log('debug', 'request', { method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round((performance.now() - started) * 10) / 10 });
+  });
+}
+
+/**
  * REST and MCP: puts the request's principal on the context (`c.get('principal')`), or answers
  * 401 `Unauthorized`. `skip` lists public paths (health, the OpenAPI document): they get none.
  */
@@ -46,10 +61,7 @@ export function authenticate(keyring: Keyring, skip: (path: string) => boolean =
   return async (c, next) => {
     if (skip(c.req.path)) return next();
     const { principal, missing } = await principalOf(keyring, (n) => c.req.header(n));
-    if (principal) {
-      c.set('principal', principal);
-      return next();
-    }
+    if (principal) return enter(c, principal, next);
     c.header('WWW-Authenticate', 'Bearer realm="kiln"');
     return c.json(errorBody('Unauthorized', missing ? MISSING : UNKNOWN), 401);
   };
@@ -100,16 +112,10 @@ export function requireSigV4OrApiKey(keyring: Keyring): MiddlewareHandler<AppEnv
   return async (c, next) => {
     const bearer = presentedKey((n) => c.req.header(n));
     const byKey = bearer === undefined || /^AWS4-HMAC-SHA256 /.test(bearer) ? undefined : await keyring.authenticate(bearer);
-    if (byKey) {
-      c.set('principal', byKey);
-      return next();
-    }
+    if (byKey) return enter(c, byKey, next);
     const m = SIGV4_HEADER.exec(c.req.header('authorization') ?? '');
     if (!m) {
-      if (!keyring.required) {
-        c.set('principal', IMPLICIT_PRINCIPAL);
-        return next();
-      }
+      if (!keyring.required) return enter(c, IMPLICIT_PRINCIPAL, next);
       return awsError(c, 'UnrecognizedClientException', 401, 'sign the request with AWS SigV4 (access key id: the key id, secret access key: the API key), or send "Authorization: Bearer <key>"');
     }
     const [, accessKeyId = '', date = '', region = '', service = '', signed = '', signature = ''] = m;
@@ -137,13 +143,9 @@ export function requireSigV4OrApiKey(keyring: Keyring): MiddlewareHandler<AppEnv
       if (timingSafeEqual(createHmac('sha256', signingKey(secret, date, region, service)).update(toSign).digest(), given)) signer = principal;
     }
     if (!signer) {
-      if (!keyring.required) {
-        c.set('principal', IMPLICIT_PRINCIPAL);
-        return next();
-      }
+      if (!keyring.required) return enter(c, IMPLICIT_PRINCIPAL, next);
       return awsError(c, 'InvalidSignatureException', 403, 'the request signature does not match: the secret access key must be the API key its access key id names');
     }
-    c.set('principal', signer);
-    return next();
+    return enter(c, signer, next);
   };
 }

@@ -1,7 +1,8 @@
 import { Queue, Worker, UnrecoverableError, type Job, type RedisOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ExecutionRecord, InvocationJob } from '../invocation/contract.js';
-import { log } from '../log.js';
+import { log, logging, withLogContext, withoutLogContext } from '../log.js';
+import { DEFAULT_TENANT } from '../tenancy/principal.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import type { Template } from '../templates/template.js';
 
@@ -85,7 +86,8 @@ export class ExecutionQueues {
       // Auto-pipelining merges the adds of concurrent requests made in one tick into one write
       // (fewer syscalls per job under load). Only here: this connection never blocks, unlike
       // the Worker's, and A/B runs showed no gain from it on the Worker's connections.
-      q = new Queue<InvocationJob, ExecutionRecord>(template, { connection: { ...this.connection, enableAutoPipelining: true }, prefix: this.prefix });
+      // Made by whichever request first needs it and shared by all: outside that request's log context.
+      q = withoutLogContext(() => new Queue<InvocationJob, ExecutionRecord>(template, { connection: { ...this.connection, enableAutoPipelining: true }, prefix: this.prefix }));
       // Surfaced through /health; the queue reconnects by itself.
       q.on('error', (err) => log('warn', 'queue connection error', { template, error: err.message }));
       this.queues.set(template, q);
@@ -119,8 +121,18 @@ export class ExecutionQueues {
     await Promise.all(workers.map((w) => w.waitUntilReady()));
   }
 
+  /** One attempt in its job's log context: every line logged on the job's behalf names its tenant (log.ts). */
+  private async inJobContext(handler: JobHandler, job: Job<InvocationJob, ExecutionRecord>): Promise<ExecutionRecord> {
+    return withLogContext({ tenant: job.data.tenant ?? DEFAULT_TENANT }, async () => {
+      const record = await this.process(handler, job);
+      if (logging('debug')) log('debug', 'job finished', { id: job.id, template: job.data.template, status: record.status, ...(record.error ? { errorType: record.error.errorType } : {}) });
+      return record;
+    });
+  }
+
   private newWorker(template: string, handler: JobHandler, concurrency: number): Worker<InvocationJob, ExecutionRecord> {
-    const worker = new Worker<InvocationJob, ExecutionRecord>(template, (job) => this.process(handler, job), {
+    // A template made over the API starts its workers inside that request: not in its log context.
+    const worker = withoutLogContext(() => new Worker<InvocationJob, ExecutionRecord>(template, (job) => this.inJobContext(handler, job), {
       connection: this.connection,
       prefix: this.prefix,
       concurrency,
@@ -135,7 +147,7 @@ export class ExecutionQueues {
       // fetching the next) after Redis went away. BullMQ's 15 s default left jobs that finished
       // during a short outage unrecorded long after Redis was back, and their locks lapsed.
       runRetryDelay: 1_000,
-    });
+    }));
     worker.on('error', (err) => log('warn', 'worker error', { template, error: err.message }));
     return worker;
   }

@@ -1,4 +1,4 @@
-import { log } from '../log.js';
+import { log, withoutLogContext } from '../log.js';
 import { throughRedisOutage } from '../redis/outage.js';
 import type { Lease, Scheduler } from './scheduler.js';
 import type { PoolSignals } from './signals.js';
@@ -85,7 +85,8 @@ export class LeaseCache {
     let list = this.parked.get(key);
     if (!list) this.parked.set(key, (list = []));
     list.push({ lease, functionKey, parkedAt: Date.now() });
-    this.sweeper ??= setTimeout(() => this.sweep(), this.holdMs);
+    // The sweep releases every tenant's parked sandboxes: not in this job's log context.
+    this.sweeper ??= withoutLogContext(() => setTimeout(() => this.sweep(), this.holdMs));
   }
 
   /**

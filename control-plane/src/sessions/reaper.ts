@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { log } from '../log.js';
+import { log, withLogContext } from '../log.js';
+import { DEFAULT_TENANT } from '../tenancy/principal.js';
 import type { Keys } from '../store/keys.js';
 import { LOST_SESSION_RETENTION_MS, type SessionService } from './service.js';
 
@@ -59,11 +60,14 @@ export class SessionReaper {
                 ? 'idle'
                 : undefined;
         if (!reason) continue;
-        try {
-          if (await this.sessions.end(r, reason)) ended.push(r.id);
-        } catch (err) {
-          log('warn', 'could not end session', { sessionId: r.id, reason, error: String(err) });
-        }
+        // Lines about ending it (here and in the service) name the session's tenant.
+        await withLogContext({ tenant: r.tenant ?? DEFAULT_TENANT }, async () => {
+          try {
+            if (await this.sessions.end(r, reason)) ended.push(r.id);
+          } catch (err) {
+            log('warn', 'could not end session', { sessionId: r.id, reason, error: String(err) });
+          }
+        });
       }
     } finally {
       if ((await this.redis.get(lock)) === this.replica) await this.redis.del(lock);

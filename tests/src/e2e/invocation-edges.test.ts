@@ -165,6 +165,6 @@ describe('the invocation path', () => {
     expect(record.body).toMatchObject({ status: 'failed', error: { errorType: 'TypeError', errorMessage: 'bad v' } });
     expect(record.body.logs).toContain('log-line v');
     const metrics = await (await fetch(`${k.url}/metrics`)).text();
-    expect(metrics).toMatch(/^kiln_errors_total\{type="TypeError"\} [1-9]/m);
+    expect(metrics).toMatch(/^kiln_errors_total\{type="TypeError",tenant="default"\} [1-9]/m);
   });
 });

@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { startKilnProcess, testDirs, type KilnProcess } from '../support/kiln.js';
+import { disposeKilnProcess, startKilnProcess, testDirs, type KilnProcess } from '../support/kiln.js';
 
 /**
  * No Kiln secret and no inherited descriptor reaches a sandbox. Kiln is started the way a
@@ -97,12 +96,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await kiln?.kill();
-  const redis = new Redis({ path: inject('redisSocket') });
-  const keys = await redis.keys(`${prefix}:*`);
-  if (keys.length) await redis.del(...keys);
-  redis.disconnect();
-  if (dirs) rmSync(dirs.dataDir, { recursive: true, force: true });
+  await disposeKilnProcess(kiln, prefix, dirs?.dataDir);
 });
 
 /** The secrets to look for: the executors' agent tokens (from the local platform's state) and ours. */

@@ -186,6 +186,20 @@ export async function startKilnProcess(env: Record<string, string>, inherit: Rec
 }
 
 /**
+ * Stops a control plane from `startKilnProcess` and removes what it left: its Redis keys
+ * (`prefix`) and its data dir (from `testDirs`). Each argument may be missing (a failed start).
+ */
+export async function disposeKilnProcess(kiln: KilnProcess | undefined, prefix: string | undefined, dataDir: string | undefined): Promise<void> {
+  await kiln?.kill();
+  if (prefix) {
+    const redis = new Redis({ path: inject('redisSocket') });
+    await deleteKeys(redis, `${prefix}:*`);
+    redis.disconnect();
+  }
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+}
+
+/**
  * Creates a session (template `nodejs` unless `body` names another), runs `fn` with its id and
  * deletes the session afterwards, whatever happened.
  */

@@ -2,7 +2,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { KilnError } from '../../errors.js';
-import { log } from '../../log.js';
+import { log, withLogContext } from '../../log.js';
 import type { SessionService } from '../../sessions/service.js';
 import { errorBody } from '../errors.js';
 import { principalOf } from '../auth.js';
@@ -53,8 +53,10 @@ export function attachSessionPty(server: Server, sessions: SessionService, keyri
     const cols = size(url.searchParams.get('cols'), 80);
     const rows = size(url.searchParams.get('rows'), 24);
     const fail = (err: unknown): void => {
-      if (err instanceof KilnError) refuse(socket, err.status, err.code, err.message);
-      else {
+      if (err instanceof KilnError) {
+        log('debug', 'terminal refused', { sessionId: id, status: err.status, code: err.code });
+        refuse(socket, err.status, err.code, err.message);
+      } else {
         log('error', 'pty upgrade failed', { sessionId: id, error: String(err) });
         refuse(socket, 500, 'InternalError', 'internal error; see the control plane log');
       }
@@ -63,10 +65,21 @@ export function attachSessionPty(server: Server, sessions: SessionService, keyri
     const header = (n: string): string | undefined => (n === 'x-api-key' ? (url.searchParams.get('api_key') ?? undefined) : undefined) ?? headerOf(req, n);
     principalOf(keyring, header).then(({ principal }) => {
       if (!principal) return refuse(socket, 401, 'Unauthorized', 'this endpoint needs an API key: send "Authorization: Bearer <key>" or "x-api-key: <key>" (or ?api_key=<key>)');
-      // A terminal writes to the sandbox like any process: the sessions scope, as scopes.ts says.
-      if (!hasScope(principal, scopeOf('GET', url.pathname))) return refuse(socket, 403, 'Forbidden', `this key (${principal.keyId}) does not have the "sessions" scope a terminal needs`);
-      if (Number.isNaN(cols) || Number.isNaN(rows)) return refuse(socket, 400, 'InvalidRequest', 'cols and rows must be integers between 1 and 1000');
-      return sessions.open(id, principal).then(({ agent }) => wss.handleUpgrade(req, socket, head, (ws) => bridge(ws, sessions, id, agent.pty(cols, rows, {}))));
+      // From here on every line logged for this terminal (its bridge too) names the tenant and key id.
+      return withLogContext({ tenant: principal.tenant, keyId: principal.keyId }, () => {
+        // A terminal writes to the sandbox like any process: the sessions scope, as scopes.ts says.
+        if (!hasScope(principal, scopeOf('GET', url.pathname))) return refuse(socket, 403, 'Forbidden', `this key (${principal.keyId}) does not have the "sessions" scope a terminal needs`);
+        if (Number.isNaN(cols) || Number.isNaN(rows)) return refuse(socket, 400, 'InvalidRequest', 'cols and rows must be integers between 1 and 1000');
+        return sessions
+          .open(id, principal)
+          .then(({ agent }) =>
+            wss.handleUpgrade(req, socket, head, (ws) => {
+              log('debug', 'terminal opened', { sessionId: id, cols, rows });
+              bridge(ws, sessions, id, agent.pty(cols, rows, {}));
+            }),
+          )
+          .catch(fail);
+      });
     }).catch(fail);
   });
 }
