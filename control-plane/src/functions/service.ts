@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { NotFoundError, ValidationError } from '../errors.js';
 import { canReach, TENANT_ID, type Principal } from '../tenancy/principal.js';
+import type { Quotas } from '../tenancy/quotas.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import { FunctionConflictError, FunctionExistsError, FunctionNotFoundError } from './errors.js';
 import { unpack, type CodeInput, type CodePackages } from './package.js';
@@ -74,6 +75,8 @@ export class FunctionService {
     private readonly packages: CodePackages,
     private readonly templates: TemplateRegistry,
     private readonly limits: { maxTimeoutMs: number },
+    /** The tenant's `functions` quota, checked at create (tenancy/quotas.ts). */
+    private readonly quotas?: Pick<Quotas, 'checkFunctions'>,
   ) {}
 
   /** Where `ref` points for `who`; 404 for a tenant it may not reach, as for a missing function. */
@@ -120,6 +123,8 @@ export class FunctionService {
     const tenant = namespaceOf(who, input.tenant);
     if (tenant === undefined) throw new NotFoundError('Tenant', input.tenant ?? '');
     const fn = { tenant, name: input.name };
+    // Counted, not reserved: creates racing at the limit may pass it by as many as run at once.
+    await this.quotas?.checkFunctions(tenant, await this.store.count(tenant));
     const settings = this.settle({}, input);
     const pkg = unpack(input.code, settings.runtime, settings.handler);
     const codeBlob = await this.packages.save(fn, pkg);

@@ -30,6 +30,11 @@ export class FunctionStore {
     return true;
   }
 
+  /** How many functions a tenant has (its quota counts them). */
+  count(tenant: string): Promise<number> {
+    return this.redis.zcard(this.keys.fns(tenant));
+  }
+
   /** $LATEST and the exact text it was read from (for `replace`). */
   async latest(tenant: string, name: string): Promise<{ record: FunctionVersionRecord; text: string } | undefined> {
     const text = await this.redis.get(this.keys.fn(tenant, name));

@@ -6,6 +6,7 @@ import type { TemplateRegistry } from '../templates/registry.js';
 import type { ExecutionRecord, InvocationJob } from './contract.js';
 import type { ExecutionObserver } from './outcome.js';
 import { canReach, DEFAULT_TENANT, type Principal } from '../tenancy/principal.js';
+import type { Quotas } from '../tenancy/quotas.js';
 
 /** Async jobs are tried this many times when a retryable platform error (ExecutorLost) hits them. */
 export const ASYNC_ATTEMPTS = 3;
@@ -55,6 +56,7 @@ export class Submitter {
     private readonly replies: ReplyRouter,
     private readonly templates: TemplateRegistry,
     private readonly observer: Pick<ExecutionObserver, 'error'>,
+    private readonly quotas: Pick<Quotas, 'admitExecution' | 'releaseExecution'>,
   ) {}
 
   /**
@@ -65,14 +67,28 @@ export class Submitter {
    */
   async submit(s: Submission): Promise<{ id: string; record?: ExecutionRecord }> {
     await this.throttle(s.job.template);
+    const tenant = s.job.tenant ?? DEFAULT_TENANT;
     if (!s.job.sync) {
-      const tenant = s.job.tenant ?? DEFAULT_TENANT;
       const job = s.idempotency ? { ...s.job, id: idempotentId(`tenant:${tenant}:${s.idempotency.scope}`, s.idempotency.key) } : s.job;
-      return { id: await this.queues.add(job, s.attempts ?? ASYNC_ATTEMPTS) };
+      await this.quotas.admitExecution(tenant, job.template, job.id);
+      return { id: await this.queued(job, () => this.queues.add(job, s.attempts ?? ASYNC_ATTEMPTS)) };
     }
+    await this.quotas.admitExecution(tenant, s.job.template, s.job.id);
     const record = await this.addAndWait(s.job, s.job.timeoutMs + SYNC_WAIT_MARGIN_MS);
     if (!record) throw new KilnError('WaitTimeout', 504, `invocation ${s.job.id} did not finish in time; poll GET /api/v1/executions/${s.job.id}`, { id: s.job.id });
     return { id: s.job.id, record };
+  }
+
+  /** Adds a job admitted by the quota; if it cannot be added, it stops counting at once. */
+  private async queued<T>(job: InvocationJob, add: () => Promise<T>): Promise<T> {
+    try {
+      return await add();
+    } catch (err) {
+      // The add's own error is the answer; a release that fails too (Redis gone) is left to the
+      // quota's reconcile, which drops members whose job does not exist (tenancy/quotas.ts).
+      await this.quotas.releaseExecution(job.tenant ?? DEFAULT_TENANT, job.template, job.id).catch(() => undefined);
+      throw err;
+    }
   }
 
   /**
@@ -107,7 +123,7 @@ export class Submitter {
     const waiting = this.replies.wait(job.id);
     let timer: NodeJS.Timeout | undefined;
     try {
-      await this.queues.add({ ...job, replyTo: this.replies.replicaId }, 1);
+      await this.queued(job, () => this.queues.add({ ...job, replyTo: this.replies.replicaId }, 1));
       const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), waitMs)));
       const record = await Promise.race([waiting.record, timeout]);
       if (record) return record;
