@@ -70,9 +70,17 @@ export class Submitter {
     const tenant = s.job.tenant ?? DEFAULT_TENANT;
     if (!s.job.sync) {
       const job = s.idempotency ? { ...s.job, id: idempotentId(`tenant:${tenant}:${s.idempotency.scope}`, s.idempotency.key) } : s.job;
-      await this.quotas.admitExecution(tenant, job.template, job.id);
-      return { id: await this.queued(job, () => this.queues.add(job, s.attempts ?? ASYNC_ATTEMPTS)) };
+      const inFlight = await this.quotas.admitExecution(tenant, job.template, job.id);
+      // Fair share: a tenant's async job waits behind the jobs of tenants with fewer in flight.
+      // BullMQ serves lower priorities first and equal ones in order, so a tenant that queued
+      // 10,000 jobs gets priorities up to 10,001 while one with a handful gets 1 to 5: the
+      // newcomer's jobs start next, the flood's own order is kept.
+      return { id: await this.queued(job, () => this.queues.add(job, s.attempts ?? ASYNC_ATTEMPTS, 1 + inFlight)) };
     }
+    // Sync jobs carry no priority: BullMQ serves its wait list before any prioritized job, so a
+    // caller holding a connection open (with a deadline) is not queued behind async backlogs,
+    // as before fair share, and the hot path costs no sorted-set insert. Their number is bounded
+    // by the callers' open connections and by the same executions quota.
     await this.quotas.admitExecution(tenant, s.job.template, s.job.id);
     const record = await this.addAndWait(s.job, s.job.timeoutMs + SYNC_WAIT_MARGIN_MS);
     if (!record) throw new KilnError('WaitTimeout', 504, `invocation ${s.job.id} did not finish in time; poll GET /api/v1/executions/${s.job.id}`, { id: s.job.id });

@@ -1,4 +1,4 @@
-import { Queue, Worker, UnrecoverableError, type Job, type RedisOptions } from 'bullmq';
+import { PRIORITY_LIMIT, Queue, Worker, UnrecoverableError, type Job, type RedisOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ExecutionRecord, InvocationJob } from '../invocation/contract.js';
 import { log } from '../log.js';
@@ -184,14 +184,22 @@ export class ExecutionQueues {
   }
 
   /**
-   * Adds a job under its id; resolves with the id it is stored under. A job whose id is already
+   * Adds a job under its id; resolves with the id it is stored under. `priority` (async jobs,
+   * fair share: invocation/submit.ts) is honoured as it is consumed: every Worker of the
+   * template, on every replica, takes its next job with BullMQ's one moveToActive script, which
+   * pops the wait list (jobs without a priority) first, then the prioritized set lowest first
+   * (equal priorities in the order they were added), one job per free slot with no prefetch;
+   * a retried job comes back from the delayed set with its priority. The lease cache only lends
+   * a parked sandbox to whichever job came next; it never picks jobs. A job whose id is already
    * stored (an idempotency key seen before, within the result TTL) is not added again: BullMQ
    * keeps the first, and its id comes back.
    */
-  async add(job: InvocationJob, attempts: number): Promise<string> {
+  async add(job: InvocationJob, attempts: number, priority?: number): Promise<string> {
     const added = await this.queue(job.template).add('execution', job, {
       jobId: job.id,
       attempts,
+      // BullMQ serves its wait list (jobs without a priority) first, then prioritized jobs, lowest first.
+      ...(priority !== undefined ? { priority: Math.min(PRIORITY_LIMIT, Math.max(1, Math.floor(priority))) } : {}),
       backoff: { type: 'exponential', delay: 1000 },
       removeOnComplete: { age: this.opts.resultTtlSeconds },
       removeOnFail: { age: this.opts.resultTtlSeconds },
@@ -199,9 +207,12 @@ export class ExecutionQueues {
     return added.id ?? job.id;
   }
 
-  /** Jobs waiting in a template's queue (not running, not delayed for a retry). */
+  /**
+   * Jobs waiting in a template's queue (not running, not delayed for a retry): the wait list and
+   * the prioritized set (async jobs carry a priority, see invocation/submit.ts).
+   */
   waitingCount(template: string): Promise<number> {
-    return this.queue(template).getWaitingCount();
+    return this.queue(template).getJobCountByTypes('waiting', 'prioritized');
   }
 
   /** Of these job ids, the ones a template's queue no longer holds as queued or running (gone, completed or failed). */
