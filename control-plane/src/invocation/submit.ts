@@ -6,7 +6,7 @@ import type { TemplateRegistry } from '../templates/registry.js';
 import type { ExecutionRecord, InvocationJob } from './contract.js';
 import type { ExecutionObserver } from './outcome.js';
 import { canReach, DEFAULT_TENANT, type Principal } from '../tenancy/principal.js';
-import type { Quotas } from '../tenancy/quotas.js';
+import { QuotaExceededError, type Quotas } from '../tenancy/quotas.js';
 
 /** Async jobs are tried this many times when a retryable platform error (ExecutorLost) hits them. */
 export const ASYNC_ATTEMPTS = 3;
@@ -70,7 +70,10 @@ export class Submitter {
     const tenant = s.job.tenant ?? DEFAULT_TENANT;
     if (!s.job.sync) {
       const job = s.idempotency ? { ...s.job, id: idempotentId(`tenant:${tenant}:${s.idempotency.scope}`, s.idempotency.key) } : s.job;
-      const inFlight = await this.quotas.admitExecution(tenant, job.template, job.id);
+      // A resubmission of a job still in flight is not counted twice; one of a job that already
+      // finished (BullMQ keeps the first, adds nothing) counts until the quota's reconcile finds
+      // that job finished, which it does when the tenant reaches its limit.
+      const inFlight = await this.admit(tenant, job);
       // Fair share: a tenant's async job waits behind the jobs of tenants with fewer in flight.
       // BullMQ serves lower priorities first and equal ones in order, so a tenant that queued
       // 10,000 jobs gets priorities up to 10,001 while one with a handful gets 1 to 5: the
@@ -81,10 +84,20 @@ export class Submitter {
     // caller holding a connection open (with a deadline) is not queued behind async backlogs,
     // as before fair share, and the hot path costs no sorted-set insert. Their number is bounded
     // by the callers' open connections and by the same executions quota.
-    await this.quotas.admitExecution(tenant, s.job.template, s.job.id);
+    await this.admit(tenant, s.job);
     const record = await this.addAndWait(s.job, s.job.timeoutMs + SYNC_WAIT_MARGIN_MS);
     if (!record) throw new KilnError('WaitTimeout', 504, `invocation ${s.job.id} did not finish in time; poll GET /api/v1/executions/${s.job.id}`, { id: s.job.id });
     return { id: s.job.id, record };
+  }
+
+  /** Counts the job against its tenant's executions quota (QuotaExceeded, counted like the throttle's 429, when over). */
+  private async admit(tenant: string, job: InvocationJob): Promise<number> {
+    try {
+      return await this.quotas.admitExecution(tenant, job.template, job.id);
+    } catch (err) {
+      if (err instanceof QuotaExceededError) this.observer.error(err.code);
+      throw err;
+    }
   }
 
   /** Adds a job admitted by the quota; if it cannot be added, it stops counting at once. */

@@ -155,7 +155,7 @@ export class Quotas {
     if (count >= limit) throw new QuotaExceededError(tenant, 'functions', limit, count);
   }
 
-  /** Throws QuotaExceeded for the request rate (api/rate-limit.ts counts; this names the error). */
+  /** The error for a request over the rate (api/rate-limit.ts counts the rate; the error is named here with the others). */
   rateExceeded(tenant: string, limit: number): QuotaExceededError {
     return new QuotaExceededError(tenant, 'requestsPerSecond', limit, limit);
   }
