@@ -53,7 +53,10 @@ const LIMITS_CACHE_MS = 5_000;
  * admitted at least this long ago are checked against the jobs and sessions themselves.
  */
 const RECONCILE_GRACE_MS = 30_000;
-/** At most one such check per tenant and quota every this long, on each replica. */
+/**
+ * At most one such check per tenant and quota every this long, on each replica: a tenant that
+ * keeps hitting a large limit costs one pipelined pass over its older members per interval.
+ */
 const RECONCILE_EVERY_MS = 10_000;
 /**
  * Executions admitted this long ago are dropped at the next admission whatever they are: the
@@ -64,7 +67,7 @@ const EXECUTION_STALE_MS = 24 * 3600_000;
 const LUA_DIR = fileURLToPath(new URL('../../src/tenancy/lua/', import.meta.url));
 const lua = (file: string): string => readFileSync(LUA_DIR + file, 'utf8');
 
-/** Which of the given members are over: their job is gone or finished, their session ended or lost. */
+/** How the reconcile tells counted usage that is over: a job gone or finished, a session ended or lost. */
 export interface UsageProbes {
   /** Of these job ids in a template's queue, the ones no longer queued or running. */
   finishedJobs(template: string, ids: string[]): Promise<string[]>;
@@ -73,7 +76,7 @@ export interface UsageProbes {
 }
 
 type AdmitExecution = (key: string, member: string, now: number, limit: number, staleBefore: number) => Promise<[number, number]>;
-type AdmitSession = (key: string, id: string, memoryMB: number, now: number, sessions: number, memoryMB2: number) => Promise<[number, string?, number?]>;
+type AdmitSession = (key: string, id: string, memoryMB: number, now: number, sessionsLimit: number, memoryLimitMB: number) => Promise<[number, string?, number?]>;
 
 /**
  * The one owner of quota checks and of the usage they count (per tenant, in Redis so every
