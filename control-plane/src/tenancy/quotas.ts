@@ -81,7 +81,8 @@ type AdmitSession = (key: string, id: string, memoryMB: number, now: number, ses
 /**
  * The one owner of quota checks and of the usage they count (per tenant, in Redis so every
  * replica sees the same): concurrent executions and live sessions (with their memory) are
- * admitted by Lua scripts that check and record in one step; functions are counted at create;
+ * admitted by Lua scripts that check and record in one step; functions are checked here and
+ * again, atomically, by the function store as it creates one (functions/store.ts);
  * the request rate is counted per replica (api/rate-limit.ts asks for the limit here).
  * Limits are the deployment's defaults (KILN_QUOTA_*) with the tenant record's overrides.
  */
@@ -152,10 +153,14 @@ export class Quotas {
     await this.redis.hdel(this.keys.quotaSessions(tenant), id);
   }
 
-  /** Throws QuotaExceeded when a tenant that has `count` functions may not make another. */
-  async checkFunctions(tenant: string, count: number): Promise<void> {
+  /**
+   * Throws QuotaExceeded when a tenant that has `count` functions may not make another; else
+   * resolves with its limit, which the function store checks again as it creates, atomically.
+   */
+  async checkFunctions(tenant: string, count: number): Promise<number> {
     const limit = (await this.limits(tenant)).functions;
     if (count >= limit) throw new QuotaExceededError(tenant, 'functions', limit, count);
+    return limit;
   }
 
   /** The error for a request over the rate (api/rate-limit.ts counts the rate; the error is named here with the others). */

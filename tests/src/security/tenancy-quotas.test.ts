@@ -33,6 +33,7 @@ beforeAll(async () => {
     sq: { sessions: 1 },
     mq: { memoryMB: 300 },
     fq: { functions: 1 },
+    frace: { functions: 3 },
     eq: { executions: 2 },
     race: { executions: 5 },
     rq: { requestsPerSecond: 5 },
@@ -144,6 +145,13 @@ describe('functions', () => {
 
     expect((await call('fq', 'DELETE', '/api/v1/functions/one')).status).toBe(204);
     expect((await call('fq', 'POST', '/api/v1/functions', fn('two'))).status).toBe(201);
+  });
+
+  it('lets 20 concurrent creates make exactly `functions: 3` (the store checks the quota as it creates)', async () => {
+    const made = await Promise.all(Array.from({ length: 20 }, (_, i) => call('frace', 'POST', '/api/v1/functions', { name: `f${i}`, runtime: 'nodejs20.x', code: { source: SLEEPER } })));
+    expect(made.filter((r) => r.status === 201)).toHaveLength(3);
+    for (const r of made.filter((x) => x.status !== 201)) expect([r.status, r.body.error.code, r.body.error.data.quota, r.body.error.data.limit]).toEqual([429, 'QuotaExceeded', 'functions', 3]);
+    expect((await call('frace', 'GET', '/api/v1/functions')).body.functions).toHaveLength(3);
   });
 });
 
