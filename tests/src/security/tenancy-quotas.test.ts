@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { Keys } from '@kiln/control-plane/store/keys';
 import { Quotas } from '@kiln/control-plane/tenancy/quotas';
+import { executorPids } from '../support/faults.js';
 import { startTestKiln, type TestKiln } from '../support/kiln.js';
 import { waitFor } from '../support/wait.js';
 import { makeZip } from '../support/zip.js';
@@ -37,6 +38,7 @@ beforeAll(async () => {
     eq: { executions: 2 },
     race: { executions: 5 },
     rq: { requestsPerSecond: 5 },
+    lq: { sessions: 1 },
     leak: { executions: 1 },
     other: {},
     // The administrator key's own tenant (KILN_ADMIN_API_KEYS keys belong to `default`).
@@ -248,5 +250,22 @@ describe('administrators', () => {
       return res.status === 429 ? res : undefined;
     }, 15_000, 500);
     expectQuota(refused, 'functions', 0, n - 1, '30');
+  });
+});
+
+// Last: it kills the template's executor, which the keeper then replaces.
+describe('a lost session', () => {
+  it('stops counting once lost (its executor SIGKILLed), before anyone deletes it', { timeout: 60_000 }, async () => {
+    const first = await call('lq', 'POST', '/api/v1/sessions', { template: 'nodejs' });
+    expect(first.status).toBe(201);
+    expectQuota(await call('lq', 'POST', '/api/v1/sessions', { template: 'nodejs' }), 'sessions', 1, 1, '5');
+    const record = JSON.parse((await k.redis.get(`${k.prefix}:ses:${first.body.id}`)) as string) as { executorId: string };
+    const exe = executorPids(k.dataDir).find((e) => e.id === record.executorId);
+    if (!exe) throw new Error(`no state file for executor ${record.executorId}`);
+    process.kill(exe.pid, 'SIGKILL');
+    await waitFor('the session to be lost', async () => ((await call('lq', 'GET', `/api/v1/sessions/${first.body.id}`)).body.status === 'lost' ? true : undefined));
+    const again = await call('lq', 'POST', '/api/v1/sessions', { template: 'nodejs' });
+    expect(again.status, JSON.stringify(again.body)).toBe(201);
+    for (const id of [first.body.id, again.body.id]) expect((await call('lq', 'DELETE', `/api/v1/sessions/${id}`)).status).toBe(204);
   });
 });
