@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CpuPolicy } from './cpu-policy.js';
+import type { QuotaLimits } from './tenancy/quotas.js';
 import { PLATFORMS, type PlatformKind } from './templates/template.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -129,6 +130,15 @@ const schema = z.object({
    * replica of a deployment needs the same; unset: made once in KILN_DATA_DIR/secret.key (0600).
    */
   KILN_SECRET_KEY: z.string().optional(),
+  /** Default quotas of every tenant (tenancy/quotas.ts); an administrator overrides them per tenant. */
+  KILN_QUOTA_SESSIONS: z.coerce.number().int().min(0).default(1000),
+  /** Concurrent executions: queued + running, sync and async. */
+  KILN_QUOTA_EXECUTIONS: z.coerce.number().int().min(0).default(100_000),
+  KILN_QUOTA_FUNCTIONS: z.coerce.number().int().min(0).default(10_000),
+  /** Total memory of a tenant's live sessions' sandboxes (each counts its template's memoryMB). */
+  KILN_QUOTA_MEMORY_MB: z.coerce.number().int().min(0).default(1_048_576),
+  /** Authenticated API requests per second per tenant, counted by each replica on its own. */
+  KILN_QUOTA_RPS: z.coerce.number().int().min(0).default(50_000),
   /** Executors export each session's /workspace over NFSv3 (one port per executor). */
   KILN_NFS_ENABLED: z.enum(['true', 'false']).default('true'),
   /** Host name NFS clients use to reach executors; goes into every session's nfsUrl. */
@@ -194,6 +204,8 @@ export type Config = {
   adminApiKeys: string[];
   /** KILN_SECRET_KEY, when set. */
   secretKey: string | undefined;
+  /** KILN_QUOTA_*: every tenant's quotas unless its record overrides them. */
+  quotas: QuotaLimits;
   repoRoot: string;
   /** NFS export of session workspaces; undefined when KILN_NFS_ENABLED=false. */
   nfs: { host: string; bind: string; gateway: { host: string; port: number } | undefined } | undefined;
@@ -266,6 +278,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiKeys: [...e.KILN_API_KEYS, ...e.KILN_ADMIN_API_KEYS],
     adminApiKeys: e.KILN_ADMIN_API_KEYS,
     secretKey: e.KILN_SECRET_KEY,
+    quotas: {
+      sessions: e.KILN_QUOTA_SESSIONS,
+      executions: e.KILN_QUOTA_EXECUTIONS,
+      functions: e.KILN_QUOTA_FUNCTIONS,
+      memoryMB: e.KILN_QUOTA_MEMORY_MB,
+      requestsPerSecond: e.KILN_QUOTA_RPS,
+    },
     repoRoot: REPO_ROOT,
     nfs:
       e.KILN_NFS_ENABLED === 'true'

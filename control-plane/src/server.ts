@@ -43,6 +43,8 @@ import { Scheduler } from './scheduler/scheduler.js';
 import { PoolSignals } from './scheduler/signals.js';
 import { Keys } from './store/keys.js';
 import { envKeys, Keyring } from './tenancy/keyring.js';
+import { Quotas } from './tenancy/quotas.js';
+import { DEFAULT_TENANT } from './tenancy/principal.js';
 import { Sealer } from './tenancy/sealer.js';
 import { loadTemplateFiles, TemplateRegistry } from './templates/registry.js';
 import { TemplateAdmin } from './templates/admin.js';
@@ -104,12 +106,19 @@ export async function startKiln(config: Config): Promise<Kiln> {
   const replies = new ReplyRouter(randomUUID(), keys.prefix, redis, subscriber);
   await replies.start();
   const queues = new ExecutionQueues(bullConnectionOptions(target), keys.queuePrefix, templates, { resultTtlSeconds: config.resultTtlSeconds });
-  const metrics = new KilnMetrics(records, templates, queues, leases, { sessions: new SessionStore(redis, keys), tenantLabel: config.metrics.tenantLabel });
+  // Stored keys' secrets are sealed with a key outside Redis (tenancy/sealer.ts).
+  const keyring = new Keyring(redis, keys, envKeys(config.apiKeys, config.adminApiKeys), await Sealer.open(config.secretKey, join(config.dataDir, 'secret.key')));
+  const sessionRecords = new SessionStore(redis, keys);
+  const metrics = new KilnMetrics(records, templates, queues, leases, { sessions: sessionRecords, tenantLabel: config.metrics.tenantLabel });
+  const quotas = new Quotas(redis, keys, keyring, config.quotas, {
+    finishedJobs: (template, ids) => queues.finished(template, ids),
+    endedSessions: (ids) => sessionRecords.ended(ids),
+  });
   // The invocation path (invocation/): submit → queue (transport) → outcome policy → dispatch.
-  const submitter = new Submitter(queues, replies, templates, metrics);
+  const submitter = new Submitter(queues, replies, templates, metrics, quotas);
   const executions = new ExecutionService(submitter, templates, { defaultTimeoutMs: config.defaultTimeoutMs, maxTimeoutMs: config.maxTimeoutMs });
   const codePackages = new CodePackages(new RedisBlobStore(redis, (k) => keys.blob(k)));
-  const functions = new FunctionService(new FunctionStore(redis, keys), codePackages, templates, { maxTimeoutMs: config.maxTimeoutMs });
+  const functions = new FunctionService(new FunctionStore(redis, keys), codePackages, templates, { maxTimeoutMs: config.maxTimeoutMs }, quotas);
   const deadLetters = new DeadLetterStore(redis, keys);
   const invoker = new FunctionInvoker(functions, codePackages, submitter, deadLetters);
 
@@ -120,16 +129,21 @@ export async function startKiln(config: Config): Promise<Kiln> {
   }
   keeper.start();
   // Listening before sessions are created, so every session record carries the bound port.
-  const nfsGateway = config.nfs?.gateway ? new NfsGateway(new SessionRoutes(redis, keys, new SessionStore(redis, keys), records), config.nfs.gateway) : undefined;
+  const nfsGateway = config.nfs?.gateway ? new NfsGateway(new SessionRoutes(redis, keys, sessionRecords, records), config.nfs.gateway) : undefined;
   const nfsPort = await nfsGateway?.listen();
   const sessions = new SessionService(redis, keys, templates, scheduler, records, agents, signals, {
     nfsHost: config.nfs?.host,
     ...(nfsPort !== undefined ? { nfsGatewayPort: nfsPort } : {}),
+    quotas,
   });
   const sessionReaper = new SessionReaper(redis, keys, sessions);
   sessionReaper.start();
   const outcomes = new OutcomePolicy(new Dispatcher(scheduler, agents, templates, leases), replies, metrics, (job, record, attempts) => deadLetters.add(job, record, attempts));
-  await queues.startWorkers(outcomes.handle);
+  // A job that ran its last attempt stops counting against its tenant's executions quota. A
+  // release lost here (Redis gone) is found later by the quota's reconcile (tenancy/quotas.ts).
+  await queues.startWorkers(outcomes.handle, (job) => {
+    quotas.releaseExecution(job.tenant ?? DEFAULT_TENANT, job.template, job.id).catch((err: unknown) => log('warn', 'could not release an execution from its quota', { id: job.id, error: String(err) }));
+  });
   // Templates created, changed or deleted on any replica: workers and pools follow here too.
   templates.onChange((change) => {
     const done = (what: string) => (err: unknown) => log('warn', `could not ${what} after a template change`, { change: change.kind, error: String(err) });
@@ -150,8 +164,6 @@ export async function startKiln(config: Config): Promise<Kiln> {
   const templateAdmin = new TemplateAdmin(templates, queues, records, leases);
 
   const browser = browserPolicy(config.host, config.allowedHosts, config.allowedOrigins);
-  // Stored keys' secrets are sealed with a key outside Redis (tenancy/sealer.ts).
-  const keyring = new Keyring(redis, keys, envKeys(config.apiKeys, config.adminApiKeys), await Sealer.open(config.secretKey, join(config.dataDir, 'secret.key')));
   if (!isLoopback(config.host) && config.apiKeys.length === 0) {
     log('warn', `KILN_HOST is ${config.host} and no KILN_API_KEYS are set: ANYONE WHO CAN REACH THIS ADDRESS CAN RUN CODE HERE. Set KILN_API_KEYS, or listen on 127.0.0.1.`);
   }
@@ -169,6 +181,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
     sessions,
     mcp,
     keyring,
+    quotas,
     browser,
   });
   const server: ServerType = await new Promise((resolve) => {

@@ -31,6 +31,9 @@ import type { McpEndpoint } from '../mcp/http.js';
 import { authenticate, requireSigV4OrApiKey } from './auth.js';
 import { requireRouteScope } from './scopes.js';
 import type { Keyring } from '../tenancy/keyring.js';
+import type { Quotas } from '../tenancy/quotas.js';
+import { onLambdaError } from './lambda/errors.js';
+import { rateLimit, TokenBuckets } from './rate-limit.js';
 
 export interface AppDeps {
   redis: Redis;
@@ -47,6 +50,8 @@ export interface AppDeps {
   mcp?: McpEndpoint;
   /** Who a key is (environment and stored keys); with no environment keys every endpoint is open. */
   keyring: Keyring;
+  /** Tenants' quotas: the request rate is counted here (rate-limit.ts), the rest by the services. */
+  quotas?: Pick<Quotas, 'limits' | 'rateExceeded'>;
   /** Which hosts and page origins browsers may use Kiln from; absent: loopback names only. */
   browser?: BrowserPolicy;
 }
@@ -74,6 +79,15 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.use('/2015-03-31/*', requireSigV4OrApiKey(deps.keyring));
   app.use('/2015-03-31/*', requireRouteScope('lambda'));
   app.use('/2015-03-31/*', lambdaContentType());
+  // Each tenant's request rate, once the request's principal is known (one bucket per tenant
+  // for every surface, counted by this replica).
+  if (deps.quotas) {
+    const buckets = new TokenBuckets();
+    const rest = rateLimit(deps.quotas, buckets, onError);
+    app.use('/api/v1/*', rest);
+    app.use('/mcp/*', rest);
+    app.use('/2015-03-31/*', rateLimit(deps.quotas, buckets, onLambdaError));
+  }
 
   const tooLarge = (c: Context): Response =>
     c.json(errorBody('PayloadTooLarge', `request body is larger than ${deps.maxBodyBytes} bytes`, { maxBytes: deps.maxBodyBytes }), 413);

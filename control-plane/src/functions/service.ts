@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { NotFoundError, ValidationError } from '../errors.js';
 import { canReach, TENANT_ID, type Principal } from '../tenancy/principal.js';
+import { QuotaExceededError, type Quotas } from '../tenancy/quotas.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import { FunctionConflictError, FunctionExistsError, FunctionNotFoundError } from './errors.js';
 import { unpack, type CodeInput, type CodePackages } from './package.js';
@@ -74,6 +75,8 @@ export class FunctionService {
     private readonly packages: CodePackages,
     private readonly templates: TemplateRegistry,
     private readonly limits: { maxTimeoutMs: number },
+    /** The tenant's `functions` quota, checked at create (tenancy/quotas.ts). */
+    private readonly quotas?: Pick<Quotas, 'checkFunctions'>,
   ) {}
 
   /** Where `ref` points for `who`; 404 for a tenant it may not reach, as for a missing function. */
@@ -120,6 +123,8 @@ export class FunctionService {
     const tenant = namespaceOf(who, input.tenant);
     if (tenant === undefined) throw new NotFoundError('Tenant', input.tenant ?? '');
     const fn = { tenant, name: input.name };
+    // Checked first so a tenant at its quota costs no unpacking; the create checks again, atomically.
+    const maxFunctions = await this.quotas?.checkFunctions(tenant, await this.store.count(tenant));
     const settings = this.settle({}, input);
     const pkg = unpack(input.code, settings.runtime, settings.handler);
     const codeBlob = await this.packages.save(fn, pkg);
@@ -134,9 +139,11 @@ export class FunctionService {
       lastModified: new Date().toISOString(),
       revisionId: randomUUID(),
     };
-    if (!(await this.store.create(record))) {
+    const made = await this.store.create(record, maxFunctions);
+    if (made.outcome !== 'created') {
       // The package was saved under the taken name; keep it only if that function uses it.
       await this.dropUnreferenced(fn, codeBlob);
+      if (made.outcome === 'over') throw new QuotaExceededError(tenant, 'functions', maxFunctions ?? 0, made.count);
       throw new FunctionExistsError(input.name);
     }
     if (input.publish) await this.store.publish(record);

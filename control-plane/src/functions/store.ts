@@ -6,6 +6,17 @@ import type { FunctionVersionRecord } from './types.js';
 const CAS = `if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) return 1 end return 0`;
 
 /**
+ * Creates $LATEST unless the name is taken or the tenant already has ARGV[3] functions, and
+ * indexes the name: one step, so creates racing at the tenant's functions quota cannot pass it.
+ * KEYS: the record, the tenant's names. Returns {1 created | 0 name taken | -1 over, count before}.
+ */
+const CREATE = `local n = redis.call('ZCARD', KEYS[2])
+if n >= tonumber(ARGV[3]) then return {-1, n} end
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return {0, n} end
+redis.call('ZADD', KEYS[2], 0, ARGV[2])
+return {1, n}`;
+
+/**
  * Function records in Redis, per tenant: $LATEST as one JSON string per function, published
  * versions in a hash per function, and a sorted set of each tenant's names for paging. Writes
  * to $LATEST are compare-and-set on the JSON text, so concurrent updates never lose one another
@@ -22,12 +33,18 @@ export class FunctionStore {
     return { ...(JSON.parse(text) as FunctionVersionRecord), tenant };
   }
 
-  /** Stores a new function; false when its tenant already has one of that name. */
-  async create(record: FunctionVersionRecord): Promise<boolean> {
-    const ok = await this.redis.set(this.keys.fn(record.tenant, record.name), JSON.stringify(record), 'NX');
-    if (ok !== 'OK') return false;
-    await this.redis.zadd(this.keys.fns(record.tenant), 0, record.name);
-    return true;
+  /**
+   * Stores a new function unless its tenant already has one of that name (`exists`) or has
+   * `maxFunctions` functions (`over`, with how many: the functions quota).
+   */
+  async create(record: FunctionVersionRecord, maxFunctions = Number.MAX_SAFE_INTEGER): Promise<{ outcome: 'created' | 'exists' | 'over'; count: number }> {
+    const [code, count] = (await this.redis.eval(CREATE, 2, this.keys.fn(record.tenant, record.name), this.keys.fns(record.tenant), JSON.stringify(record), record.name, maxFunctions)) as [number, number];
+    return { outcome: code === 1 ? 'created' : code === 0 ? 'exists' : 'over', count };
+  }
+
+  /** How many functions a tenant has (its quota counts them). */
+  count(tenant: string): Promise<number> {
+    return this.redis.zcard(this.keys.fns(tenant));
   }
 
   /** $LATEST and the exact text it was read from (for `replace`). */

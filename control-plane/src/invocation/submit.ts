@@ -6,6 +6,7 @@ import type { TemplateRegistry } from '../templates/registry.js';
 import type { ExecutionRecord, InvocationJob } from './contract.js';
 import type { ExecutionObserver } from './outcome.js';
 import { canReach, DEFAULT_TENANT, type Principal } from '../tenancy/principal.js';
+import { QuotaExceededError, type Quotas } from '../tenancy/quotas.js';
 
 /** Async jobs are tried this many times when a retryable platform error (ExecutorLost) hits them. */
 export const ASYNC_ATTEMPTS = 3;
@@ -55,6 +56,7 @@ export class Submitter {
     private readonly replies: ReplyRouter,
     private readonly templates: TemplateRegistry,
     private readonly observer: Pick<ExecutionObserver, 'error'>,
+    private readonly quotas: Pick<Quotas, 'admitExecution' | 'releaseExecution'>,
   ) {}
 
   /**
@@ -65,14 +67,49 @@ export class Submitter {
    */
   async submit(s: Submission): Promise<{ id: string; record?: ExecutionRecord }> {
     await this.throttle(s.job.template);
+    const tenant = s.job.tenant ?? DEFAULT_TENANT;
     if (!s.job.sync) {
-      const tenant = s.job.tenant ?? DEFAULT_TENANT;
       const job = s.idempotency ? { ...s.job, id: idempotentId(`tenant:${tenant}:${s.idempotency.scope}`, s.idempotency.key) } : s.job;
-      return { id: await this.queues.add(job, s.attempts ?? ASYNC_ATTEMPTS) };
+      // A resubmission of a job still in flight is not counted twice; one of a job that already
+      // finished (BullMQ keeps the first, adds nothing) counts until the quota's reconcile finds
+      // that job finished, which it does when the tenant reaches its limit.
+      const inFlight = await this.admit(tenant, job);
+      // Fair share: a tenant's async job waits behind the jobs of tenants with fewer in flight.
+      // BullMQ serves lower priorities first and equal ones in order, so a tenant that queued
+      // 10,000 jobs gets priorities up to 10,001 while one with a handful gets 1 to 5: the
+      // newcomer's jobs start next, the flood's own order is kept.
+      return { id: await this.queued(job, () => this.queues.add(job, s.attempts ?? ASYNC_ATTEMPTS, 1 + inFlight)) };
     }
+    // Sync jobs carry no priority: BullMQ serves its wait list before any prioritized job, so a
+    // caller holding a connection open (with a deadline) is not queued behind async backlogs,
+    // as before fair share, and the hot path costs no sorted-set insert. Their number is bounded
+    // by the callers' open connections and by the same executions quota.
+    await this.admit(tenant, s.job);
     const record = await this.addAndWait(s.job, s.job.timeoutMs + SYNC_WAIT_MARGIN_MS);
     if (!record) throw new KilnError('WaitTimeout', 504, `invocation ${s.job.id} did not finish in time; poll GET /api/v1/executions/${s.job.id}`, { id: s.job.id });
     return { id: s.job.id, record };
+  }
+
+  /** Counts the job against its tenant's executions quota (QuotaExceeded, counted like the throttle's 429, when over). */
+  private async admit(tenant: string, job: InvocationJob): Promise<number> {
+    try {
+      return await this.quotas.admitExecution(tenant, job.template, job.id);
+    } catch (err) {
+      if (err instanceof QuotaExceededError) this.observer.error(err.code);
+      throw err;
+    }
+  }
+
+  /** Adds a job admitted by the quota; if it cannot be added, it stops counting at once. */
+  private async queued<T>(job: InvocationJob, add: () => Promise<T>): Promise<T> {
+    try {
+      return await add();
+    } catch (err) {
+      // The add's own error is the answer; a release that fails too (Redis gone) is left to the
+      // quota's reconcile, which drops members whose job does not exist (tenancy/quotas.ts).
+      await this.quotas.releaseExecution(job.tenant ?? DEFAULT_TENANT, job.template, job.id).catch(() => undefined);
+      throw err;
+    }
   }
 
   /**
@@ -107,7 +144,7 @@ export class Submitter {
     const waiting = this.replies.wait(job.id);
     let timer: NodeJS.Timeout | undefined;
     try {
-      await this.queues.add({ ...job, replyTo: this.replies.replicaId }, 1);
+      await this.queued(job, () => this.queues.add({ ...job, replyTo: this.replies.replicaId }, 1));
       const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), waitMs)));
       const record = await Promise.race([waiting.record, timeout]);
       if (record) return record;

@@ -20,6 +20,7 @@ const HINTS: Record<string, string> = {
   FunctionNotFound: 'List the deployed functions with function_list.',
   ProcessNotFound: 'The process has already exited or never existed in this sandbox.',
   TemplateNotFound: 'Omit template to use the default.',
+  QuotaExceeded: 'This tenant is at the quota named in data.quota; end sandboxes or wait for running executions to finish, then retry (or ask an administrator to raise the quota).',
   ServiceUnavailable: 'Kiln cannot reach its Redis; retry the same call in a second or two.',
 };
 

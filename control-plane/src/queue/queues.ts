@@ -1,4 +1,4 @@
-import { Queue, Worker, UnrecoverableError, type Job, type RedisOptions } from 'bullmq';
+import { PRIORITY_LIMIT, Queue, Worker, UnrecoverableError, type Job, type RedisOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ExecutionRecord, InvocationJob } from '../invocation/contract.js';
 import { log, logging, withLogContext, withoutLogContext } from '../log.js';
@@ -22,6 +22,13 @@ export interface Attempt {
 
 /** Runs one attempt and returns the job's record; throws RetryAttempt to have it tried again later. */
 export type JobHandler = (attempt: Attempt) => Promise<ExecutionRecord>;
+
+/**
+ * Told when a job has run its last attempt here (a record, a final failure), so whoever counts
+ * jobs in flight (tenancy/quotas.ts) stops counting it. Jobs that end without a worker seeing
+ * it (failed as stalled twice) are found by `finished`.
+ */
+export type SettledListener = (job: InvocationJob) => void;
 
 /** Thrown by a job handler: this attempt failed and the job is to be tried again after a backoff. */
 export class RetryAttempt extends Error {
@@ -72,6 +79,7 @@ export class ExecutionQueues {
   /** Workers of a template whose capacity shrank, closing while their jobs finish. */
   private readonly closing = new Set<Promise<void>>();
   private handler: JobHandler | undefined;
+  private settled: SettledListener = () => undefined;
 
   constructor(
     private readonly connection: RedisOptions,
@@ -96,8 +104,9 @@ export class ExecutionQueues {
   }
 
   /** Starts each template's workers, whose concurrency follows the template's capacity. */
-  async startWorkers(handler: JobHandler): Promise<void> {
+  async startWorkers(handler: JobHandler, settled?: SettledListener): Promise<void> {
     this.handler = handler;
+    if (settled) this.settled = settled;
     await Promise.all(this.templates.all().map((t) => this.startWorker(t)));
   }
 
@@ -154,9 +163,15 @@ export class ExecutionQueues {
 
   /** Hands one attempt to the handler; a RetryAttempt is retried with backoff, anything else is final. */
   private async process(handler: JobHandler, job: Job<InvocationJob, ExecutionRecord>): Promise<ExecutionRecord> {
+    const attempt = job.attemptsMade + 1;
+    const maxAttempts = job.opts.attempts ?? 1;
     try {
-      return await handler({ job: job.data, attempt: job.attemptsMade + 1, maxAttempts: job.opts.attempts ?? 1, starts: Math.max(job.attemptsStarted, job.attemptsMade + 1) });
+      const record = await handler({ job: job.data, attempt, maxAttempts, starts: Math.max(job.attemptsStarted, attempt) });
+      this.settled(job.data);
+      return record;
     } catch (err) {
+      // The last attempt's RetryAttempt fails the job for good, as does anything else.
+      if (!(err instanceof RetryAttempt) || attempt >= maxAttempts) this.settled(job.data);
       if (err instanceof RetryAttempt) throw err;
       // The handler turns every outcome into a record; an error here is a bug in it, and BullMQ
       // keeps its message as the failed job's reason (GET /executions shows it).
@@ -181,14 +196,22 @@ export class ExecutionQueues {
   }
 
   /**
-   * Adds a job under its id; resolves with the id it is stored under. A job whose id is already
+   * Adds a job under its id; resolves with the id it is stored under. `priority` (async jobs,
+   * fair share: invocation/submit.ts) is honoured as it is consumed: every Worker of the
+   * template, on every replica, takes its next job with BullMQ's one moveToActive script, which
+   * pops the wait list (jobs without a priority) first, then the prioritized set lowest first
+   * (equal priorities in the order they were added), one job per free slot with no prefetch;
+   * a retried job comes back from the delayed set with its priority. The lease cache only lends
+   * a parked sandbox to whichever job came next; it never picks jobs. A job whose id is already
    * stored (an idempotency key seen before, within the result TTL) is not added again: BullMQ
    * keeps the first, and its id comes back.
    */
-  async add(job: InvocationJob, attempts: number): Promise<string> {
+  async add(job: InvocationJob, attempts: number, priority?: number): Promise<string> {
     const added = await this.queue(job.template).add('execution', job, {
       jobId: job.id,
       attempts,
+      // BullMQ serves its wait list (jobs without a priority) first, then prioritized jobs, lowest first.
+      ...(priority !== undefined ? { priority: Math.min(PRIORITY_LIMIT, Math.max(1, Math.floor(priority))) } : {}),
       backoff: { type: 'exponential', delay: 1000 },
       removeOnComplete: { age: this.opts.resultTtlSeconds },
       removeOnFail: { age: this.opts.resultTtlSeconds },
@@ -196,9 +219,31 @@ export class ExecutionQueues {
     return added.id ?? job.id;
   }
 
-  /** Jobs waiting in a template's queue (not running, not delayed for a retry). */
+  /**
+   * Jobs waiting in a template's queue (not running, not delayed for a retry): the wait list and
+   * the prioritized set (async jobs carry a priority, see invocation/submit.ts).
+   */
   waitingCount(template: string): Promise<number> {
-    return this.queue(template).getWaitingCount();
+    return this.queue(template).getJobCountByTypes('waiting', 'prioritized');
+  }
+
+  /** Of these job ids, the ones a template's queue no longer holds as queued or running (gone, completed or failed). */
+  async finished(template: string, ids: string[]): Promise<string[]> {
+    if (!this.templates.has(template)) return ids;
+    const q = this.queue(template);
+    const client = (await q.client) as unknown as Redis;
+    const out: string[] = [];
+    for (let i = 0; i < ids.length; i += 500) {
+      const chunk = ids.slice(i, i + 500);
+      const tx = client.pipeline();
+      for (const id of chunk) tx.exists(q.toKey(id)).zscore(q.toKey('completed'), id).zscore(q.toKey('failed'), id);
+      const replies = (await tx.exec()) ?? [];
+      chunk.forEach((id, j) => {
+        const [exists, completed, failed] = [0, 1, 2].map((k) => replies[j * 3 + k]?.[1]);
+        if (exists === 0 || completed !== null || failed !== null) out.push(id);
+      });
+    }
+    return out;
   }
 
   /**

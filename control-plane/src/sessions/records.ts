@@ -56,6 +56,16 @@ export class SessionStore {
     return raws.filter((r): r is string => r !== null).map((r) => JSON.parse(r) as SessionRecord);
   }
 
+  /** Of these session ids, the ones whose session is gone or lost (its sandbox no longer runs). */
+  async ended(ids: string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const raws = await this.redis.mget(ids.map((id) => this.keys.session(id)));
+    return ids.filter((_, i) => {
+      const raw = raws[i];
+      return !raw || (JSON.parse(raw) as SessionRecord).state === 'lost';
+    });
+  }
+
   /**
    * Removes the record; true only for the caller that removed it, so when the API and the
    * reaper race to delete a session exactly one of them destroys its sandbox.

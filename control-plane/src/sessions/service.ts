@@ -10,7 +10,8 @@ import { languageOfRunner, type Language } from '../invocation/languages.js';
 import { eventText, inlineFunction, invokeRequest, outcomeOf } from '../invocation/request.js';
 import { log } from '../log.js';
 import type { SandboxRecords } from '../scheduler/records.js';
-import type { Scheduler } from '../scheduler/scheduler.js';
+import type { Lease, Scheduler } from '../scheduler/scheduler.js';
+import type { Quotas } from '../tenancy/quotas.js';
 import type { ExecutorLoss, PoolSignals } from '../scheduler/signals.js';
 import type { Keys } from '../store/keys.js';
 import type { TemplateRegistry } from '../templates/registry.js';
@@ -54,6 +55,11 @@ export interface SessionServiceOptions {
   nfsHost?: string;
   /** Bound port of the control plane's NFS gateway (KILN_NFS_PORT); absent = executors' own ports. */
   nfsGatewayPort?: number;
+  /**
+   * Counts each tenant's live sessions and their sandboxes' memory (tenancy/quotas.ts): admitted
+   * before a sandbox is leased, released when the session ends or is lost.
+   */
+  quotas?: Pick<Quotas, 'admitSession' | 'releaseSession'>;
 }
 
 export interface SessionView {
@@ -148,8 +154,16 @@ export class SessionService {
     if (input.nfs && this.opts.nfsHost === undefined) throw new NfsDisabledError();
     const nfsOptions = { readOnly: input.nfs?.readOnly ?? false, allow: validateAllowList(input.nfs?.allow) };
     const runner = templateRunners(template)[0] as string;
-    const lease = await this.scheduler.acquire(template, runner, SESSION_FUNCTION_KEY, LEASE_WAIT_MS, timeoutMs + LEASE_MARGIN_MS);
     const id = `ses_${randomUUID().replaceAll('-', '')}`;
+    // Counted before a sandbox is taken, so a tenant over its quota takes none from the pool.
+    await this.opts.quotas?.admitSession(who.tenant, id, template.resources.memoryMB);
+    let lease: Lease;
+    try {
+      lease = await this.scheduler.acquire(template, runner, SESSION_FUNCTION_KEY, LEASE_WAIT_MS, timeoutMs + LEASE_MARGIN_MS);
+    } catch (err) {
+      await this.release(who.tenant, id);
+      throw err;
+    }
     let nfs: SessionNfs | undefined;
     try {
       // Bound before the record exists, so a session that is visible is already exported.
@@ -159,6 +173,7 @@ export class SessionService {
         });
     } catch (err) {
       await this.scheduler.destroy(lease);
+      await this.release(who.tenant, id);
       throw err;
     }
     const now = Date.now();
@@ -183,6 +198,7 @@ export class SessionService {
       await this.store.put(record);
     } catch (err) {
       await this.scheduler.destroy(lease);
+      await this.release(who.tenant, id);
       throw err;
     }
     return view(record);
@@ -213,6 +229,7 @@ export class SessionService {
   async end(r: SessionRecord, reason: string): Promise<boolean> {
     if (!(await this.store.remove(r.id))) return false;
     log('debug', 'session ended', { sessionId: r.id, sandboxId: r.sandboxId, reason });
+    await this.release(r.tenant ?? DEFAULT_TENANT, r.id);
     const executor = r.state === 'lost' ? undefined : await this.records.executor(r.executorId);
     if (executor) {
       // Cut NFS first, so no client writes land between the end and the sandbox's removal.
@@ -272,7 +289,10 @@ export class SessionService {
       // Re-read: a session created or ended since the list was taken is not an orphan.
       const fresh = await this.store.get(r.id);
       if (!fresh || fresh.state === 'lost' || (await this.records.existing([fresh.sandboxId])).size > 0) continue;
-      if (await this.store.markLost(fresh, await this.lossReason(fresh), now)) marked.push(r.id);
+      if (await this.store.markLost(fresh, await this.lossReason(fresh), now)) {
+        marked.push(r.id);
+        await this.release(fresh.tenant ?? DEFAULT_TENANT, fresh.id);
+      }
     }
     return marked;
   }
@@ -290,6 +310,7 @@ export class SessionService {
   private async lost(r: SessionRecord, reason: string): Promise<SessionLostError> {
     if (await this.store.markLost(r, reason, Date.now())) {
       log('info', 'session lost', { sessionId: r.id, sandboxId: r.sandboxId, executorId: r.executorId, reason });
+      await this.release(r.tenant ?? DEFAULT_TENANT, r.id);
       await this.scheduler.forget(r.template, r.sandboxId);
     }
     return new SessionLostError(r.id, reason);
@@ -320,6 +341,14 @@ export class SessionService {
       });
     if (!res.sandboxAlive) await this.end(r, 'sandbox died during execute');
     return { ...outcomeOf(res), logs: res.logs, durationMs: res.durationMs, sessionEnded: !res.sandboxAlive };
+  }
+
+  /**
+   * The session no longer counts against its tenant's quotas (ended, lost, or never made). A
+   * release that fails is logged; the quota's reconcile finds the session gone and drops it.
+   */
+  private async release(tenant: string, id: string): Promise<void> {
+    await this.opts.quotas?.releaseSession(tenant, id).catch((err: unknown) => log('warn', 'could not release a session from its quota', { sessionId: id, tenant, error: String(err) }));
   }
 
   /** The session's record if `who` may reach it; another tenant's is as missing as an unknown id. */

@@ -116,6 +116,17 @@ export class Keys {
   get apiKeys(): string {
     return `${this.prefix}:apikeys`;
   }
+  /**
+   * A tenant's executions in flight (queued or running): `<template>/<job id>` scored by when it
+   * was admitted (ZSET, owned by tenancy/quotas.ts).
+   */
+  inflight(tenant: string): string {
+    return `${this.prefix}:quota:inflight:${tenant}`;
+  }
+  /** A tenant's live sessions: session id → `<memoryMB>:<admitted at ms>` (HASH, owned by tenancy/quotas.ts). */
+  quotaSessions(tenant: string): string {
+    return `${this.prefix}:quota:sessions:${tenant}`;
+  }
   /** BullMQ's own prefix for this deployment's queues. */
   get queuePrefix(): string {
     return `${this.prefix}:q`;

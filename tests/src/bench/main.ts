@@ -9,6 +9,7 @@ import { startRedis } from './redis.js';
 import { benchSessions } from './sessions.js';
 import { benchSoak } from './soak.js';
 import { printRows } from './stats.js';
+import { benchTenancy } from './tenancy.js';
 
 /**
  * `npm run bench`: every figure beside a floor measured in the same run, because these
@@ -39,6 +40,7 @@ async function main(): Promise<void> {
     if (wanted('nfs')) printRows('NFS export of a session workspace', await benchNfs(redis.socket));
     if (wanted('pools')) printRows('Start types and pools', await benchPools(redis.socket, floor, { samples, durationMs, clients: [32, 128] }));
     if (wanted('soak')) printRows('Soak (lost, duplicated and stranded invocations)', await benchSoak(redis.socket, floor));
+    if (wanted('tenancy')) printRows('Tenancy: authentication cost and fair share', await benchTenancy(redis.socket, { samples }));
     if (wanted('docker')) printRows('Docker platform (Podman) cold start', await benchDocker({ samples: Number(process.env.BENCH_DOCKER_SAMPLES ?? 7) }));
   } finally {
     await redis.stop();

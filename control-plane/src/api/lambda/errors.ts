@@ -29,11 +29,24 @@ const LAMBDA_ERRORS: Record<string, [string, Status]> = {
   ServiceUnavailable: ['ServiceException', 503],
 };
 
+/**
+ * TooManyRequestsException's `Reason` for each Kiln quota: AWS's own names where AWS has the
+ * limit (concurrency, the caller's request rate); AWS has no function-count or session limits,
+ * so those are Kiln's, in AWS's style. The SDK exposes it as `err.Reason`.
+ */
+const QUOTA_REASONS: Record<string, string> = {
+  executions: 'ConcurrentInvocationLimitExceeded',
+  requestsPerSecond: 'CallerRateLimitExceeded',
+  functions: 'FunctionLimitExceeded',
+  sessions: 'SessionLimitExceeded',
+  memoryMB: 'MemoryLimitExceeded',
+};
+
 /** An AWS-shaped error response; both `message` and `Message` because the SDK reads either. */
-export function lambdaError(c: Context, type: string, status: Status, message: string): Response {
+export function lambdaError(c: Context, type: string, status: Status, message: string, throttle: { reason?: string; retryAfterSeconds?: number } = {}): Response {
   c.header('x-amzn-ErrorType', type);
-  if (status === 429 || status === 503) c.header('Retry-After', '1');
-  return c.json({ Type: status >= 500 ? 'Service' : 'User', message, Message: message, ...(status === 429 ? { Reason: 'ConcurrentInvocationLimitExceeded' } : {}) }, status);
+  if (status === 429 || status === 503) c.header('Retry-After', String(throttle.retryAfterSeconds ?? 1));
+  return c.json({ Type: status >= 500 ? 'Service' : 'User', message, Message: message, ...(status === 429 ? { Reason: throttle.reason ?? 'ConcurrentInvocationLimitExceeded' } : {}) }, status);
 }
 
 /** Maps a Kiln error code (as thrown, or as `Kiln.<code>` in a record) to its Lambda response. */
@@ -46,6 +59,10 @@ export function lambdaErrorForCode(c: Context, code: string, status: number, mes
 /** onError of the Lambda routes. Unknown errors are our fault: ServiceException, logged. */
 export function onLambdaError(thrown: Error, c: Context): Response {
   const err = unavailableOr(thrown) as Error;
+  if (err instanceof KilnError && err.code === 'QuotaExceeded') {
+    const { quota, retryAfterSeconds } = err.data as { quota: string; retryAfterSeconds: number };
+    return lambdaError(c, 'TooManyRequestsException', 429, err.message, { reason: QUOTA_REASONS[quota] ?? 'ConcurrentInvocationLimitExceeded', retryAfterSeconds });
+  }
   if (err instanceof KilnError) return lambdaErrorForCode(c, err.code, err.status, err.message);
   if (err instanceof HTTPException && err.status === 413) return lambdaError(c, 'RequestTooLargeException', 413, 'request body is too large');
   if (err instanceof HTTPException && err.status < 500) return lambdaError(c, 'InvalidRequestContentException', 400, err.message || 'request rejected');

@@ -10,11 +10,11 @@ import { ErrorSchema } from '../schemas.js';
  */
 const QuotasSchema = z
   .object({
-    sessions: z.number().int().min(0).max(1_000_000).optional().describe('concurrent sessions'),
-    executions: z.number().int().min(0).max(1_000_000).optional().describe('concurrent executions (running jobs)'),
-    functions: z.number().int().min(0).max(1_000_000).optional().describe('functions'),
-    memoryMB: z.number().int().min(0).max(1 << 30).optional().describe('total memory of the tenant\'s sandboxes, MB'),
-    requestsPerSecond: z.number().int().min(0).max(1_000_000).optional().describe('API requests per second'),
+    sessions: z.number().int().min(0).max(1_000_000).optional().describe('concurrent sessions (default KILN_QUOTA_SESSIONS)'),
+    executions: z.number().int().min(0).max(1_000_000).optional().describe('concurrent executions: queued + running, sync and async (default KILN_QUOTA_EXECUTIONS)'),
+    functions: z.number().int().min(0).max(1_000_000).optional().describe('functions (default KILN_QUOTA_FUNCTIONS)'),
+    memoryMB: z.number().int().min(0).max(1 << 30).optional().describe('total memory of the tenant\'s live sessions\' sandboxes, MB, each its template\'s memoryMB (default KILN_QUOTA_MEMORY_MB)'),
+    requestsPerSecond: z.number().int().min(0).max(1_000_000).optional().describe('authenticated API requests per second, counted by each replica on its own (default KILN_QUOTA_RPS)'),
   })
   .strict()
   .openapi('TenantQuotas');

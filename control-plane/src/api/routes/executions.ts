@@ -8,7 +8,10 @@ const errors = {
   400: { description: 'Invalid request (an event nested more than 512 levels deep among them)', content: { 'application/json': { schema: ErrorSchema } } },
   404: { description: 'Unknown template or execution (another tenant\'s execution is unknown too)', content: { 'application/json': { schema: ErrorSchema } } },
   413: { description: 'Body over the size limit', content: { 'application/json': { schema: ErrorSchema } } },
-  429: { description: 'The template\'s queue is full (sync and async alike); retry after Retry-After seconds', content: { 'application/json': { schema: ErrorSchema } } },
+  429: {
+    description:
+      'QuotaExceeded: the tenant is at a quota (`data.quota`: `executions` queued + running, or `requestsPerSecond`; `data.limit`, `data.used`), or TooManyRequests: the template\'s queue is full (sync and async alike). Retry after Retry-After seconds',
+    content: { 'application/json': { schema: ErrorSchema } } },
   503: { description: 'Redis or capacity unavailable', content: { 'application/json': { schema: ErrorSchema } } },
 };
 

@@ -14,7 +14,10 @@ const errors = {
   404: { description: 'Unknown function, version or dead letter (another tenant\'s is unknown too)', content: { 'application/json': { schema: ErrorSchema } } },
   409: { description: 'Name taken or concurrent change', content: { 'application/json': { schema: ErrorSchema } } },
   413: { description: 'Body over the size limit', content: { 'application/json': { schema: ErrorSchema } } },
-  429: { description: 'The template\'s queue is full (sync and async alike); retry after Retry-After seconds', content: { 'application/json': { schema: ErrorSchema } } },
+  429: {
+    description:
+      'QuotaExceeded: the tenant is at a quota (`data.quota`: `functions` on create, `executions` on invoke, `requestsPerSecond` on any call; `data.limit`, `data.used`), or TooManyRequests: the template\'s queue is full. Retry after Retry-After seconds',
+    content: { 'application/json': { schema: ErrorSchema } } },
 };
 
 const CodeSchema = z
