@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { InvokeStatus, type FunctionSpec, type InvokeRequest, type InvokeResponse } from '@kiln/proto/executor/invoke';
 import type { RunnerMessage } from '../sandbox/channel.js';
 import { SandboxHasOtherFunctionError, TimeoutError, type Sandbox } from '../sandbox/sandbox.js';
@@ -141,8 +142,17 @@ function invokeLine(req: InvokeRequest): string {
   let event = req.payload.length > 0 ? Buffer.from(req.payload.buffer, req.payload.byteOffset, req.payload.byteLength).toString('utf8') : 'null';
   if (event.includes('\n') || event.includes('\r')) event = event.replace(/[\r\n]/g, ' ');
   const clientContext = req.clientContext ? (JSON.parse(req.clientContext) as unknown) : null;
-  const head = JSON.stringify({ type: 'invoke', id: req.requestId, deadlineMs: Date.now() + req.timeoutMs, clientContext, identity: null, ...(req.invokedFunctionArn ? { invokedFunctionArn: req.invokedFunctionArn } : {}) });
+  const head = JSON.stringify({ type: 'invoke', id: req.requestId, deadlineMs: Date.now() + req.timeoutMs, clientContext, identity: null, traceId: traceId(), ...(req.invokedFunctionArn ? { invokedFunctionArn: req.invokedFunctionArn } : {}) });
   return `${head.slice(0, -1)},"event":${event}}`;
+}
+
+/**
+ * An X-Ray trace header for the invocation, as Lambda sets `_X_AMZN_TRACE_ID` on every one (not
+ * sampled: Kiln has no X-Ray daemon). SDKs and Powertools read it; a fresh root per invocation.
+ */
+function traceId(): string {
+  const r = randomBytes(20).toString('hex');
+  return `Root=1-${Math.floor(Date.now() / 1000).toString(16)}-${r.slice(0, 24)};Parent=${r.slice(24, 40)};Sampled=0`;
 }
 
 async function runHandler(sandbox: Sandbox, req: InvokeRequest, logs: LogBuffer, memoryMB: number, initMs: number | undefined, loaded: boolean): Promise<InvokeResponse> {

@@ -112,4 +112,19 @@ done
     expect(small.FunctionError).toBeUndefined();
     expect(Buffer.from(small.Payload ?? []).toString()).toBe('"small"');
   });
+
+  it.each([
+    ['nodejs20.x', 'index.js', `exports.handler = async () => process.env._X_AMZN_TRACE_ID ?? null;`],
+    ['python3.11', 'index.py', `import os\ndef handler(e, c):\n    return os.environ.get('_X_AMZN_TRACE_ID')\n`],
+  ])('%s: every invocation has its own _X_AMZN_TRACE_ID, as on Lambda (issue 19 defect 6)', async (runtime, file, source) => {
+    const name = `trace-${runtime.replace(/\W/g, '')}`;
+    await lambda.send(new CreateFunctionCommand({ FunctionName: name, Runtime: runtime as Runtime, Role: 'r', Handler: 'index.handler', Code: { ZipFile: makeZip([{ path: file, content: source }]) } }));
+    const ids = new Set<string>();
+    for (let i = 0; i < 3; i++) {
+      const id = JSON.parse(Buffer.from((await invoke(name, {})).Payload ?? []).toString()) as string;
+      expect(id).toMatch(/^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0$/);
+      ids.add(id);
+    }
+    expect(ids.size).toBe(3);
+  });
 });
