@@ -281,6 +281,9 @@ describe.skipIf(!hasAwsCli)('the AWS CLI', () => {
       expect(res).toMatchObject({ StatusCode: 200, ExecutedVersion: '2' });
       expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual({ tag: 'v2', version: '2', arn: `${ARN}:cli` });
       expect((await aws('list-aliases', '--function-name', FN, '--function-version', '2')).Aliases).toEqual(expect.arrayContaining([expect.objectContaining({ Name: 'cli' })]));
+      // Weighted routing as the README spells it for the CLI.
+      const routed = await aws('update-alias', '--function-name', FN, '--name', 'cli', '--function-version', '1', '--routing-config', '{"AdditionalVersionWeights":{"2":0.1}}');
+      expect(routed).toMatchObject({ FunctionVersion: '1', RoutingConfig: { AdditionalVersionWeights: { '2': 0.1 } } });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
