@@ -25,6 +25,8 @@ import { FunctionInvoker } from './functions/invoker.js';
 import { CodePackages } from './functions/package.js';
 import { FunctionService } from './functions/service.js';
 import { FunctionStore } from './functions/store.js';
+import { AliasStore } from './functions/alias-store.js';
+import { AliasService } from './functions/aliases.js';
 import { RedisBlobStore } from './storage/blobs.js';
 import { log, setLogLevel } from './log.js';
 import { ExecutionQueues } from './queue/queues.js';
@@ -118,7 +120,8 @@ export async function startKiln(config: Config): Promise<Kiln> {
   const submitter = new Submitter(queues, replies, templates, metrics, quotas);
   const executions = new ExecutionService(submitter, templates, { defaultTimeoutMs: config.defaultTimeoutMs, maxTimeoutMs: config.maxTimeoutMs });
   const codePackages = new CodePackages(new RedisBlobStore(redis, (k) => keys.blob(k)));
-  const functions = new FunctionService(new FunctionStore(redis, keys), codePackages, templates, { maxTimeoutMs: config.maxTimeoutMs }, quotas);
+  const aliasStore = new AliasStore(redis, keys);
+  const functions = new FunctionService(new FunctionStore(redis, keys), aliasStore, codePackages, templates, { maxTimeoutMs: config.maxTimeoutMs }, quotas);
   const deadLetters = new DeadLetterStore(redis, keys);
   const invoker = new FunctionInvoker(functions, codePackages, submitter, deadLetters);
 
@@ -177,7 +180,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
     maxBodyBytes: config.maxBodyBytes,
     templateAdmin,
     metrics,
-    functions: { service: functions, invoker },
+    functions: { service: functions, invoker, aliases: new AliasService(functions, aliasStore) },
     sessions,
     mcp,
     keyring,

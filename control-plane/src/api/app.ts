@@ -10,9 +10,11 @@ import { docsRoutes } from './docs.js';
 import { errorBody, onError } from './errors.js';
 import { newRouter, type AppEnv } from './router.js';
 import { executionRoutes } from './routes/executions.js';
+import { aliasRoutes } from './routes/aliases.js';
 import { functionRoutes } from './routes/functions.js';
 import { lambdaRoutes } from './routes/lambda.js';
 import type { FunctionInvoker } from '../functions/invoker.js';
+import type { AliasService } from '../functions/aliases.js';
 import type { FunctionService } from '../functions/service.js';
 import { healthRoutes } from './routes/health.js';
 import type { TemplateAdmin } from '../templates/admin.js';
@@ -44,7 +46,7 @@ export interface AppDeps {
   maxBodyBytes: number;
   templateAdmin?: TemplateAdmin;
   metrics?: KilnMetrics;
-  functions?: { service: FunctionService; invoker: FunctionInvoker };
+  functions?: { service: FunctionService; invoker: FunctionInvoker; aliases: AliasService };
   sessions?: SessionService;
   /** MCP over streamable HTTP at /mcp/{profile}. */
   mcp?: McpEndpoint;
@@ -102,8 +104,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.use('/api/v1/*', redisGuard(deps.redis));
   app.route('/', executionRoutes(deps.executions));
   if (deps.functions) app.route('/', functionRoutes(deps.functions.service, deps.functions.invoker));
+  if (deps.functions) app.route('/', aliasRoutes(deps.functions.aliases));
   // Lambda's paths sit outside /api/*, so they carry their own Lambda-shaped body limits.
-  if (deps.functions) app.route('/', lambdaRoutes(deps.functions.service, deps.functions.invoker, deps.redis));
+  if (deps.functions) app.route('/', lambdaRoutes(deps.functions.service, deps.functions.invoker, deps.functions.aliases, deps.redis));
   if (deps.templateAdmin) app.route('/', templateRoutes(deps.templateAdmin));
   app.route('/', adminRoutes(deps.keyring));
   if (deps.metrics) app.route('/', metricsRoutes(deps.metrics, deps.redis));

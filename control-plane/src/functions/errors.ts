@@ -39,3 +39,29 @@ export class InvalidPayloadError extends KilnError {
     super('InvalidRequestContent', 400, `could not parse the request body as JSON: ${detail}`);
   }
 }
+
+export class AliasNotFoundError extends KilnError {
+  constructor(name: string, alias: string) {
+    super('AliasNotFound', 404, `alias "${alias}" of function "${name}" does not exist`, { functionName: name, alias });
+  }
+}
+
+export class AliasExistsError extends KilnError {
+  constructor(name: string, alias: string) {
+    super('AliasExists', 409, `alias "${alias}" of function "${name}" already exists; change it with UpdateAlias (PUT)`, { functionName: name, alias });
+  }
+}
+
+/** A version an alias points at (or routes to) cannot be deleted, as on AWS. */
+export class VersionInUseError extends KilnError {
+  constructor(name: string, version: string, alias: string) {
+    super('VersionInUse', 409, `version ${version} of function "${name}" is used by alias "${alias}"; point the alias elsewhere or delete it first`, { functionName: name, version, alias });
+  }
+}
+
+/** The caller's RevisionId is not the current one: someone changed the resource since it read it. */
+export class PreconditionFailedError extends KilnError {
+  constructor(what: string, given: string) {
+    super('PreconditionFailed', 412, `the RevisionId "${given.slice(0, 80)}" of ${what} is not the current one; get it again and retry`, { revisionId: given });
+  }
+}

@@ -54,8 +54,9 @@ export class FunctionInvoker {
       throw new InvalidPayloadError((err as Error).message);
     }
     checkEventDepth(event);
-    // The one Redis read of a hot invocation: the record, found under the caller's tenant only.
-    const fn = await this.functions.get(who, ref, qualifier);
+    // The one Redis read of a hot invocation (two by alias): the record, found under the caller's
+    // tenant only. An alias with weighted routing picks the version here, per invocation.
+    const { record: fn, alias } = await this.functions.resolve(who, ref, qualifier, true);
     const id = randomUUID();
     if (type === 'DryRun') return { id, function: fn };
     const job = { ...(await this.job(id, fn, event, type === 'RequestResponse')), invokedFunctionArn: invokedFunctionArn(fn.tenant, fn.name, qualifier), ...(clientContext ? { clientContext } : {}) };
@@ -63,7 +64,7 @@ export class FunctionInvoker {
       job,
       attempts: fn.maxRetryAttempts + 1,
       // The Submitter scopes this within the job's tenant too.
-      ...(idempotencyKey && !job.sync ? { idempotency: { scope: `function:${fn.name}:${fn.version}`, key: idempotencyKey } } : {}),
+      ...(idempotencyKey && !job.sync ? { idempotency: { scope: `function:${fn.name}:${alias ? `alias:${alias.name}` : fn.version}`, key: idempotencyKey } } : {}),
     });
     return { id: out.id, function: fn, ...(out.record ? { record: out.record } : {}) };
   }

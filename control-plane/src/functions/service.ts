@@ -3,11 +3,13 @@ import { NotFoundError, ValidationError } from '../errors.js';
 import { canReach, TENANT_ID, type Principal } from '../tenancy/principal.js';
 import { QuotaExceededError, type Quotas } from '../tenancy/quotas.js';
 import type { TemplateRegistry } from '../templates/registry.js';
-import { FunctionConflictError, FunctionExistsError, FunctionNotFoundError } from './errors.js';
+import type { AliasStore } from './alias-store.js';
+import { routeOf } from './aliases.js';
+import { AliasNotFoundError, FunctionConflictError, FunctionExistsError, FunctionNotFoundError, VersionInUseError } from './errors.js';
 import { unpack, type CodeInput, type CodePackages } from './package.js';
 import type { FunctionStore } from './store.js';
 import { isLambdaRuntime, RUNTIME_NAMES, RUNTIMES } from '../invocation/languages.js';
-import { FUNCTION_NAME, type FunctionRef, type FunctionVersionRecord } from './types.js';
+import { ALIAS_NAME, FUNCTION_NAME, type AliasRecord, type FunctionRef, type FunctionVersionRecord } from './types.js';
 
 /** The settable part of a function, as both API surfaces pass it in. */
 export interface FunctionSettings {
@@ -72,6 +74,7 @@ interface Owned {
 export class FunctionService {
   constructor(
     private readonly store: FunctionStore,
+    private readonly aliases: AliasStore,
     private readonly packages: CodePackages,
     private readonly templates: TemplateRegistry,
     private readonly limits: { maxTimeoutMs: number },
@@ -150,13 +153,31 @@ export class FunctionService {
     return record;
   }
 
-  /** $LATEST, or the published version the qualifier names. */
+  /** $LATEST, the published version the qualifier names, or the version an alias points at. */
   async get(who: Principal, ref: FunctionRef, qualifier: string = LATEST): Promise<FunctionVersionRecord> {
-    if (qualifier !== LATEST && !/^\d+$/.test(qualifier)) throw new ValidationError(`qualifier must be $LATEST or a version number; got "${qualifier.slice(0, 80)}"`, { field: 'qualifier' });
+    return (await this.resolve(who, ref, qualifier)).record;
+  }
+
+  /**
+   * The version a qualifier runs: $LATEST, a version number, or an alias (then `alias` is set).
+   * With `route`, an alias with weighted routing picks the version for one invocation; without,
+   * it is the alias's own version (what GetFunction shows).
+   */
+  async resolve(who: Principal, ref: FunctionRef, qualifier: string = LATEST, route = false): Promise<{ record: FunctionVersionRecord; alias?: AliasRecord }> {
+    const isVersion = qualifier === LATEST || /^\d+$/.test(qualifier);
+    if (!isVersion && !ALIAS_NAME.test(qualifier)) throw new ValidationError(`qualifier must be $LATEST, a version number or an alias name; got "${qualifier.slice(0, 80)}"`, { field: 'qualifier' });
     const { tenant, name } = this.owned(who, ref, qualifier);
-    const record = qualifier === LATEST ? (await this.store.latest(tenant, name))?.record : await this.store.version(tenant, name, qualifier);
-    if (!record) throw new FunctionNotFoundError(name, qualifier);
-    return record;
+    let alias: AliasRecord | undefined;
+    let version = qualifier;
+    if (!isVersion) {
+      alias = (await this.aliases.get(tenant, name, qualifier))?.record;
+      // Whether the function itself exists is not worth a read: both are ResourceNotFound.
+      if (!alias) throw new AliasNotFoundError(name, qualifier);
+      version = route ? routeOf(alias) : alias.functionVersion;
+    }
+    const record = version === LATEST ? (await this.store.latest(tenant, name))?.record : await this.store.version(tenant, name, version);
+    if (!record) throw new FunctionNotFoundError(name, version);
+    return { record, ...(alias ? { alias } : {}) };
   }
 
   /** A page of one tenant's functions: the caller's own, or for an administrator the one named. */
@@ -219,8 +240,11 @@ export class FunctionService {
     const latest = await this.get(who, ref);
     const fn = { tenant: latest.tenant, name: latest.name };
     if (qualifier !== undefined && qualifier !== LATEST) {
+      if (ALIAS_NAME.test(qualifier)) throw new ValidationError(`"${qualifier}" is an alias name; delete an alias with DeleteAlias (DELETE …/aliases/${qualifier})`, { field: 'qualifier' });
       const version = /^\d+$/.test(qualifier) ? await this.store.version(fn.tenant, fn.name, qualifier) : undefined;
-      if (!version || !(await this.store.deleteVersion(fn.tenant, fn.name, qualifier))) throw new FunctionNotFoundError(fn.name, qualifier);
+      const out = version ? await this.store.deleteVersion(fn.tenant, fn.name, qualifier) : { deleted: false };
+      if (out.usedBy !== undefined) throw new VersionInUseError(fn.name, qualifier, out.usedBy);
+      if (!version || !out.deleted) throw new FunctionNotFoundError(fn.name, qualifier);
       await this.dropUnreferenced(fn, version.codeBlob);
       return;
     }

@@ -17,6 +17,16 @@ redis.call('ZADD', KEYS[2], 0, ARGV[2])
 return {1, n}`;
 
 /**
+ * Deletes a published version unless an alias uses it. KEYS: the versions, the aliases.
+ * ARGV: the version. Returns {1 deleted | 0 not, the alias using it or ''}.
+ */
+const DELETE_VERSION = `for _, text in ipairs(redis.call('HVALS', KEYS[2])) do
+  local a = cjson.decode(text)
+  if a.functionVersion == ARGV[1] or (type(a.additionalVersionWeights) == 'table' and a.additionalVersionWeights[ARGV[1]] ~= nil) then return {0, a.name} end
+end
+return {redis.call('HDEL', KEYS[1], ARGV[1]), ''}`;
+
+/**
  * Function records in Redis, per tenant: $LATEST as one JSON string per function, published
  * versions in a hash per function, and a sorted set of each tenant's names for paging. Writes
  * to $LATEST are compare-and-set on the JSON text, so concurrent updates never lose one another
@@ -77,15 +87,20 @@ export class FunctionStore {
     return record;
   }
 
-  async deleteVersion(tenant: string, name: string, version: string): Promise<boolean> {
-    return (await this.redis.hdel(this.keys.fnVersions(tenant, name), version)) === 1;
+  /**
+   * Deletes a published version unless an alias points at it or routes to it (`usedBy` names
+   * that alias): one step, so an alias cannot be made to point at it meanwhile (alias-store.ts).
+   */
+  async deleteVersion(tenant: string, name: string, version: string): Promise<{ deleted: boolean; usedBy?: string }> {
+    const [deleted, usedBy] = (await this.redis.eval(DELETE_VERSION, 2, this.keys.fnVersions(tenant, name), this.keys.fnAliases(tenant, name), version)) as [number, string];
+    return { deleted: deleted === 1, ...(usedBy ? { usedBy } : {}) };
   }
 
-  /** Removes the function, its versions and its dead letters. */
+  /** Removes the function, its versions, its aliases and its dead letters. */
   async delete(tenant: string, name: string): Promise<void> {
     await this.redis
       .multi()
-      .del(this.keys.fn(tenant, name), this.keys.fnVersions(tenant, name), this.keys.fnVersionSeq(tenant, name), this.keys.fnDeadLetters(tenant, name))
+      .del(this.keys.fn(tenant, name), this.keys.fnVersions(tenant, name), this.keys.fnVersionSeq(tenant, name), this.keys.fnAliases(tenant, name), this.keys.fnDeadLetters(tenant, name))
       .zrem(this.keys.fns(tenant), name)
       .exec();
   }

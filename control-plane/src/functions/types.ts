@@ -68,3 +68,25 @@ export interface FunctionRef {
   name: string;
   tenant?: string | undefined;
 }
+
+/**
+ * AWS's alias name rule, `(?!^[0-9]+$)([a-zA-Z0-9-_]+)` with at most 128 characters: never all
+ * digits, so an alias can never be mistaken for a version number in a qualifier.
+ */
+export const ALIAS_NAME = /^(?!\d+$)[A-Za-z0-9_-]{1,128}$/;
+
+/**
+ * A named pointer to $LATEST or a published version, optionally sending a share of invocations
+ * to a second published version (weighted routing). Its tenant and function are those of the
+ * key it is stored under, as for versions.
+ */
+export interface AliasRecord {
+  name: string;
+  /** $LATEST or a published version number. */
+  functionVersion: string;
+  description: string;
+  /** At most one published version → the share (0..1) of invocations it gets instead. */
+  additionalVersionWeights: Record<string, number>;
+  /** Changes with every write; UpdateAlias and DeleteAlias may name the one they saw. */
+  revisionId: string;
+}

@@ -88,6 +88,10 @@ export class Keys {
   fnVersionSeq(tenant: string, name: string): string {
     return `${this.prefix}:fnverseq:${this.fnSpace(tenant)}${name}`;
   }
+  /** A function's aliases: alias name → JSON record (HASH). */
+  fnAliases(tenant: string, name: string): string {
+    return `${this.prefix}:fnalias:${this.fnSpace(tenant)}${name}`;
+  }
   /** Async invocations that failed every attempt: id → JSON (HASH). */
   fnDeadLetters(tenant: string, name: string): string {
     return `${this.prefix}:fndl:${this.fnSpace(tenant)}${name}`;

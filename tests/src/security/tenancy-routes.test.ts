@@ -42,6 +42,11 @@ const ROUTES: Record<string, Case> = {
   'POST /api/v1/functions/{name}/invocations': { kind: 'owned', body: {} },
   'GET /api/v1/functions/{name}/dead-letters': { kind: 'owned' },
   'POST /api/v1/functions/{name}/dead-letters/{id}/replay': { kind: 'owned' },
+  'POST /api/v1/functions/{name}/aliases': { kind: 'owned', body: { name: 'planted', functionVersion: '$LATEST' } },
+  'GET /api/v1/functions/{name}/aliases': { kind: 'owned' },
+  'GET /api/v1/functions/{name}/aliases/{alias}': { kind: 'owned' },
+  'PUT /api/v1/functions/{name}/aliases/{alias}': { kind: 'owned', body: { functionVersion: '$LATEST', description: 'pwned' } },
+  'DELETE /api/v1/functions/{name}/aliases/{alias}': { kind: 'owned' },
   'GET /api/v1/templates': { kind: 'shared' },
   'POST /api/v1/templates': { kind: 'admin', body: { name: 'beta-template', image: 'x', runtimes: ['nodejs20.x'] } },
   'GET /api/v1/templates/{name}': { kind: 'shared' },
@@ -82,7 +87,7 @@ let k: TestKiln;
 const alpha = { authorization: `Bearer ${ALPHA}` };
 const beta = { authorization: `Bearer ${BETA}` };
 const admin = { authorization: `Bearer ${ADMIN}` };
-const ids = { session: '', fn: 'alpha-only-fn', execution: '', pid: 0, tenant: 'alpha', keyId: 'env-000000000000', template: 'nodejs' };
+const ids = { session: '', fn: 'alpha-only-fn', alias: 'alpha-only-alias', execution: '', pid: 0, tenant: 'alpha', keyId: 'env-000000000000', template: 'nodejs' };
 
 beforeAll(async () => {
   k = await startTestKiln({
@@ -98,6 +103,8 @@ beforeAll(async () => {
   ids.pid = p.body.pid as number;
   const f = await k.call('POST', '/api/v1/functions', { name: ids.fn, runtime: 'nodejs20.x', code: { source: 'exports.handler = async () => "alpha"' } }, alpha);
   expect(f.status, JSON.stringify(f.body)).toBe(201);
+  const al = await k.call('POST', `/api/v1/functions/${ids.fn}/aliases`, { name: ids.alias, functionVersion: '$LATEST', description: 'alpha alias' }, alpha);
+  expect(al.status, JSON.stringify(al.body)).toBe(201);
   const e = await k.call('POST', '/api/v1/executions', { code: 'exports.handler = async () => "alpha-exec"', language: 'nodejs' }, alpha);
   expect(e.status, JSON.stringify(e.body)).toBe(200);
   ids.execution = e.body.id as string;
@@ -112,6 +119,7 @@ function pathFor(template: string): string {
     .replace('/executions/{id}', `/executions/${ids.execution}`)
     .replace('/functions/{name}', `/functions/${ids.fn}`)
     .replace('/dead-letters/{id}', '/dead-letters/dl-0')
+    .replace('/aliases/{alias}', `/aliases/${ids.alias}`)
     .replace('/processes/{pid}', `/processes/${ids.pid}`)
     .replace('/templates/{name}', `/templates/${ids.template}`)
     .replace('/tenants/{id}', `/tenants/${ids.tenant}`)
@@ -137,7 +145,7 @@ describe('every route, as another tenant', () => {
       expect([route, expected.includes(res.status) ? 'ok' : res.status, text.slice(0, 300)]).toEqual([route, 'ok', expect.any(String)]);
       // Alpha's content never shows; alpha's ids only where beta sent them (an error naming the id asked for).
       const sent = url + JSON.stringify(c.body ?? '');
-      for (const secret of [ids.session, ids.fn, ids.execution, 'alpha secret', 'alpha-exec']) if (!sent.includes(secret)) expect(text, route).not.toContain(secret);
+      for (const secret of [ids.session, ids.fn, ids.alias, ids.execution, 'alpha secret', 'alpha-exec']) if (!sent.includes(secret)) expect(text, route).not.toContain(secret);
     }
   });
 
@@ -152,6 +160,8 @@ describe('every route, as another tenant', () => {
     expect((procs.body.processes as Array<{ pid: number; running?: boolean; exitCode?: number | null }>).find((p) => p.pid === ids.pid)).toBeDefined();
     const inv = await k.call('POST', `/api/v1/functions/${ids.fn}/invocations`, {}, alpha);
     expect([inv.status, inv.body.result]).toEqual([200, 'alpha']);
+    const aliases = await k.call('GET', `/api/v1/functions/${ids.fn}/aliases`, undefined, alpha);
+    expect(aliases.body.aliases.map((a: { name: string; description: string }) => [a.name, a.description])).toEqual([[ids.alias, 'alpha alias']]);
     // Records name their tenant, for the administrators who see every tenant's.
     expect((await k.call('GET', `/api/v1/executions/${ids.execution}`, undefined, admin)).body.tenant).toBe('alpha');
     expect(inv.body.tenant).toBe('alpha');

@@ -3,7 +3,7 @@ import { HTTPException } from 'hono/http-exception';
 import { KilnError, unavailableOr } from '../../errors.js';
 import { log } from '../../log.js';
 
-type Status = 400 | 404 | 409 | 413 | 429 | 500 | 502 | 503 | 504;
+type Status = 400 | 404 | 409 | 412 | 413 | 429 | 500 | 502 | 503 | 504;
 
 /**
  * The one table from Kiln error codes to Lambda's exception names. The AWS SDK picks the
@@ -20,7 +20,11 @@ const LAMBDA_ERRORS: Record<string, [string, Status]> = {
   InvalidZip: ['InvalidParameterValueException', 400],
   InvalidRequestContent: ['InvalidRequestContentException', 400],
   InvalidJSON: ['InvalidRequestContentException', 400],
+  AliasNotFound: ['ResourceNotFoundException', 404],
   FunctionExists: ['ResourceConflictException', 409],
+  AliasExists: ['ResourceConflictException', 409],
+  VersionInUse: ['ResourceConflictException', 409],
+  PreconditionFailed: ['PreconditionFailedException', 412],
   FunctionConflict: ['ResourceConflictException', 409],
   PayloadTooLarge: ['RequestTooLargeException', 413],
   TooManyRequests: ['TooManyRequestsException', 429],

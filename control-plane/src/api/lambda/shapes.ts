@@ -34,11 +34,14 @@ export function parseFunctionName(raw: string): { name: string; qualifier?: stri
 /** Lambda's LastModified format: ISO 8601 with a +0000 offset. */
 const lambdaTime = (iso: string) => iso.replace(/Z$/, '+0000');
 
-/** A record as Lambda's FunctionConfiguration. */
-export function configuration(r: FunctionVersionRecord): Record<string, unknown> {
+/**
+ * A record as Lambda's FunctionConfiguration. Read through an alias, its ARN is the alias's (as
+ * AWS shows it) and Version the version the alias points at.
+ */
+export function configuration(r: FunctionVersionRecord, alias?: string): Record<string, unknown> {
   return {
     FunctionName: r.name,
-    FunctionArn: functionArn(r.tenant, r.name, r.version),
+    FunctionArn: functionArn(r.tenant, r.name, alias ?? r.version),
     Runtime: r.runtime,
     Role: `arn:aws:iam::${r.tenant}:role/kiln`,
     Handler: r.handler,

@@ -9,9 +9,9 @@ import { newRouter, type AppEnv } from '../router.js';
 import { idempotencyKey } from '../../invocation/submit.js';
 import { ErrorSchema, ExecutionRecordSchema, IdempotencyHeaders, LambdaErrorSchema } from '../schemas.js';
 
-const errors = {
+export const errors = {
   400: { description: 'Invalid request', content: { 'application/json': { schema: ErrorSchema } } },
-  404: { description: 'Unknown function, version or dead letter (another tenant\'s is unknown too)', content: { 'application/json': { schema: ErrorSchema } } },
+  404: { description: 'Unknown function, version, alias or dead letter (another tenant\'s is unknown too)', content: { 'application/json': { schema: ErrorSchema } } },
   409: { description: 'Name taken or concurrent change', content: { 'application/json': { schema: ErrorSchema } } },
   413: { description: 'Body over the size limit', content: { 'application/json': { schema: ErrorSchema } } },
   429: {
@@ -82,20 +82,20 @@ const DeadLetterSchema = z
   })
   .openapi('DeadLetter');
 
-const nameParam = z.object({ name: z.string().openapi({ param: { name: 'name', in: 'path' }, example: 'hello' }) });
+export const nameParam = z.object({ name: z.string().openapi({ param: { name: 'name', in: 'path' }, example: 'hello' }) });
 /**
  * Function names are per tenant, looked up in the key's own tenant. An administrator reaches
  * another tenant's functions by naming it; any other key naming another tenant finds nothing.
  */
-const tenantQuery = z.object({
+export const tenantQuery = z.object({
   tenant: z
     .string()
     .regex(TENANT_ID)
     .optional()
     .openapi({ description: 'Administrators only: the tenant whose functions to act on (default: the key\'s own). Another key naming another tenant is answered as if the function did not exist (404, an empty list).' }),
 });
-const qualifierQuery = tenantQuery.extend({ qualifier: z.string().optional().openapi({ description: '$LATEST (default) or a version number' }) });
-const json = <T extends z.ZodTypeAny>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
+const qualifierQuery = tenantQuery.extend({ qualifier: z.string().optional().openapi({ description: '$LATEST (default), a version number or an alias name (invoking an alias with weighted routing picks the version per invocation)' }) });
+export const json = <T extends z.ZodTypeAny>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
 
 const routes = {
   create: createRoute({ method: 'post', path: '/api/v1/functions', tags: ['functions'], summary: 'Create a function (in the key\'s tenant)', request: { query: tenantQuery, body: { required: true, content: { 'application/json': { schema: CreateSchema } } } }, responses: { 201: json(FunctionSchema, 'Created'), ...errors } }),

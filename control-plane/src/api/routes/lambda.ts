@@ -6,10 +6,12 @@ import { SYNC_PAYLOAD_BYTES, type FunctionInvoker, type InvocationType } from '.
 import { idempotencyKey } from '../../invocation/submit.js';
 import { redisGuard } from '../redis-guard.js';
 import { zipFromBase64 } from '../../functions/package.js';
+import type { AliasService } from '../../functions/aliases.js';
 import type { FunctionService } from '../../functions/service.js';
 import type { FunctionRef } from '../../functions/types.js';
 import { lambdaError, lambdaErrorForCode, onLambdaError } from '../lambda/errors.js';
 import type { AppEnv } from '../router.js';
+import { lambdaAliasRoutes } from '../lambda/aliases.js';
 import { CodeInputShape, ConfigInput, configuration, CreateInput, functionErrorPayload, parseBody, parseFunctionName, PublishInput, settingsOf } from '../lambda/shapes.js';
 
 /** Largest management request (CreateFunction/UpdateFunctionCode): a 50 MB zip, base64 in JSON. */
@@ -64,7 +66,7 @@ function logTail(logs: string): string {
  * tenant's, ARNs carry the tenant as the account id, and another tenant's function is
  * ResourceNotFoundException, as a missing one. Listing shows the key's own tenant's functions.
  */
-export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoker, redis?: Redis): Hono<AppEnv> {
+export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoker, aliases: AliasService, redis?: Redis): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.onError(onLambdaError);
   // While Redis is down: 503 ServiceException at once, which the AWS SDK retries, as REST's 503.
@@ -84,21 +86,22 @@ export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoke
 
   const list = async (c: Context<AppEnv>) => {
     const page = await functions.list(c.get('principal'), c.req.query('Marker') || undefined, maxItems(c));
-    return c.json({ Functions: page.records.map(configuration), ...(page.nextMarker ? { NextMarker: page.nextMarker } : {}) });
+    return c.json({ Functions: page.records.map((r) => configuration(r)), ...(page.nextMarker ? { NextMarker: page.nextMarker } : {}) });
   };
   app.get(BASE, list);
   app.get(`${BASE}/`, list);
 
   app.get(`${BASE}/:name`, async (c) => {
     const { fn, qualifier } = target(c);
-    const record = await functions.get(c.get('principal'), fn, qualifier);
+    const { record, alias } = await functions.resolve(c.get('principal'), fn, qualifier);
     const origin = new URL(c.req.url).origin;
     const location = `${origin}/api/v1/functions/${record.name}?qualifier=${encodeURIComponent(record.version)}&tenant=${record.tenant}`;
-    return c.json({ Configuration: configuration(record), Code: { RepositoryType: 'Kiln', Location: location }, Tags: {} });
+    return c.json({ Configuration: configuration(record, alias?.name), Code: { RepositoryType: 'Kiln', Location: location }, Tags: {} });
   });
   app.get(`${BASE}/:name/configuration`, async (c) => {
     const { fn, qualifier } = target(c);
-    return c.json(configuration(await functions.get(c.get('principal'), fn, qualifier)));
+    const { record, alias } = await functions.resolve(c.get('principal'), fn, qualifier);
+    return c.json(configuration(record, alias?.name));
   });
   app.delete(`${BASE}/:name`, async (c) => {
     const { fn, qualifier } = target(c);
@@ -124,8 +127,10 @@ export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoke
   });
   app.get(`${BASE}/:name/versions`, async (c) => {
     const { fn } = target(c);
-    return c.json({ Versions: (await functions.versions(c.get('principal'), fn)).map(configuration) });
+    return c.json({ Versions: (await functions.versions(c.get('principal'), fn)).map((r) => configuration(r)) });
   });
+
+  lambdaAliasRoutes(app, BASE, aliases, managementLimit);
 
   app.post(`${BASE}/:name/invocations`, invokeLimit, async (c) => {
     const { fn, qualifier } = target(c);

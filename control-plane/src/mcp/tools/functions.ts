@@ -57,7 +57,7 @@ const functionInvoke = defineTool({
   inputSchema: {
     name: z.string().min(1).describe('Function name, as listed by function_list.'),
     event: z.unknown().optional().describe('The event: any JSON value (default {}).'),
-    qualifier: z.string().optional().describe('$LATEST (default) or a published version number.'),
+    qualifier: z.string().optional().describe('$LATEST (default), a published version number or an alias name.'),
   },
   async run(a, ctx) {
     // Names are the connection's tenant's: another tenant's function is FunctionNotFound.
