@@ -24,6 +24,13 @@ fi
 # sets it unless told otherwise, because the default local runtime needs no container engine.
 if [ "${KILN_SKIP_PODMAN:-}" != "1" ]; then
   bash scripts/podman/install.sh >/dev/null
+  # The tests also drive Kiln with Debian's AWS CLI (v2), as a user moving from AWS would.
+  if ! dpkg -s awscli >/dev/null 2>&1; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    echo "setup: installing awscli (tests)"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends awscli >/dev/null
+  fi
 fi
 
 stamp=node_modules/.kiln-lock-hash
