@@ -17,7 +17,7 @@ import { cpuPerRequest, descendantCpu } from './proc-cpu.js';
  * `node --cpu-prof tests/dist/bench/profile-hot.js`: hot-instance throughput only, beside the
  * floor in the same run, so that a change to the hot path can be profiled and A/B-tested
  * without the whole bench. PROFILE_CLIENTS (32), PROFILE_SECONDS (5), PROFILE_ROUNDS (1),
- * PROFILE_SANDBOXES (the nodejs template's size), PROFILE_FLOOR=0 to skip the floor (a profile of Kiln alone), PROFILE_CPU_POLICY=normal for an A/B of KILN_CPU_POLICY. LOAD_TIMINGS=1 makes the load
+ * PROFILE_SANDBOXES (the nodejs template's size), PROFILE_FLOOR=0 to skip the floor (a profile of Kiln alone), PROFILE_CPU_POLICY=normal for an A/B of KILN_CPU_POLICY, PROFILE_LEASE_HOLD_MS for one of KILN_LEASE_HOLD_MS. LOAD_TIMINGS=1 makes the load
  * client print the mean timing breakdown of the answers (queued, schedule, handler, total).
  * Besides the control plane's CPU per request, it prints that of the executors, the sandboxes
  * (runners), Redis and the load client over the same window (proc-cpu.ts).
@@ -50,6 +50,7 @@ async function main(): Promise<void> {
         KILN_TEMPLATES_DIR: templatesDir,
         KILN_LOG_LEVEL: 'error',
         KILN_CPU_POLICY: cpuPolicy,
+        ...(process.env.PROFILE_LEASE_HOLD_MS ? { KILN_LEASE_HOLD_MS: process.env.PROFILE_LEASE_HOLD_MS } : {}),
       }),
     );
     try {
