@@ -1,4 +1,5 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
+import type { Context } from 'hono';
 import { errorBody } from './errors.js';
 import type { Principal } from '../tenancy/principal.js';
 
@@ -20,4 +21,10 @@ export function newRouter(): OpenAPIHono<AppEnv> {
       return c.json(errorBody('InvalidRequest', message, { issues: result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) }), 400);
     },
   });
+}
+
+/** A 200 whose JSON body the route serialised itself, sent as `c.json` would send it. */
+export function jsonText(c: Context, text: string): Response {
+  c.header('Content-Type', 'application/json');
+  return c.body(text, 200);
 }

@@ -41,10 +41,30 @@ export const ExecutionRecordSchema = z
     finishedAt: z.string().optional(),
   })
   .openapi('Execution');
-export type ExecutionRecord = z.infer<typeof ExecutionRecordSchema>;
+export type ExecutionRecord = z.infer<typeof ExecutionRecordSchema> & {
+  /**
+   * The handler's JSON result as the text its runner wrote (checked by the executor), kept
+   * instead of `result` so that it reaches the caller byte for byte (`2**64+1`, `1.50`, its
+   * spacing) without being parsed and serialised again on the way. Surfaces show it as
+   * `result`: `recordJson` embeds it as it is, `resultValue` parses it.
+   */
+  resultJson?: string;
+};
 
 /** What an invocation ended as, from the sandbox's point of view (request.ts maps the executor's answer). */
-export type Outcome = Pick<ExecutionRecord, 'status' | 'result' | 'resultBase64' | 'error'>;
+export type Outcome = Pick<ExecutionRecord, 'status' | 'result' | 'resultJson' | 'resultBase64' | 'error'>;
+
+/** A record (or a session's execute outcome) as the API shows it, as JSON text: `resultJson` embedded as `result`, unparsed. */
+export function recordJson<T extends { resultJson?: string }>(record: T): string {
+  const { resultJson, ...rest } = record;
+  const head = JSON.stringify(rest);
+  return resultJson === undefined ? head : `${head.slice(0, -1)},"result":${resultJson}}`;
+}
+
+/** A record's result as a value (for surfaces that build their own JSON, like MCP's). */
+export function resultValue(record: ExecutionRecord): unknown {
+  return record.resultJson !== undefined ? (JSON.parse(record.resultJson) as unknown) : record.result;
+}
 
 export const CodeFileSchema = z.object({ path: z.string(), content: z.string().describe('base64'), mode: z.number().int() });
 export type CodeFile = z.infer<typeof CodeFileSchema>;

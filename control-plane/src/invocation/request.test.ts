@@ -57,9 +57,9 @@ describe('building a request', () => {
 });
 
 describe('mapping a response', () => {
-  it('returns JSON as result and a custom runtime\'s bytes as resultBase64', () => {
-    expect(outcomeOf(response({ payload: Buffer.from('{"a":1}') }))).toEqual({ status: 'succeeded', result: { a: 1 } });
-    expect(outcomeOf(response({ payload: Buffer.alloc(0) }))).toEqual({ status: 'succeeded', result: null });
+  it('returns JSON as its text (resultJson) and a custom runtime\'s bytes as resultBase64', () => {
+    expect(outcomeOf(response({ payload: Buffer.from('{"a":1}') }))).toEqual({ status: 'succeeded', resultJson: '{"a":1}' });
+    expect(outcomeOf(response({ payload: Buffer.alloc(0) }))).toEqual({ status: 'succeeded', resultJson: 'null' });
     expect(outcomeOf(response({ payload: Buffer.from([0xff, 0x00]), raw: true }))).toEqual({ status: 'succeeded', resultBase64: '/wA=' });
     const error = { errorType: 'TypeError', errorMessage: 'no', stackTrace: [] };
     expect(outcomeOf(response({ status: InvokeStatus.INVOKE_STATUS_FAILED, error }))).toEqual({ status: 'failed', error });

@@ -114,7 +114,7 @@ export function invokeRequest(
 
 
 /**
- * Maps the executor's response. Results are JSON, except a custom runtime's bytes that are not
+ * Maps the executor's response. Results are JSON text, passed on unparsed, except a custom runtime's bytes that are not
  * (`raw`): those come back as `resultBase64` on every JSON surface (REST, MCP, session execute)
  * and as the bytes themselves on the Lambda API, whose contract is bytes.
  */
@@ -122,7 +122,8 @@ export function outcomeOf(res: InvokeResponse): Outcome {
   if (res.status === InvokeStatus.INVOKE_STATUS_SUCCEEDED) {
     const payload = Buffer.from(res.payload);
     if (res.raw) return { status: 'succeeded', resultBase64: payload.toString('base64') };
-    return { status: 'succeeded', result: payload.length ? (JSON.parse(payload.toString('utf8')) as unknown) : null };
+    // JSON the executor checked (executor/src/sandbox/channel.ts), kept as text: see `resultJson`.
+    return { status: 'succeeded', resultJson: payload.length ? payload.toString('utf8') : 'null' };
   }
   const error: LambdaError = res.error ?? { errorType: 'Unknown', errorMessage: 'the executor returned no error details', stackTrace: [] };
   return { status: res.status === InvokeStatus.INVOKE_STATUS_TIMEOUT ? 'timeout' : 'failed', error };

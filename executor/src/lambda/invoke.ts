@@ -205,6 +205,9 @@ async function runHandler(sandbox: Sandbox, req: InvokeRequest, logs: LogBuffer,
     if (typeof reply.raw === 'string') {
       payload = Buffer.from(reply.raw, 'base64');
       raw = true;
+    } else if (typeof reply.resultJson === 'string') {
+      // The handler's JSON as its runner wrote it, checked by the channel (channel.ts).
+      payload = Buffer.from(reply.resultJson);
     } else {
       payload = Buffer.from(JSON.stringify(reply.result ?? null));
     }

@@ -83,14 +83,46 @@ export class RunnerChannel {
 
   private dispatch(line: string): void {
     if (!line) return;
-    let msg: RunnerMessage | undefined;
-    try {
-      const parsed = JSON.parse(line) as unknown;
-      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed) && typeof (parsed as { type?: unknown }).type === 'string') msg = parsed as RunnerMessage;
-    } catch {
-      // Not JSON: handled below.
-    }
+    let msg: RunnerMessage | undefined = resultWithText(line);
+    if (!msg)
+      try {
+        const parsed = JSON.parse(line) as unknown;
+        if (isMessage(parsed)) msg = parsed;
+      } catch {
+        // Not JSON: handled below.
+      }
     // A runner that writes garbage on its control fd is broken; treat it as stderr noise.
     this.listener?.(msg ?? { type: 'log', stream: 'stderr', data: line + '\n' });
+  }
+}
+
+function isMessage(value: unknown): value is RunnerMessage {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) && typeof (value as { type?: unknown }).type === 'string';
+}
+
+const RESULT_LINE = '{"type":"result",';
+const RESULT_MEMBER = ',"result":';
+
+/**
+ * A `result` line whose last member is `"result":<JSON>`, as every runner writes it
+ * (PROTOCOL.md), with that JSON kept as the text the runner sent (`resultJson`): the handler's
+ * bytes pass on unchanged (`2**64+1` from Python, `1.50`, its spacing), and the result is
+ * parsed once, to check it, instead of parsed and serialised again. The line is split at the
+ * first `,"result":`, which can only be a key (its quote follows a comma, so it opens a
+ * string): if what precedes it closes as an object, the key is a top-level member, and if
+ * what follows up to the final `}` is one JSON value, the line is exactly that object with
+ * `result` last. Any other line (errors, `raw`, another order) is parsed whole as before.
+ */
+function resultWithText(line: string): RunnerMessage | undefined {
+  if (!line.startsWith(RESULT_LINE) || !line.endsWith('}')) return undefined;
+  const at = line.indexOf(RESULT_MEMBER);
+  if (at === -1) return undefined;
+  const text = line.slice(at + RESULT_MEMBER.length, -1);
+  try {
+    const head = JSON.parse(`${line.slice(0, at)}}`) as unknown;
+    JSON.parse(text); // throws unless `text` is exactly one JSON value
+    return isMessage(head) ? { ...head, resultJson: text } : undefined;
+  } catch {
+    return undefined;
   }
 }

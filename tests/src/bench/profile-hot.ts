@@ -11,13 +11,16 @@ import { benchFloor } from './floor.js';
 import { postJson } from './http.js';
 import { startRedis } from './redis.js';
 import { remoteThroughput } from './load-client.js';
+import { cpuPerRequest, descendantCpu } from './proc-cpu.js';
 
 /**
  * `node --cpu-prof tests/dist/bench/profile-hot.js`: hot-instance throughput only, beside the
  * floor in the same run, so that a change to the hot path can be profiled and A/B-tested
  * without the whole bench. PROFILE_CLIENTS (32), PROFILE_SECONDS (5), PROFILE_ROUNDS (1),
- * PROFILE_SANDBOXES (the nodejs template's size), PROFILE_FLOOR=0 to skip the floor (a profile of Kiln alone), PROFILE_CPU_POLICY=normal for an A/B of KILN_CPU_POLICY. LOAD_TIMINGS=1 makes the load
+ * PROFILE_SANDBOXES (the nodejs template's size), PROFILE_FLOOR=0 to skip the floor (a profile of Kiln alone), PROFILE_CPU_POLICY=normal for an A/B of KILN_CPU_POLICY, PROFILE_LEASE_HOLD_MS for one of KILN_LEASE_HOLD_MS. LOAD_TIMINGS=1 makes the load
  * client print the mean timing breakdown of the answers (queued, schedule, handler, total).
+ * Besides the control plane's CPU per request, it prints that of the executors, the sandboxes
+ * (runners), Redis and the load client over the same window (proc-cpu.ts).
  */
 async function main(): Promise<void> {
   const clients = Number(process.env.PROFILE_CLIENTS ?? 32);
@@ -47,6 +50,7 @@ async function main(): Promise<void> {
         KILN_TEMPLATES_DIR: templatesDir,
         KILN_LOG_LEVEL: 'error',
         KILN_CPU_POLICY: cpuPolicy,
+        ...(process.env.PROFILE_LEASE_HOLD_MS ? { KILN_LEASE_HOLD_MS: process.env.PROFILE_LEASE_HOLD_MS } : {}),
       }),
     );
     try {
@@ -61,6 +65,7 @@ async function main(): Promise<void> {
           process.env.PROFILE_FLOOR === '0' ? NaN : ((await benchFloor(redis.socket, { samples: 10, durationMs, clients: [clients] })).rps.get(clients) ?? NaN);
         // CPU of this process only (the control plane): the load comes from another process.
         let cpu0 = process.cpuUsage();
+        let others0 = descendantCpu();
         let t0 = performance.now();
         // Where the time goes, for the same window: the event loop of the control plane, and the
         // Redis commands every request costs (BullMQ's and the scheduler's scripts are EVALSHA).
@@ -69,6 +74,7 @@ async function main(): Promise<void> {
         const lag = monitorEventLoopDelay({ resolution: 1 });
         const rps = await remoteThroughput({ url, body, expect: { sum: 3 }, clients, warmupMs: 3000, durationMs }, () => {
           cpu0 = process.cpuUsage();
+          others0 = descendantCpu();
           t0 = performance.now();
           elu0 = performance.eventLoopUtilization();
           lag.enable();
@@ -77,6 +83,7 @@ async function main(): Promise<void> {
         lag.disable();
         const elu = performance.eventLoopUtilization(elu0);
         const requests = rps * ((performance.now() - t0) / 1000);
+        const others = cpuPerRequest(others0, descendantCpu(), requests);
         const commands = [...(await stats.info('commandstats')).matchAll(/^cmdstat_(\w+):calls=(\d+),usec=(\d+)/gm)]
           .map(([, name, calls, usec]) => ({ name: name as string, calls: Number(calls), usec: Number(usec) }))
           .filter((c) => c.calls >= requests / 10)
@@ -84,6 +91,7 @@ async function main(): Promise<void> {
         await stats.quit();
         process.stdout.write(
           `control plane event loop: ${(elu.utilization * 100).toFixed(0)}% busy, delay p50 ${(lag.percentile(50) / 1e6).toFixed(2)} ms, p99 ${(lag.percentile(99) / 1e6).toFixed(2)} ms\n` +
+            `CPU ms per request of the other processes: ${others}\n` +
             `redis per request: ${commands.map((c) => `${c.name} ${(c.calls / requests).toFixed(1)}× ${(c.usec / c.calls).toFixed(1)} µs`).join(', ')}\n`,
         );
         const cpu = process.cpuUsage(cpu0);

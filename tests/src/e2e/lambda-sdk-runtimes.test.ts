@@ -96,6 +96,33 @@ done
     expect(Buffer.from(res.Payload ?? []).toString()).toBe(`Echoing request: '{"key1":"value1"}'`);
   });
 
+  it('returns results byte for byte: a Python int beyond 2**53, a custom runtime\'s number and spacing (issue 19 defect 3)', async () => {
+    const py = makeZip([{ path: 'app.py', content: 'def handler(event, context):\n    return {"big": 2**64 + 1, "price": 1.50}\n' }]);
+    await lambda.send(new CreateFunctionCommand({ FunctionName: 'exact-py', Runtime: 'python3.11', Role: 'r', Handler: 'app.handler', Code: { ZipFile: py } }));
+    // Python writes 1.5 for 1.50, as it does on AWS; the integer stays exact, past what a double holds.
+    expect(Buffer.from((await invoke('exact-py', {})).Payload ?? []).toString()).toBe('{"big":18446744073709551617,"price":1.5}');
+    const bootstrap = `#!/bin/sh
+set -eu
+while true; do
+  HEADERS="$(mktemp)"
+  curl -sS -o /dev/null -D "$HEADERS" "http://\${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime/invocation/next"
+  ID=$(grep -Fi Lambda-Runtime-Aws-Request-Id "$HEADERS" | tr -d '[:space:]' | cut -d: -f2)
+  curl -sS -o /dev/null "http://\${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime/invocation/$ID/response" --data-binary '{"a": 1.50 , "n": 18446744073709551617}'
+done
+`;
+    await lambda.send(new CreateFunctionCommand({ FunctionName: 'exact-sh', Runtime: 'provided.al2023', Role: 'r', Handler: 'x.handler', Code: { ZipFile: makeZip([{ path: 'bootstrap', content: bootstrap, mode: 0o755 }]) } }));
+    const sh = await invoke('exact-sh', {});
+    expect(sh.FunctionError, Buffer.from(sh.Payload ?? []).toString()).toBeUndefined();
+    expect(Buffer.from(sh.Payload ?? []).toString()).toBe('{"a": 1.50 , "n": 18446744073709551617}');
+    // The REST record embeds the same text as its `result`, and stores it so for GET.
+    const rest = await fetch(`${k.url}/api/v1/functions/exact-sh/invocations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const text = await rest.text();
+    expect(rest.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(text).toContain('"result":{"a": 1.50 , "n": 18446744073709551617}');
+    const id = (JSON.parse(text) as { id: string }).id;
+    expect(await (await fetch(`${k.url}/api/v1/executions/${id}`)).text()).toContain('"result":{"a": 1.50 , "n": 18446744073709551617}');
+  });
+
   it.each([
     ['nodejs20.x', 'index.js', `exports.handler = async (e) => (e.big ? 'x'.repeat(7 * 1024 * 1024) : 'small');`],
     ['python3.11', 'index.py', `def handler(e, c):\n    return 'x' * (7 * 1024 * 1024) if e.get('big') else 'small'\n`],

@@ -1,8 +1,9 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import type { ExecutionService } from '../../executions/service.js';
+import { recordJson } from '../../invocation/contract.js';
 import { idempotencyKey } from '../../invocation/submit.js';
 import { ErrorSchema, ExecutionRecordSchema, ExecutionRequestSchema, IdempotencyHeaders } from '../schemas.js';
-import { newRouter, type AppEnv } from '../router.js';
+import { jsonText, newRouter, type AppEnv } from '../router.js';
 
 const errors = {
   400: { description: 'Invalid request (an event nested more than 512 levels deep among them)', content: { 'application/json': { schema: ErrorSchema } } },
@@ -48,9 +49,9 @@ export function executionRoutes(service: ExecutionService): OpenAPIHono<AppEnv> 
     const body = c.req.valid('json');
     const out = await service.submit({ ...body, idempotencyKey: idempotencyKey(c.req.header('idempotency-key'), 'Idempotency-Key') }, c.get('principal'));
     if (!out.record) return c.json({ id: out.id }, 202);
-    // `result` is arbitrary JSON, which Hono's typed-response check cannot express.
-    return c.json(out.record, 200) as never;
+    // `result` is arbitrary JSON (embedded as the handler wrote it), which Hono's typed-response check cannot express.
+    return jsonText(c, recordJson(out.record)) as never;
   });
-  app.openapi(get, async (c) => c.json(await service.get(c.req.valid('param').id, c.get('principal')), 200) as never);
+  app.openapi(get, async (c) => jsonText(c, recordJson(await service.get(c.req.valid('param').id, c.get('principal')))) as never);
   return app;
 }

@@ -5,7 +5,8 @@ import { zipFromBase64, type CodeInput } from '../../functions/package.js';
 import type { FunctionService } from '../../functions/service.js';
 import type { FunctionRef, FunctionVersionRecord } from '../../functions/types.js';
 import { TENANT_ID } from '../../tenancy/principal.js';
-import { newRouter, type AppEnv } from '../router.js';
+import { jsonText, newRouter, type AppEnv } from '../router.js';
+import { recordJson } from '../../invocation/contract.js';
 import { idempotencyKey } from '../../invocation/submit.js';
 import { ErrorSchema, ExecutionRecordSchema, IdempotencyHeaders, LambdaErrorSchema } from '../schemas.js';
 
@@ -204,7 +205,8 @@ export function functionRoutes(functions: FunctionService, invoker: FunctionInvo
     const out = await invoker.invoke(c.get('principal'), ref(name, q), q.qualifier, await c.req.text(), type, idempotencyKey(c.req.header('idempotency-key'), 'Idempotency-Key'));
     if (type === 'DryRun') return c.body(null, 204);
     if (!out.record) return c.json({ id: out.id }, 202);
-    return c.json({ ...out.record, version: out.function.version }, 200);
+    // `result` embedded as the handler wrote it (recordJson).
+    return jsonText(c, recordJson({ ...out.record, version: out.function.version }));
   });
   app.openapi(routes.deadLetters, async (c) => c.json({ deadLetters: await invoker.listDeadLetters(c.get('principal'), ref(c.req.valid('param').name, c.req.valid('query'))) }, 200));
   app.openapi(routes.replay, async (c) => {

@@ -154,7 +154,7 @@ export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoke
       return c.body(JSON.stringify(functionErrorPayload(out.function.runtime, out.id, record.error, record.status)), 200);
     }
     // A custom runtime's bytes go back untouched; JSON results as the JSON text.
-    const body = record.resultBase64 !== undefined ? Buffer.from(record.resultBase64, 'base64') : JSON.stringify(record.result ?? null);
+    const body = record.resultBase64 !== undefined ? Buffer.from(record.resultBase64, 'base64') : (record.resultJson ?? JSON.stringify(record.result ?? null));
     return c.body(typeof body === 'string' ? body : new Uint8Array(body), 200);
   });
   return app;

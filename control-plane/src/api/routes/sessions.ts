@@ -2,7 +2,8 @@ import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { streamSSE } from 'hono/streaming';
 import type { ProcessInfo } from '@kiln/proto/executor/process';
 import type { SessionService } from '../../sessions/service.js';
-import { newRouter, type AppEnv } from '../router.js';
+import { jsonText, newRouter, type AppEnv } from '../router.js';
+import { recordJson } from '../../invocation/contract.js';
 import { CreateSessionSchema, ExecuteSchema, ProcessInfoSchema, ProcessRequestSchema, ProcessResultSchema, SessionIdParam, SessionSchema, sessionErrors as errors } from './session-schemas.js';
 
 const json = <T extends z.ZodTypeAny>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
@@ -157,6 +158,7 @@ export function sessionRoutes(sessions: SessionService): OpenAPIHono<AppEnv> {
     const { agent } = await sessions.open(id, c.get('principal'));
     return c.json(processInfo(await agent.signal(pid, typeof raw.signal === 'string' ? raw.signal : 'SIGTERM')), 200);
   });
-  app.openapi(routes.execute, async (c) => c.json(await sessions.execute(c.req.valid('param').id, c.req.valid('json'), c.get('principal')), 200) as never);
+  // `result` embedded as the handler wrote it (recordJson), which Hono's typed-response check cannot express.
+  app.openapi(routes.execute, async (c) => jsonText(c, recordJson(await sessions.execute(c.req.valid('param').id, c.req.valid('json'), c.get('principal')))) as never);
   return app;
 }

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { KilnError } from '../../errors.js';
-import type { ExecutionRecord } from '../../invocation/contract.js';
+import { resultValue, type ExecutionRecord } from '../../invocation/contract.js';
 import { eventText } from '../../invocation/request.js';
 import { log } from '../../log.js';
 import { defineTool, type ToolContext, type ToolDef } from '../context.js';
@@ -26,7 +26,7 @@ function functionsOf(ctx: ToolContext) {
 
 function recordText(r: ExecutionRecord): { text: string; logs: string; note?: string } {
   const logs = clip(r.logs, () => 'Fetch the whole log with GET /api/v1/executions/{id}.');
-  const outcome = r.status === 'succeeded' ? `result: ${JSON.stringify(r.result ?? r.resultBase64 ?? null)}` : `${r.status}: ${r.error ? `${r.error.errorType}: ${r.error.errorMessage}` : 'no error detail'}`;
+  const outcome = r.status === 'succeeded' ? `result: ${r.resultJson ?? JSON.stringify(r.result ?? r.resultBase64 ?? null)}` : `${r.status}: ${r.error ? `${r.error.errorType}: ${r.error.errorMessage}` : 'no error detail'}`;
   return { text: [outcome, logs.text && `--- logs ---\n${logs.text}`, logs.note].filter(Boolean).join('\n'), logs: logs.text, ...(logs.note ? { note: logs.note } : {}) };
 }
 
@@ -64,7 +64,7 @@ const functionInvoke = defineTool({
     const out = await functionsOf(ctx).invoker.invoke(ctx.principal, { name: a.name }, a.qualifier, eventText(a.event ?? {}), 'RequestResponse');
     const r = out.record as ExecutionRecord;
     const t = recordText(r);
-    return ok({ id: r.id, version: out.function.version, status: r.status, result: r.result ?? null, ...(r.resultBase64 !== undefined ? { resultBase64: r.resultBase64 } : {}), ...(r.error ? { error: r.error } : {}), logs: t.logs, durationMs: r.durationMs, startType: r.startType, ...(t.note ? { note: t.note } : {}) }, t.text);
+    return ok({ id: r.id, version: out.function.version, status: r.status, result: resultValue(r) ?? null, ...(r.resultBase64 !== undefined ? { resultBase64: r.resultBase64 } : {}), ...(r.error ? { error: r.error } : {}), logs: t.logs, durationMs: r.durationMs, startType: r.startType, ...(t.note ? { note: t.note } : {}) }, t.text);
   },
 });
 
@@ -88,7 +88,7 @@ const codeRun = defineTool({
       const { record: r } = await ctx.services.executions.submit({ code: a.code, language: a.language, event: a.event ?? {}, timeoutMs }, ctx.principal);
       if (!r) throw new KilnError('WaitTimeout', 504, 'the execution did not finish in time');
       const t = recordText(r);
-      return ok({ mode: 'handler', status: r.status, result: r.result ?? null, stdout: t.logs, stderr: '', ...(r.error ? { error: r.error } : {}), durationMs: r.durationMs, startType: r.startType, ...(t.note ? { note: t.note } : {}) }, t.text);
+      return ok({ mode: 'handler', status: r.status, result: resultValue(r) ?? null, stdout: t.logs, stderr: '', ...(r.error ? { error: r.error } : {}), durationMs: r.durationMs, startType: r.startType, ...(t.note ? { note: t.note } : {}) }, t.text);
     }
     return runScript(ctx, a.language, a.code, timeoutMs);
   },
