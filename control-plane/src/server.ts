@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { AgentPool } from './agent/client.js';
 import { createApp } from './api/app.js';
+import { FunctionUrlService, FunctionUrlStore } from './functions/urls.js';
 import type { Server as HttpServer } from 'node:http';
 import { attachSessionPty } from './api/routes/sessions-pty.js';
 import { browserPolicy, isLoopback } from './api/origin.js';
@@ -177,7 +178,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
     maxBodyBytes: config.maxBodyBytes,
     templateAdmin,
     metrics,
-    functions: { service: functions, invoker },
+    functions: { service: functions, invoker, urls: new FunctionUrlService(new FunctionUrlStore(redis, keys), functions) },
     sessions,
     mcp,
     keyring,

@@ -12,6 +12,9 @@ import { newRouter, type AppEnv } from './router.js';
 import { executionRoutes } from './routes/executions.js';
 import { functionRoutes } from './routes/functions.js';
 import { lambdaRoutes } from './routes/lambda.js';
+import { functionUrlRoutes } from './routes/function-urls.js';
+import { functionUrlServer } from './routes/function-url-serve.js';
+import type { FunctionUrlService } from '../functions/urls.js';
 import type { FunctionInvoker } from '../functions/invoker.js';
 import type { FunctionService } from '../functions/service.js';
 import { healthRoutes } from './routes/health.js';
@@ -44,7 +47,7 @@ export interface AppDeps {
   maxBodyBytes: number;
   templateAdmin?: TemplateAdmin;
   metrics?: KilnMetrics;
-  functions?: { service: FunctionService; invoker: FunctionInvoker };
+  functions?: { service: FunctionService; invoker: FunctionInvoker; urls?: FunctionUrlService };
   sessions?: SessionService;
   /** MCP over streamable HTTP at /mcp/{profile}. */
   mcp?: McpEndpoint;
@@ -64,6 +67,15 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const app = newRouter();
   app.onError(onError);
   app.notFound((c) => c.json(errorBody('RouteNotFound', `no route for ${c.req.method} ${c.req.path}`), 404));
+  // One bucket per tenant for every surface, counted by this replica (rate-limit.ts).
+  const buckets = new TokenBuckets();
+  // Function URLs (/lambda-url/<id>/..., or Host <id>.lambda-url.*) are answered here in full and
+  // never reach what follows: they are public by design (their auth type and CORS config are
+  // theirs), so the browser policy below would only break them, and skipping it opens nothing else.
+  const urls = deps.functions?.urls;
+  if (deps.functions && urls) {
+    app.use('*', functionUrlServer({ urls, invoker: deps.functions.invoker, keyring: deps.keyring, ...(deps.quotas ? { rate: { quotas: deps.quotas, buckets } } : {}) }));
+  }
   // First of all: a page in a browser that is not Kiln's own gets nothing, whatever it sends.
   app.use('*', browserGuard(deps.browser ?? browserPolicy('127.0.0.1', [], [])));
   // Before body limits and Redis checks, so a caller without a key learns nothing else.
@@ -79,14 +91,17 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.use('/2015-03-31/*', requireSigV4OrApiKey(deps.keyring));
   app.use('/2015-03-31/*', requireRouteScope('lambda'));
   app.use('/2015-03-31/*', lambdaContentType());
+  app.use('/2021-10-31/*', requireSigV4OrApiKey(deps.keyring));
+  app.use('/2021-10-31/*', requireRouteScope('lambda'));
+  app.use('/2021-10-31/*', lambdaContentType());
   // Each tenant's request rate, once the request's principal is known (one bucket per tenant
   // for every surface, counted by this replica).
   if (deps.quotas) {
-    const buckets = new TokenBuckets();
     const rest = rateLimit(deps.quotas, buckets, onError);
     app.use('/api/v1/*', rest);
     app.use('/mcp/*', rest);
     app.use('/2015-03-31/*', rateLimit(deps.quotas, buckets, onLambdaError));
+    app.use('/2021-10-31/*', rateLimit(deps.quotas, buckets, onLambdaError));
   }
 
   const tooLarge = (c: Context): Response =>
@@ -104,6 +119,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   if (deps.functions) app.route('/', functionRoutes(deps.functions.service, deps.functions.invoker));
   // Lambda's paths sit outside /api/*, so they carry their own Lambda-shaped body limits.
   if (deps.functions) app.route('/', lambdaRoutes(deps.functions.service, deps.functions.invoker, deps.redis));
+  if (urls) app.route('/', functionUrlRoutes(urls, deps.redis));
   if (deps.templateAdmin) app.route('/', templateRoutes(deps.templateAdmin));
   app.route('/', adminRoutes(deps.keyring));
   if (deps.metrics) app.route('/', metricsRoutes(deps.metrics, deps.redis));
