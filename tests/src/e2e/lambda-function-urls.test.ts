@@ -243,6 +243,16 @@ describe('serving a NONE function URL', () => {
     expect(Buffer.from(await res.arrayBuffer()).equals(bytes)).toBe(true);
   });
 
+  it('serves the path form, which shares Kiln\'s origin, as a sandboxed (opaque-origin) page; the Host form as it is', async () => {
+    const res = await fetch(`${url}/binary`, { method: 'POST', headers: { 'content-type': 'text/html' }, body: '<script>fetch("/api/v1/executions")</script>' });
+    expect(res.headers.get('content-security-policy')).toMatch(/^sandbox allow-scripts/);
+    expect(res.headers.get('content-security-policy')).not.toMatch(/allow-same-origin/);
+    // What such a page's requests carry: Origin null, which the API refuses.
+    expect((await fetch(`${k.url}/api/v1/functions`, { headers: { origin: 'null', authorization: `Bearer ${ALPHA}` } })).status).toBe(403);
+    const byHost = await rawGet('/plain', `${idOf(`${url}/`)}.lambda-url.localhost`);
+    expect(byHost.headers['content-security-policy']).toBeUndefined();
+  });
+
   it('sends a result without statusCode as 200 application/json, and a handler error as 502', async () => {
     const plain = await fetch(`${url}/plain`);
     expect([plain.status, plain.headers.get('content-type'), await plain.text()]).toEqual([200, 'application/json', '{"hello":"world","n":[1,2]}']);
@@ -311,6 +321,28 @@ describe('serving a NONE function URL', () => {
     expect((await fetch(`${made.FunctionUrl}plain`)).status).toBe(404);
     await expect(alpha.send(new GetFunctionUrlConfigCommand({ FunctionName: 'url-gone' }))).rejects.toBeInstanceOf(ResourceNotFoundException);
     await alpha.send(new DeleteFunctionCommand({ FunctionName: 'url-gone' }));
+  });
+});
+
+describe('the owner\'s request rate', () => {
+  it('applies to its NONE URL whoever calls, and not to another tenant\'s URL', async () => {
+    const as = { authorization: `Bearer ${ADMIN}` };
+    expect((await k.call('POST', '/api/v1/admin/tenants', { id: 'slow', quotas: { requestsPerSecond: 3 } }, as)).status).toBe(201);
+    const key = (await k.call('POST', '/api/v1/admin/tenants/slow/keys', {}, as)).body as { key: string; keyId: string };
+    const slow = lambdaWith(key.key, key.keyId);
+    await createFn(slow, 'url-rate');
+    const made = await slow.send(new CreateFunctionUrlConfigCommand({ FunctionName: 'url-rate', AuthType: 'NONE' }));
+    await new Promise((r) => setTimeout(r, 1_200));
+    const burst = await Promise.all(Array.from({ length: 12 }, () => fetch(`${made.FunctionUrl}plain`)));
+    const refused = burst.filter((r) => r.status === 429);
+    expect(burst.filter((r) => r.status === 200).length).toBeLessThanOrEqual(4);
+    expect(refused.length).toBeGreaterThanOrEqual(8);
+    expect(refused[0]?.headers.get('retry-after')).toBe('1');
+    expect(await refused[0]?.json()).toEqual({ Message: 'Rate Exceeded.' });
+    const alphas = (await alpha.send(new GetFunctionUrlConfigCommand({ FunctionName: 'url-app' }))).FunctionUrl;
+    expect((await fetch(`${alphas}plain`)).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 1_200));
+    expect((await fetch(`${made.FunctionUrl}plain`)).status).toBe(200);
   });
 });
 

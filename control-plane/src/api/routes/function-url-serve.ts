@@ -31,7 +31,7 @@ export interface FunctionUrlServeDeps {
 const message = (status: number, text: string): UrlResponse => ({ status, headers: [['content-type', 'application/json']], body: Buffer.from(JSON.stringify({ Message: text })) });
 
 /** Which URL id and path a request addresses, or undefined when it is not a function URL request. */
-export function urlTarget(host: string | undefined, path: string, rawUrl: string): { id: string; rawPath: string; rawQuery: string } | undefined {
+export function urlTarget(host: string | undefined, path: string, rawUrl: string): { id: string; rawPath: string; rawQuery: string; byHost: boolean } | undefined {
   // Every request passes here: the cheap checks first.
   const byHost = host !== undefined && host.includes('.lambda-url.') ? URL_HOST.exec(host) : null;
   if (!byHost && !path.startsWith(URL_PATH_PREFIX)) return undefined;
@@ -39,15 +39,24 @@ export function urlTarget(host: string | undefined, path: string, rawUrl: string
   const rawQuery = q === -1 ? '' : rawUrl.slice(q + 1);
   // The raw path as sent, not Hono's decoded one.
   const rawPathAll = new URL(rawUrl).pathname;
-  if (byHost?.[1]) return { id: byHost[1].toLowerCase(), rawPath: rawPathAll, rawQuery };
+  if (byHost?.[1]) return { id: byHost[1].toLowerCase(), rawPath: rawPathAll, rawQuery, byHost: true };
   const rest = rawPathAll.slice(URL_PATH_PREFIX.length);
   const slash = rest.indexOf('/');
-  return { id: slash === -1 ? rest : rest.slice(0, slash), rawPath: slash === -1 ? '/' : rest.slice(slash), rawQuery };
+  return { id: slash === -1 ? rest : rest.slice(0, slash), rawPath: slash === -1 ? '/' : rest.slice(slash), rawQuery, byHost: false };
 }
 
-function send(c: Context, r: UrlResponse): Response {
+/**
+ * On every answer of the path form, which shares Kiln's own origin: a page a function serves
+ * there runs as an opaque origin (no storage of Kiln's origin, requests with `Origin: null`,
+ * which the API refuses), so a function's page (or an XSS in one) cannot act as Kiln's origin.
+ * Added to whatever CSP the function sends: browsers enforce every policy they get.
+ */
+const PATH_FORM_CSP = 'sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads';
+
+function send(c: Context, r: UrlResponse, pathForm: boolean): Response {
   const headers = new Headers();
   for (const [k, v] of r.headers) headers.append(k, v);
+  if (pathForm) headers.append('content-security-policy', PATH_FORM_CSP);
   return new Response(c.req.method === 'HEAD' || r.body.length === 0 ? null : r.body, { status: r.status, headers });
 }
 
@@ -60,25 +69,27 @@ function send(c: Context, r: UrlResponse): Response {
  * runs through the one invocation path as a synchronous invoke of that tenant.
  */
 export function functionUrlServer(deps: FunctionUrlServeDeps): MiddlewareHandler<AppEnv> {
-  const limit = bodyLimit({ maxSize: SYNC_PAYLOAD_BYTES, onError: (c) => send(c, message(413, 'Request Entity Too Large')) });
+  const limit = (pathForm: boolean) => bodyLimit({ maxSize: SYNC_PAYLOAD_BYTES, onError: (c) => send(c, message(413, 'Request Entity Too Large'), pathForm) });
+  const limits = { path: limit(true), host: limit(false) };
   return async (c, next) => {
     const where = urlTarget(c.req.header('host'), c.req.path, c.req.url);
     if (!where) return next();
+    const pathForm = !where.byHost;
     try {
       const record = await deps.urls.resolve(where.id);
-      if (!record) return send(c, message(404, 'Not Found'));
+      if (!record) return send(c, message(404, 'Not Found'), pathForm);
       const cors = record.cors;
       if (cors && c.req.method === 'OPTIONS' && c.req.header('origin') !== undefined && c.req.header('access-control-request-method') !== undefined) {
-        return send(c, preflight(cors, (n) => c.req.header(n)));
+        return send(c, preflight(cors, (n) => c.req.header(n)), pathForm);
       }
       let answer: UrlResponse | undefined;
-      const refused = await limit(c, async () => {
+      const refused = await limits[pathForm ? 'path' : 'host'](c, async () => {
         answer = await handle(c, deps, record, where);
       });
       if (refused instanceof Response) return refused;
-      return send(c, withCors(answer ?? BAD_GATEWAY, cors, c.req.header('origin')));
+      return send(c, withCors(answer ?? BAD_GATEWAY, cors, c.req.header('origin')), pathForm);
     } catch (thrown) {
-      return send(c, failure(thrown));
+      return send(c, failure(thrown), pathForm);
     }
   };
 }
