@@ -85,6 +85,7 @@ function checkList(field: string, list: unknown, max: number, maxLen: number, it
 /** Lambda's CORS limits; anything out of them is refused with what to change. */
 export function checkCors(cors: UrlCors | undefined): UrlCors | undefined {
   if (cors === undefined) return undefined;
+  if (cors === null || typeof cors !== 'object') throw new ValidationError('Cors must be an object', { field: 'Cors' });
   const out: UrlCors = {};
   if (cors.AllowCredentials !== undefined) out.AllowCredentials = cors.AllowCredentials === true;
   const headers = checkList('AllowHeaders', cors.AllowHeaders, 100, 1024);
@@ -171,7 +172,10 @@ export class FunctionUrlStore {
     if (where === null) return undefined;
     const { tenant, name, qualifier } = JSON.parse(where) as { tenant: string; name: string; qualifier: string };
     const found = await this.get(tenant, name, qualifier);
-    return found?.record.id === id ? found.record : undefined;
+    if (found?.record.id === id) return found.record;
+    // Left by a deleted config or function: ids are never reused, so it can go.
+    await this.redis.del(this.keys.fnUrlId(id));
+    return undefined;
   }
 }
 
@@ -199,7 +203,7 @@ export class FunctionUrlService {
     // An alias must exist (FunctionService resolves it once aliases exist; until then it refuses the name).
     const fn = qualifier ? await this.functions.get(who, ref, qualifier) : await this.functions.get(who, ref);
     const now = new Date().toISOString();
-    const record: FunctionUrlRecord = { id: newUrlId(), tenant: fn.tenant, name: fn.name, qualifier, authType, ...(cors ? { cors } : {}), invokeMode, creationTime: now, lastModifiedTime: now };
+    const record: FunctionUrlRecord = { id: newUrlId(), tenant: fn.tenant, name: fn.name, qualifier, authType, ...(cors && Object.keys(cors).length ? { cors } : {}), invokeMode, creationTime: now, lastModifiedTime: now };
     if (!(await this.store.create(record))) throw new FunctionUrlExistsError(fn.name, qualifier);
     return record;
   }
@@ -223,6 +227,8 @@ export class FunctionUrlService {
       const found = await this.store.get(fn.tenant, fn.name, q);
       if (!found) throw new FunctionUrlNotFoundError(fn.name, q);
       const next: FunctionUrlRecord = { ...found.record, ...(authType ? { authType } : {}), ...(cors ? { cors } : {}), invokeMode, lastModifiedTime: new Date().toISOString() };
+      // An empty Cors object removes the CORS config, as in Lambda.
+      if (cors && Object.keys(cors).length === 0) delete next.cors;
       if (await this.store.replace(found.text, next)) return next;
     }
     throw new KilnError('FunctionConflict', 409, `the function URL config of "${fn.name}" changed concurrently; retry`, { functionName: fn.name });

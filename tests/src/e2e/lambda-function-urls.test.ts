@@ -131,6 +131,8 @@ describe('function URL configs with the AWS SDK', () => {
     expect(updated.CreationTime).toBe(made.CreationTime);
     // Fields left out keep their value.
     expect((await alpha.send(new UpdateFunctionUrlConfigCommand({ FunctionName: 'url-crud' }))).AuthType).toBe('AWS_IAM');
+    // An empty Cors removes the CORS config.
+    expect((await alpha.send(new UpdateFunctionUrlConfigCommand({ FunctionName: 'url-crud', Cors: {} }))).Cors).toBeUndefined();
 
     const listed = await alpha.send(new ListFunctionUrlConfigsCommand({ FunctionName: 'url-crud', MaxItems: 1 }));
     expect(listed.FunctionUrlConfigs?.map((c) => c.FunctionUrl)).toEqual([made.FunctionUrl]);

@@ -109,6 +109,9 @@ export interface UrlResponse {
 /** Headers the HTTP layer sets itself; a handler's values for them are dropped. */
 const OWN_HEADERS = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive']);
 
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const NO_BODY = new Set([204, 205, 304]);
+
 export const BAD_GATEWAY: UrlResponse = { status: 502, headers: [['content-type', 'application/json']], body: Buffer.from('{"Message":"Internal Server Error"}') };
 
 /**
@@ -123,27 +126,34 @@ export function urlResponse(result: unknown, json: string): UrlResponse {
   if (typeof result === 'string') return { status: 200, headers: typed, body: Buffer.from(result) };
   if (!result || typeof result !== 'object' || Array.isArray(result) || !('statusCode' in result)) return { status: 200, headers: typed, body: Buffer.from(json) };
   const r = result as { statusCode: unknown; headers?: unknown; cookies?: unknown; body?: unknown; isBase64Encoded?: unknown };
-  if (typeof r.statusCode !== 'number' || !Number.isInteger(r.statusCode) || r.statusCode < 100 || r.statusCode > 599) return BAD_GATEWAY;
+  // 1xx cannot be a final answer over HTTP.
+  if (typeof r.statusCode !== 'number' || !Number.isInteger(r.statusCode) || r.statusCode < 200 || r.statusCode > 599) return BAD_GATEWAY;
   const headers: Array<[string, string]> = [];
   if (r.headers !== undefined && r.headers !== null) {
     if (typeof r.headers !== 'object' || Array.isArray(r.headers)) return BAD_GATEWAY;
     for (const [k, v] of Object.entries(r.headers as Record<string, unknown>)) {
       if (v === null || v === undefined || OWN_HEADERS.has(k.toLowerCase())) continue;
       if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') return BAD_GATEWAY;
+      // A header HTTP cannot carry (no name, a line break in the value) is the handler's fault.
+      if (!HEADER_NAME.test(k) || /[\r\n\0]/.test(String(v))) return BAD_GATEWAY;
       headers.push([k.toLowerCase(), String(v)]);
     }
   }
   if (!headers.some(([k]) => k === 'content-type')) headers.push(['content-type', 'application/json']);
   if (r.cookies !== undefined && r.cookies !== null) {
     if (!Array.isArray(r.cookies)) return BAD_GATEWAY;
-    for (const c of r.cookies) headers.push(['set-cookie', String(c)]);
+    for (const c of r.cookies) {
+      if (typeof c !== 'string' || /[\r\n\0]/.test(c)) return BAD_GATEWAY;
+      headers.push(['set-cookie', c]);
+    }
   }
   let body: Uint8Array = Buffer.alloc(0);
   if (r.body !== undefined && r.body !== null) {
     const text = typeof r.body === 'string' ? r.body : JSON.stringify(r.body);
     body = r.isBase64Encoded === true ? Buffer.from(text, 'base64') : Buffer.from(text);
   }
-  return { status: r.statusCode, headers, body };
+  // These statuses have no body in HTTP; what a handler sent with one is dropped.
+  return { status: r.statusCode, headers, body: NO_BODY.has(r.statusCode) ? Buffer.alloc(0) : body };
 }
 
 /** Whether a page of `origin` may read responses, by the URL's CORS config. */

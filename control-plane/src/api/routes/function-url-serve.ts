@@ -53,9 +53,16 @@ export function urlTarget(host: string | undefined, path: string, rawUrl: string
  */
 const PATH_FORM_CSP = 'sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads';
 
-function send(c: Context, r: UrlResponse, pathForm: boolean): Response {
-  const headers = new Headers();
-  for (const [k, v] of r.headers) headers.append(k, v);
+function send(c: Context, answer: UrlResponse, pathForm: boolean): Response {
+  let r = answer;
+  let headers = new Headers();
+  try {
+    for (const [k, v] of r.headers) headers.append(k, v);
+  } catch {
+    // A value HTTP cannot carry (characters past Latin-1): the handler's answer is a bad gateway's.
+    r = BAD_GATEWAY;
+    headers = new Headers(BAD_GATEWAY.headers);
+  }
   if (pathForm) headers.append('content-security-policy', PATH_FORM_CSP);
   return new Response(c.req.method === 'HEAD' || r.body.length === 0 ? null : r.body, { status: r.status, headers });
 }
