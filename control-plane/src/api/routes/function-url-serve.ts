@@ -6,7 +6,7 @@ import { HTTPException } from 'hono/http-exception';
 import { KilnError, unavailableOr } from '../../errors.js';
 import { SYNC_PAYLOAD_BYTES, type FunctionInvoker } from '../../functions/invoker.js';
 import type { FunctionUrlRecord, FunctionUrlService } from '../../functions/urls.js';
-import { log } from '../../log.js';
+import { log, withLogContext } from '../../log.js';
 import type { Keyring } from '../../tenancy/keyring.js';
 import { canReach, hasScope, IMPLICIT_PRINCIPAL, principal, type Principal } from '../../tenancy/principal.js';
 import type { Quotas } from '../../tenancy/quotas.js';
@@ -128,7 +128,10 @@ async function handle(c: Context, deps: FunctionUrlServeDeps, record: FunctionUr
     now,
     ...(record.authType === 'AWS_IAM' ? { iam: { accessKey: caller.keyId, accountId: caller.tenant, callerId: caller.keyId } } : {}),
   });
-  const out = await deps.invoker.invoke(caller, { name: record.name, tenant: record.tenant }, record.qualifier || undefined, JSON.stringify(event), 'RequestResponse');
+  // Logged as the function's tenant and the caller's key id (the URL's own for NONE), as requests are.
+  const out = await withLogContext({ tenant: record.tenant, keyId: caller.keyId }, () =>
+    deps.invoker.invoke(caller, { name: record.name, tenant: record.tenant }, record.qualifier || undefined, JSON.stringify(event), 'RequestResponse'),
+  );
   const r = out.record;
   if (!r) return BAD_GATEWAY;
   const id: [string, string] = ['x-amzn-requestid', out.id];
@@ -160,7 +163,8 @@ async function handle(c: Context, deps: FunctionUrlServeDeps, record: FunctionUr
  * add one without passing the URL's CORS config, so the open default stays closed to pages.
  */
 async function callerOf(c: Context, keyring: Keyring, record: FunctionUrlRecord): Promise<Principal | undefined> {
-  if (record.authType === 'NONE') return principal(record.tenant, `function-url:${record.id.slice(0, 8)}`, ['invoke']);
+  // No part of the id in the key id: it ends up in logs, and the id is the URL's only secret.
+  if (record.authType === 'NONE') return principal(record.tenant, 'function-url', ['invoke']);
   const check = await checkSigV4(keyring, c);
   if (check.outcome === 'verified') return canReach(check.principal, record.tenant) && hasScope(check.principal, 'invoke') ? check.principal : undefined;
   if (check.outcome === 'mismatch' && !keyring.required) return IMPLICIT_PRINCIPAL;
