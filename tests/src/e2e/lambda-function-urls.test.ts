@@ -113,7 +113,7 @@ describe('function URL configs with the AWS SDK', () => {
     const made = await alpha.send(new CreateFunctionUrlConfigCommand({ FunctionName: 'url-crud', AuthType: 'NONE', Cors: { AllowOrigins: ['https://app.example'], MaxAge: 60 } }));
     expect(made.$metadata.httpStatusCode).toBe(201);
     expect(made.FunctionUrl).toMatch(new RegExp(`^${k.url}/lambda-url/[a-z0-9]{32}/$`));
-    expect(made.FunctionArn).toBe('arn:aws:lambda:local:alpha:function:url-crud');
+    expect(made.FunctionArn).toMatch(/^arn:aws:lambda:[a-z0-9-]+:alpha:function:url-crud$/);
     expect(made.AuthType).toBe('NONE');
     expect(made.InvokeMode).toBe('BUFFERED');
     expect(made.Cors).toEqual({ AllowOrigins: ['https://app.example'], MaxAge: 60 });
@@ -177,7 +177,7 @@ describe('function URL configs with the AWS SDK', () => {
     await createFn(beta, 'url-owned');
     const betas = await beta.send(new CreateFunctionUrlConfigCommand({ FunctionName: 'url-owned', AuthType: 'NONE' }));
     expect(betas.FunctionUrl).not.toBe(made.FunctionUrl);
-    expect(betas.FunctionArn).toBe('arn:aws:lambda:local:beta:function:url-owned');
+    expect(betas.FunctionArn).toMatch(/^arn:aws:lambda:[a-z0-9-]+:beta:function:url-owned$/);
     expect((await admin.send(new GetFunctionUrlConfigCommand({ FunctionName: arn }))).FunctionUrl).toBe(made.FunctionUrl);
     expect((await alpha.send(new GetFunctionUrlConfigCommand({ FunctionName: 'url-owned' }))).AuthType).toBe('NONE');
     // Without a key the config API is closed like the rest of the Lambda API.
@@ -220,7 +220,7 @@ describe('serving a NONE function URL', () => {
     expect(event.headers['content-type']).toBe('text/plain');
     expect(event.headers.cookie).toBeUndefined();
     expect(Object.keys(event.headers).every((h: string) => h === h.toLowerCase())).toBe(true);
-    expect(event.requestContext.http.sourceIp).toMatch(/127\.0\.0\.1/);
+    expect(event.requestContext.http.sourceIp).toBe('127.0.0.1');
     expect(event.requestContext.time).toMatch(/^\d{2}\/[A-Z][a-z]{2}\/\d{4}:\d{2}:\d{2}:\d{2} \+0000$/);
     expect(Math.abs(event.requestContext.timeEpoch - Date.now())).toBeLessThan(60_000);
     expect(event.requestContext.requestId).toMatch(/^[0-9a-f-]{36}$/);

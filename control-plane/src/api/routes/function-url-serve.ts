@@ -118,7 +118,8 @@ async function handle(c: Context, deps: FunctionUrlServeDeps, record: FunctionUr
     rawQueryString: where.rawQuery,
     headers: c.req.raw.headers.entries(),
     body,
-    sourceIp: incoming?.socket.remoteAddress ?? '',
+    // An IPv4 client on a dual-stack socket shows as ::ffff:a.b.c.d; Lambda writes a.b.c.d.
+    sourceIp: (incoming?.socket.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, ''),
     protocol: `HTTP/${incoming?.httpVersion ?? '1.1'}`,
     scheme: new URL(c.req.url).protocol.replace(/:$/, ''),
     domainName: (c.req.header('host') ?? '').replace(/:\d+$/, ''),
