@@ -107,7 +107,7 @@ function signingKey(secret: string, date: string, region: string, service: strin
  * matches (`mismatch`); or the principal of the key whose secret signed it. Used by the Lambda
  * API and by AWS_IAM function URLs (api/routes/function-url-serve.ts).
  */
-export type SigV4Check = { outcome: 'absent' } | { outcome: 'refused'; response: Response } | { outcome: 'mismatch' } | { outcome: 'verified'; principal: Principal };
+export type SigV4Check = { outcome: 'absent' } | { outcome: 'refused'; response: Response } | { outcome: 'mismatch' } | { outcome: 'verified'; principal: Principal; service: string };
 
 export async function checkSigV4(keyring: Keyring, c: Context): Promise<SigV4Check> {
   const m = SIGV4_HEADER.exec(c.req.header('authorization') ?? '');
@@ -137,7 +137,7 @@ export async function checkSigV4(keyring: Keyring, c: Context): Promise<SigV4Che
   for (const { secret, principal } of await keyring.sigv4Secrets(accessKeyId)) {
     if (timingSafeEqual(createHmac('sha256', signingKey(secret, date, region, service)).update(toSign).digest(), given)) signer = principal;
   }
-  return signer ? { outcome: 'verified', principal: signer } : { outcome: 'mismatch' };
+  return signer ? { outcome: 'verified', principal: signer, service } : { outcome: 'mismatch' };
 }
 
 /**

@@ -80,9 +80,9 @@ class Sha256 {
 }
 
 /** Headers for a SigV4-signed request (service lambda), as an AWS client signs a function URL call. */
-async function signed(url: string, secretAccessKey: string, method = 'GET', body?: string, accessKeyId = 'any-id'): Promise<Record<string, string>> {
+async function signed(url: string, secretAccessKey: string, method = 'GET', body?: string, accessKeyId = 'any-id', service = 'lambda'): Promise<Record<string, string>> {
   const u = new URL(url);
-  const signer = new SignatureV4({ service: 'lambda', region: 'us-east-1', credentials: { accessKeyId, secretAccessKey }, sha256: Sha256 });
+  const signer = new SignatureV4({ service, region: 'us-east-1', credentials: { accessKeyId, secretAccessKey }, sha256: Sha256 });
   const query: Record<string, string> = {};
   u.searchParams.forEach((v, key) => (query[key] = v));
   const req = await signer.sign({ method, protocol: u.protocol, hostname: u.hostname, port: Number(u.port), path: u.pathname, query, headers: { host: u.host, ...(body ? { 'content-type': 'application/json' } : {}) }, body });
@@ -371,6 +371,8 @@ describe('serving an AWS_IAM function URL', () => {
     expect((await fetch(target, { headers: await signed(target, BETA) })).status).toBe(403);
     expect((await fetch(target, { headers: await signed(target, 'not-a-key-0123456789abcdef') })).status).toBe(403);
     expect((await fetch(target, { headers: await signed(target, ADMIN) })).status).toBe(200);
+    // The right key, but a signature made for another service.
+    expect((await fetch(target, { headers: await signed(target, ALPHA, 'GET', undefined, 'any-id', 's3') })).status).toBe(403);
 
     // A key of the tenant with only the read scope may not invoke through the URL.
     const tenant = await k.call('POST', '/api/v1/admin/tenants', { id: 'gamma' }, { authorization: `Bearer ${ADMIN}` });

@@ -167,7 +167,8 @@ async function callerOf(c: Context, keyring: Keyring, record: FunctionUrlRecord)
   // No part of the id in the key id: it ends up in logs, and the id is the URL's only secret.
   if (record.authType === 'NONE') return principal(record.tenant, 'function-url', ['invoke']);
   const check = await checkSigV4(keyring, c);
-  if (check.outcome === 'verified') return canReach(check.principal, record.tenant) && hasScope(check.principal, 'invoke') ? check.principal : undefined;
+  // Signed for Lambda, as AWS wants for function URLs: a signature made for another service is not an invoke.
+  if (check.outcome === 'verified') return check.service === 'lambda' && canReach(check.principal, record.tenant) && hasScope(check.principal, 'invoke') ? check.principal : undefined;
   if (check.outcome === 'mismatch' && !keyring.required) return IMPLICIT_PRINCIPAL;
   return undefined;
 }
