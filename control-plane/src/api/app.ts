@@ -47,8 +47,10 @@ export interface AppDeps {
   maxBodyBytes: number;
   templateAdmin?: TemplateAdmin;
   metrics?: KilnMetrics;
-  functions?: { service: FunctionService; invoker: FunctionInvoker; urls?: FunctionUrlService };
+  functions?: { service: FunctionService; invoker: FunctionInvoker };
   sessions?: SessionService;
+  /** Function URLs: the config API (/2021-10-31) and the URLs themselves; needs `functions`. */
+  functionUrls?: FunctionUrlService;
   /** MCP over streamable HTTP at /mcp/{profile}. */
   mcp?: McpEndpoint;
   /** Who a key is (environment and stored keys); with no environment keys every endpoint is open. */
@@ -72,7 +74,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   // Function URLs (/lambda-url/<id>/..., or Host <id>.lambda-url.*) are answered here in full and
   // never reach what follows: they are public by design (their auth type and CORS config are
   // theirs), so the browser policy below would only break them, and skipping it opens nothing else.
-  const urls = deps.functions?.urls;
+  const urls = deps.functions ? deps.functionUrls : undefined;
   if (deps.functions && urls) {
     app.use('*', functionUrlServer({ urls, invoker: deps.functions.invoker, keyring: deps.keyring, ...(deps.quotas ? { rate: { quotas: deps.quotas, buckets } } : {}) }));
   }
@@ -119,8 +121,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   if (deps.functions) app.route('/', functionRoutes(deps.functions.service, deps.functions.invoker));
   // Lambda's paths sit outside /api/*, so they carry their own Lambda-shaped body limits.
   if (deps.functions) app.route('/', lambdaRoutes(deps.functions.service, deps.functions.invoker, deps.redis));
-  if (urls) app.route('/', functionUrlRoutes(urls, deps.redis));
   if (deps.templateAdmin) app.route('/', templateRoutes(deps.templateAdmin));
+  if (urls) app.route('/', functionUrlRoutes(urls, deps.redis));
   app.route('/', adminRoutes(deps.keyring));
   if (deps.metrics) app.route('/', metricsRoutes(deps.metrics, deps.redis));
   if (deps.sessions) app.route('/', sessionRoutes(deps.sessions));

@@ -81,12 +81,14 @@ export class FunctionStore {
     return (await this.redis.hdel(this.keys.fnVersions(tenant, name), version)) === 1;
   }
 
-  /** Removes the function, its versions, its dead letters and its URL configs (their ids then resolve to nothing). */
+  /** Removes the function, its versions and its dead letters. */
   async delete(tenant: string, name: string): Promise<void> {
     await this.redis
       .multi()
-      .del(this.keys.fn(tenant, name), this.keys.fnVersions(tenant, name), this.keys.fnVersionSeq(tenant, name), this.keys.fnDeadLetters(tenant, name), this.keys.fnUrls(tenant, name))
+      .del(this.keys.fn(tenant, name), this.keys.fnVersions(tenant, name), this.keys.fnVersionSeq(tenant, name), this.keys.fnDeadLetters(tenant, name))
       .zrem(this.keys.fns(tenant), name)
+      // Its function URL configs too: their ids then resolve to nothing (functions/urls.ts).
+      .del(this.keys.fnUrls(tenant, name))
       .exec();
   }
 
