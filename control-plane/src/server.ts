@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { AgentPool } from './agent/client.js';
 import { createApp } from './api/app.js';
+import { FunctionUrlService, FunctionUrlStore } from './functions/urls.js';
 import type { Server as HttpServer } from 'node:http';
 import { attachSessionPty } from './api/routes/sessions-pty.js';
 import { browserPolicy, isLoopback } from './api/origin.js';
@@ -183,6 +184,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
     functions: { service: functions, invoker, aliases: new AliasService(functions, aliasStore) },
     sessions,
     mcp,
+    functionUrls: new FunctionUrlService(new FunctionUrlStore(redis, keys), functions),
     keyring,
     quotas,
     browser,

@@ -13,6 +13,9 @@ import { executionRoutes } from './routes/executions.js';
 import { aliasRoutes } from './routes/aliases.js';
 import { functionRoutes } from './routes/functions.js';
 import { lambdaRoutes } from './routes/lambda.js';
+import { functionUrlRoutes } from './routes/function-urls.js';
+import { functionUrlServer } from './routes/function-url-serve.js';
+import type { FunctionUrlService } from '../functions/urls.js';
 import type { FunctionInvoker } from '../functions/invoker.js';
 import type { AliasService } from '../functions/aliases.js';
 import type { FunctionService } from '../functions/service.js';
@@ -48,6 +51,8 @@ export interface AppDeps {
   metrics?: KilnMetrics;
   functions?: { service: FunctionService; invoker: FunctionInvoker; aliases: AliasService };
   sessions?: SessionService;
+  /** Function URLs: the config API (/2021-10-31) and the URLs themselves; needs `functions`. */
+  functionUrls?: FunctionUrlService;
   /** MCP over streamable HTTP at /mcp/{profile}. */
   mcp?: McpEndpoint;
   /** Who a key is (environment and stored keys); with no environment keys every endpoint is open. */
@@ -66,6 +71,15 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const app = newRouter();
   app.onError(onError);
   app.notFound((c) => c.json(errorBody('RouteNotFound', `no route for ${c.req.method} ${c.req.path}`), 404));
+  // One bucket per tenant for every surface, counted by this replica (rate-limit.ts).
+  const buckets = new TokenBuckets();
+  // Function URLs (/lambda-url/<id>/..., or Host <id>.lambda-url.*) are answered here in full and
+  // never reach what follows: they are public by design (their auth type and CORS config are
+  // theirs), so the browser policy below would only break them, and skipping it opens nothing else.
+  const urls = deps.functions ? deps.functionUrls : undefined;
+  if (deps.functions && urls) {
+    app.use('*', functionUrlServer({ urls, invoker: deps.functions.invoker, keyring: deps.keyring, ...(deps.quotas ? { rate: { quotas: deps.quotas, buckets } } : {}) }));
+  }
   // First of all: a page in a browser that is not Kiln's own gets nothing, whatever it sends.
   app.use('*', browserGuard(deps.browser ?? browserPolicy('127.0.0.1', [], [])));
   // Before body limits and Redis checks, so a caller without a key learns nothing else.
@@ -81,14 +95,17 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.use('/2015-03-31/*', requireSigV4OrApiKey(deps.keyring));
   app.use('/2015-03-31/*', requireRouteScope('lambda'));
   app.use('/2015-03-31/*', lambdaContentType());
+  app.use('/2021-10-31/*', requireSigV4OrApiKey(deps.keyring));
+  app.use('/2021-10-31/*', requireRouteScope('lambda'));
+  app.use('/2021-10-31/*', lambdaContentType());
   // Each tenant's request rate, once the request's principal is known (one bucket per tenant
   // for every surface, counted by this replica).
   if (deps.quotas) {
-    const buckets = new TokenBuckets();
     const rest = rateLimit(deps.quotas, buckets, onError);
     app.use('/api/v1/*', rest);
     app.use('/mcp/*', rest);
     app.use('/2015-03-31/*', rateLimit(deps.quotas, buckets, onLambdaError));
+    app.use('/2021-10-31/*', rateLimit(deps.quotas, buckets, onLambdaError));
   }
 
   const tooLarge = (c: Context): Response =>
@@ -108,6 +125,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   // Lambda's paths sit outside /api/*, so they carry their own Lambda-shaped body limits.
   if (deps.functions) app.route('/', lambdaRoutes(deps.functions.service, deps.functions.invoker, deps.functions.aliases, deps.redis));
   if (deps.templateAdmin) app.route('/', templateRoutes(deps.templateAdmin));
+  if (urls) app.route('/', functionUrlRoutes(urls, deps.redis));
   app.route('/', adminRoutes(deps.keyring));
   if (deps.metrics) app.route('/', metricsRoutes(deps.metrics, deps.redis));
   if (deps.sessions) app.route('/', sessionRoutes(deps.sessions));

@@ -102,6 +102,45 @@ function signingKey(secret: string, date: string, region: string, service: strin
 }
 
 /**
+ * What a request's SigV4 signature says: no SigV4 `Authorization` header (`absent`); a refusal
+ * to send as it is (stale date, unsigned host, tampered body); a signature no key's secret
+ * matches (`mismatch`); or the principal of the key whose secret signed it. Used by the Lambda
+ * API and by AWS_IAM function URLs (api/routes/function-url-serve.ts).
+ */
+export type SigV4Check = { outcome: 'absent' } | { outcome: 'refused'; response: Response } | { outcome: 'mismatch' } | { outcome: 'verified'; principal: Principal; service: string };
+
+export async function checkSigV4(keyring: Keyring, c: Context): Promise<SigV4Check> {
+  const m = SIGV4_HEADER.exec(c.req.header('authorization') ?? '');
+  if (!m) return { outcome: 'absent' };
+  const refused = (type: string, status: 401 | 403 | 413, message: string): SigV4Check => ({ outcome: 'refused', response: awsError(c, type, status, message) });
+  const [, accessKeyId = '', date = '', region = '', service = '', signed = '', signature = ''] = m;
+  const amzDate = c.req.header('x-amz-date') ?? '';
+  const when = Date.parse(amzDate.replace(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/, '$1-$2-$3T$4:$5:$6Z'));
+  if (!amzDate.startsWith(date) || !Number.isFinite(when) || Math.abs(Date.now() - when) > SIGV4_SKEW_MS) {
+    return refused('InvalidSignatureException', 403, 'X-Amz-Date is missing or more than 15 minutes from the server\'s clock; check the client\'s clock');
+  }
+  const signedHeaders = signed.split(';');
+  if (!signedHeaders.includes('host')) return refused('InvalidSignatureException', 403, 'the signature must cover the host header');
+  let payloadHash = c.req.header('x-amz-content-sha256');
+  if (!payloadHash || payloadHash === 'UNSIGNED-PAYLOAD' || !/^[0-9a-f]{64}$/.test(payloadHash)) {
+    if (Number(c.req.header('content-length') ?? 0) > SIGV4_MAX_BODY_BYTES) return refused('RequestTooLargeException', 413, `request body is larger than ${SIGV4_MAX_BODY_BYTES} bytes`);
+    // Hono caches the body, so the route reads the same bytes again.
+    payloadHash = createHash('sha256').update(Buffer.from(await c.req.arrayBuffer())).digest('hex');
+  } else if (payloadHash !== createHash('sha256').update(Buffer.from(await c.req.arrayBuffer())).digest('hex')) {
+    return refused('InvalidSignatureException', 403, 'the body does not match X-Amz-Content-Sha256');
+  }
+  const canonical = canonicalRequest(c.req.method, new URL(c.req.url), (n) => c.req.header(n), signedHeaders, payloadHash);
+  const scope = `${date}/${region}/${service}/aws4_request`;
+  const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, createHash('sha256').update(canonical).digest('hex')].join('\n');
+  const given = Buffer.from(signature, 'hex');
+  let signer: Principal | undefined;
+  for (const { secret, principal } of await keyring.sigv4Secrets(accessKeyId)) {
+    if (timingSafeEqual(createHmac('sha256', signingKey(secret, date, region, service)).update(toSign).digest(), given)) signer = principal;
+  }
+  return signer ? { outcome: 'verified', principal: signer, service } : { outcome: 'mismatch' };
+}
+
+/**
  * The Lambda API (/2015-03-31/...): the AWS SDK signs requests with SigV4. The access key id
  * names the key (a stored key's id, or an environment key's `env-...` id; any other id tries
  * every environment key, as clients set up before key ids did) and the key is the secret
@@ -113,39 +152,11 @@ export function requireSigV4OrApiKey(keyring: Keyring): MiddlewareHandler<AppEnv
     const bearer = presentedKey((n) => c.req.header(n));
     const byKey = bearer === undefined || /^AWS4-HMAC-SHA256 /.test(bearer) ? undefined : await keyring.authenticate(bearer);
     if (byKey) return enter(c, byKey, next);
-    const m = SIGV4_HEADER.exec(c.req.header('authorization') ?? '');
-    if (!m) {
-      if (!keyring.required) return enter(c, IMPLICIT_PRINCIPAL, next);
-      return awsError(c, 'UnrecognizedClientException', 401, 'sign the request with AWS SigV4 (access key id: the key id, secret access key: the API key), or send "Authorization: Bearer <key>"');
-    }
-    const [, accessKeyId = '', date = '', region = '', service = '', signed = '', signature = ''] = m;
-    const amzDate = c.req.header('x-amz-date') ?? '';
-    const when = Date.parse(amzDate.replace(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/, '$1-$2-$3T$4:$5:$6Z'));
-    if (!amzDate.startsWith(date) || !Number.isFinite(when) || Math.abs(Date.now() - when) > SIGV4_SKEW_MS) {
-      return awsError(c, 'InvalidSignatureException', 403, 'X-Amz-Date is missing or more than 15 minutes from the server\'s clock; check the client\'s clock');
-    }
-    const signedHeaders = signed.split(';');
-    if (!signedHeaders.includes('host')) return awsError(c, 'InvalidSignatureException', 403, 'the signature must cover the host header');
-    let payloadHash = c.req.header('x-amz-content-sha256');
-    if (!payloadHash || payloadHash === 'UNSIGNED-PAYLOAD' || !/^[0-9a-f]{64}$/.test(payloadHash)) {
-      if (Number(c.req.header('content-length') ?? 0) > SIGV4_MAX_BODY_BYTES) return awsError(c, 'RequestTooLargeException', 413, `request body is larger than ${SIGV4_MAX_BODY_BYTES} bytes`);
-      // Hono caches the body, so the route reads the same bytes again.
-      payloadHash = createHash('sha256').update(Buffer.from(await c.req.arrayBuffer())).digest('hex');
-    } else if (payloadHash !== createHash('sha256').update(Buffer.from(await c.req.arrayBuffer())).digest('hex')) {
-      return awsError(c, 'InvalidSignatureException', 403, 'the body does not match X-Amz-Content-Sha256');
-    }
-    const canonical = canonicalRequest(c.req.method, new URL(c.req.url), (n) => c.req.header(n), signedHeaders, payloadHash);
-    const scope = `${date}/${region}/${service}/aws4_request`;
-    const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, createHash('sha256').update(canonical).digest('hex')].join('\n');
-    const given = Buffer.from(signature, 'hex');
-    let signer: Principal | undefined;
-    for (const { secret, principal } of await keyring.sigv4Secrets(accessKeyId)) {
-      if (timingSafeEqual(createHmac('sha256', signingKey(secret, date, region, service)).update(toSign).digest(), given)) signer = principal;
-    }
-    if (!signer) {
-      if (!keyring.required) return enter(c, IMPLICIT_PRINCIPAL, next);
-      return awsError(c, 'InvalidSignatureException', 403, 'the request signature does not match: the secret access key must be the API key its access key id names');
-    }
-    return enter(c, signer, next);
+    const check = await checkSigV4(keyring, c);
+    if (check.outcome === 'verified') return enter(c, check.principal, next);
+    if (check.outcome === 'refused') return check.response;
+    if (!keyring.required) return enter(c, IMPLICIT_PRINCIPAL, next);
+    if (check.outcome === 'absent') return awsError(c, 'UnrecognizedClientException', 401, 'sign the request with AWS SigV4 (access key id: the key id, secret access key: the API key), or send "Authorization: Bearer <key>"');
+    return awsError(c, 'InvalidSignatureException', 403, 'the request signature does not match: the secret access key must be the API key its access key id names');
   };
 }

@@ -25,6 +25,9 @@ const RULES: ReadonlyArray<{ methods: readonly string[] | '*'; path: RegExp; sco
   { methods: ['POST'], path: /^\/2015-03-31\/functions\/[^/]+\/invocations$/, scope: 'invoke' },
   { methods: ['GET', 'HEAD'], path: /^\/2015-03-31\//, scope: 'read' },
   { methods: '*', path: /^\/2015-03-31\//, scope: 'functions' },
+  // Function URL configs (2021-10-31): reading them is `read`, changing them deploys (`functions`).
+  { methods: ['GET', 'HEAD'], path: /^\/2021-10-31\/functions\/[^/]+\/urls?$/, scope: 'read' },
+  { methods: '*', path: /^\/2021-10-31\/functions\/[^/]+\/url$/, scope: 'functions' },
 ];
 
 /** The scope a request needs (MCP checks per tool: its route needs only a key). */

@@ -102,6 +102,8 @@ export class FunctionStore {
       .multi()
       .del(this.keys.fn(tenant, name), this.keys.fnVersions(tenant, name), this.keys.fnVersionSeq(tenant, name), this.keys.fnAliases(tenant, name), this.keys.fnDeadLetters(tenant, name))
       .zrem(this.keys.fns(tenant), name)
+      // Its function URL configs too: their ids then resolve to nothing (functions/urls.ts).
+      .del(this.keys.fnUrls(tenant, name))
       .exec();
   }
 

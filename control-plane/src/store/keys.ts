@@ -96,6 +96,14 @@ export class Keys {
   fnDeadLetters(tenant: string, name: string): string {
     return `${this.prefix}:fndl:${this.fnSpace(tenant)}${name}`;
   }
+  /** A function's URL configs: qualifier ('' for the unqualified function) → JSON (HASH; functions/urls.ts). */
+  fnUrls(tenant: string, name: string): string {
+    return `${this.prefix}:fnurl:${this.fnSpace(tenant)}${name}`;
+  }
+  /** Which function a function URL id serves: JSON {tenant, name, qualifier} (STRING; functions/urls.ts). */
+  fnUrlId(id: string): string {
+    return `${this.prefix}:fnurlid:${id}`;
+  }
   /** A stored blob (code packages). */
   blob(key: string): string {
     return `${this.prefix}:blob:${key}`;

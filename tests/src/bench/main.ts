@@ -2,6 +2,7 @@ import { benchDocker } from './docker.js';
 import { benchExecutions } from './executions.js';
 import { applyCpuPolicy } from '@kiln/control-plane/cpu-policy';
 import { benchFloor } from './floor.js';
+import { benchFunctionUrls } from './function-urls.js';
 import { benchLambdaSdk } from './lambda-sdk.js';
 import { benchNfs } from './nfs.js';
 import { benchPools } from './pools.js';
@@ -36,6 +37,7 @@ async function main(): Promise<void> {
     if (wanted('executions'))
       printRows('Executions and functions through the whole stack', await benchExecutions(redis.socket, floor, { samples, durationMs, clients }));
     if (wanted('lambda')) printRows('Lambda API through the AWS SDK, beside an unsandboxed emulator', await benchLambdaSdk(redis.socket, floor, { samples, durationMs, clients }));
+    if (wanted('urls')) printRows('Function URLs beside hot Invoke', await benchFunctionUrls(redis.socket, { samples, durationMs, clients }));
     if (wanted('sessions')) printRows('Sessions', await benchSessions(redis.socket, { samples: Math.min(samples, 300) }));
     if (wanted('nfs')) printRows('NFS export of a session workspace', await benchNfs(redis.socket));
     if (wanted('pools')) printRows('Start types and pools', await benchPools(redis.socket, floor, { samples, durationMs, clients: [32, 128] }));

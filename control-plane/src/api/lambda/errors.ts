@@ -26,6 +26,11 @@ const LAMBDA_ERRORS: Record<string, [string, Status]> = {
   VersionInUse: ['ResourceConflictException', 409],
   PreconditionFailed: ['PreconditionFailedException', 412],
   FunctionConflict: ['ResourceConflictException', 409],
+  // Function URLs (functions/urls.ts); enum values Lambda lacks or Kiln does not implement are
+  // Lambda's ValidationException.
+  FunctionUrlNotFound: ['ResourceNotFoundException', 404],
+  FunctionUrlExists: ['ResourceConflictException', 409],
+  UnsupportedSetting: ['ValidationException', 400],
   PayloadTooLarge: ['RequestTooLargeException', 413],
   TooManyRequests: ['TooManyRequestsException', 429],
   NoCapacity: ['TooManyRequestsException', 429],
