@@ -1,8 +1,6 @@
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import {
   CreateAliasCommand,
   CreateFunctionCommand,
@@ -22,6 +20,7 @@ import {
   UpdateFunctionCodeCommand,
 } from '@aws-sdk/client-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { awsCli } from '../support/aws-cli.js';
 import { startTestKiln, type TestKiln } from '../support/kiln.js';
 import { makeZip } from '../support/zip.js';
 
@@ -262,18 +261,11 @@ describe('the REST equivalents', () => {
   });
 });
 
-const run = promisify(execFile);
-// Debian's awscli (v2; scripts/setup.sh installs it for the tests) wherever it is installed, else
-// whatever `aws` is on PATH. v2 reads --payload as base64 unless told it is raw.
-const AWS = existsSync('/usr/bin/aws') ? '/usr/bin/aws' : 'aws';
-
 describe('the AWS CLI', () => {
   it('creates an alias and invokes the function by it', async () => {
-    const version = (await run(AWS, ['--version'])).stdout;
-    const binaryFormat = /^aws-cli\/1\./.test(version) ? [] : ['--cli-binary-format', 'raw-in-base64-out'];
     const dir = mkdtempSync(join(tmpdir(), 'kiln-aws-cli-'));
     const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, AWS_ACCESS_KEY_ID: 'any', AWS_SECRET_ACCESS_KEY: ALPHA, AWS_DEFAULT_REGION: 'us-east-1' };
-    const aws = async (...args: string[]) => JSON.parse((await run(AWS, ['--endpoint-url', k.url, '--output', 'json', ...binaryFormat, 'lambda', ...args], { env, timeout: 60_000 })).stdout || '{}') as Record<string, unknown>;
+    const aws = await awsCli(k.url, env);
     try {
       const made = await aws('create-alias', '--function-name', FN, '--name', 'cli', '--function-version', '2', '--description', 'from the cli');
       expect(made).toMatchObject({ AliasArn: `${ARN}:cli`, Name: 'cli', FunctionVersion: '2', Description: 'from the cli' });

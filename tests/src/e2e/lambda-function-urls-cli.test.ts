@@ -1,16 +1,14 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CreateFunctionCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { awsCli } from '../support/aws-cli.js';
 import { startTestKiln, type TestKiln } from '../support/kiln.js';
 import { makeZip } from '../support/zip.js';
 
 // The AWS CLI's function URL commands against Kiln, as a user moving from AWS types them.
 const KEY = 'cli-url-key-0123456789abcdef';
-const run = promisify(execFile);
 
 let k: TestKiln;
 let home: string;
@@ -25,8 +23,7 @@ afterAll(async () => {
 
 async function aws(...args: string[]): Promise<Record<string, any>> {
   const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, AWS_ACCESS_KEY_ID: 'any', AWS_SECRET_ACCESS_KEY: KEY, AWS_DEFAULT_REGION: 'us-east-1' };
-  const { stdout } = await run('aws', ['--endpoint-url', k.url, '--output', 'json', 'lambda', ...args], { env, timeout: 60_000 });
-  return JSON.parse(stdout || '{}') as Record<string, any>;
+  return (await awsCli(k.url, env))(...args);
 }
 
 describe('function URLs with the AWS CLI', () => {
