@@ -6,6 +6,7 @@ import { HTTPException } from 'hono/http-exception';
 import { KilnError, unavailableOr } from '../../errors.js';
 import { SYNC_PAYLOAD_BYTES, type FunctionInvoker } from '../../functions/invoker.js';
 import type { FunctionUrlRecord, FunctionUrlService } from '../../functions/urls.js';
+import { resultValue } from '../../invocation/contract.js';
 import { log, withLogContext } from '../../log.js';
 import type { Keyring } from '../../tenancy/keyring.js';
 import { canReach, hasScope, IMPLICIT_PRINCIPAL, principal, type Principal } from '../../tenancy/principal.js';
@@ -142,8 +143,9 @@ async function handle(c: Context, deps: FunctionUrlServeDeps, record: FunctionUr
     return { ...res, headers: [...res.headers, id] };
   }
   if (r.status !== 'succeeded') return { ...BAD_GATEWAY, headers: [...BAD_GATEWAY.headers, id] };
-  let result: unknown = r.result ?? null;
-  let json = JSON.stringify(result);
+  // The handler's JSON as its runner wrote it (invocation/contract.ts `resultJson`), parsed once here.
+  let json = r.resultJson ?? JSON.stringify(r.result ?? null);
+  let result: unknown = resultValue(r) ?? null;
   if (r.resultBase64 !== undefined) {
     // A custom runtime's bytes: JSON like any handler's result, or a 502 as Lambda gives.
     json = Buffer.from(r.resultBase64, 'base64').toString('utf8');
