@@ -75,8 +75,9 @@ export class Scheduler {
       if (cold) return cold;
       // Full, but some other function's instance sits idle: it makes room (least recently used first).
       if (await this.evictIdle(template)) continue;
-      if (Date.now() >= deadline) throw new NoCapacityError(template.name, waitMs);
+      // Before the deadline check: a caller that gives up still tells the keeper it wanted room.
       this.signals.wantCapacity(template);
+      if (Date.now() >= deadline) throw new NoCapacityError(template.name, waitMs);
       await new Promise((r) => setTimeout(r, pause));
       pause = Math.min(pause * 2, 50);
     }

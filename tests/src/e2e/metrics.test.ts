@@ -20,10 +20,18 @@ describe('GET /metrics', () => {
     await k.call('POST', '/api/v1/executions', { code, language: 'nodejs' });
     await k.call('POST', '/api/v1/executions', { code, language: 'nodejs' });
     await k.call('POST', '/api/v1/executions', { code: 'exports.handler = async () => { throw new RangeError("no") }', language: 'nodejs' });
-    const res = await fetch(`${k.url}/metrics`);
+    // A replica keeps a finished lease for KILN_LEASE_HOLD_MS (its next call of the same function
+    // takes it without Redis), and a held lease counts as busy: wait until it is handed back.
+    let res: Response;
+    let text: string;
+    for (let tries = 0; ; tries++) {
+      res = await fetch(`${k.url}/metrics`);
+      text = await res.text();
+      if (sample(text, 'kiln_pool_sandboxes{template="nodejs",state="busy"}') === 0 || tries >= 50) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
-    const text = await res.text();
     expect(text).toMatch(/^# HELP kiln_queue_jobs /m);
     expect(text).toMatch(/^# TYPE kiln_invocation_duration_seconds histogram$/m);
     expect(sample(text, 'kiln_queue_jobs{template="nodejs",state="waiting"}')).toBe(0);
