@@ -37,7 +37,10 @@ import { authenticate, requireSigV4OrApiKey } from './auth.js';
 import { requireRouteScope } from './scopes.js';
 import type { Keyring } from '../tenancy/keyring.js';
 import type { Quotas } from '../tenancy/quotas.js';
-import { onLambdaError } from './lambda/errors.js';
+import { lambdaError, onLambdaError } from './lambda/errors.js';
+
+/** The Lambda API's paths: each operation family under a dated version (/2015-03-31/functions, /2017-03-31/tags, ...). */
+const LAMBDA_API_PATH = /^\/20\d\d-\d\d-\d\d\//;
 import { rateLimit, TokenBuckets } from './rate-limit.js';
 
 export interface AppDeps {
@@ -70,7 +73,13 @@ export interface AppDeps {
 export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const app = newRouter();
   app.onError(onError);
-  app.notFound((c) => c.json(errorBody('RouteNotFound', `no route for ${c.req.method} ${c.req.path}`), 404));
+  app.notFound((c) =>
+    // A Lambda API operation Kiln does not implement: an error the AWS SDK can name (it reads
+    // x-amzn-ErrorType), not a body it can only report as UnknownError.
+    LAMBDA_API_PATH.test(c.req.path)
+      ? lambdaError(c, 'UnknownOperationException', 404, `Kiln does not implement the Lambda operation ${c.req.method} ${c.req.path.slice(0, 200)}`)
+      : c.json(errorBody('RouteNotFound', `no route for ${c.req.method} ${c.req.path}`), 404),
+  );
   // One bucket per tenant for every surface, counted by this replica (rate-limit.ts).
   const buckets = new TokenBuckets();
   // Function URLs (/lambda-url/<id>/..., or Host <id>.lambda-url.*) are answered here in full and

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CreateFunctionCommand,
   DeleteFunctionCommand,
+  GetAccountSettingsCommand,
   GetFunctionCommand,
   InvalidParameterValueException,
   InvalidRequestContentException,
@@ -9,6 +10,7 @@ import {
   LambdaClient,
   ListFunctionsCommand,
   PublishVersionCommand,
+  PutFunctionConcurrencyCommand,
   RequestTooLargeException,
   ResourceConflictException,
   ResourceNotFoundException,
@@ -178,6 +180,12 @@ describe('the AWS SDK Lambda client pointed at Kiln', () => {
     await expect(lambda.send(new InvokeCommand({ FunctionName: 'sdk-hello', Payload: big }))).rejects.toBeInstanceOf(RequestTooLargeException);
     const asyncBig = Buffer.from(JSON.stringify({ s: 'x'.repeat(1024 * 1024) }));
     await expect(lambda.send(new InvokeCommand({ FunctionName: 'sdk-hello', Payload: asyncBig, InvocationType: 'Event' }))).rejects.toBeInstanceOf(RequestTooLargeException);
+    // Operations Kiln does not implement: an exception the SDK names (not UnknownError), 404.
+    for (const cmd of [new GetAccountSettingsCommand({}), new PutFunctionConcurrencyCommand({ FunctionName: 'sdk-hello', ReservedConcurrentExecutions: 1 })]) {
+      const err = (await lambda.send(cmd as never).catch((e: unknown) => e)) as { name: string; message: string; $metadata: { httpStatusCode?: number } };
+      expect({ name: err.name, status: err.$metadata.httpStatusCode }).toEqual({ name: 'UnknownOperationException', status: 404 });
+      expect(err.message).toMatch(/^Kiln does not implement the Lambda operation (GET|PUT) \/20\d\d-\d\d-\d\d\//);
+    }
   });
 
   it('hands the handler its ClientContext and the ARN it was invoked by, qualified as the caller qualified it (issue 19 defect 6)', async () => {
