@@ -35,6 +35,18 @@ export interface CreateFunctionInput extends FunctionSettings {
 const LATEST = '$LATEST';
 const ENV_NAME = /^[A-Za-z][A-Za-z0-9_]*$/;
 const ENV_MAX_BYTES = 4096;
+/**
+ * Lambda's reserved environment keys: the runtime sets them (region, function identity, the
+ * Runtime API's address, credentials), and a function that set them could point its own runtime
+ * elsewhere or impersonate another function. Refused as Lambda refuses them.
+ */
+const RESERVED_ENV = new Set([
+  '_HANDLER', '_X_AMZN_TRACE_ID', 'AWS_DEFAULT_REGION', 'AWS_REGION', 'AWS_EXECUTION_ENV',
+  'AWS_LAMBDA_FUNCTION_NAME', 'AWS_LAMBDA_FUNCTION_MEMORY_SIZE', 'AWS_LAMBDA_FUNCTION_VERSION',
+  'AWS_LAMBDA_INITIALIZATION_TYPE', 'AWS_LAMBDA_LOG_GROUP_NAME', 'AWS_LAMBDA_LOG_STREAM_NAME',
+  'AWS_ACCESS_KEY', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN',
+  'AWS_LAMBDA_RUNTIME_API', 'LAMBDA_TASK_ROOT', 'LAMBDA_RUNTIME_DIR',
+]);
 const CAS_TRIES = 5;
 
 function checkInt(field: string, value: number, min: number, max: number): void {
@@ -114,6 +126,13 @@ export class FunctionService {
     for (const [k, v] of Object.entries(environment)) {
       if (!ENV_NAME.test(k)) throw new ValidationError(`environment variable name "${k.slice(0, 80)}" must start with a letter and hold only letters, digits and underscores`, { field: 'environment' });
       if (typeof v !== 'string') throw new ValidationError(`environment variable "${k}" must be a string`, { field: 'environment' });
+    }
+    const reserved = Object.keys(environment).filter((k) => RESERVED_ENV.has(k));
+    if (reserved.length) {
+      throw new ValidationError(
+        `Lambda was unable to configure your environment variables because the environment variables you have provided contains reserved keys that are currently not supported for modification. Reserved keys used in this request: ${reserved.join(', ')}`,
+        { field: 'environment', reserved },
+      );
     }
     if (Buffer.byteLength(JSON.stringify(environment)) > ENV_MAX_BYTES) throw new ValidationError(`environment variables must total at most ${ENV_MAX_BYTES} bytes`, { field: 'environment' });
     const description = s.description ?? base.description ?? '';

@@ -180,6 +180,12 @@ describe('the AWS SDK Lambda client pointed at Kiln', () => {
     await expect(lambda.send(new InvokeCommand({ FunctionName: 'sdk-hello', Payload: big }))).rejects.toBeInstanceOf(RequestTooLargeException);
     const asyncBig = Buffer.from(JSON.stringify({ s: 'x'.repeat(1024 * 1024) }));
     await expect(lambda.send(new InvokeCommand({ FunctionName: 'sdk-hello', Payload: asyncBig, InvocationType: 'Event' }))).rejects.toBeInstanceOf(RequestTooLargeException);
+    // Lambda's reserved environment keys are refused, on create and on update, as Lambda refuses them.
+    const reserved = await create('sdk-reserved', handlerZip('r'), { Environment: { Variables: { AWS_REGION: 'x', OK_NAME: '1' } } }).catch((e: unknown) => e);
+    expect(reserved).toBeInstanceOf(InvalidParameterValueException);
+    expect((reserved as Error).message).toMatch(/reserved keys .* Reserved keys used in this request: AWS_REGION$/);
+    const runtimeApi = await lambda.send(new UpdateFunctionConfigurationCommand({ FunctionName: 'sdk-hello', Environment: { Variables: { AWS_LAMBDA_RUNTIME_API: '10.0.0.1:9001' } } })).catch((e: unknown) => e);
+    expect(runtimeApi).toBeInstanceOf(InvalidParameterValueException);
     // Operations Kiln does not implement: an exception the SDK names (not UnknownError), 404.
     for (const cmd of [new GetAccountSettingsCommand({}), new PutFunctionConcurrencyCommand({ FunctionName: 'sdk-hello', ReservedConcurrentExecutions: 1 })]) {
       const err = (await lambda.send(cmd as never).catch((e: unknown) => e)) as { name: string; message: string; $metadata: { httpStatusCode?: number } };
