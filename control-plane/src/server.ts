@@ -122,6 +122,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
   const executions = new ExecutionService(submitter, templates, { defaultTimeoutMs: config.defaultTimeoutMs, maxTimeoutMs: config.maxTimeoutMs });
   const codePackages = new CodePackages(new RedisBlobStore(redis, (k) => keys.blob(k)));
   const aliasStore = new AliasStore(redis, keys);
+  const urlStore = new FunctionUrlStore(redis, keys);
   const functions = new FunctionService(new FunctionStore(redis, keys), aliasStore, codePackages, templates, { maxTimeoutMs: config.maxTimeoutMs }, quotas);
   const deadLetters = new DeadLetterStore(redis, keys);
   const invoker = new FunctionInvoker(functions, codePackages, submitter, deadLetters);
@@ -181,10 +182,10 @@ export async function startKiln(config: Config): Promise<Kiln> {
     maxBodyBytes: config.maxBodyBytes,
     templateAdmin,
     metrics,
-    functions: { service: functions, invoker, aliases: new AliasService(functions, aliasStore) },
+    functions: { service: functions, invoker, aliases: new AliasService(functions, aliasStore, urlStore) },
     sessions,
     mcp,
-    functionUrls: new FunctionUrlService(new FunctionUrlStore(redis, keys), functions),
+    functionUrls: new FunctionUrlService(urlStore, functions),
     keyring,
     quotas,
     browser,

@@ -4,6 +4,7 @@ import type { Principal } from '../tenancy/principal.js';
 import type { AliasStore, AliasWriteOutcome } from './alias-store.js';
 import { AliasExistsError, AliasNotFoundError, FunctionConflictError, FunctionNotFoundError, PreconditionFailedError } from './errors.js';
 import type { FunctionService } from './service.js';
+import type { FunctionUrlStore } from './urls.js';
 import { ALIAS_NAME, type AliasRecord, type FunctionRef } from './types.js';
 
 /** What CreateAlias and UpdateAlias set; absent fields keep their value on update. */
@@ -59,6 +60,8 @@ export class AliasService {
   constructor(
     private readonly functions: FunctionService,
     private readonly store: AliasStore,
+    /** A deleted alias takes its function URL with it (functions/urls.ts). */
+    private readonly urls?: Pick<FunctionUrlStore, 'get' | 'delete'>,
   ) {}
 
   /** The function `ref` names for `who`, with its tenant (404 if missing or unreachable). */
@@ -127,7 +130,12 @@ export class AliasService {
     const fn = await this.fn(who, ref);
     for (let i = 0; i < CAS_TRIES; i++) {
       const current = await this.current(fn, alias, revisionId);
-      if (await this.store.delete(fn.tenant, fn.name, alias, current.text)) return;
+      if (await this.store.delete(fn.tenant, fn.name, alias, current.text)) {
+        // Else an alias made again under the name would bring back the old, maybe public, URL.
+        const url = await this.urls?.get(fn.tenant, fn.name, alias);
+        if (url) await this.urls?.delete(url.record);
+        return;
+      }
     }
     throw new FunctionConflictError(fn.name, `alias "${alias}": ${CAS_TRIES} attempts lost to other writers`);
   }

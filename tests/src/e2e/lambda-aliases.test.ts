@@ -4,11 +4,13 @@ import { join } from 'node:path';
 import {
   CreateAliasCommand,
   CreateFunctionCommand,
+  CreateFunctionUrlConfigCommand,
   DeleteAliasCommand,
   DeleteFunctionCommand,
   GetAliasCommand,
   GetFunctionCommand,
   GetFunctionConfigurationCommand,
+  GetFunctionUrlConfigCommand,
   InvalidParameterValueException,
   InvokeCommand,
   LambdaClient,
@@ -258,6 +260,20 @@ describe('the REST equivalents', () => {
     expect((await k.call('DELETE', `/api/v1/functions/${FN}/aliases/rest?revisionId=${made.body.revisionId}`, undefined, as)).status).toBe(412);
     expect((await k.call('DELETE', `/api/v1/functions/${FN}/aliases/rest?revisionId=${moved.body.revisionId}`, undefined, as)).status).toBe(204);
     expect((await k.call('GET', `/api/v1/functions/${FN}/aliases/rest`, undefined, as)).status).toBe(404);
+  });
+});
+
+describe("an alias's function URL", () => {
+  it('goes with the alias: an alias made again under the name does not bring the old URL back', async () => {
+    await alpha.send(new CreateAliasCommand({ FunctionName: FN, Name: 'web', FunctionVersion: '2' }));
+    const url = await alpha.send(new CreateFunctionUrlConfigCommand({ FunctionName: FN, Qualifier: 'web', AuthType: 'NONE' }));
+    expect((await fetch(url.FunctionUrl!)).status).toBe(200);
+    await alpha.send(new DeleteAliasCommand({ FunctionName: FN, Name: 'web' }));
+    await expect(alpha.send(new GetFunctionUrlConfigCommand({ FunctionName: FN, Qualifier: 'web' }))).rejects.toBeInstanceOf(ResourceNotFoundException);
+    await alpha.send(new CreateAliasCommand({ FunctionName: FN, Name: 'web', FunctionVersion: '1' }));
+    expect((await fetch(url.FunctionUrl!)).status).toBe(404);
+    await expect(alpha.send(new GetFunctionUrlConfigCommand({ FunctionName: FN, Qualifier: 'web' }))).rejects.toBeInstanceOf(ResourceNotFoundException);
+    await alpha.send(new DeleteAliasCommand({ FunctionName: FN, Name: 'web' }));
   });
 });
 
