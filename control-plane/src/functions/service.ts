@@ -5,7 +5,7 @@ import { QuotaExceededError, type Quotas } from '../tenancy/quotas.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import type { AliasStore } from './alias-store.js';
 import { routeOf } from './aliases.js';
-import { AliasNotFoundError, FunctionConflictError, FunctionExistsError, FunctionNotFoundError, VersionInUseError } from './errors.js';
+import { AliasNotFoundError, FunctionConflictError, FunctionExistsError, FunctionNotFoundError, PreconditionFailedError, VersionInUseError } from './errors.js';
 import { unpack, type CodeInput, type CodePackages } from './package.js';
 import type { FunctionStore } from './store.js';
 import { isLambdaRuntime, RUNTIME_NAMES, RUNTIMES } from '../invocation/languages.js';
@@ -211,29 +211,38 @@ export class FunctionService {
     return [latest, ...(await this.store.versions(latest.tenant, latest.name))];
   }
 
-  /** Applies `change` to $LATEST with compare-and-set, retrying when another writer won. */
-  private async modify(fn: Owned, change: (current: FunctionVersionRecord) => FunctionVersionRecord | Promise<FunctionVersionRecord>): Promise<{ before: FunctionVersionRecord; after: FunctionVersionRecord }> {
+  /**
+   * Applies `change` to $LATEST with compare-and-set, retrying when another writer won. With
+   * `revisionId` (Lambda's RevisionId), only while $LATEST is that revision: 412 otherwise, and
+   * the compare-and-set makes the check and the write one step.
+   */
+  private async modify(
+    fn: Owned,
+    change: (current: FunctionVersionRecord) => FunctionVersionRecord | Promise<FunctionVersionRecord>,
+    revisionId?: string,
+  ): Promise<{ before: FunctionVersionRecord; after: FunctionVersionRecord }> {
     const { tenant, name } = fn;
     for (let i = 0; i < CAS_TRIES; i++) {
       const current = await this.store.latest(tenant, name);
       if (!current) throw new FunctionNotFoundError(name);
+      if (revisionId !== undefined && revisionId !== current.record.revisionId) throw new PreconditionFailedError(`function "${name}"`, revisionId);
       const next = { ...(await change(current.record)), lastModified: new Date().toISOString(), revisionId: randomUUID() };
       if (await this.store.replace(current.text, next)) return { before: current.record, after: next };
     }
     throw new FunctionConflictError(name, `${CAS_TRIES} attempts lost to other writers`);
   }
 
-  async updateConfiguration(who: Principal, ref: FunctionRef, settings: FunctionSettings): Promise<FunctionVersionRecord> {
-    return (await this.modify(this.owned(who, ref), (cur) => ({ ...cur, ...this.settle(cur, settings) }))).after;
+  async updateConfiguration(who: Principal, ref: FunctionRef, settings: FunctionSettings, revisionId?: string): Promise<FunctionVersionRecord> {
+    return (await this.modify(this.owned(who, ref), (cur) => ({ ...cur, ...this.settle(cur, settings) }), revisionId)).after;
   }
 
-  async updateCode(who: Principal, ref: FunctionRef, code: CodeInput, publish = false): Promise<FunctionVersionRecord> {
+  async updateCode(who: Principal, ref: FunctionRef, code: CodeInput, publish = false, revisionId?: string): Promise<FunctionVersionRecord> {
     const fn = this.owned(who, ref);
     const { before, after } = await this.modify(fn, async (cur) => {
       const pkg = unpack(code, cur.runtime, cur.handler);
       const codeBlob = await this.packages.save(fn, pkg);
       return { ...cur, codeSha256: pkg.sha256, codeSize: pkg.size, codeBlob };
-    });
+    }, revisionId);
     if (before.codeBlob !== after.codeBlob) await this.dropUnreferenced(fn, before.codeBlob);
     if (publish) await this.store.publish(after);
     return after;
@@ -244,8 +253,9 @@ export class FunctionService {
    * returns the newest version instead of a duplicate, and `codeSha256` guards against
    * publishing code other than what the caller saw.
    */
-  async publish(who: Principal, ref: FunctionRef, opts: { description?: string; codeSha256?: string } = {}): Promise<FunctionVersionRecord> {
+  async publish(who: Principal, ref: FunctionRef, opts: { description?: string; codeSha256?: string; revisionId?: string } = {}): Promise<FunctionVersionRecord> {
     const latest = await this.get(who, ref);
+    if (opts.revisionId !== undefined && opts.revisionId !== latest.revisionId) throw new PreconditionFailedError(`function "${latest.name}"`, opts.revisionId);
     if (opts.codeSha256 && opts.codeSha256 !== latest.codeSha256) {
       throw new ValidationError(`codeSha256 ${opts.codeSha256} does not match $LATEST's ${latest.codeSha256}`, { field: 'codeSha256' });
     }

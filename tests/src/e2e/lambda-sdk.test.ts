@@ -3,10 +3,12 @@ import {
   CreateFunctionCommand,
   DeleteFunctionCommand,
   GetAccountSettingsCommand,
+  GetFunctionConfigurationCommand,
   GetFunctionCommand,
   InvalidParameterValueException,
   InvalidRequestContentException,
   InvokeCommand,
+  PreconditionFailedException,
   LambdaClient,
   ListFunctionsCommand,
   PublishVersionCommand,
@@ -180,6 +182,18 @@ describe('the AWS SDK Lambda client pointed at Kiln', () => {
     await expect(lambda.send(new InvokeCommand({ FunctionName: 'sdk-hello', Payload: big }))).rejects.toBeInstanceOf(RequestTooLargeException);
     const asyncBig = Buffer.from(JSON.stringify({ s: 'x'.repeat(1024 * 1024) }));
     await expect(lambda.send(new InvokeCommand({ FunctionName: 'sdk-hello', Payload: asyncBig, InvocationType: 'Event' }))).rejects.toBeInstanceOf(RequestTooLargeException);
+    // RevisionId guards updates and publishing: a stale one is 412, the current one goes through.
+    const now = await lambda.send(new GetFunctionConfigurationCommand({ FunctionName: 'sdk-hello' }));
+    const updated = await lambda.send(new UpdateFunctionConfigurationCommand({ FunctionName: 'sdk-hello', Description: 'rev', RevisionId: now.RevisionId }));
+    expect(updated.RevisionId).not.toBe(now.RevisionId);
+    for (const stale of [
+      new UpdateFunctionConfigurationCommand({ FunctionName: 'sdk-hello', Description: 'stale', RevisionId: now.RevisionId }),
+      new UpdateFunctionCodeCommand({ FunctionName: 'sdk-hello', ZipFile: handlerZip('stale'), RevisionId: now.RevisionId }),
+      new PublishVersionCommand({ FunctionName: 'sdk-hello', RevisionId: now.RevisionId }),
+    ]) {
+      await expect(lambda.send(stale as never)).rejects.toBeInstanceOf(PreconditionFailedException);
+    }
+    expect((await lambda.send(new GetFunctionConfigurationCommand({ FunctionName: 'sdk-hello' }))).Description).toBe('rev');
     // Lambda's reserved environment keys are refused, on create and on update, as Lambda refuses them.
     const reserved = await create('sdk-reserved', handlerZip('r'), { Environment: { Variables: { AWS_REGION: 'x', OK_NAME: '1' } } }).catch((e: unknown) => e);
     expect(reserved).toBeInstanceOf(InvalidParameterValueException);

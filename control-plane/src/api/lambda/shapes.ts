@@ -80,6 +80,8 @@ export const ConfigInput = z
     KilnTemplate: z.string().optional(),
     /** Kiln extension: retries of failed async invocations (Lambda sets this with PutFunctionEventInvokeConfig). */
     MaximumRetryAttempts: z.number().optional(),
+    /** Update only if $LATEST is still this revision (412 PreconditionFailedException otherwise). */
+    RevisionId: z.string().optional(),
   })
   .passthrough();
 
@@ -89,9 +91,11 @@ export const CreateInput = ConfigInput.extend({
   Publish: z.boolean().optional(),
 });
 
-export const CodeInputShape = z.object({ ZipFile: z.string().optional(), S3Bucket: z.string().optional(), ImageUri: z.string().optional(), Publish: z.boolean().optional() }).passthrough();
+export const CodeInputShape = z
+  .object({ ZipFile: z.string().optional(), S3Bucket: z.string().optional(), ImageUri: z.string().optional(), Publish: z.boolean().optional(), RevisionId: z.string().optional() })
+  .passthrough();
 
-export const PublishInput = z.object({ Description: z.string().optional(), CodeSha256: z.string().optional() }).passthrough();
+export const PublishInput = z.object({ Description: z.string().optional(), CodeSha256: z.string().optional(), RevisionId: z.string().optional() }).passthrough();
 
 export function settingsOf(input: z.infer<typeof ConfigInput>): FunctionSettings {
   if (input.PackageType === 'Image') throw new ValidationError('PackageType Image is not supported; use Zip', { field: 'PackageType' });

@@ -112,17 +112,22 @@ export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoke
     const { fn } = target(c);
     const who = c.get('principal');
     const input = parseBody(CodeInputShape, await c.req.text());
-    const record = await functions.updateCode(who, fn, zipOf(input), input.Publish ?? false);
+    const record = await functions.updateCode(who, fn, zipOf(input), input.Publish ?? false, input.RevisionId);
     return c.json(configuration(input.Publish ? await functions.publish(who, fn) : record));
   });
   app.put(`${BASE}/:name/configuration`, managementLimit, async (c) => {
     const { fn } = target(c);
-    return c.json(configuration(await functions.updateConfiguration(c.get('principal'), fn, settingsOf(parseBody(ConfigInput, await c.req.text())))));
+    const input = parseBody(ConfigInput, await c.req.text());
+    return c.json(configuration(await functions.updateConfiguration(c.get('principal'), fn, settingsOf(input), input.RevisionId)));
   });
   app.post(`${BASE}/:name/versions`, managementLimit, async (c) => {
     const { fn } = target(c);
     const input = parseBody(PublishInput, await c.req.text());
-    const opts = { ...(input.Description !== undefined ? { description: input.Description } : {}), ...(input.CodeSha256 ? { codeSha256: input.CodeSha256 } : {}) };
+    const opts = {
+      ...(input.Description !== undefined ? { description: input.Description } : {}),
+      ...(input.CodeSha256 ? { codeSha256: input.CodeSha256 } : {}),
+      ...(input.RevisionId !== undefined ? { revisionId: input.RevisionId } : {}),
+    };
     return c.json(configuration(await functions.publish(c.get('principal'), fn, opts)), 201);
   });
   app.get(`${BASE}/:name/versions`, async (c) => {
