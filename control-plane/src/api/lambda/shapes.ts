@@ -1,8 +1,9 @@
+import type { Context } from 'hono';
 import { z } from 'zod';
 import { ValidationError } from '../../errors.js';
 import { InvalidPayloadError } from '../../functions/errors.js';
 import type { FunctionSettings } from '../../functions/service.js';
-import type { FunctionVersionRecord } from '../../functions/types.js';
+import type { FunctionRef, FunctionVersionRecord } from '../../functions/types.js';
 import type { LambdaError } from '../../invocation/contract.js';
 import { functionArn } from '../../functions/arn.js';
 import { TENANT_ID } from '../../tenancy/principal.js';
@@ -137,4 +138,20 @@ export function functionErrorPayload(runtime: string, requestId: string, e: Lamb
   const errorMessage = e?.errorMessage ?? status;
   if (runtime.startsWith('python')) return { errorMessage, errorType, requestId, stackTrace: e?.stackTrace ?? [] };
   return { errorType, errorMessage, trace: e?.stackTrace ?? [] };
+}
+
+/** The function (and qualifier: `?Qualifier=` or `name:qualifier`) a Lambda API route's `:name` names. */
+export function lambdaTarget(c: Context): { fn: FunctionRef; qualifier?: string } {
+  const parsed = parseFunctionName(c.req.param('name') ?? '');
+  const qualifier = c.req.query('Qualifier') ?? parsed.qualifier;
+  return { fn: { name: parsed.name, tenant: parsed.tenant }, ...(qualifier ? { qualifier } : {}) };
+}
+
+/** Lambda's `MaxItems` paging parameter, bounded as each operation bounds it. */
+export function maxItemsOf(c: Context, max: number): number | undefined {
+  const raw = c.req.query('MaxItems');
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new ValidationError(`MaxItems must be an integer between 1 and ${max}; got "${raw.slice(0, 20)}"`, { field: 'MaxItems' });
+  return n;
 }

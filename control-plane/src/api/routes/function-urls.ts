@@ -2,12 +2,10 @@ import { Hono, type Context } from 'hono';
 import type { Redis } from 'ioredis';
 import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
-import { ValidationError } from '../../errors.js';
 import { invokedFunctionArn } from '../../functions/arn.js';
 import type { FunctionUrlRecord, FunctionUrlService } from '../../functions/urls.js';
-import type { FunctionRef } from '../../functions/types.js';
 import { lambdaError, onLambdaError } from '../lambda/errors.js';
-import { parseBody, parseFunctionName } from '../lambda/shapes.js';
+import { lambdaTarget, maxItemsOf, parseBody } from '../lambda/shapes.js';
 import { redisGuard } from '../redis-guard.js';
 import type { AppEnv } from '../router.js';
 import { URL_PATH_PREFIX } from './function-url-serve.js';
@@ -48,19 +46,7 @@ export function functionUrl(c: Context, id: string): string {
   return `${new URL(c.req.url).origin}${URL_PATH_PREFIX}${id}/`;
 }
 
-function target(c: Context): { fn: FunctionRef; qualifier?: string } {
-  const parsed = parseFunctionName(c.req.param('name') ?? '');
-  const qualifier = c.req.query('Qualifier') ?? parsed.qualifier;
-  return { fn: { name: parsed.name, tenant: parsed.tenant }, ...(qualifier !== undefined ? { qualifier } : {}) };
-}
 
-function maxItems(c: Context): number | undefined {
-  const raw = c.req.query('MaxItems');
-  if (raw === undefined) return undefined;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > 50) throw new ValidationError(`MaxItems must be an integer between 1 and 50; got "${raw.slice(0, 20)}"`, { field: 'MaxItems' });
-  return n;
-}
 
 /**
  * Lambda's function URL configs (API version 2021-10-31) as the AWS SDK sends them: create, get,
@@ -78,26 +64,26 @@ export function functionUrlRoutes(urls: FunctionUrlService, redis?: Redis): Hono
   };
 
   app.post(`${BASE}/:name/url`, limit, async (c) => {
-    const { fn, qualifier } = target(c);
+    const { fn, qualifier } = lambdaTarget(c);
     const r = await urls.create(c.get('principal'), fn, qualifier, await input(c));
     return c.json(config(c, r, false), 201);
   });
   app.get(`${BASE}/:name/url`, async (c) => {
-    const { fn, qualifier } = target(c);
+    const { fn, qualifier } = lambdaTarget(c);
     return c.json(config(c, await urls.get(c.get('principal'), fn, qualifier)));
   });
   app.put(`${BASE}/:name/url`, limit, async (c) => {
-    const { fn, qualifier } = target(c);
+    const { fn, qualifier } = lambdaTarget(c);
     return c.json(config(c, await urls.update(c.get('principal'), fn, qualifier, await input(c))));
   });
   app.delete(`${BASE}/:name/url`, async (c) => {
-    const { fn, qualifier } = target(c);
+    const { fn, qualifier } = lambdaTarget(c);
     await urls.delete(c.get('principal'), fn, qualifier);
     return c.body(null, 204);
   });
   app.get(`${BASE}/:name/urls`, async (c) => {
-    const { fn } = target(c);
-    const page = await urls.list(c.get('principal'), fn, c.req.query('Marker') || undefined, maxItems(c));
+    const { fn } = lambdaTarget(c);
+    const page = await urls.list(c.get('principal'), fn, c.req.query('Marker') || undefined, maxItemsOf(c, 50));
     return c.json({ FunctionUrlConfigs: page.records.map((r) => config(c, r)), ...(page.nextMarker ? { NextMarker: page.nextMarker } : {}) });
   });
   return app;

@@ -8,11 +8,10 @@ import { redisGuard } from '../redis-guard.js';
 import { zipFromBase64 } from '../../functions/package.js';
 import type { AliasService } from '../../functions/aliases.js';
 import type { FunctionService } from '../../functions/service.js';
-import type { FunctionRef } from '../../functions/types.js';
 import { lambdaError, lambdaErrorForCode, onLambdaError } from '../lambda/errors.js';
 import type { AppEnv } from '../router.js';
 import { lambdaAliasRoutes } from '../lambda/aliases.js';
-import { CodeInputShape, ConfigInput, configuration, CreateInput, functionErrorPayload, parseBody, parseFunctionName, PublishInput, settingsOf } from '../lambda/shapes.js';
+import { CodeInputShape, ConfigInput, configuration, CreateInput, functionErrorPayload, lambdaTarget, maxItemsOf, parseBody, parseFunctionName, PublishInput, settingsOf } from '../lambda/shapes.js';
 
 /** Largest management request (CreateFunction/UpdateFunctionCode): a 50 MB zip, base64 in JSON. */
 const MAX_MANAGEMENT_BYTES = 70 * 1024 * 1024;
@@ -32,23 +31,11 @@ function zipOf(code: { ZipFile?: string | undefined; S3Bucket?: string | undefin
   return zipFromBase64('ZipFile', code.ZipFile);
 }
 
-function maxItems(c: Context): number | undefined {
-  const raw = c.req.query('MaxItems');
-  if (raw === undefined) return undefined;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > 10000) throw new ValidationError(`MaxItems must be an integer between 1 and 10000; got "${raw.slice(0, 20)}"`, { field: 'MaxItems' });
-  return n;
-}
 
 /**
  * Path name (name, name:qualifier or ARN) plus the Qualifier query parameter, which wins. An
  * ARN's account id is the tenant (an administrator's way to another tenant's functions).
  */
-function target(c: Context): { fn: FunctionRef; qualifier?: string } {
-  const parsed = parseFunctionName(c.req.param('name') ?? '');
-  const qualifier = c.req.query('Qualifier') ?? parsed.qualifier;
-  return { fn: { name: parsed.name, tenant: parsed.tenant }, ...(qualifier ? { qualifier } : {}) };
-}
 
 /** The last 4 KB of a log, cut at a character boundary, base64. */
 function logTail(logs: string): string {
@@ -85,43 +72,43 @@ export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoke
   });
 
   const list = async (c: Context<AppEnv>) => {
-    const page = await functions.list(c.get('principal'), c.req.query('Marker') || undefined, maxItems(c));
+    const page = await functions.list(c.get('principal'), c.req.query('Marker') || undefined, maxItemsOf(c, 10000));
     return c.json({ Functions: page.records.map((r) => configuration(r)), ...(page.nextMarker ? { NextMarker: page.nextMarker } : {}) });
   };
   app.get(BASE, list);
   app.get(`${BASE}/`, list);
 
   app.get(`${BASE}/:name`, async (c) => {
-    const { fn, qualifier } = target(c);
+    const { fn, qualifier } = lambdaTarget(c);
     const { record, alias } = await functions.resolve(c.get('principal'), fn, qualifier);
     const origin = new URL(c.req.url).origin;
     const location = `${origin}/api/v1/functions/${record.name}?qualifier=${encodeURIComponent(record.version)}&tenant=${record.tenant}`;
     return c.json({ Configuration: configuration(record, alias?.name), Code: { RepositoryType: 'Kiln', Location: location }, Tags: {} });
   });
   app.get(`${BASE}/:name/configuration`, async (c) => {
-    const { fn, qualifier } = target(c);
+    const { fn, qualifier } = lambdaTarget(c);
     const { record, alias } = await functions.resolve(c.get('principal'), fn, qualifier);
     return c.json(configuration(record, alias?.name));
   });
   app.delete(`${BASE}/:name`, async (c) => {
-    const { fn, qualifier } = target(c);
+    const { fn, qualifier } = lambdaTarget(c);
     await functions.delete(c.get('principal'), fn, qualifier);
     return c.body(null, 204);
   });
   app.put(`${BASE}/:name/code`, managementLimit, async (c) => {
-    const { fn } = target(c);
+    const { fn } = lambdaTarget(c);
     const who = c.get('principal');
     const input = parseBody(CodeInputShape, await c.req.text());
     const record = await functions.updateCode(who, fn, zipOf(input), input.Publish ?? false, input.RevisionId);
     return c.json(configuration(input.Publish ? await functions.publish(who, fn) : record));
   });
   app.put(`${BASE}/:name/configuration`, managementLimit, async (c) => {
-    const { fn } = target(c);
+    const { fn } = lambdaTarget(c);
     const input = parseBody(ConfigInput, await c.req.text());
     return c.json(configuration(await functions.updateConfiguration(c.get('principal'), fn, settingsOf(input), input.RevisionId)));
   });
   app.post(`${BASE}/:name/versions`, managementLimit, async (c) => {
-    const { fn } = target(c);
+    const { fn } = lambdaTarget(c);
     const input = parseBody(PublishInput, await c.req.text());
     const opts = {
       ...(input.Description !== undefined ? { description: input.Description } : {}),
@@ -131,14 +118,14 @@ export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoke
     return c.json(configuration(await functions.publish(c.get('principal'), fn, opts)), 201);
   });
   app.get(`${BASE}/:name/versions`, async (c) => {
-    const { fn } = target(c);
+    const { fn } = lambdaTarget(c);
     return c.json({ Versions: (await functions.versions(c.get('principal'), fn)).map((r) => configuration(r)) });
   });
 
   lambdaAliasRoutes(app, BASE, aliases, managementLimit);
 
   app.post(`${BASE}/:name/invocations`, invokeLimit, async (c) => {
-    const { fn, qualifier } = target(c);
+    const { fn, qualifier } = lambdaTarget(c);
     const type = c.req.header('X-Amz-Invocation-Type') ?? 'RequestResponse';
     if (!INVOCATION_TYPES.includes(type)) throw new ValidationError(`X-Amz-Invocation-Type must be one of ${INVOCATION_TYPES.join(', ')}; got "${type.slice(0, 40)}"`, { field: 'InvocationType' });
     const logType = c.req.header('X-Amz-Log-Type') ?? 'None';
