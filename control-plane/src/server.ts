@@ -125,7 +125,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
   const urlStore = new FunctionUrlStore(redis, keys);
   const functions = new FunctionService(new FunctionStore(redis, keys), aliasStore, codePackages, templates, { maxTimeoutMs: config.maxTimeoutMs }, quotas);
   const deadLetters = new DeadLetterStore(redis, keys);
-  const invoker = new FunctionInvoker(functions, codePackages, submitter, deadLetters);
+  const invoker = new FunctionInvoker(functions, submitter, deadLetters);
 
   await reconcile({ records, runtime, agents, scheduler, templates });
   // A pool that cannot fill at start-up is retried by the keeper's timer; serving starts anyway.
@@ -143,7 +143,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
   });
   const sessionReaper = new SessionReaper(redis, keys, sessions);
   sessionReaper.start();
-  const outcomes = new OutcomePolicy(new Dispatcher(scheduler, agents, templates, leases), replies, metrics, (job, record, attempts) => deadLetters.add(job, record, attempts));
+  const outcomes = new OutcomePolicy(new Dispatcher(scheduler, agents, templates, leases, codePackages), replies, metrics, (job, record, attempts) => deadLetters.add(job, record, attempts));
   // A job that ran its last attempt stops counting against its tenant's executions quota. A
   // release lost here (Redis gone) is found later by the quota's reconcile (tenancy/quotas.ts).
   await queues.startWorkers(outcomes.handle, (job) => {

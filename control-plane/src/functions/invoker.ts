@@ -1,12 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { KilnError } from '../errors.js';
 import type { ExecutionRecord, InvocationJob } from '../invocation/contract.js';
 import { runnerOf } from '../invocation/languages.js';
 import { checkEventDepth, functionKey } from '../invocation/request.js';
 import type { Submitter } from '../invocation/submit.js';
 import type { DeadLetterStore } from './deadletters.js';
 import { DeadLetterNotFoundError, InvalidPayloadError, PayloadTooLargeError } from './errors.js';
-import type { CodePackages } from './package.js';
 import type { FunctionService } from './service.js';
 import type { Principal } from '../tenancy/principal.js';
 import type { DeadLetter, FunctionRef, FunctionVersionRecord } from './types.js';
@@ -34,7 +32,6 @@ export interface Invocation {
 export class FunctionInvoker {
   constructor(
     private readonly functions: FunctionService,
-    private readonly packages: CodePackages,
     private readonly submitter: Submitter,
     private readonly deadLetters: DeadLetterStore,
   ) {}
@@ -59,7 +56,7 @@ export class FunctionInvoker {
     const { record: fn, alias } = await this.functions.resolve(who, ref, qualifier, true);
     const id = randomUUID();
     if (type === 'DryRun') return { id, function: fn };
-    const job = { ...(await this.job(id, fn, event, type === 'RequestResponse')), invokedFunctionArn: invokedFunctionArn(fn.tenant, fn.name, qualifier), ...(clientContext ? { clientContext } : {}) };
+    const job = { ...this.job(id, fn, event, type === 'RequestResponse'), invokedFunctionArn: invokedFunctionArn(fn.tenant, fn.name, qualifier), ...(clientContext ? { clientContext } : {}) };
     const out = await this.submitter.submit({
       job,
       attempts: fn.maxRetryAttempts + 1,
@@ -87,10 +84,9 @@ export class FunctionInvoker {
     }
   }
 
-  private async job(id: string, fn: FunctionVersionRecord, event: string, sync: boolean): Promise<InvocationJob> {
-    const files = await this.packages.load(fn.codeBlob);
-    if (!files) throw new KilnError('CodeMissing', 500, `the code package of function "${fn.name}" version ${fn.version} is missing from storage`, { functionName: fn.name });
-    const payload = { key: functionKey(fn), name: fn.name, version: fn.version, runner: runnerOf(fn.runtime), handler: fn.handler, files, env: fn.environment, memoryMB: fn.memorySize };
+  /** The job names the version's code package; the replica that runs it loads it only for a sandbox that needs it (invocation/dispatch.ts). */
+  private job(id: string, fn: FunctionVersionRecord, event: string, sync: boolean): InvocationJob {
+    const payload = { key: functionKey(fn), name: fn.name, version: fn.version, runner: runnerOf(fn.runtime), handler: fn.handler, code: fn.codeBlob, env: fn.environment, memoryMB: fn.memorySize };
     return { id, tenant: fn.tenant, template: fn.template, function: payload, event, timeoutMs: fn.timeout * 1000, submittedAt: Date.now(), sync, ...(sync ? {} : { retryHandlerErrors: true }) };
   }
 }

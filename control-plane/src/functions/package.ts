@@ -27,6 +27,9 @@ export function unpack(code: CodeInput, runtime: FunctionRuntime, handler: strin
   return { files: [{ ...file, content: bytes.toString('base64') }], sha256: createHash('sha256').update(bytes).digest('base64'), size: bytes.length };
 }
 
+/** How long a package no version uses is kept for the jobs queued before (Lambda's maximum event age, 6 h). */
+export const RETIRED_PACKAGE_SECONDS = 6 * 3600;
+
 /** Cap on unpacked packages kept in memory; a miss costs one Redis read and a JSON parse. */
 const CACHE_BYTES = 64 * 1024 * 1024;
 
@@ -47,7 +50,7 @@ export class CodePackages {
    * (`code/<name>/<hash>`) stay readable.
    */
   static keyOf(fn: { tenant: string; name: string }, sha256: string): string {
-    return `code/${fn.tenant}/${fn.name}/${Buffer.from(sha256, 'base64').toString('hex')}`;
+    return `${CodePackages.folderOf(fn)}/${Buffer.from(sha256, 'base64').toString('hex')}`;
   }
 
   async save(fn: { tenant: string; name: string }, pkg: CodePackage): Promise<string> {
@@ -70,11 +73,34 @@ export class CodePackages {
     return files;
   }
 
+  /**
+   * A package no version uses any more, after a code update or a version's deletion: jobs queued
+   * before still name it (they load it when they run, invocation/dispatch.ts), so it is kept for
+   * Lambda's longest event age, then dropped. Saving the same code again keeps it.
+   */
+  async retire(key: string): Promise<void> {
+    await this.blobs.expire(key, RETIRED_PACKAGE_SECONDS);
+  }
+
+  /** Deletes every package of a function, retired ones included (the function is deleted). */
+  async deleteAll(fn: { tenant: string; name: string }): Promise<void> {
+    for (const key of [...this.cache.keys()]) if (key.startsWith(`${CodePackages.folderOf(fn)}/`)) this.forget(key);
+    await this.blobs.deleteFolder(CodePackages.folderOf(fn));
+  }
+
+  private static folderOf(fn: { tenant: string; name: string }): string {
+    return `code/${fn.tenant}/${fn.name}`;
+  }
+
   async delete(key: string): Promise<void> {
+    this.forget(key);
+    await this.blobs.delete(key);
+  }
+
+  private forget(key: string): void {
     const hit = this.cache.get(key);
     if (hit) this.cached -= hit.bytes;
     this.cache.delete(key);
-    await this.blobs.delete(key);
   }
 
   private remember(key: string, files: CodeFile[], bytes: number): void {

@@ -280,12 +280,19 @@ export class FunctionService {
     const blobs = new Set([latest.codeBlob, ...(await this.store.versions(fn.tenant, fn.name)).map((v) => v.codeBlob)]);
     await this.store.delete(fn.tenant, fn.name);
     for (const b of blobs) await this.packages.delete(b);
+    // Packages retired by code updates, kept for queued jobs until now.
+    await this.packages.deleteAll(fn);
   }
 
-  /** Deletes a code package that neither $LATEST nor any version uses any more. */
+  /**
+   * Retires a code package that neither $LATEST nor any version uses any more: jobs queued
+   * before the change still run it (CodePackages.retire). Deleting the whole function deletes
+   * its packages at once, and its queued invocations fail (Kiln.CodeMissing), as Lambda drops
+   * the events of a deleted function.
+   */
   private async dropUnreferenced(fn: Owned, blob: string): Promise<void> {
     if (!blob) return;
     const users = [(await this.store.latest(fn.tenant, fn.name))?.record, ...(await this.store.versions(fn.tenant, fn.name))];
-    if (!users.some((r) => r?.codeBlob === blob)) await this.packages.delete(blob);
+    if (!users.some((r) => r?.codeBlob === blob)) await this.packages.retire(blob);
   }
 }

@@ -69,7 +69,14 @@ export function resultValue(record: ExecutionRecord): unknown {
 export const CodeFileSchema = z.object({ path: z.string(), content: z.string().describe('base64'), mode: z.number().int() });
 export type CodeFile = z.infer<typeof CodeFileSchema>;
 
-/** What a sandbox needs to load a function version; kept in the job so any replica can run it. */
+/**
+ * What a sandbox needs to load a function version; kept in the job so any replica can run it.
+ * The code is in the job only when it came with the request (`files`: ad-hoc executions); a
+ * function version's package is named (`code`), and whichever replica runs the job reads it
+ * from the blob store (cached per replica) only for a sandbox that must load it. Copying the
+ * package into every job wrote it to Redis and read it back on each invocation: a hot invoke
+ * of a function with 3 MB of code took 183 ms instead of 7 ms.
+ */
 export const FunctionPayloadSchema = z.object({
   /** The instance identity: code and configuration hashed (request.ts). */
   key: z.string(),
@@ -77,7 +84,10 @@ export const FunctionPayloadSchema = z.object({
   version: z.string(),
   runner: z.string(),
   handler: z.string(),
-  files: z.array(CodeFileSchema),
+  /** Inline code (ad-hoc executions, session execute). */
+  files: z.array(CodeFileSchema).optional(),
+  /** The blob key of a function version's code package (functions/package.ts). */
+  code: z.string().optional(),
   env: z.record(z.string()),
   memoryMB: z.number(),
 });

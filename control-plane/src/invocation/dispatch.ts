@@ -5,7 +5,8 @@ import { SandboxLostError } from '../agent/errors.js';
 import type { LeaseCache } from '../scheduler/lease-cache.js';
 import type { Lease, Scheduler } from '../scheduler/scheduler.js';
 import type { TemplateRegistry } from '../templates/registry.js';
-import type { ExecutionRecord, InvocationJob } from './contract.js';
+import { KilnError } from '../errors.js';
+import type { CodeFile, ExecutionRecord, FunctionPayload, InvocationJob } from './contract.js';
 import { invokeRequest, outcomeOf } from './request.js';
 
 /** How long a job may wait for a sandbox before it fails with NoCapacity. */
@@ -31,12 +32,16 @@ export class Dispatcher {
     private readonly agents: AgentPool,
     private readonly templates: TemplateRegistry,
     private readonly leases: LeaseCache,
+    private readonly packages: { load(key: string): Promise<CodeFile[] | undefined> },
   ) {}
 
   async run(job: InvocationJob, startedAt = Date.now()): Promise<ExecutionRecord> {
     const template = this.templates.get(job.template);
     const fn = job.function;
     const t0 = performance.now();
+    // Read before any lease (a cache hit after a replica's first invocation of a version), so a
+    // missing package fails the job without taking a sandbox from the pool.
+    const files = await this.code(fn);
     let lost = 0;
     let lease: Lease;
     let res: InvokeResponse;
@@ -49,8 +54,8 @@ export class Dispatcher {
       // Until the sandbox that ran it was leased, lost ones included.
       scheduleMs = performance.now() - t0;
       try {
-        res = await this.invoke(lease, job, lease.startType !== 'hot');
-        if (res.status === InvokeStatus.INVOKE_STATUS_NEEDS_FUNCTION) res = await this.invoke(lease, job, true);
+        res = await this.invoke(lease, job, lease.startType !== 'hot' ? files : undefined);
+        if (res.status === InvokeStatus.INVOKE_STATUS_NEEDS_FUNCTION) res = await this.invoke(lease, job, files);
         break;
       } catch (err) {
         if (err instanceof SandboxLostError) {
@@ -80,7 +85,16 @@ export class Dispatcher {
     };
   }
 
-  private invoke(lease: Lease, job: InvocationJob, withFunction: boolean): Promise<InvokeResponse> {
-    return this.agents.get(lease.executor).invoke(invokeRequest(lease.sandboxId, job.id, job.function, job.event, job.timeoutMs, withFunction, job.tenant, job), job.timeoutMs + RPC_MARGIN_MS);
+  /** `files` goes along for a sandbox that must load the function (not a hot one). */
+  private invoke(lease: Lease, job: InvocationJob, files: CodeFile[] | undefined): Promise<InvokeResponse> {
+    return this.agents.get(lease.executor).invoke(invokeRequest(lease.sandboxId, job.id, job.function, job.event, job.timeoutMs, files, job.tenant, job), job.timeoutMs + RPC_MARGIN_MS);
+  }
+
+  /** The job's code: inline (ad-hoc executions), or the function version's stored package. */
+  private async code(fn: FunctionPayload): Promise<CodeFile[]> {
+    if (fn.files) return fn.files;
+    const files = fn.code === undefined ? undefined : await this.packages.load(fn.code);
+    if (!files) throw new KilnError('CodeMissing', 500, `the code package of function "${fn.name}" version ${fn.version} is missing from storage`, { functionName: fn.name });
+    return files;
   }
 }

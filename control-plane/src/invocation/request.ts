@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { InvokeStatus, type InvokeRequest, type InvokeResponse } from '@kiln/proto/executor/invoke';
 import { jsonTooDeep, MAX_JSON_DEPTH, valueTooDeep } from '../api/json-depth.js';
 import { KilnError } from '../errors.js';
-import type { FunctionPayload, LambdaError, Outcome } from './contract.js';
+import type { CodeFile, FunctionPayload, LambdaError, Outcome } from './contract.js';
 import { handlerFile, LANGUAGES, runnerOf, type Language } from './languages.js';
 import { DEFAULT_TENANT } from '../tenancy/principal.js';
 
@@ -56,7 +56,7 @@ export function functionKey(r: { tenant: string; name: string; version: string; 
  * tenants: the same code sent by two tenants runs in two instances, so neither sees the
  * other's module state.
  */
-export function inlineFunction(opts: { scope: 'x' | 's'; language: Language; code: string; env: Record<string, string>; memoryMB: number; name?: string; tenant?: string }): FunctionPayload {
+export function inlineFunction(opts: { scope: 'x' | 's'; language: Language; code: string; env: Record<string, string>; memoryMB: number; name?: string; tenant?: string }): FunctionPayload & { files: CodeFile[] } {
   const runtime = LANGUAGES[opts.language];
   const handler = 'index.handler';
   const file = handlerFile(runtime, handler, opts.code);
@@ -75,8 +75,8 @@ export function inlineFunction(opts: { scope: 'x' | 's'; language: Language; cod
 }
 
 /**
- * The Invoke RPC's request; `withFunction` sends the code along for a sandbox that must load it,
- * with the tenant that owns it (the account id of the ARN in the handler's context).
+ * The Invoke RPC's request; `files` (the function's code) is sent along for a sandbox that must
+ * load it, with the tenant that owns it (the account id of the ARN in the handler's context).
  */
 export function invokeRequest(
   sandboxId: string,
@@ -84,7 +84,7 @@ export function invokeRequest(
   fn: FunctionPayload,
   event: string,
   timeoutMs: number,
-  withFunction: boolean,
+  files: CodeFile[] | undefined,
   tenant: string = DEFAULT_TENANT,
   caller: { clientContext?: string; invokedFunctionArn?: string } = {},
 ): InvokeRequest {
@@ -92,14 +92,14 @@ export function invokeRequest(
     sandboxId,
     requestId,
     functionKey: fn.key,
-    function: withFunction
+    function: files
       ? {
           functionKey: fn.key,
           name: fn.name,
           version: fn.version,
           runner: fn.runner,
           handler: fn.handler,
-          files: fn.files.map((f) => ({ path: f.path, content: Buffer.from(f.content, 'base64'), mode: f.mode })),
+          files: files.map((f) => ({ path: f.path, content: Buffer.from(f.content, 'base64'), mode: f.mode })),
           env: fn.env,
           memoryMb: fn.memoryMB,
           tenant,

@@ -332,7 +332,7 @@ export class SessionService {
     const fn = inlineFunction({ scope: 's', language, code: input.code, env: r.env, memoryMB: template.resources.memoryMB, name: `session-${r.id}` });
     const res = await this.agents
       .get(executor)
-      .invoke(invokeRequest(r.sandboxId, randomUUID(), fn, event, timeoutMs, true, r.tenant ?? DEFAULT_TENANT), timeoutMs + 10_000)
+      .invoke(invokeRequest(r.sandboxId, randomUUID(), fn, event, timeoutMs, fn.files, r.tenant ?? DEFAULT_TENANT), timeoutMs + 10_000)
       .catch((err: unknown) => {
         // What these mean for a session: it keeps one handler module, and runs one call at a time.
         if (err instanceof SandboxHasOtherFunctionError) throw new SessionCodeConflictError(id);
