@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { InvokeStatus, type FunctionSpec, type InvokeRequest, type InvokeResponse } from '@kiln/proto/executor/invoke';
 import type { RunnerMessage } from '../sandbox/channel.js';
 import { SandboxHasOtherFunctionError, TimeoutError, type Sandbox } from '../sandbox/sandbox.js';
@@ -151,7 +151,8 @@ function invokeLine(req: InvokeRequest): string {
  * sampled: Kiln has no X-Ray daemon). SDKs and Powertools read it; a fresh root per invocation.
  */
 function traceId(): string {
-  const r = randomBytes(20).toString('hex');
+  // randomUUID draws from a cached pool; randomBytes made a getrandom(2) call per invocation.
+  const r = (randomUUID() + randomUUID()).replaceAll('-', '');
   return `Root=1-${Math.floor(Date.now() / 1000).toString(16)}-${r.slice(0, 24)};Parent=${r.slice(24, 40)};Sampled=0`;
 }
 
