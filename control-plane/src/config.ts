@@ -139,6 +139,27 @@ const schema = z.object({
   KILN_QUOTA_MEMORY_MB: z.coerce.number().int().min(0).default(1_048_576),
   /** Authenticated API requests per second per tenant, counted by each replica on its own. */
   KILN_QUOTA_RPS: z.coerce.number().int().min(0).default(50_000),
+  /**
+   * Where blobs (function code packages) live (storage/select.ts): `disk` under
+   * KILN_DATA_DIR/blobs, `s3` (the KILN_S3_* settings), or `redis`. Default: `s3` when
+   * KILN_S3_BUCKET is set, else `disk`. Control planes on several hosts need `s3` or `redis`.
+   */
+  KILN_BLOB_STORE: z.enum(['disk', 's3', 'redis']).optional(),
+  /** The bucket of the S3 blob store (AWS S3 or an S3-compatible server). */
+  KILN_S3_BUCKET: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name: 3-63 lowercase letters, digits, dots and hyphens')
+    .optional(),
+  /** An S3-compatible server's URL (MinIO, Ceph, ...); AWS S3 when unset. */
+  KILN_S3_ENDPOINT: z.string().url().optional(),
+  KILN_S3_REGION: z.string().regex(/^[a-z0-9-]{2,32}$/, 'a region name such as us-east-1').default('us-east-1'),
+  /** Bucket in the URL path, not the host name: what most self-hosted S3 servers need. */
+  KILN_S3_FORCE_PATH_STYLE: z.enum(['true', 'false']).default('false'),
+  /** Object names start with `<prefix>/`, so a bucket can hold several deployments. */
+  KILN_S3_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9._=-]+(?:\/[A-Za-z0-9._=-]+)*$/, 'path segments of letters, digits and ._=-')
+    .default('kiln'),
   /** Executors export each session's /workspace over NFSv3 (one port per executor). */
   KILN_NFS_ENABLED: z.enum(['true', 'false']).default('true'),
   /** Host name NFS clients use to reach executors; goes into every session's nfsUrl. */
@@ -207,6 +228,8 @@ export type Config = {
   /** KILN_QUOTA_*: every tenant's quotas unless its record overrides them. */
   quotas: QuotaLimits;
   repoRoot: string;
+  /** Where blobs live (KILN_BLOB_STORE, KILN_S3_*). */
+  blobs: BlobStoreConfig;
   /** NFS export of session workspaces; undefined when KILN_NFS_ENABLED=false. */
   nfs: { host: string; bind: string; gateway: { host: string; port: number } | undefined } | undefined;
 };
@@ -285,6 +308,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       memoryMB: e.KILN_QUOTA_MEMORY_MB,
       requestsPerSecond: e.KILN_QUOTA_RPS,
     },
+    blobs: blobStoreConfig(e),
     repoRoot: REPO_ROOT,
     nfs:
       e.KILN_NFS_ENABLED === 'true'
@@ -295,4 +319,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           }
         : undefined,
   };
+}
+
+export type BlobStoreConfig =
+  | { store: 'disk'; dir: string }
+  | { store: 'redis' }
+  | { store: 's3'; bucket: string; endpoint: string | undefined; region: string; forcePathStyle: boolean; prefix: string };
+
+function blobStoreConfig(e: z.infer<typeof schema>): BlobStoreConfig {
+  const store = e.KILN_BLOB_STORE ?? (e.KILN_S3_BUCKET ? 's3' : 'disk');
+  if (store === 'disk') return { store, dir: join(e.KILN_DATA_DIR, 'blobs') };
+  if (store === 'redis') return { store };
+  if (!e.KILN_S3_BUCKET) throw new ConfigError('KILN_S3_BUCKET', 'is required when KILN_BLOB_STORE=s3');
+  return { store, bucket: e.KILN_S3_BUCKET, endpoint: e.KILN_S3_ENDPOINT, region: e.KILN_S3_REGION, forcePathStyle: e.KILN_S3_FORCE_PATH_STYLE === 'true', prefix: e.KILN_S3_PREFIX };
 }

@@ -28,7 +28,9 @@ import { FunctionService } from './functions/service.js';
 import { FunctionStore } from './functions/store.js';
 import { AliasStore } from './functions/alias-store.js';
 import { AliasService } from './functions/aliases.js';
-import { RedisBlobStore } from './storage/blobs.js';
+import { blobStoreFor } from './storage/select.js';
+import { migrateBlobsOutOfRedis } from './storage/migrate.js';
+import { BlobRetirements } from './storage/retired.js';
 import { log, setLogLevel } from './log.js';
 import { ExecutionQueues } from './queue/queues.js';
 import { ReplyRouter } from './queue/replies.js';
@@ -120,7 +122,12 @@ export async function startKiln(config: Config): Promise<Kiln> {
   // The invocation path (invocation/): submit → queue (transport) → outcome policy → dispatch.
   const submitter = new Submitter(queues, replies, templates, metrics, quotas);
   const executions = new ExecutionService(submitter, templates, { defaultTimeoutMs: config.defaultTimeoutMs, maxTimeoutMs: config.maxTimeoutMs });
-  const codePackages = new CodePackages(new RedisBlobStore(redis, (k) => keys.blob(k)));
+  // Code packages in the configured blob store; Redis keeps the records (and the blobs of deployments from before, moved once).
+  const blobs = await blobStoreFor(config.blobs, redis, keys);
+  await migrateBlobsOutOfRedis(redis, keys, blobs);
+  const retirements = new BlobRetirements(redis, keys.retiredBlobs(), blobs);
+  retirements.start();
+  const codePackages = new CodePackages(blobs, retirements);
   const aliasStore = new AliasStore(redis, keys);
   const urlStore = new FunctionUrlStore(redis, keys);
   const functions = new FunctionService(new FunctionStore(redis, keys), aliasStore, codePackages, templates, { maxTimeoutMs: config.maxTimeoutMs }, quotas);
@@ -218,6 +225,8 @@ export async function startKiln(config: Config): Promise<Kiln> {
       await step('stop the pool keeper', () => keeper.stop());
       await step('close the NFS gateway', () => nfsGateway?.close());
       await step('stop the session reaper', () => sessionReaper.stop());
+      await step('stop the retired blob sweep', () => retirements.stop());
+      await step('close the blob store', () => blobs.close?.());
       await step('stop template refreshes', () => templates.stop());
       // Open MCP sessions hold SSE streams that would keep server.close() waiting.
       await step('close MCP sessions', () => mcp.close());

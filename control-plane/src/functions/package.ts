@@ -1,8 +1,9 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { ValidationError } from '../errors.js';
 import type { CodeFile } from '../invocation/contract.js';
 import { handlerFile } from '../invocation/languages.js';
 import type { BlobStore } from '../storage/blobs.js';
+import type { BlobRetirements } from '../storage/retired.js';
 import type { FunctionRuntime } from './types.js';
 import { readZip } from './zip.js';
 
@@ -41,16 +42,22 @@ export class CodePackages {
   private readonly cache = new Map<string, { files: CodeFile[]; bytes: number }>();
   private cached = 0;
 
-  constructor(private readonly blobs: BlobStore) {}
+  constructor(
+    private readonly blobs: BlobStore,
+    private readonly retirements: Pick<BlobRetirements, 'retire'>,
+  ) {}
 
   /**
-   * Where a function's package is stored: per tenant and function, so that two tenants' `hello`
-   * with the same code never share a package (deleting one would take the other's code away).
-   * Records keep the key they were written with, so packages stored before tenants
-   * (`code/<name>/<hash>`) stay readable.
+   * Where a package is stored: per tenant and function, so that two tenants' `hello` with the
+   * same code never share a package (deleting one would take the other's code away), and a new
+   * key for every upload (hash and a random suffix), so a package retired by an update is never
+   * written again under the same key and brought back into use while its deletion is due
+   * (storage/retired.ts). Versions share $LATEST's package when they publish it. Records keep
+   * the key they were written with, so packages stored before (`code/<name>/<hash>`,
+   * `code/<tenant>/<name>/<hash>`) stay readable.
    */
   static keyOf(fn: { tenant: string; name: string }, sha256: string): string {
-    return `${CodePackages.folderOf(fn)}/${Buffer.from(sha256, 'base64').toString('hex')}`;
+    return `${CodePackages.folderOf(fn)}/${Buffer.from(sha256, 'base64').toString('hex')}-${randomBytes(6).toString('hex')}`;
   }
 
   async save(fn: { tenant: string; name: string }, pkg: CodePackage): Promise<string> {
@@ -76,10 +83,10 @@ export class CodePackages {
   /**
    * A package no version uses any more, after a code update or a version's deletion: jobs queued
    * before still name it (they load it when they run, invocation/dispatch.ts), so it is kept for
-   * Lambda's longest event age, then dropped. Saving the same code again keeps it.
+   * Lambda's longest event age, then deleted (storage/retired.ts).
    */
   async retire(key: string): Promise<void> {
-    await this.blobs.expire(key, RETIRED_PACKAGE_SECONDS);
+    await this.retirements.retire(key, RETIRED_PACKAGE_SECONDS);
   }
 
   /** Deletes every package of a function, retired ones included (the function is deleted). */

@@ -104,9 +104,17 @@ export class Keys {
   fnUrlId(id: string): string {
     return `${this.prefix}:fnurlid:${id}`;
   }
-  /** A stored blob (code packages). */
+  /** A stored blob (code packages) when KILN_BLOB_STORE=redis, and where blobs were before the other stores. */
   blob(key: string): string {
     return `${this.prefix}:blob:${key}`;
+  }
+  /** Blobs to delete once due: blob key → due time in ms (ZSET; storage/retired.ts). */
+  retiredBlobs(): string {
+    return `${this.prefix}:blobs:retired`;
+  }
+  /** Set once the blobs of Redis were moved to the configured store (storage/migrate.ts). */
+  blobsMigrated(): string {
+    return `${this.prefix}:blobs:migrated`;
   }
   /** One session's record (STRING, JSON). */
   session(id: string): string {

@@ -16,6 +16,8 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestKiln, type TestKiln } from '../support/kiln.js';
 import { makeZip } from '../support/zip.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 /**
  * Functions, executions and dead letters as a second customer would attack them: tenant beta
@@ -320,7 +322,9 @@ describe('administrators and records from before tenants', () => {
       lastModified: new Date().toISOString(),
       revisionId: '11111111-1111-4111-8111-111111111111',
     };
-    await k.redis.set(`${k.prefix}:blob:${record.codeBlob}`, JSON.stringify(files));
+    // In the store this Kiln keeps blobs in (disk, the default), under the key the record names.
+    mkdirSync(join(k.dataDir, 'blobs', 'code', 'legacy'), { recursive: true });
+    writeFileSync(join(k.dataDir, 'blobs', record.codeBlob), JSON.stringify(files));
     await k.redis.set(`${k.prefix}:fn:legacy`, JSON.stringify(record));
     await k.redis.zadd(`${k.prefix}:fns`, 0, 'legacy');
     const got = await call(ADMIN, 'GET', '/api/v1/functions/legacy');

@@ -30,8 +30,9 @@ type TemplateOverrides = Record<string, { pool?: Record<string, number>; resourc
  * test Redis, its own data dir, executors and port. `templates` overrides pool sizes (null
  * drops a template) so tests boot only what they use. `stop` removes everything it made.
  */
-export async function startTestKiln(opts: { templates?: TemplateOverrides; env?: Record<string, string>; redisSocket?: string } = {}): Promise<TestKiln> {
-  const prefix = `t${randomBytes(4).toString('hex')}`;
+export async function startTestKiln(opts: { templates?: TemplateOverrides; env?: Record<string, string>; redisSocket?: string; prefix?: string } = {}): Promise<TestKiln> {
+  // `prefix`: the Redis keys of a Kiln started before (a restart of the same deployment).
+  const prefix = opts.prefix ?? `t${randomBytes(4).toString('hex')}`;
   const dataDir = mkdtempSync(join(tmpdir(), 'kiln-test-'));
   // Sandboxes run as their own host uids, which must be able to reach their directories.
   chmodSync(dataDir, 0o755);
