@@ -30,6 +30,7 @@ import { AliasStore } from './functions/alias-store.js';
 import { AliasService } from './functions/aliases.js';
 import { blobStoreFor } from './storage/select.js';
 import { migrateBlobsOutOfRedis } from './storage/migrate.js';
+import { ExecutionHistory } from './executions/history.js';
 import { BlobRetirements } from './storage/retired.js';
 import { log, setLogLevel } from './log.js';
 import { ExecutionQueues } from './queue/queues.js';
@@ -121,7 +122,8 @@ export async function startKiln(config: Config): Promise<Kiln> {
   });
   // The invocation path (invocation/): submit → queue (transport) → outcome policy → dispatch.
   const submitter = new Submitter(queues, replies, templates, metrics, quotas);
-  const executions = new ExecutionService(submitter, templates, { defaultTimeoutMs: config.defaultTimeoutMs, maxTimeoutMs: config.maxTimeoutMs });
+  const history = new ExecutionHistory(redis, keys, config.resultTtlSeconds);
+  const executions = new ExecutionService(submitter, templates, { defaultTimeoutMs: config.defaultTimeoutMs, maxTimeoutMs: config.maxTimeoutMs }, { index: history, records: (jobs) => queues.records(jobs) });
   // Code packages in the configured blob store; Redis keeps the records (and the blobs of deployments from before, moved once).
   const blobs = await blobStoreFor(config.blobs, redis, keys);
   await migrateBlobsOutOfRedis(redis, keys, blobs);
@@ -150,7 +152,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
   });
   const sessionReaper = new SessionReaper(redis, keys, sessions);
   sessionReaper.start();
-  const outcomes = new OutcomePolicy(new Dispatcher(scheduler, agents, templates, leases, codePackages), replies, metrics, (job, record, attempts) => deadLetters.add(job, record, attempts));
+  const outcomes = new OutcomePolicy(new Dispatcher(scheduler, agents, templates, leases, codePackages), replies, metrics, (job, record, attempts) => deadLetters.add(job, record, attempts), history);
   // A job that ran its last attempt stops counting against its tenant's executions quota. A
   // release lost here (Redis gone) is found later by the quota's reconcile (tenancy/quotas.ts).
   await queues.startWorkers(outcomes.handle, (job) => {

@@ -5,7 +5,9 @@ import { LANGUAGES, RUNTIMES, type Language } from '../invocation/languages.js';
 import { eventText, inlineFunction } from '../invocation/request.js';
 import type { Submitter } from '../invocation/submit.js';
 import type { TemplateRegistry } from '../templates/registry.js';
-import type { Principal } from '../tenancy/principal.js';
+import { canReach, type Principal } from '../tenancy/principal.js';
+import type { ExecutionQueues } from '../queue/queues.js';
+import type { ExecutionHistory, HistoryFilter } from './history.js';
 
 export interface ExecutionRequest {
   code: string;
@@ -29,6 +31,7 @@ export class ExecutionService {
     private readonly submitter: Submitter,
     private readonly templates: TemplateRegistry,
     private readonly limits: { defaultTimeoutMs: number; maxTimeoutMs: number },
+    private readonly history?: { index: Pick<ExecutionHistory, 'list'>; records: ExecutionQueues['records'] },
   ) {}
 
   async submit(req: ExecutionRequest, who: Principal): Promise<{ record?: ExecutionRecord; id: string }> {
@@ -51,6 +54,24 @@ export class ExecutionService {
       sync: req.wait !== false,
     };
     return this.submitter.submit({ job, ...(req.idempotencyKey && !job.sync ? { idempotency: { scope: 'executions', key: req.idempotencyKey } } : {}) });
+  }
+
+  /**
+   * A page of finished executions, newest first, with their records (logs included): the key's
+   * own tenant's, or (administrators) `tenant`'s. Another key naming another tenant gets an
+   * empty page, as for functions. Entries whose record has gone (the retention ran out between
+   * the two reads) are left out.
+   */
+  async list(who: Principal, query: { tenant?: string | undefined; filter: HistoryFilter; limit: number; cursor?: string | undefined }): Promise<{ executions: Array<ExecutionRecord & { function?: { name: string; version: string } }>; nextCursor?: string }> {
+    const tenant = query.tenant ?? who.tenant;
+    if (!this.history || !canReach(who, tenant)) return { executions: [] };
+    const page = await this.history.index.list(tenant, query.filter, query.limit, query.cursor);
+    const records = await this.history.records(page.entries);
+    const executions = page.entries.flatMap((e, i) => {
+      const r = records[i];
+      return r ? [{ ...r, ...(e.function ? { function: e.function } : {}) }] : [];
+    });
+    return { executions, ...(page.next ? { nextCursor: page.next } : {}) };
   }
 
   /** 404 ExecutionNotFound for another tenant's execution, as for a missing one. */

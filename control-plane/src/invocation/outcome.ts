@@ -5,6 +5,7 @@ import { RetryAttempt, type Attempt } from '../queue/queues.js';
 import type { ReplyRouter } from '../queue/replies.js';
 import type { ExecutionRecord, InvocationJob, LambdaError } from './contract.js';
 import type { Dispatcher } from './dispatch.js';
+import type { ExecutionHistory } from '../executions/history.js';
 
 /** Receives an async function invocation that failed its last attempt, with its record (error and logs). */
 export type DeadLetterSink = (job: InvocationJob, record: ExecutionRecord, attempts: number) => Promise<void>;
@@ -39,6 +40,7 @@ export class OutcomePolicy {
     private readonly replies: ReplyRouter,
     private readonly observer: ExecutionObserver,
     private readonly deadLetters: DeadLetterSink,
+    private readonly history?: Pick<ExecutionHistory, 'record'>,
   ) {}
 
   /** The queue's job handler. */
@@ -90,6 +92,7 @@ export class OutcomePolicy {
   private finish(job: InvocationJob, record: ExecutionRecord): ExecutionRecord {
     this.observer.record(record);
     this.replies.deliver(record, job.replyTo);
+    this.history?.record(job, record);
     return record;
   }
 }

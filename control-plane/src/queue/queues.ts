@@ -256,6 +256,32 @@ export class ExecutionQueues {
     return found.find((s) => s !== undefined);
   }
 
+  /**
+   * The stored records of finished jobs, in the order asked (undefined where the job is gone or
+   * has no record), one pipelined read per template.
+   */
+  async records(jobs: Array<{ template: string; id: string }>): Promise<Array<ExecutionRecord | undefined>> {
+    const out: Array<ExecutionRecord | undefined> = new Array<ExecutionRecord | undefined>(jobs.length).fill(undefined);
+    const byTemplate = new Map<string, number[]>();
+    jobs.forEach((j, i) => {
+      if (this.templates.has(j.template)) byTemplate.set(j.template, [...(byTemplate.get(j.template) ?? []), i]);
+    });
+    await Promise.all(
+      [...byTemplate].map(async ([template, indexes]) => {
+        const q = this.queue(template);
+        const client = (await q.client) as unknown as Redis;
+        const tx = client.pipeline();
+        for (const i of indexes) tx.hget(q.toKey((jobs[i] as { id: string }).id), 'returnvalue');
+        const replies = (await tx.exec()) ?? [];
+        indexes.forEach((i, k) => {
+          const value = replies[k]?.[1];
+          if (typeof value === 'string') out[i] = JSON.parse(value) as ExecutionRecord;
+        });
+      }),
+    );
+    return out;
+  }
+
   private async snapshotIn(template: string, id: string): Promise<JobSnapshot | undefined> {
     const q = this.queue(template);
     // BullMQ's own connection (an ioredis client), so the read needs no connection of its own.

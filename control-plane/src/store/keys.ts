@@ -108,6 +108,10 @@ export class Keys {
   blob(key: string): string {
     return `${this.prefix}:blob:${key}`;
   }
+  /** A tenant's finished executions, newest first: finish time → summary (ZSET; executions/history.ts). */
+  executions(tenant: string): string {
+    return `${this.prefix}:xhist:${tenant}`;
+  }
   /** Blobs to delete once due: blob key → due time in ms (ZSET; storage/retired.ts). */
   retiredBlobs(): string {
     return `${this.prefix}:blobs:retired`;

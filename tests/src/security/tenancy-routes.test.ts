@@ -31,6 +31,7 @@ interface Case {
 const CODE = 'exports.handler = async () => "pwned"';
 const ROUTES: Record<string, Case> = {
   'POST /api/v1/executions': { kind: 'own', body: { code: 'exports.handler = async () => 1', language: 'nodejs', wait: false } },
+  'GET /api/v1/executions': { kind: 'own' },
   'GET /api/v1/executions/{id}': { kind: 'owned' },
   'POST /api/v1/functions': { kind: 'own', body: { name: 'beta-fn', runtime: 'nodejs20.x', code: { source: 'exports.handler = async () => 2' } } },
   'GET /api/v1/functions': { kind: 'own' },
