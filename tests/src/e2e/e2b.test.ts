@@ -1,0 +1,194 @@
+import { AuthenticationError, CommandExitError, NotFoundError, Sandbox, TimeoutError } from 'e2b';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestKiln, type TestKiln } from '../support/kiln.js';
+
+/**
+ * The official `e2b` SDK, unchanged, against a Kiln this file starts: E2B_API_URL and
+ * E2B_SANDBOX_URL point at Kiln's /e2b prefixes, E2B_API_KEY is a Kiln key (named with E2B's
+ * `e2b_` prefix). Tenants alpha and beta each hold a key; every sandbox a test makes is killed
+ * in `finally`.
+ */
+const ALPHA = 'e2b_alpha0123456789abcdef0123456789abcdef';
+const BETA = 'e2b_beta0123456789abcdef0123456789abcdef0';
+const ADMIN = 'e2b_admin0123456789abcdef0123456789abcdef';
+
+let k: TestKiln;
+const as = (key: string) => ({ authorization: `Bearer ${key}` });
+
+beforeAll(async () => {
+  k = await startTestKiln({
+    templates: { nodejs: { pool: { minIdle: 2 } }, python: null, shell: null, provided: null },
+    env: { KILN_API_KEYS: `alpha:${ALPHA},beta:${BETA}`, KILN_ADMIN_API_KEYS: ADMIN },
+  });
+  expect((await k.call('POST', '/api/v1/admin/tenants', { id: 'beta' }, as(ADMIN))).status).toBe(201);
+  process.env.E2B_API_URL = `${k.url}/e2b`;
+  process.env.E2B_SANDBOX_URL = `${k.url}/e2b/sandbox`;
+  process.env.E2B_API_KEY = ALPHA;
+});
+afterAll(async () => {
+  await k?.stop();
+});
+
+/** Creates a sandbox (alpha's unless `opts.apiKey` says otherwise), runs `fn`, and kills it whatever happens. */
+async function withSandbox<T>(fn: (sbx: Sandbox) => Promise<T>, opts: Parameters<typeof Sandbox.create>[1] = {}): Promise<T> {
+  const sbx = await Sandbox.create('nodejs', opts);
+  try {
+    return await fn(sbx);
+  } catch (err) {
+    console.error(`sandbox ${sbx.sandboxId} failed`);
+    throw err;
+  } finally {
+    await Sandbox.kill(sbx.sandboxId, opts.apiKey ? { apiKey: opts.apiKey } : {});
+  }
+}
+
+describe('E2B control API', () => {
+  it('creates a sandbox with template, metadata, env and timeout, and gets, lists, times and kills it', async () => {
+    const sbx = await Sandbox.create('nodejs', { metadata: { owner: 'alice', run: 'e2b-1' }, envs: { GREETING: 'hello' }, timeoutMs: 120_000 });
+    try {
+      expect(sbx.sandboxId).toMatch(/^ses_/);
+      const info = await sbx.getInfo();
+      expect(info).toMatchObject({ sandboxId: sbx.sandboxId, templateId: 'nodejs', metadata: { owner: 'alice', run: 'e2b-1' }, state: 'running' });
+      expect(info.endAt.getTime() - info.startedAt.getTime()).toBe(120_000);
+      const out = await sbx.commands.run('echo "$GREETING from $(pwd)"');
+      expect(out).toMatchObject({ exitCode: 0, stdout: 'hello from /home/user\n' });
+
+      const found = await Sandbox.list({ query: { metadata: { run: 'e2b-1' } } }).nextItems();
+      expect(found.map((s) => s.sandboxId)).toEqual([sbx.sandboxId]);
+      expect(await Sandbox.list({ query: { metadata: { run: 'nobody' } } }).nextItems()).toEqual([]);
+
+      await sbx.setTimeout(600_000);
+      const later = await Sandbox.getInfo(sbx.sandboxId);
+      expect(later.endAt.getTime()).toBeGreaterThan(Date.now() + 500_000);
+      const again = await Sandbox.connect(sbx.sandboxId);
+      expect((await again.commands.run('echo connected')).stdout).toBe('connected\n');
+    } finally {
+      expect(await Sandbox.kill(sbx.sandboxId)).toBe(true);
+    }
+    expect(await Sandbox.kill(sbx.sandboxId)).toBe(false);
+    await expect(Sandbox.getInfo(sbx.sandboxId)).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it('pages through a list with limit and nextToken', async () => {
+    const made = await Promise.all([0, 1, 2].map(() => Sandbox.create('nodejs', { metadata: { run: 'paging' } })));
+    try {
+      const pager = Sandbox.list({ query: { metadata: { run: 'paging' } }, limit: 2 });
+      const first = await pager.nextItems();
+      expect(first).toHaveLength(2);
+      expect(pager.hasNext).toBe(true);
+      const second = await pager.nextItems();
+      expect(second).toHaveLength(1);
+      expect(pager.hasNext).toBe(false);
+      expect([...first, ...second].map((s) => s.sandboxId).sort()).toEqual(made.map((s) => s.sandboxId).sort());
+    } finally {
+      for (const s of made) await s.kill();
+    }
+  });
+
+  it('answers unknown templates, bad input and missing or unknown keys with E2B errors', async () => {
+    await expect(Sandbox.create('no-such-template')).rejects.toThrow(/404.*no-such-template/);
+    await expect(Sandbox.create('nodejs', { apiKey: 'e2b_not_a_key_of_this_kiln' })).rejects.toBeInstanceOf(AuthenticationError);
+    const res = await fetch(`${k.url}/e2b/v2/sandboxes`, { method: 'POST', headers: { 'x-api-key': ALPHA, 'content-type': 'application/json' }, body: JSON.stringify({ templateID: 'nodejs', timeout: -1 }) });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ code: 400, message: expect.stringMatching(/timeout/) });
+    const none = await fetch(`${k.url}/e2b/v2/sandboxes`);
+    expect(none.status).toBe(401);
+    expect(await none.json()).toMatchObject({ code: 401 });
+    const unknown = await fetch(`${k.url}/e2b/templates`, { headers: { 'x-api-key': ALPHA } });
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toMatchObject({ code: 404, message: expect.stringMatching(/does not implement/) });
+    expect((await fetch(`${k.url}/e2b/health`)).status).toBe(200);
+  });
+});
+
+describe('E2B commands', () => {
+  it('runs commands in the foreground with callbacks, exit codes and CommandExitError', async () => {
+    await withSandbox(async (sbx) => {
+      const out: string[] = [];
+      const err: string[] = [];
+      const ok = await sbx.commands.run('echo out; echo err >&2; node -v', { onStdout: (d) => void out.push(d), onStderr: (d) => void err.push(d) });
+      expect(ok.exitCode).toBe(0);
+      expect(ok.stdout).toMatch(/^out\nv20\./);
+      expect(out.join('')).toBe(ok.stdout);
+      expect(err.join('')).toBe('err\n');
+      const failed = await sbx.commands.run('echo partial; exit 3').catch((e: unknown) => e);
+      expect(failed).toBeInstanceOf(CommandExitError);
+      expect((failed as CommandExitError).exitCode).toBe(3);
+      expect((failed as CommandExitError).stdout).toBe('partial\n');
+      const cwd = await sbx.commands.run('pwd && ls', { cwd: '/tmp' });
+      expect(cwd.stdout).toBe('/tmp\n');
+    });
+  });
+
+  it('runs in the background: wait, list, connect by pid, sendStdin, closeStdin and kill', async () => {
+    await withSandbox(async (sbx) => {
+      const bg = await sbx.commands.run('sleep 0.5; echo done', { background: true });
+      const listed = await sbx.commands.list();
+      expect(listed.map((p) => p.pid)).toContain(bg.pid);
+      expect((await bg.wait()).stdout).toBe('done\n');
+
+      const cat = await sbx.commands.run('cat', { background: true, stdin: true });
+      const seen: string[] = [];
+      const attached = await sbx.commands.connect(cat.pid, { onStdout: (d) => void seen.push(d) });
+      await sbx.commands.sendStdin(cat.pid, 'hello stdin\n');
+      await cat.closeStdin();
+      const result = await attached.wait();
+      expect(result.stdout).toBe('hello stdin\n');
+      expect(seen.join('')).toBe('hello stdin\n');
+
+      const sleeper = await sbx.commands.run('sleep 600', { background: true });
+      expect(await sleeper.kill()).toBe(true);
+      const killed = await sleeper.wait().catch((e: unknown) => e);
+      expect(killed).toBeInstanceOf(CommandExitError);
+      expect(await sbx.commands.kill(sleeper.pid)).toBe(false);
+      await expect(sbx.commands.connect(999_999)).rejects.toBeInstanceOf(NotFoundError);
+    });
+  });
+
+  it('raises TimeoutError for a command past its timeoutMs', async () => {
+    await withSandbox(async (sbx) => {
+      await expect(sbx.commands.run('sleep 30', { timeoutMs: 1000 })).rejects.toBeInstanceOf(TimeoutError);
+    });
+  });
+});
+
+describe('E2B tenancy and access tokens', () => {
+  it("keeps each tenant to its own sandboxes, and the sandbox routes to the sandbox's own token", async () => {
+    await withSandbox(async (alpha) => {
+      await withSandbox(
+        async (beta) => {
+          // Another tenant's key: the sandbox does not exist.
+          await expect(Sandbox.connect(alpha.sandboxId, { apiKey: BETA })).rejects.toBeInstanceOf(NotFoundError);
+          await expect(Sandbox.getInfo(alpha.sandboxId, { apiKey: BETA })).rejects.toBeInstanceOf(NotFoundError);
+          expect(await Sandbox.kill(alpha.sandboxId, { apiKey: BETA })).toBe(false);
+          const betaList = await Sandbox.list({ apiKey: BETA }).nextItems();
+          expect(betaList.map((s) => s.sandboxId)).toEqual([beta.sandboxId]);
+          // Beta's token on alpha's sandbox id, and no token at all: refused, as for an unknown sandbox.
+          const forged = await fetch(`${k.url}/e2b/sandbox/process.Process/List`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', 'e2b-sandbox-id': alpha.sandboxId, 'x-access-token': (beta as unknown as { envdAccessToken: string }).envdAccessToken },
+            body: '{}',
+          });
+          expect(forged.status).toBe(401);
+          expect(await forged.json()).toMatchObject({ code: 'unauthenticated' });
+          const bare = await fetch(`${k.url}/e2b/sandbox/process.Process/List`, { method: 'POST', headers: { 'content-type': 'application/json', 'e2b-sandbox-id': alpha.sandboxId, 'x-api-key': ALPHA }, body: '{}' });
+          expect(bare.status).toBe(401);
+          const wrongPort = await fetch(`${k.url}/e2b/sandbox/process.Process/List`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', 'e2b-sandbox-id': alpha.sandboxId, 'e2b-sandbox-port': '49999', 'x-access-token': (alpha as unknown as { envdAccessToken: string }).envdAccessToken },
+            body: '{}',
+          });
+          // Kiln serves only envd's port: Connect's Unavailable (503), the SDK's "sandbox is gone".
+          expect(wrongPort.status).toBe(503);
+          expect(await wrongPort.json()).toMatchObject({ code: 'unavailable', message: expect.stringMatching(/49983/) });
+          // A sandbox object built with a wrong token: the SDK's AuthenticationError.
+          const impostor = await Sandbox.connect(beta.sandboxId, { apiKey: BETA });
+          Object.assign(impostor, { envdAccessToken: 'wrong' });
+          await expect(impostor.commands.run('id')).rejects.toBeInstanceOf(AuthenticationError);
+          expect((await alpha.commands.run('echo mine')).stdout).toBe('mine\n');
+        },
+        { apiKey: BETA },
+      );
+    });
+  });
+});
