@@ -1,4 +1,6 @@
-import { AuthenticationError, CommandExitError, NotFoundError, Sandbox, TimeoutError } from 'e2b';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { AuthenticationError, CommandExitError, FileNotFoundError, FilesystemEventType, InvalidArgumentError, NotFoundError, Sandbox, TimeoutError, type FilesystemEvent } from 'e2b';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestKiln, type TestKiln } from '../support/kiln.js';
 
@@ -192,3 +194,145 @@ describe('E2B tenancy and access tokens', () => {
     });
   });
 });
+
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+describe('E2B files', () => {
+  it('writes and reads text and bytes in /home/user, which commands see as their home', async () => {
+    await withSandbox(async (sbx) => {
+      const info = await sbx.files.write('/home/user/notes/hello.txt', 'hello from the SDK\n');
+      expect(info).toMatchObject({ name: 'hello.txt', path: '/home/user/notes/hello.txt' });
+      expect(await sbx.files.read('/home/user/notes/hello.txt')).toBe('hello from the SDK\n');
+      expect((await sbx.commands.run('cat notes/hello.txt && cat /workspace/notes/hello.txt')).stdout).toBe('hello from the SDK\n'.repeat(2));
+      const bytes = new Uint8Array([0, 1, 2, 255, 254, 10, 13]);
+      await sbx.files.write('bin.dat', bytes.buffer);
+      expect(await sbx.files.read('/home/user/bin.dat', { format: 'bytes' })).toEqual(bytes);
+      await sbx.commands.run('printf made-by-bash > /home/user/from-bash.txt');
+      expect(await sbx.files.read('from-bash.txt')).toBe('made-by-bash');
+      await expect(sbx.files.read('/home/user/missing.txt')).rejects.toBeInstanceOf(FileNotFoundError);
+      await expect(sbx.files.read('/etc/passwd')).rejects.toBeInstanceOf(InvalidArgumentError);
+    });
+  });
+
+  it('uploads and downloads a 50 MB file, as multipart and as a stream', async () => {
+    await withSandbox(async (sbx) => {
+      const big = new Uint8Array(50 * 1024 * 1024);
+      for (let i = 0; i < big.length; i += 4096) big[i] = (i / 4096) % 251;
+      await sbx.files.write('/home/user/big.bin', big.buffer);
+      const back = await sbx.files.read('/home/user/big.bin', { format: 'bytes' });
+      expect(back.length).toBe(big.length);
+      expect(sha(back)).toBe(sha(big));
+      const sum = await sbx.commands.run('sha256sum big.bin');
+      expect(sum.stdout.split(' ')[0]).toBe(sha(big));
+
+      // A ReadableStream body goes as application/octet-stream, streamed.
+      let sent = 0;
+      const stream = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (sent >= big.length) return controller.close();
+          const part = big.subarray(sent, sent + 1024 * 1024);
+          sent += part.length;
+          controller.enqueue(part);
+        },
+      });
+      await sbx.files.write('/home/user/streamed.bin', stream);
+      const streamedBack = await sbx.files.read('/home/user/streamed.bin', { format: 'stream' });
+      const parts: Uint8Array[] = [];
+      for await (const chunk of streamedBack as unknown as AsyncIterable<Uint8Array>) parts.push(chunk);
+      expect(sha(Buffer.concat(parts))).toBe(sha(big));
+    });
+  });
+
+  it('lists with depth, and checks, stats, renames, removes and makes directories', async () => {
+    await withSandbox(async (sbx) => {
+      await sbx.files.write([
+        { path: '/home/user/tree/a.txt', data: 'a' },
+        { path: '/home/user/tree/sub/b.txt', data: 'bb' },
+        { path: '/home/user/tree/sub/deeper/c.txt', data: 'ccc' },
+      ]);
+      const shallow = await sbx.files.list('/home/user/tree');
+      expect(shallow.map((e) => [e.name, e.type])).toEqual([
+        ['a.txt', 'file'],
+        ['sub', 'dir'],
+      ]);
+      const deep = await sbx.files.list('/home/user/tree', { depth: 3 });
+      expect(deep.map((e) => e.path)).toEqual(['/home/user/tree/a.txt', '/home/user/tree/sub', '/home/user/tree/sub/b.txt', '/home/user/tree/sub/deeper', '/home/user/tree/sub/deeper/c.txt']);
+      expect(await sbx.files.exists('/home/user/tree/sub/b.txt')).toBe(true);
+      expect(await sbx.files.exists('/home/user/tree/nope')).toBe(false);
+      const info = await sbx.files.getInfo('/home/user/tree/sub/b.txt');
+      expect(info).toMatchObject({ name: 'b.txt', type: 'file', size: 2, path: '/home/user/tree/sub/b.txt', permissions: '-rw-r--r--' });
+      expect(info.modifiedTime?.getTime()).toBeGreaterThan(Date.now() - 600_000);
+      const moved = await sbx.files.rename('/home/user/tree/a.txt', '/home/user/tree/moved/a2.txt');
+      expect(moved).toMatchObject({ name: 'a2.txt', path: '/home/user/tree/moved/a2.txt' });
+      expect(await sbx.files.read('/home/user/tree/moved/a2.txt')).toBe('a');
+      expect(await sbx.files.makeDir('/home/user/tree/new/dir')).toBe(true);
+      expect(await sbx.files.makeDir('/home/user/tree/new/dir')).toBe(false);
+      await sbx.files.remove('/home/user/tree/sub');
+      expect(await sbx.files.exists('/home/user/tree/sub')).toBe(false);
+      await expect(sbx.files.remove('/home/user/tree/sub')).rejects.toBeInstanceOf(FileNotFoundError);
+    });
+  });
+
+  it('watches a directory and sees a file a process creates, changes and removes', async () => {
+    await withSandbox(async (sbx) => {
+      await sbx.files.makeDir('/home/user/watched');
+      const events: FilesystemEvent[] = [];
+      const handle = await sbx.files.watchDir('/home/user/watched', (e) => void events.push(e));
+      try {
+        await sbx.commands.run('echo one > watched/made.txt');
+        await waitFor(() => events.some((e) => e.name === 'made.txt' && e.type === FilesystemEventType.CREATE));
+        await sbx.commands.run('echo two-longer >> watched/made.txt');
+        await waitFor(() => events.some((e) => e.name === 'made.txt' && e.type === FilesystemEventType.WRITE));
+        await sbx.commands.run('rm watched/made.txt');
+        await waitFor(() => events.some((e) => e.name === 'made.txt' && e.type === FilesystemEventType.REMOVE));
+      } finally {
+        await handle.stop();
+      }
+      await expect(sbx.files.watchDir('/home/user/not-there', () => undefined)).rejects.toBeInstanceOf(FileNotFoundError);
+
+      // The polling watcher (the Python SDK's sync watch_dir), called as Connect JSON.
+      const rpc = async (method: string, body: unknown, token = (sbx as unknown as { envdAccessToken: string }).envdAccessToken) => {
+        const res = await fetch(`${k.url}/e2b/sandbox/filesystem.Filesystem/${method}`, { method: 'POST', headers: { 'content-type': 'application/json', 'e2b-sandbox-id': sbx.sandboxId, 'x-access-token': token }, body: JSON.stringify(body) });
+        return { status: res.status, body: (await res.json()) as any };
+      };
+      const created = await rpc('CreateWatcher', { path: '/home/user/watched', recursive: true });
+      expect(created.status, JSON.stringify(created.body)).toBe(200);
+      const watcherId = created.body.watcherId as string;
+      await sbx.commands.run('mkdir -p watched/deep && echo x > watched/deep/polled.txt');
+      const polled = await rpc('GetWatcherEvents', { watcherId });
+      expect(polled.body.events).toEqual(expect.arrayContaining([{ name: 'deep', type: 'EVENT_TYPE_CREATE' }, { name: 'deep/polled.txt', type: 'EVENT_TYPE_CREATE' }]));
+      expect((await rpc('GetWatcherEvents', { watcherId })).body).toEqual({});
+      expect((await rpc('GetWatcherEvents', { watcherId }, 'not-the-token')).status).toBe(401);
+      expect((await rpc('RemoveWatcher', { watcherId })).status).toBe(200);
+      expect(await rpc('GetWatcherEvents', { watcherId })).toMatchObject({ status: 404, body: { code: 'not_found' } });
+    });
+  });
+
+  it('never reads, writes or lists through a link that points out of the workspace', async () => {
+    await withSandbox(async (sbx) => {
+      await sbx.commands.run('ln -s /etc /home/user/etc-link && ln -s /etc/passwd /home/user/passwd-link');
+      const link = await sbx.files.getInfo('/home/user/etc-link');
+      expect(link).toMatchObject({ type: 'symlink', symlinkTarget: '/etc' });
+      await expect(sbx.files.read('/home/user/passwd-link')).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(sbx.files.read('/home/user/etc-link/passwd')).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(sbx.files.write('/home/user/etc-link/kiln-e2b-planted', 'x')).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(sbx.files.write('/home/user/passwd-link', 'x')).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(sbx.files.list('/home/user/etc-link')).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(sbx.files.makeDir('/home/user/etc-link/kiln-e2b-dir')).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(sbx.files.rename('/home/user/etc-link/hostname', '/home/user/stolen')).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(sbx.files.remove('/home/user/etc-link/hostname')).rejects.toBeInstanceOf(InvalidArgumentError);
+      expect(existsSync('/etc/kiln-e2b-planted')).toBe(false);
+      expect(existsSync('/etc/kiln-e2b-dir')).toBe(false);
+      expect(existsSync('/etc/hostname')).toBe(true);
+      // The link itself can be removed, as a link.
+      await sbx.files.remove('/home/user/etc-link');
+      expect(await sbx.files.exists('/home/user/etc-link')).toBe(false);
+    });
+  });
+});
+
+/** Polls `check` until it holds (the watch reports changes after its next look). */
+async function waitFor(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 100 && !check(); i++) await new Promise((r) => setTimeout(r, 100));
+  expect(check()).toBe(true);
+}

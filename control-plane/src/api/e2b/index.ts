@@ -13,6 +13,9 @@ import { e2bControlRoutes } from './control.js';
 import { e2bError, onE2bError } from './errors.js';
 import { e2bProcessService } from './process-service.js';
 import { Process } from '@kiln/proto/e2b/process/process_pb';
+import { Filesystem } from '@kiln/proto/e2b/filesystem/filesystem_pb';
+import { e2bFilesystemService } from './filesystem-service.js';
+import { e2bFileRoutes } from './files-http.js';
 
 /** Where the E2B surfaces live: E2B_API_URL is `<kiln>/e2b`, E2B_SANDBOX_URL `<kiln>/e2b/sandbox`. */
 export const E2B_PREFIX = '/e2b';
@@ -48,6 +51,8 @@ export function mountE2b(app: Hono<AppEnv>, deps: E2bDeps): void {
   app.get(`${E2B_PREFIX}/health`, (c) => c.json({ status: 'ok' }, 200));
   mountConnect(app, SANDBOX_PREFIX, (router) => {
     router.service(Process, e2bProcessService(deps.sessions));
+    router.service(Filesystem, e2bFilesystemService(deps.sessions));
   });
+  app.route('/', e2bFileRoutes(deps.sessions, SANDBOX_PREFIX));
   app.route('/', e2bControlRoutes(deps.sessions, deps.templates));
 }
