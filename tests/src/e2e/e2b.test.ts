@@ -336,3 +336,30 @@ async function waitFor(check: () => boolean): Promise<void> {
   for (let i = 0; i < 100 && !check(); i++) await new Promise((r) => setTimeout(r, 100));
   expect(check()).toBe(true);
 }
+
+describe('E2B terminals', () => {
+  it('opens a PTY, types into it, resizes it, exits with a code, and kills another', async () => {
+    await withSandbox(async (sbx) => {
+      const decoder = new TextDecoder();
+      let screen = '';
+      const term = await sbx.pty.create({ cols: 80, rows: 24, onData: (d) => void (screen += decoder.decode(d, { stream: true })) });
+      const type = (text: string) => sbx.pty.sendInput(term.pid, new TextEncoder().encode(text));
+      await type('echo $((6*7)) $(tty) $PWD\n');
+      await waitFor(() => /42 \/dev\/pts\/\d+ \/home\/user/.test(screen));
+      await type('stty size\n');
+      await waitFor(() => screen.includes('24 80'));
+      await sbx.pty.resize(term.pid, { cols: 100, rows: 30 });
+      await type('stty size\n');
+      await waitFor(() => screen.includes('30 100'));
+      await type('exit 3\n');
+      const ended = await term.wait().catch((e: unknown) => e);
+      expect(ended).toBeInstanceOf(CommandExitError);
+      expect((ended as CommandExitError).exitCode).toBe(3);
+
+      const other = await sbx.pty.create({ cols: 80, rows: 24, onData: () => undefined });
+      expect(await sbx.pty.kill(other.pid)).toBe(true);
+      await expect(other.wait()).rejects.toBeInstanceOf(CommandExitError);
+      expect(await sbx.pty.kill(other.pid)).toBe(false);
+    });
+  });
+});
