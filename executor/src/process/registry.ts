@@ -71,16 +71,22 @@ export class ProcessTable {
 
   /** Starts a process; foreground ones are forgotten when they exit. */
   start(sandbox: Sandbox, req: ProcessRequest, background: boolean, opts: { openStdin?: boolean } = {}): SandboxProcess {
-    const entry = this.add(sandbox, req, background, opts);
+    if (background) this.checkTag(sandbox, req.tag);
+    const entry = this.add(sandbox, req, background, { openStdin: opts.openStdin || (background && req.keepStdin) });
     return entry.proc as SandboxProcess;
+  }
+
+  /** Tags name one running process of a sandbox. */
+  private checkTag(sandbox: Sandbox, tag: string): void {
+    if (tag.length > MAX_TAG_LENGTH || tag.includes('\0')) throw new InvalidArgumentError(`tag must be at most ${MAX_TAG_LENGTH} characters without NUL`, { tag: tag.slice(0, 300) });
+    if (tag && [...this.table(sandbox).entries.values()].some((e) => e.proc.running && e.proc.req.tag === tag)) {
+      throw new InvalidArgumentError(`a running process is already tagged "${tag}"; tags name one running process`, { tag });
+    }
   }
 
   /** Starts a background process (on a terminal when the request sizes one) and attaches `sink` from its first byte. */
   spawn(sandbox: Sandbox, req: ProcessRequest, sink: EventSink): Promise<void> {
-    if (req.tag.length > MAX_TAG_LENGTH || req.tag.includes('\0')) throw new InvalidArgumentError(`tag must be at most ${MAX_TAG_LENGTH} characters without NUL`, { tag: req.tag.slice(0, 300) });
-    if (req.tag && [...this.table(sandbox).entries.values()].some((e) => e.proc.running && e.proc.req.tag === req.tag)) {
-      throw new InvalidArgumentError(`a running process is already tagged "${req.tag}"; tags name one running process`, { tag: req.tag });
-    }
+    this.checkTag(sandbox, req.tag);
     const entry = this.add(sandbox, req, true, { openStdin: req.keepStdin, pty: req.ptyCols > 0 && req.ptyRows > 0 }, sink);
     return this.follow(entry, sink);
   }
