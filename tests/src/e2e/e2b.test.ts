@@ -100,6 +100,8 @@ describe('E2B control API', () => {
     expect(unknown.status).toBe(404);
     expect(await unknown.json()).toMatchObject({ code: 404, message: expect.stringMatching(/does not implement/) });
     expect((await fetch(`${k.url}/e2b/health`)).status).toBe(200);
+    const doc = (await (await fetch(`${k.url}/api/v1/openapi.json`)).json()) as { paths: Record<string, unknown> };
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/e2b/v2/sandboxes', '/e2b/sandboxes/{sandboxID}', '/e2b/sandboxes/{sandboxID}/timeout', '/e2b/v2/sandboxes/{sandboxID}/connect']));
   });
 });
 
@@ -150,6 +152,36 @@ describe('E2B commands', () => {
   it('raises TimeoutError for a command past its timeoutMs', async () => {
     await withSandbox(async (sbx) => {
       await expect(sbx.commands.run('sleep 30', { timeoutMs: 1000 })).rejects.toBeInstanceOf(TimeoutError);
+    });
+  });
+});
+
+describe('E2B sandbox routes and bad input', () => {
+  it('answers malformed Connect calls, uploads and paths with 4xx, and keeps serving', async () => {
+    await withSandbox(async (sbx) => {
+      const token = (sbx as unknown as { envdAccessToken: string }).envdAccessToken;
+      const headers = { 'e2b-sandbox-id': sbx.sandboxId, 'x-access-token': token };
+      const post = (path: string, body: string, type: string) => fetch(`${k.url}/e2b/sandbox${path}`, { method: 'POST', headers: { ...headers, 'content-type': type }, body });
+      const bad = await post('/process.Process/SendInput', '{"process": ', 'application/json');
+      expect(bad.status).toBe(400);
+      expect(await bad.json()).toMatchObject({ code: 'invalid_argument' });
+      const unselected = await post('/process.Process/SendInput', '{"input": {"stdin": "eA=="}}', 'application/json');
+      expect(await unselected.json()).toMatchObject({ code: 'invalid_argument', message: expect.stringMatching(/pid or a tag/) });
+      // A streaming method wants Connect's streaming content type.
+      expect((await post('/process.Process/Start', '{}', 'application/json')).status).toBe(415);
+      const noCmd = await post('/process.Process/SendSignal', '{"process": {"pid": 1}, "signal": "SIGNAL_UNSPECIFIED"}', 'application/json');
+      expect(await noCmd.json()).toMatchObject({ code: 'invalid_argument', message: expect.stringMatching(/SIGKILL/) });
+      expect((await post('/process.Process/Nope', '{}', 'application/json')).status).toBe(404);
+      const multipart = await post('/files?path=x.txt', '--nothing-here', 'multipart/form-data');
+      expect(multipart.status).toBe(400);
+      expect((await post('/files', 'data', 'application/octet-stream')).status).toBe(400);
+      const outside = await post(`/files?path=${encodeURIComponent('/home/user/../../etc/x')}`, 'data', 'application/octet-stream');
+      expect(outside.status).toBe(400);
+      expect(await outside.json()).toMatchObject({ code: 400, message: expect.stringMatching(/PathOutsideWorkspace/) });
+      const nul = await fetch(`${k.url}/e2b/sandbox/files?path=a%00b`, { headers });
+      expect(nul.status).toBe(400);
+      expect((await fetch(`${k.url}/e2b/sandbox/health`, { headers })).status).toBe(204);
+      expect((await sbx.commands.run('echo still serving')).stdout).toBe('still serving\n');
     });
   });
 });
