@@ -6,13 +6,13 @@ import { startTestKiln, type TestKiln } from '../support/kiln.js';
 
 /**
  * The official `e2b` SDK, unchanged, against a Kiln this file starts: E2B_API_URL and
- * E2B_SANDBOX_URL point at Kiln's /e2b prefixes, E2B_API_KEY is a Kiln key (named with E2B's
- * `e2b_` prefix). Tenants alpha and beta each hold a key; every sandbox a test makes is killed
+ * E2B_SANDBOX_URL point at Kiln's /e2b prefixes, E2B_API_KEY is a Kiln key in E2B's own format
+ * (`e2b_` and hex digits, which SDKs that check the format accept). Tenants alpha and beta each hold a key; every sandbox a test makes is killed
  * in `finally`.
  */
-const ALPHA = 'e2b_alpha0123456789abcdef0123456789abcdef';
-const BETA = 'e2b_beta0123456789abcdef0123456789abcdef0';
-const ADMIN = 'e2b_admin0123456789abcdef0123456789abcdef';
+const ALPHA = 'e2b_a1a1a1a10123456789abcdef0123456789abcdef';
+const BETA = 'e2b_b2b2b2b20123456789abcdef0123456789abcdef';
+const ADMIN = 'e2b_adadadad0123456789abcdef0123456789abcdef';
 
 let k: TestKiln;
 const as = (key: string) => ({ authorization: `Bearer ${key}` });
@@ -89,7 +89,7 @@ describe('E2B control API', () => {
 
   it('answers unknown templates, bad input and missing or unknown keys with E2B errors', async () => {
     await expect(Sandbox.create('no-such-template')).rejects.toThrow(/404.*no-such-template/);
-    await expect(Sandbox.create('nodejs', { apiKey: 'e2b_not_a_key_of_this_kiln' })).rejects.toBeInstanceOf(AuthenticationError);
+    await expect(Sandbox.create('nodejs', { apiKey: 'e2b_00000000000000000000000000000000deadbeef' })).rejects.toBeInstanceOf(AuthenticationError);
     const res = await fetch(`${k.url}/e2b/v2/sandboxes`, { method: 'POST', headers: { 'x-api-key': ALPHA, 'content-type': 'application/json' }, body: JSON.stringify({ templateID: 'nodejs', timeout: -1 }) });
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ code: 400, message: expect.stringMatching(/timeout/) });
