@@ -82,7 +82,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     LAMBDA_API_PATH.test(c.req.path)
       ? lambdaError(c, 'UnknownOperationException', 404, `Kiln does not implement the Lambda operation ${c.req.method} ${c.req.path.slice(0, 200)}`)
       : c.req.path.startsWith(`${E2B_PREFIX}/`)
-        ? e2bError(c, 404, `Kiln does not implement the E2B operation ${c.req.method} ${c.req.path.slice(0, 200)}`)
+        ? e2bError(c, 501, `Kiln does not implement the E2B operation ${c.req.method} ${c.req.path.slice(0, 200)}`)
         : c.json(errorBody('RouteNotFound', `no route for ${c.req.method} ${c.req.path}`), 404),
   );
   // One bucket per tenant for every surface, counted by this replica (rate-limit.ts).

@@ -97,8 +97,8 @@ describe('E2B control API', () => {
     expect(none.status).toBe(401);
     expect(await none.json()).toMatchObject({ code: 401 });
     const unknown = await fetch(`${k.url}/e2b/templates`, { headers: { 'x-api-key': ALPHA } });
-    expect(unknown.status).toBe(404);
-    expect(await unknown.json()).toMatchObject({ code: 404, message: expect.stringMatching(/does not implement/) });
+    expect(unknown.status).toBe(501);
+    expect(await unknown.json()).toMatchObject({ code: 501, message: expect.stringMatching(/does not implement/) });
     expect((await fetch(`${k.url}/e2b/health`)).status).toBe(200);
     const doc = (await (await fetch(`${k.url}/api/v1/openapi.json`)).json()) as { paths: Record<string, unknown> };
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/e2b/v2/sandboxes', '/e2b/sandboxes/{sandboxID}', '/e2b/sandboxes/{sandboxID}/timeout', '/e2b/v2/sandboxes/{sandboxID}/connect']));
@@ -171,7 +171,7 @@ describe('E2B sandbox routes and bad input', () => {
       expect((await post('/process.Process/Start', '{}', 'application/json')).status).toBe(415);
       const noCmd = await post('/process.Process/SendSignal', '{"process": {"pid": 1}, "signal": "SIGNAL_UNSPECIFIED"}', 'application/json');
       expect(await noCmd.json()).toMatchObject({ code: 'invalid_argument', message: expect.stringMatching(/SIGKILL/) });
-      expect((await post('/process.Process/Nope', '{}', 'application/json')).status).toBe(404);
+      expect((await post('/process.Process/Nope', '{}', 'application/json')).status).toBe(501);
       const multipart = await post('/files?path=x.txt', '--nothing-here', 'multipart/form-data');
       expect(multipart.status).toBe(400);
       expect((await post('/files', 'data', 'application/octet-stream')).status).toBe(400);
@@ -181,6 +181,29 @@ describe('E2B sandbox routes and bad input', () => {
       const nul = await fetch(`${k.url}/e2b/sandbox/files?path=a%00b`, { headers });
       expect(nul.status).toBe(400);
       expect((await fetch(`${k.url}/e2b/sandbox/health`, { headers })).status).toBe(204);
+
+      // StreamInput (client streaming; the JS SDK does not use it), as enveloped Connect JSON frames.
+      const cat = await sbx.commands.run('cat', { background: true, stdin: true });
+      const frame = (msg: unknown): Buffer => {
+        const json = Buffer.from(JSON.stringify(msg));
+        const head = Buffer.alloc(5);
+        head.writeUInt32BE(json.length, 1);
+        return Buffer.concat([head, json]);
+      };
+      const stdin = (text: string) => ({ data: { input: { stdin: Buffer.from(text).toString('base64') } } });
+      const streamed = await fetch(`${k.url}/e2b/sandbox/process.Process/StreamInput`, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/connect+json' },
+        body: Buffer.concat([frame({ start: { process: { pid: cat.pid } } }), frame(stdin('abc\n')), frame({ keepalive: {} }), frame(stdin('def\n'))]),
+      });
+      expect(streamed.status).toBe(200);
+      const reply = Buffer.from(await streamed.arrayBuffer());
+      const frames: { flags: number; json: unknown }[] = [];
+      for (let o = 0; o < reply.length; o += 5 + reply.readUInt32BE(o + 1)) frames.push({ flags: reply[o] as number, json: JSON.parse(reply.subarray(o + 5, o + 5 + reply.readUInt32BE(o + 1)).toString()) });
+      // The answer, then the end of the stream (flag 2) without an error.
+      expect(frames).toEqual([{ flags: 0, json: {} }, { flags: 2, json: {} }]);
+      await cat.closeStdin();
+      expect((await cat.wait()).stdout).toBe('abc\ndef\n');
       expect((await sbx.commands.run('echo still serving')).stdout).toBe('still serving\n');
     });
   });

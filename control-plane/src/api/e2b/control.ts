@@ -1,6 +1,6 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { ValidationError } from '../../errors.js';
-import type { SessionService, SessionView } from '../../sessions/service.js';
+import { SESSION_LIMITS, type SessionService, type SessionView } from '../../sessions/service.js';
 import type { TemplateRegistry } from '../../templates/registry.js';
 import type { AppEnv } from '../router.js';
 import { e2bError, onE2bError } from './errors.js';
@@ -183,8 +183,9 @@ export function e2bControlRoutes(sessions: SessionService, templates: TemplateRe
       throw new ValidationError(`template "${b.templateID}" has network ${outbound(b.templateID) ? '"outbound"' : '"none"'}, so allow_internet_access cannot be ${b.allow_internet_access}; Kiln's network policy is the template's: choose a template that has the network you want`);
     }
     const timeoutMs = (b.timeout ?? DEFAULT_TIMEOUT_S) * 1000;
-    // E2B sandboxes live until their timeout whether used or not: no separate idle timeout.
-    const s = await sessions.create({ template: b.templateID, timeoutMs, idleTimeoutMs: timeoutMs, ...(b.envVars ? { env: b.envVars } : {}), ...(b.metadata ? { metadata: b.metadata } : {}) }, who);
+    // E2B sandboxes live until their timeout (which setTimeout may move) whether used or not:
+    // an idle timeout as long as the longest lifetime never comes first.
+    const s = await sessions.create({ template: b.templateID, timeoutMs, idleTimeoutMs: SESSION_LIMITS.maxTimeoutMs, ...(b.envVars ? { env: b.envVars } : {}), ...(b.metadata ? { metadata: b.metadata } : {}) }, who);
     return c.json(sandbox(s, await sessions.accessToken(s.id, who)), 201);
   };
   app.openapi(routes.create, create);

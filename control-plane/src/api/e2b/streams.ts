@@ -1,4 +1,5 @@
-import type { HandlerContext } from '@connectrpc/connect';
+import { Code, ConnectError, type HandlerContext } from '@connectrpc/connect';
+import { KilnError } from '../../errors.js';
 import { toConnectError } from './errors.js';
 
 /** E2B's SDKs ask for keepalive events every `Keepalive-Ping-Interval` seconds on long streams. */
@@ -35,13 +36,23 @@ export async function* withKeepalive<T, K>(source: AsyncGenerator<T>, everyMs: n
   }
 }
 
+/**
+ * A failure as the Connect error to answer with. Once the call is over (the client went, or its
+ * deadline passed) Connect unwinds the handler with what it aborted with, sometimes nothing:
+ * that is the call's end, not a fault of ours, and no one is left to answer.
+ */
+function failure(err: unknown, ctx: HandlerContext): ConnectError {
+  if (ctx.signal.aborted && !(err instanceof KilnError)) return err instanceof ConnectError ? err : new ConnectError('the call ended', Code.Canceled);
+  return toConnectError(err);
+}
+
 /** A Connect method whose every failure crosses as a Connect error (errors.ts, the one table). */
 export function unary<Req, Res>(fn: (req: Req, ctx: HandlerContext) => Promise<Res>): (req: Req, ctx: HandlerContext) => Promise<Res> {
   return async (req, ctx) => {
     try {
       return await fn(req, ctx);
     } catch (err) {
-      throw toConnectError(err);
+      throw failure(err, ctx);
     }
   };
 }
@@ -52,7 +63,7 @@ export function streaming<Req, Res>(fn: (req: Req, ctx: HandlerContext) => Async
     try {
       yield* fn(req, ctx);
     } catch (err) {
-      throw toConnectError(err);
+      throw failure(err, ctx);
     }
   };
 }
