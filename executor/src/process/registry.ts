@@ -105,10 +105,13 @@ export class ProcessTable {
   }
 
   private follow(entry: Entry, sink: EventSink): Promise<void> {
+    const resume = (): void => (entry.proc instanceof TerminalProcess ? entry.proc.resume() : [entry.proc.child.stdout, entry.proc.child.stderr].forEach((s) => s?.resume()));
     return new Promise((resolve) => {
-      sink.onDrain(() => entry.proc instanceof TerminalProcess ? entry.proc.resume() : [entry.proc.child.stdout, entry.proc.child.stderr].forEach((s) => s?.resume()));
+      sink.onDrain(resume);
       sink.onCancel(() => {
         entry.sinks.delete(sink);
+        // A stream that goes while full must not leave the process blocked on its output.
+        resume();
         resolve();
       });
       void entry.proc.exited.then(() => resolve());
