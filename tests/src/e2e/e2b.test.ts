@@ -100,6 +100,8 @@ describe('E2B control API', () => {
     expect(unknown.status).toBe(501);
     expect(await unknown.json()).toMatchObject({ code: 501, message: expect.stringMatching(/does not implement/) });
     expect((await fetch(`${k.url}/e2b/health`)).status).toBe(200);
+    // The Python SDK's default: asking for the internet on a template without network gets none.
+    await withSandbox(async (sbx) => expect((await sbx.getInfo()).allowInternetAccess).toBe(false), { allowInternetAccess: true });
     const doc = (await (await fetch(`${k.url}/api/v1/openapi.json`)).json()) as { paths: Record<string, unknown> };
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/e2b/v2/sandboxes', '/e2b/sandboxes/{sandboxID}', '/e2b/sandboxes/{sandboxID}/timeout', '/e2b/v2/sandboxes/{sandboxID}/connect']));
   });

@@ -32,7 +32,7 @@ const NewSandbox = z
     timeout: z.number().int().min(1).max(MAX_TIMEOUT_S).optional().openapi({ description: 'Seconds until the sandbox is killed (default 300)' }),
     metadata: z.record(z.string()).optional(),
     envVars: z.record(z.string()).optional().openapi({ description: 'Environment of every process in the sandbox' }),
-    allow_internet_access: z.boolean().optional().openapi({ description: 'Must agree with the template\'s network (Kiln\'s network policy is the template\'s)' }),
+    allow_internet_access: z.boolean().optional().openapi({ description: 'Kiln\'s network policy is the template\'s: false on a template with network "outbound" is 400; true on one without network gets none (see allowInternetAccess in the sandbox\'s details)' }),
     autoPause: z.boolean().optional(),
     secure: z.boolean().optional(),
   })
@@ -179,8 +179,11 @@ export function e2bControlRoutes(sessions: SessionService, templates: TemplateRe
   const create = async (c: Parameters<Parameters<typeof app.openapi<typeof routes.create>>[1]>[0]) => {
     const b = c.req.valid('json');
     const who = c.get('principal');
-    if (b.allow_internet_access !== undefined && b.allow_internet_access !== outbound(b.templateID)) {
-      throw new ValidationError(`template "${b.templateID}" has network ${outbound(b.templateID) ? '"outbound"' : '"none"'}, so allow_internet_access cannot be ${b.allow_internet_access}; Kiln's network policy is the template's: choose a template that has the network you want`);
+    // Kiln's network policy is the template's. Asking for less than it gives is refused (the
+    // caller would believe the sandbox is offline); asking for more gets what it has: the Python
+    // SDK sends allow_internet_access: true unless told otherwise.
+    if (b.allow_internet_access === false && outbound(b.templateID)) {
+      throw new ValidationError(`template "${b.templateID}" has network "outbound", so allow_internet_access cannot be false; Kiln's network policy is the template's: choose a template with network "none"`);
     }
     const timeoutMs = (b.timeout ?? DEFAULT_TIMEOUT_S) * 1000;
     // E2B sandboxes live until their timeout (which setTimeout may move) whether used or not:
