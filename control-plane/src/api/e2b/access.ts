@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from 'hono';
 import type { SessionAgent } from '../../agent/session-client.js';
-import { principalOf } from '../auth.js';
+import { enter, principalOf } from '../auth.js';
 import type { AppEnv } from '../router.js';
 import { scopeOf } from '../scopes.js';
 import { hasScope } from '../../tenancy/principal.js';
@@ -24,8 +24,8 @@ export function e2bAuthenticate(keyring: Keyring, publicPath: (path: string) => 
     if (!principal) return e2bError(c, 401, missing ? 'this endpoint needs a Kiln API key: set E2B_API_KEY (sent as X-API-KEY)' : 'the API key is not known to this Kiln deployment');
     const scope = scopeOf(c.req.method, c.req.path);
     if (!hasScope(principal, scope)) return e2bError(c, 403, `this key (${principal.keyId}) does not have the "${scope}" scope this request needs`);
-    c.set('principal', principal);
-    return next();
+    // The principal on the context and as the log context, as for every other surface (auth.ts).
+    return enter(c, principal, next);
   };
 }
 
