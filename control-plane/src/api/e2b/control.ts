@@ -194,8 +194,9 @@ export function e2bControlRoutes(sessions: SessionService, templates: TemplateRe
   app.openapi(routes.create, create);
   app.openapi(routes.createV2, create);
 
+  // In page order: by start, then id (sandboxes started in the same millisecond keep one order).
   const running = async (who: AppEnv['Variables']['principal'], metadata: Record<string, string>): Promise<SessionView[]> =>
-    (await sessions.list({ metadata }, who)).filter((s) => s.status === 'running');
+    (await sessions.list({ metadata }, who)).filter((s) => s.status === 'running').sort((a, b) => Date.parse(a.createdAt) - Date.parse(b.createdAt) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   app.openapi(routes.list, async (c) => {
     const q = c.req.valid('query');
     const states = (q.state ?? 'running,paused').split(',');
