@@ -58,6 +58,8 @@ describe('E2B control API', () => {
       const found = await Sandbox.list({ query: { metadata: { run: 'e2b-1' } } }).nextItems();
       expect(found.map((s) => s.sandboxId)).toEqual([sbx.sandboxId]);
       expect(await Sandbox.list({ query: { metadata: { run: 'nobody' } } }).nextItems()).toEqual([]);
+      // Kiln has no paused sandboxes.
+      expect(await Sandbox.list({ query: { metadata: { run: 'e2b-1' }, state: ['paused'] } }).nextItems()).toEqual([]);
 
       await sbx.setTimeout(600_000);
       const later = await Sandbox.getInfo(sbx.sandboxId);
@@ -229,7 +231,13 @@ describe('E2B tenancy and access tokens', () => {
             body: '{}',
           });
           expect(forged.status).toBe(401);
-          expect(await forged.json()).toMatchObject({ code: 'unauthenticated' });
+          const forgedBody = (await forged.json()) as { code: string; message: string };
+          expect(forgedBody).toMatchObject({ code: 'unauthenticated' });
+          // An unknown sandbox gets the same answer: without the token, no one learns which ids exist.
+          const unknownId = `ses_${'0'.repeat(32)}`;
+          const unknown = await fetch(`${k.url}/e2b/sandbox/process.Process/List`, { method: 'POST', headers: { 'content-type': 'application/json', 'e2b-sandbox-id': unknownId, 'x-access-token': 'anything' }, body: '{}' });
+          expect(unknown.status).toBe(401);
+          expect(JSON.stringify(await unknown.json()).replaceAll(unknownId, '<id>')).toBe(JSON.stringify(forgedBody).replaceAll(alpha.sandboxId, '<id>'));
           const bare = await fetch(`${k.url}/e2b/sandbox/process.Process/List`, { method: 'POST', headers: { 'content-type': 'application/json', 'e2b-sandbox-id': alpha.sandboxId, 'x-api-key': ALPHA }, body: '{}' });
           expect(bare.status).toBe(401);
           const wrongPort = await fetch(`${k.url}/e2b/sandbox/process.Process/List`, {
@@ -408,6 +416,12 @@ describe('E2B terminals', () => {
       await sbx.pty.resize(term.pid, { cols: 100, rows: 30 });
       await type('stty size\n');
       await waitFor(() => screen.includes('30 100'));
+      // A second client attaches to the running terminal and sees what is typed from now on.
+      let seen = '';
+      const watcher = await sbx.pty.connect(term.pid, { onData: (d) => void (seen += decoder.decode(d, { stream: true })) });
+      await type('echo attached-$((1+1))\n');
+      await waitFor(() => seen.includes('attached-2'));
+      await watcher.disconnect();
       await type('exit 3\n');
       const ended = await term.wait().catch((e: unknown) => e);
       expect(ended).toBeInstanceOf(CommandExitError);
