@@ -201,13 +201,21 @@ describe('E2B sandbox routes and bad input', () => {
         body: Buffer.concat([frame({ start: { process: { pid: cat.pid } } }), frame(stdin('abc\n')), frame({ keepalive: {} }), frame(stdin('def\n'))]),
       });
       expect(streamed.status).toBe(200);
-      const reply = Buffer.from(await streamed.arrayBuffer());
-      const frames: { flags: number; json: unknown }[] = [];
-      for (let o = 0; o < reply.length; o += 5 + reply.readUInt32BE(o + 1)) frames.push({ flags: reply[o] as number, json: JSON.parse(reply.subarray(o + 5, o + 5 + reply.readUInt32BE(o + 1)).toString()) });
       // The answer, then the end of the stream (flag 2) without an error.
-      expect(frames).toEqual([{ flags: 0, json: {} }, { flags: 2, json: {} }]);
+      expect(parseFrames(Buffer.from(await streamed.arrayBuffer()))).toEqual([{ flags: 0, json: {} }, { flags: 2, json: {} }]);
       await cat.closeStdin();
       expect((await cat.wait()).stdout).toBe('abc\ndef\n');
+
+      // A quiet process's stream carries keepalives at the interval the client asks for.
+      const started = await fetch(`${k.url}/e2b/sandbox/process.Process/Start`, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/connect+json', 'keepalive-ping-interval': '1' },
+        body: frame({ process: { cmd: '/bin/bash', args: ['-l', '-c', 'sleep 2.5; echo woke'] } }),
+      });
+      const kinds = parseFrames(Buffer.from(await started.arrayBuffer())).map((f) => (f.flags === 2 ? 'endOfStream' : Object.keys((f.json as { event: object }).event)[0]));
+      expect(kinds[0]).toBe('start');
+      expect(kinds).toContain('keepalive');
+      expect(kinds.slice(-3)).toEqual(['data', 'end', 'endOfStream']);
       expect((await sbx.commands.run('echo still serving')).stdout).toBe('still serving\n');
     });
   });
@@ -395,6 +403,13 @@ describe('E2B files', () => {
     });
   });
 });
+
+/** The enveloped messages of a Connect streaming body: a flags byte, a length, JSON. */
+function parseFrames(body: Buffer): { flags: number; json: unknown }[] {
+  const frames: { flags: number; json: unknown }[] = [];
+  for (let o = 0; o < body.length; o += 5 + body.readUInt32BE(o + 1)) frames.push({ flags: body[o] as number, json: JSON.parse(body.subarray(o + 5, o + 5 + body.readUInt32BE(o + 1)).toString()) });
+  return frames;
+}
 
 /** Polls `check` until it holds (the watch reports changes after its next look). */
 async function waitFor(check: () => boolean): Promise<void> {
