@@ -22,7 +22,7 @@ beforeAll(async () => {
     templates: { nodejs: { pool: { minIdle: 2 } }, python: null, shell: null, provided: null },
     env: { KILN_API_KEYS: `alpha:${ALPHA},beta:${BETA}`, KILN_ADMIN_API_KEYS: ADMIN },
   });
-  expect((await k.call('POST', '/api/v1/admin/tenants', { id: 'beta' }, as(ADMIN))).status).toBe(201);
+  for (const id of ['alpha', 'beta']) expect((await k.call('POST', '/api/v1/admin/tenants', { id }, as(ADMIN))).status).toBe(201);
   process.env.E2B_API_URL = `${k.url}/e2b`;
   process.env.E2B_SANDBOX_URL = `${k.url}/e2b/sandbox`;
   process.env.E2B_API_KEY = ALPHA;
@@ -256,6 +256,13 @@ describe('E2B tenancy and access tokens', () => {
           // Kiln serves only envd's port: Connect's Unavailable (503), the SDK's "sandbox is gone".
           expect(wrongPort.status).toBe(503);
           expect(await wrongPort.json()).toMatchObject({ code: 'unavailable', message: expect.stringMatching(/49983/) });
+          // A read-only key of alpha's lists and gets, but cannot connect (which shows the token) or kill.
+          const reader = await k.call('POST', '/api/v1/admin/tenants/alpha/keys', { scopes: ['read'] }, as(ADMIN));
+          expect(reader.status, JSON.stringify(reader.body)).toBe(201);
+          const readKey = { apiKey: reader.body.key as string, validateApiKey: false };
+          expect((await Sandbox.getInfo(alpha.sandboxId, readKey)).sandboxId).toBe(alpha.sandboxId);
+          await expect(Sandbox.connect(alpha.sandboxId, readKey)).rejects.toThrow(/403.*sessions/);
+          await expect(Sandbox.kill(alpha.sandboxId, readKey)).rejects.toThrow(/403/);
           // A sandbox object built with a wrong token: the SDK's AuthenticationError.
           const impostor = await Sandbox.connect(beta.sandboxId, { apiKey: BETA });
           Object.assign(impostor, { envdAccessToken: 'wrong' });
