@@ -67,10 +67,15 @@ export function e2bFilesystemService(sessions: SessionService, watchers = new Wa
       yield { event: { case: 'start', value: {} } };
       const every = keepaliveMs(ctx);
       let quietSince = Date.now();
+      let lookMs = 0;
       while (!ctx.signal.aborted) {
-        await pause(WATCH_POLL_MS, ctx.signal);
+        // A big tree takes longer to list: looking again at most a fifth of the time keeps one
+        // watch from keeping the executor busy.
+        await pause(Math.max(WATCH_POLL_MS, 4 * lookMs), ctx.signal);
         if (ctx.signal.aborted) return;
+        const t0 = performance.now();
         const events = await watch.changes();
+        lookMs = performance.now() - t0;
         for (const e of events) yield { event: { case: 'filesystem', value: e } };
         if (events.length) quietSince = Date.now();
         else if (Date.now() - quietSince >= every) {
