@@ -49,8 +49,9 @@ export class FileNotFoundError extends AgentError {
 }
 
 export class ProcessNotFoundError extends AgentError {
-  constructor(pid: number, finished = false) {
-    super(ErrorCode.ERROR_CODE_PROCESS_NOT_FOUND, finished ? `process ${pid} has already exited` : `process ${pid} does not exist in this session`, { pid, finished });
+  constructor(pid: number, finished = false, tag = '') {
+    const name = pid || !tag ? `process ${pid}` : `process tagged "${tag}"`;
+    super(ErrorCode.ERROR_CODE_PROCESS_NOT_FOUND, finished ? `${name} has already exited` : `${name} does not exist in this session`, { pid, finished, ...(tag ? { tag } : {}) });
   }
 }
 

@@ -47,7 +47,7 @@ export class SessionAgent {
   }
 
   private request(p: Partial<ProcessRequest> & { command: string }): ProcessRequest {
-    return { sandboxId: this.sandboxId, args: [], cwd: '', env: {}, stdin: empty, timeoutMs: 0, maxOutputBytes: 0, ...p };
+    return { sandboxId: this.sandboxId, args: [], cwd: '', env: {}, stdin: empty, timeoutMs: 0, maxOutputBytes: 0, tag: '', keepStdin: false, ptyCols: 0, ptyRows: 0, ...p };
   }
 
   run(p: Partial<ProcessRequest> & { command: string }): Promise<ProcessRunResponse> {
@@ -71,9 +71,33 @@ export class SessionAgent {
     return this.unary<{ processes: ProcessInfo[] }>((cb, deadline) => processes.list({ sandboxId: this.sandboxId }, metadata, { deadline }, cb), 10_000).then((r) => r.processes);
   }
 
-  signal(pid: number, signal: string): Promise<ProcessInfo> {
+  /** Signals a background process by pid, or by tag when pid is 0. */
+  signal(pid: number, signal: string, tag = ''): Promise<ProcessInfo> {
     const { processes, metadata } = this.agent.grpc;
-    return this.unary((cb, deadline) => processes.signal({ sandboxId: this.sandboxId, pid, signal }, metadata, { deadline }, cb), 10_000);
+    return this.unary((cb, deadline) => processes.signal({ sandboxId: this.sandboxId, pid, signal, tag }, metadata, { deadline }, cb), 10_000);
+  }
+
+  /** Starts a background process and streams its events from its start; ending the stream leaves it running. */
+  spawn(p: Partial<ProcessRequest> & { command: string }): AsyncGenerator<ProcessEvent> {
+    const { processes, metadata } = this.agent.grpc;
+    return this.stream(processes.spawn(this.request(p), metadata));
+  }
+
+  /** Streams a background process's events from now on (by pid, or by tag when pid is 0). */
+  attach(pid: number, tag = ''): AsyncGenerator<ProcessEvent> {
+    const { processes, metadata } = this.agent.grpc;
+    return this.stream(processes.attach({ sandboxId: this.sandboxId, pid, tag }, metadata));
+  }
+
+  /** Writes to a background process's stdin (or terminal); `closeStdin` then ends its stdin. */
+  input(pid: number, tag: string, data: Uint8Array, closeStdin = false): Promise<ProcessInfo> {
+    const { processes, metadata } = this.agent.grpc;
+    return this.unary((cb, deadline) => processes.input({ process: { sandboxId: this.sandboxId, pid, tag }, data: Buffer.from(data), closeStdin }, metadata, { deadline }, cb), 10_000);
+  }
+
+  resize(pid: number, tag: string, cols: number, rows: number): Promise<ProcessInfo> {
+    const { processes, metadata } = this.agent.grpc;
+    return this.unary((cb, deadline) => processes.resize({ process: { sandboxId: this.sandboxId, pid, tag }, cols, rows }, metadata, { deadline }, cb), 10_000);
   }
 
   readFile(path: string): AsyncGenerator<{ data: Uint8Array }> {

@@ -31,6 +31,9 @@ import { templateRoutes } from './routes/templates.js';
 import { adminRoutes } from './routes/admin.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { sessionFileRoutes } from './routes/sessions-files.js';
+import { sessionProcessIoRoutes } from './routes/sessions-process-io.js';
+import { E2B_PREFIX, mountE2b } from './e2b/index.js';
+import { e2bError } from './e2b/errors.js';
 import type { SessionService } from '../sessions/service.js';
 import type { McpEndpoint } from '../mcp/http.js';
 import { authenticate, requireSigV4OrApiKey } from './auth.js';
@@ -78,7 +81,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     // x-amzn-ErrorType), not a body it can only report as UnknownError.
     LAMBDA_API_PATH.test(c.req.path)
       ? lambdaError(c, 'UnknownOperationException', 404, `Kiln does not implement the Lambda operation ${c.req.method} ${c.req.path.slice(0, 200)}`)
-      : c.json(errorBody('RouteNotFound', `no route for ${c.req.method} ${c.req.path}`), 404),
+      : c.req.path.startsWith(`${E2B_PREFIX}/`)
+        ? e2bError(c, 501, `Kiln does not implement the E2B operation ${c.req.method} ${c.req.path.slice(0, 200)}`)
+        : c.json(errorBody('RouteNotFound', `no route for ${c.req.method} ${c.req.path}`), 404),
   );
   // One bucket per tenant for every surface, counted by this replica (rate-limit.ts).
   const buckets = new TokenBuckets();
@@ -139,6 +144,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   if (deps.metrics) app.route('/', metricsRoutes(deps.metrics, deps.redis));
   if (deps.sessions) app.route('/', sessionRoutes(deps.sessions));
   if (deps.sessions) app.route('/', sessionFileRoutes(deps.sessions, deps.maxBodyBytes));
+  if (deps.sessions) app.route('/', sessionProcessIoRoutes(deps.sessions));
+  // E2B's SDKs (api/e2b/): its control API and the sandbox routes, with E2B's own error shapes.
+  if (deps.sessions) mountE2b(app, { sessions: deps.sessions, templates: deps.templates, keyring: deps.keyring, ...(deps.quotas ? { rate: { quotas: deps.quotas, buckets } } : {}) });
   if (deps.mcp) app.route('/', deps.mcp.routes);
   app.route('/', healthRoutes(deps));
   app.doc31('/api/v1/openapi.json', {

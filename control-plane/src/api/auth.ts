@@ -44,7 +44,7 @@ export async function principalOf(keyring: Keyring, get: (name: string) => strin
  * (tenant and key id, never the key) for every line logged while it is handled, ending with a
  * debug line of the request itself.
  */
-async function enter(c: Context<AppEnv>, principal: Principal, next: Next): Promise<void> {
+export async function enter(c: Context<AppEnv>, principal: Principal, next: Next): Promise<void> {
   c.set('principal', principal);
   await withLogContext({ tenant: principal.tenant, keyId: principal.keyId }, async () => {
     const started = performance.now();

@@ -22,6 +22,9 @@ const RULES: ReadonlyArray<{ methods: readonly string[] | '*'; path: RegExp; sco
   { methods: '*', path: /^\/api\/v1\/sessions\/[^/]+\/pty$/, scope: 'sessions' },
   { methods: ['GET', 'HEAD'], path: /^\/api\/v1\/sessions(\/|$)/, scope: 'read' },
   { methods: '*', path: /^\/api\/v1\/sessions(\/|$)/, scope: 'sessions' },
+  // E2B's control API (api/e2b/): sandboxes are sessions. Its sandbox routes take a sandbox's access token, not a key.
+  { methods: ['GET', 'HEAD'], path: /^\/e2b\//, scope: 'read' },
+  { methods: '*', path: /^\/e2b\//, scope: 'sessions' },
   { methods: ['POST'], path: /^\/2015-03-31\/functions\/[^/]+\/invocations$/, scope: 'invoke' },
   { methods: ['GET', 'HEAD'], path: /^\/2015-03-31\//, scope: 'read' },
   { methods: '*', path: /^\/2015-03-31\//, scope: 'functions' },

@@ -20,6 +20,8 @@ export interface SessionRecord {
   lastActivityAt: number;
   env: Record<string, string>;
   metadata: Record<string, string>;
+  /** The credential of the E2B in-sandbox surface (access-token.ts); absent on records from before it. */
+  accessToken?: string;
   /** The NFS export of its /workspace, when its executor serves NFS. */
   nfs?: SessionNfs;
   /** `lost` once its sandbox is gone without anyone ending it (its executor died); absent = running. */

@@ -19,6 +19,7 @@ import { templateRunners } from '../templates/template.js';
 import { SessionBusyError, SessionCodeConflictError, SessionLostError, SessionNotFoundError, UnsupportedResourcesError } from './errors.js';
 import { bindSessionExport, exportNameOf, NfsDisabledError, nfsUrl, nfsView, unbindSessionExport, validateAllowList, type NfsExportInput, type SessionNfs, type SessionNfsView } from './nfs.js';
 import { SessionStore, type SessionRecord } from './records.js';
+import { accessTokenMatches, newAccessToken, SessionAccessDeniedError } from './access-token.js';
 
 /** Function key under which session leases are taken: it has no hot instances, so warm or cold. */
 const SESSION_FUNCTION_KEY = 'session';
@@ -192,6 +193,7 @@ export class SessionService {
       lastActivityAt: now,
       env: input.env ?? {},
       metadata: input.metadata ?? {},
+      accessToken: newAccessToken(),
       ...(nfs ? { nfs } : {}),
     };
     try {
@@ -256,10 +258,29 @@ export class SessionService {
     return view(r);
   }
 
+  /** The session's access token (access-token.ts), for its tenant only. */
+  async accessToken(id: string, who: Principal): Promise<string | undefined> {
+    return (await this.record(id, who)).accessToken;
+  }
+
+  /**
+   * As `open`, for a caller that presents the session's access token instead of a key (the E2B
+   * in-sandbox surface): 401 SessionAccessDenied, one answer for an unknown id and a wrong token.
+   */
+  async openWithToken(id: string, token: string | undefined): Promise<{ record: SessionRecord; agent: SessionAgent }> {
+    const r = await this.store.get(id);
+    if (!r || !accessTokenMatches(r.accessToken, token)) throw new SessionAccessDeniedError(id);
+    return this.live(id);
+  }
+
   /** The session's sandbox RPCs, after recording activity. 410 SessionLost for a lost session. */
   async open(id: string, who: Principal): Promise<{ record: SessionRecord; agent: SessionAgent }> {
     // Owner first: another tenant's request must not even count as activity.
     await this.record(id, who);
+    return this.live(id);
+  }
+
+  private async live(id: string): Promise<{ record: SessionRecord; agent: SessionAgent }> {
     const r = await this.store.touch(id, Date.now());
     if (!r) throw new SessionNotFoundError(id);
     if (r.state === 'lost') throw new SessionLostError(id, r.lostReason ?? 'sandbox gone');

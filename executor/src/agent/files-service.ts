@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import type { ServerReadableStream, ServerWritableStream } from '@grpc/grpc-js';
 import type { FileInfo, FilesServer, FileWriteRequest } from '@kiln/proto/executor/files';
+import type { ProcessRequest } from '@kiln/proto/executor/process';
 import { InvalidArgumentError } from '../errors.js';
 import { WorkspaceFiles } from '../files/ops.js';
 import { insidePath } from '../files/paths.js';
@@ -41,6 +42,11 @@ async function pump(call: ServerWritableStream<unknown, { data: Uint8Array }>, s
  * inside the sandbox as its user (through the process table), so archives can neither read nor
  * write past what the session itself can reach.
  */
+/** tar inside the sandbox as its user, a foreground process bounded by TAR_TIMEOUT_MS. */
+function tarRequest(sandboxId: string, args: string[]): ProcessRequest {
+  return { sandboxId, command: 'tar', args, cwd: '', env: {}, stdin: Buffer.alloc(0), timeoutMs: TAR_TIMEOUT_MS, maxOutputBytes: 0, tag: '', keepStdin: false, ptyCols: 0, ptyRows: 0 };
+}
+
 export function filesService(rpc: Rpc, sandboxes: SandboxManager, processes: ProcessTable): FilesServer {
   const files = (sandboxId: string): WorkspaceFiles => new WorkspaceFiles(sandboxes.get(sandboxId).spec);
   return {
@@ -59,7 +65,7 @@ export function filesService(rpc: Rpc, sandboxes: SandboxManager, processes: Pro
       const sandbox = sandboxes.get(call.request.sandboxId);
       // Only the string is checked here: tar itself resolves the path, inside the sandbox.
       const inside = insidePath(call.request.path);
-      const proc = processes.start(sandbox, { sandboxId: sandbox.id, command: 'tar', args: ['-c', '-C', inside, '.'], cwd: '', env: {}, stdin: Buffer.alloc(0), timeoutMs: TAR_TIMEOUT_MS, maxOutputBytes: 0 }, false);
+      const proc = processes.start(sandbox, tarRequest(sandbox.id, ['-c', '-C', inside, '.']), false);
       let stderr = '';
       proc.child.stderr?.on('data', (d: Buffer) => (stderr += d.toString().slice(0, 4096)));
       call.on('cancelled', () => proc.signal('SIGKILL'));
@@ -72,7 +78,7 @@ export function filesService(rpc: Rpc, sandboxes: SandboxManager, processes: Pro
       const sandbox = sandboxes.get(head.sandboxId);
       const ws = new WorkspaceFiles(sandbox.spec);
       const dir = await ws.mkdir(head.path);
-      const proc = processes.start(sandbox, { sandboxId: sandbox.id, command: 'tar', args: ['-x', '--no-same-owner', '--no-same-permissions', '-C', dir.path, '-f', '-'], cwd: '', env: {}, stdin: Buffer.alloc(0), timeoutMs: TAR_TIMEOUT_MS, maxOutputBytes: 0 }, false, { openStdin: true });
+      const proc = processes.start(sandbox, tarRequest(sandbox.id, ['-x', '--no-same-owner', '--no-same-permissions', '-C', dir.path, '-f', '-']), false, { openStdin: true });
       let stderr = '';
       proc.child.stderr?.on('data', (d: Buffer) => (stderr += d.toString().slice(0, 4096)));
       const stdin = proc.child.stdin;

@@ -89,6 +89,7 @@ export class SandboxProcess {
     this.child.stdin?.on('error', () => undefined); // EPIPE when the command ignores its stdin
     // An open stdin is fed by the caller (tar upload); otherwise it gets req.stdin and EOF.
     if (!opts.openStdin) this.child.stdin?.end(req.stdin.length > 0 ? Buffer.from(req.stdin) : undefined);
+    else if (req.stdin.length > 0) this.child.stdin?.write(Buffer.from(req.stdin));
     if (req.timeoutMs > 0) {
       this.timer = setTimeout(() => {
         this.timedOut = true;
@@ -99,6 +100,22 @@ export class SandboxProcess {
 
   get running(): boolean {
     return this.exit === undefined;
+  }
+
+  /** Whether stdin still takes input (started with it open, not closed since). */
+  get stdinOpen(): boolean {
+    return this.running && !!this.child.stdin?.writable;
+  }
+
+  /** Writes to stdin (started with it open); false when it is closed or the process ended. */
+  write(data: Uint8Array): boolean {
+    if (!this.stdinOpen) return false;
+    this.child.stdin?.write(Buffer.from(data));
+    return true;
+  }
+
+  closeStdin(): void {
+    this.child.stdin?.end();
   }
 
   /** Signals the whole process group; a no-op once it has exited. */

@@ -1,8 +1,8 @@
-import type { ProcessEvent, ProcessRequest, ProcessRunResponse } from '@kiln/proto/executor/process';
+import type { ProcessRequest, ProcessRunResponse } from '@kiln/proto/executor/process';
 import type { Sandbox } from '../sandbox/sandbox.js';
 import { CappedBuffer } from './output.js';
 import { outOfMemoryMessage } from './process.js';
-import type { ProcessTable } from './registry.js';
+import { processEvent as event, type EventSink, type ProcessTable } from './registry.js';
 
 /** Per-stream output cap when the request names none. */
 export const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024;
@@ -38,26 +38,6 @@ export async function runProcess(table: ProcessTable, sandbox: Sandbox, request:
     pid: proc.pid,
   };
 }
-
-/** Where streamed events go; `write` returns false when the consumer wants a pause. */
-export interface EventSink {
-  write(event: ProcessEvent): boolean;
-  onDrain(fn: () => void): void;
-  onCancel(fn: () => void): void;
-}
-
-const event = (pid: number, partial: Partial<ProcessEvent>): ProcessEvent => ({
-  pid,
-  stdout: Buffer.alloc(0),
-  stderr: Buffer.alloc(0),
-  exited: false,
-  exitCode: 0,
-  signal: '',
-  durationMs: 0,
-  truncated: false,
-  timedOut: false,
-  ...partial,
-});
 
 /**
  * Runs a command and sends its output as it comes. A slow consumer pauses the pipes (the

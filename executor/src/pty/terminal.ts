@@ -28,16 +28,26 @@ function checkSize(cols: number, rows: number): void {
  * when the client goes; the kernel then kills `script`, its pty closes, and the shell gets
  * SIGHUP and passes it on to its jobs, as on any terminal that hangs up.
  */
-export const TERMINAL_COMMAND = ['/usr/bin/setpriv', '--pdeathsig', 'KILL', '--', '/usr/bin/script', '-q', '-e', '-c', 'exec /bin/bash -l', '/dev/null'];
+export const TERMINAL_COMMAND = terminalCommand('exec /bin/bash -l');
+
+/** TERMINAL_COMMAND for another command line (a shell string run by `script`'s `$SHELL -c`). */
+export function terminalCommand(shellLine: string): string[] {
+  return ['/usr/bin/setpriv', '--pdeathsig', 'KILL', '--', '/usr/bin/script', '-q', '-e', '-c', shellLine, '/dev/null'];
+}
+
+/** Quotes one word for a POSIX shell. */
+export function shellQuote(word: string): string {
+  return `'${word.replaceAll("'", `'\\''`)}'`;
+}
 
 /**
  * A login shell on a pseudo-terminal inside the sandbox, as the sandbox user. node-pty owns a
  * host pty for the launcher (nsenter), and `script` inside owns the sandbox pty the shell uses
  * (TERMINAL_COMMAND).
  */
-export function openTerminal(sandbox: Sandbox, cols: number, rows: number, env: Record<string, string>): IPty {
+export function openTerminal(sandbox: Sandbox, cols: number, rows: number, env: Record<string, string>, command = TERMINAL_COMMAND, cwd = '/workspace'): IPty {
   checkSize(cols, rows);
-  const [file, ...args] = sandboxArgv(sandbox, TERMINAL_COMMAND, '/workspace', { TERM: 'xterm-256color', SHELL: '/bin/bash', ...env });
+  const [file, ...args] = sandboxArgv(sandbox, command, cwd, { TERM: 'xterm-256color', SHELL: '/bin/bash', ...env });
   return spawnPty(file as string, args, {
     name: 'xterm-256color',
     cols,

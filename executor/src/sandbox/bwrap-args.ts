@@ -117,6 +117,9 @@ export function sandboxArgv(spec: SandboxSpec, bwrapPath: string): string[] {
     ...devArgs(spec),
     '--perms', '1777', '--size', String(spec.tmpMB * mb), '--tmpfs', '/tmp',
     '--bind', spec.workspaceDir, '/workspace',
+    // E2B's SDKs and the code written for them use /home/user as the working directory; it is
+    // the workspace under the name they expect (control-plane/src/api/e2b/paths.ts).
+    '--symlink', '/workspace', '/home/user',
     '--ro-bind', spec.taskDir, '/var/task',
     '--ro-bind', spec.runnerDir, '/opt/kiln/runtime',
   ];

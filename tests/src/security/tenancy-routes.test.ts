@@ -81,7 +81,20 @@ const ROUTES: Record<string, Case> = {
   'POST /api/v1/sessions/{id}/files/rename': { kind: 'owned', body: { from: 'secret.txt', to: 'moved.txt' } },
   'GET /api/v1/sessions/{id}/files/tar': { kind: 'owned', query: 'path=.' },
   'PUT /api/v1/sessions/{id}/files/tar': { kind: 'owned', query: 'path=.', raw: { type: 'application/x-tar', data: '' } },
+  'POST /api/v1/sessions/{id}/processes/{process}/stdin': { kind: 'owned', body: { data: 'pwned\n', close: true } },
+  'GET /api/v1/sessions/{id}/processes/{process}/stream': { kind: 'owned' },
   'GET /api/v1/health': { kind: 'shared' },
+  // E2B's control API (api/e2b/): a sandbox is a session.
+  'POST /e2b/sandboxes': { kind: 'own', body: { templateID: 'nodejs', timeout: 60 } },
+  'POST /e2b/v2/sandboxes': { kind: 'own', body: { templateID: 'nodejs', timeout: 60 } },
+  'GET /e2b/sandboxes': { kind: 'own' },
+  'GET /e2b/v2/sandboxes': { kind: 'own' },
+  'GET /e2b/sandboxes/{sandboxID}': { kind: 'owned' },
+  'DELETE /e2b/sandboxes/{sandboxID}': { kind: 'owned' },
+  'POST /e2b/sandboxes/{sandboxID}/timeout': { kind: 'owned', body: { timeout: 1 } },
+  'POST /e2b/sandboxes/{sandboxID}/refreshes': { kind: 'owned', body: { duration: 3600 } },
+  'POST /e2b/v2/sandboxes/{sandboxID}/connect': { kind: 'owned', body: { timeout: 3600 } },
+  'POST /e2b/sandboxes/{sandboxID}/pause': { kind: 'owned' },
 };
 
 let k: TestKiln;
@@ -122,6 +135,8 @@ function pathFor(template: string): string {
     .replace('/dead-letters/{id}', '/dead-letters/dl-0')
     .replace('/aliases/{alias}', `/aliases/${ids.alias}`)
     .replace('/processes/{pid}', `/processes/${ids.pid}`)
+    .replace('/processes/{process}', `/processes/${ids.pid}`)
+    .replace('/sandboxes/{sandboxID}', `/sandboxes/${ids.session}`)
     .replace('/templates/{name}', `/templates/${ids.template}`)
     .replace('/tenants/{id}', `/tenants/${ids.tenant}`)
     .replace('/keys/{keyId}', `/keys/${ids.keyId}`);

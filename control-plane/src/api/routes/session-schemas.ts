@@ -68,7 +68,10 @@ export const SessionSchema = z
 
 export const ProcessRequestSchema = z
   .object({
-    command: z.string().min(1, 'command must not be empty').openapi({ example: 'python3' }),
+    command: z.string().min(1, 'command must not be empty').openapi({ example: 'python3', description: 'The program, or with `shell: true` a command line for `/bin/bash -l -c`' }),
+    shell: z.boolean().optional().openapi({ description: 'Run `command` as a shell command line (`/bin/bash -l -c <command>`, as E2B does); `args` must then be empty' }),
+    tag: z.string().min(1).max(256).optional().openapi({ description: 'Background processes: a name to address it by (`/processes/tag:<name>`) instead of its pid; one running process per tag' }),
+    keepStdin: z.boolean().optional().openapi({ description: 'Background processes: keep stdin open after `stdin` for `POST /processes/{pid}/stdin`' }),
     args: z.array(z.string()).optional().openapi({ example: ['script.py'] }),
     cwd: z.string().optional().openapi({ description: 'Working directory inside the sandbox (default /workspace)' }),
     env: z.record(z.string()).optional(),
@@ -95,7 +98,18 @@ export const ProcessResultSchema = z
   .openapi('ProcessResult');
 
 export const ProcessInfoSchema = z
-  .object({ pid: z.number(), command: z.string(), args: z.array(z.string()), running: z.boolean(), exitCode: z.number(), signal: z.string(), startedAt: z.string(), stdout: z.string(), stderr: z.string() })
+  .object({
+    pid: z.number(),
+    tag: z.string().optional(),
+    command: z.string(),
+    args: z.array(z.string()),
+    running: z.boolean(),
+    exitCode: z.number().nullable().openapi({ description: 'null while it runs' }),
+    signal: z.string(),
+    startedAt: z.string(),
+    stdout: z.string(),
+    stderr: z.string(),
+  })
   .openapi('ProcessInfo');
 
 export const FileInfoSchema = z

@@ -96,7 +96,7 @@ async function* bodyChunks(body: ReadableStream<Uint8Array> | null, maxBytes: nu
  * Streams a gRPC byte stream as a response body. The first chunk is awaited before the
  * response starts, so a missing file or a refused path is an HTTP error, not a cut stream.
  */
-async function streamed(source: AsyncGenerator<{ data: Uint8Array }>, type: string): Promise<Response> {
+export async function streamed(source: AsyncGenerator<{ data: Uint8Array }>, type: string): Promise<Response> {
   const first = await source.next();
   const body = new ReadableStream<Uint8Array>({
     start(controller) {

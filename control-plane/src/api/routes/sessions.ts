@@ -4,6 +4,7 @@ import type { ProcessInfo } from '@kiln/proto/executor/process';
 import type { SessionService } from '../../sessions/service.js';
 import { jsonText, newRouter, type AppEnv } from '../router.js';
 import { recordJson } from '../../invocation/contract.js';
+import { ValidationError } from '../../errors.js';
 import { CreateSessionSchema, ExecuteSchema, ProcessInfoSchema, ProcessRequestSchema, ProcessResultSchema, SessionIdParam, SessionSchema, sessionErrors as errors } from './session-schemas.js';
 
 const json = <T extends z.ZodTypeAny>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
@@ -63,13 +64,14 @@ const routes = {
   }),
 };
 
-function processInfo(p: ProcessInfo): z.infer<typeof ProcessInfoSchema> {
+export function processInfo(p: ProcessInfo): z.infer<typeof ProcessInfoSchema> {
   return {
     pid: p.pid,
+    ...(p.tag ? { tag: p.tag } : {}),
     command: p.command,
     args: p.args,
     running: p.running,
-    exitCode: p.exitCode,
+    exitCode: p.running ? null : p.exitCode,
     signal: p.signal,
     startedAt: new Date(p.startedAtMs).toISOString(),
     stdout: Buffer.from(p.stdout).toString('utf8'),
@@ -78,9 +80,11 @@ function processInfo(p: ProcessInfo): z.infer<typeof ProcessInfoSchema> {
 }
 
 function processRequest(b: z.infer<typeof ProcessRequestSchema>, sessionEnv: Record<string, string>) {
+  if (b.shell && b.args?.length) throw new ValidationError('args must be empty when shell is true: the command line carries its own arguments');
   return {
-    command: b.command,
-    args: b.args ?? [],
+    ...(b.shell ? { command: '/bin/bash', args: ['-l', '-c', b.command] } : { command: b.command, args: b.args ?? [] }),
+    tag: b.tag ?? '',
+    keepStdin: b.keepStdin ?? false,
     cwd: b.cwd ?? '',
     env: { ...sessionEnv, ...b.env },
     stdin: Buffer.from(b.stdin ?? ''),

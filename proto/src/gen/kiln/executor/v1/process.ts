@@ -27,6 +27,25 @@ export const protobufFileName = "kiln/executor/v1/process.proto";
 
 /** Processes inside a session's sandbox. Failures carry an ErrorCode (errors.proto). */
 
+/** A background process by its session-local pid, or by its tag when pid is 0. */
+export interface ProcessSelector {
+  sandboxId: string;
+  pid: number;
+  tag: string;
+}
+
+export interface ProcessInputRequest {
+  process: ProcessSelector | undefined;
+  data: Buffer;
+  closeStdin: boolean;
+}
+
+export interface ProcessResizeRequest {
+  process: ProcessSelector | undefined;
+  cols: number;
+  rows: number;
+}
+
 export interface ProcessRequest {
   sandboxId: string;
   command: string;
@@ -39,6 +58,13 @@ export interface ProcessRequest {
   timeoutMs: number;
   /** Per-stream cap on captured output; 0 means 1 MiB. */
   maxOutputBytes: number;
+  /** Background processes: a name to find it by instead of its pid (unique among running ones). */
+  tag: string;
+  /** Background processes: leave stdin open for Input (stdin above is written first). */
+  keepStdin: boolean;
+  /** Background processes: run on a terminal of this size (both non-zero); output comes as pty. */
+  ptyCols: number;
+  ptyRows: number;
 }
 
 export interface ProcessRequest_EnvEntry {
@@ -70,6 +96,8 @@ export interface ProcessEvent {
   durationMs: number;
   truncated: boolean;
   timedOut: boolean;
+  /** Terminal output of a process started with a pty. */
+  pty: Buffer;
 }
 
 export interface ProcessInfo {
@@ -84,6 +112,15 @@ export interface ProcessInfo {
   /** Tail of the output of a background process. */
   stdout: Buffer;
   stderr: Buffer;
+  tag: string;
+  pty: boolean;
+  env: { [key: string]: string };
+  cwd: string;
+}
+
+export interface ProcessInfo_EnvEntry {
+  key: string;
+  value: string;
 }
 
 export interface ProcessListRequest {
@@ -99,7 +136,324 @@ export interface ProcessSignalRequest {
   pid: number;
   /** A signal name such as SIGTERM or SIGKILL. */
   signal: string;
+  /** Selects the process by tag when pid is 0. */
+  tag: string;
 }
+
+function createBaseProcessSelector(): ProcessSelector {
+  return { sandboxId: "", pid: 0, tag: "" };
+}
+
+export const ProcessSelector: MessageFns<ProcessSelector> = {
+  encode(message: ProcessSelector, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sandboxId !== "") {
+      writer.uint32(10).string(message.sandboxId);
+    }
+    if (message.pid !== 0) {
+      writer.uint32(16).uint32(message.pid);
+    }
+    if (message.tag !== "") {
+      writer.uint32(26).string(message.tag);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProcessSelector {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProcessSelector();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sandboxId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pid = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.tag = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ProcessSelector {
+    return {
+      sandboxId: isSet(object.sandboxId)
+        ? globalThis.String(object.sandboxId)
+        : isSet(object.sandbox_id)
+        ? globalThis.String(object.sandbox_id)
+        : "",
+      pid: isSet(object.pid) ? globalThis.Number(object.pid) : 0,
+      tag: isSet(object.tag) ? globalThis.String(object.tag) : "",
+    };
+  },
+
+  toJSON(message: ProcessSelector): unknown {
+    const obj: any = {};
+    if (message.sandboxId !== "") {
+      obj.sandboxId = message.sandboxId;
+    }
+    if (message.pid !== 0) {
+      obj.pid = Math.round(message.pid);
+    }
+    if (message.tag !== "") {
+      obj.tag = message.tag;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ProcessSelector>, I>>(base?: I): ProcessSelector {
+    return ProcessSelector.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProcessSelector>, I>>(object: I): ProcessSelector {
+    const message = createBaseProcessSelector();
+    message.sandboxId = object.sandboxId ?? "";
+    message.pid = object.pid ?? 0;
+    message.tag = object.tag ?? "";
+    return message;
+  },
+};
+
+function createBaseProcessInputRequest(): ProcessInputRequest {
+  return { process: undefined, data: Buffer.alloc(0), closeStdin: false };
+}
+
+export const ProcessInputRequest: MessageFns<ProcessInputRequest> = {
+  encode(message: ProcessInputRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.process !== undefined) {
+      ProcessSelector.encode(message.process, writer.uint32(10).fork()).join();
+    }
+    if (message.data.length !== 0) {
+      writer.uint32(18).bytes(message.data);
+    }
+    if (message.closeStdin !== false) {
+      writer.uint32(24).bool(message.closeStdin);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProcessInputRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProcessInputRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.process = ProcessSelector.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.closeStdin = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ProcessInputRequest {
+    return {
+      process: isSet(object.process) ? ProcessSelector.fromJSON(object.process) : undefined,
+      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
+      closeStdin: isSet(object.closeStdin)
+        ? globalThis.Boolean(object.closeStdin)
+        : isSet(object.close_stdin)
+        ? globalThis.Boolean(object.close_stdin)
+        : false,
+    };
+  },
+
+  toJSON(message: ProcessInputRequest): unknown {
+    const obj: any = {};
+    if (message.process !== undefined) {
+      obj.process = ProcessSelector.toJSON(message.process);
+    }
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    if (message.closeStdin !== false) {
+      obj.closeStdin = message.closeStdin;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ProcessInputRequest>, I>>(base?: I): ProcessInputRequest {
+    return ProcessInputRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProcessInputRequest>, I>>(object: I): ProcessInputRequest {
+    const message = createBaseProcessInputRequest();
+    message.process = (object.process !== undefined && object.process !== null)
+      ? ProcessSelector.fromPartial(object.process)
+      : undefined;
+    message.data = object.data ?? Buffer.alloc(0);
+    message.closeStdin = object.closeStdin ?? false;
+    return message;
+  },
+};
+
+function createBaseProcessResizeRequest(): ProcessResizeRequest {
+  return { process: undefined, cols: 0, rows: 0 };
+}
+
+export const ProcessResizeRequest: MessageFns<ProcessResizeRequest> = {
+  encode(message: ProcessResizeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.process !== undefined) {
+      ProcessSelector.encode(message.process, writer.uint32(10).fork()).join();
+    }
+    if (message.cols !== 0) {
+      writer.uint32(16).uint32(message.cols);
+    }
+    if (message.rows !== 0) {
+      writer.uint32(24).uint32(message.rows);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProcessResizeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProcessResizeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.process = ProcessSelector.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.cols = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.rows = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ProcessResizeRequest {
+    return {
+      process: isSet(object.process) ? ProcessSelector.fromJSON(object.process) : undefined,
+      cols: isSet(object.cols) ? globalThis.Number(object.cols) : 0,
+      rows: isSet(object.rows) ? globalThis.Number(object.rows) : 0,
+    };
+  },
+
+  toJSON(message: ProcessResizeRequest): unknown {
+    const obj: any = {};
+    if (message.process !== undefined) {
+      obj.process = ProcessSelector.toJSON(message.process);
+    }
+    if (message.cols !== 0) {
+      obj.cols = Math.round(message.cols);
+    }
+    if (message.rows !== 0) {
+      obj.rows = Math.round(message.rows);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ProcessResizeRequest>, I>>(base?: I): ProcessResizeRequest {
+    return ProcessResizeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProcessResizeRequest>, I>>(object: I): ProcessResizeRequest {
+    const message = createBaseProcessResizeRequest();
+    message.process = (object.process !== undefined && object.process !== null)
+      ? ProcessSelector.fromPartial(object.process)
+      : undefined;
+    message.cols = object.cols ?? 0;
+    message.rows = object.rows ?? 0;
+    return message;
+  },
+};
 
 function createBaseProcessRequest(): ProcessRequest {
   return {
@@ -111,6 +465,10 @@ function createBaseProcessRequest(): ProcessRequest {
     stdin: Buffer.alloc(0),
     timeoutMs: 0,
     maxOutputBytes: 0,
+    tag: "",
+    keepStdin: false,
+    ptyCols: 0,
+    ptyRows: 0,
   };
 }
 
@@ -139,6 +497,18 @@ export const ProcessRequest: MessageFns<ProcessRequest> = {
     }
     if (message.maxOutputBytes !== 0) {
       writer.uint32(64).uint32(message.maxOutputBytes);
+    }
+    if (message.tag !== "") {
+      writer.uint32(74).string(message.tag);
+    }
+    if (message.keepStdin !== false) {
+      writer.uint32(80).bool(message.keepStdin);
+    }
+    if (message.ptyCols !== 0) {
+      writer.uint32(88).uint32(message.ptyCols);
+    }
+    if (message.ptyRows !== 0) {
+      writer.uint32(96).uint32(message.ptyRows);
     }
     return writer;
   },
@@ -223,6 +593,38 @@ export const ProcessRequest: MessageFns<ProcessRequest> = {
             message.maxOutputBytes = reader.uint32();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.tag = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.keepStdin = reader.bool();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.ptyCols = reader.uint32();
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.ptyRows = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -270,6 +672,22 @@ export const ProcessRequest: MessageFns<ProcessRequest> = {
         : isSet(object.max_output_bytes)
         ? globalThis.Number(object.max_output_bytes)
         : 0,
+      tag: isSet(object.tag) ? globalThis.String(object.tag) : "",
+      keepStdin: isSet(object.keepStdin)
+        ? globalThis.Boolean(object.keepStdin)
+        : isSet(object.keep_stdin)
+        ? globalThis.Boolean(object.keep_stdin)
+        : false,
+      ptyCols: isSet(object.ptyCols)
+        ? globalThis.Number(object.ptyCols)
+        : isSet(object.pty_cols)
+        ? globalThis.Number(object.pty_cols)
+        : 0,
+      ptyRows: isSet(object.ptyRows)
+        ? globalThis.Number(object.ptyRows)
+        : isSet(object.pty_rows)
+        ? globalThis.Number(object.pty_rows)
+        : 0,
     };
   },
 
@@ -305,6 +723,18 @@ export const ProcessRequest: MessageFns<ProcessRequest> = {
     if (message.maxOutputBytes !== 0) {
       obj.maxOutputBytes = Math.round(message.maxOutputBytes);
     }
+    if (message.tag !== "") {
+      obj.tag = message.tag;
+    }
+    if (message.keepStdin !== false) {
+      obj.keepStdin = message.keepStdin;
+    }
+    if (message.ptyCols !== 0) {
+      obj.ptyCols = Math.round(message.ptyCols);
+    }
+    if (message.ptyRows !== 0) {
+      obj.ptyRows = Math.round(message.ptyRows);
+    }
     return obj;
   },
 
@@ -329,6 +759,10 @@ export const ProcessRequest: MessageFns<ProcessRequest> = {
     message.stdin = object.stdin ?? Buffer.alloc(0);
     message.timeoutMs = object.timeoutMs ?? 0;
     message.maxOutputBytes = object.maxOutputBytes ?? 0;
+    message.tag = object.tag ?? "";
+    message.keepStdin = object.keepStdin ?? false;
+    message.ptyCols = object.ptyCols ?? 0;
+    message.ptyRows = object.ptyRows ?? 0;
     return message;
   },
 };
@@ -656,6 +1090,7 @@ function createBaseProcessEvent(): ProcessEvent {
     durationMs: 0,
     truncated: false,
     timedOut: false,
+    pty: Buffer.alloc(0),
   };
 }
 
@@ -687,6 +1122,9 @@ export const ProcessEvent: MessageFns<ProcessEvent> = {
     }
     if (message.timedOut !== false) {
       writer.uint32(72).bool(message.timedOut);
+    }
+    if (message.pty.length !== 0) {
+      writer.uint32(82).bytes(message.pty);
     }
     return writer;
   },
@@ -776,6 +1214,14 @@ export const ProcessEvent: MessageFns<ProcessEvent> = {
             message.timedOut = reader.bool();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.pty = Buffer.from(reader.bytes());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -811,6 +1257,7 @@ export const ProcessEvent: MessageFns<ProcessEvent> = {
         : isSet(object.timed_out)
         ? globalThis.Boolean(object.timed_out)
         : false,
+      pty: isSet(object.pty) ? Buffer.from(bytesFromBase64(object.pty)) : Buffer.alloc(0),
     };
   },
 
@@ -843,6 +1290,9 @@ export const ProcessEvent: MessageFns<ProcessEvent> = {
     if (message.timedOut !== false) {
       obj.timedOut = message.timedOut;
     }
+    if (message.pty.length !== 0) {
+      obj.pty = base64FromBytes(message.pty);
+    }
     return obj;
   },
 
@@ -860,6 +1310,7 @@ export const ProcessEvent: MessageFns<ProcessEvent> = {
     message.durationMs = object.durationMs ?? 0;
     message.truncated = object.truncated ?? false;
     message.timedOut = object.timedOut ?? false;
+    message.pty = object.pty ?? Buffer.alloc(0);
     return message;
   },
 };
@@ -875,6 +1326,10 @@ function createBaseProcessInfo(): ProcessInfo {
     startedAtMs: 0,
     stdout: Buffer.alloc(0),
     stderr: Buffer.alloc(0),
+    tag: "",
+    pty: false,
+    env: {},
+    cwd: "",
   };
 }
 
@@ -906,6 +1361,18 @@ export const ProcessInfo: MessageFns<ProcessInfo> = {
     }
     if (message.stderr.length !== 0) {
       writer.uint32(74).bytes(message.stderr);
+    }
+    if (message.tag !== "") {
+      writer.uint32(82).string(message.tag);
+    }
+    if (message.pty !== false) {
+      writer.uint32(88).bool(message.pty);
+    }
+    globalThis.Object.entries(message.env).forEach(([key, value]: [string, string]) => {
+      ProcessInfo_EnvEntry.encode({ key: key as any, value }, writer.uint32(98).fork()).join();
+    });
+    if (message.cwd !== "") {
+      writer.uint32(106).string(message.cwd);
     }
     return writer;
   },
@@ -995,6 +1462,41 @@ export const ProcessInfo: MessageFns<ProcessInfo> = {
             message.stderr = Buffer.from(reader.bytes());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.tag = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.pty = reader.bool();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            const entry12 = ProcessInfo_EnvEntry.decode(reader, reader.uint32());
+            if (entry12.value !== undefined) {
+              message.env[entry12.key] = entry12.value;
+            }
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.cwd = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1026,6 +1528,23 @@ export const ProcessInfo: MessageFns<ProcessInfo> = {
         : 0,
       stdout: isSet(object.stdout) ? Buffer.from(bytesFromBase64(object.stdout)) : Buffer.alloc(0),
       stderr: isSet(object.stderr) ? Buffer.from(bytesFromBase64(object.stderr)) : Buffer.alloc(0),
+      tag: isSet(object.tag) ? globalThis.String(object.tag) : "",
+      pty: isSet(object.pty) ? globalThis.Boolean(object.pty) : false,
+      env: isObject(object.env)
+        ? (globalThis.Object.entries(object.env) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      cwd: isSet(object.cwd) ? globalThis.String(object.cwd) : "",
     };
   },
 
@@ -1058,6 +1577,24 @@ export const ProcessInfo: MessageFns<ProcessInfo> = {
     if (message.stderr.length !== 0) {
       obj.stderr = base64FromBytes(message.stderr);
     }
+    if (message.tag !== "") {
+      obj.tag = message.tag;
+    }
+    if (message.pty !== false) {
+      obj.pty = message.pty;
+    }
+    if (message.env) {
+      const entries = globalThis.Object.entries(message.env) as [string, string][];
+      if (entries.length > 0) {
+        obj.env = {};
+        entries.forEach(([k, v]) => {
+          obj.env[k] = v;
+        });
+      }
+    }
+    if (message.cwd !== "") {
+      obj.cwd = message.cwd;
+    }
     return obj;
   },
 
@@ -1075,6 +1612,103 @@ export const ProcessInfo: MessageFns<ProcessInfo> = {
     message.startedAtMs = object.startedAtMs ?? 0;
     message.stdout = object.stdout ?? Buffer.alloc(0);
     message.stderr = object.stderr ?? Buffer.alloc(0);
+    message.tag = object.tag ?? "";
+    message.pty = object.pty ?? false;
+    message.env = (globalThis.Object.entries(object.env ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.cwd = object.cwd ?? "";
+    return message;
+  },
+};
+
+function createBaseProcessInfo_EnvEntry(): ProcessInfo_EnvEntry {
+  return { key: "", value: "" };
+}
+
+export const ProcessInfo_EnvEntry: MessageFns<ProcessInfo_EnvEntry> = {
+  encode(message: ProcessInfo_EnvEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProcessInfo_EnvEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProcessInfo_EnvEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ProcessInfo_EnvEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: ProcessInfo_EnvEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ProcessInfo_EnvEntry>, I>>(base?: I): ProcessInfo_EnvEntry {
+    return ProcessInfo_EnvEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProcessInfo_EnvEntry>, I>>(object: I): ProcessInfo_EnvEntry {
+    const message = createBaseProcessInfo_EnvEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };
@@ -1224,7 +1858,7 @@ export const ProcessListResponse: MessageFns<ProcessListResponse> = {
 };
 
 function createBaseProcessSignalRequest(): ProcessSignalRequest {
-  return { sandboxId: "", pid: 0, signal: "" };
+  return { sandboxId: "", pid: 0, signal: "", tag: "" };
 }
 
 export const ProcessSignalRequest: MessageFns<ProcessSignalRequest> = {
@@ -1237,6 +1871,9 @@ export const ProcessSignalRequest: MessageFns<ProcessSignalRequest> = {
     }
     if (message.signal !== "") {
       writer.uint32(26).string(message.signal);
+    }
+    if (message.tag !== "") {
+      writer.uint32(34).string(message.tag);
     }
     return writer;
   },
@@ -1278,6 +1915,14 @@ export const ProcessSignalRequest: MessageFns<ProcessSignalRequest> = {
             message.signal = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.tag = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1299,6 +1944,7 @@ export const ProcessSignalRequest: MessageFns<ProcessSignalRequest> = {
         : "",
       pid: isSet(object.pid) ? globalThis.Number(object.pid) : 0,
       signal: isSet(object.signal) ? globalThis.String(object.signal) : "",
+      tag: isSet(object.tag) ? globalThis.String(object.tag) : "",
     };
   },
 
@@ -1313,6 +1959,9 @@ export const ProcessSignalRequest: MessageFns<ProcessSignalRequest> = {
     if (message.signal !== "") {
       obj.signal = message.signal;
     }
+    if (message.tag !== "") {
+      obj.tag = message.tag;
+    }
     return obj;
   },
 
@@ -1324,6 +1973,7 @@ export const ProcessSignalRequest: MessageFns<ProcessSignalRequest> = {
     message.sandboxId = object.sandboxId ?? "";
     message.pid = object.pid ?? 0;
     message.signal = object.signal ?? "";
+    message.tag = object.tag ?? "";
     return message;
   },
 };
@@ -1378,6 +2028,55 @@ export const ProcessesService = {
     responseSerialize: (value: ProcessInfo): Buffer => Buffer.from(ProcessInfo.encode(value).finish()),
     responseDeserialize: (value: Buffer): ProcessInfo => ProcessInfo.decode(value),
   },
+  /**
+   * Starts a background process (listed, reattachable) and streams its events from its start;
+   * unlike Stream, a cancelled call leaves the process running.
+   */
+  spawn: {
+    path: "/kiln.executor.v1.Processes/Spawn" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: ProcessRequest): Buffer => Buffer.from(ProcessRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ProcessRequest => ProcessRequest.decode(value),
+    responseSerialize: (value: ProcessEvent): Buffer => Buffer.from(ProcessEvent.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ProcessEvent => ProcessEvent.decode(value),
+  },
+  /**
+   * Streams the events of a background process from now on, ending with its exit event
+   * (at once for one that has already exited).
+   */
+  attach: {
+    path: "/kiln.executor.v1.Processes/Attach" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: ProcessSelector): Buffer => Buffer.from(ProcessSelector.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ProcessSelector => ProcessSelector.decode(value),
+    responseSerialize: (value: ProcessEvent): Buffer => Buffer.from(ProcessEvent.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ProcessEvent => ProcessEvent.decode(value),
+  },
+  /**
+   * Writes to the stdin (or terminal) of a background process started with keep_stdin (or a
+   * pty); close_stdin then ends its stdin.
+   */
+  input: {
+    path: "/kiln.executor.v1.Processes/Input" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ProcessInputRequest): Buffer => Buffer.from(ProcessInputRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ProcessInputRequest => ProcessInputRequest.decode(value),
+    responseSerialize: (value: ProcessInfo): Buffer => Buffer.from(ProcessInfo.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ProcessInfo => ProcessInfo.decode(value),
+  },
+  /** Resizes the terminal of a background process started with a pty. */
+  resize: {
+    path: "/kiln.executor.v1.Processes/Resize" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ProcessResizeRequest): Buffer => Buffer.from(ProcessResizeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ProcessResizeRequest => ProcessResizeRequest.decode(value),
+    responseSerialize: (value: ProcessInfo): Buffer => Buffer.from(ProcessInfo.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ProcessInfo => ProcessInfo.decode(value),
+  },
 } as const;
 
 export interface ProcessesServer extends UntypedServiceImplementation {
@@ -1389,6 +2088,23 @@ export interface ProcessesServer extends UntypedServiceImplementation {
   start: handleUnaryCall<ProcessRequest, ProcessInfo>;
   list: handleUnaryCall<ProcessListRequest, ProcessListResponse>;
   signal: handleUnaryCall<ProcessSignalRequest, ProcessInfo>;
+  /**
+   * Starts a background process (listed, reattachable) and streams its events from its start;
+   * unlike Stream, a cancelled call leaves the process running.
+   */
+  spawn: handleServerStreamingCall<ProcessRequest, ProcessEvent>;
+  /**
+   * Streams the events of a background process from now on, ending with its exit event
+   * (at once for one that has already exited).
+   */
+  attach: handleServerStreamingCall<ProcessSelector, ProcessEvent>;
+  /**
+   * Writes to the stdin (or terminal) of a background process started with keep_stdin (or a
+   * pty); close_stdin then ends its stdin.
+   */
+  input: handleUnaryCall<ProcessInputRequest, ProcessInfo>;
+  /** Resizes the terminal of a background process started with a pty. */
+  resize: handleUnaryCall<ProcessResizeRequest, ProcessInfo>;
 }
 
 export interface ProcessesClient extends Client {
@@ -1457,6 +2173,61 @@ export interface ProcessesClient extends Client {
   ): ClientUnaryCall;
   signal(
     request: ProcessSignalRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ProcessInfo) => void,
+  ): ClientUnaryCall;
+  /**
+   * Starts a background process (listed, reattachable) and streams its events from its start;
+   * unlike Stream, a cancelled call leaves the process running.
+   */
+  spawn(request: ProcessRequest, options?: Partial<CallOptions>): ClientReadableStream<ProcessEvent>;
+  spawn(
+    request: ProcessRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<ProcessEvent>;
+  /**
+   * Streams the events of a background process from now on, ending with its exit event
+   * (at once for one that has already exited).
+   */
+  attach(request: ProcessSelector, options?: Partial<CallOptions>): ClientReadableStream<ProcessEvent>;
+  attach(
+    request: ProcessSelector,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<ProcessEvent>;
+  /**
+   * Writes to the stdin (or terminal) of a background process started with keep_stdin (or a
+   * pty); close_stdin then ends its stdin.
+   */
+  input(
+    request: ProcessInputRequest,
+    callback: (error: ServiceError | null, response: ProcessInfo) => void,
+  ): ClientUnaryCall;
+  input(
+    request: ProcessInputRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ProcessInfo) => void,
+  ): ClientUnaryCall;
+  input(
+    request: ProcessInputRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ProcessInfo) => void,
+  ): ClientUnaryCall;
+  /** Resizes the terminal of a background process started with a pty. */
+  resize(
+    request: ProcessResizeRequest,
+    callback: (error: ServiceError | null, response: ProcessInfo) => void,
+  ): ClientUnaryCall;
+  resize(
+    request: ProcessResizeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ProcessInfo) => void,
+  ): ClientUnaryCall;
+  resize(
+    request: ProcessResizeRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ProcessInfo) => void,

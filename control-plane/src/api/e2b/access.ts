@@ -1,0 +1,47 @@
+import type { MiddlewareHandler } from 'hono';
+import type { SessionAgent } from '../../agent/session-client.js';
+import { enter, principalOf } from '../auth.js';
+import type { AppEnv } from '../router.js';
+import { scopeOf } from '../scopes.js';
+import { hasScope } from '../../tenancy/principal.js';
+import type { Keyring } from '../../tenancy/keyring.js';
+import { KilnError } from '../../errors.js';
+import type { SessionRecord } from '../../sessions/records.js';
+import type { SessionService } from '../../sessions/service.js';
+import { e2bError } from './errors.js';
+
+/** The port of E2B's in-sandbox agent (envd); the only one Kiln serves through the sandbox routes. */
+export const ENVD_PORT = '49983';
+
+/**
+ * The control API's key check, answering in E2B's shape: the SDK sends the key as `X-API-KEY`
+ * (a Kiln key; api/auth.ts takes it), and a route's scope comes from the one table (scopes.ts).
+ */
+export function e2bAuthenticate(keyring: Keyring, publicPath: (path: string) => boolean): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    if (publicPath(c.req.path)) return next();
+    const { principal, missing } = await principalOf(keyring, (n) => c.req.header(n));
+    if (!principal) return e2bError(c, 401, missing ? 'this endpoint needs a Kiln API key: set E2B_API_KEY (sent as X-API-KEY)' : 'the API key is not known to this Kiln deployment');
+    const scope = scopeOf(c.req.method, c.req.path);
+    if (!hasScope(principal, scope)) return e2bError(c, 403, `this key (${principal.keyId}) does not have the "${scope}" scope this request needs`);
+    // The principal on the context and as the log context, as for every other surface (auth.ts).
+    return enter(c, principal, next);
+  };
+}
+
+export class SandboxPortNotServedError extends KilnError {
+  constructor(port: string) {
+    super('SandboxPortNotServed', 502, `Kiln serves only the sandbox agent's port ${ENVD_PORT} through the sandbox routes; got E2b-Sandbox-Port ${port.slice(0, 20)}`, { port: port.slice(0, 20) });
+  }
+}
+
+/**
+ * The session a sandbox request is for: `E2b-Sandbox-Id` names it and `X-Access-Token` must be
+ * its access token (sessions/access-token.ts; constant-time; one answer, 401, for an unknown
+ * sandbox and a wrong token). No API key is involved: the token is the credential, as on E2B.
+ */
+export async function sandboxSession(sessions: SessionService, header: (name: string) => string | null | undefined): Promise<{ record: SessionRecord; agent: SessionAgent }> {
+  const port = header('e2b-sandbox-port');
+  if (port && port !== ENVD_PORT) throw new SandboxPortNotServedError(port);
+  return sessions.openWithToken(header('e2b-sandbox-id') ?? '', header('x-access-token') ?? undefined);
+}
