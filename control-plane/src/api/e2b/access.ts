@@ -8,6 +8,9 @@ import type { Keyring } from '../../tenancy/keyring.js';
 import { KilnError } from '../../errors.js';
 import type { SessionRecord } from '../../sessions/records.js';
 import type { SessionService } from '../../sessions/service.js';
+import type { Quotas } from '../../tenancy/quotas.js';
+import type { TokenBuckets } from '../rate-limit.js';
+import { DEFAULT_TENANT } from '../../tenancy/principal.js';
 import { e2bError } from './errors.js';
 
 /** The port of E2B's in-sandbox agent (envd); the only one Kiln serves through the sandbox routes. */
@@ -44,4 +47,24 @@ export async function sandboxSession(sessions: SessionService, header: (name: st
   const port = header('e2b-sandbox-port');
   if (port && port !== ENVD_PORT) throw new SandboxPortNotServedError(port);
   return sessions.openWithToken(header('e2b-sandbox-id') ?? '', header('x-access-token') ?? undefined);
+}
+
+/** Opens the sandbox a sandbox-route request names (`sandboxOpener`). */
+export type SandboxOpener = (header: (name: string) => string | null | undefined) => Promise<{ record: SessionRecord; agent: SessionAgent }>;
+
+/**
+ * `sandboxSession` with the tenant's request rate (KILN_QUOTA_RPS) counted in the same buckets
+ * as its REST, MCP and Lambda calls: a sandbox token is no way around the tenant's rate. The
+ * tenant is known once the token matched, so only a request that opened its sandbox counts.
+ */
+export function sandboxOpener(sessions: SessionService, rate?: { quotas: Pick<Quotas, 'limits' | 'rateExceeded'>; buckets: TokenBuckets }): SandboxOpener {
+  return async (header) => {
+    const opened = await sandboxSession(sessions, header);
+    if (rate) {
+      const tenant = opened.record.tenant ?? DEFAULT_TENANT;
+      const limit = (await rate.quotas.limits(tenant)).requestsPerSecond;
+      if (!rate.buckets.take(tenant, limit)) throw rate.quotas.rateExceeded(tenant, limit);
+    }
+    return opened;
+  };
 }

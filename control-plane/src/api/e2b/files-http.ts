@@ -4,10 +4,9 @@ import { Hono, type Context } from 'hono';
 import type { FileInfo } from '@kiln/proto/executor/files';
 import type { SessionAgent } from '../../agent/session-client.js';
 import { KilnError, ValidationError } from '../../errors.js';
-import type { SessionService } from '../../sessions/service.js';
 import { streamed } from '../routes/sessions-files.js';
 import type { AppEnv } from '../router.js';
-import { sandboxSession } from './access.js';
+import type { SandboxOpener } from './access.js';
 import { e2bError, onE2bError } from './errors.js';
 import { fromWorkspace, toWorkspace } from './paths.js';
 
@@ -70,14 +69,14 @@ function multipart(c: Context, agent: SessionAgent, path: string | undefined): P
  * streamed both ways, any size the workspace holds) and `/health`. The access token decides,
  * as for the Connect services; errors are envd's `{ code, message }`.
  */
-export function e2bFileRoutes(sessions: SessionService, prefix: string): Hono<AppEnv> {
+export function e2bFileRoutes(opener: SandboxOpener, prefix: string): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.onError((err, c) => {
     // The workspace's hard size: the SDK's NotEnoughSpaceError.
     if (err instanceof KilnError && err.code === 'DiskQuotaExceeded') return e2bError(c, 507, `${err.code}: ${err.message}`);
     return onE2bError(err, c);
   });
-  const open = (c: Context) => sandboxSession(sessions, (n) => c.req.header(n));
+  const open = (c: Context) => opener((n) => c.req.header(n));
   app.get(`${prefix}/health`, async (c) => {
     await open(c);
     return c.body(null, 204);

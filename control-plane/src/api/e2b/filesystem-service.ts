@@ -1,8 +1,7 @@
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
 import type { Filesystem } from '@kiln/proto/e2b/filesystem/filesystem_pb';
 import { KilnError, ValidationError } from '../../errors.js';
-import type { SessionService } from '../../sessions/service.js';
-import { sandboxSession } from './access.js';
+import type { SandboxOpener } from './access.js';
 import { entryOf, walk } from './entries.js';
 import { toWorkspace } from './paths.js';
 import { keepaliveMs, streaming, unary } from './streams.js';
@@ -22,8 +21,8 @@ const pause = (ms: number, signal: AbortSignal): Promise<void> =>
  * operations (never following a link, executor/src/fs/): paths under /home/user are the
  * workspace (paths.ts), and anything outside it is refused (InvalidArgument).
  */
-export function e2bFilesystemService(sessions: SessionService, watchers = new Watchers()): ServiceImpl<typeof Filesystem> {
-  const open = (ctx: HandlerContext) => sandboxSession(sessions, (n) => ctx.requestHeader.get(n));
+export function e2bFilesystemService(opener: SandboxOpener, watchers = new Watchers()): ServiceImpl<typeof Filesystem> {
+  const open = (ctx: HandlerContext) => opener((n) => ctx.requestHeader.get(n));
   const dirWatch = async (ctx: HandlerContext, path: string, recursive: boolean) => {
     const { record, agent } = await open(ctx);
     const dir = toWorkspace(path);

@@ -7,7 +7,7 @@ import type { Quotas } from '../../tenancy/quotas.js';
 import { jsonDepthGuard } from '../json-depth.js';
 import { rateLimit, type TokenBuckets } from '../rate-limit.js';
 import type { AppEnv } from '../router.js';
-import { e2bAuthenticate } from './access.js';
+import { e2bAuthenticate, sandboxOpener } from './access.js';
 import { mountConnect } from './connect.js';
 import { e2bControlRoutes } from './control.js';
 import { e2bError, onE2bError } from './errors.js';
@@ -49,10 +49,11 @@ export function mountE2b(app: Hono<AppEnv>, deps: E2bDeps): void {
   control(bodyLimit({ maxSize: CONTROL_BODY_MAX_BYTES, onError: (c) => e2bError(c, 413, `request body is larger than ${CONTROL_BODY_MAX_BYTES} bytes`) }));
   control(jsonDepthGuard(() => false));
   app.get(`${E2B_PREFIX}/health`, (c) => c.json({ status: 'ok' }, 200));
+  const opener = sandboxOpener(deps.sessions, deps.rate);
   mountConnect(app, SANDBOX_PREFIX, (router) => {
-    router.service(Process, e2bProcessService(deps.sessions));
-    router.service(Filesystem, e2bFilesystemService(deps.sessions));
+    router.service(Process, e2bProcessService(opener));
+    router.service(Filesystem, e2bFilesystemService(opener));
   });
-  app.route('/', e2bFileRoutes(deps.sessions, SANDBOX_PREFIX));
+  app.route('/', e2bFileRoutes(opener, SANDBOX_PREFIX));
   app.route('/', e2bControlRoutes(deps.sessions, deps.templates));
 }

@@ -3,8 +3,7 @@ import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { ProcessEvent as KilnEvent, ProcessInfo as KilnInfo } from '@kiln/proto/executor/process';
 import { Process, Signal, type ProcessEventSchema, type ProcessSelector } from '@kiln/proto/e2b/process/process_pb';
 import { ValidationError } from '../../errors.js';
-import type { SessionService } from '../../sessions/service.js';
-import { sandboxSession } from './access.js';
+import type { SandboxOpener } from './access.js';
 import { E2B_HOME, processCwd } from './paths.js';
 import { keepaliveMs, streaming, unary, withKeepalive } from './streams.js';
 
@@ -57,8 +56,8 @@ function info(p: KilnInfo) {
  * session (listed, reattachable, by pid or tag). Start keeps it running when the client goes,
  * as envd does; kill it with SendSignal.
  */
-export function e2bProcessService(sessions: SessionService): ServiceImpl<typeof Process> {
-  const open = (ctx: HandlerContext) => sandboxSession(sessions, (n) => ctx.requestHeader.get(n));
+export function e2bProcessService(opener: SandboxOpener): ServiceImpl<typeof Process> {
+  const open = (ctx: HandlerContext) => opener((n) => ctx.requestHeader.get(n));
   return {
     list: unary(async (_req, ctx) => {
       const { agent } = await open(ctx);
