@@ -1,0 +1,95 @@
+import { normalisePolicy, widening, type EgressPolicy, type EgressPolicyInput } from '@kiln/executor/egress-policy';
+import type { Principal } from '../tenancy/principal.js';
+import type { SessionService } from '../sessions/service.js';
+import type { TemplateRegistry } from '../templates/registry.js';
+import { networkPolicy } from '../templates/network.js';
+import { EgressAgent } from './client.js';
+import { NetworkPolicyUnsupportedError, NetworkPolicyWidensError } from './errors.js';
+
+export interface SessionNetworkView {
+  sessionId: string;
+  /** The template's policy: the most this session may be given. */
+  template: EgressPolicy;
+  /** The policy in force for new connections and DNS questions. */
+  policy: EgressPolicy;
+}
+
+export interface EgressAuditView {
+  sessionId: string;
+  records: Array<{
+    seq: number;
+    time: string;
+    protocol: string;
+    domain: string;
+    ip: string;
+    port: number;
+    allowed: boolean;
+    rule: string;
+    bytesOut: number;
+    bytesIn: number;
+    detail: string;
+  }>;
+  /** Records the executor's bounded buffer dropped before they were read. */
+  dropped: number;
+  allowedTotal: number;
+  refusedTotal: number;
+}
+
+/**
+ * A session's egress policy and audit. The executor that hosts the session's sandbox holds the
+ * policy in force (it decides every connection), so it is read and changed there; tenancy is
+ * the session service's (another tenant's session is as unknown as a missing one).
+ */
+export class EgressService {
+  constructor(
+    private readonly sessions: Pick<SessionService, 'open'>,
+    private readonly templates: Pick<TemplateRegistry, 'get'>,
+  ) {}
+
+  async get(sessionId: string, who: Principal): Promise<SessionNetworkView> {
+    const { agent } = await this.open(sessionId, who);
+    const r = await agent.egress.getPolicy(agent.sandboxId);
+    return { sessionId, template: JSON.parse(r.templatePolicyJson) as EgressPolicy, policy: JSON.parse(r.policyJson) as EgressPolicy };
+  }
+
+  /** Replaces the session's policy; it must lie within the template's (400 NetworkPolicyWidens). */
+  async put(sessionId: string, input: EgressPolicyInput, who: Principal): Promise<SessionNetworkView> {
+    const { agent, template } = await this.open(sessionId, who);
+    const policy = normalisePolicy(input);
+    const wider = widening(template, policy);
+    if (wider.length) throw new NetworkPolicyWidensError(sessionId, wider);
+    const r = await agent.egress.setPolicy(agent.sandboxId, JSON.stringify(policy));
+    return { sessionId, template: JSON.parse(r.templatePolicyJson) as EgressPolicy, policy: JSON.parse(r.policyJson) as EgressPolicy };
+  }
+
+  async audit(sessionId: string, who: Principal, afterSeq: number, limit: number): Promise<EgressAuditView> {
+    const { agent } = await this.open(sessionId, who);
+    const r = await agent.egress.audit(agent.sandboxId, afterSeq, limit);
+    return {
+      sessionId,
+      records: r.records.map((e) => ({
+        seq: e.seq,
+        time: new Date(e.timeMs).toISOString(),
+        protocol: e.protocol,
+        domain: e.domain,
+        ip: e.ip,
+        port: e.port,
+        allowed: e.allowed,
+        rule: e.rule,
+        bytesOut: e.bytesOut,
+        bytesIn: e.bytesIn,
+        detail: e.detail,
+      })),
+      dropped: r.dropped,
+      allowedTotal: r.allowedTotal,
+      refusedTotal: r.refusedTotal,
+    };
+  }
+
+  private async open(sessionId: string, who: Principal): Promise<{ agent: { egress: EgressAgent; sandboxId: string }; template: EgressPolicy }> {
+    const { record, agent } = await this.sessions.open(sessionId, who);
+    const template = networkPolicy(this.templates.get(record.template).network).egress;
+    if (!template) throw new NetworkPolicyUnsupportedError(sessionId, record.template);
+    return { agent: { egress: new EgressAgent(agent.agent), sandboxId: agent.sandboxId }, template };
+  }
+}
