@@ -51,6 +51,7 @@ import { DEFAULT_TENANT } from './tenancy/principal.js';
 import { Sealer } from './tenancy/sealer.js';
 import { loadTemplateFiles, TemplateRegistry } from './templates/registry.js';
 import { TemplateAdmin } from './templates/admin.js';
+import { registerEgressMetrics } from './egress/metrics.js';
 import { KilnMetrics } from './metrics/kiln.js';
 import { mcpEndpoint } from './mcp/http.js';
 
@@ -113,6 +114,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
   const keyring = new Keyring(redis, keys, envKeys(config.apiKeys, config.adminApiKeys), await Sealer.open(config.secretKey, join(config.dataDir, 'secret.key')));
   const sessionRecords = new SessionStore(redis, keys);
   const metrics = new KilnMetrics(records, templates, queues, leases, { sessions: sessionRecords, tenantLabel: config.metrics.tenantLabel });
+  registerEgressMetrics(metrics.registry, templates, records, agents);
   const quotas = new Quotas(redis, keys, keyring, config.quotas, {
     finishedJobs: (template, ids) => queues.finished(template, ids),
     endedSessions: (ids) => sessionRecords.ended(ids),

@@ -1,4 +1,5 @@
 import type { EgressPolicyResponse, EgressServer } from '@kiln/proto/executor/egress';
+import { egressTotals } from '../egress/audit.js';
 import { EgressPolicyError, parsePolicyJson } from '../egress/policy.js';
 import type { SandboxEgress } from '../egress/sandbox-egress.js';
 import type { EgressStep } from '../egress/step.js';
@@ -29,6 +30,7 @@ export function egressService(rpc: Rpc, sandboxes: SandboxManager, egress: Egres
       return view(e);
     }),
     getPolicy: rpc.unary((r) => view(of(r.sandboxId))),
+    totals: rpc.unary(() => ({ allowedTotal: egressTotals.allowed, refusedTotal: egressTotals.refused })),
     audit: rpc.unary((r) => {
       const e = of(r.sandboxId);
       return {

@@ -41,7 +41,7 @@ export class SandboxEgress {
     private readonly hostAddresses: () => ReadonlySet<string>,
   ) {
     for (const server of listeners.tcp.values()) this.serve(server);
-    listeners.udp.on('message', (msg, from) => void this.answerDns(listeners.udp, msg, from));
+    listeners.udp.on('message', (msg, from) => void this.answerDns(listeners.udp, msg, from).catch((err: unknown) => this.failed('dns', err)));
     // A socket error (e.g. an ICMP error for an answer) must not take the executor down.
     listeners.udp.on('error', () => undefined);
   }
@@ -71,6 +71,11 @@ export class SandboxEgress {
     this.audit.add({ domain: '', ip: '', port: 0, bytesIn: 0, bytesOut: 0, detail: '', ...e });
   }
 
+  /** A fault of Kiln's own while serving the sandbox: recorded in its audit, never thrown at the executor. */
+  private failed(protocol: EgressEvent['protocol'], err: unknown): void {
+    this.record({ protocol, allowed: false, rule: 'error', detail: `egress proxy error: ${err instanceof Error ? err.message : String(err)}` });
+  }
+
   private fakeAddress(name: string): string | undefined {
     let ip = this.addressOf.get(name);
     if (ip) return ip;
@@ -85,7 +90,14 @@ export class SandboxEgress {
   private async answerDns(udp: UdpSocket, msg: Buffer, from: RemoteInfo): Promise<void> {
     const q = parseQuery(msg);
     if (!q) return;
-    const reply = (rcode: number, addresses: string[] = []): void => udp.send(buildAnswer(q, rcode, addresses), from.port, from.address);
+    const reply = (rcode: number, addresses: string[] = []): void => {
+      // The sandbox may be gone (its socket closed) by the time an upstream answer comes.
+      try {
+        udp.send(buildAnswer(q, rcode, addresses), from.port, from.address);
+      } catch {
+        /* nobody left to answer */
+      }
+    };
     const verdict = decideBoth(this.policies(), (p) => decideName(p, q.name));
     if (!verdict.allowed) {
       this.record({ protocol: 'dns', domain: q.name, allowed: false, rule: verdict.rule });
@@ -107,7 +119,10 @@ export class SandboxEgress {
   }
 
   private serve(server: Server): void {
-    server.on('connection', (client) => void this.proxy(client));
+    server.on('connection', (client) => void this.proxy(client).catch((err: unknown) => {
+      client.destroy();
+      this.failed('tcp', err);
+    }));
     server.on('error', () => undefined);
   }
 

@@ -138,6 +138,10 @@ describe('egress policy', () => {
         expect(records).toContainEqual(expect.objectContaining({ allowed: false, ip: net.host, rule: 'never' }));
         expect(records).toContainEqual(expect.objectContaining({ protocol: 'http', allowed: true, ip: net.web, port: 80, rule: `allow.cidrs:${net.web}/32`, bytesIn: expect.any(Number) }));
         expect(audit.body.refusedTotal).toBeGreaterThanOrEqual(6);
+        // And in the metrics, summed over the template's executors.
+        const metrics = await k.call('GET', '/metrics');
+        const refused = new RegExp(`^kiln_egress_events_total\\{template="${EGRESS}",verdict="refused"\\} (\\d+)$`, 'm').exec(String(metrics.body));
+        expect(Number(refused?.[1])).toBeGreaterThanOrEqual(audit.body.refusedTotal);
       },
       { template: EGRESS },
     );

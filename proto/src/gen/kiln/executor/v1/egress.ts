@@ -29,6 +29,14 @@ export const protobufFileName = "kiln/executor/v1/egress.proto";
  * policy outside the sandbox (executor/src/egress/); the control plane changes it at run time.
  */
 
+export interface EgressTotalsRequest {
+}
+
+export interface EgressTotalsResponse {
+  allowedTotal: number;
+  refusedTotal: number;
+}
+
 export interface SetEgressPolicyRequest {
   sandboxId: string;
   /**
@@ -80,6 +88,151 @@ export interface EgressAuditResponse {
   allowedTotal: number;
   refusedTotal: number;
 }
+
+function createBaseEgressTotalsRequest(): EgressTotalsRequest {
+  return {};
+}
+
+export const EgressTotalsRequest: MessageFns<EgressTotalsRequest> = {
+  encode(_: EgressTotalsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EgressTotalsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEgressTotalsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): EgressTotalsRequest {
+    return {};
+  },
+
+  toJSON(_: EgressTotalsRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EgressTotalsRequest>, I>>(base?: I): EgressTotalsRequest {
+    return EgressTotalsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EgressTotalsRequest>, I>>(_: I): EgressTotalsRequest {
+    const message = createBaseEgressTotalsRequest();
+    return message;
+  },
+};
+
+function createBaseEgressTotalsResponse(): EgressTotalsResponse {
+  return { allowedTotal: 0, refusedTotal: 0 };
+}
+
+export const EgressTotalsResponse: MessageFns<EgressTotalsResponse> = {
+  encode(message: EgressTotalsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.allowedTotal !== 0) {
+      writer.uint32(8).uint64(message.allowedTotal);
+    }
+    if (message.refusedTotal !== 0) {
+      writer.uint32(16).uint64(message.refusedTotal);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EgressTotalsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEgressTotalsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.allowedTotal = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.refusedTotal = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EgressTotalsResponse {
+    return {
+      allowedTotal: isSet(object.allowedTotal)
+        ? globalThis.Number(object.allowedTotal)
+        : isSet(object.allowed_total)
+        ? globalThis.Number(object.allowed_total)
+        : 0,
+      refusedTotal: isSet(object.refusedTotal)
+        ? globalThis.Number(object.refusedTotal)
+        : isSet(object.refused_total)
+        ? globalThis.Number(object.refused_total)
+        : 0,
+    };
+  },
+
+  toJSON(message: EgressTotalsResponse): unknown {
+    const obj: any = {};
+    if (message.allowedTotal !== 0) {
+      obj.allowedTotal = Math.round(message.allowedTotal);
+    }
+    if (message.refusedTotal !== 0) {
+      obj.refusedTotal = Math.round(message.refusedTotal);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EgressTotalsResponse>, I>>(base?: I): EgressTotalsResponse {
+    return EgressTotalsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EgressTotalsResponse>, I>>(object: I): EgressTotalsResponse {
+    const message = createBaseEgressTotalsResponse();
+    message.allowedTotal = object.allowedTotal ?? 0;
+    message.refusedTotal = object.refusedTotal ?? 0;
+    return message;
+  },
+};
 
 function createBaseSetEgressPolicyRequest(): SetEgressPolicyRequest {
   return { sandboxId: "", policyJson: "" };
@@ -864,6 +1017,17 @@ export const EgressService = {
     responseSerialize: (value: EgressAuditResponse): Buffer => Buffer.from(EgressAuditResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): EgressAuditResponse => EgressAuditResponse.decode(value),
   },
+  /** Every sandbox's events since the executor started (for the control plane's metrics). */
+  totals: {
+    path: "/kiln.executor.v1.Egress/Totals" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: EgressTotalsRequest): Buffer => Buffer.from(EgressTotalsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): EgressTotalsRequest => EgressTotalsRequest.decode(value),
+    responseSerialize: (value: EgressTotalsResponse): Buffer =>
+      Buffer.from(EgressTotalsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): EgressTotalsResponse => EgressTotalsResponse.decode(value),
+  },
 } as const;
 
 export interface EgressServer extends UntypedServiceImplementation {
@@ -872,6 +1036,8 @@ export interface EgressServer extends UntypedServiceImplementation {
   getPolicy: handleUnaryCall<GetEgressPolicyRequest, EgressPolicyResponse>;
   /** The sandbox's connection records after `after_seq`, oldest first. */
   audit: handleUnaryCall<EgressAuditRequest, EgressAuditResponse>;
+  /** Every sandbox's events since the executor started (for the control plane's metrics). */
+  totals: handleUnaryCall<EgressTotalsRequest, EgressTotalsResponse>;
 }
 
 export interface EgressClient extends Client {
@@ -921,6 +1087,22 @@ export interface EgressClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: EgressAuditResponse) => void,
+  ): ClientUnaryCall;
+  /** Every sandbox's events since the executor started (for the control plane's metrics). */
+  totals(
+    request: EgressTotalsRequest,
+    callback: (error: ServiceError | null, response: EgressTotalsResponse) => void,
+  ): ClientUnaryCall;
+  totals(
+    request: EgressTotalsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: EgressTotalsResponse) => void,
+  ): ClientUnaryCall;
+  totals(
+    request: EgressTotalsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: EgressTotalsResponse) => void,
   ): ClientUnaryCall;
 }
 
