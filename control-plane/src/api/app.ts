@@ -33,6 +33,8 @@ import { sessionRoutes } from './routes/sessions.js';
 import { sessionFileRoutes } from './routes/sessions-files.js';
 import { sessionNetworkRoutes } from './routes/session-network.js';
 import { EgressService } from '../egress/service.js';
+import type { SecretStore } from '../egress/secrets.js';
+import { egressSecretRoutes } from './routes/egress-secrets.js';
 import type { SessionService } from '../sessions/service.js';
 import type { McpEndpoint } from '../mcp/http.js';
 import { authenticate, requireSigV4OrApiKey } from './auth.js';
@@ -66,6 +68,8 @@ export interface AppDeps {
   quotas?: Pick<Quotas, 'limits' | 'rateExceeded'>;
   /** Which hosts and page origins browsers may use Kiln from; absent: loopback names only. */
   browser?: BrowserPolicy;
+  /** Tenants' egress secrets (egress/secrets.ts); absent: no secret routes. */
+  egressSecrets?: SecretStore;
 }
 
 /**
@@ -141,7 +145,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   if (deps.metrics) app.route('/', metricsRoutes(deps.metrics, deps.redis));
   if (deps.sessions) app.route('/', sessionRoutes(deps.sessions));
   if (deps.sessions) app.route('/', sessionFileRoutes(deps.sessions, deps.maxBodyBytes));
-  if (deps.sessions) app.route('/', sessionNetworkRoutes(new EgressService(deps.sessions, deps.templates)));
+  if (deps.sessions) app.route('/', sessionNetworkRoutes(new EgressService(deps.sessions, deps.templates, deps.egressSecrets)));
+  if (deps.egressSecrets) app.route('/', egressSecretRoutes(deps.egressSecrets));
   if (deps.mcp) app.route('/', deps.mcp.routes);
   app.route('/', healthRoutes(deps));
   app.doc31('/api/v1/openapi.json', {

@@ -1,5 +1,5 @@
 import { credentials, type ServiceError } from '@grpc/grpc-js';
-import { EgressClient, type EgressAuditResponse, type EgressPolicyResponse, type EgressTotalsResponse } from '@kiln/proto/executor/egress';
+import { EgressClient, type EgressAuditResponse, type EgressPolicyResponse, type EgressSecret, type EgressTotalsResponse } from '@kiln/proto/executor/egress';
 import type { Agent } from '../agent/client.js';
 import { executorError } from '../agent/errors.js';
 
@@ -21,6 +21,10 @@ export class EgressAgent {
 
   audit(sandboxId: string, afterSeq: number, limit: number): Promise<EgressAuditResponse> {
     return this.call((cb, deadline) => this.client.audit({ sandboxId, afterSeq, limit }, this.agent.grpc.metadata, { deadline }, cb));
+  }
+
+  setSecrets(sandboxId: string, secrets: EgressSecret[]): Promise<unknown> {
+    return this.call((cb, deadline) => this.client.setSecrets({ sandboxId, secrets }, this.agent.grpc.metadata, { deadline }, cb));
   }
 
   totals(timeoutMs = 2_000): Promise<EgressTotalsResponse> {

@@ -1,5 +1,7 @@
 import { normalisePolicy, widening, type EgressPolicy, type EgressPolicyInput } from '@kiln/executor/egress-policy';
-import type { Principal } from '../tenancy/principal.js';
+import { ServiceUnavailableError } from '../errors.js';
+import { DEFAULT_TENANT, type Principal } from '../tenancy/principal.js';
+import { placeholderFor, type SecretStore } from './secrets.js';
 import type { SessionService } from '../sessions/service.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import { networkPolicy } from '../templates/network.js';
@@ -42,9 +44,31 @@ export interface EgressAuditView {
  */
 export class EgressService {
   constructor(
-    private readonly sessions: Pick<SessionService, 'open'>,
+    private readonly sessions: Pick<SessionService, 'open' | 'store'>,
     private readonly templates: Pick<TemplateRegistry, 'get'>,
+    private readonly secrets?: SecretStore,
   ) {}
+
+  /**
+   * Binds tenant secrets to a session: its executor's proxy gets the values (and puts them into
+   * plain-HTTP requests to their hosts only); the session's environment gets a placeholder per
+   * secret (`KILN_SECRET_<NAME>`), for processes started from now on.
+   */
+  async bindSecrets(sessionId: string, names: readonly string[], who: Principal): Promise<{ sessionId: string; env: Record<string, string> }> {
+    const { agent, tenant } = await this.open(sessionId, who);
+    if (!this.secrets) throw new ServiceUnavailableError('egress secrets', 'this deployment has no secret store');
+    const opened = await this.secrets.open(tenant, [...new Set(names)]);
+    const env: Record<string, string> = {};
+    const bound = opened.map((s) => {
+      const p = placeholderFor(s.name);
+      env[p.env] = p.placeholder;
+      return { placeholder: p.placeholder, value: s.value, hosts: s.hosts, header: s.header, format: s.format };
+    });
+    await agent.egress.setSecrets(agent.sandboxId, bound);
+    const record = await this.sessions.store.get(sessionId);
+    if (record) await this.sessions.store.put({ ...record, env: { ...record.env, ...env } });
+    return { sessionId, env };
+  }
 
   async get(sessionId: string, who: Principal): Promise<SessionNetworkView> {
     const { agent } = await this.open(sessionId, who);
@@ -86,10 +110,10 @@ export class EgressService {
     };
   }
 
-  private async open(sessionId: string, who: Principal): Promise<{ agent: { egress: EgressAgent; sandboxId: string }; template: EgressPolicy }> {
+  private async open(sessionId: string, who: Principal): Promise<{ agent: { egress: EgressAgent; sandboxId: string }; template: EgressPolicy; tenant: string }> {
     const { record, agent } = await this.sessions.open(sessionId, who);
     const template = networkPolicy(this.templates.get(record.template).network).egress;
     if (!template) throw new NetworkPolicyUnsupportedError(sessionId, record.template);
-    return { agent: { egress: new EgressAgent(agent.agent), sandboxId: agent.sandboxId }, template };
+    return { agent: { egress: new EgressAgent(agent.agent), sandboxId: agent.sandboxId }, template, tenant: record.tenant ?? DEFAULT_TENANT };
   }
 }

@@ -30,6 +30,16 @@ export function egressService(rpc: Rpc, sandboxes: SandboxManager, egress: Egres
       return view(e);
     }),
     getPolicy: rpc.unary((r) => view(of(r.sandboxId))),
+    setSecrets: rpc.unary((r) => {
+      const e = of(r.sandboxId);
+      try {
+        e.setSecrets(r.secrets);
+      } catch (err) {
+        if (err instanceof EgressPolicyError) throw new InvalidArgumentError(err.message, { sandboxId: r.sandboxId });
+        throw err;
+      }
+      return {};
+    }),
     totals: rpc.unary(() => ({ allowedTotal: egressTotals.allowed, refusedTotal: egressTotals.refused })),
     audit: rpc.unary((r) => {
       const e = of(r.sandboxId);

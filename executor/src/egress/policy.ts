@@ -42,7 +42,8 @@ function domainProblem(text: string): string | undefined {
   return undefined;
 }
 
-const domain = z
+/** A domain pattern: `example.com` or `*.example.com`, lower-cased, without a trailing dot. */
+export const domainSchema = z
   .string()
   .transform((s) => s.toLowerCase().replace(/\.$/, ''))
   .superRefine((s, ctx) => {
@@ -59,7 +60,7 @@ const cidr = z.string().superRefine((text, ctx) => {
 const port = z.number().int().min(1).max(65535);
 
 const rules = {
-  domains: z.array(domain).max(256).optional(),
+  domains: z.array(domainSchema).max(256).optional(),
   cidrs: z.array(cidr).max(64).optional(),
   ports: z.array(port).max(MAX_PORTS).optional(),
 };

@@ -5,6 +5,7 @@ import { AuditLog, type EgressEvent } from './audit.js';
 import { buildAnswer, parseQuery, RCODE, TYPE_A } from './dns-wire.js';
 import type { NetnsListeners } from './listeners.js';
 import { decideAddress, decideBoth, decideName, widening, EgressPolicyError, type EgressPolicy, type Verdict } from './policy.js';
+import { injectSecrets, secretProblem, type BoundSecret } from './secrets.js';
 import { sniff, SNIFF_MAX_BYTES } from './sniff.js';
 
 /** Kiln's DNS answers for allowed names: addresses in 127.100/16 of the sandbox's own loopback. */
@@ -32,6 +33,7 @@ export class SandboxEgress {
   private readonly addressOf = new Map<string, string>();
   readonly audit = new AuditLog();
   private readonly sockets = new Set<Socket>();
+  private secrets: BoundSecret[] = [];
 
   constructor(
     readonly sandboxId: string,
@@ -55,6 +57,16 @@ export class SandboxEgress {
     const wider = widening(this.template, p);
     if (wider.length) throw new EgressPolicyError(`the policy is wider than the template's: ${wider.join('; ')}`);
     this.session = p;
+  }
+
+  /** Binds secrets (replacing those with the same placeholder); throws EgressPolicyError on a bad one. */
+  setSecrets(list: readonly BoundSecret[]): void {
+    for (const sec of list) {
+      const problem = secretProblem(sec);
+      if (problem) throw new EgressPolicyError(`secret ${sec.placeholder.slice(0, 40)}: ${problem}`);
+    }
+    const placeholders = new Set(list.map((x) => x.placeholder));
+    this.secrets = [...this.secrets.filter((x) => !placeholders.has(x.placeholder)), ...list];
   }
 
   close(): void {
@@ -139,7 +151,7 @@ export class SandboxEgress {
     const port = client.localPort ?? 0;
     const name = this.nameOf.get(ip);
     const policies = this.policies();
-    const ev = { protocol: 'tcp' as EgressEvent['protocol'], domain: name ?? '', ip, port };
+    const ev = { protocol: 'tcp' as EgressEvent['protocol'], domain: name ?? '', ip, port, detail: '' };
     const refuse = (v: Verdict, detail = ''): void => {
       this.record({ ...ev, allowed: false, rule: v.rule, detail });
       client.resetAndDestroy();
@@ -184,9 +196,9 @@ export class SandboxEgress {
     let bytesOut = 0;
     let decided = false;
     let recorded = false;
-    const finish = (detail = ''): void => {
+    const finish = (): void => {
       if (recorded) return;
-      this.record({ ...ev, allowed: true, rule: verdict.rule, bytesIn, bytesOut, detail });
+      this.record({ ...ev, allowed: true, rule: verdict.rule, bytesIn, bytesOut });
     };
     upstream.on('error', (err) => {
       if (!decided || bytesIn + bytesOut === 0) {
@@ -227,8 +239,19 @@ export class SandboxEgress {
         }
         if (said !== name) ev.domain = `${name} (${s.kind === 'tls' ? 'SNI' : 'Host'} ${said})`;
       } else if (s.kind === 'tls' || s.kind === 'http') ev.protocol = s.kind;
-      bytesOut += first.length;
-      upstream.write(first);
+      let out = first;
+      // Secrets go only into plain HTTP to the very name the connection was made to.
+      if (s.kind === 'http' && name && s.host === name && this.secrets.length) {
+        const text = first.toString('latin1');
+        const end = text.indexOf('\r\n\r\n') + 4;
+        const head = injectSecrets(text.slice(0, end), name, this.secrets);
+        if (head !== undefined) {
+          out = Buffer.concat([Buffer.from(head, 'latin1'), first.subarray(end)]);
+          ev.detail = 'secrets injected';
+        }
+      }
+      bytesOut += out.length;
+      upstream.write(out);
       client.on('data', (b: Buffer) => {
         bytesOut += b.length;
         if (!upstream.write(b)) client.pause();

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { buildAnswer, parseQuery, RCODE } from './dns-wire.js';
 import { decideAddress, decideName, normalisePolicy, widening } from './policy.js';
+import { injectSecrets } from './secrets.js';
 import { sniff } from './sniff.js';
 
 /** A DNS query for `name` (type A), as a resolver sends it. */
@@ -66,5 +67,15 @@ describe('egress policy', () => {
     expect(widening(template, normalisePolicy({ allow: { domains: ['x.example.test', '*.a.example.test'], cidrs: ['203.0.113.0/25'], ports: [443] } }))).toEqual([]);
     expect(widening(template, normalisePolicy({ allow: { all: true, domains: ['example.test'], cidrs: ['203.0.112.0/23'], ports: [22] } }))).toHaveLength(4);
     expect(widening(normalisePolicy('all'), normalisePolicy({ allow: { cidrs: ['8.8.8.0/24', '10.0.0.0/8'] } }))).toEqual(["allow.cidrs: 10.0.0.0/8 is not within the template's networks"]);
+  });
+});
+
+describe('secret injection', () => {
+  const secret = { placeholder: 'kiln-secret-tok-0123456789abcdef', value: 'sk-1', hosts: ['api.example.test'], header: 'Authorization', format: 'Bearer {value}' };
+  const head = 'GET / HTTP/1.1\r\nHost: api.example.test\r\nauthorization: Basic x\r\nX-T: kiln-secret-tok-0123456789abcdef\r\nConnection: keep-alive\r\n\r\n';
+
+  it('sets the header, replaces the placeholder and closes the connection after the request, for bound hosts only', () => {
+    expect(injectSecrets(head, 'api.example.test', [secret])).toBe('GET / HTTP/1.1\r\nHost: api.example.test\r\nX-T: sk-1\r\nAuthorization: Bearer sk-1\r\nConnection: close\r\n\r\n');
+    expect(injectSecrets(head, 'other.example.test', [secret])).toBeUndefined();
   });
 });

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 /**
  * A test "internet" for egress tests, in a network namespace the test makes, joined to the host
  * by a veth pair in 198.18.0.0/15 (benchmarking: private to sandboxes unless a CIDR rule opens
- * it). `web` (.2) serves HTTP on 80 (echoing the Host header and every header it got), HTTPS on
+ * it). `web` (.2) serves HTTP on 80 (echoing the Host header and every header it got, or their
+ * SHA-256 at /hashed), HTTPS on
  * 443 with a certificate from a CA made at test time, a raw TCP echo on 7000, and the DNS
  * stand-in on 53; `other` (.3) serves HTTP on 80 and the TCP echo. Names map in `names`.
  */
@@ -23,13 +24,16 @@ export interface TestInternet {
 }
 
 const SERVERS = String.raw`
-import json, socket, socketserver, ssl, sys, threading
+import hashlib, json, socket, socketserver, ssl, sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 web, other, names, cert, key = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4], sys.argv[5]
 
 class H(BaseHTTPRequestHandler):
     def do_GET(self):
-        body = json.dumps({'server': self.server.label, 'host': self.headers.get('Host'), 'headers': dict(self.headers)}).encode()
+        headers = dict(self.headers)
+        if self.path == '/hashed':
+            headers = {k: hashlib.sha256(v.encode()).hexdigest() for k, v in headers.items()}
+        body = json.dumps({'server': self.server.label, 'host': self.headers.get('Host'), 'headers': headers}).encode()
         self.send_response(200); self.send_header('content-type', 'application/json'); self.send_header('content-length', str(len(body))); self.end_headers(); self.wfile.write(body)
     def log_message(self, *a): pass
 

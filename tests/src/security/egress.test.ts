@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inSession, startTestKiln, type TestKiln } from '../support/kiln.js';
@@ -201,6 +201,62 @@ describe('egress policy', () => {
       },
       { template: EGRESS },
     );
+  }, 120_000);
+
+  it('injects a secret only into plain HTTP toward its host; the sandbox never holds the value', async () => {
+    const value = `sk-test-${randomBytes(16).toString('hex')}`;
+    const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
+    const put = await k.call('PUT', '/api/v1/admin/tenants/default/secrets/api_token', { value, hosts: [API], header: 'Authorization', format: 'Bearer {value}' });
+    expect(put.status, JSON.stringify(put.body)).toBe(200);
+    const listed = await k.call('GET', '/api/v1/admin/tenants/default/secrets');
+    expect(listed.body.secrets).toEqual([expect.objectContaining({ name: 'api_token', hosts: [API], header: 'Authorization', format: 'Bearer {value}' })]);
+    // Sealed at rest: no API answer and no Redis key holds it in clear.
+    for (const text of [JSON.stringify(put.body), JSON.stringify(listed.body), JSON.stringify(await k.redis.hgetall(`${k.prefix}:egress-secrets:default`))]) expect(text).not.toContain(value);
+    for (const [body, code] of [
+      [{ value: 'a\r\nX-Evil: 1', hosts: [API] }, 'InvalidRequest'],
+      [{ value: 'v', hosts: [API], format: 'no placeholder' }, 'InvalidRequest'],
+      [{ value: 'v', hosts: ['bad host'] }, 'InvalidRequest'],
+      [{ value: 'v', hosts: [API], header: 'Bad Header' }, 'InvalidRequest'],
+    ] as const) {
+      const res = await k.call('PUT', '/api/v1/admin/tenants/default/secrets/bad', body);
+      expect([JSON.stringify(body), res.status, res.body.error?.code]).toEqual([JSON.stringify(body), 400, code]);
+    }
+
+    await inSession(
+      k,
+      async (id) => {
+        const unknown = await k.call('POST', `/api/v1/sessions/${id}/secrets`, { names: ['nope'] });
+        expect([unknown.status, unknown.body.error?.code]).toEqual([404, 'SecretNotFound']);
+        const bound = await k.call('POST', `/api/v1/sessions/${id}/secrets`, { names: ['api_token'] });
+        expect(bound.status, JSON.stringify(bound.body)).toBe(200);
+        const placeholder = bound.body.env.KILN_SECRET_API_TOKEN as string;
+        expect(placeholder).toMatch(/^kiln-secret-api_token-[0-9a-f]{32}$/);
+        await run(id, 'sh', ['-c', 'cat > /workspace/ca.pem'], { stdin: net.caPem });
+        // The server answers hashes of what it got, so the value never comes back into the sandbox.
+        const get = async (url: string, ...extra: string[]): Promise<Record<string, string>> => {
+          const r = await run(id, 'sh', ['-c', `curl -sS -m 10 --cacert /workspace/ca.pem -H "X-Token: $KILN_SECRET_API_TOKEN" ${extra.join(' ')} ${url}`]);
+          expect(r.stderr).toBe('');
+          return JSON.parse(r.stdout).headers;
+        };
+        // Toward its host over plain HTTP: the header set and the placeholder replaced.
+        const toHost = await get(`http://${API}/hashed`, '-H "Authorization: Basic mine"');
+        expect([toHost.Authorization, toHost['X-Token']]).toEqual([sha(`Bearer ${value}`), sha(value)]);
+        // Toward another allowed host, and over HTTPS (not intercepted): the placeholder only.
+        for (const url of [`http://${WILD}/hashed`, `https://${API}/hashed`]) {
+          const h = await get(url);
+          expect([url, h['X-Token'], h.Authorization]).toEqual([url, sha(placeholder), undefined]);
+        }
+        // Nothing in the sandbox holds the value: every process's environment and command line, the workspace and /tmp.
+        const scan = await run(id, 'sh', ['-c', 'for f in /proc/[0-9]*/environ /proc/[0-9]*/cmdline; do cat "$f" 2>/dev/null; echo; done; find /workspace /tmp -type f -exec cat {} + 2>/dev/null; env']);
+        expect(scan.stdout).toContain(`KILN_SECRET_API_TOKEN=${placeholder}`);
+        expect(scan.stdout).not.toContain(value);
+        const audit = (await k.call('GET', `/api/v1/sessions/${id}/network/audit`)).body.records as Array<Record<string, unknown>>;
+        expect(audit.filter((r) => r.detail === 'secrets injected').map((r) => r.domain)).toEqual([API]);
+      },
+      { template: EGRESS },
+    );
+    expect((await k.call('DELETE', '/api/v1/admin/tenants/default/secrets/api_token')).status).toBe(204);
+    expect((await k.call('DELETE', '/api/v1/admin/tenants/default/secrets/api_token')).status).toBe(404);
   }, 120_000);
 
   it('answers 409 NetworkPolicyUnsupported for a session without an egress policy, 404 for an unknown one', async () => {

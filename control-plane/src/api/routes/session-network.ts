@@ -1,5 +1,6 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { egressPolicySchema } from '@kiln/executor/egress-policy';
+import { SecretNameParam } from '../../egress/secrets.js';
 import type { EgressService } from '../../egress/service.js';
 import { newRouter, type AppEnv } from '../router.js';
 import { SessionIdParam, sessionErrors as errors } from './session-schemas.js';
@@ -40,7 +41,28 @@ const AuditSchema = z
   })
   .openapi('NetworkAudit');
 
+const BindSecretsSchema = z
+  .object({ names: z.array(SecretNameParam).min(1).max(32).openapi({ description: "Names of the session's tenant's secrets", example: ['openai'] }) })
+  .strict()
+  .openapi('BindSecrets');
+const BoundSecretsSchema = z
+  .object({
+    sessionId: z.string(),
+    env: z.record(z.string()).openapi({ description: 'What the session environment now holds: KILN_SECRET_<NAME> = a placeholder; the proxy puts the value in its place', example: { KILN_SECRET_OPENAI: 'kiln-secret-openai-3f9c...' } }),
+  })
+  .openapi('BoundSecrets');
+
 const routes = {
+  bindSecrets: createRoute({
+    method: 'post',
+    path: '/api/v1/sessions/{id}/secrets',
+    tags: ['sessions'],
+    summary: "Bind the tenant's egress secrets to a session (the sandbox gets placeholders only)",
+    description:
+      "Each secret's value is sent to the session's executor, whose egress proxy puts it into plain-HTTP requests to the secret's hosts (its `header` set to `format`, and its placeholder replaced in header lines). The session's environment gets `KILN_SECRET_<NAME>` = the placeholder for processes started afterwards. HTTPS requests are not changed.",
+    request: { params: SessionIdParam, body: { required: true, content: { 'application/json': { schema: BindSecretsSchema } } } },
+    responses: { 200: json(BoundSecretsSchema, 'Bound'), ...errors },
+  }),
   get: createRoute({ method: 'get', path: '/api/v1/sessions/{id}/network', tags: ['sessions'], summary: "A session's egress policy", request: { params: SessionIdParam }, responses: { 200: json(SessionNetworkSchema, 'The policy'), ...errors } }),
   put: createRoute({
     method: 'put',
@@ -66,6 +88,7 @@ const routes = {
 /** Thin edge over EgressService: a session's network policy and its audit. */
 export function sessionNetworkRoutes(egress: EgressService): OpenAPIHono<AppEnv> {
   const app = newRouter();
+  app.openapi(routes.bindSecrets, async (c) => c.json(await egress.bindSecrets(c.req.valid('param').id, c.req.valid('json').names, c.get('principal')), 200));
   app.openapi(routes.get, async (c) => c.json(await egress.get(c.req.valid('param').id, c.get('principal')), 200));
   app.openapi(routes.put, async (c) => c.json(await egress.put(c.req.valid('param').id, c.req.valid('json'), c.get('principal')), 200));
   app.openapi(routes.audit, async (c) => {

@@ -29,6 +29,26 @@ export const protobufFileName = "kiln/executor/v1/egress.proto";
  * policy outside the sandbox (executor/src/egress/); the control plane changes it at run time.
  */
 
+export interface EgressSecret {
+  /** What the sandbox sees (an environment variable's value): kiln-secret-<name>-<random>. */
+  placeholder: string;
+  /** Printable ASCII only (it goes into a header line). */
+  value: string;
+  /** Domain patterns (exact or *.) whose requests get the value. */
+  hosts: string[];
+  /** A header set on those requests to `format` with {value} replaced. */
+  header: string;
+  format: string;
+}
+
+export interface SetEgressSecretsRequest {
+  sandboxId: string;
+  secrets: EgressSecret[];
+}
+
+export interface SetEgressSecretsResponse {
+}
+
 export interface EgressTotalsRequest {
 }
 
@@ -88,6 +108,282 @@ export interface EgressAuditResponse {
   allowedTotal: number;
   refusedTotal: number;
 }
+
+function createBaseEgressSecret(): EgressSecret {
+  return { placeholder: "", value: "", hosts: [], header: "", format: "" };
+}
+
+export const EgressSecret: MessageFns<EgressSecret> = {
+  encode(message: EgressSecret, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.placeholder !== "") {
+      writer.uint32(10).string(message.placeholder);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    for (const v of message.hosts) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.header !== "") {
+      writer.uint32(34).string(message.header);
+    }
+    if (message.format !== "") {
+      writer.uint32(42).string(message.format);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EgressSecret {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEgressSecret();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.placeholder = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.hosts.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.header = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.format = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EgressSecret {
+    return {
+      placeholder: isSet(object.placeholder) ? globalThis.String(object.placeholder) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+      hosts: globalThis.Array.isArray(object?.hosts) ? object.hosts.map((e: any) => globalThis.String(e)) : [],
+      header: isSet(object.header) ? globalThis.String(object.header) : "",
+      format: isSet(object.format) ? globalThis.String(object.format) : "",
+    };
+  },
+
+  toJSON(message: EgressSecret): unknown {
+    const obj: any = {};
+    if (message.placeholder !== "") {
+      obj.placeholder = message.placeholder;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    if (message.hosts?.length) {
+      obj.hosts = message.hosts;
+    }
+    if (message.header !== "") {
+      obj.header = message.header;
+    }
+    if (message.format !== "") {
+      obj.format = message.format;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EgressSecret>, I>>(base?: I): EgressSecret {
+    return EgressSecret.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EgressSecret>, I>>(object: I): EgressSecret {
+    const message = createBaseEgressSecret();
+    message.placeholder = object.placeholder ?? "";
+    message.value = object.value ?? "";
+    message.hosts = object.hosts?.map((e) => e) || [];
+    message.header = object.header ?? "";
+    message.format = object.format ?? "";
+    return message;
+  },
+};
+
+function createBaseSetEgressSecretsRequest(): SetEgressSecretsRequest {
+  return { sandboxId: "", secrets: [] };
+}
+
+export const SetEgressSecretsRequest: MessageFns<SetEgressSecretsRequest> = {
+  encode(message: SetEgressSecretsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sandboxId !== "") {
+      writer.uint32(10).string(message.sandboxId);
+    }
+    for (const v of message.secrets) {
+      EgressSecret.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetEgressSecretsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetEgressSecretsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sandboxId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.secrets.push(EgressSecret.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetEgressSecretsRequest {
+    return {
+      sandboxId: isSet(object.sandboxId)
+        ? globalThis.String(object.sandboxId)
+        : isSet(object.sandbox_id)
+        ? globalThis.String(object.sandbox_id)
+        : "",
+      secrets: globalThis.Array.isArray(object?.secrets)
+        ? object.secrets.map((e: any) => EgressSecret.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: SetEgressSecretsRequest): unknown {
+    const obj: any = {};
+    if (message.sandboxId !== "") {
+      obj.sandboxId = message.sandboxId;
+    }
+    if (message.secrets?.length) {
+      obj.secrets = message.secrets.map((e) => EgressSecret.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SetEgressSecretsRequest>, I>>(base?: I): SetEgressSecretsRequest {
+    return SetEgressSecretsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetEgressSecretsRequest>, I>>(object: I): SetEgressSecretsRequest {
+    const message = createBaseSetEgressSecretsRequest();
+    message.sandboxId = object.sandboxId ?? "";
+    message.secrets = object.secrets?.map((e) => EgressSecret.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseSetEgressSecretsResponse(): SetEgressSecretsResponse {
+  return {};
+}
+
+export const SetEgressSecretsResponse: MessageFns<SetEgressSecretsResponse> = {
+  encode(_: SetEgressSecretsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetEgressSecretsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetEgressSecretsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): SetEgressSecretsResponse {
+    return {};
+  },
+
+  toJSON(_: SetEgressSecretsResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SetEgressSecretsResponse>, I>>(base?: I): SetEgressSecretsResponse {
+    return SetEgressSecretsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetEgressSecretsResponse>, I>>(_: I): SetEgressSecretsResponse {
+    const message = createBaseSetEgressSecretsResponse();
+    return message;
+  },
+};
 
 function createBaseEgressTotalsRequest(): EgressTotalsRequest {
   return {};
@@ -1028,6 +1324,21 @@ export const EgressService = {
       Buffer.from(EgressTotalsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): EgressTotalsResponse => EgressTotalsResponse.decode(value),
   },
+  /**
+   * Secrets the proxy injects into plain-HTTP requests to their hosts; the sandbox holds only
+   * the placeholders. Replaces the sandbox's secrets with the same placeholder, keeps the others.
+   */
+  setSecrets: {
+    path: "/kiln.executor.v1.Egress/SetSecrets" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SetEgressSecretsRequest): Buffer =>
+      Buffer.from(SetEgressSecretsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SetEgressSecretsRequest => SetEgressSecretsRequest.decode(value),
+    responseSerialize: (value: SetEgressSecretsResponse): Buffer =>
+      Buffer.from(SetEgressSecretsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SetEgressSecretsResponse => SetEgressSecretsResponse.decode(value),
+  },
 } as const;
 
 export interface EgressServer extends UntypedServiceImplementation {
@@ -1038,6 +1349,11 @@ export interface EgressServer extends UntypedServiceImplementation {
   audit: handleUnaryCall<EgressAuditRequest, EgressAuditResponse>;
   /** Every sandbox's events since the executor started (for the control plane's metrics). */
   totals: handleUnaryCall<EgressTotalsRequest, EgressTotalsResponse>;
+  /**
+   * Secrets the proxy injects into plain-HTTP requests to their hosts; the sandbox holds only
+   * the placeholders. Replaces the sandbox's secrets with the same placeholder, keeps the others.
+   */
+  setSecrets: handleUnaryCall<SetEgressSecretsRequest, SetEgressSecretsResponse>;
 }
 
 export interface EgressClient extends Client {
@@ -1103,6 +1419,25 @@ export interface EgressClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: EgressTotalsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Secrets the proxy injects into plain-HTTP requests to their hosts; the sandbox holds only
+   * the placeholders. Replaces the sandbox's secrets with the same placeholder, keeps the others.
+   */
+  setSecrets(
+    request: SetEgressSecretsRequest,
+    callback: (error: ServiceError | null, response: SetEgressSecretsResponse) => void,
+  ): ClientUnaryCall;
+  setSecrets(
+    request: SetEgressSecretsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SetEgressSecretsResponse) => void,
+  ): ClientUnaryCall;
+  setSecrets(
+    request: SetEgressSecretsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SetEgressSecretsResponse) => void,
   ): ClientUnaryCall;
 }
 
