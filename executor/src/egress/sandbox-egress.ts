@@ -12,6 +12,11 @@ import { sniff, SNIFF_MAX_BYTES } from './sniff.js';
 const FAKE_PREFIX = '127.100.';
 const FAKE_MAX = 65_000;
 const CONNECT_TIMEOUT_MS = 10_000;
+/**
+ * Connections one sandbox may have open through the proxy at once: each holds two of the
+ * executor's descriptors, which every sandbox on it shares.
+ */
+export const MAX_CONNECTIONS = 256;
 
 const v4 = (addr: string | undefined): string => (addr ?? '').replace(/^::ffff:/, '');
 
@@ -34,6 +39,8 @@ export class SandboxEgress {
   readonly audit = new AuditLog();
   private readonly sockets = new Set<Socket>();
   private secrets: BoundSecret[] = [];
+  /** Client connections open now (MAX_CONNECTIONS). */
+  private open = 0;
 
   constructor(
     readonly sandboxId: string,
@@ -144,9 +151,18 @@ export class SandboxEgress {
    * The server may speak first (SSH, SMTP): its bytes flow at once.
    */
   private async proxy(client: Socket): Promise<void> {
-    this.sockets.add(client);
     client.on('error', () => undefined);
-    client.once('close', () => this.sockets.delete(client));
+    if (this.open >= MAX_CONNECTIONS) {
+      this.record({ protocol: 'tcp', ip: v4(client.localAddress), port: client.localPort ?? 0, allowed: false, rule: 'limit', detail: `more than ${MAX_CONNECTIONS} connections open` });
+      client.resetAndDestroy();
+      return;
+    }
+    this.sockets.add(client);
+    this.open++;
+    client.once('close', () => {
+      this.sockets.delete(client);
+      this.open--;
+    });
     const ip = v4(client.localAddress);
     const port = client.localPort ?? 0;
     const name = this.nameOf.get(ip);

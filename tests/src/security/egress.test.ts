@@ -203,6 +203,33 @@ describe('egress policy', () => {
     );
   }, 120_000);
 
+  it('bounds the connections one sandbox holds open through the proxy', async () => {
+    await inSession(
+      k,
+      async (id) => {
+        const code = `
+import socket, sys
+socks = [socket.create_connection((sys.argv[1], 7000), timeout=10) for _ in range(300)]
+ok = reset = 0
+for s in socks:
+    try:
+        s.sendall(b'ping')
+        if s.recv(100).startswith(b'echo:'):
+            ok += 1
+        else:
+            reset += 1
+    except OSError:
+        reset += 1
+print(ok, reset)`;
+        const r = await run(id, 'python3', ['-c', code, API]);
+        expect([r.stdout.trim(), r.stderr]).toEqual(['256 44', '']);
+        const audit = (await k.call('GET', `/api/v1/sessions/${id}/network/audit`)).body.records as Array<Record<string, unknown>>;
+        expect(audit.filter((x) => x.rule === 'limit')).toHaveLength(44);
+      },
+      { template: EGRESS },
+    );
+  }, 120_000);
+
   it('injects a secret only into plain HTTP toward its host; the sandbox never holds the value', async () => {
     const value = `sk-test-${randomBytes(16).toString('hex')}`;
     const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
