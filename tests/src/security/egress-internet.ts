@@ -10,7 +10,7 @@ import { join } from 'node:path';
  * it). `web` (.2) serves HTTP on 80 (echoing the Host header and every header it got, or their
  * SHA-256 at /hashed), HTTPS on
  * 443 with a certificate from a CA made at test time, a raw TCP echo on 7000, and the DNS
- * stand-in on 53; `other` (.3) serves HTTP on 80 and the TCP echo. Names map in `names`.
+ * stand-in on 53, and a package index at /simple/ (one wheel); `other` (.3) serves HTTP on 80 and the TCP echo. Names map in `names`.
  */
 export interface TestInternet {
   web: string;
@@ -24,17 +24,42 @@ export interface TestInternet {
 }
 
 const SERVERS = String.raw`
-import hashlib, json, socket, socketserver, ssl, sys, threading
+import base64, hashlib, json, os, socket, socketserver, ssl, sys, threading, zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-web, other, names, cert, key = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4], sys.argv[5]
+web, other, names, cert, key, index, token = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7]
+
+# A package index serving one wheel (PEP 503 simple API): kilnprobe 1.0, whose TOKEN is the test's.
+def wheel():
+    files = {'kilnprobe/__init__.py': 'TOKEN = %r\n' % token,
+             'kilnprobe-1.0.dist-info/METADATA': 'Metadata-Version: 2.1\nName: kilnprobe\nVersion: 1.0\n',
+             'kilnprobe-1.0.dist-info/WHEEL': 'Wheel-Version: 1.0\nGenerator: kiln-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n'}
+    digest = lambda b: 'sha256=' + base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b'=').decode()
+    record = ''.join('%s,%s,%d\n' % (n, digest(c.encode()), len(c.encode())) for n, c in files.items()) + 'kilnprobe-1.0.dist-info/RECORD,,\n'
+    os.makedirs(os.path.join(index, 'packages')); os.makedirs(os.path.join(index, 'simple', 'kilnprobe'))
+    path = os.path.join(index, 'packages', 'kilnprobe-1.0-py3-none-any.whl')
+    with zipfile.ZipFile(path, 'w') as z:
+        for n, c in files.items(): z.writestr(n, c)
+        z.writestr('kilnprobe-1.0.dist-info/RECORD', record)
+    sha = hashlib.sha256(open(path, 'rb').read()).hexdigest()
+    open(os.path.join(index, 'simple', 'kilnprobe', 'index.html'), 'w').write('<a href="/packages/kilnprobe-1.0-py3-none-any.whl#sha256=%s">kilnprobe-1.0-py3-none-any.whl</a>\n' % sha)
+wheel()
 
 class H(BaseHTTPRequestHandler):
     def do_GET(self):
+        if self.path.startswith('/simple/') or self.path.startswith('/packages/'):
+            return self.static()
         headers = dict(self.headers)
         if self.path == '/hashed':
             headers = {k: hashlib.sha256(v.encode()).hexdigest() for k, v in headers.items()}
         body = json.dumps({'server': self.server.label, 'host': self.headers.get('Host'), 'headers': headers}).encode()
         self.send_response(200); self.send_header('content-type', 'application/json'); self.send_header('content-length', str(len(body))); self.end_headers(); self.wfile.write(body)
+    def static(self):
+        path = os.path.normpath(os.path.join(index, self.path.lstrip('/')))
+        if os.path.isdir(path): path = os.path.join(path, 'index.html')
+        if not path.startswith(index + '/') or not os.path.isfile(path):
+            self.send_response(404); self.send_header('content-length', '0'); self.end_headers(); return
+        body = open(path, 'rb').read()
+        self.send_response(200); self.send_header('content-type', 'text/html' if path.endswith('.html') else 'application/octet-stream'); self.send_header('content-length', str(len(body))); self.end_headers(); self.wfile.write(body)
     def log_message(self, *a): pass
 
 def http(addr, port, label, tls=False):
@@ -74,7 +99,11 @@ dns()
 
 const ip = (...args: string[]): string => execFileSync('ip', args, { encoding: 'utf8' });
 
-export async function startTestInternet(names: (net: { web: string; other: string }) => Record<string, string>, tlsNames: string[]): Promise<TestInternet> {
+/**
+ * `names` maps test domains to the servers; `tlsNames` go into the HTTPS certificate;
+ * `packageToken` is what the index's one wheel (kilnprobe 1.0) holds as `kilnprobe.TOKEN`.
+ */
+export async function startTestInternet(names: (net: { web: string; other: string }) => Record<string, string>, tlsNames: string[], packageToken = 'kiln'): Promise<TestInternet> {
   const tag = randomBytes(3).toString('hex');
   const ns = `kiln-egr-${tag}`;
   const vh = `ke${tag}h`;
@@ -111,7 +140,8 @@ export async function startTestInternet(names: (net: { web: string; other: strin
     ssl('req', '-new', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${tlsNames[0]}`, '-keyout', 'server.key', '-out', 'server.csr');
     writeFileSync(join(dir, 'san.ext'), `subjectAltName=${tlsNames.map((n) => `DNS:${n}`).join(',')}\n`);
     ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-extfile', 'san.ext', '-out', 'server.pem');
-    servers = spawn('ip', ['netns', 'exec', ns, 'python3', '-c', SERVERS, web, other, JSON.stringify(names({ web, other })), join(dir, 'server.pem'), join(dir, 'server.key')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const args = [web, other, JSON.stringify(names({ web, other })), join(dir, 'server.pem'), join(dir, 'server.key'), join(dir, 'index'), packageToken];
+    servers = spawn('ip', ['netns', 'exec', ns, 'python3', '-c', SERVERS, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((resolve, reject) => {
       servers?.stdout?.once('data', () => resolve());
       servers?.once('exit', (code) => reject(new Error(`test internet servers exited with ${code}`)));

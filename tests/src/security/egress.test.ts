@@ -18,16 +18,18 @@ const OUTBOUND = `egress-legacy-${tag}`;
 const API = 'api.example.test';
 const WILD = 'x.wild.example.test';
 const DENIED = 'denied.test';
+const PYPI = 'pypi.example.test';
+const PACKAGE_TOKEN = randomBytes(6).toString('hex');
 
 let net: TestInternet;
 let k: TestKiln;
 
 beforeAll(async () => {
-  net = await startTestInternet(({ web, other }) => ({ [API]: web, [WILD]: web, 'wild.example.test': web, [DENIED]: other, 'other.example.test': other }), [API, '*.wild.example.test', DENIED]);
+  net = await startTestInternet(({ web, other }) => ({ [API]: web, [WILD]: web, 'wild.example.test': web, [PYPI]: web, [DENIED]: other, 'other.example.test': other }), [API, '*.wild.example.test', PYPI, DENIED], PACKAGE_TOKEN);
   k = await startTestKiln({ templates: { nodejs: { pool: { minIdle: 0 } }, python: null, shell: null, provided: null }, env: { KILN_EGRESS_DNS: net.dns } });
   const base = JSON.parse(readFileSync(new URL('../../../templates/nodejs.json', import.meta.url), 'utf8'));
   for (const [name, network] of [
-    [EGRESS, { allow: { domains: [API, '*.wild.example.test'], cidrs: [`${net.web}/32`], ports: [80, 443, 7000] } }],
+    [EGRESS, { allow: { domains: [API, '*.wild.example.test', PYPI], cidrs: [`${net.web}/32`], ports: [80, 443, 7000] } }],
     [OUTBOUND, 'outbound'],
   ] as const) {
     const res = await k.call('POST', '/api/v1/templates', { ...base, name, network, pool: { ...base.pool, minIdle: 0 } });
@@ -202,6 +204,22 @@ describe('egress policy', () => {
       { template: EGRESS },
     );
   }, 120_000);
+
+  it('installs a wheel with pip from an allowed package index, in a virtual environment', async () => {
+    await inSession(
+      k,
+      async (id) => {
+        await run(id, 'sh', ['-c', 'cat > /workspace/ca.pem'], { stdin: net.caPem });
+        const venv = await run(id, 'python3', ['-m', 'venv', '/workspace/venv']);
+        expect(venv.exitCode, venv.stderr).toBe(0);
+        const pip = await run(id, '/workspace/venv/bin/pip', ['install', '--disable-pip-version-check', '--no-cache-dir', '--cert', '/workspace/ca.pem', '--index-url', `https://${PYPI}/simple/`, 'kilnprobe']);
+        expect(pip.exitCode, pip.stdout + pip.stderr).toBe(0);
+        const probe = await run(id, '/workspace/venv/bin/python', ['-c', 'import kilnprobe; print(kilnprobe.TOKEN)']);
+        expect(probe.stdout.trim()).toBe(PACKAGE_TOKEN);
+      },
+      { template: EGRESS },
+    );
+  }, 180_000);
 
   it('bounds the connections one sandbox holds open through the proxy', async () => {
     await inSession(
