@@ -1,3 +1,4 @@
+import type { EgressRecord } from '@kiln/proto/executor/egress';
 import { normalisePolicy, widening, type EgressPolicy, type EgressPolicyInput } from '@kiln/executor/egress-policy';
 import { ServiceUnavailableError } from '../errors.js';
 import { DEFAULT_TENANT, type Principal } from '../tenancy/principal.js';
@@ -18,19 +19,8 @@ export interface SessionNetworkView {
 
 export interface EgressAuditView {
   sessionId: string;
-  records: Array<{
-    seq: number;
-    time: string;
-    protocol: string;
-    domain: string;
-    ip: string;
-    port: number;
-    allowed: boolean;
-    rule: string;
-    bytesOut: number;
-    bytesIn: number;
-    detail: string;
-  }>;
+  /** The executor's records (egress.proto EgressRecord) with the time as ISO 8601. */
+  records: Array<Omit<EgressRecord, 'timeMs'> & { time: string }>;
   /** Records the executor's bounded buffer dropped before they were read. */
   dropped: number;
   allowedTotal: number;
@@ -91,19 +81,7 @@ export class EgressService {
     const r = await agent.egress.audit(agent.sandboxId, afterSeq, limit);
     return {
       sessionId,
-      records: r.records.map((e) => ({
-        seq: e.seq,
-        time: new Date(e.timeMs).toISOString(),
-        protocol: e.protocol,
-        domain: e.domain,
-        ip: e.ip,
-        port: e.port,
-        allowed: e.allowed,
-        rule: e.rule,
-        bytesOut: e.bytesOut,
-        bytesIn: e.bytesIn,
-        detail: e.detail,
-      })),
+      records: r.records.map(({ timeMs, ...e }) => ({ time: new Date(timeMs).toISOString(), ...e })),
       dropped: r.dropped,
       allowedTotal: r.allowedTotal,
       refusedTotal: r.refusedTotal,
