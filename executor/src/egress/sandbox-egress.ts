@@ -200,6 +200,8 @@ export class SandboxEgress {
       if (!ok) return refuse(verdicts[0]?.v ?? { allowed: false, rule: 'no-address' }, `${name} resolves to ${addresses.join(',') || 'nothing'}`);
       target = ok.a;
       ev.ip = target;
+      // The sandbox may have given up while the name resolved: nothing to connect for.
+      if (client.destroyed) return;
     } else {
       verdict = decideBoth(policies, (p) => decideAddress(p, ip, port, true, this.hostAddresses()));
       if (!verdict.allowed) return refuse(verdict);
