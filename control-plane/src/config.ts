@@ -177,6 +177,14 @@ const schema = z.object({
    * set, every session's nfsUrl points at KILN_NFS_HOST:KILN_NFS_PORT; unset, at its executor.
    */
   KILN_NFS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  /**
+   * Comma-separated DNS servers (ip or ip:port) local executors' egress proxies resolve allowed
+   * names with (executor KILN_EGRESS_DNS); unset: the host's resolvers.
+   */
+  KILN_EGRESS_DNS: z
+    .string()
+    .regex(/^(\d{1,3}(\.\d{1,3}){3}(:\d{1,5})?)(,\d{1,3}(\.\d{1,3}){3}(:\d{1,5})?)*$/, 'comma-separated IPv4 addresses with optional ports, e.g. 192.0.2.53:53')
+    .optional(),
   /** Address the NFS gateway listens on; default KILN_HOST. */
   KILN_NFS_BIND_GATEWAY: z
     .string()
@@ -232,6 +240,8 @@ export type Config = {
   blobs: BlobStoreConfig;
   /** NFS export of session workspaces; undefined when KILN_NFS_ENABLED=false. */
   nfs: { host: string; bind: string; gateway: { host: string; port: number } | undefined } | undefined;
+  /** KILN_EGRESS_DNS, when set: what local executors' egress proxies resolve with. */
+  egressDns: string | undefined;
 };
 
 export class ConfigError extends Error {
@@ -318,6 +328,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
             gateway: e.KILN_NFS_PORT === undefined ? undefined : { host: e.KILN_NFS_BIND_GATEWAY ?? e.KILN_HOST, port: e.KILN_NFS_PORT },
           }
         : undefined,
+    egressDns: e.KILN_EGRESS_DNS,
   };
 }
 

@@ -54,6 +54,8 @@ import { DEFAULT_TENANT } from './tenancy/principal.js';
 import { Sealer } from './tenancy/sealer.js';
 import { loadTemplateFiles, TemplateRegistry } from './templates/registry.js';
 import { TemplateAdmin } from './templates/admin.js';
+import { registerEgressMetrics } from './egress/metrics.js';
+import { SecretStore } from './egress/secrets.js';
 import { KilnMetrics } from './metrics/kiln.js';
 import { mcpEndpoint } from './mcp/http.js';
 
@@ -113,9 +115,11 @@ export async function startKiln(config: Config): Promise<Kiln> {
   await replies.start();
   const queues = new ExecutionQueues(bullConnectionOptions(target), keys.queuePrefix, templates, { resultTtlSeconds: config.resultTtlSeconds });
   // Stored keys' secrets are sealed with a key outside Redis (tenancy/sealer.ts).
-  const keyring = new Keyring(redis, keys, envKeys(config.apiKeys, config.adminApiKeys), await Sealer.open(config.secretKey, join(config.dataDir, 'secret.key')));
+  const sealer = await Sealer.open(config.secretKey, join(config.dataDir, 'secret.key'));
+  const keyring = new Keyring(redis, keys, envKeys(config.apiKeys, config.adminApiKeys), sealer);
   const sessionRecords = new SessionStore(redis, keys);
   const metrics = new KilnMetrics(records, templates, queues, leases, { sessions: sessionRecords, tenantLabel: config.metrics.tenantLabel });
+  registerEgressMetrics(metrics.registry, templates, records, agents);
   const quotas = new Quotas(redis, keys, keyring, config.quotas, {
     finishedJobs: (template, ids) => queues.finished(template, ids),
     endedSessions: (ids) => sessionRecords.ended(ids),
@@ -198,6 +202,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
     keyring,
     quotas,
     browser,
+    egressSecrets: new SecretStore(redis, keys, sealer),
   });
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));

@@ -60,6 +60,15 @@ const schema = z.object({
     .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
     .refine((list) => list.every((e) => allowEntryProblem(e) === undefined), 'expected comma-separated IPs or CIDRs, e.g. 127.0.0.1,10.0.0.0/8')
     .default(''),
+  /**
+   * Comma-separated DNS servers (ip or ip:port) that the egress proxy resolves allowed names
+   * with; empty: the host's resolvers (/etc/resolv.conf).
+   */
+  KILN_EGRESS_DNS: z
+    .string()
+    .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
+    .refine((list) => list.every((e) => /^\d{1,3}(\.\d{1,3}){3}(:\d{1,5})?$/.test(e)), 'expected comma-separated IPv4 addresses with optional ports, e.g. 192.0.2.53:53')
+    .default(''),
 });
 
 export type ExecutorConfig = {
@@ -77,6 +86,8 @@ export type ExecutorConfig = {
   bwrapPath: string;
   /** Where the NFS server listens; undefined when NFS is off. */
   nfs: { host: string; port: number; trustedProxies: string[] } | undefined;
+  /** Where the egress proxy resolves allowed names; empty: the host's resolvers. */
+  egressDns: string[];
 };
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): ExecutorConfig {
@@ -100,6 +111,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ExecutorConfig
     sandboxUidLeaseDir: e.KILN_SANDBOX_UID_LEASE_DIR === 'off' ? undefined : e.KILN_SANDBOX_UID_LEASE_DIR,
     bwrapPath: e.KILN_BWRAP_PATH,
     nfs: parseNfsListen(e.KILN_NFS_LISTEN, e.KILN_NFS_TRUSTED_PROXIES),
+    egressDns: e.KILN_EGRESS_DNS,
   };
 }
 

@@ -11,6 +11,7 @@ import { SandboxManager } from './sandbox/manager.js';
 import { acquireUidLease, UID_RANGE_BUSY_EXIT, UidRangeBusyError } from './sandbox/uid-lease.js';
 import { detectWorkspaceFs } from './sandbox/workspace-fs.js';
 import { OutboundNetwork } from './sandbox/network.js';
+import { EgressStep } from './egress/step.js';
 
 /**
  * Executor entry point. Prints one JSON line `{"event":"ready","port":N,"nfsPort":M}` on stdout
@@ -42,6 +43,7 @@ async function main(): Promise<void> {
   if (!cgroups.driver) process.stderr.write(`executor ${config.executorId}: warning: no cgroup per sandbox, so memory, process and CPU limits are only the container's: ${cgroups.detail}\n`);
   const workspaceFs = await detectWorkspaceFs(config.dataDir);
   if (workspaceFs.kind === 'none') process.stderr.write(`executor ${config.executorId}: warning: ${workspaceFs.detail}\n`);
+  const egress = new EgressStep({ upstreamDns: config.egressDns });
   const sandboxes = new SandboxManager({
     dataDir: config.dataDir,
     maxSandboxes: config.maxSandboxes,
@@ -49,7 +51,7 @@ async function main(): Promise<void> {
     uidBase: config.sandboxUidBase,
     bwrapPath: config.bwrapPath,
     // devpts last: it waits for bwrap to finish the sandbox, the others need only its namespaces.
-    bootSteps: [...(cgroups.driver ? [new CgroupStep(cgroups.driver)] : []), new OutboundNetwork(), devptsStep()],
+    bootSteps: [...(cgroups.driver ? [new CgroupStep(cgroups.driver)] : []), new OutboundNetwork(), egress, devptsStep()],
     workspaceFs,
   });
   await sandboxes.init();
@@ -67,6 +69,7 @@ async function main(): Promise<void> {
   const server = createAgentServer(config, {
     sandboxes,
     exports: exportsTable,
+    egress,
     ...(nfsEndpoint ? { nfs: nfsEndpoint } : {}),
     limits: { limits: cgroups.driver ? `cgroup-${cgroups.driver.version}` : 'none', detail: cgroups.detail },
   });

@@ -34,6 +34,10 @@ import { sessionFileRoutes } from './routes/sessions-files.js';
 import { sessionProcessIoRoutes } from './routes/sessions-process-io.js';
 import { E2B_PREFIX, mountE2b } from './e2b/index.js';
 import { e2bError } from './e2b/errors.js';
+import { sessionNetworkRoutes } from './routes/session-network.js';
+import { EgressService } from '../egress/service.js';
+import type { SecretStore } from '../egress/secrets.js';
+import { egressSecretRoutes } from './routes/egress-secrets.js';
 import type { SessionService } from '../sessions/service.js';
 import type { McpEndpoint } from '../mcp/http.js';
 import { authenticate, requireSigV4OrApiKey } from './auth.js';
@@ -67,6 +71,8 @@ export interface AppDeps {
   quotas?: Pick<Quotas, 'limits' | 'rateExceeded'>;
   /** Which hosts and page origins browsers may use Kiln from; absent: loopback names only. */
   browser?: BrowserPolicy;
+  /** Tenants' egress secrets (egress/secrets.ts); absent: no secret routes. */
+  egressSecrets?: SecretStore;
 }
 
 /**
@@ -147,6 +153,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   if (deps.sessions) app.route('/', sessionProcessIoRoutes(deps.sessions));
   // E2B's SDKs (api/e2b/): its control API and the sandbox routes, with E2B's own error shapes.
   if (deps.sessions) mountE2b(app, { sessions: deps.sessions, templates: deps.templates, keyring: deps.keyring, ...(deps.quotas ? { rate: { quotas: deps.quotas, buckets } } : {}) });
+  if (deps.sessions) app.route('/', sessionNetworkRoutes(new EgressService(deps.sessions, deps.templates, deps.egressSecrets)));
+  if (deps.egressSecrets) app.route('/', egressSecretRoutes(deps.egressSecrets));
   if (deps.mcp) app.route('/', deps.mcp.routes);
   app.route('/', healthRoutes(deps));
   app.doc31('/api/v1/openapi.json', {

@@ -56,6 +56,8 @@ export interface LocalPlatformOptions {
    * `nfsPort`); undefined turns NFS off in the executors.
    */
   nfsBind?: string;
+  /** KILN_EGRESS_DNS for the executors (their egress proxies' resolvers); absent: the host's. */
+  egressDns?: string | undefined;
 }
 
 /** The executor's ready line (executor/src/main.ts). */
@@ -126,6 +128,7 @@ export class LocalPlatform implements Platform {
       env: {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
         ...(process.env.KILN_RUNTIME_DIR ? { KILN_RUNTIME_DIR: process.env.KILN_RUNTIME_DIR } : {}),
+        ...(this.opts.egressDns ? { KILN_EGRESS_DNS: this.opts.egressDns } : {}),
         KILN_EXECUTOR_ID: executorId,
         KILN_TEMPLATE: template.name,
         KILN_AGENT_LISTEN: '127.0.0.1:0',

@@ -168,6 +168,7 @@ export class Scheduler {
         allowNetwork: network.outbound,
         allowCidrs: network.allowCidrs,
         aheadOfTime,
+        egressPolicyJson: network.egress ? JSON.stringify(network.egress) : '',
       });
     } catch (err) {
       await throughRedisOutage(() => this.forget(template.name, sandboxId), redisBack);

@@ -133,6 +133,10 @@ export class Keys {
     return `${this.prefix}:sessreaper`;
   }
   /** Tenants made over the admin API: id → JSON (HASH, owned by tenancy/keyring.ts). */
+  /** A tenant's egress secrets (HASH name → JSON with the value sealed; egress/secrets.ts). */
+  egressSecrets(tenant: string): string {
+    return `${this.prefix}:egress-secrets:${tenant}`;
+  }
   get tenants(): string {
     return `${this.prefix}:tenants`;
   }

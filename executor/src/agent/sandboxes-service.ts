@@ -1,5 +1,7 @@
 import type { SandboxesServer, SandboxInfo } from '@kiln/proto/executor/sandboxes';
 import type { ExecutorConfig } from '../config.js';
+import { parsePolicyJson } from '../egress/policy.js';
+import { InvalidArgumentError } from '../errors.js';
 import type { SandboxManager } from '../sandbox/manager.js';
 import type { Sandbox } from '../sandbox/sandbox.js';
 import type { Rpc } from './rpc.js';
@@ -38,7 +40,13 @@ export function sandboxesService(rpc: Rpc, config: ExecutorConfig, sandboxes: Sa
         maxProcesses: r.resources?.maxProcesses || 256,
         maxOpenFiles: r.resources?.maxOpenFiles || 1024,
       };
-      return info(await sandboxes.create(r.sandboxId, r.runner, sizes, r.allowNetwork, r.allowCidrs, r.aheadOfTime));
+      let egress;
+      try {
+        egress = r.egressPolicyJson ? parsePolicyJson(r.egressPolicyJson) : undefined;
+      } catch (err) {
+        throw new InvalidArgumentError((err as Error).message, { sandboxId: r.sandboxId });
+      }
+      return info(await sandboxes.create(r.sandboxId, r.runner, sizes, r.allowNetwork && !egress, r.allowCidrs, r.aheadOfTime, egress));
     }),
     destroy: rpc.unary(async (r) => ({ existed: await sandboxes.destroy(r.sandboxId) })),
     list: rpc.unary(() => ({ sandboxes: sandboxes.list().filter((s) => s.state !== 'dead').map(info) })),

@@ -1,4 +1,5 @@
 import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { EgressService } from '@kiln/proto/executor/egress';
 import { FilesService } from '@kiln/proto/executor/files';
 import { InvokeService } from '@kiln/proto/executor/invoke';
 import { NfsService } from '@kiln/proto/executor/nfs';
@@ -9,6 +10,8 @@ import type { ExecutorConfig } from '../config.js';
 import type { SessionExports } from '../nfs/session-exports.js';
 import { ProcessTable } from '../process/registry.js';
 import type { SandboxManager } from '../sandbox/manager.js';
+import type { EgressStep } from '../egress/step.js';
+import { egressService } from './egress-service.js';
 import { filesService } from './files-service.js';
 import { addHealthService } from './health.js';
 import { invokeService } from './invoke-service.js';
@@ -31,6 +34,8 @@ export interface AgentDeps {
   /** The executor's NFS server, when it runs one. */
   nfs?: NfsEndpoint;
   limits?: LimitsReport;
+  /** The egress proxies of sandboxes with an egress policy. */
+  egress?: EgressStep;
 }
 
 /**
@@ -49,6 +54,7 @@ export function createAgentServer(config: ExecutorConfig, deps: AgentDeps): Serv
   rpc.serve(server, FilesService, filesService(rpc, deps.sandboxes, processes));
   rpc.serve(server, PtyService, ptyService(rpc, deps.sandboxes));
   rpc.serve(server, NfsService, nfsService(rpc, deps.exports, deps.nfs));
+  if (deps.egress) rpc.serve(server, EgressService, egressService(rpc, deps.sandboxes, deps.egress));
   // grpc.health.v1 for Kubernetes' grpc probes (no token: it only says "serving").
   addHealthService(server);
   return server;

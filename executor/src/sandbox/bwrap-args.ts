@@ -130,7 +130,8 @@ export function sandboxArgv(spec: SandboxSpec, bwrapPath: string): string[] {
   for (const path of HOST_ETC) if (existsSync(path)) argv.push('--ro-bind', path, path);
   for (const name of SYNTHETIC_ETC) argv.push('--ro-bind', `${spec.etcDir}/${name}`, `/etc/${name}`);
   // Outbound sandboxes resolve through slirp4netns's forwarder (network.ts), never the host's resolver.
-  if (spec.allowNetwork) argv.push('--ro-bind', `${spec.etcDir}/resolv.conf`, '/etc/resolv.conf');
+  // Egress sandboxes too: every address is local in their namespace, so Kiln's DNS listener answers there.
+  if (spec.allowNetwork || spec.egress) argv.push('--ro-bind', `${spec.etcDir}/resolv.conf`, '/etc/resolv.conf');
   // bwrap builds the root as a tmpfs; freeze it so only /workspace and /tmp take writes.
   argv.push('--remount-ro', '/');
   argv.push(

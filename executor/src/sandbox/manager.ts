@@ -5,6 +5,7 @@ import { ErrorCode } from '@kiln/proto/executor/errors';
 import { AgentError, InvalidArgumentError } from '../errors.js';
 import { syntheticEtc } from './bwrap-args.js';
 import type { BootStep } from './boot-step.js';
+import type { EgressPolicy } from '../egress/policy.js';
 import { Sandbox } from './sandbox.js';
 import type { SandboxSpec } from './spec.js';
 import { PlainWorkspaceFs, type WorkspaceFs } from './workspace-fs.js';
@@ -113,8 +114,8 @@ export class SandboxManager {
     return [...this.sandboxes.values()];
   }
 
-  /** `allowCidrs`: private ranges an outbound sandbox may reach (network.ts). */
-  async create(id: string, runner: string, limits: SandboxLimits, allowNetwork: boolean, allowCidrs: readonly string[] = [], aheadOfTime = false): Promise<Sandbox> {
+  /** `allowCidrs`: private ranges an outbound sandbox may reach (network.ts); `egress`: the template's egress policy (egress/). */
+  async create(id: string, runner: string, limits: SandboxLimits, allowNetwork: boolean, allowCidrs: readonly string[] = [], aheadOfTime = false, egress?: EgressPolicy): Promise<Sandbox> {
     if (!SANDBOX_ID.test(id)) throw new InvalidArgumentError(`sandbox id must match ${SANDBOX_ID}; got "${id.slice(0, 100)}"`, { sandboxId: id.slice(0, 100) });
     if (!this.opts.runners.includes(runner)) throw new UnsupportedRunnerError(runner, this.opts.runners);
     if (this.sandboxes.has(id)) return this.get(id);
@@ -140,6 +141,7 @@ export class SandboxManager {
       maxFileMB: limits.diskMB,
       allowNetwork,
       allowCidrs,
+      ...(egress ? { egress } : {}),
       hostUid,
       hostGid,
     };

@@ -56,7 +56,7 @@ export function parseAllowCidrs(sandboxId: string, cidrs: readonly string[]): Ci
 }
 
 /** The executor's own IPv4 addresses, read at each boot (interfaces come and go). */
-function hostAddresses(): string[] {
+export function hostAddresses(): string[] {
   return Object.values(networkInterfaces())
     .flat()
     .filter((a) => a !== undefined && a.family === 'IPv4' && !a.internal)

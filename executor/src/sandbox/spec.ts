@@ -1,3 +1,5 @@
+import type { EgressPolicy } from '../egress/policy.js';
+
 /** Everything the launcher needs to start one sandbox. */
 export interface SandboxSpec {
   id: string;
@@ -25,6 +27,8 @@ export interface SandboxSpec {
   allowNetwork: boolean;
   /** Private IPv4 ranges the template opens to an outbound sandbox (network.ts denies them otherwise). */
   allowCidrs?: readonly string[];
+  /** An egress policy: the sandbox leaves only through Kiln's proxy and DNS (egress/), never slirp4netns. */
+  egress?: EgressPolicy;
   /** Host uid/gid the sandbox runs as (its uid inside is always 1000). */
   hostUid: number;
   hostGid: number;

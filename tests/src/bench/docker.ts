@@ -31,7 +31,7 @@ async function coldStart(runtime: Platform, template: Template, agents: AgentPoo
     const handle = await runtime.start(template, id);
     const agent = agents.get(handle);
     const sandboxId = `sbx-${id}`;
-    await agent.createSandbox({ sandboxId, runner: 'nodejs', resources: { memoryMb: 128, diskMb: 64, maxProcesses: 64, maxOpenFiles: 256, cpu: 1 }, allowNetwork: false, allowCidrs: [], aheadOfTime: false });
+    await agent.createSandbox({ sandboxId, runner: 'nodejs', resources: { memoryMb: 128, diskMb: 64, maxProcesses: 64, maxOpenFiles: 256, cpu: 1 }, allowNetwork: false, allowCidrs: [], aheadOfTime: false, egressPolicyJson: '' });
     const res = await agent.invoke(
       {
         sandboxId,

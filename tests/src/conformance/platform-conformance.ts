@@ -52,6 +52,7 @@ async function invokeTrivial(agents: AgentPool, handle: ExecutorHandle, template
     },
     allowNetwork: false,
     allowCidrs: [],
+    egressPolicyJson: '',
     aheadOfTime: false,
   });
   const res = await agent.invoke(

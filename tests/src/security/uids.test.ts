@@ -81,6 +81,7 @@ describe('uid ranges of executors on one host', () => {
       resources: { memoryMb: 256, diskMb: 64, maxProcesses: MAX_PROCESSES, maxOpenFiles: 256, cpu: 1 },
       allowNetwork: false,
       allowCidrs: [],
+      egressPolicyJson: '',
       aheadOfTime: false,
     });
     return { info, session: new SessionAgent(agent, sandboxId) };

@@ -1,4 +1,5 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { networkPolicy } from '../../templates/network.js';
 import { ValidationError } from '../../errors.js';
 import { SESSION_LIMITS, type SessionService, type SessionView } from '../../sessions/service.js';
 import type { TemplateRegistry } from '../../templates/registry.js';
@@ -143,9 +144,10 @@ export function e2bControlRoutes(sessions: SessionService, templates: TemplateRe
     },
   });
   app.onError(onE2bError);
+  // Internet access in E2B's sense: an outbound template, or one with an egress policy (templates/network.ts).
   const outbound = (template: string): boolean => {
-    const n = templates.get(template).network;
-    return (typeof n === 'string' ? n : n.mode) === 'outbound';
+    const p = networkPolicy(templates.get(template).network);
+    return p.outbound || p.egress !== undefined;
   };
   const detail = (s: SessionView): z.infer<typeof SandboxDetail> => {
     const t = templates.has(s.template) ? templates.get(s.template).resources : { cpu: 0, memoryMB: 0, diskMB: 0 };

@@ -85,6 +85,11 @@ export interface CreateSandboxRequest {
    * (spare workspaces) to the boots a request waits for, and has none made for it.
    */
   aheadOfTime: boolean;
+  /**
+   * The template's egress policy (normalised JSON, executor/src/egress/policy.ts). When set,
+   * allow_network is false: the sandbox leaves only through Kiln's egress proxy.
+   */
+  egressPolicyJson: string;
 }
 
 export interface SandboxInfo {
@@ -563,7 +568,15 @@ export const Resources: MessageFns<Resources> = {
 };
 
 function createBaseCreateSandboxRequest(): CreateSandboxRequest {
-  return { sandboxId: "", runner: "", resources: undefined, allowNetwork: false, allowCidrs: [], aheadOfTime: false };
+  return {
+    sandboxId: "",
+    runner: "",
+    resources: undefined,
+    allowNetwork: false,
+    allowCidrs: [],
+    aheadOfTime: false,
+    egressPolicyJson: "",
+  };
 }
 
 export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
@@ -585,6 +598,9 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
     }
     if (message.aheadOfTime !== false) {
       writer.uint32(48).bool(message.aheadOfTime);
+    }
+    if (message.egressPolicyJson !== "") {
+      writer.uint32(58).string(message.egressPolicyJson);
     }
     return writer;
   },
@@ -650,6 +666,14 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
             message.aheadOfTime = reader.bool();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.egressPolicyJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -686,6 +710,11 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
         : isSet(object.ahead_of_time)
         ? globalThis.Boolean(object.ahead_of_time)
         : false,
+      egressPolicyJson: isSet(object.egressPolicyJson)
+        ? globalThis.String(object.egressPolicyJson)
+        : isSet(object.egress_policy_json)
+        ? globalThis.String(object.egress_policy_json)
+        : "",
     };
   },
 
@@ -709,6 +738,9 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
     if (message.aheadOfTime !== false) {
       obj.aheadOfTime = message.aheadOfTime;
     }
+    if (message.egressPolicyJson !== "") {
+      obj.egressPolicyJson = message.egressPolicyJson;
+    }
     return obj;
   },
 
@@ -725,6 +757,7 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
     message.allowNetwork = object.allowNetwork ?? false;
     message.allowCidrs = object.allowCidrs?.map((e) => e) || [];
     message.aheadOfTime = object.aheadOfTime ?? false;
+    message.egressPolicyJson = object.egressPolicyJson ?? "";
     return message;
   },
 };
