@@ -11,6 +11,7 @@ import type { FunctionService } from './service.js';
 import type { Principal } from '../tenancy/principal.js';
 import type { DeadLetter, FunctionRef, FunctionVersionRecord } from './types.js';
 import { invokedFunctionArn } from './arn.js';
+import type { ChunkListener } from '../invocation/stream.js';
 
 export type InvocationType = 'RequestResponse' | 'Event' | 'DryRun';
 
@@ -42,8 +43,10 @@ export class FunctionInvoker {
   /**
    * Invokes a function with its event as JSON text. `idempotencyKey` (Event only) makes retried
    * submissions of one event one invocation: the first one's id comes back and it runs once.
+   * `onChunk` (RequestResponse only) streams the response: its chunks come as the handler writes
+   * them, and the record that follows carries no result (invocation/stream.ts).
    */
-  async invoke(who: Principal, ref: FunctionRef, qualifier: string | undefined, payload: string, type: InvocationType, idempotencyKey?: string, clientContext?: string): Promise<Invocation> {
+  async invoke(who: Principal, ref: FunctionRef, qualifier: string | undefined, payload: string, type: InvocationType, idempotencyKey?: string, clientContext?: string, onChunk?: ChunkListener): Promise<Invocation> {
     const bytes = Buffer.byteLength(payload);
     const max = type === 'Event' ? ASYNC_PAYLOAD_BYTES : SYNC_PAYLOAD_BYTES;
     if (bytes > max) throw new PayloadTooLargeError(bytes, max, type === 'Event' ? 'an asynchronous' : 'a synchronous');
@@ -59,9 +62,11 @@ export class FunctionInvoker {
     const { record: fn, alias } = await this.functions.resolve(who, ref, qualifier, true);
     const id = randomUUID();
     if (type === 'DryRun') return { id, function: fn };
-    const job = { ...(await this.job(id, fn, event, type === 'RequestResponse')), invokedFunctionArn: invokedFunctionArn(fn.tenant, fn.name, qualifier), ...(clientContext ? { clientContext } : {}) };
+    const stream = onChunk !== undefined && type === 'RequestResponse';
+    const job = { ...(await this.job(id, fn, event, type === 'RequestResponse')), invokedFunctionArn: invokedFunctionArn(fn.tenant, fn.name, qualifier), ...(clientContext ? { clientContext } : {}), ...(stream ? { stream } : {}) };
     const out = await this.submitter.submit({
       job,
+      ...(stream ? { onChunk } : {}),
       attempts: fn.maxRetryAttempts + 1,
       // The Submitter scopes this within the job's tenant too.
       ...(idempotencyKey && !job.sync ? { idempotency: { scope: `function:${fn.name}:${alias ? `alias:${alias.name}` : fn.version}`, key: idempotencyKey } } : {}),

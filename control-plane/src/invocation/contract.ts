@@ -107,6 +107,8 @@ export const InvocationJobSchema = z.object({
   clientContext: z.string().optional(),
   /** The ARN the caller invoked, with its qualifier if it gave one (context.invokedFunctionArn). */
   invokedFunctionArn: z.string().optional(),
+  /** The caller reads the response as it is written: the body travels as chunks (invocation/stream.ts). Sync jobs only. */
+  stream: z.boolean().optional(),
   /** Replica whose caller waits for this job's record (its Redis reply channel). */
   replyTo: z.string().optional(),
   /**

@@ -7,6 +7,7 @@ import type { Lease, Scheduler } from '../scheduler/scheduler.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import type { ExecutionRecord, InvocationJob } from './contract.js';
 import { invokeRequest, outcomeOf } from './request.js';
+import type { ChunkListener } from './stream.js';
 
 /** How long a job may wait for a sandbox before it fails with NoCapacity. */
 const LEASE_WAIT_MS = 30_000;
@@ -33,7 +34,8 @@ export class Dispatcher {
     private readonly leases: LeaseCache,
   ) {}
 
-  async run(job: InvocationJob, startedAt = Date.now()): Promise<ExecutionRecord> {
+  /** One attempt; a `stream` job goes over InvokeStream and hands its body's chunks to `onChunk` as they come. */
+  async run(job: InvocationJob, startedAt = Date.now(), onChunk?: ChunkListener): Promise<ExecutionRecord> {
     const template = this.templates.get(job.template);
     const fn = job.function;
     const t0 = performance.now();
@@ -49,8 +51,8 @@ export class Dispatcher {
       // Until the sandbox that ran it was leased, lost ones included.
       scheduleMs = performance.now() - t0;
       try {
-        res = await this.invoke(lease, job, lease.startType !== 'hot');
-        if (res.status === InvokeStatus.INVOKE_STATUS_NEEDS_FUNCTION) res = await this.invoke(lease, job, true);
+        res = await this.invoke(lease, job, lease.startType !== 'hot', onChunk);
+        if (res.status === InvokeStatus.INVOKE_STATUS_NEEDS_FUNCTION) res = await this.invoke(lease, job, true, onChunk);
         break;
       } catch (err) {
         if (err instanceof SandboxLostError) {
@@ -80,7 +82,11 @@ export class Dispatcher {
     };
   }
 
-  private invoke(lease: Lease, job: InvocationJob, withFunction: boolean): Promise<InvokeResponse> {
-    return this.agents.get(lease.executor).invoke(invokeRequest(lease.sandboxId, job.id, job.function, job.event, job.timeoutMs, withFunction, job.tenant, job), job.timeoutMs + RPC_MARGIN_MS);
+  private invoke(lease: Lease, job: InvocationJob, withFunction: boolean, onChunk?: ChunkListener): Promise<InvokeResponse> {
+    const agent = this.agents.get(lease.executor);
+    const req = invokeRequest(lease.sandboxId, job.id, job.function, job.event, job.timeoutMs, withFunction, job.tenant, job);
+    if (!job.stream || !onChunk) return agent.invoke(req, job.timeoutMs + RPC_MARGIN_MS);
+    const version = job.function.version;
+    return agent.invokeStream(req, job.timeoutMs + RPC_MARGIN_MS, (data, contentType) => onChunk({ id: job.id, version, data, ...(contentType ? { contentType } : {}) }));
   }
 }

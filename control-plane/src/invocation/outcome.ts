@@ -51,7 +51,8 @@ export class OutcomePolicy {
     const last = attempt.attempt >= attempt.maxAttempts;
     let record: ExecutionRecord;
     try {
-      record = await this.dispatcher.run(job, Date.now());
+      // A streaming caller's chunks go ahead of the record, on the same way (queue/replies.ts).
+      record = await this.dispatcher.run(job, Date.now(), job.stream ? (chunk) => this.replies.deliverChunk(chunk, job.replyTo) : undefined);
     } catch (thrown) {
       // A Redis outage mid-attempt (a lease, a release) is ServiceUnavailable: retryable.
       const err = unavailableOr(thrown);

@@ -5,6 +5,7 @@ import type { ReplyRouter } from '../queue/replies.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import type { ExecutionRecord, InvocationJob } from './contract.js';
 import type { ExecutionObserver } from './outcome.js';
+import type { ChunkListener } from './stream.js';
 import { canReach, DEFAULT_TENANT, type Principal } from '../tenancy/principal.js';
 import { QuotaExceededError, type Quotas } from '../tenancy/quotas.js';
 
@@ -25,6 +26,8 @@ export interface Submission {
   /** Attempts of an async job (sync jobs get one). */
   attempts?: number;
   idempotency?: { scope: string; key: string };
+  /** A sync `stream` job's caller: gets the body's chunks as they come, before the record (invocation/stream.ts). */
+  onChunk?: ChunkListener;
 }
 
 /**
@@ -85,7 +88,7 @@ export class Submitter {
     // as before fair share, and the hot path costs no sorted-set insert. Their number is bounded
     // by the callers' open connections and by the same executions quota.
     await this.admit(tenant, s.job);
-    const record = await this.addAndWait(s.job, s.job.timeoutMs + SYNC_WAIT_MARGIN_MS);
+    const record = await this.addAndWait(s.job, s.job.timeoutMs + SYNC_WAIT_MARGIN_MS, s.onChunk);
     if (!record) throw new KilnError('WaitTimeout', 504, `invocation ${s.job.id} did not finish in time; poll GET /api/v1/executions/${s.job.id}`, { id: s.job.id });
     return { id: s.job.id, record };
   }
@@ -140,8 +143,8 @@ export class Submitter {
    * Adds a sync job and waits for its record, at most `waitMs`. If no reply came (the replica
    * that ran it died between finishing and replying), the stored record is the answer.
    */
-  private async addAndWait(job: InvocationJob, waitMs: number): Promise<ExecutionRecord | undefined> {
-    const waiting = this.replies.wait(job.id);
+  private async addAndWait(job: InvocationJob, waitMs: number, onChunk?: ChunkListener): Promise<ExecutionRecord | undefined> {
+    const waiting = this.replies.wait(job.id, onChunk);
     let timer: NodeJS.Timeout | undefined;
     try {
       await this.queued(job, () => this.queues.add({ ...job, replyTo: this.replies.replicaId }, 1));

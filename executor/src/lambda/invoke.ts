@@ -59,7 +59,7 @@ function toError(value: unknown, fallbackType: string): ErrorShape {
  * how much garbage it lets build up before a full GC) for the template's memory; both ends are
  * reported as Runtime.OutOfMemory (`diedOfOom`).
  */
-export async function invoke(sandbox: Sandbox, req: InvokeRequest): Promise<InvokeResponse> {
+export async function invoke(sandbox: Sandbox, req: InvokeRequest, onChunk?: (msg: RunnerMessage) => void): Promise<InvokeResponse> {
   const logs = new LogBuffer(LOG_CAP_BYTES);
   // The sandbox claims itself for this one invocation (SandboxBusyError otherwise).
   return sandbox.invocation(logs, async () => {
@@ -89,7 +89,7 @@ export async function invoke(sandbox: Sandbox, req: InvokeRequest): Promise<Invo
           return response({ error: toError(reply.error, 'Runtime.ImportModuleError'), logs: logs.text(), initMs, loaded, sandboxAlive: false });
         }
       }
-      return await runHandler(sandbox, req, logs, memoryMB, initMs, loaded);
+      return await runHandler(sandbox, req, logs, memoryMB, initMs, loaded, onChunk);
     } catch (err) {
       sandbox.kill();
       return response({ error: toError({ errorType: 'Runtime.ExitError', errorMessage: (err as Error).message }, 'Runtime.ExitError'), logs: logs.text(), sandboxAlive: false, loaded });
@@ -155,7 +155,7 @@ function traceId(): string {
   return `Root=1-${Math.floor(Date.now() / 1000).toString(16)}-${r.slice(0, 24)};Parent=${r.slice(24, 40)};Sampled=0`;
 }
 
-async function runHandler(sandbox: Sandbox, req: InvokeRequest, logs: LogBuffer, memoryMB: number, initMs: number | undefined, loaded: boolean): Promise<InvokeResponse> {
+async function runHandler(sandbox: Sandbox, req: InvokeRequest, logs: LogBuffer, memoryMB: number, initMs: number | undefined, loaded: boolean, onChunk?: (msg: RunnerMessage) => void): Promise<InvokeResponse> {
   const requestId = req.requestId;
   const version = req.function?.version || '$LATEST';
   logs.line(`START RequestId: ${requestId} Version: ${version}`);
@@ -169,7 +169,7 @@ async function runHandler(sandbox: Sandbox, req: InvokeRequest, logs: LogBuffer,
   // and a dying sandbox reported alive would be parked hot and given the caller's next call.
   let killed = false;
   try {
-    reply = await sandbox.invoke(message, req.requestId, req.timeoutMs);
+    reply = await sandbox.invoke(message, req.requestId, req.timeoutMs, onChunk);
   } catch (err) {
     sandbox.kill();
     killed = true;
@@ -201,7 +201,8 @@ async function runHandler(sandbox: Sandbox, req: InvokeRequest, logs: LogBuffer,
   logs.line(reportLine({ requestId, durationMs, memoryMB, maxMemoryMB: Math.round(maxMemoryMb), initMs }));
   let payload: Buffer = Buffer.alloc(0);
   let raw = false;
-  if (reply?.ok === true) {
+  // A streaming handler's body went out as chunks (lambda/stream.ts); its result carries none.
+  if (reply?.ok === true && reply.streamed !== true) {
     if (typeof reply.raw === 'string') {
       payload = Buffer.from(reply.raw, 'base64');
       raw = true;

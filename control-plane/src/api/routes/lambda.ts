@@ -38,7 +38,7 @@ function zipOf(code: { ZipFile?: string | undefined; S3Bucket?: string | undefin
  */
 
 /** The last 4 KB of a log, cut at a character boundary, base64. */
-function logTail(logs: string): string {
+export function logTail(logs: string): string {
   const bytes = Buffer.from(logs, 'utf8');
   let start = Math.max(0, bytes.length - LOG_TAIL_BYTES);
   while (start < bytes.length && ((bytes[start] ?? 0) & 0xc0) === 0x80) start++;
@@ -160,7 +160,7 @@ const CLIENT_CONTEXT_MAX = 3583;
  * (Python: client_context; custom runtimes: the Lambda-Runtime-Client-Context header). Returned
  * as the JSON text; anything else is refused as Lambda refuses it.
  */
-function decodeClientContext(header: string | undefined): string | undefined {
+export function decodeClientContext(header: string | undefined): string | undefined {
   if (header === undefined || header === '') return undefined;
   const refuse = () => new KilnError('InvalidRequestContent', 400, 'Client context must be a valid Base64-encoded JSON object.', { field: 'ClientContext' });
   if (header.length > CLIENT_CONTEXT_MAX) throw new KilnError('InvalidRequestContent', 400, `Client context must be at most ${CLIENT_CONTEXT_MAX} bytes.`, { field: 'ClientContext' });

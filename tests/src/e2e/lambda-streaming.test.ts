@@ -1,0 +1,206 @@
+import { readdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CreateFunctionCommand,
+  CreateFunctionUrlConfigCommand,
+  DeleteFunctionCommand,
+  InvokeWithResponseStreamCommand,
+  LambdaClient,
+  ResourceNotFoundException,
+  type InvokeWithResponseStreamResponseEvent,
+} from '@aws-sdk/client-lambda';
+import { startTestKiln, type TestKiln } from '../support/kiln.js';
+import { makeZip } from '../support/zip.js';
+
+/**
+ * Response streaming through the official SDK's InvokeWithResponseStream and through a function
+ * URL in RESPONSE_STREAM mode, against real sandboxes. The handlers that prove chunks arrive as
+ * they are written wait, after their first chunk, for a file the test writes into their
+ * /workspace only once it has read that chunk: a response buffered anywhere on the way would
+ * deadlock until the function's timeout, and the test would see Sandbox.Timedout instead.
+ */
+let k: TestKiln;
+let lambda: LambdaClient;
+const made: string[] = [];
+beforeAll(async () => {
+  k = await startTestKiln({ templates: { nodejs: { pool: { minIdle: 1, maxSandboxes: 4 } }, python: null, shell: null, provided: null } });
+  lambda = new LambdaClient({ endpoint: k.url, region: 'us-east-1', credentials: { accessKeyId: 'kiln', secretAccessKey: 'kiln' }, maxAttempts: 1 });
+});
+afterAll(async () => {
+  for (const name of made) await lambda.send(new DeleteFunctionCommand({ FunctionName: name })).catch(() => undefined);
+  lambda?.destroy();
+  await k?.stop();
+});
+
+async function create(name: string, code: string, extra: Record<string, unknown> = {}) {
+  made.push(name);
+  await lambda.send(
+    new CreateFunctionCommand({ FunctionName: name, Runtime: 'nodejs20.x', Role: 'arn:aws:iam::123456789012:role/x', Handler: 'index.handler', Code: { ZipFile: makeZip([{ path: 'index.js', content: code }]) }, Timeout: 30, ...extra }),
+  );
+}
+
+/** Waits in the handler until the test has seen its first chunk (see the file's comment). */
+const GATE = `
+const fs = require('fs');
+async function gate(token) {
+  fs.writeFileSync('/workspace/' + token + '.ready', '');
+  while (!fs.existsSync('/workspace/' + token + '.go')) await new Promise((r) => setTimeout(r, 20));
+}`;
+
+/** Opens the gate of `token`: finds the sandbox workspace holding `<token>.ready` under Kiln's data dir. */
+async function openGate(token: string): Promise<void> {
+  const until = Date.now() + 20_000;
+  for (;;) {
+    const found = (readdirSync(k.dataDir, { recursive: true }) as string[]).find((p) => p.endsWith(`${token}.ready`));
+    if (found) {
+      writeFileSync(join(k.dataDir, dirname(found), `${token}.go`), '');
+      return;
+    }
+    if (Date.now() > until) throw new Error(`no sandbox workspace holds ${token}.ready`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+type Event = InvokeWithResponseStreamResponseEvent;
+async function collect(events: AsyncIterable<Event> | undefined, onChunk: (text: string, n: number) => Promise<void> = () => Promise.resolve()) {
+  const chunks: string[] = [];
+  let complete: Event['InvokeComplete'];
+  for await (const e of events ?? []) {
+    if (e.PayloadChunk?.Payload) {
+      chunks.push(Buffer.from(e.PayloadChunk.Payload).toString('utf8'));
+      await onChunk(chunks[chunks.length - 1] ?? '', chunks.length);
+    }
+    if (e.InvokeComplete) complete = e.InvokeComplete;
+  }
+  return { chunks, complete };
+}
+
+const streamInvoke = (name: string, event: unknown, extra: Record<string, unknown> = {}) =>
+  lambda.send(new InvokeWithResponseStreamCommand({ FunctionName: name, Payload: Buffer.from(JSON.stringify(event)), ...extra }));
+
+describe('InvokeWithResponseStream through the AWS SDK', () => {
+  it('delivers each chunk while the handler still runs, then InvokeComplete', async () => {
+    await create(
+      'stream-gated',
+      `${GATE}
+exports.handler = awslambda.streamifyResponse(async (event, responseStream, context) => {
+  responseStream.setContentType('text/plain');
+  responseStream.write('first ' + context.awsRequestId + '\\n');
+  await gate(event.token);
+  responseStream.write('second\\n');
+  responseStream.end('third\\n');
+});`,
+    );
+    const token = `t${Date.now().toString(36)}`;
+    const res = await streamInvoke('stream-gated', { token }, { LogType: 'Tail' });
+    expect(res.StatusCode).toBe(200);
+    expect(res.ExecutedVersion).toBe('$LATEST');
+    const requestId = res.$metadata.requestId;
+    // Chunk 2 is written only after the test has read chunk 1 and opened the gate.
+    const { chunks, complete } = await collect(res.EventStream, async (_text, n) => {
+      if (n === 1) await openGate(token);
+    });
+    expect(chunks).toEqual([`first ${requestId}\n`, 'second\n', 'third\n']);
+    expect(complete?.ErrorCode).toBeUndefined();
+    expect(Buffer.from(complete?.LogResult ?? '', 'base64').toString('utf8')).toContain(`REPORT RequestId: ${requestId}`);
+  });
+
+  it('returns a non-streaming handler\'s result as one chunk, byte for byte', async () => {
+    await create('stream-plain', `exports.handler = async (event) => ({ echo: event.echo, s: 'x' });`);
+    const { chunks, complete } = await collect((await streamInvoke('stream-plain', { echo: 1.5 })).EventStream);
+    expect(chunks).toEqual(['{"echo":1.5,"s":"x"}']);
+    expect(complete?.ErrorCode).toBeUndefined();
+  });
+
+  it('ends with the handler\'s error, or the timeout, in InvokeComplete after the chunks already sent', async () => {
+    await create(
+      'stream-fails',
+      `exports.handler = awslambda.streamifyResponse(async (event, responseStream) => {
+  responseStream.write('partial');
+  await new Promise((r) => setTimeout(r, 10));
+  if (event.hang) await new Promise(() => setInterval(() => undefined, 1000));
+  throw new TypeError('broke mid-stream');
+});`,
+      { Timeout: 2 },
+    );
+    const failed = await collect((await streamInvoke('stream-fails', {})).EventStream);
+    expect(failed.chunks).toEqual(['partial']);
+    expect(failed.complete).toMatchObject({ ErrorCode: 'TypeError', ErrorDetails: 'broke mid-stream' });
+    const timedOut = await collect((await streamInvoke('stream-fails', { hang: true })).EventStream);
+    expect(timedOut.chunks).toEqual(['partial']);
+    expect(timedOut.complete).toMatchObject({ ErrorCode: 'Sandbox.Timedout', ErrorDetails: 'Task timed out after 2.00 seconds' });
+  });
+
+  it('fails a response over 20 MB with Function.ResponseSizeTooLarge', async () => {
+    await create(
+      'stream-huge',
+      `exports.handler = awslambda.streamifyResponse(async (event, responseStream) => {
+  const mb = Buffer.alloc(1024 * 1024, 97);
+  for (let i = 0; i < 25; i++) responseStream.write(mb);
+  responseStream.end();
+});`,
+    );
+    const { chunks, complete } = await collect((await streamInvoke('stream-huge', {})).EventStream);
+    expect(chunks.join('').length).toBeLessThanOrEqual(20 * 1024 * 1024);
+    expect(complete?.ErrorCode).toBe('Function.ResponseSizeTooLarge');
+  });
+
+  it('answers a missing function with ResourceNotFoundException before any stream', async () => {
+    await expect(streamInvoke('stream-missing', {})).rejects.toBeInstanceOf(ResourceNotFoundException);
+  });
+});
+
+describe('function URLs in RESPONSE_STREAM mode', () => {
+  it('stream the body with the status, headers and cookies of HttpResponseStream.from', async () => {
+    await create(
+      'stream-url',
+      `${GATE}
+exports.handler = awslambda.streamifyResponse(async (event, responseStream) => {
+  const token = event.queryStringParameters.token;
+  responseStream = awslambda.HttpResponseStream.from(responseStream, { statusCode: 201, headers: { 'x-kind': 'streamed', 'content-type': 'text/plain' }, cookies: ['a=1', 'b=2'] });
+  await gate(token);
+  responseStream.write('hello ');
+  await gate(token + '-2');
+  responseStream.end('world');
+});`,
+    );
+    const { FunctionUrl, InvokeMode } = await lambda.send(new CreateFunctionUrlConfigCommand({ FunctionName: 'stream-url', AuthType: 'NONE', InvokeMode: 'RESPONSE_STREAM' }));
+    expect(InvokeMode).toBe('RESPONSE_STREAM');
+    const token = `u${Date.now().toString(36)}`;
+    const pending = fetch(`${FunctionUrl}?token=${token}`);
+    await openGate(token);
+    const res = await pending;
+    expect(res.status).toBe(201);
+    expect(res.headers.get('x-kind')).toBe('streamed');
+    expect(res.headers.get('content-type')).toBe('text/plain');
+    expect(res.headers.getSetCookie()).toEqual(['a=1', 'b=2']);
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    let text = '';
+    while (!text.includes('hello ')) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += Buffer.from(value).toString('utf8');
+    }
+    expect(text).toBe('hello ');
+    await openGate(`${token}-2`);
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += Buffer.from(value).toString('utf8');
+    }
+    expect(text).toBe('hello world');
+  });
+
+  it('the same handler through InvokeWithResponseStream carries the prelude in the payload, as on AWS', async () => {
+    await create(
+      'stream-prelude',
+      `exports.handler = awslambda.streamifyResponse(async (event, responseStream) => {
+  responseStream = awslambda.HttpResponseStream.from(responseStream, { statusCode: 202 });
+  responseStream.end('body');
+});`,
+    );
+    const { chunks } = await collect((await streamInvoke('stream-prelude', {})).EventStream);
+    expect(chunks.join('')).toBe(`{"statusCode":202}${'\0'.repeat(8)}body`);
+  });
+});
