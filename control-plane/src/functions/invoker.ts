@@ -3,7 +3,7 @@ import { KilnError } from '../errors.js';
 import type { ExecutionRecord, InvocationJob } from '../invocation/contract.js';
 import { runnerOf } from '../invocation/languages.js';
 import { checkEventDepth, functionKey } from '../invocation/request.js';
-import type { Submitter } from '../invocation/submit.js';
+import type { Submission, Submitter } from '../invocation/submit.js';
 import type { DeadLetterStore } from './deadletters.js';
 import { DeadLetterNotFoundError, InvalidPayloadError, PayloadTooLargeError } from './errors.js';
 import type { CodePackages } from './package.js';
@@ -12,6 +12,7 @@ import type { Principal } from '../tenancy/principal.js';
 import type { DeadLetter, FunctionRef, FunctionVersionRecord } from './types.js';
 import { invokedFunctionArn } from './arn.js';
 import type { ChunkListener } from '../invocation/stream.js';
+import type { FunctionExtras } from './settings.js';
 
 export type InvocationType = 'RequestResponse' | 'Event' | 'DryRun';
 
@@ -38,6 +39,7 @@ export class FunctionInvoker {
     private readonly packages: CodePackages,
     private readonly submitter: Submitter,
     private readonly deadLetters: DeadLetterStore,
+    private readonly extras?: Pick<FunctionExtras, 'admitJob' | 'releaseJob'>,
   ) {}
 
   /**
@@ -64,14 +66,30 @@ export class FunctionInvoker {
     if (type === 'DryRun') return { id, function: fn };
     const stream = onChunk !== undefined && type === 'RequestResponse';
     const job = { ...(await this.job(id, fn, event, type === 'RequestResponse')), invokedFunctionArn: invokedFunctionArn(fn.tenant, fn.name, qualifier), ...(clientContext ? { clientContext } : {}), ...(stream ? { stream } : {}) };
-    const out = await this.submitter.submit({
-      job,
+    // Reserved concurrency counts queued and running invocations, sync and async, as the tenant's executions quota does.
+    const reserved = (await this.extras?.admitJob(job)) === true;
+    const out = await this.submitWith(job, reserved, {
       ...(stream ? { onChunk } : {}),
       attempts: fn.maxRetryAttempts + 1,
       // The Submitter scopes this within the job's tenant too.
       ...(idempotencyKey && !job.sync ? { idempotency: { scope: `function:${fn.name}:${alias ? `alias:${alias.name}` : fn.version}`, key: idempotencyKey } } : {}),
     });
     return { id: out.id, function: fn, ...(out.record ? { record: out.record } : {}) };
+  }
+
+  /**
+   * Submits a job; one counted against its reserved concurrency is marked so (its release follows
+   * its end) and uncounted at once if it never got queued. A sync caller's WaitTimeout leaves it
+   * counted: the job may still run, and its end releases it.
+   */
+  private async submitWith(job: InvocationJob, reserved: boolean, s: Omit<Submission, 'job'>): Promise<{ id: string; record?: ExecutionRecord }> {
+    try {
+      return await this.submitter.submit({ ...s, job: reserved ? { ...job, reserved } : job });
+    } catch (err) {
+      // The submit's own error is the answer; a release lost with it is left to the quota's reconcile.
+      if (reserved && !(err instanceof KilnError && err.code === 'WaitTimeout')) await this.extras?.releaseJob(job).catch(() => undefined);
+      throw err;
+    }
   }
 
   async listDeadLetters(who: Principal, ref: FunctionRef): Promise<DeadLetter[]> {

@@ -1,5 +1,3 @@
-import { readdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CreateFunctionCommand,
@@ -12,6 +10,7 @@ import {
 } from '@aws-sdk/client-lambda';
 import { startTestKiln, type TestKiln } from '../support/kiln.js';
 import { makeZip } from '../support/zip.js';
+import { GATE_JS, openGate as openGateIn } from '../support/gate.js';
 
 /**
  * Response streaming through the official SDK's InvokeWithResponseStream and through a function
@@ -40,27 +39,8 @@ async function create(name: string, code: string, extra: Record<string, unknown>
   );
 }
 
-/** Waits in the handler until the test has seen its first chunk (see the file's comment). */
-const GATE = `
-const fs = require('fs');
-async function gate(token) {
-  fs.writeFileSync('/workspace/' + token + '.ready', '');
-  while (!fs.existsSync('/workspace/' + token + '.go')) await new Promise((r) => setTimeout(r, 20));
-}`;
-
-/** Opens the gate of `token`: finds the sandbox workspace holding `<token>.ready` under Kiln's data dir. */
-async function openGate(token: string): Promise<void> {
-  const until = Date.now() + 20_000;
-  for (;;) {
-    const found = (readdirSync(k.dataDir, { recursive: true }) as string[]).find((p) => p.endsWith(`${token}.ready`));
-    if (found) {
-      writeFileSync(join(k.dataDir, dirname(found), `${token}.go`), '');
-      return;
-    }
-    if (Date.now() > until) throw new Error(`no sandbox workspace holds ${token}.ready`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const GATE = GATE_JS;
+const openGate = (token: string) => openGateIn(k.dataDir, token);
 
 type Event = InvokeWithResponseStreamResponseEvent;
 async function collect(events: AsyncIterable<Event> | undefined, onChunk: (text: string, n: number) => Promise<void> = () => Promise.resolve()) {

@@ -49,6 +49,7 @@ const QUOTA_REASONS: Record<string, string> = {
   functions: 'FunctionLimitExceeded',
   sessions: 'SessionLimitExceeded',
   memoryMB: 'MemoryLimitExceeded',
+  reservedConcurrency: 'ReservedFunctionConcurrentInvocationLimitExceeded',
 };
 
 /** An AWS-shaped error response; both `message` and `Message` because the SDK reads either. */

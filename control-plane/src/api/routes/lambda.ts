@@ -8,6 +8,7 @@ import { redisGuard } from '../redis-guard.js';
 import { zipFromBase64 } from '../../functions/package.js';
 import type { AliasService } from '../../functions/aliases.js';
 import type { FunctionService } from '../../functions/service.js';
+import { checkTags, type FunctionExtras } from '../../functions/settings.js';
 import { lambdaError, lambdaErrorForCode, onLambdaError } from '../lambda/errors.js';
 import type { AppEnv } from '../router.js';
 import { lambdaAliasRoutes } from '../lambda/aliases.js';
@@ -53,7 +54,7 @@ export function logTail(logs: string): string {
  * tenant's, ARNs carry the tenant as the account id, and another tenant's function is
  * ResourceNotFoundException, as a missing one. Listing shows the key's own tenant's functions.
  */
-export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoker, aliases: AliasService, redis?: Redis): Hono<AppEnv> {
+export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoker, aliases: AliasService, redis?: Redis, extras?: FunctionExtras): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.onError(onLambdaError);
   // While Redis is down: 503 ServiceException at once, which the AWS SDK retries, as REST's 503.
@@ -67,7 +68,10 @@ export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoke
     const runtime = input.Runtime;
     if (runtime === undefined) throw new ValidationError('Runtime is required', { field: 'Runtime' });
     const who = c.get('principal');
+    // Checked before the function exists, so bad tags leave nothing behind.
+    const tags = input.Tags !== undefined && extras ? checkTags(input.Tags) : undefined;
     const record = await functions.create(who, { ...settingsOf(input), name, tenant, runtime, code: zipOf(input.Code), publish: input.Publish ?? false });
+    if (tags) await extras?.writeTags(record, tags);
     return c.json(configuration(input.Publish ? await functions.publish(who, record) : record), 201);
   });
 
@@ -83,7 +87,8 @@ export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoke
     const { record, alias } = await functions.resolve(c.get('principal'), fn, qualifier);
     const origin = new URL(c.req.url).origin;
     const location = `${origin}/api/v1/functions/${record.name}?qualifier=${encodeURIComponent(record.version)}&tenant=${record.tenant}`;
-    return c.json({ Configuration: configuration(record, alias?.name), Code: { RepositoryType: 'Kiln', Location: location }, Tags: {} });
+    const [tags, reserved] = extras ? await Promise.all([extras.readTags(record.tenant, record.name), extras.reserved(record.tenant, record.name)]) : [{}, undefined];
+    return c.json({ Configuration: configuration(record, alias?.name), Code: { RepositoryType: 'Kiln', Location: location }, Tags: tags, ...(reserved !== undefined ? { Concurrency: { ReservedConcurrentExecutions: reserved } } : {}) });
   });
   app.get(`${BASE}/:name/configuration`, async (c) => {
     const { fn, qualifier } = lambdaTarget(c);
