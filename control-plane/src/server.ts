@@ -24,6 +24,7 @@ import { Submitter } from './invocation/submit.js';
 import { DeadLetterStore } from './functions/deadletters.js';
 import { FunctionInvoker } from './functions/invoker.js';
 import { FunctionExtras } from './functions/settings.js';
+import { setRegion } from './functions/arn.js';
 import { CodePackages } from './functions/package.js';
 import { FunctionService } from './functions/service.js';
 import { FunctionStore } from './functions/store.js';
@@ -126,6 +127,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
   const urlStore = new FunctionUrlStore(redis, keys);
   const functions = new FunctionService(new FunctionStore(redis, keys), aliasStore, codePackages, templates, { maxTimeoutMs: config.maxTimeoutMs }, quotas);
   const deadLetters = new DeadLetterStore(redis, keys);
+  setRegion(config.region);
   const extras = new FunctionExtras(redis, keys, functions, quotas);
   const invoker = new FunctionInvoker(functions, codePackages, submitter, deadLetters, extras);
 

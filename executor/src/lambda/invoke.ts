@@ -108,8 +108,9 @@ function loadMessage(sandbox: Sandbox, fn: FunctionSpec, memoryMB: number): obje
       functionName: fn.name,
       functionVersion: fn.version || '$LATEST',
       memoryLimitInMB: memoryMB,
-      // The tenant is the account id, as in the control plane's ARNs (api/lambda/shapes.ts).
-      invokedFunctionArn: `arn:aws:lambda:local:${fn.tenant || 'default'}:function:${fn.name}`,
+      // The tenant is the account id, as in the control plane's ARNs (functions/arn.ts), in its region.
+      invokedFunctionArn: `arn:aws:lambda:${fn.region || 'local'}:${fn.tenant || 'default'}:function:${fn.name}`,
+      region: fn.region || 'local',
       logGroupName: `/aws/lambda/${fn.name}`,
       logStreamName: `${new Date().toISOString().slice(0, 10).replaceAll('-', '/')}/[${fn.version || '$LATEST'}]${sandbox.id}`,
     },

@@ -109,6 +109,11 @@ export interface FunctionSpec {
    * Empty from a control plane older than tenants.
    */
   tenant: string;
+  /**
+   * The deployment's region (KILN_REGION): in the function's ARN and its AWS_REGION. Empty from an
+   * older control plane: `local`.
+   */
+  region: string;
 }
 
 export interface FunctionSpec_EnvEntry {
@@ -284,6 +289,7 @@ function createBaseFunctionSpec(): FunctionSpec {
     env: {},
     memoryMb: 0,
     tenant: "",
+    region: "",
   };
 }
 
@@ -315,6 +321,9 @@ export const FunctionSpec: MessageFns<FunctionSpec> = {
     }
     if (message.tenant !== "") {
       writer.uint32(74).string(message.tenant);
+    }
+    if (message.region !== "") {
+      writer.uint32(82).string(message.region);
     }
     return writer;
   },
@@ -407,6 +416,14 @@ export const FunctionSpec: MessageFns<FunctionSpec> = {
             message.tenant = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.region = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -451,6 +468,7 @@ export const FunctionSpec: MessageFns<FunctionSpec> = {
         ? globalThis.Number(object.memory_mb)
         : 0,
       tenant: isSet(object.tenant) ? globalThis.String(object.tenant) : "",
+      region: isSet(object.region) ? globalThis.String(object.region) : "",
     };
   },
 
@@ -489,6 +507,9 @@ export const FunctionSpec: MessageFns<FunctionSpec> = {
     if (message.tenant !== "") {
       obj.tenant = message.tenant;
     }
+    if (message.region !== "") {
+      obj.region = message.region;
+    }
     return obj;
   },
 
@@ -514,6 +535,7 @@ export const FunctionSpec: MessageFns<FunctionSpec> = {
     );
     message.memoryMb = object.memoryMb ?? 0;
     message.tenant = object.tenant ?? "";
+    message.region = object.region ?? "";
     return message;
   },
 };
