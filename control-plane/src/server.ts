@@ -25,6 +25,7 @@ import { DeadLetterStore } from './functions/deadletters.js';
 import { FunctionInvoker } from './functions/invoker.js';
 import { FunctionExtras } from './functions/settings.js';
 import { setRegion } from './functions/arn.js';
+import { EventInvokeConfigs } from './functions/event-invoke.js';
 import { CodePackages } from './functions/package.js';
 import { FunctionService } from './functions/service.js';
 import { FunctionStore } from './functions/store.js';
@@ -129,7 +130,8 @@ export async function startKiln(config: Config): Promise<Kiln> {
   const deadLetters = new DeadLetterStore(redis, keys);
   setRegion(config.region);
   const extras = new FunctionExtras(redis, keys, functions, quotas);
-  const invoker = new FunctionInvoker(functions, codePackages, submitter, deadLetters, extras);
+  const eventConfigs = new EventInvokeConfigs(redis, keys, functions);
+  const invoker = new FunctionInvoker(functions, codePackages, submitter, deadLetters, extras, eventConfigs);
 
   await reconcile({ records, runtime, agents, scheduler, templates });
   // A pool that cannot fill at start-up is retried by the keeper's timer; serving starts anyway.
@@ -187,7 +189,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
     maxBodyBytes: config.maxBodyBytes,
     templateAdmin,
     metrics,
-    functions: { service: functions, invoker, aliases: new AliasService(functions, aliasStore, urlStore), extras },
+    functions: { service: functions, invoker, aliases: new AliasService(functions, aliasStore, urlStore), extras, eventConfigs },
     sessions,
     mcp,
     functionUrls: new FunctionUrlService(urlStore, functions),

@@ -16,6 +16,7 @@ import { lambdaRoutes } from './routes/lambda.js';
 import { lambdaStreamRoutes } from './routes/lambda-stream.js';
 import { lambdaSettingsRoutes } from './routes/lambda-settings.js';
 import type { FunctionExtras } from '../functions/settings.js';
+import type { EventInvokeConfigs } from '../functions/event-invoke.js';
 import { functionUrlRoutes } from './routes/function-urls.js';
 import { functionUrlServer } from './routes/function-url-serve.js';
 import type { FunctionUrlService } from '../functions/urls.js';
@@ -60,7 +61,7 @@ export interface AppDeps {
   maxBodyBytes: number;
   templateAdmin?: TemplateAdmin;
   metrics?: KilnMetrics;
-  functions?: { service: FunctionService; invoker: FunctionInvoker; aliases: AliasService; extras?: FunctionExtras };
+  functions?: { service: FunctionService; invoker: FunctionInvoker; aliases: AliasService; extras?: FunctionExtras; eventConfigs?: EventInvokeConfigs };
   sessions?: SessionService;
   /** Function URLs: the config API (/2021-10-31) and the URLs themselves; needs `functions`. */
   functionUrls?: FunctionUrlService;
@@ -144,7 +145,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   // Lambda's paths sit outside /api/*, so they carry their own Lambda-shaped body limits.
   if (deps.functions) app.route('/', lambdaRoutes(deps.functions.service, deps.functions.invoker, deps.functions.aliases, deps.redis, deps.functions.extras));
   if (deps.functions) app.route('/', lambdaStreamRoutes(deps.functions.invoker, deps.redis));
-  if (deps.functions?.extras) app.route('/', lambdaSettingsRoutes(deps.functions.extras, deps.redis));
+  if (deps.functions?.extras) app.route('/', lambdaSettingsRoutes(deps.functions.extras, deps.functions.eventConfigs, deps.redis));
   if (deps.templateAdmin) app.route('/', templateRoutes(deps.templateAdmin));
   if (urls) app.route('/', functionUrlRoutes(urls, deps.redis));
   app.route('/', adminRoutes(deps.keyring));

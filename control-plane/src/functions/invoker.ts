@@ -13,6 +13,7 @@ import type { DeadLetter, FunctionRef, FunctionVersionRecord } from './types.js'
 import { invokedFunctionArn } from './arn.js';
 import type { ChunkListener } from '../invocation/stream.js';
 import type { FunctionExtras } from './settings.js';
+import type { EventInvokeConfigs } from './event-invoke.js';
 
 export type InvocationType = 'RequestResponse' | 'Event' | 'DryRun';
 
@@ -40,6 +41,7 @@ export class FunctionInvoker {
     private readonly submitter: Submitter,
     private readonly deadLetters: DeadLetterStore,
     private readonly extras?: Pick<FunctionExtras, 'admitJob' | 'releaseJob'>,
+    private readonly eventConfigs?: Pick<EventInvokeConfigs, 'forInvocation'>,
   ) {}
 
   /**
@@ -65,12 +67,21 @@ export class FunctionInvoker {
     const id = randomUUID();
     if (type === 'DryRun') return { id, function: fn };
     const stream = onChunk !== undefined && type === 'RequestResponse';
-    const job = { ...(await this.job(id, fn, event, type === 'RequestResponse')), invokedFunctionArn: invokedFunctionArn(fn.tenant, fn.name, qualifier), ...(clientContext ? { clientContext } : {}), ...(stream ? { stream } : {}) };
+    // An async invocation's retries and maximum age: its qualifier's event invoke config, else the function's retries.
+    const eic = type === 'Event' ? await this.eventConfigs?.forInvocation(fn.tenant, fn.name, qualifier) : undefined;
+    const maxEventAgeMs = eic?.maximumEventAgeInSeconds !== undefined ? eic.maximumEventAgeInSeconds * 1000 : undefined;
+    const job = {
+      ...(await this.job(id, fn, event, type === 'RequestResponse')),
+      invokedFunctionArn: invokedFunctionArn(fn.tenant, fn.name, qualifier),
+      ...(clientContext ? { clientContext } : {}),
+      ...(stream ? { stream } : {}),
+      ...(maxEventAgeMs !== undefined ? { maxEventAgeMs } : {}),
+    };
     // Reserved concurrency counts queued and running invocations, sync and async, as the tenant's executions quota does.
     const reserved = (await this.extras?.admitJob(job)) === true;
     const out = await this.submitWith(job, reserved, {
       ...(stream ? { onChunk } : {}),
-      attempts: fn.maxRetryAttempts + 1,
+      attempts: (eic?.maximumRetryAttempts ?? fn.maxRetryAttempts) + 1,
       // The Submitter scopes this within the job's tenant too.
       ...(idempotencyKey && !job.sync ? { idempotency: { scope: `function:${fn.name}:${alias ? `alias:${alias.name}` : fn.version}`, key: idempotencyKey } } : {}),
     });

@@ -1,15 +1,22 @@
 import {
   CreateFunctionCommand,
   DeleteFunctionConcurrencyCommand,
+  DeleteFunctionEventInvokeConfigCommand,
   GetAccountSettingsCommand,
   GetFunctionCommand,
   GetFunctionConcurrencyCommand,
+  GetFunctionEventInvokeConfigCommand,
   InvokeWithResponseStreamCommand,
   LambdaClient,
+  ListFunctionEventInvokeConfigsCommand,
+  ListFunctionsCommand,
   ListTagsCommand,
+  ListVersionsByFunctionCommand,
   PutFunctionConcurrencyCommand,
+  PutFunctionEventInvokeConfigCommand,
   TagResourceCommand,
   UntagResourceCommand,
+  UpdateFunctionEventInvokeConfigCommand,
 } from '@aws-sdk/client-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestKiln, type TestKiln } from '../support/kiln.js';
@@ -17,7 +24,7 @@ import { makeZip } from '../support/zip.js';
 
 /**
  * The Lambda operations added for issue 19 (response streaming, reserved concurrency, account
- * settings, tags) as a second tenant would attack them: beta names alpha's function by name and by
+ * settings, tags, event invoke configs, version listing) as a second tenant would attack them: beta names alpha's function by name and by
  * ARN on every route. Each answer must be the one a missing function gets, and alpha's settings
  * must be exactly as before.
  */
@@ -49,6 +56,7 @@ beforeAll(async () => {
   );
   alphaArn = made.FunctionArn as string;
   await alpha.send(new PutFunctionConcurrencyCommand({ FunctionName: 'secret-fn', ReservedConcurrentExecutions: 3 }));
+  await alpha.send(new PutFunctionEventInvokeConfigCommand({ FunctionName: 'secret-fn', MaximumRetryAttempts: 1 }));
 });
 afterAll(async () => {
   for (const c of clients) c.destroy();
@@ -70,19 +78,27 @@ describe("another tenant's function, by name and by ARN", () => {
       expect(await failure(beta.send(new GetFunctionConcurrencyCommand({ FunctionName: name })))).toBe(NOT_FOUND);
       expect(await failure(beta.send(new PutFunctionConcurrencyCommand({ FunctionName: name, ReservedConcurrentExecutions: 0 })))).toBe(NOT_FOUND);
       expect(await failure(beta.send(new DeleteFunctionConcurrencyCommand({ FunctionName: name })))).toBe(NOT_FOUND);
+      expect(await failure(beta.send(new GetFunctionEventInvokeConfigCommand({ FunctionName: name })))).toBe(NOT_FOUND);
+      expect(await failure(beta.send(new PutFunctionEventInvokeConfigCommand({ FunctionName: name, MaximumRetryAttempts: 0 })))).toBe(NOT_FOUND);
+      expect(await failure(beta.send(new UpdateFunctionEventInvokeConfigCommand({ FunctionName: name, MaximumRetryAttempts: 0 })))).toBe(NOT_FOUND);
+      expect(await failure(beta.send(new DeleteFunctionEventInvokeConfigCommand({ FunctionName: name })))).toBe(NOT_FOUND);
+      expect(await failure(beta.send(new ListFunctionEventInvokeConfigsCommand({ FunctionName: name })))).toBe(NOT_FOUND);
+      expect(await failure(beta.send(new ListVersionsByFunctionCommand({ FunctionName: name })))).toBe(NOT_FOUND);
     }
     expect(await failure(beta.send(new ListTagsCommand({ Resource: alphaArn })))).toBe(NOT_FOUND);
     expect(await failure(beta.send(new TagResourceCommand({ Resource: alphaArn, Tags: { owner: 'beta' } })))).toBe(NOT_FOUND);
     expect(await failure(beta.send(new UntagResourceCommand({ Resource: alphaArn, TagKeys: ['owner'] })))).toBe(NOT_FOUND);
     const got = await alpha.send(new GetFunctionCommand({ FunctionName: 'secret-fn' }));
     expect({ tags: got.Tags, concurrency: got.Concurrency }).toEqual({ tags: { owner: 'alpha' }, concurrency: { ReservedConcurrentExecutions: 3 } });
+    expect((await alpha.send(new GetFunctionEventInvokeConfigCommand({ FunctionName: 'secret-fn' }))).MaximumRetryAttempts).toBe(1);
   });
 
-  it("is not counted in the other tenant's account settings", async () => {
+  it("is not counted in the other tenant's account settings nor listed to it", async () => {
     const b = await beta.send(new GetAccountSettingsCommand({}));
     expect(b.AccountUsage?.FunctionCount).toBe(0);
     expect(b.AccountLimit?.UnreservedConcurrentExecutions).toBe(b.AccountLimit?.ConcurrentExecutions);
     expect((await alpha.send(new GetAccountSettingsCommand({}))).AccountUsage?.FunctionCount).toBe(1);
+    expect((await beta.send(new ListFunctionsCommand({ FunctionVersion: 'ALL' }))).Functions).toEqual([]);
   });
 
   it('needs a key: unsigned and wrongly signed requests are refused on the new families', async () => {

@@ -21,6 +21,7 @@ const LAMBDA_ERRORS: Record<string, [string, Status]> = {
   InvalidRequestContent: ['InvalidRequestContentException', 400],
   InvalidJSON: ['InvalidRequestContentException', 400],
   AliasNotFound: ['ResourceNotFoundException', 404],
+  EventInvokeConfigNotFound: ['ResourceNotFoundException', 404],
   FunctionExists: ['ResourceConflictException', 409],
   AliasExists: ['ResourceConflictException', 409],
   VersionInUse: ['ResourceConflictException', 409],

@@ -1,4 +1,4 @@
-import { Hono, type Context } from 'hono';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import type { Redis } from 'ioredis';
 import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
@@ -6,7 +6,9 @@ import { ValidationError } from '../../errors.js';
 import type { FunctionExtras } from '../../functions/settings.js';
 import type { FunctionRef } from '../../functions/types.js';
 import { lambdaError, onLambdaError } from '../lambda/errors.js';
-import { lambdaTarget, parseBody, parseFunctionName } from '../lambda/shapes.js';
+import { lambdaTarget, maxItemsOf, parseBody, parseFunctionName } from '../lambda/shapes.js';
+import { invokedFunctionArn } from '../../functions/arn.js';
+import type { EventInvokeConfig, EventInvokeConfigs } from '../../functions/event-invoke.js';
 import { redisGuard } from '../redis-guard.js';
 import type { AppEnv } from '../router.js';
 
@@ -15,6 +17,7 @@ const MAX_SETTINGS_BYTES = 256 * 1024;
 
 const ConcurrencyInput = z.object({ ReservedConcurrentExecutions: z.unknown() }).passthrough();
 const TagInput = z.object({ Tags: z.record(z.unknown()) }).passthrough();
+const EventInvokeInput = z.object({ MaximumRetryAttempts: z.unknown(), MaximumEventAgeInSeconds: z.unknown(), DestinationConfig: z.unknown() }).partial().passthrough();
 
 /** The function a per-function setting names: never a qualifier (Lambda keeps these per function). */
 function unqualified(c: Context): FunctionRef {
@@ -33,14 +36,14 @@ function tagTarget(c: Context): FunctionRef {
 
 /**
  * Lambda's per-function settings and account settings: reserved concurrency
- * (Put/Get/DeleteFunctionConcurrency), GetAccountSettings and tags (TagResource, UntagResource,
- * ListTags). Thin edge over functions/settings.ts, which finds every function for the caller (its
+ * (Put/Get/DeleteFunctionConcurrency), GetAccountSettings, tags (TagResource, UntagResource,
+ * ListTags) and event invoke configs (functions/event-invoke.ts). Thin edge over functions/settings.ts, which finds every function for the caller (its
  * own tenant's only; another's is ResourceNotFoundException, as a missing one).
  */
-export function lambdaSettingsRoutes(extras: FunctionExtras, redis?: Redis): Hono<AppEnv> {
+export function lambdaSettingsRoutes(extras: FunctionExtras, eventConfigs?: EventInvokeConfigs, redis?: Redis): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.onError(onLambdaError);
-  for (const family of ['/2017-10-31/*', '/2019-09-30/*', '/2016-08-19/*', '/2017-03-31/*']) if (redis) app.use(family, redisGuard(redis, []));
+  for (const family of ['/2017-10-31/*', '/2019-09-30/*', '/2016-08-19/*', '/2017-03-31/*', '/2019-09-25/*']) if (redis) app.use(family, redisGuard(redis, []));
   const limit = bodyLimit({ maxSize: MAX_SETTINGS_BYTES, onError: (c) => lambdaError(c, 'RequestTooLargeException', 413, `request body is larger than ${MAX_SETTINGS_BYTES} bytes`) });
 
   app.put('/2017-10-31/functions/:name/concurrency', limit, async (c) => {
@@ -80,5 +83,44 @@ export function lambdaSettingsRoutes(extras: FunctionExtras, redis?: Redis): Hon
     await extras.untag(c.get('principal'), tagTarget(c), keys);
     return c.body(null, 204);
   });
+  if (eventConfigs) eventInvokeConfigRoutes(app, eventConfigs, limit);
   return app;
+}
+
+/** FunctionEventInvokeConfig as Lambda shows it: LastModified in epoch seconds, the ARN always qualified. */
+function eventInvokeShape(c: EventInvokeConfig): Record<string, unknown> {
+  return {
+    LastModified: c.lastModified / 1000,
+    FunctionArn: invokedFunctionArn(c.tenant, c.name, c.qualifier),
+    ...(c.maximumRetryAttempts !== undefined ? { MaximumRetryAttempts: c.maximumRetryAttempts } : {}),
+    ...(c.maximumEventAgeInSeconds !== undefined ? { MaximumEventAgeInSeconds: c.maximumEventAgeInSeconds } : {}),
+    DestinationConfig: {},
+  };
+}
+
+/** Put/Update/Get/Delete/ListFunctionEventInvokeConfig(s) (2019-09-25), over functions/event-invoke.ts. */
+function eventInvokeConfigRoutes(app: Hono<AppEnv>, configs: EventInvokeConfigs, limit: MiddlewareHandler): void {
+  const BASE = '/2019-09-25/functions/:name/event-invoke-config';
+  const write = (merge: boolean) => async (c: Context<AppEnv>) => {
+    const { fn, qualifier } = lambdaTarget(c);
+    const input = parseBody(EventInvokeInput, await c.req.text());
+    return c.json(eventInvokeShape(await configs.put(c.get('principal'), fn, qualifier, input, merge)));
+  };
+  app.put(BASE, limit, write(false));
+  app.post(BASE, limit, write(true));
+  app.get(BASE, async (c) => {
+    const { fn, qualifier } = lambdaTarget(c);
+    return c.json(eventInvokeShape(await configs.get(c.get('principal'), fn, qualifier)));
+  });
+  app.delete(BASE, async (c) => {
+    const { fn, qualifier } = lambdaTarget(c);
+    await configs.delete(c.get('principal'), fn, qualifier);
+    return c.body(null, 204);
+  });
+  app.get(`${BASE}/list`, async (c) => {
+    const { fn, qualifier } = lambdaTarget(c);
+    if (qualifier !== undefined) throw new ValidationError('ListFunctionEventInvokeConfigs takes the function without a qualifier', { field: 'FunctionName' });
+    const page = await configs.list(c.get('principal'), fn, c.req.query('Marker') || undefined, maxItemsOf(c, 50) ?? 50);
+    return c.json({ FunctionEventInvokeConfigs: page.configs.map(eventInvokeShape), ...(page.nextMarker ? { NextMarker: page.nextMarker } : {}) });
+  });
 }

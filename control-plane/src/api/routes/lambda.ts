@@ -76,8 +76,13 @@ export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoke
   });
 
   const list = async (c: Context<AppEnv>) => {
-    const page = await functions.list(c.get('principal'), c.req.query('Marker') || undefined, maxItemsOf(c, 10000));
-    return c.json({ Functions: page.records.map((r) => configuration(r)), ...(page.nextMarker ? { NextMarker: page.nextMarker } : {}) });
+    const which = c.req.query('FunctionVersion');
+    if (which !== undefined && which !== 'ALL') throw new ValidationError(`FunctionVersion must be ALL; got "${which.slice(0, 40)}"`, { field: 'FunctionVersion' });
+    const who = c.get('principal');
+    const page = await functions.list(who, c.req.query('Marker') || undefined, maxItemsOf(c, 10000));
+    // ALL: each function of the page with its published versions after $LATEST (MaxItems counts functions).
+    const records = which === 'ALL' ? (await Promise.all(page.records.map((r) => functions.versions(who, { name: r.name, tenant: r.tenant })))).flat() : page.records;
+    return c.json({ Functions: records.map((r) => configuration(r)), ...(page.nextMarker ? { NextMarker: page.nextMarker } : {}) });
   };
   app.get(BASE, list);
   app.get(`${BASE}/`, list);
@@ -124,7 +129,14 @@ export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoke
   });
   app.get(`${BASE}/:name/versions`, async (c) => {
     const { fn } = lambdaTarget(c);
-    return c.json({ Versions: (await functions.versions(c.get('principal'), fn)).map((r) => configuration(r)) });
+    // $LATEST, then published versions in order; Marker is the last version of the previous page.
+    const all = await functions.versions(c.get('principal'), fn);
+    const marker = c.req.query('Marker') || undefined;
+    const from = marker === undefined ? 0 : all.findIndex((r) => r.version === marker) + 1;
+    const max = maxItemsOf(c, 10000) ?? 50;
+    const page = all.slice(from, from + max);
+    const next = from + max < all.length ? page[page.length - 1]?.version : undefined;
+    return c.json({ Versions: page.map((r) => configuration(r)), ...(next ? { NextMarker: next } : {}) });
   });
 
   lambdaAliasRoutes(app, BASE, aliases, managementLimit);
