@@ -110,3 +110,35 @@ describe("another tenant's function, by name and by ARN", () => {
     expect(await failure(forged.send(new InvokeWithResponseStreamCommand({ FunctionName: alphaArn, Payload: Buffer.from('{}') })))).toMatch(/ 40[13]$/);
   });
 });
+
+describe('bad input on the new routes', () => {
+  it('is a 4xx with a Lambda error type, never a 5xx, and the control plane keeps serving', async () => {
+    const cases: Array<[string, string, string?]> = [
+      ['GET', '/2017-03-31/tags/%E0%A4%A'],
+      ['GET', '/2017-03-31/tags/arn%3Aaws%3Alambda%3Alocal%3Aalpha%3Afunction%3Asecret-fn%253A1'],
+      ['POST', '/2017-03-31/tags/secret-fn', '{"Tags":[1]}'],
+      ['POST', '/2017-03-31/tags/secret-fn', '{"Tags":{"k":{"nested":1}}}'],
+      ['POST', '/2017-03-31/tags/secret-fn', 'nope'],
+      ['DELETE', `/2017-03-31/tags/secret-fn?tagKeys=${'a'.repeat(300)}`],
+      ['PUT', '/2017-10-31/functions/secret-fn/concurrency', '{"ReservedConcurrentExecutions":"1"}'],
+      ['PUT', '/2017-10-31/functions/secret-fn/concurrency', '[]'],
+      ['GET', '/2019-09-30/functions/%00/concurrency'],
+      ['PUT', '/2019-09-25/functions/secret-fn/event-invoke-config', '{"MaximumRetryAttempts":1e400}'],
+      ['PUT', '/2019-09-25/functions/secret-fn/event-invoke-config?Qualifier=..%2F..', '{"MaximumRetryAttempts":1}'],
+      ['POST', '/2021-11-15/functions/secret-fn/response-streaming-invocations', '{'],
+      ['POST', '/2021-11-15/functions/secret-fn/response-streaming-invocations', '{}'.padEnd(7 * 1024 * 1024, ' ')],
+      ['GET', '/2019-09-25/functions/secret-fn/event-invoke-config/list?MaxItems=0'],
+      ['GET', '/2015-03-31/functions/?FunctionVersion=SOME'],
+      ['GET', '/2015-03-31/functions/secret-fn/versions?MaxItems=abc'],
+    ];
+    for (const [method, path, body] of cases) {
+      const res = await fetch(k.url + path, { method, body, headers: { authorization: `Bearer ${ALPHA}`, ...(body ? { 'content-type': 'application/json' } : {}) } });
+      const what = `${method} ${path.slice(0, 80)} → ${res.status}`;
+      expect(res.status >= 400 && res.status < 500, what).toBe(true);
+      expect(res.headers.get('x-amzn-errortype'), what).toMatch(/Exception$/);
+      await res.arrayBuffer();
+    }
+    const got = await alpha.send(new GetFunctionCommand({ FunctionName: 'secret-fn' }));
+    expect(got.Tags).toEqual({ owner: 'alpha' });
+  });
+});

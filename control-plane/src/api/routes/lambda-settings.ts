@@ -28,7 +28,9 @@ function unqualified(c: Context): FunctionRef {
 
 /** The function a tags call names by its ARN (or name), unqualified as Lambda wants it. */
 function tagTarget(c: Context): FunctionRef {
-  const raw = decodeURIComponent(c.req.param('arn') ?? '');
+  // Hono hands the parameter decoded; an ARN holds no `%`, so one left is a bad request, not ours to decode.
+  const raw = c.req.param('arn') ?? '';
+  if (raw.includes('%')) throw new ValidationError('Resource must be a function ARN', { field: 'Resource' });
   const parsed = parseFunctionName(raw);
   if (parsed.qualifier !== undefined) throw new ValidationError('tags belong to the function: use its unqualified ARN', { field: 'Resource' });
   return { name: parsed.name, tenant: parsed.tenant };
