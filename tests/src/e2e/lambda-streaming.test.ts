@@ -23,7 +23,7 @@ let k: TestKiln;
 let lambda: LambdaClient;
 const made: string[] = [];
 beforeAll(async () => {
-  k = await startTestKiln({ templates: { nodejs: { pool: { minIdle: 1, maxSandboxes: 4 } }, python: null, shell: null, provided: null } });
+  k = await startTestKiln({ templates: { nodejs: { pool: { minIdle: 1, maxSandboxes: 4 } }, provided: { pool: { minIdle: 0, maxSandboxes: 2 } }, python: null, shell: null } });
   lambda = new LambdaClient({ endpoint: k.url, region: 'us-east-1', credentials: { accessKeyId: 'kiln', secretAccessKey: 'kiln' }, maxAttempts: 1 });
 });
 afterAll(async () => {
@@ -128,6 +128,55 @@ exports.handler = awslambda.streamifyResponse(async (event, responseStream, cont
 
   it('answers a missing function with ResourceNotFoundException before any stream', async () => {
     await expect(streamInvoke('stream-missing', {})).rejects.toBeInstanceOf(ResourceNotFoundException);
+  });
+});
+
+/** A custom runtime's bootstrap (Node here, any language works) that streams through the Runtime API. */
+const STREAMING_BOOTSTRAP = `#!/usr/bin/node
+const http = require('http');
+${GATE_JS}
+const api = process.env.AWS_LAMBDA_RUNTIME_API;
+function next() {
+  http.get('http://' + api + '/2018-06-01/runtime/invocation/next', (res) => {
+    let body = '';
+    res.on('data', (d) => (body += d));
+    res.on('end', async () => {
+      const id = res.headers['lambda-runtime-aws-request-id'];
+      const event = JSON.parse(body);
+      const req = http.request('http://' + api + '/2018-06-01/runtime/invocation/' + id + '/response', {
+        method: 'POST',
+        headers: { 'Lambda-Runtime-Function-Response-Mode': 'streaming', 'Transfer-Encoding': 'chunked', 'Content-Type': 'text/plain', Trailer: 'Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body' },
+      }, (r) => { r.resume(); r.on('end', next); });
+      req.write('custom first\\n');
+      if (event.token) await gate(event.token);
+      if (event.fail) {
+        req.addTrailers({ 'Lambda-Runtime-Function-Error-Type': 'Custom.Failed', 'Lambda-Runtime-Function-Error-Body': Buffer.from(JSON.stringify({ errorMessage: 'stream broke', errorType: 'Custom.Failed' })).toString('base64') });
+        req.end();
+        return;
+      }
+      req.end('custom second\\n');
+    });
+  });
+}
+next();
+`;
+
+describe('custom runtimes: the Runtime API\'s streaming response mode', () => {
+  it('streams chunked bodies as the bootstrap writes them, and error trailers end the stream with ErrorCode', async () => {
+    made.push('stream-custom');
+    await lambda.send(
+      new CreateFunctionCommand({ FunctionName: 'stream-custom', Runtime: 'provided.al2023', Role: 'r', Handler: 'x.handler', Timeout: 30, Code: { ZipFile: makeZip([{ path: 'bootstrap', content: STREAMING_BOOTSTRAP, mode: 0o755 }]) } }),
+    );
+    const token = `p${Date.now().toString(36)}`;
+    const res = await streamInvoke('stream-custom', { token });
+    const { chunks, complete } = await collect(res.EventStream, async (_text, n) => {
+      if (n === 1) await openGate(token);
+    });
+    expect(chunks).toEqual(['custom first\n', 'custom second\n']);
+    expect(complete?.ErrorCode).toBeUndefined();
+    const failed = await collect((await streamInvoke('stream-custom', { fail: true })).EventStream);
+    expect(failed.chunks).toEqual(['custom first\n']);
+    expect(failed.complete).toMatchObject({ ErrorCode: 'Custom.Failed', ErrorDetails: 'stream broke' });
   });
 });
 
