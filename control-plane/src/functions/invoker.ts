@@ -3,7 +3,7 @@ import { KilnError } from '../errors.js';
 import type { ExecutionRecord, InvocationJob } from '../invocation/contract.js';
 import { runnerOf } from '../invocation/languages.js';
 import { checkEventDepth, functionKey } from '../invocation/request.js';
-import type { Submission, Submitter } from '../invocation/submit.js';
+import { submissionId, type Submission, type Submitter } from '../invocation/submit.js';
 import type { DeadLetterStore } from './deadletters.js';
 import { DeadLetterNotFoundError, InvalidPayloadError, PayloadTooLargeError } from './errors.js';
 import type { CodePackages } from './package.js';
@@ -64,7 +64,10 @@ export class FunctionInvoker {
     // The one Redis read of a hot invocation (two by alias): the record, found under the caller's
     // tenant only. An alias with weighted routing picks the version here, per invocation.
     const { record: fn, alias } = await this.functions.resolve(who, ref, qualifier, true);
-    const id = randomUUID();
+    // The Submitter scopes the key within the job's tenant too; the id it gives is known here
+    // already, so that the reserved concurrency counts the job under the id it will settle with.
+    const idempotency = idempotencyKey && type === 'Event' ? { scope: `function:${fn.name}:${alias ? `alias:${alias.name}` : fn.version}`, key: idempotencyKey } : undefined;
+    const id = idempotency ? submissionId(fn.tenant, idempotency) : randomUUID();
     if (type === 'DryRun') return { id, function: fn };
     const stream = onChunk !== undefined && type === 'RequestResponse';
     // An async invocation's retries and maximum age: its qualifier's event invoke config, else the function's retries.
@@ -82,8 +85,7 @@ export class FunctionInvoker {
     const out = await this.submitWith(job, reserved, {
       ...(stream ? { onChunk } : {}),
       attempts: (eic?.maximumRetryAttempts ?? fn.maxRetryAttempts) + 1,
-      // The Submitter scopes this within the job's tenant too.
-      ...(idempotencyKey && !job.sync ? { idempotency: { scope: `function:${fn.name}:${alias ? `alias:${alias.name}` : fn.version}`, key: idempotencyKey } } : {}),
+      ...(idempotency ? { idempotency } : {}),
     });
     return { id: out.id, function: fn, ...(out.record ? { record: out.record } : {}) };
   }

@@ -40,6 +40,11 @@ export function idempotentId(scope: string, key: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h.charAt(16), 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
+/** The id an async submission with an idempotency key gets (its scope within its tenant), as `submit` assigns it. */
+export function submissionId(tenant: string, idempotency: { scope: string; key: string }): string {
+  return idempotentId(`tenant:${tenant}:${idempotency.scope}`, idempotency.key);
+}
+
 /** Checks a caller's idempotency key (header value); undefined when none was given. */
 export function idempotencyKey(raw: string | undefined, header: string): string | undefined {
   if (raw === undefined) return undefined;
@@ -72,7 +77,7 @@ export class Submitter {
     await this.throttle(s.job.template);
     const tenant = s.job.tenant ?? DEFAULT_TENANT;
     if (!s.job.sync) {
-      const job = s.idempotency ? { ...s.job, id: idempotentId(`tenant:${tenant}:${s.idempotency.scope}`, s.idempotency.key) } : s.job;
+      const job = s.idempotency ? { ...s.job, id: submissionId(tenant, s.idempotency) } : s.job;
       // A resubmission of a job still in flight is not counted twice; one of a job that already
       // finished (BullMQ keeps the first, adds nothing) counts until the quota's reconcile finds
       // that job finished, which it does when the tenant reaches its limit.

@@ -91,6 +91,21 @@ describe('reserved concurrency', () => {
     expect(third).toBe('"done"');
   });
 
+  it('counts an idempotent event under the id it runs as, so its end frees the place', async () => {
+    await create('conc-idem', 'exports.handler = async () => "ok";');
+    await lambda.send(new PutFunctionConcurrencyCommand({ FunctionName: 'conc-idem', ReservedConcurrentExecutions: 1 }));
+    const sent = await fetch(`${k.url}/2015-03-31/functions/conc-idem/invocations`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', 'X-Amz-Invocation-Type': 'Event', 'X-Kiln-Idempotency-Key': 'once' } });
+    expect(sent.status).toBe(202);
+    const id = sent.headers.get('x-amzn-requestid') as string;
+    const until = Date.now() + 20_000;
+    while ((await k.call('GET', `/api/v1/executions/${id}`)).body.status !== 'succeeded' && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    // Released as the event settled (right after its record was stored): the next call gets the place.
+    let out: unknown;
+    do out = await invoke('conc-idem').then((r) => Buffer.from(r.Payload ?? []).toString(), (e: unknown) => e);
+    while (out instanceof TooManyRequestsException && Date.now() < until);
+    expect(out).toBe('"ok"');
+  });
+
   it('refuses what Lambda refuses, naming it', async () => {
     await create('conc-bad', 'exports.handler = async () => 1;');
     for (const n of [-1, 1.5, EXECUTIONS_QUOTA + 1]) {
