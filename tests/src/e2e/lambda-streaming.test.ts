@@ -6,6 +6,7 @@ import {
   InvokeWithResponseStreamCommand,
   LambdaClient,
   ResourceNotFoundException,
+  UpdateFunctionUrlConfigCommand,
   type InvokeWithResponseStreamResponseEvent,
 } from '@aws-sdk/client-lambda';
 import { startTestKiln, type TestKiln } from '../support/kiln.js';
@@ -196,6 +197,8 @@ exports.handler = awslambda.streamifyResponse(async (event, responseStream) => {
     );
     const { FunctionUrl, InvokeMode } = await lambda.send(new CreateFunctionUrlConfigCommand({ FunctionName: 'stream-url', AuthType: 'NONE', InvokeMode: 'RESPONSE_STREAM' }));
     expect(InvokeMode).toBe('RESPONSE_STREAM');
+    // Updating another field keeps the mode.
+    expect((await lambda.send(new UpdateFunctionUrlConfigCommand({ FunctionName: 'stream-url', AuthType: 'NONE' }))).InvokeMode).toBe('RESPONSE_STREAM');
     const token = `u${Date.now().toString(36)}`;
     const pending = fetch(`${FunctionUrl}?token=${token}`);
     await openGate(token);
