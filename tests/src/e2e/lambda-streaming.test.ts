@@ -92,6 +92,9 @@ exports.handler = awslambda.streamifyResponse(async (event, responseStream, cont
     const { chunks, complete } = await collect((await streamInvoke('stream-plain', { echo: 1.5 })).EventStream);
     expect(chunks).toEqual(['{"echo":1.5,"s":"x"}']);
     expect(complete?.ErrorCode).toBeUndefined();
+    // Up to Lambda's 6 MB synchronous limit, still one chunk.
+    const big = await collect((await streamInvoke('stream-plain', { echo: 'y'.repeat(5 * 1024 * 1024) })).EventStream);
+    expect(big.chunks.map((c) => c.length)).toEqual([5 * 1024 * 1024 + '{"echo":"","s":"x"}'.length]);
   });
 
   it('ends with the handler\'s error, or the timeout, in InvokeComplete after the chunks already sent', async () => {
