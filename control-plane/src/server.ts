@@ -189,7 +189,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
     maxBodyBytes: config.maxBodyBytes,
     templateAdmin,
     metrics,
-    functions: { service: functions, invoker, aliases: new AliasService(functions, aliasStore, urlStore), extras, eventConfigs },
+    functions: { service: functions, invoker, aliases: new AliasService(functions, aliasStore, urlStore, eventConfigs), extras, eventConfigs },
     sessions,
     mcp,
     functionUrls: new FunctionUrlService(urlStore, functions),

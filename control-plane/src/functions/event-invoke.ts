@@ -116,6 +116,11 @@ export class EventInvokeConfigs {
     return { configs, ...(all.length > max && configs.length ? { nextMarker: configs[configs.length - 1]?.qualifier } : {}) };
   }
 
+  /** Drops the config of a qualifier that is gone (a deleted alias), so one made again under its name starts without it. */
+  async forget(tenant: string, name: string, qualifier: string): Promise<void> {
+    await this.redis.hdel(this.keys.fnSettings(tenant, name), FIELD + qualifier);
+  }
+
   /** For the invoker: the config of an async invocation by `qualifier` ($LATEST when none), if any. */
   forInvocation(tenant: string, name: string, qualifier: string | undefined): Promise<EventInvokeConfig | undefined> {
     return this.read(tenant, name, qualifier ?? LATEST);

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CreateAliasCommand,
   CreateFunctionCommand,
+  DeleteAliasCommand,
   DeleteFunctionCommand,
   DeleteFunctionEventInvokeConfigCommand,
   GetFunctionEventInvokeConfigCommand,
@@ -81,6 +82,11 @@ describe('FunctionEventInvokeConfig', () => {
     await lambda.send(new DeleteFunctionEventInvokeConfigCommand({ FunctionName: 'eic-crud', Qualifier: 'live' }));
     expect(await errorOf(lambda.send(new GetFunctionEventInvokeConfigCommand({ FunctionName: 'eic-crud', Qualifier: 'live' })))).toBeInstanceOf(ResourceNotFoundException);
     expect(await errorOf(lambda.send(new UpdateFunctionEventInvokeConfigCommand({ FunctionName: 'eic-crud', Qualifier: 'live', MaximumRetryAttempts: 1 })))).toBeInstanceOf(ResourceNotFoundException);
+    // An alias takes its config with it: one made again under the name starts without.
+    await lambda.send(new PutFunctionEventInvokeConfigCommand({ FunctionName: 'eic-crud', Qualifier: 'live', MaximumRetryAttempts: 0 }));
+    await lambda.send(new DeleteAliasCommand({ FunctionName: 'eic-crud', Name: 'live' }));
+    await lambda.send(new CreateAliasCommand({ FunctionName: 'eic-crud', Name: 'live', FunctionVersion: '1' }));
+    expect(await errorOf(lambda.send(new GetFunctionEventInvokeConfigCommand({ FunctionName: 'eic-crud', Qualifier: 'live' })))).toBeInstanceOf(ResourceNotFoundException);
   });
 
   it('refuses what Lambda refuses, and qualifiers or functions that do not exist', async () => {
