@@ -27,6 +27,11 @@ const schema = z.object({
     .string()
     .regex(/^[A-Za-z0-9:_-]+$/)
     .default('kiln'),
+  /** The region in ARNs and the handlers' AWS_REGION / AWS_DEFAULT_REGION (functions/arn.ts). */
+  KILN_REGION: z
+    .string()
+    .regex(/^[a-z0-9-]{1,32}$/, 'lower-case letters, digits and dashes, as an AWS region (us-east-1)')
+    .default('local'),
   /** Where the API listens. Loopback by default: listening elsewhere is a choice (see KILN_API_KEYS). */
   KILN_HOST: z.string().default('127.0.0.1'),
   /** Host names the API answers to (DNS-rebinding guard); default: loopback names when KILN_HOST is loopback, else any. */
@@ -224,6 +229,8 @@ export type Config = {
   cpuPolicy: CpuPolicy;
   stopExecutorsOnExit: boolean;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** KILN_REGION: the region in ARNs and in handlers' AWS_REGION. */
+  region: string;
   /** How /metrics labels tenants (metrics/tenant-label.ts). */
   metrics: { tenantLabel: { enabled: boolean; maxTenants: number } };
   /** API keys accepted by REST, MCP, PTY and Lambda requests; empty means no authentication. */
@@ -307,6 +314,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     cpuPolicy: e.KILN_CPU_POLICY,
     stopExecutorsOnExit: e.KILN_STOP_EXECUTORS_ON_EXIT === 'true',
     logLevel: e.KILN_LOG_LEVEL,
+    region: e.KILN_REGION,
     metrics: { tenantLabel: { enabled: e.KILN_METRICS_TENANT_LABEL === 'true', maxTenants: e.KILN_METRICS_MAX_TENANTS } },
     apiKeys: [...e.KILN_API_KEYS, ...e.KILN_ADMIN_API_KEYS],
     adminApiKeys: e.KILN_ADMIN_API_KEYS,

@@ -23,6 +23,9 @@ import { OutcomePolicy } from './invocation/outcome.js';
 import { Submitter } from './invocation/submit.js';
 import { DeadLetterStore } from './functions/deadletters.js';
 import { FunctionInvoker } from './functions/invoker.js';
+import { FunctionExtras } from './functions/settings.js';
+import { setRegion } from './functions/arn.js';
+import { EventInvokeConfigs } from './functions/event-invoke.js';
 import { CodePackages } from './functions/package.js';
 import { FunctionService } from './functions/service.js';
 import { FunctionStore } from './functions/store.js';
@@ -138,7 +141,10 @@ export async function startKiln(config: Config): Promise<Kiln> {
   const urlStore = new FunctionUrlStore(redis, keys);
   const functions = new FunctionService(new FunctionStore(redis, keys), aliasStore, codePackages, templates, { maxTimeoutMs: config.maxTimeoutMs }, quotas);
   const deadLetters = new DeadLetterStore(redis, keys);
-  const invoker = new FunctionInvoker(functions, submitter, deadLetters);
+  setRegion(config.region);
+  const extras = new FunctionExtras(redis, keys, functions, quotas);
+  const eventConfigs = new EventInvokeConfigs(redis, keys, functions);
+  const invoker = new FunctionInvoker(functions, submitter, deadLetters, extras, eventConfigs);
 
   await reconcile({ records, runtime, agents, scheduler, templates });
   // A pool that cannot fill at start-up is retried by the keeper's timer; serving starts anyway.
@@ -161,6 +167,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
   // release lost here (Redis gone) is found later by the quota's reconcile (tenancy/quotas.ts).
   await queues.startWorkers(outcomes.handle, (job) => {
     quotas.releaseExecution(job.tenant ?? DEFAULT_TENANT, job.template, job.id).catch((err: unknown) => log('warn', 'could not release an execution from its quota', { id: job.id, error: String(err) }));
+    if (job.reserved) extras.releaseJob(job).catch((err: unknown) => log('warn', 'could not release an invocation from its reserved concurrency', { id: job.id, error: String(err) }));
   });
   // Templates created, changed or deleted on any replica: workers and pools follow here too.
   templates.onChange((change) => {
@@ -195,7 +202,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
     maxBodyBytes: config.maxBodyBytes,
     templateAdmin,
     metrics,
-    functions: { service: functions, invoker, aliases: new AliasService(functions, aliasStore, urlStore) },
+    functions: { service: functions, invoker, aliases: new AliasService(functions, aliasStore, urlStore, eventConfigs), extras, eventConfigs },
     sessions,
     mcp,
     functionUrls: new FunctionUrlService(urlStore, functions),

@@ -1,11 +1,12 @@
 import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { FilesClient } from '@kiln/proto/executor/files';
-import { InvokeService, type InvokeRequest, type InvokeResponse } from '@kiln/proto/executor/invoke';
+import { InvokeClient, InvokeService, type InvokeRequest, type InvokeResponse, type InvokeStreamEvent } from '@kiln/proto/executor/invoke';
 import { NfsClient, type NfsExportOptions, type SessionBindResponse } from '@kiln/proto/executor/nfs';
 import { ProcessesClient } from '@kiln/proto/executor/process';
 import { PtyClient } from '@kiln/proto/executor/pty';
 import { SandboxesClient, type CreateSandboxRequest, type HealthResponse, type SandboxInfo } from '@kiln/proto/executor/sandboxes';
 import type { ExecutorHandle } from '../platforms/platform.js';
+import { KilnError } from '../errors.js';
 import { executorError } from './errors.js';
 import { UnaryChannel } from './unary.js';
 
@@ -20,6 +21,8 @@ export interface AgentClients {
   files: InstanceType<typeof FilesClient>;
   pty: InstanceType<typeof PtyClient>;
   nfs: InstanceType<typeof NfsClient>;
+  /** InvokeStream only: unary Invoke, the hot path, has a channel of its own. */
+  invoke: InstanceType<typeof InvokeClient>;
   /** Carries the agent token. */
   metadata: Metadata;
 }
@@ -52,6 +55,7 @@ export class Agent {
       files: new FilesClient(executor.address, credentials.createInsecure(), channel),
       pty: new PtyClient(executor.address, credentials.createInsecure(), channel),
       nfs: new NfsClient(executor.address, credentials.createInsecure(), channel),
+      invoke: new InvokeClient(executor.address, credentials.createInsecure(), channel),
       metadata,
     };
     this.unary = new UnaryChannel(executor.address, auth, MAX_MESSAGE_BYTES);
@@ -75,6 +79,23 @@ export class Agent {
 
   invoke(req: InvokeRequest, timeoutMs: number): Promise<InvokeResponse> {
     return this.unary.call(InvokeService.invoke, req, timeoutMs).catch((err: unknown) => Promise.reject(executorError(err, this.executor.id)));
+  }
+
+  /**
+   * InvokeStream: `onChunk` gets the body's chunks as the executor sends them (`contentType` on
+   * the first), and the promise the outcome, whose payload is empty.
+   */
+  invokeStream(req: InvokeRequest, timeoutMs: number, onChunk: (data: Buffer, contentType: string) => void): Promise<InvokeResponse> {
+    return new Promise<InvokeResponse>((resolve, reject) => {
+      const call = this.clients.invoke.invokeStream(req, this.clients.metadata, { deadline: Date.now() + timeoutMs });
+      let done: InvokeResponse | undefined;
+      call.on('data', (event: InvokeStreamEvent) => {
+        if (event.done) done = event.done;
+        else onChunk(Buffer.from(event.chunk), event.contentType);
+      });
+      call.on('error', (err: ServiceError) => reject(executorError(err, this.executor.id)));
+      call.on('end', () => (done ? resolve(done) : reject(new KilnError('ExecutorError', 502, `executor ${this.executor.id} ended InvokeStream without an outcome`, { executorId: this.executor.id }))));
+    });
   }
 
   /** Exports a session's sandbox /workspace over the executor's NFS server (Nfs.Bind). */

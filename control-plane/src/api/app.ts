@@ -13,6 +13,10 @@ import { executionRoutes } from './routes/executions.js';
 import { aliasRoutes } from './routes/aliases.js';
 import { functionRoutes } from './routes/functions.js';
 import { lambdaRoutes } from './routes/lambda.js';
+import { lambdaStreamRoutes } from './routes/lambda-stream.js';
+import { lambdaSettingsRoutes } from './routes/lambda-settings.js';
+import type { FunctionExtras } from '../functions/settings.js';
+import type { EventInvokeConfigs } from '../functions/event-invoke.js';
 import { functionUrlRoutes } from './routes/function-urls.js';
 import { functionUrlServer } from './routes/function-url-serve.js';
 import type { FunctionUrlService } from '../functions/urls.js';
@@ -48,6 +52,11 @@ import { lambdaError, onLambdaError } from './lambda/errors.js';
 
 /** The Lambda API's paths: each operation family under a dated version (/2015-03-31/functions, /2017-03-31/tags, ...). */
 const LAMBDA_API_PATH = /^\/20\d\d-\d\d-\d\d\//;
+/**
+ * Lambda API families beyond /2015-03-31 (functions) and /2021-10-31 (function URLs), guarded the
+ * same way: InvokeWithResponseStream, tags, concurrency, account settings, event invoke config.
+ */
+const MORE_LAMBDA_FAMILIES = ['/2021-11-15/*', '/2017-03-31/*', '/2017-10-31/*', '/2019-09-30/*', '/2016-08-19/*', '/2019-09-25/*'];
 import { rateLimit, TokenBuckets } from './rate-limit.js';
 
 export interface AppDeps {
@@ -59,7 +68,7 @@ export interface AppDeps {
   maxBodyBytes: number;
   templateAdmin?: TemplateAdmin;
   metrics?: KilnMetrics;
-  functions?: { service: FunctionService; invoker: FunctionInvoker; aliases: AliasService };
+  functions?: { service: FunctionService; invoker: FunctionInvoker; aliases: AliasService; extras?: FunctionExtras; eventConfigs?: EventInvokeConfigs };
   sessions?: SessionService;
   /** Function URLs: the config API (/2021-10-31) and the URLs themselves; needs `functions`. */
   functionUrls?: FunctionUrlService;
@@ -118,6 +127,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.use('/2021-10-31/*', requireSigV4OrApiKey(deps.keyring));
   app.use('/2021-10-31/*', requireRouteScope('lambda'));
   app.use('/2021-10-31/*', lambdaContentType());
+  for (const family of MORE_LAMBDA_FAMILIES) app.use(family, requireSigV4OrApiKey(deps.keyring), requireRouteScope('lambda'), lambdaContentType());
   // Each tenant's request rate, once the request's principal is known (one bucket per tenant
   // for every surface, counted by this replica).
   if (deps.quotas) {
@@ -126,6 +136,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     app.use('/mcp/*', rest);
     app.use('/2015-03-31/*', rateLimit(deps.quotas, buckets, onLambdaError));
     app.use('/2021-10-31/*', rateLimit(deps.quotas, buckets, onLambdaError));
+    for (const family of MORE_LAMBDA_FAMILIES) app.use(family, rateLimit(deps.quotas, buckets, onLambdaError));
   }
 
   const tooLarge = (c: Context): Response =>
@@ -143,7 +154,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   if (deps.functions) app.route('/', functionRoutes(deps.functions.service, deps.functions.invoker));
   if (deps.functions) app.route('/', aliasRoutes(deps.functions.aliases));
   // Lambda's paths sit outside /api/*, so they carry their own Lambda-shaped body limits.
-  if (deps.functions) app.route('/', lambdaRoutes(deps.functions.service, deps.functions.invoker, deps.functions.aliases, deps.redis));
+  if (deps.functions) app.route('/', lambdaRoutes(deps.functions.service, deps.functions.invoker, deps.functions.aliases, deps.redis, deps.functions.extras));
+  if (deps.functions) app.route('/', lambdaStreamRoutes(deps.functions.invoker, deps.redis));
+  if (deps.functions?.extras) app.route('/', lambdaSettingsRoutes(deps.functions.extras, deps.functions.eventConfigs, deps.redis));
   if (deps.templateAdmin) app.route('/', templateRoutes(deps.templateAdmin));
   if (urls) app.route('/', functionUrlRoutes(urls, deps.redis));
   app.route('/', adminRoutes(deps.keyring));

@@ -31,6 +31,12 @@ const RULES: ReadonlyArray<{ methods: readonly string[] | '*'; path: RegExp; sco
   // Function URL configs (2021-10-31): reading them is `read`, changing them deploys (`functions`).
   { methods: ['GET', 'HEAD'], path: /^\/2021-10-31\/functions\/[^/]+\/urls?$/, scope: 'read' },
   { methods: '*', path: /^\/2021-10-31\/functions\/[^/]+\/url$/, scope: 'functions' },
+  // InvokeWithResponseStream (2021-11-15) is an invoke; tags (2017-03-31), reserved concurrency
+  // (2017-10-31), account settings (2016-08-19) and event invoke configs (2019-09-25) are read
+  // with `read` and changed with `functions`, like the function they belong to.
+  { methods: ['POST'], path: /^\/2021-11-15\/functions\/[^/]+\/response-streaming-invocations$/, scope: 'invoke' },
+  { methods: ['GET', 'HEAD'], path: /^\/(2017-03-31\/tags|2017-10-31\/functions|2019-09-30\/functions|2016-08-19\/account-settings|2019-09-25\/functions)(\/|$)/, scope: 'read' },
+  { methods: '*', path: /^\/(2017-03-31\/tags|2017-10-31\/functions|2019-09-30\/functions|2019-09-25\/functions)\//, scope: 'functions' },
 ];
 
 /** The scope a request needs (MCP checks per tool: its route needs only a key). */

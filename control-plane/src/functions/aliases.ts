@@ -5,6 +5,7 @@ import type { AliasStore, AliasWriteOutcome } from './alias-store.js';
 import { AliasExistsError, AliasNotFoundError, FunctionConflictError, FunctionNotFoundError, PreconditionFailedError } from './errors.js';
 import type { FunctionService } from './service.js';
 import type { FunctionUrlStore } from './urls.js';
+import type { EventInvokeConfigs } from './event-invoke.js';
 import { ALIAS_NAME, type AliasRecord, type FunctionRef } from './types.js';
 
 /** What CreateAlias and UpdateAlias set; absent fields keep their value on update. */
@@ -62,6 +63,8 @@ export class AliasService {
     private readonly store: AliasStore,
     /** A deleted alias takes its function URL with it (functions/urls.ts). */
     private readonly urls?: Pick<FunctionUrlStore, 'get' | 'delete'>,
+    /** And its event invoke config (functions/event-invoke.ts). */
+    private readonly eventConfigs?: Pick<EventInvokeConfigs, 'forget'>,
   ) {}
 
   /** The function `ref` names for `who`, with its tenant (404 if missing or unreachable). */
@@ -134,6 +137,7 @@ export class AliasService {
         // Else an alias made again under the name would bring back the old, maybe public, URL.
         const url = await this.urls?.get(fn.tenant, fn.name, alias);
         if (url) await this.urls?.delete(url.record);
+        await this.eventConfigs?.forget(fn.tenant, fn.name, alias);
         return;
       }
     }

@@ -1,5 +1,5 @@
 /**
- * A function's ARN: its tenant is the account id (`arn:aws:lambda:local:<tenant>:function:<name>`),
+ * A function's ARN: its tenant is the account id (`arn:aws:lambda:<region>:<tenant>:function:<name>`),
  * with the version when it is not $LATEST.
  */
 export function functionArn(tenant: string, name: string, version?: string): string {
@@ -14,8 +14,22 @@ export function invokedFunctionArn(tenant: string, name: string, qualifier: stri
   return `${unqualifiedArn(tenant, name)}${qualifier ? `:${qualifier}` : ''}`;
 }
 
-const REGION = 'local';
+/**
+ * The deployment's region (KILN_REGION, default `local`): set once at start-up (server.ts) and the
+ * same for every function, like an AWS account's region. Module state because ARNs are built in
+ * many places that have no config at hand; the value never changes after start.
+ */
+let region = 'local';
+
+export function setRegion(value: string): void {
+  region = value;
+}
+
+/** The region in ARNs, and what handlers see as AWS_REGION (sent to executors with each function). */
+export function currentRegion(): string {
+  return region;
+}
 
 function unqualifiedArn(tenant: string, name: string): string {
-  return `arn:aws:lambda:${REGION}:${tenant}:function:${name}`;
+  return `arn:aws:lambda:${region}:${tenant}:function:${name}`;
 }

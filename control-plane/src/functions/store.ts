@@ -104,6 +104,9 @@ export class FunctionStore {
       .zrem(this.keys.fns(tenant), name)
       // Its function URL configs too: their ids then resolve to nothing (functions/urls.ts).
       .del(this.keys.fnUrls(tenant, name))
+      // Its reserved concurrency, tags and event invoke configs (functions/settings.ts).
+      .del(this.keys.fnSettings(tenant, name))
+      .hdel(this.keys.fnReserved(tenant), name)
       .exec();
   }
 

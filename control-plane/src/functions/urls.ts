@@ -30,7 +30,7 @@ export interface FunctionUrlRecord {
   qualifier: string;
   authType: UrlAuthType;
   cors?: UrlCors;
-  invokeMode: 'BUFFERED';
+  invokeMode: UrlInvokeMode;
   creationTime: string;
   lastModifiedTime: string;
 }
@@ -112,9 +112,11 @@ function checkAuthType(authType: string | undefined): UrlAuthType {
   return authType as UrlAuthType;
 }
 
-function checkInvokeMode(mode: string | undefined): 'BUFFERED' {
-  if (mode === undefined || mode === 'BUFFERED') return 'BUFFERED';
-  if (mode === 'RESPONSE_STREAM') throw new UrlSettingError('InvokeMode RESPONSE_STREAM is not supported by Kiln yet; use BUFFERED', 'InvokeMode');
+/** BUFFERED: the handler's result is the response; RESPONSE_STREAM: its response stream is, sent as written (api/lambda/url-stream.ts). */
+export type UrlInvokeMode = 'BUFFERED' | 'RESPONSE_STREAM';
+
+function checkInvokeMode(mode: string | undefined): UrlInvokeMode {
+  if (mode === undefined || mode === 'BUFFERED' || mode === 'RESPONSE_STREAM') return mode ?? 'BUFFERED';
   throw new UrlSettingError(`InvokeMode must be BUFFERED or RESPONSE_STREAM; got "${mode.slice(0, 40)}"`, 'InvokeMode');
 }
 
@@ -221,12 +223,12 @@ export class FunctionUrlService {
     const q = checkQualifier(qualifier);
     const fn = await this.owner(who, ref);
     const authType = input.authType === undefined ? undefined : checkAuthType(input.authType);
-    const invokeMode = checkInvokeMode(input.invokeMode);
+    const invokeMode = input.invokeMode === undefined ? undefined : checkInvokeMode(input.invokeMode);
     const cors = checkCors(input.cors);
     for (let i = 0; i < 5; i++) {
       const found = await this.store.get(fn.tenant, fn.name, q);
       if (!found) throw new FunctionUrlNotFoundError(fn.name, q);
-      const next: FunctionUrlRecord = { ...found.record, ...(authType ? { authType } : {}), ...(cors ? { cors } : {}), invokeMode, lastModifiedTime: new Date().toISOString() };
+      const next: FunctionUrlRecord = { ...found.record, ...(authType ? { authType } : {}), ...(cors ? { cors } : {}), ...(invokeMode ? { invokeMode } : {}), lastModifiedTime: new Date().toISOString() };
       // An empty Cors object removes the CORS config, as in Lambda.
       if (cors && Object.keys(cors).length === 0) delete next.cors;
       if (await this.store.replace(found.text, next)) return next;

@@ -117,6 +117,15 @@ export const InvocationJobSchema = z.object({
   clientContext: z.string().optional(),
   /** The ARN the caller invoked, with its qualifier if it gave one (context.invokedFunctionArn). */
   invokedFunctionArn: z.string().optional(),
+  /** The caller reads the response as it is written: the body travels as chunks (invocation/stream.ts). Sync jobs only. */
+  stream: z.boolean().optional(),
+  /**
+   * Async function invocations with a MaximumEventAgeInSeconds (functions/event-invoke.ts): an
+   * attempt that would start when the event is older than this is not run; the event is dead-lettered.
+   */
+  maxEventAgeMs: z.number().optional(),
+  /** Counted against its function's reserved concurrency (functions/settings.ts), released when it settles. */
+  reserved: z.boolean().optional(),
   /** Replica whose caller waits for this job's record (its Redis reply channel). */
   replyTo: z.string().optional(),
   /**

@@ -8,6 +8,7 @@ import type { TemplateRegistry } from '../templates/registry.js';
 import { KilnError } from '../errors.js';
 import type { CodeFile, ExecutionRecord, FunctionPayload, InvocationJob } from './contract.js';
 import { invokeRequest, outcomeOf } from './request.js';
+import type { ChunkListener } from './stream.js';
 
 /** How long a job may wait for a sandbox before it fails with NoCapacity. */
 const LEASE_WAIT_MS = 30_000;
@@ -35,7 +36,8 @@ export class Dispatcher {
     private readonly packages: { load(key: string): Promise<CodeFile[] | undefined> },
   ) {}
 
-  async run(job: InvocationJob, startedAt = Date.now()): Promise<ExecutionRecord> {
+  /** One attempt; a `stream` job goes over InvokeStream and hands its body's chunks to `onChunk` as they come. */
+  async run(job: InvocationJob, startedAt = Date.now(), onChunk?: ChunkListener): Promise<ExecutionRecord> {
     const template = this.templates.get(job.template);
     const fn = job.function;
     const t0 = performance.now();
@@ -54,8 +56,8 @@ export class Dispatcher {
       // Until the sandbox that ran it was leased, lost ones included.
       scheduleMs = performance.now() - t0;
       try {
-        res = await this.invoke(lease, job, lease.startType !== 'hot' ? files : undefined);
-        if (res.status === InvokeStatus.INVOKE_STATUS_NEEDS_FUNCTION) res = await this.invoke(lease, job, files);
+        res = await this.invoke(lease, job, lease.startType !== 'hot' ? files : undefined, onChunk);
+        if (res.status === InvokeStatus.INVOKE_STATUS_NEEDS_FUNCTION) res = await this.invoke(lease, job, files, onChunk);
         break;
       } catch (err) {
         if (err instanceof SandboxLostError) {
@@ -86,8 +88,12 @@ export class Dispatcher {
   }
 
   /** `files` goes along for a sandbox that must load the function (not a hot one). */
-  private invoke(lease: Lease, job: InvocationJob, files: CodeFile[] | undefined): Promise<InvokeResponse> {
-    return this.agents.get(lease.executor).invoke(invokeRequest(lease.sandboxId, job.id, job.function, job.event, job.timeoutMs, files, job.tenant, job), job.timeoutMs + RPC_MARGIN_MS);
+  private invoke(lease: Lease, job: InvocationJob, files: CodeFile[] | undefined, onChunk?: ChunkListener): Promise<InvokeResponse> {
+    const agent = this.agents.get(lease.executor);
+    const req = invokeRequest(lease.sandboxId, job.id, job.function, job.event, job.timeoutMs, files, job.tenant, job);
+    if (!job.stream || !onChunk) return agent.invoke(req, job.timeoutMs + RPC_MARGIN_MS);
+    const version = job.function.version;
+    return agent.invokeStream(req, job.timeoutMs + RPC_MARGIN_MS, (data, contentType) => onChunk({ id: job.id, version, data, ...(contentType ? { contentType } : {}) }));
   }
 
   /** The job's code: inline (ad-hoc executions), or the function version's stored package. */

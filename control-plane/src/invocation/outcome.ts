@@ -51,9 +51,16 @@ export class OutcomePolicy {
       if (skipped) return this.finish(job, skipped);
     }
     const last = attempt.attempt >= attempt.maxAttempts;
+    const aged = this.tooOld(job);
+    if (aged) {
+      // Not run again: given up as its last attempt would be (event invoke config, Lambda's MaximumEventAgeInSeconds).
+      await this.deadLetters(job, aged, attempt.attempt - 1).catch((err: unknown) => log('error', 'could not record a dead letter', { id: job.id, error: String(err) }));
+      return this.finish(job, aged);
+    }
     let record: ExecutionRecord;
     try {
-      record = await this.dispatcher.run(job, Date.now());
+      // A streaming caller's chunks go ahead of the record, on the same way (queue/replies.ts).
+      record = await this.dispatcher.run(job, Date.now(), job.stream ? (chunk) => this.replies.deliverChunk(chunk, job.replyTo) : undefined);
     } catch (thrown) {
       // A Redis outage mid-attempt (a lease, a release) is ServiceUnavailable: retryable.
       const err = unavailableOr(thrown);
@@ -76,6 +83,14 @@ export class OutcomePolicy {
     }
     return this.finish(job, record);
   };
+
+  /** The record of an async function event older than its maximum age (not run), else undefined. */
+  private tooOld(job: InvocationJob): ExecutionRecord | undefined {
+    if (job.sync || !job.retryHandlerErrors || job.maxEventAgeMs === undefined) return undefined;
+    const age = Date.now() - job.submittedAt;
+    if (age <= job.maxEventAgeMs) return undefined;
+    return platformFailure(job, 'EventAgeExceeded', `the event was ${Math.round(age / 1000)} s old, past its MaximumEventAgeInSeconds (${job.maxEventAgeMs / 1000}), and was not run again`);
+  }
 
   /** Why a sync job must not run, as its record; undefined when it may run. */
   private async skipSync(attempt: Attempt): Promise<ExecutionRecord | undefined> {

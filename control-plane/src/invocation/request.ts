@@ -5,6 +5,7 @@ import { KilnError } from '../errors.js';
 import type { CodeFile, FunctionPayload, LambdaError, Outcome } from './contract.js';
 import { handlerFile, LANGUAGES, runnerOf, type Language } from './languages.js';
 import { DEFAULT_TENANT } from '../tenancy/principal.js';
+import { currentRegion } from '../functions/arn.js';
 
 /**
  * Both directions of the executor's Invoke RPC, for every surface: the event checked and kept
@@ -103,6 +104,7 @@ export function invokeRequest(
           env: fn.env,
           memoryMb: fn.memoryMB,
           tenant,
+          region: currentRegion(),
         }
       : undefined,
     payload: Buffer.from(event, 'utf8'),

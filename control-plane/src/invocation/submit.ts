@@ -5,6 +5,7 @@ import type { ReplyRouter } from '../queue/replies.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import type { ExecutionRecord, InvocationJob } from './contract.js';
 import type { ExecutionObserver } from './outcome.js';
+import type { ChunkListener } from './stream.js';
 import { canReach, DEFAULT_TENANT, type Principal } from '../tenancy/principal.js';
 import { QuotaExceededError, type Quotas } from '../tenancy/quotas.js';
 
@@ -25,6 +26,8 @@ export interface Submission {
   /** Attempts of an async job (sync jobs get one). */
   attempts?: number;
   idempotency?: { scope: string; key: string };
+  /** A sync `stream` job's caller: gets the body's chunks as they come, before the record (invocation/stream.ts). */
+  onChunk?: ChunkListener;
 }
 
 /**
@@ -35,6 +38,11 @@ export interface Submission {
 export function idempotentId(scope: string, key: string): string {
   const h = createHash('sha256').update(`${scope}\0${key}`).digest('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h.charAt(16), 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+/** The id an async submission with an idempotency key gets (its scope within its tenant), as `submit` assigns it. */
+export function submissionId(tenant: string, idempotency: { scope: string; key: string }): string {
+  return idempotentId(`tenant:${tenant}:${idempotency.scope}`, idempotency.key);
 }
 
 /** Checks a caller's idempotency key (header value); undefined when none was given. */
@@ -69,7 +77,7 @@ export class Submitter {
     await this.throttle(s.job.template);
     const tenant = s.job.tenant ?? DEFAULT_TENANT;
     if (!s.job.sync) {
-      const job = s.idempotency ? { ...s.job, id: idempotentId(`tenant:${tenant}:${s.idempotency.scope}`, s.idempotency.key) } : s.job;
+      const job = s.idempotency ? { ...s.job, id: submissionId(tenant, s.idempotency) } : s.job;
       // A resubmission of a job still in flight is not counted twice; one of a job that already
       // finished (BullMQ keeps the first, adds nothing) counts until the quota's reconcile finds
       // that job finished, which it does when the tenant reaches its limit.
@@ -85,7 +93,7 @@ export class Submitter {
     // as before fair share, and the hot path costs no sorted-set insert. Their number is bounded
     // by the callers' open connections and by the same executions quota.
     await this.admit(tenant, s.job);
-    const record = await this.addAndWait(s.job, s.job.timeoutMs + SYNC_WAIT_MARGIN_MS);
+    const record = await this.addAndWait(s.job, s.job.timeoutMs + SYNC_WAIT_MARGIN_MS, s.onChunk);
     if (!record) throw new KilnError('WaitTimeout', 504, `invocation ${s.job.id} did not finish in time; poll GET /api/v1/executions/${s.job.id}`, { id: s.job.id });
     return { id: s.job.id, record };
   }
@@ -140,8 +148,8 @@ export class Submitter {
    * Adds a sync job and waits for its record, at most `waitMs`. If no reply came (the replica
    * that ran it died between finishing and replying), the stored record is the answer.
    */
-  private async addAndWait(job: InvocationJob, waitMs: number): Promise<ExecutionRecord | undefined> {
-    const waiting = this.replies.wait(job.id);
+  private async addAndWait(job: InvocationJob, waitMs: number, onChunk?: ChunkListener): Promise<ExecutionRecord | undefined> {
+    const waiting = this.replies.wait(job.id, onChunk);
     let timer: NodeJS.Timeout | undefined;
     try {
       await this.queued(job, () => this.queues.add({ ...job, replyTo: this.replies.replicaId }, 1));

@@ -100,6 +100,21 @@ export class Keys {
   fnUrls(tenant: string, name: string): string {
     return `${this.prefix}:fnurl:${this.fnSpace(tenant)}${name}`;
   }
+  /**
+   * A function's settings beside its versions (HASH; functions/settings.ts): `concurrency` (its
+   * reserved concurrency), `tags` (JSON), `eic:<qualifier>` (an event invoke config, JSON).
+   */
+  fnSettings(tenant: string, name: string): string {
+    return `${this.prefix}:fnset:${this.fnSpace(tenant)}${name}`;
+  }
+  /** A tenant's reserved concurrency by function name (HASH; functions/settings.ts), summed by GetAccountSettings. */
+  fnReserved(tenant: string): string {
+    return `${this.prefix}:fnreserved:${tenant}`;
+  }
+  /** A function's invocations in flight, counted against its reserved concurrency like `inflight` (ZSET; tenancy/quotas.ts). */
+  fnInflight(tenant: string, name: string): string {
+    return `${this.prefix}:quota:fninflight:${this.fnSpace(tenant)}${name}`;
+  }
   /** Which function a function URL id serves: JSON {tenant, name, qualifier} (STRING; functions/urls.ts). */
   fnUrlId(id: string): string {
     return `${this.prefix}:fnurlid:${id}`;

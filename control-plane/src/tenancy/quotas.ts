@@ -45,6 +45,21 @@ export class QuotaExceededError extends KilnError {
   }
 }
 
+/**
+ * A function is at its reserved concurrency (PutFunctionConcurrency; 0 throttles every call):
+ * Lambda's TooManyRequestsException with Reason ReservedFunctionConcurrentInvocationLimitExceeded.
+ */
+export class ReservedConcurrencyExceededError extends KilnError {
+  constructor(name: string, limit: number, used: number) {
+    super('QuotaExceeded', 429, `Rate Exceeded. function "${name}" is at its reserved concurrency: ${used} of ${limit} invocations in flight; retry after 1 s`, {
+      quota: 'reservedConcurrency',
+      limit,
+      used,
+      retryAfterSeconds: 1,
+    });
+  }
+}
+
 /** How long a replica reuses a tenant's limits (a changed override takes this long to apply everywhere). */
 const LIMITS_CACHE_MS = 5_000;
 /**
@@ -125,9 +140,31 @@ export class Quotas {
       return (this.redis as unknown as Record<'kilnAdmitExecution', AdmitExecution>).kilnAdmitExecution(this.keys.inflight(tenant), member, now, limit, now - EXECUTION_STALE_MS);
     };
     let [ok, used] = await admit();
-    if (!ok && (await this.reconcile(tenant, 'executions', () => this.reconcileExecutions(tenant)))) [ok, used] = await admit();
+    if (!ok && (await this.reconcile(tenant, 'executions', () => this.reconcileMembers(this.keys.inflight(tenant))))) [ok, used] = await admit();
     if (!ok) throw new QuotaExceededError(tenant, 'executions', limit, used);
     return used;
+  }
+
+  /**
+   * Counts a job against its function's reserved concurrency (queued + running, as the executions
+   * quota counts), or throws ReservedConcurrencyExceeded: the same script as the tenant's quota, on
+   * the function's own set. `limit` 0 refuses every job.
+   */
+  async admitReserved(tenant: string, name: string, template: string, id: string, limit: number): Promise<void> {
+    const key = this.keys.fnInflight(tenant, name);
+    const member = `${template}/${id}`;
+    const admit = async (): Promise<[number, number]> => {
+      const now = Date.now();
+      return (this.redis as unknown as Record<'kilnAdmitExecution', AdmitExecution>).kilnAdmitExecution(key, member, now, limit, now - EXECUTION_STALE_MS);
+    };
+    let [ok, used] = await admit();
+    if (!ok && limit > 0 && (await this.reconcile(`${tenant}/${name}`, 'executions', () => this.reconcileMembers(key)))) [ok, used] = await admit();
+    if (!ok) throw new ReservedConcurrencyExceededError(name, limit, used);
+  }
+
+  /** A job counted by admitReserved finished (or was never queued). */
+  async releaseReserved(tenant: string, name: string, template: string, id: string): Promise<void> {
+    await this.redis.zrem(this.keys.fnInflight(tenant, name), `${template}/${id}`);
   }
 
   /** The job finished (or was never queued): it no longer counts. */
@@ -180,8 +217,8 @@ export class Quotas {
     return freed > 0;
   }
 
-  private async reconcileExecutions(tenant: string): Promise<number> {
-    const key = this.keys.inflight(tenant);
+  /** Drops the members of an in-flight set (`<template>/<job id>`) whose jobs finished. */
+  private async reconcileMembers(key: string): Promise<number> {
     const old = await this.redis.zrangebyscore(key, '-inf', Date.now() - RECONCILE_GRACE_MS);
     const byTemplate = new Map<string, string[]>();
     for (const member of old) {

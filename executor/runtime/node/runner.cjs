@@ -21,6 +21,7 @@ let cur = null; // the invocation in progress
 const queue = []; // invokes received while one was running (the executor should not do this)
 let shuttingDown = false;
 let util = null; // loaded by `load`
+let streaming = null; // ./streaming.cjs, loaded by `load`
 
 // ---------------------------------------------------------------------------
 // Errors, shaped like aws-lambda-nodejs-runtime-interface-client's Errors.js
@@ -260,6 +261,8 @@ async function onLoad(msg) {
     patchConsole();
     patchStream(process.stdout, 'stdout');
     patchStream(process.stderr, 'stderr');
+    streaming = require('./streaming.cjs');
+    streaming.installAwslambda();
     runtimeObj = new Runtime(await loadHandler(taskRoot, process.env._HANDLER));
     state = 'loaded';
     channel.send({ type: 'loaded', initDurationMs: msSince(t0) });
@@ -362,6 +365,20 @@ function onInvoke(msg) {
       return deadline - Date.now();
     },
   };
+  if (streaming.isStreaming(runtimeObj.handler)) {
+    const sendChunk = (buf, contentType) => {
+      if (inv.done || channel.sock.destroyed) return true;
+      return channel.sock.write(JSON.stringify({ type: 'chunk', id: inv.id, data: buf.toString('base64'), ...(contentType !== undefined ? { contentType } : {}) }) + '\n');
+    };
+    const waitDrain = (cb) => channel.sock.once('drain', cb);
+    const streamDone = (err, contentType) => (err ? postError(err) : postStreamed(inv, contentType));
+    try {
+      streaming.invokeStreaming(runtimeObj.handler, msg.event, context, sendChunk, waitDrain, streamDone, (fn) => (inv.beforeExit = fn));
+    } catch (err) {
+      postError(err);
+    }
+    return;
+  }
   // Handler that neither returns a promise nor calls back: null once the loop is empty.
   inv.beforeExit = () => {
     completeInvoked = true;
@@ -392,6 +409,13 @@ function postResult(inv, value) {
   }
   if (body === undefined) body = 'null'; // e.g. a function or a symbol
   channel.sendLine(`{"type":"result","id":${JSON.stringify(inv.id)},"ok":true,"maxRssKB":${maxRssKB()},"result":${body}}`);
+  finish(inv);
+}
+
+/** A streaming handler's end: its body went out as `chunk` messages. */
+function postStreamed(inv, contentType) {
+  if (inv.done) return;
+  channel.send({ type: 'result', id: inv.id, ok: true, maxRssKB: maxRssKB(), streamed: true, contentType });
   finish(inv);
 }
 

@@ -201,7 +201,58 @@ function checkInvocation(res, id, to) {
   return cur;
 }
 
+/** Larger pieces of a streamed body go out in parts: the executor bounds a message's length. */
+const MAX_CHUNK_BYTES = 256 * 1024;
+
+/**
+ * The Runtime API's streaming response (`Lambda-Runtime-Function-Response-Mode: streaming`): the
+ * body's pieces go to the executor as `chunk` messages as they arrive (the bootstrap's writes are
+ * paused while the channel is full), and the trailers `Lambda-Runtime-Function-Error-Type` /
+ * `-Error-Body` (base64 of the error JSON) turn the end into a failure, as on AWS. The size limit
+ * of a streamed response is the executor's (20 MB).
+ */
+function onStreamedResponse(req, res, inv) {
+  const contentType = typeof req.headers['content-type'] === 'string' ? req.headers['content-type'] : 'application/octet-stream';
+  let first = true;
+  req.on('data', (c) => {
+    if (inv.done) return;
+    for (let off = 0; off < c.length; off += MAX_CHUNK_BYTES) {
+      const piece = c.subarray(off, off + MAX_CHUNK_BYTES);
+      const line = JSON.stringify({ type: 'chunk', id: inv.id, data: piece.toString('base64'), ...(first ? { contentType } : {}) }) + '\n';
+      first = false;
+      if (!channel.sock.destroyed && !channel.sock.write(line)) {
+        req.pause();
+        channel.sock.once('drain', () => req.resume());
+      }
+    }
+  });
+  req.on('error', () => {});
+  req.on('end', () => {
+    if (inv.done) return;
+    accepted(res);
+    const errorType = req.trailers['lambda-runtime-function-error-type'];
+    if (typeof errorType === 'string' && errorType) {
+      const body = req.trailers['lambda-runtime-function-error-body'];
+      const error = errorFromBody(Buffer.from(typeof body === 'string' ? body : '', 'base64'), errorType);
+      finishInvocation(inv, JSON.stringify({ type: 'result', id: inv.id, ok: false, error }));
+      return;
+    }
+    finishInvocation(inv, JSON.stringify({ type: 'result', id: inv.id, ok: true, streamed: true, contentType }));
+  });
+}
+
 function onResponse(req, res, id) {
+  if (String(req.headers['lambda-runtime-function-response-mode']).toLowerCase() === 'streaming') {
+    const inv = checkInvocation(res, id, 'InvocationResponse');
+    if (!inv) return void req.resume();
+    // One response per invocation: a second stream while the first runs would interleave with it.
+    if (inv.streaming) {
+      invalidState(res, 'Ready', 'InvocationResponse');
+      return void req.resume();
+    }
+    inv.streaming = true;
+    return onStreamedResponse(req, res, inv);
+  }
   readBody(req, (buf, size) => {
     const inv = checkInvocation(res, id, 'InvocationResponse');
     if (!inv) return;

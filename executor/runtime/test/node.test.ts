@@ -368,6 +368,43 @@ for (const mode of MODES) {
       expect((await runner.exit).code).toBe(2);
     });
 
+    it('streams a streamifyResponse handler as chunk messages before its result, and HttpResponseStream.from writes the prelude first', async () => {
+      const STREAMING = `
+exports.plain = awslambda.streamifyResponse(async (event, stream, context) => {
+  stream.setContentType('text/plain');
+  stream.write('a');
+  stream.write(Buffer.from('b'));
+  stream.end('c');
+});
+exports.http = awslambda.streamifyResponse(async (event, stream) => {
+  stream = awslambda.HttpResponseStream.from(stream, { statusCode: 201 });
+  stream.end('body');
+});
+exports.noPromise = awslambda.streamifyResponse((event, stream) => { setTimeout(() => stream.end('later'), 10); });
+exports.fails = awslambda.streamifyResponse(async (event, stream) => { stream.write('x'); throw new RangeError('mid-stream'); });
+exports.big = awslambda.streamifyResponse(async (event, stream) => { stream.end(Buffer.alloc(600 * 1024, 65)); });
+`;
+      const chunksOf = (runner: Runner, id: string) => runner.messages.filter((m) => m.type === 'chunk' && m.id === id);
+      const text = (runner: Runner, id: string) => Buffer.concat(chunksOf(runner, id).map((m) => Buffer.from(m.data as string, 'base64'))).toString('latin1');
+      const plain = (await start({ 'index.js': STREAMING }, 'index.plain')).runner;
+      const { result } = await plain.invoke({}, { id: 's-1' });
+      expect(result).toMatchObject({ ok: true, streamed: true, contentType: 'text/plain' });
+      expect(chunksOf(plain, 's-1').map((m) => [Buffer.from(m.data as string, 'base64').toString(), m.contentType])).toEqual([['a', 'text/plain'], ['b', undefined], ['c', undefined]]);
+      expect(plain.messages.indexOf(chunksOf(plain, 's-1')[2]!)).toBeLessThan(plain.messages.indexOf(result));
+      const http = (await start({ 'index.js': STREAMING }, 'index.http')).runner;
+      expect((await http.invoke({}, { id: 's-2' })).result).toMatchObject({ ok: true, contentType: 'application/vnd.awslambda.http-integration-response' });
+      expect(text(http, 's-2')).toBe(`{"statusCode":201}${'\0'.repeat(8)}body`);
+      const later = (await start({ 'index.js': STREAMING }, 'index.noPromise')).runner;
+      expect((await later.invoke({}, { id: 's-3' })).result).toMatchObject({ ok: true, streamed: true });
+      expect(text(later, 's-3')).toBe('later');
+      const fails = (await start({ 'index.js': STREAMING }, 'index.fails')).runner;
+      expect((await fails.invoke({}, { id: 's-4' })).result).toMatchObject({ ok: false, error: { errorType: 'RangeError', errorMessage: 'mid-stream' } });
+      expect(text(fails, 's-4')).toBe('x');
+      const big = (await start({ 'index.js': STREAMING }, 'index.big')).runner;
+      await big.invoke({}, { id: 's-5' });
+      expect(chunksOf(big, 's-5').map((m) => Buffer.from(m.data as string, 'base64').length)).toEqual([256 * 1024, 256 * 1024, 88 * 1024]);
+    });
+
     it('exits 0 promptly on shutdown', async () => {
       const { runner } = await app('index.handler');
       const t0 = Date.now();

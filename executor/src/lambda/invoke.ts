@@ -59,7 +59,7 @@ function toError(value: unknown, fallbackType: string): ErrorShape {
  * how much garbage it lets build up before a full GC) for the template's memory; both ends are
  * reported as Runtime.OutOfMemory (`diedOfOom`).
  */
-export async function invoke(sandbox: Sandbox, req: InvokeRequest): Promise<InvokeResponse> {
+export async function invoke(sandbox: Sandbox, req: InvokeRequest, onChunk?: (msg: RunnerMessage) => void): Promise<InvokeResponse> {
   const logs = new LogBuffer(LOG_CAP_BYTES);
   // The sandbox claims itself for this one invocation (SandboxBusyError otherwise).
   return sandbox.invocation(logs, async () => {
@@ -89,7 +89,7 @@ export async function invoke(sandbox: Sandbox, req: InvokeRequest): Promise<Invo
           return response({ error: toError(reply.error, 'Runtime.ImportModuleError'), logs: logs.text(), initMs, loaded, sandboxAlive: false });
         }
       }
-      return await runHandler(sandbox, req, logs, memoryMB, initMs, loaded);
+      return await runHandler(sandbox, req, logs, memoryMB, initMs, loaded, onChunk);
     } catch (err) {
       sandbox.kill();
       return response({ error: toError({ errorType: 'Runtime.ExitError', errorMessage: (err as Error).message }, 'Runtime.ExitError'), logs: logs.text(), sandboxAlive: false, loaded });
@@ -108,8 +108,9 @@ function loadMessage(sandbox: Sandbox, fn: FunctionSpec, memoryMB: number): obje
       functionName: fn.name,
       functionVersion: fn.version || '$LATEST',
       memoryLimitInMB: memoryMB,
-      // The tenant is the account id, as in the control plane's ARNs (api/lambda/shapes.ts).
-      invokedFunctionArn: `arn:aws:lambda:local:${fn.tenant || 'default'}:function:${fn.name}`,
+      // The tenant is the account id, as in the control plane's ARNs (functions/arn.ts), in its region.
+      invokedFunctionArn: `arn:aws:lambda:${fn.region || 'local'}:${fn.tenant || 'default'}:function:${fn.name}`,
+      region: fn.region || 'local',
       logGroupName: `/aws/lambda/${fn.name}`,
       logStreamName: `${new Date().toISOString().slice(0, 10).replaceAll('-', '/')}/[${fn.version || '$LATEST'}]${sandbox.id}`,
     },
@@ -156,7 +157,7 @@ function traceId(): string {
   return `Root=1-${Math.floor(Date.now() / 1000).toString(16)}-${r.slice(0, 24)};Parent=${r.slice(24, 40)};Sampled=0`;
 }
 
-async function runHandler(sandbox: Sandbox, req: InvokeRequest, logs: LogBuffer, memoryMB: number, initMs: number | undefined, loaded: boolean): Promise<InvokeResponse> {
+async function runHandler(sandbox: Sandbox, req: InvokeRequest, logs: LogBuffer, memoryMB: number, initMs: number | undefined, loaded: boolean, onChunk?: (msg: RunnerMessage) => void): Promise<InvokeResponse> {
   const requestId = req.requestId;
   const version = req.function?.version || '$LATEST';
   logs.line(`START RequestId: ${requestId} Version: ${version}`);
@@ -170,7 +171,7 @@ async function runHandler(sandbox: Sandbox, req: InvokeRequest, logs: LogBuffer,
   // and a dying sandbox reported alive would be parked hot and given the caller's next call.
   let killed = false;
   try {
-    reply = await sandbox.invoke(message, req.requestId, req.timeoutMs);
+    reply = await sandbox.invoke(message, req.requestId, req.timeoutMs, onChunk);
   } catch (err) {
     sandbox.kill();
     killed = true;
@@ -202,7 +203,8 @@ async function runHandler(sandbox: Sandbox, req: InvokeRequest, logs: LogBuffer,
   logs.line(reportLine({ requestId, durationMs, memoryMB, maxMemoryMB: Math.round(maxMemoryMb), initMs }));
   let payload: Buffer = Buffer.alloc(0);
   let raw = false;
-  if (reply?.ok === true) {
+  // A streaming handler's body went out as chunks (lambda/stream.ts); its result carries none.
+  if (reply?.ok === true && reply.streamed !== true) {
     if (typeof reply.raw === 'string') {
       payload = Buffer.from(reply.raw, 'base64');
       raw = true;

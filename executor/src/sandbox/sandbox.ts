@@ -248,12 +248,17 @@ export class Sandbox {
   /**
    * Sends one `invoke` message (already serialised, see lambda/invoke.ts) to the loaded runner
    * and waits for the `result` of `requestId`; rejects with TimeoutError after `timeoutMs`, or
-   * when the sandbox dies. Valid only inside an invocation.
+   * when the sandbox dies. Valid only inside an invocation. `onChunk` gets the `chunk` messages
+   * of this request (a streaming handler's body, PROTOCOL.md), in order, as they arrive.
    */
-  invoke(line: string, requestId: string, timeoutMs: number): Promise<RunnerMessage> {
+  invoke(line: string, requestId: string, timeoutMs: number, onChunk?: (msg: RunnerMessage) => void): Promise<RunnerMessage> {
     this.assertInvoking('invoke');
     if (!this.loadedKey) throw new Error(`sandbox ${this.id} has no function loaded to invoke`);
-    return this.request(line, timeoutMs, (m) => m.type === 'result' && m.id === requestId);
+    return this.request(line, timeoutMs, (m) => {
+      if (m.id !== requestId) return false;
+      if (m.type === 'chunk') onChunk?.(m);
+      return m.type === 'result';
+    });
   }
 
   /**

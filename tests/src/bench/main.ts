@@ -10,6 +10,7 @@ import { benchPools } from './pools.js';
 import { startRedis } from './redis.js';
 import { benchSessions } from './sessions.js';
 import { benchSoak } from './soak.js';
+import { benchStreaming } from './streaming.js';
 import { printRows } from './stats.js';
 import { benchTenancy } from './tenancy.js';
 
@@ -39,6 +40,7 @@ async function main(): Promise<void> {
       printRows('Executions and functions through the whole stack', await benchExecutions(redis.socket, floor, { samples, durationMs, clients }));
     if (wanted('lambda')) printRows('Lambda API through the AWS SDK, beside an unsandboxed emulator', await benchLambdaSdk(redis.socket, floor, { samples, durationMs, clients }));
     if (wanted('urls')) printRows('Function URLs beside hot Invoke', await benchFunctionUrls(redis.socket, { samples, durationMs, clients }));
+    if (wanted('streaming')) printRows('Response streaming: time to first byte', await benchStreaming(redis.socket, { samples }));
     if (wanted('sessions')) printRows('Sessions', await benchSessions(redis.socket, { samples: Math.min(samples, 300) }));
     if (wanted('e2b'))
       printRows('Time to interactive through the E2B SDK, beside REST', await benchE2b(redis.socket, { samples: Math.min(samples, Number(process.env.BENCH_E2B_SAMPLES ?? 50)), burst: Number(process.env.BENCH_E2B_BURST ?? 100) }));

@@ -70,6 +70,7 @@ async function invokeTrivial(agents: AgentPool, handle: ExecutorHandle, template
         env: {},
         memoryMb: 128,
         tenant: 'default',
+        region: '',
       },
       payload: Buffer.from(JSON.stringify({ value: 42 })),
       timeoutMs: 10_000,

@@ -150,9 +150,9 @@ describe('function URL configs with the AWS SDK', () => {
   });
 
   it('refuses what Kiln or Lambda does not accept, naming it', async () => {
-    await expect(alpha.send(new CreateFunctionUrlConfigCommand({ FunctionName: 'url-crud', AuthType: 'NONE', InvokeMode: 'RESPONSE_STREAM' }))).rejects.toMatchObject({
+    await expect(alpha.send(new CreateFunctionUrlConfigCommand({ FunctionName: 'url-crud', AuthType: 'NONE', InvokeMode: 'STREAMING' as never }))).rejects.toMatchObject({
       name: 'ValidationException',
-      message: expect.stringMatching(/RESPONSE_STREAM is not supported/),
+      message: expect.stringMatching(/InvokeMode must be BUFFERED or RESPONSE_STREAM/),
       $metadata: { httpStatusCode: 400 },
     });
     await expect(alpha.send(new CreateFunctionUrlConfigCommand({ FunctionName: 'url-crud', AuthType: 'OPEN' as never }))).rejects.toMatchObject({ name: 'ValidationException' });

@@ -21,6 +21,7 @@ const LAMBDA_ERRORS: Record<string, [string, Status]> = {
   InvalidRequestContent: ['InvalidRequestContentException', 400],
   InvalidJSON: ['InvalidRequestContentException', 400],
   AliasNotFound: ['ResourceNotFoundException', 404],
+  EventInvokeConfigNotFound: ['ResourceNotFoundException', 404],
   FunctionExists: ['ResourceConflictException', 409],
   AliasExists: ['ResourceConflictException', 409],
   VersionInUse: ['ResourceConflictException', 409],
@@ -49,6 +50,7 @@ const QUOTA_REASONS: Record<string, string> = {
   functions: 'FunctionLimitExceeded',
   sessions: 'SessionLimitExceeded',
   memoryMB: 'MemoryLimitExceeded',
+  reservedConcurrency: 'ReservedFunctionConcurrentInvocationLimitExceeded',
 };
 
 /** An AWS-shaped error response; both `message` and `Message` because the SDK reads either. */

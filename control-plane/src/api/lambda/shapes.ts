@@ -65,7 +65,7 @@ export function configuration(r: FunctionVersionRecord, alias?: string): Record<
 
 /**
  * The configuration fields of CreateFunction/UpdateFunctionConfiguration that Kiln uses.
- * Others (Role, VpcConfig, Tags, Layers, ...) are accepted and ignored so that tools which
+ * Others (Role, VpcConfig, Layers, ...) are accepted and ignored so that tools which
  * always send them keep working.
  */
 export const ConfigInput = z
@@ -86,8 +86,12 @@ export const ConfigInput = z
   })
   .passthrough();
 
+/** CreateFunction's Tags (functions/settings.ts checks them further). */
+const TagsShape = z.record(z.unknown());
+
 export const CreateInput = ConfigInput.extend({
   FunctionName: z.string(),
+  Tags: TagsShape.optional(),
   Code: z.object({ ZipFile: z.string().optional(), S3Bucket: z.string().optional(), ImageUri: z.string().optional() }).passthrough(),
   Publish: z.boolean().optional(),
 });

@@ -104,6 +104,8 @@ export interface UrlResponse {
   status: number;
   headers: Array<[string, string]>;
   body: Uint8Array;
+  /** A RESPONSE_STREAM URL's body, sent as it comes instead of `body` (url-stream.ts). */
+  stream?: ReadableStream<Uint8Array>;
 }
 
 /** Headers the HTTP layer sets itself; a handler's values for them are dropped. */

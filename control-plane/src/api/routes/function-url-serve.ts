@@ -6,7 +6,7 @@ import { HTTPException } from 'hono/http-exception';
 import { KilnError, unavailableOr } from '../../errors.js';
 import { SYNC_PAYLOAD_BYTES, type FunctionInvoker } from '../../functions/invoker.js';
 import type { FunctionUrlRecord, FunctionUrlService } from '../../functions/urls.js';
-import { resultValue } from '../../invocation/contract.js';
+import { resultValue, type ExecutionRecord } from '../../invocation/contract.js';
 import { log, withLogContext } from '../../log.js';
 import type { Keyring } from '../../tenancy/keyring.js';
 import { canReach, hasScope, IMPLICIT_PRINCIPAL, principal, type Principal } from '../../tenancy/principal.js';
@@ -15,6 +15,8 @@ import { checkSigV4 } from '../auth.js';
 import type { TokenBuckets } from '../rate-limit.js';
 import type { AppEnv } from '../router.js';
 import { BAD_GATEWAY, preflight, urlEvent, urlResponse, withCors, type UrlResponse } from '../lambda/url-event.js';
+import { failedUrlResponse, streamedUrlResponse } from '../lambda/url-stream.js';
+import type { ChunkListener } from '../../invocation/stream.js';
 
 /** The path form of a function URL: `/lambda-url/<id>/<path>`. */
 export const URL_PATH_PREFIX = '/lambda-url/';
@@ -65,7 +67,8 @@ function send(c: Context, answer: UrlResponse, pathForm: boolean): Response {
     headers = new Headers(BAD_GATEWAY.headers);
   }
   if (pathForm) headers.append('content-security-policy', PATH_FORM_CSP);
-  return new Response(c.req.method === 'HEAD' || r.body.length === 0 ? null : r.body, { status: r.status, headers });
+  const body = r.stream ?? (r.body.length === 0 ? null : r.body);
+  return new Response(c.req.method === 'HEAD' ? null : body, { status: r.status, headers });
 }
 
 /**
@@ -131,18 +134,16 @@ async function handle(c: Context, deps: FunctionUrlServeDeps, record: FunctionUr
     ...(record.authType === 'AWS_IAM' ? { iam: { accessKey: caller.keyId, accountId: caller.tenant, callerId: caller.keyId } } : {}),
   });
   // Logged as the function's tenant and the caller's key id (the URL's own for NONE), as requests are.
-  const out = await withLogContext({ tenant: record.tenant, keyId: caller.keyId }, () =>
-    deps.invoker.invoke(caller, { name: record.name, tenant: record.tenant }, record.qualifier || undefined, JSON.stringify(event), 'RequestResponse'),
-  );
-  const r = out.record;
-  if (!r) return BAD_GATEWAY;
+  const run = (onChunk?: ChunkListener) =>
+    withLogContext({ tenant: record.tenant, keyId: caller.keyId }, () =>
+      deps.invoker.invoke(caller, { name: record.name, tenant: record.tenant }, record.qualifier || undefined, JSON.stringify(event), 'RequestResponse', undefined, undefined, onChunk),
+    );
+  if (record.invokeMode === 'RESPONSE_STREAM') return streamedUrlResponse(run);
+  const out = await run();
+  const failed = failedUrlResponse(out);
+  if (failed) return failed;
+  const r = out.record as ExecutionRecord;
   const id: [string, string] = ['x-amzn-requestid', out.id];
-  if (r.error?.errorType.startsWith('Kiln.')) {
-    const code = r.error.errorType.slice(5);
-    const res = code === 'NoCapacity' || code === 'TooManyRequests' ? message(429, 'Rate Exceeded.') : message(500, 'Internal Server Error');
-    return { ...res, headers: [...res.headers, id] };
-  }
-  if (r.status !== 'succeeded') return { ...BAD_GATEWAY, headers: [...BAD_GATEWAY.headers, id] };
   // The handler's JSON as its runner wrote it (invocation/contract.ts `resultJson`), parsed once here.
   let json = r.resultJson ?? JSON.stringify(r.result ?? null);
   let result: unknown = resultValue(r) ?? null;

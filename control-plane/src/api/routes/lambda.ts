@@ -8,6 +8,7 @@ import { redisGuard } from '../redis-guard.js';
 import { zipFromBase64 } from '../../functions/package.js';
 import type { AliasService } from '../../functions/aliases.js';
 import type { FunctionService } from '../../functions/service.js';
+import { checkTags, type FunctionExtras } from '../../functions/settings.js';
 import { lambdaError, lambdaErrorForCode, onLambdaError } from '../lambda/errors.js';
 import type { AppEnv } from '../router.js';
 import { lambdaAliasRoutes } from '../lambda/aliases.js';
@@ -38,7 +39,7 @@ function zipOf(code: { ZipFile?: string | undefined; S3Bucket?: string | undefin
  */
 
 /** The last 4 KB of a log, cut at a character boundary, base64. */
-function logTail(logs: string): string {
+export function logTail(logs: string): string {
   const bytes = Buffer.from(logs, 'utf8');
   let start = Math.max(0, bytes.length - LOG_TAIL_BYTES);
   while (start < bytes.length && ((bytes[start] ?? 0) & 0xc0) === 0x80) start++;
@@ -53,7 +54,7 @@ function logTail(logs: string): string {
  * tenant's, ARNs carry the tenant as the account id, and another tenant's function is
  * ResourceNotFoundException, as a missing one. Listing shows the key's own tenant's functions.
  */
-export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoker, aliases: AliasService, redis?: Redis): Hono<AppEnv> {
+export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoker, aliases: AliasService, redis?: Redis, extras?: FunctionExtras): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.onError(onLambdaError);
   // While Redis is down: 503 ServiceException at once, which the AWS SDK retries, as REST's 503.
@@ -67,13 +68,21 @@ export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoke
     const runtime = input.Runtime;
     if (runtime === undefined) throw new ValidationError('Runtime is required', { field: 'Runtime' });
     const who = c.get('principal');
+    // Checked before the function exists, so bad tags leave nothing behind.
+    const tags = input.Tags !== undefined && extras ? checkTags(input.Tags) : undefined;
     const record = await functions.create(who, { ...settingsOf(input), name, tenant, runtime, code: zipOf(input.Code), publish: input.Publish ?? false });
+    if (tags) await extras?.writeTags(record, tags);
     return c.json(configuration(input.Publish ? await functions.publish(who, record) : record), 201);
   });
 
   const list = async (c: Context<AppEnv>) => {
-    const page = await functions.list(c.get('principal'), c.req.query('Marker') || undefined, maxItemsOf(c, 10000));
-    return c.json({ Functions: page.records.map((r) => configuration(r)), ...(page.nextMarker ? { NextMarker: page.nextMarker } : {}) });
+    const which = c.req.query('FunctionVersion');
+    if (which !== undefined && which !== 'ALL') throw new ValidationError(`FunctionVersion must be ALL; got "${which.slice(0, 40)}"`, { field: 'FunctionVersion' });
+    const who = c.get('principal');
+    const page = await functions.list(who, c.req.query('Marker') || undefined, maxItemsOf(c, 10000));
+    // ALL: each function of the page with its published versions after $LATEST (MaxItems counts functions).
+    const records = which === 'ALL' ? (await Promise.all(page.records.map((r) => functions.versions(who, { name: r.name, tenant: r.tenant })))).flat() : page.records;
+    return c.json({ Functions: records.map((r) => configuration(r)), ...(page.nextMarker ? { NextMarker: page.nextMarker } : {}) });
   };
   app.get(BASE, list);
   app.get(`${BASE}/`, list);
@@ -83,7 +92,8 @@ export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoke
     const { record, alias } = await functions.resolve(c.get('principal'), fn, qualifier);
     const origin = new URL(c.req.url).origin;
     const location = `${origin}/api/v1/functions/${record.name}?qualifier=${encodeURIComponent(record.version)}&tenant=${record.tenant}`;
-    return c.json({ Configuration: configuration(record, alias?.name), Code: { RepositoryType: 'Kiln', Location: location }, Tags: {} });
+    const [tags, reserved] = extras ? await Promise.all([extras.readTags(record.tenant, record.name), extras.reserved(record.tenant, record.name)]) : [{}, undefined];
+    return c.json({ Configuration: configuration(record, alias?.name), Code: { RepositoryType: 'Kiln', Location: location }, Tags: tags, ...(reserved !== undefined ? { Concurrency: { ReservedConcurrentExecutions: reserved } } : {}) });
   });
   app.get(`${BASE}/:name/configuration`, async (c) => {
     const { fn, qualifier } = lambdaTarget(c);
@@ -119,7 +129,14 @@ export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoke
   });
   app.get(`${BASE}/:name/versions`, async (c) => {
     const { fn } = lambdaTarget(c);
-    return c.json({ Versions: (await functions.versions(c.get('principal'), fn)).map((r) => configuration(r)) });
+    // $LATEST, then published versions in order; Marker is the last version of the previous page.
+    const all = await functions.versions(c.get('principal'), fn);
+    const marker = c.req.query('Marker') || undefined;
+    const from = marker === undefined ? 0 : all.findIndex((r) => r.version === marker) + 1;
+    const max = maxItemsOf(c, 10000) ?? 50;
+    const page = all.slice(from, from + max);
+    const next = from + max < all.length ? page[page.length - 1]?.version : undefined;
+    return c.json({ Versions: page.map((r) => configuration(r)), ...(next ? { NextMarker: next } : {}) });
   });
 
   lambdaAliasRoutes(app, BASE, aliases, managementLimit);
@@ -160,7 +177,7 @@ const CLIENT_CONTEXT_MAX = 3583;
  * (Python: client_context; custom runtimes: the Lambda-Runtime-Client-Context header). Returned
  * as the JSON text; anything else is refused as Lambda refuses it.
  */
-function decodeClientContext(header: string | undefined): string | undefined {
+export function decodeClientContext(header: string | undefined): string | undefined {
   if (header === undefined || header === '') return undefined;
   const refuse = () => new KilnError('InvalidRequestContent', 400, 'Client context must be a valid Base64-encoded JSON object.', { field: 'ClientContext' });
   if (header.length > CLIENT_CONTEXT_MAX) throw new KilnError('InvalidRequestContent', 400, `Client context must be at most ${CLIENT_CONTEXT_MAX} bytes.`, { field: 'ClientContext' });

@@ -11,7 +11,9 @@ import {
   type ChannelCredentials,
   Client,
   type ClientOptions,
+  type ClientReadableStream,
   type ClientUnaryCall,
+  type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -107,6 +109,11 @@ export interface FunctionSpec {
    * Empty from a control plane older than tenants.
    */
   tenant: string;
+  /**
+   * The deployment's region (KILN_REGION): in the function's ARN and its AWS_REGION. Empty from an
+   * older control plane: `local`.
+   */
+  region: string;
 }
 
 export interface FunctionSpec_EnvEntry {
@@ -155,6 +162,19 @@ export interface InvokeResponse {
   sandboxAlive: boolean;
   /** True when the function was loaded by this call (warm or cold start). */
   loaded: boolean;
+}
+
+/** One event of InvokeStream: a chunk of the body, or (last, once) the outcome. */
+export interface InvokeStreamEvent {
+  /** Bytes of the response body, in order. */
+  chunk: Buffer;
+  /**
+   * On the first chunk: the stream's content type (application/octet-stream unless the handler
+   * set one; HttpResponseStream.from sets application/vnd.awslambda.http-integration-response).
+   */
+  contentType: string;
+  /** Set on the last event only. Its payload is empty: the body went out as chunks. */
+  done: InvokeResponse | undefined;
 }
 
 function createBaseCodeFile(): CodeFile {
@@ -269,6 +289,7 @@ function createBaseFunctionSpec(): FunctionSpec {
     env: {},
     memoryMb: 0,
     tenant: "",
+    region: "",
   };
 }
 
@@ -300,6 +321,9 @@ export const FunctionSpec: MessageFns<FunctionSpec> = {
     }
     if (message.tenant !== "") {
       writer.uint32(74).string(message.tenant);
+    }
+    if (message.region !== "") {
+      writer.uint32(82).string(message.region);
     }
     return writer;
   },
@@ -392,6 +416,14 @@ export const FunctionSpec: MessageFns<FunctionSpec> = {
             message.tenant = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.region = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -436,6 +468,7 @@ export const FunctionSpec: MessageFns<FunctionSpec> = {
         ? globalThis.Number(object.memory_mb)
         : 0,
       tenant: isSet(object.tenant) ? globalThis.String(object.tenant) : "",
+      region: isSet(object.region) ? globalThis.String(object.region) : "",
     };
   },
 
@@ -474,6 +507,9 @@ export const FunctionSpec: MessageFns<FunctionSpec> = {
     if (message.tenant !== "") {
       obj.tenant = message.tenant;
     }
+    if (message.region !== "") {
+      obj.region = message.region;
+    }
     return obj;
   },
 
@@ -499,6 +535,7 @@ export const FunctionSpec: MessageFns<FunctionSpec> = {
     );
     message.memoryMb = object.memoryMb ?? 0;
     message.tenant = object.tenant ?? "";
+    message.region = object.region ?? "";
     return message;
   },
 };
@@ -1180,6 +1217,113 @@ export const InvokeResponse: MessageFns<InvokeResponse> = {
   },
 };
 
+function createBaseInvokeStreamEvent(): InvokeStreamEvent {
+  return { chunk: Buffer.alloc(0), contentType: "", done: undefined };
+}
+
+export const InvokeStreamEvent: MessageFns<InvokeStreamEvent> = {
+  encode(message: InvokeStreamEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.chunk.length !== 0) {
+      writer.uint32(10).bytes(message.chunk);
+    }
+    if (message.contentType !== "") {
+      writer.uint32(18).string(message.contentType);
+    }
+    if (message.done !== undefined) {
+      InvokeResponse.encode(message.done, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InvokeStreamEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInvokeStreamEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.chunk = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.contentType = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.done = InvokeResponse.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): InvokeStreamEvent {
+    return {
+      chunk: isSet(object.chunk) ? Buffer.from(bytesFromBase64(object.chunk)) : Buffer.alloc(0),
+      contentType: isSet(object.contentType)
+        ? globalThis.String(object.contentType)
+        : isSet(object.content_type)
+        ? globalThis.String(object.content_type)
+        : "",
+      done: isSet(object.done) ? InvokeResponse.fromJSON(object.done) : undefined,
+    };
+  },
+
+  toJSON(message: InvokeStreamEvent): unknown {
+    const obj: any = {};
+    if (message.chunk.length !== 0) {
+      obj.chunk = base64FromBytes(message.chunk);
+    }
+    if (message.contentType !== "") {
+      obj.contentType = message.contentType;
+    }
+    if (message.done !== undefined) {
+      obj.done = InvokeResponse.toJSON(message.done);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<InvokeStreamEvent>, I>>(base?: I): InvokeStreamEvent {
+    return InvokeStreamEvent.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<InvokeStreamEvent>, I>>(object: I): InvokeStreamEvent {
+    const message = createBaseInvokeStreamEvent();
+    message.chunk = object.chunk ?? Buffer.alloc(0);
+    message.contentType = object.contentType ?? "";
+    message.done = (object.done !== undefined && object.done !== null)
+      ? InvokeResponse.fromPartial(object.done)
+      : undefined;
+    return message;
+  },
+};
+
 export type InvokeService = typeof InvokeService;
 export const InvokeService = {
   /** Runs one handler invocation in a sandbox, loading the function first if needed. */
@@ -1192,11 +1336,33 @@ export const InvokeService = {
     responseSerialize: (value: InvokeResponse): Buffer => Buffer.from(InvokeResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): InvokeResponse => InvokeResponse.decode(value),
   },
+  /**
+   * The same invocation for a caller that reads the response as it is written (Lambda's
+   * InvokeWithResponseStream, function URLs in RESPONSE_STREAM mode): the body's chunks in the
+   * order the handler wrote them, then one event with the outcome. A handler that does not
+   * stream has its result sent as one chunk. Not the hot path: Invoke stays unary.
+   */
+  invokeStream: {
+    path: "/kiln.executor.v1.Invoke/InvokeStream" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: InvokeRequest): Buffer => Buffer.from(InvokeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): InvokeRequest => InvokeRequest.decode(value),
+    responseSerialize: (value: InvokeStreamEvent): Buffer => Buffer.from(InvokeStreamEvent.encode(value).finish()),
+    responseDeserialize: (value: Buffer): InvokeStreamEvent => InvokeStreamEvent.decode(value),
+  },
 } as const;
 
 export interface InvokeServer extends UntypedServiceImplementation {
   /** Runs one handler invocation in a sandbox, loading the function first if needed. */
   invoke: handleUnaryCall<InvokeRequest, InvokeResponse>;
+  /**
+   * The same invocation for a caller that reads the response as it is written (Lambda's
+   * InvokeWithResponseStream, function URLs in RESPONSE_STREAM mode): the body's chunks in the
+   * order the handler wrote them, then one event with the outcome. A handler that does not
+   * stream has its result sent as one chunk. Not the hot path: Invoke stays unary.
+   */
+  invokeStream: handleServerStreamingCall<InvokeRequest, InvokeStreamEvent>;
 }
 
 export interface InvokeClient extends Client {
@@ -1216,6 +1382,18 @@ export interface InvokeClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: InvokeResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * The same invocation for a caller that reads the response as it is written (Lambda's
+   * InvokeWithResponseStream, function URLs in RESPONSE_STREAM mode): the body's chunks in the
+   * order the handler wrote them, then one event with the outcome. A handler that does not
+   * stream has its result sent as one chunk. Not the hot path: Invoke stays unary.
+   */
+  invokeStream(request: InvokeRequest, options?: Partial<CallOptions>): ClientReadableStream<InvokeStreamEvent>;
+  invokeStream(
+    request: InvokeRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<InvokeStreamEvent>;
 }
 
 export const InvokeClient = makeGenericClientConstructor(InvokeService, "kiln.executor.v1.Invoke") as unknown as {
