@@ -31,7 +31,7 @@ const schema = z.object({
   KILN_REGION: z
     .string()
     .regex(/^[a-z0-9-]{1,32}$/, 'lower-case letters, digits and dashes, as an AWS region (us-east-1)')
-    .default('local'),
+    .default('us-east-1'),
   /** Where the API listens. Loopback by default: listening elsewhere is a choice (see KILN_API_KEYS). */
   KILN_HOST: z.string().default('127.0.0.1'),
   /** Host names the API answers to (DNS-rebinding guard); default: loopback names when KILN_HOST is loopback, else any. */

@@ -15,11 +15,11 @@ export function invokedFunctionArn(tenant: string, name: string, qualifier: stri
 }
 
 /**
- * The deployment's region (KILN_REGION, default `local`): set once at start-up (server.ts) and the
+ * The deployment's region (KILN_REGION, default `us-east-1`, as the AWS SDK and CLI assume): set once at start-up (server.ts) and the
  * same for every function, like an AWS account's region. Module state because ARNs are built in
  * many places that have no config at hand; the value never changes after start.
  */
-let region = 'local';
+let region = 'us-east-1';
 
 export function setRegion(value: string): void {
   region = value;

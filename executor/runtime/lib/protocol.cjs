@@ -119,7 +119,7 @@ function lambdaEnv(msg, runtimeDefaults, reserved) {
       LANG: 'C.UTF-8',
       TZ: ':UTC',
       LD_LIBRARY_PATH: `/lib64:/usr/lib64:${taskRoot}:${taskRoot}/lib:/opt/lib`,
-      AWS_REGION: fn.region ? String(fn.region) : 'local',
+      AWS_REGION: fn.region ? String(fn.region) : 'us-east-1',
       AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand',
     },
     runtimeDefaults,

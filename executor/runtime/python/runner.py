@@ -423,7 +423,7 @@ def _lambda_env(msg):
         "LANG": "C.UTF-8",
         "TZ": ":UTC",
         "LD_LIBRARY_PATH": "/lib64:/usr/lib64:%s:%s/lib:/opt/lib" % (task_root, task_root),
-        "AWS_REGION": str(fn.get("region") or "local"),
+        "AWS_REGION": str(fn.get("region") or "us-east-1"),
         "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
         "PYTHONPATH": "",
     }

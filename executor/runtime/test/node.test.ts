@@ -114,7 +114,7 @@ for (const mode of MODES) {
         stream: '2026/11/23/[$LATEST]abcdef0123456789',
         root: runner.taskRoot,
         handler: 'index.handler',
-        region: 'local',
+        region: 'us-east-1',
         tz: ':UTC',
         custom: 'hello',
         exec: 'AWS_Lambda_nodejs20.x',

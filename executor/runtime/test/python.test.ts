@@ -148,7 +148,7 @@ for (const mode of MODES) {
         AWS_LAMBDA_LOG_STREAM_NAME: '2026/11/23/[$LATEST]abcdef0123456789',
         LAMBDA_TASK_ROOT: runner.taskRoot,
         _HANDLER: 'index.handler',
-        AWS_REGION: 'local',
+        AWS_REGION: 'us-east-1',
         TZ: ':UTC',
         MY_VAR: 'hello',
         AWS_EXECUTION_ENV: 'AWS_Lambda_python3.11',

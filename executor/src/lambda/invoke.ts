@@ -109,8 +109,8 @@ function loadMessage(sandbox: Sandbox, fn: FunctionSpec, memoryMB: number): obje
       functionVersion: fn.version || '$LATEST',
       memoryLimitInMB: memoryMB,
       // The tenant is the account id, as in the control plane's ARNs (functions/arn.ts), in its region.
-      invokedFunctionArn: `arn:aws:lambda:${fn.region || 'local'}:${fn.tenant || 'default'}:function:${fn.name}`,
-      region: fn.region || 'local',
+      invokedFunctionArn: `arn:aws:lambda:${fn.region || 'us-east-1'}:${fn.tenant || 'default'}:function:${fn.name}`,
+      region: fn.region || 'us-east-1',
       logGroupName: `/aws/lambda/${fn.name}`,
       logStreamName: `${new Date().toISOString().slice(0, 10).replaceAll('-', '/')}/[${fn.version || '$LATEST'}]${sandbox.id}`,
     },

@@ -36,7 +36,7 @@ const ALPHA = 'aliases-alpha-key-0123456789ab';
 const BETA = 'aliases-beta-key-0123456789abc';
 const ADMIN = 'aliases-admin-key-0123456789ab';
 const FN = 'al-fn';
-const ARN = `arn:aws:lambda:local:alpha:function:${FN}`;
+const ARN = `arn:aws:lambda:us-east-1:alpha:function:${FN}`;
 
 let k: TestKiln;
 const clients: LambdaClient[] = [];

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CreateFunctionCommand, CreateFunctionUrlConfigCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { startTestKiln, type TestKiln } from '../support/kiln.js';
@@ -47,6 +47,26 @@ app.get('/bytes', (c) => c.body(new Uint8Array([0, 1, 2, 253, 254, 255]), 200, {
 app.get('/redirect', (c) => c.redirect('/hello', 302));
 exports.handler = handle(app);`;
 
+/** The same wrapper as an ES module, for handlers written as ES modules (middy is ESM-only). */
+const ESM_WRAPPER = `import { handler as app } from './app.mjs';
+export const handler = async (event, context) => {
+  console.log('EVENT ' + JSON.stringify(event));
+  return app(event, context);
+};`;
+
+// middy with a body parser, and Powertools' logger with its middy middleware: the JSON log line
+// it writes (with the Lambda context it injects) shows in the invocation's log.
+const MIDDY_APP = `import middy from '@middy/core';
+import httpJsonBodyParser from '@middy/http-json-body-parser';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+const logger = new Logger({ serviceName: 'orders' });
+const base = async (event) => {
+  logger.info('order received', { orderId: event.body.id });
+  return { statusCode: 201, headers: { 'content-type': 'application/json', 'x-app': 'middy' }, cookies: ['order=' + event.body.id], body: JSON.stringify({ got: event.body, path: event.rawPath, query: event.queryStringParameters ?? null }) };
+};
+export const handler = middy(base).use(injectLambdaContext(logger)).use(httpJsonBodyParser());`;
+
 let k: TestKiln;
 let lambda: LambdaClient;
 const dirs: string[] = [];
@@ -63,15 +83,16 @@ afterAll(async () => {
 type Handler = (event: unknown, context: unknown) => Promise<Record<string, unknown>>;
 
 /** Deploys app.js with the packages it needs behind a NONE URL; returns the URL and the same handler loaded in this process. */
-async function deploy(name: string, app: string, packages: ZipInputFiles): Promise<{ url: string; local: Handler; zipBytes: number }> {
-  const zip = makeZip([{ path: 'index.js', content: WRAPPER }, { path: 'app.js', content: app }, ...packages]);
+async function deploy(name: string, app: string, packages: ZipInputFiles, esm = false): Promise<{ url: string; local: Handler; zipBytes: number }> {
+  const appFile = esm ? 'app.mjs' : 'app.js';
+  const zip = makeZip([{ path: esm ? 'index.mjs' : 'index.js', content: esm ? ESM_WRAPPER : WRAPPER }, { path: appFile, content: app }, ...packages]);
   await lambda.send(new CreateFunctionCommand({ FunctionName: name, Runtime: 'nodejs20.x', Role: 'arn:aws:iam::123456789012:role/x', Handler: 'index.handler', Code: { ZipFile: zip }, Timeout: 10, MemorySize: 256 }));
   const { FunctionUrl } = await lambda.send(new CreateFunctionUrlConfigCommand({ FunctionName: name, AuthType: 'NONE' }));
   const dir = mkdtempSync(join(tmpdir(), 'kiln-url-app-'));
   dirs.push(dir);
-  writeFileSync(join(dir, 'app.js'), app);
+  writeFileSync(join(dir, appFile), app);
   symlinkSync(ROOT_MODULES, join(dir, 'node_modules'));
-  const { handler } = createRequire(join(dir, 'app.js'))('./app.js') as { handler: Handler };
+  const { handler } = (esm ? await import(pathToFileURL(join(dir, appFile)).href) : createRequire(join(dir, appFile))('./app.js')) as { handler: Handler };
   return { url: (FunctionUrl ?? '').replace(/\/$/, ''), local: handler, zipBytes: zip.length };
 }
 type ZipInputFiles = Parameters<typeof makeZip>[0];
@@ -107,6 +128,22 @@ async function compare(local: Handler, url: string, init: RequestInit = {}): Pro
 }
 
 describe('framework handlers behind a function URL, byte for byte as in Node', () => {
+  it('middy with Powertools logger (ES modules)', async () => {
+    const files = packageFiles(['@middy/core', '@middy/http-json-body-parser', '@aws-lambda-powertools/logger']);
+    const { url, local } = await deploy('url-middy', MIDDY_APP, files, true);
+    const posted = await compare(local, `${url}/orders?src=test`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"id":"o-17","qty":2}' });
+    expect([posted.res.status, JSON.parse(posted.body.toString())]).toEqual([201, { got: { id: 'o-17', qty: 2 }, path: '/orders', query: { src: 'test' } }]);
+    expect(posted.res.headers.get('x-app')).toBe('middy');
+    // Powertools' structured line, with the Lambda context middy handed it inside the sandbox.
+    const record = await k.call('GET', `/api/v1/executions/${posted.res.headers.get('x-amzn-requestid')}`);
+    const line = (record.body.logs as string).split('\n').find((l) => l.includes('"order received"'));
+    const logged = JSON.parse(line?.slice(line.indexOf('{')) ?? 'null');
+    expect(logged).toMatchObject({ level: 'INFO', message: 'order received', service: 'orders', orderId: 'o-17', function_name: 'url-middy', cold_start: expect.any(Boolean) });
+    // middy's body parser refuses a body that is not JSON: an error the URL reports as 500, as Lambda's does.
+    const bad = await fetch(`${url}/orders`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{nope' });
+    expect(bad.status).toBeGreaterThanOrEqual(400);
+  });
+
   it('serverless-http + express', async () => {
     const files = packageFiles(['serverless-http', 'express']);
     const { url, local, zipBytes } = await deploy('url-express', EXPRESS_APP, files);

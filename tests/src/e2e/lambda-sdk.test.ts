@@ -214,11 +214,11 @@ describe('the AWS SDK Lambda client pointed at Kiln', () => {
     await lambda.send(new PublishVersionCommand({ FunctionName: 'sdk-context' }));
     const cc = { client: { app_title: 'kiln-test' }, custom: { n: 1 }, env: { locale: 'en' } };
     const plain = await lambda.send(new InvokeCommand({ FunctionName: 'sdk-context', ClientContext: Buffer.from(JSON.stringify(cc)).toString('base64'), Payload: Buffer.from('{}') }));
-    expect(decode(plain.Payload)).toEqual({ arn: 'arn:aws:lambda:local:default:function:sdk-context', cc });
+    expect(decode(plain.Payload)).toEqual({ arn: 'arn:aws:lambda:us-east-1:default:function:sdk-context', cc });
     const v1 = await lambda.send(new InvokeCommand({ FunctionName: 'sdk-context', Qualifier: '1', Payload: Buffer.from('{}') }));
-    expect(decode(v1.Payload)).toEqual({ arn: 'arn:aws:lambda:local:default:function:sdk-context:1', cc: null });
+    expect(decode(v1.Payload)).toEqual({ arn: 'arn:aws:lambda:us-east-1:default:function:sdk-context:1', cc: null });
     const latest = await lambda.send(new InvokeCommand({ FunctionName: 'sdk-context:$LATEST', Payload: Buffer.from('{}') }));
-    expect(decode(latest.Payload).arn).toBe('arn:aws:lambda:local:default:function:sdk-context:$LATEST');
+    expect(decode(latest.Payload).arn).toBe('arn:aws:lambda:us-east-1:default:function:sdk-context:$LATEST');
     // What Lambda refuses: not base64 of a JSON object, or too long.
     for (const bad of ['not base64!', Buffer.from('[1,2]').toString('base64'), Buffer.from('{"a":').toString('base64'), Buffer.from(JSON.stringify({ s: 'x'.repeat(4000) })).toString('base64')]) {
       await expect(lambda.send(new InvokeCommand({ FunctionName: 'sdk-context', ClientContext: bad, Payload: Buffer.from('{}') }))).rejects.toBeInstanceOf(InvalidRequestContentException);

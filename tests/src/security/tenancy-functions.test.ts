@@ -97,13 +97,13 @@ describe('function names are per tenant', () => {
     }
     const a = await call(ALPHA, 'POST', '/api/v1/functions/hello/invocations', { echo: 1 });
     const b = await call(BETA, 'POST', '/api/v1/functions/hello/invocations', { echo: 2 });
-    expect(a.body.result).toMatchObject({ tenant: 'alpha', echo: 1, arn: 'arn:aws:lambda:local:alpha:function:hello' });
-    expect(b.body.result).toMatchObject({ tenant: 'beta', echo: 2, arn: 'arn:aws:lambda:local:beta:function:hello' });
+    expect(a.body.result).toMatchObject({ tenant: 'alpha', echo: 1, arn: 'arn:aws:lambda:us-east-1:alpha:function:hello' });
+    expect(b.body.result).toMatchObject({ tenant: 'beta', echo: 2, arn: 'arn:aws:lambda:us-east-1:beta:function:hello' });
 
     const viaSdk = await lambdaOf(BETA).send(new InvokeCommand({ FunctionName: 'hello', Payload: Buffer.from('{"echo":3}') }));
     expect(decode(viaSdk.Payload)).toMatchObject({ tenant: 'beta', echo: 3 });
     const listed = await lambdaOf(ALPHA).send(new ListFunctionsCommand({}));
-    expect(listed.Functions?.map((f) => [f.FunctionName, f.FunctionArn, f.Role])).toEqual([['hello', 'arn:aws:lambda:local:alpha:function:hello', 'arn:aws:iam::alpha:role/kiln']]);
+    expect(listed.Functions?.map((f) => [f.FunctionName, f.FunctionArn, f.Role])).toEqual([['hello', 'arn:aws:lambda:us-east-1:alpha:function:hello', 'arn:aws:iam::alpha:role/kiln']]);
 
     const mcp = await mcpOf(ALPHA);
     try {
@@ -178,7 +178,7 @@ describe('beta against alpha\'s functions', () => {
   it('Lambda SDK: alpha\'s ARN is ResourceNotFoundException for beta on every call; beta\'s list shows its own ARNs', async () => {
     const before = await alphaState('secret-fn');
     const beta = lambdaOf(BETA);
-    const arn = 'arn:aws:lambda:local:alpha:function:secret-fn';
+    const arn = 'arn:aws:lambda:us-east-1:alpha:function:secret-fn';
     const zip = makeZip([{ path: 'index.js', content: 'exports.handler = async () => "beta was here"' }]);
     const notFound = { name: 'ResourceNotFoundException', $metadata: { httpStatusCode: 404 } };
     for (const FunctionName of [arn, 'alpha:function:secret-fn', 'secret-fn', `${arn}:1`]) {
@@ -192,13 +192,13 @@ describe('beta against alpha\'s functions', () => {
       await expect(beta.send(new PublishVersionCommand({ FunctionName }))).rejects.toMatchObject(notFound);
       await expect(beta.send(new DeleteFunctionCommand({ FunctionName }))).rejects.toMatchObject(notFound);
     }
-    await expect(beta.send(new CreateFunctionCommand({ FunctionName: 'arn:aws:lambda:local:alpha:function:planted', Runtime: 'nodejs20.x', Role: 'x', Handler: 'index.handler', Code: { ZipFile: zip } }))).rejects.toMatchObject(notFound);
+    await expect(beta.send(new CreateFunctionCommand({ FunctionName: 'arn:aws:lambda:us-east-1:alpha:function:planted', Runtime: 'nodejs20.x', Role: 'x', Handler: 'index.handler', Code: { ZipFile: zip } }))).rejects.toMatchObject(notFound);
     // Beta's own hello by its ARN; an AWS account id (12 digits) means the caller's own tenant.
-    for (const FunctionName of ['arn:aws:lambda:local:beta:function:hello', 'arn:aws:lambda:us-east-1:000000000000:function:hello']) {
+    for (const FunctionName of ['arn:aws:lambda:us-east-1:beta:function:hello', 'arn:aws:lambda:us-east-1:000000000000:function:hello']) {
       const got = await beta.send(new GetFunctionCommand({ FunctionName }));
-      expect(got.Configuration?.FunctionArn).toBe('arn:aws:lambda:local:beta:function:hello');
+      expect(got.Configuration?.FunctionArn).toBe('arn:aws:lambda:us-east-1:beta:function:hello');
     }
-    expect((await beta.send(new ListFunctionsCommand({}))).Functions?.map((f) => f.FunctionArn)).toEqual(['arn:aws:lambda:local:beta:function:hello']);
+    expect((await beta.send(new ListFunctionsCommand({}))).Functions?.map((f) => f.FunctionArn)).toEqual(['arn:aws:lambda:us-east-1:beta:function:hello']);
     expect(await alphaState('secret-fn')).toEqual(before);
   });
 
@@ -288,7 +288,7 @@ describe('administrators and records from before tenants', () => {
     expect(got.body).toMatchObject({ tenant: 'beta', name: 'hello' });
     const ran = await call(ADMIN, 'POST', '/api/v1/functions/hello/invocations?tenant=beta', { echo: 'admin' });
     expect(ran.body.result).toMatchObject({ tenant: 'beta', echo: 'admin' });
-    const viaArn = await lambdaOf(ADMIN).send(new InvokeCommand({ FunctionName: 'arn:aws:lambda:local:alpha:function:hello', Payload: Buffer.from('{"echo":"arn"}') }));
+    const viaArn = await lambdaOf(ADMIN).send(new InvokeCommand({ FunctionName: 'arn:aws:lambda:us-east-1:alpha:function:hello', Payload: Buffer.from('{"echo":"arn"}') }));
     expect(decode(viaArn.Payload)).toMatchObject({ tenant: 'alpha', echo: 'arn' });
     // An invocation of alpha's function is alpha's: alpha reads its record.
     const queued = await call(ADMIN, 'POST', '/api/v1/functions/hello/invocations?tenant=alpha&type=Event', {});
@@ -331,7 +331,7 @@ describe('administrators and records from before tenants', () => {
     expect(got.body).toMatchObject({ tenant: 'default', name: 'legacy', revisionId: record.revisionId });
     expect((await call(ADMIN, 'POST', '/api/v1/functions/legacy/invocations', {})).body.result).toBe('legacy');
     expect((await call(ADMIN, 'GET', '/api/v1/functions')).body.functions.map((f: { name: string }) => f.name)).toEqual(['legacy']);
-    expect((await lambdaOf(ADMIN).send(new GetFunctionCommand({ FunctionName: 'legacy' }))).Configuration?.FunctionArn).toBe('arn:aws:lambda:local:default:function:legacy');
+    expect((await lambdaOf(ADMIN).send(new GetFunctionCommand({ FunctionName: 'legacy' }))).Configuration?.FunctionArn).toBe('arn:aws:lambda:us-east-1:default:function:legacy');
     expect((await call(ALPHA, 'GET', '/api/v1/functions/legacy')).status).toBe(404);
     expect((await call(ALPHA, 'GET', '/api/v1/functions/legacy?tenant=default')).status).toBe(404);
   });

@@ -242,7 +242,7 @@ describe('the Lambda API (AWS SDK) with a read-only key and as an administrator'
     return c;
   };
   const create = (c: LambdaClient, tenant: string) => c.send(new CreateFunctionCommand({ FunctionName: 'shared-name', Runtime: 'nodejs20.x', Role: 'x', Handler: 'index.handler', Code: { ZipFile: zip(tenant) } }));
-  const arn = (tenant: string) => `arn:aws:lambda:local:${tenant}:function:shared-name`;
+  const arn = (tenant: string) => `arn:aws:lambda:us-east-1:${tenant}:function:shared-name`;
   const denied = { name: 'AccessDeniedException', $metadata: { httpStatusCode: 403 } };
   const notFound = { name: 'ResourceNotFoundException', $metadata: { httpStatusCode: 404 } };
 
