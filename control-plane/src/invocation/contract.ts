@@ -29,6 +29,10 @@ export const ExecutionRecordSchema = z
       .optional()
       .openapi({ description: 'Set instead of `result` when a custom (`provided`) runtime returned bytes: those bytes, base64. The Lambda API returns the bytes themselves.' }),
     error: LambdaErrorSchema.optional().openapi({ description: 'The handler\'s error, or `Kiln.<code>` for a platform failure (Kiln.ExecutorLost, Kiln.NoCapacity, Kiln.Interrupted, Kiln.Abandoned, ...)' }),
+    errorBody: z
+      .string()
+      .optional()
+      .openapi({ description: 'Custom (`provided`) runtimes: the error document as the runtime posted it to /runtime/invocation/{id}/error (JSON text), which the Lambda API returns unchanged' }),
     logs: z.string(),
     logsTruncated: z.boolean().optional(),
     durationMs: z.number(),
@@ -52,7 +56,7 @@ export type ExecutionRecord = z.infer<typeof ExecutionRecordSchema> & {
 };
 
 /** What an invocation ended as, from the sandbox's point of view (request.ts maps the executor's answer). */
-export type Outcome = Pick<ExecutionRecord, 'status' | 'result' | 'resultJson' | 'resultBase64' | 'error'>;
+export type Outcome = Pick<ExecutionRecord, 'status' | 'result' | 'resultJson' | 'resultBase64' | 'error' | 'errorBody'>;
 
 /** A record (or a session's execute outcome) as the API shows it, as JSON text: `resultJson` embedded as `result`, unparsed. */
 export function recordJson<T extends { resultJson?: string }>(record: T): string {

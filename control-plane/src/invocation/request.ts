@@ -128,5 +128,7 @@ export function outcomeOf(res: InvokeResponse): Outcome {
     return { status: 'succeeded', resultJson: payload.length ? payload.toString('utf8') : 'null' };
   }
   const error: LambdaError = res.error ?? { errorType: 'Unknown', errorMessage: 'the executor returned no error details', stackTrace: [] };
-  return { status: res.status === InvokeStatus.INVOKE_STATUS_TIMEOUT ? 'timeout' : 'failed', error };
+  // A custom runtime's error document, as it posted it (the executor checked it is a JSON object).
+  const errorBody = res.payload.length ? Buffer.from(res.payload).toString('utf8') : undefined;
+  return { status: res.status === InvokeStatus.INVOKE_STATUS_TIMEOUT ? 'timeout' : 'failed', error, ...(errorBody !== undefined ? { errorBody } : {}) };
 }

@@ -99,6 +99,17 @@ function bodyParts(buf) {
   return ['"raw":"', buf.toString('base64'), '"'];
 }
 
+/** An /error body as posted, when it is a JSON object (what Lambda returns as the function error). */
+function errorDocument(buf) {
+  const text = buf.toString('utf8');
+  try {
+    const v = JSON.parse(text);
+    return v && typeof v === 'object' && !Array.isArray(v) ? text : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Error object from an /error or /init/error body (passed through like AWS does). */
 function errorFromBody(buf, headerType) {
   const text = buf.toString('utf8');
@@ -280,7 +291,9 @@ function onError(req, res, id) {
     if (!inv) return;
     accepted(res);
     const error = errorFromBody(buf, req.headers['lambda-runtime-function-error-type']);
-    finishInvocation(inv, JSON.stringify({ type: 'result', id: inv.id, ok: false, error }));
+    // The document as posted goes along: Lambda's Invoke answers with it unchanged.
+    const doc = errorDocument(buf);
+    finishInvocation(inv, JSON.stringify({ type: 'result', id: inv.id, ok: false, error, ...(doc !== undefined ? { errorJson: doc } : {}) }));
   });
 }
 

@@ -117,6 +117,16 @@ function loadMessage(sandbox: Sandbox, fn: FunctionSpec, memoryMB: number): obje
   };
 }
 
+/** The runner's claim that a text is a JSON object, checked: it comes from inside the sandbox. */
+function isJsonObject(text: string): boolean {
+  try {
+    const v: unknown = JSON.parse(text);
+    return v !== null && typeof v === 'object' && !Array.isArray(v);
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Whether the runner died of memory: the sandbox's cgroup counted an OOM kill since the
  * function was loaded (the kernel enforces memorySize), or V8 reached its own heap cap. An
@@ -187,9 +197,12 @@ async function runHandler(sandbox: Sandbox, req: InvokeRequest, logs: LogBuffer,
     }
   }
   const durationMs = performance.now() - started;
+  // A custom runtime's own error document (as it posted it), returned by the Lambda API unchanged.
+  let errorDocument: Buffer | undefined;
   if (reply && reply.ok !== true) {
     status = InvokeStatus.INVOKE_STATUS_FAILED;
     failure = toError(reply.error, 'Error');
+    if (typeof reply.errorJson === 'string' && isJsonObject(reply.errorJson) && Buffer.byteLength(reply.errorJson) <= MAX_RESPONSE_BYTES) errorDocument = Buffer.from(reply.errorJson);
   }
   if (reply?.exiting === true) {
     // The runner answered and is exiting (process.exit, an uncaught error): never reuse it.
@@ -222,5 +235,6 @@ async function runHandler(sandbox: Sandbox, req: InvokeRequest, logs: LogBuffer,
     payload = Buffer.alloc(0);
     raw = false;
   }
+  if (errorDocument && status === InvokeStatus.INVOKE_STATUS_FAILED) payload = errorDocument;
   return response({ status, payload, raw, error: failure, logs: logs.text(), logsTruncated: logs.truncated, initMs: initMs ?? 0, durationMs, maxMemoryMb: Math.round(maxMemoryMb), sandboxAlive: alive, loaded });
 }

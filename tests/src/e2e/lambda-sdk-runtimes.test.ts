@@ -123,6 +123,26 @@ done
     expect(await (await fetch(`${k.url}/api/v1/executions/${id}`)).text()).toContain('"result":{"a": 1.50 , "n": 18446744073709551617}');
   });
 
+  it('returns the error document a custom runtime posts, unchanged, as Lambda does (issue 19 defect 5)', async () => {
+    const doc = '{"errorMessage": "card declined", "errorType": "PaymentError", "stackTrace": ["charge (pay.sh:3)"], "retryable": false, "code": 402}';
+    const bootstrap = `#!/bin/sh
+set -eu
+while true; do
+  HEADERS="$(mktemp)"
+  curl -sS -o /dev/null -D "$HEADERS" "http://\${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime/invocation/next"
+  ID=$(grep -Fi Lambda-Runtime-Aws-Request-Id "$HEADERS" | tr -d '[:space:]' | cut -d: -f2)
+  curl -sS -o /dev/null -H 'Lambda-Runtime-Function-Error-Type: PaymentError' "http://\${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime/invocation/$ID/error" --data-binary '${doc}'
+done
+`;
+    await lambda.send(new CreateFunctionCommand({ FunctionName: 'posted-error', Runtime: 'provided.al2023', Role: 'r', Handler: 'x.handler', Code: { ZipFile: makeZip([{ path: 'bootstrap', content: bootstrap, mode: 0o755 }]) } }));
+    const out = await invoke('posted-error', {});
+    expect(out.FunctionError).toBe('Unhandled');
+    expect(Buffer.from(out.Payload ?? []).toString()).toBe(doc);
+    // REST keeps Kiln's error shape, with the document beside it.
+    const rest = (await k.call('POST', '/api/v1/functions/posted-error/invocations', {})).body;
+    expect(rest).toMatchObject({ status: 'failed', error: { errorType: 'PaymentError', errorMessage: 'card declined' }, errorBody: doc });
+  });
+
   it.each([
     ['nodejs20.x', 'index.js', `exports.handler = async (e) => (e.big ? 'x'.repeat(7 * 1024 * 1024) : 'small');`],
     ['python3.11', 'index.py', `def handler(e, c):\n    return 'x' * (7 * 1024 * 1024) if e.get('big') else 'small'\n`],

@@ -160,7 +160,8 @@ export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoke
     c.header('Content-Type', 'application/json');
     if (record.status !== 'succeeded') {
       c.header('X-Amz-Function-Error', 'Unhandled');
-      return c.body(JSON.stringify(functionErrorPayload(out.function.runtime, out.id, record.error, record.status)), 200);
+      // A custom runtime's own error document goes back as it posted it, as on Lambda.
+      return c.body(record.errorBody ?? JSON.stringify(functionErrorPayload(out.function.runtime, out.id, record.error, record.status)), 200);
     }
     // A custom runtime's bytes go back untouched; JSON results as the JSON text.
     const body = record.resultBase64 !== undefined ? Buffer.from(record.resultBase64, 'base64') : (record.resultJson ?? JSON.stringify(record.result ?? null));
