@@ -1,4 +1,5 @@
 import { serve, type ServerType } from '@hono/node-server';
+import { CodeLinks } from './functions/code-links.js';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { fileURLToPath } from 'node:url';
@@ -202,7 +203,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
     maxBodyBytes: config.maxBodyBytes,
     templateAdmin,
     metrics,
-    functions: { service: functions, invoker, aliases: new AliasService(functions, aliasStore, urlStore, eventConfigs), extras, eventConfigs },
+    functions: { service: functions, invoker, aliases: new AliasService(functions, aliasStore, urlStore, eventConfigs), extras, eventConfigs, codeLinks: new CodeLinks(sealer.derive('code-links'), codePackages) },
     sessions,
     mcp,
     functionUrls: new FunctionUrlService(urlStore, functions),

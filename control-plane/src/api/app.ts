@@ -1,4 +1,5 @@
 import type { OpenAPIHono } from '@hono/zod-openapi';
+import { CODE_LINK_PREFIX, type CodeLinks } from '../functions/code-links.js';
 import type { Redis } from 'ioredis';
 import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -68,7 +69,7 @@ export interface AppDeps {
   maxBodyBytes: number;
   templateAdmin?: TemplateAdmin;
   metrics?: KilnMetrics;
-  functions?: { service: FunctionService; invoker: FunctionInvoker; aliases: AliasService; extras?: FunctionExtras; eventConfigs?: EventInvokeConfigs };
+  functions?: { service: FunctionService; invoker: FunctionInvoker; aliases: AliasService; extras?: FunctionExtras; eventConfigs?: EventInvokeConfigs; codeLinks?: CodeLinks };
   sessions?: SessionService;
   /** Function URLs: the config API (/2021-10-31) and the URLs themselves; needs `functions`. */
   functionUrls?: FunctionUrlService;
@@ -112,7 +113,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   // First of all: a page in a browser that is not Kiln's own gets nothing, whatever it sends.
   app.use('*', browserGuard(deps.browser ?? browserPolicy('127.0.0.1', [], [])));
   // Before body limits and Redis checks, so a caller without a key learns nothing else.
-  const publicPath = (path: string): boolean => path === '/api/v1/health' || path === '/api/v1/openapi.json';
+  const publicPath = (path: string): boolean => path === '/api/v1/health' || path === '/api/v1/openapi.json' || path.startsWith(CODE_LINK_PREFIX);
   app.use('/api/v1/*', authenticate(deps.keyring, publicPath));
   // Then the key's scopes against the route's (scopes.ts): templates and tenants are the
   // deployment's, changed by administrators only; each tenant's resources are checked for
@@ -154,7 +155,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   if (deps.functions) app.route('/', functionRoutes(deps.functions.service, deps.functions.invoker));
   if (deps.functions) app.route('/', aliasRoutes(deps.functions.aliases));
   // Lambda's paths sit outside /api/*, so they carry their own Lambda-shaped body limits.
-  if (deps.functions) app.route('/', lambdaRoutes(deps.functions.service, deps.functions.invoker, deps.functions.aliases, deps.redis, deps.functions.extras));
+  if (deps.functions) app.route('/', lambdaRoutes(deps.functions.service, deps.functions.invoker, deps.functions.aliases, deps.redis, deps.functions.extras, deps.functions.codeLinks));
+  // GetFunction's Code.Location: signed, so without a key (functions/code-links.ts).
+  if (deps.functions?.codeLinks) app.route('/', deps.functions.codeLinks.routes());
   if (deps.functions) app.route('/', lambdaStreamRoutes(deps.functions.invoker, deps.redis));
   if (deps.functions?.extras) app.route('/', lambdaSettingsRoutes(deps.functions.extras, deps.functions.eventConfigs, deps.redis));
   if (deps.templateAdmin) app.route('/', templateRoutes(deps.templateAdmin));

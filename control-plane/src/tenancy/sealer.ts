@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
@@ -31,6 +31,14 @@ export class Sealer {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       return new Sealer(parseKey((await readFile(file, 'utf8')).trim(), file));
     }
+  }
+
+  /**
+   * A key for one purpose (signing URLs, ...) derived from the sealing key, so every replica of a
+   * deployment derives the same and no purpose's key reveals the sealing key or another's.
+   */
+  derive(purpose: string): Buffer {
+    return createHmac('sha256', this.key).update(`kiln:${purpose}`).digest();
   }
 
   /** A sealer with a given key (tests). */

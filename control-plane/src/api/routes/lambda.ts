@@ -1,4 +1,5 @@
 import { Hono, type Context } from 'hono';
+import type { CodeLinks } from '../../functions/code-links.js';
 import type { Redis } from 'ioredis';
 import { bodyLimit } from 'hono/body-limit';
 import { KilnError, ValidationError } from '../../errors.js';
@@ -54,7 +55,7 @@ export function logTail(logs: string): string {
  * tenant's, ARNs carry the tenant as the account id, and another tenant's function is
  * ResourceNotFoundException, as a missing one. Listing shows the key's own tenant's functions.
  */
-export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoker, aliases: AliasService, redis?: Redis, extras?: FunctionExtras): Hono<AppEnv> {
+export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoker, aliases: AliasService, redis?: Redis, extras?: FunctionExtras, codeLinks?: CodeLinks): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.onError(onLambdaError);
   // While Redis is down: 503 ServiceException at once, which the AWS SDK retries, as REST's 503.
@@ -91,7 +92,8 @@ export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoke
     const { fn, qualifier } = lambdaTarget(c);
     const { record, alias } = await functions.resolve(c.get('principal'), fn, qualifier);
     const origin = new URL(c.req.url).origin;
-    const location = `${origin}/api/v1/functions/${record.name}?qualifier=${encodeURIComponent(record.version)}&tenant=${record.tenant}`;
+    // A link that downloads the version's zip for 10 minutes (functions/code-links.ts), as Lambda's presigned URL.
+    const location = codeLinks ? codeLinks.url(origin, record) : `${origin}/api/v1/functions/${record.name}?qualifier=${encodeURIComponent(record.version)}&tenant=${record.tenant}`;
     const [tags, reserved] = extras ? await Promise.all([extras.readTags(record.tenant, record.name), extras.reserved(record.tenant, record.name)]) : [{}, undefined];
     return c.json({ Configuration: configuration(record, alias?.name), Code: { RepositoryType: 'Kiln', Location: location }, Tags: tags, ...(reserved !== undefined ? { Concurrency: { ReservedConcurrentExecutions: reserved } } : {}) });
   });
