@@ -1,5 +1,6 @@
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { FilesService } from '@kiln/proto/executor/files';
+import { InterpreterService } from '@kiln/proto/executor/interpreter';
 import { InvokeService } from '@kiln/proto/executor/invoke';
 import { NfsService } from '@kiln/proto/executor/nfs';
 import { ProcessesService } from '@kiln/proto/executor/process';
@@ -11,6 +12,8 @@ import { ProcessTable } from '../process/registry.js';
 import type { SandboxManager } from '../sandbox/manager.js';
 import { filesService } from './files-service.js';
 import { addHealthService } from './health.js';
+import { interpreterService } from './interpreter-service.js';
+import { ContextTable } from '../interpreter/contexts.js';
 import { invokeService } from './invoke-service.js';
 import { nfsService, type NfsEndpoint } from './nfs-service.js';
 import { processesService } from './process-service.js';
@@ -34,7 +37,7 @@ export interface AgentDeps {
 }
 
 /**
- * The gRPC agent: one service per capability (invoke, sandboxes, processes, files, pty, nfs),
+ * The gRPC agent: one service per capability (invoke, sandboxes, processes, files, pty, nfs, interpreter),
  * all on one server and one port, each a thin edge over the executor's modules. Every method
  * checks the agent token and reports failures through the one error channel (rpc.ts).
  */
@@ -49,6 +52,8 @@ export function createAgentServer(config: ExecutorConfig, deps: AgentDeps): Serv
   rpc.serve(server, FilesService, filesService(rpc, deps.sandboxes, processes));
   rpc.serve(server, PtyService, ptyService(rpc, deps.sandboxes));
   rpc.serve(server, NfsService, nfsService(rpc, deps.exports, deps.nfs));
+  // Kernels are session processes too: they count, and are listed, with the session's own.
+  rpc.serve(server, InterpreterService, interpreterService(rpc, deps.sandboxes, new ContextTable(processes)));
   // grpc.health.v1 for Kubernetes' grpc probes (no token: it only says "serving").
   addHealthService(server);
   return server;
