@@ -1,5 +1,6 @@
 import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { FilesClient } from '@kiln/proto/executor/files';
+import { InterpreterClient } from '@kiln/proto/executor/interpreter';
 import { InvokeService, type InvokeRequest, type InvokeResponse } from '@kiln/proto/executor/invoke';
 import { NfsClient, type NfsExportOptions, type SessionBindResponse } from '@kiln/proto/executor/nfs';
 import { ProcessesClient } from '@kiln/proto/executor/process';
@@ -20,6 +21,7 @@ export interface AgentClients {
   files: InstanceType<typeof FilesClient>;
   pty: InstanceType<typeof PtyClient>;
   nfs: InstanceType<typeof NfsClient>;
+  interpreter: InstanceType<typeof InterpreterClient>;
   /** Carries the agent token. */
   metadata: Metadata;
 }
@@ -52,6 +54,7 @@ export class Agent {
       files: new FilesClient(executor.address, credentials.createInsecure(), channel),
       pty: new PtyClient(executor.address, credentials.createInsecure(), channel),
       nfs: new NfsClient(executor.address, credentials.createInsecure(), channel),
+      interpreter: new InterpreterClient(executor.address, credentials.createInsecure(), channel),
       metadata,
     };
     this.unary = new UnaryChannel(executor.address, auth, MAX_MESSAGE_BYTES);

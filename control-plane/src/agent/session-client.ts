@@ -21,7 +21,8 @@ const empty = Buffer.alloc(0);
 /** Session RPCs of one sandbox on one executor, as promises and async iterables. */
 export class SessionAgent {
   constructor(
-    private readonly agent: Agent,
+    /** The executor's agent (its other services, e.g. interpreter-client.ts, share its channel). */
+    readonly agent: Agent,
     readonly sandboxId: string,
   ) {}
 
