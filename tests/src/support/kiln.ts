@@ -38,7 +38,7 @@ export async function startTestKiln(opts: { templates?: TemplateOverrides; env?:
   const templatesDir = join(dataDir, 'templates');
   rmSync(templatesDir, { recursive: true, force: true });
   mkdirSync(templatesDir, { recursive: true });
-  const overrides = opts.templates ?? { nodejs: { pool: { minIdle: 1 } }, python: null, shell: null, provided: null };
+  const overrides = opts.templates ?? { nodejs: { pool: { minIdle: 1 } }, python: null, shell: null, provided: null, 'code-interpreter': null };
   for (const file of readdirSync(REPO_TEMPLATES).filter((f) => f.endsWith('.json'))) {
     const name = file.slice(0, -5);
     const o = overrides[name];
