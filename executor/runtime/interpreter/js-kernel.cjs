@@ -156,7 +156,7 @@ async function pump() {
     } catch (err) {
       emit(errorOf(err));
     }
-    emit({ type: 'end', executionCount: count, kernelRestarted: false, interruptPid: process.pid });
+    emit({ type: 'end', executionCount: count, kernelRestarted: false });
   }
   busy = false;
 }

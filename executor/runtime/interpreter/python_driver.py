@@ -6,7 +6,8 @@ The executor (executor/src/interpreter/) starts it as a session process and spea
           {"type": "stdout"|"stderr", "text": "..."}
           {"type": "result", "data": {mime: value}, "main": bool}
           {"type": "error", "name": "...", "value": "...", "traceback": "..."}
-          {"type": "end", "executionCount": N, "kernelRestarted": bool}
+          {"type": "end", "executionCount": N, "kernelRestarted": false}
+A kernel that dies ends the driver (exit status 3); the executor then starts a new one.
 The kernel speaks the Jupyter messaging protocol to this driver (jupyter_client). Interrupts
 are SIGINT to `interruptPid` (the kernel), sent by the executor from inside the sandbox.
 Everything else the kernel or its children write to fd 1 goes to stderr: fd 1 is the channel.
@@ -59,7 +60,6 @@ def run(km, kc, code):
             msg = kc.get_iopub_msg(timeout=0.5)
         except queue.Empty:
             if not km.is_alive():
-                emit({"type": "error", "name": "KernelDied", "value": "the Python kernel exited while running this cell; it was restarted and its state is lost", "traceback": ""})
                 return count, True
             continue
         if msg.get("parent_header", {}).get("msg_id") != msg_id:
@@ -94,12 +94,11 @@ def main():
             continue
         count, died = run(km, kc, str(req.get("code", "")))
         if died:
-            kc.stop_channels()
-            km.restart_kernel(now=True)
-            kc = km.blocking_client()
-            kc.start_channels()
-            kc.wait_for_ready(timeout=60)
-        emit({"type": "end", "executionCount": count, "kernelRestarted": died, "interruptPid": kernel_pid(km)})
+            # The executor starts a new driver (and kernel) when this one exits: one way a
+            # context's kernel is ever replaced, and the pid it signals is always the current one.
+            sys.stderr.write("kiln: the Python kernel exited during a cell\n")
+            os._exit(3)
+        emit({"type": "end", "executionCount": count, "kernelRestarted": False})
     kc.stop_channels()
     km.shutdown_kernel(now=True)
 

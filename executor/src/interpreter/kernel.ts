@@ -14,7 +14,7 @@ export type DriverMessage =
   | { type: 'stdout' | 'stderr'; text: string }
   | { type: 'result'; data: Record<string, unknown>; main: boolean }
   | { type: 'error'; name: string; value: string; traceback: string }
-  | { type: 'end'; executionCount: number; kernelRestarted: boolean; interruptPid?: number };
+  | { type: 'end'; executionCount: number; kernelRestarted: boolean };
 
 /** A line from the driver longer than this is dropped (the execution is marked truncated). */
 export const MAX_LINE_BYTES = 16 * 1024 * 1024;
@@ -89,7 +89,9 @@ export class Kernel {
         if (line === '') return;
         const msg = parse(line);
         if (msg?.type === 'ready') {
-          this.interruptPid = msg.interruptPid;
+          // Taken once, at start: a cell that prints a `ready` line of its own later cannot
+          // redirect interrupts (they are sent from inside the sandbox anyway, contexts.ts).
+          if (this.interruptPid === 0) this.interruptPid = Number(msg.interruptPid) || -1;
           clearTimeout(timer);
           readyResolve();
         } else this.listener?.(msg ?? { type: 'stdout', text: `${line}\n` });

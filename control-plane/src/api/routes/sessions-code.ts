@@ -74,8 +74,17 @@ const routes = {
 export function sessionCodeRoutes(code: CodeInterpreterService): OpenAPIHono<AppEnv> {
   const app = newRouter();
   app.openapi(routes.create, async (c) => {
-    const raw: unknown = c.req.header('content-type')?.includes('json') ? await c.req.json().catch(() => ({})) : {};
-    const input = CreateContextSchema.safeParse(raw ?? {});
+    // The body is optional (all defaults); one that is sent must be a JSON object.
+    const text = await c.req.text();
+    let raw: unknown = {};
+    if (text.trim() !== '') {
+      try {
+        raw = JSON.parse(text);
+      } catch {
+        throw new ValidationError('the body must be a JSON object such as {"language":"python","cwd":"/workspace"}, or empty');
+      }
+    }
+    const input = CreateContextSchema.safeParse(raw);
     if (!input.success) throw new ValidationError(input.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
     return c.json(await code.createContext(c.req.valid('param').id, input.data, c.get('principal')), 201);
   });
