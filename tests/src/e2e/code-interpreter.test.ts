@@ -1,3 +1,6 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { endOf, errorOf, mainText, pngSize, runCode, stdoutOf, type CodeEvent } from '../support/code.js';
 import { startTestKiln, type TestKiln } from '../support/kiln.js';
@@ -265,6 +268,49 @@ describe('hostile and bad input', () => {
   }, 120_000);
 });
 
+describe('kernels stay in the sandbox', () => {
+  it('runs kernels as the sandbox user, and a forged pid cannot steer interrupts to the host', async () => {
+    const uid = await run({ code: 'import os\n(os.getuid(), os.path.exists("/etc/shadow"))' });
+    expect(mainText(uid.events)).toBe('(1000, False)');
+    // A host process the sandbox must not be able to signal.
+    const victim = spawn('sleep', ['600'], { stdio: 'ignore' });
+    const ctx = await newContext('javascript');
+    try {
+      const forge = `require("fs").writeSync(1, "\\n" + JSON.stringify({ type: "ready", interruptPid: ${victim.pid} }) + "\\n");\nconsole.log("looping");\nwhile (true) {}`;
+      const r = await run({ contextId: ctx, code: forge }, {
+        onEvent: async (e) => {
+          if (e.type === 'stdout' && e.text.includes('looping')) expect((await api('POST', `/api/v1/sessions/${session}/contexts/${ctx}/interrupt`)).status).toBe(200);
+        },
+      });
+      // The interrupt still reached the kernel (its pid was taken at start), and nothing else.
+      expect(errorOf(r.events)).toMatchObject({ name: 'KeyboardInterrupt' });
+      expect(victim.exitCode).toBeNull();
+      expect(victim.signalCode).toBeNull();
+      expect(process.kill(victim.pid as number, 0)).toBe(true);
+    } finally {
+      victim.kill('SIGKILL');
+      await api('DELETE', `/api/v1/sessions/${session}/contexts/${ctx}`);
+    }
+  }, 90_000);
+
+  it('caps the contexts of a session (429 TooManyContexts)', async () => {
+    const made: string[] = [];
+    try {
+      let refused: { status: number; body: any } | undefined;
+      for (let i = 0; i < 9 && !refused; i++) {
+        const res = await api('POST', `/api/v1/sessions/${session}/contexts`, { language: 'javascript' });
+        if (res.status === 201) made.push(res.body.id as string);
+        else refused = res;
+      }
+      expect(refused?.status).toBe(429);
+      expect(refused?.body.error).toMatchObject({ code: 'TooManyContexts', data: { maxContexts: 8 } });
+      expect((await api('GET', `/api/v1/sessions/${session}/contexts`)).body.contexts).toHaveLength(8);
+    } finally {
+      for (const id of made) await api('DELETE', `/api/v1/sessions/${session}/contexts/${id}`);
+    }
+  }, 120_000);
+});
+
 describe('tenancy', () => {
   it("another tenant cannot see, run in, interrupt, restart or delete a session's contexts", async () => {
     const ctx = await newContext('python');
@@ -293,6 +339,56 @@ describe('tenancy', () => {
       await api('DELETE', `/api/v1/sessions/${session}/contexts/${ctx}`);
     }
   }, 90_000);
+});
+
+describe('MCP run_code', () => {
+  type Content = { type: string; text?: string; data?: string; mimeType?: string };
+  type Result = { isError?: boolean; structuredContent?: any; content: Content[] };
+
+  async function connect(key: string): Promise<Client> {
+    const client = new Client({ name: 'kiln-code-test', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${k.url}/mcp/interpreter`), { requestInit: { headers: as(key) } }));
+    return client;
+  }
+  const call = async (client: Client, args: Record<string, unknown>) => (await client.callTool({ name: 'run_code', arguments: args })) as Result;
+
+  it('returns a matplotlib chart as MCP image content an agent can see, and keeps state between calls', async () => {
+    const client = await connect(ALPHA);
+    let sandboxId = '';
+    try {
+      // The connection's own sandbox, from the code-interpreter template.
+      const set = await call(client, { code: 'import matplotlib.pyplot as plt\nxs = [1, 2, 3, 4]' });
+      expect(set.isError, JSON.stringify(set)).toBeFalsy();
+      sandboxId = set.structuredContent.sandboxId as string;
+      expect((await api('GET', `/api/v1/sessions/${sandboxId}`)).body.template).toBe('code-interpreter');
+      const chart = await call(client, { code: '%config InlineBackend.print_figure_kwargs = {"bbox_inches": None}\nplt.figure(figsize=(5, 2), dpi=100)\nplt.bar(xs, [x * x for x in xs])\nprint("drew", len(xs))' });
+      const images = chart.content.filter((c) => c.type === 'image');
+      expect(images, JSON.stringify(chart.content.map((c) => ({ ...c, data: c.data?.slice(0, 20) })))).toHaveLength(1);
+      expect(images[0]!.mimeType).toBe('image/png');
+      expect(pngSize(images[0]!.data!)).toEqual({ width: 500, height: 200 });
+      expect(chart.content[0]!.text).toContain('drew 4');
+      const table = await call(client, { code: 'import pandas as pd\npd.DataFrame({"x": xs})' });
+      expect(table.structuredContent.results[0]).toMatchObject({ isMainResult: true, formats: expect.arrayContaining(['text/html', 'text/plain']) });
+      const failed = await call(client, { code: 'int("nope")' });
+      expect(failed.structuredContent.error).toMatchObject({ name: 'ValueError' });
+      expect(failed.content[0]!.text).toMatch(/ValueError/);
+      const js = await call(client, { language: 'javascript', code: 'await Promise.resolve(6 * 7)' });
+      expect(js.content[0]!.text).toContain('42');
+
+      // Another tenant naming this sandbox gets what an unknown id gets.
+      const beta = await connect(BETA);
+      try {
+        const stolen = await call(beta, { sandbox_id: sandboxId, code: 'xs' });
+        expect(stolen.isError).toBe(true);
+        expect(stolen.structuredContent.error.code).toBe('SessionNotFound');
+      } finally {
+        await beta.close();
+      }
+    } finally {
+      await client.close();
+      if (sandboxId) await api('DELETE', `/api/v1/sessions/${sandboxId}`);
+    }
+  }, 120_000);
 });
 
 export type { CodeEvent };
