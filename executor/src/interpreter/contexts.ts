@@ -25,6 +25,8 @@ interface Context {
   kernel: Kernel;
   executionCount: number;
   busy: boolean;
+  /** Deleted while an execution ran: that execution must not start a kernel for it again. */
+  deleted?: boolean;
 }
 
 /** Where an execution's events go. */
@@ -83,6 +85,7 @@ export class ContextTable {
     const ctx = this.contexts(sandbox).get(id);
     if (!ctx) return false;
     this.contexts(sandbox).delete(id);
+    ctx.deleted = true;
     await this.stop(sandbox, ctx.kernel);
     return true;
   }
@@ -163,10 +166,14 @@ export class ContextTable {
     abort?.removeEventListener('abort', onAbort);
     let restarted = end.restarted;
     if (!kernel.alive) {
-      // The driver or its kernel died (killed after a timeout, out of memory, exit()): say so and start a new one.
+      // The driver or its kernel died (killed after a timeout, out of memory, exit(); or the
+      // context was restarted or deleted meanwhile): say so and, unless that already happened,
+      // start a new one. A new kernel that fails to start shows at the next execution.
       restarted = true;
-      sink({ error: { name: timedOut ? 'TimeoutError' : 'ContextDied', value: timedOut ? `the execution ran past ${timeoutMs} ms and did not stop when interrupted; the context was restarted and its state is lost` : `the ${ctx.language} kernel exited during the execution; the context was restarted and its state is lost`, traceback: kernel.stderr.slice(-2000) } });
-      await this.replaceKernel(sandbox, ctx).catch(() => undefined);
+      const replaced = ctx.deleted || ctx.kernel !== kernel;
+      const what = ctx.deleted ? 'the context was deleted during the execution' : replaced ? 'the context was restarted during the execution' : timedOut ? `the execution ran past ${timeoutMs} ms and did not stop when interrupted; the context was restarted and its state is lost` : `the ${ctx.language} kernel exited during the execution; the context was restarted and its state is lost`;
+      sink({ error: { name: timedOut && !replaced ? 'TimeoutError' : 'ContextDied', value: what, traceback: replaced ? '' : kernel.stderr.slice(-2000) } });
+      if (!replaced) await this.replaceKernel(sandbox, ctx).catch(() => undefined);
     } else if (timedOut) {
       sink({ error: { name: 'TimeoutError', value: `the execution ran past ${timeoutMs} ms and was interrupted`, traceback: '' } });
     }

@@ -169,6 +169,35 @@ describe('context lifecycle', () => {
     }
   }, 90_000);
 
+  it.each([
+    ['restarted', 'restart'],
+    ['deleted', 'delete'],
+  ])('ends a running cell when its context is %s meanwhile', async (_done, action) => {
+    const ctx = await newContext('python');
+    try {
+      const r = await run({ contextId: ctx, code: 'kept = 1\nprint("looping", flush=True)\nwhile True:\n    pass' }, {
+        onEvent: async (e) => {
+          if (e.type !== 'stdout') return;
+          const res = action === 'restart' ? await api('POST', `/api/v1/sessions/${session}/contexts/${ctx}/restart`) : await api('DELETE', `/api/v1/sessions/${session}/contexts/${ctx}`);
+          expect(res.status, JSON.stringify(res.body)).toBe(action === 'restart' ? 200 : 204);
+        },
+      });
+      expect(errorOf(r.events)).toMatchObject({ name: 'ContextDied', value: `the context was ${action === 'restart' ? 'restarted' : 'deleted'} during the execution` });
+      expect(endOf(r.events)).toMatchObject({ contextRestarted: true });
+      if (action === 'restart') expect(errorOf((await run({ contextId: ctx, code: 'kept' })).events)).toMatchObject({ name: 'NameError' });
+      else {
+        expect((await api('GET', `/api/v1/sessions/${session}/contexts/${ctx}`)).status).toBe(404);
+        // No kernel was started again for the deleted context.
+        const kernels = await api('GET', `/api/v1/sessions/${session}/processes`);
+        const drivers = kernels.body.processes.filter((p: { running: boolean; args: string[] }) => p.running && p.args.some((a) => a.includes('python_driver.py')));
+        const contexts = (await api('GET', `/api/v1/sessions/${session}/contexts`)).body.contexts.filter((c: { language: string }) => c.language === 'python');
+        expect(drivers).toHaveLength(contexts.length);
+      }
+    } finally {
+      await api('DELETE', `/api/v1/sessions/${session}/contexts/${ctx}`);
+    }
+  }, 90_000);
+
   it('interrupts the cell when the client hangs up', async () => {
     const ctx = await newContext('python');
     try {
