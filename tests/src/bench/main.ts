@@ -1,3 +1,4 @@
+import { benchCode } from './code.js';
 import { benchDocker } from './docker.js';
 import { benchExecutions } from './executions.js';
 import { applyCpuPolicy } from '@kiln/control-plane/cpu-policy';
@@ -39,6 +40,7 @@ async function main(): Promise<void> {
     if (wanted('lambda')) printRows('Lambda API through the AWS SDK, beside an unsandboxed emulator', await benchLambdaSdk(redis.socket, floor, { samples, durationMs, clients }));
     if (wanted('urls')) printRows('Function URLs beside hot Invoke', await benchFunctionUrls(redis.socket, { samples, durationMs, clients }));
     if (wanted('sessions')) printRows('Sessions', await benchSessions(redis.socket, { samples: Math.min(samples, 300) }));
+    if (wanted('code')) printRows('Code contexts (code-interpreter template)', await benchCode(redis.socket, { samples: Math.min(samples, 300) }));
     if (wanted('nfs')) printRows('NFS export of a session workspace', await benchNfs(redis.socket));
     if (wanted('pools')) printRows('Start types and pools', await benchPools(redis.socket, floor, { samples, durationMs, clients: [32, 128] }));
     if (wanted('soak')) printRows('Soak (lost, duplicated and stranded invocations)', await benchSoak(redis.socket, floor));
