@@ -37,12 +37,27 @@ def emit(obj):
     _channel.flush()
 
 
+# Run once in every new kernel, silently (no output, no execution count): DataFrames also come
+# back as structured data (application/json in pandas' "table" orient: schema + rows, the first
+# 1000), registered by name so that pandas is not imported until the user imports it.
+SETUP = """
+def _kiln_setup():
+    import json
+    def table(df):
+        return json.loads(df.head(1000).to_json(orient="table", default_handler=str))
+    get_ipython().display_formatter.formatters["application/json"].for_type_by_name("pandas.core.frame", "DataFrame", table)
+_kiln_setup()
+del _kiln_setup
+"""
+
+
 def start():
     km = KernelManager(kernel_name="python3")
     km.start_kernel(cwd=os.getcwd(), env=dict(os.environ))
     kc = km.blocking_client()
     kc.start_channels()
     kc.wait_for_ready(timeout=60)
+    kc.execute_interactive(SETUP, silent=True, store_history=False, timeout=60, output_hook=lambda _msg: None)
     return km, kc
 
 

@@ -78,11 +78,13 @@ describe('code contexts (Python)', () => {
     expect(pngSize(images[0]!.data['image/png'])).toEqual({ width: 400, height: 300 });
   }, 90_000);
 
-  it('returns a pandas DataFrame as text/html and text/plain', async () => {
+  it('returns a pandas DataFrame as text/html, text/plain and structured data', async () => {
     const r = await run({ code: 'import pandas as pd\npd.DataFrame({"city": ["Oslo", "Lima"], "temp": [3, 19]})' });
     const result = r.events.find((e) => e.type === 'result' && e.isMainResult);
     expect(result?.data['text/html']).toMatch(/<table[\s\S]*Oslo[\s\S]*Lima/);
     expect(result?.data['text/plain']).toMatch(/city\s+temp/);
+    // And as data: pandas' table orient (schema and rows).
+    expect(result?.data['application/json']).toMatchObject({ schema: { fields: expect.arrayContaining([{ name: 'city', type: 'string' }]) }, data: [{ index: 0, city: 'Oslo', temp: 3 }, { index: 1, city: 'Lima', temp: 19 }] });
   }, 90_000);
 
   it('reports an exception with its name, value and traceback', async () => {
