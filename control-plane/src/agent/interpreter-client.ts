@@ -17,9 +17,10 @@ export class InterpreterAgent {
   }
 
   /** Kernels take a few seconds to start (a Jupyter kernel ~1-2 s, more on a loaded host). */
-  createContext(language: string, cwd: string, env: Record<string, string>): Promise<ContextInfo> {
+  /** With `asDefault`, the sandbox's default context of the language (made if it has none). */
+  createContext(language: string, cwd: string, env: Record<string, string>, asDefault = false): Promise<ContextInfo> {
     const { interpreter, metadata } = this.agent.grpc;
-    return this.unary((cb, deadline) => interpreter.createContext({ sandboxId: this.sandboxId, language, cwd, env }, metadata, { deadline }, cb), 90_000);
+    return this.unary((cb, deadline) => interpreter.createContext({ sandboxId: this.sandboxId, language, cwd, env, defaultContext: asDefault }, metadata, { deadline }, cb), 90_000);
   }
 
   listContexts(): Promise<ContextInfo[]> {

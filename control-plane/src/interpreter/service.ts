@@ -102,9 +102,9 @@ export class CodeInterpreterService {
       if (!found) throw new ContextNotFoundError(input.contextId);
       context = found;
     } else {
-      // The default context of a language is its oldest one; the first run makes it.
-      const language = codeLanguage(input.language ?? 'python');
-      context = (await agent.listContexts()).find((c) => c.language === language) ?? (await agent.createContext(language, '', env));
+      // The default context of a language is its oldest one; the first run makes it (the
+      // executor decides, so concurrent first runs share one).
+      context = await agent.createContext(codeLanguage(input.language ?? 'python'), '', env, true);
     }
     const hangup = new AbortController();
     const events = agent.execute(context.id, input.code, input.timeoutMs ?? 0, hangup.signal);

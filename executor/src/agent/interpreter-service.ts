@@ -6,7 +6,7 @@ import type { Rpc } from './rpc.js';
 /** The Interpreter service: code contexts in a session's sandbox (interpreter/contexts.ts). */
 export function interpreterService(rpc: Rpc, sandboxes: SandboxManager, contexts: ContextTable): InterpreterServer {
   return {
-    createContext: rpc.unary((req) => contexts.create(sandboxes.get(req.sandboxId), req.language, req.cwd, req.env)),
+    createContext: rpc.unary((req) => contexts.create(sandboxes.get(req.sandboxId), req.language, req.cwd, req.env, req.defaultContext)),
     listContexts: rpc.unary((req) => ({ contexts: contexts.list(sandboxes.get(req.sandboxId)) })),
     deleteContext: rpc.unary(async (req) => ({ existed: await contexts.delete(sandboxes.get(req.sandboxId), req.contextId) })),
     restartContext: rpc.unary((req) => contexts.restart(sandboxes.get(req.sandboxId), req.contextId)),

@@ -58,11 +58,21 @@ export class ContextTable {
     return ctx;
   }
 
-  async create(sandbox: Sandbox, language: string, cwd: string, env: Record<string, string>): Promise<ContextInfo> {
+  /**
+   * Makes a context; with `asDefault`, answers with the oldest context of the language when
+   * there is one. The context is in the table before its kernel is ready, so a concurrent
+   * default request finds it (and waits for the same kernel) instead of making another.
+   */
+  async create(sandbox: Sandbox, language: string, cwd: string, env: Record<string, string>, asDefault = false): Promise<ContextInfo> {
     if (!LANGUAGES.includes(language as Language)) throw new InvalidArgumentError(`language must be one of ${LANGUAGES.join(', ')}; got "${language.slice(0, 40)}"`, { language: language.slice(0, 40) });
     const dir = cwd || '/workspace';
     if (!CWD.test(dir) || dir.length > 4096) throw new InvalidArgumentError('cwd must be an absolute path inside the sandbox', { cwd: dir.slice(0, 300) });
     const all = this.contexts(sandbox);
+    const existing = asDefault ? [...all.values()].filter((c) => c.language === language).sort((a, b) => a.createdAt - b.createdAt)[0] : undefined;
+    if (existing) {
+      await existing.kernel.ready;
+      return info(existing);
+    }
     if (all.size >= MAX_CONTEXTS) throw new TooManyContextsError(MAX_CONTEXTS);
     const id = `ctx_${randomBytes(12).toString('hex')}`;
     const ctx: Context = { id, language: language as Language, cwd: dir, env, createdAt: Date.now(), kernel: new Kernel(this.processes, sandbox, language as Language, dir, env), executionCount: 0, busy: false };

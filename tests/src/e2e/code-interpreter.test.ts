@@ -52,6 +52,22 @@ describe('code contexts (Python)', () => {
     expect(second.events.at(-1)!.type).toBe('end');
   }, 90_000);
 
+  it('gives concurrent first runs of a new session one default context', async () => {
+    const fresh = await api('POST', '/api/v1/sessions', { template: 'code-interpreter', timeoutMs: 120_000 });
+    expect(fresh.status, JSON.stringify(fresh.body)).toBe(201);
+    const id = fresh.body.id as string;
+    try {
+      const runs = await Promise.all([1, 2, 3].map((n) => runCode(k.url, id, { code: `v${n} = ${n}` }, { headers: as(ALPHA) })));
+      // One ran, the others found it busy (409 ContextBusy) or ran after it: none made a context of its own.
+      for (const r of runs) expect([200, 409], JSON.stringify(r.body)).toContain(r.status);
+      for (const r of runs.filter((r) => r.status === 409)) expect(r.body.error.code).toBe('ContextBusy');
+      expect(new Set(runs.filter((r) => r.status === 200).map((r) => r.events[0]?.contextId)).size).toBe(1);
+      expect((await api('GET', `/api/v1/sessions/${id}/contexts`)).body.contexts).toHaveLength(1);
+    } finally {
+      await api('DELETE', `/api/v1/sessions/${id}`);
+    }
+  }, 90_000);
+
   it('streams stdout while the cell runs', async () => {
     // The cell waits for a file that the test writes only once it has read the first line:
     // without streaming, it would never see it and the cell would time out.

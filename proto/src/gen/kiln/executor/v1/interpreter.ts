@@ -38,6 +38,11 @@ export interface CreateContextRequest {
   /** Inside the sandbox; empty means /workspace. */
   cwd: string;
   env: { [key: string]: string };
+  /**
+   * Answer with the sandbox's default context of the language (its oldest) when it has one, and
+   * make it otherwise: concurrent first runs of a session share one context.
+   */
+  defaultContext: boolean;
 }
 
 export interface CreateContextRequest_EnvEntry {
@@ -120,7 +125,7 @@ export interface CodeEnd {
 }
 
 function createBaseCreateContextRequest(): CreateContextRequest {
-  return { sandboxId: "", language: "", cwd: "", env: {} };
+  return { sandboxId: "", language: "", cwd: "", env: {}, defaultContext: false };
 }
 
 export const CreateContextRequest: MessageFns<CreateContextRequest> = {
@@ -137,6 +142,9 @@ export const CreateContextRequest: MessageFns<CreateContextRequest> = {
     globalThis.Object.entries(message.env).forEach(([key, value]: [string, string]) => {
       CreateContextRequest_EnvEntry.encode({ key: key as any, value }, writer.uint32(34).fork()).join();
     });
+    if (message.defaultContext !== false) {
+      writer.uint32(40).bool(message.defaultContext);
+    }
     return writer;
   },
 
@@ -188,6 +196,14 @@ export const CreateContextRequest: MessageFns<CreateContextRequest> = {
             }
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.defaultContext = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -223,6 +239,11 @@ export const CreateContextRequest: MessageFns<CreateContextRequest> = {
           {},
         )
         : {},
+      defaultContext: isSet(object.defaultContext)
+        ? globalThis.Boolean(object.defaultContext)
+        : isSet(object.default_context)
+        ? globalThis.Boolean(object.default_context)
+        : false,
     };
   },
 
@@ -246,6 +267,9 @@ export const CreateContextRequest: MessageFns<CreateContextRequest> = {
         });
       }
     }
+    if (message.defaultContext !== false) {
+      obj.defaultContext = message.defaultContext;
+    }
     return obj;
   },
 
@@ -266,6 +290,7 @@ export const CreateContextRequest: MessageFns<CreateContextRequest> = {
       },
       {},
     );
+    message.defaultContext = object.defaultContext ?? false;
     return message;
   },
 };
