@@ -75,7 +75,7 @@ describe('fuzzing the edges', () => {
     // Still serving, end to end.
     expect((await k.call('POST', '/api/v1/executions', { code: 'exports.handler = async () => 42', language: 'nodejs', event: {} })).body.result).toBe(42);
     expect((await k.call('POST', `/api/v1/sessions/${session}/process/run`, { command: 'echo', args: ['ok'] })).body.stdout).toBe('ok\n');
-  }, 180_000); // Several thousand requests, among them code runs that start kernels (sessions-code.ts).
+  });
 
   it('MCP: every tool answers bad arguments with a tool error or a JSON-RPC client error, never a 5xx or an internal error', async () => {
     const rpc = async (method: string, params: unknown): Promise<{ status: number; body: string }> => {
