@@ -274,6 +274,29 @@ describe('hostile and bad input', () => {
     expect(missing.status).toBe(404);
   }, 90_000);
 
+  it('answers a kernel that cannot start with 409 KernelStartFailed, naming why', async () => {
+    const res = await api('POST', `/api/v1/sessions/${session}/contexts`, { language: 'python', cwd: '/workspace/does-not-exist' });
+    expect(res.status, JSON.stringify(res.body)).toBe(409);
+    expect(res.body.error.code).toBe('KernelStartFailed');
+    expect(res.body.error.message).toContain('does-not-exist');
+    expect((await api('GET', `/api/v1/sessions/${session}/contexts`)).body.contexts.some((c: { cwd: string }) => c.cwd.includes('does-not-exist'))).toBe(false);
+  }, 90_000);
+
+  it('ends a run whose session is deleted under it, and keeps serving', async () => {
+    const fresh = await api('POST', '/api/v1/sessions', { template: 'code-interpreter', timeoutMs: 120_000 });
+    expect(fresh.status, JSON.stringify(fresh.body)).toBe(201);
+    const id = fresh.body.id as string;
+    const r = await runCode(k.url, id, { code: 'print("looping", flush=True)\nwhile True:\n    pass' }, {
+      headers: as(ALPHA),
+      onEvent: async (e) => {
+        if (e.type === 'stdout') expect((await api('DELETE', `/api/v1/sessions/${id}`)).status).toBe(204);
+      },
+    });
+    expect(r.status).toBe(200);
+    expect(r.events.at(-1)?.type).toMatch(/^(end|error)$/);
+    expect(mainText((await run({ code: '2 + 2' })).events)).toBe('4');
+  }, 90_000);
+
   it('survives a kernel that dies: the context comes back empty', async () => {
     const ctx = await newContext('python');
     try {
