@@ -64,8 +64,10 @@ export class Agent {
     return this.call((cb, opts) => this.clients.sandboxes.health({}, this.clients.metadata, opts, cb), timeoutMs);
   }
 
-  createSandbox(req: CreateSandboxRequest, timeoutMs = 15_000): Promise<SandboxInfo> {
-    return this.call((cb, opts) => this.clients.sandboxes.create(req, this.clients.metadata, opts, cb), timeoutMs);
+  /** `prestartContexts` may be left out (none). */
+  createSandbox(req: Omit<CreateSandboxRequest, 'prestartContexts'> & { prestartContexts?: string[] }, timeoutMs = 15_000): Promise<SandboxInfo> {
+    const full: CreateSandboxRequest = { prestartContexts: [], ...req };
+    return this.call((cb, opts) => this.clients.sandboxes.create(full, this.clients.metadata, opts, cb), timeoutMs);
   }
 
   destroySandbox(sandboxId: string, timeoutMs = 10_000): Promise<boolean> {

@@ -168,6 +168,7 @@ export class Scheduler {
         allowNetwork: network.outbound,
         allowCidrs: network.allowCidrs,
         aheadOfTime,
+        prestartContexts: template.interpreter?.prestart ?? [],
       });
     } catch (err) {
       await throughRedisOutage(() => this.forget(template.name, sandboxId), redisBack);

@@ -168,6 +168,8 @@ readline.createInterface({ input: process.stdin, crlfDelay: Infinity }).on('line
   } catch {
     return;
   }
+  // A context started with the sandbox takes its session's environment before its first cell.
+  if (req?.type === 'env' && req.env && typeof req.env === 'object') return void Object.assign(process.env, req.env);
   if (req?.type !== 'execute') return;
   queue.push(String(req.code ?? ''));
   void pump();

@@ -2,6 +2,7 @@
 
 The executor (executor/src/interpreter/) starts it as a session process and speaks JSON lines:
   stdin:  {"type": "execute", "code": "..."}            one at a time
+          {"type": "env", "env": {...}}                   adds to the kernel's environment
   stdout: {"type": "ready", "interruptPid": N}          once the kernel answers
           {"type": "stdout"|"stderr", "text": "..."}
           {"type": "result", "data": {mime: value}, "main": bool}
@@ -104,6 +105,10 @@ def main():
         try:
             req = json.loads(line)
         except ValueError:
+            continue
+        if req.get("type") == "env" and isinstance(req.get("env"), dict):
+            # A context started with the sandbox takes its session's environment before its first cell.
+            kc.execute_interactive("import os as _os, json as _json\n_os.environ.update(_json.loads(%r))\ndel _os, _json" % json.dumps({str(k): str(v) for k, v in req["env"].items()}), silent=True, store_history=False, timeout=60, output_hook=lambda _msg: None)
             continue
         if req.get("type") != "execute":
             continue

@@ -1,5 +1,6 @@
 import type { SandboxesServer, SandboxInfo } from '@kiln/proto/executor/sandboxes';
 import type { ExecutorConfig } from '../config.js';
+import type { ContextTable } from '../interpreter/contexts.js';
 import type { SandboxManager } from '../sandbox/manager.js';
 import type { Sandbox } from '../sandbox/sandbox.js';
 import type { Rpc } from './rpc.js';
@@ -15,7 +16,7 @@ function info(s: Sandbox): SandboxInfo {
 }
 
 /** The Sandboxes service: the executor's capacity, and creating, listing and destroying sandboxes. */
-export function sandboxesService(rpc: Rpc, config: ExecutorConfig, sandboxes: SandboxManager, limits: LimitsReport): SandboxesServer {
+export function sandboxesService(rpc: Rpc, config: ExecutorConfig, sandboxes: SandboxManager, limits: LimitsReport, contexts?: ContextTable): SandboxesServer {
   const started = Date.now();
   return {
     health: rpc.unary(() => ({
@@ -38,7 +39,9 @@ export function sandboxesService(rpc: Rpc, config: ExecutorConfig, sandboxes: Sa
         maxProcesses: r.resources?.maxProcesses || 256,
         maxOpenFiles: r.resources?.maxOpenFiles || 1024,
       };
-      return info(await sandboxes.create(r.sandboxId, r.runner, sizes, r.allowNetwork, r.allowCidrs, r.aheadOfTime));
+      const sandbox = await sandboxes.create(r.sandboxId, r.runner, sizes, r.allowNetwork, r.allowCidrs, r.aheadOfTime);
+      for (const language of r.prestartContexts) contexts?.prestart(sandbox, language);
+      return info(sandbox);
     }),
     destroy: rpc.unary(async (r) => ({ existed: await sandboxes.destroy(r.sandboxId) })),
     list: rpc.unary(() => ({ sandboxes: sandboxes.list().filter((s) => s.state !== 'dead').map(info) })),

@@ -46,14 +46,15 @@ export function createAgentServer(config: ExecutorConfig, deps: AgentDeps): Serv
   // One table for both: tar runs as a session process, so it counts with the session's own.
   const processes = new ProcessTable();
   const server = new Server({ 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES });
-  rpc.serve(server, SandboxesService, sandboxesService(rpc, config, deps.sandboxes, deps.limits ?? { limits: 'none', detail: 'not configured' }));
+  // Kernels are session processes too: they count, and are listed, with the session's own.
+  const contexts = new ContextTable(processes);
+  rpc.serve(server, SandboxesService, sandboxesService(rpc, config, deps.sandboxes, deps.limits ?? { limits: 'none', detail: 'not configured' }, contexts));
   rpc.serve(server, InvokeService, invokeService(rpc, deps.sandboxes));
   rpc.serve(server, ProcessesService, processesService(rpc, deps.sandboxes, processes));
   rpc.serve(server, FilesService, filesService(rpc, deps.sandboxes, processes));
   rpc.serve(server, PtyService, ptyService(rpc, deps.sandboxes));
   rpc.serve(server, NfsService, nfsService(rpc, deps.exports, deps.nfs));
-  // Kernels are session processes too: they count, and are listed, with the session's own.
-  rpc.serve(server, InterpreterService, interpreterService(rpc, deps.sandboxes, new ContextTable(processes)));
+  rpc.serve(server, InterpreterService, interpreterService(rpc, deps.sandboxes, contexts));
   // grpc.health.v1 for Kubernetes' grpc probes (no token: it only says "serving").
   addHealthService(server);
   return server;

@@ -27,6 +27,8 @@ interface Context {
   busy: boolean;
   /** Deleted while an execution ran: that execution must not start a kernel for it again. */
   deleted?: boolean;
+  /** Started with the sandbox, before any session: the first default request gives it the session's env. */
+  unclaimed?: boolean;
 }
 
 /** Where an execution's events go. */
@@ -63,19 +65,25 @@ export class ContextTable {
    * there is one. The context is in the table before its kernel is ready, so a concurrent
    * default request finds it (and waits for the same kernel) instead of making another.
    */
-  async create(sandbox: Sandbox, language: string, cwd: string, env: Record<string, string>, asDefault = false): Promise<ContextInfo> {
+  async create(sandbox: Sandbox, language: string, cwd: string, env: Record<string, string>, asDefault = false, prestarted = false): Promise<ContextInfo> {
     if (!LANGUAGES.includes(language as Language)) throw new InvalidArgumentError(`language must be one of ${LANGUAGES.join(', ')}; got "${language.slice(0, 40)}"`, { language: language.slice(0, 40) });
     const dir = cwd || '/workspace';
     if (!CWD.test(dir) || dir.length > 4096) throw new InvalidArgumentError('cwd must be an absolute path inside the sandbox', { cwd: dir.slice(0, 300) });
     const all = this.contexts(sandbox);
     const existing = asDefault ? [...all.values()].filter((c) => c.language === language).sort((a, b) => a.createdAt - b.createdAt)[0] : undefined;
     if (existing) {
+      if (existing.unclaimed) {
+        existing.unclaimed = false;
+        existing.env = env;
+        // Applied by the kernel before any execution sent after it (one ordered channel).
+        if (Object.keys(env).length > 0) existing.kernel.send({ type: 'env', env });
+      }
       await existing.kernel.ready;
       return info(existing);
     }
     if (all.size >= MAX_CONTEXTS) throw new TooManyContextsError(MAX_CONTEXTS);
     const id = `ctx_${randomBytes(12).toString('hex')}`;
-    const ctx: Context = { id, language: language as Language, cwd: dir, env, createdAt: Date.now(), kernel: new Kernel(this.processes, sandbox, language as Language, dir, env), executionCount: 0, busy: false };
+    const ctx: Context = { id, language: language as Language, cwd: dir, env, createdAt: Date.now(), kernel: new Kernel(this.processes, sandbox, language as Language, dir, env), executionCount: 0, busy: false, unclaimed: prestarted };
     all.set(id, ctx);
     try {
       await ctx.kernel.ready;
@@ -85,6 +93,17 @@ export class ContextTable {
       throw err;
     }
     return info(ctx);
+  }
+
+  /**
+   * Starts a default context with the sandbox (template `interpreter.prestart`), not waited for.
+   * A kernel that fails to start leaves no context: the first run makes one and reports why.
+   */
+  prestart(sandbox: Sandbox, language: string): void {
+    this.create(sandbox, language, '', {}, true, true).then(
+      () => undefined,
+      (err: unknown) => process.stderr.write(`executor: sandbox ${sandbox.id}: the ${language} context started with it did not start: ${String(err)}\n`),
+    );
   }
 
   list(sandbox: Sandbox): ContextInfo[] {

@@ -52,6 +52,22 @@ describe('code contexts (Python)', () => {
     expect(second.events.at(-1)!.type).toBe('end');
   }, 90_000);
 
+  it('starts the Python kernel with the sandbox, and gives it the session env before the first cell', async () => {
+    const fresh = await api('POST', '/api/v1/sessions', { template: 'code-interpreter', timeoutMs: 120_000, env: { KILN_GREETING: 'hello' } });
+    expect(fresh.status, JSON.stringify(fresh.body)).toBe(201);
+    const id = fresh.body.id as string;
+    try {
+      // Already there when the session is: the template's interpreter.prestart started it with the sandbox.
+      const contexts = (await api('GET', `/api/v1/sessions/${id}/contexts`)).body.contexts as Array<{ id: string; language: string }>;
+      expect(contexts.map((c) => c.language)).toEqual(['python']);
+      const r = await runCode(k.url, id, { code: 'import os\nos.environ.get("KILN_GREETING")' }, { headers: as(ALPHA) });
+      expect(r.events[0]?.contextId).toBe(contexts[0]?.id);
+      expect(mainText(r.events)).toBe("'hello'");
+    } finally {
+      await api('DELETE', `/api/v1/sessions/${id}`);
+    }
+  }, 90_000);
+
   it('gives concurrent first runs of a new session one default context', async () => {
     const fresh = await api('POST', '/api/v1/sessions', { template: 'code-interpreter', timeoutMs: 120_000 });
     expect(fresh.status, JSON.stringify(fresh.body)).toBe(201);

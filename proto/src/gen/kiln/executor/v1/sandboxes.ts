@@ -85,6 +85,11 @@ export interface CreateSandboxRequest {
    * (spare workspaces) to the boots a request waits for, and has none made for it.
    */
   aheadOfTime: boolean;
+  /**
+   * Code contexts (interpreter.proto languages) to start with the sandbox, as its default ones,
+   * so a session's first cell finds its kernel running. Started after the boot, not waited for.
+   */
+  prestartContexts: string[];
 }
 
 export interface SandboxInfo {
@@ -563,7 +568,15 @@ export const Resources: MessageFns<Resources> = {
 };
 
 function createBaseCreateSandboxRequest(): CreateSandboxRequest {
-  return { sandboxId: "", runner: "", resources: undefined, allowNetwork: false, allowCidrs: [], aheadOfTime: false };
+  return {
+    sandboxId: "",
+    runner: "",
+    resources: undefined,
+    allowNetwork: false,
+    allowCidrs: [],
+    aheadOfTime: false,
+    prestartContexts: [],
+  };
 }
 
 export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
@@ -585,6 +598,9 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
     }
     if (message.aheadOfTime !== false) {
       writer.uint32(48).bool(message.aheadOfTime);
+    }
+    for (const v of message.prestartContexts) {
+      writer.uint32(58).string(v!);
     }
     return writer;
   },
@@ -650,6 +666,14 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
             message.aheadOfTime = reader.bool();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.prestartContexts.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -686,6 +710,11 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
         : isSet(object.ahead_of_time)
         ? globalThis.Boolean(object.ahead_of_time)
         : false,
+      prestartContexts: globalThis.Array.isArray(object?.prestartContexts)
+        ? object.prestartContexts.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.prestart_contexts)
+        ? object.prestart_contexts.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -709,6 +738,9 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
     if (message.aheadOfTime !== false) {
       obj.aheadOfTime = message.aheadOfTime;
     }
+    if (message.prestartContexts?.length) {
+      obj.prestartContexts = message.prestartContexts;
+    }
     return obj;
   },
 
@@ -725,6 +757,7 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
     message.allowNetwork = object.allowNetwork ?? false;
     message.allowCidrs = object.allowCidrs?.map((e) => e) || [];
     message.aheadOfTime = object.aheadOfTime ?? false;
+    message.prestartContexts = object.prestartContexts?.map((e) => e) || [];
     return message;
   },
 };
