@@ -1,5 +1,6 @@
 import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { FilesClient } from '@kiln/proto/executor/files';
+import { InterpreterClient } from '@kiln/proto/executor/interpreter';
 import { InvokeClient, InvokeService, type InvokeRequest, type InvokeResponse, type InvokeStreamEvent } from '@kiln/proto/executor/invoke';
 import { NfsClient, type NfsExportOptions, type SessionBindResponse } from '@kiln/proto/executor/nfs';
 import { ProcessesClient } from '@kiln/proto/executor/process';
@@ -23,6 +24,7 @@ export interface AgentClients {
   nfs: InstanceType<typeof NfsClient>;
   /** InvokeStream only: unary Invoke, the hot path, has a channel of its own. */
   invoke: InstanceType<typeof InvokeClient>;
+  interpreter: InstanceType<typeof InterpreterClient>;
   /** Carries the agent token. */
   metadata: Metadata;
 }
@@ -56,6 +58,7 @@ export class Agent {
       pty: new PtyClient(executor.address, credentials.createInsecure(), channel),
       nfs: new NfsClient(executor.address, credentials.createInsecure(), channel),
       invoke: new InvokeClient(executor.address, credentials.createInsecure(), channel),
+      interpreter: new InterpreterClient(executor.address, credentials.createInsecure(), channel),
       metadata,
     };
     this.unary = new UnaryChannel(executor.address, auth, MAX_MESSAGE_BYTES);
@@ -65,8 +68,10 @@ export class Agent {
     return this.call((cb, opts) => this.clients.sandboxes.health({}, this.clients.metadata, opts, cb), timeoutMs);
   }
 
-  createSandbox(req: CreateSandboxRequest, timeoutMs = 15_000): Promise<SandboxInfo> {
-    return this.call((cb, opts) => this.clients.sandboxes.create(req, this.clients.metadata, opts, cb), timeoutMs);
+  /** `prestartContexts` may be left out (none). */
+  createSandbox(req: Omit<CreateSandboxRequest, 'prestartContexts'> & { prestartContexts?: string[] }, timeoutMs = 15_000): Promise<SandboxInfo> {
+    const full: CreateSandboxRequest = { prestartContexts: [], ...req };
+    return this.call((cb, opts) => this.clients.sandboxes.create(full, this.clients.metadata, opts, cb), timeoutMs);
   }
 
   destroySandbox(sandboxId: string, timeoutMs = 10_000): Promise<boolean> {

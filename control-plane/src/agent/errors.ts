@@ -93,6 +93,10 @@ const TABLE: Record<Exclude<ErrorCode, ErrorCode.UNRECOGNIZED>, Rebuild> = {
   [ErrorCode.ERROR_CODE_PROCESS_NOT_FOUND]: row(ErrorCode.ERROR_CODE_PROCESS_NOT_FOUND, { code: 'ProcessNotFound', status: 404 }),
   [ErrorCode.ERROR_CODE_INVALID_SIGNAL]: row(ErrorCode.ERROR_CODE_INVALID_SIGNAL, { code: 'InvalidSignal', status: 400 }),
   [ErrorCode.ERROR_CODE_SESSION_ALREADY_BOUND]: row(ErrorCode.ERROR_CODE_SESSION_ALREADY_BOUND, { code: 'SessionAlreadyBound', status: 409 }),
+  [ErrorCode.ERROR_CODE_CONTEXT_NOT_FOUND]: row(ErrorCode.ERROR_CODE_CONTEXT_NOT_FOUND, { code: 'ContextNotFound', status: 404 }),
+  [ErrorCode.ERROR_CODE_CONTEXT_BUSY]: row(ErrorCode.ERROR_CODE_CONTEXT_BUSY, { code: 'ContextBusy', status: 409 }),
+  [ErrorCode.ERROR_CODE_TOO_MANY_CONTEXTS]: row(ErrorCode.ERROR_CODE_TOO_MANY_CONTEXTS, { code: 'TooManyContexts', status: 429 }),
+  [ErrorCode.ERROR_CODE_KERNEL_START_FAILED]: row(ErrorCode.ERROR_CODE_KERNEL_START_FAILED, { code: 'KernelStartFailed', status: 409 }),
 };
 
 /** gRPC statuses that mean the executor itself is gone or unreachable (no code came back). */

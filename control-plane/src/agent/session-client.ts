@@ -21,7 +21,7 @@ const empty = Buffer.alloc(0);
 /** Session RPCs of one sandbox on one executor, as promises and async iterables. */
 export class SessionAgent {
   constructor(
-    /** The executor's agent (egress/ reaches its Egress service through it). */
+    /** The executor's agent: its other services (egress/, interpreter-client.ts) share its channel. */
     readonly agent: Agent,
     readonly sandboxId: string,
   ) {}

@@ -43,6 +43,8 @@ import { sessionNetworkRoutes } from './routes/session-network.js';
 import { EgressService } from '../egress/service.js';
 import type { SecretStore } from '../egress/secrets.js';
 import { egressSecretRoutes } from './routes/egress-secrets.js';
+import { sessionCodeRoutes } from './routes/sessions-code.js';
+import { CodeInterpreterService } from '../interpreter/service.js';
 import type { SessionService } from '../sessions/service.js';
 import type { McpEndpoint } from '../mcp/http.js';
 import { authenticate, requireSigV4OrApiKey } from './auth.js';
@@ -171,6 +173,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   if (deps.sessions) mountE2b(app, { sessions: deps.sessions, templates: deps.templates, keyring: deps.keyring, ...(deps.quotas ? { rate: { quotas: deps.quotas, buckets } } : {}) });
   if (deps.sessions) app.route('/', sessionNetworkRoutes(new EgressService(deps.sessions, deps.templates, deps.egressSecrets)));
   if (deps.egressSecrets) app.route('/', egressSecretRoutes(deps.egressSecrets));
+  if (deps.sessions) app.route('/', sessionCodeRoutes(new CodeInterpreterService(deps.sessions)));
   if (deps.mcp) app.route('/', deps.mcp.routes);
   app.route('/', healthRoutes(deps));
   app.doc31('/api/v1/openapi.json', {

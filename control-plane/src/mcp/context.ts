@@ -65,13 +65,15 @@ export class ConnectionSandbox {
     private readonly sessions: SessionService,
     private readonly metadata: () => Record<string, string>,
     private readonly principal: Principal,
+    /** Template of the sandbox it creates (default: the deployment's default). */
+    private readonly template?: string,
   ) {}
 
   async get(named: string | undefined): Promise<{ id: string; created: boolean }> {
     if (named) return { id: named, created: false };
     if (this.id && (await this.alive(this.id))) return { id: this.id, created: false };
     // Concurrent first calls share one creation instead of leasing two sandboxes.
-    this.pending ??= this.sessions.create({ metadata: { ...this.metadata(), 'mcp.sandbox': 'connection' } }, this.principal).then(
+    this.pending ??= this.sessions.create({ ...(this.template ? { template: this.template } : {}), metadata: { ...this.metadata(), 'mcp.sandbox': 'connection' } }, this.principal).then(
       (s) => {
         this.id = s.id;
         this.pending = undefined;

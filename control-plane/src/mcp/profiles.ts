@@ -24,6 +24,8 @@ export const PROFILES = {
     'file_info',
   ],
   functions: ['function_list', 'function_invoke', 'code_run'],
+  /** Notebook-style work: stateful Python and JavaScript contexts in a code-interpreter sandbox, and its files. */
+  interpreter: ['run_code', 'file_read', 'file_write', 'file_list'],
 } as const;
 
 export type ProfileName = keyof typeof PROFILES;

@@ -3,18 +3,20 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { ConnectionSandbox, type McpServices, type ToolContext, type ToolDef } from './context.js';
 import { PROFILES, type ProfileName } from './profiles.js';
 import { toolError } from './results.js';
+import { codeTools } from './tools/code.js';
 import { fileTools } from './tools/files.js';
 import { functionTools } from './tools/functions.js';
 import { processTools } from './tools/process.js';
 import { sandboxTools } from './tools/sandboxes.js';
 
-const ALL_TOOLS = new Map<string, ToolDef>([...sandboxTools, ...processTools, ...fileTools, ...functionTools].map((t) => [t.name, t]));
+const ALL_TOOLS = new Map<string, ToolDef>([...sandboxTools, ...processTools, ...fileTools, ...functionTools, ...codeTools].map((t) => [t.name, t]));
 
 const INSTRUCTIONS: Record<ProfileName, string> = {
   executor: 'Run shell commands in an isolated Linux sandbox with process_run. The sandbox and its /workspace persist for this MCP session.',
   developer: 'Run commands and edit files in an isolated Linux sandbox. Every path is inside /workspace, which persists for this MCP session.',
   full: 'Create isolated Linux sandboxes (sandbox_create), run processes and manage files in them, and delete them when done. Without sandbox_id the tools use this MCP session\'s own sandbox.',
   functions: 'Invoke Lambda-style functions deployed on Kiln, or run a nodejs, python or shell snippet in a fresh sandbox with code_run.',
+  interpreter: 'Run Python or JavaScript cell by cell with run_code, as in a notebook: state persists, charts come back as images. Files in /workspace (file_write, file_read, file_list) are visible to the code. The sandbox persists for this MCP session.',
 };
 
 /** One MCP server instance: a connection's (or a stateless request's) tools and its sandbox. */
@@ -41,7 +43,9 @@ export function buildMcpServer(profile: ProfileName, services: McpServices, prin
       ...(opts.mcpSessionId ? { 'mcp.session': opts.mcpSessionId } : {}),
     };
   };
-  const sandbox = new ConnectionSandbox(services.sessions, callerMetadata, principal);
+  // The interpreter profile's own sandbox needs the kernels of the code-interpreter template, when the deployment has it.
+  const template = profile === 'interpreter' && services.templates.has('code-interpreter') ? 'code-interpreter' : undefined;
+  const sandbox = new ConnectionSandbox(services.sessions, callerMetadata, principal, template);
   const ctx: ToolContext = { services, profile, principal, callerMetadata, sandbox: (named) => sandbox.get(named) };
   for (const name of PROFILES[profile]) {
     const tool = ALL_TOOLS.get(name);

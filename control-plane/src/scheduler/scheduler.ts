@@ -169,6 +169,7 @@ export class Scheduler {
         allowCidrs: network.allowCidrs,
         aheadOfTime,
         egressPolicyJson: network.egress ? JSON.stringify(network.egress) : '',
+        prestartContexts: template.interpreter?.prestart ?? [],
       });
     } catch (err) {
       await throughRedisOutage(() => this.forget(template.name, sandboxId), redisBack);

@@ -41,6 +41,14 @@ export const templateSchema = z.object({
     .default({}),
   queue: z.object({ maxWaiting: z.number().int().min(1).max(1_000_000).default(10_000) }).default({}),
   /**
+   * Code contexts (sessions' /contexts and /code) started with every sandbox of the template,
+   * its warm pool's included, so that a session's first cell does not wait for its kernel.
+   */
+  interpreter: z
+    .object({ prestart: z.array(z.enum(['python', 'javascript'])).max(2).default([]) })
+    .strict()
+    .optional(),
+  /**
    * Set by Kiln (epoch ms) when a change alters what sandboxes are made of (image, platform,
    * runtimes, resources, network): sandboxes created before it are recycled as soon as they are
    * idle, so none keeps serving with the old settings.

@@ -31,6 +31,10 @@ const GRPC_STATUS: Record<Exclude<ErrorCode, ErrorCode.UNRECOGNIZED>, status> = 
   [ErrorCode.ERROR_CODE_PROCESS_NOT_FOUND]: status.NOT_FOUND,
   [ErrorCode.ERROR_CODE_INVALID_SIGNAL]: status.INVALID_ARGUMENT,
   [ErrorCode.ERROR_CODE_SESSION_ALREADY_BOUND]: status.FAILED_PRECONDITION,
+  [ErrorCode.ERROR_CODE_CONTEXT_NOT_FOUND]: status.NOT_FOUND,
+  [ErrorCode.ERROR_CODE_CONTEXT_BUSY]: status.FAILED_PRECONDITION,
+  [ErrorCode.ERROR_CODE_TOO_MANY_CONTEXTS]: status.RESOURCE_EXHAUSTED,
+  [ErrorCode.ERROR_CODE_KERNEL_START_FAILED]: status.FAILED_PRECONDITION,
 };
 
 /** Longest message and quoted client string an error carries across gRPC. */

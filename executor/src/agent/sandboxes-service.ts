@@ -2,6 +2,7 @@ import type { SandboxesServer, SandboxInfo } from '@kiln/proto/executor/sandboxe
 import type { ExecutorConfig } from '../config.js';
 import { parsePolicyJson } from '../egress/policy.js';
 import { InvalidArgumentError } from '../errors.js';
+import type { ContextTable } from '../interpreter/contexts.js';
 import type { SandboxManager } from '../sandbox/manager.js';
 import type { Sandbox } from '../sandbox/sandbox.js';
 import type { Rpc } from './rpc.js';
@@ -17,7 +18,7 @@ function info(s: Sandbox): SandboxInfo {
 }
 
 /** The Sandboxes service: the executor's capacity, and creating, listing and destroying sandboxes. */
-export function sandboxesService(rpc: Rpc, config: ExecutorConfig, sandboxes: SandboxManager, limits: LimitsReport): SandboxesServer {
+export function sandboxesService(rpc: Rpc, config: ExecutorConfig, sandboxes: SandboxManager, limits: LimitsReport, contexts?: ContextTable): SandboxesServer {
   const started = Date.now();
   return {
     health: rpc.unary(() => ({
@@ -46,7 +47,9 @@ export function sandboxesService(rpc: Rpc, config: ExecutorConfig, sandboxes: Sa
       } catch (err) {
         throw new InvalidArgumentError((err as Error).message, { sandboxId: r.sandboxId });
       }
-      return info(await sandboxes.create(r.sandboxId, r.runner, sizes, r.allowNetwork && !egress, r.allowCidrs, r.aheadOfTime, egress));
+      const sandbox = await sandboxes.create(r.sandboxId, r.runner, sizes, r.allowNetwork && !egress, r.allowCidrs, r.aheadOfTime, egress);
+      for (const language of r.prestartContexts) contexts?.prestart(sandbox, language);
+      return info(sandbox);
     }),
     destroy: rpc.unary(async (r) => ({ existed: await sandboxes.destroy(r.sandboxId) })),
     list: rpc.unary(() => ({ sandboxes: sandboxes.list().filter((s) => s.state !== 'dead').map(info) })),

@@ -5,6 +5,7 @@ import { Client, credentials, Metadata, status, type MethodDefinition, type Serv
 import { failureOf } from '@kiln/proto/error-metadata';
 import { ErrorCode } from '@kiln/proto/executor/errors';
 import { FilesService } from '@kiln/proto/executor/files';
+import { InterpreterService } from '@kiln/proto/executor/interpreter';
 import { InvokeService } from '@kiln/proto/executor/invoke';
 import { NfsService } from '@kiln/proto/executor/nfs';
 import { ProcessesService } from '@kiln/proto/executor/process';
@@ -25,6 +26,7 @@ const SERVICES: Record<string, ServiceDefinition> = {
   Files: FilesService,
   Pty: PtyService,
   Nfs: NfsService,
+  Interpreter: InterpreterService,
 };
 
 let dir: string;
@@ -84,7 +86,7 @@ const withToken = (): Metadata => {
 
 describe('the executor agent', () => {
   it('serves one service per capability on one server', () => {
-    expect(Object.values(SERVICES).map((s) => Object.values(s)[0]?.path.split('/')[1])).toEqual(['Sandboxes', 'Invoke', 'Processes', 'Files', 'Pty', 'Nfs'].map((n) => `kiln.executor.v1.${n}`));
+    expect(Object.values(SERVICES).map((s) => Object.values(s)[0]?.path.split('/')[1])).toEqual(['Sandboxes', 'Invoke', 'Processes', 'Files', 'Pty', 'Nfs', 'Interpreter'].map((n) => `kiln.executor.v1.${n}`));
   });
 
   for (const [name, service] of Object.entries(SERVICES)) {

@@ -1,6 +1,7 @@
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { EgressService } from '@kiln/proto/executor/egress';
 import { FilesService } from '@kiln/proto/executor/files';
+import { InterpreterService } from '@kiln/proto/executor/interpreter';
 import { InvokeService } from '@kiln/proto/executor/invoke';
 import { NfsService } from '@kiln/proto/executor/nfs';
 import { ProcessesService } from '@kiln/proto/executor/process';
@@ -14,6 +15,8 @@ import type { EgressStep } from '../egress/step.js';
 import { egressService } from './egress-service.js';
 import { filesService } from './files-service.js';
 import { addHealthService } from './health.js';
+import { interpreterService } from './interpreter-service.js';
+import { ContextTable } from '../interpreter/contexts.js';
 import { invokeService } from './invoke-service.js';
 import { nfsService, type NfsEndpoint } from './nfs-service.js';
 import { processesService } from './process-service.js';
@@ -39,7 +42,7 @@ export interface AgentDeps {
 }
 
 /**
- * The gRPC agent: one service per capability (invoke, sandboxes, processes, files, pty, nfs),
+ * The gRPC agent: one service per capability (invoke, sandboxes, processes, files, pty, nfs, interpreter),
  * all on one server and one port, each a thin edge over the executor's modules. Every method
  * checks the agent token and reports failures through the one error channel (rpc.ts).
  */
@@ -48,13 +51,16 @@ export function createAgentServer(config: ExecutorConfig, deps: AgentDeps): Serv
   // One table for both: tar runs as a session process, so it counts with the session's own.
   const processes = new ProcessTable();
   const server = new Server({ 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES });
-  rpc.serve(server, SandboxesService, sandboxesService(rpc, config, deps.sandboxes, deps.limits ?? { limits: 'none', detail: 'not configured' }));
+  // Kernels are session processes too: they count, and are listed, with the session's own.
+  const contexts = new ContextTable(processes);
+  rpc.serve(server, SandboxesService, sandboxesService(rpc, config, deps.sandboxes, deps.limits ?? { limits: 'none', detail: 'not configured' }, contexts));
   rpc.serve(server, InvokeService, invokeService(rpc, deps.sandboxes));
   rpc.serve(server, ProcessesService, processesService(rpc, deps.sandboxes, processes));
   rpc.serve(server, FilesService, filesService(rpc, deps.sandboxes, processes));
   rpc.serve(server, PtyService, ptyService(rpc, deps.sandboxes));
   rpc.serve(server, NfsService, nfsService(rpc, deps.exports, deps.nfs));
   if (deps.egress) rpc.serve(server, EgressService, egressService(rpc, deps.sandboxes, deps.egress));
+  rpc.serve(server, InterpreterService, interpreterService(rpc, deps.sandboxes, contexts));
   // grpc.health.v1 for Kubernetes' grpc probes (no token: it only says "serving").
   addHealthService(server);
   return server;

@@ -90,6 +90,13 @@ const ROUTES: Record<string, Case> = {
   'PUT /api/v1/sessions/{id}/files/tar': { kind: 'owned', query: 'path=.', raw: { type: 'application/x-tar', data: '' } },
   'POST /api/v1/sessions/{id}/processes/{process}/stdin': { kind: 'owned', body: { data: 'pwned\n', close: true } },
   'GET /api/v1/sessions/{id}/processes/{process}/stream': { kind: 'owned' },
+  'POST /api/v1/sessions/{id}/contexts': { kind: 'owned', body: { language: 'javascript' } },
+  'GET /api/v1/sessions/{id}/contexts': { kind: 'owned' },
+  'GET /api/v1/sessions/{id}/contexts/{ctx}': { kind: 'owned' },
+  'DELETE /api/v1/sessions/{id}/contexts/{ctx}': { kind: 'owned' },
+  'POST /api/v1/sessions/{id}/contexts/{ctx}/restart': { kind: 'owned' },
+  'POST /api/v1/sessions/{id}/contexts/{ctx}/interrupt': { kind: 'owned' },
+  'POST /api/v1/sessions/{id}/code': { kind: 'owned', body: { code: 'require("fs").writeFileSync("/workspace/pwned-code", "")' , language: 'javascript' } },
   'GET /api/v1/health': { kind: 'shared' },
   // E2B's control API (api/e2b/): a sandbox is a session.
   'POST /e2b/sandboxes': { kind: 'own', body: { templateID: 'nodejs', timeout: 60 } },
@@ -108,7 +115,7 @@ let k: TestKiln;
 const alpha = { authorization: `Bearer ${ALPHA}` };
 const beta = { authorization: `Bearer ${BETA}` };
 const admin = { authorization: `Bearer ${ADMIN}` };
-const ids = { session: '', fn: 'alpha-only-fn', alias: 'alpha-only-alias', execution: '', pid: 0, tenant: 'alpha', keyId: 'env-000000000000', template: 'nodejs' };
+const ids = { session: '', fn: 'alpha-only-fn', alias: 'alpha-only-alias', execution: '', pid: 0, tenant: 'alpha', keyId: 'env-000000000000', template: 'nodejs', ctx: '' };
 
 beforeAll(async () => {
   k = await startTestKiln({
@@ -122,6 +129,9 @@ beforeAll(async () => {
   const p = await k.call('POST', `/api/v1/sessions/${ids.session}/processes`, { command: 'sleep', args: ['600'] }, alpha);
   expect(p.status, JSON.stringify(p.body)).toBe(201);
   ids.pid = p.body.pid as number;
+  const ctx = await k.call('POST', `/api/v1/sessions/${ids.session}/contexts`, { language: 'javascript' }, alpha);
+  expect(ctx.status, JSON.stringify(ctx.body)).toBe(201);
+  ids.ctx = ctx.body.id as string;
   const f = await k.call('POST', '/api/v1/functions', { name: ids.fn, runtime: 'nodejs20.x', code: { source: 'exports.handler = async () => "alpha"' } }, alpha);
   expect(f.status, JSON.stringify(f.body)).toBe(201);
   const al = await k.call('POST', `/api/v1/functions/${ids.fn}/aliases`, { name: ids.alias, functionVersion: '$LATEST', description: 'alpha alias' }, alpha);
@@ -144,6 +154,7 @@ function pathFor(template: string): string {
     .replace('/processes/{pid}', `/processes/${ids.pid}`)
     .replace('/processes/{process}', `/processes/${ids.pid}`)
     .replace('/sandboxes/{sandboxID}', `/sandboxes/${ids.session}`)
+    .replace('/contexts/{ctx}', `/contexts/${ids.ctx}`)
     .replace('/templates/{name}', `/templates/${ids.template}`)
     .replace('/tenants/{id}', `/tenants/${ids.tenant}`)
     .replace('/keys/{keyId}', `/keys/${ids.keyId}`);
@@ -168,7 +179,7 @@ describe('every route, as another tenant', () => {
       expect([route, expected.includes(res.status) ? 'ok' : res.status, text.slice(0, 300)]).toEqual([route, 'ok', expect.any(String)]);
       // Alpha's content never shows; alpha's ids only where beta sent them (an error naming the id asked for).
       const sent = url + JSON.stringify(c.body ?? '');
-      for (const secret of [ids.session, ids.fn, ids.alias, ids.execution, 'alpha secret', 'alpha-exec']) if (!sent.includes(secret)) expect(text, route).not.toContain(secret);
+      for (const secret of [ids.session, ids.fn, ids.alias, ids.execution, ids.ctx, 'alpha secret', 'alpha-exec']) if (!sent.includes(secret)) expect(text, route).not.toContain(secret);
     }
   });
 
@@ -188,6 +199,8 @@ describe('every route, as another tenant', () => {
     // Records name their tenant, for the administrators who see every tenant's.
     expect((await k.call('GET', `/api/v1/executions/${ids.execution}`, undefined, admin)).body.tenant).toBe('alpha');
     expect(inv.body.tenant).toBe('alpha');
+    const contexts = await k.call('GET', `/api/v1/sessions/${ids.session}/contexts`, undefined, alpha);
+    expect(contexts.body.contexts.map((c: { id: string; executionCount: number }) => [c.id, c.executionCount])).toEqual([[ids.ctx, 0]]);
     // And an administrator sees alpha's session.
     expect((await k.call('GET', `/api/v1/sessions/${ids.session}`, undefined, admin)).status).toBe(200);
   });

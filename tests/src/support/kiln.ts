@@ -23,6 +23,9 @@ export interface TestKiln {
   stop(): Promise<void>;
 }
 
+/** Templates a test gets only when its overrides name them (the others are there unless set to null). */
+const OPT_IN = new Set(['code-interpreter']);
+
 type TemplateOverrides = Record<string, { pool?: Record<string, number>; resources?: Record<string, number>; queue?: Record<string, number> } | null>;
 
 /**
@@ -43,7 +46,7 @@ export async function startTestKiln(opts: { templates?: TemplateOverrides; env?:
   for (const file of readdirSync(REPO_TEMPLATES).filter((f) => f.endsWith('.json'))) {
     const name = file.slice(0, -5);
     const o = overrides[name];
-    if (o === null) continue;
+    if (o === null || (OPT_IN.has(name) && !(name in overrides))) continue;
     const t = JSON.parse(readFileSync(join(REPO_TEMPLATES, file), 'utf8'));
     Object.assign(t.pool, o?.pool ?? {});
     Object.assign(t.resources, o?.resources ?? {});
@@ -119,8 +122,9 @@ export function testDirs(overrides: TemplateOverrides): { dataDir: string; templ
   const templatesDir = join(dataDir, 'templates');
   mkdirSync(templatesDir, { recursive: true });
   for (const file of readdirSync(REPO_TEMPLATES).filter((f) => f.endsWith('.json'))) {
-    const o = overrides[file.slice(0, -5)];
-    if (o === null) continue;
+    const name = file.slice(0, -5);
+    const o = overrides[name];
+    if (o === null || (OPT_IN.has(name) && !(name in overrides))) continue;
     const t = JSON.parse(readFileSync(join(REPO_TEMPLATES, file), 'utf8'));
     Object.assign(t.pool, o?.pool ?? {});
     Object.assign(t.resources, o?.resources ?? {});

@@ -75,6 +75,20 @@ export enum ErrorCode {
    * The session is bound to another live sandbox (FAILED_PRECONDITION). data: sessionId, sandboxId.
    */
   ERROR_CODE_SESSION_ALREADY_BOUND = 50,
+  /**
+   * ERROR_CODE_CONTEXT_NOT_FOUND - Interpreter (code contexts).
+   * No such context in the sandbox (NOT_FOUND). data: contextId.
+   */
+  ERROR_CODE_CONTEXT_NOT_FOUND = 60,
+  /** ERROR_CODE_CONTEXT_BUSY - The context is running another execution (FAILED_PRECONDITION). data: contextId. */
+  ERROR_CODE_CONTEXT_BUSY = 61,
+  /** ERROR_CODE_TOO_MANY_CONTEXTS - The sandbox holds as many contexts as it may (RESOURCE_EXHAUSTED). data: maxContexts. */
+  ERROR_CODE_TOO_MANY_CONTEXTS = 62,
+  /**
+   * ERROR_CODE_KERNEL_START_FAILED - The kernel did not start (the template lacks the language's packages, or it crashed at
+   * start-up) (FAILED_PRECONDITION). data: language, detail.
+   */
+  ERROR_CODE_KERNEL_START_FAILED = 63,
   UNRECOGNIZED = -1,
 }
 
@@ -149,6 +163,18 @@ export function errorCodeFromJSON(object: any): ErrorCode {
     case 50:
     case "ERROR_CODE_SESSION_ALREADY_BOUND":
       return ErrorCode.ERROR_CODE_SESSION_ALREADY_BOUND;
+    case 60:
+    case "ERROR_CODE_CONTEXT_NOT_FOUND":
+      return ErrorCode.ERROR_CODE_CONTEXT_NOT_FOUND;
+    case 61:
+    case "ERROR_CODE_CONTEXT_BUSY":
+      return ErrorCode.ERROR_CODE_CONTEXT_BUSY;
+    case 62:
+    case "ERROR_CODE_TOO_MANY_CONTEXTS":
+      return ErrorCode.ERROR_CODE_TOO_MANY_CONTEXTS;
+    case 63:
+    case "ERROR_CODE_KERNEL_START_FAILED":
+      return ErrorCode.ERROR_CODE_KERNEL_START_FAILED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -204,6 +230,14 @@ export function errorCodeToJSON(object: ErrorCode): string {
       return "ERROR_CODE_INVALID_SIGNAL";
     case ErrorCode.ERROR_CODE_SESSION_ALREADY_BOUND:
       return "ERROR_CODE_SESSION_ALREADY_BOUND";
+    case ErrorCode.ERROR_CODE_CONTEXT_NOT_FOUND:
+      return "ERROR_CODE_CONTEXT_NOT_FOUND";
+    case ErrorCode.ERROR_CODE_CONTEXT_BUSY:
+      return "ERROR_CODE_CONTEXT_BUSY";
+    case ErrorCode.ERROR_CODE_TOO_MANY_CONTEXTS:
+      return "ERROR_CODE_TOO_MANY_CONTEXTS";
+    case ErrorCode.ERROR_CODE_KERNEL_START_FAILED:
+      return "ERROR_CODE_KERNEL_START_FAILED";
     case ErrorCode.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

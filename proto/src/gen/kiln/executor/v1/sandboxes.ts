@@ -90,6 +90,11 @@ export interface CreateSandboxRequest {
    * allow_network is false: the sandbox leaves only through Kiln's egress proxy.
    */
   egressPolicyJson: string;
+  /**
+   * Code contexts (interpreter.proto languages) to start with the sandbox, as its default ones,
+   * so a session's first cell finds its kernel running. Started after the boot, not waited for.
+   */
+  prestartContexts: string[];
 }
 
 export interface SandboxInfo {
@@ -576,6 +581,7 @@ function createBaseCreateSandboxRequest(): CreateSandboxRequest {
     allowCidrs: [],
     aheadOfTime: false,
     egressPolicyJson: "",
+    prestartContexts: [],
   };
 }
 
@@ -601,6 +607,9 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
     }
     if (message.egressPolicyJson !== "") {
       writer.uint32(58).string(message.egressPolicyJson);
+    }
+    for (const v of message.prestartContexts) {
+      writer.uint32(66).string(v!);
     }
     return writer;
   },
@@ -674,6 +683,14 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
             message.egressPolicyJson = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.prestartContexts.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -715,6 +732,11 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
         : isSet(object.egress_policy_json)
         ? globalThis.String(object.egress_policy_json)
         : "",
+      prestartContexts: globalThis.Array.isArray(object?.prestartContexts)
+        ? object.prestartContexts.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.prestart_contexts)
+        ? object.prestart_contexts.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -741,6 +763,9 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
     if (message.egressPolicyJson !== "") {
       obj.egressPolicyJson = message.egressPolicyJson;
     }
+    if (message.prestartContexts?.length) {
+      obj.prestartContexts = message.prestartContexts;
+    }
     return obj;
   },
 
@@ -758,6 +783,7 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
     message.allowCidrs = object.allowCidrs?.map((e) => e) || [];
     message.aheadOfTime = object.aheadOfTime ?? false;
     message.egressPolicyJson = object.egressPolicyJson ?? "";
+    message.prestartContexts = object.prestartContexts?.map((e) => e) || [];
     return message;
   },
 };
