@@ -253,7 +253,8 @@ class Core:
                     raise err from e
                 self._wait(err, attempt := attempt + 1)
                 continue
-            if res.status < 400:
+            # 3xx is an error too: following a redirect would send the API key to another host.
+            if res.status < 300:
                 return res
             err = error_from_response(res.status, res.read(), _retry_after(res.headers.get("retry-after")))
             if not err.retryable or attempt >= self.config.max_retries or not rewindable:
