@@ -1,5 +1,6 @@
 import time
 import unittest
+from typing import List
 
 from _support import SessionTest, TEMPLATE, client
 from kiln import CommandExitError, CommandHandle, ProcessEvent
@@ -96,7 +97,7 @@ class CommandsTest(SessionTest):
         self.assertIn(h.pid, [p.pid for p in listed])
         self.assertEqual(self.session.commands.connect("reader").pid, h.pid)
         h.send_stdin("hello\n", close=True)
-        out = []
+        out: List[str] = []
         r = h.wait(on_stdout=out.append, timeout=60)
         self.assertEqual(r.exit_code, 0)
         self.assertIn("got:hello", r.stdout)

@@ -1,6 +1,7 @@
 import hashlib
 import os
 import tempfile
+import threading
 import tracemalloc
 import unittest
 
@@ -62,6 +63,22 @@ class FilesTest(SessionTest):
         info = self.session.files.write("gen.bin", chunks)
         self.assertEqual(info.size, 50_000)
         self.assertEqual(self.session.commands.run("sha256sum gen.bin").stdout.split()[0], hashlib.sha256(b"".join(bytes([i]) * 1000 for i in range(50))).hexdigest())
+
+    def test_write_from_a_pipe_of_unknown_length(self) -> None:
+        r, w = os.pipe()
+        payload = os.urandom(3 * MB + 17)
+
+        def feed() -> None:
+            with os.fdopen(w, "wb") as out:
+                out.write(payload)
+
+        t = threading.Thread(target=feed)
+        t.start()
+        with os.fdopen(r, "rb") as src:
+            info = self.session.files.write("piped.bin", src)
+        t.join()
+        self.assertEqual(info.size, len(payload))
+        self.assertEqual(hashlib.sha256(self.session.files.read_bytes("piped.bin")).hexdigest(), hashlib.sha256(payload).hexdigest())
 
     def test_upload_download_100_mb_streamed(self) -> None:
         size = 100 * MB

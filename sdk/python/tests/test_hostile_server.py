@@ -6,7 +6,7 @@ import threading
 import unittest
 from typing import List
 
-from kiln import Kiln, KilnError
+from kiln import Kiln, KilnError, KilnTimeoutError
 from kiln._core import Core, Config
 from kiln._ws import WebSocket, WebSocketClosed
 from kiln.models import SessionInfo
@@ -56,6 +56,18 @@ class RedirectTest(unittest.TestCase):
             Kiln(redirect.url, "secret-key").sessions.list()
         self.assertEqual(cm.exception.status, 307)
         self.assertEqual(seen, [], "the other host never saw a request, let alone the key")
+
+
+class SilentServerTest(unittest.TestCase):
+    def test_no_answer_is_a_timeout(self) -> None:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)  # accepts (in the kernel) and never answers
+        self.addCleanup(listener.close)
+        kiln = Kiln(f"http://127.0.0.1:{listener.getsockname()[1]}", "k", timeout=0.5, max_retries=0)
+        with self.assertRaises(KilnTimeoutError) as cm:
+            kiln.sessions.list()
+        self.assertIn("within 0.5 s", cm.exception.message)
 
 
 class HugeFrameTest(unittest.TestCase):

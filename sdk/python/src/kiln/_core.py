@@ -12,11 +12,13 @@ import os
 import random
 import socket
 import ssl
-import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, Mapping, Optional, Union
+
+#: A local path argument.
+PathArg = Union[str, "os.PathLike[str]"]
 
 from .errors import KilnConnectionError, KilnError, KilnTimeoutError, error_from_response
 
@@ -154,21 +156,22 @@ class Response:
         self._conn.close()
 
 
-def _send_body(conn: http.client.HTTPConnection, body: Body) -> None:
+def _send_body(conn: http.client.HTTPConnection, body: Body, chunked: bool) -> None:
+    """Sends the body; ``chunked`` frames each piece (RFC 9112 chunked coding) when its length is unknown."""
     if body is None:
         return
     if isinstance(body, (bytes, bytearray, memoryview)):
         conn.send(bytes(body))
-    elif hasattr(body, "read"):
-        while True:
-            chunk = body.read(CHUNK_BYTES)  # type: ignore[union-attr]
-            if not chunk:
-                return
-            conn.send(chunk)
+        return
+    if hasattr(body, "read"):
+        reader: BinaryIO = body  # type: ignore[assignment]
+        pieces: Iterable[bytes] = iter(lambda: reader.read(CHUNK_BYTES), b"")
     else:
-        for chunk in body:  # type: ignore[union-attr]
-            if chunk:
-                conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        pieces = body
+    for piece in pieces:
+        if piece:
+            conn.send(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+    if chunked:
         conn.send(b"0\r\n\r\n")
 
 
@@ -179,10 +182,10 @@ def _length_of(body: Body) -> Optional[int]:
         return len(body)
     if hasattr(body, "seek") and hasattr(body, "tell"):
         try:
-            pos = body.tell()  # type: ignore[union-attr]
-            end = body.seek(0, os.SEEK_END)  # type: ignore[union-attr]
-            body.seek(pos)  # type: ignore[union-attr]
-            return end - pos
+            pos = body.tell()
+            end = body.seek(0, os.SEEK_END)
+            body.seek(pos)
+            return int(end - pos)
         except (OSError, ValueError):
             return None
     return None
@@ -194,7 +197,6 @@ class Core:
     def __init__(self, config: Config) -> None:
         self.config = config
         self._sleep = time.sleep
-        self._lock = threading.Lock()
 
     def _open(self, method: str, path: str, headers: Mapping[str, str], body: Body, timeout: float) -> Response:
         conn = self.config.connection(timeout)
@@ -211,7 +213,7 @@ class Core:
                 conn.putheader(k, v)
             conn.endheaders()
             try:
-                _send_body(conn, body)
+                _send_body(conn, body, chunked=length is None)
                 sent_body = True
             except (BrokenPipeError, ConnectionResetError):
                 # The server may have answered (an error, e.g. 413 or 429) and closed before reading
@@ -238,13 +240,14 @@ class Core:
         if json_body is not None:
             body = json.dumps(json_body).encode("utf-8")
             h.setdefault("content-type", "application/json")
-        start = body.tell() if body is not None and hasattr(body, "tell") and hasattr(body, "seek") else None  # type: ignore[union-attr]
+        seekable: Optional[BinaryIO] = body if hasattr(body, "tell") and hasattr(body, "seek") else None  # type: ignore[assignment]
+        start = seekable.tell() if seekable is not None else None
         rewindable = body is None or isinstance(body, (bytes, bytearray, memoryview)) or start is not None
         t = timeout if timeout is not None else self.config.timeout
         attempt = 0
         while True:
-            if start is not None:
-                body.seek(start)  # type: ignore[union-attr]
+            if seekable is not None and start is not None:
+                seekable.seek(start)
             try:
                 res = self._open(method, path, h, body, t)
             except _Refused as e:

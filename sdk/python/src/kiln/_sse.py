@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import json
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, List
 
 from .models import ProcessEvent
 
 
 def sse_events(lines: Iterable[bytes]) -> Iterator[ProcessEvent]:
-    event, data = "message", []
+    event = "message"
+    data: List[str] = []
     for raw in lines:
         line = raw.decode("utf-8").rstrip("\r\n")
         if line == "":

@@ -16,6 +16,7 @@ import ssl
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, AsyncIterator, Callable, Dict, Iterator, List, Optional, Sequence, TypeVar, Union
 
+from ._core import PathArg
 from .client import Kiln
 from .commands import CommandHandle, OutputHandler
 from .errors import CommandExitError, KilnError
@@ -42,7 +43,7 @@ class _Pool:
                 item = await self.run(next, it, _DONE)
                 if item is _DONE:
                     return
-                yield item  # type: ignore[misc]
+                yield item
         finally:
             close = getattr(it, "close", None)
             if close:
@@ -68,12 +69,15 @@ class AsyncCommandHandle:
         return self._pool.iterate(lambda: self._handle.events(timeout))
 
     async def wait(self, on_stdout: Optional[OutputHandler] = None, on_stderr: Optional[OutputHandler] = None, timeout: Optional[float] = None, check: bool = False) -> CommandResult:
+        exit_event: Optional[ProcessEvent] = None
         async for e in self.events(timeout):
             if e.type == "stdout":
                 await _call(on_stdout, e.data)
             elif e.type == "stderr":
                 await _call(on_stderr, e.data)
-        return await self._pool.run(self._handle.wait, timeout=timeout, check=check)
+            elif e.type == "exit":
+                exit_event = e
+        return await self._pool.run(self._handle._result, exit_event, check)
 
     async def send_stdin(self, data: Union[str, bytes], close: bool = False) -> ProcessInfo:
         return await self._pool.run(self._handle.send_stdin, data, close)
@@ -143,10 +147,10 @@ class AsyncFiles:
     async def write(self, path: str, data: WriteData, mode: Optional[int] = None) -> FileInfo:
         return await self._pool.run(self._sync.write, path, data, mode)
 
-    async def upload(self, local_path: Union[str, os.PathLike], path: str, mode: Optional[int] = None) -> FileInfo:
+    async def upload(self, local_path: PathArg, path: str, mode: Optional[int] = None) -> FileInfo:
         return await self._pool.run(self._sync.upload, local_path, path, mode)
 
-    async def download(self, path: str, local_path: Union[str, os.PathLike]) -> int:
+    async def download(self, path: str, local_path: PathArg) -> int:
         return await self._pool.run(self._sync.download, path, local_path)
 
     async def list(self, path: str = ".") -> List[FileInfo]:
@@ -260,7 +264,7 @@ class AsyncFunctions:
         self._pool = pool
         self._sync = kiln.functions
 
-    async def deploy(self, directory: Union[str, os.PathLike], name: str, **kw: Any) -> FunctionInfo:
+    async def deploy(self, directory: PathArg, name: str, **kw: Any) -> FunctionInfo:
         return await self._pool.run(self._sync.deploy, directory, name, **kw)
 
     async def invoke(self, name: str, event: Any = None, **kw: Any) -> Invocation:

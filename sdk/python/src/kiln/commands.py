@@ -60,6 +60,10 @@ class CommandHandle:
                 on_stderr(e.data)
             elif e.type == "exit":
                 exit_event = e
+        return self._result(exit_event, check)
+
+    def _result(self, exit_event: Optional[ProcessEvent], check: bool) -> CommandResult:
+        """The finished process's result: its exit from the stream, its output as Kiln kept it."""
         info = self._commands.get(self.pid)
         code = info.exit_code if info and info.exit_code is not None else (exit_event.exit_code if exit_event and exit_event.exit_code is not None else -1)
         result = CommandResult(exit_code=code, stdout=info.stdout if info else "", stderr=info.stderr if info else "", pid=self.pid, signal=info.signal if info else "")
@@ -85,7 +89,7 @@ class Commands:
 
     def __init__(self, session: "Session") -> None:
         self._session = session
-        self._base = f"/api/v1/sessions/{quote(session.id)}"
+        self._base: str = f"/api/v1/sessions/{quote(session.id)}"
 
     def run(
         self,

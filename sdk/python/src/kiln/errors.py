@@ -265,7 +265,8 @@ def error_class(code: str, status: int) -> Type[KilnError]:
 
 def error_from_response(status: int, body: bytes, retry_after: Optional[float] = None) -> KilnError:
     """The typed error for an HTTP error response (any body; Kiln's is JSON)."""
-    code, message, data = f"Http{status}", "", {}
+    code, message = f"Http{status}", ""
+    data: Dict[str, Any] = {}
     try:
         err = json.loads(body.decode("utf-8"))["error"]
         code = str(err.get("code") or code)

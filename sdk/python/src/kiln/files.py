@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, BinaryIO, Iterable, Iterator, List, Optional, Union
 
-from ._core import CHUNK_BYTES, path_of, quote
+from ._core import PathArg, CHUNK_BYTES, path_of, quote
 from .errors import NotFoundError
 from .models import FileInfo
 
@@ -48,12 +48,12 @@ class Files:
         res = self._session._core.request("PUT", path_of(self._base, q), body=body, headers={"content-type": "application/octet-stream"}, timeout=self._timeout())
         return FileInfo.from_json(res.json())
 
-    def upload(self, local_path: Union[str, os.PathLike], path: str, mode: Optional[int] = None) -> FileInfo:
+    def upload(self, local_path: PathArg, path: str, mode: Optional[int] = None) -> FileInfo:
         """Streams a local file to ``path`` in 1 MiB chunks (its size bounds nothing in memory)."""
         with open(local_path, "rb") as f:
             return self.write(path, f, mode)
 
-    def download(self, path: str, local_path: Union[str, os.PathLike]) -> int:
+    def download(self, path: str, local_path: PathArg) -> int:
         """Streams ``path`` into a local file; returns the number of bytes written. The local
         file is written under a temporary name and renamed, so a cut stream leaves no half file."""
         tmp = f"{os.fspath(local_path)}.kiln-part"

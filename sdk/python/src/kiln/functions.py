@@ -8,7 +8,7 @@ import os
 import zipfile
 from typing import Any, Dict, List, Optional, Union
 
-from ._core import Core, path_of, quote
+from ._core import PathArg, Core, path_of, quote
 from .errors import FunctionExistsError, NotFoundError
 from .models import FunctionInfo, Invocation
 
@@ -16,7 +16,7 @@ from .models import FunctionInfo, Invocation
 SKIP_DIRS = {"__pycache__", ".git", ".hg", ".svn", ".venv", ".mypy_cache", ".pytest_cache"}
 
 
-def zip_dir(directory: Union[str, os.PathLike]) -> bytes:
+def zip_dir(directory: PathArg) -> bytes:
     """The folder as a zip in Lambda's layout (its files at the archive's root). Symlinks are
     packed as the files they point to only when they stay inside the folder."""
     root = os.path.realpath(directory)
@@ -44,7 +44,7 @@ class Functions:
     def __init__(self, core: Core) -> None:
         self._core = core
 
-    def deploy(self, directory: Union[str, os.PathLike], name: str, *, runtime: str = "nodejs20.x", handler: Optional[str] = None, publish: bool = False, memory_size: Optional[int] = None, timeout: Optional[int] = None, environment: Optional[Dict[str, str]] = None, description: Optional[str] = None, template: Optional[str] = None) -> FunctionInfo:
+    def deploy(self, directory: PathArg, name: str, *, runtime: str = "nodejs20.x", handler: Optional[str] = None, publish: bool = False, memory_size: Optional[int] = None, timeout: Optional[int] = None, environment: Optional[Dict[str, str]] = None, description: Optional[str] = None, template: Optional[str] = None) -> FunctionInfo:
         """Zips ``directory`` and creates the function ``name``, or updates its code and
         settings when it exists. ``timeout`` is the handler's timeout in seconds (Lambda's unit)."""
         settings: Dict[str, Any] = {k: v for k, v in (("handler", handler), ("memorySize", memory_size), ("timeout", timeout), ("environment", environment), ("description", description), ("template", template)) if v is not None}

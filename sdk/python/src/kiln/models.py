@@ -37,7 +37,8 @@ class CommandResult:
 
     @classmethod
     def from_json(cls, j: Dict[str, Any]) -> "CommandResult":
-        return cls(exit_code=j.get("exitCode") if j.get("exitCode") is not None else -1, stdout=j.get("stdout", ""), stderr=j.get("stderr", ""), pid=j.get("pid", 0), signal=j.get("signal", ""), duration_ms=j.get("durationMs", 0.0), truncated=bool(j.get("truncated")), timed_out=bool(j.get("timedOut")))
+        code = j.get("exitCode")
+        return cls(exit_code=int(code) if code is not None else -1, stdout=j.get("stdout", ""), stderr=j.get("stderr", ""), pid=j.get("pid", 0), signal=j.get("signal", ""), duration_ms=j.get("durationMs", 0.0), truncated=bool(j.get("truncated")), timed_out=bool(j.get("timedOut")))
 
 
 @dataclass

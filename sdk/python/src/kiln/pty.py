@@ -72,7 +72,10 @@ class Terminal:
         output so far) after ``timeout`` seconds."""
         seen = ""
         deadline = time.monotonic() + timeout
-        found = (lambda s: text.search(s) is not None) if isinstance(text, re.Pattern) else (lambda s: text in s)
+
+        def found(s: str) -> bool:
+            return text.search(s) is not None if isinstance(text, re.Pattern) else text in s
+
         while not found(seen):
             left = deadline - time.monotonic()
             if left <= 0:
