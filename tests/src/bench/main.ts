@@ -9,6 +9,7 @@ import { benchLambdaSdk } from './lambda-sdk.js';
 import { benchNfs } from './nfs.js';
 import { benchPools } from './pools.js';
 import { startRedis } from './redis.js';
+import { benchSdkPython } from './sdk-python.js';
 import { benchSessions } from './sessions.js';
 import { benchSoak } from './soak.js';
 import { benchStreaming } from './streaming.js';
@@ -50,6 +51,7 @@ async function main(): Promise<void> {
     if (wanted('pools')) printRows('Start types and pools', await benchPools(redis.socket, floor, { samples, durationMs, clients: [32, 128] }));
     if (wanted('soak')) printRows('Soak (lost, duplicated and stranded invocations)', await benchSoak(redis.socket, floor));
     if (wanted('tenancy')) printRows('Tenancy: authentication cost and fair share', await benchTenancy(redis.socket, { samples }));
+    if (wanted('sdk-python')) printRows('Python SDK beside bare http.client', await benchSdkPython(redis.socket));
     if (wanted('docker')) printRows('Docker platform (Podman) cold start', await benchDocker({ samples: Number(process.env.BENCH_DOCKER_SAMPLES ?? 7) }));
   } finally {
     await redis.stop();

@@ -15,7 +15,7 @@ import ssl
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, Mapping, Optional, Union
+from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, Mapping, Optional, Tuple, Union
 
 #: A local path argument.
 PathArg = Union[str, "os.PathLike[str]"]
@@ -180,15 +180,27 @@ def _length_of(body: Body) -> Optional[int]:
         return 0
     if isinstance(body, (bytes, bytearray, memoryview)):
         return len(body)
-    if hasattr(body, "seek") and hasattr(body, "tell"):
-        try:
-            pos = body.tell()
-            end = body.seek(0, os.SEEK_END)
-            body.seek(pos)
-            return int(end - pos)
-        except (OSError, ValueError):
-            return None
-    return None
+    f, pos = _rewind_point(body)
+    if f is None or pos is None:
+        return None
+    try:
+        end = f.seek(0, os.SEEK_END)
+        f.seek(pos)
+        return end - pos
+    except (OSError, ValueError):
+        return None
+
+
+def _rewind_point(body: Body) -> Tuple[Optional[BinaryIO], Optional[int]]:
+    """A file body that can be sent again from where it starts, and that position (a pipe or a
+    socket cannot: it is sent once)."""
+    if not (hasattr(body, "seekable") and hasattr(body, "tell")):
+        return None, None
+    f: BinaryIO = body  # type: ignore[assignment]
+    try:
+        return (f, f.tell()) if f.seekable() else (None, None)
+    except (OSError, ValueError):
+        return None, None
 
 
 class Core:
@@ -240,8 +252,7 @@ class Core:
         if json_body is not None:
             body = json.dumps(json_body).encode("utf-8")
             h.setdefault("content-type", "application/json")
-        seekable: Optional[BinaryIO] = body if hasattr(body, "tell") and hasattr(body, "seek") else None  # type: ignore[assignment]
-        start = seekable.tell() if seekable is not None else None
+        seekable, start = _rewind_point(body)
         rewindable = body is None or isinstance(body, (bytes, bytearray, memoryview)) or start is not None
         t = timeout if timeout is not None else self.config.timeout
         attempt = 0
