@@ -24,7 +24,7 @@ class ErrorTableTest(unittest.TestCase):
         for code, cls in ERROR_MAP.items():
             self.assertTrue(issubclass(cls, KilnError), code)
         e = error_from_response(404, b'{"error":{"code":"SessionNotFound","message":"gone","data":{"sessionId":"s1"}}}')
-        self.assertIsInstance(e, SessionNotFoundError)
+        assert isinstance(e, SessionNotFoundError), e
         self.assertEqual(e.session_id, "s1")
         # A code this SDK does not know yet falls back to its status (or its NotFound suffix).
         self.assertIsInstance(error_from_response(404, b'{"error":{"code":"WidgetNotFound","message":"x"}}'), NotFoundError)

@@ -18,7 +18,7 @@ class RateLimitRetryTest(unittest.TestCase):
             self.assertIsInstance(kiln.sessions.list(), list)
         self.assertGreater(len(retries), 0, "8 requests at once must pass a quota of 2/s only by retrying")
         for err, attempt, delay in retries:
-            self.assertIsInstance(err, QuotaExceededError)
+            assert isinstance(err, QuotaExceededError), err
             self.assertEqual((err.status, err.quota), (429, "requestsPerSecond"))
             self.assertEqual(err.retry_after, 1.0)
             self.assertGreaterEqual(delay, 1.0, "the client waits at least Retry-After")

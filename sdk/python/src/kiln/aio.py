@@ -14,7 +14,7 @@ import os
 import re
 import ssl
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, AsyncIterator, Callable, Dict, Iterator, List, Optional, Sequence, TypeVar, Union
+from typing import Any, AsyncIterator, Callable, Dict, Iterator, List, Literal, Optional, Sequence, TypeVar, Union, overload
 
 from ._core import PathArg
 from .client import Kiln
@@ -91,7 +91,13 @@ class AsyncCommands:
         self._pool = pool
         self._sync = session.commands
 
-    async def run(self, cmd: Union[str, Sequence[str]], *, background: bool = False, on_stdout: Optional[OutputHandler] = None, on_stderr: Optional[OutputHandler] = None, check: bool = False, **kw: Any) -> Any:
+    @overload
+    async def run(self, cmd: Union[str, Sequence[str]], *, background: Literal[False] = False, on_stdout: Optional[OutputHandler] = None, on_stderr: Optional[OutputHandler] = None, check: bool = False, **kw: Any) -> CommandResult: ...
+
+    @overload
+    async def run(self, cmd: Union[str, Sequence[str]], *, background: Literal[True], **kw: Any) -> AsyncCommandHandle: ...
+
+    async def run(self, cmd: Union[str, Sequence[str]], *, background: bool = False, on_stdout: Optional[OutputHandler] = None, on_stderr: Optional[OutputHandler] = None, check: bool = False, **kw: Any) -> Union[CommandResult, AsyncCommandHandle]:
         """As Commands.run; handlers (sync or async) are called on the event loop."""
         if background:
             return AsyncCommandHandle(self._pool, await self._pool.run(self._sync.run, cmd, background=True, **kw))

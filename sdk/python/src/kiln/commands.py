@@ -1,7 +1,7 @@
 """Processes in a session: run to completion, stream output, background processes."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Generator, Iterator, List, Literal, Optional, Sequence, Union, overload
 
 from ._core import quote
 from ._sse import sse_events
@@ -91,6 +91,42 @@ class Commands:
         self._session = session
         self._base: str = f"/api/v1/sessions/{quote(session.id)}"
 
+    @overload
+    def run(
+        self,
+        cmd: Union[str, Sequence[str]],
+        *,
+        background: Literal[False] = False,
+        on_stdout: Optional[OutputHandler] = None,
+        on_stderr: Optional[OutputHandler] = None,
+        cwd: Optional[str] = None,
+        env: Optional[Dict[str, str]] = None,
+        stdin: Optional[str] = None,
+        timeout_ms: Optional[int] = None,
+        max_output_bytes: Optional[int] = None,
+        tag: Optional[str] = None,
+        keep_stdin: Optional[bool] = None,
+        check: bool = False,
+    ) -> CommandResult: ...
+
+    @overload
+    def run(
+        self,
+        cmd: Union[str, Sequence[str]],
+        *,
+        background: Literal[True],
+        on_stdout: Optional[OutputHandler] = None,
+        on_stderr: Optional[OutputHandler] = None,
+        cwd: Optional[str] = None,
+        env: Optional[Dict[str, str]] = None,
+        stdin: Optional[str] = None,
+        timeout_ms: Optional[int] = None,
+        max_output_bytes: Optional[int] = None,
+        tag: Optional[str] = None,
+        keep_stdin: Optional[bool] = None,
+        check: bool = False,
+    ) -> CommandHandle: ...
+
     def run(
         self,
         cmd: Union[str, Sequence[str]],
@@ -106,7 +142,7 @@ class Commands:
         tag: Optional[str] = None,
         keep_stdin: Optional[bool] = None,
         check: bool = False,
-    ) -> Any:
+    ) -> Union[CommandResult, CommandHandle]:
         """Runs ``cmd`` (a shell line, or an argv list) and returns a CommandResult; with
         ``on_stdout``/``on_stderr`` the output streams to them as it is written. With
         ``background=True`` it returns a CommandHandle at once. ``timeout_ms`` kills the process
@@ -142,7 +178,7 @@ class Commands:
             raise CommandExitError(result)
         return result
 
-    def stream(self, cmd: Union[str, Sequence[str]], *, cwd: Optional[str] = None, env: Optional[Dict[str, str]] = None, stdin: Optional[str] = None, timeout_ms: Optional[int] = None, max_output_bytes: Optional[int] = None) -> Iterator[ProcessEvent]:
+    def stream(self, cmd: Union[str, Sequence[str]], *, cwd: Optional[str] = None, env: Optional[Dict[str, str]] = None, stdin: Optional[str] = None, timeout_ms: Optional[int] = None, max_output_bytes: Optional[int] = None) -> Generator[ProcessEvent, None, None]:
         """Runs ``cmd`` and yields its events as they happen: start, stdout/stderr, exit.
         Closing the generator early (``break``) closes the stream."""
         return self._stream(process_request(cmd, cwd=cwd, env=env, stdin=stdin, timeout_ms=timeout_ms, max_output_bytes=max_output_bytes))
@@ -151,7 +187,7 @@ class Commands:
         own = (timeout_ms if timeout_ms is not None else 300_000) / 1000.0
         return max(self._session._core.config.timeout, own + READ_MARGIN_S)
 
-    def _stream(self, body: Dict[str, Any]) -> Iterator[ProcessEvent]:
+    def _stream(self, body: Dict[str, Any]) -> Generator[ProcessEvent, None, None]:
         res = self._session._core.request("POST", f"{self._base}/process/stream", json_body=body, timeout=self._read_timeout(body.get("timeoutMs")))
         try:
             yield from sse_events(res.iter_lines())
