@@ -1,4 +1,8 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { Sandbox } from 'e2b';
 import { Redis } from 'ioredis';
@@ -10,8 +14,8 @@ import { alive, executorPids, until } from '../support/faults.js';
  * Sessions across control-plane restarts, with the control plane as a real process and the
  * default KILN_STOP_EXECUTORS_ON_EXIT (`interrupt`): SIGKILL and SIGTERM (a crash, an upgrade)
  * leave the executors running, and the next control plane adopts them with every session: its
- * files, its background processes, its terminals (re-attached through the E2B SDK's pty.connect)
- * and its E2B access token. Ctrl-C (SIGINT) stops everything, and the sessions then say `lost`
+ * files, its background processes, its terminals (re-attached through the E2B SDK's pty.connect),
+ * its NFS export and its E2B access token. Ctrl-C (SIGINT) stops everything, and the sessions then say `lost`
  * with a reason from the first request after the restart. An executor SIGKILLed under an
  * adopted session makes it `lost` without anyone calling it.
  */
@@ -67,6 +71,8 @@ const start = async (): Promise<void> => {
 interface Held {
   sbx: Sandbox;
   id: string;
+  /** The libnfs URL of its /workspace export, as the record showed it before the restart. */
+  nfsUrl: string;
   counterPid: number;
   ptyPid: number;
 }
@@ -82,7 +88,9 @@ async function holdSession(): Promise<Held> {
   const term = await sbx.pty.create({ cols: 80, rows: 24, onData: () => undefined });
   await sbx.pty.sendInput(term.pid, new TextEncoder().encode('export MARK=seven\n'));
   await until('the counter to tick', async () => Number((await call('POST', `/api/v1/sessions/${id}/process/run`, { command: 'sh', args: ['-c', 'wc -l < /workspace/ticks'] })).body.stdout) > 0);
-  return { sbx, id, counterPid: counter.body.pid as number, ptyPid: term.pid };
+  const nfsUrl = (await call('GET', `/api/v1/sessions/${id}`)).body.nfsUrl as string;
+  expect(nfsUrl).toMatch(/^nfs:\/\//);
+  return { sbx, id, nfsUrl, counterPid: counter.body.pid as number, ptyPid: term.pid };
 }
 
 /** Everything `holdSession` made is there and working after the restart. */
@@ -103,6 +111,22 @@ async function expectKept(h: Held): Promise<void> {
   expect(run.body.stdout, JSON.stringify(run.body)).toBe('after restart\n');
   // The SDK object from before the restart still works: the access token was kept.
   expect((await h.sbx.commands.run('echo same-token')).stdout).toBe('same-token\n');
+  // The NFS export answers at the address from before the restart.
+  expect((await call('GET', `/api/v1/sessions/${h.id}`)).body.nfsUrl).toBe(h.nfsUrl);
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-restart-nfs-'));
+  try {
+    writeFileSync(join(dir, 'in.txt'), 'over nfs after a restart\n');
+    const name = `nfs-${randomBytes(4).toString('hex')}.txt`;
+    const target = h.nfsUrl.replace('?', `/${name}?`);
+    const copied = await new Promise<{ code: number; stderr: string }>((resolve) =>
+      execFile('nfs-cp', [join(dir, 'in.txt'), target], { timeout: 60_000 }, (err, _out, stderr) => resolve({ code: err ? 1 : 0, stderr })),
+    );
+    expect(copied.code, copied.stderr).toBe(0);
+    const cat = await call('POST', `/api/v1/sessions/${h.id}/process/run`, { command: 'cat', args: [name] });
+    expect(cat.body.stdout).toBe('over nfs after a restart\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
   // The terminal is re-attached by pid and its shell still holds what was typed before.
   let screen = '';
   const decoder = new TextDecoder();
