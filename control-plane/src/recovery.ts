@@ -38,8 +38,9 @@ export async function reconcile(deps: {
     const now = Date.now();
     const sandboxes = await records.snapshot(template.name);
     // Busy records belonged to invocations of a control plane that is gone, unless a session
-    // holds them (a session outlives the control plane that made it: its lease runs to the
-    // session's expiry, and it is recognised by id in case a lease lapsed); idle ones on dead
+    // holds them: a session outlives the control plane that made it (its lease runs a minute
+    // past the session's expiry, and the session is recognised by id too, so its sandbox is never
+    // taken for one nobody knows; the session reaper ends it once it expires). Idle ones on dead
     // executors point nowhere. Those go (and their ids off the idle lists), before the executors'
     // counts are set from what is left. Sessions on dead executors are marked lost by the caller.
     const kept = sandboxes.filter((r) => live.has(r.executor) && (stillHeld(r, now) || sessionHeld.has(r.id)));
