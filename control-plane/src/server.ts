@@ -73,6 +73,11 @@ export interface Kiln {
   keeper: PoolKeeper;
   /** Bound port of the single-port NFS gateway; undefined when KILN_NFS_PORT is unset. */
   nfsPort: number | undefined;
+  /**
+   * Stops this control plane. `stopExecutors` (default: KILN_STOP_EXECUTORS_ON_EXIT, with
+   * `interrupt` read as yes, as for Ctrl-C) also stops the deployment's executors when no other
+   * replica is alive, and marks their sessions lost; no leaves them for the next one to adopt.
+   */
   stop(opts?: { stopExecutors?: boolean }): Promise<void>;
 }
 
