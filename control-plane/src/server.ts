@@ -40,6 +40,7 @@ import { log, setLogLevel } from './log.js';
 import { ExecutionQueues } from './queue/queues.js';
 import { ReplyRouter } from './queue/replies.js';
 import { reconcile } from './recovery.js';
+import { SessionSandboxWatch } from './sessions/sandbox-watch.js';
 import { bullConnectionOptions, commandConnection, redisTarget, type RedisTarget } from './redis/connection.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from './redis/embedded.js';
 import { PlatformRouter } from './platforms/select.js';
@@ -192,6 +193,9 @@ export async function startKiln(config: Config): Promise<Kiln> {
   if (orphaned.length > 0) log('warn', 'sessions lost while no control plane ran: their sandboxes are gone', { sessions: orphaned.length });
   const sessionReaper = new SessionReaper(redis, keys, sessions);
   sessionReaper.start();
+  // A session's sandbox gone from an executor that lives on: its record goes, the reaper marks it lost.
+  const sandboxWatch = new SessionSandboxWatch(sessions.store, records, agents, scheduler);
+  sandboxWatch.start();
   const outcomes = new OutcomePolicy(new Dispatcher(scheduler, agents, templates, leases, codePackages), replies, metrics, (job, record, attempts) => deadLetters.add(job, record, attempts), history);
   // A job that ran its last attempt stops counting against its tenant's executions quota. A
   // release lost here (Redis gone) is found later by the quota's reconcile (tenancy/quotas.ts).
@@ -269,6 +273,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
       await step('stop the pool keeper', () => keeper.stop());
       await step('close the NFS gateway', () => nfsGateway?.close());
       await step('stop the session reaper', () => sessionReaper.stop());
+      await step('stop the session sandbox watch', () => sandboxWatch.stop());
       await step('stop the retired blob sweep', () => retirements.stop());
       await step('close the blob store', () => blobs.close?.());
       await step('stop template refreshes', () => templates.stop());
