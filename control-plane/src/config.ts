@@ -116,8 +116,13 @@ const schema = z.object({
   KILN_LEASE_HOLD_MS: z.coerce.number().int().min(0).max(1000).default(20),
   /** Scheduling class of the control plane's threads (cpu-policy.ts): batch wakes without preempting. */
   KILN_CPU_POLICY: z.enum(['batch', 'normal']).default('batch'),
-  /** Stop executors when the control plane stops (local platform); off lets a restart adopt them. */
-  KILN_STOP_EXECUTORS_ON_EXIT: z.enum(['true', 'false']).default('true'),
+  /**
+   * Stop executors when the control plane stops: `interrupt` (default) only when it is stopped by
+   * SIGINT (Ctrl-C of `npm start` in the foreground), leaving them running for a restart or an
+   * upgrade (SIGTERM: systemd, docker stop, kubectl) to adopt with their sessions; `true` always,
+   * `false` never. The last replica alive decides (scheduler/keeper.ts).
+   */
+  KILN_STOP_EXECUTORS_ON_EXIT: z.enum(['interrupt', 'true', 'false']).default('interrupt'),
   KILN_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   /** Label /metrics series of invocations, errors and sessions by tenant. */
   KILN_METRICS_TENANT_LABEL: z.enum(['true', 'false']).default('true'),
@@ -227,7 +232,8 @@ export type Config = {
   maxTimeoutMs: number;
   leaseHoldMs: number;
   cpuPolicy: CpuPolicy;
-  stopExecutorsOnExit: boolean;
+  /** KILN_STOP_EXECUTORS_ON_EXIT; see stopExecutorsFor. */
+  stopExecutorsOnExit: boolean | 'interrupt';
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** KILN_REGION: the region in ARNs and in handlers' AWS_REGION. */
   region: string;
@@ -312,7 +318,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxTimeoutMs: e.KILN_MAX_TIMEOUT_MS,
     leaseHoldMs: e.KILN_LEASE_HOLD_MS,
     cpuPolicy: e.KILN_CPU_POLICY,
-    stopExecutorsOnExit: e.KILN_STOP_EXECUTORS_ON_EXIT === 'true',
+    stopExecutorsOnExit: e.KILN_STOP_EXECUTORS_ON_EXIT === 'interrupt' ? 'interrupt' : e.KILN_STOP_EXECUTORS_ON_EXIT === 'true',
     logLevel: e.KILN_LOG_LEVEL,
     region: e.KILN_REGION,
     metrics: { tenantLabel: { enabled: e.KILN_METRICS_TENANT_LABEL === 'true', maxTenants: e.KILN_METRICS_MAX_TENANTS } },
@@ -351,4 +357,16 @@ function blobStoreConfig(e: z.infer<typeof schema>): BlobStoreConfig {
   if (store === 'redis') return { store };
   if (!e.KILN_S3_BUCKET) throw new ConfigError('KILN_S3_BUCKET', 'is required when KILN_BLOB_STORE=s3');
   return { store, bucket: e.KILN_S3_BUCKET, endpoint: e.KILN_S3_ENDPOINT, region: e.KILN_S3_REGION, forcePathStyle: e.KILN_S3_FORCE_PATH_STYLE === 'true', prefix: e.KILN_S3_PREFIX };
+}
+
+/**
+ * Whether a stop takes the deployment's executors (and so every session) down with it. With
+ * `interrupt`, only SIGINT does: Ctrl-C of a foreground `npm start` means "stop everything I
+ * started", while SIGTERM is what service managers send for a restart or an upgrade, after which
+ * the next control plane adopts the executors and their sessions. A stop with no signal (an
+ * embedder calling `Kiln.stop()`) is treated like Ctrl-C.
+ */
+export function stopExecutorsFor(setting: boolean | 'interrupt', signal?: string): boolean {
+  if (setting !== 'interrupt') return setting;
+  return signal === undefined || signal === 'SIGINT';
 }

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { releaseExecutorCgroups } from '@kiln/executor/cgroup';
 import { unmountBelow } from '@kiln/executor/mounts';
-import { createReadStream, existsSync, openSync, closeSync } from 'node:fs';
+import { createReadStream, existsSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
@@ -71,6 +71,21 @@ function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether a state file's pid is still that executor: alive, and running the executor's entry
+ * point. State files outlive a stop that leaves executors running (the default for SIGTERM) and
+ * so may outlive a reboot or a container restart, after which the pid can be anyone's; an
+ * unrelated process must never be adopted, nor signalled by `stop`.
+ */
+function runsExecutor(pid: number, executorMain: string): boolean {
+  if (!alive(pid)) return false;
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(executorMain);
   } catch {
     return false;
   }
@@ -190,7 +205,7 @@ export class LocalPlatform implements Platform {
     // Another deployment's executor (state dirs can be shared) or a made-up id is "unknown":
     // a no-op, so nothing outside this deployment's records is killed or deleted.
     if (record.labels.deployment !== this.opts.deployment || record.id !== executorId) return;
-    if (alive(record.pid)) {
+    if (runsExecutor(record.pid, this.opts.executorMain)) {
       process.kill(record.pid, 'SIGTERM');
       for (let i = 0; i < 100 && alive(record.pid); i++) await new Promise((r) => setTimeout(r, 50));
       if (alive(record.pid)) process.kill(-record.pid, 'SIGKILL');
@@ -205,7 +220,7 @@ export class LocalPlatform implements Platform {
       if (!name.endsWith('.json')) continue;
       const record = await this.read(name.slice(0, -5));
       if (!record || record.labels.deployment !== this.opts.deployment) continue;
-      if (alive(record.pid)) out.push(record);
+      if (runsExecutor(record.pid, this.opts.executorMain)) out.push(record);
       // Found dead (SIGKILLed, crashed): its files and uids go with its state file.
       else await this.letGo(record.id);
     }

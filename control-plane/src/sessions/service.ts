@@ -299,9 +299,10 @@ export class SessionService {
 
   /**
    * Marks running sessions whose sandbox record is gone as lost (their executor was dropped by
-   * a replica that died before marking them, or on another replica). Run by the session reaper.
+   * a replica that died before marking them, or on another replica). Run by the session reaper,
+   * at start-up (before serving) and when a stop takes the executors down (`reason` then says so).
    */
-  async markOrphans(sessions: SessionRecord[], now = Date.now()): Promise<string[]> {
+  async markOrphans(sessions: SessionRecord[], now = Date.now(), reason?: string): Promise<string[]> {
     const running = sessions.filter((r) => r.state !== 'lost');
     const alive = await this.records.existing(running.map((r) => r.sandboxId));
     const marked: string[] = [];
@@ -310,7 +311,7 @@ export class SessionService {
       // Re-read: a session created or ended since the list was taken is not an orphan.
       const fresh = await this.store.get(r.id);
       if (!fresh || fresh.state === 'lost' || (await this.records.existing([fresh.sandboxId])).size > 0) continue;
-      if (await this.store.markLost(fresh, await this.lossReason(fresh), now)) {
+      if (await this.store.markLost(fresh, reason ?? (await this.lossReason(fresh)), now)) {
         marked.push(r.id);
         await this.release(fresh.tenant ?? DEFAULT_TENANT, fresh.id);
       }
