@@ -44,7 +44,8 @@ export class SandboxEgress {
 
   constructor(
     readonly sandboxId: string,
-    readonly template: EgressPolicy,
+    /** The ceiling: the template's policy, or what the control plane widened it to (setPolicy). */
+    public template: EgressPolicy,
     private readonly listeners: NetnsListeners,
     private readonly resolver: Resolver,
     private readonly hostAddresses: () => ReadonlySet<string>,
@@ -59,10 +60,14 @@ export class SandboxEgress {
     return this.session ?? this.template;
   }
 
-  /** Replaces the session policy, which must lie within the template's; throws EgressPolicyError. */
-  setPolicy(p: EgressPolicy): void {
-    const wider = widening(this.template, p);
-    if (wider.length) throw new EgressPolicyError(`the policy is wider than the template's: ${wider.join('; ')}`);
+  /**
+   * Replaces the session policy, which must lie within the ceiling (the template's, or `ceiling`
+   * when given: the control plane's widening by the tenant's grant); throws EgressPolicyError.
+   */
+  setPolicy(p: EgressPolicy, ceiling?: EgressPolicy): void {
+    const wider = widening(ceiling ?? this.template, p);
+    if (wider.length) throw new EgressPolicyError(`the policy is wider than the ${ceiling ? 'ceiling sent with it' : "template's"}: ${wider.join('; ')}`);
+    if (ceiling) this.template = ceiling;
     this.session = p;
   }
 
