@@ -1,4 +1,5 @@
 import { normalisePolicy, widening, type EgressPolicy, type EgressPolicyInput } from '@kiln/executor/egress-policy';
+import { caEnv } from '@kiln/executor/egress-ca-env';
 import type { Agent } from '../agent/client.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import { networkPolicy } from '../templates/network.js';
@@ -74,6 +75,7 @@ export class EgressPlacement {
         return { placeholder: p.placeholder, value: s.value, hosts: s.hosts, header: s.header, format: s.format, https: s.https };
       });
       await egress.setSecrets(sandboxId, bound);
+      if (opened.some((s) => s.https)) Object.assign(env, caEnv());
     }
     return env;
   }

@@ -1,5 +1,6 @@
 import type { EgressRecord } from '@kiln/proto/executor/egress';
 import { normalisePolicy, widening, type EgressPolicy, type EgressPolicyInput } from '@kiln/executor/egress-policy';
+import { caEnv } from '@kiln/executor/egress-ca-env';
 import { ServiceUnavailableError } from '../errors.js';
 import { DEFAULT_TENANT, type Principal } from '../tenancy/principal.js';
 import { placeholderFor, type SecretStore } from './secrets.js';
@@ -57,6 +58,7 @@ export class EgressService {
       return { placeholder: p.placeholder, value: s.value, hosts: s.hosts, header: s.header, format: s.format, https: s.https };
     });
     await agent.egress.setSecrets(agent.sandboxId, bound);
+    if (opened.some((s) => s.https)) Object.assign(env, caEnv());
     const record = await this.sessions.store.get(sessionId);
     if (record) await this.sessions.store.put({ ...record, env: { ...record.env, ...env } });
     return { sessionId, env };

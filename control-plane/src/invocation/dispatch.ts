@@ -47,13 +47,15 @@ export class Dispatcher {
    * may have changed since the last invocation. A failure destroys the sandbox: its policy may
    * be half set.
    */
-  private async applyEgress(lease: Lease, job: InvocationJob): Promise<void> {
+  private async applyEgress(lease: Lease, job: InvocationJob): Promise<InvocationJob> {
     const e = job.function.egress;
-    if (!e) return;
+    if (!e) return job;
     try {
       if (!this.egress) throw new KilnError('EgressUnavailable', 500, 'this replica cannot apply function egress settings');
       const plan = { ...(e.policyJson ? { policy: JSON.parse(e.policyJson) as EgressPolicy } : {}), secrets: e.secrets };
-      await this.egress.apply(this.agents.get(lease.executor), lease.sandboxId, job.tenant ?? DEFAULT_TENANT, lease.template, plan, `function "${job.function.name}"`, job.function.key);
+      // Placeholders derive from the function key, so the environment is the same at every lease.
+      const env = await this.egress.apply(this.agents.get(lease.executor), lease.sandboxId, job.tenant ?? DEFAULT_TENANT, lease.template, plan, `function "${job.function.name}"`, job.function.key);
+      return { ...job, function: { ...job.function, env: { ...job.function.env, ...env } } };
     } catch (err) {
       await this.scheduler.destroy(lease);
       throw err;
@@ -79,10 +81,10 @@ export class Dispatcher {
         (await this.scheduler.acquire(template, fn.runner, fn.key, LEASE_WAIT_MS, job.timeoutMs + RPC_MARGIN_MS * 2));
       // Until the sandbox that ran it was leased, lost ones included.
       scheduleMs = performance.now() - t0;
-      await this.applyEgress(lease, job);
+      const placed = await this.applyEgress(lease, job);
       try {
-        res = await this.invoke(lease, job, lease.startType !== 'hot' ? files : undefined, onChunk);
-        if (res.status === InvokeStatus.INVOKE_STATUS_NEEDS_FUNCTION) res = await this.invoke(lease, job, files, onChunk);
+        res = await this.invoke(lease, placed, lease.startType !== 'hot' ? files : undefined, onChunk);
+        if (res.status === InvokeStatus.INVOKE_STATUS_NEEDS_FUNCTION) res = await this.invoke(lease, placed, files, onChunk);
         break;
       } catch (err) {
         if (err instanceof SandboxLostError) {
