@@ -14,6 +14,10 @@ import { sniff, SNIFF_MAX_BYTES } from './sniff.js';
 const FAKE_PREFIX = '127.100.';
 const FAKE_MAX = 65_000;
 const CONNECT_TIMEOUT_MS = 10_000;
+/** The longest an upstream DNS answer is reused, whatever its TTL. */
+const RESOLVE_CACHE_MAX_MS = 30_000;
+/** Names one sandbox's cache holds before it starts over. */
+const RESOLVE_CACHE_NAMES = 1024;
 /**
  * Connections one sandbox may have open through the proxy at once: each holds two of the
  * executor's descriptors, which every sandbox on it shares.
@@ -41,6 +45,8 @@ export class SandboxEgress {
   readonly audit = new AuditLog();
   private readonly sockets = new Set<Socket>();
   private secrets: BoundSecret[] = [];
+  /** Upstream answers by name, until their TTL ends (resolve). */
+  private readonly resolved = new Map<string, { addresses: string[]; until: number }>();
   /** Client connections open now (MAX_CONNECTIONS). */
   private open = 0;
 
@@ -105,6 +111,24 @@ export class SandboxEgress {
     this.record({ protocol, allowed: false, rule: 'error', detail: `egress proxy error: ${err instanceof Error ? err.message : String(err)}` });
   }
 
+  /**
+   * The host resolver's addresses for an allowed name, kept for their TTL (at most
+   * RESOLVE_CACHE_MAX_MS): a sandbox's DNS question (A and AAAA) and its connection each needed
+   * an upstream question before, which was most of the proxy's added latency per request. Per
+   * sandbox, so no sandbox learns from timing what another asked. Every connection still checks
+   * the addresses against the policy (decideAddress).
+   */
+  private async resolve(name: string): Promise<string[]> {
+    const hit = this.resolved.get(name);
+    if (hit && hit.until > Date.now()) return hit.addresses;
+    const records = await this.resolver.resolve4(name, { ttl: true });
+    const ttlMs = Math.min(RESOLVE_CACHE_MAX_MS, Math.min(...records.map((r) => r.ttl)) * 1000);
+    const addresses = records.map((r) => r.address);
+    if (this.resolved.size >= RESOLVE_CACHE_NAMES) this.resolved.clear();
+    if (ttlMs > 0) this.resolved.set(name, { addresses, until: Date.now() + ttlMs });
+    return addresses;
+  }
+
   private fakeAddress(name: string): string | undefined {
     let ip = this.addressOf.get(name);
     if (ip) return ip;
@@ -134,7 +158,7 @@ export class SandboxEgress {
     }
     let addresses: string[];
     try {
-      addresses = await this.resolver.resolve4(q.name);
+      addresses = await this.resolve(q.name);
     } catch (err) {
       const code = (err as { code?: string }).code;
       const rcode = code === 'ENOTFOUND' || code === 'ENODATA' ? (code === 'ENOTFOUND' ? RCODE.nxDomain : RCODE.noError) : RCODE.servFail;
@@ -200,7 +224,7 @@ export class SandboxEgress {
       if (!verdict.allowed) return refuse(verdict);
       let addresses: string[];
       try {
-        addresses = await this.resolver.resolve4(name);
+        addresses = await this.resolve(name);
       } catch (err) {
         return refuse({ allowed: false, rule: verdict.rule }, `resolving ${name}: ${(err as { code?: string }).code ?? 'failed'}`);
       }
