@@ -37,6 +37,7 @@ export const CreateSessionSchema = z
     }),
     secrets: z
       .array(SecretNameParam)
+      .min(1)
       .max(32)
       .optional()
       .openapi({ description: "Names of the tenant's egress secrets (PUT /api/v1/secrets/{name}) to bind: the environment gets KILN_SECRET_<NAME> = a placeholder, which Kiln's proxy replaces on requests to the secret's hosts. An unknown name is 404 SecretNotFound", example: ['openai'] }),
