@@ -195,6 +195,14 @@ const schema = z.object({
     .string()
     .regex(/^(\d{1,3}(\.\d{1,3}){3}(:\d{1,5})?)(,\d{1,3}(\.\d{1,3}){3}(:\d{1,5})?)*$/, 'comma-separated IPv4 addresses with optional ports, e.g. 192.0.2.53:53')
     .optional(),
+  /**
+   * The deployment's egress CA (PEM files) that local executors' proxies intercept HTTPS with,
+   * for secrets that opt in (`https`). Default: made once in <KILN_DATA_DIR>/egress-ca/.
+   */
+  KILN_EGRESS_CA_CERT: z.string().optional(),
+  KILN_EGRESS_CA_KEY: z.string().optional(),
+  /** A PEM file of extra CAs the egress proxies trust when they open TLS to a host themselves. */
+  KILN_EGRESS_UPSTREAM_CA: z.string().optional(),
   /** Address the NFS gateway listens on; default KILN_HOST. */
   KILN_NFS_BIND_GATEWAY: z
     .string()
@@ -255,6 +263,8 @@ export type Config = {
   nfs: { host: string; bind: string; gateway: { host: string; port: number } | undefined } | undefined;
   /** KILN_EGRESS_DNS, when set: what local executors' egress proxies resolve with. */
   egressDns: string | undefined;
+  /** The egress CA files local executors get (KILN_EGRESS_CA_CERT/KEY, else the data dir's) and KILN_EGRESS_UPSTREAM_CA. */
+  egressCa: { cert: string; key: string; upstreamCa: string | undefined };
 };
 
 export class ConfigError extends Error {
@@ -343,6 +353,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           }
         : undefined,
     egressDns: e.KILN_EGRESS_DNS,
+    egressCa: {
+      cert: e.KILN_EGRESS_CA_CERT ?? join(e.KILN_DATA_DIR, 'egress-ca', 'ca.pem'),
+      key: e.KILN_EGRESS_CA_KEY ?? join(e.KILN_DATA_DIR, 'egress-ca', 'ca.key'),
+      upstreamCa: e.KILN_EGRESS_UPSTREAM_CA,
+    },
   };
 }
 

@@ -61,6 +61,8 @@ import { loadTemplateFiles, TemplateRegistry } from './templates/registry.js';
 import { TemplateAdmin } from './templates/admin.js';
 import { registerEgressMetrics } from './egress/metrics.js';
 import { SecretStore } from './egress/secrets.js';
+import { EgressGrants } from './egress/grants.js';
+import { EgressPlacement } from './egress/placement.js';
 import { KilnMetrics } from './metrics/kiln.js';
 import { mcpEndpoint } from './mcp/http.js';
 
@@ -164,7 +166,11 @@ export async function startKiln(config: Config): Promise<Kiln> {
   const codePackages = new CodePackages(blobs, retirements);
   const aliasStore = new AliasStore(redis, keys);
   const urlStore = new FunctionUrlStore(redis, keys);
-  const functions = new FunctionService(new FunctionStore(redis, keys), aliasStore, codePackages, templates, { maxTimeoutMs: config.maxTimeoutMs }, quotas);
+  // Egress secrets and grants (egress/): sessions and functions name them; their policies and secrets go onto each sandbox they get.
+  const egressSecrets = new SecretStore(redis, keys, sealer);
+  const egressGrants = new EgressGrants(redis, keys);
+  const egressPlacement = new EgressPlacement(templates, egressGrants, egressSecrets);
+  const functions = new FunctionService(new FunctionStore(redis, keys), aliasStore, codePackages, templates, { maxTimeoutMs: config.maxTimeoutMs }, quotas, egressPlacement);
   const deadLetters = new DeadLetterStore(redis, keys);
   setRegion(config.region);
   const extras = new FunctionExtras(redis, keys, functions, quotas);
@@ -186,6 +192,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
     nfsHost: config.nfs?.host,
     ...(nfsPort !== undefined ? { nfsGatewayPort: nfsPort } : {}),
     quotas,
+    egress: egressPlacement,
   });
   // Sessions whose sandbox did not survive the restart (their executor died or was stopped while
   // no control plane ran) are `lost` before the first request is served, never `running` first.
@@ -196,7 +203,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
   // A session's sandbox gone from an executor that lives on: its record goes, the reaper marks it lost.
   const sandboxWatch = new SessionSandboxWatch(sessions.store, records, agents, scheduler);
   sandboxWatch.start();
-  const outcomes = new OutcomePolicy(new Dispatcher(scheduler, agents, templates, leases, codePackages), replies, metrics, (job, record, attempts) => deadLetters.add(job, record, attempts), history);
+  const outcomes = new OutcomePolicy(new Dispatcher(scheduler, agents, templates, leases, codePackages, egressPlacement), replies, metrics, (job, record, attempts) => deadLetters.add(job, record, attempts), history);
   // A job that ran its last attempt stops counting against its tenant's executions quota. A
   // release lost here (Redis gone) is found later by the quota's reconcile (tenancy/quotas.ts).
   await queues.startWorkers(outcomes.handle, (job) => {
@@ -243,7 +250,8 @@ export async function startKiln(config: Config): Promise<Kiln> {
     keyring,
     quotas,
     browser,
-    egressSecrets: new SecretStore(redis, keys, sealer),
+    egressSecrets,
+    egressGrants,
   });
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Template } from '../templates/template.js';
 import { templateRunners } from '../templates/template.js';
 import { log } from '../log.js';
+import { ensureEgressCa, type EgressCaFiles } from '../egress/ca.js';
 import type { ExecutorHandle, Platform } from './platform.js';
 import { killProcessesWithUids, waitForUidsUnused } from './uids/host.js';
 import type { UidRange, UidRanges } from './uids/ranges.js';
@@ -58,6 +59,8 @@ export interface LocalPlatformOptions {
   nfsBind?: string;
   /** KILN_EGRESS_DNS for the executors (their egress proxies' resolvers); absent: the host's. */
   egressDns?: string | undefined;
+  /** The egress CA the executors' proxies intercept HTTPS with (made on first use when missing). */
+  egressCa?: EgressCaFiles | undefined;
 }
 
 /** The executor's ready line (executor/src/main.ts). */
@@ -102,8 +105,28 @@ export class LocalPlatform implements Platform {
   /** Deferred releases of stopped executors' files and uids, by executor id (see letGo). */
   private readonly retries = new Map<string, NodeJS.Timeout>();
 
+  /** The egress CA made (or found) once for every executor this platform starts. */
+  private caReady: Promise<EgressCaFiles | undefined> | undefined;
+
   constructor(private readonly opts: LocalPlatformOptions) {
     this.stateDir = join(opts.dataDir, 'executors');
+  }
+
+  /**
+   * The CA files for executors, made on first use when missing. Without openssl there is no CA:
+   * the executors then refuse secrets that ask for HTTPS (logged once here), and serve the rest.
+   */
+  private egressCa(): Promise<EgressCaFiles | undefined> {
+    const files = this.opts.egressCa;
+    if (!files) return Promise.resolve(undefined);
+    this.caReady ??= ensureEgressCa(files).then(
+      () => files,
+      (err: unknown) => {
+        log('warn', 'no egress CA: HTTPS secret injection is off', { error: String(err) });
+        return undefined;
+      },
+    );
+    return this.caReady;
   }
 
   /**
@@ -133,6 +156,7 @@ export class LocalPlatform implements Platform {
     const token = randomBytes(24).toString('base64url');
     // The token goes in a 0600 file, never the executor's environment (which everything it
     // spawns would inherit, and /proc/<pid>/environ shows for the life of the process).
+    const egressCa = await this.egressCa();
     const tokenPath = join(this.stateDir, `${executorId}.token`);
     await writeFile(tokenPath, token, { mode: 0o600 });
     const logPath = join(this.stateDir, `${executorId}.log`);
@@ -144,6 +168,7 @@ export class LocalPlatform implements Platform {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
         ...(process.env.KILN_RUNTIME_DIR ? { KILN_RUNTIME_DIR: process.env.KILN_RUNTIME_DIR } : {}),
         ...(this.opts.egressDns ? { KILN_EGRESS_DNS: this.opts.egressDns } : {}),
+        ...(egressCa ? { KILN_EGRESS_CA_CERT: egressCa.cert, KILN_EGRESS_CA_KEY: egressCa.key, ...(egressCa.upstreamCa ? { KILN_EGRESS_UPSTREAM_CA: egressCa.upstreamCa } : {}) } : {}),
         KILN_EXECUTOR_ID: executorId,
         KILN_TEMPLATE: template.name,
         KILN_AGENT_LISTEN: '127.0.0.1:0',

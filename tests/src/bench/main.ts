@@ -1,6 +1,7 @@
 import { benchCode } from './code.js';
 import { benchDocker } from './docker.js';
 import { benchE2b } from './e2b.js';
+import { benchEgress } from './egress.js';
 import { benchExecutions } from './executions.js';
 import { applyCpuPolicy } from '@kiln/control-plane/cpu-policy';
 import { benchFloor } from './floor.js';
@@ -47,6 +48,7 @@ async function main(): Promise<void> {
     if (wanted('e2b'))
       printRows('Time to interactive through the E2B SDK, beside REST', await benchE2b(redis.socket, { samples: Math.min(samples, Number(process.env.BENCH_E2B_SAMPLES ?? 50)), burst: Number(process.env.BENCH_E2B_BURST ?? 100) }));
     if (wanted('code')) printRows('Code contexts (code-interpreter template)', await benchCode(redis.socket, { samples: Math.min(samples, 300) }));
+    if (wanted('egress')) printRows('Egress proxy: HTTP through Kiln DNS and proxy, beside direct to the same server', await benchEgress(redis.socket, { samples }));
     if (wanted('nfs')) printRows('NFS export of a session workspace', await benchNfs(redis.socket));
     if (wanted('pools')) printRows('Start types and pools', await benchPools(redis.socket, floor, { samples, durationMs, clients: [32, 128] }));
     if (wanted('soak')) printRows('Soak (lost, duplicated and stranded invocations)', await benchSoak(redis.socket, floor));
