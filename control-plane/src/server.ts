@@ -35,6 +35,10 @@ import { AliasService } from './functions/aliases.js';
 import { blobStoreFor } from './storage/select.js';
 import { migrateBlobsOutOfRedis } from './storage/migrate.js';
 import { ExecutionHistory } from './executions/history.js';
+import { FunctionStats } from './observability/function-stats.js';
+import { StartLatency } from './observability/start-latency.js';
+import { PoolsView } from './observability/pools.js';
+import { SessionUsageReader } from './observability/session-usage.js';
 import { BlobRetirements } from './storage/retired.js';
 import { log, setLogLevel } from './log.js';
 import { ExecutionQueues } from './queue/queues.js';
@@ -131,6 +135,8 @@ export async function startKiln(config: Config): Promise<Kiln> {
   // The invocation path (invocation/): submit → queue (transport) → outcome policy → dispatch.
   const submitter = new Submitter(queues, replies, templates, metrics, quotas);
   const history = new ExecutionHistory(redis, keys, config.resultTtlSeconds);
+  const functionStats = new FunctionStats(redis, keys, config.resultTtlSeconds);
+  const startLatency = new StartLatency(redis, keys);
   const executions = new ExecutionService(submitter, templates, { defaultTimeoutMs: config.defaultTimeoutMs, maxTimeoutMs: config.maxTimeoutMs }, { index: history, records: (jobs) => queues.records(jobs) });
   // Code packages in the configured blob store; Redis keeps the records (and the blobs of deployments from before, moved once).
   const blobs = await blobStoreFor(config.blobs, redis, keys);
@@ -163,7 +169,14 @@ export async function startKiln(config: Config): Promise<Kiln> {
   });
   const sessionReaper = new SessionReaper(redis, keys, sessions);
   sessionReaper.start();
-  const outcomes = new OutcomePolicy(new Dispatcher(scheduler, agents, templates, leases, codePackages), replies, metrics, (job, record, attempts) => deadLetters.add(job, record, attempts), history);
+  const outcomes = new OutcomePolicy(new Dispatcher(scheduler, agents, templates, leases, codePackages), replies, metrics, (job, record, attempts) => deadLetters.add(job, record, attempts), {
+    // Every finished execution: the history, its function's figures, its template's start latency.
+    record: (job, record) => {
+      history.record(job, record);
+      functionStats.record(job, record);
+      startLatency.record(job, record);
+    },
+  });
   // A job that ran its last attempt stops counting against its tenant's executions quota. A
   // release lost here (Redis gone) is found later by the quota's reconcile (tenancy/quotas.ts).
   await queues.startWorkers(outcomes.handle, (job) => {
@@ -211,6 +224,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
     quotas,
     browser,
     egressSecrets: new SecretStore(redis, keys, sealer),
+    observability: { pools: new PoolsView(records, templates, leases, startLatency, agents), functionStats, sessionUsage: new SessionUsageReader(sessions, records, agents) },
   });
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));

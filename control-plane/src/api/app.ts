@@ -43,6 +43,10 @@ import { sessionNetworkRoutes } from './routes/session-network.js';
 import { EgressService } from '../egress/service.js';
 import type { SecretStore } from '../egress/secrets.js';
 import { egressSecretRoutes } from './routes/egress-secrets.js';
+import { observabilityRoutes } from './routes/observability.js';
+import type { FunctionStats } from '../observability/function-stats.js';
+import type { PoolsView } from '../observability/pools.js';
+import type { SessionUsageReader } from '../observability/session-usage.js';
 import { sessionCodeRoutes } from './routes/sessions-code.js';
 import { CodeInterpreterService } from '../interpreter/service.js';
 import type { SessionService } from '../sessions/service.js';
@@ -85,6 +89,8 @@ export interface AppDeps {
   browser?: BrowserPolicy;
   /** Tenants' egress secrets (egress/secrets.ts); absent: no secret routes. */
   egressSecrets?: SecretStore;
+  /** Sessions' usage, functions' figures and the pools' state (observability/); absent: no such routes. */
+  observability?: { pools: PoolsView; functionStats?: FunctionStats; sessionUsage?: SessionUsageReader };
 }
 
 /**
@@ -174,6 +180,10 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   if (deps.sessions) app.route('/', sessionNetworkRoutes(new EgressService(deps.sessions, deps.templates, deps.egressSecrets)));
   if (deps.egressSecrets) app.route('/', egressSecretRoutes(deps.egressSecrets));
   if (deps.sessions) app.route('/', sessionCodeRoutes(new CodeInterpreterService(deps.sessions)));
+  if (deps.observability) {
+    const o = deps.observability;
+    app.route('/', observabilityRoutes({ pools: o.pools, ...(o.sessionUsage ? { usage: o.sessionUsage } : {}), ...(o.functionStats && deps.functions ? { functionStats: { stats: o.functionStats, functions: deps.functions.service } } : {}) }));
+  }
   if (deps.mcp) app.route('/', deps.mcp.routes);
   app.route('/', healthRoutes(deps));
   app.doc31('/api/v1/openapi.json', {

@@ -127,6 +127,14 @@ export class Keys {
   executions(tenant: string): string {
     return `${this.prefix}:xhist:${tenant}`;
   }
+  /** A function's recent invocations: finish time → "id status totalMs" (ZSET; observability/function-stats.ts). */
+  functionStats(tenant: string, fn: string): string {
+    return `${this.prefix}:fnstats:${tenant}:${fn}`;
+  }
+  /** A template's start counts and start-latency histogram per start type (HASH; observability/start-latency.ts). */
+  startLatency(template: string): string {
+    return `${this.prefix}:startlat:${template}`;
+  }
   /** Blobs to delete once due: blob key → due time in ms (ZSET; storage/retired.ts). */
   retiredBlobs(): string {
     return `${this.prefix}:blobs:retired`;
