@@ -39,6 +39,7 @@ import { FunctionStats } from './observability/function-stats.js';
 import { StartLatency } from './observability/start-latency.js';
 import { PoolsView } from './observability/pools.js';
 import { SessionUsageReader } from './observability/session-usage.js';
+import { PtyTickets } from './sessions/pty-tickets.js';
 import { BlobRetirements } from './storage/retired.js';
 import { log, setLogLevel } from './log.js';
 import { ExecutionQueues } from './queue/queues.js';
@@ -206,6 +207,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
   if (!isLoopback(config.host) && config.apiKeys.length === 0) {
     log('warn', `KILN_HOST is ${config.host} and no KILN_API_KEYS are set: ANYONE WHO CAN REACH THIS ADDRESS CAN RUN CODE HERE. Set KILN_API_KEYS, or listen on 127.0.0.1.`);
   }
+  const ptyTickets = new PtyTickets(redis, keys);
   const mcp = mcpEndpoint({ sessions, executions, templates, functions: { service: functions, invoker } }, { maxBodyBytes: config.maxBodyBytes, redis });
   const app = createApp({
     redis,
@@ -224,12 +226,14 @@ export async function startKiln(config: Config): Promise<Kiln> {
     quotas,
     browser,
     egressSecrets: new SecretStore(redis, keys, sealer),
+    ptyTickets,
+    consoleDir: config.consoleDir,
     observability: { pools: new PoolsView(records, templates, leases, startLatency, agents), functionStats, sessionUsage: new SessionUsageReader(sessions, records, agents) },
   });
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
   });
-  attachSessionPty(server as HttpServer, sessions, keyring, browser);
+  attachSessionPty(server as HttpServer, sessions, keyring, browser, ptyTickets);
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;

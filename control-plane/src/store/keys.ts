@@ -135,6 +135,10 @@ export class Keys {
   startLatency(template: string): string {
     return `${this.prefix}:startlat:${template}`;
   }
+  /** A terminal ticket by the SHA-256 of its secret: who it lets in, to which session (STRING with TTL; sessions/pty-tickets.ts). */
+  ptyTicket(hash: string): string {
+    return `${this.prefix}:ptyticket:${hash}`;
+  }
   /** Blobs to delete once due: blob key → due time in ms (ZSET; storage/retired.ts). */
   retiredBlobs(): string {
     return `${this.prefix}:blobs:retired`;
