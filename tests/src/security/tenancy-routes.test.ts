@@ -101,6 +101,7 @@ const ROUTES: Record<string, Case> = {
   'GET /api/v1/sessions/{id}/metrics': { kind: 'owned' },
   'GET /api/v1/functions/{name}/metrics': { kind: 'owned' },
   'GET /api/v1/pools': { kind: 'shared' },
+  'POST /api/v1/sessions/{id}/pty-ticket': { kind: 'owned' },
   // E2B's control API (api/e2b/): a sandbox is a session.
   'POST /e2b/sandboxes': { kind: 'own', body: { templateID: 'nodejs', timeout: 60 } },
   'POST /e2b/v2/sandboxes': { kind: 'own', body: { templateID: 'nodejs', timeout: 60 } },
