@@ -12,12 +12,13 @@ function giveStylesTheNonce(): void {
   if (patched) return;
   patched = true;
   const nonce = document.querySelector<HTMLMetaElement>('meta[name="kiln-style-nonce"]')?.content ?? '';
-  const create = Document.prototype.createElement;
-  Document.prototype.createElement = function (this: Document, tag: string, options?: ElementCreationOptions) {
+  const proto = Document.prototype as unknown as { createElement: (this: Document, tag: string, options?: ElementCreationOptions) => HTMLElement };
+  const create = proto.createElement;
+  proto.createElement = function (this: Document, tag: string, options?: ElementCreationOptions): HTMLElement {
     const el = create.call(this, tag, options);
     if (tag.toLowerCase() === 'style') el.setAttribute('nonce', nonce);
     return el;
-  } as typeof Document.prototype.createElement;
+  };
 }
 
 /**

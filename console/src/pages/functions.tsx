@@ -189,7 +189,7 @@ export function FunctionPage({ name }: { name: string }) {
     const form = e.currentTarget as HTMLFormElement;
     const data = new FormData(form);
     try {
-      await api('POST', `/api/v1/functions/${enc(name)}/aliases`, { name: String(data.get('alias')), functionVersion: String(data.get('version')) });
+      await api('POST', `/api/v1/functions/${enc(name)}/aliases`, { name: data.get('alias') as string, functionVersion: data.get('version') as string });
       form.reset();
       aliases.reload();
     } catch (err) {

@@ -28,7 +28,7 @@ function Bars({ type, h }: { type: string; h: Histogram }) {
             <tr key={i}>
               <th scope="row">{b.leMs === null ? '> last' : `≤ ${ms(b.leMs)}`}</th>
               <td>
-                <span class={`bar ${type}`} style={{ width: `${(b.count / max) * 100}%` }} />
+                <span class={`bar ${type}`} style={{ width: `${(b.count / max) * 85}%` }} />
                 <span class="count">{b.count}</span>
               </td>
             </tr>
