@@ -10,7 +10,7 @@ import { scopeOf } from '../scopes.js';
 import type { Keyring } from '../../tenancy/keyring.js';
 import { hasScope } from '../../tenancy/principal.js';
 import { browserPolicy, browserProblem, type BrowserPolicy } from '../origin.js';
-import { PTY_PROTOCOL, ticketOf, type PtyTickets } from '../../sessions/pty-tickets.js';
+import { PTY_PROTOCOL, TICKET_PROTOCOL_PREFIX, ticketOf, type PtyTickets } from '../../sessions/pty-tickets.js';
 import type { Principal } from '../../tenancy/principal.js';
 
 function headerOf(req: IncomingMessage, name: string): string | undefined {
@@ -41,8 +41,12 @@ function size(value: string | null, fallback: number): number {
  */
 export function attachSessionPty(server: Server, sessions: SessionService, keyring: Keyring, browser: BrowserPolicy = browserPolicy('127.0.0.1', [], []), tickets?: PtyTickets): void {
   // A browser offers `kiln.pty` and `kiln.ticket.<ticket>`: the answer names only the first, so
-  // the ticket is never echoed; a client that offers none gets none (no Sec-WebSocket-Protocol).
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024, handleProtocols: (offered) => (offered.has(PTY_PROTOCOL) ? PTY_PROTOCOL : false) });
+  // the ticket is never echoed. Other clients keep ws's default (the first protocol offered).
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: 1024 * 1024,
+    handleProtocols: (offered) => (offered.has(PTY_PROTOCOL) ? PTY_PROTOCOL : ([...offered].find((p) => !p.startsWith(TICKET_PROTOCOL_PREFIX)) ?? false)),
+  });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const match = PTY_PATH.exec(url.pathname);
