@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Hono, type Context } from 'hono';
@@ -45,10 +45,11 @@ interface Asset {
   type: string;
 }
 
-/** The built files, read once: they change only with a rebuild, which restarts the server in practice. */
-function load(dir: string): { index: string; assets: Map<string, Asset> } | undefined {
+/** The built files, read into memory; `stamp` is index.html's mtime, so a rebuild is noticed. */
+function load(dir: string): { index: string; assets: Map<string, Asset>; stamp: number } | undefined {
   const indexPath = join(dir, 'index.html');
   if (!existsSync(indexPath)) return undefined;
+  const stamp = statSync(indexPath).mtimeMs;
   const index = readFileSync(indexPath, 'utf8').replace('<head>', `<head>${NONCE_META}`);
   const assets = new Map<string, Asset>();
   const assetDir = join(dir, 'assets');
@@ -58,7 +59,7 @@ function load(dir: string): { index: string; assets: Map<string, Asset> } | unde
     const body = readFileSync(join(assetDir, name));
     assets.set(name, { body, gzip: gzipSync(body, { level: 9 }), type });
   }
-  return { index, assets };
+  return { index, assets, stamp };
 }
 
 function secure(c: Context, nonce: string): void {
@@ -79,6 +80,10 @@ export function consoleRoutes(dir: string): Hono {
   let built: ReturnType<typeof load> | null = null;
   const files = (): ReturnType<typeof load> => (built ??= load(dir)) ?? undefined;
   app.get('/', (c) => {
+    // A rebuild while serving (setup.sh after a pull) is picked up at the next page load; the
+    // assets of the build before stay served until then, so an open page keeps working.
+    const mtime = existsSync(join(dir, 'index.html')) ? statSync(join(dir, 'index.html')).mtimeMs : undefined;
+    if (built && built.stamp !== mtime) built = null;
     const f = files();
     const nonce = randomBytes(16).toString('base64');
     secure(c, nonce);
