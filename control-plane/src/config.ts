@@ -48,6 +48,8 @@ const schema = z.object({
   KILN_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   KILN_DATA_DIR: z.string().default(join(REPO_ROOT, '.kiln')),
   KILN_TEMPLATES_DIR: z.string().default(join(REPO_ROOT, 'templates')),
+  /** The web console's built files (`npm run build -w console`, which scripts/setup.sh runs); served at `/`. */
+  KILN_CONSOLE_DIR: z.string().default(join(REPO_ROOT, 'console', 'dist')),
   /** Where executors run (the platform adapter that starts them), unless a template names its own. */
   KILN_PLATFORM: z.enum(PLATFORMS).optional(),
   /** Deprecated: the old name of KILN_PLATFORM, used when KILN_PLATFORM is unset. */
@@ -220,6 +222,8 @@ export type Config = {
   allowedOrigins: string[];
   dataDir: string;
   templatesDir: string;
+  /** KILN_CONSOLE_DIR: the web console's built files. */
+  consoleDir: string;
   platform: PlatformKind;
   docker: { host: string; network: string | undefined; seccompProfile: string; startTimeoutMs: number };
   kubernetes: {
@@ -301,6 +305,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     allowedOrigins: e.KILN_ALLOWED_ORIGINS,
     dataDir: e.KILN_DATA_DIR,
     templatesDir: e.KILN_TEMPLATES_DIR,
+    consoleDir: e.KILN_CONSOLE_DIR,
     platform: e.KILN_PLATFORM ?? e.KILN_RUNTIME ?? 'local',
     docker: {
       host: e.KILN_DOCKER_HOST ?? env.DOCKER_HOST ?? 'unix:///var/run/docker.sock',

@@ -4,8 +4,11 @@ import type { CgroupDriver, CgroupLimits, SandboxCgroup } from './cgroup.js';
 import { CFS_PERIOD_US, MIB, cfsQuotaUs } from './cgroup.js';
 import { checkName, checkPid, makeDir, keyedValue, killAll, procsOf, readOptional, readText, removeDir, waitFor, writeOptional, writeText } from './cgroupfs.js';
 
-/** v1 controllers a sandbox is placed in; memory and pids are required, cpu and freezer used when mounted. */
-export const V1_CONTROLLERS = ['memory', 'pids', 'cpu', 'freezer'] as const;
+/**
+ * v1 controllers a sandbox is placed in; memory and pids are required, cpu, cpuacct (the CPU
+ * time the Usage RPC reports) and freezer used when mounted.
+ */
+export const V1_CONTROLLERS = ['memory', 'pids', 'cpu', 'cpuacct', 'freezer'] as const;
 export type V1Controller = (typeof V1_CONTROLLERS)[number];
 
 /**

@@ -106,6 +106,10 @@ const ROUTES: Record<string, Case> = {
   'POST /api/v1/sessions/{id}/contexts/{ctx}/interrupt': { kind: 'owned' },
   'POST /api/v1/sessions/{id}/code': { kind: 'owned', body: { code: 'require("fs").writeFileSync("/workspace/pwned-code", "")' , language: 'javascript' } },
   'GET /api/v1/health': { kind: 'shared' },
+  'GET /api/v1/sessions/{id}/metrics': { kind: 'owned' },
+  'GET /api/v1/functions/{name}/metrics': { kind: 'owned' },
+  'GET /api/v1/pools': { kind: 'shared' },
+  'POST /api/v1/sessions/{id}/pty-ticket': { kind: 'owned' },
   // E2B's control API (api/e2b/): a sandbox is a session.
   'POST /e2b/sandboxes': { kind: 'own', body: { templateID: 'nodejs', timeout: 60 } },
   'POST /e2b/v2/sandboxes': { kind: 'own', body: { templateID: 'nodejs', timeout: 60 } },
