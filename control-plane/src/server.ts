@@ -23,6 +23,7 @@ import { Dispatcher } from './invocation/dispatch.js';
 import { OutcomePolicy } from './invocation/outcome.js';
 import { Submitter } from './invocation/submit.js';
 import { DeadLetterStore } from './functions/deadletters.js';
+import { sendToDestination, type DestinationInvoke } from './functions/destinations.js';
 import { FunctionInvoker } from './functions/invoker.js';
 import { FunctionExtras } from './functions/settings.js';
 import { setRegion } from './functions/arn.js';
@@ -163,7 +164,16 @@ export async function startKiln(config: Config): Promise<Kiln> {
   });
   const sessionReaper = new SessionReaper(redis, keys, sessions);
   sessionReaper.start();
-  const outcomes = new OutcomePolicy(new Dispatcher(scheduler, agents, templates, leases, codePackages), replies, metrics, (job, record, attempts) => deadLetters.add(job, record, attempts), history);
+  // Destinations are async invocations of another function of the job's tenant (functions/destinations.ts).
+  const destinationInvoke: DestinationInvoke = (who, ref, qualifier, payload, key, depth) => invoker.invoke(who, ref, qualifier, payload, 'Event', key, undefined, undefined, depth);
+  const outcomes = new OutcomePolicy(
+    new Dispatcher(scheduler, agents, templates, leases, codePackages),
+    replies,
+    metrics,
+    (job, record, attempts) => deadLetters.add(job, record, attempts),
+    history,
+    (job, record, condition, attempts) => sendToDestination(destinationInvoke, job, record, condition, attempts),
+  );
   // A job that ran its last attempt stops counting against its tenant's executions quota. A
   // release lost here (Redis gone) is found later by the quota's reconcile (tenancy/quotas.ts).
   await queues.startWorkers(outcomes.handle, (job) => {

@@ -48,7 +48,7 @@ export class FunctionInvoker {
    * `onChunk` (RequestResponse only) streams the response: its chunks come as the handler writes
    * them, and the record that follows carries no result (invocation/stream.ts).
    */
-  async invoke(who: Principal, ref: FunctionRef, qualifier: string | undefined, payload: string, type: InvocationType, idempotencyKey?: string, clientContext?: string, onChunk?: ChunkListener): Promise<Invocation> {
+  async invoke(who: Principal, ref: FunctionRef, qualifier: string | undefined, payload: string, type: InvocationType, idempotencyKey?: string, clientContext?: string, onChunk?: ChunkListener, destinationDepth?: number): Promise<Invocation> {
     const bytes = Buffer.byteLength(payload);
     const max = type === 'Event' ? ASYNC_PAYLOAD_BYTES : SYNC_PAYLOAD_BYTES;
     if (bytes > max) throw new PayloadTooLargeError(bytes, max, type === 'Event' ? 'an asynchronous' : 'a synchronous');
@@ -77,6 +77,8 @@ export class FunctionInvoker {
       ...(clientContext ? { clientContext } : {}),
       ...(stream ? { stream } : {}),
       ...(maxEventAgeMs !== undefined ? { maxEventAgeMs } : {}),
+      ...(eic?.destinations ? { destinations: eic.destinations } : {}),
+      ...(destinationDepth ? { destinationDepth } : {}),
     };
     // Reserved concurrency counts queued and running invocations, sync and async, as the tenant's executions quota does.
     const reserved = (await this.extras?.admitJob(job)) === true;
