@@ -141,7 +141,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
   const codePackages = new CodePackages(blobs, retirements);
   const aliasStore = new AliasStore(redis, keys);
   const urlStore = new FunctionUrlStore(redis, keys);
-  const functions = new FunctionService(new FunctionStore(redis, keys), aliasStore, codePackages, templates, { maxTimeoutMs: config.maxTimeoutMs }, quotas);
+  const functions = new FunctionService(new FunctionStore(redis, keys), aliasStore, codePackages, templates, { maxTimeoutMs: config.maxTimeoutMs, maxEphemeralStorageMB: config.maxEphemeralStorageMB }, quotas);
   const deadLetters = new DeadLetterStore(redis, keys);
   setRegion(config.region);
   const extras = new FunctionExtras(redis, keys, functions, quotas);

@@ -94,6 +94,8 @@ export const FunctionPayloadSchema = z.object({
   code: z.string().optional(),
   env: z.record(z.string()),
   memoryMB: z.number(),
+  /** Function versions: the size of /tmp in MB (EphemeralStorage.Size), set when a sandbox loads it. */
+  ephemeralStorageMB: z.number().optional(),
 });
 export type FunctionPayload = z.infer<typeof FunctionPayloadSchema>;
 
