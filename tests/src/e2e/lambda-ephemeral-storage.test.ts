@@ -94,6 +94,9 @@ describe('EphemeralStorage', () => {
     await lambda.send(new UpdateFunctionConfigurationCommand({ FunctionName: 'eph-large', EphemeralStorage: { Size: 600 } }));
     await waitUntilFunctionUpdatedV2({ client: lambda, maxWaitTime: 30 }, { FunctionName: 'eph-large' });
     expect((await lambda.send(new GetFunctionConfigurationCommand({ FunctionName: 'eph-large' }))).EphemeralStorage).toEqual({ Size: 600 });
+    // Kiln's REST API shows and takes it as ephemeralStorageMB.
+    expect((await k.call('GET', '/api/v1/functions/eph-large')).body).toMatchObject({ ephemeralStorageMB: 600 });
+    expect((await k.call('PUT', '/api/v1/functions/eph-large', { ephemeralStorageMB: MAX + 1 })).status).toBe(400);
     const past = await write('eph-large', 650);
     expect(past.code).toBe('ENOSPC');
     expect(past.written).toBeLessThanOrEqual(600);
