@@ -114,6 +114,11 @@ const schema = z.object({
   /** Default and largest handler timeouts. */
   KILN_DEFAULT_TIMEOUT_MS: z.coerce.number().int().min(100).default(3000),
   KILN_MAX_TIMEOUT_MS: z.coerce.number().int().min(1000).default(900_000),
+  /**
+   * Largest EphemeralStorage.Size (a function's /tmp, in MB) a function may ask for, 512–10240 as
+   * on Lambda. /tmp is a tmpfs: what a function writes there is memory, counted in its MemorySize.
+   */
+  KILN_LAMBDA_MAX_EPHEMERAL_MB: z.coerce.number().int().min(512).max(10240).default(10240),
   /** How long a finished lease waits on its replica for the function's next job; 0 releases at once. */
   KILN_LEASE_HOLD_MS: z.coerce.number().int().min(0).max(1000).default(20),
   /** Scheduling class of the control plane's threads (cpu-policy.ts): batch wakes without preempting. */
@@ -242,6 +247,8 @@ export type Config = {
   resultTtlSeconds: number;
   defaultTimeoutMs: number;
   maxTimeoutMs: number;
+  /** KILN_LAMBDA_MAX_EPHEMERAL_MB: the largest /tmp a function may ask for. */
+  maxEphemeralStorageMB: number;
   leaseHoldMs: number;
   cpuPolicy: CpuPolicy;
   /** KILN_STOP_EXECUTORS_ON_EXIT; see stopExecutorsFor. */
@@ -331,6 +338,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     resultTtlSeconds: e.KILN_RESULT_TTL_SECONDS,
     defaultTimeoutMs: e.KILN_DEFAULT_TIMEOUT_MS,
     maxTimeoutMs: e.KILN_MAX_TIMEOUT_MS,
+    maxEphemeralStorageMB: e.KILN_LAMBDA_MAX_EPHEMERAL_MB,
     leaseHoldMs: e.KILN_LEASE_HOLD_MS,
     cpuPolicy: e.KILN_CPU_POLICY,
     stopExecutorsOnExit: e.KILN_STOP_EXECUTORS_ON_EXIT === 'interrupt' ? 'interrupt' : e.KILN_STOP_EXECUTORS_ON_EXIT === 'true',

@@ -23,6 +23,7 @@ import { Dispatcher } from './invocation/dispatch.js';
 import { OutcomePolicy } from './invocation/outcome.js';
 import { Submitter } from './invocation/submit.js';
 import { DeadLetterStore } from './functions/deadletters.js';
+import { sendToDestination, type DestinationInvoke } from './functions/destinations.js';
 import { FunctionInvoker } from './functions/invoker.js';
 import { FunctionExtras } from './functions/settings.js';
 import { setRegion } from './functions/arn.js';
@@ -177,7 +178,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
   const egressSecrets = new SecretStore(redis, keys, sealer);
   const egressGrants = new EgressGrants(redis, keys);
   const egressPlacement = new EgressPlacement(templates, egressGrants, egressSecrets);
-  const functions = new FunctionService(new FunctionStore(redis, keys), aliasStore, codePackages, templates, { maxTimeoutMs: config.maxTimeoutMs }, quotas, egressPlacement);
+  const functions = new FunctionService(new FunctionStore(redis, keys), aliasStore, codePackages, templates, { maxTimeoutMs: config.maxTimeoutMs, maxEphemeralStorageMB: config.maxEphemeralStorageMB }, quotas, egressPlacement);
   const deadLetters = new DeadLetterStore(redis, keys);
   setRegion(config.region);
   const extras = new FunctionExtras(redis, keys, functions, quotas);
@@ -210,14 +211,23 @@ export async function startKiln(config: Config): Promise<Kiln> {
   // A session's sandbox gone from an executor that lives on: its record goes, the reaper marks it lost.
   const sandboxWatch = new SessionSandboxWatch(sessions.store, records, agents, scheduler);
   sandboxWatch.start();
-  const outcomes = new OutcomePolicy(new Dispatcher(scheduler, agents, templates, leases, codePackages, egressPlacement), replies, metrics, (job, record, attempts) => deadLetters.add(job, record, attempts), {
-    // Every finished execution: the history, its function's figures, its template's start latency.
-    record: (job, record) => {
-      history.record(job, record);
-      functionStats.record(job, record);
-      startLatency.record(job, record);
+  // Destinations are async invocations of another function of the job's tenant (functions/destinations.ts).
+  const destinationInvoke: DestinationInvoke = (who, ref, qualifier, payload, key, depth) => invoker.invoke(who, ref, qualifier, payload, 'Event', key, undefined, undefined, depth);
+  const outcomes = new OutcomePolicy(
+    new Dispatcher(scheduler, agents, templates, leases, codePackages, egressPlacement),
+    replies,
+    metrics,
+    (job, record, attempts) => deadLetters.add(job, record, attempts),
+    {
+      // Every finished execution: the history, its function's figures, its template's start latency.
+      record: (job, record) => {
+        history.record(job, record);
+        functionStats.record(job, record);
+        startLatency.record(job, record);
+      },
     },
-  });
+    (job, record, condition, attempts) => sendToDestination(destinationInvoke, job, record, condition, attempts),
+  );
   // A job that ran its last attempt stops counting against its tenant's executions quota. A
   // release lost here (Redis gone) is found later by the quota's reconcile (tenancy/quotas.ts).
   await queues.startWorkers(outcomes.handle, (job) => {
