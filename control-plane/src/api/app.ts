@@ -8,6 +8,7 @@ import type { ExecutionService } from '../executions/service.js';
 import type { ExecutorDirectory } from '../scheduler/records.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import { docsRoutes } from './docs.js';
+import { documentOf } from './openapi/document.js';
 import { errorBody, onError } from './errors.js';
 import { newRouter, type AppEnv } from './router.js';
 import { executionRoutes } from './routes/executions.js';
@@ -176,10 +177,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   if (deps.sessions) app.route('/', sessionCodeRoutes(new CodeInterpreterService(deps.sessions)));
   if (deps.mcp) app.route('/', deps.mcp.routes);
   app.route('/', healthRoutes(deps));
-  app.doc31('/api/v1/openapi.json', {
-    openapi: '3.1.0',
-    info: { title: 'Kiln API', version: '0.1.0', description: 'Run untrusted code: Lambda-style functions and long-lived sandboxes.' },
-  });
+  // The generated document, completed for client generators (openapi/document.ts).
+  const document = documentOf(app);
+  app.get('/api/v1/openapi.json', (c) => c.json(document()));
   app.route('/', docsRoutes('/api/v1/openapi.json'));
   return app;
 }
