@@ -3,9 +3,29 @@ import { Transport, type KilnOptions, type RequestOptions } from './http.js';
 import type { Execution, Template } from './schema.js';
 import { Sessions } from './sessions/sessions.js';
 
+/** Filters of the execution history (every one optional). */
+export interface ExecutionFilter {
+  function?: string;
+  template?: string;
+  status?: 'succeeded' | 'failed' | 'timeout';
+  /** Milliseconds since the epoch or an ISO 8601 UTC time. */
+  since?: string | number;
+  until?: string | number;
+  limit?: number;
+  /** The previous page's `nextCursor`. */
+  cursor?: string;
+}
+
+/** An execution as the history lists it: with the function it belongs to, if any. */
+export type ExecutionEntry = Execution & { function?: { name: string; version: string } };
+
 /** Ad-hoc executions and the execution history. */
 export class Executions {
   constructor(private readonly http: Transport) {}
+  /** One page of finished executions, newest first. */
+  async list(filter: ExecutionFilter = {}, opts: RequestOptions = {}): Promise<{ executions: ExecutionEntry[]; nextCursor?: string }> {
+    return this.http.json('GET', '/api/v1/executions', { query: { ...filter }, signal: opts.signal });
+  }
   /** One execution or invocation record by id. */
   async get(id: string, opts: RequestOptions = {}): Promise<Execution> {
     return this.http.json<Execution>('GET', `/api/v1/executions/${encodeURIComponent(id)}`, { signal: opts.signal });

@@ -1,5 +1,5 @@
 // The browser-capable core: fetch, streams, WebSocket. Node-only helpers are in ./node.
-export { Kiln, Executions, Templates } from './client.js';
+export { Kiln, Executions, Templates, type ExecutionFilter, type ExecutionEntry } from './client.js';
 export type { KilnOptions, RequestOptions, WebSocketLike } from './http.js';
 export { Sessions } from './sessions/sessions.js';
 export { Session } from './sessions/session.js';
