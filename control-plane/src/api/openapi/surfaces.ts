@@ -5,7 +5,8 @@ import { PROFILE_NAMES } from '../../mcp/profiles.js';
  * covers everything a client can call: the Lambda API (AWS's shapes; AWS's reference is the
  * spec, linked per operation), MCP over streamable HTTP, the PTY WebSocket, and E2B's in-sandbox
  * routes (E2B's own spec). Kept next to document.ts; the routes themselves live in api/routes,
- * api/e2b and mcp/.
+ * api/e2b and mcp/. Each operation carries `x-kiln-surface` (lambda, mcp, pty, e2b-sandbox): not
+ * a zod-openapi route, with its own protocol and its own tests.
  */
 
 const AWS = 'https://docs.aws.amazon.com/lambda/latest/api/API_';
@@ -75,6 +76,7 @@ function lambdaOperation(o: LambdaOp): Record<string, unknown> {
   const status = String(o.status ?? 200);
   return {
     tags: ['lambda'],
+    'x-kiln-surface': 'lambda',
     operationId: `lambda${o.op}`,
     summary: o.summary,
     description: `AWS Lambda's ${o.op}, with AWS's request and response shapes. Signed with SigV4 (the AWS SDK's and CLI's way; the access key id is a Kiln API key) or sent with a Kiln API key.`,
@@ -98,15 +100,16 @@ export function extraPaths(): Record<string, Record<string, unknown>> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const o of [...LAMBDA_OPS, ...TAG_OPS]) (paths[o.path] ??= {})[o.method] = lambdaOperation(o);
 
+  const profile = { name: 'profile', in: 'path', required: true, schema: { type: 'string', enum: [...PROFILE_NAMES] }, description: 'Which tool set: executor, developer, full, functions, interpreter' };
   paths['/mcp/{profile}'] = {
-    parameters: [{ name: 'profile', in: 'path', required: true, schema: { type: 'string', enum: [...PROFILE_NAMES] }, description: 'Which tool set: executor, developer, full, functions, interpreter' }],
     post: {
       tags: ['mcp'],
+      'x-kiln-surface': 'mcp',
       operationId: 'mcpPost',
       summary: 'MCP over streamable HTTP: a JSON-RPC request, notification or response',
       description: 'The Model Context Protocol\'s streamable HTTP transport (spec 2025-06-18): `initialize` starts a session and returns `Mcp-Session-Id`, which later requests send. Answers are JSON or an SSE stream, as the client\'s Accept allows. Use an MCP client (the MCP SDKs), not this page.',
       externalDocs: { description: 'MCP streamable HTTP transport', url: 'https://modelcontextprotocol.io/specification/2025-06-18/basic/transports#streamable-http' },
-      parameters: [{ name: 'mcp-session-id', in: 'header', required: false, schema: { type: 'string' }, description: 'The session id from `initialize`' }],
+      parameters: [profile, { name: 'mcp-session-id', in: 'header', required: false, schema: { type: 'string' }, description: 'The session id from `initialize`' }],
       requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/JsonRpcMessage' }, example: { jsonrpc: '2.0', id: 1, method: 'tools/list' } } } },
       responses: {
         '200': { description: 'The JSON-RPC response, or an SSE stream of messages', content: { 'application/json': { schema: { $ref: '#/components/schemas/JsonRpcMessage' } }, 'text/event-stream': { schema: { type: 'string' } } } },
@@ -117,16 +120,18 @@ export function extraPaths(): Record<string, Record<string, unknown>> {
     },
     get: {
       tags: ['mcp'],
+      'x-kiln-surface': 'mcp',
       operationId: 'mcpListen',
       summary: 'MCP: the server-to-client SSE stream of an MCP session',
-      parameters: [{ name: 'mcp-session-id', in: 'header', required: true, schema: { type: 'string' } }],
+      parameters: [profile, { name: 'mcp-session-id', in: 'header', required: true, schema: { type: 'string' } }],
       responses: { '200': { description: 'Server-sent events', content: { 'text/event-stream': { schema: { type: 'string' } } } }, '404': { description: 'Unknown MCP session' } },
     },
     delete: {
       tags: ['mcp'],
+      'x-kiln-surface': 'mcp',
       operationId: 'mcpEndSession',
       summary: 'MCP: end an MCP session',
-      parameters: [{ name: 'mcp-session-id', in: 'header', required: true, schema: { type: 'string' } }],
+      parameters: [profile, { name: 'mcp-session-id', in: 'header', required: true, schema: { type: 'string' } }],
       responses: { '200': { description: 'Ended' }, '404': { description: 'Unknown MCP session' } },
     },
   };
@@ -134,6 +139,7 @@ export function extraPaths(): Record<string, Record<string, unknown>> {
   paths['/api/v1/sessions/{id}/pty'] = {
     get: {
       tags: ['pty'],
+      'x-kiln-surface': 'pty',
       operationId: 'openPty',
       summary: 'An interactive terminal in the session (WebSocket)',
       description:
@@ -158,11 +164,12 @@ export function extraPaths(): Record<string, Record<string, unknown>> {
 
   const e2bSandbox = 'Called by E2B\'s SDKs inside `Sandbox` (what E2B calls envd), authorised by the sandbox\'s access token from create/connect, not by an API key. E2B\'s spec is the reference.';
   paths['/e2b/health'] = {
-    get: { tags: ['e2b'], operationId: 'e2bHealth', summary: 'E2B API health', security: [], responses: { '200': { description: 'OK', content: { 'application/json': { schema: { type: 'object', properties: { status: { type: 'string' } } } } } } } },
+    get: { tags: ['e2b'], 'x-kiln-surface': 'e2b-sandbox', operationId: 'e2bHealth', summary: 'E2B API health', security: [], responses: { '200': { description: 'OK', content: { 'application/json': { schema: { type: 'object', properties: { status: { type: 'string' } } } } } } } },
   };
   paths[SANDBOX_RPC] = {
     post: {
       tags: ['e2b'],
+      'x-kiln-surface': 'e2b-sandbox',
       operationId: 'e2bSandboxRpc',
       summary: 'E2B in-sandbox Connect RPC: process.Process and filesystem.Filesystem',
       description: `${e2bSandbox} Connect protocol (JSON or binary protobuf, unary and server streaming).`,
@@ -179,6 +186,7 @@ export function extraPaths(): Record<string, Record<string, unknown>> {
   paths['/e2b/sandbox/files'] = {
     get: {
       tags: ['e2b'],
+      'x-kiln-surface': 'e2b-sandbox',
       operationId: 'e2bDownloadFile',
       summary: 'E2B: download a file from a sandbox',
       description: e2bSandbox,
@@ -189,6 +197,7 @@ export function extraPaths(): Record<string, Record<string, unknown>> {
     },
     post: {
       tags: ['e2b'],
+      'x-kiln-surface': 'e2b-sandbox',
       operationId: 'e2bUploadFile',
       summary: 'E2B: upload files into a sandbox (multipart)',
       description: e2bSandbox,
