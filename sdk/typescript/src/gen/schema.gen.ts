@@ -1339,10 +1339,7 @@ export interface paths {
         parameters: {
             query?: never;
             header?: never;
-            path: {
-                /** @description Which tool set: executor, developer, full, functions, interpreter */
-                profile: "executor" | "developer" | "full" | "functions" | "interpreter";
-            };
+            path?: never;
             cookie?: never;
         };
         /** MCP: the server-to-client SSE stream of an MCP session */
