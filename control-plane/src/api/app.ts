@@ -8,6 +8,7 @@ import type { ExecutionService } from '../executions/service.js';
 import type { ExecutorDirectory } from '../scheduler/records.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import { docsRoutes } from './docs.js';
+import { documentOf } from './openapi/document.js';
 import { errorBody, onError } from './errors.js';
 import { newRouter, type AppEnv } from './router.js';
 import { executionRoutes } from './routes/executions.js';
@@ -199,10 +200,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   if (deps.sessions && deps.ptyTickets) app.route('/', ptyTicketRoutes(deps.sessions, deps.ptyTickets));
   if (deps.mcp) app.route('/', deps.mcp.routes);
   app.route('/', healthRoutes(deps));
-  app.doc31('/api/v1/openapi.json', {
-    openapi: '3.1.0',
-    info: { title: 'Kiln API', version: '0.1.0', description: 'Run untrusted code: Lambda-style functions and long-lived sandboxes.' },
-  });
+  // The generated document, completed for client generators (openapi/document.ts).
+  const document = documentOf(app);
+  app.get('/api/v1/openapi.json', (c) => c.json(document()));
   app.route('/', docsRoutes('/api/v1/openapi.json'));
   // Last: the console answers `/` and its own files, and every path a route above did not take
   // that a browser navigates to (its client-side routes), never /api, /mcp or Lambda's.
