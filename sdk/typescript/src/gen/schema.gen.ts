@@ -817,6 +817,44 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/secrets/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Store one of your tenant's egress secrets (sealed at rest; never readable back)
+         * @description Sessions (`secrets` at create, or POST /api/v1/sessions/{id}/secrets) and functions (`secrets` in their configuration) of this tenant name it; the sandbox gets only a placeholder, and Kiln's egress proxy puts `format` into `header` on requests to `hosts` (plain HTTP; HTTPS too with `https: true`). Replacing a secret changes what sandboxes bound from then on get.
+         */
+        put: operations["putSecretsByName"];
+        post?: never;
+        /** Delete one of your tenant's egress secrets (sandboxes it is bound to keep it until they end) */
+        delete: operations["deleteSecretsByName"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/secrets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your tenant's egress secrets: names and bindings, never values */
+        get: operations["getSecrets"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/sessions/{id}/contexts": {
         parameters: {
             query?: never;
@@ -1529,10 +1567,28 @@ export interface components {
             handler: string;
             template: string;
             memorySize: number;
+            /** @description Size of /tmp in MB (absent on functions made before it: 512) */
+            ephemeralStorageMB?: number;
             timeout: number;
             environment: {
                 [key: string]: string;
             };
+            /** @description Its egress policy, normalised; absent: the template's */
+            network?: {
+                allow: {
+                    all: boolean;
+                    domains: string[];
+                    cidrs: string[];
+                    ports: number[];
+                };
+                deny: {
+                    domains: string[];
+                    cidrs: string[];
+                    ports: number[];
+                };
+            };
+            /** @description Names of the tenant secrets bound to its sandboxes */
+            secrets?: string[];
             description: string;
             maxRetryAttempts: number;
             codeSha256: string;
@@ -1562,11 +1618,46 @@ export interface components {
             template?: string;
             /** @description MB, 128-10240 (default 128) */
             memorySize?: number;
+            /** @description Size of /tmp in MB (Lambda's EphemeralStorage.Size), 512-10240 and at most KILN_LAMBDA_MAX_EPHEMERAL_MB (default 512) */
+            ephemeralStorageMB?: number;
             /** @description Seconds (default 3) */
             timeout?: number;
             environment?: {
                 [key: string]: string;
             };
+            /**
+             * @description The function's egress policy, put on every sandbox that runs it (templates with an egress policy only, else 409 NetworkPolicyUnsupported). Within the template's policy, widened by the tenant's egress grant if it has one (else 400 NetworkPolicyWidens); null removes it
+             * @example {
+             *       "allow": {
+             *         "domains": [
+             *           "api.example.com"
+             *         ],
+             *         "ports": [
+             *           443
+             *         ]
+             *       }
+             *     }
+             */
+            network?: "none" | "all" | {
+                allow?: {
+                    all?: boolean;
+                    domains?: string[];
+                    cidrs?: string[];
+                    ports?: number[];
+                };
+                deny?: {
+                    domains?: string[];
+                    cidrs?: string[];
+                    ports?: number[];
+                };
+            } | null;
+            /**
+             * @description Names of the tenant's egress secrets (PUT /api/v1/secrets/{name}) bound to every sandbox that runs it: the handler's environment gets KILN_SECRET_<NAME> = a placeholder, replaced by Kiln's proxy on requests to the secret's hosts. [] removes them
+             * @example [
+             *       "openai"
+             *     ]
+             */
+            secrets?: string[];
             description?: string;
             /** @description Retries of a failed async invocation before it is dead-lettered, 0-2 (default 2) */
             maxRetryAttempts?: number;
@@ -1581,11 +1672,46 @@ export interface components {
             template?: string;
             /** @description MB, 128-10240 (default 128) */
             memorySize?: number;
+            /** @description Size of /tmp in MB (Lambda's EphemeralStorage.Size), 512-10240 and at most KILN_LAMBDA_MAX_EPHEMERAL_MB (default 512) */
+            ephemeralStorageMB?: number;
             /** @description Seconds (default 3) */
             timeout?: number;
             environment?: {
                 [key: string]: string;
             };
+            /**
+             * @description The function's egress policy, put on every sandbox that runs it (templates with an egress policy only, else 409 NetworkPolicyUnsupported). Within the template's policy, widened by the tenant's egress grant if it has one (else 400 NetworkPolicyWidens); null removes it
+             * @example {
+             *       "allow": {
+             *         "domains": [
+             *           "api.example.com"
+             *         ],
+             *         "ports": [
+             *           443
+             *         ]
+             *       }
+             *     }
+             */
+            network?: "none" | "all" | {
+                allow?: {
+                    all?: boolean;
+                    domains?: string[];
+                    cidrs?: string[];
+                    ports?: number[];
+                };
+                deny?: {
+                    domains?: string[];
+                    cidrs?: string[];
+                    ports?: number[];
+                };
+            } | null;
+            /**
+             * @description Names of the tenant's egress secrets (PUT /api/v1/secrets/{name}) bound to every sandbox that runs it: the handler's environment gets KILN_SECRET_<NAME> = a placeholder, replaced by Kiln's proxy on requests to the secret's hosts. [] removes them
+             * @example [
+             *       "openai"
+             *     ]
+             */
+            secrets?: string[];
             description?: string;
             /** @description Retries of a failed async invocation before it is dead-lettered, 0-2 (default 2) */
             maxRetryAttempts?: number;
@@ -1931,6 +2057,40 @@ export interface components {
                  */
                 allow?: string[];
             };
+            /**
+             * @description The session's egress policy from its first connection (templates with an egress policy only, else 409 NetworkPolicyUnsupported). It must lie within the template's policy, widened by its tenant's egress grant if an administrator gave one (PUT /api/v1/admin/tenants/{id}/egress-grant); else 400 NetworkPolicyWidens. Changeable later with PUT /api/v1/sessions/{id}/network
+             * @example {
+             *       "allow": {
+             *         "domains": [
+             *           "pypi.org",
+             *           "*.pythonhosted.org"
+             *         ],
+             *         "ports": [
+             *           443
+             *         ]
+             *       }
+             *     }
+             */
+            network?: "none" | "all" | {
+                allow?: {
+                    all?: boolean;
+                    domains?: string[];
+                    cidrs?: string[];
+                    ports?: number[];
+                };
+                deny?: {
+                    domains?: string[];
+                    cidrs?: string[];
+                    ports?: number[];
+                };
+            };
+            /**
+             * @description Names of the tenant's egress secrets (PUT /api/v1/secrets/{name}) to bind: the environment gets KILN_SECRET_<NAME> = a placeholder, which Kiln's proxy replaces on requests to the secret's hosts. An unknown name is 404 SecretNotFound
+             * @example [
+             *       "openai"
+             *     ]
+             */
+            secrets?: string[];
         };
         ProcessResult: {
             pid: number;
@@ -2019,6 +2179,8 @@ export interface components {
             envdVersion: string;
             /** @description Send as X-Access-Token to the sandbox routes; only on create and connect */
             envdAccessToken?: string;
+            /** @description The same token, under the name @e2b/code-interpreter sends on its /contexts calls (E2B-Traffic-Access-Token) */
+            trafficAccessToken?: string;
             domain: string | null;
         };
         E2BError: {
@@ -2163,6 +2325,7 @@ export interface components {
             hosts: string[];
             header: string;
             format: string;
+            https: boolean;
             updatedAt: string;
         };
         EgressSecretInput: {
@@ -2178,6 +2341,11 @@ export interface components {
             header: string;
             /** @default Bearer {value} */
             format: string;
+            /**
+             * @description Opt-in: also put the value into HTTPS requests to `hosts`. Kiln's proxy then terminates TLS for those hosts with the deployment's egress CA (whose certificate sandboxes get through SSL_CERT_FILE, NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE) and re-encrypts to the real host, verifying it. Other hosts stay pass-through.
+             * @default false
+             */
+            https: boolean;
         };
         CodeContext: {
             id: string;
@@ -7467,6 +7635,182 @@ export interface operations {
                 };
             };
             /** @description Not an administrator key */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown secret */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    putSecretsByName: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EgressSecretInput"];
+            };
+        };
+        responses: {
+            /** @description Stored (without its value) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EgressSecret"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No API key, or an unknown one (only when the deployment has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The key lacks the scope (read to list; functions to store or delete) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown secret */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteSecretsByName: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No API key, or an unknown one (only when the deployment has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The key lacks the scope (read to list; functions to store or delete) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown secret */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getSecrets: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Secrets */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        secrets: components["schemas"]["EgressSecret"][];
+                    };
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No API key, or an unknown one (only when the deployment has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The key lacks the scope (read to list; functions to store or delete) */
             403: {
                 headers: {
                     [name: string]: unknown;
