@@ -107,6 +107,18 @@ const schema = z.object({
     .int()
     .min(1024)
     .default(6 * 1024 * 1024),
+  /**
+   * Largest file one request may move through a session's files API (PUT/GET .../files and
+   * .../files/tar, and signed file URLs), in bytes; streamed, never buffered. The workspace's
+   * diskMB bounds it too. Default 4 GiB.
+   */
+  KILN_MAX_FILE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(4 * 1024 * 1024 * 1024),
+  /** Requests a second each client address may make to the public link routes (signed file URLs, code links). */
+  KILN_PUBLIC_LINK_RPS: z.coerce.number().int().min(1).max(100_000).default(20),
   /** Execution records are kept this long after they finish. */
   KILN_RESULT_TTL_SECONDS: z.coerce.number().int().min(1).default(3600),
   /** Default and largest handler timeouts. */
@@ -222,6 +234,10 @@ export type Config = {
     nfsTrustedProxies: string[] | undefined;
   };
   maxBodyBytes: number;
+  /** KILN_MAX_FILE_BYTES: one file upload's or download's largest size through the files API. */
+  maxFileBytes: number;
+  /** KILN_PUBLIC_LINK_RPS: per client address, on the routes that take a signed link instead of a key. */
+  publicLinkRps: number;
   resultTtlSeconds: number;
   defaultTimeoutMs: number;
   maxTimeoutMs: number;
@@ -307,6 +323,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         .filter(Boolean),
     },
     maxBodyBytes: e.KILN_MAX_BODY_BYTES,
+    maxFileBytes: e.KILN_MAX_FILE_BYTES,
+    publicLinkRps: e.KILN_PUBLIC_LINK_RPS,
     resultTtlSeconds: e.KILN_RESULT_TTL_SECONDS,
     defaultTimeoutMs: e.KILN_DEFAULT_TIMEOUT_MS,
     maxTimeoutMs: e.KILN_MAX_TIMEOUT_MS,
