@@ -204,6 +204,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
     maxBodyBytes: config.maxBodyBytes,
     maxFileBytes: config.maxFileBytes,
     fileLinks: new FileLinks(sealer.derive('file-links')),
+    keys,
     publicLinkRps: config.publicLinkRps,
     templateAdmin,
     metrics,

@@ -62,6 +62,8 @@ const LAMBDA_API_PATH = /^\/20\d\d-\d\d-\d\d\//;
 const MORE_LAMBDA_FAMILIES = ['/2021-11-15/*', '/2017-03-31/*', '/2017-10-31/*', '/2019-09-30/*', '/2016-08-19/*', '/2019-09-25/*'];
 import { rateLimit, TokenBuckets } from './rate-limit.js';
 import { publicLinkRate } from './link-rate.js';
+import { idempotentCreate } from './idempotent-create.js';
+import type { Keys } from '../store/keys.js';
 import { fileLinkRoutes } from './routes/file-links.js';
 import { FILE_LINK_PREFIX, type FileLinks } from '../sessions/file-links.js';
 
@@ -88,6 +90,8 @@ export interface AppDeps {
   quotas?: Pick<Quotas, 'limits' | 'rateExceeded'>;
   /** Which hosts and page origins browsers may use Kiln from; absent: loopback names only. */
   browser?: BrowserPolicy;
+  /** The deployment's Redis keys; absent: creates ignore Idempotency-Key. */
+  keys?: Keys;
   /** Signed file URLs (sessions/file-links.ts); needs `sessions`. */
   fileLinks?: FileLinks;
   /** Requests a second per client address on the public link routes (KILN_PUBLIC_LINK_RPS). */
@@ -168,6 +172,11 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   // invoker checks their depth (invocation/request.ts), as for every surface that takes one.
   app.use('/api/*', jsonDepthGuard((method, path) => hot(method, path) || upload(method, path)));
   app.use('/api/v1/*', redisGuard(deps.redis));
+  // Idempotency-Key on creates (idempotent-create.ts), inside every check above.
+  if (deps.keys) {
+    app.use('/api/v1/sessions', idempotentCreate(deps.redis, deps.keys, 'session'));
+    app.use('/api/v1/functions', idempotentCreate(deps.redis, deps.keys, 'function'));
+  }
   app.route('/', executionRoutes(deps.executions));
   if (deps.functions) app.route('/', functionRoutes(deps.functions.service, deps.functions.invoker));
   if (deps.functions) app.route('/', aliasRoutes(deps.functions.aliases));
