@@ -1,5 +1,6 @@
 import { serve, type ServerType } from '@hono/node-server';
 import { FileLinks } from './sessions/file-links.js';
+import { S3CodeSource } from './functions/s3-code.js';
 import { CodeLinks } from './functions/code-links.js';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
@@ -208,7 +209,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
     publicLinkRps: config.publicLinkRps,
     templateAdmin,
     metrics,
-    functions: { service: functions, invoker, aliases: new AliasService(functions, aliasStore, urlStore, eventConfigs), extras, eventConfigs, codeLinks: new CodeLinks(sealer.derive('code-links'), codePackages) },
+    functions: { service: functions, invoker, aliases: new AliasService(functions, aliasStore, urlStore, eventConfigs), extras, eventConfigs, codeLinks: new CodeLinks(sealer.derive('code-links'), codePackages), s3Code: new S3CodeSource(config.lambdaS3) },
     sessions,
     mcp,
     functionUrls: new FunctionUrlService(urlStore, functions),

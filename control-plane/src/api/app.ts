@@ -64,6 +64,7 @@ import { rateLimit, TokenBuckets } from './rate-limit.js';
 import { publicLinkRate } from './link-rate.js';
 import { idempotentCreate } from './idempotent-create.js';
 import type { Keys } from '../store/keys.js';
+import type { S3CodeSource } from '../functions/s3-code.js';
 import { fileLinkRoutes } from './routes/file-links.js';
 import { FILE_LINK_PREFIX, type FileLinks } from '../sessions/file-links.js';
 
@@ -78,7 +79,7 @@ export interface AppDeps {
   maxFileBytes?: number;
   templateAdmin?: TemplateAdmin;
   metrics?: KilnMetrics;
-  functions?: { service: FunctionService; invoker: FunctionInvoker; aliases: AliasService; extras?: FunctionExtras; eventConfigs?: EventInvokeConfigs; codeLinks?: CodeLinks };
+  functions?: { service: FunctionService; invoker: FunctionInvoker; aliases: AliasService; extras?: FunctionExtras; eventConfigs?: EventInvokeConfigs; codeLinks?: CodeLinks; s3Code?: S3CodeSource };
   sessions?: SessionService;
   /** Function URLs: the config API (/2021-10-31) and the URLs themselves; needs `functions`. */
   functionUrls?: FunctionUrlService;
@@ -181,7 +182,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   if (deps.functions) app.route('/', functionRoutes(deps.functions.service, deps.functions.invoker));
   if (deps.functions) app.route('/', aliasRoutes(deps.functions.aliases));
   // Lambda's paths sit outside /api/*, so they carry their own Lambda-shaped body limits.
-  if (deps.functions) app.route('/', lambdaRoutes(deps.functions.service, deps.functions.invoker, deps.functions.aliases, deps.redis, deps.functions.extras, deps.functions.codeLinks));
+  if (deps.functions) app.route('/', lambdaRoutes(deps.functions.service, deps.functions.invoker, deps.functions.aliases, deps.redis, deps.functions.extras, deps.functions.codeLinks, deps.functions.s3Code));
   // GetFunction's Code.Location: signed, so without a key (functions/code-links.ts).
   if (deps.functions?.codeLinks) app.route('/', deps.functions.codeLinks.routes());
   if (deps.functions) app.route('/', lambdaStreamRoutes(deps.functions.invoker, deps.redis));
