@@ -3,6 +3,7 @@ import { benchDocker } from './docker.js';
 import { benchE2b } from './e2b.js';
 import { benchExecutions } from './executions.js';
 import { applyCpuPolicy } from '@kiln/control-plane/cpu-policy';
+import { benchFiles } from './files.js';
 import { benchFloor } from './floor.js';
 import { benchFunctionUrls } from './function-urls.js';
 import { benchLambdaSdk } from './lambda-sdk.js';
@@ -47,6 +48,7 @@ async function main(): Promise<void> {
       printRows('Time to interactive through the E2B SDK, beside REST', await benchE2b(redis.socket, { samples: Math.min(samples, Number(process.env.BENCH_E2B_SAMPLES ?? 50)), burst: Number(process.env.BENCH_E2B_BURST ?? 100) }));
     if (wanted('code')) printRows('Code contexts (code-interpreter template)', await benchCode(redis.socket, { samples: Math.min(samples, 300) }));
     if (wanted('nfs')) printRows('NFS export of a session workspace', await benchNfs(redis.socket));
+    if (wanted('files')) printRows('Files through the REST files API, beside plain HTTP and cp', await benchFiles(redis.socket));
     if (wanted('pools')) printRows('Start types and pools', await benchPools(redis.socket, floor, { samples, durationMs, clients: [32, 128] }));
     if (wanted('soak')) printRows('Soak (lost, duplicated and stranded invocations)', await benchSoak(redis.socket, floor));
     if (wanted('tenancy')) printRows('Tenancy: authentication cost and fair share', await benchTenancy(redis.socket, { samples }));

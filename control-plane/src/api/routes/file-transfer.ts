@@ -12,6 +12,9 @@ import { errorBody } from '../errors.js';
  * costs the control plane the same memory as a small one.
  */
 
+/** Upload chunks are sent to the executor in messages of about this size. */
+const COALESCE_BYTES = 1024 * 1024;
+
 /** One satisfiable byte range of a file, both ends included. */
 export interface ByteRange {
   start: number;
@@ -58,11 +61,22 @@ export const etagOf = (f: FileInfo): string => `"${f.size.toString(16)}-${f.modi
 export async function* bodyChunks(body: AsyncIterable<Uint8Array> | null, maxBytes: number, declared?: number, complete: () => boolean = () => true): AsyncGenerator<Uint8Array> {
   if (!body) return;
   let size = 0;
+  // The socket's reads (64 KB or less) are gathered into messages of up to 1 MB: a fraction of
+  // the gRPC messages and executor writes per file, and still bounded memory.
+  let pending: Uint8Array[] = [];
+  let pendingBytes = 0;
   for await (const value of body) {
     size += value.byteLength;
     if (size > maxBytes) throw new FileTooLargeError(maxBytes);
-    yield value;
+    pending.push(value);
+    pendingBytes += value.byteLength;
+    if (pendingBytes >= COALESCE_BYTES) {
+      yield pending.length === 1 ? (pending[0] as Uint8Array) : Buffer.concat(pending);
+      pending = [];
+      pendingBytes = 0;
+    }
   }
+  if (pendingBytes > 0) yield pending.length === 1 ? (pending[0] as Uint8Array) : Buffer.concat(pending);
   if ((declared !== undefined && size < declared) || !complete()) {
     throw new KilnError('UploadIncomplete', 400, `the upload ended after ${size} bytes${declared === undefined ? ', before its end' : ` of the ${declared} its Content-Length declares`}`, { received: size });
   }
