@@ -109,6 +109,29 @@ const schema = z.object({
     .int()
     .min(1024)
     .default(6 * 1024 * 1024),
+  /**
+   * Largest file one request may move through a session's files API (PUT/GET .../files and
+   * .../files/tar, and signed file URLs), in bytes; streamed, never buffered. The workspace's
+   * diskMB bounds it too. Default 4 GiB.
+   */
+  KILN_MAX_FILE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(4 * 1024 * 1024 * 1024),
+  /**
+   * Buckets CreateFunction / UpdateFunctionCode may read Code.S3Bucket from (comma-separated);
+   * empty turns S3 code off. A separate client from the blob store's (functions/s3-code.ts).
+   */
+  KILN_LAMBDA_S3_BUCKETS: z.string().default(''),
+  /** The S3-compatible server those buckets are on; unset: AWS S3. */
+  KILN_LAMBDA_S3_ENDPOINT: z.string().url().optional(),
+  /** Region to sign for; default KILN_S3_REGION. */
+  KILN_LAMBDA_S3_REGION: z.string().regex(/^[a-z0-9-]{2,32}$/, 'a region name such as us-east-1').optional(),
+  /** `true`: the bucket in the URL path, as most self-hosted S3 servers need. */
+  KILN_LAMBDA_S3_FORCE_PATH_STYLE: z.enum(['true', 'false']).default('false'),
+  /** Requests a second each client address may make to the public link routes (signed file URLs, code links). */
+  KILN_PUBLIC_LINK_RPS: z.coerce.number().int().min(1).max(100_000).default(20),
   /** Execution records are kept this long after they finish. */
   KILN_RESULT_TTL_SECONDS: z.coerce.number().int().min(1).default(3600),
   /** Default and largest handler timeouts. */
@@ -244,6 +267,12 @@ export type Config = {
     nfsTrustedProxies: string[] | undefined;
   };
   maxBodyBytes: number;
+  /** KILN_MAX_FILE_BYTES: one file upload's or download's largest size through the files API. */
+  maxFileBytes: number;
+  /** KILN_LAMBDA_S3_*: where Lambda's Code.S3Bucket is read from. */
+  lambdaS3: { buckets: string[]; endpoint: string | undefined; region: string; forcePathStyle: boolean };
+  /** KILN_PUBLIC_LINK_RPS: per client address, on the routes that take a signed link instead of a key. */
+  publicLinkRps: number;
   resultTtlSeconds: number;
   defaultTimeoutMs: number;
   maxTimeoutMs: number;
@@ -335,6 +364,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         .filter(Boolean),
     },
     maxBodyBytes: e.KILN_MAX_BODY_BYTES,
+    maxFileBytes: e.KILN_MAX_FILE_BYTES,
+    publicLinkRps: e.KILN_PUBLIC_LINK_RPS,
+    lambdaS3: {
+      buckets: e.KILN_LAMBDA_S3_BUCKETS.split(',')
+        .map((b) => b.trim())
+        .filter(Boolean),
+      endpoint: e.KILN_LAMBDA_S3_ENDPOINT,
+      region: e.KILN_LAMBDA_S3_REGION ?? e.KILN_S3_REGION,
+      forcePathStyle: e.KILN_LAMBDA_S3_FORCE_PATH_STYLE === 'true',
+    },
     resultTtlSeconds: e.KILN_RESULT_TTL_SECONDS,
     defaultTimeoutMs: e.KILN_DEFAULT_TIMEOUT_MS,
     maxTimeoutMs: e.KILN_MAX_TIMEOUT_MS,

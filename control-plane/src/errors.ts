@@ -6,7 +6,7 @@
 export class KilnError extends Error {
   constructor(
     readonly code: string,
-    readonly status: 400 | 401 | 403 | 404 | 409 | 410 | 412 | 413 | 415 | 429 | 500 | 502 | 503 | 504,
+    readonly status: 400 | 401 | 403 | 404 | 409 | 410 | 412 | 413 | 415 | 416 | 422 | 429 | 500 | 502 | 503 | 504,
     message: string,
     readonly data: Record<string, unknown> = {},
     readonly retryable = false,

@@ -1,4 +1,6 @@
 import { serve, type ServerType } from '@hono/node-server';
+import { FileLinks } from './sessions/file-links.js';
+import { S3CodeSource } from './functions/s3-code.js';
 import { CodeLinks } from './functions/code-links.js';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
@@ -266,9 +268,13 @@ export async function startKiln(config: Config): Promise<Kiln> {
     agents,
     templates,
     maxBodyBytes: config.maxBodyBytes,
+    maxFileBytes: config.maxFileBytes,
+    fileLinks: new FileLinks(sealer.derive('file-links')),
+    keys,
+    publicLinkRps: config.publicLinkRps,
     templateAdmin,
     metrics,
-    functions: { service: functions, invoker, aliases: new AliasService(functions, aliasStore, urlStore, eventConfigs), extras, eventConfigs, codeLinks: new CodeLinks(sealer.derive('code-links'), codePackages) },
+    functions: { service: functions, invoker, aliases: new AliasService(functions, aliasStore, urlStore, eventConfigs), extras, eventConfigs, codeLinks: new CodeLinks(sealer.derive('code-links'), codePackages), s3Code: new S3CodeSource(config.lambdaS3) },
     sessions,
     mcp,
     functionUrls: new FunctionUrlService(urlStore, functions),
@@ -284,6 +290,9 @@ export async function startKiln(config: Config): Promise<Kiln> {
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
   });
+  // A file of gigabytes through the files API takes longer than Node's default 5 minutes for a
+  // whole request; headersTimeout (60 s) still bounds a client that never finishes its headers.
+  (server as HttpServer).requestTimeout = 3_600_000;
   const terminals = attachSessionPty(server as HttpServer, sessions, keyring, browser, ptyTickets);
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;

@@ -45,6 +45,10 @@ export class Agent {
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
       'grpc.keepalive_time_ms': 10_000,
+      // HTTP/2's default 64 KB window makes a download a round trip per 64 KB, each waiting for
+      // both processes to be scheduled; 8 MB lets a file stream (bounded: the window is the most
+      // the executor can have in flight to this process per connection).
+      'grpc-node.flow_control_window': 8 * 1024 * 1024,
     };
     const sandboxes = new SandboxesClient(executor.address, credentials.createInsecure(), options);
     // The other clients share the first one's channel: one connection per executor.

@@ -101,14 +101,15 @@ export class SessionAgent {
     return this.unary((cb, deadline) => processes.resize({ process: { sandboxId: this.sandboxId, pid, tag }, cols, rows }, metadata, { deadline }, cb), 10_000);
   }
 
-  readFile(path: string): AsyncGenerator<{ data: Uint8Array }> {
+  /** A file's bytes; with `length` > 0, at most that many from `offset` (a Range request). */
+  readFile(path: string, offset = 0, length = 0): AsyncGenerator<{ data: Uint8Array }> {
     const { files, metadata } = this.agent.grpc;
-    return this.stream(files.read({ sandboxId: this.sandboxId, path }, metadata));
+    return this.stream(files.read({ sandboxId: this.sandboxId, path, offset, length }, metadata));
   }
 
   tarDownload(path: string): AsyncGenerator<{ data: Uint8Array }> {
     const { files, metadata } = this.agent.grpc;
-    return this.stream(files.tarDownload({ sandboxId: this.sandboxId, path }, metadata));
+    return this.stream(files.tarDownload({ sandboxId: this.sandboxId, path, offset: 0, length: 0 }, metadata));
   }
 
   /**
@@ -160,17 +161,17 @@ export class SessionAgent {
 
   list(path: string): Promise<FileInfo[]> {
     const { files, metadata } = this.agent.grpc;
-    return this.unary<{ entries: FileInfo[] }>((cb, deadline) => files.list({ sandboxId: this.sandboxId, path }, metadata, { deadline }, cb), 30_000).then((r) => r.entries);
+    return this.unary<{ entries: FileInfo[] }>((cb, deadline) => files.list({ sandboxId: this.sandboxId, path, offset: 0, length: 0 }, metadata, { deadline }, cb), 30_000).then((r) => r.entries);
   }
 
   stat(path: string): Promise<FileInfo> {
     const { files, metadata } = this.agent.grpc;
-    return this.unary((cb, deadline) => files.stat({ sandboxId: this.sandboxId, path }, metadata, { deadline }, cb), 10_000);
+    return this.unary((cb, deadline) => files.stat({ sandboxId: this.sandboxId, path, offset: 0, length: 0 }, metadata, { deadline }, cb), 10_000);
   }
 
   mkdir(path: string): Promise<FileInfo> {
     const { files, metadata } = this.agent.grpc;
-    return this.unary((cb, deadline) => files.mkdir({ sandboxId: this.sandboxId, path }, metadata, { deadline }, cb), 10_000);
+    return this.unary((cb, deadline) => files.mkdir({ sandboxId: this.sandboxId, path, offset: 0, length: 0 }, metadata, { deadline }, cb), 10_000);
   }
 
   remove(path: string, recursive: boolean): Promise<boolean> {

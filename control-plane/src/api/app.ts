@@ -71,6 +71,12 @@ const LAMBDA_API_PATH = /^\/20\d\d-\d\d-\d\d\//;
  */
 const MORE_LAMBDA_FAMILIES = ['/2021-11-15/*', '/2017-03-31/*', '/2017-10-31/*', '/2019-09-30/*', '/2016-08-19/*', '/2019-09-25/*'];
 import { rateLimit, TokenBuckets } from './rate-limit.js';
+import { publicLinkRate } from './link-rate.js';
+import { idempotentCreate } from './idempotent-create.js';
+import type { Keys } from '../store/keys.js';
+import type { S3CodeSource } from '../functions/s3-code.js';
+import { fileLinkRoutes } from './routes/file-links.js';
+import { FILE_LINK_PREFIX, type FileLinks } from '../sessions/file-links.js';
 
 export interface AppDeps {
   redis: Redis;
@@ -79,9 +85,11 @@ export interface AppDeps {
   agents: AgentPool;
   templates: TemplateRegistry;
   maxBodyBytes: number;
+  /** One file's largest size through the sessions' files API (KILN_MAX_FILE_BYTES); default maxBodyBytes. */
+  maxFileBytes?: number;
   templateAdmin?: TemplateAdmin;
   metrics?: KilnMetrics;
-  functions?: { service: FunctionService; invoker: FunctionInvoker; aliases: AliasService; extras?: FunctionExtras; eventConfigs?: EventInvokeConfigs; codeLinks?: CodeLinks };
+  functions?: { service: FunctionService; invoker: FunctionInvoker; aliases: AliasService; extras?: FunctionExtras; eventConfigs?: EventInvokeConfigs; codeLinks?: CodeLinks; s3Code?: S3CodeSource };
   sessions?: SessionService;
   /** Function URLs: the config API (/2021-10-31) and the URLs themselves; needs `functions`. */
   functionUrls?: FunctionUrlService;
@@ -93,6 +101,12 @@ export interface AppDeps {
   quotas?: Pick<Quotas, 'limits' | 'rateExceeded'>;
   /** Which hosts and page origins browsers may use Kiln from; absent: loopback names only. */
   browser?: BrowserPolicy;
+  /** The deployment's Redis keys; absent: creates ignore Idempotency-Key. */
+  keys?: Keys;
+  /** Signed file URLs (sessions/file-links.ts); needs `sessions`. */
+  fileLinks?: FileLinks;
+  /** Requests a second per client address on the public link routes (KILN_PUBLIC_LINK_RPS). */
+  publicLinkRps?: number;
   /** Tenants' egress secrets (egress/secrets.ts); absent: no secret routes. */
   egressSecrets?: SecretStore;
   /** Tenants' egress grants (egress/grants.ts); with it, session policies may widen within them. */
@@ -130,10 +144,16 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   if (deps.functions && urls) {
     app.use('*', functionUrlServer({ urls, invoker: deps.functions.invoker, keyring: deps.keyring, ...(deps.quotas ? { rate: { quotas: deps.quotas, buckets } } : {}) }));
   }
+  // The public link routes (no key) are paced per client address before anything else is done
+  // for them (link-rate.ts), with buckets of their own.
+  const linkBuckets = new TokenBuckets();
+  const linkRate = publicLinkRate(linkBuckets, deps.publicLinkRps ?? 20);
+  app.use(`${CODE_LINK_PREFIX}*`, linkRate);
+  app.use(`${FILE_LINK_PREFIX}*`, linkRate);
   // First of all: a page in a browser that is not Kiln's own gets nothing, whatever it sends.
   app.use('*', browserGuard(deps.browser ?? browserPolicy('127.0.0.1', [], [])));
   // Before body limits and Redis checks, so a caller without a key learns nothing else.
-  const publicPath = (path: string): boolean => path === '/api/v1/health' || path === '/api/v1/openapi.json' || path.startsWith(CODE_LINK_PREFIX);
+  const publicPath = (path: string): boolean => path === '/api/v1/health' || path === '/api/v1/openapi.json' || path.startsWith(CODE_LINK_PREFIX) || path.startsWith(FILE_LINK_PREFIX);
   app.use('/api/v1/*', authenticate(deps.keyring, publicPath));
   // Then the key's scopes against the route's (scopes.ts): templates and tenants are the
   // deployment's, changed by administrators only; each tenant's resources are checked for
@@ -165,17 +185,22 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const fallback = bodyLimit({ maxSize: deps.maxBodyBytes, onError: tooLarge });
   // The hot route reads its JSON body straight from Node's request (text-body.ts explains why).
   const hot = (method: string, path: string): boolean => method === 'POST' && path === '/api/v1/executions';
-  const upload = (method: string, path: string): boolean => method === 'PUT' && /^\/api\/v1\/sessions\/[^/]+\/files(\/tar)?$/.test(path);
+  const upload = (method: string, path: string): boolean => method === 'PUT' && (/^\/api\/v1\/sessions\/[^/]+\/files(\/tar)?$/.test(path) || path.startsWith(FILE_LINK_PREFIX));
   app.use('/api/*', textBody({ maxBytes: deps.maxBodyBytes, tooLarge, fallback, hot, streamed: upload }));
   // Inside the body limit above (its `next`). The Lambda routes keep events as text; the
   // invoker checks their depth (invocation/request.ts), as for every surface that takes one.
   app.use('/api/*', jsonDepthGuard((method, path) => hot(method, path) || upload(method, path)));
   app.use('/api/v1/*', redisGuard(deps.redis));
+  // Idempotency-Key on creates (idempotent-create.ts), inside every check above.
+  if (deps.keys) {
+    app.use('/api/v1/sessions', idempotentCreate(deps.redis, deps.keys, 'session'));
+    app.use('/api/v1/functions', idempotentCreate(deps.redis, deps.keys, 'function'));
+  }
   app.route('/', executionRoutes(deps.executions));
   if (deps.functions) app.route('/', functionRoutes(deps.functions.service, deps.functions.invoker));
   if (deps.functions) app.route('/', aliasRoutes(deps.functions.aliases));
   // Lambda's paths sit outside /api/*, so they carry their own Lambda-shaped body limits.
-  if (deps.functions) app.route('/', lambdaRoutes(deps.functions.service, deps.functions.invoker, deps.functions.aliases, deps.redis, deps.functions.extras, deps.functions.codeLinks));
+  if (deps.functions) app.route('/', lambdaRoutes(deps.functions.service, deps.functions.invoker, deps.functions.aliases, deps.redis, deps.functions.extras, deps.functions.codeLinks, deps.functions.s3Code));
   // GetFunction's Code.Location: signed, so without a key (functions/code-links.ts).
   if (deps.functions?.codeLinks) app.route('/', deps.functions.codeLinks.routes());
   if (deps.functions) app.route('/', lambdaStreamRoutes(deps.functions.invoker, deps.redis));
@@ -185,7 +210,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.route('/', adminRoutes(deps.keyring));
   if (deps.metrics) app.route('/', metricsRoutes(deps.metrics, deps.redis));
   if (deps.sessions) app.route('/', sessionRoutes(deps.sessions));
-  if (deps.sessions) app.route('/', sessionFileRoutes(deps.sessions, deps.maxBodyBytes));
+  if (deps.sessions) app.route('/', sessionFileRoutes(deps.sessions, deps.maxFileBytes ?? deps.maxBodyBytes));
+  if (deps.sessions && deps.fileLinks) app.route('/', fileLinkRoutes(deps.sessions, deps.fileLinks, deps.maxFileBytes ?? deps.maxBodyBytes));
   if (deps.sessions) app.route('/', sessionProcessIoRoutes(deps.sessions));
   // E2B's SDKs (api/e2b/): its control API and the sandbox routes, with E2B's own error shapes.
   if (deps.sessions) mountE2b(app, { sessions: deps.sessions, templates: deps.templates, keyring: deps.keyring, ...(deps.quotas ? { rate: { quotas: deps.quotas, buckets } } : {}) });

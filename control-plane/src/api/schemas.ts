@@ -63,3 +63,15 @@ export const HealthSchema = z
     ),
   })
   .openapi('Health');
+
+/** `Idempotency-Key` on a create (api/idempotent-create.ts). */
+export const CreateIdempotencyHeaders = z.object({
+  'idempotency-key': z
+    .string()
+    .optional()
+    .openapi({
+      param: { name: 'idempotency-key', in: 'header' },
+      description:
+        'Makes a retried create one resource: the same key and body within 24 hours answer the first result again (Idempotent-Replayed: true); the same key with another body is 422 IdempotencyKeyReused, and while the first is still running 409 IdempotencyKeyInProgress. Keys are per tenant; 1-256 printable ASCII characters',
+    }),
+});

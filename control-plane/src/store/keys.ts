@@ -186,6 +186,13 @@ export class Keys {
   quotaSessions(tenant: string): string {
     return `${this.prefix}:quota:sessions:${tenant}`;
   }
+  /**
+   * A create's `Idempotency-Key` (STRING, owned by api/idempotent-create.ts): the request's hash
+   * and, once done, its answer. `keyHash` is a hash of the client's key, never the key itself.
+   */
+  idempotentCreate(tenant: string, resource: string, keyHash: string): string {
+    return `${this.prefix}:idem:${tenant}:${resource}:${keyHash}`;
+  }
   /** BullMQ's own prefix for this deployment's queues. */
   get queuePrefix(): string {
     return `${this.prefix}:q`;

@@ -21,6 +21,9 @@ async function headAndChunks(call: ServerReadableStream<FileWriteRequest, FileIn
     if (head.data.length) yield head.data;
     for (;;) {
       const next = await it.next();
+      // A cancelled call (the client went away mid-upload) may end like a finished one; its
+      // bytes are incomplete and must not become the file.
+      if (call.cancelled) throw new InvalidArgumentError('the upload was cancelled before its end');
       if (next.done) return;
       if (next.value.data.length) yield next.value.data;
     }
@@ -50,7 +53,7 @@ function tarRequest(sandboxId: string, args: string[]): ProcessRequest {
 export function filesService(rpc: Rpc, sandboxes: SandboxManager, processes: ProcessTable): FilesServer {
   const files = (sandboxId: string): WorkspaceFiles => new WorkspaceFiles(sandboxes.get(sandboxId).spec);
   return {
-    read: rpc.serverStream(async (call) => pump(call, await files(call.request.sandboxId).read(call.request.path))),
+    read: rpc.serverStream(async (call) => pump(call, await files(call.request.sandboxId).read(call.request.path, call.request.offset, call.request.length))),
     write: rpc.clientStream(async (call) => {
       const { head, chunks } = await headAndChunks(call);
       return files(head.sandboxId).write(head.path, chunks, head.mode || 0o644);

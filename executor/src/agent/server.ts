@@ -1,3 +1,4 @@
+import type { Http2Server, ServerHttp2Session } from 'node:http2';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { EgressService } from '@kiln/proto/executor/egress';
 import { FilesService } from '@kiln/proto/executor/files';
@@ -72,6 +73,33 @@ export function createAgentServer(config: ExecutorConfig, deps: AgentDeps): Serv
 /** Binds the server and returns the port it got (useful with port 0). */
 export function listen(server: Server, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(`${host}:${port}`, ServerCredentials.createInsecure(), (err, boundPort) => (err ? reject(err) : resolve(boundPort)));
+    server.bindAsync(`${host}:${port}`, ServerCredentials.createInsecure(), (err, boundPort) => {
+      if (err) return reject(err);
+      widenWindows(server);
+      resolve(boundPort);
+    });
   });
+}
+
+/** HTTP/2 flow-control window for uploads to this executor (the control plane's client sets its own). */
+const FLOW_CONTROL_WINDOW = 8 * 1024 * 1024;
+
+/**
+ * grpc-js's Server has no option for its HTTP/2 window (its client has
+ * `grpc-node.flow_control_window`), and the default 64 KB makes an upload a round trip per
+ * 64 KB, each waiting for both processes to be scheduled: ~10 MB/s on a loaded host. This
+ * reaches its HTTP/2 servers (a private field; if a release renames it, nothing changes but the
+ * speed) and widens the stream and connection windows of every session they accept. Bounded:
+ * the window is the most a control plane can have in flight to this executor per stream.
+ */
+function widenWindows(server: Server): void {
+  const servers = (server as unknown as { http2Servers?: Map<Http2Server, unknown> }).http2Servers;
+  if (!(servers instanceof Map)) return;
+  for (const h2 of servers.keys()) {
+    if (typeof h2.updateSettings !== 'function') continue;
+    h2.updateSettings({ initialWindowSize: FLOW_CONTROL_WINDOW });
+    h2.on('session', (session: ServerHttp2Session) => {
+      session.once('localSettings', () => session.setLocalWindowSize(FLOW_CONTROL_WINDOW));
+    });
+  }
 }

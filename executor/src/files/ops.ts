@@ -1,5 +1,6 @@
 import { createReadStream, promises as fsp, type ReadStream, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import type { FileInfo } from '@kiln/proto/executor/files';
 import { openRoot, walkDirs, withFd } from '../fs/beneath.js';
 import { O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_WRONLY, closeFd, fstatFd, isRoot, openFd, procPath } from '../fs/fsio.js';
@@ -122,8 +123,11 @@ export class WorkspaceFiles {
     }
   }
 
-  /** A stream of a regular file's bytes; refuses directories, links and special files. */
-  async read(path: string): Promise<ReadStream> {
+  /**
+   * A stream of a regular file's bytes; refuses directories, links and special files. With
+   * `length` > 0 it sends at most that many bytes from `offset` (a Range request's slice).
+   */
+  async read(path: string, offset = 0, length = 0): Promise<ReadStream> {
     const t = target(path, 'cannot read /workspace itself; it is a directory (use list)');
     let fd: number;
     try {
@@ -145,46 +149,53 @@ export class WorkspaceFiles {
       throw fsError(err, t.inside);
     }
     // The stream owns the fd from here on and closes it when it ends or is destroyed.
-    return createReadStream('', { fd, highWaterMark: 256 * 1024, autoClose: true });
+    return createReadStream('', { fd, highWaterMark: 256 * 1024, autoClose: true, start: offset, ...(length > 0 ? { end: offset + length - 1 } : {}) });
   }
 
   /**
    * Writes a regular file from chunks (creating parent directories), owned by the sandbox's
    * uid. One upload may be at most maxFileMB (the same RLIMIT_FSIZE sandbox processes get);
-   * a full workspace (ENOSPC, EDQUOT) is DiskQuotaExceeded too. A failed write leaves no
-   * partial file behind that it created.
+   * a full workspace (ENOSPC, EDQUOT) is DiskQuotaExceeded too.
+   *
+   * The bytes go to a new file of a hidden name beside the target (O_EXCL, so never an entry the
+   * sandbox planted), which is renamed over the target once complete: a failed or cut upload
+   * leaves the old file as it was and no partial file, and readers never see half a file. The
+   * rename happens inside the parent's pinned fd, and rename(2) replaces a link at the target
+   * as a link, so swapping the target or a parent for a symlink mid-upload sends nothing out.
    */
   async write(path: string, chunks: AsyncIterable<Uint8Array>, mode = 0o644): Promise<FileInfo> {
     const t = target(path, 'cannot write to /workspace itself; name a file inside it');
     const limit = this.spec.maxFileMB * 1024 * 1024;
     try {
       return await this.inDir(t.parents, true, async (dirFd) => {
-        const entry = procPath(dirFd, t.name);
-        let fh: FileHandle;
-        let created = true;
+        const existing = await fsp.lstat(procPath(dirFd, t.name)).catch((err: unknown) => {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+          throw err;
+        });
+        // As an O_NOFOLLOW open would: writing through a link is refused. A link swapped in
+        // later is replaced by rename(2) as a link, never followed.
+        if (existing?.isSymbolicLink()) throw Object.assign(new Error('is a symlink'), { code: 'ELOOP' });
+        if (existing && !existing.isFile()) throw new InvalidArgumentError(`${t.inside} exists and is not a regular file`, { path: t.inside });
+        const temp = `.kiln-upload-${randomBytes(8).toString('hex')}`;
+        const fh = await fsp.open(procPath(dirFd, temp), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK, mode & 0o777);
+        let renamed = false;
         try {
-          fh = await fsp.open(entry, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK, mode & 0o777);
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-          created = false;
-          fh = await fsp.open(entry, O_WRONLY | O_NOFOLLOW | O_NONBLOCK);
-        }
-        try {
-          const s = await fh.stat();
-          if (!s.isFile()) throw new InvalidArgumentError(`${t.inside} exists and is not a regular file`, { path: t.inside });
-          if (!created) await fh.truncate(0);
           if (isRoot()) await fh.chown(this.spec.hostUid, this.spec.hostGid);
+          // An overwritten file keeps its permissions, as it did when it was truncated in place.
+          await fh.chmod((existing?.isFile() ? existing.mode : mode) & 0o777);
           let written = 0;
           for await (const chunk of chunks) {
             written += chunk.length;
             if (written > limit) throw new DiskQuotaExceededError(this.spec.maxFileMB, t.inside);
             await writeAll(fh, chunk);
           }
-          return infoFrom(await fh.stat(), t.inside, '');
-        } catch (err) {
-          if (created) await unlinkIfSame(dirFd, t.name, fh);
-          throw err;
+          const info = infoFrom(await fh.stat(), t.inside, '');
+          if (!(await isSame(dirFd, temp, fh))) throw new InvalidArgumentError(`${t.inside} was moved away by the sandbox while it was uploaded`, { path: t.inside });
+          await fsp.rename(procPath(dirFd, temp), procPath(dirFd, t.name));
+          renamed = true;
+          return info;
         } finally {
+          if (!renamed) await unlinkIfSame(dirFd, temp, fh);
           await fh.close();
         }
       });
@@ -263,14 +274,19 @@ async function writeAll(fh: FileHandle, chunk: Uint8Array): Promise<void> {
   }
 }
 
+/** Whether entry `name` of `dirFd` is (still) the file `fh` has open, not a link or another file. */
+async function isSame(dirFd: number, name: string, fh: FileHandle): Promise<boolean> {
+  const [mine, now] = await Promise.all([fh.stat(), fsp.lstat(procPath(dirFd, name))]);
+  return mine.ino === now.ino && mine.dev === now.dev;
+}
+
 /**
  * Unlinks `name` in `dirFd` if it is still the file `fh` has open: a failed upload takes
  * back only the file it made, never an entry the sandbox put there in the meantime.
  */
 async function unlinkIfSame(dirFd: number, name: string, fh: FileHandle): Promise<void> {
   try {
-    const [mine, now] = await Promise.all([fh.stat(), fsp.lstat(procPath(dirFd, name))]);
-    if (mine.ino === now.ino && mine.dev === now.dev) await fsp.unlink(procPath(dirFd, name));
+    if (await isSame(dirFd, name, fh)) await fsp.unlink(procPath(dirFd, name));
   } catch {
     // Gone or replaced already: nothing of ours to take back. The write's own error is thrown.
   }

@@ -4,6 +4,7 @@ import { benchE2b } from './e2b.js';
 import { benchEgress } from './egress.js';
 import { benchExecutions } from './executions.js';
 import { applyCpuPolicy } from '@kiln/control-plane/cpu-policy';
+import { benchFiles } from './files.js';
 import { benchFloor } from './floor.js';
 import { benchFunctionUrls } from './function-urls.js';
 import { benchLambdaSdk } from './lambda-sdk.js';
@@ -52,6 +53,7 @@ async function main(): Promise<void> {
     if (wanted('code')) printRows('Code contexts (code-interpreter template)', await benchCode(redis.socket, { samples: Math.min(samples, 300) }));
     if (wanted('egress')) printRows('Egress proxy: HTTP through Kiln DNS and proxy, beside direct to the same server', await benchEgress(redis.socket, { samples }));
     if (wanted('nfs')) printRows('NFS export of a session workspace', await benchNfs(redis.socket));
+    if (wanted('files')) printRows('Files through the REST files API, beside plain HTTP and cp', await benchFiles(redis.socket));
     if (wanted('pools')) printRows('Start types and pools', await benchPools(redis.socket, floor, { samples, durationMs, clients: [32, 128] }));
     if (wanted('soak')) printRows('Soak (lost, duplicated and stranded invocations)', await benchSoak(redis.socket, floor));
     if (wanted('tenancy')) printRows('Tenancy: authentication cost and fair share', await benchTenancy(redis.socket, { samples }));

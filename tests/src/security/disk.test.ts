@@ -91,6 +91,23 @@ describe('disk limits', () => {
     });
   });
 
+  it('keeps the old file and leaves no partial one when an upload over an existing file meets a full disk', async () => {
+    await withSession(k, async (s) => {
+      const url = `${k.url}/api/v1/sessions/${s.id}/files?path=keep.bin`;
+      expect((await fetch(url, { method: 'PUT', body: 'old contents' })).status).toBe(200);
+      // 100 MB into a 64 MB workspace: the disk fills in the middle of the upload.
+      const res = await fetch(url, { method: 'PUT', body: Buffer.alloc(100 * MB, 7), headers: { 'content-type': 'application/octet-stream' } });
+      const body: unknown = await res.json();
+      expect(res.status, JSON.stringify(body)).toBe(413);
+      expect(body).toMatchObject({ error: { code: 'DiskQuotaExceeded', data: { path: '/workspace/keep.bin' } } });
+      const after = await sh(s, 'ls -A /workspace; cat /workspace/keep.bin; echo; du -sb /workspace | cut -f1');
+      expect(after.stdout).not.toContain('kiln-upload');
+      expect(after.stdout).toContain('old contents');
+      // The space the partial upload took is free again.
+      expect(Number(after.stdout.trim().split('\n').pop())).toBeLessThan(MB);
+    });
+  });
+
   it('stops writes through the NFS export at the size', async () => {
     await withSession(k, async (s) => {
       const src = join(local, `nfs-${s.id}.bin`);

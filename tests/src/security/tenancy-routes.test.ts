@@ -19,7 +19,9 @@ type Kind =
   /** shared, readable by any tenant: 200 */
   | 'shared'
   /** beta's own view or a new resource of beta's: 2xx, never showing alpha's ids */
-  | 'own';
+  | 'own'
+  /** a keyless signed-link route: without a link alpha made, 403 FileLinkRefused */
+  | 'link';
 interface Case {
   kind: Kind;
   query?: string;
@@ -96,6 +98,9 @@ const ROUTES: Record<string, Case> = {
   'POST /api/v1/sessions/{id}/files/rename': { kind: 'owned', body: { from: 'secret.txt', to: 'moved.txt' } },
   'GET /api/v1/sessions/{id}/files/tar': { kind: 'owned', query: 'path=.' },
   'PUT /api/v1/sessions/{id}/files/tar': { kind: 'owned', query: 'path=.', raw: { type: 'application/x-tar', data: '' } },
+  'POST /api/v1/sessions/{id}/files/url': { kind: 'owned', body: { path: 'secret.txt', method: 'GET' } },
+  'GET /api/v1/file-links/{token}': { kind: 'link' },
+  'PUT /api/v1/file-links/{token}': { kind: 'link', raw: { type: 'application/octet-stream', data: 'pwned' } },
   'POST /api/v1/sessions/{id}/processes/{process}/stdin': { kind: 'owned', body: { data: 'pwned\n', close: true } },
   'GET /api/v1/sessions/{id}/processes/{process}/stream': { kind: 'owned' },
   'POST /api/v1/sessions/{id}/contexts': { kind: 'owned', body: { language: 'javascript' } },
@@ -197,7 +202,7 @@ describe('every route, as another tenant', () => {
       const headers: Record<string, string> = { ...beta, ...(c.body !== undefined ? { 'content-type': 'application/json' } : {}), ...(c.raw ? { 'content-type': c.raw.type } : {}) };
       const res = await fetch(url, { method, headers, ...(c.body !== undefined ? { body: JSON.stringify(c.body) } : {}), ...(c.raw ? { body: c.raw.data } : {}) });
       const text = await res.text();
-      const expected = { owned: [404], admin: [403], shared: [200], own: [200, 201, 202, 204] }[c.kind];
+      const expected = { owned: [404], admin: [403], shared: [200], own: [200, 201, 202, 204], link: [403] }[c.kind];
       expect([route, expected.includes(res.status) ? 'ok' : res.status, text.slice(0, 300)]).toEqual([route, 'ok', expect.any(String)]);
       // Alpha's content never shows; alpha's ids only where beta sent them (an error naming the id asked for).
       const sent = url + JSON.stringify(c.body ?? '');

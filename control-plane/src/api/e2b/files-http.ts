@@ -4,7 +4,7 @@ import { Hono, type Context } from 'hono';
 import type { FileInfo } from '@kiln/proto/executor/files';
 import type { SessionAgent } from '../../agent/session-client.js';
 import { KilnError, ValidationError } from '../../errors.js';
-import { streamed } from '../routes/sessions-files.js';
+import { streamed } from '../routes/file-transfer.js';
 import type { AppEnv } from '../router.js';
 import type { SandboxOpener } from './access.js';
 import { e2bError, onE2bError } from './errors.js';

@@ -93,12 +93,12 @@ const TagsShape = z.record(z.unknown());
 export const CreateInput = ConfigInput.extend({
   FunctionName: z.string(),
   Tags: TagsShape.optional(),
-  Code: z.object({ ZipFile: z.string().optional(), S3Bucket: z.string().optional(), ImageUri: z.string().optional() }).passthrough(),
+  Code: z.object({ ZipFile: z.string().optional(), S3Bucket: z.string().optional(), S3Key: z.string().optional(), S3ObjectVersion: z.string().optional(), ImageUri: z.string().optional() }).passthrough(),
   Publish: z.boolean().optional(),
 });
 
 export const CodeInputShape = z
-  .object({ ZipFile: z.string().optional(), S3Bucket: z.string().optional(), ImageUri: z.string().optional(), Publish: z.boolean().optional(), RevisionId: z.string().optional() })
+  .object({ ZipFile: z.string().optional(), S3Bucket: z.string().optional(), S3Key: z.string().optional(), S3ObjectVersion: z.string().optional(), ImageUri: z.string().optional(), Publish: z.boolean().optional(), RevisionId: z.string().optional() })
   .passthrough();
 
 export const PublishInput = z.object({ Description: z.string().optional(), CodeSha256: z.string().optional(), RevisionId: z.string().optional() }).passthrough();

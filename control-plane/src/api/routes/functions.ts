@@ -10,7 +10,7 @@ import { TENANT_ID } from '../../tenancy/principal.js';
 import { jsonText, newRouter, type AppEnv } from '../router.js';
 import { recordJson } from '../../invocation/contract.js';
 import { idempotencyKey } from '../../invocation/submit.js';
-import { ErrorSchema, ExecutionRecordSchema, IdempotencyHeaders, LambdaErrorSchema } from '../schemas.js';
+import { CreateIdempotencyHeaders, ErrorSchema, ExecutionRecordSchema, IdempotencyHeaders, LambdaErrorSchema } from '../schemas.js';
 
 export const errors = {
   400: { description: 'Invalid request', content: { 'application/json': { schema: ErrorSchema } } },
@@ -118,7 +118,7 @@ const qualifierQuery = tenantQuery.extend({ qualifier: z.string().optional().ope
 export const json = <T extends z.ZodTypeAny>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
 
 const routes = {
-  create: createRoute({ method: 'post', path: '/api/v1/functions', tags: ['functions'], summary: 'Create a function (in the key\'s tenant)', request: { query: tenantQuery, body: { required: true, content: { 'application/json': { schema: CreateSchema } } } }, responses: { 201: json(FunctionSchema, 'Created'), ...errors } }),
+  create: createRoute({ method: 'post', path: '/api/v1/functions', tags: ['functions'], summary: 'Create a function (in the key\'s tenant)', request: { query: tenantQuery, headers: CreateIdempotencyHeaders, body: { required: true, content: { 'application/json': { schema: CreateSchema } } } }, responses: { 201: json(FunctionSchema, 'Created'), ...errors } }),
   list: createRoute({
     method: 'get',
     path: '/api/v1/functions',

@@ -6,7 +6,9 @@ import { KilnError, ValidationError } from '../../errors.js';
 import { SYNC_PAYLOAD_BYTES, type FunctionInvoker, type InvocationType } from '../../functions/invoker.js';
 import { idempotencyKey } from '../../invocation/submit.js';
 import { redisGuard } from '../redis-guard.js';
-import { zipFromBase64 } from '../../functions/package.js';
+import { zipFromBase64, type CodeInput } from '../../functions/package.js';
+import type { S3CodeSource } from '../../functions/s3-code.js';
+import type { Principal } from '../../tenancy/principal.js';
 import type { AliasService } from '../../functions/aliases.js';
 import type { FunctionService } from '../../functions/service.js';
 import { checkTags, type FunctionExtras } from '../../functions/settings.js';
@@ -28,9 +30,23 @@ const BASE = '/2015-03-31/functions';
  */
 export const LAMBDA_IDEMPOTENCY_HEADER = 'X-Kiln-Idempotency-Key';
 
-function zipOf(code: { ZipFile?: string | undefined; S3Bucket?: string | undefined; ImageUri?: string | undefined }) {
-  if (code.ZipFile === undefined) throw new ValidationError('only Code.ZipFile is supported (S3 and image packages are not)', { field: 'ZipFile' });
-  return zipFromBase64('ZipFile', code.ZipFile);
+interface CodeShape {
+  ZipFile?: string | undefined;
+  S3Bucket?: string | undefined;
+  S3Key?: string | undefined;
+  S3ObjectVersion?: string | undefined;
+  ImageUri?: string | undefined;
+}
+
+/** The zip of a CreateFunction / UpdateFunctionCode: inline (ZipFile) or read from S3 (functions/s3-code.ts). */
+async function zipOf(code: CodeShape, who: Principal, s3?: S3CodeSource): Promise<CodeInput> {
+  if (code.ZipFile !== undefined && code.S3Bucket !== undefined) throw new ValidationError('send either Code.ZipFile or Code.S3Bucket/S3Key, not both', { field: 'ZipFile' });
+  if (code.ZipFile !== undefined) return zipFromBase64('ZipFile', code.ZipFile);
+  if (code.S3Bucket !== undefined) {
+    if (!s3) throw new ValidationError('Code.S3Bucket is not enabled on this deployment; send Code.ZipFile', { field: 'S3Bucket' });
+    return { zipFile: await s3.fetch(who, { bucket: code.S3Bucket, key: code.S3Key ?? '', version: code.S3ObjectVersion }) };
+  }
+  throw new ValidationError('Code.ZipFile or Code.S3Bucket with S3Key is required (image packages are not supported)', { field: 'ZipFile' });
 }
 
 
@@ -55,7 +71,7 @@ export function logTail(logs: string): string {
  * tenant's, ARNs carry the tenant as the account id, and another tenant's function is
  * ResourceNotFoundException, as a missing one. Listing shows the key's own tenant's functions.
  */
-export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoker, aliases: AliasService, redis?: Redis, extras?: FunctionExtras, codeLinks?: CodeLinks): Hono<AppEnv> {
+export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoker, aliases: AliasService, redis?: Redis, extras?: FunctionExtras, codeLinks?: CodeLinks, s3Code?: S3CodeSource): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.onError(onLambdaError);
   // While Redis is down: 503 ServiceException at once, which the AWS SDK retries, as REST's 503.
@@ -71,7 +87,7 @@ export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoke
     const who = c.get('principal');
     // Checked before the function exists, so bad tags leave nothing behind.
     const tags = input.Tags !== undefined && extras ? checkTags(input.Tags) : undefined;
-    const record = await functions.create(who, { ...settingsOf(input), name, tenant, runtime, code: zipOf(input.Code), publish: input.Publish ?? false });
+    const record = await functions.create(who, { ...settingsOf(input), name, tenant, runtime, code: await zipOf(input.Code, who, s3Code), publish: input.Publish ?? false });
     if (tags) await extras?.writeTags(record, tags);
     return c.json(configuration(input.Publish ? await functions.publish(who, record) : record), 201);
   });
@@ -111,7 +127,7 @@ export function lambdaRoutes(functions: FunctionService, invoker: FunctionInvoke
     const { fn } = lambdaTarget(c);
     const who = c.get('principal');
     const input = parseBody(CodeInputShape, await c.req.text());
-    const record = await functions.updateCode(who, fn, zipOf(input), input.Publish ?? false, input.RevisionId);
+    const record = await functions.updateCode(who, fn, await zipOf(input, who, s3Code), input.Publish ?? false, input.RevisionId);
     return c.json(configuration(input.Publish ? await functions.publish(who, fn) : record));
   });
   app.put(`${BASE}/:name/configuration`, managementLimit, async (c) => {

@@ -2,18 +2,35 @@ import type { Principal } from '../../tenancy/principal.js';
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import type { FileInfo } from '@kiln/proto/executor/files';
 import type { SessionAgent } from '../../agent/session-client.js';
-import { KilnError } from '../../errors.js';
 import type { SessionService } from '../../sessions/service.js';
 import { newRouter, type AppEnv } from '../router.js';
+import { receive, send, streamed } from './file-transfer.js';
+import { ErrorSchema } from '../schemas.js';
 import { FileInfoSchema, SessionIdParam, sessionErrors as errors } from './session-schemas.js';
 
+const RangeHeaders = z.object({
+  range: z.string().optional().openapi({ description: 'One byte range, e.g. bytes=0-1023, bytes=1024- or bytes=-500', example: 'bytes=0-1023' }),
+  'if-range': z.string().optional().openapi({ description: 'An ETag from an earlier download: the range is served only if the file is unchanged, else all of it' }),
+});
 const PathQuery = z.object({ path: z.string().default('.').openapi({ description: 'Relative to /workspace, or absolute inside it', example: 'src/main.py' }) });
 const json = <T extends z.ZodTypeAny>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
 const binary = (description: string, type = 'application/octet-stream') => ({ description, content: { [type]: { schema: z.string().openapi({ format: 'binary' }) } } });
 const rawBody = (type: string) => ({ body: { required: true, content: { [type]: { schema: z.string().openapi({ format: 'binary' }) } } } });
 
 const routes = {
-  read: createRoute({ method: 'get', path: '/api/v1/sessions/{id}/files', tags: ['files'], summary: 'Download a file (streamed)', request: { params: SessionIdParam, query: PathQuery }, responses: { 200: binary('The file\'s bytes'), ...errors } }),
+  read: createRoute({
+    method: 'get',
+    path: '/api/v1/sessions/{id}/files',
+    tags: ['files'],
+    summary: 'Download a file (streamed; one `Range` answered with 206, `If-Range` honoured)',
+    request: { params: SessionIdParam, query: PathQuery, headers: RangeHeaders },
+    responses: {
+      200: binary('The file\'s bytes (Content-Length, ETag, Accept-Ranges: bytes)'),
+      206: binary('The range asked for (Content-Range: bytes start-end/size)'),
+      416: json(ErrorSchema, 'RangeNotSatisfiable: no byte of the range is in the file, or several ranges were asked for (Content-Range: bytes */size)'),
+      ...errors,
+    },
+  }),
   write: createRoute({
     method: 'put',
     path: '/api/v1/sessions/{id}/files',
@@ -71,64 +88,15 @@ function fileInfo(f: FileInfo): z.infer<typeof FileInfoSchema> {
   };
 }
 
-/**
- * The request body as chunks, without buffering it, stopping with 413 once it passes
- * `maxBytes` (counted here because Hono's `bodyLimit` reads a chunked body whole first).
- */
-async function* bodyChunks(body: ReadableStream<Uint8Array> | null, maxBytes: number): AsyncGenerator<Uint8Array> {
-  if (!body) return;
-  const reader = body.getReader();
-  let size = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      size += value.byteLength;
-      if (size > maxBytes) throw new KilnError('PayloadTooLarge', 413, `request body is larger than ${maxBytes} bytes`, { maxBytes });
-      yield value;
-    }
-  } finally {
-    reader.releaseLock();
-  }
-}
-
-/**
- * Streams a gRPC byte stream as a response body. The first chunk is awaited before the
- * response starts, so a missing file or a refused path is an HTTP error, not a cut stream.
- */
-export async function streamed(source: AsyncGenerator<{ data: Uint8Array }>, type: string): Promise<Response> {
-  const first = await source.next();
-  const body = new ReadableStream<Uint8Array>({
-    start(controller) {
-      if (first.done) controller.close();
-      else controller.enqueue(first.value.data);
-    },
-    async pull(controller) {
-      if (first.done) return;
-      try {
-        const next = await source.next();
-        if (next.done) controller.close();
-        else controller.enqueue(next.value.data);
-      } catch (err) {
-        controller.error(err);
-      }
-    },
-    async cancel() {
-      await source.return(undefined);
-    },
-  });
-  return new Response(body, { status: 200, headers: { 'content-type': type } });
-}
-
 /** Thin edge for a session's files: every path is checked by the executor (400 PathOutsideWorkspace). */
-export function sessionFileRoutes(sessions: SessionService, maxBodyBytes: number): OpenAPIHono<AppEnv> {
+export function sessionFileRoutes(sessions: SessionService, maxFileBytes: number): OpenAPIHono<AppEnv> {
   const app = newRouter();
   const agentOf = async (id: string, who: Principal): Promise<SessionAgent> => (await sessions.open(id, who)).agent;
-  app.openapi(routes.read, async (c) => (await streamed((await agentOf(c.req.valid('param').id, c.get('principal'))).readFile(c.req.valid('query').path), 'application/octet-stream')) as never);
+  app.openapi(routes.read, async (c) => (await send(await agentOf(c.req.valid('param').id, c.get('principal')), c.req.valid('query').path, c.req.raw, maxFileBytes)) as never);
   app.openapi(routes.write, async (c) => {
     const q = c.req.valid('query');
     const agent = await agentOf(c.req.valid('param').id, c.get('principal'));
-    return c.json(fileInfo(await agent.upload('file', q.path, bodyChunks(c.req.raw.body, maxBodyBytes), q.mode ? parseInt(q.mode, 8) : 0o644)), 200);
+    return c.json(fileInfo(await receive(agent, 'file', q.path, c, maxFileBytes, q.mode ? parseInt(q.mode, 8) : 0o644)), 200);
   });
   app.openapi(routes.list, async (c) => c.json({ entries: (await (await agentOf(c.req.valid('param').id, c.get('principal'))).list(c.req.valid('query').path)).map(fileInfo) }, 200));
   app.openapi(routes.stat, async (c) => c.json(fileInfo(await (await agentOf(c.req.valid('param').id, c.get('principal'))).stat(c.req.valid('query').path)), 200));
@@ -144,7 +112,7 @@ export function sessionFileRoutes(sessions: SessionService, maxBodyBytes: number
   app.openapi(routes.tarGet, async (c) => (await streamed((await agentOf(c.req.valid('param').id, c.get('principal'))).tarDownload(c.req.valid('query').path), 'application/x-tar')) as never);
   app.openapi(routes.tarPut, async (c) => {
     const agent = await agentOf(c.req.valid('param').id, c.get('principal'));
-    return c.json(fileInfo(await agent.upload('tar', c.req.valid('query').path, bodyChunks(c.req.raw.body, maxBodyBytes))), 200);
+    return c.json(fileInfo(await receive(agent, 'tar', c.req.valid('query').path, c, maxFileBytes)), 200);
   });
   return app;
 }

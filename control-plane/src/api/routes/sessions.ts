@@ -6,12 +6,13 @@ import { jsonText, newRouter, type AppEnv } from '../router.js';
 import { recordJson } from '../../invocation/contract.js';
 import { ValidationError } from '../../errors.js';
 import { CreateSessionSchema, ExecuteSchema, ProcessInfoSchema, ProcessRequestSchema, ProcessResultSchema, SessionIdParam, SessionSchema, sessionErrors as errors } from './session-schemas.js';
+import { CreateIdempotencyHeaders } from '../schemas.js';
 
 const json = <T extends z.ZodTypeAny>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
 const body = <T extends z.ZodTypeAny>(schema: T) => ({ body: { required: true, content: { 'application/json': { schema } } } });
 
 const routes = {
-  create: createRoute({ method: 'post', path: '/api/v1/sessions', tags: ['sessions'], summary: 'Create a session (lease a sandbox)', request: body(CreateSessionSchema), responses: { 201: json(SessionSchema, 'Created'), ...errors } }),
+  create: createRoute({ method: 'post', path: '/api/v1/sessions', tags: ['sessions'], summary: 'Create a session (lease a sandbox)', request: { ...body(CreateSessionSchema), headers: CreateIdempotencyHeaders }, responses: { 201: json(SessionSchema, 'Created'), ...errors } }),
   list: createRoute({
     method: 'get',
     path: '/api/v1/sessions',

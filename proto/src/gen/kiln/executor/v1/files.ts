@@ -36,6 +36,10 @@ export interface FilePathRequest {
   sandboxId: string;
   /** Relative to /workspace, or absolute inside it. */
   path: string;
+  /** Read only: the first byte to send (a Range request's start); 0 from the beginning. */
+  offset: number;
+  /** Read only: how many bytes to send at most from offset; 0 to the end of the file. */
+  length: number;
 }
 
 export interface FileInfo {
@@ -83,7 +87,7 @@ export interface FileRenameRequest {
 }
 
 function createBaseFilePathRequest(): FilePathRequest {
-  return { sandboxId: "", path: "" };
+  return { sandboxId: "", path: "", offset: 0, length: 0 };
 }
 
 export const FilePathRequest: MessageFns<FilePathRequest> = {
@@ -93,6 +97,12 @@ export const FilePathRequest: MessageFns<FilePathRequest> = {
     }
     if (message.path !== "") {
       writer.uint32(18).string(message.path);
+    }
+    if (message.offset !== 0) {
+      writer.uint32(24).uint64(message.offset);
+    }
+    if (message.length !== 0) {
+      writer.uint32(32).uint64(message.length);
     }
     return writer;
   },
@@ -126,6 +136,22 @@ export const FilePathRequest: MessageFns<FilePathRequest> = {
             message.path = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.offset = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.length = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -146,6 +172,8 @@ export const FilePathRequest: MessageFns<FilePathRequest> = {
         ? globalThis.String(object.sandbox_id)
         : "",
       path: isSet(object.path) ? globalThis.String(object.path) : "",
+      offset: isSet(object.offset) ? globalThis.Number(object.offset) : 0,
+      length: isSet(object.length) ? globalThis.Number(object.length) : 0,
     };
   },
 
@@ -157,6 +185,12 @@ export const FilePathRequest: MessageFns<FilePathRequest> = {
     if (message.path !== "") {
       obj.path = message.path;
     }
+    if (message.offset !== 0) {
+      obj.offset = Math.round(message.offset);
+    }
+    if (message.length !== 0) {
+      obj.length = Math.round(message.length);
+    }
     return obj;
   },
 
@@ -167,6 +201,8 @@ export const FilePathRequest: MessageFns<FilePathRequest> = {
     const message = createBaseFilePathRequest();
     message.sandboxId = object.sandboxId ?? "";
     message.path = object.path ?? "";
+    message.offset = object.offset ?? 0;
+    message.length = object.length ?? 0;
     return message;
   },
 };

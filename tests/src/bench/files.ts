@@ -1,0 +1,139 @@
+import { spawn } from 'node:child_process';
+import { randomFillSync } from 'node:crypto';
+import { chmodSync, closeSync, createReadStream, createWriteStream, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
+import { loadConfig } from '@kiln/control-plane/config';
+import { startKiln } from '@kiln/control-plane/server';
+import { postJson } from './http.js';
+import type { Row } from './stats.js';
+
+const REPO_TEMPLATES = fileURLToPath(new URL('../../../templates', import.meta.url));
+/** MB here is 10^6 bytes, for both the file size and the rates (as in the NFS rows). */
+const MB = 1_000_000;
+
+/** Only the nodejs template, one warm sandbox: the bench uses a single session. */
+function templatesDir(dataDir: string): string {
+  const dir = join(dataDir, 'templates');
+  mkdirSync(dir, { recursive: true });
+  for (const file of readdirSync(REPO_TEMPLATES).filter((f) => f === 'nodejs.json')) {
+    const t = JSON.parse(readFileSync(join(REPO_TEMPLATES, file), 'utf8')) as { pool: Record<string, number> };
+    t.pool.minIdle = 1;
+    writeFileSync(join(dir, file), JSON.stringify(t));
+  }
+  return dir;
+}
+
+/** Runs a command to completion and returns its wall time in seconds; throws on failure. */
+function timed(cmd: string, args: string[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code === 0) resolve((performance.now() - t0) / 1000);
+      else reject(new Error(`${cmd} ${args.join(' ')} failed (${code}): ${stderr.trim()}`));
+    });
+  });
+}
+
+function writeRandomFile(path: string, bytes: number): void {
+  const chunk = Buffer.allocUnsafe(1 << 20);
+  const fd = openSync(path, 'w');
+  try {
+    for (let done = 0; done < bytes; ) {
+      const n = Math.min(chunk.length, bytes - done);
+      randomFillSync(chunk, 0, n);
+      writeSync(fd, chunk, 0, n);
+      done += n;
+    }
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Flushes a copy to disk and deletes it, so its writeback does not overlap the next timing. */
+function flushAndRemove(path: string): void {
+  const fd = openSync(path, 'r');
+  fsyncSync(fd);
+  closeSync(fd);
+  rmSync(path);
+}
+
+/**
+ * The plain HTTP baseline: a Node server in this process that streams a PUT body to a file and
+ * a file to a GET, nothing else (no auth, no gRPC hop, no sandbox), driven by the same curl.
+ */
+async function plainServer(dir: string): Promise<{ url: string; server: Server }> {
+  const server = createServer((req, res) => {
+    const file = join(dir, 'plain.bin');
+    const done = (err?: unknown): void => {
+      res.statusCode = err ? 500 : 200;
+      res.end();
+    };
+    if (req.method === 'PUT') pipeline(req, createWriteStream(file)).then(() => done(), done);
+    else pipeline(createReadStream(file), res).catch(() => res.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  return { url: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/plain.bin`, server };
+}
+
+/**
+ * Upload and download of one file (default 100 MB, BENCH_FILES_MB) through a session's REST
+ * files API with curl, beside the same curl against a plain local HTTP server and a local `cp`,
+ * all in the same run. The source is in the page cache for all of them.
+ */
+export async function benchFiles(socket: string, opts: { sizeMB?: number } = {}): Promise<Row[]> {
+  const sizeMB = opts.sizeMB ?? Number(process.env.BENCH_FILES_MB ?? 100);
+  const bytes = Math.round(sizeMB * MB);
+  const dataDir = mkdtempSync(join(tmpdir(), 'kiln-bench-files-'));
+  chmodSync(dataDir, 0o755);
+  const kiln = await startKiln(
+    loadConfig({ KILN_REDIS_URL: `unix://${socket}`, KILN_REDIS_PREFIX: `benchfiles${process.pid}`, KILN_PORT: '0', KILN_HOST: '127.0.0.1', KILN_DATA_DIR: dataDir, KILN_TEMPLATES_DIR: templatesDir(dataDir), KILN_LOG_LEVEL: 'warn' }),
+  );
+  const work = join(dataDir, 'bench');
+  mkdirSync(work);
+  const plain = await plainServer(work);
+  try {
+    const created = await postJson(`${kiln.url}/api/v1/sessions`, { template: 'nodejs' });
+    if (created.status !== 201) throw new Error(`session create failed: ${JSON.stringify(created.body)}`);
+    const id = (created.body as { id: string }).id;
+    const url = `${kiln.url}/api/v1/sessions/${id}/files?path=bench.bin`;
+    const src = join(work, 'src.bin');
+    writeRandomFile(src, bytes);
+
+    const cpSecs = await timed('cp', [src, join(work, 'cp.bin')]);
+    flushAndRemove(join(work, 'cp.bin'));
+    const plainUp = await timed('curl', ['-sS', '-f', '-T', src, plain.url]);
+    const plainDown = await timed('curl', ['-sS', '-f', '-o', join(work, 'plain-back.bin'), plain.url]);
+    flushAndRemove(join(work, 'plain-back.bin'));
+    flushAndRemove(join(work, 'plain.bin'));
+    const up = await timed('curl', ['-sS', '-f', '-T', src, '-H', 'content-type: application/octet-stream', url]);
+    const down = await timed('curl', ['-sS', '-f', '-o', join(work, 'back.bin'), url]);
+    if (statSync(join(work, 'back.bin')).size !== bytes) throw new Error('the file downloaded through the files API has the wrong size');
+    flushAndRemove(join(work, 'back.bin'));
+    await fetch(`${kiln.url}/api/v1/sessions/${id}`, { method: 'DELETE' });
+
+    const rate = (secs: number): number => bytes / MB / secs;
+    const [cp, pu, pd, u, d] = [rate(cpSecs), rate(plainUp), rate(plainDown), rate(up), rate(down)];
+    const note = `${sizeMB} MB, curl over loopback`;
+    return [
+      { name: 'files: upload (PUT .../files, curl -T)', value: u, unit: 'MB/s', note: `${note}; ${(u / pu).toFixed(2)}× plain HTTP, ${(u / cp).toFixed(2)}× local cp; target >= 0.5× cp` },
+      { name: 'files: download (GET .../files, curl)', value: d, unit: 'MB/s', note: `${note}; ${(d / pd).toFixed(2)}× plain HTTP, ${(d / cp).toFixed(2)}× local cp; target >= 0.5× cp` },
+      { name: 'floor: plain local HTTP upload (Node server to a file)', value: pu, unit: 'MB/s', note: 'same run, same curl' },
+      { name: 'floor: plain local HTTP download (a file from a Node server)', value: pd, unit: 'MB/s', note: 'same run, same curl' },
+      { name: 'floor: local cp of the same file', value: cp, unit: 'MB/s', note: 'same run, same disk' },
+    ];
+  } finally {
+    plain.server.close();
+    await kiln.stop({ stopExecutors: true });
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
