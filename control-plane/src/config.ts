@@ -116,6 +116,16 @@ const schema = z.object({
   KILN_LEASE_HOLD_MS: z.coerce.number().int().min(0).max(1000).default(20),
   /** Scheduling class of the control plane's threads (cpu-policy.ts): batch wakes without preempting. */
   KILN_CPU_POLICY: z.enum(['batch', 'normal']).default('batch'),
+  /** A session paused this long is hibernated: /workspace to the blob store, sandbox freed; 0 never. */
+  KILN_SESSION_HIBERNATE_AFTER_MS: z.coerce.number().int().min(0).default(3_600_000),
+  /** A session paused (or hibernated) this long is ended. */
+  KILN_SESSION_PAUSED_RETENTION_MS: z.coerce
+    .number()
+    .int()
+    .min(1000)
+    .default(7 * 24 * 3_600_000),
+  /** Snapshots a tenant may keep. */
+  KILN_QUOTA_SNAPSHOTS: z.coerce.number().int().min(0).default(50),
   /** Stop executors when the control plane stops (local platform); off lets a restart adopt them. */
   KILN_STOP_EXECUTORS_ON_EXIT: z.enum(['true', 'false']).default('true'),
   KILN_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
@@ -226,6 +236,8 @@ export type Config = {
   defaultTimeoutMs: number;
   maxTimeoutMs: number;
   leaseHoldMs: number;
+  /** Paused sessions and snapshots (sessions/lifecycle.ts, sessions/snapshots.ts). */
+  sessionLifecycle: { hibernateAfterMs: number; pausedRetentionMs: number; maxSnapshotsPerTenant: number };
   cpuPolicy: CpuPolicy;
   stopExecutorsOnExit: boolean;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
@@ -311,6 +323,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     defaultTimeoutMs: e.KILN_DEFAULT_TIMEOUT_MS,
     maxTimeoutMs: e.KILN_MAX_TIMEOUT_MS,
     leaseHoldMs: e.KILN_LEASE_HOLD_MS,
+    sessionLifecycle: { hibernateAfterMs: e.KILN_SESSION_HIBERNATE_AFTER_MS, pausedRetentionMs: e.KILN_SESSION_PAUSED_RETENTION_MS, maxSnapshotsPerTenant: e.KILN_QUOTA_SNAPSHOTS },
     cpuPolicy: e.KILN_CPU_POLICY,
     stopExecutorsOnExit: e.KILN_STOP_EXECUTORS_ON_EXIT === 'true',
     logLevel: e.KILN_LOG_LEVEL,

@@ -33,6 +33,8 @@ import { FunctionStore } from './functions/store.js';
 import { AliasStore } from './functions/alias-store.js';
 import { AliasService } from './functions/aliases.js';
 import { blobStoreFor } from './storage/select.js';
+import { SessionLifecycle } from './sessions/lifecycle.js';
+import { SnapshotService } from './sessions/snapshots.js';
 import { migrateBlobsOutOfRedis } from './storage/migrate.js';
 import { ExecutionHistory } from './executions/history.js';
 import { BlobRetirements } from './storage/retired.js';
@@ -161,7 +163,9 @@ export async function startKiln(config: Config): Promise<Kiln> {
     ...(nfsPort !== undefined ? { nfsGatewayPort: nfsPort } : {}),
     quotas,
   });
-  const sessionReaper = new SessionReaper(redis, keys, sessions);
+  const lifecycle = new SessionLifecycle(redis, keys, sessions, scheduler, records, agents, templates, blobs, config.sessionLifecycle);
+  const snapshots = new SnapshotService(redis, keys, sessions, lifecycle, records, agents, { maxPerTenant: config.sessionLifecycle.maxSnapshotsPerTenant });
+  const sessionReaper = new SessionReaper(redis, keys, sessions, 1000, lifecycle);
   sessionReaper.start();
   const outcomes = new OutcomePolicy(new Dispatcher(scheduler, agents, templates, leases, codePackages), replies, metrics, (job, record, attempts) => deadLetters.add(job, record, attempts), history);
   // A job that ran its last attempt stops counting against its tenant's executions quota. A
@@ -205,6 +209,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
     metrics,
     functions: { service: functions, invoker, aliases: new AliasService(functions, aliasStore, urlStore, eventConfigs), extras, eventConfigs, codeLinks: new CodeLinks(sealer.derive('code-links'), codePackages) },
     sessions,
+    sessionLifecycle: { lifecycle, snapshots },
     mcp,
     functionUrls: new FunctionUrlService(urlStore, functions),
     keyring,

@@ -5,7 +5,7 @@ import { InvokeClient, InvokeService, type InvokeRequest, type InvokeResponse, t
 import { NfsClient, type NfsExportOptions, type SessionBindResponse } from '@kiln/proto/executor/nfs';
 import { ProcessesClient } from '@kiln/proto/executor/process';
 import { PtyClient } from '@kiln/proto/executor/pty';
-import { SandboxesClient, type CreateSandboxRequest, type HealthResponse, type SandboxInfo } from '@kiln/proto/executor/sandboxes';
+import { SandboxesClient, type CreateSandboxRequest, type HealthResponse, type SandboxInfo, type SandboxUsage } from '@kiln/proto/executor/sandboxes';
 import type { ExecutorHandle } from '../platforms/platform.js';
 import { KilnError } from '../errors.js';
 import { executorError } from './errors.js';
@@ -80,6 +80,19 @@ export class Agent {
 
   listSandboxes(timeoutMs = 5000): Promise<SandboxInfo[]> {
     return this.call<{ sandboxes: SandboxInfo[] }>((cb, opts) => this.clients.sandboxes.list({}, this.clients.metadata, opts, cb), timeoutMs).then((r) => r.sandboxes);
+  }
+
+  /** Freezes a sandbox's processes (Sandboxes.Pause); a 1 GB sandbox can take seconds under load. */
+  pauseSandbox(sandboxId: string, timeoutMs = 30_000): Promise<SandboxUsage> {
+    return this.call((cb, opts) => this.clients.sandboxes.pause({ sandboxId }, this.clients.metadata, opts, cb), timeoutMs);
+  }
+
+  resumeSandbox(sandboxId: string, timeoutMs = 30_000): Promise<SandboxUsage> {
+    return this.call((cb, opts) => this.clients.sandboxes.resume({ sandboxId }, this.clients.metadata, opts, cb), timeoutMs);
+  }
+
+  sandboxUsage(sandboxId: string, timeoutMs = 5000): Promise<SandboxUsage> {
+    return this.call((cb, opts) => this.clients.sandboxes.usage({ sandboxId }, this.clients.metadata, opts, cb), timeoutMs);
   }
 
   invoke(req: InvokeRequest, timeoutMs: number): Promise<InvokeResponse> {

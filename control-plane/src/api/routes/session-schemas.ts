@@ -28,6 +28,12 @@ export const CreateSessionSchema = z
       .strict()
       .optional()
       .openapi({ description: 'NFS export of the session\'s /workspace (400 NfsDisabled when KILN_NFS_ENABLED=false)' }),
+    autoPause: z.boolean().optional().openapi({ description: 'After idleTimeoutMs without activity, pause the session instead of ending it (default false)' }),
+    autoResume: z
+      .boolean()
+      .optional()
+      .openapi({ description: 'A call that needs the sandbox (process, files, PTY, MCP, code, E2B envd, keepalive) resumes a paused session first (default true); false answers 409 SessionPaused' }),
+    fromSnapshot: z.string().min(1).max(100).optional().openapi({ description: 'Start with the /workspace of this snapshot (GET /api/v1/snapshots); `template` defaults to the snapshot\'s', example: 'snap_9a1f...' }),
   })
   .strict()
   .openapi('CreateSession');
@@ -49,12 +55,17 @@ export const SessionSchema = z
     id: z.string(),
     tenant: z.string().openapi({ description: 'The tenant that owns it' }),
     template: z.string(),
-    status: z.enum(['running', 'lost']).openapi({
+    status: z.enum(['running', 'paused', 'lost']).openapi({
       description:
-        '`lost`: the sandbox went without anyone ending the session (its executor died or was lost); its processes and files are gone. A lost session is kept for one hour after it was lost (GET and list show it; other operations answer 410 SessionLost; DELETE removes it), then it is unknown (404)',
+        '`paused`: its processes are frozen (or, with `hibernated`, its /workspace is saved and its sandbox freed); paused time does not count against timeoutMs. `lost`: the sandbox went without anyone ending the session (its executor died or was lost); its processes and files are gone. A lost session is kept for one hour after it was lost (GET and list show it; other operations answer 410 SessionLost; DELETE removes it), then it is unknown (404)',
     }),
     lostReason: z.string().optional().openapi({ description: 'Why the session was lost, e.g. "executor exited"; only when `status` is `lost`', example: 'executor exited' }),
     lostAt: z.string().optional().openapi({ description: 'When the session was lost (ISO 8601); only when `status` is `lost`' }),
+    hibernated: z.boolean().optional().openapi({ description: 'Only when paused: its /workspace is in the blob store and its sandbox was freed; resuming restores the files into a new sandbox (processes do not survive)' }),
+    pausedAt: z.string().optional().openapi({ description: 'When it was paused (ISO 8601); only when paused' }),
+    autoPause: z.boolean(),
+    autoResume: z.boolean(),
+    lastResumeType: z.enum(['thawed', 'restored']).optional().openapi({ description: 'How it was last resumed: `thawed` (processes kept) or `restored` (files restored into a new sandbox)' }),
     createdAt: z.string(),
     expiresAt: z.string(),
     lastActivityAt: z.string(),
