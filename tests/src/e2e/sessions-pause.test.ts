@@ -9,6 +9,7 @@ import { startTestKiln, type TestKiln } from '../support/kiln.js';
  */
 const ALPHA = 'pause-alpha-key-0123456789abcdef0';
 const BETA = 'pause-beta-key-0123456789abcdef01';
+const ADMIN = 'pause-admin-key-0123456789abcdef0';
 
 let k: TestKiln;
 const alpha = { authorization: `Bearer ${ALPHA}` };
@@ -19,7 +20,7 @@ beforeAll(async () => {
   k = await startTestKiln({
     templates: { nodejs: { pool: { minIdle: 2 } }, python: null, shell: null, provided: null },
     // Hibernation only on demand here: a loaded machine must not hibernate a test's paused session.
-    env: { KILN_API_KEYS: `alpha:${ALPHA},beta:${BETA}`, KILN_SESSION_HIBERNATE_AFTER_MS: '0' },
+    env: { KILN_API_KEYS: `alpha:${ALPHA},beta:${BETA}`, KILN_ADMIN_API_KEYS: ADMIN, KILN_SESSION_HIBERNATE_AFTER_MS: '0' },
   });
 });
 afterAll(async () => {
@@ -237,5 +238,34 @@ describe('tenancy', () => {
       expect((await status(id)).status).toBe('running');
       expect((await k.call('POST', `/api/v1/sessions/ses_nothere/pause`, undefined, alpha)).status).toBe(404);
     });
+  });
+});
+
+describe('lifetimes above 24 hours', () => {
+  it('are refused by default and allowed up to the template\'s maxSessionTimeoutMs', async () => {
+    const admin = { authorization: `Bearer ${ADMIN}` };
+    const day = 86_400_000;
+    const refused = await k.call('POST', '/api/v1/sessions', { template: 'nodejs', timeoutMs: 2 * day }, alpha);
+    expect([refused.status, refused.body.error?.message]).toEqual([400, expect.stringContaining('maxSessionTimeoutMs')]);
+    const t = await k.call('GET', '/api/v1/templates/nodejs', undefined, admin);
+    expect(t.status).toBe(200);
+    const { name: _name, revisedAt: _r, ...template } = t.body as Record<string, unknown>;
+    const put = async (extra: Record<string, unknown>) => {
+      const r = await k.call('PUT', '/api/v1/templates/nodejs', { ...template, ...extra }, admin);
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+    };
+    await put({ maxSessionTimeoutMs: 7 * day });
+    try {
+      await withSession({ timeoutMs: 2 * day }, async (id) => {
+        const s = await status(id);
+        expect(Date.parse(s.expiresAt as string) - Date.parse(s.createdAt as string)).toBe(2 * day);
+        expect((await k.call('POST', `/api/v1/sessions/${id}/keepalive`, { timeoutMs: 3 * day }, alpha)).status).toBe(200);
+        expect((await k.call('POST', `/api/v1/sessions/${id}/keepalive`, { timeoutMs: 8 * day }, alpha)).status).toBe(400);
+        expect((await run(id, 'echo long')).body.stdout).toBe('long\n');
+      });
+      expect((await k.call('POST', '/api/v1/sessions', { template: 'nodejs', timeoutMs: 8 * day }, alpha)).status).toBe(400);
+    } finally {
+      await put({});
+    }
   });
 });

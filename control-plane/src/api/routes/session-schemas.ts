@@ -7,7 +7,7 @@ export const SessionIdParam = z.object({ id: z.string().min(1).max(100).openapi(
 export const CreateSessionSchema = z
   .object({
     template: z.string().optional().openapi({ description: 'Template to lease a sandbox of (default nodejs)', example: 'nodejs' }),
-    timeoutMs: z.number().int().min(1000).optional().openapi({ description: 'Lifetime from creation (default 3600000, at most 86400000)' }),
+    timeoutMs: z.number().int().min(1000).optional().openapi({ description: 'Lifetime from creation (default 3600000; at most the template\'s maxSessionTimeoutMs, 86400000 unless the template says more). Paused time does not count' }),
     idleTimeoutMs: z.number().int().min(1000).optional().openapi({ description: 'Ended after this long without API activity (default 600000)' }),
     env: z.record(z.string()).optional().openapi({ description: 'Environment of every process and terminal in the session' }),
     metadata: z.record(z.string()).optional().openapi({ description: 'Labels to filter GET /sessions by', example: { owner: 'alice' } }),
