@@ -208,7 +208,8 @@ export class SessionLifecycle implements SessionLifecycleHooks {
       const nfs = await this.sessions.bindNfs(r, lease);
       next = await this.sessions.store.update(r.id, (cur) => {
         if (cur.state !== 'hibernated') return undefined;
-        const { nfs: _old, ...rest } = withoutPause(cur);
+        const rest = withoutPause(cur);
+        delete rest.nfs;
         return {
           ...rest,
           ...(nfs ? { nfs } : {}),
@@ -300,7 +301,10 @@ export class SessionLifecycle implements SessionLifecycleHooks {
   }
 }
 
+/** A copy of the record without the fields of a pause. */
 function withoutPause(r: SessionRecord): SessionRecord {
-  const { pausedAt: _p, hibernatedTo: _h, ...rest } = r;
+  const rest = { ...r };
+  delete rest.pausedAt;
+  delete rest.hibernatedTo;
   return rest;
 }

@@ -130,7 +130,8 @@ export class SnapshotService {
     const tar = await this.lifecycle.blobs.get(s.blobKey);
     if (!tar) throw new SnapshotNotFoundError(s.id);
     checkTar(tar);
-    const { fromSnapshot: _, ...rest } = input;
+    const rest: CreateSessionInput & { fromSnapshot?: string } = { ...input };
+    delete rest.fromSnapshot;
     return this.sessionWith({ ...rest, template: rest.template ?? s.template }, tar, who);
   }
 

@@ -32,8 +32,17 @@ export async function downloadWorkspace(agent: SessionAgent, maxBytes: number): 
 /** Unpacks a checked archive into /workspace (tar inside the sandbox as its user, again). */
 export async function uploadWorkspace(agent: SessionAgent, tar: Buffer): Promise<void> {
   checkTar(tar);
-  async function* chunks(): AsyncGenerator<Uint8Array> {
-    for (let at = 0; at < tar.length; at += CHUNK) yield tar.subarray(at, at + CHUNK);
-  }
-  await agent.upload('tar', WORKSPACE, chunks());
+  const chunks: AsyncIterable<Uint8Array> = {
+    [Symbol.asyncIterator]: () => {
+      let at = 0;
+      return {
+        next: () => {
+          const value = tar.subarray(at, at + CHUNK);
+          at += CHUNK;
+          return Promise.resolve(value.length > 0 ? { done: false, value } : { done: true, value: undefined });
+        },
+      };
+    },
+  };
+  await agent.upload('tar', WORKSPACE, chunks);
 }

@@ -90,7 +90,7 @@ describe('pause and resume', () => {
       const pty = await terminal(id);
       try {
         pty.type('echo before-$((20+1))\n');
-        await until('the terminal', async () => pty.screen().includes('before-21'));
+        await until('the terminal', () => Promise.resolve(pty.screen().includes('before-21')));
         await until('the counter', async () => (await counts(id)).length >= 5);
         await until('the allocation', async () => (await usage(id)).memoryBytes > 64 * 1024 * 1024);
 
@@ -122,7 +122,7 @@ describe('pause and resume', () => {
         expect(resumed.body.hibernated).toBeUndefined();
 
         // The terminal answers what was typed while paused; the count goes on from where it was.
-        await until('the terminal after resume', async () => pty.screen().includes('after-42'));
+        await until('the terminal after resume', () => Promise.resolve(pty.screen().includes('after-42')));
         const before = (await counts(id)).length;
         await until('the counter after resume', async () => (await counts(id)).length > before + 3);
         const lines = await counts(id);
@@ -249,7 +249,9 @@ describe('lifetimes above 24 hours', () => {
     expect([refused.status, refused.body.error?.message]).toEqual([400, expect.stringContaining('maxSessionTimeoutMs')]);
     const t = await k.call('GET', '/api/v1/templates/nodejs', undefined, admin);
     expect(t.status).toBe(200);
-    const { name: _name, revisedAt: _r, ...template } = t.body as Record<string, unknown>;
+    const template = { ...(t.body as Record<string, unknown>) };
+    delete template.name;
+    delete template.revisedAt;
     const put = async (extra: Record<string, unknown>) => {
       const r = await k.call('PUT', '/api/v1/templates/nodejs', { ...template, ...extra }, admin);
       expect(r.status, JSON.stringify(r.body)).toBe(200);

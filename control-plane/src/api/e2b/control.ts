@@ -260,9 +260,9 @@ export function e2bControlRoutes(sessions: SessionService, templates: TemplateRe
     const who = c.get('principal');
     // Owner first, so another tenant learns nothing.
     const s = await sessions.get(id, who);
-    if (!lifecycle) return e2bError(c, 409, 'this Kiln cannot pause sandboxes') as never;
+    if (!lifecycle) return e2bError(c, 409, 'this Kiln cannot pause sandboxes');
     // E2B's SDK reads 409 as "already paused" (pause() returns false).
-    if (s.status === 'paused') return e2bError(c, 409, `sandbox "${id}" is already paused`) as never;
+    if (s.status === 'paused') return e2bError(c, 409, `sandbox "${id}" is already paused`);
     const raw = c.req.header('content-type')?.includes('json') ? ((await c.req.json().catch(() => ({}))) as { memory?: unknown }) : {};
     // keepMemory: false is a filesystem-only pause: Kiln's hibernation.
     if (raw.memory === false) await lifecycle.hibernate(id, who);
