@@ -223,14 +223,14 @@ describe('E2B SDK', () => {
     }
   });
 
-  it('keepMemory: false hibernates; connect restores the files', async () => {
+  it('keepMemory: false hibernates; the next envd call restores the files (auto-resume)', async () => {
     const sbx = await Sandbox.create('nodejs', { timeoutMs: 120_000 });
     try {
       await sbx.files.write('/home/user/kept.txt', 'files only');
       expect(await sbx.pause({ keepMemory: false })).toBe(true);
       expect((await k.call('GET', `/api/v1/sessions/${sbx.sandboxId}`, undefined, alpha)).body).toMatchObject({ status: 'paused', hibernated: true });
-      const again = await Sandbox.connect(sbx.sandboxId);
-      expect(await again.files.read('/home/user/kept.txt')).toBe('files only');
+      // The sandbox's own envd surface (access token, no key) resumes it as any call that needs it.
+      expect(await sbx.files.read('/home/user/kept.txt')).toBe('files only');
       expect((await k.call('GET', `/api/v1/sessions/${sbx.sandboxId}`, undefined, alpha)).body.lastResumeType).toBe('restored');
     } finally {
       await Sandbox.kill(sbx.sandboxId);
