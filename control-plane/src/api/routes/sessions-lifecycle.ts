@@ -1,7 +1,6 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import type { SessionLifecycle } from '../../sessions/lifecycle.js';
 import { MAX_FORK_COUNT, type SnapshotService } from '../../sessions/snapshots.js';
-import { ValidationError } from '../../errors.js';
 import { newRouter, type AppEnv } from '../router.js';
 import { SessionIdParam, SessionSchema, sessionErrors as errors } from './session-schemas.js';
 
@@ -40,6 +39,8 @@ const ForkBody = z
   })
   .strict();
 
+const SnapshotBody = z.object({ name: z.string().min(1).max(128).optional() }).strict();
+
 const routes = {
   pause: createRoute({ method: 'post', path: '/api/v1/sessions/{id}/pause', tags: ['sessions'], summary: 'Pause a session (freeze its processes)', description: lifecycleDoc, request: { params: SessionIdParam }, responses: { 200: json(TransitionSchema, 'Paused (or paused already)'), ...errors } }),
   resume: createRoute({
@@ -67,7 +68,7 @@ const routes = {
     tags: ['snapshots'],
     summary: 'Save the session\'s /workspace as a named snapshot',
     description: 'Counts against the tenant\'s KILN_QUOTA_SNAPSHOTS (429 QuotaExceeded, `data.quota: snapshots`). The session keeps its state (a paused one is thawed for the archive and frozen again).',
-    request: { params: SessionIdParam, ...optionalBody(z.object({ name: z.string().min(1).max(128).optional() }).strict()) },
+    request: { params: SessionIdParam, ...optionalBody(SnapshotBody) },
     responses: { 201: json(SnapshotSchema, 'Saved'), ...errors },
   }),
   list: createRoute({ method: 'get', path: '/api/v1/snapshots', tags: ['snapshots'], summary: 'List the tenant\'s snapshots', responses: { 200: json(z.object({ snapshots: z.array(SnapshotSchema) }), 'Snapshots'), ...errors } }),
@@ -96,9 +97,10 @@ export function sessionLifecycleRoutes(lifecycle: SessionLifecycle, snapshots: S
   app.openapi(routes.hibernate, async (c) => c.json(transition(await lifecycle.hibernate(c.req.valid('param').id, c.get('principal'))), 200));
   app.openapi(routes.usage, async (c) => c.json(await lifecycle.usage(c.req.valid('param').id, c.get('principal')), 200));
   app.openapi(routes.snapshot, async (c) => {
-    const raw = c.req.header('content-type')?.includes('json') ? ((await c.req.json().catch(() => ({}))) as { name?: unknown }) : {};
-    const name = typeof raw.name === 'string' && raw.name.length > 0 ? raw.name.slice(0, 128) : undefined;
-    return c.json(await snapshots.create(c.req.valid('param').id, name, c.get('principal')), 201);
+    // The route's validator has checked a JSON body already (malformed JSON and unknown fields are
+    // 400 there); a request without one asks for the defaults.
+    const body = (c.req.valid('json') as z.infer<typeof SnapshotBody> | undefined) ?? {};
+    return c.json(await snapshots.create(c.req.valid('param').id, body.name, c.get('principal')), 201);
   });
   app.openapi(routes.list, async (c) => c.json({ snapshots: await snapshots.list(c.get('principal')) }, 200));
   app.openapi(routes.get, async (c) => c.json(await snapshots.get(c.req.valid('param').id, c.get('principal')), 200));
@@ -107,10 +109,8 @@ export function sessionLifecycleRoutes(lifecycle: SessionLifecycle, snapshots: S
     return c.body(null, 204);
   });
   app.openapi(routes.fork, async (c) => {
-    const raw = c.req.header('content-type')?.includes('json') ? ((await c.req.json().catch(() => ({}))) as Record<string, unknown>) : {};
-    const parsed = ForkBody.safeParse(raw);
-    if (!parsed.success) throw new ValidationError(`${parsed.error.issues[0]?.path.join('.') || 'body'}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
-    return c.json({ sessions: await snapshots.fork(c.req.valid('param').id, parsed.data, c.get('principal')) }, 201);
+    const body = (c.req.valid('json') as z.input<typeof ForkBody> | undefined) ?? {};
+    return c.json({ sessions: await snapshots.fork(c.req.valid('param').id, { ...body, count: body.count ?? 1 }, c.get('principal')) }, 201);
   });
   return app;
 }
