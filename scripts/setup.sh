@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # The code-interpreter template's kernels: the local runtime's sandboxes see the host's /usr read-only.
 INTERPRETER_PACKAGES=(python3-ipykernel python3-jupyter-client python3-matplotlib python3-pandas python3-numpy)
-PACKAGES=(redis-server bubblewrap slirp4netns iproute2 python3 util-linux e2fsprogs curl libnfs-utils systemd git python3-pip linux-libc-dev tmux "${INTERPRETER_PACKAGES[@]}" ${KILN_EXTRA_PACKAGES:-})
+PACKAGES=(redis-server bubblewrap slirp4netns iproute2 python3 util-linux e2fsprogs curl libnfs-utils systemd git python3-pip python3-venv openssl linux-libc-dev tmux "${INTERPRETER_PACKAGES[@]}" ${KILN_EXTRA_PACKAGES:-})
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -126,8 +126,13 @@ const schema = z.object({
     .default(7 * 24 * 3_600_000),
   /** Snapshots a tenant may keep. */
   KILN_QUOTA_SNAPSHOTS: z.coerce.number().int().min(0).default(50),
-  /** Stop executors when the control plane stops (local platform); off lets a restart adopt them. */
-  KILN_STOP_EXECUTORS_ON_EXIT: z.enum(['true', 'false']).default('true'),
+  /**
+   * Stop executors when the control plane stops: `interrupt` (default) only when it is stopped by
+   * SIGINT (Ctrl-C of `npm start` in the foreground), leaving them running for a restart or an
+   * upgrade (SIGTERM: systemd, docker stop, kubectl) to adopt with their sessions; `true` always,
+   * `false` never. The last replica alive decides (scheduler/keeper.ts).
+   */
+  KILN_STOP_EXECUTORS_ON_EXIT: z.enum(['interrupt', 'true', 'false']).default('interrupt'),
   KILN_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   /** Label /metrics series of invocations, errors and sessions by tenant. */
   KILN_METRICS_TENANT_LABEL: z.enum(['true', 'false']).default('true'),
@@ -200,6 +205,14 @@ const schema = z.object({
     .string()
     .regex(/^(\d{1,3}(\.\d{1,3}){3}(:\d{1,5})?)(,\d{1,3}(\.\d{1,3}){3}(:\d{1,5})?)*$/, 'comma-separated IPv4 addresses with optional ports, e.g. 192.0.2.53:53')
     .optional(),
+  /**
+   * The deployment's egress CA (PEM files) that local executors' proxies intercept HTTPS with,
+   * for secrets that opt in (`https`). Default: made once in <KILN_DATA_DIR>/egress-ca/.
+   */
+  KILN_EGRESS_CA_CERT: z.string().optional(),
+  KILN_EGRESS_CA_KEY: z.string().optional(),
+  /** A PEM file of extra CAs the egress proxies trust when they open TLS to a host themselves. */
+  KILN_EGRESS_UPSTREAM_CA: z.string().optional(),
   /** Address the NFS gateway listens on; default KILN_HOST. */
   KILN_NFS_BIND_GATEWAY: z
     .string()
@@ -239,7 +252,8 @@ export type Config = {
   /** Paused sessions and snapshots (sessions/lifecycle.ts, sessions/snapshots.ts). */
   sessionLifecycle: { hibernateAfterMs: number; pausedRetentionMs: number; maxSnapshotsPerTenant: number };
   cpuPolicy: CpuPolicy;
-  stopExecutorsOnExit: boolean;
+  /** KILN_STOP_EXECUTORS_ON_EXIT; see stopExecutorsFor. */
+  stopExecutorsOnExit: boolean | 'interrupt';
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** KILN_REGION: the region in ARNs and in handlers' AWS_REGION. */
   region: string;
@@ -261,6 +275,8 @@ export type Config = {
   nfs: { host: string; bind: string; gateway: { host: string; port: number } | undefined } | undefined;
   /** KILN_EGRESS_DNS, when set: what local executors' egress proxies resolve with. */
   egressDns: string | undefined;
+  /** The egress CA files local executors get (KILN_EGRESS_CA_CERT/KEY, else the data dir's) and KILN_EGRESS_UPSTREAM_CA. */
+  egressCa: { cert: string; key: string; upstreamCa: string | undefined };
 };
 
 export class ConfigError extends Error {
@@ -325,7 +341,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     leaseHoldMs: e.KILN_LEASE_HOLD_MS,
     sessionLifecycle: { hibernateAfterMs: e.KILN_SESSION_HIBERNATE_AFTER_MS, pausedRetentionMs: e.KILN_SESSION_PAUSED_RETENTION_MS, maxSnapshotsPerTenant: e.KILN_QUOTA_SNAPSHOTS },
     cpuPolicy: e.KILN_CPU_POLICY,
-    stopExecutorsOnExit: e.KILN_STOP_EXECUTORS_ON_EXIT === 'true',
+    stopExecutorsOnExit: e.KILN_STOP_EXECUTORS_ON_EXIT === 'interrupt' ? 'interrupt' : e.KILN_STOP_EXECUTORS_ON_EXIT === 'true',
     logLevel: e.KILN_LOG_LEVEL,
     region: e.KILN_REGION,
     metrics: { tenantLabel: { enabled: e.KILN_METRICS_TENANT_LABEL === 'true', maxTenants: e.KILN_METRICS_MAX_TENANTS } },
@@ -350,6 +366,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           }
         : undefined,
     egressDns: e.KILN_EGRESS_DNS,
+    egressCa: {
+      cert: e.KILN_EGRESS_CA_CERT ?? join(e.KILN_DATA_DIR, 'egress-ca', 'ca.pem'),
+      key: e.KILN_EGRESS_CA_KEY ?? join(e.KILN_DATA_DIR, 'egress-ca', 'ca.key'),
+      upstreamCa: e.KILN_EGRESS_UPSTREAM_CA,
+    },
   };
 }
 
@@ -364,4 +385,16 @@ function blobStoreConfig(e: z.infer<typeof schema>): BlobStoreConfig {
   if (store === 'redis') return { store };
   if (!e.KILN_S3_BUCKET) throw new ConfigError('KILN_S3_BUCKET', 'is required when KILN_BLOB_STORE=s3');
   return { store, bucket: e.KILN_S3_BUCKET, endpoint: e.KILN_S3_ENDPOINT, region: e.KILN_S3_REGION, forcePathStyle: e.KILN_S3_FORCE_PATH_STYLE === 'true', prefix: e.KILN_S3_PREFIX };
+}
+
+/**
+ * Whether a stop takes the deployment's executors (and so every session) down with it. With
+ * `interrupt`, only SIGINT does: Ctrl-C of a foreground `npm start` means "stop everything I
+ * started", while SIGTERM is what service managers send for a restart or an upgrade, after which
+ * the next control plane adopts the executors and their sessions. A stop with no signal (an
+ * embedder calling `Kiln.stop()`) is treated like Ctrl-C.
+ */
+export function stopExecutorsFor(setting: boolean | 'interrupt', signal?: string): boolean {
+  if (setting !== 'interrupt') return setting;
+  return signal === undefined || signal === 'SIGINT';
 }

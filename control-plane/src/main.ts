@@ -1,10 +1,14 @@
 #!/usr/bin/env node
 import { closeInheritedFds } from '@kiln/proto/inherited-fds';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig, stopExecutorsFor } from './config.js';
 import { log } from './log.js';
 import { startKiln } from './server.js';
 
-/** `npm start`: everything on one machine with no configuration. Ctrl-C stops it all. */
+/**
+ * `npm start`: everything on one machine with no configuration. Ctrl-C (SIGINT) stops it all;
+ * SIGTERM (a service manager's restart or upgrade) leaves the executors and their sessions
+ * running for the next control plane to adopt, unless KILN_STOP_EXECUTORS_ON_EXIT says otherwise.
+ */
 async function main(): Promise<void> {
   // An fd the shell handed us (`5>file`, a pipe) would otherwise reach every executor, Redis child
   // and sandbox: libuv's spawn does not close fds that lack O_CLOEXEC.
@@ -16,8 +20,9 @@ async function main(): Promise<void> {
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    log('info', 'stopping', { signal });
-    kiln.stop().then(
+    const stopExecutors = stopExecutorsFor(config.stopExecutorsOnExit, signal);
+    log('info', 'stopping', { signal, executors: stopExecutors ? 'stopping them' : 'leaving them running for the next control plane to adopt' });
+    kiln.stop({ stopExecutors }).then(
       () => process.exit(0),
       (err: unknown) => {
         log('error', 'stop failed', { error: String(err) });

@@ -7,13 +7,23 @@ import type { TemplateRegistry } from './templates/registry.js';
 
 /**
  * Start-up reconciliation: executors the runtime reports (by label) and that answer are
- * adopted; records of executors that are gone are dropped with their sandboxes; sandboxes an
+ * adopted, with the sandboxes sessions hold on them (their processes, terminals and NFS exports
+ * live in the executor, their records and access tokens in Redis, so nothing else needs redoing); records of executors that are gone are dropped with their sandboxes; sandboxes an
  * executor runs that Redis does not know, or that were leased by a control plane that died,
  * are destroyed; ids left on the warm and hot lists by records that went are dropped, so the
  * keeper counts only sandboxes that exist. Queued jobs are untouched: BullMQ keeps them.
  */
-export async function reconcile(deps: { records: SandboxRecords; runtime: Platform; agents: AgentPool; scheduler: Scheduler; templates: TemplateRegistry }): Promise<void> {
+export async function reconcile(deps: {
+  records: SandboxRecords;
+  runtime: Platform;
+  agents: AgentPool;
+  scheduler: Scheduler;
+  templates: TemplateRegistry;
+  /** Sandbox ids that running sessions hold: kept on a live executor whatever their lease says. */
+  heldBySessions?: () => Promise<Set<string>>;
+}): Promise<void> {
   const { records, runtime, agents, scheduler, templates } = deps;
+  const sessionHeld = (await deps.heldBySessions?.()) ?? new Set<string>();
   const live = new Map((await runtime.list()).map((h) => [h.id, h]));
   for (const template of templates.all()) {
     const known = new Set(await records.executorIds(template.name));
@@ -27,10 +37,13 @@ export async function reconcile(deps: { records: SandboxRecords; runtime: Platfo
     }
     const now = Date.now();
     const sandboxes = await records.snapshot(template.name);
-    // Busy records belonged to invocations of a control plane that is gone; idle ones on
-    // dead executors point nowhere. Both go (and their ids off the idle lists), before the
-    // executors' counts are set from what is left.
-    const kept = sandboxes.filter((r) => live.has(r.executor) && stillHeld(r, now));
+    // Busy records belonged to invocations of a control plane that is gone, unless a session
+    // holds them: a session outlives the control plane that made it (its lease runs a minute
+    // past the session's expiry, and the session is recognised by id too, so its sandbox is never
+    // taken for one nobody knows; the session reaper ends it once it expires). Idle ones on dead
+    // executors point nowhere. Those go (and their ids off the idle lists), before the executors'
+    // counts are set from what is left. Sessions on dead executors are marked lost by the caller.
+    const kept = sandboxes.filter((r) => live.has(r.executor) && (stillHeld(r, now) || sessionHeld.has(r.id)));
     for (const r of sandboxes) if (!kept.includes(r)) await scheduler.forget(template.name, r.id);
     for (const handle of live.values()) {
       if (handle.template !== template.name) continue;

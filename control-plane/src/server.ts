@@ -16,7 +16,7 @@ import { SessionService } from './sessions/service.js';
 import { SessionStore } from './sessions/records.js';
 import { NfsGateway } from './nfs-gateway/gateway.js';
 import { SessionRoutes } from './nfs-gateway/routes.js';
-import type { Config } from './config.js';
+import { stopExecutorsFor, type Config } from './config.js';
 import { applyCpuPolicy } from './cpu-policy.js';
 import { ExecutionService } from './executions/service.js';
 import { Dispatcher } from './invocation/dispatch.js';
@@ -42,6 +42,7 @@ import { log, setLogLevel } from './log.js';
 import { ExecutionQueues } from './queue/queues.js';
 import { ReplyRouter } from './queue/replies.js';
 import { reconcile } from './recovery.js';
+import { SessionSandboxWatch } from './sessions/sandbox-watch.js';
 import { bullConnectionOptions, commandConnection, redisTarget, type RedisTarget } from './redis/connection.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from './redis/embedded.js';
 import { PlatformRouter } from './platforms/select.js';
@@ -62,6 +63,8 @@ import { loadTemplateFiles, TemplateRegistry } from './templates/registry.js';
 import { TemplateAdmin } from './templates/admin.js';
 import { registerEgressMetrics } from './egress/metrics.js';
 import { SecretStore } from './egress/secrets.js';
+import { EgressGrants } from './egress/grants.js';
+import { EgressPlacement } from './egress/placement.js';
 import { KilnMetrics } from './metrics/kiln.js';
 import { mcpEndpoint } from './mcp/http.js';
 
@@ -75,10 +78,33 @@ export interface Kiln {
   keeper: PoolKeeper;
   /** Bound port of the single-port NFS gateway; undefined when KILN_NFS_PORT is unset. */
   nfsPort: number | undefined;
+  /**
+   * Stops this control plane. `stopExecutors` (default: KILN_STOP_EXECUTORS_ON_EXIT, with
+   * `interrupt` read as yes, as for Ctrl-C) also stops the deployment's executors when no other
+   * replica is alive, and marks their sessions lost; no leaves them for the next one to adopt.
+   */
   stop(opts?: { stopExecutors?: boolean }): Promise<void>;
 }
 
 /** Wires every part from a validated config and starts serving. */
+/**
+ * How long a stopping server lets requests under way finish before it cuts the connections left:
+ * streams (process output, E2B process and terminal connections, SSE) would otherwise hold a stop
+ * forever. What they stream lives in the executor and is re-attached after the restart.
+ */
+const SHUTDOWN_GRACE_MS = 5000;
+
+function closeServer(server: HttpServer): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const cut = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+    server.close(() => {
+      clearTimeout(cut);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}
+
 export async function startKiln(config: Config): Promise<Kiln> {
   setLogLevel(config.logLevel);
   // Before anything starts: the embedded Redis and local executors inherit it.
@@ -142,14 +168,20 @@ export async function startKiln(config: Config): Promise<Kiln> {
   const codePackages = new CodePackages(blobs, retirements);
   const aliasStore = new AliasStore(redis, keys);
   const urlStore = new FunctionUrlStore(redis, keys);
-  const functions = new FunctionService(new FunctionStore(redis, keys), aliasStore, codePackages, templates, { maxTimeoutMs: config.maxTimeoutMs }, quotas);
+  // Egress secrets and grants (egress/): sessions and functions name them; their policies and secrets go onto each sandbox they get.
+  const egressSecrets = new SecretStore(redis, keys, sealer);
+  const egressGrants = new EgressGrants(redis, keys);
+  const egressPlacement = new EgressPlacement(templates, egressGrants, egressSecrets);
+  const functions = new FunctionService(new FunctionStore(redis, keys), aliasStore, codePackages, templates, { maxTimeoutMs: config.maxTimeoutMs }, quotas, egressPlacement);
   const deadLetters = new DeadLetterStore(redis, keys);
   setRegion(config.region);
   const extras = new FunctionExtras(redis, keys, functions, quotas);
   const eventConfigs = new EventInvokeConfigs(redis, keys, functions);
   const invoker = new FunctionInvoker(functions, submitter, deadLetters, extras, eventConfigs);
 
-  await reconcile({ records, runtime, agents, scheduler, templates });
+  // Sandboxes that running sessions hold are kept whatever their lease says (recovery.ts).
+  const heldBySessions = async (): Promise<Set<string>> => new Set((await sessionRecords.all()).filter((r) => r.state !== 'lost').map((r) => r.sandboxId));
+  await reconcile({ records, runtime, agents, scheduler, templates, heldBySessions });
   // A pool that cannot fill at start-up is retried by the keeper's timer; serving starts anyway.
   for (const r of await Promise.allSettled(templates.all().map((t) => keeper.round(t)))) {
     if (r.status === 'rejected') log('warn', 'initial pool fill failed; the keeper will retry', { error: String(r.reason) });
@@ -162,12 +194,20 @@ export async function startKiln(config: Config): Promise<Kiln> {
     nfsHost: config.nfs?.host,
     ...(nfsPort !== undefined ? { nfsGatewayPort: nfsPort } : {}),
     quotas,
+    egress: egressPlacement,
   });
+  // Sessions whose sandbox did not survive the restart (their executor died or was stopped while
+  // no control plane ran) are `lost` before the first request is served, never `running` first.
+  const orphaned = await sessions.markOrphans(await sessions.store.all());
+  if (orphaned.length > 0) log('warn', 'sessions lost while no control plane ran: their sandboxes are gone', { sessions: orphaned.length });
   const lifecycle = new SessionLifecycle(redis, keys, sessions, scheduler, records, agents, templates, blobs, config.sessionLifecycle);
   const snapshots = new SnapshotService(redis, keys, sessions, lifecycle, records, agents, { maxPerTenant: config.sessionLifecycle.maxSnapshotsPerTenant });
   const sessionReaper = new SessionReaper(redis, keys, sessions, 1000, lifecycle);
   sessionReaper.start();
-  const outcomes = new OutcomePolicy(new Dispatcher(scheduler, agents, templates, leases, codePackages), replies, metrics, (job, record, attempts) => deadLetters.add(job, record, attempts), history);
+  // A session's sandbox gone from an executor that lives on: its record goes, the reaper marks it lost.
+  const sandboxWatch = new SessionSandboxWatch(sessions.store, records, agents, scheduler);
+  sandboxWatch.start();
+  const outcomes = new OutcomePolicy(new Dispatcher(scheduler, agents, templates, leases, codePackages, egressPlacement), replies, metrics, (job, record, attempts) => deadLetters.add(job, record, attempts), history);
   // A job that ran its last attempt stops counting against its tenant's executions quota. A
   // release lost here (Redis gone) is found later by the quota's reconcile (tenancy/quotas.ts).
   await queues.startWorkers(outcomes.handle, (job) => {
@@ -215,12 +255,13 @@ export async function startKiln(config: Config): Promise<Kiln> {
     keyring,
     quotas,
     browser,
-    egressSecrets: new SecretStore(redis, keys, sealer),
+    egressSecrets,
+    egressGrants,
   });
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
   });
-  attachSessionPty(server as HttpServer, sessions, keyring, browser);
+  const terminals = attachSessionPty(server as HttpServer, sessions, keyring, browser);
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
@@ -245,19 +286,23 @@ export async function startKiln(config: Config): Promise<Kiln> {
       await step('stop the pool keeper', () => keeper.stop());
       await step('close the NFS gateway', () => nfsGateway?.close());
       await step('stop the session reaper', () => sessionReaper.stop());
+      await step('stop the session sandbox watch', () => sandboxWatch.stop());
       await step('stop the retired blob sweep', () => retirements.stop());
       await step('close the blob store', () => blobs.close?.());
       await step('stop template refreshes', () => templates.stop());
       // Open MCP sessions hold SSE streams that would keep server.close() waiting.
       await step('close MCP sessions', () => mcp.close());
-      await step('close the HTTP server', () => new Promise<void>((resolve) => server.close(() => resolve())));
+      await step('close open terminals', () => terminals.close());
+      await step('close the HTTP server', () => closeServer(server as HttpServer));
       await step('close the queues', () => queues.close());
       await step('flush held leases', () => leases.flush());
       await step('close the reply router', () => replies.close());
       // Ends this replica's heartbeat; executors are stopped only if no other replica is alive.
       await step('close the pool keeper', async () => {
-        const done = await keeper.close({ stopExecutors: opts.stopExecutors ?? config.stopExecutorsOnExit });
+        const done = await keeper.close({ stopExecutors: opts.stopExecutors ?? stopExecutorsFor(config.stopExecutorsOnExit) });
         log('debug', 'pool keeper closed', { executors: done });
+        // Their sandboxes went with the executors: the sessions say so now, not after a restart.
+        if (done === 'stopped') await sessions.markOrphans(await sessions.store.all(), Date.now(), 'its executor was stopped with the control plane');
       });
       await step('close agent connections', () => agents.closeAll());
       await step('close the platform adapters', () => runtime.close());

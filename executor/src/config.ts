@@ -69,6 +69,14 @@ const schema = z.object({
     .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
     .refine((list) => list.every((e) => /^\d{1,3}(\.\d{1,3}){3}(:\d{1,5})?$/.test(e)), 'expected comma-separated IPv4 addresses with optional ports, e.g. 192.0.2.53:53')
     .default(''),
+  /**
+   * The deployment's egress CA (PEM files): with both, the egress proxy can intercept HTTPS to
+   * the hosts of secrets that opt in (`https`). The key must be readable by the executor only.
+   */
+  KILN_EGRESS_CA_CERT: z.string().optional(),
+  KILN_EGRESS_CA_KEY: z.string().optional(),
+  /** A PEM file of extra CAs the egress proxy trusts when it opens TLS to a host itself (beside the system's). */
+  KILN_EGRESS_UPSTREAM_CA: z.string().optional(),
 });
 
 export type ExecutorConfig = {
@@ -88,6 +96,8 @@ export type ExecutorConfig = {
   nfs: { host: string; port: number; trustedProxies: string[] } | undefined;
   /** Where the egress proxy resolves allowed names; empty: the host's resolvers. */
   egressDns: string[];
+  /** The egress CA and the extra upstream CAs (KILN_EGRESS_CA_CERT/KEY, KILN_EGRESS_UPSTREAM_CA); undefined: no HTTPS interception. */
+  egressCa: { cert: string; key: string; upstreamCa: string | undefined } | undefined;
 };
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): ExecutorConfig {
@@ -112,6 +122,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ExecutorConfig
     bwrapPath: e.KILN_BWRAP_PATH,
     nfs: parseNfsListen(e.KILN_NFS_LISTEN, e.KILN_NFS_TRUSTED_PROXIES),
     egressDns: e.KILN_EGRESS_DNS,
+    egressCa: e.KILN_EGRESS_CA_CERT && e.KILN_EGRESS_CA_KEY ? { cert: e.KILN_EGRESS_CA_CERT, key: e.KILN_EGRESS_CA_KEY, upstreamCa: e.KILN_EGRESS_UPSTREAM_CA } : undefined,
   };
 }
 

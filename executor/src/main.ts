@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { join } from 'node:path';
 import { closeInheritedFds } from '@kiln/proto/inherited-fds';
 import { createAgentServer, listen } from './agent/server.js';
 import { ConfigError, loadConfig } from './config.js';
@@ -11,6 +12,7 @@ import { SandboxManager } from './sandbox/manager.js';
 import { acquireUidLease, UID_RANGE_BUSY_EXIT, UidRangeBusyError } from './sandbox/uid-lease.js';
 import { detectWorkspaceFs } from './sandbox/workspace-fs.js';
 import { OutboundNetwork } from './sandbox/network.js';
+import { TlsInterceptor } from './egress/intercept.js';
 import { EgressStep } from './egress/step.js';
 
 /**
@@ -55,6 +57,10 @@ async function main(): Promise<void> {
     workspaceFs,
   });
   await sandboxes.init();
+  // After init (it makes the etc dir the sandbox's copies of the CA go into), before any sandbox.
+  if (config.egressCa) {
+    egress.interceptor = await TlsInterceptor.open({ caCert: config.egressCa.cert, caKey: config.egressCa.key, upstreamCa: config.egressCa.upstreamCa, workDir: join(config.dataDir, 'egress-tls'), etcDir: join(config.dataDir, 'etc') });
+  }
   // The one session → sandbox table: the Nfs gRPC service binds into it, the NFS server
   // resolves exports from it (passed to both, never looked up).
   const exportsTable = new SessionExports(sandboxes);

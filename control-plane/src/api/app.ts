@@ -42,6 +42,8 @@ import { e2bError } from './e2b/errors.js';
 import { sessionNetworkRoutes } from './routes/session-network.js';
 import { EgressService } from '../egress/service.js';
 import type { SecretStore } from '../egress/secrets.js';
+import type { EgressGrants } from '../egress/grants.js';
+import { egressGrantRoutes } from './routes/egress-grants.js';
 import { egressSecretRoutes } from './routes/egress-secrets.js';
 import { sessionCodeRoutes } from './routes/sessions-code.js';
 import { CodeInterpreterService } from '../interpreter/service.js';
@@ -90,6 +92,8 @@ export interface AppDeps {
   browser?: BrowserPolicy;
   /** Tenants' egress secrets (egress/secrets.ts); absent: no secret routes. */
   egressSecrets?: SecretStore;
+  /** Tenants' egress grants (egress/grants.ts); with it, session policies may widen within them. */
+  egressGrants?: EgressGrants;
 }
 
 /**
@@ -177,8 +181,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   if (deps.sessions) app.route('/', sessionProcessIoRoutes(deps.sessions));
   // E2B's SDKs (api/e2b/): its control API and the sandbox routes, with E2B's own error shapes.
   if (deps.sessions) mountE2b(app, { sessions: deps.sessions, templates: deps.templates, ...(deps.sessionLifecycle ? { lifecycle: deps.sessionLifecycle.lifecycle } : {}), keyring: deps.keyring, ...(deps.quotas ? { rate: { quotas: deps.quotas, buckets } } : {}) });
-  if (deps.sessions) app.route('/', sessionNetworkRoutes(new EgressService(deps.sessions, deps.templates, deps.egressSecrets)));
+  if (deps.sessions) app.route('/', sessionNetworkRoutes(new EgressService(deps.sessions, deps.templates, deps.egressSecrets, deps.egressGrants)));
   if (deps.egressSecrets) app.route('/', egressSecretRoutes(deps.egressSecrets));
+  if (deps.egressGrants) app.route('/', egressGrantRoutes(deps.egressGrants));
   if (deps.sessions) app.route('/', sessionCodeRoutes(new CodeInterpreterService(deps.sessions)));
   if (deps.mcp) app.route('/', deps.mcp.routes);
   app.route('/', healthRoutes(deps));

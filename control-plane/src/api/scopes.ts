@@ -12,6 +12,10 @@ const RULES: ReadonlyArray<{ methods: readonly string[] | '*'; path: RegExp; sco
   { methods: '*', path: /^\/api\/v1\/admin(\/|$)/, scope: 'admin' },
   { methods: '*', path: /^\/metrics$/, scope: 'admin' },
   { methods: ['GET', 'HEAD'], path: /^\/api\/v1\/templates(\/|$)/, scope: 'read' },
+  // A tenant's egress secrets: listing (names, never values) is `read`; storing and deleting
+  // configure what its sandboxes send, as deploying a function does (`functions`).
+  { methods: ['GET', 'HEAD'], path: /^\/api\/v1\/secrets$/, scope: 'read' },
+  { methods: ['PUT', 'DELETE'], path: /^\/api\/v1\/secrets\/[^/]+$/, scope: 'functions' },
   { methods: '*', path: /^\/api\/v1\/templates(\/|$)/, scope: 'admin' },
   { methods: ['POST'], path: /^\/api\/v1\/executions$/, scope: 'invoke' },
   { methods: ['GET', 'HEAD'], path: /^\/api\/v1\/executions(\/|$)/, scope: 'read' },

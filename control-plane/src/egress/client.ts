@@ -11,8 +11,9 @@ export class EgressAgent {
     this.client = new EgressClient(agent.executor.address, credentials.createInsecure(), { channelOverride: agent.grpc.sandboxes.getChannel() });
   }
 
-  setPolicy(sandboxId: string, policyJson: string): Promise<EgressPolicyResponse> {
-    return this.call((cb, deadline) => this.client.setPolicy({ sandboxId, policyJson }, this.agent.grpc.metadata, { deadline }, cb));
+  /** `ceilingJson`: a widened ceiling in place of the template's ('' keeps the sandbox's). */
+  setPolicy(sandboxId: string, policyJson: string, ceilingJson = ''): Promise<EgressPolicyResponse> {
+    return this.call((cb, deadline) => this.client.setPolicy({ sandboxId, policyJson, ceilingJson }, this.agent.grpc.metadata, { deadline }, cb));
   }
 
   getPolicy(sandboxId: string): Promise<EgressPolicyResponse> {

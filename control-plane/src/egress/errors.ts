@@ -2,8 +2,26 @@ import { KilnError } from '../errors.js';
 
 /** 400: a session policy would reach more than its template's allows. */
 export class NetworkPolicyWidensError extends KilnError {
-  constructor(sessionId: string, problems: string[]) {
-    super('NetworkPolicyWidens', 400, `network policy of session "${sessionId}" may only narrow its template's: ${problems.join('; ')}`, { sessionId, problems });
+  /** `subject`: `session "ses_..."`, `function "name"` or `the new session`. */
+  constructor(subject: string, problems: string[], data: Record<string, unknown> = {}) {
+    super(
+      'NetworkPolicyWidens',
+      400,
+      `network policy of ${subject} may only narrow its template's (widened by the tenant's egress grant, if an administrator gave one): ${problems.join('; ')}`,
+      { ...data, problems },
+    );
+  }
+}
+
+/** 409: a session or function asks for an egress policy or secrets on a template whose network is not an egress policy. */
+export class TemplateNotEgressError extends KilnError {
+  constructor(template: string) {
+    super(
+      'NetworkPolicyUnsupported',
+      409,
+      `template "${template}" has no egress policy (its network is "none", "outbound" or the allowCidrs form), so it takes no per-session or per-function network policy or secrets; use a template with network "all" or { "allow": ... }`,
+      { template },
+    );
   }
 }
 

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { z } from '@hono/zod-openapi';
 import { domainSchema } from '@kiln/executor/egress-policy';
 import type { Redis } from 'ioredis';
@@ -25,6 +25,10 @@ export const SecretInputSchema = z
       .regex(PRINTABLE, 'format must be printable ASCII')
       .refine((f) => f.includes('{value}'), 'format must contain {value}')
       .default('Bearer {value}'),
+    https: z
+      .boolean()
+      .default(false)
+      .openapi({ description: "Opt-in: also put the value into HTTPS requests to `hosts`. Kiln's proxy then terminates TLS for those hosts with the deployment's egress CA (whose certificate sandboxes get through SSL_CERT_FILE, NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE) and re-encrypts to the real host, verifying it. Other hosts stay pass-through." }),
   })
   .strict()
   .openapi('EgressSecretInput');
@@ -36,10 +40,13 @@ export interface SecretView {
   hosts: string[];
   header: string;
   format: string;
+  https: boolean;
   updatedAt: string;
 }
 
-interface StoredSecret extends Omit<SecretView, 'updatedAt'> {
+interface StoredSecret extends Omit<SecretView, 'updatedAt' | 'https'> {
+  /** Absent in secrets stored before HTTPS injection: false. */
+  https?: boolean;
   /** The value, sealed (tenancy/sealer.ts) for `<tenant>/<name>`. */
   sealed: string;
   updatedAt: number;
@@ -58,6 +65,7 @@ export interface OpenedSecret {
   hosts: string[];
   header: string;
   format: string;
+  https: boolean;
 }
 
 /**
@@ -73,7 +81,7 @@ export class SecretStore {
   ) {}
 
   async put(tenant: string, name: string, input: SecretInput): Promise<SecretView> {
-    const stored: StoredSecret = { name, hosts: input.hosts, header: input.header, format: input.format, sealed: this.sealer.seal(input.value, `${tenant}/${name}`), updatedAt: Date.now() };
+    const stored: StoredSecret = { name, hosts: input.hosts, header: input.header, format: input.format, https: input.https, sealed: this.sealer.seal(input.value, `${tenant}/${name}`), updatedAt: Date.now() };
     await this.redis.hset(this.keys.egressSecrets(tenant), name, JSON.stringify(stored));
     return view(stored);
   }
@@ -81,6 +89,11 @@ export class SecretStore {
   async list(tenant: string): Promise<SecretView[]> {
     const all = await this.redis.hvals(this.keys.egressSecrets(tenant));
     return all.map((raw) => view(JSON.parse(raw) as StoredSecret)).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** The tenant's secret names (no value is opened). */
+  async names(tenant: string): Promise<Set<string>> {
+    return new Set(await this.redis.hkeys(this.keys.egressSecrets(tenant)));
   }
 
   async delete(tenant: string, name: string): Promise<void> {
@@ -94,17 +107,22 @@ export class SecretStore {
         const s = raw ? (JSON.parse(raw) as StoredSecret) : undefined;
         const value = s && this.sealer.open(s.sealed, `${tenant}/${name}`);
         if (!s || value === undefined) throw new SecretNotFoundError(name);
-        return { name, value, hosts: s.hosts, header: s.header, format: s.format };
+        return { name, value, hosts: s.hosts, header: s.header, format: s.format, https: s.https ?? false };
       }),
     );
   }
 }
 
 function view(s: StoredSecret): SecretView {
-  return { name: s.name, hosts: s.hosts, header: s.header, format: s.format, updatedAt: new Date(s.updatedAt).toISOString() };
+  return { name: s.name, hosts: s.hosts, header: s.header, format: s.format, https: s.https ?? false, updatedAt: new Date(s.updatedAt).toISOString() };
 }
 
-/** The environment variable and placeholder a sandbox gets for a secret. */
-export function placeholderFor(name: string): { env: string; placeholder: string } {
-  return { env: `KILN_SECRET_${name.toUpperCase()}`, placeholder: `kiln-secret-${name}-${randomBytes(16).toString('hex')}` };
+/**
+ * The environment variable and placeholder a sandbox gets for a secret: random, or derived from
+ * `seed` (a function configuration's key, so that all its sandboxes agree). A placeholder is not
+ * secret: it means something only to the proxy of a sandbox the secret is bound to.
+ */
+export function placeholderFor(name: string, seed?: string): { env: string; placeholder: string } {
+  const tail = seed === undefined ? randomBytes(16).toString('hex') : createHash('sha256').update(`${seed}\0${name}`).digest('hex').slice(0, 32);
+  return { env: `KILN_SECRET_${name.toUpperCase()}`, placeholder: `kiln-secret-${name}-${tail}` };
 }

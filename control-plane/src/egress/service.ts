@@ -1,5 +1,6 @@
 import type { EgressRecord } from '@kiln/proto/executor/egress';
 import { normalisePolicy, widening, type EgressPolicy, type EgressPolicyInput } from '@kiln/executor/egress-policy';
+import { caEnv } from '@kiln/executor/egress-ca-env';
 import { ServiceUnavailableError } from '../errors.js';
 import { DEFAULT_TENANT, type Principal } from '../tenancy/principal.js';
 import { placeholderFor, type SecretStore } from './secrets.js';
@@ -7,6 +8,7 @@ import type { SessionService } from '../sessions/service.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import { networkPolicy } from '../templates/network.js';
 import { EgressAgent } from './client.js';
+import { ceilingOf, type EgressGrants } from './grants.js';
 import { NetworkPolicyUnsupportedError, NetworkPolicyWidensError } from './errors.js';
 
 export interface SessionNetworkView {
@@ -37,6 +39,7 @@ export class EgressService {
     private readonly sessions: Pick<SessionService, 'open' | 'store'>,
     private readonly templates: Pick<TemplateRegistry, 'get'>,
     private readonly secrets?: SecretStore,
+    private readonly grants?: EgressGrants,
   ) {}
 
   /**
@@ -52,9 +55,10 @@ export class EgressService {
     const bound = opened.map((s) => {
       const p = placeholderFor(s.name);
       env[p.env] = p.placeholder;
-      return { placeholder: p.placeholder, value: s.value, hosts: s.hosts, header: s.header, format: s.format };
+      return { placeholder: p.placeholder, value: s.value, hosts: s.hosts, header: s.header, format: s.format, https: s.https };
     });
     await agent.egress.setSecrets(agent.sandboxId, bound);
+    if (opened.some((s) => s.https)) Object.assign(env, caEnv());
     const record = await this.sessions.store.get(sessionId);
     if (record) await this.sessions.store.put({ ...record, env: { ...record.env, ...env } });
     return { sessionId, env };
@@ -66,13 +70,18 @@ export class EgressService {
     return { sessionId, template: JSON.parse(r.templatePolicyJson) as EgressPolicy, policy: JSON.parse(r.policyJson) as EgressPolicy };
   }
 
-  /** Replaces the session's policy; it must lie within the template's (400 NetworkPolicyWidens). */
+  /**
+   * Replaces the session's policy; it must lie within the template's, widened by the tenant's
+   * egress grant if it has one (400 NetworkPolicyWidens). The ceiling goes along each time, so a
+   * grant given or withdrawn since applies from this change on.
+   */
   async put(sessionId: string, input: EgressPolicyInput, who: Principal): Promise<SessionNetworkView> {
-    const { agent, template } = await this.open(sessionId, who);
+    const { agent, template, tenant } = await this.open(sessionId, who);
     const policy = normalisePolicy(input);
-    const wider = widening(template, policy);
-    if (wider.length) throw new NetworkPolicyWidensError(sessionId, wider);
-    const r = await agent.egress.setPolicy(agent.sandboxId, JSON.stringify(policy));
+    const ceiling = ceilingOf(template, await this.grants?.get(tenant));
+    const wider = widening(ceiling, policy);
+    if (wider.length) throw new NetworkPolicyWidensError(`session "${sessionId}"`, wider, { sessionId });
+    const r = await agent.egress.setPolicy(agent.sandboxId, JSON.stringify(policy), JSON.stringify(ceiling));
     return { sessionId, template: JSON.parse(r.templatePolicyJson) as EgressPolicy, policy: JSON.parse(r.policyJson) as EgressPolicy };
   }
 

@@ -123,7 +123,10 @@ export class FunctionInvoker {
 
   /** The job names the version's code package; the replica that runs it loads it only for a sandbox that needs it (invocation/dispatch.ts). */
   private job(id: string, fn: FunctionVersionRecord, event: string, sync: boolean): InvocationJob {
-    const payload = { key: functionKey(fn), name: fn.name, version: fn.version, runner: runnerOf(fn.runtime), handler: fn.handler, code: fn.codeBlob, env: fn.environment, memoryMB: fn.memorySize };
+    const key = functionKey(fn);
+    // The secrets' placeholders (and CA settings) join the environment at each lease (invocation/dispatch.ts).
+    const egress = fn.network || fn.secrets?.length ? { egress: { ...(fn.network ? { policyJson: JSON.stringify(fn.network) } : {}), secrets: fn.secrets ?? [] } } : {};
+    const payload = { key, name: fn.name, version: fn.version, runner: runnerOf(fn.runtime), handler: fn.handler, code: fn.codeBlob, env: fn.environment, memoryMB: fn.memorySize, ...egress };
     return { id, tenant: fn.tenant, template: fn.template, function: payload, event, timeoutMs: fn.timeout * 1000, submittedAt: Date.now(), sync, ...(sync ? {} : { retryHandlerErrors: true }) };
   }
 }

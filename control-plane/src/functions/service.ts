@@ -3,6 +3,8 @@ import { NotFoundError, ValidationError } from '../errors.js';
 import { canReach, TENANT_ID, type Principal } from '../tenancy/principal.js';
 import { QuotaExceededError, type Quotas } from '../tenancy/quotas.js';
 import type { TemplateRegistry } from '../templates/registry.js';
+import { normalisePolicy } from '@kiln/executor/egress-policy';
+import type { EgressPlacement, EgressRequest } from '../egress/placement.js';
 import type { AliasStore } from './alias-store.js';
 import { routeOf } from './aliases.js';
 import { AliasNotFoundError, FunctionConflictError, FunctionExistsError, FunctionNotFoundError, PreconditionFailedError, VersionInUseError } from './errors.js';
@@ -19,6 +21,10 @@ export interface FunctionSettings {
   memorySize?: number;
   timeout?: number;
   environment?: Record<string, string>;
+  /** The function's egress policy (templates with one only); null removes it. */
+  network?: EgressRequest['network'] | null;
+  /** Tenant secret names; an empty list removes them. */
+  secrets?: string[];
   description?: string;
   maxRetryAttempts?: number;
 }
@@ -92,7 +98,22 @@ export class FunctionService {
     private readonly limits: { maxTimeoutMs: number },
     /** The tenant's `functions` quota, checked at create (tenancy/quotas.ts). */
     private readonly quotas?: Pick<Quotas, 'checkFunctions'>,
+    /** Checks a function's egress policy and secrets against its template and tenant (egress/placement.ts). */
+    private readonly egress?: Pick<EgressPlacement, 'plan'>,
   ) {}
+
+  /**
+   * The egress part of settings merged onto `base`, checked (400 NetworkPolicyWidens, 409
+   * NetworkPolicyUnsupported, 404 SecretNotFound in the function's own tenant only).
+   */
+  private async settleEgress(tenant: string, name: string, template: string, base: Partial<FunctionVersionRecord>, s: FunctionSettings): Promise<Pick<FunctionVersionRecord, 'network' | 'secrets'>> {
+    const network = s.network === null ? undefined : s.network !== undefined ? normalisePolicy(s.network) : base.network;
+    const secrets = s.secrets ?? base.secrets ?? [];
+    if (network === undefined && secrets.length === 0) return {};
+    if (!this.egress) throw new ValidationError('this deployment takes no per-function network policy or secrets', { field: 'network' });
+    await this.egress.plan(tenant, template, { network, secrets }, `function "${name}"`);
+    return { ...(network ? { network } : {}), ...(secrets.length ? { secrets: [...new Set(secrets)] } : {}) };
+  }
 
   /** Where `ref` points for `who`; 404 for a tenant it may not reach, as for a missing function. */
   private owned(who: Principal, ref: FunctionRef, qualifier?: string): Owned {
@@ -147,7 +168,8 @@ export class FunctionService {
     const fn = { tenant, name: input.name };
     // Checked first so a tenant at its quota costs no unpacking; the create checks again, atomically.
     const maxFunctions = await this.quotas?.checkFunctions(tenant, await this.store.count(tenant));
-    const settings = this.settle({}, input);
+    const settled = this.settle({}, input);
+    const settings = { ...settled, ...(await this.settleEgress(tenant, input.name, settled.template, {}, input)) };
     const pkg = unpack(input.code, settings.runtime, settings.handler);
     const codeBlob = await this.packages.save(fn, pkg);
     const record: FunctionVersionRecord = {
@@ -233,7 +255,22 @@ export class FunctionService {
   }
 
   async updateConfiguration(who: Principal, ref: FunctionRef, settings: FunctionSettings, revisionId?: string): Promise<FunctionVersionRecord> {
-    return (await this.modify(this.owned(who, ref), (cur) => ({ ...cur, ...this.settle(cur, settings) }), revisionId)).after;
+    const fn = this.owned(who, ref);
+    return (
+      await this.modify(
+        fn,
+        async (cur) => {
+          const settled = this.settle(cur, settings);
+          const egress = await this.settleEgress(fn.tenant, fn.name, settled.template, cur, settings);
+          // What settleEgress leaves out is removed, not kept from `cur`.
+          const next: FunctionVersionRecord = { ...cur, ...settled, ...egress };
+          if (!egress.network) delete next.network;
+          if (!egress.secrets) delete next.secrets;
+          return next;
+        },
+        revisionId,
+      )
+    ).after;
   }
 
   async updateCode(who: Principal, ref: FunctionRef, code: CodeInput, publish = false, revisionId?: string): Promise<FunctionVersionRecord> {

@@ -1,5 +1,6 @@
 import type { LambdaError } from '../invocation/contract.js';
 import type { LambdaRuntime } from '../invocation/languages.js';
+import type { EgressPolicy } from '@kiln/executor/egress-policy';
 
 /** A Lambda runtime identifier Kiln accepts (the table is invocation/languages.ts). */
 export type FunctionRuntime = LambdaRuntime;
@@ -22,6 +23,13 @@ export interface FunctionConfig {
   /** Seconds, like Lambda. */
   timeout: number;
   environment: Record<string, string>;
+  /**
+   * The function's own egress policy (normalised), set on every sandbox that runs it, per lease
+   * (egress/placement.ts). Absent: its template's. Only on templates with an egress policy.
+   */
+  network?: EgressPolicy;
+  /** Names of its tenant's egress secrets bound to every sandbox that runs it; placeholders join its environment. */
+  secrets?: string[];
   description: string;
   /** Retries of a failed async invocation before it is dead-lettered (Lambda's event invoke config, 0–2). */
   maxRetryAttempts: number;

@@ -94,6 +94,11 @@ export const FunctionPayloadSchema = z.object({
   code: z.string().optional(),
   env: z.record(z.string()),
   memoryMB: z.number(),
+  /**
+   * The function's own egress policy (normalised JSON) and secret names: put on the sandbox at
+   * every lease (invocation/dispatch.ts), never the values (the replica that runs it opens them).
+   */
+  egress: z.object({ policyJson: z.string().optional(), secrets: z.array(z.string()) }).optional(),
 });
 export type FunctionPayload = z.infer<typeof FunctionPayloadSchema>;
 

@@ -6,6 +6,8 @@ import type { LeaseCache } from '../scheduler/lease-cache.js';
 import type { Lease, Scheduler } from '../scheduler/scheduler.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import { KilnError } from '../errors.js';
+import type { EgressPlacement } from '../egress/placement.js';
+import type { EgressPolicy } from '@kiln/executor/egress-policy';
 import type { CodeFile, ExecutionRecord, FunctionPayload, InvocationJob } from './contract.js';
 import { invokeRequest, outcomeOf } from './request.js';
 import type { ChunkListener } from './stream.js';
@@ -34,7 +36,31 @@ export class Dispatcher {
     private readonly templates: TemplateRegistry,
     private readonly leases: LeaseCache,
     private readonly packages: { load(key: string): Promise<CodeFile[] | undefined> },
+    /** Puts a function's own egress policy and secrets on each sandbox it leases (egress/placement.ts). */
+    private readonly egress?: Pick<EgressPlacement, 'apply'>,
   ) {}
+
+  /**
+   * A function with its own egress settings has them put on the sandbox at every lease, hot ones
+   * included: a sandbox only ever serves one function configuration (hot lists are per function
+   * key, evicted ones are destroyed, never made warm again), but the tenant's grant or a secret
+   * may have changed since the last invocation. A failure destroys the sandbox: its policy may
+   * be half set.
+   */
+  private async applyEgress(lease: Lease, job: InvocationJob): Promise<InvocationJob> {
+    const e = job.function.egress;
+    if (!e) return job;
+    try {
+      if (!this.egress) throw new KilnError('EgressUnavailable', 500, 'this replica cannot apply function egress settings');
+      const plan = { ...(e.policyJson ? { policy: JSON.parse(e.policyJson) as EgressPolicy } : {}), secrets: e.secrets };
+      // Placeholders derive from the function key, so the environment is the same at every lease.
+      const env = await this.egress.apply(this.agents.get(lease.executor), lease.sandboxId, job.tenant ?? DEFAULT_TENANT, lease.template, plan, `function "${job.function.name}"`, job.function.key);
+      return { ...job, function: { ...job.function, env: { ...job.function.env, ...env } } };
+    } catch (err) {
+      await this.scheduler.destroy(lease);
+      throw err;
+    }
+  }
 
   /** One attempt; a `stream` job goes over InvokeStream and hands its body's chunks to `onChunk` as they come. */
   async run(job: InvocationJob, startedAt = Date.now(), onChunk?: ChunkListener): Promise<ExecutionRecord> {
@@ -55,9 +81,10 @@ export class Dispatcher {
         (await this.scheduler.acquire(template, fn.runner, fn.key, LEASE_WAIT_MS, job.timeoutMs + RPC_MARGIN_MS * 2));
       // Until the sandbox that ran it was leased, lost ones included.
       scheduleMs = performance.now() - t0;
+      const placed = await this.applyEgress(lease, job);
       try {
-        res = await this.invoke(lease, job, lease.startType !== 'hot' ? files : undefined, onChunk);
-        if (res.status === InvokeStatus.INVOKE_STATUS_NEEDS_FUNCTION) res = await this.invoke(lease, job, files, onChunk);
+        res = await this.invoke(lease, placed, lease.startType !== 'hot' ? files : undefined, onChunk);
+        if (res.status === InvokeStatus.INVOKE_STATUS_NEEDS_FUNCTION) res = await this.invoke(lease, placed, files, onChunk);
         break;
       } catch (err) {
         if (err instanceof SandboxLostError) {

@@ -2,13 +2,14 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { releaseExecutorCgroups } from '@kiln/executor/cgroup';
 import { unmountBelow } from '@kiln/executor/mounts';
-import { createReadStream, existsSync, openSync, closeSync } from 'node:fs';
+import { createReadStream, existsSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import type { Template } from '../templates/template.js';
 import { templateRunners } from '../templates/template.js';
 import { log } from '../log.js';
+import { ensureEgressCa, type EgressCaFiles } from '../egress/ca.js';
 import type { ExecutorHandle, Platform } from './platform.js';
 import { killProcessesWithUids, waitForUidsUnused } from './uids/host.js';
 import type { UidRange, UidRanges } from './uids/ranges.js';
@@ -58,6 +59,8 @@ export interface LocalPlatformOptions {
   nfsBind?: string;
   /** KILN_EGRESS_DNS for the executors (their egress proxies' resolvers); absent: the host's. */
   egressDns?: string | undefined;
+  /** The egress CA the executors' proxies intercept HTTPS with (made on first use when missing). */
+  egressCa?: EgressCaFiles | undefined;
 }
 
 /** The executor's ready line (executor/src/main.ts). */
@@ -77,6 +80,21 @@ function alive(pid: number): boolean {
 }
 
 /**
+ * Whether a state file's pid is still that executor: alive, and running the executor's entry
+ * point. State files outlive a stop that leaves executors running (the default for SIGTERM) and
+ * so may outlive a reboot or a container restart, after which the pid can be anyone's; an
+ * unrelated process must never be adopted, nor signalled by `stop`.
+ */
+function runsExecutor(pid: number, executorMain: string): boolean {
+  if (!alive(pid)) return false;
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(executorMain);
+  } catch {
+    return false;
+  }
+}
+
+/**
  * The embedded default: executors are processes on this host. Each writes a state file
  * (labels, pid, address, token) so that a restarted control plane can list and adopt them.
  * They run detached, in their own process group, so a control-plane crash leaves them up.
@@ -87,8 +105,28 @@ export class LocalPlatform implements Platform {
   /** Deferred releases of stopped executors' files and uids, by executor id (see letGo). */
   private readonly retries = new Map<string, NodeJS.Timeout>();
 
+  /** The egress CA made (or found) once for every executor this platform starts. */
+  private caReady: Promise<EgressCaFiles | undefined> | undefined;
+
   constructor(private readonly opts: LocalPlatformOptions) {
     this.stateDir = join(opts.dataDir, 'executors');
+  }
+
+  /**
+   * The CA files for executors, made on first use when missing. Without openssl there is no CA:
+   * the executors then refuse secrets that ask for HTTPS (logged once here), and serve the rest.
+   */
+  private egressCa(): Promise<EgressCaFiles | undefined> {
+    const files = this.opts.egressCa;
+    if (!files) return Promise.resolve(undefined);
+    this.caReady ??= ensureEgressCa(files).then(
+      () => files,
+      (err: unknown) => {
+        log('warn', 'no egress CA: HTTPS secret injection is off', { error: String(err) });
+        return undefined;
+      },
+    );
+    return this.caReady;
   }
 
   /**
@@ -118,6 +156,7 @@ export class LocalPlatform implements Platform {
     const token = randomBytes(24).toString('base64url');
     // The token goes in a 0600 file, never the executor's environment (which everything it
     // spawns would inherit, and /proc/<pid>/environ shows for the life of the process).
+    const egressCa = await this.egressCa();
     const tokenPath = join(this.stateDir, `${executorId}.token`);
     await writeFile(tokenPath, token, { mode: 0o600 });
     const logPath = join(this.stateDir, `${executorId}.log`);
@@ -129,6 +168,7 @@ export class LocalPlatform implements Platform {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
         ...(process.env.KILN_RUNTIME_DIR ? { KILN_RUNTIME_DIR: process.env.KILN_RUNTIME_DIR } : {}),
         ...(this.opts.egressDns ? { KILN_EGRESS_DNS: this.opts.egressDns } : {}),
+        ...(egressCa ? { KILN_EGRESS_CA_CERT: egressCa.cert, KILN_EGRESS_CA_KEY: egressCa.key, ...(egressCa.upstreamCa ? { KILN_EGRESS_UPSTREAM_CA: egressCa.upstreamCa } : {}) } : {}),
         KILN_EXECUTOR_ID: executorId,
         KILN_TEMPLATE: template.name,
         KILN_AGENT_LISTEN: '127.0.0.1:0',
@@ -190,7 +230,7 @@ export class LocalPlatform implements Platform {
     // Another deployment's executor (state dirs can be shared) or a made-up id is "unknown":
     // a no-op, so nothing outside this deployment's records is killed or deleted.
     if (record.labels.deployment !== this.opts.deployment || record.id !== executorId) return;
-    if (alive(record.pid)) {
+    if (runsExecutor(record.pid, this.opts.executorMain)) {
       process.kill(record.pid, 'SIGTERM');
       for (let i = 0; i < 100 && alive(record.pid); i++) await new Promise((r) => setTimeout(r, 50));
       if (alive(record.pid)) process.kill(-record.pid, 'SIGKILL');
@@ -205,7 +245,7 @@ export class LocalPlatform implements Platform {
       if (!name.endsWith('.json')) continue;
       const record = await this.read(name.slice(0, -5));
       if (!record || record.labels.deployment !== this.opts.deployment) continue;
-      if (alive(record.pid)) out.push(record);
+      if (runsExecutor(record.pid, this.opts.executorMain)) out.push(record);
       // Found dead (SIGKILLed, crashed): its files and uids go with its state file.
       else await this.letGo(record.id);
     }

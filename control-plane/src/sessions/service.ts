@@ -15,6 +15,7 @@ import type { Quotas } from '../tenancy/quotas.js';
 import type { ExecutorLoss, PoolSignals } from '../scheduler/signals.js';
 import type { Keys } from '../store/keys.js';
 import type { TemplateRegistry } from '../templates/registry.js';
+import type { EgressPlacement, EgressRequest } from '../egress/placement.js';
 import { templateRunners } from '../templates/template.js';
 import { SessionBusyError, SessionCodeConflictError, SessionLostError, SessionNotFoundError, SessionPausedError, UnsupportedResourcesError } from './errors.js';
 import { bindSessionExport, exportNameOf, NfsDisabledError, nfsUrl, nfsView, unbindSessionExport, validateAllowList, type NfsExportInput, type SessionNfs, type SessionNfsView } from './nfs.js';
@@ -48,6 +49,10 @@ export interface CreateSessionInput {
   resources?: { memoryMB?: number; diskMB?: number; maxProcesses?: number; maxOpenFiles?: number };
   /** How /workspace is exported over NFS (default read-write, every client). */
   nfs?: NfsExportInput;
+  /** The session's own egress policy (egress/placement.ts), from its first connection. */
+  network?: EgressRequest['network'];
+  /** The tenant's secrets to bind; their placeholders join `env`. */
+  secrets?: string[];
   /** Paused instead of ended after idleTimeoutMs (default false). */
   autoPause?: boolean;
   /** Calls that need the sandbox resume it when paused (default true); false answers 409 SessionPaused. */
@@ -76,6 +81,8 @@ export interface SessionServiceOptions {
    * before a sandbox is leased, released when the session ends or is lost.
    */
   quotas?: Pick<Quotas, 'admitSession' | 'releaseSession'>;
+  /** Puts a session's own egress policy and secrets on its sandbox (`network`, `secrets` at create). */
+  egress?: Pick<EgressPlacement, 'plan' | 'apply'>;
 }
 
 export interface SessionView {
@@ -208,6 +215,8 @@ export class SessionService {
     const nfsOptions = { readOnly: input.nfs?.readOnly ?? false, allow: validateAllowList(input.nfs?.allow) };
     const runner = templateRunners(template)[0] as string;
     const id = `ses_${randomUUID().replaceAll('-', '')}`;
+    // Checked before a sandbox is taken: a policy beyond the tenant's reach costs no sandbox.
+    const egress = input.network !== undefined || input.secrets?.length ? await this.egressPlacement().plan(who.tenant, template.name, input, 'the new session') : undefined;
     // Counted before a sandbox is taken, so a tenant over its quota takes none from the pool.
     await this.opts.quotas?.admitSession(who.tenant, id, template.resources.memoryMB);
     let lease: Lease;
@@ -218,7 +227,10 @@ export class SessionService {
       throw err;
     }
     let nfs: SessionNfs | undefined;
+    let egressEnv: Record<string, string> = {};
     try {
+      // On the sandbox before the session exists: no process of it runs under the template's policy.
+      if (egress) egressEnv = await this.egressPlacement().apply(this.agents.get(lease.executor), lease.sandboxId, who.tenant, template.name, egress, 'the new session');
       // Bound before the record exists, so a session that is visible is already exported.
       if (this.opts.nfsHost !== undefined) nfs = await bindSessionExport(this.agents.get(lease.executor), id, lease.sandboxId, nfsOptions, {
           host: this.opts.nfsHost,
@@ -243,7 +255,7 @@ export class SessionService {
       timeoutMs,
       idleTimeoutMs: input.idleTimeoutMs ?? SESSION_LIMITS.defaultIdleTimeoutMs,
       lastActivityAt: now,
-      env: input.env ?? {},
+      env: { ...input.env, ...egressEnv },
       metadata: input.metadata ?? {},
       accessToken: newAccessToken(),
       ...(nfs ? { nfs } : {}),
@@ -258,6 +270,11 @@ export class SessionService {
       throw err;
     }
     return view(record);
+  }
+
+  private egressPlacement(): Pick<EgressPlacement, 'plan' | 'apply'> {
+    if (!this.opts.egress) throw new ValidationError('this deployment takes no per-session network policy or secrets');
+    return this.opts.egress;
   }
 
   async get(id: string, who: Principal): Promise<SessionView> {
@@ -365,9 +382,10 @@ export class SessionService {
 
   /**
    * Marks running sessions whose sandbox record is gone as lost (their executor was dropped by
-   * a replica that died before marking them, or on another replica). Run by the session reaper.
+   * a replica that died before marking them, or on another replica). Run by the session reaper,
+   * at start-up (before serving) and when a stop takes the executors down (`reason` then says so).
    */
-  async markOrphans(sessions: SessionRecord[], now = Date.now()): Promise<string[]> {
+  async markOrphans(sessions: SessionRecord[], now = Date.now(), reason?: string): Promise<string[]> {
     // A hibernated session has no sandbox on purpose.
     const running = sessions.filter((r) => r.state !== 'lost' && r.state !== 'hibernated');
     const alive = await this.records.existing(running.map((r) => r.sandboxId));
@@ -377,7 +395,7 @@ export class SessionService {
       // Re-read: a session created or ended since the list was taken is not an orphan.
       const fresh = await this.store.get(r.id);
       if (!fresh || fresh.state === 'lost' || fresh.state === 'hibernated' || fresh.sandboxId !== r.sandboxId || (await this.records.existing([fresh.sandboxId])).size > 0) continue;
-      if (await this.store.markLost(fresh, await this.lossReason(fresh), now)) {
+      if (await this.store.markLost(fresh, reason ?? (await this.lossReason(fresh)), now)) {
         marked.push(r.id);
         await this.release(fresh.tenant ?? DEFAULT_TENANT, fresh.id);
       }

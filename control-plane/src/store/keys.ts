@@ -168,6 +168,10 @@ export class Keys {
   egressSecrets(tenant: string): string {
     return `${this.prefix}:egress-secrets:${tenant}`;
   }
+  /** What an administrator lets a tenant's sessions and functions reach beyond their templates (STRING, policy JSON; egress/grants.ts). */
+  egressGrant(tenant: string): string {
+    return `${this.prefix}:egress-grant:${tenant}`;
+  }
   get tenants(): string {
     return `${this.prefix}:tenants`;
   }

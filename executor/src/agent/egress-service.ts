@@ -22,7 +22,7 @@ export function egressService(rpc: Rpc, sandboxes: SandboxManager, egress: Egres
     setPolicy: rpc.unary((r) => {
       const e = of(r.sandboxId);
       try {
-        e.setPolicy(parsePolicyJson(r.policyJson));
+        e.setPolicy(parsePolicyJson(r.policyJson), r.ceilingJson ? parsePolicyJson(r.ceilingJson) : undefined);
       } catch (err) {
         if (err instanceof EgressPolicyError) throw new InvalidArgumentError(err.message, { sandboxId: r.sandboxId });
         throw err;

@@ -1,10 +1,12 @@
 import type { RemoteInfo, Socket as UdpSocket } from 'node:dgram';
 import type { Resolver } from 'node:dns/promises';
 import { connect, type Server, type Socket } from 'node:net';
+import { connect as tlsConnect, TLSSocket } from 'node:tls';
+import { replayed, type TlsInterceptor } from './intercept.js';
 import { AuditLog, type EgressEvent } from './audit.js';
 import { buildAnswer, parseQuery, RCODE, TYPE_A } from './dns-wire.js';
 import type { NetnsListeners } from './listeners.js';
-import { decideAddress, decideBoth, decideName, widening, EgressPolicyError, type EgressPolicy, type Verdict } from './policy.js';
+import { decideAddress, decideBoth, decideName, domainMatches, widening, EgressPolicyError, type EgressPolicy, type Verdict } from './policy.js';
 import { injectSecrets, secretProblem, type BoundSecret } from './secrets.js';
 import { sniff, SNIFF_MAX_BYTES } from './sniff.js';
 
@@ -12,6 +14,10 @@ import { sniff, SNIFF_MAX_BYTES } from './sniff.js';
 const FAKE_PREFIX = '127.100.';
 const FAKE_MAX = 65_000;
 const CONNECT_TIMEOUT_MS = 10_000;
+/** The longest an upstream DNS answer is reused, whatever its TTL. */
+const RESOLVE_CACHE_MAX_MS = 30_000;
+/** Names one sandbox's cache holds before it starts over. */
+const RESOLVE_CACHE_NAMES = 1024;
 /**
  * Connections one sandbox may have open through the proxy at once: each holds two of the
  * executor's descriptors, which every sandbox on it shares.
@@ -39,15 +45,20 @@ export class SandboxEgress {
   readonly audit = new AuditLog();
   private readonly sockets = new Set<Socket>();
   private secrets: BoundSecret[] = [];
+  /** Upstream answers by name, until their TTL ends (resolve). */
+  private readonly resolved = new Map<string, { addresses: string[]; until: number }>();
   /** Client connections open now (MAX_CONNECTIONS). */
   private open = 0;
 
   constructor(
     readonly sandboxId: string,
-    readonly template: EgressPolicy,
+    /** The ceiling: the template's policy, or what the control plane widened it to (setPolicy). */
+    public template: EgressPolicy,
     private readonly listeners: NetnsListeners,
     private readonly resolver: Resolver,
     private readonly hostAddresses: () => ReadonlySet<string>,
+    /** Ends TLS for names bound to an `https` secret; absent: this executor has no egress CA. */
+    private readonly interceptor?: TlsInterceptor,
   ) {
     for (const server of listeners.tcp.values()) this.serve(server);
     listeners.udp.on('message', (msg, from) => void this.answerDns(listeners.udp, msg, from).catch((err: unknown) => this.failed('dns', err)));
@@ -59,10 +70,14 @@ export class SandboxEgress {
     return this.session ?? this.template;
   }
 
-  /** Replaces the session policy, which must lie within the template's; throws EgressPolicyError. */
-  setPolicy(p: EgressPolicy): void {
-    const wider = widening(this.template, p);
-    if (wider.length) throw new EgressPolicyError(`the policy is wider than the template's: ${wider.join('; ')}`);
+  /**
+   * Replaces the session policy, which must lie within the ceiling (the template's, or `ceiling`
+   * when given: the control plane's widening by the tenant's grant); throws EgressPolicyError.
+   */
+  setPolicy(p: EgressPolicy, ceiling?: EgressPolicy): void {
+    const wider = widening(ceiling ?? this.template, p);
+    if (wider.length) throw new EgressPolicyError(`the policy is wider than the ${ceiling ? 'ceiling sent with it' : "template's"}: ${wider.join('; ')}`);
+    if (ceiling) this.template = ceiling;
     this.session = p;
   }
 
@@ -71,6 +86,7 @@ export class SandboxEgress {
     for (const sec of list) {
       const problem = secretProblem(sec);
       if (problem) throw new EgressPolicyError(`secret ${sec.placeholder.slice(0, 40)}: ${problem}`);
+      if (sec.https && !this.interceptor) throw new EgressPolicyError(`secret ${sec.placeholder.slice(0, 40)}: HTTPS injection needs an egress CA, and this executor has none (KILN_EGRESS_CA_CERT, KILN_EGRESS_CA_KEY)`);
     }
     const placeholders = new Set(list.map((x) => x.placeholder));
     this.secrets = [...this.secrets.filter((x) => !placeholders.has(x.placeholder)), ...list];
@@ -93,6 +109,24 @@ export class SandboxEgress {
   /** A fault of Kiln's own while serving the sandbox: recorded in its audit, never thrown at the executor. */
   private failed(protocol: EgressEvent['protocol'], err: unknown): void {
     this.record({ protocol, allowed: false, rule: 'error', detail: `egress proxy error: ${err instanceof Error ? err.message : String(err)}` });
+  }
+
+  /**
+   * The host resolver's addresses for an allowed name, kept for their TTL (at most
+   * RESOLVE_CACHE_MAX_MS): a sandbox's DNS question (A and AAAA) and its connection each needed
+   * an upstream question before, which was most of the proxy's added latency per request. Per
+   * sandbox, so no sandbox learns from timing what another asked. Every connection still checks
+   * the addresses against the policy (decideAddress).
+   */
+  private async resolve(name: string): Promise<string[]> {
+    const hit = this.resolved.get(name);
+    if (hit && hit.until > Date.now()) return hit.addresses;
+    const records = await this.resolver.resolve4(name, { ttl: true });
+    const ttlMs = Math.min(RESOLVE_CACHE_MAX_MS, Math.min(...records.map((r) => r.ttl)) * 1000);
+    const addresses = records.map((r) => r.address);
+    if (this.resolved.size >= RESOLVE_CACHE_NAMES) this.resolved.clear();
+    if (ttlMs > 0) this.resolved.set(name, { addresses, until: Date.now() + ttlMs });
+    return addresses;
   }
 
   private fakeAddress(name: string): string | undefined {
@@ -124,7 +158,7 @@ export class SandboxEgress {
     }
     let addresses: string[];
     try {
-      addresses = await this.resolver.resolve4(q.name);
+      addresses = await this.resolve(q.name);
     } catch (err) {
       const code = (err as { code?: string }).code;
       const rcode = code === 'ENOTFOUND' || code === 'ENODATA' ? (code === 'ENOTFOUND' ? RCODE.nxDomain : RCODE.noError) : RCODE.servFail;
@@ -190,7 +224,7 @@ export class SandboxEgress {
       if (!verdict.allowed) return refuse(verdict);
       let addresses: string[];
       try {
-        addresses = await this.resolver.resolve4(name);
+        addresses = await this.resolve(name);
       } catch (err) {
         return refuse({ allowed: false, rule: verdict.rule }, `resolving ${name}: ${(err as { code?: string }).code ?? 'failed'}`);
       }
@@ -227,13 +261,17 @@ export class SandboxEgress {
     });
     upstream.on('timeout', () => upstream.destroy(new Error('connect timeout')));
     upstream.once('connect', () => upstream.setTimeout(0));
-    upstream.on('data', (b: Buffer) => {
+    const fromUpstream = (b: Buffer): void => {
       bytesIn += b.length;
       if (!client.write(b)) upstream.pause();
-    });
-    client.on('drain', () => upstream.resume());
-    upstream.on('end', () => client.end());
-    client.on('end', () => upstream.end());
+    };
+    const clientDrained = (): void => void upstream.resume();
+    const upstreamEnded = (): void => void client.end();
+    const clientEnded = (): void => void upstream.end();
+    upstream.on('data', fromUpstream);
+    client.on('drain', clientDrained);
+    upstream.on('end', upstreamEnded);
+    client.on('end', clientEnded);
     client.once('close', () => {
       upstream.destroy();
       finish();
@@ -257,6 +295,22 @@ export class SandboxEgress {
         }
         if (said !== name) ev.domain = `${name} (${s.kind === 'tls' ? 'SNI' : 'Host'} ${said})`;
       } else if (s.kind === 'tls' || s.kind === 'http') ev.protocol = s.kind;
+      // TLS to the very name of an `https` secret: Kiln ends it and speaks TLS to the host itself.
+      const https = s.kind === 'tls' && name && s.sni === name && this.interceptor ? this.secrets.filter((x) => x.https && x.hosts.some((p) => domainMatches(p, name))) : [];
+      if (https.length && name && this.interceptor) {
+        upstream.off('data', fromUpstream);
+        upstream.off('end', upstreamEnded);
+        client.off('end', clientEnded);
+        client.off('drain', clientDrained);
+        const count = { in: (n: number) => void (bytesIn += n), out: (n: number) => void (bytesOut += n) };
+        this.intercept(client, upstream, first, name, https, this.interceptor, ev, count).catch((err: unknown) => {
+          recorded = true;
+          this.record({ ...ev, allowed: true, rule: verdict.rule, detail: `https interception: ${err instanceof Error ? err.message : String(err)}` });
+          upstream.destroy();
+          client.resetAndDestroy();
+        });
+        return;
+      }
       let out = first;
       // Secrets go only into plain HTTP to the very name the connection was made to.
       if (s.kind === 'http' && name && s.host === name && this.secrets.length) {
@@ -279,5 +333,64 @@ export class SandboxEgress {
     client.on('data', inspect);
     client.resume();
     if (heldBytes > 0) inspect();
+  }
+
+  /**
+   * Ends the sandbox's TLS with Kiln's certificate for `name`, opens TLS over `upstream` to the
+   * real host (verified: a host whose certificate does not check out never sees the request),
+   * reads the one request (its Host must be `name`), puts the secrets in and relays the rest.
+   * `Connection: close` (injectSecrets) keeps it to that request.
+   */
+  private async intercept(client: Socket, upstream: Socket, first: Buffer, name: string, secrets: readonly BoundSecret[], interceptor: TlsInterceptor, ev: { detail: string; protocol: EgressEvent['protocol'] }, count: { in(n: number): void; out(n: number): void }): Promise<void> {
+    const context = await interceptor.context(name);
+    if (client.destroyed) return;
+    const inner = new TLSSocket(replayed(client, first), { isServer: true, secureContext: context, ALPNProtocols: ['http/1.1'] });
+    const outer = tlsConnect({ socket: upstream, servername: name, ca: interceptor.upstreamCa, ALPNProtocols: ['http/1.1'] });
+    ev.protocol = 'tls';
+    ev.detail = 'https intercepted';
+    const fail = (why: string) => (err?: Error): void => {
+      // The first outcome stays (a refusal, or the first side to fail).
+      if (ev.detail === 'https intercepted') ev.detail = `https intercepted; ${why} error: ${err?.message ?? 'closed'}`;
+      inner.destroy();
+      outer.destroy();
+      client.destroy();
+    };
+    inner.on('error', fail('sandbox-side TLS'));
+    outer.on('error', fail('upstream TLS'));
+    inner.on('close', () => outer.destroy());
+    outer.on('close', () => inner.destroy());
+    const held: Buffer[] = [];
+    const onData = (b: Buffer): void => {
+      held.push(b);
+      const head = Buffer.concat(held);
+      const s = sniff(head);
+      if (s.kind === 'partial' && head.length < SNIFF_MAX_BYTES) return;
+      inner.off('data', onData);
+      if (s.kind !== 'http' || s.host !== name) {
+        ev.detail = `https intercepted; refused: ${s.kind === 'http' ? `Host ${s.host ?? '(none)'}` : 'not HTTP/1'} inside TLS to ${name}`;
+        fail('request')();
+        return;
+      }
+      const text = head.toString('latin1');
+      const end = text.indexOf('\r\n\r\n') + 4;
+      const injected = injectSecrets(text.slice(0, end), name, secrets);
+      const out = injected === undefined ? head : Buffer.concat([Buffer.from(injected, 'latin1'), head.subarray(end)]);
+      if (injected !== undefined) ev.detail = 'https intercepted; secrets injected';
+      count.out(out.length);
+      outer.write(out);
+      inner.on('data', (c: Buffer) => {
+        count.out(c.length);
+        if (!outer.write(c)) inner.pause();
+      });
+      outer.on('drain', () => inner.resume());
+    };
+    inner.on('data', onData);
+    outer.on('data', (c: Buffer) => {
+      count.in(c.length);
+      if (!inner.write(c)) outer.pause();
+    });
+    inner.on('drain', () => outer.resume());
+    outer.on('end', () => inner.end());
+    inner.on('end', () => outer.end());
   }
 }

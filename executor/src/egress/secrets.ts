@@ -7,6 +7,8 @@ export interface BoundSecret {
   hosts: string[];
   header: string;
   format: string;
+  /** Also into HTTPS requests to `hosts`, which the proxy then intercepts (intercept.ts). */
+  https?: boolean;
 }
 
 const PRINTABLE = /^[\x20-\x7e]*$/;

@@ -4,6 +4,7 @@ import { hostAddresses } from '../sandbox/network.js';
 import type { SandboxSpec } from '../sandbox/spec.js';
 import { openListeners } from './listeners.js';
 import { SandboxEgress } from './sandbox-egress.js';
+import type { TlsInterceptor } from './intercept.js';
 
 /**
  * The boot step of sandboxes whose template has an egress policy (spec.egress): while bwrap holds
@@ -15,6 +16,9 @@ export class EgressStep implements BootStep {
   readonly name = 'egress';
   private readonly sandboxes = new Map<string, SandboxEgress>();
   private readonly resolver: Resolver;
+
+  /** Set once the executor has loaded its egress CA (main.ts); sandboxes booted after get it. */
+  interceptor: TlsInterceptor | undefined;
 
   constructor(opts: { upstreamDns?: readonly string[]; nsenterPath?: string } = {}) {
     this.resolver = new Resolver({ timeout: 2_000, tries: 2 });
@@ -28,7 +32,7 @@ export class EgressStep implements BootStep {
     const policy = ctx.spec.egress;
     if (!policy) return;
     const listeners = await openListeners(ctx.namespacePid, policy.allow.ports, this.nsenterPath);
-    this.sandboxes.set(ctx.spec.id, new SandboxEgress(ctx.spec.id, policy, listeners, this.resolver, () => new Set(hostAddresses())));
+    this.sandboxes.set(ctx.spec.id, new SandboxEgress(ctx.spec.id, policy, listeners, this.resolver, () => new Set(hostAddresses()), this.interceptor));
   }
 
   release(spec: SandboxSpec): Promise<void> {

@@ -2,6 +2,8 @@ import { existsSync } from 'node:fs';
 import type { SandboxSpec } from './spec.js';
 import { SANDBOX_GID, SANDBOX_UID } from './spec.js';
 
+import { CA_FILES, SANDBOX_CA_BUNDLE, SANDBOX_CA_CERT } from '../egress/ca-env.js';
+
 /** Host files from /etc a sandbox may read: TLS roots, time zones, the dynamic loader cache. */
 const HOST_ETC = ['/etc/ssl', '/etc/ca-certificates', '/etc/localtime', '/etc/ld.so.cache', '/etc/alternatives', '/etc/nsswitch.conf'];
 const SYNTHETIC_ETC = ['passwd', 'group', 'hosts'];
@@ -132,6 +134,10 @@ export function sandboxArgv(spec: SandboxSpec, bwrapPath: string): string[] {
   // Outbound sandboxes resolve through slirp4netns's forwarder (network.ts), never the host's resolver.
   // Egress sandboxes too: every address is local in their namespace, so Kiln's DNS listener answers there.
   if (spec.allowNetwork || spec.egress) argv.push('--ro-bind', `${spec.etcDir}/resolv.conf`, '/etc/resolv.conf');
+  // The egress CA's certificate (never its key) and a bundle with it, for secrets that opt into HTTPS (egress/intercept.ts).
+  if (spec.egress && existsSync(`${spec.etcDir}/${CA_FILES.bundle}`)) {
+    argv.push('--ro-bind', `${spec.etcDir}/${CA_FILES.cert}`, SANDBOX_CA_CERT, '--ro-bind', `${spec.etcDir}/${CA_FILES.bundle}`, SANDBOX_CA_BUNDLE);
+  }
   // bwrap builds the root as a tmpfs; freeze it so only /workspace and /tmp take writes.
   argv.push('--remount-ro', '/');
   argv.push(

@@ -1,6 +1,7 @@
 import { benchCode } from './code.js';
 import { benchDocker } from './docker.js';
 import { benchE2b } from './e2b.js';
+import { benchEgress } from './egress.js';
 import { benchExecutions } from './executions.js';
 import { applyCpuPolicy } from '@kiln/control-plane/cpu-policy';
 import { benchFloor } from './floor.js';
@@ -10,6 +11,7 @@ import { benchNfs } from './nfs.js';
 import { benchPause } from './pause.js';
 import { benchPools } from './pools.js';
 import { startRedis } from './redis.js';
+import { benchSdkPython } from './sdk-python.js';
 import { benchSessions } from './sessions.js';
 import { benchSoak } from './soak.js';
 import { benchStreaming } from './streaming.js';
@@ -48,10 +50,12 @@ async function main(): Promise<void> {
     if (wanted('e2b'))
       printRows('Time to interactive through the E2B SDK, beside REST', await benchE2b(redis.socket, { samples: Math.min(samples, Number(process.env.BENCH_E2B_SAMPLES ?? 50)), burst: Number(process.env.BENCH_E2B_BURST ?? 100) }));
     if (wanted('code')) printRows('Code contexts (code-interpreter template)', await benchCode(redis.socket, { samples: Math.min(samples, 300) }));
+    if (wanted('egress')) printRows('Egress proxy: HTTP through Kiln DNS and proxy, beside direct to the same server', await benchEgress(redis.socket, { samples }));
     if (wanted('nfs')) printRows('NFS export of a session workspace', await benchNfs(redis.socket));
     if (wanted('pools')) printRows('Start types and pools', await benchPools(redis.socket, floor, { samples, durationMs, clients: [32, 128] }));
     if (wanted('soak')) printRows('Soak (lost, duplicated and stranded invocations)', await benchSoak(redis.socket, floor));
     if (wanted('tenancy')) printRows('Tenancy: authentication cost and fair share', await benchTenancy(redis.socket, { samples }));
+    if (wanted('sdk-python')) printRows('Python SDK beside bare http.client', await benchSdkPython(redis.socket));
     if (wanted('docker')) printRows('Docker platform (Podman) cold start', await benchDocker({ samples: Number(process.env.BENCH_DOCKER_SAMPLES ?? 7) }));
   } finally {
     await redis.stop();

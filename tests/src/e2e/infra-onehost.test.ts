@@ -121,9 +121,9 @@ describe('infra/systemd/kiln.service', () => {
     expect(config.redisUrl).toBeUndefined();
   });
 
-  it('restarts on failure and stops executors with the control plane', () => {
+  it('restarts on failure and signals the control plane alone, so executors and their sessions outlive a restart', () => {
     expect(directives('Restart')).toEqual(['on-failure']);
-    expect(directives('KillMode')).toEqual(['mixed']);
+    expect(directives('KillMode')).toEqual(['process']);
     expect(directives('ExecStart')).toEqual(['/usr/bin/node control-plane/dist/main.js']);
     // Same command as `npm start`.
     expect(JSON.parse(readFileSync(`${REPO}package.json`, 'utf8')).scripts.start).toBe('node control-plane/dist/main.js');

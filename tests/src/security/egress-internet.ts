@@ -8,7 +8,7 @@ import { join } from 'node:path';
  * A test "internet" for egress tests, in a network namespace the test makes, joined to the host
  * by a veth pair in 198.18.0.0/15 (benchmarking: private to sandboxes unless a CIDR rule opens
  * it). `web` (.2) serves HTTP on 80 (echoing the Host header and every header it got, or their
- * SHA-256 at /hashed), HTTPS on
+ * SHA-256 at /hashed; /bytes/<n>: n zero bytes, for throughput), HTTPS on
  * 443 with a certificate from a CA made at test time, a raw TCP echo on 7000, and the DNS
  * stand-in on 53, and a package index at /simple/ (one wheel); `other` (.3) serves HTTP on 80 and the TCP echo. Names map in `names`.
  */
@@ -48,6 +48,8 @@ class H(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path.startswith('/simple/') or self.path.startswith('/packages/'):
             return self.static()
+        if self.path.startswith('/bytes/'):
+            return self.bytes(int(self.path[7:]))
         headers = dict(self.headers)
         if self.path == '/hashed':
             headers = {k: hashlib.sha256(v.encode()).hexdigest() for k, v in headers.items()}
@@ -60,6 +62,11 @@ class H(BaseHTTPRequestHandler):
             self.send_response(404); self.send_header('content-length', '0'); self.end_headers(); return
         body = open(path, 'rb').read()
         self.send_response(200); self.send_header('content-type', 'text/html' if path.endswith('.html') else 'application/octet-stream'); self.send_header('content-length', str(len(body))); self.end_headers(); self.wfile.write(body)
+    def bytes(self, n):
+        self.send_response(200); self.send_header('content-type', 'application/octet-stream'); self.send_header('content-length', str(n)); self.end_headers()
+        chunk = b'\0' * 65536
+        while n > 0:
+            self.wfile.write(chunk[:min(n, 65536)]); n -= 65536
     def log_message(self, *a): pass
 
 def http(addr, port, label, tls=False):

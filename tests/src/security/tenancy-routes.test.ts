@@ -61,6 +61,14 @@ const ROUTES: Record<string, Case> = {
   'GET /api/v1/admin/tenants/{id}/secrets': { kind: 'admin' },
   'PUT /api/v1/admin/tenants/{id}/secrets/{name}': { kind: 'admin', body: { value: 'pwned', hosts: ['example.com'] } },
   'DELETE /api/v1/admin/tenants/{id}/secrets/{name}': { kind: 'admin' },
+  'GET /api/v1/admin/tenants/{id}/egress-grant': { kind: 'admin' },
+  'PUT /api/v1/admin/tenants/{id}/egress-grant': { kind: 'admin', body: 'all' },
+  'DELETE /api/v1/admin/tenants/{id}/egress-grant': { kind: 'admin' },
+  // A tenant's own secrets: the path names alpha's secret, but the name space is the key's tenant,
+  // so beta writes and deletes a secret of its own by that name; alpha's stays (checked below).
+  'GET /api/v1/secrets': { kind: 'own' },
+  'PUT /api/v1/secrets/{name}': { kind: 'own', body: { value: 'beta-value', hosts: ['beta.example.com'] } },
+  'DELETE /api/v1/secrets/{name}': { kind: 'own' },
   'GET /api/v1/admin/tenants/{id}/keys': { kind: 'admin' },
   'POST /api/v1/admin/tenants/{id}/keys': { kind: 'admin', body: {} },
   'DELETE /api/v1/admin/tenants/{id}/keys/{keyId}': { kind: 'admin' },
@@ -151,6 +159,8 @@ beforeAll(async () => {
   const e = await k.call('POST', '/api/v1/executions', { code: 'exports.handler = async () => "alpha-exec"', language: 'nodejs' }, alpha);
   expect(e.status, JSON.stringify(e.body)).toBe(200);
   ids.execution = e.body.id as string;
+  const sec = await k.call('PUT', '/api/v1/secrets/alpha_secret', { value: 'alpha-secret-value', hosts: ['alpha.example.com'] }, alpha);
+  expect(sec.status, JSON.stringify(sec.body)).toBe(200);
 });
 afterAll(async () => {
   await k?.stop();
@@ -170,7 +180,8 @@ function pathFor(template: string): string {
     .replace('/contexts/{ctx}', `/contexts/${ids.ctx}`)
     .replace('/templates/{name}', `/templates/${ids.template}`)
     .replace('/tenants/{id}', `/tenants/${ids.tenant}`)
-    .replace('/keys/{keyId}', `/keys/${ids.keyId}`);
+    .replace('/keys/{keyId}', `/keys/${ids.keyId}`)
+    .replace(/^\/api\/v1\/secrets\/\{name\}$/, '/api/v1/secrets/alpha_secret');
 }
 
 describe('every route, as another tenant', () => {
@@ -188,11 +199,11 @@ describe('every route, as another tenant', () => {
       const headers: Record<string, string> = { ...beta, ...(c.body !== undefined ? { 'content-type': 'application/json' } : {}), ...(c.raw ? { 'content-type': c.raw.type } : {}) };
       const res = await fetch(url, { method, headers, ...(c.body !== undefined ? { body: JSON.stringify(c.body) } : {}), ...(c.raw ? { body: c.raw.data } : {}) });
       const text = await res.text();
-      const expected = { owned: [404], admin: [403], shared: [200], own: [200, 201, 202] }[c.kind];
+      const expected = { owned: [404], admin: [403], shared: [200], own: [200, 201, 202, 204] }[c.kind];
       expect([route, expected.includes(res.status) ? 'ok' : res.status, text.slice(0, 300)]).toEqual([route, 'ok', expect.any(String)]);
       // Alpha's content never shows; alpha's ids only where beta sent them (an error naming the id asked for).
       const sent = url + JSON.stringify(c.body ?? '');
-      for (const secret of [ids.session, ids.snapshot, ids.fn, ids.alias, ids.execution, ids.ctx, 'alpha secret', 'alpha-exec']) if (!sent.includes(secret)) expect(text, route).not.toContain(secret);
+      for (const secret of [ids.session, ids.snapshot, ids.fn, ids.alias, ids.execution, ids.ctx, 'alpha secret', 'alpha-exec', 'alpha-secret-value', 'alpha.example.com']) if (!sent.includes(secret)) expect(text, route).not.toContain(secret);
     }
   });
 
@@ -214,6 +225,8 @@ describe('every route, as another tenant', () => {
     expect(inv.body.tenant).toBe('alpha');
     const contexts = await k.call('GET', `/api/v1/sessions/${ids.session}/contexts`, undefined, alpha);
     expect(contexts.body.contexts.map((c: { id: string; executionCount: number }) => [c.id, c.executionCount])).toEqual([[ids.ctx, 0]]);
+    // Alpha's secret is alpha's still (beta's PUT and DELETE of that name were beta's own).
+    expect((await k.call('GET', '/api/v1/secrets', undefined, alpha)).body.secrets.map((x: { name: string; hosts: string[] }) => [x.name, x.hosts])).toEqual([['alpha_secret', ['alpha.example.com']]]);
     // And an administrator sees alpha's session.
     expect((await k.call('GET', `/api/v1/sessions/${ids.session}`, undefined, admin)).status).toBe(200);
   });

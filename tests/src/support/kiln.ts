@@ -142,7 +142,11 @@ export interface KilnProcess {
   child: ChildProcess;
   /** Everything it wrote to stderr (its JSON log), for failure messages. */
   log(): string;
-  /** Sends a signal and waits for the process to exit. */
+  /**
+   * Sends a signal and waits for the process to exit. The default, SIGINT, is Ctrl-C: it stops
+   * the executors too (KILN_STOP_EXECUTORS_ON_EXIT=interrupt); SIGTERM leaves them to the next
+   * control plane.
+   */
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
@@ -183,7 +187,7 @@ export async function startKilnProcess(env: Record<string, string>, inherit: Rec
     url,
     child,
     log: () => stderr,
-    async kill(signal = 'SIGTERM') {
+    async kill(signal = 'SIGINT') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       await exited;
     },

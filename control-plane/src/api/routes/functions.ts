@@ -1,4 +1,6 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
+import { egressPolicySchema } from '@kiln/executor/egress-policy';
+import { SecretNameParam } from '../../egress/secrets.js';
 import { ValidationError } from '../../errors.js';
 import type { FunctionInvoker, InvocationType } from '../../functions/invoker.js';
 import { zipFromBase64, type CodeInput } from '../../functions/package.js';
@@ -35,6 +37,19 @@ const settings = {
   memorySize: z.number().int().optional().openapi({ description: 'MB, 128-10240 (default 128)' }),
   timeout: z.number().int().optional().openapi({ description: 'Seconds (default 3)' }),
   environment: z.record(z.string()).optional(),
+  network: egressPolicySchema
+    .nullable()
+    .optional()
+    .openapi({
+      description:
+        "The function's egress policy, put on every sandbox that runs it (templates with an egress policy only, else 409 NetworkPolicyUnsupported). Within the template's policy, widened by the tenant's egress grant if it has one (else 400 NetworkPolicyWidens); null removes it",
+      example: { allow: { domains: ['api.example.com'], ports: [443] } },
+    }),
+  secrets: z
+    .array(SecretNameParam)
+    .max(32)
+    .optional()
+    .openapi({ description: "Names of the tenant's egress secrets (PUT /api/v1/secrets/{name}) bound to every sandbox that runs it: the handler's environment gets KILN_SECRET_<NAME> = a placeholder, replaced by Kiln's proxy on requests to the secret's hosts. [] removes them", example: ['openai'] }),
   description: z.string().optional(),
   maxRetryAttempts: z.number().int().optional().openapi({ description: 'Retries of a failed async invocation before it is dead-lettered, 0-2 (default 2)' }),
 };
@@ -59,6 +74,8 @@ const FunctionSchema = z
     memorySize: z.number(),
     timeout: z.number(),
     environment: z.record(z.string()),
+    network: z.object({ allow: z.object({ all: z.boolean(), domains: z.array(z.string()), cidrs: z.array(z.string()), ports: z.array(z.number()) }), deny: z.object({ domains: z.array(z.string()), cidrs: z.array(z.string()), ports: z.array(z.number()) }) }).optional().openapi({ description: 'Its egress policy, normalised; absent: the template\'s' }),
+    secrets: z.array(z.string()).optional().openapi({ description: 'Names of the tenant secrets bound to its sandboxes' }),
     description: z.string(),
     maxRetryAttempts: z.number(),
     codeSha256: z.string(),

@@ -1,4 +1,6 @@
 import { z } from '@hono/zod-openapi';
+import { egressPolicySchema } from '@kiln/executor/egress-policy';
+import { SecretNameParam } from '../../egress/secrets.js';
 import { LANGUAGE_NAMES } from '../../invocation/languages.js';
 import { ErrorSchema } from '../schemas.js';
 
@@ -28,6 +30,17 @@ export const CreateSessionSchema = z
       .strict()
       .optional()
       .openapi({ description: 'NFS export of the session\'s /workspace (400 NfsDisabled when KILN_NFS_ENABLED=false)' }),
+    network: egressPolicySchema.optional().openapi({
+      description:
+        'The session\'s egress policy from its first connection (templates with an egress policy only, else 409 NetworkPolicyUnsupported). It must lie within the template\'s policy, widened by its tenant\'s egress grant if an administrator gave one (PUT /api/v1/admin/tenants/{id}/egress-grant); else 400 NetworkPolicyWidens. Changeable later with PUT /api/v1/sessions/{id}/network',
+      example: { allow: { domains: ['pypi.org', '*.pythonhosted.org'], ports: [443] } },
+    }),
+    secrets: z
+      .array(SecretNameParam)
+      .min(1)
+      .max(32)
+      .optional()
+      .openapi({ description: "Names of the tenant's egress secrets (PUT /api/v1/secrets/{name}) to bind: the environment gets KILN_SECRET_<NAME> = a placeholder, which Kiln's proxy replaces on requests to the secret's hosts. An unknown name is 404 SecretNotFound", example: ['openai'] }),
     autoPause: z.boolean().optional().openapi({ description: 'After idleTimeoutMs without activity, pause the session instead of ending it (default false)' }),
     autoResume: z
       .boolean()

@@ -37,7 +37,7 @@ function size(value: string | null, fallback: number): number {
  * `{"type":"exit","code":N}` from the server, sent before it closes. Other upgrade paths are
  * left to whoever else listens for upgrades.
  */
-export function attachSessionPty(server: Server, sessions: SessionService, keyring: Keyring, browser: BrowserPolicy = browserPolicy('127.0.0.1', [], [])): void {
+export function attachSessionPty(server: Server, sessions: SessionService, keyring: Keyring, browser: BrowserPolicy = browserPolicy('127.0.0.1', [], [])): { close(): void } {
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -82,6 +82,17 @@ export function attachSessionPty(server: Server, sessions: SessionService, keyri
       });
     }).catch(fail);
   });
+  return {
+    /**
+     * Closes every open terminal with 1012 (service restart): an upgraded socket would otherwise
+     * keep the HTTP server's close waiting. Such a terminal lives only as long as its WebSocket
+     * (the executor ends it with the stream), so a client opens a new one after a restart; a
+     * terminal that must outlive connections is a background process with a pty (E2B pty, MCP).
+     */
+    close(): void {
+      for (const ws of wss.clients) ws.close(1012, 'control plane stopping');
+    },
+  };
 }
 
 function bridge(ws: WebSocket, sessions: SessionService, id: string, pty: ReturnType<Awaited<ReturnType<SessionService['open']>>['agent']['pty']>): void {

@@ -39,6 +39,8 @@ export interface EgressSecret {
   /** A header set on those requests to `format` with {value} replaced. */
   header: string;
   format: string;
+  /** HTTPS too: the proxy terminates TLS for these hosts with Kiln's CA (opt-in per secret). */
+  https: boolean;
 }
 
 export interface SetEgressSecretsRequest {
@@ -64,6 +66,13 @@ export interface SetEgressPolicyRequest {
    * sandbox's template policy (INVALID_ARGUMENT otherwise).
    */
   policyJson: string;
+  /**
+   * When set: the sandbox's new ceiling (normalised policy JSON) in place of its template's, a
+   * template policy widened by the tenant's egress grant. The control plane sends it only for
+   * sandboxes that never go back to the template's warm pool (a session's; a function's, which
+   * only ever serves that function configuration).
+   */
+  ceilingJson: string;
 }
 
 export interface GetEgressPolicyRequest {
@@ -110,7 +119,7 @@ export interface EgressAuditResponse {
 }
 
 function createBaseEgressSecret(): EgressSecret {
-  return { placeholder: "", value: "", hosts: [], header: "", format: "" };
+  return { placeholder: "", value: "", hosts: [], header: "", format: "", https: false };
 }
 
 export const EgressSecret: MessageFns<EgressSecret> = {
@@ -129,6 +138,9 @@ export const EgressSecret: MessageFns<EgressSecret> = {
     }
     if (message.format !== "") {
       writer.uint32(42).string(message.format);
+    }
+    if (message.https !== false) {
+      writer.uint32(48).bool(message.https);
     }
     return writer;
   },
@@ -186,6 +198,14 @@ export const EgressSecret: MessageFns<EgressSecret> = {
             message.format = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.https = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -205,6 +225,7 @@ export const EgressSecret: MessageFns<EgressSecret> = {
       hosts: globalThis.Array.isArray(object?.hosts) ? object.hosts.map((e: any) => globalThis.String(e)) : [],
       header: isSet(object.header) ? globalThis.String(object.header) : "",
       format: isSet(object.format) ? globalThis.String(object.format) : "",
+      https: isSet(object.https) ? globalThis.Boolean(object.https) : false,
     };
   },
 
@@ -225,6 +246,9 @@ export const EgressSecret: MessageFns<EgressSecret> = {
     if (message.format !== "") {
       obj.format = message.format;
     }
+    if (message.https !== false) {
+      obj.https = message.https;
+    }
     return obj;
   },
 
@@ -238,6 +262,7 @@ export const EgressSecret: MessageFns<EgressSecret> = {
     message.hosts = object.hosts?.map((e) => e) || [];
     message.header = object.header ?? "";
     message.format = object.format ?? "";
+    message.https = object.https ?? false;
     return message;
   },
 };
@@ -531,7 +556,7 @@ export const EgressTotalsResponse: MessageFns<EgressTotalsResponse> = {
 };
 
 function createBaseSetEgressPolicyRequest(): SetEgressPolicyRequest {
-  return { sandboxId: "", policyJson: "" };
+  return { sandboxId: "", policyJson: "", ceilingJson: "" };
 }
 
 export const SetEgressPolicyRequest: MessageFns<SetEgressPolicyRequest> = {
@@ -541,6 +566,9 @@ export const SetEgressPolicyRequest: MessageFns<SetEgressPolicyRequest> = {
     }
     if (message.policyJson !== "") {
       writer.uint32(18).string(message.policyJson);
+    }
+    if (message.ceilingJson !== "") {
+      writer.uint32(26).string(message.ceilingJson);
     }
     return writer;
   },
@@ -574,6 +602,14 @@ export const SetEgressPolicyRequest: MessageFns<SetEgressPolicyRequest> = {
             message.policyJson = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.ceilingJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -598,6 +634,11 @@ export const SetEgressPolicyRequest: MessageFns<SetEgressPolicyRequest> = {
         : isSet(object.policy_json)
         ? globalThis.String(object.policy_json)
         : "",
+      ceilingJson: isSet(object.ceilingJson)
+        ? globalThis.String(object.ceilingJson)
+        : isSet(object.ceiling_json)
+        ? globalThis.String(object.ceiling_json)
+        : "",
     };
   },
 
@@ -609,6 +650,9 @@ export const SetEgressPolicyRequest: MessageFns<SetEgressPolicyRequest> = {
     if (message.policyJson !== "") {
       obj.policyJson = message.policyJson;
     }
+    if (message.ceilingJson !== "") {
+      obj.ceilingJson = message.ceilingJson;
+    }
     return obj;
   },
 
@@ -619,6 +663,7 @@ export const SetEgressPolicyRequest: MessageFns<SetEgressPolicyRequest> = {
     const message = createBaseSetEgressPolicyRequest();
     message.sandboxId = object.sandboxId ?? "";
     message.policyJson = object.policyJson ?? "";
+    message.ceilingJson = object.ceilingJson ?? "";
     return message;
   },
 };

@@ -1,0 +1,119 @@
+"""What Kiln returns, as typed records. Each keeps the JSON it came from in ``raw``, so fields
+Kiln adds later are readable before this SDK names them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+
+@dataclass
+class SessionInfo:
+    id: str
+    template: str
+    status: str
+    tenant: str
+    created_at: str
+    expires_at: str
+    metadata: Dict[str, str]
+    raw: Dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, j: Dict[str, Any]) -> "SessionInfo":
+        return cls(id=j["id"], template=j.get("template", ""), status=j.get("status", ""), tenant=j.get("tenant", ""), created_at=j.get("createdAt", ""), expires_at=j.get("expiresAt", ""), metadata=dict(j.get("metadata") or {}), raw=j)
+
+
+@dataclass
+class CommandResult:
+    """A finished command. ``exit_code`` is -1 when it was killed by ``signal``."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    pid: int = 0
+    signal: str = ""
+    duration_ms: float = 0.0
+    truncated: bool = False
+    timed_out: bool = False
+
+    @classmethod
+    def from_json(cls, j: Dict[str, Any]) -> "CommandResult":
+        code = j.get("exitCode")
+        return cls(exit_code=int(code) if code is not None else -1, stdout=j.get("stdout", ""), stderr=j.get("stderr", ""), pid=j.get("pid", 0), signal=j.get("signal", ""), duration_ms=j.get("durationMs", 0.0), truncated=bool(j.get("truncated")), timed_out=bool(j.get("timedOut")))
+
+
+@dataclass
+class ProcessEvent:
+    """One event of a streamed process: ``type`` is start, stdout, stderr, pty or exit."""
+
+    type: str
+    data: str = ""
+    pid: int = 0
+    exit_code: Optional[int] = None
+    signal: str = ""
+    raw: Dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class ProcessInfo:
+    pid: int
+    command: str
+    args: List[str]
+    running: bool
+    exit_code: Optional[int]
+    signal: str
+    stdout: str
+    stderr: str
+    tag: Optional[str] = None
+    raw: Dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, j: Dict[str, Any]) -> "ProcessInfo":
+        return cls(pid=j["pid"], command=j.get("command", ""), args=list(j.get("args") or []), running=bool(j.get("running")), exit_code=j.get("exitCode"), signal=j.get("signal", ""), stdout=j.get("stdout", ""), stderr=j.get("stderr", ""), tag=j.get("tag"), raw=j)
+
+
+@dataclass
+class FileInfo:
+    path: str
+    name: str
+    type: str
+    size: int
+    mode: int
+    modified_at: str
+    symlink_target: Optional[str] = None
+
+    @classmethod
+    def from_json(cls, j: Dict[str, Any]) -> "FileInfo":
+        return cls(path=j["path"], name=j.get("name", ""), type=j.get("type", ""), size=j.get("size", 0), mode=j.get("mode", 0), modified_at=j.get("modifiedAt", ""), symlink_target=j.get("symlinkTarget"))
+
+
+@dataclass
+class FunctionInfo:
+    name: str
+    version: str
+    runtime: str
+    handler: str
+    code_sha256: str
+    raw: Dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, j: Dict[str, Any]) -> "FunctionInfo":
+        return cls(name=j["name"], version=j.get("version", ""), runtime=j.get("runtime", ""), handler=j.get("handler", ""), code_sha256=j.get("codeSha256", ""), raw=j)
+
+
+@dataclass
+class Invocation:
+    """A function invocation's record. ``result`` is the handler's JSON result when ``status`` is
+    succeeded; ``error`` is Lambda-shaped (errorType, errorMessage, stackTrace) otherwise."""
+
+    id: str
+    status: str
+    result: Any
+    error: Optional[Dict[str, Any]]
+    logs: str
+    duration_ms: float
+    start_type: str
+    raw: Dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, j: Dict[str, Any]) -> "Invocation":
+        return cls(id=j.get("id", ""), status=j.get("status", ""), result=j.get("result"), error=j.get("error"), logs=j.get("logs", ""), duration_ms=j.get("durationMs", 0.0), start_type=j.get("startType", ""), raw=j)
