@@ -109,7 +109,9 @@ describe('pause and resume', () => {
         expect(u1.paused).toBe(true);
         expect(u2.cpuUsageUs).toBe(u1.cpuUsageUs);
         expect(u1.memoryBytes).toBeGreaterThan(64 * 1024 * 1024);
-        expect(u2.memoryBytes).toBe(u1.memoryBytes);
+        // The frozen pages stay; the page cache the cgroup is charged for may move a little.
+        expect(u2.memoryBytes).toBeGreaterThan(64 * 1024 * 1024);
+        expect(Math.abs(u2.memoryBytes - u1.memoryBytes)).toBeLessThan(u1.memoryBytes * 0.05);
         expect(u2.processes).toBe(u1.processes);
         pty.type('echo after-$((40+2))\n');
         await sleep(500);
