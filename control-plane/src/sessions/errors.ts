@@ -45,6 +45,6 @@ export class SessionPausedError extends KilnError {
 /** Another pause, resume, hibernate or snapshot of the session is still under way. */
 export class SessionTransitionBusyError extends KilnError {
   constructor(sessionId: string) {
-    super('SessionBusy', 409, `session "${sessionId}" is being paused, resumed or archived by another call; retry in a moment`, { sessionId });
+    super('SessionTransitionBusy', 409, `session "${sessionId}" is being paused, resumed or archived by another call; retry in a moment`, { sessionId });
   }
 }
