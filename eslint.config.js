@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['eslint.config.js', '**/*.mjs', '**/*.cjs', '**/dist/**', '**/node_modules/**', 'proto/src/gen/**', 'executor/runtime/**', '.kiln/**', '.cache/**', 'images/**', '**/*.config.ts', '**/vitest.*.ts'] },
+  { ignores: ['eslint.config.js', '**/*.mjs', '**/*.cjs', '**/dist/**', '**/node_modules/**', 'proto/src/gen/**', 'sdk/typescript/src/gen/**', 'executor/runtime/**', '.kiln/**', '.cache/**', 'images/**', '**/*.config.ts', '**/vitest.*.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -14,6 +14,12 @@ export default tseslint.config(
       '@typescript-eslint/no-misused-promises': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
     },
+  },
+  {
+    // The SDK's core runs in browsers: Node's modules only in its node/ entry.
+    files: ['sdk/typescript/src/**/*.ts'],
+    ignores: ['sdk/typescript/src/node/**'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['node:*'], message: 'the SDK core must run in browsers: put Node-only code in src/node' }] }] },
   },
   {
     // Tests poke at untyped JSON bodies on purpose.

@@ -26,12 +26,18 @@ fi
 # sets it unless told otherwise, because the default local runtime needs no container engine.
 if [ "${KILN_SKIP_PODMAN:-}" != "1" ]; then
   bash scripts/podman/install.sh >/dev/null
-  # The tests also drive Kiln with Debian's AWS CLI (v2), as a user moving from AWS would.
-  if ! dpkg -s awscli >/dev/null 2>&1; then
+  # The tests also drive Kiln with Debian's AWS CLI (v2), as a user moving from AWS would, and
+  # the web console in Debian's Chromium (playwright-core drives /usr/bin/chromium; no download).
+  TEST_PACKAGES=(awscli chromium)
+  test_missing=()
+  for p in "${TEST_PACKAGES[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || test_missing+=("$p")
+  done
+  if [ ${#test_missing[@]} -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    echo "setup: installing awscli (tests)"
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends awscli >/dev/null
+    echo "setup: installing ${test_missing[*]} (tests)"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${test_missing[@]}" >/dev/null
   fi
 fi
 
@@ -47,3 +53,11 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$hash" ]; then
 fi
 
 npx --no-install tsc -b
+
+# The web console (console/, served at /): built by Vite when its sources changed since the last build.
+console_hash=$(cat console/package.json console/index.html console/vite.config.ts package-lock.json $(find console/src -type f | sort) | sha256sum | cut -d' ' -f1)
+if [ ! -f console/dist/.build-hash ] || [ "$(cat console/dist/.build-hash)" != "$console_hash" ]; then
+  echo "setup: building the web console"
+  npm run build -w console --silent >/dev/null
+  echo "$console_hash" > console/dist/.build-hash
+fi

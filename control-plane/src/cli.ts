@@ -5,10 +5,24 @@ import { isJSONRPCRequest, type JSONRPCMessage } from '@modelcontextprotocol/sdk
 import { parseArgs } from 'node:util';
 import { isProfile, PROFILE_NAMES, PROFILES } from './mcp/profiles.js';
 import { ADMIN_HELP, adminRequest, sendAdmin } from './cli-admin.js';
+import { describeError, doctor, fn, login, logs, sessions, templates, UsageError, type Flags } from './cli/commands.js';
+import { resolveConfig } from './cli/config.js';
 
 const HELP = `Usage: kiln <command>
 
 Commands:
+  login [--url URL] [--key KEY]      Check and save the server and key (~/.config/kiln/config.json;
+                                     KILN_URL and KILN_API_KEY win over it)
+  sessions ls|create|rm|exec|cp      ls [--template T]; create [--template T]; rm <id>...;
+                                     exec <id> -- <command...> (exits with its code);
+                                     cp <local> <id>:<path> | <id>:<path> <local>
+  fn deploy <dir> [--name N] [--runtime R] [--handler H]   zip a folder, create or update
+  fn invoke <name> [--event file.json|-]                   print the result (exit 1 if it failed)
+  fn ls
+  logs [-f] [--function NAME]        recent executions; -f follows new ones
+  templates ls
+  doctor                             what this host has of what sandboxes need
+  (--json on every listing)
   mcp --profile <name>   Serve Kiln's MCP tools over stdio, for MCP clients that start a command
                          (Claude Desktop, IDE agents). It forwards every message to a running
                          Kiln at $KILN_URL/mcp/<name>.
@@ -90,9 +104,35 @@ async function mcp(profile: string): Promise<void> {
   await local.start();
 }
 
+/** The commands built on the TypeScript SDK (cli/commands.ts): (arguments, flags, after `--`) → exit code. */
+const SDK_COMMANDS: Record<string, (args: string[], flags: Flags, rest: string[]) => Promise<number> | number> = {
+  login: (_a, f) => login(f),
+  sessions,
+  fn,
+  templates,
+  logs: (_a, f) => logs(f),
+  doctor: (_a, f) => doctor(f),
+};
+
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
-    options: { profile: { type: 'string', short: 'p' }, help: { type: 'boolean', short: 'h' }, description: { type: 'string' }, scopes: { type: 'string' } },
+    options: {
+      profile: { type: 'string', short: 'p' },
+      help: { type: 'boolean', short: 'h' },
+      description: { type: 'string' },
+      scopes: { type: 'string' },
+      json: { type: 'boolean' },
+      template: { type: 'string' },
+      name: { type: 'string' },
+      runtime: { type: 'string' },
+      handler: { type: 'string' },
+      event: { type: 'string' },
+      function: { type: 'string' },
+      follow: { type: 'boolean', short: 'f' },
+      url: { type: 'string' },
+      key: { type: 'string' },
+      interval: { type: 'string' },
+    },
     allowPositionals: true,
     strict: false,
   });
@@ -108,6 +148,20 @@ async function main(): Promise<void> {
     const [status, text] = await sendAdmin(base, process.env.KILN_API_KEY, req).catch((err: unknown) => fail(`cannot reach Kiln at ${base}: ${(err as Error).message}; start it or set KILN_URL`));
     (status === 0 ? process.stdout : process.stderr).write(text + '\n');
     process.exitCode = status;
+    return;
+  }
+  if (command in SDK_COMMANDS) {
+    // Everything after `--` is the command of `sessions exec`, untouched by option parsing.
+    const dash = process.argv.indexOf('--');
+    const rest = dash >= 0 ? process.argv.slice(dash + 1) : [];
+    const args = positionals.slice(1, dash >= 0 ? positionals.length - rest.length : undefined);
+    const flags = Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) as Flags;
+    try {
+      process.exitCode = await (SDK_COMMANDS[command] as (a: string[], f: Flags, r: string[]) => Promise<number> | number)(args, flags, rest);
+    } catch (err) {
+      process.stderr.write(`kiln: ${describeError(err, resolveConfig().url)}\n`);
+      process.exitCode = err instanceof UsageError ? 2 : 1;
+    }
     return;
   }
   if (command !== 'mcp') fail(`unknown command "${command}"; run kiln --help`);

@@ -48,6 +48,8 @@ const schema = z.object({
   KILN_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   KILN_DATA_DIR: z.string().default(join(REPO_ROOT, '.kiln')),
   KILN_TEMPLATES_DIR: z.string().default(join(REPO_ROOT, 'templates')),
+  /** The web console's built files (`npm run build -w console`, which scripts/setup.sh runs); served at `/`. */
+  KILN_CONSOLE_DIR: z.string().default(join(REPO_ROOT, 'console', 'dist')),
   /** Where executors run (the platform adapter that starts them), unless a template names its own. */
   KILN_PLATFORM: z.enum(PLATFORMS).optional(),
   /** Deprecated: the old name of KILN_PLATFORM, used when KILN_PLATFORM is unset. */
@@ -112,6 +114,11 @@ const schema = z.object({
   /** Default and largest handler timeouts. */
   KILN_DEFAULT_TIMEOUT_MS: z.coerce.number().int().min(100).default(3000),
   KILN_MAX_TIMEOUT_MS: z.coerce.number().int().min(1000).default(900_000),
+  /**
+   * Largest EphemeralStorage.Size (a function's /tmp, in MB) a function may ask for, 512–10240 as
+   * on Lambda. /tmp is a tmpfs: what a function writes there is memory, counted in its MemorySize.
+   */
+  KILN_LAMBDA_MAX_EPHEMERAL_MB: z.coerce.number().int().min(512).max(10240).default(10240),
   /** How long a finished lease waits on its replica for the function's next job; 0 releases at once. */
   KILN_LEASE_HOLD_MS: z.coerce.number().int().min(0).max(1000).default(20),
   /** Scheduling class of the control plane's threads (cpu-policy.ts): batch wakes without preempting. */
@@ -230,6 +237,8 @@ export type Config = {
   allowedOrigins: string[];
   dataDir: string;
   templatesDir: string;
+  /** KILN_CONSOLE_DIR: the web console's built files. */
+  consoleDir: string;
   platform: PlatformKind;
   docker: { host: string; network: string | undefined; seccompProfile: string; startTimeoutMs: number };
   kubernetes: {
@@ -248,6 +257,8 @@ export type Config = {
   resultTtlSeconds: number;
   defaultTimeoutMs: number;
   maxTimeoutMs: number;
+  /** KILN_LAMBDA_MAX_EPHEMERAL_MB: the largest /tmp a function may ask for. */
+  maxEphemeralStorageMB: number;
   leaseHoldMs: number;
   /** Paused sessions and snapshots (sessions/lifecycle.ts, sessions/snapshots.ts). */
   sessionLifecycle: { hibernateAfterMs: number; pausedRetentionMs: number; maxSnapshotsPerTenant: number };
@@ -313,6 +324,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     allowedOrigins: e.KILN_ALLOWED_ORIGINS,
     dataDir: e.KILN_DATA_DIR,
     templatesDir: e.KILN_TEMPLATES_DIR,
+    consoleDir: e.KILN_CONSOLE_DIR,
     platform: e.KILN_PLATFORM ?? e.KILN_RUNTIME ?? 'local',
     docker: {
       host: e.KILN_DOCKER_HOST ?? env.DOCKER_HOST ?? 'unix:///var/run/docker.sock',
@@ -338,6 +350,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     resultTtlSeconds: e.KILN_RESULT_TTL_SECONDS,
     defaultTimeoutMs: e.KILN_DEFAULT_TIMEOUT_MS,
     maxTimeoutMs: e.KILN_MAX_TIMEOUT_MS,
+    maxEphemeralStorageMB: e.KILN_LAMBDA_MAX_EPHEMERAL_MB,
     leaseHoldMs: e.KILN_LEASE_HOLD_MS,
     sessionLifecycle: { hibernateAfterMs: e.KILN_SESSION_HIBERNATE_AFTER_MS, pausedRetentionMs: e.KILN_SESSION_PAUSED_RETENTION_MS, maxSnapshotsPerTenant: e.KILN_QUOTA_SNAPSHOTS },
     cpuPolicy: e.KILN_CPU_POLICY,

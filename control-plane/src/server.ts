@@ -23,6 +23,7 @@ import { Dispatcher } from './invocation/dispatch.js';
 import { OutcomePolicy } from './invocation/outcome.js';
 import { Submitter } from './invocation/submit.js';
 import { DeadLetterStore } from './functions/deadletters.js';
+import { sendToDestination, type DestinationInvoke } from './functions/destinations.js';
 import { FunctionInvoker } from './functions/invoker.js';
 import { FunctionExtras } from './functions/settings.js';
 import { setRegion } from './functions/arn.js';
@@ -37,6 +38,11 @@ import { SessionLifecycle } from './sessions/lifecycle.js';
 import { SnapshotService } from './sessions/snapshots.js';
 import { migrateBlobsOutOfRedis } from './storage/migrate.js';
 import { ExecutionHistory } from './executions/history.js';
+import { FunctionStats } from './observability/function-stats.js';
+import { StartLatency } from './observability/start-latency.js';
+import { PoolsView } from './observability/pools.js';
+import { SessionUsageReader } from './observability/session-usage.js';
+import { PtyTickets } from './sessions/pty-tickets.js';
 import { BlobRetirements } from './storage/retired.js';
 import { log, setLogLevel } from './log.js';
 import { ExecutionQueues } from './queue/queues.js';
@@ -159,6 +165,8 @@ export async function startKiln(config: Config): Promise<Kiln> {
   // The invocation path (invocation/): submit → queue (transport) → outcome policy → dispatch.
   const submitter = new Submitter(queues, replies, templates, metrics, quotas);
   const history = new ExecutionHistory(redis, keys, config.resultTtlSeconds);
+  const functionStats = new FunctionStats(redis, keys, config.resultTtlSeconds);
+  const startLatency = new StartLatency(redis, keys);
   const executions = new ExecutionService(submitter, templates, { defaultTimeoutMs: config.defaultTimeoutMs, maxTimeoutMs: config.maxTimeoutMs }, { index: history, records: (jobs) => queues.records(jobs) });
   // Code packages in the configured blob store; Redis keeps the records (and the blobs of deployments from before, moved once).
   const blobs = await blobStoreFor(config.blobs, redis, keys);
@@ -172,7 +180,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
   const egressSecrets = new SecretStore(redis, keys, sealer);
   const egressGrants = new EgressGrants(redis, keys);
   const egressPlacement = new EgressPlacement(templates, egressGrants, egressSecrets);
-  const functions = new FunctionService(new FunctionStore(redis, keys), aliasStore, codePackages, templates, { maxTimeoutMs: config.maxTimeoutMs }, quotas, egressPlacement);
+  const functions = new FunctionService(new FunctionStore(redis, keys), aliasStore, codePackages, templates, { maxTimeoutMs: config.maxTimeoutMs, maxEphemeralStorageMB: config.maxEphemeralStorageMB }, quotas, egressPlacement);
   const deadLetters = new DeadLetterStore(redis, keys);
   setRegion(config.region);
   const extras = new FunctionExtras(redis, keys, functions, quotas);
@@ -207,7 +215,23 @@ export async function startKiln(config: Config): Promise<Kiln> {
   // A session's sandbox gone from an executor that lives on: its record goes, the reaper marks it lost.
   const sandboxWatch = new SessionSandboxWatch(sessions.store, records, agents, scheduler);
   sandboxWatch.start();
-  const outcomes = new OutcomePolicy(new Dispatcher(scheduler, agents, templates, leases, codePackages, egressPlacement), replies, metrics, (job, record, attempts) => deadLetters.add(job, record, attempts), history);
+  // Destinations are async invocations of another function of the job's tenant (functions/destinations.ts).
+  const destinationInvoke: DestinationInvoke = (who, ref, qualifier, payload, key, depth) => invoker.invoke(who, ref, qualifier, payload, 'Event', key, undefined, undefined, depth);
+  const outcomes = new OutcomePolicy(
+    new Dispatcher(scheduler, agents, templates, leases, codePackages, egressPlacement),
+    replies,
+    metrics,
+    (job, record, attempts) => deadLetters.add(job, record, attempts),
+    {
+      // Every finished execution: the history, its function's figures, its template's start latency.
+      record: (job, record) => {
+        history.record(job, record);
+        functionStats.record(job, record);
+        startLatency.record(job, record);
+      },
+    },
+    (job, record, condition, attempts) => sendToDestination(destinationInvoke, job, record, condition, attempts),
+  );
   // A job that ran its last attempt stops counting against its tenant's executions quota. A
   // release lost here (Redis gone) is found later by the quota's reconcile (tenancy/quotas.ts).
   await queues.startWorkers(outcomes.handle, (job) => {
@@ -237,6 +261,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
   if (!isLoopback(config.host) && config.apiKeys.length === 0) {
     log('warn', `KILN_HOST is ${config.host} and no KILN_API_KEYS are set: ANYONE WHO CAN REACH THIS ADDRESS CAN RUN CODE HERE. Set KILN_API_KEYS, or listen on 127.0.0.1.`);
   }
+  const ptyTickets = new PtyTickets(redis, keys);
   const mcp = mcpEndpoint({ sessions, executions, templates, functions: { service: functions, invoker } }, { maxBodyBytes: config.maxBodyBytes, redis });
   const app = createApp({
     redis,
@@ -257,11 +282,14 @@ export async function startKiln(config: Config): Promise<Kiln> {
     browser,
     egressSecrets,
     egressGrants,
+    ptyTickets,
+    consoleDir: config.consoleDir,
+    observability: { pools: new PoolsView(records, templates, leases, startLatency, agents), functionStats, sessionUsage: new SessionUsageReader(sessions, records, agents) },
   });
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
   });
-  const terminals = attachSessionPty(server as HttpServer, sessions, keyring, browser);
+  const terminals = attachSessionPty(server as HttpServer, sessions, keyring, browser, ptyTickets);
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;

@@ -8,6 +8,7 @@ import type { ExecutionService } from '../executions/service.js';
 import type { ExecutorDirectory } from '../scheduler/records.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import { docsRoutes } from './docs.js';
+import { documentOf } from './openapi/document.js';
 import { errorBody, onError } from './errors.js';
 import { newRouter, type AppEnv } from './router.js';
 import { executionRoutes } from './routes/executions.js';
@@ -45,6 +46,13 @@ import type { SecretStore } from '../egress/secrets.js';
 import type { EgressGrants } from '../egress/grants.js';
 import { egressGrantRoutes } from './routes/egress-grants.js';
 import { egressSecretRoutes } from './routes/egress-secrets.js';
+import { observabilityRoutes } from './routes/observability.js';
+import { ptyTicketRoutes } from './routes/sessions-pty-ticket.js';
+import type { PtyTickets } from '../sessions/pty-tickets.js';
+import { consoleRoutes } from './console.js';
+import type { FunctionStats } from '../observability/function-stats.js';
+import type { PoolsView } from '../observability/pools.js';
+import type { SessionUsageReader } from '../observability/session-usage.js';
 import { sessionCodeRoutes } from './routes/sessions-code.js';
 import { CodeInterpreterService } from '../interpreter/service.js';
 import type { SessionService } from '../sessions/service.js';
@@ -94,6 +102,12 @@ export interface AppDeps {
   egressSecrets?: SecretStore;
   /** Tenants' egress grants (egress/grants.ts); with it, session policies may widen within them. */
   egressGrants?: EgressGrants;
+  /** Sessions' usage, functions' figures and the pools' state (observability/); absent: no such routes. */
+  observability?: { pools: PoolsView; functionStats?: FunctionStats; sessionUsage?: SessionUsageReader };
+  /** Terminal tickets for browsers (sessions/pty-tickets.ts); absent: terminals take keys only. */
+  ptyTickets?: PtyTickets;
+  /** The web console's built files (console/dist); absent or missing: `/` says how to build it. */
+  consoleDir?: string;
 }
 
 /**
@@ -185,12 +199,19 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   if (deps.egressSecrets) app.route('/', egressSecretRoutes(deps.egressSecrets));
   if (deps.egressGrants) app.route('/', egressGrantRoutes(deps.egressGrants));
   if (deps.sessions) app.route('/', sessionCodeRoutes(new CodeInterpreterService(deps.sessions)));
+  if (deps.observability) {
+    const o = deps.observability;
+    app.route('/', observabilityRoutes({ pools: o.pools, ...(o.sessionUsage ? { usage: o.sessionUsage } : {}), ...(o.functionStats && deps.functions ? { functionStats: { stats: o.functionStats, functions: deps.functions.service } } : {}) }));
+  }
+  if (deps.sessions && deps.ptyTickets) app.route('/', ptyTicketRoutes(deps.sessions, deps.ptyTickets));
   if (deps.mcp) app.route('/', deps.mcp.routes);
   app.route('/', healthRoutes(deps));
-  app.doc31('/api/v1/openapi.json', {
-    openapi: '3.1.0',
-    info: { title: 'Kiln API', version: '0.1.0', description: 'Run untrusted code: Lambda-style functions and long-lived sandboxes.' },
-  });
+  // The generated document, completed for client generators (openapi/document.ts).
+  const document = documentOf(app);
+  app.get('/api/v1/openapi.json', (c) => c.json(document()));
   app.route('/', docsRoutes('/api/v1/openapi.json'));
+  // Last: the console answers `/` and its own files, and every path a route above did not take
+  // that a browser navigates to (its client-side routes), never /api, /mcp or Lambda's.
+  if (deps.consoleDir !== undefined) app.route('/', consoleRoutes(deps.consoleDir));
   return app;
 }

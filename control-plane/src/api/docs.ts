@@ -8,7 +8,8 @@ const TYPES: Record<string, string> = { css: 'text/css', js: 'application/javasc
 
 /**
  * A browsable API reference at /docs, served from the swagger-ui-dist package so it works
- * on machines with no internet access (no CDN).
+ * offline (no CDN). Its Authorize button comes from the document's securitySchemes (a key as
+ * bearer or x-api-key), kept across reloads in the page's localStorage (persistAuthorization).
  */
 export function docsRoutes(specPath: string): Hono {
   const app = new Hono();
@@ -18,7 +19,7 @@ export function docsRoutes(specPath: string): Hono {
     c.html(`<!doctype html><html><head><meta charset="utf-8"><title>Kiln API</title>
 <link rel="stylesheet" href="/docs/assets/swagger-ui.css"></head><body><div id="ui"></div>
 <script src="/docs/assets/swagger-ui-bundle.js"></script>
-<script>window.ui = SwaggerUIBundle({ url: '${specPath}', dom_id: '#ui' });</script></body></html>`),
+<script>window.ui = SwaggerUIBundle({ url: '${specPath}', dom_id: '#ui', persistAuthorization: true });</script></body></html>`),
   );
   app.get('/docs/assets/:file', async (c) => {
     const file = c.req.param('file');

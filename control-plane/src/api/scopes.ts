@@ -17,6 +17,8 @@ const RULES: ReadonlyArray<{ methods: readonly string[] | '*'; path: RegExp; sco
   { methods: ['GET', 'HEAD'], path: /^\/api\/v1\/secrets$/, scope: 'read' },
   { methods: ['PUT', 'DELETE'], path: /^\/api\/v1\/secrets\/[^/]+$/, scope: 'functions' },
   { methods: '*', path: /^\/api\/v1\/templates(\/|$)/, scope: 'admin' },
+  // The pools' counts and start latencies: the deployment's, shared, named by template only.
+  { methods: ['GET', 'HEAD'], path: /^\/api\/v1\/pools$/, scope: 'read' },
   { methods: ['POST'], path: /^\/api\/v1\/executions$/, scope: 'invoke' },
   { methods: ['GET', 'HEAD'], path: /^\/api\/v1\/executions(\/|$)/, scope: 'read' },
   { methods: ['POST'], path: /^\/api\/v1\/functions\/[^/]+\/(invocations|dead-letters\/[^/]+\/replay)$/, scope: 'invoke' },

@@ -4,6 +4,7 @@ import type { Keys } from '../store/keys.js';
 import type { Principal } from '../tenancy/principal.js';
 import type { FunctionService } from './service.js';
 import type { FunctionRef } from './types.js';
+import { checkDestinationConfig, type Destinations } from './destinations.js';
 
 const LATEST = '$LATEST';
 const FIELD = 'eic:';
@@ -20,6 +21,8 @@ export interface EventInvokeConfig {
   qualifier: string;
   maximumRetryAttempts?: number;
   maximumEventAgeInSeconds?: number;
+  /** DestinationConfig: functions of the same tenant that get the invocation record (functions/destinations.ts). */
+  destinations?: Destinations;
   /** Epoch ms of the last change. */
   lastModified: number;
 }
@@ -42,19 +45,11 @@ function checkInt(field: string, value: unknown, min: number, max: number): numb
   return value;
 }
 
-/** Destinations are not implemented: failed events go to the function's dead letters. Refused, not ignored. */
-function checkDestinations(value: unknown): void {
-  if (value === undefined || value === null) return;
-  const d = value as { OnSuccess?: { Destination?: unknown }; OnFailure?: { Destination?: unknown } };
-  if (typeof value !== 'object' || d.OnSuccess?.Destination !== undefined || d.OnFailure?.Destination !== undefined) {
-    throw new ValidationError('DestinationConfig is not supported by Kiln: events that fail every attempt, or get too old, go to the function\'s dead letters (GET /api/v1/functions/{name}/dead-letters)', { field: 'DestinationConfig' });
-  }
-}
-
 /**
  * Lambda's FunctionEventInvokeConfig: per function and qualifier, the retries of failed
- * asynchronous invocations (0–2) and the maximum age of an event (60–21,600 s), which the
- * invoker puts on each Event job (attempts, `maxEventAgeMs`) and the outcome policy honours.
+ * asynchronous invocations (0–2), the maximum age of an event (60–21,600 s) and the destinations
+ * (other functions of the tenant, functions/destinations.ts), which the invoker puts on each
+ * Event job (attempts, `maxEventAgeMs`, `destinations`) and the outcome policy honours.
  * Kept in the function's settings hash (`eic:<qualifier>`), deleted with it; found for the caller
  * as every function route finds a function (another tenant's: ResourceNotFound).
  */
@@ -76,8 +71,8 @@ export class EventInvokeConfigs {
   async put(who: Principal, ref: FunctionRef, qualifier: string | undefined, input: EventInvokeInput, merge: boolean): Promise<EventInvokeConfig> {
     const retries = checkInt('MaximumRetryAttempts', input.MaximumRetryAttempts, 0, MAX_RETRY_ATTEMPTS);
     const age = checkInt('MaximumEventAgeInSeconds', input.MaximumEventAgeInSeconds, MIN_EVENT_AGE_S, MAX_EVENT_AGE_S);
-    checkDestinations(input.DestinationConfig);
     const t = await this.target(who, ref, qualifier);
+    const destinations = await checkDestinationConfig(input.DestinationConfig, who, this.functions);
     const before = merge ? await this.read(t.tenant, t.name, t.qualifier) : undefined;
     if (merge && !before) throw new EventInvokeConfigNotFoundError(t.name, t.qualifier);
     const config: EventInvokeConfig = {
@@ -86,6 +81,9 @@ export class EventInvokeConfigs {
       ...(before?.maximumEventAgeInSeconds !== undefined ? { maximumEventAgeInSeconds: before.maximumEventAgeInSeconds } : {}),
       ...(retries !== undefined ? { maximumRetryAttempts: retries } : {}),
       ...(age !== undefined ? { maximumEventAgeInSeconds: age } : {}),
+      // Update keeps the destinations unless it names DestinationConfig; Put replaces them.
+      ...(destinations === undefined && before?.destinations ? { destinations: before.destinations } : {}),
+      ...(destinations && Object.keys(destinations).length > 0 ? { destinations } : {}),
       lastModified: Date.now(),
     };
     await this.redis.hset(this.keys.fnSettings(t.tenant, t.name), FIELD + t.qualifier, JSON.stringify(config));

@@ -48,7 +48,7 @@ export class FunctionInvoker {
    * `onChunk` (RequestResponse only) streams the response: its chunks come as the handler writes
    * them, and the record that follows carries no result (invocation/stream.ts).
    */
-  async invoke(who: Principal, ref: FunctionRef, qualifier: string | undefined, payload: string, type: InvocationType, idempotencyKey?: string, clientContext?: string, onChunk?: ChunkListener): Promise<Invocation> {
+  async invoke(who: Principal, ref: FunctionRef, qualifier: string | undefined, payload: string, type: InvocationType, idempotencyKey?: string, clientContext?: string, onChunk?: ChunkListener, destinationDepth?: number): Promise<Invocation> {
     const bytes = Buffer.byteLength(payload);
     const max = type === 'Event' ? ASYNC_PAYLOAD_BYTES : SYNC_PAYLOAD_BYTES;
     if (bytes > max) throw new PayloadTooLargeError(bytes, max, type === 'Event' ? 'an asynchronous' : 'a synchronous');
@@ -77,6 +77,8 @@ export class FunctionInvoker {
       ...(clientContext ? { clientContext } : {}),
       ...(stream ? { stream } : {}),
       ...(maxEventAgeMs !== undefined ? { maxEventAgeMs } : {}),
+      ...(eic?.destinations ? { destinations: eic.destinations } : {}),
+      ...(destinationDepth ? { destinationDepth } : {}),
     };
     // Reserved concurrency counts queued and running invocations, sync and async, as the tenant's executions quota does.
     const reserved = (await this.extras?.admitJob(job)) === true;
@@ -126,7 +128,7 @@ export class FunctionInvoker {
     const key = functionKey(fn);
     // The secrets' placeholders (and CA settings) join the environment at each lease (invocation/dispatch.ts).
     const egress = fn.network || fn.secrets?.length ? { egress: { ...(fn.network ? { policyJson: JSON.stringify(fn.network) } : {}), secrets: fn.secrets ?? [] } } : {};
-    const payload = { key, name: fn.name, version: fn.version, runner: runnerOf(fn.runtime), handler: fn.handler, code: fn.codeBlob, env: fn.environment, memoryMB: fn.memorySize, ...egress };
+    const payload = { key, name: fn.name, version: fn.version, runner: runnerOf(fn.runtime), handler: fn.handler, code: fn.codeBlob, env: fn.environment, memoryMB: fn.memorySize, ephemeralStorageMB: fn.ephemeralStorageMB ?? 512, ...egress };
     return { id, tenant: fn.tenant, template: fn.template, function: payload, event, timeoutMs: fn.timeout * 1000, submittedAt: Date.now(), sync, ...(sync ? {} : { retryHandlerErrors: true }) };
   }
 }

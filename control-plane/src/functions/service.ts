@@ -19,6 +19,8 @@ export interface FunctionSettings {
   handler?: string;
   template?: string;
   memorySize?: number;
+  /** EphemeralStorage.Size in MB. */
+  ephemeralStorageMB?: number;
   timeout?: number;
   environment?: Record<string, string>;
   /** The function's egress policy (templates with one only); null removes it. */
@@ -39,6 +41,9 @@ export interface CreateFunctionInput extends FunctionSettings {
 }
 
 const LATEST = '$LATEST';
+/** Lambda's EphemeralStorage.Size bounds, in MB: the default is the least. */
+export const DEFAULT_EPHEMERAL_MB = 512;
+const MAX_EPHEMERAL_MB = 10240;
 const ENV_NAME = /^[A-Za-z][A-Za-z0-9_]*$/;
 const ENV_MAX_BYTES = 4096;
 /**
@@ -95,7 +100,7 @@ export class FunctionService {
     private readonly aliases: AliasStore,
     private readonly packages: CodePackages,
     private readonly templates: TemplateRegistry,
-    private readonly limits: { maxTimeoutMs: number },
+    private readonly limits: { maxTimeoutMs: number; maxEphemeralStorageMB?: number },
     /** The tenant's `functions` quota, checked at create (tenancy/quotas.ts). */
     private readonly quotas?: Pick<Quotas, 'checkFunctions'>,
     /** Checks a function's egress policy and secrets against its template and tenant (egress/placement.ts). */
@@ -139,6 +144,9 @@ export class FunctionService {
     if (!this.templates.get(template).runtimes.includes(rt)) throw new ValidationError(`template "${template}" does not offer ${rt}`, { field: 'template' });
     const memorySize = s.memorySize ?? base.memorySize ?? 128;
     checkInt('memorySize', memorySize, 128, 10240);
+    // /tmp: Lambda's 512–10240 MB, bounded by the operator's KILN_LAMBDA_MAX_EPHEMERAL_MB.
+    const ephemeralStorageMB = s.ephemeralStorageMB ?? base.ephemeralStorageMB ?? DEFAULT_EPHEMERAL_MB;
+    checkInt('EphemeralStorage.Size', ephemeralStorageMB, DEFAULT_EPHEMERAL_MB, this.limits.maxEphemeralStorageMB ?? MAX_EPHEMERAL_MB);
     const timeout = s.timeout ?? base.timeout ?? 3;
     checkInt('timeout', timeout, 1, Math.floor(this.limits.maxTimeoutMs / 1000));
     const maxRetryAttempts = s.maxRetryAttempts ?? base.maxRetryAttempts ?? 2;
@@ -158,7 +166,7 @@ export class FunctionService {
     if (Buffer.byteLength(JSON.stringify(environment)) > ENV_MAX_BYTES) throw new ValidationError(`environment variables must total at most ${ENV_MAX_BYTES} bytes`, { field: 'environment' });
     const description = s.description ?? base.description ?? '';
     if (description.length > 256) throw new ValidationError(`description must be at most 256 characters; got ${description.length}`, { field: 'description' });
-    return { runtime: rt, handler, template, memorySize, timeout, environment, description, maxRetryAttempts };
+    return { runtime: rt, handler, template, memorySize, ephemeralStorageMB, timeout, environment, description, maxRetryAttempts };
   }
 
   async create(who: Principal, input: CreateFunctionInput): Promise<FunctionVersionRecord> {

@@ -20,6 +20,8 @@ export interface FunctionConfig {
   handler: string;
   template: string;
   memorySize: number;
+  /** Lambda's EphemeralStorage.Size: /tmp in MB (512–10240). Absent on records made before it: 512. */
+  ephemeralStorageMB?: number;
   /** Seconds, like Lambda. */
   timeout: number;
   environment: Record<string, string>;

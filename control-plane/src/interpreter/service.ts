@@ -28,6 +28,11 @@ export interface RunCodeInput {
   contextId?: string;
   language?: string;
   timeoutMs?: number;
+  /**
+   * Aborting it stops the execution, as `CodeRun.cancel` does, also while `run` still waits for
+   * the executor's first event (a silent cell): for a caller that went away before that.
+   */
+  signal?: AbortSignal;
 }
 
 /** The execution a caller holds: its context (known before any output) and its events. */
@@ -107,6 +112,8 @@ export class CodeInterpreterService {
       context = await agent.createContext(codeLanguage(input.language ?? 'python'), '', env, true);
     }
     const hangup = new AbortController();
+    if (input.signal?.aborted) hangup.abort();
+    input.signal?.addEventListener('abort', () => hangup.abort(), { once: true });
     const events = agent.execute(context.id, input.code, input.timeoutMs ?? 0, hangup.signal);
     // The first event comes once the executor took the execution (or refused it: busy, gone).
     const first = await events.next();

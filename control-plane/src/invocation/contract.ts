@@ -99,6 +99,8 @@ export const FunctionPayloadSchema = z.object({
    * every lease (invocation/dispatch.ts), never the values (the replica that runs it opens them).
    */
   egress: z.object({ policyJson: z.string().optional(), secrets: z.array(z.string()) }).optional(),
+  /** Function versions: the size of /tmp in MB (EphemeralStorage.Size), set when a sandbox loads it. */
+  ephemeralStorageMB: z.number().optional(),
 });
 export type FunctionPayload = z.infer<typeof FunctionPayloadSchema>;
 
@@ -133,6 +135,13 @@ export const InvocationJobSchema = z.object({
    * attempt that would start when the event is older than this is not run; the event is dead-lettered.
    */
   maxEventAgeMs: z.number().optional(),
+  /**
+   * Async function invocations whose event invoke config names destinations (function ARNs of the
+   * job's tenant, functions/destinations.ts): where the invocation record goes when the job settles.
+   */
+  destinations: z.object({ onSuccess: z.string().optional(), onFailure: z.string().optional() }).optional(),
+  /** How many destination invocations led to this one (0 or absent: invoked by a caller); bounded against loops. */
+  destinationDepth: z.number().int().optional(),
   /** Counted against its function's reserved concurrency (functions/settings.ts), released when it settles. */
   reserved: z.boolean().optional(),
   /** Replica whose caller waits for this job's record (its Redis reply channel). */

@@ -10,6 +10,12 @@ import type { ExecutionHistory } from '../executions/history.js';
 /** Receives an async function invocation that failed its last attempt, with its record (error and logs). */
 export type DeadLetterSink = (job: InvocationJob, record: ExecutionRecord, attempts: number) => Promise<void>;
 
+/**
+ * Receives an async function invocation that settled (its last attempt, a success, or an event too
+ * old to run) for its DestinationConfig (functions/destinations.ts); `attempts` is how many ran.
+ */
+export type DestinationSink = (job: InvocationJob, record: ExecutionRecord, condition: 'Success' | 'RetriesExhausted' | 'EventAgeExceeded', attempts: number) => Promise<void>;
+
 /** Hears about every finished attempt and every platform error (metrics). */
 export interface ExecutionObserver {
   record(record: ExecutionRecord): void;
@@ -41,7 +47,14 @@ export class OutcomePolicy {
     private readonly observer: ExecutionObserver,
     private readonly deadLetters: DeadLetterSink,
     private readonly history?: Pick<ExecutionHistory, 'record'>,
+    private readonly destinations?: DestinationSink,
   ) {}
+
+  /** Hands a settled async function job to its destination, if its config names one; never fails the job. */
+  private async destine(job: InvocationJob, record: ExecutionRecord, condition: Parameters<DestinationSink>[2], attempts: number): Promise<void> {
+    if (!this.destinations || !job.destinations || job.sync || !job.retryHandlerErrors) return;
+    await this.destinations(job, record, condition, attempts).catch((err: unknown) => log('error', 'could not send to a destination', { id: job.id, error: String(err) }));
+  }
 
   /** The queue's job handler. */
   readonly handle = async (attempt: Attempt): Promise<ExecutionRecord> => {
@@ -55,6 +68,7 @@ export class OutcomePolicy {
     if (aged) {
       // Not run again: given up as its last attempt would be (event invoke config, Lambda's MaximumEventAgeInSeconds).
       await this.deadLetters(job, aged, attempt.attempt - 1).catch((err: unknown) => log('error', 'could not record a dead letter', { id: job.id, error: String(err) }));
+      await this.destine(job, aged, 'EventAgeExceeded', attempt.attempt - 1);
       return this.finish(job, aged);
     }
     let record: ExecutionRecord;
@@ -81,6 +95,7 @@ export class OutcomePolicy {
       // A dead letter that cannot be written is logged; the job's own record still keeps the failure.
       await this.deadLetters(job, record, attempt.attempt).catch((err: unknown) => log('error', 'could not record a dead letter', { id: job.id, error: String(err) }));
     }
+    await this.destine(job, record, record.status === 'succeeded' ? 'Success' : 'RetriesExhausted', attempt.attempt);
     return this.finish(job, record);
   };
 

@@ -103,6 +103,7 @@ export function invokeRequest(
           files: files.map((f) => ({ path: f.path, content: Buffer.from(f.content, 'base64'), mode: f.mode })),
           env: fn.env,
           memoryMb: fn.memoryMB,
+          ephemeralStorageMb: fn.ephemeralStorageMB ?? 0,
           tenant,
           region: currentRegion(),
         }

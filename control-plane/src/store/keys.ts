@@ -127,6 +127,18 @@ export class Keys {
   executions(tenant: string): string {
     return `${this.prefix}:xhist:${tenant}`;
   }
+  /** A function's recent invocations: finish time → "id status totalMs" (ZSET; observability/function-stats.ts). */
+  functionStats(tenant: string, fn: string): string {
+    return `${this.prefix}:fnstats:${tenant}:${fn}`;
+  }
+  /** A template's start counts and start-latency histogram per start type (HASH; observability/start-latency.ts). */
+  startLatency(template: string): string {
+    return `${this.prefix}:startlat:${template}`;
+  }
+  /** A terminal ticket by the SHA-256 of its secret: who it lets in, to which session (STRING with TTL; sessions/pty-tickets.ts). */
+  ptyTicket(hash: string): string {
+    return `${this.prefix}:ptyticket:${hash}`;
+  }
   /** Blobs to delete once due: blob key → due time in ms (ZSET; storage/retired.ts). */
   retiredBlobs(): string {
     return `${this.prefix}:blobs:retired`;

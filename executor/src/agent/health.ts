@@ -14,7 +14,7 @@ import { Metadata, status, type Server, type ServiceDefinition, type ServiceErro
 export const HEALTH_SERVICE_NAME = 'grpc.health.v1.Health';
 
 /** Service names this executor reports on: "" (the whole server) and each agent service. */
-const AGENT_SERVICES = ['Sandboxes', 'Invoke', 'Processes', 'Files', 'Pty', 'Nfs'].map((name) => `kiln.executor.v1.${name}`);
+const AGENT_SERVICES = ['Sandboxes', 'Invoke', 'Processes', 'Files', 'Pty', 'Nfs', 'Usage'].map((name) => `kiln.executor.v1.${name}`);
 const KNOWN_SERVICES = new Set(['', ...AGENT_SERVICES]);
 
 const SERVING = 1;

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { resizeTmp } from '../sandbox/tmp-size.js';
 import { InvokeStatus, type FunctionSpec, type InvokeRequest, type InvokeResponse } from '@kiln/proto/executor/invoke';
 import type { RunnerMessage } from '../sandbox/channel.js';
 import { SandboxHasOtherFunctionError, TimeoutError, type Sandbox } from '../sandbox/sandbox.js';
@@ -79,6 +80,8 @@ export async function invoke(sandbox: Sandbox, req: InvokeRequest, onChunk?: (ms
           await sandbox.cgroup.setMemoryLimit(memoryMB);
           oomKillsAtLoad.set(sandbox, await sandbox.cgroup.oomKills());
         }
+        // Lambda's EphemeralStorage.Size: /tmp gets the function's size before any of its code runs.
+        if (fn.ephemeralStorageMb > 0) await resizeTmp(sandbox, fn.ephemeralStorageMb);
         await writeCode(sandbox.spec.taskDir, fn.files);
         const reply = await sandbox.load(req.functionKey, loadMessage(sandbox, fn, memoryMB), LOAD_TIMEOUT_MS);
         initMs = performance.now() - loadStarted;

@@ -97,7 +97,8 @@ async function placeOf(executorId: string): Promise<ExecutorCgroupPlace> {
       const mount = mounts.find((m) => m.fsType === 'cgroup' && m.controllers.includes(controller));
       const path = own.get(controller);
       const dir = mount && path !== undefined ? cgroupDir(mount, path) : undefined;
-      if (dir) parents[controller] = join(dir, parentName);
+      // Co-mounted controllers ("cpu,cpuacct") share one directory: it is made and joined once.
+      if (dir && !Object.values(parents).includes(join(dir, parentName))) parents[controller] = join(dir, parentName);
     }
     if (!parents.pids) return { version: undefined, detail: 'cgroup v1 is mounted without the pids controller' };
     return { version: 1, parents };

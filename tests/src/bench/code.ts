@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+import { Sandbox } from '@e2b/code-interpreter';
 import { postJson } from './http.js';
 import { percentiles, sequential, type Row } from './stats.js';
 
@@ -93,6 +94,25 @@ export async function benchCode(socket: string, opts: { samples: number }): Prom
         { name: `code: ${language} hot \`1+1\`, p50`, value: hotLat.p50, unit: 'ms', note: 'NDJSON read to its end' },
         { name: `code: ${language} hot \`1+1\`, p99`, value: hotLat.p99, unit: 'ms' },
       );
+    }
+    // The same hot cell through @e2b/code-interpreter (port 49999's /execute over the same code
+    // contexts), beside REST's Python figure of this run.
+    Object.assign(process.env, { E2B_API_URL: `${kiln.url}/e2b`, E2B_SANDBOX_URL: `${kiln.url}/e2b/sandbox`, E2B_API_KEY: `e2b_${'0'.repeat(40)}` });
+    const sbx = await Sandbox.create({ template: 'code-interpreter' });
+    try {
+      const e2bHot = async () => {
+        const r = await sbx.runCode('1+1');
+        if (r.text !== '2') throw new Error(`e2b cell failed: ${JSON.stringify(r.toJSON()).slice(0, 500)}`);
+      };
+      await sequential(20, e2bHot);
+      const e2bLat = percentiles(await sequential(Math.min(opts.samples, 300), e2bHot));
+      const restP50 = rows.find((r) => r.name === 'code: python hot `1+1`, p50')?.value ?? NaN;
+      rows.push(
+        { name: 'code: python hot `1+1` via @e2b/code-interpreter, p50', value: e2bLat.p50, unit: 'ms', note: `runCode through /e2b/sandbox/execute; ${(e2bLat.p50 / restP50).toFixed(2)}x REST's p50 in this run` },
+        { name: 'code: python hot `1+1` via @e2b/code-interpreter, p99', value: e2bLat.p99, unit: 'ms' },
+      );
+    } finally {
+      await Sandbox.kill(sbx.sandboxId).catch(() => undefined);
     }
     return rows;
   } finally {

@@ -37,7 +37,7 @@ async function coldStart(runtime: Platform, template: Template, agents: AgentPoo
         sandboxId,
         requestId: id,
         functionKey: 'bench:1',
-        function: { functionKey: 'bench:1', name: 'bench', version: '1', runner: 'nodejs', handler: 'index.handler', files: [{ path: 'index.js', content: Buffer.from('exports.handler = async () => 1;\n'), mode: 0o644 }], env: {}, memoryMb: 128, tenant: 'default', region: '' },
+        function: { functionKey: 'bench:1', name: 'bench', version: '1', runner: 'nodejs', handler: 'index.handler', files: [{ path: 'index.js', content: Buffer.from('exports.handler = async () => 1;\n'), mode: 0o644 }], env: {}, memoryMb: 128, tenant: 'default', region: '', ephemeralStorageMb: 0 },
         payload: Buffer.from('{}'),
         timeoutMs: 10_000,
         clientContext: '',

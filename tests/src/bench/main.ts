@@ -13,6 +13,7 @@ import { benchPools } from './pools.js';
 import { startRedis } from './redis.js';
 import { benchSdkPython } from './sdk-python.js';
 import { benchSessions } from './sessions.js';
+import { benchSdk } from './sdk.js';
 import { benchSoak } from './soak.js';
 import { benchStreaming } from './streaming.js';
 import { printRows } from './stats.js';
@@ -47,6 +48,7 @@ async function main(): Promise<void> {
     if (wanted('streaming')) printRows('Response streaming: time to first byte', await benchStreaming(redis.socket, { samples }));
     if (wanted('sessions')) printRows('Sessions', await benchSessions(redis.socket, { samples: Math.min(samples, 300) }));
     if (wanted('pause')) printRows('Sessions: pause, resume, snapshots and forks', await benchPause(redis.socket, { samples: Math.min(samples, 100) }));
+    if (wanted('sdk')) printRows('TypeScript SDK beside plain fetch', await benchSdk(redis.socket, { samples: Math.min(samples, 400) }));
     if (wanted('e2b'))
       printRows('Time to interactive through the E2B SDK, beside REST', await benchE2b(redis.socket, { samples: Math.min(samples, Number(process.env.BENCH_E2B_SAMPLES ?? 50)), burst: Number(process.env.BENCH_E2B_BURST ?? 100) }));
     if (wanted('code')) printRows('Code contexts (code-interpreter template)', await benchCode(redis.socket, { samples: Math.min(samples, 300) }));

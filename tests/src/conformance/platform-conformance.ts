@@ -71,6 +71,7 @@ async function invokeTrivial(agents: AgentPool, handle: ExecutorHandle, template
         memoryMb: 128,
         tenant: 'default',
         region: '',
+        ephemeralStorageMb: 0,
       },
       payload: Buffer.from(JSON.stringify({ value: 42 })),
       timeoutMs: 10_000,

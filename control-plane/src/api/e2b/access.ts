@@ -12,9 +12,14 @@ import type { Quotas } from '../../tenancy/quotas.js';
 import type { TokenBuckets } from '../rate-limit.js';
 import { DEFAULT_TENANT } from '../../tenancy/principal.js';
 import { e2bError } from './errors.js';
+import { SessionAccessDeniedError } from '../../sessions/access-token.js';
 
-/** The port of E2B's in-sandbox agent (envd); the only one Kiln serves through the sandbox routes. */
+/** The port of E2B's in-sandbox agent (envd): its Connect services, `/files` and `/health`. */
 export const ENVD_PORT = '49983';
+/** The port of E2B's code interpreter server (`/execute`, `/contexts`), served by Kiln's code contexts. */
+export const JUPYTER_PORT = '49999';
+/** The ports Kiln serves through the sandbox routes, each on its own paths. */
+export type SandboxPort = typeof ENVD_PORT | typeof JUPYTER_PORT;
 
 /**
  * The control API's key check, answering in E2B's shape: the SDK sends the key as `X-API-KEY`
@@ -33,8 +38,9 @@ export function e2bAuthenticate(keyring: Keyring, publicPath: (path: string) => 
 }
 
 export class SandboxPortNotServedError extends KilnError {
-  constructor(port: string) {
-    super('SandboxPortNotServed', 502, `Kiln serves only the sandbox agent's port ${ENVD_PORT} through the sandbox routes; got E2b-Sandbox-Port ${port.slice(0, 20)}`, { port: port.slice(0, 20) });
+  constructor(port: string, expected: SandboxPort) {
+    const what = expected === ENVD_PORT ? `the sandbox agent's port ${ENVD_PORT}` : `the code interpreter's port ${JUPYTER_PORT}`;
+    super('SandboxPortNotServed', 502, `this path is served on ${what} only (Kiln serves ${ENVD_PORT} and ${JUPYTER_PORT}); got E2b-Sandbox-Port ${port.slice(0, 20)}`, { port: port.slice(0, 20) });
   }
 }
 
@@ -42,15 +48,26 @@ export class SandboxPortNotServedError extends KilnError {
  * The session a sandbox request is for: `E2b-Sandbox-Id` names it and `X-Access-Token` must be
  * its access token (sessions/access-token.ts; constant-time; one answer, 401, for an unknown
  * sandbox and a wrong token). No API key is involved: the token is the credential, as on E2B.
+ *
+ * `port` is the port the path belongs to; an `E2b-Sandbox-Port` naming another is refused. The
+ * code interpreter's SDK sends the token as `X-Access-Token` on `/execute` only, and as
+ * `E2B-Traffic-Access-Token` on every call when the sandbox has a traffic token: Kiln gives the
+ * same token under both names (control.ts), so on 49999 either header carries it. A request
+ * sending both must send the same token twice: a wrong one is never outvoted by a right one.
  */
-export async function sandboxSession(sessions: SessionService, header: (name: string) => string | null | undefined): Promise<{ record: SessionRecord; agent: SessionAgent }> {
-  const port = header('e2b-sandbox-port');
-  if (port && port !== ENVD_PORT) throw new SandboxPortNotServedError(port);
-  return sessions.openWithToken(header('e2b-sandbox-id') ?? '', header('x-access-token') ?? undefined);
+export async function sandboxSession(sessions: SessionService, header: (name: string) => string | null | undefined, port: SandboxPort = ENVD_PORT): Promise<{ record: SessionRecord; agent: SessionAgent }> {
+  const asked = header('e2b-sandbox-port');
+  if (asked && asked !== port) throw new SandboxPortNotServedError(asked, port);
+  const id = header('e2b-sandbox-id') ?? '';
+  const access = header('x-access-token') ?? undefined;
+  if (port === ENVD_PORT) return sessions.openWithToken(id, access);
+  const traffic = header('e2b-traffic-access-token') ?? undefined;
+  if (access !== undefined && traffic !== undefined && access !== traffic) throw new SessionAccessDeniedError(id);
+  return sessions.openWithToken(id, access ?? traffic);
 }
 
-/** Opens the sandbox a sandbox-route request names (`sandboxOpener`). */
-export type SandboxOpener = (header: (name: string) => string | null | undefined) => Promise<{ record: SessionRecord; agent: SessionAgent }>;
+/** Opens the sandbox a sandbox-route request names (`sandboxOpener`), for a path of `port` (default envd's). */
+export type SandboxOpener = (header: (name: string) => string | null | undefined, port?: SandboxPort) => Promise<{ record: SessionRecord; agent: SessionAgent }>;
 
 /**
  * `sandboxSession` with the tenant's request rate (KILN_QUOTA_RPS) counted in the same buckets
@@ -58,8 +75,8 @@ export type SandboxOpener = (header: (name: string) => string | null | undefined
  * tenant is known once the token matched, so only a request that opened its sandbox counts.
  */
 export function sandboxOpener(sessions: SessionService, rate?: { quotas: Pick<Quotas, 'limits' | 'rateExceeded'>; buckets: TokenBuckets }): SandboxOpener {
-  return async (header) => {
-    const opened = await sandboxSession(sessions, header);
+  return async (header, port) => {
+    const opened = await sandboxSession(sessions, header, port);
     if (rate) {
       const tenant = opened.record.tenant ?? DEFAULT_TENANT;
       const limit = (await rate.quotas.limits(tenant)).requestsPerSecond;

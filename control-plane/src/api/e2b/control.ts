@@ -49,6 +49,7 @@ const Sandbox = z
     clientID: z.string(),
     envdVersion: z.string(),
     envdAccessToken: z.string().optional().openapi({ description: 'Send as X-Access-Token to the sandbox routes; only on create and connect' }),
+    trafficAccessToken: z.string().optional().openapi({ description: 'The same token, under the name @e2b/code-interpreter sends on its /contexts calls (E2B-Traffic-Access-Token)' }),
     domain: z.string().nullable(),
   })
   .openapi('E2BSandbox');
@@ -182,7 +183,9 @@ export function e2bControlRoutes(sessions: SessionService, templates: TemplateRe
     alias: s.template,
     clientID: 'kiln',
     envdVersion: ENVD_VERSION,
-    ...(token ? { envdAccessToken: token } : {}),
+    // The code interpreter SDK sends the traffic token on every port-49999 call but the envd
+    // token only on /execute: the same token under both names lets its context calls in.
+    ...(token ? { envdAccessToken: token, trafficAccessToken: token } : {}),
     domain: null,
   });
 

@@ -17,6 +17,7 @@ import { Process } from '@kiln/proto/e2b/process/process_pb';
 import { Filesystem } from '@kiln/proto/e2b/filesystem/filesystem_pb';
 import { e2bFilesystemService } from './filesystem-service.js';
 import { e2bFileRoutes } from './files-http.js';
+import { e2bCodeInterpreterRoutes } from './code-interpreter.js';
 
 /** Where the E2B surfaces live: E2B_API_URL is `<kiln>/e2b`, E2B_SANDBOX_URL `<kiln>/e2b/sandbox`. */
 export const E2B_PREFIX = '/e2b';
@@ -38,7 +39,8 @@ const isSandboxPath = (path: string): boolean => path === SANDBOX_PREFIX || path
  * E2B compatibility: the official E2B SDKs work against Kiln with E2B_API_URL, E2B_SANDBOX_URL
  * and E2B_API_KEY (a Kiln key). The control API (`/e2b/...`) maps sandboxes onto sessions for
  * the key's tenant; the sandbox routes (`/e2b/sandbox/...`: envd's Connect services, `/files`,
- * `/health`) take the sandbox's access token instead of a key.
+ * `/health`, and the code interpreter's `/execute` and `/contexts` of port 49999) take the
+ * sandbox's access token instead of a key.
  */
 export function mountE2b(app: Hono<AppEnv>, deps: E2bDeps): void {
   const publicPath = (path: string): boolean => path === `${E2B_PREFIX}/health` || isSandboxPath(path);
@@ -58,5 +60,7 @@ export function mountE2b(app: Hono<AppEnv>, deps: E2bDeps): void {
     router.service(Filesystem, e2bFilesystemService(opener));
   });
   app.route('/', e2bFileRoutes(opener, SANDBOX_PREFIX));
+  // Port 49999: E2B's code interpreter server, over Kiln's code contexts.
+  app.route('/', e2bCodeInterpreterRoutes(opener, SANDBOX_PREFIX));
   app.route('/', e2bControlRoutes(deps.sessions, deps.templates, deps.lifecycle));
 }

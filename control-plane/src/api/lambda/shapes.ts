@@ -59,7 +59,7 @@ export function configuration(r: FunctionVersionRecord, alias?: string): Record<
     LastUpdateStatus: 'Successful',
     PackageType: 'Zip',
     Architectures: ['x86_64'],
-    EphemeralStorage: { Size: 512 },
+    EphemeralStorage: { Size: r.ephemeralStorageMB ?? 512 },
   };
 }
 
@@ -75,6 +75,7 @@ export const ConfigInput = z
     Description: z.string().optional(),
     Timeout: z.number().optional(),
     MemorySize: z.number().optional(),
+    EphemeralStorage: z.object({ Size: z.number() }).passthrough().optional(),
     Environment: z.object({ Variables: z.record(z.string()).optional() }).optional(),
     PackageType: z.enum(['Zip', 'Image']).optional(),
     /** Kiln extension: the template to run on. */
@@ -110,6 +111,7 @@ export function settingsOf(input: z.infer<typeof ConfigInput>): FunctionSettings
   if (input.Description !== undefined) s.description = input.Description;
   if (input.Timeout !== undefined) s.timeout = input.Timeout;
   if (input.MemorySize !== undefined) s.memorySize = input.MemorySize;
+  if (input.EphemeralStorage !== undefined) s.ephemeralStorageMB = input.EphemeralStorage.Size;
   if (input.Environment) s.environment = input.Environment.Variables ?? {};
   if (input.KilnTemplate !== undefined) s.template = input.KilnTemplate;
   if (input.MaximumRetryAttempts !== undefined) s.maxRetryAttempts = input.MaximumRetryAttempts;

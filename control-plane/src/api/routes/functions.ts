@@ -35,6 +35,7 @@ const settings = {
   handler: z.string().optional().openapi({ example: 'index.handler' }),
   template: z.string().optional().openapi({ description: 'Template to run on (default: the runtime\'s own)' }),
   memorySize: z.number().int().optional().openapi({ description: 'MB, 128-10240 (default 128)' }),
+  ephemeralStorageMB: z.number().int().optional().openapi({ description: 'Size of /tmp in MB (Lambda\'s EphemeralStorage.Size), 512-10240 and at most KILN_LAMBDA_MAX_EPHEMERAL_MB (default 512)' }),
   timeout: z.number().int().optional().openapi({ description: 'Seconds (default 3)' }),
   environment: z.record(z.string()).optional(),
   network: egressPolicySchema
@@ -72,6 +73,7 @@ const FunctionSchema = z
     handler: z.string(),
     template: z.string(),
     memorySize: z.number(),
+    ephemeralStorageMB: z.number().optional().openapi({ description: 'Size of /tmp in MB (absent on functions made before it: 512)' }),
     timeout: z.number(),
     environment: z.record(z.string()),
     network: z.object({ allow: z.object({ all: z.boolean(), domains: z.array(z.string()), cidrs: z.array(z.string()), ports: z.array(z.number()) }), deny: z.object({ domains: z.array(z.string()), cidrs: z.array(z.string()), ports: z.array(z.number()) }) }).optional().openapi({ description: 'Its egress policy, normalised; absent: the template\'s' }),

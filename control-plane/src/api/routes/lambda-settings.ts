@@ -96,7 +96,10 @@ function eventInvokeShape(c: EventInvokeConfig): Record<string, unknown> {
     FunctionArn: invokedFunctionArn(c.tenant, c.name, c.qualifier),
     ...(c.maximumRetryAttempts !== undefined ? { MaximumRetryAttempts: c.maximumRetryAttempts } : {}),
     ...(c.maximumEventAgeInSeconds !== undefined ? { MaximumEventAgeInSeconds: c.maximumEventAgeInSeconds } : {}),
-    DestinationConfig: {},
+    DestinationConfig: {
+      ...(c.destinations?.onSuccess ? { OnSuccess: { Destination: c.destinations.onSuccess } } : {}),
+      ...(c.destinations?.onFailure ? { OnFailure: { Destination: c.destinations.onFailure } } : {}),
+    },
   };
 }
 

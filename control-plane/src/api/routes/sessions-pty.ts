@@ -10,6 +10,8 @@ import { scopeOf } from '../scopes.js';
 import type { Keyring } from '../../tenancy/keyring.js';
 import { hasScope } from '../../tenancy/principal.js';
 import { browserPolicy, browserProblem, type BrowserPolicy } from '../origin.js';
+import { PTY_PROTOCOL, TICKET_PROTOCOL_PREFIX, ticketOf, type PtyTickets } from '../../sessions/pty-tickets.js';
+import type { Principal } from '../../tenancy/principal.js';
 
 function headerOf(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
@@ -37,8 +39,14 @@ function size(value: string | null, fallback: number): number {
  * `{"type":"exit","code":N}` from the server, sent before it closes. Other upgrade paths are
  * left to whoever else listens for upgrades.
  */
-export function attachSessionPty(server: Server, sessions: SessionService, keyring: Keyring, browser: BrowserPolicy = browserPolicy('127.0.0.1', [], [])): { close(): void } {
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
+export function attachSessionPty(server: Server, sessions: SessionService, keyring: Keyring, browser: BrowserPolicy = browserPolicy('127.0.0.1', [], []), tickets?: PtyTickets): { close(): void } {
+  // A browser offers `kiln.pty` and `kiln.ticket.<ticket>`: the answer names only the first, so
+  // the ticket is never echoed. Other clients keep ws's default (the first protocol offered).
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: 1024 * 1024,
+    handleProtocols: (offered) => (offered.has(PTY_PROTOCOL) ? PTY_PROTOCOL : ([...offered].find((p) => !p.startsWith(TICKET_PROTOCOL_PREFIX)) ?? false)),
+  });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const match = PTY_PATH.exec(url.pathname);
@@ -63,8 +71,14 @@ export function attachSessionPty(server: Server, sessions: SessionService, keyri
     };
     // Browsers cannot set headers on a WebSocket, so the key may also come as ?api_key=.
     const header = (n: string): string | undefined => (n === 'x-api-key' ? (url.searchParams.get('api_key') ?? undefined) : undefined) ?? headerOf(req, n);
-    principalOf(keyring, header).then(({ principal }) => {
-      if (!principal) return refuse(socket, 401, 'Unauthorized', 'this endpoint needs an API key: send "Authorization: Bearer <key>" or "x-api-key: <key>" (or ?api_key=<key>)');
+    // Browsers: a one-use ticket from POST /api/v1/sessions/{id}/pty-ticket, offered as a
+    // subprotocol (pty-tickets.ts). A ticket offered is the only credential looked at.
+    const ticket = ticketOf(headerOf(req, 'sec-websocket-protocol'));
+    const who: Promise<{ principal?: Principal | undefined; ticket?: boolean }> =
+      ticket === undefined ? principalOf(keyring, header) : (tickets?.redeem(ticket, id) ?? Promise.resolve(undefined)).then((p) => ({ principal: p, ticket: true }));
+    who.then(({ principal, ticket: usedTicket }) => {
+      if (!principal && usedTicket) return refuse(socket, 401, 'TicketInvalid', 'the terminal ticket is unknown, used, expired or for another session; ask POST /api/v1/sessions/{id}/pty-ticket for a new one');
+      if (!principal) return refuse(socket, 401, 'Unauthorized', 'this endpoint needs an API key: send "Authorization: Bearer <key>" or "x-api-key: <key>" (or ?api_key=<key>), or a ticket as the subprotocol kiln.ticket.<ticket>');
       // From here on every line logged for this terminal (its bridge too) names the tenant and key id.
       return withLogContext({ tenant: principal.tenant, keyId: principal.keyId }, () => {
         // A terminal writes to the sandbox like any process: the sessions scope, as scopes.ts says.

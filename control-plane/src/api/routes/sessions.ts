@@ -105,7 +105,11 @@ export function sessionRoutes(sessions: SessionService, snapshots?: SnapshotServ
   });
   app.openapi(routes.list, async (c) => {
     const metadata: Record<string, string> = {};
-    for (const [k, v] of Object.entries(c.req.query())) if (k.startsWith('metadata.')) metadata[k.slice('metadata.'.length)] = v;
+    // `metadata.<key>=v`, or `metadata[<key>]=v` as OpenAPI's deepObject style (generated clients) sends it.
+    for (const [k, v] of Object.entries(c.req.query())) {
+      const key = k.startsWith('metadata.') ? k.slice('metadata.'.length) : /^metadata\[(.+)\]$/.exec(k)?.[1];
+      if (key !== undefined) metadata[key] = v;
+    }
     return c.json({ sessions: await sessions.list({ template: c.req.valid('query').template, metadata }, c.get('principal')) }, 200);
   });
   app.openapi(routes.get, async (c) => c.json(await sessions.get(c.req.valid('param').id, c.get('principal')), 200));

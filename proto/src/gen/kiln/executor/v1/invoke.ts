@@ -114,6 +114,11 @@ export interface FunctionSpec {
    * older control plane: `local`.
    */
   region: string;
+  /**
+   * Lambda's EphemeralStorage.Size: the size of the sandbox's /tmp in MB, set when the function is
+   * loaded. 0 (an older control plane): /tmp keeps the size the sandbox booted with.
+   */
+  ephemeralStorageMb: number;
 }
 
 export interface FunctionSpec_EnvEntry {
@@ -290,6 +295,7 @@ function createBaseFunctionSpec(): FunctionSpec {
     memoryMb: 0,
     tenant: "",
     region: "",
+    ephemeralStorageMb: 0,
   };
 }
 
@@ -324,6 +330,9 @@ export const FunctionSpec: MessageFns<FunctionSpec> = {
     }
     if (message.region !== "") {
       writer.uint32(82).string(message.region);
+    }
+    if (message.ephemeralStorageMb !== 0) {
+      writer.uint32(88).uint32(message.ephemeralStorageMb);
     }
     return writer;
   },
@@ -424,6 +433,14 @@ export const FunctionSpec: MessageFns<FunctionSpec> = {
             message.region = reader.string();
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.ephemeralStorageMb = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -469,6 +486,11 @@ export const FunctionSpec: MessageFns<FunctionSpec> = {
         : 0,
       tenant: isSet(object.tenant) ? globalThis.String(object.tenant) : "",
       region: isSet(object.region) ? globalThis.String(object.region) : "",
+      ephemeralStorageMb: isSet(object.ephemeralStorageMb)
+        ? globalThis.Number(object.ephemeralStorageMb)
+        : isSet(object.ephemeral_storage_mb)
+        ? globalThis.Number(object.ephemeral_storage_mb)
+        : 0,
     };
   },
 
@@ -510,6 +532,9 @@ export const FunctionSpec: MessageFns<FunctionSpec> = {
     if (message.region !== "") {
       obj.region = message.region;
     }
+    if (message.ephemeralStorageMb !== 0) {
+      obj.ephemeralStorageMb = Math.round(message.ephemeralStorageMb);
+    }
     return obj;
   },
 
@@ -536,6 +561,7 @@ export const FunctionSpec: MessageFns<FunctionSpec> = {
     message.memoryMb = object.memoryMb ?? 0;
     message.tenant = object.tenant ?? "";
     message.region = object.region ?? "";
+    message.ephemeralStorageMb = object.ephemeralStorageMb ?? 0;
     return message;
   },
 };
