@@ -719,7 +719,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Not supported: Kiln cannot pause a sandbox (409) */
+        /** Pause a sandbox (freeze its processes; `memory: false` hibernates: files only); 409 when paused already */
         post: operations["e2bPauseSandbox"];
         delete?: never;
         options?: never;
@@ -1846,6 +1846,7 @@ export interface components {
                 /** @default [] */
                 prestart: ("python" | "javascript")[];
             };
+            maxSessionTimeoutMs?: number;
             revisedAt?: number;
         };
         TemplateUpdate: {
@@ -1912,6 +1913,7 @@ export interface components {
                 /** @default [] */
                 prestart: ("python" | "javascript")[];
             };
+            maxSessionTimeoutMs?: number;
             revisedAt?: number;
         };
         TenantQuotas: {
@@ -1991,10 +1993,10 @@ export interface components {
             tenant: string;
             template: string;
             /**
-             * @description `lost`: the sandbox went without anyone ending the session (its executor died or was lost); its processes and files are gone. A lost session is kept for one hour after it was lost (GET and list show it; other operations answer 410 SessionLost; DELETE removes it), then it is unknown (404)
+             * @description `paused`: its processes are frozen (or, with `hibernated`, its /workspace is saved and its sandbox freed); paused time does not count against timeoutMs. `lost`: the sandbox went without anyone ending the session (its executor died or was lost); its processes and files are gone. A lost session is kept for one hour after it was lost (GET and list show it; other operations answer 410 SessionLost; DELETE removes it), then it is unknown (404)
              * @enum {string}
              */
-            status: "running" | "lost";
+            status: "running" | "paused" | "lost";
             /**
              * @description Why the session was lost, e.g. "executor exited"; only when `status` is `lost`
              * @example executor exited
@@ -2002,6 +2004,17 @@ export interface components {
             lostReason?: string;
             /** @description When the session was lost (ISO 8601); only when `status` is `lost` */
             lostAt?: string;
+            /** @description Only when paused: its /workspace is in the blob store and its sandbox was freed; resuming restores the files into a new sandbox (processes do not survive) */
+            hibernated?: boolean;
+            /** @description When it was paused (ISO 8601); only when paused */
+            pausedAt?: string;
+            autoPause: boolean;
+            autoResume: boolean;
+            /**
+             * @description How it was last resumed: `thawed` (processes kept) or `restored` (files restored into a new sandbox)
+             * @enum {string}
+             */
+            lastResumeType?: "thawed" | "restored";
             createdAt: string;
             expiresAt: string;
             lastActivityAt: string;
@@ -2020,7 +2033,7 @@ export interface components {
              * @example nodejs
              */
             template?: string;
-            /** @description Lifetime from creation (default 3600000, at most 86400000) */
+            /** @description Lifetime from creation (default 3600000; at most the template's maxSessionTimeoutMs, 86400000 unless the template says more). Paused time does not count */
             timeoutMs?: number;
             /** @description Ended after this long without API activity (default 600000) */
             idleTimeoutMs?: number;
@@ -2091,6 +2104,15 @@ export interface components {
              *     ]
              */
             secrets?: string[];
+            /** @description After idleTimeoutMs without activity, pause the session instead of ending it (default false) */
+            autoPause?: boolean;
+            /** @description A call that needs the sandbox (process, files, PTY, MCP, code, E2B envd, keepalive) resumes a paused session first (default true); false answers 409 SessionPaused */
+            autoResume?: boolean;
+            /**
+             * @description Start with the /workspace of this snapshot (GET /api/v1/snapshots); `template` defaults to the snapshot's
+             * @example snap_9a1f...
+             */
+            fromSnapshot?: string;
         };
         ProcessResult: {
             pid: number;
@@ -7074,8 +7096,21 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                "application/json": {
+                    memory?: boolean;
+                };
+            };
+        };
         responses: {
+            /** @description Paused */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description Bad input */
             400: {
                 headers: {
@@ -7103,7 +7138,7 @@ export interface operations {
                     "application/json": components["schemas"]["E2BError"];
                 };
             };
-            /** @description Not supported */
+            /** @description Already paused */
             409: {
                 headers: {
                     [name: string]: unknown;
