@@ -146,6 +146,16 @@ const schema = z.object({
   KILN_LEASE_HOLD_MS: z.coerce.number().int().min(0).max(1000).default(20),
   /** Scheduling class of the control plane's threads (cpu-policy.ts): batch wakes without preempting. */
   KILN_CPU_POLICY: z.enum(['batch', 'normal']).default('batch'),
+  /** A session paused this long is hibernated: /workspace to the blob store, sandbox freed; 0 never. */
+  KILN_SESSION_HIBERNATE_AFTER_MS: z.coerce.number().int().min(0).default(3_600_000),
+  /** A session paused (or hibernated) this long is ended. */
+  KILN_SESSION_PAUSED_RETENTION_MS: z.coerce
+    .number()
+    .int()
+    .min(1000)
+    .default(7 * 24 * 3_600_000),
+  /** Snapshots a tenant may keep. */
+  KILN_QUOTA_SNAPSHOTS: z.coerce.number().int().min(0).default(50),
   /**
    * Stop executors when the control plane stops: `interrupt` (default) only when it is stopped by
    * SIGINT (Ctrl-C of `npm start` in the foreground), leaving them running for a restart or an
@@ -279,6 +289,8 @@ export type Config = {
   /** KILN_LAMBDA_MAX_EPHEMERAL_MB: the largest /tmp a function may ask for. */
   maxEphemeralStorageMB: number;
   leaseHoldMs: number;
+  /** Paused sessions and snapshots (sessions/lifecycle.ts, sessions/snapshots.ts). */
+  sessionLifecycle: { hibernateAfterMs: number; pausedRetentionMs: number; maxSnapshotsPerTenant: number };
   cpuPolicy: CpuPolicy;
   /** KILN_STOP_EXECUTORS_ON_EXIT; see stopExecutorsFor. */
   stopExecutorsOnExit: boolean | 'interrupt';
@@ -379,6 +391,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxTimeoutMs: e.KILN_MAX_TIMEOUT_MS,
     maxEphemeralStorageMB: e.KILN_LAMBDA_MAX_EPHEMERAL_MB,
     leaseHoldMs: e.KILN_LEASE_HOLD_MS,
+    sessionLifecycle: { hibernateAfterMs: e.KILN_SESSION_HIBERNATE_AFTER_MS, pausedRetentionMs: e.KILN_SESSION_PAUSED_RETENTION_MS, maxSnapshotsPerTenant: e.KILN_QUOTA_SNAPSHOTS },
     cpuPolicy: e.KILN_CPU_POLICY,
     stopExecutorsOnExit: e.KILN_STOP_EXECUTORS_ON_EXIT === 'interrupt' ? 'interrupt' : e.KILN_STOP_EXECUTORS_ON_EXIT === 'true',
     logLevel: e.KILN_LOG_LEVEL,

@@ -36,6 +36,8 @@ import { FunctionStore } from './functions/store.js';
 import { AliasStore } from './functions/alias-store.js';
 import { AliasService } from './functions/aliases.js';
 import { blobStoreFor } from './storage/select.js';
+import { SessionLifecycle } from './sessions/lifecycle.js';
+import { SnapshotService } from './sessions/snapshots.js';
 import { migrateBlobsOutOfRedis } from './storage/migrate.js';
 import { ExecutionHistory } from './executions/history.js';
 import { FunctionStats } from './observability/function-stats.js';
@@ -208,7 +210,9 @@ export async function startKiln(config: Config): Promise<Kiln> {
   // no control plane ran) are `lost` before the first request is served, never `running` first.
   const orphaned = await sessions.markOrphans(await sessions.store.all());
   if (orphaned.length > 0) log('warn', 'sessions lost while no control plane ran: their sandboxes are gone', { sessions: orphaned.length });
-  const sessionReaper = new SessionReaper(redis, keys, sessions);
+  const lifecycle = new SessionLifecycle(redis, keys, sessions, scheduler, records, agents, templates, blobs, config.sessionLifecycle);
+  const snapshots = new SnapshotService(redis, keys, sessions, lifecycle, records, agents, { maxPerTenant: config.sessionLifecycle.maxSnapshotsPerTenant });
+  const sessionReaper = new SessionReaper(redis, keys, sessions, 1000, lifecycle);
   sessionReaper.start();
   // A session's sandbox gone from an executor that lives on: its record goes, the reaper marks it lost.
   const sandboxWatch = new SessionSandboxWatch(sessions.store, records, agents, scheduler);
@@ -276,6 +280,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
     metrics,
     functions: { service: functions, invoker, aliases: new AliasService(functions, aliasStore, urlStore, eventConfigs), extras, eventConfigs, codeLinks: new CodeLinks(sealer.derive('code-links'), codePackages), s3Code: new S3CodeSource(config.lambdaS3) },
     sessions,
+    sessionLifecycle: { lifecycle, snapshots },
     mcp,
     functionUrls: new FunctionUrlService(urlStore, functions),
     keyring,

@@ -6,7 +6,7 @@ import { NfsClient, type NfsExportOptions, type SessionBindResponse } from '@kil
 import { ProcessesClient } from '@kiln/proto/executor/process';
 import { PtyClient } from '@kiln/proto/executor/pty';
 import { UsageService, type UsageResponse } from '@kiln/proto/executor/usage';
-import { SandboxesClient, type CreateSandboxRequest, type HealthResponse, type SandboxInfo } from '@kiln/proto/executor/sandboxes';
+import { SandboxesClient, type CreateSandboxRequest, type HealthResponse, type SandboxInfo, type SandboxUsage } from '@kiln/proto/executor/sandboxes';
 import type { ExecutorHandle } from '../platforms/platform.js';
 import { KilnError } from '../errors.js';
 import { executorError } from './errors.js';
@@ -85,6 +85,19 @@ export class Agent {
 
   listSandboxes(timeoutMs = 5000): Promise<SandboxInfo[]> {
     return this.call<{ sandboxes: SandboxInfo[] }>((cb, opts) => this.clients.sandboxes.list({}, this.clients.metadata, opts, cb), timeoutMs).then((r) => r.sandboxes);
+  }
+
+  /** Freezes a sandbox's processes (Sandboxes.Pause); a 1 GB sandbox can take seconds under load. */
+  pauseSandbox(sandboxId: string, timeoutMs = 30_000): Promise<SandboxUsage> {
+    return this.call((cb, opts) => this.clients.sandboxes.pause({ sandboxId }, this.clients.metadata, opts, cb), timeoutMs);
+  }
+
+  resumeSandbox(sandboxId: string, timeoutMs = 30_000): Promise<SandboxUsage> {
+    return this.call((cb, opts) => this.clients.sandboxes.resume({ sandboxId }, this.clients.metadata, opts, cb), timeoutMs);
+  }
+
+  sandboxUsage(sandboxId: string, timeoutMs = 5000): Promise<SandboxUsage> {
+    return this.call((cb, opts) => this.clients.sandboxes.usage({ sandboxId }, this.clients.metadata, opts, cb), timeoutMs);
   }
 
   invoke(req: InvokeRequest, timeoutMs: number): Promise<InvokeResponse> {

@@ -56,6 +56,9 @@ import type { SessionUsageReader } from '../observability/session-usage.js';
 import { sessionCodeRoutes } from './routes/sessions-code.js';
 import { CodeInterpreterService } from '../interpreter/service.js';
 import type { SessionService } from '../sessions/service.js';
+import type { SessionLifecycle } from '../sessions/lifecycle.js';
+import type { SnapshotService } from '../sessions/snapshots.js';
+import { sessionLifecycleRoutes } from './routes/sessions-lifecycle.js';
 import type { McpEndpoint } from '../mcp/http.js';
 import { authenticate, requireSigV4OrApiKey } from './auth.js';
 import { requireRouteScope } from './scopes.js';
@@ -91,6 +94,8 @@ export interface AppDeps {
   metrics?: KilnMetrics;
   functions?: { service: FunctionService; invoker: FunctionInvoker; aliases: AliasService; extras?: FunctionExtras; eventConfigs?: EventInvokeConfigs; codeLinks?: CodeLinks; s3Code?: S3CodeSource };
   sessions?: SessionService;
+  /** Pause, resume, hibernation, snapshots and forks of sessions. */
+  sessionLifecycle?: { lifecycle: SessionLifecycle; snapshots: SnapshotService };
   /** Function URLs: the config API (/2021-10-31) and the URLs themselves; needs `functions`. */
   functionUrls?: FunctionUrlService;
   /** MCP over streamable HTTP at /mcp/{profile}. */
@@ -209,12 +214,13 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   if (urls) app.route('/', functionUrlRoutes(urls, deps.redis));
   app.route('/', adminRoutes(deps.keyring));
   if (deps.metrics) app.route('/', metricsRoutes(deps.metrics, deps.redis));
-  if (deps.sessions) app.route('/', sessionRoutes(deps.sessions));
+  if (deps.sessions) app.route('/', sessionRoutes(deps.sessions, deps.sessionLifecycle?.snapshots));
+  if (deps.sessionLifecycle) app.route('/', sessionLifecycleRoutes(deps.sessionLifecycle.lifecycle, deps.sessionLifecycle.snapshots));
   if (deps.sessions) app.route('/', sessionFileRoutes(deps.sessions, deps.maxFileBytes ?? deps.maxBodyBytes));
   if (deps.sessions && deps.fileLinks) app.route('/', fileLinkRoutes(deps.sessions, deps.fileLinks, deps.maxFileBytes ?? deps.maxBodyBytes));
   if (deps.sessions) app.route('/', sessionProcessIoRoutes(deps.sessions));
   // E2B's SDKs (api/e2b/): its control API and the sandbox routes, with E2B's own error shapes.
-  if (deps.sessions) mountE2b(app, { sessions: deps.sessions, templates: deps.templates, keyring: deps.keyring, ...(deps.quotas ? { rate: { quotas: deps.quotas, buckets } } : {}) });
+  if (deps.sessions) mountE2b(app, { sessions: deps.sessions, templates: deps.templates, ...(deps.sessionLifecycle ? { lifecycle: deps.sessionLifecycle.lifecycle } : {}), keyring: deps.keyring, ...(deps.quotas ? { rate: { quotas: deps.quotas, buckets } } : {}) });
   if (deps.sessions) app.route('/', sessionNetworkRoutes(new EgressService(deps.sessions, deps.templates, deps.egressSecrets, deps.egressGrants)));
   if (deps.egressSecrets) app.route('/', egressSecretRoutes(deps.egressSecrets));
   if (deps.egressGrants) app.route('/', egressGrantRoutes(deps.egressGrants));

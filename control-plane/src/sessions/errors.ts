@@ -34,3 +34,17 @@ export class UnsupportedResourcesError extends KilnError {
     super('UnsupportedResources', 400, `resources.${field} must be at most the template's ${offered} (sessions run in the template's pre-booted sandboxes); got ${wanted}`, { field, wanted, offered });
   }
 }
+
+/** The session is paused and was created with `autoResume: false`: resume it first. */
+export class SessionPausedError extends KilnError {
+  constructor(sessionId: string) {
+    super('SessionPaused', 409, `session "${sessionId}" is paused and was created with autoResume: false; POST /api/v1/sessions/${sessionId}/resume first`, { sessionId });
+  }
+}
+
+/** Another pause, resume, hibernate or snapshot of the session is still under way. */
+export class SessionTransitionBusyError extends KilnError {
+  constructor(sessionId: string) {
+    super('SessionTransitionBusy', 409, `session "${sessionId}" is being paused, resumed or archived by another call; retry in a moment`, { sessionId });
+  }
+}

@@ -24,13 +24,30 @@ export interface SessionRecord {
   accessToken?: string;
   /** The NFS export of its /workspace, when its executor serves NFS. */
   nfs?: SessionNfs;
-  /** `lost` once its sandbox is gone without anyone ending it (its executor died); absent = running. */
-  state?: 'running' | 'lost';
+  /**
+   * `lost` once its sandbox is gone without anyone ending it (its executor died); `paused` while
+   * its sandbox's processes are frozen (sessions/lifecycle.ts); `hibernated` once a paused
+   * session's /workspace went to the blob store and its sandbox was freed; absent = running.
+   */
+  state?: 'running' | 'paused' | 'hibernated' | 'lost';
+  /** When it was paused (epoch ms); paused and hibernated sessions only. */
+  pausedAt?: number;
+  /** Ended for being idle unless this is set: then paused instead (absent = false). */
+  autoPause?: boolean;
+  /** Calls that need the sandbox resume a paused session first (absent = true). */
+  autoResume?: boolean;
+  /** Blob key of the /workspace tar of a hibernated session. */
+  hibernatedTo?: string;
+  /** How it was last resumed: its processes thawed, or its files restored into a new sandbox. */
+  lastResumeType?: 'thawed' | 'restored';
   /** Why it was lost, e.g. "executor exited". */
   lostReason?: string;
   /** When it was lost (epoch ms); the record is kept for LOST_SESSION_RETENTION_MS after. */
   lostAt?: number;
 }
+
+/** KEYS[1] = ARGV[2] only while it still holds ARGV[1]. */
+const CAS = "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('set', KEYS[1], ARGV[2]) return 1 end return 0";
 
 /** Session records: one JSON string per session plus a set of ids. */
 export class SessionStore {
@@ -95,13 +112,30 @@ export class SessionStore {
    * next round (its sandbox record is gone), so that lasts a second at most.
    */
   async touch(id: string, now: number, expiresAt?: number): Promise<SessionRecord | undefined> {
-    const r = await this.get(id);
-    if (!r) return undefined;
-    if (r.state === 'lost') return r;
-    r.lastActivityAt = now;
-    if (expiresAt !== undefined) r.expiresAt = expiresAt;
-    // XX: never resurrect a record that was deleted meanwhile.
-    await this.redis.set(this.keys.session(id), JSON.stringify(r), 'XX');
-    return r;
+    let seen: SessionRecord | undefined;
+    const r = await this.update(id, (cur) => {
+      seen = cur;
+      if (cur.state === 'lost') return undefined;
+      return { ...cur, lastActivityAt: now, ...(expiresAt !== undefined ? { expiresAt } : {}) };
+    });
+    return r ?? seen;
+  }
+
+  /**
+   * Read-modify-write of one record that cannot undo a concurrent change: the write happens only
+   * if the record is still exactly what `mutate` saw (compare-and-set in one Lua call), else it
+   * is read again. `mutate` returns undefined to leave it. Undefined when the record is gone.
+   * Without this a touch that read `running` before a pause would write `running` back after it.
+   */
+  async update(id: string, mutate: (r: SessionRecord) => SessionRecord | undefined): Promise<SessionRecord | undefined> {
+    const key = this.keys.session(id);
+    for (;;) {
+      const raw = await this.redis.get(key);
+      if (!raw) return undefined;
+      const next = mutate(JSON.parse(raw) as SessionRecord);
+      if (!next) return undefined;
+      const ok = await this.redis.eval(CAS, 1, key, raw, JSON.stringify(next));
+      if (ok === 1) return next;
+    }
   }
 }

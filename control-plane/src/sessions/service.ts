@@ -17,7 +17,7 @@ import type { Keys } from '../store/keys.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import type { EgressPlacement, EgressRequest } from '../egress/placement.js';
 import { templateRunners } from '../templates/template.js';
-import { SessionBusyError, SessionCodeConflictError, SessionLostError, SessionNotFoundError, UnsupportedResourcesError } from './errors.js';
+import { SessionBusyError, SessionCodeConflictError, SessionLostError, SessionNotFoundError, SessionPausedError, UnsupportedResourcesError } from './errors.js';
 import { bindSessionExport, exportNameOf, NfsDisabledError, nfsUrl, nfsView, unbindSessionExport, validateAllowList, type NfsExportInput, type SessionNfs, type SessionNfsView } from './nfs.js';
 import { SessionStore, type SessionRecord } from './records.js';
 import { accessTokenMatches, newAccessToken, SessionAccessDeniedError } from './access-token.js';
@@ -53,6 +53,21 @@ export interface CreateSessionInput {
   network?: EgressRequest['network'];
   /** The tenant's secrets to bind; their placeholders join `env`. */
   secrets?: string[];
+  /** Paused instead of ended after idleTimeoutMs (default false). */
+  autoPause?: boolean;
+  /** Calls that need the sandbox resume it when paused (default true); false answers 409 SessionPaused. */
+  autoResume?: boolean;
+}
+
+/**
+ * Pause and resume (sessions/lifecycle.ts), as the service needs them: a paused session is
+ * resumed before any call that needs its sandbox, and what an ended one leaves is removed.
+ */
+export interface SessionLifecycleHooks {
+  /** Resumes a paused or hibernated session (autoResume); the record after. */
+  resumeFor(r: SessionRecord): Promise<SessionRecord>;
+  /** Removes what an ended session leaves besides its sandbox (a hibernated one's workspace tar). */
+  ended(r: SessionRecord): Promise<void>;
 }
 
 /** Deployment-wide session settings. */
@@ -75,8 +90,16 @@ export interface SessionView {
   /** The tenant that owns it. */
   tenant: string;
   template: string;
-  /** `lost`: its sandbox went without anyone ending it (its executor died); see `lostReason`. */
-  status: 'running' | 'lost';
+  /** `lost`: its sandbox went without anyone ending it (its executor died); see `lostReason`. `paused`: frozen or hibernated (lifecycle.ts). */
+  status: 'running' | 'paused' | 'lost';
+  /** Only when paused: its /workspace is in the blob store and its sandbox freed (resume restores the files, not the processes). */
+  hibernated?: boolean;
+  /** When it was paused (ISO 8601); only when paused. */
+  pausedAt?: string;
+  autoPause: boolean;
+  autoResume: boolean;
+  /** How it was last resumed, if ever. */
+  lastResumeType?: 'thawed' | 'restored';
   /** Why it was lost (e.g. "executor exited"); only when lost. */
   lostReason?: string;
   /** When it was lost (ISO 8601); only when lost. */
@@ -107,12 +130,17 @@ export type ExecuteResult = Outcome & {
   sessionEnded: boolean;
 };
 
-function view(r: SessionRecord): SessionView {
+/** What the API shows of a session record. */
+export function view(r: SessionRecord): SessionView {
   return {
     id: r.id,
     tenant: r.tenant ?? DEFAULT_TENANT,
     template: r.template,
-    status: r.state === 'lost' ? 'lost' : 'running',
+    status: r.state === 'lost' ? 'lost' : r.state === 'paused' || r.state === 'hibernated' ? 'paused' : 'running',
+    ...(r.state === 'paused' || r.state === 'hibernated' ? { hibernated: r.state === 'hibernated', pausedAt: new Date(r.pausedAt ?? 0).toISOString() } : {}),
+    autoPause: r.autoPause ?? false,
+    autoResume: r.autoResume ?? true,
+    ...(r.lastResumeType ? { lastResumeType: r.lastResumeType } : {}),
     ...(r.state === 'lost' ? { lostReason: r.lostReason ?? 'sandbox gone', lostAt: new Date(r.lostAt ?? 0).toISOString() } : {}),
     createdAt: new Date(r.createdAt).toISOString(),
     expiresAt: new Date(r.expiresAt).toISOString(),
@@ -136,6 +164,7 @@ function view(r: SessionRecord): SessionView {
  */
 export class SessionService {
   readonly store: SessionStore;
+  private lifecycle: SessionLifecycleHooks | undefined;
 
   constructor(
     redis: Redis,
@@ -151,10 +180,33 @@ export class SessionService {
     signals.onExecutorLost((loss) => this.executorLost(loss));
   }
 
+  /** Wires pause and resume in (lifecycle.ts is built on this service, so after construction). */
+  useLifecycle(hooks: SessionLifecycleHooks): void {
+    this.lifecycle = hooks;
+  }
+
+  /**
+   * Exports a session's /workspace from a new sandbox (a hibernated session restored), with the
+   * options of its old export; undefined when NFS is off or the executor serves none.
+   */
+  async bindNfs(r: SessionRecord, lease: Pick<Lease, 'executor' | 'sandboxId'>): Promise<SessionNfs | undefined> {
+    if (!r.nfs || this.opts.nfsHost === undefined) return undefined;
+    return bindSessionExport(this.agents.get(lease.executor), r.id, lease.sandboxId, { readOnly: r.nfs.readOnly, allow: r.nfs.allow }, {
+      host: this.opts.nfsHost,
+      ...(this.opts.nfsGatewayPort !== undefined ? { gatewayPort: this.opts.nfsGatewayPort } : {}),
+    });
+  }
+
+  /** The longest `timeoutMs` a session of `template` may have: the template's `maxSessionTimeoutMs`, else 24 h. */
+  maxTimeoutMs(template: string): number {
+    return this.templates.get(template).maxSessionTimeoutMs ?? SESSION_LIMITS.maxTimeoutMs;
+  }
+
   async create(input: CreateSessionInput, who: Principal): Promise<SessionView> {
     const template = this.templates.get(input.template ?? 'nodejs');
     const timeoutMs = input.timeoutMs ?? SESSION_LIMITS.defaultTimeoutMs;
-    if (timeoutMs > SESSION_LIMITS.maxTimeoutMs) throw new ValidationError(`timeoutMs must be at most ${SESSION_LIMITS.maxTimeoutMs}; got ${timeoutMs}`);
+    const maxTimeoutMs = template.maxSessionTimeoutMs ?? SESSION_LIMITS.maxTimeoutMs;
+    if (timeoutMs > maxTimeoutMs) throw new ValidationError(`timeoutMs must be at most ${maxTimeoutMs} (template "${template.name}"'s maxSessionTimeoutMs${template.maxSessionTimeoutMs === undefined ? ', 24 h by default' : ''}); got ${timeoutMs}`);
     for (const [field, wanted] of Object.entries(input.resources ?? {})) {
       const offered = (template.resources as Record<string, number | undefined>)[field];
       if (wanted !== undefined && offered !== undefined && wanted > offered) throw new UnsupportedResourcesError(field, wanted, offered);
@@ -207,6 +259,8 @@ export class SessionService {
       metadata: input.metadata ?? {},
       accessToken: newAccessToken(),
       ...(nfs ? { nfs } : {}),
+      ...(input.autoPause ? { autoPause: true } : {}),
+      ...(input.autoResume === false ? { autoResume: false } : {}),
     };
     try {
       await this.store.put(record);
@@ -249,6 +303,11 @@ export class SessionService {
     if (!(await this.store.remove(r.id))) return false;
     log('debug', 'session ended', { sessionId: r.id, sandboxId: r.sandboxId, reason });
     await this.release(r.tenant ?? DEFAULT_TENANT, r.id);
+    // A hibernated session has no sandbox: what it left is its workspace tar.
+    if (r.state === 'hibernated') {
+      await this.lifecycle?.ended(r).catch((err: unknown) => log('warn', 'could not remove an ended session\'s hibernation blob', { sessionId: r.id, error: String(err) }));
+      return true;
+    }
     const executor = r.state === 'lost' ? undefined : await this.records.executor(r.executorId);
     if (executor) {
       // Cut NFS first, so no client writes land between the end and the sandbox's removal.
@@ -261,9 +320,12 @@ export class SessionService {
 
   /** Counts as activity; `timeoutMs` also moves the expiry to now + timeoutMs. */
   async keepalive(id: string, who: Principal, timeoutMs?: number): Promise<SessionView> {
-    if (timeoutMs !== undefined && timeoutMs > SESSION_LIMITS.maxTimeoutMs) throw new ValidationError(`timeoutMs must be at most ${SESSION_LIMITS.maxTimeoutMs}; got ${timeoutMs}`);
     // Owner first: another tenant must not move this session's expiry.
-    await this.record(id, who);
+    const owned = await this.record(id, who);
+    const maxTimeoutMs = this.templates.has(owned.template) ? this.maxTimeoutMs(owned.template) : SESSION_LIMITS.maxTimeoutMs;
+    if (timeoutMs !== undefined && timeoutMs > maxTimeoutMs) throw new ValidationError(`timeoutMs must be at most ${maxTimeoutMs}; got ${timeoutMs}`);
+    // A paused session's lease is held for its pause (lifecycle.ts): resume it (or 409) first.
+    if (owned.state === 'paused' || owned.state === 'hibernated') await this.live(id);
     const now = Date.now();
     const r = await this.store.touch(id, now, timeoutMs === undefined ? undefined : now + timeoutMs);
     if (!r) throw new SessionNotFoundError(id);
@@ -298,9 +360,13 @@ export class SessionService {
   }
 
   private async live(id: string): Promise<{ record: SessionRecord; agent: SessionAgent }> {
-    const r = await this.store.touch(id, Date.now());
+    let r = await this.store.touch(id, Date.now());
     if (!r) throw new SessionNotFoundError(id);
     if (r.state === 'lost') throw new SessionLostError(id, r.lostReason ?? 'sandbox gone');
+    if (r.state === 'paused' || r.state === 'hibernated') {
+      if (r.autoResume === false || !this.lifecycle) throw new SessionPausedError(id);
+      r = await this.lifecycle.resumeFor(r);
+    }
     // The sandbox record is what says the sandbox lives: another replica may have dropped its
     // executor (this one's cached handle would still answer with the dead address).
     if ((await this.records.existing([r.sandboxId])).size === 0) throw await this.lost(r, await this.lossReason(r));
@@ -320,14 +386,15 @@ export class SessionService {
    * at start-up (before serving) and when a stop takes the executors down (`reason` then says so).
    */
   async markOrphans(sessions: SessionRecord[], now = Date.now(), reason?: string): Promise<string[]> {
-    const running = sessions.filter((r) => r.state !== 'lost');
+    // A hibernated session has no sandbox on purpose.
+    const running = sessions.filter((r) => r.state !== 'lost' && r.state !== 'hibernated');
     const alive = await this.records.existing(running.map((r) => r.sandboxId));
     const marked: string[] = [];
     for (const r of running) {
       if (alive.has(r.sandboxId)) continue;
       // Re-read: a session created or ended since the list was taken is not an orphan.
       const fresh = await this.store.get(r.id);
-      if (!fresh || fresh.state === 'lost' || (await this.records.existing([fresh.sandboxId])).size > 0) continue;
+      if (!fresh || fresh.state === 'lost' || fresh.state === 'hibernated' || fresh.sandboxId !== r.sandboxId || (await this.records.existing([fresh.sandboxId])).size > 0) continue;
       if (await this.store.markLost(fresh, reason ?? (await this.lossReason(fresh)), now)) {
         marked.push(r.id);
         await this.release(fresh.tenant ?? DEFAULT_TENANT, fresh.id);
@@ -340,7 +407,7 @@ export class SessionService {
   private async executorLost(loss: ExecutorLoss): Promise<void> {
     const gone = new Set(loss.sandboxIds);
     for (const r of await this.store.all()) {
-      if (r.state === 'lost' || r.executorId !== loss.executorId || !gone.has(r.sandboxId)) continue;
+      if (r.state === 'lost' || r.state === 'hibernated' || r.executorId !== loss.executorId || !gone.has(r.sandboxId)) continue;
       await this.lost(r, loss.reason);
     }
   }
@@ -391,7 +458,7 @@ export class SessionService {
   }
 
   /** The session's record if `who` may reach it; another tenant's is as missing as an unknown id. */
-  private async record(id: string, who: Principal): Promise<SessionRecord> {
+  async record(id: string, who: Principal): Promise<SessionRecord> {
     const r = await this.store.get(id);
     if (!r || !canReach(who, r.tenant)) throw new SessionNotFoundError(id);
     return r;

@@ -159,6 +159,22 @@ export class Keys {
   get sessionReaperLock(): string {
     return `${this.prefix}:sessreaper`;
   }
+  /** Held while a session is paused, resumed, hibernated or archived (sessions/lifecycle.ts). */
+  sessionTransition(id: string): string {
+    return `${this.prefix}:sestrans:${id}`;
+  }
+  /** One workspace snapshot's record (STRING, JSON; sessions/snapshots.ts). */
+  snapshot(id: string): string {
+    return `${this.prefix}:snap:${id}`;
+  }
+  /** All snapshot ids (SET). */
+  get snapshots(): string {
+    return `${this.prefix}:snaps`;
+  }
+  /** A tenant's snapshot ids (SET): what its snapshot quota counts. */
+  tenantSnapshots(tenant: string): string {
+    return `${this.prefix}:snaps:${tenant}`;
+  }
   /** Tenants made over the admin API: id → JSON (HASH, owned by tenancy/keyring.ts). */
   /** A tenant's egress secrets (HASH name → JSON with the value sealed; egress/secrets.ts). */
   egressSecrets(tenant: string): string {

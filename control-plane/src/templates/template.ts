@@ -49,6 +49,16 @@ export const templateSchema = z.object({
     .strict()
     .optional(),
   /**
+   * The longest `timeoutMs` a session of this template may ask for (default 24 h). Paused time
+   * does not count against it (sessions/lifecycle.ts).
+   */
+  maxSessionTimeoutMs: z
+    .number()
+    .int()
+    .min(1000)
+    .max(365 * 24 * 3_600_000)
+    .optional(),
+  /**
    * Set by Kiln (epoch ms) when a change alters what sandboxes are made of (image, platform,
    * runtimes, resources, network): sandboxes created before it are recycled as soon as they are
    * idle, so none keeps serving with the old settings.

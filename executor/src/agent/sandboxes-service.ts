@@ -1,4 +1,4 @@
-import type { SandboxesServer, SandboxInfo } from '@kiln/proto/executor/sandboxes';
+import type { SandboxesServer, SandboxInfo, SandboxUsage } from '@kiln/proto/executor/sandboxes';
 import type { ExecutorConfig } from '../config.js';
 import { parsePolicyJson } from '../egress/policy.js';
 import { InvalidArgumentError } from '../errors.js';
@@ -15,6 +15,20 @@ export interface LimitsReport {
 
 function info(s: Sandbox): SandboxInfo {
   return { sandboxId: s.id, runner: s.runner, pid: s.pid, bootMs: s.bootMs, functionKey: s.functionKey, createdAtMs: s.createdAt };
+}
+
+/** What a sandbox's cgroup has used (zeros where it has none), and how long the step took. */
+async function usageOf(s: Sandbox, tookMs = 0): Promise<SandboxUsage> {
+  const u = (await s.cgroup?.usage()) ?? { cpuUsageUs: undefined, memoryBytes: undefined };
+  const processes = (await s.cgroup?.processes())?.length ?? 0;
+  return { sandboxId: s.id, paused: s.paused, cpuUsageUs: u.cpuUsageUs ?? 0, memoryBytes: u.memoryBytes ?? 0, processes, tookMs };
+}
+
+/** Runs `step` and answers the sandbox's usage after it, with the step's duration. */
+async function timed(s: Sandbox, step: () => Promise<void>): Promise<SandboxUsage> {
+  const t0 = performance.now();
+  await step();
+  return usageOf(s, performance.now() - t0);
 }
 
 /** The Sandboxes service: the executor's capacity, and creating, listing and destroying sandboxes. */
@@ -53,5 +67,14 @@ export function sandboxesService(rpc: Rpc, config: ExecutorConfig, sandboxes: Sa
     }),
     destroy: rpc.unary(async (r) => ({ existed: await sandboxes.destroy(r.sandboxId) })),
     list: rpc.unary(() => ({ sandboxes: sandboxes.list().filter((s) => s.state !== 'dead').map(info) })),
+    pause: rpc.unary((r) => {
+      const s = sandboxes.get(r.sandboxId);
+      return timed(s, () => s.pause());
+    }),
+    resume: rpc.unary((r) => {
+      const s = sandboxes.get(r.sandboxId);
+      return timed(s, () => s.resume());
+    }),
+    usage: rpc.unary((r) => usageOf(sandboxes.get(r.sandboxId))),
   };
 }

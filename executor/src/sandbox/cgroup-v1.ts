@@ -1,12 +1,12 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CgroupDriver, CgroupLimits, SandboxCgroup } from './cgroup.js';
+import type { CgroupDriver, CgroupLimits, CgroupUsage, SandboxCgroup } from './cgroup.js';
 import { CFS_PERIOD_US, MIB, cfsQuotaUs } from './cgroup.js';
 import { checkName, checkPid, makeDir, keyedValue, killAll, procsOf, readOptional, readText, removeDir, waitFor, writeOptional, writeText } from './cgroupfs.js';
 
 /**
- * v1 controllers a sandbox is placed in; memory and pids are required, cpu, cpuacct (the CPU
- * time the Usage RPC reports) and freezer used when mounted.
+ * v1 controllers a sandbox is placed in; memory and pids are required, cpu, cpuacct (CPU time
+ * read by the Usage RPC) and freezer (pause, and a race-free kill) used when mounted.
  */
 export const V1_CONTROLLERS = ['memory', 'pids', 'cpu', 'cpuacct', 'freezer'] as const;
 export type V1Controller = (typeof V1_CONTROLLERS)[number];
@@ -81,9 +81,9 @@ async function killCgroupV1(dirs: Partial<Record<V1Controller, string>>): Promis
   if (!emptied) throw new Error(`processes are left in cgroup ${probe} after SIGKILL`);
 }
 
-async function freeze(dir: string): Promise<boolean> {
+async function freeze(dir: string, waitMs = 1000): Promise<boolean> {
   if (!(await writeOptional(join(dir, 'freezer.state'), 'FROZEN'))) return false;
-  return waitFor(async () => (await readOptional(join(dir, 'freezer.state'))) !== 'FREEZING', 1000);
+  return waitFor(async () => (await readOptional(join(dir, 'freezer.state'))) !== 'FREEZING', waitMs);
 }
 
 class CgroupV1 implements SandboxCgroup {
@@ -128,8 +128,21 @@ class CgroupV1 implements SandboxCgroup {
     return text === undefined ? undefined : Number(text);
   }
 
+  get canFreeze(): boolean {
+    return this.dirs.freezer !== undefined;
+  }
+
   async freeze(): Promise<void> {
-    if (this.dirs.freezer) await freeze(this.dirs.freezer);
+    // A task in an uninterruptible sleep (disk I/O) holds FREEZING until it returns: wait longer than a kill does.
+    if (this.dirs.freezer && !(await freeze(this.dirs.freezer, 10_000))) throw new Error(`cgroup ${this.dirs.freezer} did not finish freezing within 10 s`);
+  }
+
+  async usage(): Promise<CgroupUsage> {
+    // cpuacct lives in the cpu hierarchy where both are mounted together (`cpu,cpuacct`).
+    const acct = this.dirs.cpuacct ?? this.dirs.cpu;
+    const ns = acct === undefined ? undefined : await readOptional(join(acct, 'cpuacct.usage'));
+    const mem = await readOptional(join(this.memory, 'memory.usage_in_bytes'));
+    return { cpuUsageUs: ns === undefined ? undefined : Math.floor(Number(ns) / 1000), memoryBytes: mem === undefined ? undefined : Number(mem) };
   }
 
   async thaw(): Promise<void> {

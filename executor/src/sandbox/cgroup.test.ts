@@ -127,6 +127,41 @@ describe('cgroup v1 (this host)', () => {
   });
 });
 
+/** A busy loop in `cg`: its CPU time (the cgroup's accounting) stops while frozen and goes on after. */
+async function frozenCpuStandsStill(cg: SandboxCgroup): Promise<void> {
+  const spinner = spawnIn(cg, [NODE, '-e', 'for (;;) {}']);
+  const exited = exitOf(spinner);
+  try {
+    expect(cg.canFreeze).toBe(true);
+    await expect.poll(async () => (await cg.usage()).cpuUsageUs ?? 0, { timeout: 20_000 }).toBeGreaterThan(20_000);
+    await cg.freeze();
+    const a = await cg.usage();
+    await new Promise((r) => setTimeout(r, 300));
+    const b = await cg.usage();
+    expect(b.cpuUsageUs).toBe(a.cpuUsageUs);
+    await cg.thaw();
+    await expect.poll(async () => (await cg.usage()).cpuUsageUs ?? 0, { timeout: 20_000 }).toBeGreaterThan(a.cpuUsageUs ?? 0);
+  } finally {
+    spinner.kill('SIGKILL');
+    await exited;
+  }
+}
+
+describe('pause support (the Usage and Pause RPCs)', () => {
+  it('v1: cpuacct and memory usage, and a frozen busy loop uses no CPU', async () => {
+    const found = await detectCgroups(`cgusage-${randomBytes(4).toString('hex')}`);
+    if (!found.driver) throw new Error(`cgroups unavailable: ${found.detail}`);
+    const cg = await found.driver.create('usage', { memoryMB: 128, maxProcesses: 10, cpus: 1 });
+    try {
+      expect(cg.procsFiles.some((f) => f.includes('/cpuacct/'))).toBe(true);
+      await frozenCpuStandsStill(cg);
+      expect((await cg.usage()).memoryBytes).toBeGreaterThan(0);
+    } finally {
+      await found.driver.close();
+    }
+  });
+});
+
 describe('cgroup v2 (the empty unified hierarchy: no controllers, so no limits)', () => {
   const root = `/sys/fs/cgroup/unified/kiln-test-${randomBytes(4).toString('hex')}`;
   beforeAll(() => mkdirSync(root));
@@ -153,6 +188,16 @@ describe('cgroup v2 (the empty unified hierarchy: no controllers, so no limits)'
     expect(existsSync(join(parent, 'sbx'))).toBe(false);
     await driver.close();
     expect(existsSync(parent)).toBe(false);
+  });
+
+  it('freezes without controllers: cpu.stat usage stops while frozen', async () => {
+    const { parent, controllers } = await prepareV2Parent(root, 'kiln-exec3', []);
+    const driver = new CgroupV2Driver(parent, controllers);
+    try {
+      await frozenCpuStandsStill(await driver.create('spin', { memoryMB: 64, maxProcesses: 10, cpus: 1 }));
+    } finally {
+      await driver.close();
+    }
   });
 
   it('an executor already moved into kiln-leaf uses the leaf parent', async () => {

@@ -41,11 +41,22 @@ export interface SandboxCgroup {
   oomKills(): Promise<number>;
   /** Peak memory of the whole cgroup since it was made; undefined when the kernel does not say. */
   peakMemoryBytes(): Promise<number | undefined>;
+  /** True when `freeze` really stops the processes (v2 always; v1 only with the freezer mounted). */
+  readonly canFreeze: boolean;
   /** Stops every process in the cgroup until `thaw` (freezer). */
   freeze(): Promise<void>;
   thaw(): Promise<void>;
   /** Pids of the processes in the cgroup (host pid namespace). */
   processes(): Promise<number[]>;
+  /** CPU time and memory the cgroup has used; read from its files, so it works while frozen. */
+  usage(): Promise<CgroupUsage>;
+}
+
+export interface CgroupUsage {
+  /** CPU time of every process since the cgroup was made, in µs; undefined when not accounted. */
+  cpuUsageUs: number | undefined;
+  /** Memory charged to the cgroup now (page cache and tmpfs included), in bytes. */
+  memoryBytes: number | undefined;
 }
 
 /** Creates and removes sandbox cgroups below the executor's own; one adapter per cgroup version. */

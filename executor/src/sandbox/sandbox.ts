@@ -79,6 +79,7 @@ export class Sandbox {
   private pendingInitLogs = '';
   private namespacePidValue = 0;
   private cgroupValue: SandboxCgroup | undefined;
+  private frozen = false;
   private endFirstWork: () => void = () => undefined;
   /**
    * Settles when the sandbox's first invocation ends or it dies: what a cold start waits for is
@@ -315,6 +316,42 @@ export class Sandbox {
         // Already gone: the 'exit' handler records why.
       }
     }
+    // A v1-frozen task acts on SIGKILL only once thawed; the pending SIGKILL comes first then,
+    // so nothing of the sandbox runs again. The cgroup step's release kills what is left anyway.
+    if (this.frozen) {
+      this.frozen = false;
+      this.cgroup?.thaw().catch((err: unknown) => process.stderr.write(`sandbox ${this.id}: thaw after kill failed: ${String(err)}\n`));
+    }
+  }
+
+  /** True between `pause` and `resume`: every process of the sandbox is frozen. */
+  get paused(): boolean {
+    return this.frozen;
+  }
+
+  /**
+   * Freezes every process of the sandbox (its cgroup's freezer). They keep their memory, open
+   * files and terminals; timers inside see the paused time pass at once when thawed.
+   */
+  async pause(): Promise<void> {
+    const cgroup = this.cgroup;
+    if (!cgroup?.canFreeze) throw new AgentError(ErrorCode.ERROR_CODE_FREEZE_UNSUPPORTED, `this executor cannot pause sandboxes: ${cgroup ? 'cgroup v1 without the freezer controller' : 'it has no cgroups'}`, { sandboxId: this.id });
+    if (this.current === 'dead') throw new AgentError(ErrorCode.ERROR_CODE_SANDBOX_NOT_FOUND, `sandbox ${this.id} is dead`, { sandboxId: this.id });
+    try {
+      await cgroup.freeze();
+    } catch (err) {
+      // Half-frozen is no state to leave a sandbox in.
+      await cgroup.thaw().catch(() => undefined /* the freeze error below says what failed */);
+      throw err;
+    }
+    this.frozen = true;
+  }
+
+  /** Thaws a paused sandbox; one that is not paused is left as it is. */
+  async resume(): Promise<void> {
+    if (!this.frozen) return;
+    await this.cgroup?.thaw();
+    this.frozen = false;
   }
 
   /** Kills the sandbox and resolves once its process has exited. */

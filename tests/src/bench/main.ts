@@ -9,6 +9,7 @@ import { benchFloor } from './floor.js';
 import { benchFunctionUrls } from './function-urls.js';
 import { benchLambdaSdk } from './lambda-sdk.js';
 import { benchNfs } from './nfs.js';
+import { benchPause } from './pause.js';
 import { benchPools } from './pools.js';
 import { startRedis } from './redis.js';
 import { benchSdkPython } from './sdk-python.js';
@@ -47,6 +48,7 @@ async function main(): Promise<void> {
     if (wanted('urls')) printRows('Function URLs beside hot Invoke', await benchFunctionUrls(redis.socket, { samples, durationMs, clients }));
     if (wanted('streaming')) printRows('Response streaming: time to first byte', await benchStreaming(redis.socket, { samples }));
     if (wanted('sessions')) printRows('Sessions', await benchSessions(redis.socket, { samples: Math.min(samples, 300) }));
+    if (wanted('pause')) printRows('Sessions: pause, resume, snapshots and forks', await benchPause(redis.socket, { samples: Math.min(samples, 100) }));
     if (wanted('sdk')) printRows('TypeScript SDK beside plain fetch', await benchSdk(redis.socket, { samples: Math.min(samples, 400) }));
     if (wanted('e2b'))
       printRows('Time to interactive through the E2B SDK, beside REST', await benchE2b(redis.socket, { samples: Math.min(samples, Number(process.env.BENCH_E2B_SAMPLES ?? 50)), burst: Number(process.env.BENCH_E2B_BURST ?? 100) }));

@@ -81,8 +81,12 @@ describe('fuzzing the edges', () => {
     expect((await k.call('POST', '/api/v1/executions', { code: 'exports.handler = async () => 42', language: 'nodejs', event: {} })).body.result).toBe(42);
     expect((await k.call('POST', `/api/v1/sessions/${session}/process/run`, { command: 'echo', args: ['ok'] })).body.stdout).toBe('ok\n');
     // Its bound grows with the OpenAPI document (every operation × ids × queries × bodies): about
-    // 80 s on a loaded 2-core machine once the observability and terminal-ticket routes came.
-  }, 240_000);
+    // 80 s on a loaded 2-core machine once the observability and terminal-ticket routes came;
+    // pause, hibernate, snapshots and forks add more, as they tar the fuzz session's workspace.
+    // Forks and snapshots the fuzz happened to make validly (an empty metadata object) go too.
+    for (const s of (await k.call('GET', '/api/v1/sessions')).body.sessions as Array<{ id: string }>) if (s.id !== session) await k.call('DELETE', `/api/v1/sessions/${s.id}`);
+    for (const s of (await k.call('GET', '/api/v1/snapshots')).body.snapshots as Array<{ id: string }>) await k.call('DELETE', `/api/v1/snapshots/${s.id}`);
+  }, 300_000);
 
   it('MCP: every tool answers bad arguments with a tool error or a JSON-RPC client error, never a 5xx or an internal error', async () => {
     const rpc = async (method: string, params: unknown): Promise<{ status: number; body: string }> => {

@@ -109,6 +109,15 @@ const ROUTES: Record<string, Case> = {
   'DELETE /api/v1/sessions/{id}/contexts/{ctx}': { kind: 'owned' },
   'POST /api/v1/sessions/{id}/contexts/{ctx}/restart': { kind: 'owned' },
   'POST /api/v1/sessions/{id}/contexts/{ctx}/interrupt': { kind: 'owned' },
+  'POST /api/v1/sessions/{id}/pause': { kind: 'owned' },
+  'POST /api/v1/sessions/{id}/resume': { kind: 'owned' },
+  'POST /api/v1/sessions/{id}/hibernate': { kind: 'owned' },
+  'GET /api/v1/sessions/{id}/usage': { kind: 'owned' },
+  'POST /api/v1/sessions/{id}/snapshots': { kind: 'owned', body: { name: 'pwned' } },
+  'POST /api/v1/sessions/{id}/fork': { kind: 'owned', body: { count: 1 } },
+  'GET /api/v1/snapshots': { kind: 'own' },
+  'GET /api/v1/snapshots/{id}': { kind: 'owned' },
+  'DELETE /api/v1/snapshots/{id}': { kind: 'owned' },
   'POST /api/v1/sessions/{id}/code': { kind: 'owned', body: { code: 'require("fs").writeFileSync("/workspace/pwned-code", "")' , language: 'javascript' } },
   'GET /api/v1/health': { kind: 'shared' },
   'GET /api/v1/sessions/{id}/metrics': { kind: 'owned' },
@@ -132,7 +141,7 @@ let k: TestKiln;
 const alpha = { authorization: `Bearer ${ALPHA}` };
 const beta = { authorization: `Bearer ${BETA}` };
 const admin = { authorization: `Bearer ${ADMIN}` };
-const ids = { session: '', fn: 'alpha-only-fn', alias: 'alpha-only-alias', execution: '', pid: 0, tenant: 'alpha', keyId: 'env-000000000000', template: 'nodejs', ctx: '' };
+const ids = { snapshot: '', session: '', fn: 'alpha-only-fn', alias: 'alpha-only-alias', execution: '', pid: 0, tenant: 'alpha', keyId: 'env-000000000000', template: 'nodejs', ctx: '' };
 
 beforeAll(async () => {
   k = await startTestKiln({
@@ -149,6 +158,9 @@ beforeAll(async () => {
   const ctx = await k.call('POST', `/api/v1/sessions/${ids.session}/contexts`, { language: 'javascript' }, alpha);
   expect(ctx.status, JSON.stringify(ctx.body)).toBe(201);
   ids.ctx = ctx.body.id as string;
+  const snap = await k.call('POST', `/api/v1/sessions/${ids.session}/snapshots`, { name: 'alpha-snap' }, alpha);
+  expect(snap.status, JSON.stringify(snap.body)).toBe(201);
+  ids.snapshot = snap.body.id as string;
   const f = await k.call('POST', '/api/v1/functions', { name: ids.fn, runtime: 'nodejs20.x', code: { source: 'exports.handler = async () => "alpha"' } }, alpha);
   expect(f.status, JSON.stringify(f.body)).toBe(201);
   const al = await k.call('POST', `/api/v1/functions/${ids.fn}/aliases`, { name: ids.alias, functionVersion: '$LATEST', description: 'alpha alias' }, alpha);
@@ -166,6 +178,7 @@ afterAll(async () => {
 function pathFor(template: string): string {
   return template
     .replace('/sessions/{id}', `/sessions/${ids.session}`)
+    .replace('/snapshots/{id}', `/snapshots/${ids.snapshot}`)
     .replace('/executions/{id}', `/executions/${ids.execution}`)
     .replace('/functions/{name}', `/functions/${ids.fn}`)
     .replace('/dead-letters/{id}', '/dead-letters/dl-0')
@@ -206,7 +219,7 @@ describe('every route, as another tenant', () => {
       expect([route, expected.includes(res.status) ? 'ok' : res.status, text.slice(0, 300)]).toEqual([route, 'ok', expect.any(String)]);
       // Alpha's content never shows; alpha's ids only where beta sent them (an error naming the id asked for).
       const sent = url + JSON.stringify(c.body ?? '');
-      for (const secret of [ids.session, ids.fn, ids.alias, ids.execution, ids.ctx, 'alpha secret', 'alpha-exec', 'alpha-secret-value', 'alpha.example.com']) if (!sent.includes(secret)) expect(text, route).not.toContain(secret);
+      for (const secret of [ids.session, ids.snapshot, ids.fn, ids.alias, ids.execution, ids.ctx, 'alpha secret', 'alpha-exec', 'alpha-secret-value', 'alpha.example.com']) if (!sent.includes(secret)) expect(text, route).not.toContain(secret);
     }
   });
 

@@ -3,6 +3,7 @@ import { networkPolicy } from '../../templates/network.js';
 import { ValidationError } from '../../errors.js';
 import { SESSION_LIMITS, type SessionService, type SessionView } from '../../sessions/service.js';
 import type { TemplateRegistry } from '../../templates/registry.js';
+import type { SessionLifecycle } from '../../sessions/lifecycle.js';
 import type { AppEnv } from '../router.js';
 import { e2bError, onE2bError } from './errors.js';
 
@@ -109,7 +110,14 @@ const routes = {
     request: { params: SandboxIdParam, body: { required: false, content: { 'application/json': { schema: z.object({ timeout: z.number().int().min(0).max(MAX_TIMEOUT_S).optional() }).passthrough() } } } },
     responses: { 200: json(Sandbox, 'Connected'), ...errors },
   }),
-  pause: createRoute({ method: 'post', path: '/e2b/sandboxes/{sandboxID}/pause', tags, summary: 'Not supported: Kiln cannot pause a sandbox (409)', request: { params: SandboxIdParam }, responses: { 409: json(Err, 'Not supported'), ...errors } }),
+  pause: createRoute({
+    method: 'post',
+    path: '/e2b/sandboxes/{sandboxID}/pause',
+    tags,
+    summary: 'Pause a sandbox (freeze its processes; `memory: false` hibernates: files only); 409 when paused already',
+    request: { params: SandboxIdParam, body: { required: false, content: { 'application/json': { schema: z.object({ memory: z.boolean().optional() }).passthrough() } } } },
+    responses: { 204: { description: 'Paused' }, 409: json(Err, 'Already paused'), ...errors },
+  }),
 };
 
 /** Parses E2B's `metadata` query (`k=v&k2=v2`, each part URL-encoded once more by the SDK). */
@@ -136,7 +144,7 @@ function after(token: string | undefined): (s: SessionView) => boolean {
 }
 
 /** E2B's control API over Kiln sessions: a sandbox is a session, its id the session id. */
-export function e2bControlRoutes(sessions: SessionService, templates: TemplateRegistry): OpenAPIHono<AppEnv> {
+export function e2bControlRoutes(sessions: SessionService, templates: TemplateRegistry, lifecycle?: SessionLifecycle): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>({
     defaultHook: (result, c) => {
       if (result.success) return;
@@ -164,7 +172,7 @@ export function e2bControlRoutes(sessions: SessionService, templates: TemplateRe
       diskSizeMB: t.diskMB,
       envdVersion: ENVD_VERSION,
       metadata: s.metadata,
-      state: 'running',
+      state: s.status === 'paused' ? 'paused' : 'running',
       allowInternetAccess: templates.has(s.template) && outbound(s.template),
       domain: null,
     };
@@ -193,7 +201,11 @@ export function e2bControlRoutes(sessions: SessionService, templates: TemplateRe
     const timeoutMs = (b.timeout ?? DEFAULT_TIMEOUT_S) * 1000;
     // E2B sandboxes live until their timeout (which setTimeout may move) whether used or not:
     // an idle timeout as long as the longest lifetime never comes first.
-    const s = await sessions.create({ template: b.templateID, timeoutMs, idleTimeoutMs: SESSION_LIMITS.maxTimeoutMs, ...(b.envVars ? { env: b.envVars } : {}), ...(b.metadata ? { metadata: b.metadata } : {}) }, who);
+    // autoPause: E2B pauses at the timeout instead of killing; Kiln pauses after `timeout` without
+    // activity (its idle clock), and the lifetime is then the longest the template allows.
+    const autoResume = typeof b.autoResume === 'object' && b.autoResume !== null ? (b.autoResume as { enabled?: unknown }).enabled !== false : true;
+    const lifetime = b.autoPause ? { timeoutMs: sessions.maxTimeoutMs(b.templateID), idleTimeoutMs: timeoutMs, autoPause: true } : { timeoutMs, idleTimeoutMs: SESSION_LIMITS.maxTimeoutMs };
+    const s = await sessions.create({ template: b.templateID, ...lifetime, autoResume, ...(b.envVars ? { env: b.envVars } : {}), ...(b.metadata ? { metadata: b.metadata } : {}) }, who);
     return c.json(sandbox(s, await sessions.accessToken(s.id, who)), 201);
   };
   app.openapi(routes.create, create);
@@ -201,21 +213,21 @@ export function e2bControlRoutes(sessions: SessionService, templates: TemplateRe
 
   // In page order: by start, then id (sandboxes started in the same millisecond keep one order).
   const running = async (who: AppEnv['Variables']['principal'], metadata: Record<string, string>): Promise<SessionView[]> =>
-    (await sessions.list({ metadata }, who)).filter((s) => s.status === 'running').sort((a, b) => Date.parse(a.createdAt) - Date.parse(b.createdAt) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    (await sessions.list({ metadata }, who)).filter((s) => s.status !== 'lost').sort((a, b) => Date.parse(a.createdAt) - Date.parse(b.createdAt) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   app.openapi(routes.list, async (c) => {
     const q = c.req.valid('query');
     const states = (q.state ?? 'running,paused').split(',');
     if (states.some((s) => s !== 'running' && s !== 'paused')) throw new ValidationError(`state must be a comma-separated list of running and paused; got "${q.state}"`);
-    const all = states.includes('running') ? (await running(c.get('principal'), metadataQuery(q.metadata))).filter(after(q.nextToken)) : [];
+    const all = (await running(c.get('principal'), metadataQuery(q.metadata))).filter((s) => states.includes(s.status)).filter(after(q.nextToken));
     const limit = q.limit ?? MAX_PAGE;
     const page = all.slice(0, limit);
     if (all.length > limit) c.header('x-next-token', pageToken(page[page.length - 1] as SessionView));
     return c.json(page.map(detail), 200);
   });
-  app.openapi(routes.listV1, async (c) => c.json((await running(c.get('principal'), metadataQuery(c.req.valid('query').metadata))).map(detail), 200));
+  app.openapi(routes.listV1, async (c) => c.json((await running(c.get('principal'), metadataQuery(c.req.valid('query').metadata))).filter((s) => s.status === 'running').map(detail), 200));
   app.openapi(routes.get, async (c) => {
     const s = await sessions.get(c.req.valid('param').sandboxID, c.get('principal'));
-    if (s.status !== 'running') return e2bError(c, 404, `sandbox "${s.id}" is gone (${s.lostReason ?? 'lost'})`) as never;
+    if (s.status === 'lost') return e2bError(c, 404, `sandbox "${s.id}" is gone (${s.lostReason ?? 'lost'})`) as never;
     return c.json(detail(s), 200);
   });
   app.openapi(routes.kill, async (c) => {
@@ -240,14 +252,25 @@ export function e2bControlRoutes(sessions: SessionService, templates: TemplateRe
     const id = c.req.valid('param').sandboxID;
     const who = c.get('principal');
     const raw = c.req.header('content-type')?.includes('json') ? ((await c.req.json().catch(() => ({}))) as { timeout?: unknown }) : {};
+    // Connecting to a paused sandbox resumes it, as E2B's does (keepalive below would too).
+    if (lifecycle && (await sessions.get(id, who)).status === 'paused') await lifecycle.resume(id, who);
     const s = typeof raw.timeout === 'number' && raw.timeout > 0 ? await sessions.keepalive(id, who, raw.timeout * 1000) : await sessions.get(id, who);
     if (s.status !== 'running') return e2bError(c, 404, `sandbox "${s.id}" is gone (${s.lostReason ?? 'lost'})`) as never;
     return c.json(sandbox(s, await sessions.accessToken(id, who)), 200);
   });
   app.openapi(routes.pause, async (c) => {
-    // Owner first, so another tenant learns nothing, then the refusal.
-    await sessions.get(c.req.valid('param').sandboxID, c.get('principal'));
-    return e2bError(c, 409, 'Kiln cannot pause sandboxes yet: a sandbox runs until it is killed or its timeout passes; use setTimeout to keep it longer') as never;
+    const id = c.req.valid('param').sandboxID;
+    const who = c.get('principal');
+    // Owner first, so another tenant learns nothing.
+    const s = await sessions.get(id, who);
+    if (!lifecycle) return e2bError(c, 409, 'this Kiln cannot pause sandboxes');
+    // E2B's SDK reads 409 as "already paused" (pause() returns false).
+    if (s.status === 'paused') return e2bError(c, 409, `sandbox "${id}" is already paused`);
+    const raw = c.req.header('content-type')?.includes('json') ? ((await c.req.json().catch(() => ({}))) as { memory?: unknown }) : {};
+    // keepMemory: false is a filesystem-only pause: Kiln's hibernation.
+    if (raw.memory === false) await lifecycle.hibernate(id, who);
+    else await lifecycle.pause(id, who);
+    return c.body(null, 204);
   });
   return app;
 }

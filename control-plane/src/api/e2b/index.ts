@@ -10,6 +10,7 @@ import type { AppEnv } from '../router.js';
 import { e2bAuthenticate, sandboxOpener } from './access.js';
 import { mountConnect } from './connect.js';
 import { e2bControlRoutes } from './control.js';
+import type { SessionLifecycle } from '../../sessions/lifecycle.js';
 import { e2bError, onE2bError } from './errors.js';
 import { e2bProcessService } from './process-service.js';
 import { Process } from '@kiln/proto/e2b/process/process_pb';
@@ -25,6 +26,8 @@ const CONTROL_BODY_MAX_BYTES = 1024 * 1024;
 
 export interface E2bDeps {
   sessions: SessionService;
+  /** Pause and resume (sessions/lifecycle.ts); without it pause answers 409. */
+  lifecycle?: SessionLifecycle;
   templates: TemplateRegistry;
   keyring: Keyring;
   rate?: { quotas: Pick<Quotas, 'limits' | 'rateExceeded'>; buckets: TokenBuckets };
@@ -59,5 +62,5 @@ export function mountE2b(app: Hono<AppEnv>, deps: E2bDeps): void {
   app.route('/', e2bFileRoutes(opener, SANDBOX_PREFIX));
   // Port 49999: E2B's code interpreter server, over Kiln's code contexts.
   app.route('/', e2bCodeInterpreterRoutes(opener, SANDBOX_PREFIX));
-  app.route('/', e2bControlRoutes(deps.sessions, deps.templates));
+  app.route('/', e2bControlRoutes(deps.sessions, deps.templates, deps.lifecycle));
 }

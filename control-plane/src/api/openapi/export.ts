@@ -28,6 +28,7 @@ export function exportDocument(): OpenApiDocument {
     functionUrls: unused,
     keyring: unused,
     egressSecrets: unused,
+    sessionLifecycle: { lifecycle: unused, snapshots: unused },
   } as unknown as AppDeps;
   return documentOf(createApp(deps))();
 }

@@ -9,7 +9,7 @@ export const SessionIdParam = z.object({ id: z.string().min(1).max(100).openapi(
 export const CreateSessionSchema = z
   .object({
     template: z.string().optional().openapi({ description: 'Template to lease a sandbox of (default nodejs)', example: 'nodejs' }),
-    timeoutMs: z.number().int().min(1000).optional().openapi({ description: 'Lifetime from creation (default 3600000, at most 86400000)' }),
+    timeoutMs: z.number().int().min(1000).optional().openapi({ description: 'Lifetime from creation (default 3600000; at most the template\'s maxSessionTimeoutMs, 86400000 unless the template says more). Paused time does not count' }),
     idleTimeoutMs: z.number().int().min(1000).optional().openapi({ description: 'Ended after this long without API activity (default 600000)' }),
     env: z.record(z.string()).optional().openapi({ description: 'Environment of every process and terminal in the session' }),
     metadata: z.record(z.string()).optional().openapi({ description: 'Labels to filter GET /sessions by', example: { owner: 'alice' } }),
@@ -41,6 +41,12 @@ export const CreateSessionSchema = z
       .max(32)
       .optional()
       .openapi({ description: "Names of the tenant's egress secrets (PUT /api/v1/secrets/{name}) to bind: the environment gets KILN_SECRET_<NAME> = a placeholder, which Kiln's proxy replaces on requests to the secret's hosts. An unknown name is 404 SecretNotFound", example: ['openai'] }),
+    autoPause: z.boolean().optional().openapi({ description: 'After idleTimeoutMs without activity, pause the session instead of ending it (default false)' }),
+    autoResume: z
+      .boolean()
+      .optional()
+      .openapi({ description: 'A call that needs the sandbox (process, files, PTY, MCP, code, E2B envd, keepalive) resumes a paused session first (default true); false answers 409 SessionPaused' }),
+    fromSnapshot: z.string().min(1).max(100).optional().openapi({ description: 'Start with the /workspace of this snapshot (GET /api/v1/snapshots); `template` defaults to the snapshot\'s', example: 'snap_9a1f...' }),
   })
   .strict()
   .openapi('CreateSession');
@@ -62,12 +68,17 @@ export const SessionSchema = z
     id: z.string(),
     tenant: z.string().openapi({ description: 'The tenant that owns it' }),
     template: z.string(),
-    status: z.enum(['running', 'lost']).openapi({
+    status: z.enum(['running', 'paused', 'lost']).openapi({
       description:
-        '`lost`: the sandbox went without anyone ending the session (its executor died or was lost); its processes and files are gone. A lost session is kept for one hour after it was lost (GET and list show it; other operations answer 410 SessionLost; DELETE removes it), then it is unknown (404)',
+        '`paused`: its processes are frozen (or, with `hibernated`, its /workspace is saved and its sandbox freed); paused time does not count against timeoutMs. `lost`: the sandbox went without anyone ending the session (its executor died or was lost); its processes and files are gone. A lost session is kept for one hour after it was lost (GET and list show it; other operations answer 410 SessionLost; DELETE removes it), then it is unknown (404)',
     }),
     lostReason: z.string().optional().openapi({ description: 'Why the session was lost, e.g. "executor exited"; only when `status` is `lost`', example: 'executor exited' }),
     lostAt: z.string().optional().openapi({ description: 'When the session was lost (ISO 8601); only when `status` is `lost`' }),
+    hibernated: z.boolean().optional().openapi({ description: 'Only when paused: its /workspace is in the blob store and its sandbox was freed; resuming restores the files into a new sandbox (processes do not survive)' }),
+    pausedAt: z.string().optional().openapi({ description: 'When it was paused (ISO 8601); only when paused' }),
+    autoPause: z.boolean(),
+    autoResume: z.boolean(),
+    lastResumeType: z.enum(['thawed', 'restored']).optional().openapi({ description: 'How it was last resumed: `thawed` (processes kept) or `restored` (files restored into a new sandbox)' }),
     createdAt: z.string(),
     expiresAt: z.string(),
     lastActivityAt: z.string(),

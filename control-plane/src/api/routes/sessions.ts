@@ -2,6 +2,7 @@ import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { streamSSE } from 'hono/streaming';
 import type { ProcessInfo } from '@kiln/proto/executor/process';
 import type { SessionService } from '../../sessions/service.js';
+import type { SnapshotService } from '../../sessions/snapshots.js';
 import { jsonText, newRouter, type AppEnv } from '../router.js';
 import { recordJson } from '../../invocation/contract.js';
 import { ValidationError } from '../../errors.js';
@@ -95,9 +96,14 @@ function processRequest(b: z.infer<typeof ProcessRequestSchema>, sessionEnv: Rec
 }
 
 /** Thin edge over SessionService: sessions, processes and execute. Files are in sessions-files.ts. */
-export function sessionRoutes(sessions: SessionService): OpenAPIHono<AppEnv> {
+export function sessionRoutes(sessions: SessionService, snapshots?: SnapshotService): OpenAPIHono<AppEnv> {
   const app = newRouter();
-  app.openapi(routes.create, async (c) => c.json(await sessions.create(c.req.valid('json'), c.get('principal')), 201));
+  app.openapi(routes.create, async (c) => {
+    const { fromSnapshot, ...input } = c.req.valid('json');
+    if (fromSnapshot !== undefined && !snapshots) throw new ValidationError('fromSnapshot: this deployment keeps no snapshots');
+    const made = fromSnapshot !== undefined && snapshots ? await snapshots.createSession({ ...input, fromSnapshot }, c.get('principal')) : await sessions.create(input, c.get('principal'));
+    return c.json(made, 201);
+  });
   app.openapi(routes.list, async (c) => {
     const metadata: Record<string, string> = {};
     // `metadata.<key>=v`, or `metadata[<key>]=v` as OpenAPI's deepObject style (generated clients) sends it.

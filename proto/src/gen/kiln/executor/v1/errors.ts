@@ -44,6 +44,11 @@ export enum ErrorCode {
   /** ERROR_CODE_SANDBOX_BOOT_FAILED - The sandbox did not boot (UNAVAILABLE). data: sandboxId. */
   ERROR_CODE_SANDBOX_BOOT_FAILED = 13,
   /**
+   * ERROR_CODE_FREEZE_UNSUPPORTED - The executor cannot freeze sandboxes: no cgroups, or cgroup v1 without the freezer
+   * controller (FAILED_PRECONDITION). data: sandboxId, detail.
+   */
+  ERROR_CODE_FREEZE_UNSUPPORTED = 14,
+  /**
    * ERROR_CODE_SANDBOX_BUSY - Invoke.
    * The sandbox is running another invocation, or booting (FAILED_PRECONDITION). data: sandboxId.
    */
@@ -118,6 +123,9 @@ export function errorCodeFromJSON(object: any): ErrorCode {
     case 13:
     case "ERROR_CODE_SANDBOX_BOOT_FAILED":
       return ErrorCode.ERROR_CODE_SANDBOX_BOOT_FAILED;
+    case 14:
+    case "ERROR_CODE_FREEZE_UNSUPPORTED":
+      return ErrorCode.ERROR_CODE_FREEZE_UNSUPPORTED;
     case 20:
     case "ERROR_CODE_SANDBOX_BUSY":
       return ErrorCode.ERROR_CODE_SANDBOX_BUSY;
@@ -200,6 +208,8 @@ export function errorCodeToJSON(object: ErrorCode): string {
       return "ERROR_CODE_UNSUPPORTED_RUNNER";
     case ErrorCode.ERROR_CODE_SANDBOX_BOOT_FAILED:
       return "ERROR_CODE_SANDBOX_BOOT_FAILED";
+    case ErrorCode.ERROR_CODE_FREEZE_UNSUPPORTED:
+      return "ERROR_CODE_FREEZE_UNSUPPORTED";
     case ErrorCode.ERROR_CODE_SANDBOX_BUSY:
       return "ERROR_CODE_SANDBOX_BUSY";
     case ErrorCode.ERROR_CODE_SANDBOX_HAS_OTHER_FUNCTION:

@@ -123,6 +123,30 @@ export interface ListSandboxesResponse {
   sandboxes: SandboxInfo[];
 }
 
+export interface SandboxRef {
+  sandboxId: string;
+}
+
+export interface SandboxUsage {
+  sandboxId: string;
+  /** True while its processes are frozen (Pause until Resume). */
+  paused: boolean;
+  /**
+   * CPU time every process of the cgroup has used since it was made, in microseconds
+   * (v1 cpuacct.usage, v2 cpu.stat usage_usec); 0 when the kernel does not say.
+   */
+  cpuUsageUs: number;
+  /**
+   * Memory the cgroup holds now, page cache and tmpfs included (v1 memory.usage_in_bytes,
+   * v2 memory.current).
+   */
+  memoryBytes: number;
+  /** Processes in the cgroup. */
+  processes: number;
+  /** How long the freeze or thaw took on the executor, in ms (0 for Usage). */
+  tookMs: number;
+}
+
 function createBaseHealthRequest(): HealthRequest {
   return {};
 }
@@ -1216,6 +1240,244 @@ export const ListSandboxesResponse: MessageFns<ListSandboxesResponse> = {
   },
 };
 
+function createBaseSandboxRef(): SandboxRef {
+  return { sandboxId: "" };
+}
+
+export const SandboxRef: MessageFns<SandboxRef> = {
+  encode(message: SandboxRef, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sandboxId !== "") {
+      writer.uint32(10).string(message.sandboxId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SandboxRef {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSandboxRef();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sandboxId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SandboxRef {
+    return {
+      sandboxId: isSet(object.sandboxId)
+        ? globalThis.String(object.sandboxId)
+        : isSet(object.sandbox_id)
+        ? globalThis.String(object.sandbox_id)
+        : "",
+    };
+  },
+
+  toJSON(message: SandboxRef): unknown {
+    const obj: any = {};
+    if (message.sandboxId !== "") {
+      obj.sandboxId = message.sandboxId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SandboxRef>, I>>(base?: I): SandboxRef {
+    return SandboxRef.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SandboxRef>, I>>(object: I): SandboxRef {
+    const message = createBaseSandboxRef();
+    message.sandboxId = object.sandboxId ?? "";
+    return message;
+  },
+};
+
+function createBaseSandboxUsage(): SandboxUsage {
+  return { sandboxId: "", paused: false, cpuUsageUs: 0, memoryBytes: 0, processes: 0, tookMs: 0 };
+}
+
+export const SandboxUsage: MessageFns<SandboxUsage> = {
+  encode(message: SandboxUsage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sandboxId !== "") {
+      writer.uint32(10).string(message.sandboxId);
+    }
+    if (message.paused !== false) {
+      writer.uint32(16).bool(message.paused);
+    }
+    if (message.cpuUsageUs !== 0) {
+      writer.uint32(24).uint64(message.cpuUsageUs);
+    }
+    if (message.memoryBytes !== 0) {
+      writer.uint32(32).uint64(message.memoryBytes);
+    }
+    if (message.processes !== 0) {
+      writer.uint32(40).uint32(message.processes);
+    }
+    if (message.tookMs !== 0) {
+      writer.uint32(49).double(message.tookMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SandboxUsage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSandboxUsage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sandboxId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.paused = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.cpuUsageUs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.memoryBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.processes = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.tookMs = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SandboxUsage {
+    return {
+      sandboxId: isSet(object.sandboxId)
+        ? globalThis.String(object.sandboxId)
+        : isSet(object.sandbox_id)
+        ? globalThis.String(object.sandbox_id)
+        : "",
+      paused: isSet(object.paused) ? globalThis.Boolean(object.paused) : false,
+      cpuUsageUs: isSet(object.cpuUsageUs)
+        ? globalThis.Number(object.cpuUsageUs)
+        : isSet(object.cpu_usage_us)
+        ? globalThis.Number(object.cpu_usage_us)
+        : 0,
+      memoryBytes: isSet(object.memoryBytes)
+        ? globalThis.Number(object.memoryBytes)
+        : isSet(object.memory_bytes)
+        ? globalThis.Number(object.memory_bytes)
+        : 0,
+      processes: isSet(object.processes) ? globalThis.Number(object.processes) : 0,
+      tookMs: isSet(object.tookMs)
+        ? globalThis.Number(object.tookMs)
+        : isSet(object.took_ms)
+        ? globalThis.Number(object.took_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: SandboxUsage): unknown {
+    const obj: any = {};
+    if (message.sandboxId !== "") {
+      obj.sandboxId = message.sandboxId;
+    }
+    if (message.paused !== false) {
+      obj.paused = message.paused;
+    }
+    if (message.cpuUsageUs !== 0) {
+      obj.cpuUsageUs = Math.round(message.cpuUsageUs);
+    }
+    if (message.memoryBytes !== 0) {
+      obj.memoryBytes = Math.round(message.memoryBytes);
+    }
+    if (message.processes !== 0) {
+      obj.processes = Math.round(message.processes);
+    }
+    if (message.tookMs !== 0) {
+      obj.tookMs = floatToJson(message.tookMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SandboxUsage>, I>>(base?: I): SandboxUsage {
+    return SandboxUsage.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SandboxUsage>, I>>(object: I): SandboxUsage {
+    const message = createBaseSandboxUsage();
+    message.sandboxId = object.sandboxId ?? "";
+    message.paused = object.paused ?? false;
+    message.cpuUsageUs = object.cpuUsageUs ?? 0;
+    message.memoryBytes = object.memoryBytes ?? 0;
+    message.processes = object.processes ?? 0;
+    message.tookMs = object.tookMs ?? 0;
+    return message;
+  },
+};
+
 export type SandboxesService = typeof SandboxesService;
 export const SandboxesService = {
   /** Liveness and capacity of the executor. */
@@ -1260,6 +1522,40 @@ export const SandboxesService = {
       Buffer.from(ListSandboxesResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListSandboxesResponse => ListSandboxesResponse.decode(value),
   },
+  /**
+   * Freezes every process of a sandbox with its cgroup's freezer (v2 cgroup.freeze, v1
+   * freezer.state): they keep their memory, open files and terminals and use no CPU until
+   * Resume. Idempotent. ERROR_CODE_FREEZE_UNSUPPORTED where the executor has no freezer.
+   */
+  pause: {
+    path: "/kiln.executor.v1.Sandboxes/Pause" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SandboxRef): Buffer => Buffer.from(SandboxRef.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SandboxRef => SandboxRef.decode(value),
+    responseSerialize: (value: SandboxUsage): Buffer => Buffer.from(SandboxUsage.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SandboxUsage => SandboxUsage.decode(value),
+  },
+  /** Thaws a paused sandbox; a sandbox that is not paused is left as it is. */
+  resume: {
+    path: "/kiln.executor.v1.Sandboxes/Resume" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SandboxRef): Buffer => Buffer.from(SandboxRef.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SandboxRef => SandboxRef.decode(value),
+    responseSerialize: (value: SandboxUsage): Buffer => Buffer.from(SandboxUsage.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SandboxUsage => SandboxUsage.decode(value),
+  },
+  /** What the sandbox's cgroup has used, read without touching its processes (works paused). */
+  usage: {
+    path: "/kiln.executor.v1.Sandboxes/Usage" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SandboxRef): Buffer => Buffer.from(SandboxRef.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SandboxRef => SandboxRef.decode(value),
+    responseSerialize: (value: SandboxUsage): Buffer => Buffer.from(SandboxUsage.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SandboxUsage => SandboxUsage.decode(value),
+  },
 } as const;
 
 export interface SandboxesServer extends UntypedServiceImplementation {
@@ -1270,6 +1566,16 @@ export interface SandboxesServer extends UntypedServiceImplementation {
   /** Kills a sandbox's whole process tree and deletes its directories (and its NFS binding). */
   destroy: handleUnaryCall<DestroySandboxRequest, DestroySandboxResponse>;
   list: handleUnaryCall<ListSandboxesRequest, ListSandboxesResponse>;
+  /**
+   * Freezes every process of a sandbox with its cgroup's freezer (v2 cgroup.freeze, v1
+   * freezer.state): they keep their memory, open files and terminals and use no CPU until
+   * Resume. Idempotent. ERROR_CODE_FREEZE_UNSUPPORTED where the executor has no freezer.
+   */
+  pause: handleUnaryCall<SandboxRef, SandboxUsage>;
+  /** Thaws a paused sandbox; a sandbox that is not paused is left as it is. */
+  resume: handleUnaryCall<SandboxRef, SandboxUsage>;
+  /** What the sandbox's cgroup has used, read without touching its processes (works paused). */
+  usage: handleUnaryCall<SandboxRef, SandboxUsage>;
 }
 
 export interface SandboxesClient extends Client {
@@ -1335,6 +1641,49 @@ export interface SandboxesClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListSandboxesResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Freezes every process of a sandbox with its cgroup's freezer (v2 cgroup.freeze, v1
+   * freezer.state): they keep their memory, open files and terminals and use no CPU until
+   * Resume. Idempotent. ERROR_CODE_FREEZE_UNSUPPORTED where the executor has no freezer.
+   */
+  pause(request: SandboxRef, callback: (error: ServiceError | null, response: SandboxUsage) => void): ClientUnaryCall;
+  pause(
+    request: SandboxRef,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SandboxUsage) => void,
+  ): ClientUnaryCall;
+  pause(
+    request: SandboxRef,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SandboxUsage) => void,
+  ): ClientUnaryCall;
+  /** Thaws a paused sandbox; a sandbox that is not paused is left as it is. */
+  resume(request: SandboxRef, callback: (error: ServiceError | null, response: SandboxUsage) => void): ClientUnaryCall;
+  resume(
+    request: SandboxRef,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SandboxUsage) => void,
+  ): ClientUnaryCall;
+  resume(
+    request: SandboxRef,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SandboxUsage) => void,
+  ): ClientUnaryCall;
+  /** What the sandbox's cgroup has used, read without touching its processes (works paused). */
+  usage(request: SandboxRef, callback: (error: ServiceError | null, response: SandboxUsage) => void): ClientUnaryCall;
+  usage(
+    request: SandboxRef,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SandboxUsage) => void,
+  ): ClientUnaryCall;
+  usage(
+    request: SandboxRef,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SandboxUsage) => void,
   ): ClientUnaryCall;
 }
 
