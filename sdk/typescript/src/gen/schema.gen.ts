@@ -619,7 +619,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Download a file (streamed) */
+        /** Download a file (streamed; one `Range` answered with 206, `If-Range` honoured) */
         get: operations["readFile"];
         /** Upload a file (streamed); parent directories are created */
         put: operations["writeFile"];
@@ -2988,7 +2988,9 @@ export interface operations {
             query?: {
                 tenant?: string;
             };
-            header?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -4859,7 +4861,9 @@ export interface operations {
     createSession: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -6535,7 +6539,10 @@ export interface operations {
             query?: {
                 path?: string;
             };
-            header?: never;
+            header?: {
+                range?: string;
+                "if-range"?: string;
+            };
             path: {
                 id: string;
             };
@@ -6543,8 +6550,17 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The file's bytes */
+            /** @description The file's bytes (Content-Length, ETag, Accept-Ranges: bytes) */
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description The range asked for (Content-Range: bytes start-end/size) */
+            206: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6590,6 +6606,15 @@ export interface operations {
             };
             /** @description SessionLost: the session's sandbox is gone (its executor died); create a new session */
             410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description RangeNotSatisfiable: no byte of the range is in the file, or several ranges were asked for (Content-Range: bytes *\/size) */
+            416: {
                 headers: {
                     [name: string]: unknown;
                 };
