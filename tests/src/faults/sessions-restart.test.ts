@@ -198,7 +198,7 @@ describe('sessions across control-plane restarts (default settings)', () => {
     const executors = executorPids(dirs.dataDir);
     expect(executors.length).toBeGreaterThan(0);
     await cp?.kill('SIGINT');
-    expect(executors.filter((e) => alive(e.pid)).map((e) => e.id), 'executors left running by Ctrl-C').toEqual([]);
+    expect(executors.filter((e) => alive(e.pid)).map((e) => e.id), `executors left running by Ctrl-C; the control plane said: ${cp?.log().slice(-3000) ?? ''}`).toEqual([]);
     await start();
     const got = await call('GET', `/api/v1/sessions/${h.id}`);
     expect(got.body).toMatchObject({ status: 'lost', lostReason: 'its executor was stopped with the control plane' });
