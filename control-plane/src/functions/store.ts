@@ -107,6 +107,8 @@ export class FunctionStore {
       // Its reserved concurrency, tags and event invoke configs (functions/settings.ts).
       .del(this.keys.fnSettings(tenant, name))
       .hdel(this.keys.fnReserved(tenant), name)
+      // Its invocation figures (observability/function-stats.ts): a new function of the same name starts with none.
+      .del(this.keys.functionStats(tenant, name))
       .exec();
   }
 

@@ -2,7 +2,7 @@ import { canReach, DEFAULT_TENANT, type Principal } from '../tenancy/principal.j
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { AgentPool } from '../agent/client.js';
-import { SandboxBusyError, SandboxHasOtherFunctionError } from '../agent/errors.js';
+import { ExecutorCallError, SandboxBusyError, SandboxHasOtherFunctionError } from '../agent/errors.js';
 import { SessionAgent } from '../agent/session-client.js';
 import { ValidationError } from '../errors.js';
 import type { Outcome } from '../invocation/contract.js';
@@ -221,7 +221,16 @@ export class SessionService {
     await this.opts.quotas?.admitSession(who.tenant, id, template.resources.memoryMB);
     let lease: Lease;
     try {
-      lease = await this.scheduler.acquire(template, runner, SESSION_FUNCTION_KEY, LEASE_WAIT_MS, timeoutMs + LEASE_MARGIN_MS);
+      try {
+        lease = await this.scheduler.acquire(template, runner, SESSION_FUNCTION_KEY, LEASE_WAIT_MS, timeoutMs + LEASE_MARGIN_MS);
+      } catch (err) {
+        // A sandbox that failed to boot is the host's fault, not the client's, and is seldom
+        // repeated (seen once under load: bwrap's netlink setup of the sandbox's loopback): one
+        // more sandbox is tried before the 503 reaches the client.
+        if (!(err instanceof ExecutorCallError && err.code === 'SandboxBootFailed')) throw err;
+        log('warn', 'a sandbox failed to boot for a new session; trying another', { session: id, error: err.message });
+        lease = await this.scheduler.acquire(template, runner, SESSION_FUNCTION_KEY, LEASE_WAIT_MS, timeoutMs + LEASE_MARGIN_MS);
+      }
     } catch (err) {
       await this.release(who.tenant, id);
       throw err;
