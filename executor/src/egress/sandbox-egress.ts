@@ -355,6 +355,10 @@ export class SandboxEgress {
       outer.destroy();
       client.destroy();
     };
+    const upstreamVerified = new Promise<boolean>((resolve) => {
+      outer.once('secureConnect', () => resolve(true));
+      outer.once('close', () => resolve(false));
+    });
     inner.on('error', fail('sandbox-side TLS'));
     outer.on('error', fail('upstream TLS'));
     inner.on('close', () => outer.destroy());
@@ -375,14 +379,21 @@ export class SandboxEgress {
       const end = text.indexOf('\r\n\r\n') + 4;
       const injected = injectSecrets(text.slice(0, end), name, secrets);
       const out = injected === undefined ? head : Buffer.concat([Buffer.from(injected, 'latin1'), head.subarray(end)]);
-      if (injected !== undefined) ev.detail = 'https intercepted; secrets injected';
-      count.out(out.length);
-      outer.write(out);
-      inner.on('data', (c: Buffer) => {
-        count.out(c.length);
-        if (!outer.write(c)) inner.pause();
+      // Held until the real host's certificate has checked out: TLS would not send it before,
+      // but the audit must say "injected" only for a request that really left toward that host.
+      inner.pause();
+      void upstreamVerified.then((ok) => {
+        if (!ok) return;
+        if (injected !== undefined) ev.detail = 'https intercepted; secrets injected';
+        count.out(out.length);
+        outer.write(out);
+        inner.on('data', (c: Buffer) => {
+          count.out(c.length);
+          if (!outer.write(c)) inner.pause();
+        });
+        outer.on('drain', () => inner.resume());
+        inner.resume();
       });
-      outer.on('drain', () => inner.resume());
     };
     inner.on('data', onData);
     outer.on('data', (c: Buffer) => {
