@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { endOf, errorOf, mainText, pngSize, runCode, stdoutOf, type CodeEvent } from '../support/code.js';
 import { startTestKiln, type TestKiln } from '../support/kiln.js';
+import { until } from '../support/faults.js';
 import { waitFor } from '../support/wait.js';
 
 /**
@@ -221,11 +222,18 @@ describe('context lifecycle', () => {
       if (action === 'restart') expect(errorOf((await run({ contextId: ctx, code: 'kept' })).events)).toMatchObject({ name: 'NameError' });
       else {
         expect((await api('GET', `/api/v1/sessions/${session}/contexts/${ctx}`)).status).toBe(404);
-        // No kernel was started again for the deleted context.
-        const kernels = await api('GET', `/api/v1/sessions/${session}/processes`);
-        const drivers = kernels.body.processes.filter((p: { running: boolean; args: string[] }) => p.running && p.args.some((a) => a.includes('python_driver.py')));
-        const contexts = (await api('GET', `/api/v1/sessions/${session}/contexts`)).body.contexts.filter((c: { language: string }) => c.language === 'python');
-        expect(drivers).toHaveLength(contexts.length);
+        // No kernel was started again for the deleted context: once its driver has finished
+        // exiting (a moment after the delete answered), one driver runs per Python context.
+        const counts = async (): Promise<[number, number]> => {
+          const kernels = await api('GET', `/api/v1/sessions/${session}/processes`);
+          const drivers = kernels.body.processes.filter((p: { running: boolean; args: string[] }) => p.running && p.args.some((a) => a.includes('python_driver.py')));
+          const contexts = (await api('GET', `/api/v1/sessions/${session}/contexts`)).body.contexts.filter((c: { language: string }) => c.language === 'python');
+          return [drivers.length, contexts.length];
+        };
+        await until('the deleted context\'s driver to exit', async () => {
+          const [drivers, contexts] = await counts();
+          return drivers === contexts;
+        });
       }
     } finally {
       await api('DELETE', `/api/v1/sessions/${session}/contexts/${ctx}`);
