@@ -54,6 +54,12 @@ fi
 
 npx --no-install tsc -b
 
+# `kiln` (the CLI, node_modules/.bin/kiln): npm links a workspace's bin only when its target exists,
+# and on a fresh clone npm install runs before tsc has written control-plane/dist/cli.js.
+if [ ! -e node_modules/.bin/kiln ]; then
+  npm rebuild @kiln/control-plane --ignore-scripts --loglevel=error >/dev/null
+fi
+
 # The web console (console/, served at /): built by Vite when its sources changed since the last build.
 console_hash=$(cat console/package.json console/index.html console/vite.config.ts package-lock.json $(find console/src -type f | sort) | sha256sum | cut -d' ' -f1)
 if [ ! -f console/dist/.build-hash ] || [ "$(cat console/dist/.build-hash)" != "$console_hash" ]; then
