@@ -130,6 +130,12 @@ const schema = z.object({
   KILN_LAMBDA_S3_REGION: z.string().regex(/^[a-z0-9-]{2,32}$/, 'a region name such as us-east-1').optional(),
   /** `true`: the bucket in the URL path, as most self-hosted S3 servers need. */
   KILN_LAMBDA_S3_FORCE_PATH_STYLE: z.enum(['true', 'false']).default('false'),
+  /** Sockets one client address may hold open at once (0: no cap; raise it behind a reverse proxy). */
+  KILN_MAX_CONNECTIONS_PER_CLIENT: z.coerce.number().int().min(0).max(1_000_000).default(256),
+  /** A request body that carries no byte for this long has its connection closed (0: never). */
+  KILN_BODY_IDLE_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(60_000),
+  /** Uploads (files, tar, signed links, E2B files) one tenant may stream at once on one replica. */
+  KILN_MAX_UPLOADS_PER_TENANT: z.coerce.number().int().min(1).max(100_000).default(16),
   /** Requests a second each client address may make to the public link routes (signed file URLs, code links). */
   KILN_PUBLIC_LINK_RPS: z.coerce.number().int().min(1).max(100_000).default(20),
   /** Execution records are kept this long after they finish. */
@@ -283,6 +289,10 @@ export type Config = {
   lambdaS3: { buckets: string[]; endpoint: string | undefined; region: string; forcePathStyle: boolean };
   /** KILN_PUBLIC_LINK_RPS: per client address, on the routes that take a signed link instead of a key. */
   publicLinkRps: number;
+  /** KILN_MAX_CONNECTIONS_PER_CLIENT, KILN_BODY_IDLE_TIMEOUT_MS (api/connection-guard.ts). */
+  connections: { perClient: number; bodyIdleMs: number };
+  /** KILN_MAX_UPLOADS_PER_TENANT (api/upload-slots.ts). */
+  maxUploadsPerTenant: number;
   resultTtlSeconds: number;
   defaultTimeoutMs: number;
   maxTimeoutMs: number;
@@ -378,6 +388,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxBodyBytes: e.KILN_MAX_BODY_BYTES,
     maxFileBytes: e.KILN_MAX_FILE_BYTES,
     publicLinkRps: e.KILN_PUBLIC_LINK_RPS,
+    connections: { perClient: e.KILN_MAX_CONNECTIONS_PER_CLIENT, bodyIdleMs: e.KILN_BODY_IDLE_TIMEOUT_MS },
+    maxUploadsPerTenant: e.KILN_MAX_UPLOADS_PER_TENANT,
     lambdaS3: {
       buckets: e.KILN_LAMBDA_S3_BUCKETS.split(',')
         .map((b) => b.trim())

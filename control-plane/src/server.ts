@@ -75,6 +75,7 @@ import { EgressGrants } from './egress/grants.js';
 import { EgressPlacement } from './egress/placement.js';
 import { KilnMetrics } from './metrics/kiln.js';
 import { mcpEndpoint } from './mcp/http.js';
+import { guardConnections } from './api/connection-guard.js';
 
 export const EXECUTOR_MAIN = fileURLToPath(new URL('../../executor/dist/main.js', import.meta.url));
 
@@ -276,6 +277,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
     fileLinks: new FileLinks(sealer.derive('file-links')),
     keys,
     publicLinkRps: config.publicLinkRps,
+    maxUploadsPerTenant: config.maxUploadsPerTenant,
     templateAdmin,
     metrics,
     functions: { service: functions, invoker, aliases: new AliasService(functions, aliasStore, urlStore, eventConfigs), extras, eventConfigs, codeLinks: new CodeLinks(sealer.derive('code-links'), codePackages), s3Code: new S3CodeSource(config.lambdaS3) },
@@ -298,6 +300,8 @@ export async function startKiln(config: Config): Promise<Kiln> {
   // A file of gigabytes through the files API takes longer than Node's default 5 minutes for a
   // whole request; headersTimeout (60 s) still bounds a client that never finishes its headers.
   (server as HttpServer).requestTimeout = 3_600_000;
+  // …which is why a body that stops moving, and one client's pile of sockets, are cut here.
+  guardConnections(server as HttpServer, config.connections);
   const terminals = attachSessionPty(server as HttpServer, sessions, keyring, browser, ptyTickets);
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;

@@ -141,14 +141,15 @@ export class SessionAgent {
     // own failure), so it must not count as unhandled in the meantime.
     done.catch(() => undefined);
     try {
-      call.write({ sandboxId: this.sandboxId, path, data: empty, mode });
+      call.write({ sandboxId: this.sandboxId, path, data: empty, mode, end: false });
       for await (const chunk of body) {
         if (answered) break;
-        if (!call.write({ sandboxId: '', path: '', data: Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength), mode: 0 })) {
+        if (!call.write({ sandboxId: '', path: '', data: Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength), mode: 0, end: false })) {
           await Promise.race([new Promise((r) => call.once('drain', r)), settled]);
         }
       }
-      if (!answered) call.end();
+      // Only a body read to its end is marked whole (the executor writes nothing otherwise).
+      if (!answered) call.end({ sandboxId: '', path: '', data: empty, mode: 0, end: true });
     } catch (err) {
       call.cancel();
       await settled;

@@ -79,6 +79,7 @@ import { idempotentCreate } from './idempotent-create.js';
 import type { Keys } from '../store/keys.js';
 import type { S3CodeSource } from '../functions/s3-code.js';
 import { fileLinkRoutes } from './routes/file-links.js';
+import { UploadSlots } from './upload-slots.js';
 import { FILE_LINK_PREFIX, type FileLinks } from '../sessions/file-links.js';
 
 export interface AppDeps {
@@ -110,6 +111,8 @@ export interface AppDeps {
   keys?: Keys;
   /** Signed file URLs (sessions/file-links.ts); needs `sessions`. */
   fileLinks?: FileLinks;
+  /** Uploads one tenant streams at once (KILN_MAX_UPLOADS_PER_TENANT). */
+  maxUploadsPerTenant?: number;
   /** Requests a second per client address on the public link routes (KILN_PUBLIC_LINK_RPS). */
   publicLinkRps?: number;
   /** Tenants' egress secrets (egress/secrets.ts); absent: no secret routes. */
@@ -216,11 +219,12 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   if (deps.metrics) app.route('/', metricsRoutes(deps.metrics, deps.redis));
   if (deps.sessions) app.route('/', sessionRoutes(deps.sessions, deps.sessionLifecycle?.snapshots));
   if (deps.sessionLifecycle) app.route('/', sessionLifecycleRoutes(deps.sessionLifecycle.lifecycle, deps.sessionLifecycle.snapshots));
-  if (deps.sessions) app.route('/', sessionFileRoutes(deps.sessions, deps.maxFileBytes ?? deps.maxBodyBytes));
-  if (deps.sessions && deps.fileLinks) app.route('/', fileLinkRoutes(deps.sessions, deps.fileLinks, deps.maxFileBytes ?? deps.maxBodyBytes));
+  const uploads = new UploadSlots(deps.maxUploadsPerTenant ?? 16);
+  if (deps.sessions) app.route('/', sessionFileRoutes(deps.sessions, deps.maxFileBytes ?? deps.maxBodyBytes, uploads));
+  if (deps.sessions && deps.fileLinks) app.route('/', fileLinkRoutes(deps.sessions, deps.fileLinks, deps.maxFileBytes ?? deps.maxBodyBytes, uploads));
   if (deps.sessions) app.route('/', sessionProcessIoRoutes(deps.sessions));
   // E2B's SDKs (api/e2b/): its control API and the sandbox routes, with E2B's own error shapes.
-  if (deps.sessions) mountE2b(app, { sessions: deps.sessions, templates: deps.templates, ...(deps.sessionLifecycle ? { lifecycle: deps.sessionLifecycle.lifecycle } : {}), keyring: deps.keyring, ...(deps.quotas ? { rate: { quotas: deps.quotas, buckets } } : {}) });
+  if (deps.sessions) mountE2b(app, { sessions: deps.sessions, templates: deps.templates, ...(deps.sessionLifecycle ? { lifecycle: deps.sessionLifecycle.lifecycle } : {}), keyring: deps.keyring, uploads, ...(deps.quotas ? { rate: { quotas: deps.quotas, buckets } } : {}) });
   if (deps.sessions) app.route('/', sessionNetworkRoutes(new EgressService(deps.sessions, deps.templates, deps.egressSecrets, deps.egressGrants)));
   if (deps.egressSecrets) app.route('/', egressSecretRoutes(deps.egressSecrets));
   if (deps.egressGrants) app.route('/', egressGrantRoutes(deps.egressGrants));

@@ -24,6 +24,12 @@ export function onError(thrown: Error, c: Context): Response {
     if (err.status === 400 && /malformed json/i.test(err.message)) return c.json(errorBody('InvalidJSON', 'request body is not valid JSON'), 400);
     return c.json(errorBody(err.status === 413 ? 'PayloadTooLarge' : 'HttpError', err.message || 'request rejected'), err.status);
   }
+  // The client went away (or was cut for a body that stopped moving) while its body was read:
+  // nobody is left to answer, and it is not a fault of ours.
+  if ((err as NodeJS.ErrnoException).code === 'ECONNRESET' || err.message === 'aborted') {
+    log('debug', 'request body cut short', { path: c.req.path });
+    return c.json(errorBody('RequestAborted', 'the request body ended before it was complete'), 400);
+  }
   log('error', 'unhandled error', { path: c.req.path, error: err.stack ?? err.message });
   return c.json(errorBody('InternalError', 'internal error; see the control plane log'), 500);
 }

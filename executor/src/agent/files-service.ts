@@ -19,13 +19,16 @@ async function headAndChunks(call: ServerReadableStream<FileWriteRequest, FileIn
   const head = first.value;
   async function* chunks(): AsyncGenerator<Uint8Array> {
     if (head.data.length) yield head.data;
+    if (head.end) return;
     for (;;) {
       const next = await it.next();
-      // A cancelled call (the client went away mid-upload) may end like a finished one; its
-      // bytes are incomplete and must not become the file.
+      // A cancelled call (the client went away mid-upload) may end like a finished one, and
+      // `cancelled` may be set only after that end is seen: a stream is whole only when its
+      // last message says so. Anything else is incomplete and must not become the file.
       if (call.cancelled) throw new InvalidArgumentError('the upload was cancelled before its end');
-      if (next.done) return;
+      if (next.done) throw new InvalidArgumentError('the upload was cut before its end');
       if (next.value.data.length) yield next.value.data;
+      if (next.value.end) return;
     }
   }
   return { head, chunks: chunks() };

@@ -187,8 +187,10 @@ describe('host-side file operations under a symlink swap race', () => {
         `files race (REST): ${tally.ops} operations, ${JSON.stringify(tally.statuses)}, ${tally.insideReads} inside reads, ${tally.refused} refused links; ${swaps.trim()}`,
       );
       expect(tally.breaches, JSON.stringify(tally.statuses)).toEqual([]);
-      // The race was really run: the API saw both the directory and the link at that name.
-      expect(tally.ops).toBeGreaterThan(200);
+      // The race was really run: the API saw both the directory and the link at that name (the
+      // inside reads and refused links below). How many calls fit before the swapper's bound is
+      // the machine's load (about 1 500 quiet, 57 with a 2 GiB upload beside it on 2 cores).
+      expect(tally.ops).toBeGreaterThan(40);
       expect(tally.insideReads).toBeGreaterThan(0);
       expect(tally.refused).toBeGreaterThan(0);
       // Whatever the API did, nothing of the host's ended up in the workspace.

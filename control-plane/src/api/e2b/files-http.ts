@@ -7,6 +7,8 @@ import { KilnError, ValidationError } from '../../errors.js';
 import { streamed } from '../routes/file-transfer.js';
 import type { AppEnv } from '../router.js';
 import type { SandboxOpener } from './access.js';
+import { DEFAULT_TENANT } from '../../tenancy/principal.js';
+import type { UploadSlots } from '../upload-slots.js';
 import { e2bError, onE2bError } from './errors.js';
 import { fromWorkspace, toWorkspace } from './paths.js';
 
@@ -69,7 +71,7 @@ function multipart(c: Context, agent: SessionAgent, path: string | undefined): P
  * streamed both ways, any size the workspace holds) and `/health`. The access token decides,
  * as for the Connect services; errors are envd's `{ code, message }`.
  */
-export function e2bFileRoutes(opener: SandboxOpener, prefix: string): Hono<AppEnv> {
+export function e2bFileRoutes(opener: SandboxOpener, prefix: string, uploads: UploadSlots): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.onError((err, c) => {
     // The workspace's hard size: the SDK's NotEnoughSpaceError.
@@ -89,13 +91,14 @@ export function e2bFileRoutes(opener: SandboxOpener, prefix: string): Hono<AppEn
   });
   app.post(`${prefix}/files`, async (c) => {
     const path = c.req.query('path') || undefined;
-    const { agent } = await open(c);
+    const { agent, record } = await open(c);
     const type = c.req.header('content-type') ?? '';
-    if (type.startsWith('multipart/form-data')) return c.json((await multipart(c, agent, path)).map(written), 200);
+    const tenant = record.tenant ?? DEFAULT_TENANT;
+    if (type.startsWith('multipart/form-data')) return c.json((await uploads.run(tenant, () => multipart(c, agent, path))).map(written), 200);
     if (!path) return e2bError(c, 400, 'path is required for an application/octet-stream upload');
     if (c.req.header('content-encoding')) return e2bError(c, 400, `Kiln does not take compressed uploads (Content-Encoding: ${c.req.header('content-encoding')}); send the bytes as they are`);
     const body = c.req.raw.body;
-    const info = await agent.upload('file', toWorkspace(path), body ? chunks(Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>)) : (async function* () {})());
+    const info = await uploads.run(tenant, () => agent.upload('file', toWorkspace(path), body ? chunks(Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>)) : (async function* () {})()));
     return c.json([written(info)], 200);
   });
   return app;

@@ -17,6 +17,7 @@ import { Process } from '@kiln/proto/e2b/process/process_pb';
 import { Filesystem } from '@kiln/proto/e2b/filesystem/filesystem_pb';
 import { e2bFilesystemService } from './filesystem-service.js';
 import { e2bFileRoutes } from './files-http.js';
+import type { UploadSlots } from '../upload-slots.js';
 import { e2bCodeInterpreterRoutes } from './code-interpreter.js';
 
 /** Where the E2B surfaces live: E2B_API_URL is `<kiln>/e2b`, E2B_SANDBOX_URL `<kiln>/e2b/sandbox`. */
@@ -31,6 +32,8 @@ export interface E2bDeps {
   templates: TemplateRegistry;
   keyring: Keyring;
   rate?: { quotas: Pick<Quotas, 'limits' | 'rateExceeded'>; buckets: TokenBuckets };
+  /** Uploads a tenant streams at once (api/upload-slots.ts). */
+  uploads: UploadSlots;
 }
 
 const isSandboxPath = (path: string): boolean => path === SANDBOX_PREFIX || path.startsWith(`${SANDBOX_PREFIX}/`);
@@ -59,7 +62,7 @@ export function mountE2b(app: Hono<AppEnv>, deps: E2bDeps): void {
     router.service(Process, e2bProcessService(opener));
     router.service(Filesystem, e2bFilesystemService(opener));
   });
-  app.route('/', e2bFileRoutes(opener, SANDBOX_PREFIX));
+  app.route('/', e2bFileRoutes(opener, SANDBOX_PREFIX, deps.uploads));
   // Port 49999: E2B's code interpreter server, over Kiln's code contexts.
   app.route('/', e2bCodeInterpreterRoutes(opener, SANDBOX_PREFIX));
   app.route('/', e2bControlRoutes(deps.sessions, deps.templates, deps.lifecycle));

@@ -5,6 +5,7 @@ import { DEFAULT_TENANT } from '../../tenancy/principal.js';
 import { newRouter, type AppEnv } from '../router.js';
 import { ErrorSchema } from '../schemas.js';
 import { receive, send } from './file-transfer.js';
+import type { UploadSlots } from '../upload-slots.js';
 import { FileInfoSchema, SessionIdParam, sessionErrors as errors } from './session-schemas.js';
 
 const LinkBody = z
@@ -57,7 +58,7 @@ const routes = {
  * method: the session is opened as that tenant on every use, so a deleted session's links are
  * dead. The public routes are rate-limited per client address in app.ts.
  */
-export function fileLinkRoutes(sessions: SessionService, links: FileLinks, maxFileBytes: number): OpenAPIHono<AppEnv> {
+export function fileLinkRoutes(sessions: SessionService, links: FileLinks, maxFileBytes: number, uploads: UploadSlots): OpenAPIHono<AppEnv> {
   const app = newRouter();
   app.openapi(routes.make, async (c) => {
     const id = c.req.valid('param').id;
@@ -76,7 +77,7 @@ export function fileLinkRoutes(sessions: SessionService, links: FileLinks, maxFi
   app.openapi(routes.put, async (c) => {
     const claims = links.verify(c.req.valid('param').token, c.req.method);
     const { agent } = await sessions.open(claims.sessionId, FileLinks.principalOf(claims));
-    const info = await receive(agent, 'file', claims.path, c, maxFileBytes, 0o644);
+    const info = await uploads.run(claims.tenant, () => receive(agent, 'file', claims.path, c, maxFileBytes, 0o644));
     return c.json({ path: info.path, name: info.name, type: 'file' as const, size: info.size, mode: info.mode, modifiedAt: new Date(info.modifiedAtMs).toISOString() }, 200);
   });
   return app;

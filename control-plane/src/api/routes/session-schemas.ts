@@ -156,7 +156,7 @@ export const sessionErrors = {
   409: { description: 'Conflict', content: { 'application/json': { schema: ErrorSchema } } },
   410: { description: 'SessionLost: the session\'s sandbox is gone (its executor died); create a new session', content: { 'application/json': { schema: ErrorSchema } } },
   429: {
-    description: 'QuotaExceeded: the tenant is at a quota (`data.quota`: `sessions` or `memoryMB` on create, `requestsPerSecond` on any call; `data.limit`, `data.used`); retry after Retry-After seconds',
+    description: 'QuotaExceeded: the tenant is at a quota (`data.quota`: `sessions` or `memoryMB` on create, `requestsPerSecond` on any call; `data.limit`, `data.used`), or TooManyUploads: the tenant already streams KILN_MAX_UPLOADS_PER_TENANT uploads (files, tar); retry after Retry-After seconds',
     content: { 'application/json': { schema: ErrorSchema } },
   },
   503: { description: 'No capacity or Redis unavailable', content: { 'application/json': { schema: ErrorSchema } } },

@@ -5,6 +5,7 @@ import type { SessionAgent } from '../../agent/session-client.js';
 import type { SessionService } from '../../sessions/service.js';
 import { newRouter, type AppEnv } from '../router.js';
 import { receive, send, streamed } from './file-transfer.js';
+import type { UploadSlots } from '../upload-slots.js';
 import { ErrorSchema } from '../schemas.js';
 import { FileInfoSchema, SessionIdParam, sessionErrors as errors } from './session-schemas.js';
 
@@ -89,14 +90,14 @@ function fileInfo(f: FileInfo): z.infer<typeof FileInfoSchema> {
 }
 
 /** Thin edge for a session's files: every path is checked by the executor (400 PathOutsideWorkspace). */
-export function sessionFileRoutes(sessions: SessionService, maxFileBytes: number): OpenAPIHono<AppEnv> {
+export function sessionFileRoutes(sessions: SessionService, maxFileBytes: number, uploads: UploadSlots): OpenAPIHono<AppEnv> {
   const app = newRouter();
   const agentOf = async (id: string, who: Principal): Promise<SessionAgent> => (await sessions.open(id, who)).agent;
   app.openapi(routes.read, async (c) => (await send(await agentOf(c.req.valid('param').id, c.get('principal')), c.req.valid('query').path, c.req.raw, maxFileBytes)) as never);
   app.openapi(routes.write, async (c) => {
     const q = c.req.valid('query');
     const agent = await agentOf(c.req.valid('param').id, c.get('principal'));
-    return c.json(fileInfo(await receive(agent, 'file', q.path, c, maxFileBytes, q.mode ? parseInt(q.mode, 8) : 0o644)), 200);
+    return c.json(fileInfo(await uploads.run(c.get('principal').tenant, () => receive(agent, 'file', q.path, c, maxFileBytes, q.mode ? parseInt(q.mode, 8) : 0o644))), 200);
   });
   app.openapi(routes.list, async (c) => c.json({ entries: (await (await agentOf(c.req.valid('param').id, c.get('principal'))).list(c.req.valid('query').path)).map(fileInfo) }, 200));
   app.openapi(routes.stat, async (c) => c.json(fileInfo(await (await agentOf(c.req.valid('param').id, c.get('principal'))).stat(c.req.valid('query').path)), 200));
@@ -112,7 +113,7 @@ export function sessionFileRoutes(sessions: SessionService, maxFileBytes: number
   app.openapi(routes.tarGet, async (c) => (await streamed((await agentOf(c.req.valid('param').id, c.get('principal'))).tarDownload(c.req.valid('query').path), 'application/x-tar')) as never);
   app.openapi(routes.tarPut, async (c) => {
     const agent = await agentOf(c.req.valid('param').id, c.get('principal'));
-    return c.json(fileInfo(await receive(agent, 'tar', c.req.valid('query').path, c, maxFileBytes)), 200);
+    return c.json(fileInfo(await uploads.run(c.get('principal').tenant, () => receive(agent, 'tar', c.req.valid('query').path, c, maxFileBytes))), 200);
   });
   return app;
 }

@@ -68,6 +68,11 @@ export interface FileWriteRequest {
   path: string;
   data: Buffer;
   mode: number;
+  /**
+   * Set on the client's last message, after every byte. A stream that ends without it was cut
+   * (a cancelled call can end like a finished one on the server's side) and is never written.
+   */
+  end: boolean;
 }
 
 export interface FileRemoveRequest {
@@ -517,7 +522,7 @@ export const FileChunk: MessageFns<FileChunk> = {
 };
 
 function createBaseFileWriteRequest(): FileWriteRequest {
-  return { sandboxId: "", path: "", data: Buffer.alloc(0), mode: 0 };
+  return { sandboxId: "", path: "", data: Buffer.alloc(0), mode: 0, end: false };
 }
 
 export const FileWriteRequest: MessageFns<FileWriteRequest> = {
@@ -533,6 +538,9 @@ export const FileWriteRequest: MessageFns<FileWriteRequest> = {
     }
     if (message.mode !== 0) {
       writer.uint32(32).uint32(message.mode);
+    }
+    if (message.end !== false) {
+      writer.uint32(40).bool(message.end);
     }
     return writer;
   },
@@ -582,6 +590,14 @@ export const FileWriteRequest: MessageFns<FileWriteRequest> = {
             message.mode = reader.uint32();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.end = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -604,6 +620,7 @@ export const FileWriteRequest: MessageFns<FileWriteRequest> = {
       path: isSet(object.path) ? globalThis.String(object.path) : "",
       data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
       mode: isSet(object.mode) ? globalThis.Number(object.mode) : 0,
+      end: isSet(object.end) ? globalThis.Boolean(object.end) : false,
     };
   },
 
@@ -621,6 +638,9 @@ export const FileWriteRequest: MessageFns<FileWriteRequest> = {
     if (message.mode !== 0) {
       obj.mode = Math.round(message.mode);
     }
+    if (message.end !== false) {
+      obj.end = message.end;
+    }
     return obj;
   },
 
@@ -633,6 +653,7 @@ export const FileWriteRequest: MessageFns<FileWriteRequest> = {
     message.path = object.path ?? "";
     message.data = object.data ?? Buffer.alloc(0);
     message.mode = object.mode ?? 0;
+    message.end = object.end ?? false;
     return message;
   },
 };
