@@ -90,9 +90,14 @@ export class SessionStore {
    * reaper race to delete a session exactly one of them destroys its sandbox.
    */
   async remove(id: string): Promise<boolean> {
-    const tag = (await this.get(id))?.nfs?.tag;
+    const cur = await this.get(id);
+    const tag = cur?.nfs?.tag;
     const tx = this.redis.multi().del(this.keys.session(id)).srem(this.keys.sessions, id);
     if (tag) tx.del(nfsTagKey(this.keys, tag));
+    // A hibernated session's workspace archive is handed to the retired-blob sweep in the same
+    // transaction (storage/retired.ts, due at once): a crash after the record is gone can no
+    // longer leave the archive in the blob store with nothing pointing at it.
+    if (cur?.hibernatedTo) tx.zadd(this.keys.retiredBlobs(), Date.now(), cur.hibernatedTo);
     const [[, removed] = [null, 0]] = (await tx.exec()) ?? [];
     return removed === 1;
   }
