@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { isExecutorGone, type Agent } from '../agent/client.js';
-import { ExecutorFullError } from '../agent/errors.js';
+import { ExecutorCallError, ExecutorFullError } from '../agent/errors.js';
 import { NoCapacityError } from '../errors.js';
 import { throughRedisOutage } from '../redis/outage.js';
 import { log } from '../log.js';
@@ -41,6 +41,9 @@ const PROBE_TIMEOUT_MS = 1000;
  * sandbox) → cold (new sandbox on the least-loaded executor with room) → wait. All state is
  * in Redis; this class holds none, so any number of replicas can use it at once.
  */
+/** Boots one acquire tries again after SandboxBootFailed before it gives up (acquire). */
+const BOOT_RETRIES = 1;
+
 /** How long a boot's bookkeeping waits for Redis to come back. */
 const REDIS_OUTAGE_MS = 30_000;
 
@@ -61,6 +64,7 @@ export class Scheduler {
   async acquire(template: Template, runner: string, functionKey: string, waitMs: number, leaseMs: number): Promise<Lease> {
     const deadline = Date.now() + waitMs;
     let pause = 1;
+    let bootFailures = 0;
     for (;;) {
       const owner = `${this.replica}:${++this.seq}`;
       const now = Date.now();
@@ -71,7 +75,17 @@ export class Scheduler {
         await this.forget(template.name, hit.sandboxId);
         continue;
       }
-      const cold = await this.createSandbox(template, runner, owner, leaseMs);
+      let cold: Lease | undefined;
+      try {
+        cold = await this.createSandbox(template, runner, owner, leaseMs);
+      } catch (err) {
+        // A sandbox that failed to boot is the host's fault, not the caller's, and is seldom
+        // repeated (seen under load: bwrap's netlink setup of the sandbox's loopback): another
+        // boot is tried before the caller hears of it, once, so a host where every boot fails
+        // still answers at once instead of looping until the deadline.
+        if (!(err instanceof ExecutorCallError && err.code === 'SandboxBootFailed') || ++bootFailures > BOOT_RETRIES) throw err;
+        continue;
+      }
       if (cold) return cold;
       // Full, but some other function's instance sits idle: it makes room (least recently used first).
       if (await this.evictIdle(template)) continue;

@@ -221,16 +221,8 @@ export class SessionService {
     await this.opts.quotas?.admitSession(who.tenant, id, template.resources.memoryMB);
     let lease: Lease;
     try {
-      try {
-        lease = await this.scheduler.acquire(template, runner, SESSION_FUNCTION_KEY, LEASE_WAIT_MS, timeoutMs + LEASE_MARGIN_MS);
-      } catch (err) {
-        // A sandbox that failed to boot is the host's fault, not the client's, and is seldom
-        // repeated (seen once under load: bwrap's netlink setup of the sandbox's loopback): one
-        // more sandbox is tried before the 503 reaches the client.
-        if (!(err instanceof ExecutorCallError && err.code === 'SandboxBootFailed')) throw err;
-        log('warn', 'a sandbox failed to boot for a new session; trying another', { session: id, error: err.message });
-        lease = await this.scheduler.acquire(template, runner, SESSION_FUNCTION_KEY, LEASE_WAIT_MS, timeoutMs + LEASE_MARGIN_MS);
-      }
+      // A sandbox that fails to boot is tried again there (scheduler.acquire), as for executions.
+      lease = await this.scheduler.acquire(template, runner, SESSION_FUNCTION_KEY, LEASE_WAIT_MS, timeoutMs + LEASE_MARGIN_MS);
     } catch (err) {
       await this.release(who.tenant, id);
       throw err;
