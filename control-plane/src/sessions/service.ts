@@ -2,7 +2,7 @@ import { canReach, DEFAULT_TENANT, type Principal } from '../tenancy/principal.j
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { AgentPool } from '../agent/client.js';
-import { ExecutorCallError, SandboxBusyError, SandboxHasOtherFunctionError } from '../agent/errors.js';
+import { SandboxBusyError, SandboxHasOtherFunctionError } from '../agent/errors.js';
 import { SessionAgent } from '../agent/session-client.js';
 import { ValidationError } from '../errors.js';
 import type { Outcome } from '../invocation/contract.js';
