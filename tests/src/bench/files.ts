@@ -1,70 +1,13 @@
-import { spawn } from 'node:child_process';
-import { randomFillSync } from 'node:crypto';
-import { chmodSync, closeSync, createReadStream, createWriteStream, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, createReadStream, createWriteStream, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { fileURLToPath } from 'node:url';
 import { loadConfig } from '@kiln/control-plane/config';
 import { startKiln } from '@kiln/control-plane/server';
 import { postJson } from './http.js';
 import type { Row } from './stats.js';
-
-const REPO_TEMPLATES = fileURLToPath(new URL('../../../templates', import.meta.url));
-/** MB here is 10^6 bytes, for both the file size and the rates (as in the NFS rows). */
-const MB = 1_000_000;
-
-/** Only the nodejs template, one warm sandbox: the bench uses a single session. */
-function templatesDir(dataDir: string): string {
-  const dir = join(dataDir, 'templates');
-  mkdirSync(dir, { recursive: true });
-  for (const file of readdirSync(REPO_TEMPLATES).filter((f) => f === 'nodejs.json')) {
-    const t = JSON.parse(readFileSync(join(REPO_TEMPLATES, file), 'utf8')) as { pool: Record<string, number> };
-    t.pool.minIdle = 1;
-    writeFileSync(join(dir, file), JSON.stringify(t));
-  }
-  return dir;
-}
-
-/** Runs a command to completion and returns its wall time in seconds; throws on failure. */
-function timed(cmd: string, args: string[]): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code === 0) resolve((performance.now() - t0) / 1000);
-      else reject(new Error(`${cmd} ${args.join(' ')} failed (${code}): ${stderr.trim()}`));
-    });
-  });
-}
-
-function writeRandomFile(path: string, bytes: number): void {
-  const chunk = Buffer.allocUnsafe(1 << 20);
-  const fd = openSync(path, 'w');
-  try {
-    for (let done = 0; done < bytes; ) {
-      const n = Math.min(chunk.length, bytes - done);
-      randomFillSync(chunk, 0, n);
-      writeSync(fd, chunk, 0, n);
-      done += n;
-    }
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Flushes a copy to disk and deletes it, so its writeback does not overlap the next timing. */
-function flushAndRemove(path: string): void {
-  const fd = openSync(path, 'r');
-  fsyncSync(fd);
-  closeSync(fd);
-  rmSync(path);
-}
+import { flushAndRemove, MB, templatesDir, timed, writeRandomFile } from './file-fixtures.js';
 
 /**
  * The plain HTTP baseline: a Node server in this process that streams a PUT body to a file and
