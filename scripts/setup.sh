@@ -59,6 +59,8 @@ npx --no-install tsc -b
 if [ ! -e node_modules/.bin/kiln ]; then
   npm rebuild @kiln/control-plane --ignore-scripts --loglevel=error >/dev/null
 fi
+# tsc writes a new file without the execute bit (a fresh worktree's build, a deleted dist/).
+chmod +x control-plane/dist/cli.js
 
 # The web console (console/, served at /): built by Vite when its sources changed since the last build.
 console_hash=$(cat console/package.json console/index.html console/vite.config.ts package-lock.json $(find console/src -type f | sort) | sha256sum | cut -d' ' -f1)

@@ -134,6 +134,8 @@ const schema = z.object({
   KILN_MAX_CONNECTIONS_PER_CLIENT: z.coerce.number().int().min(0).max(1_000_000).default(256),
   /** A request body that carries no byte for this long has its connection closed (0: never). */
   KILN_BODY_IDLE_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(60_000),
+  /** Open MCP sessions one tenant may hold on one replica; at the cap its least recently used one is closed. */
+  KILN_MCP_MAX_SESSIONS_PER_TENANT: z.coerce.number().int().min(1).max(100_000).default(64),
   /** Uploads (files, tar, signed links, E2B files) one tenant may stream at once on one replica. */
   KILN_MAX_UPLOADS_PER_TENANT: z.coerce.number().int().min(1).max(100_000).default(16),
   /** Requests a second each client address may make to the public link routes (signed file URLs, code links). */
@@ -293,6 +295,8 @@ export type Config = {
   connections: { perClient: number; bodyIdleMs: number };
   /** KILN_MAX_UPLOADS_PER_TENANT (api/upload-slots.ts). */
   maxUploadsPerTenant: number;
+  /** KILN_MCP_MAX_SESSIONS_PER_TENANT (mcp/http.ts). */
+  mcpMaxSessionsPerTenant: number;
   resultTtlSeconds: number;
   defaultTimeoutMs: number;
   maxTimeoutMs: number;
@@ -390,6 +394,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     publicLinkRps: e.KILN_PUBLIC_LINK_RPS,
     connections: { perClient: e.KILN_MAX_CONNECTIONS_PER_CLIENT, bodyIdleMs: e.KILN_BODY_IDLE_TIMEOUT_MS },
     maxUploadsPerTenant: e.KILN_MAX_UPLOADS_PER_TENANT,
+    mcpMaxSessionsPerTenant: e.KILN_MCP_MAX_SESSIONS_PER_TENANT,
     lambdaS3: {
       buckets: e.KILN_LAMBDA_S3_BUCKETS.split(',')
         .map((b) => b.trim())

@@ -16,6 +16,8 @@ import { buildMcpServer, type KilnMcpServer } from './server.js';
 /** MCP sessions unused this long are closed (their implicit sandbox deleted with them). */
 const SESSION_IDLE_MS = 30 * 60_000;
 const SWEEP_EVERY_MS = 60_000;
+/** Open MCP sessions one tenant may hold on one replica (KILN_MCP_MAX_SESSIONS_PER_TENANT). */
+const DEFAULT_MAX_SESSIONS_PER_TENANT = 64;
 
 interface Connection {
   profile: ProfileName;
@@ -78,7 +80,8 @@ function invalidParams(body: unknown): string | undefined {
  *   live for that one request.
  * Sessions live in this replica's memory, so a load balancer must keep a client on one replica.
  */
-export function mcpEndpoint(services: McpServices, opts: { maxBodyBytes: number; redis?: Redis }): McpEndpoint {
+export function mcpEndpoint(services: McpServices, opts: { maxBodyBytes: number; redis?: Redis; maxSessionsPerTenant?: number }): McpEndpoint {
+  const maxPerTenant = opts.maxSessionsPerTenant ?? DEFAULT_MAX_SESSIONS_PER_TENANT;
   const connections = new Map<string, Connection>();
   const closeConnection = async (id: string, why: string): Promise<void> => {
     const conn = connections.get(id);
@@ -147,7 +150,23 @@ export function mcpEndpoint(services: McpServices, opts: { maxBodyBytes: number;
     return problem ? rpcError(c, 400, -32602, problem) : { body };
   }
 
+  /**
+   * Makes room for one more MCP session of `tenant`: at the cap, its least recently used one is
+   * closed (its client gets 404 on its next request, which MCP clients answer by initializing
+   * again). Sessions live in memory until they idle out, and many clients never DELETE theirs:
+   * without a cap one tenant's initialize loop would grow this process until it died; with 429
+   * instead, an agent that leaked its sessions would be locked out for half an hour.
+   */
+  async function makeRoom(tenant: string): Promise<void> {
+    const own = [...connections].filter(([, c]) => c.principal.tenant === tenant).sort(([, a], [, b]) => a.lastUsedAt - b.lastUsedAt);
+    for (const [id] of own.slice(0, Math.max(0, own.length - maxPerTenant + 1))) {
+      log('info', 'mcp session closed to make room for a new one of its tenant', { mcpSessionId: id, tenant, limit: maxPerTenant });
+      await closeConnection(id, 'tenant at its MCP session limit').catch((err: unknown) => log('warn', 'could not close an mcp session', { mcpSessionId: id, error: String(err) }));
+    }
+  }
+
   async function openSession(req: Request, body: unknown, profile: ProfileName, principal: Principal): Promise<Response> {
+    await makeRoom(principal.tenant);
     const id = randomUUID();
     const mcp = buildMcpServer(profile, services, principal, { mcpSessionId: id });
     const transport = new WebStandardStreamableHTTPServerTransport({
