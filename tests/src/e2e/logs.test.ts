@@ -54,7 +54,7 @@ describe('log lines name the tenant and key id, never the key', () => {
     const auth = { authorization: `Bearer ${KEY}` };
 
     expect((await fetch(`${url}/api/v1/sessions/s-nosuch`, { headers: auth })).status).toBe(404);
-    expect(await lineLike((l) => l.msg === 'request' && l.path === '/api/v1/sessions/s-nosuch')).toMatchObject({ level: 'debug', method: 'GET', status: 404, tenant: 'acme', keyId: KEY_ID });
+    expect(await lineLike((l) => l.msg === 'request' && l.path === '/api/v1/sessions/s-nosuch')).toMatchObject({ level: 'info', method: 'GET', status: 404, tenant: 'acme', keyId: KEY_ID });
 
     const failing = await fetch(`${url}/api/v1/executions`, {
       method: 'POST',
