@@ -1,5 +1,5 @@
 import { loadConfig } from '@kiln/control-plane/config';
-import { setLogLevel } from '@kiln/control-plane/log';
+import { log, setLogLevel, setLogSink } from '@kiln/control-plane/log';
 import { startKiln } from '@kiln/control-plane/server';
 import { mkdtempSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -89,8 +89,43 @@ async function requestLogCost(url: string, body: unknown, once: () => Promise<vo
     setLogLevel('warn');
   }
   const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const perLine = await logLineCost();
   return [
+    { name: 'request log: one line through log.ts (gathered per turn)', value: perLine.gathered, unit: 'µs', note: `${(perLine.gathered / perLine.direct).toFixed(2)}× one stderr write per line (${perLine.direct.toFixed(2)} µs), 10 lines a turn` },
     { name: 'request log at info: hot sequential p50 with the line', value: mean(p50.info), unit: 'ms', note: `${(mean(p50.info) / mean(p50.warn)).toFixed(3)}× without it (${mean(p50.warn).toFixed(2)} ms; rounds ${p50.info.map((v) => v.toFixed(2)).join('/')} vs ${p50.warn.map((v) => v.toFixed(2)).join('/')})` },
     { name: `request log at info: throughput with the line, ${clients} clients`, value: mean(rps.info), unit: 'req/s', note: `${(mean(rps.info) / mean(rps.warn)).toFixed(3)}× without it (${mean(rps.warn).toFixed(0)} req/s; rounds ${rps.info.map((v) => v.toFixed(0)).join('/')} vs ${rps.warn.map((v) => v.toFixed(0)).join('/')})` },
   ];
+}
+
+/** µs per `request`-like line: log.ts's default sink (one write per turn) beside a write per line, 10 lines per event-loop turn, alternated twice. */
+async function logLineCost(): Promise<{ gathered: number; direct: number }> {
+  const TURNS = 2000;
+  const PER_TURN = 10;
+  const fields = { method: 'POST', path: '/api/v1/executions', status: 200, ms: 1.2 };
+  const run = async (): Promise<number> => {
+    const t0 = performance.now();
+    for (let t = 0; t < TURNS; t++) {
+      for (let i = 0; i < PER_TURN; i++) log('info', 'request', fields);
+      await new Promise((r) => setImmediate(r));
+    }
+    await new Promise((r) => setImmediate(r));
+    return ((performance.now() - t0) * 1000) / (TURNS * PER_TURN);
+  };
+  const out = { gathered: [] as number[], direct: [] as number[] };
+  setLogLevel('info');
+  try {
+    for (let round = 0; round < 2; round++) {
+      for (const how of round === 0 ? (['gathered', 'direct'] as const) : (['direct', 'gathered'] as const)) {
+        const previous = how === 'direct' ? setLogSink((line) => process.stderr.write(line)) : undefined;
+        try {
+          out[how].push(await run());
+        } finally {
+          if (previous) setLogSink(previous);
+        }
+      }
+    }
+  } finally {
+    setLogLevel('warn');
+  }
+  return { gathered: (out.gathered[0]! + out.gathered[1]!) / 2, direct: (out.direct[0]! + out.direct[1]!) / 2 };
 }
