@@ -13,9 +13,13 @@ const HELP = `Usage: kiln <command>
 Commands:
   login [--url URL] [--key KEY]      Check and save the server and key (~/.config/kiln/config.json;
                                      KILN_URL and KILN_API_KEY win over it)
-  sessions ls|create|rm|exec|cp      ls [--template T]; create [--template T]; rm <id>...;
+  sessions ls|create|rm|exec|shell|cp
+                                     ls [--template T]; create [--template T]; rm <id>...;
                                      exec <id> -- <command...> (exits with its code);
-                                     cp <local> <id>:<path> | <id>:<path> <local>
+                                     shell <id> (the session's terminal; exits with the
+                                     shell's code; Ctrl-D or exit ends it);
+                                     cp <local> <id>:<path> | <id>:<path> <local> (a progress
+                                     bar on stderr for files over 1 MB when it is a terminal)
   fn deploy <dir> [--name N] [--runtime R] [--handler H]   zip a folder, create or update
   fn invoke <name> [--event file.json|-]                   print the result (exit 1 if it failed)
   fn ls

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { log, logContext, setLogLevel, setLogSink, withLogContext, withoutLogContext } from './log.js';
 
 let lines: Array<Record<string, unknown>>;
@@ -62,5 +62,21 @@ describe('log', () => {
     await withLogContext({ tenant: 'first', keyId: 'k-first' }, () => Promise.all([withoutLogContext(() => timer('shared timer')), timer('own timer')]));
     const byMsg = Object.fromEntries(lines.map((l) => [l.msg, l.tenant]));
     expect(byMsg).toEqual({ 'shared timer': undefined, 'own timer': 'first' });
+  });
+
+  it('by default gathers the lines of one event-loop turn into one stderr write, in order, after the turn', async () => {
+    setLogSink(restore); // the default sink, as the control plane runs
+    const write = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      log('info', 'one');
+      log('info', 'two', { n: 2 });
+      expect(write).not.toHaveBeenCalled();
+      await new Promise((r) => setImmediate(r));
+      expect(write).toHaveBeenCalledTimes(1);
+      const written = String(write.mock.calls[0]?.[0]).trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(written.map((l) => l.msg)).toEqual(['one', 'two']);
+    } finally {
+      write.mockRestore();
+    }
   });
 });

@@ -14,7 +14,35 @@ export interface LogContext {
 }
 
 let threshold: number = LEVELS.info;
-let sink: (line: string) => void = (line) => process.stderr.write(line);
+
+/**
+ * The default sink: lines gathered during one turn of the event loop go to stderr in one write
+ * when it ends (setImmediate), so a line per request costs the caller a string push, not a
+ * write(2) each (writes to a file or pipe are synchronous on Linux). A full batch is written at
+ * once, and whatever is gathered at exit is written then (process.exit and uncaught errors both
+ * emit 'exit'); a process killed by SIGKILL loses at most one turn's lines.
+ */
+const MAX_GATHERED = 1024;
+const gathered: string[] = [];
+let flushing = false;
+function flushLog(): void {
+  flushing = false;
+  if (gathered.length === 0) return;
+  const chunk = gathered.join('');
+  gathered.length = 0;
+  process.stderr.write(chunk);
+}
+function gatherToStderr(line: string): void {
+  gathered.push(line);
+  if (gathered.length >= MAX_GATHERED) flushLog();
+  else if (!flushing) {
+    flushing = true;
+    setImmediate(flushLog);
+  }
+}
+process.on('exit', flushLog);
+
+let sink: (line: string) => void = gatherToStderr;
 const context = new AsyncLocalStorage<LogContext>();
 
 export function setLogLevel(level: Level): void {

@@ -169,6 +169,73 @@ function Invoke({ name, invoked }: { name: string; invoked: () => void }) {
   );
 }
 
+interface DeadLetter {
+  id: string;
+  qualifier: string;
+  event: string;
+  error: { errorType: string; errorMessage: string };
+  logs?: string;
+  attempts: number;
+  failedAt: string;
+}
+
+/** Async invocations that failed every attempt; Replay queues the event again and removes the letter. */
+function DeadLetters({ name, replayed }: { name: string; replayed: () => void }) {
+  const { data, error, reload } = usePoll(() => api<{ deadLetters: DeadLetter[] }>('GET', `/api/v1/functions/${enc(name)}/dead-letters`), [name], 10_000);
+  const [open, setOpen] = useState<string>();
+  const [state, setState] = useState<string>();
+  const replay = async (d: DeadLetter): Promise<void> => {
+    setState(undefined);
+    try {
+      const { id } = await api<{ id: string }>('POST', `/api/v1/functions/${enc(name)}/dead-letters/${enc(d.id)}/replay`);
+      setState(`Replayed ${d.id} as execution ${id}`);
+      replayed();
+    } catch (err) {
+      setState(errorText(err));
+    } finally {
+      reload();
+    }
+  };
+  const letters = data?.deadLetters ?? [];
+  return (
+    <div class="card">
+      <h2 id="dlq-h">Dead letters</h2>
+      {error && <p class="error" role="alert">{error}</p>}
+      {state && <p role="status">{state}</p>}
+      {letters.length > 0 && (
+        <table aria-labelledby="dlq-h">
+          <thead><tr><th>Failed</th><th>Version</th><th>Attempts</th><th>Error</th><th><span class="visually-hidden">Actions</span></th></tr></thead>
+          <tbody>
+            {letters.map((d) => [
+              <tr key={d.id}>
+                <td>{new Date(d.failedAt).toLocaleString()}</td>
+                <td>{d.qualifier}</td>
+                <td>{d.attempts}</td>
+                <td class="name">{d.error.errorType}: {d.error.errorMessage}</td>
+                <td>
+                  <button aria-expanded={open === d.id} onClick={() => setOpen(open === d.id ? undefined : d.id)}>{open === d.id ? 'Hide' : 'Details'}</button>{' '}
+                  <button onClick={() => void replay(d)} aria-label={`Replay ${d.id}`}>Replay</button>
+                </td>
+              </tr>,
+              open === d.id && (
+                <tr key={`${d.id}-d`} class="detail">
+                  <td colSpan={5}>
+                    <h3>Event</h3>
+                    <pre>{d.event}</pre>
+                    <h3>Logs of the last attempt</h3>
+                    <pre>{d.logs ?? ''}</pre>
+                  </td>
+                </tr>
+              ),
+            ])}
+          </tbody>
+        </table>
+      )}
+      {data && letters.length === 0 && <p>No dead letters: every queued invocation finished or is still being tried.</p>}
+    </div>
+  );
+}
+
 export function FunctionPage({ name }: { name: string }) {
   const fn = usePoll(() => api<Fn>('GET', `/api/v1/functions/${enc(name)}`), [name]);
   const versions = usePoll(() => api<{ versions: Fn[] }>('GET', `/api/v1/functions/${enc(name)}/versions`), [name]);
@@ -243,6 +310,7 @@ export function FunctionPage({ name }: { name: string }) {
           <button type="submit">Create alias</button>
         </form>
       </div>
+      <DeadLetters name={name} replayed={() => setTick((t) => t + 1)} />
       <div class="card">
         <h2>Recent invocations</h2>
         <ExecutionList filter={{ function: name }} refresh={tick} />

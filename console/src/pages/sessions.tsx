@@ -6,6 +6,7 @@ interface Session {
   id: string;
   template: string;
   status: string;
+  hibernated?: boolean;
   createdAt: string;
   expiresAt: string;
   lastActivityAt: string;
@@ -262,7 +263,22 @@ function TerminalView({ id }: { id: string }) {
 
 export function SessionPage({ id }: { id: string }) {
   const [tab, setTab] = useState<'terminal' | 'files' | 'processes'>('terminal');
-  const { data, error } = usePoll(() => api<Session>('GET', `/api/v1/sessions/${enc(id)}`), [id], 10_000);
+  const { data, error, reload } = usePoll(() => api<Session>('GET', `/api/v1/sessions/${enc(id)}`), [id], 10_000);
+  const [busy, setBusy] = useState<string>();
+  const [problem, setProblem] = useState<string>();
+  /** Pause freezes the sandbox's processes (terminal and files stay); resume thaws them, or restores a hibernated workspace. */
+  const transition = async (to: 'pause' | 'resume'): Promise<void> => {
+    setBusy(to === 'pause' ? 'Pausing…' : 'Resuming…');
+    setProblem(undefined);
+    try {
+      await api('POST', `/api/v1/sessions/${enc(id)}/${to}`);
+    } catch (err) {
+      setProblem(errorText(err));
+    } finally {
+      setBusy(undefined);
+      reload();
+    }
+  };
   const remove = async (): Promise<void> => {
     if (!confirm(`Delete session ${id}? Its processes and files are gone for good.`)) return;
     await api('DELETE', `/api/v1/sessions/${enc(id)}`);
@@ -272,10 +288,15 @@ export function SessionPage({ id }: { id: string }) {
     <section aria-labelledby="session-h">
       <p><a href="#/sessions">← Sessions</a></p>
       <h1 id="session-h">Session <code>{id}</code></h1>
-      {error && <p class="error" role="alert">{error}</p>}
+      {(problem ?? error) && <p class="error" role="alert">{problem ?? error}</p>}
       {data && (
         <p>
-          {data.template} · {data.status} · expires {new Date(data.expiresAt).toLocaleString()}{' '}
+          {data.template} · <span data-testid="session-status">{data.hibernated ? 'hibernated' : data.status}</span> · expires {new Date(data.expiresAt).toLocaleString()}{' '}
+          {data.status === 'paused' ? (
+            <button disabled={busy !== undefined} onClick={() => void transition('resume')}>{busy ?? 'Resume'}</button>
+          ) : (
+            data.status === 'running' && <button disabled={busy !== undefined} onClick={() => void transition('pause')}>{busy ?? 'Pause'}</button>
+          )}{' '}
           <button class="danger" onClick={() => void remove()}>Delete session</button>
         </p>
       )}

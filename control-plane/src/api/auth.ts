@@ -41,15 +41,15 @@ export async function principalOf(keyring: Keyring, get: (name: string) => strin
 
 /**
  * Hands the request on as `principal`: on the context for the routes, and as the log context
- * (tenant and key id, never the key) for every line logged while it is handled, ending with a
- * debug line of the request itself.
+ * (tenant and key id, never the key) for every line logged while it is handled, ending with an
+ * info line of the request itself (cheap: log.ts batches lines into one write per event-loop turn).
  */
 export async function enter(c: Context<AppEnv>, principal: Principal, next: Next): Promise<void> {
   c.set('principal', principal);
   await withLogContext({ tenant: principal.tenant, keyId: principal.keyId }, async () => {
     const started = performance.now();
     await next();
-    if (logging('debug')) log('debug', 'request', { method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round((performance.now() - started) * 10) / 10 });
+    if (logging('info')) log('info', 'request', { method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round((performance.now() - started) * 10) / 10 });
   });
 }
 

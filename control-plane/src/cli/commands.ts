@@ -1,10 +1,13 @@
-import { createReadStream, readFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, readFileSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
+import { pipeline as pipelineAsync } from 'node:stream/promises';
 import { KilnError, type ExecutionEntry, type FileInfo } from '@kiln-sandbox/sdk';
-import { downloadFile, Kiln } from '@kiln-sandbox/sdk/node';
+import { Kiln } from '@kiln-sandbox/sdk/node';
 import { resolveConfig, saveConfig } from './config.js';
 import { doctorChecks } from './doctor.js';
+import { progress } from './progress.js';
+import { shell } from './shell.js';
 
 /** A usage mistake: exit code 2 and the message (what to type instead). */
 export class UsageError extends Error {}
@@ -78,10 +81,13 @@ export async function sessions(args: string[], flags: Flags, rest: string[]): Pr
       const r = await session.commands.run(rest.join(' '), { onStdout: (d) => process.stdout.write(d), onStderr: (d) => process.stderr.write(d) });
       return r.exitCode;
     }
+    case 'shell':
+      if (!id) throw new UsageError('sessions shell needs a session id: kiln sessions shell <id>');
+      return shell(id);
     case 'cp':
       return cp(kiln, id, more[0]);
     default:
-      throw new UsageError('use: kiln sessions ls|create|rm|exec|cp');
+      throw new UsageError('use: kiln sessions ls|create|rm|exec|shell|cp');
   }
 }
 
@@ -97,11 +103,14 @@ async function cp(kiln: Kiln, src: string | undefined, dst: string | undefined):
   if (Boolean(from) === Boolean(to)) throw new UsageError('exactly one side of sessions cp is a session path (<id>:<path>)');
   if (to) {
     const session = await kiln.sessions.connect(to.id);
-    const info: FileInfo = await session.files.upload(to.path, Readable.toWeb(createReadStream(src)) as ReadableStream<Uint8Array>);
+    const body = pipeline(createReadStream(src), progress(basename(src), statSync(src).size), () => undefined);
+    const info: FileInfo = await session.files.upload(to.path, Readable.toWeb(body) as ReadableStream<Uint8Array>);
     out(`${src} -> ${to.id}:${info.path} (${info.size} bytes)`);
   } else if (from) {
     const session = await kiln.sessions.connect(from.id);
-    await downloadFile(session, from.path, dst);
+    const { size } = await session.files.stat(from.path);
+    const stream = Readable.fromWeb(await session.files.download(from.path));
+    await pipelineAsync(stream, progress(basename(from.path), size), createWriteStream(dst));
     out(`${from.id}:${from.path} -> ${dst}`);
   }
   return 0;

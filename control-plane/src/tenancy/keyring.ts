@@ -91,7 +91,7 @@ export class Keyring {
     return this.env.length > 0;
   }
 
-  /** The principal a presented key names (bearer, x-api-key, ?api_key=), or undefined. */
+  /** The principal a presented key names (bearer or x-api-key; a terminal's ticket stands for one), or undefined. */
   async authenticate(presented: string): Promise<Principal | undefined> {
     const m = STORED_KEY.exec(presented);
     if (!m) return this.envPrincipal(presented);

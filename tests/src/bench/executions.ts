@@ -1,4 +1,5 @@
 import { loadConfig } from '@kiln/control-plane/config';
+import { log, setLogLevel, setLogSink } from '@kiln/control-plane/log';
 import { startKiln } from '@kiln/control-plane/server';
 import { mkdtempSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -57,10 +58,74 @@ export async function benchExecutions(
         note: `${((r / f) * 100).toFixed(0)}% of floor; target > 500/s`,
       });
     }
+    rows.push(...(await requestLogCost(url, body, once, opts)));
     rows.push(...(await benchFunctions(kiln.url, lat.p50, { samples: opts.samples, coldSamples: Number(process.env.BENCH_COLD_SAMPLES ?? 10) })));
     return rows;
   } finally {
     await kiln.stop({ stopExecutors: true });
     rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The cost of the `request` line at info (one per request; log.ts gathers lines into one stderr
+ * write per event-loop turn): the same hot invocation with the line (level info) and without it
+ * (warn), alternated in the same run so the machine's drift lands on both. The lines go to this
+ * process's stderr: run the bench with stderr to a file for a real write.
+ */
+async function requestLogCost(url: string, body: unknown, once: () => Promise<void>, opts: { samples: number; durationMs: number; clients: number[] }): Promise<Row[]> {
+  const p50 = { info: [] as number[], warn: [] as number[] };
+  const rps = { info: [] as number[], warn: [] as number[] };
+  const clients = opts.clients[0] ?? 32;
+  try {
+    for (let round = 0; round < 2; round++) {
+      for (const level of round === 0 ? (['info', 'warn'] as const) : (['warn', 'info'] as const)) {
+        setLogLevel(level);
+        p50[level].push(percentiles(await sequential(opts.samples, once)).p50);
+        rps[level].push(await remoteThroughput({ url, body, expect: { sum: 3 }, clients, warmupMs: 1000, durationMs: opts.durationMs }));
+      }
+    }
+  } finally {
+    setLogLevel('warn');
+  }
+  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const perLine = await logLineCost();
+  return [
+    { name: 'request log: one line through log.ts (gathered per turn)', value: perLine.gathered, unit: 'µs', note: `${(perLine.gathered / perLine.direct).toFixed(2)}× one stderr write per line (${perLine.direct.toFixed(2)} µs), 10 lines a turn` },
+    { name: 'request log at info: hot sequential p50 with the line', value: mean(p50.info), unit: 'ms', note: `${(mean(p50.info) / mean(p50.warn)).toFixed(3)}× without it (${mean(p50.warn).toFixed(2)} ms; rounds ${p50.info.map((v) => v.toFixed(2)).join('/')} vs ${p50.warn.map((v) => v.toFixed(2)).join('/')})` },
+    { name: `request log at info: throughput with the line, ${clients} clients`, value: mean(rps.info), unit: 'req/s', note: `${(mean(rps.info) / mean(rps.warn)).toFixed(3)}× without it (${mean(rps.warn).toFixed(0)} req/s; rounds ${rps.info.map((v) => v.toFixed(0)).join('/')} vs ${rps.warn.map((v) => v.toFixed(0)).join('/')})` },
+  ];
+}
+
+/** µs per `request`-like line: log.ts's default sink (one write per turn) beside a write per line, 10 lines per event-loop turn, alternated twice. */
+async function logLineCost(): Promise<{ gathered: number; direct: number }> {
+  const TURNS = 2000;
+  const PER_TURN = 10;
+  const fields = { method: 'POST', path: '/api/v1/executions', status: 200, ms: 1.2 };
+  const run = async (): Promise<number> => {
+    const t0 = performance.now();
+    for (let t = 0; t < TURNS; t++) {
+      for (let i = 0; i < PER_TURN; i++) log('info', 'request', fields);
+      await new Promise((r) => setImmediate(r));
+    }
+    await new Promise((r) => setImmediate(r));
+    return ((performance.now() - t0) * 1000) / (TURNS * PER_TURN);
+  };
+  const out = { gathered: [] as number[], direct: [] as number[] };
+  setLogLevel('info');
+  try {
+    for (let round = 0; round < 2; round++) {
+      for (const how of round === 0 ? (['gathered', 'direct'] as const) : (['direct', 'gathered'] as const)) {
+        const previous = how === 'direct' ? setLogSink((line) => process.stderr.write(line)) : undefined;
+        try {
+          out[how].push(await run());
+        } finally {
+          if (previous) setLogSink(previous);
+        }
+      }
+    }
+  } finally {
+    setLogLevel('warn');
+  }
+  return { gathered: (out.gathered[0]! + out.gathered[1]!) / 2, direct: (out.direct[0]! + out.direct[1]!) / 2 };
 }

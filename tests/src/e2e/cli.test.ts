@@ -11,6 +11,7 @@ import { startTestKiln, type TestKiln } from '../support/kiln.js';
 
 /** The `kiln` binary as `npx kiln` runs it in the repo (the bin link npm makes). */
 const KILN_BIN = fileURLToPath(new URL('../../../node_modules/.bin/kiln', import.meta.url));
+const PTY_DRIVE = fileURLToPath(new URL('../../../tests/src/support/pty-drive.py', import.meta.url));
 const ADMIN = 'cli-admin-key-0123456789abcdef01234';
 
 let k: TestKiln;
@@ -18,13 +19,34 @@ let key: string;
 let dir: string;
 let env: Record<string, string>;
 
-/** Runs `kiln ...args` with this file's config (no KILN_URL/KILN_API_KEY unless given). */
-function kiln(args: string[], extra: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+/** Runs `kiln ...args` with this file's config (no KILN_URL/KILN_API_KEY unless given), stdin a pipe that gives `input`. */
+function kiln(args: string[], extra: Record<string, string> = {}, input = ''): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(KILN_BIN, args, { env: { ...env, ...extra }, timeout: 120_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+    const child = execFile(KILN_BIN, args, { env: { ...env, ...extra }, timeout: 120_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
     });
+    child.stdin?.end(input);
   });
+}
+
+/** A step of support/pty-drive.py's script: a window size (SIGWINCH), keystrokes, a wait for output, a pause. */
+type PtyStep = { size: [number, number] } | { send: string } | { expect: string; s?: number } | { sleep: number };
+
+/** Runs `kiln ...args` on a real terminal (a pty, so stdin, stdout and stderr are TTYs) played by pty-drive.py. */
+function kilnOnTty(args: string[], steps: PtyStep[]): Promise<{ ok: boolean; failed: PtyStep | null; output: string; code: number }> {
+  return new Promise((resolve, reject) => {
+    execFile('python3', [PTY_DRIVE, JSON.stringify(steps), '--', KILN_BIN, ...args], { env, timeout: 180_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`pty-drive failed: ${err.message} ${stderr}`));
+      else resolve(JSON.parse(stdout) as { ok: boolean; failed: PtyStep | null; output: string; code: number });
+    });
+  });
+}
+
+/** Terminal output as lines of what a screen shows: escape sequences out, each line what follows its last carriage return. */
+function screenLines(output: string): string[] {
+  // eslint-disable-next-line no-control-regex
+  const plain = output.replace(/\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07/g, '');
+  return plain.split('\n').map((l) => (l.replace(/\r+$/, '').split('\r').pop() ?? '').trim());
 }
 
 beforeAll(async () => {
@@ -89,16 +111,84 @@ describe('kiln CLI', () => {
     writeFileSync(local, bytes);
     const up = await kiln(['sessions', 'cp', local, `${id}:data/up.bin`]);
     expect(up.code, up.stderr).toBe(0);
+    // stderr is a pipe here: no progress bar in it.
+    expect(up.stderr).toBe('');
     const sum = (await kiln(['sessions', 'exec', id, '--', 'sha256sum data/up.bin'])).stdout.split(' ')[0];
     expect(sum).toBe(createHash('sha256').update(bytes).digest('hex'));
     const back = join(dir, 'down.bin');
-    expect((await kiln(['sessions', 'cp', `${id}:data/up.bin`, back])).code).toBe(0);
+    const down = await kiln(['sessions', 'cp', `${id}:data/up.bin`, back]);
+    expect([down.code, down.stderr]).toEqual([0, '']);
     expect(readFileSync(back).equals(bytes)).toBe(true);
 
     expect((await kiln(['sessions', 'rm', id])).code).toBe(0);
     const gone = await kiln(['sessions', 'exec', id, '--', 'true']);
     expect(gone.code).toBe(1);
     expect(gone.stderr).toContain('SessionNotFound');
+  });
+
+  it('sessions shell: piped stdin runs in the remote shell, which ends with its exit code', async () => {
+    const id = (await kiln(['sessions', 'create', '--template', 'nodejs'])).stdout.trim();
+    try {
+      const r = await kiln(['sessions', 'shell', id], {}, 'echo hi; exit 3\n');
+      expect(r.code, r.stderr).toBe(3);
+      // The terminal echoes the typed line too: "hi" must be a line of its own, the echo's output.
+      expect(screenLines(r.stdout)).toContain('hi');
+      // Input that ends without an exit: the Ctrl-D sent at its end is the shell's end of input.
+      const eof = await kiln(['sessions', 'shell', id], {}, 'echo bye\n');
+      expect([eof.code, screenLines(eof.stdout).includes('bye')]).toEqual([0, true]);
+      expect((await kiln(['sessions', 'shell'])).code).toBe(2);
+      const other = await kiln(['sessions', 'shell', 's-nosuch']);
+      expect([other.code, other.stderr]).toEqual([1, expect.stringContaining('SessionNotFound')]);
+    } finally {
+      await kiln(['sessions', 'rm', id]);
+    }
+  });
+
+  it('sessions shell on a terminal: raw keys (Ctrl-C reaches the remote shell, Ctrl-D ends it), its size follows SIGWINCH', async () => {
+    const id = (await kiln(['sessions', 'create', '--template', 'nodejs'])).stdout.trim();
+    try {
+      const r = await kilnOnTty(['sessions', 'shell', id], [
+        { size: [30, 100] },
+        { sleep: 1 },
+        { send: 'stty size\r' },
+        { expect: '30 100' },
+        { size: [20, 50] },
+        { sleep: 1 },
+        { send: 'stty size\r' },
+        { expect: '20 50' },
+        // Not raw, Ctrl-C would end kiln itself (SIGINT) instead of the remote sleep.
+        { send: 'sleep 100\r' },
+        { sleep: 1 },
+        { send: '\u0003' },
+        { sleep: 1 },
+        { send: 'echo after-$((6*7))\r' },
+        { expect: 'after-42' },
+        { send: '(exit 7)\r' },
+        { sleep: 1 },
+        { send: '\u0004' },
+      ]);
+      expect(r.ok, `${JSON.stringify(r.failed)} in ${r.output}`).toBe(true);
+      expect(r.code, r.output).toBe(7);
+    } finally {
+      await kiln(['sessions', 'rm', id]);
+    }
+  });
+
+  it('sessions cp draws a progress bar on stderr when it is a terminal', async () => {
+    const id = (await kiln(['sessions', 'create', '--template', 'nodejs'])).stdout.trim();
+    try {
+      const local = join(dir, 'bar.bin');
+      writeFileSync(local, randomBytes(4 * 1024 * 1024));
+      const up = await kilnOnTty(['sessions', 'cp', local, `${id}:bar.bin`], []);
+      expect(up.code, up.output).toBe(0);
+      expect(up.output).toMatch(/bar\.bin \[#{30}\] 100% 4\.0 MB\/4\.0 MB/);
+      const down = await kilnOnTty(['sessions', 'cp', `${id}:bar.bin`, join(dir, 'bar-back.bin')], []);
+      expect(down.code, down.output).toBe(0);
+      expect(down.output).toMatch(/bar\.bin \[#{30}\] 100% 4\.0 MB\/4\.0 MB/);
+      expect(readFileSync(join(dir, 'bar-back.bin')).equals(readFileSync(local))).toBe(true);
+    } finally {
+      await kiln(['sessions', 'rm', id]);
+    }
   });
 
   it('follows new executions with logs -f', async () => {
@@ -120,7 +210,7 @@ describe('kiln CLI', () => {
 
   it('says what is wrong: usage (exit 2), an unreachable server (exit 1)', async () => {
     const usage = await kiln(['sessions', 'frobnicate']);
-    expect([usage.code, usage.stderr]).toEqual([2, 'kiln: use: kiln sessions ls|create|rm|exec|cp\n']);
+    expect([usage.code, usage.stderr]).toEqual([2, 'kiln: use: kiln sessions ls|create|rm|exec|shell|cp\n']);
     // A port nothing listens on: one that was just free.
     const server = createServer();
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

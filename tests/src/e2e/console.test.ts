@@ -10,6 +10,10 @@ import { makeZip } from '../support/zip.js';
 
 const KEY = 'console-alpha-key-0123456789abcd';
 const as = { authorization: `Bearer ${KEY}` };
+const ADMIN = 'console-admin-key-0123456789abcd';
+const asAdmin = { authorization: `Bearer ${ADMIN}` };
+/** Markup where the console shows what a function or an administrator wrote: it must stay text. */
+const HOSTILE = `<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>`;
 /**
  * Screenshots of each page go here; `scripts/console-screenshots.sh` sets it to docs/screenshots
  * for the README, otherwise a temporary directory (the pictures are still taken and checked).
@@ -21,7 +25,15 @@ describe('web console', () => {
   let k: TestKiln;
   let browser: Browser;
   let page: Page;
-  const made = { sessions: [] as string[], fn: 'console-fn' };
+  const made = { sessions: [] as string[], fn: 'console-fn', dlq: 'console-dlq' };
+  /** Whatever hostile markup ran or became elements in a page. */
+  const executed = (p: Page): Promise<unknown> => p.evaluate(`({ xss: window.__xss, elements: document.querySelectorAll('img[src="x"], img[onerror], script:not([src])').length })`);
+  const logIn = async (p: Page, key: string): Promise<void> => {
+    await p.goto(k.url);
+    await p.getByLabel('API key').fill(key);
+    await p.getByRole('button', { name: 'Log in' }).click();
+    await p.getByRole('heading', { name: 'Sessions' }).waitFor();
+  };
 
   const shot = async (name: string): Promise<void> => {
     await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
@@ -32,7 +44,7 @@ describe('web console', () => {
   beforeAll(async () => {
     ensureConsoleBuilt();
     mkdirSync(SHOTS, { recursive: true });
-    k = await startTestKiln({ env: { KILN_API_KEYS: `alpha:${KEY}` } });
+    k = await startTestKiln({ env: { KILN_API_KEYS: `alpha:${KEY}`, KILN_ADMIN_API_KEYS: ADMIN } });
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   });
@@ -40,6 +52,7 @@ describe('web console', () => {
     await browser?.close();
     for (const id of made.sessions) await k?.call('DELETE', `/api/v1/sessions/${id}`, undefined, as);
     await k?.call('DELETE', `/api/v1/functions/${made.fn}`, undefined, as);
+    await k?.call('DELETE', `/api/v1/functions/${made.dlq}`, undefined, as);
     await k?.stop();
   });
 
@@ -145,6 +158,91 @@ describe('web console', () => {
     await page.goto(`${k.url}/#/templates`);
     await page.getByRole('cell', { name: 'nodejs', exact: true }).waitFor();
     await shot('templates');
+  });
+
+  it('pauses and resumes a session from its page; its shell lives on', async () => {
+    const id = made.sessions[0] as string;
+    await page.goto(`${k.url}/#/sessions/${id}`);
+    const status = page.getByTestId('session-status');
+    await expect.poll(() => status.innerText(), { timeout: 20_000 }).toBe('running');
+    await page.getByText('Terminal: connected').waitFor({ timeout: 30_000 });
+    await page.getByRole('button', { name: 'Pause', exact: true }).click();
+    await expect.poll(() => status.innerText(), { timeout: 30_000 }).toBe('paused');
+    expect((await k.call('GET', `/api/v1/sessions/${id}`, undefined, as)).body.status).toBe('paused');
+    await shot('session-paused');
+    await page.getByRole('button', { name: 'Resume', exact: true }).click();
+    await expect.poll(() => status.innerText(), { timeout: 30_000 }).toBe('running');
+    expect((await k.call('GET', `/api/v1/sessions/${id}`, undefined, as)).body.status).toBe('running');
+    // Thawed, not replaced: the terminal opened before the pause still answers.
+    await page.locator('.xterm').click();
+    await page.keyboard.type('echo thawed-$((6*7))\n');
+    await expect.poll(async () => (await terminalText()).split('\n').map((l) => l.trim()), { timeout: 20_000 }).toContain('thawed-42');
+  });
+
+  it('lists a dead letter with its error, event and logs as text, and replays it', async () => {
+    const failing = `exports.handler = async (e) => { console.log(${JSON.stringify(`log ${HOSTILE}`)}); throw new Error(${JSON.stringify(`failed ${HOSTILE}`)}); };`;
+    const created = await k.call('POST', '/api/v1/functions', { name: made.dlq, runtime: 'nodejs20.x', maxRetryAttempts: 0, code: { source: failing } }, as);
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const queued = await k.call('POST', `/api/v1/functions/${made.dlq}/invocations?type=Event`, { n: 7, html: HOSTILE }, as);
+    expect(queued.status).toBe(202);
+    await expect.poll(async () => (await k.call('GET', `/api/v1/functions/${made.dlq}/dead-letters`, undefined, as)).body.deadLetters.length, { timeout: 60_000 }).toBe(1);
+    // Fixed before the replay, so the replay is seen to run the event again.
+    expect((await k.call('PUT', `/api/v1/functions/${made.dlq}`, { code: { source: 'exports.handler = async (e) => ({ replayed: e.n })' } }, as)).status).toBe(200);
+
+    await page.goto(`${k.url}/#/functions/${made.dlq}`);
+    const row = page.getByRole('row').filter({ hasText: `Error: failed ${HOSTILE}` });
+    await row.waitFor({ timeout: 20_000 });
+    await row.getByRole('button', { name: 'Details' }).click();
+    await page.locator('tr.detail pre').filter({ hasText: `"html":${JSON.stringify(HOSTILE)}` }).waitFor();
+    await page.locator('tr.detail pre').filter({ hasText: `log ${HOSTILE}` }).waitFor();
+    expect(await executed(page)).toEqual({ elements: 0 });
+    await shot('function-dead-letters');
+    await row.getByRole('button', { name: `Replay ${queued.body.id as string}` }).click();
+    const said = await page.getByRole('status').filter({ hasText: 'as execution' }).innerText({ timeout: 20_000 });
+    const replayId = /as execution (\S+)/.exec(said)?.[1] as string;
+    await page.getByText('No dead letters').waitFor({ timeout: 20_000 });
+    await expect.poll(async () => (await k.call('GET', `/api/v1/executions/${replayId}`, undefined, as)).body.status, { timeout: 60_000 }).toBe('succeeded');
+    expect((await k.call('GET', `/api/v1/executions/${replayId}`, undefined, as)).body.result).toEqual({ replayed: 7 });
+    expect((await k.call('GET', `/api/v1/functions/${made.dlq}/dead-letters`, undefined, as)).body.deadLetters).toEqual([]);
+  });
+
+  it('an administrator edits a template (its text stays text); other keys get no editor', async () => {
+    await page.goto(`${k.url}/#/templates`);
+    await page.getByRole('cell', { name: 'nodejs', exact: true }).waitFor();
+    await page.getByText('Changing a template needs an administrator key.').waitFor();
+    expect(await page.getByRole('button', { name: 'Edit nodejs' }).count()).toBe(0);
+    // And the server refuses the write itself to such a key: the hidden button is not the barrier.
+    expect((await k.call('PUT', '/api/v1/templates/nodejs', { description: 'x' }, as)).status).toBe(403);
+
+    const original = (await k.call('GET', '/api/v1/templates/nodejs', undefined, asAdmin)).body as Record<string, unknown>;
+    const admin = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    try {
+      await logIn(admin, ADMIN);
+      await admin.goto(`${k.url}/#/templates`);
+      await admin.getByRole('button', { name: 'Edit nodejs' }).click();
+      const area = admin.getByLabel(/^Template nodejs/);
+      const shown = JSON.parse(await area.inputValue()) as Record<string, unknown>;
+      expect(shown).toEqual(Object.fromEntries(Object.entries(original).filter(([key]) => key !== 'name')));
+
+      await area.fill('{ not json');
+      await admin.getByRole('button', { name: 'Save' }).click();
+      await admin.getByRole('alert').filter({ hasText: 'not JSON' }).waitFor();
+      await area.fill(JSON.stringify({ ...shown, resources: { ...(shown.resources as object), memoryMB: -5 } }));
+      await admin.getByRole('button', { name: 'Save' }).click();
+      await admin.getByRole('alert').filter({ hasText: 'memoryMB' }).waitFor({ timeout: 20_000 });
+      expect((await k.call('GET', '/api/v1/templates/nodejs', undefined, asAdmin)).body).toEqual(original);
+
+      await area.fill(JSON.stringify({ ...shown, description: HOSTILE }, null, 2));
+      await admin.getByRole('button', { name: 'Save' }).click();
+      await admin.getByRole('status').filter({ hasText: 'Saved nodejs' }).waitFor({ timeout: 20_000 });
+      expect((await k.call('GET', '/api/v1/templates/nodejs', undefined, asAdmin)).body).toEqual({ ...original, description: HOSTILE });
+      await admin.getByRole('cell', { name: HOSTILE, exact: true }).waitFor();
+      expect(await executed(admin)).toEqual({ elements: 0 });
+      await admin.screenshot({ path: join(SHOTS, 'templates-edit.png'), fullPage: true });
+    } finally {
+      await admin.close();
+      await k.call('PUT', '/api/v1/templates/nodejs', original, asAdmin);
+    }
   });
 
   it('fits a phone\'s width and can be used from the keyboard', async () => {

@@ -54,7 +54,7 @@ describe('log lines name the tenant and key id, never the key', () => {
     const auth = { authorization: `Bearer ${KEY}` };
 
     expect((await fetch(`${url}/api/v1/sessions/s-nosuch`, { headers: auth })).status).toBe(404);
-    expect(await lineLike((l) => l.msg === 'request' && l.path === '/api/v1/sessions/s-nosuch')).toMatchObject({ level: 'debug', method: 'GET', status: 404, tenant: 'acme', keyId: KEY_ID });
+    expect(await lineLike((l) => l.msg === 'request' && l.path === '/api/v1/sessions/s-nosuch')).toMatchObject({ level: 'info', method: 'GET', status: 404, tenant: 'acme', keyId: KEY_ID });
 
     const failing = await fetch(`${url}/api/v1/executions`, {
       method: 'POST',
@@ -79,15 +79,19 @@ describe('log lines name the tenant and key id, never the key', () => {
     expect(mcp.status).toBeGreaterThanOrEqual(400);
     expect(await lineLike((l) => l.msg === 'request' && l.path === '/mcp/full')).toMatchObject({ status: mcp.status, tenant: 'acme', keyId: KEY_ID });
 
-    // Browsers put the key in the URL of a WebSocket: it must not reach the log either.
-    const ws = new WebSocket(`${url.replace('http', 'ws')}/api/v1/sessions/s-nosuch/pty?api_key=${KEY}`);
-    const status = await new Promise<number>((resolve, reject) => {
-      ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
-      ws.once('open', () => reject(new Error('opened a terminal on a session that does not exist')));
-      ws.once('error', reject);
-    });
-    expect(status).toBe(404);
+    // The terminal WebSocket, with the key in a header: its refusal names the tenant.
+    const upgrade = (path: string, headers: Record<string, string>): Promise<number> => {
+      const ws = new WebSocket(`${url.replace('http', 'ws')}${path}`, { headers });
+      return new Promise<number>((resolve, reject) => {
+        ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+        ws.once('open', () => reject(new Error('opened a terminal on a session that does not exist')));
+        ws.once('error', reject);
+      });
+    };
+    expect(await upgrade('/api/v1/sessions/s-nosuch/pty', auth)).toBe(404);
     expect(await lineLike((l) => l.msg === 'terminal refused')).toMatchObject({ sessionId: 's-nosuch', status: 404, tenant: 'acme', keyId: KEY_ID });
+    // A key put in the URL anyway is refused, and must not reach the log either.
+    expect(await upgrade(`/api/v1/sessions/s-nosuch/pty?api_key=${KEY}`, {})).toBe(400);
 
     expect((kiln as KilnProcess).log()).not.toContain(KEY);
   });

@@ -59,7 +59,7 @@ afterAll(async () => {
 
 /** What an upgrade to a session's terminal got: opened (then closed at once), or refused with a status and error body. */
 async function terminal(id: string, opts: { key?: string; queryKey?: string }): Promise<{ opened: true } | { opened: false; status: number; body: any }> {
-  const query = opts.queryKey ? `?api_key=${encodeURIComponent(opts.queryKey)}` : '';
+  const query = opts.queryKey !== undefined ? `?api_key=${encodeURIComponent(opts.queryKey)}` : '';
   const ws = new WebSocket(`${k.url.replace('http', 'ws')}/api/v1/sessions/${id}/pty${query}`, { headers: opts.key ? as(opts.key) : {} });
   return new Promise((resolve, reject) => {
     ws.once('open', () => {
@@ -86,15 +86,31 @@ async function alphaSleepRuns(): Promise<boolean> {
 }
 
 describe('the terminal WebSocket', () => {
-  it("refuses beta on alpha's session exactly as on a session that does not exist, with the key in a header or the URL", async () => {
+  it("refuses beta on alpha's session exactly as on a session that does not exist", async () => {
     const missing = await terminal(MISSING, { key: BETA });
     expect(missing).toMatchObject({ opened: false, status: 404, body: { error: { code: 'SessionNotFound' } } });
-    for (const opts of [{ key: BETA }, { queryKey: BETA }]) {
-      const got = await terminal(a.session, opts);
-      expect(got.opened).toBe(false);
-      if (got.opened) continue;
-      expect({ status: got.status, body: anonymous(got.body, a.session) }).toEqual({ status: 404, body: anonymous((missing as { body: unknown }).body, MISSING) });
+    const got = await terminal(a.session, { key: BETA });
+    expect(got.opened).toBe(false);
+    if (got.opened) return;
+    expect({ status: got.status, body: anonymous(got.body, a.session) }).toEqual({ status: 404, body: anonymous((missing as { body: unknown }).body, MISSING) });
+  });
+
+  it('refuses a key in the URL (400 KeyInUrl): the owner\'s, beside a good header, another tenant\'s, or on no session, alike', async () => {
+    const tries = [
+      { id: a.session, opts: { queryKey: ALPHA } },
+      { id: a.session, opts: { key: ALPHA, queryKey: ALPHA } },
+      { id: a.session, opts: { queryKey: BETA } },
+      { id: MISSING, opts: { queryKey: ALPHA } },
+      { id: a.session, opts: { queryKey: '' } },
+    ];
+    const bodies = new Set<string>();
+    for (const { id, opts } of tries) {
+      const got = await terminal(id, opts);
+      expect(got).toMatchObject({ opened: false, status: 400, body: { error: { code: 'KeyInUrl' } } });
+      if (!got.opened) bodies.add(JSON.stringify(got.body));
     }
+    // One answer for all: it says nothing about the key or the session.
+    expect(bodies.size).toBe(1);
   });
 
   it("refuses beta's read-only key on beta's own session with 403 naming the sessions scope, and no key with 401", async () => {

@@ -144,18 +144,18 @@ export function extraPaths(): Record<string, Record<string, unknown>> {
       summary: 'An interactive terminal in the session (WebSocket)',
       description:
         'Upgrade to a WebSocket (`Connection: Upgrade`, `Upgrade: websocket`). Binary frames carry terminal bytes both ways. Text frames carry JSON control messages: ' +
-        '`{"type":"resize","cols":N,"rows":N}` from the client, and `{"type":"exit","code":N}` from the server before it closes. Browsers, which cannot set headers on a WebSocket, ' +
-        'may send the key as `?api_key=<key>`; pages of other origins are refused (403).',
+        '`{"type":"resize","cols":N,"rows":N}` from the client, and `{"type":"exit","code":N}` from the server before it closes. Authenticate with `Authorization: Bearer <key>` ' +
+        'or `x-api-key` on the upgrade; browsers, which cannot set headers on a WebSocket, offer the subprotocols `kiln.pty` and `kiln.ticket.<ticket>` with a one-use ticket from ' +
+        '`POST /api/v1/sessions/{id}/pty-ticket`. A key in the URL (`?api_key=`) is refused (400 `KeyInUrl`): URLs end up in logs and proxies. Pages of other origins are refused (403).',
       parameters: [
         { name: 'id', in: 'path', required: true, schema: { type: 'string' } },
         { name: 'cols', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: 1000, default: 80 } },
         { name: 'rows', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: 1000, default: 24 } },
-        { name: 'api_key', in: 'query', required: false, schema: { type: 'string' }, description: 'The API key, for browsers (which cannot set WebSocket headers)' },
       ],
       responses: {
         '101': { description: 'Switching protocols: the terminal is attached' },
-        '400': { description: 'Bad cols/rows, or not a WebSocket upgrade', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
-        '401': { description: 'No key, or an unknown one', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
+        '400': { description: 'Bad cols/rows, a key in the URL (`KeyInUrl`), or not a WebSocket upgrade', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
+        '401': { description: 'No key, an unknown one, or a ticket that is unknown, used, expired or for another session (`TicketInvalid`)', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
         '403': { description: 'The key lacks the sessions scope, or a foreign page origin', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
         '404': { description: 'Unknown session (another tenant\'s is unknown too)', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
       },

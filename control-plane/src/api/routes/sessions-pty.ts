@@ -69,8 +69,13 @@ export function attachSessionPty(server: Server, sessions: SessionService, keyri
         refuse(socket, 500, 'InternalError', 'internal error; see the control plane log');
       }
     };
-    // Browsers cannot set headers on a WebSocket, so the key may also come as ?api_key=.
-    const header = (n: string): string | undefined => (n === 'x-api-key' ? (url.searchParams.get('api_key') ?? undefined) : undefined) ?? headerOf(req, n);
+    // A key in the URL lands in access logs, proxies and browser history: refused outright (even
+    // beside a good header), so a client that still sends one learns it at once. Not logged.
+    if (url.searchParams.has('api_key')) {
+      refuse(socket, 400, 'KeyInUrl', 'API keys are not accepted in URLs (they end up in logs and proxies): send "Authorization: Bearer <key>" on the upgrade, or, from a browser, a ticket from POST /api/v1/sessions/{id}/pty-ticket as the subprotocol kiln.ticket.<ticket>');
+      return;
+    }
+    const header = (n: string): string | undefined => headerOf(req, n);
     // Browsers: a one-use ticket from POST /api/v1/sessions/{id}/pty-ticket, offered as a
     // subprotocol (pty-tickets.ts). A ticket offered is the only credential looked at.
     const ticket = ticketOf(headerOf(req, 'sec-websocket-protocol'));
@@ -78,7 +83,7 @@ export function attachSessionPty(server: Server, sessions: SessionService, keyri
       ticket === undefined ? principalOf(keyring, header) : (tickets?.redeem(ticket, id) ?? Promise.resolve(undefined)).then((p) => ({ principal: p, ticket: true }));
     who.then(({ principal, ticket: usedTicket }) => {
       if (!principal && usedTicket) return refuse(socket, 401, 'TicketInvalid', 'the terminal ticket is unknown, used, expired or for another session; ask POST /api/v1/sessions/{id}/pty-ticket for a new one');
-      if (!principal) return refuse(socket, 401, 'Unauthorized', 'this endpoint needs an API key: send "Authorization: Bearer <key>" or "x-api-key: <key>" (or ?api_key=<key>), or a ticket as the subprotocol kiln.ticket.<ticket>');
+      if (!principal) return refuse(socket, 401, 'Unauthorized', 'this endpoint needs an API key: send "Authorization: Bearer <key>" or "x-api-key: <key>", or a ticket as the subprotocol kiln.ticket.<ticket>');
       // From here on every line logged for this terminal (its bridge too) names the tenant and key id.
       return withLogContext({ tenant: principal.tenant, keyId: principal.keyId }, () => {
         // A terminal writes to the sandbox like any process: the sessions scope, as scopes.ts says.

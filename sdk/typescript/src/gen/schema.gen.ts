@@ -1556,7 +1556,7 @@ export interface paths {
         };
         /**
          * An interactive terminal in the session (WebSocket)
-         * @description Upgrade to a WebSocket (`Connection: Upgrade`, `Upgrade: websocket`). Binary frames carry terminal bytes both ways. Text frames carry JSON control messages: `{"type":"resize","cols":N,"rows":N}` from the client, and `{"type":"exit","code":N}` from the server before it closes. Browsers, which cannot set headers on a WebSocket, may send the key as `?api_key=<key>`; pages of other origins are refused (403).
+         * @description Upgrade to a WebSocket (`Connection: Upgrade`, `Upgrade: websocket`). Binary frames carry terminal bytes both ways. Text frames carry JSON control messages: `{"type":"resize","cols":N,"rows":N}` from the client, and `{"type":"exit","code":N}` from the server before it closes. Authenticate with `Authorization: Bearer <key>` or `x-api-key` on the upgrade; browsers, which cannot set headers on a WebSocket, offer the subprotocols `kiln.pty` and `kiln.ticket.<ticket>` with a one-use ticket from `POST /api/v1/sessions/{id}/pty-ticket`. A key in the URL (`?api_key=`) is refused (400 `KeyInUrl`): URLs end up in logs and proxies. Pages of other origins are refused (403).
          */
         get: operations["openPty"];
         put?: never;
@@ -11899,8 +11899,6 @@ export interface operations {
             query?: {
                 cols?: number;
                 rows?: number;
-                /** @description The API key, for browsers (which cannot set WebSocket headers) */
-                api_key?: string;
             };
             header?: never;
             path: {
@@ -11917,7 +11915,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Bad cols/rows, or not a WebSocket upgrade */
+            /** @description Bad cols/rows, a key in the URL (`KeyInUrl`), or not a WebSocket upgrade */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -11926,7 +11924,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No key, or an unknown one */
+            /** @description No key, an unknown one, or a ticket that is unknown, used, expired or for another session (`TicketInvalid`) */
             401: {
                 headers: {
                     [name: string]: unknown;

@@ -59,13 +59,18 @@ export class Pty {
   async create(opts: PtyOptions): Promise<PtyHandle> {
     const WS = this.http.WebSocket;
     if (!WS) throw new KilnError('WebSocketUnavailable', 'this runtime has no WebSocket: pass { WebSocket } (e.g. from the ws package on Node 20) to new Kiln()');
-    const url = new URL(this.http.href(`/api/v1/sessions/${encodeURIComponent(this.sessionId)}/pty`, { cols: opts.cols ?? 80, rows: opts.rows ?? 24 }));
+    const path = `/api/v1/sessions/${encodeURIComponent(this.sessionId)}/pty`;
+    const url = new URL(this.http.href(path, { cols: opts.cols ?? 80, rows: opts.rows ?? 24 }));
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-    // Browsers cannot set headers on a WebSocket: the key goes in the query there. A WebSocket
-    // class that was passed in (ws) takes headers, which keeps the key out of URLs and logs.
-    const explicit = WS !== (globalThis as { WebSocket?: unknown }).WebSocket;
-    if (!explicit && this.http.apiKey) url.searchParams.set('api_key', this.http.apiKey);
-    const ws = explicit ? new WS(url.toString(), undefined, { headers: this.http.authHeaders() }) : new WS(url.toString());
+    // Browsers cannot set headers on a WebSocket, and a key in the URL would land in logs (Kiln
+    // refuses it). So the key asks for a one-use ticket in a header, and the WebSocket offers it
+    // as a subprotocol: one path for browsers, Node 22's WebSocket and ws alike.
+    const protocols = ['kiln.pty'];
+    if (this.http.apiKey) {
+      const { ticket } = await this.http.json<{ ticket: string }>('POST', `${path}-ticket`, opts.signal ? { signal: opts.signal } : {});
+      protocols.push(`kiln.ticket.${ticket}`);
+    }
+    const ws = new WS(url.toString(), protocols);
     ws.binaryType = 'arraybuffer';
     ws.addEventListener('message', (ev: MessageEvent) => {
       if (typeof ev.data !== 'string') opts.onData(new Uint8Array(ev.data as ArrayBuffer));
