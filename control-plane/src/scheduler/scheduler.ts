@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { VolumeMount } from '@kiln/proto/executor/sandboxes';
 import { isExecutorGone, type Agent } from '../agent/client.js';
 import { ExecutorFullError } from '../agent/errors.js';
 import { NoCapacityError } from '../errors.js';
@@ -83,6 +84,25 @@ export class Scheduler {
     }
   }
 
+  /**
+   * Leases a sandbox booted for this caller (never a warm or hot one), with `volumes` bound at
+   * its boot: warm sandboxes were booted before anyone knew which volumes they would need, and a
+   * running sandbox's mounts are not changed. Waits for room like acquire.
+   */
+  async acquireFresh(template: Template, runner: string, volumes: VolumeMount[], waitMs: number, leaseMs: number): Promise<Lease> {
+    const deadline = Date.now() + waitMs;
+    let pause = 1;
+    for (;;) {
+      const cold = await this.createSandbox(template, runner, `${this.replica}:${++this.seq}`, leaseMs, false, volumes);
+      if (cold) return cold;
+      if (await this.evictIdle(template)) continue;
+      this.signals.wantCapacity(template);
+      if (Date.now() >= deadline) throw new NoCapacityError(template.name, waitMs);
+      await new Promise((r) => setTimeout(r, pause));
+      pause = Math.min(pause * 2, 50);
+    }
+  }
+
   /** Returns a sandbox to the idle lists, as an instance of `functionKey` (or warm if empty). */
   async release(lease: Lease, functionKey: string): Promise<void> {
     await this.records.release(lease, functionKey);
@@ -141,7 +161,7 @@ export class Scheduler {
    * `aheadOfTime`: nobody waits for this boot (the keeper's warm pool), so it leaves the
    * executor's spare workspaces to the boots a request waits for.
    */
-  async createSandbox(template: Template, runner: string, owner: string, leaseMs = 60_000, aheadOfTime = false): Promise<Lease | undefined> {
+  async createSandbox(template: Template, runner: string, owner: string, leaseMs = 60_000, aheadOfTime = false, volumes: VolumeMount[] = []): Promise<Lease | undefined> {
     const sandboxId = `sbx-${randomUUID()}`;
     const executorId = await this.records.reserve(template, runner, sandboxId, owner, Date.now());
     if (!executorId) return undefined;
@@ -170,6 +190,7 @@ export class Scheduler {
         aheadOfTime,
         egressPolicyJson: network.egress ? JSON.stringify(network.egress) : '',
         prestartContexts: template.interpreter?.prestart ?? [],
+        volumes,
       });
     } catch (err) {
       await throughRedisOutage(() => this.forget(template.name, sandboxId), redisBack);
