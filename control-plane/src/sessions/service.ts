@@ -87,7 +87,7 @@ export interface SessionServiceOptions {
   /** Puts a session's own egress policy and secrets on its sandbox (`network`, `secrets` at create). */
   egress?: Pick<EgressPlacement, 'plan' | 'apply'>;
   /** Named volumes (`volumes` at create); absent: a create that names one is refused. */
-  volumes?: Pick<VolumeService, 'mountsFor' | 'forget'>;
+  volumes?: Pick<VolumeService, 'mountsFor' | 'forget' | 'created'>;
 }
 
 export interface SessionView {
@@ -305,6 +305,7 @@ export class SessionService {
       await this.opts.volumes?.forget(id, volumeMounts);
       throw err;
     }
+    await this.opts.volumes?.created(id, volumeMounts);
     return view(record);
   }
 

@@ -200,8 +200,9 @@ export class VolumeService {
     const stale: string[] = [];
     for (const [sid, at] of added) {
       if (!ended.has(sid)) live.push(sid);
-      // No record: ended, unless it is a create whose sandbox is still booting.
-      else if (Date.now() - at < CREATING_GRACE_MS && !(await this.sessionKnown(sid))) live.push(sid);
+      // No record: ended, unless it is a create whose sandbox is still booting (score: when it
+      // started; `created` sets it to 0 once the session's record exists).
+      else if (at > 0 && Date.now() - at < CREATING_GRACE_MS && !(await this.sessionKnown(sid))) live.push(sid);
       else stale.push(sid);
     }
     if (stale.length > 0) await this.redis.zrem(this.usersKey(id), ...stale);
@@ -250,6 +251,14 @@ export class VolumeService {
       }
     }
     return mounts;
+  }
+
+  /** The session's record exists: from now on its record alone says whether it is live. */
+  async created(sessionId: string, mounts: readonly VolumeMount[]): Promise<void> {
+    if (mounts.length === 0) return;
+    const tx = this.redis.multi();
+    for (const m of mounts) tx.zadd(this.usersKey(m.volumeId), 'XX', 0, sessionId);
+    await tx.exec();
   }
 
   /** A create that failed before its session existed: it no longer counts as a user. */

@@ -97,7 +97,7 @@ sysopen(my $lock, "$root/$tenant/$vol/lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0600
 flock($lock, LOCK_EX) or die "flock: $!\n";
 my $mnt = "$root/$tenant/$vol/mnt";
 my $mnt_dev = realdir($mnt);
-exit 0 if $mnt_dev != $dir_dev;  # mounted already (by this or another executor of the host)
+return if $mnt_dev != $dir_dev;  # mounted already (by this or another executor of the host)
 my $image = "$root/$tenant/$vol/image";
 sub run {
   open(my $out, '-|', '/bin/sh', '-c', 'exec 2>&1; exec "$@"', 'sh', @_) or die "sh: $!\n";
