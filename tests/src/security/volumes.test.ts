@@ -275,7 +275,7 @@ describe('tenancy, scopes and quotas', () => {
   });
 
   it('a template on the docker or kubernetes platform refuses volumes with a code naming the platform', async () => {
-    const service = new VolumeService(k.redis, new Keys(k.prefix), { hostDir: join(k.dataDir, 'volumes'), maxSizeMB: 64, quotaMB: 100, maxPerTenant: 12, defaultPlatform: 'local' }, { ended: async (ids: string[]) => ids });
+    const service = new VolumeService(k.redis, new Keys(k.prefix), { hostDir: join(k.dataDir, 'volumes'), maxSizeMB: 64, quotaMB: 100, maxPerTenant: 12, defaultPlatform: 'local' }, { ended: (ids: string[]) => Promise.resolve(ids) });
     const v = await volume(ALPHA);
     const who = { tenant: 'alpha', keyId: 'test', scopes: ['sessions'] } as never;
     for (const platform of ['docker', 'kubernetes'] as const) {
