@@ -105,6 +105,12 @@ describe('volumes', () => {
     const lines = Number((await sh(later, 'wc -l < /mnt/data/log.txt')).body.stdout.trim());
     expect(lines).toBeGreaterThan(1);
     expect((await sh(later, 'cat /mnt/data/reader.txt')).body.stdout).toBe('from-reader\nmore\n');
+    // Hibernated (its sandbox freed) it still holds the volume; restored into a new sandbox, the volume is there again.
+    expect((await k.call('POST', `/api/v1/sessions/${later}/hibernate`)).status).toBe(200);
+    expect((await k.call('DELETE', `/api/v1/volumes/${name}`)).body.error.code).toBe('VolumeInUse');
+    const resumed = await k.call('POST', `/api/v1/sessions/${later}/resume`);
+    expect(resumed.body.resumeType, JSON.stringify(resumed.body)).toBe('restored');
+    expect((await sh(later, 'echo restored >> /mnt/data/reader.txt && cat /mnt/data/reader.txt')).body.stdout).toBe('from-reader\nmore\nrestored\n');
     expect((await k.call('DELETE', `/api/v1/sessions/${later}`)).status).toBe(204);
 
     // Deleted once no session mounts it: its image and directory are gone from the host.
