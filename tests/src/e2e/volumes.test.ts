@@ -105,6 +105,14 @@ describe('volumes', () => {
     const lines = Number((await sh(later, 'wc -l < /mnt/data/log.txt')).body.stdout.trim());
     expect(lines).toBeGreaterThan(1);
     expect((await sh(later, 'cat /mnt/data/reader.txt')).body.stdout).toBe('from-reader\nmore\n');
+    // A fork mounts the same volume (the same data, not a copy).
+    const fork = await k.call('POST', `/api/v1/sessions/${later}/fork`, { count: 1 });
+    expect(fork.status, JSON.stringify(fork.body)).toBe(201);
+    const forked = fork.body.sessions[0].id as string;
+    sessions.push(forked);
+    expect(fork.body.sessions[0].volumes).toEqual([{ name, path: '/mnt/data', readOnly: false }]);
+    expect((await sh(forked, 'cat /mnt/data/reader.txt')).body.stdout).toBe('from-reader\nmore\n');
+    expect((await k.call('DELETE', `/api/v1/sessions/${forked}`)).status).toBe(204);
     // Hibernated (its sandbox freed) it still holds the volume; restored into a new sandbox, the volume is there again.
     expect((await k.call('POST', `/api/v1/sessions/${later}/hibernate`)).status).toBe(200);
     expect((await k.call('DELETE', `/api/v1/volumes/${name}`)).body.error.code).toBe('VolumeInUse');
