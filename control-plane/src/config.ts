@@ -164,6 +164,12 @@ const schema = z.object({
     .default(7 * 24 * 3_600_000),
   /** Snapshots a tenant may keep. */
   KILN_QUOTA_SNAPSHOTS: z.coerce.number().int().min(0).default(50),
+  /** The largest named volume, MB (volumes/service.ts). */
+  KILN_VOLUME_MAX_MB: z.coerce.number().int().min(1).max(1 << 20).default(10_240),
+  /** Each tenant's total size of volumes, MB. */
+  KILN_QUOTA_VOLUME_MB: z.coerce.number().int().min(0).default(20_480),
+  /** Volumes a tenant may keep. */
+  KILN_QUOTA_VOLUMES: z.coerce.number().int().min(0).default(20),
   /**
    * Stop executors when the control plane stops: `interrupt` (default) only when it is stopped by
    * SIGINT (Ctrl-C of `npm start` in the foreground), leaving them running for a restart or an
@@ -305,6 +311,8 @@ export type Config = {
   leaseHoldMs: number;
   /** Paused sessions and snapshots (sessions/lifecycle.ts, sessions/snapshots.ts). */
   sessionLifecycle: { hibernateAfterMs: number; pausedRetentionMs: number; maxSnapshotsPerTenant: number };
+  /** Named volumes: the largest, and each tenant's total size and count (KILN_VOLUME_MAX_MB, KILN_QUOTA_VOLUME_MB, KILN_QUOTA_VOLUMES). */
+  volumes: { maxSizeMB: number; quotaMB: number; maxPerTenant: number };
   cpuPolicy: CpuPolicy;
   /** KILN_STOP_EXECUTORS_ON_EXIT; see stopExecutorsFor. */
   stopExecutorsOnExit: boolean | 'interrupt';
@@ -408,6 +416,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxTimeoutMs: e.KILN_MAX_TIMEOUT_MS,
     maxEphemeralStorageMB: e.KILN_LAMBDA_MAX_EPHEMERAL_MB,
     leaseHoldMs: e.KILN_LEASE_HOLD_MS,
+    volumes: { maxSizeMB: e.KILN_VOLUME_MAX_MB, quotaMB: e.KILN_QUOTA_VOLUME_MB, maxPerTenant: e.KILN_QUOTA_VOLUMES },
     sessionLifecycle: { hibernateAfterMs: e.KILN_SESSION_HIBERNATE_AFTER_MS, pausedRetentionMs: e.KILN_SESSION_PAUSED_RETENTION_MS, maxSnapshotsPerTenant: e.KILN_QUOTA_SNAPSHOTS },
     cpuPolicy: e.KILN_CPU_POLICY,
     stopExecutorsOnExit: e.KILN_STOP_EXECUTORS_ON_EXIT === 'interrupt' ? 'interrupt' : e.KILN_STOP_EXECUTORS_ON_EXIT === 'true',

@@ -1,4 +1,5 @@
 import { serve, type ServerType } from '@hono/node-server';
+import { VolumeService } from './volumes/service.js';
 import { FileLinks } from './sessions/file-links.js';
 import { S3CodeSource } from './functions/s3-code.js';
 import { CodeLinks } from './functions/code-links.js';
@@ -201,7 +202,10 @@ export async function startKiln(config: Config): Promise<Kiln> {
   // Listening before sessions are created, so every session record carries the bound port.
   const nfsGateway = config.nfs?.gateway ? new NfsGateway(new SessionRoutes(redis, keys, sessionRecords, records), config.nfs.gateway) : undefined;
   const nfsPort = await nfsGateway?.listen();
+  // The host directory is the one the local platform gives its executors (KILN_VOLUME_DIR).
+  const volumes = new VolumeService(redis, keys, { ...config.volumes, hostDir: join(config.dataDir, 'volumes'), defaultPlatform: config.platform }, new SessionStore(redis, keys));
   const sessions = new SessionService(redis, keys, templates, scheduler, records, agents, signals, {
+    volumes,
     nfsHost: config.nfs?.host,
     ...(nfsPort !== undefined ? { nfsGatewayPort: nfsPort } : {}),
     quotas,
@@ -267,6 +271,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
   const ptyTickets = new PtyTickets(redis, keys);
   const mcp = mcpEndpoint({ sessions, executions, templates, functions: { service: functions, invoker } }, { maxBodyBytes: config.maxBodyBytes, redis, maxSessionsPerTenant: config.mcpMaxSessionsPerTenant });
   const app = createApp({
+    volumes,
     redis,
     executions,
     executors: records,

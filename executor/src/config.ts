@@ -77,6 +77,11 @@ const schema = z.object({
   KILN_EGRESS_CA_KEY: z.string().optional(),
   /** A PEM file of extra CAs the egress proxy trusts when it opens TLS to a host itself (beside the system's). */
   KILN_EGRESS_UPSTREAM_CA: z.string().optional(),
+  /**
+   * Host-wide directory of named volumes (sandbox/volumes.ts), shared by every executor of the
+   * host and outside their data dirs; must be an absolute path. Empty: this executor hosts no volumes.
+   */
+  KILN_VOLUME_DIR: z.string().regex(/^(|\/[^\t\n']*)$/, 'expected an absolute path without tabs, newlines or quotes').default(''),
 });
 
 export type ExecutorConfig = {
@@ -98,6 +103,8 @@ export type ExecutorConfig = {
   egressDns: string[];
   /** The egress CA and the extra upstream CAs (KILN_EGRESS_CA_CERT/KEY, KILN_EGRESS_UPSTREAM_CA); undefined: no HTTPS interception. */
   egressCa: { cert: string; key: string; upstreamCa: string | undefined } | undefined;
+  /** Where the host's volumes are (KILN_VOLUME_DIR); undefined: none hosted here. */
+  volumeDir: string | undefined;
 };
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): ExecutorConfig {
@@ -122,6 +129,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ExecutorConfig
     bwrapPath: e.KILN_BWRAP_PATH,
     nfs: parseNfsListen(e.KILN_NFS_LISTEN, e.KILN_NFS_TRUSTED_PROXIES),
     egressDns: e.KILN_EGRESS_DNS,
+    volumeDir: e.KILN_VOLUME_DIR === '' ? undefined : e.KILN_VOLUME_DIR.replace(/\/+$/, '') || '/',
     egressCa: e.KILN_EGRESS_CA_CERT && e.KILN_EGRESS_CA_KEY ? { cert: e.KILN_EGRESS_CA_CERT, key: e.KILN_EGRESS_CA_KEY, upstreamCa: e.KILN_EGRESS_UPSTREAM_CA } : undefined,
   };
 }

@@ -11,6 +11,7 @@ import { devptsStep } from './sandbox/devpts.js';
 import { SandboxManager } from './sandbox/manager.js';
 import { acquireUidLease, UID_RANGE_BUSY_EXIT, UidRangeBusyError } from './sandbox/uid-lease.js';
 import { detectWorkspaceFs } from './sandbox/workspace-fs.js';
+import { VolumeHost } from './sandbox/volumes.js';
 import { OutboundNetwork } from './sandbox/network.js';
 import { TlsInterceptor } from './egress/intercept.js';
 import { EgressStep } from './egress/step.js';
@@ -55,6 +56,8 @@ async function main(): Promise<void> {
     // devpts last: it waits for bwrap to finish the sandbox, the others need only its namespaces.
     bootSteps: [...(cgroups.driver ? [new CgroupStep(cgroups.driver)] : []), new OutboundNetwork(), egress, devptsStep()],
     workspaceFs,
+    // Volumes need what hard-sized workspaces need (root, loop devices, e2fsprogs).
+    volumes: new VolumeHost(config.volumeDir, workspaceFs.kind === 'ext4-image' ? undefined : workspaceFs.detail),
   });
   await sandboxes.init();
   // After init (it makes the etc dir the sandbox's copies of the CA go into), before any sandbox.

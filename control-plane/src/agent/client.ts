@@ -73,9 +73,9 @@ export class Agent {
     return this.call((cb, opts) => this.clients.sandboxes.health({}, this.clients.metadata, opts, cb), timeoutMs);
   }
 
-  /** `prestartContexts` may be left out (none). */
-  createSandbox(req: Omit<CreateSandboxRequest, 'prestartContexts'> & { prestartContexts?: string[] }, timeoutMs = 15_000): Promise<SandboxInfo> {
-    const full: CreateSandboxRequest = { prestartContexts: [], ...req };
+  /** `prestartContexts` and `volumes` may be left out (none). */
+  createSandbox(req: Omit<CreateSandboxRequest, 'prestartContexts' | 'volumes'> & Partial<Pick<CreateSandboxRequest, 'prestartContexts' | 'volumes'>>, timeoutMs = 15_000): Promise<SandboxInfo> {
+    const full: CreateSandboxRequest = { prestartContexts: [], volumes: [], ...req };
     return this.call((cb, opts) => this.clients.sandboxes.create(full, this.clients.metadata, opts, cb), timeoutMs);
   }
 

@@ -80,6 +80,7 @@ const TABLE: Record<Exclude<ErrorCode, ErrorCode.UNRECOGNIZED>, Rebuild> = {
   [ErrorCode.ERROR_CODE_SANDBOX_BOOT_FAILED]: row(ErrorCode.ERROR_CODE_SANDBOX_BOOT_FAILED, { code: 'SandboxBootFailed', status: 503, retryable: true }),
   // The session's executor cannot freeze (no freezer where it runs): this session cannot be paused.
   [ErrorCode.ERROR_CODE_FREEZE_UNSUPPORTED]: row(ErrorCode.ERROR_CODE_FREEZE_UNSUPPORTED, { code: 'PauseUnsupported', status: 409 }),
+  [ErrorCode.ERROR_CODE_VOLUMES_UNSUPPORTED]: row(ErrorCode.ERROR_CODE_VOLUMES_UNSUPPORTED, { code: 'VolumesUnsupported', status: 400 }),
   [ErrorCode.ERROR_CODE_SANDBOX_BUSY]: (id, m, d) => new SandboxBusyError(id, m, d),
   [ErrorCode.ERROR_CODE_SANDBOX_HAS_OTHER_FUNCTION]: (id, m, d) => new SandboxHasOtherFunctionError(id, m, d),
   [ErrorCode.ERROR_CODE_INVALID_CODE_PATH]: row(ErrorCode.ERROR_CODE_INVALID_CODE_PATH, { code: 'InvalidCodePath', status: 400 }),

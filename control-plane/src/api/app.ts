@@ -36,6 +36,8 @@ import { metricsRoutes } from './routes/metrics.js';
 import { templateRoutes } from './routes/templates.js';
 import { adminRoutes } from './routes/admin.js';
 import { sessionRoutes } from './routes/sessions.js';
+import { volumeRoutes } from './routes/volumes.js';
+import type { VolumeService } from '../volumes/service.js';
 import { sessionFileRoutes } from './routes/sessions-files.js';
 import { sessionProcessIoRoutes } from './routes/sessions-process-io.js';
 import { E2B_PREFIX, mountE2b } from './e2b/index.js';
@@ -125,6 +127,8 @@ export interface AppDeps {
   ptyTickets?: PtyTickets;
   /** The web console's built files (console/dist); absent or missing: `/` says how to build it. */
   consoleDir?: string;
+  /** Named volumes (volumes/service.ts); absent: no volume routes. */
+  volumes?: VolumeService;
 }
 
 /**
@@ -203,6 +207,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   if (deps.keys) {
     app.use('/api/v1/sessions', idempotentCreate(deps.redis, deps.keys, 'session'));
     app.use('/api/v1/functions', idempotentCreate(deps.redis, deps.keys, 'function'));
+    app.use('/api/v1/volumes', idempotentCreate(deps.redis, deps.keys, 'volume'));
   }
   app.route('/', executionRoutes(deps.executions));
   if (deps.functions) app.route('/', functionRoutes(deps.functions.service, deps.functions.invoker));
@@ -218,6 +223,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.route('/', adminRoutes(deps.keyring));
   if (deps.metrics) app.route('/', metricsRoutes(deps.metrics, deps.redis));
   if (deps.sessions) app.route('/', sessionRoutes(deps.sessions, deps.sessionLifecycle?.snapshots));
+  if (deps.volumes) app.route('/', volumeRoutes(deps.volumes));
   if (deps.sessionLifecycle) app.route('/', sessionLifecycleRoutes(deps.sessionLifecycle.lifecycle, deps.sessionLifecycle.snapshots));
   const uploads = new UploadSlots(deps.maxUploadsPerTenant ?? 16);
   if (deps.sessions) app.route('/', sessionFileRoutes(deps.sessions, deps.maxFileBytes ?? deps.maxBodyBytes, uploads));

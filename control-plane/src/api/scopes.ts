@@ -31,6 +31,9 @@ const RULES: ReadonlyArray<{ methods: readonly string[] | '*'; path: RegExp; sco
   // Snapshots are sessions' workspaces: read with `read`, made and deleted with `sessions`.
   { methods: ['GET', 'HEAD'], path: /^\/api\/v1\/snapshots(\/|$)/, scope: 'read' },
   { methods: '*', path: /^\/api\/v1\/snapshots(\/|$)/, scope: 'sessions' },
+  // Volumes hold sessions' data: read with `read`, made and deleted with `sessions`.
+  { methods: ['GET', 'HEAD'], path: /^\/api\/v1\/volumes(\/|$)/, scope: 'read' },
+  { methods: '*', path: /^\/api\/v1\/volumes(\/|$)/, scope: 'sessions' },
   // E2B's control API (api/e2b/): sandboxes are sessions. Its sandbox routes take a sandbox's access token, not a key.
   { methods: ['GET', 'HEAD'], path: /^\/e2b\//, scope: 'read' },
   { methods: '*', path: /^\/e2b\//, scope: 'sessions' },

@@ -177,6 +177,9 @@ export class LocalPlatform implements Platform {
         KILN_NFS_TRUSTED_PROXIES: '127.0.0.1,::1',
         KILN_AGENT_TOKEN_FILE: tokenPath,
         KILN_DATA_DIR: join(this.opts.dataDir, 'sandboxes', executorId),
+        // Named volumes: one directory for the host's executors, outside their own data dirs
+        // (deleted when they stop); the control plane's volumes/service.ts deletes from it too.
+        KILN_VOLUME_DIR: join(this.opts.dataDir, 'volumes'),
         KILN_MAX_SANDBOXES: String(template.pool.sandboxesPerExecutor),
         KILN_RUNTIMES: templateRunners(template).join(','),
         KILN_SANDBOX_UID_BASE: String(uids.firstUid),

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { VolumeMount } from '@kiln/proto/executor/sandboxes';
 import { isExecutorGone, type Agent } from '../agent/client.js';
 import { ExecutorCallError, ExecutorFullError } from '../agent/errors.js';
 import { NoCapacityError } from '../errors.js';
@@ -60,15 +61,16 @@ export class Scheduler {
   /**
    * Leases a sandbox for `functionKey`, waiting up to `waitMs` for one to free up. The lease
    * lasts `leaseMs` in Redis terms; the pool keeper reclaims leases whose owner vanished.
+   * With `volumes`, only a sandbox booted for this caller will do (acquireFresh).
    */
-  async acquire(template: Template, runner: string, functionKey: string, waitMs: number, leaseMs: number): Promise<Lease> {
+  async acquire(template: Template, runner: string, functionKey: string, waitMs: number, leaseMs: number, volumes: VolumeMount[] = []): Promise<Lease> {
     const deadline = Date.now() + waitMs;
     let pause = 1;
     let bootFailures = 0;
     for (;;) {
       const owner = `${this.replica}:${++this.seq}`;
       const now = Date.now();
-      const hit = await this.records.acquire(template.name, runner, functionKey, owner, now, leaseMs);
+      const hit = volumes.length > 0 ? undefined : await this.records.acquire(template.name, runner, functionKey, owner, now, leaseMs);
       if (hit) {
         const executor = await this.records.executor(hit.executorId);
         if (executor) return { sandboxId: hit.sandboxId, executor, template: template.name, runner, startType: hit.startType, owner, leaseUntil: now + leaseMs };
@@ -77,7 +79,7 @@ export class Scheduler {
       }
       let cold: Lease | undefined;
       try {
-        cold = await this.createSandbox(template, runner, owner, leaseMs);
+        cold = await this.createSandbox(template, runner, owner, leaseMs, false, volumes);
       } catch (err) {
         // A sandbox that failed to boot is the host's fault, not the caller's, and is seldom
         // repeated (seen under load: bwrap's netlink setup of the sandbox's loopback): another
@@ -95,6 +97,15 @@ export class Scheduler {
       await new Promise((r) => setTimeout(r, pause));
       pause = Math.min(pause * 2, 50);
     }
+  }
+
+  /**
+   * Leases a sandbox booted for this caller (never a warm or hot one), with `volumes` bound at
+   * its boot: warm sandboxes were booted before anyone knew which volumes they would need, and a
+   * running sandbox's mounts are not changed. Waits for room like acquire.
+   */
+  acquireFresh(template: Template, runner: string, volumes: VolumeMount[], waitMs: number, leaseMs: number): Promise<Lease> {
+    return this.acquire(template, runner, '', waitMs, leaseMs, volumes);
   }
 
   /** Returns a sandbox to the idle lists, as an instance of `functionKey` (or warm if empty). */
@@ -155,7 +166,7 @@ export class Scheduler {
    * `aheadOfTime`: nobody waits for this boot (the keeper's warm pool), so it leaves the
    * executor's spare workspaces to the boots a request waits for.
    */
-  async createSandbox(template: Template, runner: string, owner: string, leaseMs = 60_000, aheadOfTime = false): Promise<Lease | undefined> {
+  async createSandbox(template: Template, runner: string, owner: string, leaseMs = 60_000, aheadOfTime = false, volumes: VolumeMount[] = []): Promise<Lease | undefined> {
     const sandboxId = `sbx-${randomUUID()}`;
     const executorId = await this.records.reserve(template, runner, sandboxId, owner, Date.now());
     if (!executorId) return undefined;
@@ -184,6 +195,7 @@ export class Scheduler {
         aheadOfTime,
         egressPolicyJson: network.egress ? JSON.stringify(network.egress) : '',
         prestartContexts: template.interpreter?.prestart ?? [],
+        volumes,
       });
     } catch (err) {
       await throughRedisOutage(() => this.forget(template.name, sandboxId), redisBack);

@@ -201,7 +201,9 @@ export class SessionLifecycle implements SessionLifecycleHooks {
     const template = this.templates.get(r.template);
     const now = Date.now();
     const pausedFor = Math.max(0, now - (r.pausedAt ?? now));
-    const lease = await this.scheduler.acquire(template, r.runner, 'session', LEASE_WAIT_MS, Math.max(1000, r.expiresAt + pausedFor - now) + LEASE_MARGIN_MS);
+    const leaseMs = Math.max(1000, r.expiresAt + pausedFor - now) + LEASE_MARGIN_MS;
+    // A session with volumes gets them bound at its new sandbox's boot, as at its create.
+    const lease = r.volumeMounts?.length ? await this.scheduler.acquireFresh(template, r.runner, r.volumeMounts, LEASE_WAIT_MS, leaseMs) : await this.scheduler.acquire(template, r.runner, 'session', LEASE_WAIT_MS, leaseMs);
     let next: SessionRecord | undefined;
     try {
       await uploadWorkspace(new SessionAgent(this.agents.get(lease.executor), lease.sandboxId), tar);

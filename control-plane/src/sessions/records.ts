@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import type { VolumeMount } from '@kiln/proto/executor/sandboxes';
 import type { Keys } from '../store/keys.js';
 import { nfsTagKey, type SessionNfs } from './nfs.js';
 
@@ -44,6 +45,10 @@ export interface SessionRecord {
   lostReason?: string;
   /** When it was lost (epoch ms); the record is kept for LOST_SESSION_RETENTION_MS after. */
   lostAt?: number;
+  /** Named volumes as asked for at create (the API shows these). */
+  volumes?: { name: string; path: string; readOnly: boolean }[];
+  /** What the sandbox's boot request carried for them (volumes/service.ts); a restore boots with the same. */
+  volumeMounts?: VolumeMount[];
 }
 
 /** KEYS[1] = ARGV[2] only while it still holds ARGV[1]. */

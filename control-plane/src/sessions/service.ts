@@ -20,6 +20,7 @@ import { templateRunners } from '../templates/template.js';
 import { SessionBusyError, SessionCodeConflictError, SessionLostError, SessionNotFoundError, SessionPausedError, UnsupportedResourcesError } from './errors.js';
 import { bindSessionExport, exportNameOf, NfsDisabledError, nfsUrl, nfsView, unbindSessionExport, validateAllowList, type NfsExportInput, type SessionNfs, type SessionNfsView } from './nfs.js';
 import { SessionStore, type SessionRecord } from './records.js';
+import type { VolumeMountInput, VolumeService } from '../volumes/service.js';
 import { accessTokenMatches, newAccessToken, SessionAccessDeniedError } from './access-token.js';
 
 /** Function key under which session leases are taken: it has no hot instances, so warm or cold. */
@@ -57,6 +58,8 @@ export interface CreateSessionInput {
   autoPause?: boolean;
   /** Calls that need the sandbox resume it when paused (default true); false answers 409 SessionPaused. */
   autoResume?: boolean;
+  /** Named volumes bound into a sandbox booted for this session (volumes/service.ts). */
+  volumes?: VolumeMountInput[];
 }
 
 /**
@@ -83,6 +86,8 @@ export interface SessionServiceOptions {
   quotas?: Pick<Quotas, 'admitSession' | 'releaseSession'>;
   /** Puts a session's own egress policy and secrets on its sandbox (`network`, `secrets` at create). */
   egress?: Pick<EgressPlacement, 'plan' | 'apply'>;
+  /** Named volumes (`volumes` at create); absent: a create that names one is refused. */
+  volumes?: Pick<VolumeService, 'mountsFor' | 'forget' | 'created'>;
 }
 
 export interface SessionView {
@@ -113,6 +118,8 @@ export interface SessionView {
   /** libnfs URL of the session's /workspace; absent when its executor serves no NFS. */
   nfsUrl?: string;
   nfs?: SessionNfsView;
+  /** Named volumes bound into its sandbox, as asked for at create. */
+  volumes?: { name: string; path: string; readOnly: boolean }[];
 }
 
 export interface ExecuteInput {
@@ -149,6 +156,7 @@ export function view(r: SessionRecord): SessionView {
     idleTimeoutMs: r.idleTimeoutMs,
     metadata: r.metadata,
     ...(r.nfs ? { nfsUrl: nfsUrl(exportNameOf(r.id, r.nfs), r.nfs), nfs: nfsView(exportNameOf(r.id, r.nfs), r.nfs) } : {}),
+    ...(r.volumes?.length ? { volumes: r.volumes } : {}),
   };
 }
 
@@ -217,14 +225,30 @@ export class SessionService {
     const id = `ses_${randomUUID().replaceAll('-', '')}`;
     // Checked before a sandbox is taken: a policy beyond the tenant's reach costs no sandbox.
     const egress = input.network !== undefined || input.secrets?.length ? await this.egressPlacement().plan(who.tenant, template.name, input, 'the new session') : undefined;
+    const volumeInput = input.volumes ?? [];
+    if (volumeInput.length > 0 && !this.opts.volumes) throw new ValidationError('volumes: this deployment has no volumes');
+    // Checked (and counted as the volumes' user) before a sandbox is taken: an unknown volume costs none.
+    const volumeMounts = volumeInput.length > 0 && this.opts.volumes ? await this.opts.volumes.mountsFor(id, volumeInput, who, template) : [];
     // Counted before a sandbox is taken, so a tenant over its quota takes none from the pool.
-    await this.opts.quotas?.admitSession(who.tenant, id, template.resources.memoryMB);
+    try {
+      await this.opts.quotas?.admitSession(who.tenant, id, template.resources.memoryMB);
+    } catch (err) {
+      await this.opts.volumes?.forget(id, volumeMounts);
+      throw err;
+    }
+    // A session with volumes boots its own sandbox with them bound (a cold start): a warm one
+    // was booted before anyone knew its volumes, and mounts are never added to a running sandbox.
+    const take = (): Promise<Lease> =>
+      volumeMounts.length > 0
+        ? this.scheduler.acquireFresh(template, runner, volumeMounts, LEASE_WAIT_MS, timeoutMs + LEASE_MARGIN_MS)
+        : this.scheduler.acquire(template, runner, SESSION_FUNCTION_KEY, LEASE_WAIT_MS, timeoutMs + LEASE_MARGIN_MS);
     let lease: Lease;
     try {
       // A sandbox that fails to boot is tried again there (scheduler.acquire), as for executions.
-      lease = await this.scheduler.acquire(template, runner, SESSION_FUNCTION_KEY, LEASE_WAIT_MS, timeoutMs + LEASE_MARGIN_MS);
+      lease = await take();
     } catch (err) {
       await this.release(who.tenant, id);
+      await this.opts.volumes?.forget(id, volumeMounts);
       throw err;
     }
     let nfs: SessionNfs | undefined;
@@ -240,6 +264,7 @@ export class SessionService {
     } catch (err) {
       await this.scheduler.destroy(lease);
       await this.release(who.tenant, id);
+      await this.opts.volumes?.forget(id, volumeMounts);
       throw err;
     }
     const now = Date.now();
@@ -262,14 +287,17 @@ export class SessionService {
       ...(nfs ? { nfs } : {}),
       ...(input.autoPause ? { autoPause: true } : {}),
       ...(input.autoResume === false ? { autoResume: false } : {}),
+      ...(volumeMounts.length > 0 ? { volumes: volumeInput.map((v) => ({ name: v.name, path: v.path, readOnly: v.readOnly ?? false })), volumeMounts } : {}),
     };
     try {
       await this.store.put(record);
     } catch (err) {
       await this.scheduler.destroy(lease);
       await this.release(who.tenant, id);
+      await this.opts.volumes?.forget(id, volumeMounts);
       throw err;
     }
+    await this.opts.volumes?.created(id, volumeMounts);
     return view(record);
   }
 

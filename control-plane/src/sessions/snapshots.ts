@@ -151,6 +151,8 @@ export class SnapshotService {
       ...(input.timeoutMs !== undefined ? { timeoutMs: input.timeoutMs } : { timeoutMs: src.timeoutMs }),
       ...(src.autoPause ? { autoPause: true } : {}),
       ...(src.autoResume === false ? { autoResume: false } : {}),
+      // A fork mounts the source's volumes as the source does (the same data, not a copy).
+      ...(src.volumes?.length ? { volumes: src.volumes } : {}),
     };
     const made = await Promise.allSettled(Array.from({ length: input.count }, () => this.sessionWith(base, tar, who)));
     const failed = made.find((m): m is PromiseRejectedResult => m.status === 'rejected');

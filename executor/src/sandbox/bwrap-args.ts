@@ -138,7 +138,11 @@ export function sandboxArgv(spec: SandboxSpec, bwrapPath: string): string[] {
   if (spec.egress && existsSync(`${spec.etcDir}/${CA_FILES.bundle}`)) {
     argv.push('--ro-bind', `${spec.etcDir}/${CA_FILES.cert}`, SANDBOX_CA_CERT, '--ro-bind', `${spec.etcDir}/${CA_FILES.bundle}`, SANDBOX_CA_BUNDLE);
   }
-  // bwrap builds the root as a tmpfs; freeze it so only /workspace and /tmp take writes.
+  // Named volumes (volumes.ts): the mount point of each volume's image, bound whole; bwrap makes
+  // the path's directories in its tmpfs root. --ro-bind makes it a read-only mount in the
+  // sandbox's namespace, which a process without CAP_SYS_ADMIN there cannot remount writable.
+  for (const v of spec.volumes ?? []) argv.push(v.readOnly ? '--ro-bind' : '--bind', v.hostDir, v.path);
+  // bwrap builds the root as a tmpfs; freeze it so only /workspace, /tmp and volumes take writes.
   argv.push('--remount-ro', '/');
   argv.push(
     // Always a network namespace of its own, outbound or not: an outbound one gets its NAT and

@@ -9,6 +9,7 @@ import type { EgressPolicy } from '../egress/policy.js';
 import { Sandbox } from './sandbox.js';
 import type { SandboxSpec } from './spec.js';
 import { PlainWorkspaceFs, type WorkspaceFs } from './workspace-fs.js';
+import { VolumesUnsupportedError, type VolumeHost, type VolumeRequest } from './volumes.js';
 
 export interface SandboxLimits {
   memoryMB: number;
@@ -76,6 +77,8 @@ export class SandboxManager {
       bootSteps?: readonly BootStep[];
       /** What /workspace is made of (workspace-fs.ts); default: a plain directory, no hard size. */
       workspaceFs?: WorkspaceFs;
+      /** Where named volumes are mounted from (volumes.ts); absent: a sandbox with volumes is refused. */
+      volumes?: VolumeHost;
     },
   ) {
     this.freeSlots = Array.from({ length: opts.maxSandboxes }, (_, i) => opts.maxSandboxes - 1 - i);
@@ -115,7 +118,7 @@ export class SandboxManager {
   }
 
   /** `allowCidrs`: private ranges an outbound sandbox may reach (network.ts); `egress`: the template's egress policy (egress/). */
-  async create(id: string, runner: string, limits: SandboxLimits, allowNetwork: boolean, allowCidrs: readonly string[] = [], aheadOfTime = false, egress?: EgressPolicy): Promise<Sandbox> {
+  async create(id: string, runner: string, limits: SandboxLimits, allowNetwork: boolean, allowCidrs: readonly string[] = [], aheadOfTime = false, egress?: EgressPolicy, volumes: readonly VolumeRequest[] = []): Promise<Sandbox> {
     if (!SANDBOX_ID.test(id)) throw new InvalidArgumentError(`sandbox id must match ${SANDBOX_ID}; got "${id.slice(0, 100)}"`, { sandboxId: id.slice(0, 100) });
     if (!this.opts.runners.includes(runner)) throw new UnsupportedRunnerError(runner, this.opts.runners);
     if (this.sandboxes.has(id)) return this.get(id);
@@ -147,6 +150,10 @@ export class SandboxManager {
     };
     this.specOf.set(id, spec);
     try {
+      if (volumes.length > 0) {
+        if (!this.opts.volumes) throw new VolumesUnsupportedError('no volume root (KILN_VOLUME_DIR)');
+        spec.volumes = await this.opts.volumes.prepare(volumes);
+      }
       await this.workspaces.prepare(spec, !aheadOfTime);
       await mkdir(spec.taskDir, { recursive: true, mode: 0o755 });
       const sandbox = await Sandbox.boot(spec, this.opts.bwrapPath, this.opts.bootSteps);
@@ -195,6 +202,7 @@ export class SandboxManager {
   async close(): Promise<void> {
     await this.destroyAll();
     await this.workspaces.close();
+    this.opts.volumes?.close();
   }
 
   private async release(id: string): Promise<void> {

@@ -1,4 +1,5 @@
 import type { EgressPolicy } from '../egress/policy.js';
+import type { VolumeBind } from './volumes.js';
 
 /** Everything the launcher needs to start one sandbox. */
 export interface SandboxSpec {
@@ -30,6 +31,8 @@ export interface SandboxSpec {
   /** An egress policy: the sandbox leaves only through Kiln's proxy and DNS (egress/), never slirp4netns. */
   egress?: EgressPolicy;
   /** Host uid/gid the sandbox runs as (its uid inside is always 1000). */
+  /** Named volumes bound into the sandbox (volumes.ts resolved and mounted them). */
+  volumes?: readonly VolumeBind[];
   hostUid: number;
   hostGid: number;
 }

@@ -19,6 +19,7 @@ import { benchSoak } from './soak.js';
 import { benchStreaming } from './streaming.js';
 import { printRows } from './stats.js';
 import { benchTenancy } from './tenancy.js';
+import { benchVolumes } from './volumes.js';
 
 /**
  * `npm run bench`: every figure beside a floor measured in the same run, because these
@@ -48,6 +49,7 @@ async function main(): Promise<void> {
     if (wanted('urls')) printRows('Function URLs beside hot Invoke', await benchFunctionUrls(redis.socket, { samples, durationMs, clients }));
     if (wanted('streaming')) printRows('Response streaming: time to first byte', await benchStreaming(redis.socket, { samples }));
     if (wanted('sessions')) printRows('Sessions', await benchSessions(redis.socket, { samples: Math.min(samples, 300) }));
+    if (wanted('volumes')) printRows('Volumes: sessions with a volume, beside warm creates and /workspace', await benchVolumes(redis.socket, { samples }));
     if (wanted('pause')) printRows('Sessions: pause, resume, snapshots and forks', await benchPause(redis.socket, { samples: Math.min(samples, 100) }));
     if (wanted('sdk')) printRows('TypeScript SDK beside plain fetch', await benchSdk(redis.socket, { samples: Math.min(samples, 400) }));
     if (wanted('e2b'))

@@ -116,6 +116,10 @@ const ROUTES: Record<string, Case> = {
   'POST /api/v1/sessions/{id}/snapshots': { kind: 'owned', body: { name: 'pwned' } },
   'POST /api/v1/sessions/{id}/fork': { kind: 'owned', body: { count: 1 } },
   'GET /api/v1/snapshots': { kind: 'own' },
+  'POST /api/v1/volumes': { kind: 'own', body: { name: 'beta-vol', sizeMB: 1 } },
+  'GET /api/v1/volumes': { kind: 'own' },
+  'GET /api/v1/volumes/{name}': { kind: 'owned' },
+  'DELETE /api/v1/volumes/{name}': { kind: 'owned' },
   'GET /api/v1/snapshots/{id}': { kind: 'owned' },
   'DELETE /api/v1/snapshots/{id}': { kind: 'owned' },
   'POST /api/v1/sessions/{id}/code': { kind: 'owned', body: { code: 'require("fs").writeFileSync("/workspace/pwned-code", "")' , language: 'javascript' } },
@@ -168,6 +172,8 @@ beforeAll(async () => {
   const e = await k.call('POST', '/api/v1/executions', { code: 'exports.handler = async () => "alpha-exec"', language: 'nodejs' }, alpha);
   expect(e.status, JSON.stringify(e.body)).toBe(200);
   ids.execution = e.body.id as string;
+  const vol = await k.call('POST', '/api/v1/volumes', { name: 'alpha-vol', sizeMB: 1 }, alpha);
+  expect(vol.status, JSON.stringify(vol.body)).toBe(201);
   const sec = await k.call('PUT', '/api/v1/secrets/alpha_secret', { value: 'alpha-secret-value', hosts: ['alpha.example.com'] }, alpha);
   expect(sec.status, JSON.stringify(sec.body)).toBe(200);
 });
@@ -179,6 +185,7 @@ function pathFor(template: string): string {
   return template
     .replace('/sessions/{id}', `/sessions/${ids.session}`)
     .replace('/snapshots/{id}', `/snapshots/${ids.snapshot}`)
+    .replace('/volumes/{name}', '/volumes/alpha-vol')
     .replace('/executions/{id}', `/executions/${ids.execution}`)
     .replace('/functions/{name}', `/functions/${ids.fn}`)
     .replace('/dead-letters/{id}', '/dead-letters/dl-0')
@@ -226,6 +233,7 @@ describe('every route, as another tenant', () => {
   it('left alpha\'s session, files, process and function as they were', async () => {
     const s = await k.call('GET', `/api/v1/sessions/${ids.session}`, undefined, alpha);
     expect(s.status).toBe(200);
+    expect((await k.call('GET', '/api/v1/volumes/alpha-vol', undefined, alpha)).status).toBe(200);
     const file = await fetch(`${k.url}/api/v1/sessions/${ids.session}/files?path=secret.txt`, { headers: alpha });
     expect(await file.text()).toBe('alpha secret');
     const list = await k.call('GET', `/api/v1/sessions/${ids.session}/files/list?path=.`, undefined, alpha);

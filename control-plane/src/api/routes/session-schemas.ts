@@ -6,6 +6,15 @@ import { ErrorSchema } from '../schemas.js';
 
 export const SessionIdParam = z.object({ id: z.string().min(1).max(100).openapi({ param: { name: 'id', in: 'path' }, example: 'ses_0f3c...' }) });
 
+export const SessionVolumeSchema = z
+  .object({
+    name: z.string().min(1).max(63).openapi({ description: 'The volume\'s name', example: 'datasets' }),
+    path: z.string().min(1).max(256).openapi({ description: 'Where it appears in the sandbox: under /mnt/', example: '/mnt/data' }),
+    readOnly: z.boolean().optional().openapi({ description: 'Mount it read-only (default false): every write in the sandbox fails with EROFS, enforced by the kernel\'s mount flag' }),
+  })
+  .strict()
+  .openapi('SessionVolume');
+
 export const CreateSessionSchema = z
   .object({
     template: z.string().optional().openapi({ description: 'Template to lease a sandbox of (default nodejs)', example: 'nodejs' }),
@@ -47,6 +56,14 @@ export const CreateSessionSchema = z
       .optional()
       .openapi({ description: 'A call that needs the sandbox (process, files, PTY, MCP, code, E2B envd, keepalive) resumes a paused session first (default true); false answers 409 SessionPaused' }),
     fromSnapshot: z.string().min(1).max(100).optional().openapi({ description: 'Start with the /workspace of this snapshot (GET /api/v1/snapshots); `template` defaults to the snapshot\'s', example: 'snap_9a1f...' }),
+    volumes: z
+      .array(SessionVolumeSchema)
+      .max(8)
+      .optional()
+      .openapi({
+        description:
+          "The tenant's named volumes (POST /api/v1/volumes) to mount. A session with volumes boots a sandbox of its own with them bound (a cold start, never a warm sandbox from the pool). Paths: absolute, normalised, under /mnt/ (one to four plain names), no two the same or one inside another; at most 8. An unknown volume is 404 VolumeNotFound; on a template whose platform is docker or kubernetes, 400 VolumesUnsupportedOnPlatform",
+      }),
   })
   .strict()
   .openapi('CreateSession');
@@ -87,6 +104,7 @@ export const SessionSchema = z
     metadata: z.record(z.string()),
     nfsUrl: z.string().optional().openapi({ description: 'libnfs URL of /workspace; absent when the executor serves no NFS' }),
     nfs: SessionNfsSchema.optional(),
+    volumes: z.array(z.object({ name: z.string(), path: z.string(), readOnly: z.boolean() })).optional().openapi({ description: 'Named volumes mounted in its sandbox, as asked for at create; absent when none' }),
   })
   .openapi('Session');
 

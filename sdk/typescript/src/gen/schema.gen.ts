@@ -2178,6 +2178,26 @@ export interface components {
             /** @description libnfs URL of /workspace; absent when the executor serves no NFS */
             nfsUrl?: string;
             nfs?: components["schemas"]["SessionNfs"];
+            /** @description Named volumes mounted in its sandbox, as asked for at create; absent when none */
+            volumes?: {
+                name: string;
+                path: string;
+                readOnly: boolean;
+            }[];
+        };
+        SessionVolume: {
+            /**
+             * @description The volume's name
+             * @example datasets
+             */
+            name: string;
+            /**
+             * @description Where it appears in the sandbox: under /mnt/
+             * @example /mnt/data
+             */
+            path: string;
+            /** @description Mount it read-only (default false): every write in the sandbox fails with EROFS, enforced by the kernel's mount flag */
+            readOnly?: boolean;
         };
         CreateSession: {
             /**
@@ -2265,6 +2285,8 @@ export interface components {
              * @example snap_9a1f...
              */
             fromSnapshot?: string;
+            /** @description The tenant's named volumes (POST /api/v1/volumes) to mount. A session with volumes boots a sandbox of its own with them bound (a cold start, never a warm sandbox from the pool). Paths: absolute, normalised, under /mnt/ (one to four plain names), no two the same or one inside another; at most 8. An unknown volume is 404 VolumeNotFound; on a template whose platform is docker or kubernetes, 400 VolumesUnsupportedOnPlatform */
+            volumes?: components["schemas"]["SessionVolume"][];
         };
         ProcessResult: {
             pid: number;

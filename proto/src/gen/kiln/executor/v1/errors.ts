@@ -49,6 +49,11 @@ export enum ErrorCode {
    */
   ERROR_CODE_FREEZE_UNSUPPORTED = 14,
   /**
+   * ERROR_CODE_VOLUMES_UNSUPPORTED - The executor cannot host volumes: no volume root configured, or it cannot loop-mount the
+   * ext4 images that give volumes their size (FAILED_PRECONDITION). data: detail.
+   */
+  ERROR_CODE_VOLUMES_UNSUPPORTED = 15,
+  /**
    * ERROR_CODE_SANDBOX_BUSY - Invoke.
    * The sandbox is running another invocation, or booting (FAILED_PRECONDITION). data: sandboxId.
    */
@@ -126,6 +131,9 @@ export function errorCodeFromJSON(object: any): ErrorCode {
     case 14:
     case "ERROR_CODE_FREEZE_UNSUPPORTED":
       return ErrorCode.ERROR_CODE_FREEZE_UNSUPPORTED;
+    case 15:
+    case "ERROR_CODE_VOLUMES_UNSUPPORTED":
+      return ErrorCode.ERROR_CODE_VOLUMES_UNSUPPORTED;
     case 20:
     case "ERROR_CODE_SANDBOX_BUSY":
       return ErrorCode.ERROR_CODE_SANDBOX_BUSY;
@@ -210,6 +218,8 @@ export function errorCodeToJSON(object: ErrorCode): string {
       return "ERROR_CODE_SANDBOX_BOOT_FAILED";
     case ErrorCode.ERROR_CODE_FREEZE_UNSUPPORTED:
       return "ERROR_CODE_FREEZE_UNSUPPORTED";
+    case ErrorCode.ERROR_CODE_VOLUMES_UNSUPPORTED:
+      return "ERROR_CODE_VOLUMES_UNSUPPORTED";
     case ErrorCode.ERROR_CODE_SANDBOX_BUSY:
       return "ERROR_CODE_SANDBOX_BUSY";
     case ErrorCode.ERROR_CODE_SANDBOX_HAS_OTHER_FUNCTION:

@@ -95,6 +95,25 @@ export interface CreateSandboxRequest {
    * so a session's first cell finds its kernel running. Started after the boot, not waited for.
    */
   prestartContexts: string[];
+  /**
+   * Named volumes bound into the sandbox at boot (a sandbox with volumes is always booted for its
+   * session, never taken from the warm pool). The executor resolves each to a directory of its own
+   * volume root from (tenant_key, volume_id) and never takes a host path from the control plane.
+   */
+  volumes: VolumeMount[];
+}
+
+export interface VolumeMount {
+  /** The tenant, as a directory name: the first 32 hex digits of sha256(tenant id). */
+  tenantKey: string;
+  /** "vol_" and 32 lowercase hex digits. */
+  volumeId: string;
+  /** The volume's size; its ext4 image is made with it on first use and never resized. */
+  sizeMb: number;
+  /** Where it appears in the sandbox: an absolute, normalised path under /mnt/. */
+  path: string;
+  /** Bound read-only (the kernel's mount flag refuses every write with EROFS). */
+  readOnly: boolean;
 }
 
 export interface SandboxInfo {
@@ -606,6 +625,7 @@ function createBaseCreateSandboxRequest(): CreateSandboxRequest {
     aheadOfTime: false,
     egressPolicyJson: "",
     prestartContexts: [],
+    volumes: [],
   };
 }
 
@@ -634,6 +654,9 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
     }
     for (const v of message.prestartContexts) {
       writer.uint32(66).string(v!);
+    }
+    for (const v of message.volumes) {
+      VolumeMount.encode(v!, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -715,6 +738,14 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
             message.prestartContexts.push(reader.string());
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.volumes.push(VolumeMount.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -761,6 +792,9 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
         : globalThis.Array.isArray(object?.prestart_contexts)
         ? object.prestart_contexts.map((e: any) => globalThis.String(e))
         : [],
+      volumes: globalThis.Array.isArray(object?.volumes)
+        ? object.volumes.map((e: any) => VolumeMount.fromJSON(e))
+        : [],
     };
   },
 
@@ -790,6 +824,9 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
     if (message.prestartContexts?.length) {
       obj.prestartContexts = message.prestartContexts;
     }
+    if (message.volumes?.length) {
+      obj.volumes = message.volumes.map((e) => VolumeMount.toJSON(e));
+    }
     return obj;
   },
 
@@ -808,6 +845,156 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
     message.aheadOfTime = object.aheadOfTime ?? false;
     message.egressPolicyJson = object.egressPolicyJson ?? "";
     message.prestartContexts = object.prestartContexts?.map((e) => e) || [];
+    message.volumes = object.volumes?.map((e) => VolumeMount.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseVolumeMount(): VolumeMount {
+  return { tenantKey: "", volumeId: "", sizeMb: 0, path: "", readOnly: false };
+}
+
+export const VolumeMount: MessageFns<VolumeMount> = {
+  encode(message: VolumeMount, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tenantKey !== "") {
+      writer.uint32(10).string(message.tenantKey);
+    }
+    if (message.volumeId !== "") {
+      writer.uint32(18).string(message.volumeId);
+    }
+    if (message.sizeMb !== 0) {
+      writer.uint32(24).uint32(message.sizeMb);
+    }
+    if (message.path !== "") {
+      writer.uint32(34).string(message.path);
+    }
+    if (message.readOnly !== false) {
+      writer.uint32(40).bool(message.readOnly);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VolumeMount {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVolumeMount();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tenantKey = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.volumeId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.sizeMb = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.readOnly = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VolumeMount {
+    return {
+      tenantKey: isSet(object.tenantKey)
+        ? globalThis.String(object.tenantKey)
+        : isSet(object.tenant_key)
+        ? globalThis.String(object.tenant_key)
+        : "",
+      volumeId: isSet(object.volumeId)
+        ? globalThis.String(object.volumeId)
+        : isSet(object.volume_id)
+        ? globalThis.String(object.volume_id)
+        : "",
+      sizeMb: isSet(object.sizeMb)
+        ? globalThis.Number(object.sizeMb)
+        : isSet(object.size_mb)
+        ? globalThis.Number(object.size_mb)
+        : 0,
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      readOnly: isSet(object.readOnly)
+        ? globalThis.Boolean(object.readOnly)
+        : isSet(object.read_only)
+        ? globalThis.Boolean(object.read_only)
+        : false,
+    };
+  },
+
+  toJSON(message: VolumeMount): unknown {
+    const obj: any = {};
+    if (message.tenantKey !== "") {
+      obj.tenantKey = message.tenantKey;
+    }
+    if (message.volumeId !== "") {
+      obj.volumeId = message.volumeId;
+    }
+    if (message.sizeMb !== 0) {
+      obj.sizeMb = Math.round(message.sizeMb);
+    }
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.readOnly !== false) {
+      obj.readOnly = message.readOnly;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VolumeMount>, I>>(base?: I): VolumeMount {
+    return VolumeMount.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VolumeMount>, I>>(object: I): VolumeMount {
+    const message = createBaseVolumeMount();
+    message.tenantKey = object.tenantKey ?? "";
+    message.volumeId = object.volumeId ?? "";
+    message.sizeMb = object.sizeMb ?? 0;
+    message.path = object.path ?? "";
+    message.readOnly = object.readOnly ?? false;
     return message;
   },
 };

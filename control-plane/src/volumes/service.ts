@@ -1,0 +1,271 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { MAX_VOLUMES_PER_SANDBOX, volumePathProblem } from '@kiln/executor/volumes';
+import type { VolumeMount } from '@kiln/proto/executor/sandboxes';
+import type { Redis } from 'ioredis';
+import { KilnError, ValidationError } from '../errors.js';
+import { log } from '../log.js';
+import type { Keys } from '../store/keys.js';
+import type { PlatformKind } from '../templates/template.js';
+import type { Principal } from '../tenancy/principal.js';
+import { deleteVolumeOnHost } from './host.js';
+
+/** A named volume: this record in Redis, its ext4 image on the host (executor/src/sandbox/volumes.ts). */
+export interface VolumeRecord {
+  id: string;
+  tenant: string;
+  name: string;
+  sizeMB: number;
+  createdAt: number;
+}
+
+export interface VolumeView {
+  id: string;
+  name: string;
+  tenant: string;
+  sizeMB: number;
+  createdAt: string;
+}
+
+/** What a session create asks for. */
+export interface VolumeMountInput {
+  name: string;
+  path: string;
+  readOnly?: boolean;
+}
+
+export interface VolumeSettings {
+  /** Host directory of every volume (the local platform's executors get it as KILN_VOLUME_DIR). */
+  hostDir: string;
+  /** The largest volume (KILN_VOLUME_MAX_MB). */
+  maxSizeMB: number;
+  /** Each tenant's total of volume sizes (KILN_QUOTA_VOLUME_MB). */
+  quotaMB: number;
+  /** Each tenant's number of volumes (KILN_QUOTA_VOLUMES). */
+  maxPerTenant: number;
+  /** The platform of a template that names none (KILN_PLATFORM). */
+  defaultPlatform: PlatformKind;
+}
+
+export const VOLUME_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+/**
+ * A session id counted as a volume's user but with no record yet is a create in flight (its
+ * sandbox booting): DELETE treats it as a user for this long.
+ */
+const CREATING_GRACE_MS = 120_000;
+
+export class VolumeNotFoundError extends KilnError {
+  constructor(name: string) {
+    super('VolumeNotFound', 404, `volume "${name.slice(0, 100)}" does not exist`, { name: name.slice(0, 100) });
+  }
+}
+
+export class VolumeExistsError extends KilnError {
+  constructor(name: string) {
+    super('VolumeExists', 409, `a volume named "${name}" exists already; pick another name, or use an Idempotency-Key to make a create safe to repeat`, { name });
+  }
+}
+
+export class VolumeInUseError extends KilnError {
+  constructor(name: string, sessions: string[]) {
+    super('VolumeInUse', 409, `volume "${name}" is mounted by ${sessions.length} live session(s) (${sessions.slice(0, 5).join(', ')}); end them first`, { name, sessions: sessions.slice(0, 20) });
+  }
+}
+
+export class VolumesUnsupportedOnPlatformError extends KilnError {
+  constructor(platform: string, template: string) {
+    super('VolumesUnsupportedOnPlatform', 400, `template "${template}" runs on the ${platform} platform, which has no volumes yet; volumes exist on the local platform only (an ext4 image per volume on the executors' host)`, { platform, template });
+  }
+}
+
+/** As tenancy's QuotaExceededError (429 QuotaExceeded, `data.quota`), for volume count and size. */
+export class VolumeQuotaError extends KilnError {
+  constructor(tenant: string, quota: 'volumes' | 'volumeMB', limit: number, used: number) {
+    const what = quota === 'volumes' ? `${used} of ${limit} volumes` : `${used} MB of ${limit} MB of volumes (the new one would pass it)`;
+    super('QuotaExceeded', 429, `tenant "${tenant}" is at its ${quota} quota: ${what}; delete a volume or ask an administrator to raise KILN_QUOTA_${quota === 'volumes' ? 'VOLUMES' : 'VOLUME_MB'}`, {
+      quota,
+      limit,
+      used,
+      retryAfterSeconds: 60,
+    });
+  }
+}
+
+/** Checks the count, the total size and the name in one step, then records the volume. */
+const CREATE_LUA = `
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {0, 'exists', 0} end
+local all = redis.call('HVALS', KEYS[1])
+if #all >= tonumber(ARGV[4]) then return {0, 'volumes', #all} end
+local used = 0
+for _, v in ipairs(all) do used = used + cjson.decode(v).sizeMB end
+if used + tonumber(ARGV[3]) > tonumber(ARGV[5]) then return {0, 'volumeMB', used} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return {1, '', 0}
+`;
+
+type CreateFn = (key: string, name: string, json: string, sizeMB: number, maxCount: number, maxMB: number) => Promise<[number, string, number]>;
+
+/** The directory name of a tenant on the host: never the tenant id itself, which may hold anything. */
+export function tenantKey(tenant: string): string {
+  return createHash('sha256').update(tenant).digest('hex').slice(0, 32);
+}
+
+const view = (v: VolumeRecord): VolumeView => ({ id: v.id, name: v.name, tenant: v.tenant, sizeMB: v.sizeMB, createdAt: new Date(v.createdAt).toISOString() });
+
+/**
+ * Named volumes per tenant: records and who mounts them in Redis (the one owner of both), data in
+ * an ext4 image per volume on the executors' host. Sessions name them at create; the session
+ * service asks `mountsFor` for what to put in the sandbox's boot request.
+ */
+export class VolumeService {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    readonly settings: VolumeSettings,
+    /** Whether a session id is gone or lost (sessions/records.ts `ended`). */
+    private readonly sessions: { ended(ids: string[]): Promise<string[]> },
+  ) {
+    redis.defineCommand('kilnCreateVolume', { numberOfKeys: 1, lua: CREATE_LUA });
+  }
+
+  private tenantKey(tenant: string): string {
+    return `${this.keys.prefix}:vols:${tenant}`;
+  }
+
+  private usersKey(id: string): string {
+    return `${this.keys.prefix}:volusers:${id}`;
+  }
+
+  async create(input: { name: string; sizeMB: number }, who: Principal): Promise<VolumeView> {
+    if (!VOLUME_NAME.test(input.name)) throw new ValidationError(`name must match ${VOLUME_NAME}; got ${JSON.stringify(input.name.slice(0, 100))}`);
+    if (!Number.isInteger(input.sizeMB) || input.sizeMB < 1 || input.sizeMB > this.settings.maxSizeMB) {
+      throw new ValidationError(`sizeMB must be a whole number from 1 to ${this.settings.maxSizeMB} (KILN_VOLUME_MAX_MB); got ${input.sizeMB}`, { maxSizeMB: this.settings.maxSizeMB });
+    }
+    const record: VolumeRecord = { id: `vol_${randomBytes(16).toString('hex')}`, tenant: who.tenant, name: input.name, sizeMB: input.sizeMB, createdAt: Date.now() };
+    const create = (this.redis as unknown as Record<'kilnCreateVolume', CreateFn>).kilnCreateVolume;
+    const [ok, why, used] = await create.call(this.redis, this.tenantKey(who.tenant), record.name, JSON.stringify(record), record.sizeMB, this.settings.maxPerTenant, this.settings.quotaMB);
+    if (!ok) {
+      if (why === 'exists') throw new VolumeExistsError(record.name);
+      const quota = why === 'volumes' ? 'volumes' : 'volumeMB';
+      throw new VolumeQuotaError(who.tenant, quota, quota === 'volumes' ? this.settings.maxPerTenant : this.settings.quotaMB, Number(used));
+    }
+    return view(record);
+  }
+
+  async list(who: Principal): Promise<VolumeView[]> {
+    const all = await this.redis.hvals(this.tenantKey(who.tenant));
+    return all.map((raw) => JSON.parse(raw) as VolumeRecord).sort((a, b) => a.createdAt - b.createdAt).map(view);
+  }
+
+  async get(name: string, who: Principal): Promise<VolumeView> {
+    return view(await this.record(name, who.tenant));
+  }
+
+  private async record(name: string, tenant: string): Promise<VolumeRecord> {
+    const raw = VOLUME_NAME.test(name) ? await this.redis.hget(this.tenantKey(tenant), name) : null;
+    if (!raw) throw new VolumeNotFoundError(name);
+    return JSON.parse(raw) as VolumeRecord;
+  }
+
+  /**
+   * 409 VolumeInUse while a session that mounts it is live (paused and hibernated ones too: they
+   * mount it again on resume) or being created; else the record goes, then the image.
+   */
+  async delete(name: string, who: Principal): Promise<void> {
+    const v = await this.record(name, who.tenant);
+    const users = await this.liveUsers(v.id);
+    if (users.length > 0) throw new VolumeInUseError(v.name, users);
+    // Only the caller whose HDEL removed the record deletes the image.
+    if ((await this.redis.hdel(this.tenantKey(v.tenant), v.name)) !== 1) throw new VolumeNotFoundError(name);
+    // A session create that read the record just before the HDEL has counted itself as a user
+    // by now (mountsFor counts first, then checks the record): the volume stays.
+    const late = await this.liveUsers(v.id);
+    if (late.length > 0) {
+      await this.redis.hset(this.tenantKey(v.tenant), v.name, JSON.stringify(v));
+      throw new VolumeInUseError(v.name, late);
+    }
+    await this.redis.del(this.usersKey(v.id));
+    await deleteVolumeOnHost(this.settings.hostDir, tenantKey(v.tenant), v.id).catch((err: unknown) => {
+      // The record is gone, so no session can mount it again; what is left on disk is logged.
+      log('warn', 'could not delete a volume\'s image', { volumeId: v.id, error: String(err) });
+    });
+  }
+
+  /** Session ids counted as users of a volume that are live or still being created; the rest are dropped. */
+  private async liveUsers(id: string): Promise<string[]> {
+    const entries = await this.redis.zrange(this.usersKey(id), 0, -1, 'WITHSCORES');
+    const added = new Map<string, number>();
+    for (let i = 0; i < entries.length; i += 2) added.set(entries[i] as string, Number(entries[i + 1]));
+    const ended = new Set(await this.sessions.ended([...added.keys()]));
+    const live: string[] = [];
+    const stale: string[] = [];
+    for (const [sid, at] of added) {
+      if (!ended.has(sid)) live.push(sid);
+      // No record: ended, unless it is a create whose sandbox is still booting (score: when it
+      // started; `created` sets it to 0 once the session's record exists).
+      else if (at > 0 && Date.now() - at < CREATING_GRACE_MS && !(await this.sessionKnown(sid))) live.push(sid);
+      else stale.push(sid);
+    }
+    if (stale.length > 0) await this.redis.zrem(this.usersKey(id), ...stale);
+    return live;
+  }
+
+  private async sessionKnown(id: string): Promise<boolean> {
+    return (await this.redis.exists(this.keys.session(id))) === 1;
+  }
+
+  /**
+   * Checks a session's volume list and records the session as a user of each volume (before its
+   * sandbox boots, so a DELETE meanwhile answers 409); what the executor's boot request carries.
+   */
+  async mountsFor(sessionId: string, input: readonly VolumeMountInput[], who: Principal, template: { name: string; platform?: PlatformKind | undefined }): Promise<VolumeMount[]> {
+    if (input.length === 0) return [];
+    const platform = template.platform ?? this.settings.defaultPlatform;
+    if (platform !== 'local') throw new VolumesUnsupportedOnPlatformError(platform, template.name);
+    if (input.length > MAX_VOLUMES_PER_SANDBOX) throw new ValidationError(`volumes: at most ${MAX_VOLUMES_PER_SANDBOX} per session; got ${input.length}`);
+    const seen = new Set<string>();
+    const paths: string[] = [];
+    const mounts: VolumeMount[] = [];
+    for (const [i, m] of input.entries()) {
+      const problem = volumePathProblem(m.path);
+      if (problem) throw new ValidationError(`volumes[${i}].path ${JSON.stringify(String(m.path).slice(0, 100))} ${problem}`, { field: `volumes[${i}].path` });
+      for (const p of paths) {
+        if (p === m.path || p.startsWith(`${m.path}/`) || m.path.startsWith(`${p}/`)) throw new ValidationError(`volumes[${i}].path ${m.path} overlaps ${p}: each volume needs a place of its own`, { field: `volumes[${i}].path` });
+      }
+      paths.push(m.path);
+      if (seen.has(m.name)) throw new ValidationError(`volumes[${i}]: volume "${m.name}" is listed twice`, { field: `volumes[${i}].name` });
+      seen.add(m.name);
+      const v = await this.record(m.name, who.tenant);
+      mounts.push({ tenantKey: tenantKey(v.tenant), volumeId: v.id, sizeMb: v.sizeMB, path: m.path, readOnly: m.readOnly ?? false });
+    }
+    const now = Date.now();
+    const tx = this.redis.multi();
+    for (const m of mounts) tx.zadd(this.usersKey(m.volumeId), now, sessionId);
+    await tx.exec();
+    // Counted first, then checked: a DELETE that removed a record meanwhile either sees this
+    // session and puts the record back, or has removed it for good and this create stops here.
+    for (const [i, m] of mounts.entries()) {
+      const still = await this.redis.hget(this.tenantKey(who.tenant), input[i]?.name ?? '');
+      if (!still || (JSON.parse(still) as VolumeRecord).id !== m.volumeId) {
+        await this.forget(sessionId, mounts);
+        throw new VolumeNotFoundError(input[i]?.name ?? '');
+      }
+    }
+    return mounts;
+  }
+
+  /** The session's record exists: from now on its record alone says whether it is live. */
+  async created(sessionId: string, mounts: readonly VolumeMount[]): Promise<void> {
+    if (mounts.length === 0) return;
+    const tx = this.redis.multi();
+    for (const m of mounts) tx.zadd(this.usersKey(m.volumeId), 'XX', 0, sessionId);
+    await tx.exec();
+  }
+
+  /** A create that failed before its session existed: it no longer counts as a user. */
+  async forget(sessionId: string, mounts: readonly VolumeMount[]): Promise<void> {
+    if (mounts.length === 0) return;
+    const tx = this.redis.multi();
+    for (const m of mounts) tx.zrem(this.usersKey(m.volumeId), sessionId);
+    await tx.exec();
+  }
+}
