@@ -5,7 +5,6 @@ import { InvokeClient, InvokeService, type InvokeRequest, type InvokeResponse, t
 import { NfsClient, type NfsExportOptions, type SessionBindResponse } from '@kiln/proto/executor/nfs';
 import { ProcessesClient } from '@kiln/proto/executor/process';
 import { PtyClient } from '@kiln/proto/executor/pty';
-import { UsageService, type UsageResponse } from '@kiln/proto/executor/usage';
 import { SandboxesClient, type CreateSandboxRequest, type HealthResponse, type SandboxInfo, type SandboxUsage } from '@kiln/proto/executor/sandboxes';
 import type { ExecutorHandle } from '../platforms/platform.js';
 import { KilnError } from '../errors.js';
@@ -96,6 +95,7 @@ export class Agent {
     return this.call((cb, opts) => this.clients.sandboxes.resume({ sandboxId }, this.clients.metadata, opts, cb), timeoutMs);
   }
 
+  /** What a sandbox's cgroup has used (Sandboxes.Usage: `…/usage` and `…/metrics`); works paused. */
   sandboxUsage(sandboxId: string, timeoutMs = 5000): Promise<SandboxUsage> {
     return this.call((cb, opts) => this.clients.sandboxes.usage({ sandboxId }, this.clients.metadata, opts, cb), timeoutMs);
   }
@@ -119,11 +119,6 @@ export class Agent {
       call.on('error', (err: ServiceError) => reject(executorError(err, this.executor.id)));
       call.on('end', () => (done ? resolve(done) : reject(new KilnError('ExecutorError', 502, `executor ${this.executor.id} ended InvokeStream without an outcome`, { executorId: this.executor.id }))));
     });
-  }
-
-  /** A sandbox's CPU time, memory and tasks from its cgroup (Usage.Sample); over the lean unary channel. */
-  usage(sandboxId: string, timeoutMs = 5_000): Promise<UsageResponse> {
-    return this.unary.call(UsageService.sample, { sandboxId }, timeoutMs).catch((err: unknown) => Promise.reject(executorError(err, this.executor.id)));
   }
 
   /** Exports a session's sandbox /workspace over the executor's NFS server (Nfs.Bind). */

@@ -20,7 +20,7 @@ export interface SessionUsage {
 }
 
 /**
- * Reads a session's sandbox usage from its executor (the Usage RPC). Unlike SessionService.open
+ * Reads a session's sandbox usage from its executor (Sandboxes.Usage, the RPC pause/resume answer with). Unlike SessionService.open
  * it does not count as activity: a console polling the figures must not keep an idle session
  * alive. Ownership is checked first (another tenant's key gets 404 SessionNotFound).
  */
@@ -38,7 +38,7 @@ export class SessionUsageReader {
     if (r.state === 'lost') throw new SessionLostError(id, r.lostReason ?? 'sandbox gone');
     const executor = await this.records.executor(r.executorId);
     if (!executor) throw new SessionLostError(id, 'executor exited');
-    const u = await this.agents.get(executor).usage(r.sandboxId);
+    const u = await this.agents.get(executor).sandboxUsage(r.sandboxId);
     return {
       sessionId: id,
       source: u.source,

@@ -118,7 +118,7 @@ export class SessionLifecycle implements SessionLifecycleHooks {
     if (r.state === 'lost') throw new SessionLostError(id, r.lostReason ?? 'sandbox gone');
     if (r.state === 'hibernated') return { paused: true, hibernated: true, cpuUsageUs: 0, memoryBytes: 0, processes: 0 };
     const u = await (await this.agentOf(r)).sandboxUsage(r.sandboxId);
-    return { paused: u.paused, hibernated: false, cpuUsageUs: u.cpuUsageUs, memoryBytes: u.memoryBytes, processes: u.processes };
+    return { paused: u.paused, hibernated: false, cpuUsageUs: u.cpuUsageUs ?? 0, memoryBytes: u.memoryBytes ?? 0, processes: u.processes };
   }
 
   async resumeFor(r: SessionRecord): Promise<SessionRecord> {

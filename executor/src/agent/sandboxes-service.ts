@@ -3,6 +3,7 @@ import type { ExecutorConfig } from '../config.js';
 import { parsePolicyJson } from '../egress/policy.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { ContextTable } from '../interpreter/contexts.js';
+import { readCgroupUsage } from '../sandbox/cgroup-usage.js';
 import type { SandboxManager } from '../sandbox/manager.js';
 import type { Sandbox } from '../sandbox/sandbox.js';
 import type { Rpc } from './rpc.js';
@@ -17,18 +18,25 @@ function info(s: Sandbox): SandboxInfo {
   return { sandboxId: s.id, runner: s.runner, pid: s.pid, bootMs: s.bootMs, functionKey: s.functionKey, createdAtMs: s.createdAt };
 }
 
-/** What a sandbox's cgroup has used (zeros where it has none), and how long the step took. */
-async function usageOf(s: Sandbox, tookMs = 0): Promise<SandboxUsage> {
-  const u = (await s.cgroup?.usage()) ?? { cpuUsageUs: undefined, memoryBytes: undefined };
-  const processes = (await s.cgroup?.processes())?.length ?? 0;
-  return { sandboxId: s.id, paused: s.paused, cpuUsageUs: u.cpuUsageUs ?? 0, memoryBytes: u.memoryBytes ?? 0, processes, tookMs };
+/**
+ * What a sandbox's cgroup has used, and how long the step took: the one usage reading, for
+ * pause/resume's answers, `GET …/usage` and `GET …/metrics` alike. Read from the cgroup's files,
+ * so it works while frozen; an executor without cgroups answers `source: "none"` and no figures.
+ */
+async function usageOf(s: Sandbox, limits: LimitsReport, tookMs = 0): Promise<SandboxUsage> {
+  const sampledAtMs = Date.now();
+  const base = { sandboxId: s.id, paused: s.paused, tookMs, sampledAtMs };
+  const cgroup = s.cgroup;
+  if (!cgroup || limits.limits === 'none') return { ...base, source: 'none', processes: 0 };
+  const u = await readCgroupUsage(cgroup, limits.limits === 'cgroup-v2' ? 'v2' : 'v1');
+  return { ...base, ...u, source: limits.limits, processes: (await cgroup.processes()).length };
 }
 
 /** Runs `step` and answers the sandbox's usage after it, with the step's duration. */
-async function timed(s: Sandbox, step: () => Promise<void>): Promise<SandboxUsage> {
+async function timed(s: Sandbox, limits: LimitsReport, step: () => Promise<void>): Promise<SandboxUsage> {
   const t0 = performance.now();
   await step();
-  return usageOf(s, performance.now() - t0);
+  return usageOf(s, limits, performance.now() - t0);
 }
 
 /** The Sandboxes service: the executor's capacity, and creating, listing and destroying sandboxes. */
@@ -69,12 +77,12 @@ export function sandboxesService(rpc: Rpc, config: ExecutorConfig, sandboxes: Sa
     list: rpc.unary(() => ({ sandboxes: sandboxes.list().filter((s) => s.state !== 'dead').map(info) })),
     pause: rpc.unary((r) => {
       const s = sandboxes.get(r.sandboxId);
-      return timed(s, () => s.pause());
+      return timed(s, limits, () => s.pause());
     }),
     resume: rpc.unary((r) => {
       const s = sandboxes.get(r.sandboxId);
-      return timed(s, () => s.resume());
+      return timed(s, limits, () => s.resume());
     }),
-    usage: rpc.unary((r) => usageOf(sandboxes.get(r.sandboxId))),
+    usage: rpc.unary((r) => usageOf(sandboxes.get(r.sandboxId), limits)),
   };
 }

@@ -8,7 +8,6 @@ import { NfsService } from '@kiln/proto/executor/nfs';
 import { ProcessesService } from '@kiln/proto/executor/process';
 import { PtyService } from '@kiln/proto/executor/pty';
 import { SandboxesService } from '@kiln/proto/executor/sandboxes';
-import { UsageService } from '@kiln/proto/executor/usage';
 import type { ExecutorConfig } from '../config.js';
 import type { SessionExports } from '../nfs/session-exports.js';
 import { ProcessTable } from '../process/registry.js';
@@ -24,7 +23,6 @@ import { nfsService, type NfsEndpoint } from './nfs-service.js';
 import { processesService } from './process-service.js';
 import { ptyService } from './pty-service.js';
 import { Rpc } from './rpc.js';
-import { usageService } from './usage-service.js';
 import { sandboxesService, type LimitsReport } from './sandboxes-service.js';
 
 export type { LimitsReport } from './sandboxes-service.js';
@@ -64,7 +62,6 @@ export function createAgentServer(config: ExecutorConfig, deps: AgentDeps): Serv
   rpc.serve(server, NfsService, nfsService(rpc, deps.exports, deps.nfs));
   if (deps.egress) rpc.serve(server, EgressService, egressService(rpc, deps.sandboxes, deps.egress));
   rpc.serve(server, InterpreterService, interpreterService(rpc, deps.sandboxes, contexts));
-  rpc.serve(server, UsageService, usageService(rpc, deps.sandboxes, deps.limits ?? { limits: 'none', detail: 'not configured' }));
   // grpc.health.v1 for Kubernetes' grpc probes (no token: it only says "serving").
   addHealthService(server);
   return server;

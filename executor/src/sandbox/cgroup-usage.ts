@@ -2,7 +2,7 @@ import { dirname, join } from 'node:path';
 import type { SandboxCgroup } from './cgroup.js';
 import { keyedValue, readOptional } from './cgroupfs.js';
 
-/** What a sandbox consumes now, read from its cgroup (the Usage RPC's answer). */
+/** What a sandbox consumes now, read from its cgroup (Sandboxes.Usage's figures). */
 export interface CgroupUsage {
   /** CPU time of everything in the cgroup since it was made, µs; undefined without CPU accounting. */
   cpuUsageUs?: number;

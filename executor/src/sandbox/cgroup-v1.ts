@@ -1,12 +1,12 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CgroupDriver, CgroupLimits, CgroupUsage, SandboxCgroup } from './cgroup.js';
+import type { CgroupDriver, CgroupLimits, SandboxCgroup } from './cgroup.js';
 import { CFS_PERIOD_US, MIB, cfsQuotaUs } from './cgroup.js';
 import { checkName, checkPid, makeDir, keyedValue, killAll, procsOf, readOptional, readText, removeDir, waitFor, writeOptional, writeText } from './cgroupfs.js';
 
 /**
  * v1 controllers a sandbox is placed in; memory and pids are required, cpu, cpuacct (CPU time
- * read by the Usage RPC) and freezer (pause, and a race-free kill) used when mounted.
+ * read by Sandboxes.Usage) and freezer (pause, and a race-free kill) used when mounted.
  */
 export const V1_CONTROLLERS = ['memory', 'pids', 'cpu', 'cpuacct', 'freezer'] as const;
 export type V1Controller = (typeof V1_CONTROLLERS)[number];
@@ -135,14 +135,6 @@ class CgroupV1 implements SandboxCgroup {
   async freeze(): Promise<void> {
     // A task in an uninterruptible sleep (disk I/O) holds FREEZING until it returns: wait longer than a kill does.
     if (this.dirs.freezer && !(await freeze(this.dirs.freezer, 10_000))) throw new Error(`cgroup ${this.dirs.freezer} did not finish freezing within 10 s`);
-  }
-
-  async usage(): Promise<CgroupUsage> {
-    // cpuacct lives in the cpu hierarchy where both are mounted together (`cpu,cpuacct`).
-    const acct = this.dirs.cpuacct ?? this.dirs.cpu;
-    const ns = acct === undefined ? undefined : await readOptional(join(acct, 'cpuacct.usage'));
-    const mem = await readOptional(join(this.memory, 'memory.usage_in_bytes'));
-    return { cpuUsageUs: ns === undefined ? undefined : Math.floor(Number(ns) / 1000), memoryBytes: mem === undefined ? undefined : Number(mem) };
   }
 
   async thaw(): Promise<void> {

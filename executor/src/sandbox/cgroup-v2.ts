@@ -1,6 +1,6 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CgroupDriver, CgroupLimits, CgroupUsage, SandboxCgroup } from './cgroup.js';
+import type { CgroupDriver, CgroupLimits, SandboxCgroup } from './cgroup.js';
 import { CFS_PERIOD_US, MIB, cfsQuotaUs } from './cgroup.js';
 import { checkName, checkPid, makeDir, keyedValue, killAll, procsOf, readOptional, readText, removeDir, waitFor, writeOptional, writeText } from './cgroupfs.js';
 
@@ -99,13 +99,6 @@ class CgroupV2 implements SandboxCgroup {
     await writeText(join(this.dir, 'cgroup.freeze'), '1');
     const frozen = await waitFor(async () => keyedValue(await readOptional(join(this.dir, 'cgroup.events')), 'frozen') === 1, 10_000);
     if (!frozen) throw new Error(`cgroup ${this.dir} did not finish freezing within 10 s`);
-  }
-
-  async usage(): Promise<CgroupUsage> {
-    // cpu.stat's usage_usec is there without the cpu controller (Linux 4.15+).
-    const stat = await readOptional(join(this.dir, 'cpu.stat'));
-    const mem = await readOptional(join(this.dir, 'memory.current'));
-    return { cpuUsageUs: stat === undefined ? undefined : keyedValue(stat, 'usage_usec'), memoryBytes: mem === undefined ? undefined : Number(mem) };
   }
 
   thaw(): Promise<void> {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CgroupV2Driver, prepareV2Parent } from './cgroup-v2.js';
 import { detectCgroups, releaseExecutorCgroups, type CgroupDriver, type SandboxCgroup } from './cgroup.js';
+import { readCgroupUsage, type CgroupUsage } from './cgroup-usage.js';
 import { parseMountinfo, parseProcCgroup, cgroupDir } from './cgroupfs.js';
 
 // Against the real cgroupfs of this host: cgroup v1 for memory/pids/cpu/freezer, and an empty
@@ -128,19 +129,20 @@ describe('cgroup v1 (this host)', () => {
 });
 
 /** A busy loop in `cg`: its CPU time (the cgroup's accounting) stops while frozen and goes on after. */
-async function frozenCpuStandsStill(cg: SandboxCgroup): Promise<void> {
+async function frozenCpuStandsStill(cg: SandboxCgroup, version: 'v1' | 'v2'): Promise<void> {
+  const usage = (): Promise<CgroupUsage> => readCgroupUsage(cg, version);
   const spinner = spawnIn(cg, [NODE, '-e', 'for (;;) {}']);
   const exited = exitOf(spinner);
   try {
     expect(cg.canFreeze).toBe(true);
-    await expect.poll(async () => (await cg.usage()).cpuUsageUs ?? 0, { timeout: 20_000 }).toBeGreaterThan(20_000);
+    await expect.poll(async () => (await usage()).cpuUsageUs ?? 0, { timeout: 20_000 }).toBeGreaterThan(20_000);
     await cg.freeze();
-    const a = await cg.usage();
+    const a = await usage();
     await new Promise((r) => setTimeout(r, 300));
-    const b = await cg.usage();
+    const b = await usage();
     expect(b.cpuUsageUs).toBe(a.cpuUsageUs);
     await cg.thaw();
-    await expect.poll(async () => (await cg.usage()).cpuUsageUs ?? 0, { timeout: 20_000 }).toBeGreaterThan(a.cpuUsageUs ?? 0);
+    await expect.poll(async () => (await usage()).cpuUsageUs ?? 0, { timeout: 20_000 }).toBeGreaterThan(a.cpuUsageUs ?? 0);
   } finally {
     spinner.kill('SIGKILL');
     await exited;
@@ -154,8 +156,8 @@ describe('pause support (the Usage and Pause RPCs)', () => {
     const cg = await found.driver.create('usage', { memoryMB: 128, maxProcesses: 10, cpus: 1 });
     try {
       expect(cg.procsFiles.some((f) => f.includes('/cpuacct/'))).toBe(true);
-      await frozenCpuStandsStill(cg);
-      expect((await cg.usage()).memoryBytes).toBeGreaterThan(0);
+      await frozenCpuStandsStill(cg, 'v1');
+      expect((await readCgroupUsage(cg, 'v1')).memoryBytes).toBeGreaterThan(0);
     } finally {
       await found.driver.close();
     }
@@ -194,7 +196,7 @@ describe('cgroup v2 (the empty unified hierarchy: no controllers, so no limits)'
     const { parent, controllers } = await prepareV2Parent(root, 'kiln-exec3', []);
     const driver = new CgroupV2Driver(parent, controllers);
     try {
-      await frozenCpuStandsStill(await driver.create('spin', { memoryMB: 64, maxProcesses: 10, cpus: 1 }));
+      await frozenCpuStandsStill(await driver.create('spin', { memoryMB: 64, maxProcesses: 10, cpus: 1 }), driver.version);
     } finally {
       await driver.close();
     }

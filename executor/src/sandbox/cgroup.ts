@@ -48,15 +48,6 @@ export interface SandboxCgroup {
   thaw(): Promise<void>;
   /** Pids of the processes in the cgroup (host pid namespace). */
   processes(): Promise<number[]>;
-  /** CPU time and memory the cgroup has used; read from its files, so it works while frozen. */
-  usage(): Promise<CgroupUsage>;
-}
-
-export interface CgroupUsage {
-  /** CPU time of every process since the cgroup was made, in µs; undefined when not accounted. */
-  cpuUsageUs: number | undefined;
-  /** Memory charged to the cgroup now (page cache and tmpfs included), in bytes. */
-  memoryBytes: number | undefined;
 }
 
 /** Creates and removes sandbox cgroups below the executor's own; one adapter per cgroup version. */

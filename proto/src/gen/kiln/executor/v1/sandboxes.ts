@@ -152,18 +152,45 @@ export interface SandboxUsage {
   paused: boolean;
   /**
    * CPU time every process of the cgroup has used since it was made, in microseconds
-   * (v1 cpuacct.usage, v2 cpu.stat usage_usec); 0 when the kernel does not say.
+   * (v1 cpuacct.usage, v2 cpu.stat usage_usec); absent when the kernel does not say.
    */
-  cpuUsageUs: number;
+  cpuUsageUs?:
+    | number
+    | undefined;
   /**
    * Memory the cgroup holds now, page cache and tmpfs included (v1 memory.usage_in_bytes,
-   * v2 memory.current).
+   * v2 memory.current); absent when not accounted.
    */
-  memoryBytes: number;
+  memoryBytes?:
+    | number
+    | undefined;
   /** Processes in the cgroup. */
   processes: number;
   /** How long the freeze or thaw took on the executor, in ms (0 for Usage). */
   tookMs: number;
+  /** "cgroup-v1", "cgroup-v2", or "none" (the executor cannot create cgroups: no figures). */
+  source: string;
+  /** The memory limit in bytes; absent when unlimited. */
+  memoryLimitBytes?:
+    | number
+    | undefined;
+  /** Peak memory since boot in bytes, when the kernel says. */
+  memoryPeakBytes?:
+    | number
+    | undefined;
+  /** Tasks (processes and threads) now (pids.current). */
+  tasks?:
+    | number
+    | undefined;
+  /** The CPU quota as a share of one core (0.5 = half a core); absent when unbounded. */
+  cpuLimit?:
+    | number
+    | undefined;
+  /**
+   * When the figures were read, ms since the epoch (the executor's clock), so a client
+   * computes a rate from two samples without the network's delay in it.
+   */
+  sampledAtMs: number;
 }
 
 function createBaseHealthRequest(): HealthRequest {
@@ -1501,7 +1528,20 @@ export const SandboxRef: MessageFns<SandboxRef> = {
 };
 
 function createBaseSandboxUsage(): SandboxUsage {
-  return { sandboxId: "", paused: false, cpuUsageUs: 0, memoryBytes: 0, processes: 0, tookMs: 0 };
+  return {
+    sandboxId: "",
+    paused: false,
+    cpuUsageUs: undefined,
+    memoryBytes: undefined,
+    processes: 0,
+    tookMs: 0,
+    source: "",
+    memoryLimitBytes: undefined,
+    memoryPeakBytes: undefined,
+    tasks: undefined,
+    cpuLimit: undefined,
+    sampledAtMs: 0,
+  };
 }
 
 export const SandboxUsage: MessageFns<SandboxUsage> = {
@@ -1512,10 +1552,10 @@ export const SandboxUsage: MessageFns<SandboxUsage> = {
     if (message.paused !== false) {
       writer.uint32(16).bool(message.paused);
     }
-    if (message.cpuUsageUs !== 0) {
+    if (message.cpuUsageUs !== undefined) {
       writer.uint32(24).uint64(message.cpuUsageUs);
     }
-    if (message.memoryBytes !== 0) {
+    if (message.memoryBytes !== undefined) {
       writer.uint32(32).uint64(message.memoryBytes);
     }
     if (message.processes !== 0) {
@@ -1523,6 +1563,24 @@ export const SandboxUsage: MessageFns<SandboxUsage> = {
     }
     if (message.tookMs !== 0) {
       writer.uint32(49).double(message.tookMs);
+    }
+    if (message.source !== "") {
+      writer.uint32(58).string(message.source);
+    }
+    if (message.memoryLimitBytes !== undefined) {
+      writer.uint32(64).uint64(message.memoryLimitBytes);
+    }
+    if (message.memoryPeakBytes !== undefined) {
+      writer.uint32(72).uint64(message.memoryPeakBytes);
+    }
+    if (message.tasks !== undefined) {
+      writer.uint32(80).uint32(message.tasks);
+    }
+    if (message.cpuLimit !== undefined) {
+      writer.uint32(89).double(message.cpuLimit);
+    }
+    if (message.sampledAtMs !== 0) {
+      writer.uint32(96).uint64(message.sampledAtMs);
     }
     return writer;
   },
@@ -1588,6 +1646,54 @@ export const SandboxUsage: MessageFns<SandboxUsage> = {
             message.tookMs = reader.double();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.source = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.memoryLimitBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.memoryPeakBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.tasks = reader.uint32();
+            continue;
+          }
+          case 11: {
+            if (tag !== 89) {
+              break;
+            }
+
+            message.cpuLimit = reader.double();
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.sampledAtMs = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1612,17 +1718,39 @@ export const SandboxUsage: MessageFns<SandboxUsage> = {
         ? globalThis.Number(object.cpuUsageUs)
         : isSet(object.cpu_usage_us)
         ? globalThis.Number(object.cpu_usage_us)
-        : 0,
+        : undefined,
       memoryBytes: isSet(object.memoryBytes)
         ? globalThis.Number(object.memoryBytes)
         : isSet(object.memory_bytes)
         ? globalThis.Number(object.memory_bytes)
-        : 0,
+        : undefined,
       processes: isSet(object.processes) ? globalThis.Number(object.processes) : 0,
       tookMs: isSet(object.tookMs)
         ? globalThis.Number(object.tookMs)
         : isSet(object.took_ms)
         ? globalThis.Number(object.took_ms)
+        : 0,
+      source: isSet(object.source) ? globalThis.String(object.source) : "",
+      memoryLimitBytes: isSet(object.memoryLimitBytes)
+        ? globalThis.Number(object.memoryLimitBytes)
+        : isSet(object.memory_limit_bytes)
+        ? globalThis.Number(object.memory_limit_bytes)
+        : undefined,
+      memoryPeakBytes: isSet(object.memoryPeakBytes)
+        ? globalThis.Number(object.memoryPeakBytes)
+        : isSet(object.memory_peak_bytes)
+        ? globalThis.Number(object.memory_peak_bytes)
+        : undefined,
+      tasks: isSet(object.tasks) ? globalThis.Number(object.tasks) : undefined,
+      cpuLimit: isSet(object.cpuLimit)
+        ? globalThis.Number(object.cpuLimit)
+        : isSet(object.cpu_limit)
+        ? globalThis.Number(object.cpu_limit)
+        : undefined,
+      sampledAtMs: isSet(object.sampledAtMs)
+        ? globalThis.Number(object.sampledAtMs)
+        : isSet(object.sampled_at_ms)
+        ? globalThis.Number(object.sampled_at_ms)
         : 0,
     };
   },
@@ -1635,10 +1763,10 @@ export const SandboxUsage: MessageFns<SandboxUsage> = {
     if (message.paused !== false) {
       obj.paused = message.paused;
     }
-    if (message.cpuUsageUs !== 0) {
+    if (message.cpuUsageUs !== undefined) {
       obj.cpuUsageUs = Math.round(message.cpuUsageUs);
     }
-    if (message.memoryBytes !== 0) {
+    if (message.memoryBytes !== undefined) {
       obj.memoryBytes = Math.round(message.memoryBytes);
     }
     if (message.processes !== 0) {
@@ -1646,6 +1774,24 @@ export const SandboxUsage: MessageFns<SandboxUsage> = {
     }
     if (message.tookMs !== 0) {
       obj.tookMs = floatToJson(message.tookMs);
+    }
+    if (message.source !== "") {
+      obj.source = message.source;
+    }
+    if (message.memoryLimitBytes !== undefined) {
+      obj.memoryLimitBytes = Math.round(message.memoryLimitBytes);
+    }
+    if (message.memoryPeakBytes !== undefined) {
+      obj.memoryPeakBytes = Math.round(message.memoryPeakBytes);
+    }
+    if (message.tasks !== undefined) {
+      obj.tasks = Math.round(message.tasks);
+    }
+    if (message.cpuLimit !== undefined) {
+      obj.cpuLimit = floatToJson(message.cpuLimit);
+    }
+    if (message.sampledAtMs !== 0) {
+      obj.sampledAtMs = Math.round(message.sampledAtMs);
     }
     return obj;
   },
@@ -1657,10 +1803,16 @@ export const SandboxUsage: MessageFns<SandboxUsage> = {
     const message = createBaseSandboxUsage();
     message.sandboxId = object.sandboxId ?? "";
     message.paused = object.paused ?? false;
-    message.cpuUsageUs = object.cpuUsageUs ?? 0;
-    message.memoryBytes = object.memoryBytes ?? 0;
+    message.cpuUsageUs = object.cpuUsageUs ?? undefined;
+    message.memoryBytes = object.memoryBytes ?? undefined;
     message.processes = object.processes ?? 0;
     message.tookMs = object.tookMs ?? 0;
+    message.source = object.source ?? "";
+    message.memoryLimitBytes = object.memoryLimitBytes ?? undefined;
+    message.memoryPeakBytes = object.memoryPeakBytes ?? undefined;
+    message.tasks = object.tasks ?? undefined;
+    message.cpuLimit = object.cpuLimit ?? undefined;
+    message.sampledAtMs = object.sampledAtMs ?? 0;
     return message;
   },
 };
@@ -1733,7 +1885,10 @@ export const SandboxesService = {
     responseSerialize: (value: SandboxUsage): Buffer => Buffer.from(SandboxUsage.encode(value).finish()),
     responseDeserialize: (value: Buffer): SandboxUsage => SandboxUsage.decode(value),
   },
-  /** What the sandbox's cgroup has used, read without touching its processes (works paused). */
+  /**
+   * What the sandbox's cgroup has used, read without touching its processes (works paused).
+   * The one usage RPC: `GET /api/v1/sessions/{id}/usage` and `/metrics` both read it.
+   */
   usage: {
     path: "/kiln.executor.v1.Sandboxes/Usage" as const,
     requestStream: false as const,
@@ -1761,7 +1916,10 @@ export interface SandboxesServer extends UntypedServiceImplementation {
   pause: handleUnaryCall<SandboxRef, SandboxUsage>;
   /** Thaws a paused sandbox; a sandbox that is not paused is left as it is. */
   resume: handleUnaryCall<SandboxRef, SandboxUsage>;
-  /** What the sandbox's cgroup has used, read without touching its processes (works paused). */
+  /**
+   * What the sandbox's cgroup has used, read without touching its processes (works paused).
+   * The one usage RPC: `GET /api/v1/sessions/{id}/usage` and `/metrics` both read it.
+   */
   usage: handleUnaryCall<SandboxRef, SandboxUsage>;
 }
 
@@ -1859,7 +2017,10 @@ export interface SandboxesClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: SandboxUsage) => void,
   ): ClientUnaryCall;
-  /** What the sandbox's cgroup has used, read without touching its processes (works paused). */
+  /**
+   * What the sandbox's cgroup has used, read without touching its processes (works paused).
+   * The one usage RPC: `GET /api/v1/sessions/{id}/usage` and `/metrics` both read it.
+   */
   usage(request: SandboxRef, callback: (error: ServiceError | null, response: SandboxUsage) => void): ClientUnaryCall;
   usage(
     request: SandboxRef,
