@@ -17,7 +17,8 @@ import { alive, executorPids, until } from '../support/faults.js';
  * files, its background processes, its terminals (re-attached through the E2B SDK's pty.connect),
  * its NFS export and its E2B access token. Ctrl-C (SIGINT) stops everything, and the sessions then say `lost`
  * with a reason from the first request after the restart. An executor SIGKILLed under an
- * adopted session makes it `lost` without anyone calling it.
+ * adopted session makes it `lost` without anyone calling it. A paused session stays frozen
+ * (the executor keeps it so) and is adopted paused.
  */
 const KEY = 'e2b_5e55105e0123456789abcdef0123456789abcdef';
 const prefix = `t${randomBytes(4).toString('hex')}`;
@@ -155,6 +156,38 @@ describe('sessions across control-plane restarts (default settings)', () => {
     await start();
     for (const h of held) await expectKept(h);
     for (const h of held) expect((await call('DELETE', `/api/v1/sessions/${h.id}`)).status).toBe(204);
+  });
+
+  it('keeps a paused session paused across a SIGKILL of the control plane, and thaws it where it was', { timeout: 120_000 }, async () => {
+    if (!cp) await start();
+    const made = await call('POST', '/api/v1/sessions', { template: 'nodejs', timeoutMs: 600_000 });
+    expect(made.status, JSON.stringify(made.body)).toBe(201);
+    const id = made.body.id as string;
+    const counter = await call('POST', `/api/v1/sessions/${id}/processes`, { command: 'sh', args: ['-c', 'while true; do echo x >> /workspace/ticks; sleep 0.2; done'] });
+    expect(counter.status, JSON.stringify(counter.body)).toBe(201);
+    const ticks = async (): Promise<number> => Number((await call('POST', `/api/v1/sessions/${id}/process/run`, { command: 'sh', args: ['-c', 'wc -l < /workspace/ticks'] })).body.stdout);
+    await until('the counter to tick', async () => (await ticks()) > 0);
+    const paused = await call('POST', `/api/v1/sessions/${id}/pause`);
+    expect({ status: paused.status, state: paused.body.status }, JSON.stringify(paused.body)).toEqual({ status: 200, state: 'paused' });
+    const frozenCpu = (await call('GET', `/api/v1/sessions/${id}/usage`)).body.cpuUsageUs as number;
+
+    await cp?.kill('SIGKILL');
+    await start();
+    // Still paused, and really frozen: its cgroup's CPU time has not moved across the restart.
+    const got = await call('GET', `/api/v1/sessions/${id}`);
+    expect({ status: got.status, state: got.body.status }, JSON.stringify(got.body)).toEqual({ status: 200, state: 'paused' });
+    const usage = await call('GET', `/api/v1/sessions/${id}/usage`);
+    expect(usage.body, JSON.stringify(usage.body)).toMatchObject({ paused: true, hibernated: false, cpuUsageUs: frozenCpu });
+    expect((await call('GET', '/api/v1/sessions')).body.sessions.find((s: { id: string }) => s.id === id)?.status).toBe('paused');
+
+    const resumed = await call('POST', `/api/v1/sessions/${id}/resume`);
+    expect({ status: resumed.status, state: resumed.body.status, resumeType: resumed.body.resumeType }, JSON.stringify(resumed.body)).toEqual({ status: 200, state: 'running', resumeType: 'thawed' });
+    // The same process, still counting.
+    const listed = await call('GET', `/api/v1/sessions/${id}/processes`);
+    expect((listed.body.processes as Array<{ pid: number; exitCode: number | null }>).find((p) => p.pid === counter.body.pid), JSON.stringify(listed.body)).toMatchObject({ exitCode: null });
+    const before = await ticks();
+    await until('the counter to go on counting', async () => (await ticks()) > before);
+    expect((await call('DELETE', `/api/v1/sessions/${id}`)).status).toBe(204);
   });
 
   it('marks a session lost at once when its adopted executor is SIGKILLed, and keeps it listable until deleted', { timeout: 60_000 }, async () => {
