@@ -18,7 +18,7 @@ import { SessionReaper } from './sessions/reaper.js';
 import { SessionService } from './sessions/service.js';
 import { SessionStore } from './sessions/records.js';
 import { NfsGateway } from './nfs-gateway/gateway.js';
-import { SessionRoutes } from './nfs-gateway/routes.js';
+import { SessionRoutes, type Wake } from './nfs-gateway/routes.js';
 import { stopExecutorsFor, type Config } from './config.js';
 import { applyCpuPolicy } from './cpu-policy.js';
 import { ExecutionService } from './executions/service.js';
@@ -200,7 +200,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
   }
   keeper.start();
   // Listening before sessions are created, so every session record carries the bound port.
-  const nfsGateway = config.nfs?.gateway ? new NfsGateway(new SessionRoutes(redis, keys, sessionRecords, records), config.nfs.gateway) : undefined;
+  const nfsGateway = config.nfs?.gateway ? new NfsGateway(new SessionRoutes(redis, keys, sessionRecords, records, (): Wake => (r) => sessions.resumeForNfs(r)), config.nfs.gateway) : undefined;
   const nfsPort = await nfsGateway?.listen();
   // The host directory is the one the local platform gives its executors (KILN_VOLUME_DIR).
   const volumes = new VolumeService(redis, keys, { ...config.volumes, hostDir: join(config.dataDir, 'volumes'), defaultPlatform: config.platform }, new SessionStore(redis, keys));

@@ -92,8 +92,9 @@ export class GatewayConnection {
     const lookup = d.to === 'session' ? this.routes.bySession(d.sessionId) : this.routes.byTag(d.tag);
     lookup
       .then((upstream) => {
-        if (upstream) this.forward(upstream, rec);
-        else this.write(d.miss);
+        if (!upstream) this.write(d.miss);
+        else if ('refused' in upstream) this.write(d.refused[upstream.refused]);
+        else this.forward(upstream, rec);
       })
       // Redis unreachable: the client cannot be answered truthfully, so it reconnects and retries.
       .catch((err: unknown) => this.destroy(`route lookup failed: ${String(err)}`))

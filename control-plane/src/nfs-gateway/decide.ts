@@ -4,9 +4,13 @@
  */
 import {
   GARBAGE_ARGS,
+  MNT3ERR_ACCES,
+  MNT3ERR_IO,
   MNT3ERR_NOENT,
   MOUNT_PROGRAM,
+  NFS3ERR_ACCES,
   NFS3ERR_BADHANDLE,
+  NFS3ERR_IO,
   NFS3ERR_STALE,
   NFS_PROGRAM,
   PROC_UNAVAIL,
@@ -23,11 +27,19 @@ import {
   successReply,
 } from './rpc.js';
 
-/** Where a record goes; `miss` is the answer when the session or tag is not known (any more). */
+/**
+ * Where a record goes; `miss` is the answer when the session or tag is not known (any more),
+ * `refused` when its session is paused with autoResume false (ACCES) or could not be resumed (IO).
+ */
 export type Decision =
   | { to: 'local'; reply: Buffer }
-  | { to: 'session'; sessionId: string; miss: Buffer }
-  | { to: 'tag'; tag: string; miss: Buffer };
+  | { to: 'session'; sessionId: string; miss: Buffer; refused: Refused }
+  | { to: 'tag'; tag: string; miss: Buffer; refused: Refused };
+
+export interface Refused {
+  paused: Buffer;
+  failed: Buffer;
+}
 
 const MOUNT = { NULL: 0, MNT: 1, DUMP: 2, UMNT: 3, UMNTALL: 4, EXPORT: 5 } as const;
 
@@ -54,7 +66,8 @@ export function decide(rec: Buffer): Decision {
         case MOUNT.MNT: {
           const miss = successReply(call.xid, [MNT3ERR_NOENT]);
           const sessionId = mountPathSession(rec, call);
-          return sessionId ? { to: 'session', sessionId, miss } : local(miss);
+          const refused = { paused: successReply(call.xid, [MNT3ERR_ACCES]), failed: successReply(call.xid, [MNT3ERR_IO]) };
+          return sessionId ? { to: 'session', sessionId, miss, refused } : local(miss);
         }
         default:
           return local(acceptErrorReply(call.xid, PROC_UNAVAIL));
@@ -64,7 +77,8 @@ export function decide(rec: Buffer): Decision {
     if (!isHandleProcedure(call.proc)) return local(acceptErrorReply(call.xid, PROC_UNAVAIL));
     const tag = handleTag(rec, call);
     if (!tag) return local(nfsFailureReply(call.xid, call.proc, NFS3ERR_BADHANDLE));
-    return { to: 'tag', tag, miss: nfsFailureReply(call.xid, call.proc, NFS3ERR_STALE) };
+    const refused = { paused: nfsFailureReply(call.xid, call.proc, NFS3ERR_ACCES), failed: nfsFailureReply(call.xid, call.proc, NFS3ERR_IO) };
+    return { to: 'tag', tag, miss: nfsFailureReply(call.xid, call.proc, NFS3ERR_STALE), refused };
   } catch (err) {
     // The header was fine, so the client gets an answer for its xid rather than a hang-up.
     if (err instanceof RpcParseError) return local(acceptErrorReply(call.xid, GARBAGE_ARGS));

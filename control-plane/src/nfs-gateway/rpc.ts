@@ -9,9 +9,13 @@ export const MOUNT_PROGRAM = 100005;
 /** Both programs are served in version 3 only, like the executors serve them. */
 export const VERSION_3 = 3;
 
-/** mountstat3 MNT3ERR_NOENT. */
+/** mountstat3 values the gateway answers with. */
 export const MNT3ERR_NOENT = 2;
+export const MNT3ERR_IO = 5;
+export const MNT3ERR_ACCES = 13;
 /** nfsstat3 values the gateway answers with. */
+export const NFS3ERR_IO = 5;
+export const NFS3ERR_ACCES = 13;
 export const NFS3ERR_STALE = 70;
 export const NFS3ERR_BADHANDLE = 10001;
 

@@ -109,12 +109,14 @@ function upstreamHost(executor: ExecutorHandle): string {
 /**
  * Binds the session to its sandbox on the executor so that its /workspace is exported.
  * Returns undefined when the executor serves no NFS (the session then has no nfsUrl).
+ * `keepName` re-exports under the name the session had (a restore from hibernation), so its
+ * clients' mount path stays the same.
  */
-export async function bindSessionExport(agent: Agent, sessionId: string, sandboxId: string, options: { readOnly: boolean; allow: string[] }, access: NfsAccess): Promise<SessionNfs | undefined> {
+export async function bindSessionExport(agent: Agent, sessionId: string, sandboxId: string, options: { readOnly: boolean; allow: string[] }, access: NfsAccess, keepName?: string): Promise<SessionNfs | undefined> {
   if (!agent.executor.nfsPort) return undefined;
   // The export's name is the session id and a secret only the session's tenant is shown: knowing
   // a session id (another tenant may learn one from a log or a label) does not mount it.
-  const exportName = `${sessionId}-${randomBytes(16).toString('hex')}`;
+  const exportName = keepName ?? `${sessionId}-${randomBytes(16).toString('hex')}`;
   const res = await agent.bindSession(exportName, sandboxId, options).catch((err: unknown) => Promise.reject(sessionRpcError(err, agent.executor.id)));
   // The executor's own answer wins over the recorded port: it is what it listens on now.
   const port = res.nfsPort || agent.executor.nfsPort;

@@ -202,7 +202,7 @@ export class SessionService {
     return bindSessionExport(this.agents.get(lease.executor), r.id, lease.sandboxId, { readOnly: r.nfs.readOnly, allow: r.nfs.allow }, {
       host: this.opts.nfsHost,
       ...(this.opts.nfsGatewayPort !== undefined ? { gatewayPort: this.opts.nfsGatewayPort } : {}),
-    });
+    }, r.nfs.exportName);
   }
 
   /** The longest `timeoutMs` a session of `template` may have: the template's `maxSessionTimeoutMs`, else 24 h. */
@@ -402,6 +402,17 @@ export class SessionService {
     const executor = await this.records.executor(r.executorId);
     if (!executor) throw await this.lost(r, 'executor exited');
     return { record: r, agent: new SessionAgent(this.agents.get(executor), r.sandboxId) };
+  }
+
+  /**
+   * Resumes a paused or hibernated session for an NFS call through the gateway (autoResume):
+   * the record after. No principal: the export's secret or a handle's tag is the credential,
+   * checked by the gateway. 409 SessionPaused when the session was made with autoResume false.
+   */
+  async resumeForNfs(r: SessionRecord): Promise<SessionRecord> {
+    if (r.state !== 'paused' && r.state !== 'hibernated') return r;
+    if (r.autoResume === false || !this.lifecycle) throw new SessionPausedError(r.id);
+    return this.lifecycle.resumeFor(r);
   }
 
   /** Why a session's sandbox record is gone: its executor with it, or the sandbox alone. */
