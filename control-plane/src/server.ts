@@ -269,7 +269,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
     log('warn', `KILN_HOST is ${config.host} and no KILN_API_KEYS are set: ANYONE WHO CAN REACH THIS ADDRESS CAN RUN CODE HERE. Set KILN_API_KEYS, or listen on 127.0.0.1.`);
   }
   const ptyTickets = new PtyTickets(redis, keys);
-  const mcp = mcpEndpoint({ sessions, executions, templates, functions: { service: functions, invoker } }, { maxBodyBytes: config.maxBodyBytes, redis, maxSessionsPerTenant: config.mcpMaxSessionsPerTenant });
+  const mcp = mcpEndpoint({ sessions, executions, templates, functions: { service: functions, invoker }, lifecycle: { sessions: lifecycle, snapshots } }, { maxBodyBytes: config.maxBodyBytes, redis, maxSessionsPerTenant: config.mcpMaxSessionsPerTenant });
   const app = createApp({
     volumes,
     redis,

@@ -5,7 +5,9 @@ import type { ExecutionService } from '../executions/service.js';
 import type { FunctionInvoker } from '../functions/invoker.js';
 import type { FunctionService } from '../functions/service.js';
 import { log } from '../log.js';
+import type { SessionLifecycle } from '../sessions/lifecycle.js';
 import type { SessionService } from '../sessions/service.js';
+import type { SnapshotService } from '../sessions/snapshots.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import type { ProfileName } from './profiles.js';
 
@@ -15,6 +17,8 @@ export interface McpServices {
   executions: ExecutionService;
   templates: TemplateRegistry;
   functions?: { service: FunctionService; invoker: FunctionInvoker };
+  /** Pause/resume, snapshots and forks (the `lifecycle` profile's tools). */
+  lifecycle: { sessions: SessionLifecycle; snapshots: SnapshotService };
 }
 
 /** Everything a tool handler may use for one MCP connection (or one stateless request). */

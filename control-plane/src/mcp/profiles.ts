@@ -24,6 +24,27 @@ export const PROFILES = {
     'file_info',
   ],
   functions: ['function_list', 'function_invoke', 'code_run'],
+  /**
+   * Sessions that last: pause/resume, snapshots and forks, with enough of the sandbox and file
+   * tools to use them (a profile of its own, so `full` keeps ElevoSandbox's 14 tools).
+   */
+  lifecycle: [
+    'sandbox_create',
+    'sandbox_get',
+    'sandbox_list',
+    'sandbox_delete',
+    'sandbox_pause',
+    'sandbox_resume',
+    'sandbox_fork',
+    'snapshot_create',
+    'snapshot_list',
+    'snapshot_delete',
+    'sandbox_create_from_snapshot',
+    'process_run',
+    'file_read',
+    'file_write',
+    'file_list',
+  ],
   /** Notebook-style work: stateful Python and JavaScript contexts in a code-interpreter sandbox, and its files. */
   interpreter: ['run_code', 'file_read', 'file_write', 'file_list'],
 } as const;

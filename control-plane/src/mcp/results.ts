@@ -20,6 +20,8 @@ const HINTS: Record<string, string> = {
   FunctionNotFound: 'List the deployed functions with function_list.',
   ProcessNotFound: 'The process has already exited or never existed in this sandbox.',
   TemplateNotFound: 'Omit template to use the default.',
+  SnapshotNotFound: 'List the snapshots with snapshot_list.',
+  SessionPaused: 'This sandbox was created with autoResume false: call sandbox_resume first.',
   QuotaExceeded: 'This tenant is at the quota named in data.quota; end sandboxes or wait for running executions to finish, then retry (or ask an administrator to raise the quota).',
   ServiceUnavailable: 'Kiln cannot reach its Redis; retry the same call in a second or two.',
 };

@@ -6,16 +6,19 @@ import { toolError } from './results.js';
 import { codeTools } from './tools/code.js';
 import { fileTools } from './tools/files.js';
 import { functionTools } from './tools/functions.js';
+import { lifecycleTools } from './tools/lifecycle.js';
 import { processTools } from './tools/process.js';
 import { sandboxTools } from './tools/sandboxes.js';
 
-const ALL_TOOLS = new Map<string, ToolDef>([...sandboxTools, ...processTools, ...fileTools, ...functionTools, ...codeTools].map((t) => [t.name, t]));
+const ALL_TOOLS = new Map<string, ToolDef>([...sandboxTools, ...processTools, ...fileTools, ...functionTools, ...codeTools, ...lifecycleTools].map((t) => [t.name, t]));
 
 const INSTRUCTIONS: Record<ProfileName, string> = {
   executor: 'Run shell commands in an isolated Linux sandbox with process_run. The sandbox and its /workspace persist for this MCP session.',
   developer: 'Run commands and edit files in an isolated Linux sandbox. Every path is inside /workspace, which persists for this MCP session.',
   full: 'Create isolated Linux sandboxes (sandbox_create), run processes and manage files in them, and delete them when done. Without sandbox_id the tools use this MCP session\'s own sandbox.',
   functions: 'Invoke Lambda-style functions deployed on Kiln, or run a nodejs, python or shell snippet in a fresh sandbox with code_run.',
+  lifecycle:
+    'Create isolated Linux sandboxes and work in them, pause them (sandbox_pause freezes every process; any later call resumes it), save their /workspace as snapshots (snapshot_create) to start new sandboxes from, and fork a sandbox into several copies to try approaches side by side (sandbox_fork). Without sandbox_id the tools use this MCP session\'s own sandbox.',
   interpreter: 'Run Python or JavaScript cell by cell with run_code, as in a notebook: state persists, charts come back as images. Files in /workspace (file_write, file_read, file_list) are visible to the code. The sandbox persists for this MCP session.',
 };
 

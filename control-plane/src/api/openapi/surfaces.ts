@@ -100,7 +100,7 @@ export function extraPaths(): Record<string, Record<string, unknown>> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const o of [...LAMBDA_OPS, ...TAG_OPS]) (paths[o.path] ??= {})[o.method] = lambdaOperation(o);
 
-  const profile = { name: 'profile', in: 'path', required: true, schema: { type: 'string', enum: [...PROFILE_NAMES] }, description: 'Which tool set: executor, developer, full, functions, interpreter' };
+  const profile = { name: 'profile', in: 'path', required: true, schema: { type: 'string', enum: [...PROFILE_NAMES] }, description: `Which tool set: ${PROFILE_NAMES.join(', ')}` };
   paths['/mcp/{profile}'] = {
     post: {
       tags: ['mcp'],

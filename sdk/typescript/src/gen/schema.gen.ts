@@ -11780,8 +11780,8 @@ export interface operations {
                 "mcp-session-id": string;
             };
             path: {
-                /** @description Which tool set: executor, developer, full, functions, interpreter */
-                profile: "executor" | "developer" | "full" | "functions" | "interpreter";
+                /** @description Which tool set: executor, developer, full, functions, lifecycle, interpreter */
+                profile: "executor" | "developer" | "full" | "functions" | "lifecycle" | "interpreter";
             };
             cookie?: never;
         };
@@ -11822,8 +11822,8 @@ export interface operations {
                 "mcp-session-id"?: string;
             };
             path: {
-                /** @description Which tool set: executor, developer, full, functions, interpreter */
-                profile: "executor" | "developer" | "full" | "functions" | "interpreter";
+                /** @description Which tool set: executor, developer, full, functions, lifecycle, interpreter */
+                profile: "executor" | "developer" | "full" | "functions" | "lifecycle" | "interpreter";
             };
             cookie?: never;
         };
@@ -11884,8 +11884,8 @@ export interface operations {
                 "mcp-session-id": string;
             };
             path: {
-                /** @description Which tool set: executor, developer, full, functions, interpreter */
-                profile: "executor" | "developer" | "full" | "functions" | "interpreter";
+                /** @description Which tool set: executor, developer, full, functions, lifecycle, interpreter */
+                profile: "executor" | "developer" | "full" | "functions" | "lifecycle" | "interpreter";
             };
             cookie?: never;
         };
