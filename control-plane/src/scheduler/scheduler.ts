@@ -62,8 +62,10 @@ export class Scheduler {
    * Leases a sandbox for `functionKey`, waiting up to `waitMs` for one to free up. The lease
    * lasts `leaseMs` in Redis terms; the pool keeper reclaims leases whose owner vanished.
    * With `volumes`, only a sandbox booted for this caller will do (acquireFresh).
+   * `makeRoom` is asked once the pool is full and nothing idle can be evicted (sessions:
+   * hibernate a paused one, make-room.ts); true means a slot was given back, so try again.
    */
-  async acquire(template: Template, runner: string, functionKey: string, waitMs: number, leaseMs: number, volumes: VolumeMount[] = []): Promise<Lease> {
+  async acquire(template: Template, runner: string, functionKey: string, waitMs: number, leaseMs: number, volumes: VolumeMount[] = [], makeRoom?: (template: string) => Promise<boolean>): Promise<Lease> {
     const deadline = Date.now() + waitMs;
     let pause = 1;
     let bootFailures = 0;
@@ -91,6 +93,7 @@ export class Scheduler {
       if (cold) return cold;
       // Full, but some other function's instance sits idle: it makes room (least recently used first).
       if (await this.evictIdle(template)) continue;
+      if (makeRoom && (await makeRoom(template.name))) continue;
       // Before the deadline check: a caller that gives up still tells the keeper it wanted room.
       this.signals.wantCapacity(template);
       if (Date.now() >= deadline) throw new NoCapacityError(template.name, waitMs);
@@ -104,8 +107,8 @@ export class Scheduler {
    * its boot: warm sandboxes were booted before anyone knew which volumes they would need, and a
    * running sandbox's mounts are not changed. Waits for room like acquire.
    */
-  acquireFresh(template: Template, runner: string, volumes: VolumeMount[], waitMs: number, leaseMs: number): Promise<Lease> {
-    return this.acquire(template, runner, '', waitMs, leaseMs, volumes);
+  acquireFresh(template: Template, runner: string, volumes: VolumeMount[], waitMs: number, leaseMs: number, makeRoom?: (template: string) => Promise<boolean>): Promise<Lease> {
+    return this.acquire(template, runner, '', waitMs, leaseMs, volumes, makeRoom);
   }
 
   /** Returns a sandbox to the idle lists, as an instance of `functionKey` (or warm if empty). */

@@ -11,6 +11,7 @@ import type { Keys } from '../store/keys.js';
 import type { Principal } from '../tenancy/principal.js';
 import type { TemplateRegistry } from '../templates/registry.js';
 import { SessionLostError, SessionNotFoundError, SessionTransitionBusyError } from './errors.js';
+import { RoomMaker } from './make-room.js';
 import { exportNameOf, unbindSessionExport } from './nfs.js';
 import type { SessionRecord } from './records.js';
 import { view, type SessionLifecycleHooks, type SessionService, type SessionView } from './service.js';
@@ -87,6 +88,16 @@ export class SessionLifecycle implements SessionLifecycleHooks {
     readonly opts: LifecycleOptions,
   ) {
     sessions.useLifecycle(this);
+  }
+
+  private readonly room = new RoomMaker(
+    () => this.sessions.store.all(),
+    (id) => this.hibernate(id),
+  );
+
+  /** Hibernates the longest-paused session of a full template (make-room.ts). */
+  makeRoom(template: string): Promise<boolean> {
+    return this.room.makeRoom(template);
   }
 
   async pause(id: string, who: Principal): Promise<TransitionResult> {
@@ -202,8 +213,9 @@ export class SessionLifecycle implements SessionLifecycleHooks {
     const now = Date.now();
     const pausedFor = Math.max(0, now - (r.pausedAt ?? now));
     const leaseMs = Math.max(1000, r.expiresAt + pausedFor - now) + LEASE_MARGIN_MS;
+    const makeRoom = (t: string): Promise<boolean> => this.makeRoom(t);
     // A session with volumes gets them bound at its new sandbox's boot, as at its create.
-    const lease = r.volumeMounts?.length ? await this.scheduler.acquireFresh(template, r.runner, r.volumeMounts, LEASE_WAIT_MS, leaseMs) : await this.scheduler.acquire(template, r.runner, 'session', LEASE_WAIT_MS, leaseMs);
+    const lease = r.volumeMounts?.length ? await this.scheduler.acquireFresh(template, r.runner, r.volumeMounts, LEASE_WAIT_MS, leaseMs, makeRoom) : await this.scheduler.acquire(template, r.runner, 'session', LEASE_WAIT_MS, leaseMs, [], makeRoom);
     let next: SessionRecord | undefined;
     try {
       await uploadWorkspace(new SessionAgent(this.agents.get(lease.executor), lease.sandboxId), tar);

@@ -71,6 +71,8 @@ export interface SessionLifecycleHooks {
   resumeFor(r: SessionRecord): Promise<SessionRecord>;
   /** Removes what an ended session leaves besides its sandbox (a hibernated one's workspace tar). */
   ended(r: SessionRecord): Promise<void>;
+  /** Hibernates a paused session of a full template to free a slot (make-room.ts); true when one was. */
+  makeRoom(template: string): Promise<boolean>;
 }
 
 /** Deployment-wide session settings. */
@@ -188,6 +190,9 @@ export class SessionService {
     signals.onExecutorLost((loss) => this.executorLost(loss));
   }
 
+  /** A full pool makes room by hibernating a paused session, once the lifecycle is wired in. */
+  private readonly makeRoom = (template: string): Promise<boolean> => this.lifecycle?.makeRoom(template) ?? Promise.resolve(false);
+
   /** Wires pause and resume in (lifecycle.ts is built on this service, so after construction). */
   useLifecycle(hooks: SessionLifecycleHooks): void {
     this.lifecycle = hooks;
@@ -240,11 +245,12 @@ export class SessionService {
     // was booted before anyone knew its volumes, and mounts are never added to a running sandbox.
     const take = (): Promise<Lease> =>
       volumeMounts.length > 0
-        ? this.scheduler.acquireFresh(template, runner, volumeMounts, LEASE_WAIT_MS, timeoutMs + LEASE_MARGIN_MS)
-        : this.scheduler.acquire(template, runner, SESSION_FUNCTION_KEY, LEASE_WAIT_MS, timeoutMs + LEASE_MARGIN_MS);
+        ? this.scheduler.acquireFresh(template, runner, volumeMounts, LEASE_WAIT_MS, timeoutMs + LEASE_MARGIN_MS, this.makeRoom)
+        : this.scheduler.acquire(template, runner, SESSION_FUNCTION_KEY, LEASE_WAIT_MS, timeoutMs + LEASE_MARGIN_MS, [], this.makeRoom);
     let lease: Lease;
     try {
-      // A sandbox that fails to boot is tried again there (scheduler.acquire), as for executions.
+      // A sandbox that fails to boot is tried again there (scheduler.acquire), as for executions;
+      // a full pool makes room there by hibernating a paused session (make-room.ts).
       lease = await take();
     } catch (err) {
       await this.release(who.tenant, id);
