@@ -2,6 +2,7 @@ import { Functions } from './functions/functions.js';
 import { Transport, type KilnOptions, type RequestOptions } from './http.js';
 import type { Execution, Template } from './schema.js';
 import { Sessions } from './sessions/sessions.js';
+import { Snapshots } from './snapshots.js';
 
 /** Filters of the execution history (every one optional). */
 export interface ExecutionFilter {
@@ -49,6 +50,7 @@ export class Kiln {
   readonly functions: Functions;
   readonly executions: Executions;
   readonly templates: Templates;
+  readonly snapshots: Snapshots;
   protected readonly http: Transport;
 
   constructor(opts: KilnOptions = {}) {
@@ -57,6 +59,7 @@ export class Kiln {
     this.functions = new Functions(this.http);
     this.executions = new Executions(this.http);
     this.templates = new Templates(this.http);
+    this.snapshots = new Snapshots(this.http);
   }
 
   /** The server's URL. */

@@ -42,8 +42,11 @@ export class TemplateNotFoundError extends NotFoundError {}
 export class FileNotFoundError extends NotFoundError {}
 export class ProcessNotFoundError extends NotFoundError {}
 export class ExecutionNotFoundError extends NotFoundError {}
+export class SnapshotNotFoundError extends NotFoundError {}
 /** 409: a name is taken or a concurrent change won. */
 export class ConflictError extends KilnError {}
+/** The session is paused and was created with `autoResume: false`: `session.resume()` first. */
+export class SessionPausedError extends ConflictError {}
 /** 410: the session's sandbox is gone (its executor died); create a new session. */
 export class SessionLostError extends KilnError {}
 /** 413: the body is over the server's limit (`maxBytes`, KILN_MAX_BODY_BYTES). */
@@ -98,13 +101,17 @@ export const ERROR_MAP: Record<string, ErrorClass> = {
   FileNotFound: FileNotFoundError,
   ProcessNotFound: ProcessNotFoundError,
   ExecutionNotFound: ExecutionNotFoundError,
+  SnapshotNotFound: SnapshotNotFoundError,
   FunctionExists: ConflictError,
   FunctionConflict: ConflictError,
   SessionBusy: ConflictError,
+  SessionPaused: SessionPausedError,
+  PauseUnsupported: ConflictError,
   TemplateExists: ConflictError,
   TemplateInUse: ConflictError,
   SessionLost: SessionLostError,
   PayloadTooLarge: PayloadTooLargeError,
+  WorkspaceTooLarge: PayloadTooLargeError,
   QuotaExceeded: QuotaExceededError,
   TooManyRequests: RateLimitError,
   ServiceUnavailable: UnavailableError,

@@ -3,6 +3,7 @@ export { Kiln, Executions, Templates, type ExecutionFilter, type ExecutionEntry 
 export type { KilnOptions, RequestOptions, WebSocketLike } from './http.js';
 export { Sessions } from './sessions/sessions.js';
 export { Session } from './sessions/session.js';
+export { Snapshots } from './snapshots.js';
 export { Commands, CommandHandle, type RunOptions, type BackgroundOptions, type CommandResult, type CommandExit } from './sessions/commands.js';
 export { Files, type FileData } from './sessions/files.js';
 export { Pty, PtyHandle, type PtyOptions } from './sessions/pty.js';
@@ -20,7 +21,9 @@ export {
   FileNotFoundError,
   ProcessNotFoundError,
   ExecutionNotFoundError,
+  SnapshotNotFoundError,
   ConflictError,
+  SessionPausedError,
   SessionLostError,
   PayloadTooLargeError,
   RateLimitError,

@@ -13,5 +13,8 @@ export type FunctionCreate = S['FunctionCreate'];
 export type FunctionUpdate = S['FunctionUpdate'];
 export type Execution = S['Execution'];
 export type Template = S['Template'];
+export type SessionTransition = S['SessionTransition'];
+export type SessionUsage = S['SessionUsage'];
+export type SnapshotInfo = S['Snapshot'];
 export type KilnErrorBody = S['Error'];
 export type { components, operations, paths } from './gen/schema.gen.js';

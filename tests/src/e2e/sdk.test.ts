@@ -11,6 +11,8 @@ import {
   KilnError,
   QuotaExceededError,
   SessionNotFoundError,
+  SessionPausedError,
+  SnapshotNotFoundError,
   type Session,
   type WebSocketLike,
 } from '@kiln-sandbox/sdk';
@@ -181,6 +183,72 @@ describe('functions', () => {
     expect(r.status).toBe('failed');
     expect(r.error).toMatchObject({ errorType: 'TypeError', errorMessage: 'nope' });
     await kiln.functions.delete('sdk-fail');
+  });
+});
+
+describe('pause, snapshots and forks', () => {
+  it('pauses (no CPU while frozen), resumes thawed, hibernates and restores, with usage', { timeout: 180_000 }, async () => {
+    const s = await kiln.sessions.create({ template: 'nodejs', timeoutMs: 300_000 });
+    try {
+      await s.files.write('mark.txt', 'kept');
+      await s.commands.run('while :; do :; done', { background: true });
+      const paused = await s.pause();
+      expect(paused).toMatchObject({ id: s.id, status: 'paused' });
+      expect(s.info.status).toBe('paused');
+      const a = await s.usage();
+      await new Promise((r) => setTimeout(r, 300));
+      const b = await s.usage();
+      expect(a).toMatchObject({ paused: true, hibernated: false });
+      expect(b.cpuUsageUs).toBe(a.cpuUsageUs);
+      expect(await s.resume()).toMatchObject({ status: 'running', resumeType: 'thawed' });
+      expect((await s.usage()).paused).toBe(false);
+      expect(await s.hibernate()).toMatchObject({ status: 'paused' });
+      expect(await s.usage()).toMatchObject({ hibernated: true });
+      expect((await s.resume()).resumeType).toBe('restored');
+      expect(await s.files.read('mark.txt')).toBe('kept');
+    } finally {
+      await s.kill();
+    }
+  });
+
+  it('throws SessionPausedError for a call on a paused session made with autoResume false', { timeout: 120_000 }, async () => {
+    const s = await kiln.sessions.create({ template: 'nodejs', autoResume: false });
+    try {
+      await s.pause();
+      expect(await s.commands.run('true').catch((e: unknown) => e)).toBeInstanceOf(SessionPausedError);
+      await s.resume();
+      expect((await s.commands.run('echo ok')).stdout).toBe('ok\n');
+    } finally {
+      await s.kill();
+    }
+  });
+
+  it('snapshots a session, lists it, starts a session from it, forks, and deletes the snapshot', { timeout: 180_000 }, async () => {
+    const s = await kiln.sessions.create({ template: 'nodejs' });
+    const made: Session[] = [];
+    try {
+      await s.files.write('plan.txt', 'v1');
+      const snap = await s.snapshot({ name: 'sdk-v1' });
+      expect(snap).toMatchObject({ name: 'sdk-v1', sessionId: s.id, template: 'nodejs' });
+      expect((await kiln.snapshots.list()).map((x) => x.id)).toContain(snap.id);
+      expect(await kiln.snapshots.get(snap.id)).toMatchObject({ id: snap.id });
+      await s.files.write('plan.txt', 'v2');
+      const from = await kiln.sessions.createFromSnapshot(snap.id);
+      made.push(from);
+      expect(await from.files.read('plan.txt')).toBe('v1');
+      const forks = await s.fork({ count: 2, metadata: { branch: 'sdk' } });
+      made.push(...forks);
+      expect(forks).toHaveLength(2);
+      expect(forks[0]?.info.metadata).toMatchObject({ branch: 'sdk' });
+      await forks[0]?.files.write('plan.txt', 'fork-a');
+      expect(await forks[1]?.files.read('plan.txt')).toBe('v2');
+      await kiln.snapshots.delete(snap.id);
+      expect(await kiln.snapshots.get(snap.id).catch((e: unknown) => e)).toBeInstanceOf(SnapshotNotFoundError);
+      expect(await kiln.sessions.createFromSnapshot(snap.id).catch((e: unknown) => e)).toBeInstanceOf(SnapshotNotFoundError);
+    } finally {
+      for (const m of made) await m.kill();
+      await s.kill();
+    }
   });
 });
 

@@ -11,6 +11,11 @@ export class Sessions {
     return new Session(this.http, await this.http.json<SessionInfo>('POST', '/api/v1/sessions', { json: params, signal: opts.signal }));
   }
 
+  /** A new session whose /workspace holds a snapshot's files (of the snapshot's template unless `template` is given). */
+  async createFromSnapshot(snapshotId: string, params: Omit<CreateSessionParams, 'fromSnapshot'> = {}, opts: RequestOptions = {}): Promise<Session> {
+    return this.create({ ...params, fromSnapshot: snapshotId }, opts);
+  }
+
   /** An existing session by id (SessionNotFoundError when unknown, or another tenant's). */
   async connect(id: string, opts: RequestOptions = {}): Promise<Session> {
     return new Session(this.http, await this.http.json<SessionInfo>('GET', `/api/v1/sessions/${encodeURIComponent(id)}`, { signal: opts.signal }));
