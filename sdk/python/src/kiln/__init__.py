@@ -37,20 +37,22 @@ from .errors import (
     ServiceUnavailableError,
     SessionLostError,
     SessionNotFoundError,
+    SessionPausedError,
+    SnapshotNotFoundError,
     SymlinkNotFollowedError,
     TemplateNotFoundError,
     TooManyRequestsError,
     WaitTimeoutError,
 )
-from .models import CommandResult, FileInfo, FunctionInfo, Invocation, ProcessEvent, ProcessInfo, SessionInfo
+from .models import CommandResult, FileInfo, FunctionInfo, Invocation, ProcessEvent, ProcessInfo, SessionInfo, SnapshotInfo, Transition, Usage
 from .pty import Terminal
 from .session import Session
 
 __all__ = [
     "__version__", "Kiln", "AsyncKiln", "Session", "AsyncSession", "CommandHandle", "AsyncCommandHandle", "Terminal", "AsyncTerminal",
-    "CommandResult", "FileInfo", "FunctionInfo", "Invocation", "ProcessEvent", "ProcessInfo", "SessionInfo", "ERROR_MAP",
+    "CommandResult", "FileInfo", "FunctionInfo", "Invocation", "ProcessEvent", "ProcessInfo", "SessionInfo", "SnapshotInfo", "Transition", "Usage", "ERROR_MAP",
     "KilnError", "InvalidRequestError", "PathOutsideWorkspaceError", "SymlinkNotFollowedError", "AuthenticationError", "ForbiddenError",
-    "NotFoundError", "SessionNotFoundError", "PathNotFoundError", "ProcessNotFoundError", "FunctionNotFoundError", "TemplateNotFoundError",
+    "NotFoundError", "SessionNotFoundError", "SessionPausedError", "SnapshotNotFoundError", "PathNotFoundError", "ProcessNotFoundError", "FunctionNotFoundError", "TemplateNotFoundError",
     "ExecutionNotFoundError", "ConflictError", "FunctionExistsError", "SessionLostError", "PreconditionFailedError", "PayloadTooLargeError",
     "DiskQuotaExceededError", "RateLimitError", "QuotaExceededError", "TooManyRequestsError", "ServerError", "ServiceUnavailableError",
     "NoCapacityError", "ExecutorLostError", "WaitTimeoutError", "KilnTimeoutError", "KilnConnectionError", "CommandExitError",

@@ -21,7 +21,7 @@ from .client import Kiln
 from .commands import CommandHandle, OutputHandler
 from .errors import CommandExitError, KilnError
 from .files import WriteData
-from .models import CommandResult, FileInfo, FunctionInfo, Invocation, ProcessEvent, ProcessInfo, SessionInfo
+from .models import CommandResult, FileInfo, FunctionInfo, Invocation, ProcessEvent, ProcessInfo, SessionInfo, SnapshotInfo, Transition, Usage
 from .pty import Terminal
 from .session import Session
 
@@ -237,6 +237,24 @@ class AsyncSession:
     async def keepalive(self, timeout_ms: Optional[int] = None) -> SessionInfo:
         return await self._pool.run(self._sync.keepalive, timeout_ms)
 
+    async def pause(self) -> Transition:
+        return await self._pool.run(self._sync.pause)
+
+    async def resume(self) -> Transition:
+        return await self._pool.run(self._sync.resume)
+
+    async def hibernate(self) -> Transition:
+        return await self._pool.run(self._sync.hibernate)
+
+    async def usage(self) -> Usage:
+        return await self._pool.run(self._sync.usage)
+
+    async def snapshot(self, name: Optional[str] = None) -> SnapshotInfo:
+        return await self._pool.run(self._sync.snapshot, name)
+
+    async def fork(self, count: int = 1, **kw: Any) -> List["AsyncSession"]:
+        return [AsyncSession(self._pool, s) for s in await self._pool.run(self._sync.fork, count, **kw)]
+
     async def kill(self) -> bool:
         return await self._pool.run(self._sync.kill)
 
@@ -254,6 +272,9 @@ class AsyncSessions:
 
     async def create(self, template: Optional[str] = None, **kw: Any) -> AsyncSession:
         return AsyncSession(self._pool, await self._pool.run(self._sync.create, template, **kw))
+
+    async def create_from_snapshot(self, snapshot_id: str, template: Optional[str] = None, **kw: Any) -> AsyncSession:
+        return AsyncSession(self._pool, await self._pool.run(self._sync.create_from_snapshot, snapshot_id, template, **kw))
 
     async def connect(self, session_id: str) -> AsyncSession:
         return AsyncSession(self._pool, await self._pool.run(self._sync.connect, session_id))
@@ -286,6 +307,21 @@ class AsyncFunctions:
         return await self._pool.run(self._sync.delete, name, qualifier)
 
 
+class AsyncSnapshots:
+    def __init__(self, pool: _Pool, kiln: Kiln) -> None:
+        self._pool = pool
+        self._sync = kiln.snapshots
+
+    async def list(self) -> List[SnapshotInfo]:
+        return await self._pool.run(self._sync.list)
+
+    async def get(self, snapshot_id: str) -> SnapshotInfo:
+        return await self._pool.run(self._sync.get, snapshot_id)
+
+    async def delete(self, snapshot_id: str) -> bool:
+        return await self._pool.run(self._sync.delete, snapshot_id)
+
+
 class AsyncKiln:
     """``async with AsyncKiln(url, api_key) as kiln:`` — the same options as Kiln, plus
     ``max_workers``: threads for requests in flight (each open stream or terminal read holds one
@@ -297,6 +333,7 @@ class AsyncKiln:
         self.config = self._kiln.config
         self.sessions = AsyncSessions(self._pool, self._kiln)
         self.functions = AsyncFunctions(self._pool, self._kiln)
+        self.snapshots = AsyncSnapshots(self._pool, self._kiln)
 
     async def health(self) -> Any:
         return await self._pool.run(self._kiln.health)

@@ -8,6 +8,7 @@ from ._core import Config, Core
 from .errors import KilnError
 from .functions import Functions
 from .session import Sessions
+from .snapshots import Snapshots
 
 
 class Kiln:
@@ -22,6 +23,7 @@ class Kiln:
         self._core = Core(self.config)
         self.sessions = Sessions(self._core)
         self.functions = Functions(self._core)
+        self.snapshots = Snapshots(self._core)
 
     def health(self) -> Any:
         """``GET /api/v1/health``: Redis and executor reachability."""

@@ -85,6 +85,10 @@ class ExecutionNotFoundError(NotFoundError):
     pass
 
 
+class SnapshotNotFoundError(NotFoundError):
+    pass
+
+
 # 409 / 410 / 412
 class ConflictError(KilnError):
     """The request conflicts with the resource's state (exists already, in use, busy)."""
@@ -92,6 +96,10 @@ class ConflictError(KilnError):
 
 class FunctionExistsError(ConflictError):
     pass
+
+
+class SessionPausedError(ConflictError):
+    """The session is paused and was created with ``auto_resume=False``: ``session.resume()`` first."""
 
 
 class SessionLostError(KilnError):
@@ -214,6 +222,7 @@ ERROR_MAP: Dict[str, Type[KilnError]] = {
     "FunctionNotFound": FunctionNotFoundError,
     "TemplateNotFound": TemplateNotFoundError,
     "ExecutionNotFound": ExecutionNotFoundError,
+    "SnapshotNotFound": SnapshotNotFoundError,
     "FunctionExists": FunctionExistsError,
     "FunctionConflict": ConflictError,
     "TemplateExists": ConflictError,
@@ -223,6 +232,8 @@ ERROR_MAP: Dict[str, Type[KilnError]] = {
     "FunctionUrlExists": ConflictError,
     "VersionInUse": ConflictError,
     "SessionBusy": ConflictError,
+    "SessionPaused": SessionPausedError,
+    "PauseUnsupported": ConflictError,
     "SessionCodeConflict": ConflictError,
     "SessionAlreadyBound": ConflictError,
     "FileExists": ConflictError,
@@ -231,6 +242,7 @@ ERROR_MAP: Dict[str, Type[KilnError]] = {
     "PreconditionFailed": PreconditionFailedError,
     "PayloadTooLarge": PayloadTooLargeError,
     "DiskQuotaExceeded": DiskQuotaExceededError,
+    "WorkspaceTooLarge": PayloadTooLargeError,
     "QuotaExceeded": QuotaExceededError,
     "TooManyRequests": TooManyRequestsError,
     "ServiceUnavailable": ServiceUnavailableError,

@@ -117,3 +117,50 @@ class Invocation:
     @classmethod
     def from_json(cls, j: Dict[str, Any]) -> "Invocation":
         return cls(id=j.get("id", ""), status=j.get("status", ""), result=j.get("result"), error=j.get("error"), logs=j.get("logs", ""), duration_ms=j.get("durationMs", 0.0), start_type=j.get("startType", ""), raw=j)
+
+
+@dataclass
+class Transition:
+    """The answer to pause, resume and hibernate: the session after the step, and for a resume
+    ``resume_type`` "thawed" (processes kept) or "restored" (from hibernation: files only)."""
+
+    session: SessionInfo
+    resume_type: Optional[str]
+    took_ms: float
+
+    @classmethod
+    def from_json(cls, j: Dict[str, Any]) -> "Transition":
+        return cls(session=SessionInfo.from_json(j), resume_type=j.get("resumeType"), took_ms=j.get("tookMs", 0.0))
+
+
+@dataclass
+class Usage:
+    """What a session's sandbox has used, read without resuming it."""
+
+    paused: bool
+    hibernated: bool
+    cpu_usage_us: int
+    memory_bytes: int
+    processes: int
+
+    @classmethod
+    def from_json(cls, j: Dict[str, Any]) -> "Usage":
+        return cls(paused=bool(j.get("paused")), hibernated=bool(j.get("hibernated")), cpu_usage_us=j.get("cpuUsageUs", 0), memory_bytes=j.get("memoryBytes", 0), processes=j.get("processes", 0))
+
+
+@dataclass
+class SnapshotInfo:
+    """A saved /workspace (``session.snapshot()``), per tenant."""
+
+    id: str
+    name: str
+    template: str
+    session_id: str
+    tenant: str
+    created_at: str
+    bytes: int
+    raw: Dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, j: Dict[str, Any]) -> "SnapshotInfo":
+        return cls(id=j["id"], name=j.get("name", ""), template=j.get("template", ""), session_id=j.get("sessionId", ""), tenant=j.get("tenant", ""), created_at=j.get("createdAt", ""), bytes=j.get("bytes", 0), raw=j)
