@@ -5,9 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { Sandbox } from 'e2b';
-import { Redis } from 'ioredis';
-import { afterAll, describe, expect, inject, it } from 'vitest';
-import { removeDataDir, startKilnProcess, testDirs, type KilnProcess } from '../support/kiln.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { processDeployment, startKilnProcess, type KilnProcess } from '../support/kiln.js';
 import { alive, executorPids, until } from '../support/faults.js';
 
 /**
@@ -21,8 +20,6 @@ import { alive, executorPids, until } from '../support/faults.js';
  * (the executor keeps it so) and is adopted paused.
  */
 const KEY = 'e2b_5e55105e0123456789abcdef0123456789abcdef';
-const prefix = `t${randomBytes(4).toString('hex')}`;
-const dirs = testDirs({ nodejs: { pool: { minIdle: 1, maxSandboxes: 6, sandboxesPerExecutor: 6 } }, python: null, shell: null, provided: null });
 /** A port free now: each restart listens on the same one, as a real deployment does, so SDK objects made before it still reach it. */
 const freePort = (): Promise<number> =>
   new Promise((resolve) => {
@@ -31,35 +28,13 @@ const freePort = (): Promise<number> =>
       s.close(() => resolve(port));
     });
   });
-const env = {
-  KILN_PORT: String(await freePort()),
-  KILN_REDIS_URL: `unix://${inject('redisSocket')}`,
-  KILN_REDIS_PREFIX: prefix,
-  KILN_DATA_DIR: dirs.dataDir,
-  KILN_TEMPLATES_DIR: dirs.templatesDir,
-  KILN_API_KEYS: KEY,
-};
-const redis = new Redis({ path: inject('redisSocket') });
+const d = processDeployment({ nodejs: { pool: { minIdle: 1, maxSandboxes: 6, sandboxesPerExecutor: 6 } }, python: null, shell: null, provided: null }, KEY, { KILN_PORT: String(await freePort()), KILN_API_KEYS: KEY });
+const { prefix, dirs, env, redis } = d;
 let cp: KilnProcess | undefined;
 
-afterAll(async () => {
-  await cp?.kill('SIGINT');
-  for (const e of executorPids(dirs.dataDir)) if (alive(e.pid)) process.kill(e.pid, 'SIGKILL');
-  const keys = await redis.keys(`${prefix}:*`);
-  if (keys.length) await redis.del(...keys);
-  redis.disconnect();
-  await removeDataDir(dirs.dataDir);
-});
+afterAll(() => d.cleanup(cp));
 
-async function call(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${cp?.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${KEY}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
-}
+const call = (method: string, path: string, body?: unknown) => d.call(cp, method, path, body);
 
 const start = async (): Promise<void> => {
   cp = await startKilnProcess(env);

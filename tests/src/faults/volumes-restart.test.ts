@@ -1,11 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
-import { afterAll, describe, expect, inject, it } from 'vitest';
-import { removeDataDir, startKilnProcess, testDirs, type KilnProcess } from '../support/kiln.js';
-import { alive, executorPids } from '../support/faults.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { processDeployment, startKilnProcess, type KilnProcess } from '../support/kiln.js';
 
 /**
  * A volume across control-plane restarts (a real `node control-plane/dist/main.js`): its record is
@@ -15,36 +13,13 @@ import { alive, executorPids } from '../support/faults.js';
  * same image and finds what the first one wrote.
  */
 const KEY = 'volumes-restart-key-0123456789abcdef';
-const prefix = `t${randomBytes(4).toString('hex')}`;
-const dirs = testDirs({ nodejs: { pool: { minIdle: 1, maxSandboxes: 4, sandboxesPerExecutor: 4 } }, python: null, shell: null, provided: null });
-const env = {
-  KILN_REDIS_URL: `unix://${inject('redisSocket')}`,
-  KILN_REDIS_PREFIX: prefix,
-  KILN_DATA_DIR: dirs.dataDir,
-  KILN_TEMPLATES_DIR: dirs.templatesDir,
-  KILN_API_KEYS: `restart:${KEY}`,
-};
-const redis = new Redis({ path: inject('redisSocket') });
+const d = processDeployment({ nodejs: { pool: { minIdle: 1, maxSandboxes: 4, sandboxesPerExecutor: 4 } }, python: null, shell: null, provided: null }, KEY, { KILN_API_KEYS: `restart:${KEY}` });
+const { dirs, env } = d;
 let cp: KilnProcess | undefined;
 
-afterAll(async () => {
-  await cp?.kill('SIGINT');
-  for (const e of executorPids(dirs.dataDir)) if (alive(e.pid)) process.kill(e.pid, 'SIGKILL');
-  const keys = await redis.keys(`${prefix}:*`);
-  if (keys.length) await redis.del(...keys);
-  redis.disconnect();
-  await removeDataDir(dirs.dataDir);
-});
+afterAll(() => d.cleanup(cp));
 
-async function call(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${cp?.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${KEY}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
-}
+const call = (method: string, path: string, body?: unknown) => d.call(cp, method, path, body);
 const sh = (id: string, line: string) => call('POST', `/api/v1/sessions/${id}/process/run`, { command: line, shell: true, timeoutMs: 60_000 });
 
 describe('volumes across restarts', () => {

@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -221,4 +221,54 @@ export async function inSession<T>(k: TestKiln, fn: (id: string) => Promise<T>, 
   } finally {
     await k.call('DELETE', `/api/v1/sessions/${id}`);
   }
+}
+
+/**
+ * One deployment run as real control-plane processes one after another (restart tests): its own
+ * Redis prefix and directories, the env each `startKilnProcess` of it takes, a Redis client, a
+ * caller with its key, and `cleanup`, which stops what is left (the control plane, executors it
+ * left running, keys, directories).
+ */
+export function processDeployment(templates: TemplateOverrides, key: string, extra: Record<string, string> = {}) {
+  const prefix = `t${randomBytes(4).toString('hex')}`;
+  const dirs = testDirs(templates);
+  const env: Record<string, string> = {
+    KILN_REDIS_URL: `unix://${inject('redisSocket')}`,
+    KILN_REDIS_PREFIX: prefix,
+    KILN_DATA_DIR: dirs.dataDir,
+    KILN_TEMPLATES_DIR: dirs.templatesDir,
+    ...extra,
+  };
+  const redis = new Redis({ path: inject('redisSocket') });
+  return {
+    prefix,
+    dirs,
+    env,
+    redis,
+    /** A request to `cp` with the deployment's key; the body parsed when there is one. */
+    async call(cp: KilnProcess | undefined, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+      const res = await fetch(`${cp?.url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      const text = await res.text();
+      return { status: res.status, body: text ? JSON.parse(text) : undefined };
+    },
+    async cleanup(cp: KilnProcess | undefined): Promise<void> {
+      await cp?.kill('SIGINT');
+      const states = join(dirs.dataDir, 'executors');
+      for (const f of existsSync(states) ? readdirSync(states, { withFileTypes: true }).filter((e) => e.name.endsWith('.json')) : []) {
+        const { pid } = JSON.parse(readFileSync(join(states, f.name), 'utf8')) as { pid: number };
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone already
+        }
+      }
+      await deleteKeys(redis, `${prefix}:*`);
+      redis.disconnect();
+      await removeDataDir(dirs.dataDir);
+    },
+  };
 }
