@@ -3,6 +3,7 @@ import { Transport, type KilnOptions, type RequestOptions } from './http.js';
 import type { Execution, Template } from './schema.js';
 import { Sessions } from './sessions/sessions.js';
 import { Snapshots } from './snapshots.js';
+import { Volumes } from './volumes.js';
 
 /** Filters of the execution history (every one optional). */
 export interface ExecutionFilter {
@@ -51,6 +52,7 @@ export class Kiln {
   readonly executions: Executions;
   readonly templates: Templates;
   readonly snapshots: Snapshots;
+  readonly volumes: Volumes;
   protected readonly http: Transport;
 
   constructor(opts: KilnOptions = {}) {
@@ -60,6 +62,7 @@ export class Kiln {
     this.executions = new Executions(this.http);
     this.templates = new Templates(this.http);
     this.snapshots = new Snapshots(this.http);
+    this.volumes = new Volumes(this.http);
   }
 
   /** The server's URL. */

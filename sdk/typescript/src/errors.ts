@@ -43,10 +43,13 @@ export class FileNotFoundError extends NotFoundError {}
 export class ProcessNotFoundError extends NotFoundError {}
 export class ExecutionNotFoundError extends NotFoundError {}
 export class SnapshotNotFoundError extends NotFoundError {}
+export class VolumeNotFoundError extends NotFoundError {}
 /** 409: a name is taken or a concurrent change won. */
 export class ConflictError extends KilnError {}
 /** The session is paused and was created with `autoResume: false`: `session.resume()` first. */
 export class SessionPausedError extends ConflictError {}
+/** A live (running, paused or hibernated) session mounts the volume: delete that session first. */
+export class VolumeInUseError extends ConflictError {}
 /** 410: the session's sandbox is gone (its executor died); create a new session. */
 export class SessionLostError extends KilnError {}
 /** 413: the body is over the server's limit (`maxBytes`, KILN_MAX_BODY_BYTES). */
@@ -102,6 +105,9 @@ export const ERROR_MAP: Record<string, ErrorClass> = {
   ProcessNotFound: ProcessNotFoundError,
   ExecutionNotFound: ExecutionNotFoundError,
   SnapshotNotFound: SnapshotNotFoundError,
+  VolumeNotFound: VolumeNotFoundError,
+  VolumeExists: ConflictError,
+  VolumeInUse: VolumeInUseError,
   FunctionExists: ConflictError,
   FunctionConflict: ConflictError,
   SessionBusy: ConflictError,

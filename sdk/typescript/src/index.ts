@@ -4,6 +4,7 @@ export type { KilnOptions, RequestOptions, WebSocketLike } from './http.js';
 export { Sessions } from './sessions/sessions.js';
 export { Session } from './sessions/session.js';
 export { Snapshots } from './snapshots.js';
+export { Volumes } from './volumes.js';
 export { Commands, CommandHandle, type RunOptions, type BackgroundOptions, type CommandResult, type CommandExit } from './sessions/commands.js';
 export { Files, type FileData } from './sessions/files.js';
 export { Pty, PtyHandle, type PtyOptions } from './sessions/pty.js';
@@ -22,6 +23,8 @@ export {
   ProcessNotFoundError,
   ExecutionNotFoundError,
   SnapshotNotFoundError,
+  VolumeNotFoundError,
+  VolumeInUseError,
   ConflictError,
   SessionPausedError,
   SessionLostError,

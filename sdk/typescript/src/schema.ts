@@ -16,5 +16,7 @@ export type Template = S['Template'];
 export type SessionTransition = S['SessionTransition'];
 export type SessionUsage = S['SessionUsage'];
 export type SnapshotInfo = S['Snapshot'];
+export type VolumeInfo = S['Volume'];
+export type CreateVolumeParams = S['CreateVolume'];
 export type KilnErrorBody = S['Error'];
 export type { components, operations, paths } from './gen/schema.gen.js';

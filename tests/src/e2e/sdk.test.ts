@@ -6,6 +6,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AuthenticationError,
+  ConflictError,
   FunctionNotFoundError,
   InvalidRequestError,
   KilnError,
@@ -13,6 +14,8 @@ import {
   SessionNotFoundError,
   SessionPausedError,
   SnapshotNotFoundError,
+  VolumeInUseError,
+  VolumeNotFoundError,
   type Session,
   type WebSocketLike,
 } from '@kiln-sandbox/sdk';
@@ -249,6 +252,29 @@ describe('pause, snapshots and forks', () => {
       for (const m of made) await m.kill();
       await s.kill();
     }
+  });
+});
+
+describe('volumes', () => {
+  it('creates a volume (idempotently), mounts it in two sessions (one read-only), refuses its delete while mounted, deletes it', { timeout: 180_000 }, async () => {
+    const vol = await kiln.volumes.create({ name: 'sdk-data', sizeMB: 16 }, { idempotencyKey: 'sdk-vol-1' });
+    expect(vol).toMatchObject({ name: 'sdk-data', sizeMB: 16 });
+    expect((await kiln.volumes.create({ name: 'sdk-data', sizeMB: 16 }, { idempotencyKey: 'sdk-vol-1' })).id).toBe(vol.id);
+    await expect(kiln.volumes.create({ name: 'sdk-data', sizeMB: 16 })).rejects.toBeInstanceOf(ConflictError);
+    expect((await kiln.volumes.list()).map((v) => v.name)).toContain('sdk-data');
+    const writer = await kiln.sessions.create({ template: 'nodejs', volumes: [{ name: 'sdk-data', path: '/mnt/data', readOnly: false }] });
+    const reader = await kiln.sessions.create({ template: 'nodejs', volumes: [{ name: 'sdk-data', path: '/mnt/data', readOnly: true }] });
+    try {
+      expect((await writer.commands.run('echo shared > /mnt/data/note')).exitCode).toBe(0);
+      expect((await reader.commands.run('cat /mnt/data/note')).stdout).toBe('shared\n');
+      expect((await reader.commands.run('echo x > /mnt/data/other')).exitCode).not.toBe(0);
+      await expect(kiln.volumes.delete('sdk-data')).rejects.toBeInstanceOf(VolumeInUseError);
+    } finally {
+      await writer.kill();
+      await reader.kill();
+    }
+    await kiln.volumes.delete('sdk-data');
+    await expect(kiln.volumes.get('sdk-data')).rejects.toBeInstanceOf(VolumeNotFoundError);
   });
 });
 

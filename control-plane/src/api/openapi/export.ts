@@ -29,6 +29,11 @@ export function exportDocument(): OpenApiDocument {
     keyring: unused,
     egressSecrets: unused,
     sessionLifecycle: { lifecycle: unused, snapshots: unused },
+    volumes: unused,
+    egressGrants: unused,
+    fileLinks: unused,
+    ptyTickets: unused,
+    observability: { pools: unused, sessionUsage: unused, functionStats: unused },
   } as unknown as AppDeps;
   return documentOf(createApp(deps))();
 }

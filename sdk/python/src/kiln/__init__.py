@@ -39,20 +39,22 @@ from .errors import (
     SessionNotFoundError,
     SessionPausedError,
     SnapshotNotFoundError,
+    VolumeInUseError,
+    VolumeNotFoundError,
     SymlinkNotFollowedError,
     TemplateNotFoundError,
     TooManyRequestsError,
     WaitTimeoutError,
 )
-from .models import CommandResult, FileInfo, FunctionInfo, Invocation, ProcessEvent, ProcessInfo, SessionInfo, SnapshotInfo, Transition, Usage
+from .models import CommandResult, FileInfo, FunctionInfo, Invocation, ProcessEvent, ProcessInfo, SessionInfo, SnapshotInfo, Transition, Usage, VolumeInfo
 from .pty import Terminal
 from .session import Session
 
 __all__ = [
     "__version__", "Kiln", "AsyncKiln", "Session", "AsyncSession", "CommandHandle", "AsyncCommandHandle", "Terminal", "AsyncTerminal",
-    "CommandResult", "FileInfo", "FunctionInfo", "Invocation", "ProcessEvent", "ProcessInfo", "SessionInfo", "SnapshotInfo", "Transition", "Usage", "ERROR_MAP",
+    "CommandResult", "FileInfo", "FunctionInfo", "Invocation", "ProcessEvent", "ProcessInfo", "SessionInfo", "SnapshotInfo", "Transition", "Usage", "VolumeInfo", "ERROR_MAP",
     "KilnError", "InvalidRequestError", "PathOutsideWorkspaceError", "SymlinkNotFollowedError", "AuthenticationError", "ForbiddenError",
-    "NotFoundError", "SessionNotFoundError", "SessionPausedError", "SnapshotNotFoundError", "PathNotFoundError", "ProcessNotFoundError", "FunctionNotFoundError", "TemplateNotFoundError",
+    "NotFoundError", "SessionNotFoundError", "SessionPausedError", "SnapshotNotFoundError", "VolumeNotFoundError", "VolumeInUseError", "PathNotFoundError", "ProcessNotFoundError", "FunctionNotFoundError", "TemplateNotFoundError",
     "ExecutionNotFoundError", "ConflictError", "FunctionExistsError", "SessionLostError", "PreconditionFailedError", "PayloadTooLargeError",
     "DiskQuotaExceededError", "RateLimitError", "QuotaExceededError", "TooManyRequestsError", "ServerError", "ServiceUnavailableError",
     "NoCapacityError", "ExecutorLostError", "WaitTimeoutError", "KilnTimeoutError", "KilnConnectionError", "CommandExitError",

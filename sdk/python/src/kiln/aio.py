@@ -21,7 +21,7 @@ from .client import Kiln
 from .commands import CommandHandle, OutputHandler
 from .errors import CommandExitError, KilnError
 from .files import WriteData
-from .models import CommandResult, FileInfo, FunctionInfo, Invocation, ProcessEvent, ProcessInfo, SessionInfo, SnapshotInfo, Transition, Usage
+from .models import CommandResult, FileInfo, FunctionInfo, Invocation, ProcessEvent, ProcessInfo, SessionInfo, SnapshotInfo, Transition, Usage, VolumeInfo
 from .pty import Terminal
 from .session import Session
 
@@ -322,6 +322,24 @@ class AsyncSnapshots:
         return await self._pool.run(self._sync.delete, snapshot_id)
 
 
+class AsyncVolumes:
+    def __init__(self, pool: _Pool, kiln: Kiln) -> None:
+        self._pool = pool
+        self._sync = kiln.volumes
+
+    async def create(self, name: str, size_mb: int, *, idempotency_key: Optional[str] = None) -> VolumeInfo:
+        return await self._pool.run(functools.partial(self._sync.create, name, size_mb, idempotency_key=idempotency_key))
+
+    async def list(self) -> List[VolumeInfo]:
+        return await self._pool.run(self._sync.list)
+
+    async def get(self, name: str) -> VolumeInfo:
+        return await self._pool.run(self._sync.get, name)
+
+    async def delete(self, name: str) -> bool:
+        return await self._pool.run(self._sync.delete, name)
+
+
 class AsyncKiln:
     """``async with AsyncKiln(url, api_key) as kiln:`` — the same options as Kiln, plus
     ``max_workers``: threads for requests in flight (each open stream or terminal read holds one
@@ -334,6 +352,7 @@ class AsyncKiln:
         self.sessions = AsyncSessions(self._pool, self._kiln)
         self.functions = AsyncFunctions(self._pool, self._kiln)
         self.snapshots = AsyncSnapshots(self._pool, self._kiln)
+        self.volumes = AsyncVolumes(self._pool, self._kiln)
 
     async def health(self) -> Any:
         return await self._pool.run(self._kiln.health)

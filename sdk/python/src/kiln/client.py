@@ -9,6 +9,7 @@ from .errors import KilnError
 from .functions import Functions
 from .session import Sessions
 from .snapshots import Snapshots
+from .volumes import Volumes
 
 
 class Kiln:
@@ -24,6 +25,7 @@ class Kiln:
         self.sessions = Sessions(self._core)
         self.functions = Functions(self._core)
         self.snapshots = Snapshots(self._core)
+        self.volumes = Volumes(self._core)
 
     def health(self) -> Any:
         """``GET /api/v1/health``: Redis and executor reachability."""

@@ -89,6 +89,10 @@ class SnapshotNotFoundError(NotFoundError):
     pass
 
 
+class VolumeNotFoundError(NotFoundError):
+    pass
+
+
 # 409 / 410 / 412
 class ConflictError(KilnError):
     """The request conflicts with the resource's state (exists already, in use, busy)."""
@@ -96,6 +100,10 @@ class ConflictError(KilnError):
 
 class FunctionExistsError(ConflictError):
     pass
+
+
+class VolumeInUseError(ConflictError):
+    """A live (running, paused or hibernated) session mounts the volume: end that session first."""
 
 
 class SessionPausedError(ConflictError):
@@ -223,6 +231,9 @@ ERROR_MAP: Dict[str, Type[KilnError]] = {
     "TemplateNotFound": TemplateNotFoundError,
     "ExecutionNotFound": ExecutionNotFoundError,
     "SnapshotNotFound": SnapshotNotFoundError,
+    "VolumeNotFound": VolumeNotFoundError,
+    "VolumeExists": ConflictError,
+    "VolumeInUse": VolumeInUseError,
     "FunctionExists": FunctionExistsError,
     "FunctionConflict": ConflictError,
     "TemplateExists": ConflictError,

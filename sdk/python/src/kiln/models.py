@@ -164,3 +164,19 @@ class SnapshotInfo:
     @classmethod
     def from_json(cls, j: Dict[str, Any]) -> "SnapshotInfo":
         return cls(id=j["id"], name=j.get("name", ""), template=j.get("template", ""), session_id=j.get("sessionId", ""), tenant=j.get("tenant", ""), created_at=j.get("createdAt", ""), bytes=j.get("bytes", 0), raw=j)
+
+
+@dataclass
+class VolumeInfo:
+    """A named volume (``kiln.volumes``), per tenant; writes past ``size_mb`` fail with ENOSPC."""
+
+    id: str
+    name: str
+    tenant: str
+    size_mb: int
+    created_at: str
+    raw: Dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, j: Dict[str, Any]) -> "VolumeInfo":
+        return cls(id=j["id"], name=j.get("name", ""), tenant=j.get("tenant", ""), size_mb=j.get("sizeMB", 0), created_at=j.get("createdAt", ""), raw=j)

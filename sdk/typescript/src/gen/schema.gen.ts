@@ -460,6 +460,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/volumes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the tenant's volumes */
+        get: operations["getVolumes"];
+        put?: never;
+        /**
+         * Create a volume
+         * @description Named volumes: data that outlives sessions, mounted into sessions at create (`volumes` on POST /api/v1/sessions), read-write or read-only, by several sessions at once. Each is an ext4 image of `sizeMB` on the executors' host, loop-mounted; local platform only (docker and kubernetes templates refuse `volumes`).
+         */
+        post: operations["postVolumes"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/volumes/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a volume */
+        get: operations["getVolumesByName"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a volume and its data
+         * @description 409 VolumeInUse while a live (running, paused or hibernated) session mounts it.
+         */
+        delete: operations["deleteVolumesByName"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/sessions/{id}/pause": {
         parameters: {
             query?: never;
@@ -710,6 +752,41 @@ export interface paths {
         get: operations["downloadTar"];
         /** Extract a tar stream into a directory (created if missing) */
         put: operations["uploadTar"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/sessions/{id}/files/url": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A signed URL that downloads (GET) or uploads (PUT) one file without an API key, until it expires */
+        post: operations["postSessionsByIdFilesUrl"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/file-links/{token}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Download through a signed file URL (no key; Range works as on .../files) */
+        get: operations["getFileLinksByToken"];
+        /** Upload through a signed file URL (no key) */
+        put: operations["putFileLinksByToken"];
         post?: never;
         delete?: never;
         options?: never;
@@ -1007,6 +1084,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/tenants/{id}/egress-grant": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A tenant's egress grant */
+        get: operations["getAdminTenantsByIdEgressGrant"];
+        /**
+         * Let a tenant's sessions and functions reach more than their templates' egress policies
+         * @description A session's (at create or PUT .../network) or function's policy may lie anywhere within its template's policy joined with this grant's allow rules (domains, CIDRs, `all`). The template's deny rules and ports stay. Without a grant a tenant may only narrow. Takes effect for policies set from now on.
+         */
+        put: operations["putAdminTenantsByIdEgressGrant"];
+        post?: never;
+        /** Withdraw a tenant's egress grant */
+        delete: operations["deleteAdminTenantsByIdEgressGrant"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/sessions/{id}/contexts": {
         parameters: {
             query?: never;
@@ -1098,6 +1197,83 @@ export interface paths {
          *     Closing the connection interrupts the execution.
          */
         post: operations["runCode"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/sessions/{id}/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * CPU, memory and tasks of the session's sandbox, from its cgroup
+         * @description One sample; reading it does not count as session activity.
+         */
+        get: operations["getSessionsByIdMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/functions/{name}/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Invocation counts, errors and latency percentiles of a function */
+        get: operations["getFunctionsByNameMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/pools": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Each template's pool: sandboxes by state, executors, start counts and start-latency histograms
+         * @description Pools are the deployment's, shared by tenants: any key with the read scope sees the counts (no tenant, sandbox or executor names); administrators also get each executor's report.
+         */
+        get: operations["getPools"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/sessions/{id}/pty-ticket": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A one-use ticket that opens this session's terminal from a browser
+         * @description Browsers cannot send headers on a WebSocket. Open `GET /api/v1/sessions/{id}/pty` offering the subprotocols `kiln.pty` and `kiln.ticket.<ticket>` within `expiresInMs`; the ticket works once, for this session only, as the key that asked for it.
+         */
+        post: operations["postSessionsByIdPtyTicket"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2350,6 +2526,28 @@ export interface components {
             event?: unknown;
             timeoutMs?: number;
         };
+        Volume: {
+            /** @example vol_3b1f... */
+            id: string;
+            /** @example datasets */
+            name: string;
+            tenant: string;
+            /** @description Its size: writes past it fail with ENOSPC in the sandbox (its own ext4 filesystem) */
+            sizeMB: number;
+            createdAt: string;
+        };
+        CreateVolume: {
+            /**
+             * @description Per tenant: lowercase letters, digits, ".", "_", "-", starting with a letter or digit
+             * @example datasets
+             */
+            name: string;
+            /**
+             * @description At most KILN_VOLUME_MAX_MB; counted against the tenant's KILN_QUOTA_VOLUME_MB
+             * @example 1024
+             */
+            sizeMB: number;
+        };
         SessionTransition: components["schemas"]["Session"] & {
             /**
              * @description Resume only: `thawed` (processes kept, from a pause) or `restored` (files restored into a new sandbox, from hibernation); absent when the session was running already
@@ -2572,6 +2770,35 @@ export interface components {
              */
             https: boolean;
         };
+        EgressGrant: {
+            tenant: string;
+            grant: {
+                allow: {
+                    domains: string[];
+                    cidrs: string[];
+                    ports: number[];
+                    all: boolean;
+                };
+                deny: {
+                    domains: string[];
+                    cidrs: string[];
+                    ports: number[];
+                };
+            };
+        };
+        EgressGrantInput: "none" | "all" | {
+            allow?: {
+                all?: boolean;
+                domains?: string[];
+                cidrs?: string[];
+                ports?: number[];
+            };
+            deny?: {
+                domains?: string[];
+                cidrs?: string[];
+                ports?: number[];
+            };
+        };
         CodeContext: {
             id: string;
             /** @example python */
@@ -2606,6 +2833,81 @@ export interface components {
             contextId?: string;
             /** @description Interrupts the execution after this long (default 300000); a kernel that does not stop is restarted */
             timeoutMs?: number;
+        };
+        FunctionMetrics: {
+            function: string;
+            windowMs: number;
+            invocations: number;
+            errors: number;
+            byStatus: {
+                [key: string]: number;
+            };
+            byStartType: {
+                [key: string]: number;
+            };
+            latencyMs?: {
+                p50: number;
+                p90: number;
+                p99: number;
+                max: number;
+                mean: number;
+            };
+            /** @description True when the window held more invocations than are kept (10,000): the figures are of the newest */
+            sampled: boolean;
+        };
+        Pool: {
+            template: string;
+            sandboxes: {
+                idleWarm: number;
+                idleHot: number;
+                busy: number;
+                booting: number;
+                reaping: number;
+            };
+            executors: number;
+            /** @description Per start type since the template was first used: invocations started and the start latency (finding or booting a sandbox, then loading the function) */
+            starts: {
+                hot: {
+                    count: number;
+                    sumMs: number;
+                    buckets: {
+                        /** @description Upper bound in ms; null: above the last bound */
+                        leMs: number | null;
+                        count: number;
+                    }[];
+                };
+                warm: {
+                    count: number;
+                    sumMs: number;
+                    buckets: {
+                        /** @description Upper bound in ms; null: above the last bound */
+                        leMs: number | null;
+                        count: number;
+                    }[];
+                };
+                cold: {
+                    count: number;
+                    sumMs: number;
+                    buckets: {
+                        /** @description Upper bound in ms; null: above the last bound */
+                        leMs: number | null;
+                        count: number;
+                    }[];
+                };
+            };
+            /** @description Administrators only */
+            executorDetail?: {
+                id: string;
+                ok: boolean;
+                sandboxes?: number;
+                maxSandboxes?: number;
+                uptimeMs?: number;
+                error?: string;
+            }[];
+        };
+        PtyTicket: {
+            ticket: string;
+            expiresInMs: number;
         };
         Health: {
             /** @enum {string} */
@@ -5773,6 +6075,312 @@ export interface operations {
             };
         };
     };
+    getVolumes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Volumes */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        volumes: components["schemas"]["Volume"][];
+                    };
+                };
+            };
+            /** @description InvalidRequest: a bad name or size */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No API key, or an unknown one (only when the deployment has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description VolumeNotFound (another tenant's volume is not found either) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description VolumeExists on create; VolumeInUse on delete while a live session mounts it */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description QuotaExceeded: `data.quota` is `volumes` (count, KILN_QUOTA_VOLUMES) or `volumeMB` (total size, KILN_QUOTA_VOLUME_MB) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Redis unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postVolumes: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateVolume"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Volume"];
+                };
+            };
+            /** @description InvalidRequest: a bad name or size */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No API key, or an unknown one (only when the deployment has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description VolumeNotFound (another tenant's volume is not found either) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description VolumeExists on create; VolumeInUse on delete while a live session mounts it */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description QuotaExceeded: `data.quota` is `volumes` (count, KILN_QUOTA_VOLUMES) or `volumeMB` (total size, KILN_QUOTA_VOLUME_MB) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Redis unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getVolumesByName: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The volume */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Volume"];
+                };
+            };
+            /** @description InvalidRequest: a bad name or size */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No API key, or an unknown one (only when the deployment has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description VolumeNotFound (another tenant's volume is not found either) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description VolumeExists on create; VolumeInUse on delete while a live session mounts it */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description QuotaExceeded: `data.quota` is `volumes` (count, KILN_QUOTA_VOLUMES) or `volumeMB` (total size, KILN_QUOTA_VOLUME_MB) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Redis unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteVolumesByName: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description InvalidRequest: a bad name or size */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No API key, or an unknown one (only when the deployment has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description VolumeNotFound (another tenant's volume is not found either) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description VolumeExists on create; VolumeInUse on delete while a live session mounts it */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description QuotaExceeded: `data.quota` is `volumes` (count, KILN_QUOTA_VOLUMES) or `volumeMB` (total size, KILN_QUOTA_VOLUME_MB) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Redis unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     postSessionsByIdPause: {
         parameters: {
             query?: never;
@@ -7383,6 +7991,321 @@ export interface operations {
             };
         };
     };
+    postSessionsByIdFilesUrl: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description The file, relative to /workspace or absolute inside it
+                     * @example out/report.pdf
+                     */
+                    path: string;
+                    /**
+                     * @description GET downloads the file (Range works); PUT uploads it (parents are created)
+                     * @default GET
+                     * @enum {string}
+                     */
+                    method?: "GET" | "PUT";
+                    /**
+                     * @description How long the URL works (at most 3600 s)
+                     * @default 300
+                     */
+                    expiresInSeconds?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description The URL */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Use it with the method below, without an API key */
+                        url: string;
+                        /** @enum {string} */
+                        method: "GET" | "PUT";
+                        path: string;
+                        /** Format: date-time */
+                        expiresAt: string;
+                    };
+                };
+            };
+            /** @description Invalid request or a path outside /workspace */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No API key, or an unknown one (only when the deployment has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown session, file or process */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description SessionLost: the session's sandbox is gone (its executor died); create a new session */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description QuotaExceeded: the tenant is at a quota (`data.quota`: `sessions` or `memoryMB` on create, `requestsPerSecond` on any call; `data.limit`, `data.used`), or TooManyUploads: the tenant already streams KILN_MAX_UPLOADS_PER_TENANT uploads (files, tar); retry after Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No capacity or Redis unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getFileLinksByToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description The range asked for */
+            206: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description Invalid request or a path outside /workspace */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No API key, or an unknown one (only when the deployment has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description FileLinkRefused: tampered, expired, or used with another method */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown session, file or process */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description SessionLost: the session's sandbox is gone (its executor died); create a new session */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description QuotaExceeded: the tenant is at a quota (`data.quota`: `sessions` or `memoryMB` on create, `requestsPerSecond` on any call; `data.limit`, `data.used`), or TooManyUploads: the tenant already streams KILN_MAX_UPLOADS_PER_TENANT uploads (files, tar); retry after Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No capacity or Redis unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    putFileLinksByToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description Written */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileInfo"];
+                };
+            };
+            /** @description Invalid request or a path outside /workspace */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No API key, or an unknown one (only when the deployment has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description FileLinkRefused: tampered, expired, or used with another method */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown session, file or process */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description SessionLost: the session's sandbox is gone (its executor died); create a new session */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description QuotaExceeded: the tenant is at a quota (`data.quota`: `sessions` or `memoryMB` on create, `requestsPerSecond` on any call; `data.limit`, `data.used`), or TooManyUploads: the tenant already streams KILN_MAX_UPLOADS_PER_TENANT uploads (files, tar); retry after Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No capacity or Redis unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     writeProcessStdin: {
         parameters: {
             query?: never;
@@ -8876,6 +9799,182 @@ export interface operations {
             };
         };
     };
+    getAdminTenantsByIdEgressGrant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The grant */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EgressGrant"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No API key, or an unknown one (only when the deployment has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not an administrator key */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The tenant has no grant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    putAdminTenantsByIdEgressGrant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EgressGrantInput"];
+            };
+        };
+        responses: {
+            /** @description The grant */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EgressGrant"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No API key, or an unknown one (only when the deployment has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not an administrator key */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The tenant has no grant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteAdminTenantsByIdEgressGrant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Withdrawn */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No API key, or an unknown one (only when the deployment has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not an administrator key */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The tenant has no grant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     listCodeContexts: {
         parameters: {
             query?: never;
@@ -9474,6 +10573,235 @@ export interface operations {
             };
             /** @description No capacity or Redis unavailable */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getSessionsByIdMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A sample */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionUsage"] & {
+                        sessionId: string;
+                        /** @description "cgroup-v1", "cgroup-v2", or "none" (the executor has no cgroups: no figures) */
+                        source: string;
+                        /** @description CPU time since the sandbox booted, µs; the CPU share is the difference of two samples over the difference of their sampledAtMs */
+                        cpuUsageUs?: number;
+                        cpuLimitCores?: number;
+                        memoryBytes?: number;
+                        memoryLimitBytes?: number;
+                        memoryPeakBytes?: number;
+                        tasks?: number;
+                        sampledAtMs: number;
+                    };
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No API key, or an unknown one (only when the deployment has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown session or function (another tenant's is unknown too) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The session was lost */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Redis or the executor unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getFunctionsByNameMetrics: {
+        parameters: {
+            query?: {
+                tenant?: string;
+                windowMs?: number;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The figures */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FunctionMetrics"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No API key, or an unknown one (only when the deployment has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown session or function (another tenant's is unknown too) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The session was lost */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Redis or the executor unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getPools: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every template's pool */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        pools: components["schemas"]["Pool"][];
+                    };
+                };
+            };
+            /** @description No API key, or an unknown one (only when the deployment has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Redis or the executor unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postSessionsByIdPtyTicket: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The ticket */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PtyTicket"];
+                };
+            };
+            /** @description No API key, or an unknown one (only when the deployment has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown session (another tenant's too) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
