@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import { KilnError } from '../errors.js';
 import { log } from '../log.js';
 import type { Keys } from '../store/keys.js';
@@ -170,6 +170,11 @@ export class Quotas {
   /** The job finished (or was never queued): it no longer counts. */
   async releaseExecution(tenant: string, template: string, id: string): Promise<void> {
     await this.redis.zrem(this.keys.inflight(tenant), `${template}/${id}`);
+  }
+
+  /** The same release, appended to a transaction (executions/finished-writes.ts folds it with a finished job's other writes). */
+  appendRelease(tx: ChainableCommander, tenant: string, template: string, id: string): void {
+    tx.zrem(this.keys.inflight(tenant), `${template}/${id}`);
   }
 
   /** Counts a session (and its sandbox's memory) for its tenant, or throws QuotaExceeded. */
