@@ -41,6 +41,7 @@ import { SnapshotService } from './sessions/snapshots.js';
 import { migrateBlobsOutOfRedis } from './storage/migrate.js';
 import { ExecutionHistory } from './executions/history.js';
 import { FinishedWrites } from './executions/finished-writes.js';
+import { DEFAULT_TENANT } from './tenancy/principal.js';
 import { FunctionStats } from './observability/function-stats.js';
 import { StartLatency } from './observability/start-latency.js';
 import { PoolsView } from './observability/pools.js';
@@ -224,7 +225,11 @@ export async function startKiln(config: Config): Promise<Kiln> {
   const finishedWrites = new FinishedWrites(
     redis,
     [(tx, job, record) => history.append(tx, job, record), (tx, job, record) => functionStats.append(tx, job, record), (tx, job, record) => startLatency.append(tx, job, record)],
-    (tx, tenant, template, id) => quotas.appendRelease(tx, tenant, template, id),
+    (tx, job) => {
+      const tenant = job.tenant ?? DEFAULT_TENANT;
+      quotas.appendRelease(tx, tenant, job.template, job.id);
+      if (job.reserved) quotas.appendReleaseReserved(tx, tenant, job.function.name, job.template, job.id);
+    },
   );
   const outcomes = new OutcomePolicy(
     new Dispatcher(scheduler, agents, templates, leases, codePackages, egressPlacement),
@@ -234,12 +239,10 @@ export async function startKiln(config: Config): Promise<Kiln> {
     finishedWrites,
     (job, record, condition, attempts) => sendToDestination(destinationInvoke, job, record, condition, attempts),
   );
-  // A job that ran its last attempt stops counting against its tenant's executions quota. A
-  // release lost here (Redis gone) is found later by the quota's reconcile (tenancy/quotas.ts).
-  await queues.startWorkers(outcomes.handle, (job) => {
-    finishedWrites.settled(job);
-    if (job.reserved) extras.releaseJob(job).catch((err: unknown) => log('warn', 'could not release an invocation from its reserved concurrency', { id: job.id, error: String(err) }));
-  });
+  // A job that ran its last attempt stops counting against its tenant's executions quota (and its
+  // function's reserved concurrency), in the same transaction as its other writes. A release lost
+  // there (Redis gone) is found later by the quota's reconcile (tenancy/quotas.ts).
+  await queues.startWorkers(outcomes.handle, (job) => finishedWrites.settled(job));
   // Templates created, changed or deleted on any replica: workers and pools follow here too.
   templates.onChange((change) => {
     const done = (what: string) => (err: unknown) => log('warn', `could not ${what} after a template change`, { change: change.kind, error: String(err) });

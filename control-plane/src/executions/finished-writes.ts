@@ -1,17 +1,16 @@
 import type { ChainableCommander, Redis } from 'ioredis';
 import type { ExecutionRecord, InvocationJob } from '../invocation/contract.js';
 import { log } from '../log.js';
-import { DEFAULT_TENANT } from '../tenancy/principal.js';
 
 /** Appends what one owner writes about a finished execution (its keys, its commands) to a transaction. */
 export type FinishedWriter = (tx: ChainableCommander, job: InvocationJob, record: ExecutionRecord) => void;
-/** Appends a settled job's release from its tenant's executions quota (tenancy/quotas.ts). */
-export type ReleaseWriter = (tx: ChainableCommander, tenant: string, template: string, id: string) => void;
+/** Appends a settled job's releases: from its tenant's executions quota and its function's reserved concurrency (tenancy/quotas.ts). */
+export type ReleaseWriter = (tx: ChainableCommander, job: InvocationJob) => void;
 
 /**
  * The Redis writes of every finished execution, off the caller's path (the record is delivered
  * first): its history entry, its function's figures, its template's start latency, and its
- * release from the tenant's executions quota. Each owner still spells its own keys; this only
+ * release from the tenant's executions quota (and its function's reserved concurrency). Each owner still spells its own keys; this only
  * carries their commands. Everything appended in one turn of the event loop goes out as one
  * MULTI on the next (setImmediate), so an execution costs one round trip instead of four, and
  * under load the executions that finish together share it. Measured (issue 27): three MULTIs and
@@ -36,9 +35,9 @@ export class FinishedWrites {
     for (const write of this.writers) write(tx, job, record);
   }
 
-  /** A job that ran its last attempt here stops counting against its tenant's executions quota. */
+  /** A job that ran its last attempt here stops counting against its tenant's executions quota (and its function's reserved concurrency). */
   settled(job: InvocationJob): void {
-    this.release(this.batch(job.id), job.tenant ?? DEFAULT_TENANT, job.template, job.id);
+    this.release(this.batch(job.id), job);
   }
 
   private batch(id: string): ChainableCommander {

@@ -167,6 +167,11 @@ export class Quotas {
     await this.redis.zrem(this.keys.fnInflight(tenant, name), `${template}/${id}`);
   }
 
+  /** The same release, appended to a transaction (executions/finished-writes.ts). */
+  appendReleaseReserved(tx: ChainableCommander, tenant: string, name: string, template: string, id: string): void {
+    tx.zrem(this.keys.fnInflight(tenant, name), `${template}/${id}`);
+  }
+
   /** The job finished (or was never queued): it no longer counts. */
   async releaseExecution(tenant: string, template: string, id: string): Promise<void> {
     await this.redis.zrem(this.keys.inflight(tenant), `${template}/${id}`);
