@@ -41,6 +41,8 @@ import { SessionLifecycle } from './sessions/lifecycle.js';
 import { SnapshotService } from './sessions/snapshots.js';
 import { migrateBlobsOutOfRedis } from './storage/migrate.js';
 import { ExecutionHistory } from './executions/history.js';
+import { FinishedWrites } from './executions/finished-writes.js';
+import { DEFAULT_TENANT } from './tenancy/principal.js';
 import { FunctionStats } from './observability/function-stats.js';
 import { StartLatency } from './observability/start-latency.js';
 import { PoolsView } from './observability/pools.js';
@@ -66,7 +68,6 @@ import { PoolSignals } from './scheduler/signals.js';
 import { Keys } from './store/keys.js';
 import { envKeys, Keyring } from './tenancy/keyring.js';
 import { Quotas } from './tenancy/quotas.js';
-import { DEFAULT_TENANT } from './tenancy/principal.js';
 import { Sealer } from './tenancy/sealer.js';
 import { loadTemplateFiles, TemplateRegistry } from './templates/registry.js';
 import { TemplateAdmin } from './templates/admin.js';
@@ -224,27 +225,29 @@ export async function startKiln(config: Config): Promise<Kiln> {
   sandboxWatch.start();
   // Destinations are async invocations of another function of the job's tenant (functions/destinations.ts).
   const destinationInvoke: DestinationInvoke = (who, ref, qualifier, payload, key, depth) => invoker.invoke(who, ref, qualifier, payload, 'Event', key, undefined, undefined, depth);
+  // Every finished execution: the history, its function's figures, its template's start latency
+  // and (settled, below) its quota release, in one transaction per turn of the event loop.
+  const finishedWrites = new FinishedWrites(
+    redis,
+    [(tx, job, record) => history.append(tx, job, record), (tx, job, record) => functionStats.append(tx, job, record), (tx, job, record) => startLatency.append(tx, job, record)],
+    (tx, job) => {
+      const tenant = job.tenant ?? DEFAULT_TENANT;
+      quotas.appendRelease(tx, tenant, job.template, job.id);
+      if (job.reserved) quotas.appendReleaseReserved(tx, tenant, job.function.name, job.template, job.id);
+    },
+  );
   const outcomes = new OutcomePolicy(
     new Dispatcher(scheduler, agents, templates, leases, codePackages, egressPlacement),
     replies,
     metrics,
     (job, record, attempts) => deadLetters.add(job, record, attempts),
-    {
-      // Every finished execution: the history, its function's figures, its template's start latency.
-      record: (job, record) => {
-        history.record(job, record);
-        functionStats.record(job, record);
-        startLatency.record(job, record);
-      },
-    },
+    finishedWrites,
     (job, record, condition, attempts) => sendToDestination(destinationInvoke, job, record, condition, attempts),
   );
-  // A job that ran its last attempt stops counting against its tenant's executions quota. A
-  // release lost here (Redis gone) is found later by the quota's reconcile (tenancy/quotas.ts).
-  await queues.startWorkers(outcomes.handle, (job) => {
-    quotas.releaseExecution(job.tenant ?? DEFAULT_TENANT, job.template, job.id).catch((err: unknown) => log('warn', 'could not release an execution from its quota', { id: job.id, error: String(err) }));
-    if (job.reserved) extras.releaseJob(job).catch((err: unknown) => log('warn', 'could not release an invocation from its reserved concurrency', { id: job.id, error: String(err) }));
-  });
+  // A job that ran its last attempt stops counting against its tenant's executions quota (and its
+  // function's reserved concurrency), in the same transaction as its other writes. A release lost
+  // there (Redis gone) is found later by the quota's reconcile (tenancy/quotas.ts).
+  await queues.startWorkers(outcomes.handle, (job) => finishedWrites.settled(job));
   // Templates created, changed or deleted on any replica: workers and pools follow here too.
   templates.onChange((change) => {
     const done = (what: string) => (err: unknown) => log('warn', `could not ${what} after a template change`, { change: change.kind, error: String(err) });
@@ -341,6 +344,8 @@ export async function startKiln(config: Config): Promise<Kiln> {
       await step('close open terminals', () => terminals.close());
       await step('close the HTTP server', () => closeServer(server as HttpServer));
       await step('close the queues', () => queues.close());
+      // The last jobs' history, figures and quota releases, before the connection closes.
+      await step('write finished executions', () => finishedWrites.flush());
       await step('flush held leases', () => leases.flush());
       await step('close the reply router', () => replies.close());
       // Ends this replica's heartbeat; executors are stopped only if no other replica is alive.

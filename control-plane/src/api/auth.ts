@@ -122,8 +122,14 @@ export async function checkSigV4(keyring: Keyring, c: Context): Promise<SigV4Che
   const signedHeaders = signed.split(';');
   if (!signedHeaders.includes('host')) return refused('InvalidSignatureException', 403, 'the signature must cover the host header');
   let payloadHash = c.req.header('x-amz-content-sha256');
-  if (!payloadHash || payloadHash === 'UNSIGNED-PAYLOAD' || !/^[0-9a-f]{64}$/.test(payloadHash)) {
-    if (Number(c.req.header('content-length') ?? 0) > SIGV4_MAX_BODY_BYTES) return refused('RequestTooLargeException', 413, `request body is larger than ${SIGV4_MAX_BODY_BYTES} bytes`);
+  const claimed = payloadHash !== undefined && payloadHash !== 'UNSIGNED-PAYLOAD' && /^[0-9a-f]{64}$/.test(payloadHash);
+  if (!claimed && Number(c.req.header('content-length') ?? 0) > SIGV4_MAX_BODY_BYTES) return refused('RequestTooLargeException', 413, `request body is larger than ${SIGV4_MAX_BODY_BYTES} bytes`);
+  const secrets = await keyring.sigv4Secrets(accessKeyId);
+  // No key to check against (a deployment without keys, as a developer runs it locally, or an
+  // unknown key id): the answer is `mismatch` whatever the signature, so the body is not hashed
+  // for it. A claimed body hash is still checked below: a tampered body is refused either way.
+  if (secrets.length === 0 && !claimed) return { outcome: 'mismatch' };
+  if (!claimed) {
     // Hono caches the body, so the route reads the same bytes again.
     payloadHash = createHash('sha256').update(Buffer.from(await c.req.arrayBuffer())).digest('hex');
   } else if (payloadHash !== createHash('sha256').update(Buffer.from(await c.req.arrayBuffer())).digest('hex')) {
@@ -134,7 +140,7 @@ export async function checkSigV4(keyring: Keyring, c: Context): Promise<SigV4Che
   const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, createHash('sha256').update(canonical).digest('hex')].join('\n');
   const given = Buffer.from(signature, 'hex');
   let signer: Principal | undefined;
-  for (const { secret, principal } of await keyring.sigv4Secrets(accessKeyId)) {
+  for (const { secret, principal } of secrets) {
     if (timingSafeEqual(createHmac('sha256', signingKey(secret, date, region, service)).update(toSign).digest(), given)) signer = principal;
   }
   return signer ? { outcome: 'verified', principal: signer, service } : { outcome: 'mismatch' };

@@ -1,7 +1,6 @@
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import { ValidationError } from '../errors.js';
 import type { ExecutionRecord, InvocationJob } from '../invocation/contract.js';
-import { log } from '../log.js';
 import type { Keys } from '../store/keys.js';
 import { DEFAULT_TENANT } from '../tenancy/principal.js';
 
@@ -37,9 +36,9 @@ type Member = { i: string; t: string; f?: string; v?: string; s: ExecutionRecord
  * Every tenant's finished executions, newest first: a sorted set per tenant (finish time →
  * a small JSON member with what filters need), written beside the record BullMQ stores and
  * trimmed to the same retention (KILN_RESULT_TTL_SECONDS), so an entry never outlives its
- * record by more than the moment between two writes. One write per execution, sent with the
- * other commands of its tick (the connection pipelines), off the caller's path: the record is
- * delivered first.
+ * record by more than the moment between two writes. Written off the caller's path (the record
+ * is delivered first), in the one transaction of every execution finished in the same turn
+ * of the event loop (executions/finished-writes.ts).
  */
 export class ExecutionHistory {
   constructor(
@@ -48,19 +47,15 @@ export class ExecutionHistory {
     private readonly retentionSeconds: number,
   ) {}
 
-  /** Adds a finished execution; a failure is logged (the record itself is stored by the queue). */
-  record(job: InvocationJob, record: ExecutionRecord): void {
+  /** Appends a finished execution's entry to `tx` (whose failure its owner logs: the record itself is stored by the queue). */
+  append(tx: ChainableCommander, job: InvocationJob, record: ExecutionRecord): void {
     const at = record.finishedAt ? Date.parse(record.finishedAt) : Date.now();
     const fn = job.function.code !== undefined ? { f: job.function.name, v: job.function.version } : {};
     const member: Member = { i: record.id, t: job.template, ...fn, s: record.status, ...(record.startType ? { st: record.startType } : {}) };
     const key = this.keys.executions(job.tenant ?? DEFAULT_TENANT);
-    this.redis
-      .multi()
-      .zadd(key, at, JSON.stringify(member))
+    tx.zadd(key, at, JSON.stringify(member))
       .zremrangebyscore(key, '-inf', at - this.retentionSeconds * 1000)
-      .expire(key, this.retentionSeconds)
-      .exec()
-      .catch((err: unknown) => log('warn', 'could not add an execution to the history', { id: record.id, error: String(err) }));
+      .expire(key, this.retentionSeconds);
   }
 
   /**

@@ -5,7 +5,7 @@ import { RetryAttempt, type Attempt } from '../queue/queues.js';
 import type { ReplyRouter } from '../queue/replies.js';
 import type { ExecutionRecord, InvocationJob, LambdaError } from './contract.js';
 import type { Dispatcher } from './dispatch.js';
-import type { ExecutionHistory } from '../executions/history.js';
+import type { FinishedWrites } from '../executions/finished-writes.js';
 
 /** Receives an async function invocation that failed its last attempt, with its record (error and logs). */
 export type DeadLetterSink = (job: InvocationJob, record: ExecutionRecord, attempts: number) => Promise<void>;
@@ -46,7 +46,8 @@ export class OutcomePolicy {
     private readonly replies: ReplyRouter,
     private readonly observer: ExecutionObserver,
     private readonly deadLetters: DeadLetterSink,
-    private readonly history?: Pick<ExecutionHistory, 'record'>,
+    /** Every final record's writes: history, figures, start latency (executions/finished-writes.ts). */
+    private readonly history?: Pick<FinishedWrites, 'record'>,
     private readonly destinations?: DestinationSink,
   ) {}
 

@@ -1,6 +1,5 @@
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import type { ExecutionRecord, InvocationJob } from '../invocation/contract.js';
-import { log } from '../log.js';
 import type { Keys } from '../store/keys.js';
 import { DEFAULT_TENANT } from '../tenancy/principal.js';
 
@@ -33,8 +32,8 @@ export function quantile(sorted: readonly number[], q: number): number {
  * Per tenant and function, the recent invocations as a sorted set (finish time → "id status
  * startType totalMs"), trimmed to the history's retention and to MAX_SAMPLES; counts and
  * percentiles are computed when asked, over a window. Deployment-wide (every replica writes the
- * same set), unlike the per-replica Prometheus histogram. Written off the caller's path like the
- * history; a failed write is logged.
+ * same set), unlike the per-replica Prometheus histogram. Written off the caller's path with the
+ * history, in one transaction (executions/finished-writes.ts), whose failure is logged.
  */
 export class FunctionStats {
   constructor(
@@ -43,19 +42,16 @@ export class FunctionStats {
     private readonly retentionSeconds: number,
   ) {}
 
-  record(job: InvocationJob, record: ExecutionRecord): void {
+  /** Appends a finished function invocation to `tx` (ad-hoc executions are no function's). */
+  append(tx: ChainableCommander, job: InvocationJob, record: ExecutionRecord): void {
     if (job.function.code === undefined) return;
     const at = record.finishedAt ? Date.parse(record.finishedAt) : Date.now();
     const ms = record.timings?.totalMs ?? record.durationMs;
     const key = this.keys.functionStats(job.tenant ?? DEFAULT_TENANT, job.function.name);
-    this.redis
-      .multi()
-      .zadd(key, at, `${record.id} ${record.status} ${record.startType ?? '-'} ${Math.round(ms * 1000) / 1000}`)
+    tx.zadd(key, at, `${record.id} ${record.status} ${record.startType ?? '-'} ${Math.round(ms * 1000) / 1000}`)
       .zremrangebyscore(key, '-inf', at - this.retentionSeconds * 1000)
       .zremrangebyrank(key, 0, -MAX_SAMPLES - 1)
-      .expire(key, this.retentionSeconds)
-      .exec()
-      .catch((err: unknown) => log('warn', 'could not add an invocation to the function metrics', { id: record.id, error: String(err) }));
+      .expire(key, this.retentionSeconds);
   }
 
   /** The function's figures over the last `windowMs` (at most the retention). */

@@ -1,6 +1,5 @@
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import type { ExecutionRecord, InvocationJob } from '../invocation/contract.js';
-import { log } from '../log.js';
 import type { Keys } from '../store/keys.js';
 
 /** Upper bounds of the start-latency buckets in ms (the last bucket is everything above). */
@@ -28,19 +27,15 @@ export class StartLatency {
     private readonly keys: Keys,
   ) {}
 
-  record(job: InvocationJob, record: ExecutionRecord): void {
+  /** Appends a finished execution's start to `tx` (executions/finished-writes.ts). */
+  append(tx: ChainableCommander, job: InvocationJob, record: ExecutionRecord): void {
     const type = record.startType;
     if (!type || !record.timings) return;
     const ms = record.timings.scheduleMs + record.timings.initMs;
     let bucket = START_BUCKETS_MS.findIndex((le) => ms <= le);
     if (bucket === -1) bucket = START_BUCKETS_MS.length;
-    this.redis
-      .multi()
-      .hincrby(this.keys.startLatency(job.template), `${type}:${bucket}`, 1)
-      .hincrby(this.keys.startLatency(job.template), `${type}:n`, 1)
-      .hincrbyfloat(this.keys.startLatency(job.template), `${type}:sum`, ms)
-      .exec()
-      .catch((err: unknown) => log('warn', 'could not record a start latency', { id: record.id, error: String(err) }));
+    const key = this.keys.startLatency(job.template);
+    tx.hincrby(key, `${type}:${bucket}`, 1).hincrby(key, `${type}:n`, 1).hincrbyfloat(key, `${type}:sum`, ms);
   }
 
   async histograms(template: string): Promise<Record<StartType, StartHistogram>> {

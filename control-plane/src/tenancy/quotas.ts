@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import { KilnError } from '../errors.js';
 import { log } from '../log.js';
 import type { Keys } from '../store/keys.js';
@@ -167,9 +167,19 @@ export class Quotas {
     await this.redis.zrem(this.keys.fnInflight(tenant, name), `${template}/${id}`);
   }
 
+  /** The same release, appended to a transaction (executions/finished-writes.ts). */
+  appendReleaseReserved(tx: ChainableCommander, tenant: string, name: string, template: string, id: string): void {
+    tx.zrem(this.keys.fnInflight(tenant, name), `${template}/${id}`);
+  }
+
   /** The job finished (or was never queued): it no longer counts. */
   async releaseExecution(tenant: string, template: string, id: string): Promise<void> {
     await this.redis.zrem(this.keys.inflight(tenant), `${template}/${id}`);
+  }
+
+  /** The same release, appended to a transaction (executions/finished-writes.ts folds it with a finished job's other writes). */
+  appendRelease(tx: ChainableCommander, tenant: string, template: string, id: string): void {
+    tx.zrem(this.keys.inflight(tenant), `${template}/${id}`);
   }
 
   /** Counts a session (and its sandbox's memory) for its tenant, or throws QuotaExceeded. */
