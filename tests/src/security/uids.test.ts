@@ -1,6 +1,7 @@
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -142,4 +143,35 @@ describe('uid ranges of executors on one host', () => {
     while (!(await restarted.list()).every((h) => h.id !== id('a'))) await new Promise((r) => setTimeout(r, 100));
     expect(await uids.get(id('a'))).toBeUndefined();
   });
+
+  it('finds a free range past a dozen that executors of other deployments hold on this host', async () => {
+    // A deployment on a Redis of its own (it sees no claim) meets the host leases of 12
+    // consecutive ranges from the bottom, as executors of a dozen other deployments hold them.
+    const dir3 = mkdtempSync(join(tmpdir(), 'kiln-sec-uids-redis3-'));
+    const server = await startRedisServer(dir3);
+    const redis3 = new Redis({ path: server.socket });
+    // Blocks another test's executor holds already are just as busy: their flock fails, fine.
+    // `-o`: the lock stays with flock, not its child, and each holder is a process group of its own.
+    const holders = Array.from({ length: 12 }, (_, b) => spawn('flock', ['--nonblock', '-o', join('/run/kiln/uids', `${200_000 + b * 1000}.lock`), 'sleep', '600'], { stdio: 'ignore', detached: true }));
+    const lone = new LocalPlatform({ deployment: `uids${tag}d`, dataDir, executorMain: EXECUTOR_MAIN, uids: new UidRanges(redis3, Keys.hostUidRanges(hostname())) });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const h = await lone.start(template, id('d'));
+      const state = JSON.parse(readFileSync(join(dataDir, 'executors', `${id('d')}.json`), 'utf8')) as { uids: { firstUid: number } };
+      expect(state.uids.firstUid).toBeGreaterThanOrEqual(212_000);
+      expect(h.id).toBe(id('d'));
+    } finally {
+      await lone.stop(id('d'));
+      for (const p of holders) {
+        try {
+          if (p.pid) process.kill(-p.pid, 'SIGKILL');
+        } catch {
+          // its flock failed (the block was busy already) and the group is gone
+        }
+      }
+      redis3.disconnect();
+      await server.stop();
+      rmSync(dir3, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
