@@ -19,7 +19,9 @@ class LifecycleTest(SessionTest):
         b = s.usage()
         self.assertTrue(a.paused)
         self.assertFalse(a.hibernated)
-        self.assertEqual(a.cpu_usage_us, b.cpu_usage_us)
+        # Frozen: the spinning loop would add ~300 000 µs here. The kernel may still account the
+        # last slice it ran before the freeze on a later read (47 µs seen), so not exactly equal.
+        self.assertLess(b.cpu_usage_us - a.cpu_usage_us, 5000)
         resumed = s.resume()
         self.assertEqual((resumed.session.status, resumed.resume_type), ("running", "thawed"))
         self.assertFalse(s.usage().paused)

@@ -202,7 +202,9 @@ describe('pause, snapshots and forks', () => {
       await new Promise((r) => setTimeout(r, 300));
       const b = await s.usage();
       expect(a).toMatchObject({ paused: true, hibernated: false });
-      expect(b.cpuUsageUs).toBe(a.cpuUsageUs);
+      // Frozen: the spinning loop would add ~300 000 µs. The kernel may account the last slice it
+      // ran before the freeze on a later read (47 µs seen in CI), so not exactly equal.
+      expect(b.cpuUsageUs - a.cpuUsageUs).toBeLessThan(5000);
       expect(await s.resume()).toMatchObject({ status: 'running', resumeType: 'thawed' });
       expect((await s.usage()).paused).toBe(false);
       expect(await s.hibernate()).toMatchObject({ status: 'paused' });

@@ -107,7 +107,8 @@ describe('pause and resume', () => {
         await sleep(1500);
         const u2 = await usage(id);
         expect(u1.paused).toBe(true);
-        expect(u2.cpuUsageUs).toBe(u1.cpuUsageUs);
+        // (A slice run just before the freeze may be accounted on a later read: tens of µs.)
+        expect(u2.cpuUsageUs - u1.cpuUsageUs).toBeLessThan(5000);
         expect(u1.memoryBytes).toBeGreaterThan(64 * 1024 * 1024);
         // The frozen pages stay; the page cache the cgroup is charged for may move a little.
         expect(u2.memoryBytes).toBeGreaterThan(64 * 1024 * 1024);
