@@ -151,10 +151,13 @@ export class SessionAgent {
       // Only a body read to its end is marked whole (the executor writes nothing otherwise).
       if (!answered) call.end({ sandboxId: '', path: '', data: empty, mode: 0, end: true });
     } catch (err) {
+      // The executor's refusal, when it came before the body failed, says more than the body's
+      // own failure; the CANCELLED our own cancel brings about says nothing (the client cut its
+      // body: 400, not a 502).
+      const refused = answered;
       call.cancel();
       await settled;
-      // The executor's refusal, when there was one, says more than the body's own failure.
-      if (answered) return done;
+      if (refused) return done;
       throw err;
     }
     return done;

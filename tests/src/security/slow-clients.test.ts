@@ -14,7 +14,9 @@ const BETA = 'slow-beta-key-0123456789abcdef0000';
 const ADMIN = 'slow-admin-key-0123456789abcdef000';
 // Above what this file's own fetches from 127.0.0.1 keep open (undici pools them); the flood comes from 127.0.0.2.
 const PER_CLIENT = 40;
-const IDLE_MS = 1500;
+// Wide against the chunk intervals below (a tenth of it and less), so a loaded machine that
+// stalls a process for a moment does not make a moving body look stopped.
+const IDLE_MS = 3000;
 const UPLOADS = 2;
 
 let k: TestKiln;
@@ -115,12 +117,12 @@ describe('slow and greedy clients', () => {
     const list = await k.call('GET', `/api/v1/sessions/${sessions.alpha}/files/list?path=.`, undefined, as(ALPHA));
     expect(JSON.stringify(list.body)).not.toContain('stalled');
 
-    // A slow body that never pauses for IDLE_MS is not cut: a chunk every IDLE_MS / 6.
+    // A slow body that never pauses for IDLE_MS is not cut: a chunk every IDLE_MS / 12.
     const body = new ReadableStream<Uint8Array>({
       async start(controller) {
         for (let i = 0; i < 12; i++) {
           controller.enqueue(Buffer.alloc(1024, i));
-          await new Promise((r) => setTimeout(r, IDLE_MS / 6));
+          await new Promise((r) => setTimeout(r, IDLE_MS / 12));
         }
         controller.close();
       },
@@ -136,7 +138,7 @@ describe('slow and greedy clients', () => {
       let stop = (): void => {};
       const body = new ReadableStream<Uint8Array>({
         start(controller) {
-          const t = setInterval(() => controller.enqueue(Buffer.from('x')), IDLE_MS / 5);
+          const t = setInterval(() => controller.enqueue(Buffer.from('x')), IDLE_MS / 10);
           stop = () => {
             clearInterval(t);
             controller.close();
