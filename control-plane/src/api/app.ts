@@ -37,6 +37,7 @@ import { templateRoutes } from './routes/templates.js';
 import { adminRoutes } from './routes/admin.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { volumeRoutes } from './routes/volumes.js';
+import { sessionVolumeRoutes } from './routes/session-volumes.js';
 import type { VolumeService } from '../volumes/service.js';
 import { sessionFileRoutes } from './routes/sessions-files.js';
 import { sessionProcessIoRoutes } from './routes/sessions-process-io.js';
@@ -224,6 +225,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   if (deps.metrics) app.route('/', metricsRoutes(deps.metrics, deps.redis));
   if (deps.sessions) app.route('/', sessionRoutes(deps.sessions, deps.sessionLifecycle?.snapshots));
   if (deps.volumes) app.route('/', volumeRoutes(deps.volumes));
+  if (deps.volumes && deps.sessions) app.route('/', sessionVolumeRoutes(deps.sessions));
   if (deps.sessionLifecycle) app.route('/', sessionLifecycleRoutes(deps.sessionLifecycle.lifecycle, deps.sessionLifecycle.snapshots));
   const uploads = new UploadSlots(deps.maxUploadsPerTenant ?? 16);
   if (deps.sessions) app.route('/', sessionFileRoutes(deps.sessions, deps.maxFileBytes ?? deps.maxBodyBytes, uploads));

@@ -219,6 +219,7 @@ export class SessionLifecycle implements SessionLifecycleHooks {
     let next: SessionRecord | undefined;
     try {
       await uploadWorkspace(new SessionAgent(this.agents.get(lease.executor), lease.sandboxId), tar);
+      await this.sessions.fillVolumes(r, lease);
       const nfs = await this.sessions.bindNfs(r, lease);
       next = await this.sessions.store.update(r.id, (cur) => {
         if (cur.state !== 'hibernated') return undefined;
@@ -257,6 +258,8 @@ export class SessionLifecycle implements SessionLifecycleHooks {
     if (r.state === 'paused') await agent.resumeSandbox(r.sandboxId);
     const key = `hibernation/${r.id}`;
     try {
+      // Its read-write synced volumes are stored first (volumes/synced.ts): the restore fills them again.
+      await this.sessions.syncVolumes({ ...r, state: 'running' }, true);
       const tar = await downloadWorkspace(new SessionAgent(agent, r.sandboxId), this.maxArchiveBytes(r));
       await this.blobs.put(key, tar);
     } catch (err) {

@@ -20,7 +20,7 @@ import { templateRunners } from '../templates/template.js';
 import { SessionBusyError, SessionCodeConflictError, SessionLostError, SessionNotFoundError, SessionPausedError, UnsupportedResourcesError } from './errors.js';
 import { bindSessionExport, exportNameOf, NfsDisabledError, nfsUrl, nfsView, unbindSessionExport, validateAllowList, type NfsExportInput, type SessionNfs, type SessionNfsView } from './nfs.js';
 import { SessionStore, type SessionRecord } from './records.js';
-import type { VolumeMountInput, VolumeService } from '../volumes/service.js';
+import { VolumeNotFoundError, type VolumeMountInput, type VolumeService, type VolumeView } from '../volumes/service.js';
 import { accessTokenMatches, newAccessToken, SessionAccessDeniedError } from './access-token.js';
 
 /** Function key under which session leases are taken: it has no hot instances, so warm or cold. */
@@ -89,7 +89,7 @@ export interface SessionServiceOptions {
   /** Puts a session's own egress policy and secrets on its sandbox (`network`, `secrets` at create). */
   egress?: Pick<EgressPlacement, 'plan' | 'apply'>;
   /** Named volumes (`volumes` at create); absent: a create that names one is refused. */
-  volumes?: Pick<VolumeService, 'mountsFor' | 'forget' | 'created'>;
+  volumes?: Pick<VolumeService, 'mountsFor' | 'forget' | 'created' | 'fill' | 'syncOut' | 'released'>;
 }
 
 export interface SessionView {
@@ -263,6 +263,8 @@ export class SessionService {
       // On the sandbox before the session exists: no process of it runs under the template's policy.
       if (egress) egressEnv = await this.egressPlacement().apply(this.agents.get(lease.executor), lease.sandboxId, who.tenant, template.name, egress, 'the new session');
       // Bound before the record exists, so a session that is visible is already exported.
+      // Synced volumes get their current generation before anyone holds the session (volumes/synced.ts).
+      if (volumeMounts.some((m) => m.synced)) await this.opts.volumes?.fill(new SessionAgent(this.agents.get(lease.executor), lease.sandboxId), who.tenant, volumeInput.map((v) => v.name), volumeMounts);
       if (this.opts.nfsHost !== undefined) nfs = await bindSessionExport(this.agents.get(lease.executor), id, lease.sandboxId, nfsOptions, {
           host: this.opts.nfsHost,
           ...(this.opts.nfsGatewayPort !== undefined ? { gatewayPort: this.opts.nfsGatewayPort } : {}),
@@ -330,17 +332,61 @@ export class SessionService {
   /** Ends a session: its record goes first, then the sandbox and every process in it. */
   async delete(id: string, who: Principal, reason = 'deleted'): Promise<void> {
     const r = await this.record(id, who);
-    await this.end(r, reason);
+    // A read-write synced volume is stored before the session goes; a failed sync (too large)
+    // answers its error and the session stays, so nothing written is lost unasked.
+    if (r.state !== 'lost' && r.state !== 'hibernated') await this.syncVolumes(r, true);
+    await this.end(r, reason, true);
+  }
+
+  /**
+   * Stores every read-write synced volume of a session (volumes/synced.ts). `strict`: the first
+   * failure is thrown; else failures are logged (a reaper ending an expired session) and the
+   * previous generation stays current.
+   */
+  async syncVolumes(r: SessionRecord, strict: boolean): Promise<void> {
+    const mounts = (r.volumeMounts ?? []).map((m, i) => ({ m, name: r.volumes?.[i]?.name ?? '' })).filter(({ m }) => m.synced && !m.readOnly);
+    if (mounts.length === 0 || !this.opts.volumes) return;
+    try {
+      const executor = await this.records.executor(r.executorId);
+      if (!executor) throw new SessionLostError(r.id, 'executor exited');
+      const agent = this.agents.get(executor);
+      // tar runs inside the sandbox, which must run for it (a paused one stays thawed: it is ending or hibernating).
+      if (r.state === 'paused') await agent.resumeSandbox(r.sandboxId);
+      for (const { m, name } of mounts) await this.opts.volumes.syncOut(new SessionAgent(agent, r.sandboxId), r.tenant ?? DEFAULT_TENANT, name, m);
+    } catch (err) {
+      if (strict) throw err;
+      log('warn', 'could not sync a session\'s volumes at its end; their previous generations stay current', { sessionId: r.id, error: String(err) });
+    }
+  }
+
+  /** A restored session's new sandbox gets its synced volumes' current generations, as at create. */
+  async fillVolumes(r: SessionRecord, lease: Lease): Promise<void> {
+    const mounts = r.volumeMounts ?? [];
+    if (!mounts.some((m) => m.synced)) return;
+    await this.opts.volumes?.fill(new SessionAgent(this.agents.get(lease.executor), lease.sandboxId), r.tenant ?? DEFAULT_TENANT, (r.volumes ?? []).map((v) => v.name), mounts);
+  }
+
+  /** `POST /sessions/{id}/volumes/{name}/sync`: stores the mounted volume as its next generation. */
+  async syncVolume(id: string, name: string, who: Principal): Promise<VolumeView> {
+    const { record, agent } = await this.open(id, who);
+    const i = (record.volumes ?? []).findIndex((v) => v.name === name);
+    const mount = record.volumeMounts?.[i];
+    if (i < 0 || !mount || !this.opts.volumes) throw new VolumeNotFoundError(name);
+    return this.opts.volumes.syncOut(agent, record.tenant ?? DEFAULT_TENANT, name, mount);
   }
 
   /** Ends a session if this caller is the one that removes its record. */
-  async end(r: SessionRecord, reason: string): Promise<boolean> {
+  async end(r: SessionRecord, reason: string, synced = false): Promise<boolean> {
+    // Before the record goes: once it is gone, another session may claim the volume for writing.
+    if (!synced && r.state !== 'lost' && r.state !== 'hibernated') await this.syncVolumes(r, false);
     if (!(await this.store.remove(r.id))) return false;
     log('debug', 'session ended', { sessionId: r.id, sandboxId: r.sandboxId, reason });
     await this.release(r.tenant ?? DEFAULT_TENANT, r.id);
     // A hibernated session has no sandbox: what it left is its workspace tar.
     if (r.state === 'hibernated') {
       await this.lifecycle?.ended(r).catch((err: unknown) => log('warn', 'could not remove an ended session\'s hibernation blob', { sessionId: r.id, error: String(err) }));
+      // Its synced volumes were stored at its hibernation.
+      await this.opts.volumes?.released(r.id, r.volumeMounts ?? []);
       return true;
     }
     const executor = r.state === 'lost' ? undefined : await this.records.executor(r.executorId);
@@ -350,6 +396,7 @@ export class SessionService {
       if (r.nfs) await unbindSessionExport(this.agents.get(executor), exportNameOf(r.id, r.nfs)).catch((err: unknown) => log('debug', 'could not unbind the session export', { sessionId: r.id, error: String(err) }));
       await this.scheduler.destroy({ template: r.template, sandboxId: r.sandboxId, executor });
     } else await this.scheduler.forget(r.template, r.sandboxId);
+    await this.opts.volumes?.released(r.id, r.volumeMounts ?? []);
     return true;
   }
 

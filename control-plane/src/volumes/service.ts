@@ -7,15 +7,27 @@ import { log } from '../log.js';
 import type { Keys } from '../store/keys.js';
 import type { PlatformKind } from '../templates/template.js';
 import type { Principal } from '../tenancy/principal.js';
+import type { BlobStore } from '../storage/blobs.js';
+import type { SessionAgent } from '../agent/session-client.js';
 import { deleteVolumeOnHost } from './host.js';
+import { SyncedVolumes, VolumeNotSyncedError, type SyncedState, type SyncedVolume } from './synced.js';
+
+/**
+ * `local`: an ext4 image on the executors' host, live-shared by every session that mounts it
+ * (local platform only). `synced`: a tar per generation in the blob store, copied into each
+ * session's sandbox at its create and back at sync (volumes/synced.ts); single writer.
+ */
+export type VolumeMode = 'local' | 'synced';
 
 /** A named volume: this record in Redis, its ext4 image on the host (executor/src/sandbox/volumes.ts). */
-export interface VolumeRecord {
+export interface VolumeRecord extends SyncedState {
   id: string;
   tenant: string;
   name: string;
   sizeMB: number;
   createdAt: number;
+  /** Absent on records from before modes: local. */
+  mode?: VolumeMode;
 }
 
 export interface VolumeView {
@@ -24,6 +36,11 @@ export interface VolumeView {
   tenant: string;
   sizeMB: number;
   createdAt: string;
+  mode: VolumeMode;
+  /** Synced volumes: the current generation (0: never synced), its archive's bytes and when it was stored. */
+  generation?: number;
+  bytes?: number;
+  syncedAt?: string;
 }
 
 /** What a session create asks for. */
@@ -66,14 +83,18 @@ export class VolumeExistsError extends KilnError {
 }
 
 export class VolumeInUseError extends KilnError {
-  constructor(name: string, sessions: string[]) {
-    super('VolumeInUse', 409, `volume "${name}" is mounted by ${sessions.length} live session(s) (${sessions.slice(0, 5).join(', ')}); end them first`, { name, sessions: sessions.slice(0, 20) });
+  constructor(name: string, sessions: string[], why = 'end them first') {
+    super('VolumeInUse', 409, `volume "${name}" is mounted by ${sessions.length} live session(s) (${sessions.slice(0, 5).join(', ')}); ${why}`, { name, sessions: sessions.slice(0, 20) });
   }
 }
 
 export class VolumesUnsupportedOnPlatformError extends KilnError {
-  constructor(platform: string, template: string) {
-    super('VolumesUnsupportedOnPlatform', 400, `template "${template}" runs on the ${platform} platform, which has no volumes yet; volumes exist on the local platform only (an ext4 image per volume on the executors' host)`, { platform, template });
+  constructor(platform: string, template: string, volume: string, mode: VolumeMode) {
+    const why =
+      mode === 'local'
+        ? `volume "${volume}" is a local volume (an ext4 image on the local platform's host), which only local templates mount; create a volume with "mode": "synced" for ${platform} templates`
+        : `synced volumes are not offered on the ${platform} platform yet (local and docker templates mount them)`;
+    super('VolumesUnsupportedOnPlatform', 400, `template "${template}" runs on the ${platform} platform: ${why}`, { platform, template, volume, mode });
   }
 }
 
@@ -109,7 +130,18 @@ export function tenantKey(tenant: string): string {
   return createHash('sha256').update(tenant).digest('hex').slice(0, 32);
 }
 
-const view = (v: VolumeRecord): VolumeView => ({ id: v.id, name: v.name, tenant: v.tenant, sizeMB: v.sizeMB, createdAt: new Date(v.createdAt).toISOString() });
+const view = (v: VolumeRecord): VolumeView => ({
+  id: v.id,
+  name: v.name,
+  tenant: v.tenant,
+  sizeMB: v.sizeMB,
+  createdAt: new Date(v.createdAt).toISOString(),
+  mode: v.mode ?? 'local',
+  ...(v.mode === 'synced' ? { generation: v.generation ?? 0, bytes: v.bytes ?? 0, ...(v.syncedAt ? { syncedAt: new Date(v.syncedAt).toISOString() } : {}) } : {}),
+});
+
+/** Platforms whose templates mount synced volumes (kubernetes: not yet tested, so not offered). */
+const SYNCED_PLATFORMS: ReadonlySet<PlatformKind> = new Set(['local', 'docker']);
 
 /**
  * Named volumes per tenant: records and who mounts them in Redis (the one owner of both), data in
@@ -123,8 +155,18 @@ export class VolumeService {
     readonly settings: VolumeSettings,
     /** Whether a session id is gone or lost (sessions/records.ts `ended`). */
     private readonly sessions: { ended(ids: string[]): Promise<string[]> },
+    /** Where synced volumes' archives live; absent: only local volumes. */
+    blobs?: BlobStore,
   ) {
     redis.defineCommand('kilnCreateVolume', { numberOfKeys: 1, lua: CREATE_LUA });
+    this.synced = blobs ? new SyncedVolumes(redis, keys.prefix, blobs, (t) => this.tenantKey(t), { ended: (ids) => sessions.ended(ids), known: (id) => this.sessionKnown(id) }) : undefined;
+  }
+
+  private readonly synced: SyncedVolumes | undefined;
+
+  /** A volume mode's default: local on the local platform, synced on the others. */
+  private defaultMode(): VolumeMode {
+    return this.settings.defaultPlatform === 'local' || !this.synced ? 'local' : 'synced';
   }
 
   private tenantKey(tenant: string): string {
@@ -135,12 +177,15 @@ export class VolumeService {
     return `${this.keys.prefix}:volusers:${id}`;
   }
 
-  async create(input: { name: string; sizeMB: number }, who: Principal): Promise<VolumeView> {
+  async create(input: { name: string; sizeMB: number; mode?: VolumeMode | undefined }, who: Principal): Promise<VolumeView> {
+    const mode = input.mode ?? this.defaultMode();
+    if (mode !== 'local' && mode !== 'synced') throw new ValidationError(`mode must be "local" or "synced"; got ${JSON.stringify(String(mode).slice(0, 20))}`, { field: 'mode' });
+    if (mode === 'synced' && !this.synced) throw new ValidationError('mode "synced": this deployment has no blob store for volumes', { field: 'mode' });
     if (!VOLUME_NAME.test(input.name)) throw new ValidationError(`name must match ${VOLUME_NAME}; got ${JSON.stringify(input.name.slice(0, 100))}`);
     if (!Number.isInteger(input.sizeMB) || input.sizeMB < 1 || input.sizeMB > this.settings.maxSizeMB) {
       throw new ValidationError(`sizeMB must be a whole number from 1 to ${this.settings.maxSizeMB} (KILN_VOLUME_MAX_MB); got ${input.sizeMB}`, { maxSizeMB: this.settings.maxSizeMB });
     }
-    const record: VolumeRecord = { id: `vol_${randomBytes(16).toString('hex')}`, tenant: who.tenant, name: input.name, sizeMB: input.sizeMB, createdAt: Date.now() };
+    const record: VolumeRecord = { id: `vol_${randomBytes(16).toString('hex')}`, tenant: who.tenant, name: input.name, sizeMB: input.sizeMB, createdAt: Date.now(), mode, ...(mode === 'synced' ? { generation: 0 } : {}) };
     const create = (this.redis as unknown as Record<'kilnCreateVolume', CreateFn>).kilnCreateVolume;
     const [ok, why, used] = await create.call(this.redis, this.tenantKey(who.tenant), record.name, JSON.stringify(record), record.sizeMB, this.settings.maxPerTenant, this.settings.quotaMB);
     if (!ok) {
@@ -184,6 +229,13 @@ export class VolumeService {
       throw new VolumeInUseError(v.name, late);
     }
     await this.redis.del(this.usersKey(v.id));
+    if (v.mode === 'synced') {
+      await this.synced?.dropClaim(v.id);
+      await this.synced?.blobs.deleteFolder(this.synced.folder(tenantKey(v.tenant), v.id)).catch((err: unknown) => {
+        log('warn', 'could not delete a synced volume\'s archives', { volumeId: v.id, error: String(err) });
+      });
+      return;
+    }
     await deleteVolumeOnHost(this.settings.hostDir, tenantKey(v.tenant), v.id).catch((err: unknown) => {
       // The record is gone, so no session can mount it again; what is left on disk is logged.
       log('warn', 'could not delete a volume\'s image', { volumeId: v.id, error: String(err) });
@@ -220,7 +272,6 @@ export class VolumeService {
   async mountsFor(sessionId: string, input: readonly VolumeMountInput[], who: Principal, template: { name: string; platform?: PlatformKind | undefined }): Promise<VolumeMount[]> {
     if (input.length === 0) return [];
     const platform = template.platform ?? this.settings.defaultPlatform;
-    if (platform !== 'local') throw new VolumesUnsupportedOnPlatformError(platform, template.name);
     if (input.length > MAX_VOLUMES_PER_SANDBOX) throw new ValidationError(`volumes: at most ${MAX_VOLUMES_PER_SANDBOX} per session; got ${input.length}`);
     const seen = new Set<string>();
     const paths: string[] = [];
@@ -235,7 +286,18 @@ export class VolumeService {
       if (seen.has(m.name)) throw new ValidationError(`volumes[${i}]: volume "${m.name}" is listed twice`, { field: `volumes[${i}].name` });
       seen.add(m.name);
       const v = await this.record(m.name, who.tenant);
-      mounts.push({ tenantKey: tenantKey(v.tenant), volumeId: v.id, sizeMb: v.sizeMB, path: m.path, readOnly: m.readOnly ?? false });
+      const mode = v.mode ?? 'local';
+      if (mode === 'local' ? platform !== 'local' : !SYNCED_PLATFORMS.has(platform)) throw new VolumesUnsupportedOnPlatformError(platform, template.name, v.name, mode);
+      mounts.push({ tenantKey: tenantKey(v.tenant), volumeId: v.id, sizeMb: v.sizeMB, path: m.path, readOnly: m.readOnly ?? false, synced: mode === 'synced' });
+    }
+    // Synced volumes have one read-write session at a time (synced.ts): claimed before anything else.
+    for (const [i, m] of mounts.entries()) {
+      if (!m.synced || m.readOnly || !this.synced) continue;
+      const holder = await this.synced.claimWriter(m.volumeId, sessionId);
+      if (holder !== undefined) {
+        await this.forget(sessionId, mounts.slice(0, i));
+        throw new VolumeInUseError(input[i]?.name ?? '', [holder], 'a synced volume has one read-write session at a time; mount it readOnly, or end that session (it syncs at its end)');
+      }
     }
     const now = Date.now();
     const tx = this.redis.multi();
@@ -267,5 +329,35 @@ export class VolumeService {
     const tx = this.redis.multi();
     for (const m of mounts) tx.zrem(this.usersKey(m.volumeId), sessionId);
     await tx.exec();
+    await this.released(sessionId, mounts);
+  }
+
+  /** A session ended (after its last sync): its writer claims go. Its user entries go with its record (liveUsers). */
+  async released(sessionId: string, mounts: readonly VolumeMount[]): Promise<void> {
+    for (const m of mounts) if (m.synced && !m.readOnly) await this.synced?.releaseWriter(m.volumeId, sessionId);
+  }
+
+  /** The record of a synced volume by id, as a mount names it (404 once deleted). */
+  private async syncedRecord(name: string, tenant: string, id: string): Promise<SyncedVolume> {
+    const v = await this.record(name, tenant);
+    if (v.id !== id || v.mode !== 'synced') throw new VolumeNotFoundError(name);
+    return v;
+  }
+
+  /** Fills a new sandbox's synced volumes from their current generations (sessions call this before the session is handed out). */
+  async fill(agent: SessionAgent, tenant: string, names: readonly string[], mounts: readonly VolumeMount[]): Promise<void> {
+    for (const [i, m] of mounts.entries()) {
+      if (!m.synced || !this.synced) continue;
+      const name = names[i] ?? '';
+      await this.synced.fill(agent, m, () => this.syncedRecord(name, tenant, m.volumeId));
+    }
+  }
+
+  /** Stores a session's read-write synced volume as its next generation. */
+  async syncOut(agent: SessionAgent, tenant: string, name: string, mount: VolumeMount): Promise<VolumeView> {
+    if (!mount.synced || !this.synced) throw new VolumeNotSyncedError(name, 'it is a local volume, live-shared by its sessions: every write is in it already');
+    if (mount.readOnly) throw new VolumeNotSyncedError(name, 'this session mounts it read-only');
+    const next = await this.synced.syncOut(agent, mount, () => this.syncedRecord(name, tenant, mount.volumeId));
+    return view({ ...next, createdAt: (await this.record(name, tenant)).createdAt, mode: 'synced' });
   }
 }

@@ -7,6 +7,7 @@ import { WorkspaceFiles } from '../files/ops.js';
 import { insidePath } from '../files/paths.js';
 import type { ProcessTable } from '../process/registry.js';
 import type { SandboxManager } from '../sandbox/manager.js';
+import { checkFillable, sealSyncedVolume, syncedVolumeAt } from '../sandbox/synced-volumes.js';
 import type { Rpc } from './rpc.js';
 
 const TAR_TIMEOUT_MS = 600_000;
@@ -70,7 +71,8 @@ export function filesService(rpc: Rpc, sandboxes: SandboxManager, processes: Pro
     tarDownload: rpc.serverStream(async (call) => {
       const sandbox = sandboxes.get(call.request.sandboxId);
       // Only the string is checked here: tar itself resolves the path, inside the sandbox.
-      const inside = insidePath(call.request.path);
+      // A synced volume's path as a whole (sandbox/synced-volumes.ts), or a path under /workspace.
+      const inside = syncedVolumeAt(sandbox.spec, call.request.path) ? call.request.path : insidePath(call.request.path);
       const proc = processes.start(sandbox, tarRequest(sandbox.id, ['-c', '-C', inside, '.']), false);
       let stderr = '';
       proc.child.stderr?.on('data', (d: Buffer) => (stderr += d.toString().slice(0, 4096)));
@@ -82,8 +84,10 @@ export function filesService(rpc: Rpc, sandboxes: SandboxManager, processes: Pro
     tarUpload: rpc.clientStream(async (call) => {
       const { head, chunks } = await headAndChunks(call);
       const sandbox = sandboxes.get(head.sandboxId);
+      const volume = syncedVolumeAt(sandbox.spec, head.path);
+      if (volume) checkFillable(sandbox, volume.path);
       const ws = new WorkspaceFiles(sandbox.spec);
-      const dir = await ws.mkdir(head.path);
+      const dir = volume ? { path: volume.path } : await ws.mkdir(head.path);
       const proc = processes.start(sandbox, tarRequest(sandbox.id, ['-x', '--no-same-owner', '--no-same-permissions', '-C', dir.path, '-f', '-']), false, { openStdin: true });
       let stderr = '';
       proc.child.stderr?.on('data', (d: Buffer) => (stderr += d.toString().slice(0, 4096)));
@@ -98,7 +102,9 @@ export function filesService(rpc: Rpc, sandboxes: SandboxManager, processes: Pro
       }
       const exit = await proc.exited;
       if (exit.exitCode !== 0) throw new InvalidArgumentError(`extracting the tar into ${dir.path} failed: ${stderr.trim() || `exit ${exit.exitCode}`}`, { path: dir.path });
-      return ws.stat(dir.path);
+      if (!volume) return ws.stat(dir.path);
+      if (volume.readOnly) await sealSyncedVolume(sandbox, volume.path);
+      return { path: volume.path, name: volume.path.slice(volume.path.lastIndexOf('/') + 1), type: 'dir', size: 0, mode: volume.readOnly ? 0o555 : 0o755, modifiedAtMs: Date.now(), symlinkTarget: '' };
     }),
   };
 }

@@ -69,7 +69,7 @@ export function sandboxesService(rpc: Rpc, config: ExecutorConfig, sandboxes: Sa
       } catch (err) {
         throw new InvalidArgumentError((err as Error).message, { sandboxId: r.sandboxId });
       }
-      const sandbox = await sandboxes.create(r.sandboxId, r.runner, sizes, r.allowNetwork && !egress, r.allowCidrs, r.aheadOfTime, egress, r.volumes.map((v) => ({ tenantKey: v.tenantKey, volumeId: v.volumeId, sizeMB: v.sizeMb, path: v.path, readOnly: v.readOnly })));
+      const sandbox = await sandboxes.create(r.sandboxId, r.runner, sizes, r.allowNetwork && !egress, r.allowCidrs, r.aheadOfTime, egress, r.volumes.map((v) => ({ tenantKey: v.tenantKey, volumeId: v.volumeId, sizeMB: v.sizeMb, path: v.path, readOnly: v.readOnly, synced: v.synced })));
       for (const language of r.prestartContexts) contexts?.prestart(sandbox, language);
       return info(sandbox);
     }),

@@ -141,7 +141,12 @@ export function sandboxArgv(spec: SandboxSpec, bwrapPath: string): string[] {
   // Named volumes (volumes.ts): the mount point of each volume's image, bound whole; bwrap makes
   // the path's directories in its tmpfs root. --ro-bind makes it a read-only mount in the
   // sandbox's namespace, which a process without CAP_SYS_ADMIN there cannot remount writable.
-  for (const v of spec.volumes ?? []) argv.push(v.readOnly ? '--ro-bind' : '--bind', v.hostDir, v.path);
+  // A synced volume (synced-volumes.ts) is a tmpfs of its size instead, writable until its fill;
+  // a read-only one is remounted read-only right after (sealSyncedVolume), before the session is handed out.
+  for (const v of spec.volumes ?? []) {
+    if (v.syncedMB !== undefined) argv.push('--perms', '0755', '--size', String(v.syncedMB * mb), '--tmpfs', v.path);
+    else argv.push(v.readOnly ? '--ro-bind' : '--bind', v.hostDir, v.path);
+  }
   // bwrap builds the root as a tmpfs; freeze it so only /workspace, /tmp and volumes take writes.
   argv.push('--remount-ro', '/');
   argv.push(

@@ -9,7 +9,7 @@ import type { EgressPolicy } from '../egress/policy.js';
 import { Sandbox } from './sandbox.js';
 import type { SandboxSpec } from './spec.js';
 import { PlainWorkspaceFs, type WorkspaceFs } from './workspace-fs.js';
-import { VolumesUnsupportedError, type VolumeHost, type VolumeRequest } from './volumes.js';
+import { checkVolumeRequests, VolumesUnsupportedError, type VolumeHost, type VolumeRequest } from './volumes.js';
 
 export interface SandboxLimits {
   memoryMB: number;
@@ -151,8 +151,12 @@ export class SandboxManager {
     this.specOf.set(id, spec);
     try {
       if (volumes.length > 0) {
-        if (!this.opts.volumes) throw new VolumesUnsupportedError('no volume root (KILN_VOLUME_DIR)');
-        spec.volumes = await this.opts.volumes.prepare(volumes);
+        checkVolumeRequests(volumes);
+        // Synced volumes need nothing of the host (a tmpfs in the sandbox); image ones need the volume root.
+        const images = volumes.filter((v) => v.synced !== true);
+        if (images.length > 0 && !this.opts.volumes) throw new VolumesUnsupportedError('no volume root (KILN_VOLUME_DIR)');
+        const bound = images.length > 0 && this.opts.volumes ? await this.opts.volumes.prepare(images) : [];
+        spec.volumes = [...bound, ...volumes.filter((v) => v.synced === true).map((v) => ({ hostDir: '', path: v.path, readOnly: v.readOnly, syncedMB: v.sizeMB }))];
       }
       await this.workspaces.prepare(spec, !aheadOfTime);
       await mkdir(spec.taskDir, { recursive: true, mode: 0o755 });

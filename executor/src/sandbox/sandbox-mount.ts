@@ -41,7 +41,7 @@ open(my $st, '<', "/proc/$pid/status") or die "the sandbox has exited\n";
 my $s = do { local $/; <$st> };
 $s =~ /^PPid:\s*(\d+)$/m && $1 == $bwrap or die "process $pid is no longer the sandbox\n";`;
   return String.raw`
-my ($pid, $bwrap, $SETNS, $MOUNT, $opts, $flags) = @_;${check}
+my ($pid, $bwrap, $SETNS, $MOUNT, $opts, $flags, $at) = @_;${check}
 open(my $mnt, '<', "/proc/$pid/ns/mnt") or die "open mount namespace: $!\n";
 my $user = ioctl($mnt, 0xb701, 0);  # NS_GET_USERNS
 defined $user or die "NS_GET_USERNS: $!\n";
@@ -50,7 +50,7 @@ open(my $userfh, '<&=', $user) or die "fdopen: $!\n";
 (stat($mnt))[1] != (stat("/proc/self/ns/mnt"))[1] or die "the sandbox has no mount namespace of its own\n";
 syscall($SETNS, $user + 0, 0x10000000) == 0 or die "setns(user): $!\n";
 syscall($SETNS, fileno($mnt), 0x00020000) == 0 or die "setns(mnt): $!\n";
-my ($src, $dst, $type) = ('${source}', '${target}', '${type}');
+my ($src, $dst, $type) = ('${source}', (defined $at && $at ne '') ? $at : '${target}', '${type}');
 syscall($MOUNT, $src, $dst, $type, $flags + 0, $opts) == 0 or die "mount ${target}: $!\n";
 `;
 }
@@ -68,12 +68,13 @@ export class SandboxMount {
    * Mounts in the sandbox whose namespaces `namespacePid` holds (a child of `bwrapPid`); rejects
    * with the helper's reason (an Error whose message names no job).
    */
-  async mount(namespacePid: number, bwrapPid: number, options: string, flags: number): Promise<void> {
+  /** `at`: a target other than the one fixed at construction (a checked sandbox path). */
+  async mount(namespacePid: number, bwrapPid: number, options: string, flags: number, at = ''): Promise<void> {
     const numbers = SYSCALLS[process.arch];
     if (!numbers) throw new Error(`no system call numbers for architecture ${process.arch}`);
     this.helper ??= new HostHelper({ [this.name]: job(this.what.waitForBoot, this.what.source, this.what.target, this.what.type) });
     try {
-      await this.helper.run(this.name, [String(namespacePid), String(bwrapPid), String(numbers.setns), String(numbers.mount), options, String(flags)], HELPER_TIMEOUT_MS);
+      await this.helper.run(this.name, [String(namespacePid), String(bwrapPid), String(numbers.setns), String(numbers.mount), options, String(flags), at], HELPER_TIMEOUT_MS);
     } catch (err) {
       throw new Error((err as Error).message.replace(new RegExp(`^${this.name}: `), ''));
     }

@@ -10,13 +10,22 @@ export interface VolumeRequest {
   /** Where it appears in the sandbox. */
   path: string;
   readOnly: boolean;
+  /**
+   * Synced mode (synced-volumes.ts): no image on this host; a tmpfs of `sizeMB` in the sandbox
+   * that the control plane fills and packs through the Files service.
+   */
+  synced?: boolean;
 }
 
-/** A volume ready to bind: the mount point of its image on the host, and where it goes in the sandbox. */
+/**
+ * A volume ready to mount: the mount point of its image on the host (bound), or for a synced
+ * volume a tmpfs of `syncedMB` (no host directory at all), and where it goes in the sandbox.
+ */
 export interface VolumeBind {
   hostDir: string;
   path: string;
   readOnly: boolean;
+  syncedMB?: number;
 }
 
 export const TENANT_KEY = /^[0-9a-f]{32}$/;

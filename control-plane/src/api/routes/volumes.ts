@@ -6,20 +6,25 @@ import { CreateIdempotencyHeaders, ErrorSchema } from '../schemas.js';
 const json = <T extends z.ZodTypeAny>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
 const err = (description: string) => ({ description, content: { 'application/json': { schema: ErrorSchema } } });
 
-const VolumeSchema = z
+export const VolumeSchema = z
   .object({
     id: z.string().openapi({ example: 'vol_3b1f...' }),
     name: z.string().openapi({ example: 'datasets' }),
     tenant: z.string(),
-    sizeMB: z.number().openapi({ description: 'Its size: writes past it fail with ENOSPC in the sandbox (its own ext4 filesystem)' }),
+    sizeMB: z.number().openapi({ description: 'Its size: writes past it fail with ENOSPC in the sandbox (local: its own ext4 filesystem; synced: a tmpfs of this size), and a synced volume whose files add up to more is not stored (413 VolumeTooLarge)' }),
     createdAt: z.string(),
+    mode: z.enum(['local', 'synced']).openapi({ description: '`local`: live-shared ext4 image on the local platform\'s host. `synced`: archives in the blob store, copied into each session (local and docker templates)' }),
+    generation: z.number().optional().openapi({ description: 'Synced only: the current generation (0: never synced, empty); each sync makes the next' }),
+    bytes: z.number().optional().openapi({ description: 'Synced only: bytes of the current generation\'s archive' }),
+    syncedAt: z.string().optional().openapi({ description: 'Synced only: when the current generation was stored' }),
   })
   .openapi('Volume');
 
 const CreateVolumeSchema = z
   .object({
     name: z.string().min(1).max(63).openapi({ description: 'Per tenant: lowercase letters, digits, ".", "_", "-", starting with a letter or digit', example: 'datasets' }),
-    sizeMB: z.number().int().min(1).openapi({ description: 'At most KILN_VOLUME_MAX_MB; counted against the tenant\'s KILN_QUOTA_VOLUME_MB', example: 1024 }),
+    sizeMB: z.number().int().min(1).openapi({ description: 'At most KILN_VOLUME_MAX_MB; counted against the tenant\'s KILN_QUOTA_VOLUME_MB (both modes)', example: 1024 }),
+    mode: z.enum(['local', 'synced']).optional().openapi({ description: 'Default: `local` when KILN_PLATFORM is local, else `synced`. Fixed for the volume\'s life' }),
   })
   .strict()
   .openapi('CreateVolume');
@@ -29,16 +34,18 @@ const NameParam = z.object({ name: z.string().min(1).max(100).openapi({ param: {
 const errors = {
   400: err('InvalidRequest: a bad name or size'),
   404: err('VolumeNotFound (another tenant\'s volume is not found either)'),
-  409: err('VolumeExists on create; VolumeInUse on delete while a live session mounts it'),
+  409: err('VolumeExists on create; VolumeInUse on delete while a live session mounts it, or on a session create that mounts a synced volume read-write while another session does'),
   429: err('QuotaExceeded: `data.quota` is `volumes` (count, KILN_QUOTA_VOLUMES) or `volumeMB` (total size, KILN_QUOTA_VOLUME_MB)'),
   503: err('Redis unavailable'),
 };
 
-const doc =
-  'Named volumes: data that outlives sessions, mounted into sessions at create (`volumes` on POST /api/v1/sessions), read-write or read-only, by several sessions at once. Each is an ext4 image of `sizeMB` on the executors\' host, loop-mounted; local platform only (docker and kubernetes templates refuse `volumes`).';
+export const volumesDoc =
+  'Named volumes: data that outlives sessions, mounted into sessions at create (`volumes` on POST /api/v1/sessions), read-write or read-only. Two modes. ' +
+  '**local**: an ext4 image of `sizeMB` on the executors\' host, loop-mounted; several sessions at once, read-write too, each write seen by the others at once (live-shared); local templates only. ' +
+  '**synced**: the content is a tar archive per generation in the blob store (local disk or S3); each session gets a copy of the current generation in its sandbox (a tmpfs of `sizeMB`) at create, and its writes are stored as the next generation on POST /api/v1/sessions/{id}/volumes/{name}/sync, at hibernation and at the session\'s end (DELETE; the reaper\'s end too, logged if it fails). Consistency of synced volumes: one read-write session at a time (a second read-write mount is 409 VolumeInUse while the first is live); read-only mounts see the generation current at their create and never change; a sync whose files pass `sizeMB` is refused with 413 VolumeTooLarge and the previous generation stays; writes not yet synced are lost if the session\'s executor dies. Synced volumes mount on local and docker templates; kubernetes templates refuse every volume (400 VolumesUnsupportedOnPlatform).';
 
 const routes = {
-  create: createRoute({ method: 'post', path: '/api/v1/volumes', tags: ['volumes'], summary: 'Create a volume', description: doc, request: { body: { required: true, content: { 'application/json': { schema: CreateVolumeSchema } } }, headers: CreateIdempotencyHeaders }, responses: { 201: json(VolumeSchema, 'Created'), ...errors } }),
+  create: createRoute({ method: 'post', path: '/api/v1/volumes', tags: ['volumes'], summary: 'Create a volume', description: volumesDoc, request: { body: { required: true, content: { 'application/json': { schema: CreateVolumeSchema } } }, headers: CreateIdempotencyHeaders }, responses: { 201: json(VolumeSchema, 'Created'), ...errors } }),
   list: createRoute({ method: 'get', path: '/api/v1/volumes', tags: ['volumes'], summary: 'List the tenant\'s volumes', responses: { 200: json(z.object({ volumes: z.array(VolumeSchema) }), 'Volumes'), ...errors } }),
   get: createRoute({ method: 'get', path: '/api/v1/volumes/{name}', tags: ['volumes'], summary: 'Get a volume', request: { params: NameParam }, responses: { 200: json(VolumeSchema, 'The volume'), ...errors } }),
   delete: createRoute({ method: 'delete', path: '/api/v1/volumes/{name}', tags: ['volumes'], summary: 'Delete a volume and its data', description: '409 VolumeInUse while a live (running, paused or hibernated) session mounts it.', request: { params: NameParam }, responses: { 204: { description: 'Deleted' }, ...errors } }),

@@ -114,6 +114,12 @@ export interface VolumeMount {
   path: string;
   /** Bound read-only (the kernel's mount flag refuses every write with EROFS). */
   readOnly: boolean;
+  /**
+   * Synced mode (control-plane/src/volumes/synced.ts): no host image; a tmpfs of size_mb in the
+   * sandbox, filled and packed by the control plane through Files.TarUpload/TarDownload at this
+   * path. A read-only one is remounted read-only after its one fill. tenant_key is unused.
+   */
+  synced: boolean;
 }
 
 export interface SandboxInfo {
@@ -878,7 +884,7 @@ export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
 };
 
 function createBaseVolumeMount(): VolumeMount {
-  return { tenantKey: "", volumeId: "", sizeMb: 0, path: "", readOnly: false };
+  return { tenantKey: "", volumeId: "", sizeMb: 0, path: "", readOnly: false, synced: false };
 }
 
 export const VolumeMount: MessageFns<VolumeMount> = {
@@ -897,6 +903,9 @@ export const VolumeMount: MessageFns<VolumeMount> = {
     }
     if (message.readOnly !== false) {
       writer.uint32(40).bool(message.readOnly);
+    }
+    if (message.synced !== false) {
+      writer.uint32(48).bool(message.synced);
     }
     return writer;
   },
@@ -954,6 +963,14 @@ export const VolumeMount: MessageFns<VolumeMount> = {
             message.readOnly = reader.bool();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.synced = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -989,6 +1006,7 @@ export const VolumeMount: MessageFns<VolumeMount> = {
         : isSet(object.read_only)
         ? globalThis.Boolean(object.read_only)
         : false,
+      synced: isSet(object.synced) ? globalThis.Boolean(object.synced) : false,
     };
   },
 
@@ -1009,6 +1027,9 @@ export const VolumeMount: MessageFns<VolumeMount> = {
     if (message.readOnly !== false) {
       obj.readOnly = message.readOnly;
     }
+    if (message.synced !== false) {
+      obj.synced = message.synced;
+    }
     return obj;
   },
 
@@ -1022,6 +1043,7 @@ export const VolumeMount: MessageFns<VolumeMount> = {
     message.sizeMb = object.sizeMb ?? 0;
     message.path = object.path ?? "";
     message.readOnly = object.readOnly ?? false;
+    message.synced = object.synced ?? false;
     return message;
   },
 };
