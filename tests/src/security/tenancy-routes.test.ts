@@ -120,6 +120,7 @@ const ROUTES: Record<string, Case> = {
   'GET /api/v1/volumes': { kind: 'own' },
   'GET /api/v1/volumes/{name}': { kind: 'owned' },
   'DELETE /api/v1/volumes/{name}': { kind: 'owned' },
+  'POST /api/v1/sessions/{id}/volumes/{name}/sync': { kind: 'owned' },
   'GET /api/v1/snapshots/{id}': { kind: 'owned' },
   'DELETE /api/v1/snapshots/{id}': { kind: 'owned' },
   'POST /api/v1/sessions/{id}/code': { kind: 'owned', body: { code: 'require("fs").writeFileSync("/workspace/pwned-code", "")' , language: 'javascript' } },
