@@ -93,7 +93,7 @@ export class VolumesUnsupportedOnPlatformError extends KilnError {
     const why =
       mode === 'local'
         ? `volume "${volume}" is a local volume (an ext4 image on the local platform's host), which only local templates mount; create a volume with "mode": "synced" for ${platform} templates`
-        : `synced volumes are not offered on the ${platform} platform yet (local and docker templates mount them)`;
+        : `synced volumes are not offered on the ${platform} platform`;
     super('VolumesUnsupportedOnPlatform', 400, `template "${template}" runs on the ${platform} platform: ${why}`, { platform, template, volume, mode });
   }
 }
@@ -140,8 +140,8 @@ const view = (v: VolumeRecord): VolumeView => ({
   ...(v.mode === 'synced' ? { generation: v.generation ?? 0, bytes: v.bytes ?? 0, ...(v.syncedAt ? { syncedAt: new Date(v.syncedAt).toISOString() } : {}) } : {}),
 });
 
-/** Platforms whose templates mount synced volumes (kubernetes: not yet tested, so not offered). */
-const SYNCED_PLATFORMS: ReadonlySet<PlatformKind> = new Set(['local', 'docker']);
+/** Platforms whose templates mount synced volumes: every one (the executor needs nothing of its host). */
+const SYNCED_PLATFORMS: ReadonlySet<PlatformKind> = new Set(['local', 'docker', 'kubernetes']);
 
 /**
  * Named volumes per tenant: records and who mounts them in Redis (the one owner of both), data in

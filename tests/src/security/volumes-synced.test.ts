@@ -230,6 +230,14 @@ describe('synced volumes', () => {
     const writer = (await k.call('POST', `/api/v1/admin/tenants/${tenant}/keys`, { scopes: ['read', 'sessions'] }, as(ADMIN))).body.key as string;
     const reader = (await k.call('POST', `/api/v1/admin/tenants/${tenant}/keys`, { scopes: ['read'] }, as(ADMIN))).body.key as string;
     const gv = await volume(writer, 2);
+    // KILN_QUOTA_VOLUME_MB (100 here) counts both modes together.
+    const local = await k.call('POST', '/api/v1/volumes', { name: `${tenant}-local`, sizeMB: 60, mode: 'local' }, as(writer));
+    expect(local.status, JSON.stringify(local.body)).toBe(201);
+    const over = await k.call('POST', '/api/v1/volumes', { name: `${tenant}-over`, sizeMB: 40, mode: 'synced' }, as(writer));
+    expect(over.status).toBe(429);
+    expect(over.body.error.data).toMatchObject({ quota: 'volumeMB', used: 62, limit: 100 });
+    expect((await k.call('DELETE', `/api/v1/volumes/${tenant}-local`, undefined, as(writer))).status).toBe(204);
+    expect((await k.call('POST', '/api/v1/volumes', { name: `${tenant}-bad`, sizeMB: 1, mode: 'nfs' }, as(writer))).status).toBe(400);
     const g = await session(writer, [{ name: gv.name, path: '/mnt/data' }]);
     expect((await k.call('GET', `/api/v1/volumes/${gv.name}`, undefined, as(reader))).status).toBe(200);
     const denied = await sync(g, gv.name, reader);

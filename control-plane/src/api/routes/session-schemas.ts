@@ -62,7 +62,7 @@ export const CreateSessionSchema = z
       .optional()
       .openapi({
         description:
-          "The tenant's named volumes (POST /api/v1/volumes) to mount. A session with volumes boots a sandbox of its own with them bound (a cold start, never a warm sandbox from the pool). Paths: absolute, normalised, under /mnt/ (one to four plain names), no two the same or one inside another; at most 8. An unknown volume is 404 VolumeNotFound. A local-mode volume mounts on local templates only and a synced one on local and docker templates (else 400 VolumesUnsupportedOnPlatform); a synced volume mounted read-write while another live session does is 409 VolumeInUse (one writer at a time; see POST /api/v1/volumes for the modes and their consistency)",
+          "The tenant's named volumes (POST /api/v1/volumes) to mount. A session with volumes boots a sandbox of its own with them bound (a cold start, never a warm sandbox from the pool). Paths: absolute, normalised, under /mnt/ (one to four plain names), no two the same or one inside another; at most 8. An unknown volume is 404 VolumeNotFound. A local-mode volume mounts on local templates only (else 400 VolumesUnsupportedOnPlatform), a synced one on every platform; a synced volume mounted read-write while another live session does is 409 VolumeInUse (one writer at a time; see POST /api/v1/volumes for the modes and their consistency)",
       }),
   })
   .strict()
