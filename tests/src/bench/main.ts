@@ -20,6 +20,7 @@ import { benchStreaming } from './streaming.js';
 import { printRows } from './stats.js';
 import { benchTenancy } from './tenancy.js';
 import { benchVolumes } from './volumes.js';
+import { benchSyncedVolumes } from './volumes-synced.js';
 
 /**
  * `npm run bench`: every figure beside a floor measured in the same run, because these
@@ -50,6 +51,7 @@ async function main(): Promise<void> {
     if (wanted('streaming')) printRows('Response streaming: time to first byte', await benchStreaming(redis.socket, { samples }));
     if (wanted('sessions')) printRows('Sessions', await benchSessions(redis.socket, { samples: Math.min(samples, 300) }));
     if (wanted('volumes')) printRows('Volumes: sessions with a volume, beside warm creates and /workspace', await benchVolumes(redis.socket, { samples }));
+    if (wanted('volumes-synced')) printRows('Synced volumes: sync and fill, beside tar in the sandbox and an empty volume', await benchSyncedVolumes(redis.socket, { samples }));
     if (wanted('pause')) printRows('Sessions: pause, resume, snapshots and forks', await benchPause(redis.socket, { samples: Math.min(samples, 100) }));
     if (wanted('sdk')) printRows('TypeScript SDK beside plain fetch', await benchSdk(redis.socket, { samples: Math.min(samples, 400) }));
     if (wanted('e2b'))
