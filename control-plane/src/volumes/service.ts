@@ -10,7 +10,7 @@ import type { Principal } from '../tenancy/principal.js';
 import type { BlobStore } from '../storage/blobs.js';
 import type { SessionAgent } from '../agent/session-client.js';
 import { deleteVolumeOnHost } from './host.js';
-import { SyncedVolumes, VolumeNotSyncedError, type SyncedState, type SyncedVolume } from './synced.js';
+import { SYNCED_VOLUME_MAX_MB, SyncedVolumes, VolumeNotSyncedError, type SyncedState, type SyncedVolume } from './synced.js';
 
 /**
  * `local`: an ext4 image on the executors' host, live-shared by every session that mounts it
@@ -181,6 +181,9 @@ export class VolumeService {
     const mode = input.mode ?? this.defaultMode();
     if (mode !== 'local' && mode !== 'synced') throw new ValidationError(`mode must be "local" or "synced"; got ${JSON.stringify(String(mode).slice(0, 20))}`, { field: 'mode' });
     if (mode === 'synced' && !this.synced) throw new ValidationError('mode "synced": this deployment has no blob store for volumes', { field: 'mode' });
+    if (mode === 'synced' && input.sizeMB > SYNCED_VOLUME_MAX_MB) {
+      throw new ValidationError(`sizeMB: a synced volume holds at most ${SYNCED_VOLUME_MAX_MB} MB (its archive passes through the control plane's memory); got ${input.sizeMB}. Use a local volume for more`, { field: 'sizeMB', maxSizeMB: SYNCED_VOLUME_MAX_MB });
+    }
     if (!VOLUME_NAME.test(input.name)) throw new ValidationError(`name must match ${VOLUME_NAME}; got ${JSON.stringify(input.name.slice(0, 100))}`);
     if (!Number.isInteger(input.sizeMB) || input.sizeMB < 1 || input.sizeMB > this.settings.maxSizeMB) {
       throw new ValidationError(`sizeMB must be a whole number from 1 to ${this.settings.maxSizeMB} (KILN_VOLUME_MAX_MB); got ${input.sizeMB}`, { maxSizeMB: this.settings.maxSizeMB });

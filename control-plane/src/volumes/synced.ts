@@ -22,6 +22,13 @@ import type { BlobStore } from '../storage/blobs.js';
  * generation whole.
  */
 
+/**
+ * The largest synced volume: its archive passes through the control plane's memory whole (the
+ * blob store takes buffers) and its tmpfs is memory of the session's, so the bound is well below
+ * KILN_VOLUME_MAX_MB's default. Larger data: a local volume, or files through the files API.
+ */
+export const SYNCED_VOLUME_MAX_MB = 1024;
+
 /** An empty tar (two zero blocks): what a volume without a generation unpacks as. */
 const EMPTY_TAR = Buffer.alloc(1024);
 const CHUNK = 1024 * 1024;

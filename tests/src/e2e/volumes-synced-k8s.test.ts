@@ -24,7 +24,7 @@ beforeAll(async () => {
   server = await KubernetesTestApiServer.start({ kubelet: new PodmanKubelet(podman.containersConf), defaultNamespace: NS });
   k = await startTestKiln({
     templates: { nodejs: null, python: null, shell: null, provided: null },
-    env: { KILN_K8S_KUBECONFIG: server.kubeconfigPath, KILN_K8S_NAMESPACE: NS, KILN_K8S_IMAGE_PULL_POLICY: 'Never', KILN_NFS_ENABLED: 'false' },
+    env: { KILN_K8S_KUBECONFIG: server.kubeconfigPath, KILN_K8S_NAMESPACE: NS, KILN_K8S_IMAGE_PULL_POLICY: 'Never', KILN_NFS_ENABLED: 'false', KILN_VOLUME_MAX_MB: '4096' },
   });
   const t = await k.call('POST', '/api/v1/templates', {
     name: TEMPLATE,
@@ -59,6 +59,10 @@ async function end(id: string): Promise<void> {
 describe('synced volumes on the kubernetes platform (podman kube play)', () => {
   it('carry a session\'s writes to the next through the blob store, one writer at a time, read-only where asked', { timeout: 400_000 }, async () => {
     const name = `kv-${randomBytes(3).toString('hex')}`;
+    // Past 1024 MB a synced volume is refused (its archive moves through the control plane's memory); a local one is not.
+    const huge = await k.call('POST', '/api/v1/volumes', { name: `${name}-huge`, sizeMB: 2048, mode: 'synced' });
+    expect(huge.status).toBe(400);
+    expect(huge.body.error.data).toMatchObject({ field: 'sizeMB', maxSizeMB: 1024 });
     expect((await k.call('POST', '/api/v1/volumes', { name, sizeMB: 4, mode: 'synced' })).status).toBe(201);
     const writer = await session([{ name, path: '/mnt/data' }]);
     // In a pod the test API server made, not a local executor.

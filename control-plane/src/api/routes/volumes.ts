@@ -23,7 +23,7 @@ export const VolumeSchema = z
 const CreateVolumeSchema = z
   .object({
     name: z.string().min(1).max(63).openapi({ description: 'Per tenant: lowercase letters, digits, ".", "_", "-", starting with a letter or digit', example: 'datasets' }),
-    sizeMB: z.number().int().min(1).openapi({ description: 'At most KILN_VOLUME_MAX_MB; counted against the tenant\'s KILN_QUOTA_VOLUME_MB (both modes)', example: 1024 }),
+    sizeMB: z.number().int().min(1).openapi({ description: 'At most KILN_VOLUME_MAX_MB (synced: at most 1024); counted against the tenant\'s KILN_QUOTA_VOLUME_MB (both modes)', example: 1024 }),
     mode: z.enum(['local', 'synced']).optional().openapi({ description: 'Default: `local` when KILN_PLATFORM is local, else `synced`. Fixed for the volume\'s life' }),
   })
   .strict()
