@@ -27,6 +27,15 @@ export class Volumes {
     return this.http.json<VolumeInfo>('GET', `/api/v1/volumes/${encodeURIComponent(name)}`, { signal: opts.signal });
   }
 
+  /**
+   * Stores a synced volume, as session `sessionId` sees it now, as the volume's next generation
+   * (a `mode: 'synced'` volume the session mounts read-write); answers the volume after. A volume
+   * whose files pass its `sizeMB` is refused (413 VolumeTooLarge) and keeps its previous generation.
+   */
+  async sync(sessionId: string, name: string, opts: RequestOptions = {}): Promise<VolumeInfo> {
+    return this.http.json<VolumeInfo>('POST', `/api/v1/sessions/${encodeURIComponent(sessionId)}/volumes/${encodeURIComponent(name)}/sync`, { signal: opts.signal });
+  }
+
   /** Deletes it and its data (VolumeInUseError while a live session mounts it). */
   async delete(name: string, opts: RequestOptions = {}): Promise<void> {
     await this.http.call('DELETE', `/api/v1/volumes/${encodeURIComponent(name)}`, { signal: opts.signal });

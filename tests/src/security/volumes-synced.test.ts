@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Kiln } from '@kiln-sandbox/sdk';
+import { until } from '../support/faults.js';
 import { startTestKiln, type TestKiln } from '../support/kiln.js';
 
 /**
@@ -196,7 +198,8 @@ describe('synced volumes', () => {
     expect(second.status, JSON.stringify(second.body)).toBe(409);
     expect(second.body.error).toMatchObject({ code: 'VolumeInUse', data: { sessions: [w] } });
     expect((await sh(w, ALPHA, 'echo v1 > /mnt/data/f')).body.exitCode).toBe(0);
-    expect((await sync(w, v.name, ALPHA)).body.generation).toBe(1);
+    // Through the TypeScript SDK's kiln.volumes.sync.
+    expect(await new Kiln({ url: k.url, apiKey: ALPHA }).volumes.sync(w, v.name)).toMatchObject({ name: v.name, mode: 'synced', generation: 1 });
     const r1 = await session(ALPHA, [{ name: v.name, path: '/mnt/data', readOnly: true }]);
     expect((await sh(w, ALPHA, 'echo v2 > /mnt/data/f')).body.exitCode).toBe(0);
     expect((await sync(w, v.name, ALPHA)).body.generation).toBe(2);
@@ -209,6 +212,19 @@ describe('synced volumes', () => {
     expect((await k.call('DELETE', `/api/v1/volumes/${v.name}`, undefined, as(ALPHA))).status).toBe(409);
     await end(w2, ALPHA);
     await end(r1, ALPHA);
+  });
+
+  it('a session the reaper ends at its timeout stores its volume first', { timeout: 120_000 }, async () => {
+    const v = await volume(ALPHA, 2);
+    const res = await k.call('POST', '/api/v1/sessions', { template: 'nodejs', volumes: [{ name: v.name, path: '/mnt/data' }], timeoutMs: 4000 }, as(ALPHA));
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    const id = res.body.id as string;
+    expect((await sh(id, ALPHA, 'echo reaped > /mnt/data/r.txt')).body.exitCode).toBe(0);
+    await until('the reaper to end the session', async () => (await k.call('GET', `/api/v1/sessions/${id}`, undefined, as(ALPHA))).status === 404, 60_000);
+    expect((await k.call('GET', `/api/v1/volumes/${v.name}`, undefined, as(ALPHA))).body.generation).toBe(1);
+    const next = await session(ALPHA, [{ name: v.name, path: '/mnt/data' }]);
+    expect((await sh(next, ALPHA, 'cat /mnt/data/r.txt')).body.stdout).toBe('reaped\n');
+    await end(next, ALPHA);
   });
 
   it('another tenant finds neither the volume nor the sync route; a read-only key cannot sync', { timeout: 120_000 }, async () => {

@@ -472,7 +472,7 @@ export interface paths {
         put?: never;
         /**
          * Create a volume
-         * @description Named volumes: data that outlives sessions, mounted into sessions at create (`volumes` on POST /api/v1/sessions), read-write or read-only, by several sessions at once. Each is an ext4 image of `sizeMB` on the executors' host, loop-mounted; local platform only (docker and kubernetes templates refuse `volumes`).
+         * @description Named volumes: data that outlives sessions, mounted into sessions at create (`volumes` on POST /api/v1/sessions), read-write or read-only. Two modes. **local**: an ext4 image of `sizeMB` on the executors' host, loop-mounted; several sessions at once, read-write too, each write seen by the others at once (live-shared); local templates only. **synced**: the content is a tar archive per generation in the blob store (local disk or S3); each session gets a copy of the current generation in its sandbox (a tmpfs of `sizeMB`) at create, and its writes are stored as the next generation on POST /api/v1/sessions/{id}/volumes/{name}/sync, at hibernation and at the session's end (DELETE; the reaper's end too, logged if it fails). Consistency of synced volumes: one read-write session at a time (a second read-write mount is 409 VolumeInUse while the first is live); read-only mounts see the generation current at their create and never change; a sync whose files pass `sizeMB` is refused with 413 VolumeTooLarge and the previous generation stays; writes not yet synced are lost if the session's executor dies. Synced volumes mount on templates of every platform; a local volume on a docker or kubernetes template is 400 VolumesUnsupportedOnPlatform.
          */
         post: operations["postVolumes"];
         delete?: never;
@@ -497,6 +497,26 @@ export interface paths {
          * @description 409 VolumeInUse while a live (running, paused or hibernated) session mounts it.
          */
         delete: operations["deleteVolumesByName"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/sessions/{id}/volumes/{name}/sync": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Store a session's synced volume as its next generation
+         * @description Packs the volume as the session sees it now (tar inside the sandbox) and stores it as the volume's next generation: the new archive is written first, then the volume's record moves to it in one step, then the previous archive is deleted; a failure on the way leaves the previous generation current. Answers the volume after. Only for a synced volume this session mounts read-write. Named volumes: data that outlives sessions, mounted into sessions at create (`volumes` on POST /api/v1/sessions), read-write or read-only. Two modes. **local**: an ext4 image of `sizeMB` on the executors' host, loop-mounted; several sessions at once, read-write too, each write seen by the others at once (live-shared); local templates only. **synced**: the content is a tar archive per generation in the blob store (local disk or S3); each session gets a copy of the current generation in its sandbox (a tmpfs of `sizeMB`) at create, and its writes are stored as the next generation on POST /api/v1/sessions/{id}/volumes/{name}/sync, at hibernation and at the session's end (DELETE; the reaper's end too, logged if it fails). Consistency of synced volumes: one read-write session at a time (a second read-write mount is 409 VolumeInUse while the first is live); read-only mounts see the generation current at their create and never change; a sync whose files pass `sizeMB` is refused with 413 VolumeTooLarge and the previous generation stays; writes not yet synced are lost if the session's executor dies. Synced volumes mount on templates of every platform; a local volume on a docker or kubernetes template is 400 VolumesUnsupportedOnPlatform.
+         */
+        post: operations["postSessionsByIdVolumesByNameSync"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -2461,7 +2481,7 @@ export interface components {
              * @example snap_9a1f...
              */
             fromSnapshot?: string;
-            /** @description The tenant's named volumes (POST /api/v1/volumes) to mount. A session with volumes boots a sandbox of its own with them bound (a cold start, never a warm sandbox from the pool). Paths: absolute, normalised, under /mnt/ (one to four plain names), no two the same or one inside another; at most 8. An unknown volume is 404 VolumeNotFound; on a template whose platform is docker or kubernetes, 400 VolumesUnsupportedOnPlatform */
+            /** @description The tenant's named volumes (POST /api/v1/volumes) to mount. A session with volumes boots a sandbox of its own with them bound (a cold start, never a warm sandbox from the pool). Paths: absolute, normalised, under /mnt/ (one to four plain names), no two the same or one inside another; at most 8. An unknown volume is 404 VolumeNotFound. A local-mode volume mounts on local templates only (else 400 VolumesUnsupportedOnPlatform), a synced one on every platform; a synced volume mounted read-write while another live session does is 409 VolumeInUse (one writer at a time; see POST /api/v1/volumes for the modes and their consistency) */
             volumes?: components["schemas"]["SessionVolume"][];
         };
         ProcessResult: {
@@ -2532,9 +2552,20 @@ export interface components {
             /** @example datasets */
             name: string;
             tenant: string;
-            /** @description Its size: writes past it fail with ENOSPC in the sandbox (its own ext4 filesystem) */
+            /** @description Its size: writes past it fail with ENOSPC in the sandbox (local: its own ext4 filesystem; synced: a tmpfs of this size), and a synced volume whose files add up to more is not stored (413 VolumeTooLarge) */
             sizeMB: number;
             createdAt: string;
+            /**
+             * @description `local`: live-shared ext4 image on the local platform's host. `synced`: archives in the blob store, copied into each session (templates of every platform)
+             * @enum {string}
+             */
+            mode: "local" | "synced";
+            /** @description Synced only: the current generation (0: never synced, empty); each sync makes the next */
+            generation?: number;
+            /** @description Synced only: bytes of the current generation's archive */
+            bytes?: number;
+            /** @description Synced only: when the current generation was stored */
+            syncedAt?: string;
         };
         CreateVolume: {
             /**
@@ -2543,10 +2574,15 @@ export interface components {
              */
             name: string;
             /**
-             * @description At most KILN_VOLUME_MAX_MB; counted against the tenant's KILN_QUOTA_VOLUME_MB
+             * @description At most KILN_VOLUME_MAX_MB (synced: at most 1024); counted against the tenant's KILN_QUOTA_VOLUME_MB (both modes)
              * @example 1024
              */
             sizeMB: number;
+            /**
+             * @description Default: `local` when KILN_PLATFORM is local, else `synced`. Fixed for the volume's life
+             * @enum {string}
+             */
+            mode?: "local" | "synced";
         };
         SessionTransition: components["schemas"]["Session"] & {
             /**
@@ -6122,7 +6158,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description VolumeExists on create; VolumeInUse on delete while a live session mounts it */
+            /** @description VolumeExists on create; VolumeInUse on delete while a live session mounts it, or on a session create that mounts a synced volume read-write while another session does */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6202,7 +6238,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description VolumeExists on create; VolumeInUse on delete while a live session mounts it */
+            /** @description VolumeExists on create; VolumeInUse on delete while a live session mounts it, or on a session create that mounts a synced volume read-write while another session does */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6278,7 +6314,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description VolumeExists on create; VolumeInUse on delete while a live session mounts it */
+            /** @description VolumeExists on create; VolumeInUse on delete while a live session mounts it, or on a session create that mounts a synced volume read-write while another session does */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6352,7 +6388,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description VolumeExists on create; VolumeInUse on delete while a live session mounts it */
+            /** @description VolumeExists on create; VolumeInUse on delete while a live session mounts it, or on a session create that mounts a synced volume read-write while another session does */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6371,6 +6407,74 @@ export interface operations {
                 };
             };
             /** @description Redis unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postSessionsByIdVolumesByNameSync: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Stored */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Volume"];
+                };
+            };
+            /** @description No API key, or an unknown one (only when the deployment has keys) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description SessionNotFound or VolumeNotFound (the session mounts no volume of that name; another tenant's session is not found either) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description VolumeNotSynced (a local volume, or mounted read-only), VolumeSyncConflict (the volume was deleted meanwhile), SessionPaused */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description VolumeTooLarge: its files pass sizeMB (a sparse file counts at its full length); nothing was stored */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Redis or the blob store unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
