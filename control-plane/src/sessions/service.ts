@@ -1,7 +1,7 @@
 import { canReach, DEFAULT_TENANT, type Principal } from '../tenancy/principal.js';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { AgentPool } from '../agent/client.js';
+import type { Agent, AgentPool } from '../agent/client.js';
 import { SandboxBusyError, SandboxHasOtherFunctionError } from '../agent/errors.js';
 import { SessionAgent } from '../agent/session-client.js';
 import { ValidationError } from '../errors.js';
@@ -262,9 +262,9 @@ export class SessionService {
     try {
       // On the sandbox before the session exists: no process of it runs under the template's policy.
       if (egress) egressEnv = await this.egressPlacement().apply(this.agents.get(lease.executor), lease.sandboxId, who.tenant, template.name, egress, 'the new session');
-      // Bound before the record exists, so a session that is visible is already exported.
       // Synced volumes get their current generation before anyone holds the session (volumes/synced.ts).
       if (volumeMounts.some((m) => m.synced)) await this.opts.volumes?.fill(new SessionAgent(this.agents.get(lease.executor), lease.sandboxId), who.tenant, volumeInput.map((v) => v.name), volumeMounts);
+      // Bound before the record exists, so a session that is visible is already exported.
       if (this.opts.nfsHost !== undefined) nfs = await bindSessionExport(this.agents.get(lease.executor), id, lease.sandboxId, nfsOptions, {
           host: this.opts.nfsHost,
           ...(this.opts.nfsGatewayPort !== undefined ? { gatewayPort: this.opts.nfsGatewayPort } : {}),
@@ -339,22 +339,29 @@ export class SessionService {
   }
 
   /**
-   * Stores every read-write synced volume of a session (volumes/synced.ts). `strict`: the first
-   * failure is thrown; else failures are logged (a reaper ending an expired session) and the
-   * previous generation stays current.
+   * Stores every read-write synced volume of a session (volumes/synced.ts). `strict` (a client's
+   * DELETE, a hibernation): a failure is thrown, so the session stays and nothing is lost unasked,
+   * unless the sandbox is gone (its writes are gone with it: the end goes on). Else failures are
+   * logged (a reaper ending an expired session) and the previous generation stays current.
    */
   async syncVolumes(r: SessionRecord, strict: boolean): Promise<void> {
     const mounts = (r.volumeMounts ?? []).map((m, i) => ({ m, name: r.volumes?.[i]?.name ?? '' })).filter(({ m }) => m.synced && !m.readOnly);
     if (mounts.length === 0 || !this.opts.volumes) return;
+    const executor = await this.records.executor(r.executorId);
+    let thawed: Agent | undefined;
     try {
-      const executor = await this.records.executor(r.executorId);
       if (!executor) throw new SessionLostError(r.id, 'executor exited');
       const agent = this.agents.get(executor);
-      // tar runs inside the sandbox, which must run for it (a paused one stays thawed: it is ending or hibernating).
-      if (r.state === 'paused') await agent.resumeSandbox(r.sandboxId);
+      // tar runs inside the sandbox, which must run for it.
+      if (r.state === 'paused') await agent.resumeSandbox(r.sandboxId).then(() => (thawed = agent));
       for (const { m, name } of mounts) await this.opts.volumes.syncOut(new SessionAgent(agent, r.sandboxId), r.tenant ?? DEFAULT_TENANT, name, m);
     } catch (err) {
-      if (strict) throw err;
+      const gone = !executor || (await this.records.existing([r.sandboxId])).size === 0;
+      if (strict && !gone) {
+        // The session stays as it was: a paused one is paused again.
+        if (thawed) await thawed.pauseSandbox(r.sandboxId).catch((e: unknown) => log('warn', 'could not pause a session again after its volumes\' sync failed', { sessionId: r.id, error: String(e) }));
+        throw err;
+      }
       log('warn', 'could not sync a session\'s volumes at its end; their previous generations stay current', { sessionId: r.id, error: String(err) });
     }
   }

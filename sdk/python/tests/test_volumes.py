@@ -27,6 +27,19 @@ class VolumesTest(unittest.TestCase):
         with self.assertRaises(VolumeNotFoundError):
             kiln.volumes.get("py-data")
 
+    def test_synced_volume_carries_writes_through_a_sync(self) -> None:
+        kiln = client()
+        vol = kiln.volumes.create("py-synced", 4, mode="synced")
+        self.addCleanup(lambda: kiln.volumes.delete("py-synced"))
+        self.assertEqual((vol.mode, vol.generation), ("synced", 0))
+        with kiln.sessions.create(TEMPLATE, volumes=[{"name": "py-synced", "path": "/mnt/s", "readOnly": False}]) as writer:
+            self.assertEqual(writer.commands.run("echo synced > /mnt/s/f").exit_code, 0)
+            with self.assertRaises(VolumeInUseError):
+                kiln.sessions.create(TEMPLATE, volumes=[{"name": "py-synced", "path": "/mnt/s", "readOnly": False}])
+            self.assertEqual(kiln.volumes.sync(writer.id, "py-synced").generation, 1)
+        with kiln.sessions.create(TEMPLATE, volumes=[{"name": "py-synced", "path": "/mnt/s", "readOnly": True}]) as reader:
+            self.assertEqual(reader.commands.run("cat /mnt/s/f").stdout, "synced\n")
+
     def test_async_volumes(self) -> None:
         async def main() -> None:
             async with AsyncKiln(env("KILN_URL"), env("KILN_API_KEY"), timeout=120.0) as kiln:

@@ -327,8 +327,11 @@ class AsyncVolumes:
         self._pool = pool
         self._sync = kiln.volumes
 
-    async def create(self, name: str, size_mb: int, *, idempotency_key: Optional[str] = None) -> VolumeInfo:
-        return await self._pool.run(functools.partial(self._sync.create, name, size_mb, idempotency_key=idempotency_key))
+    async def create(self, name: str, size_mb: int, *, idempotency_key: Optional[str] = None, mode: Optional[str] = None) -> VolumeInfo:
+        return await self._pool.run(functools.partial(self._sync.create, name, size_mb, idempotency_key=idempotency_key, mode=mode))
+
+    async def sync(self, session_id: str, name: str) -> VolumeInfo:
+        return await self._pool.run(self._sync.sync, session_id, name)
 
     async def list(self) -> List[VolumeInfo]:
         return await self._pool.run(self._sync.list)

@@ -176,7 +176,12 @@ class VolumeInfo:
     size_mb: int
     created_at: str
     raw: Dict[str, Any] = field(repr=False)
+    #: ``local`` (an ext4 image on the local platform's host, live-shared) or ``synced`` (archives
+    #: in the blob store, copied into each session; one writer at a time).
+    mode: str = "local"
+    #: Synced volumes: the current generation (0: never synced).
+    generation: Optional[int] = None
 
     @classmethod
     def from_json(cls, j: Dict[str, Any]) -> "VolumeInfo":
-        return cls(id=j["id"], name=j.get("name", ""), tenant=j.get("tenant", ""), size_mb=j.get("sizeMB", 0), created_at=j.get("createdAt", ""), raw=j)
+        return cls(id=j["id"], name=j.get("name", ""), tenant=j.get("tenant", ""), size_mb=j.get("sizeMB", 0), created_at=j.get("createdAt", ""), raw=j, mode=j.get("mode", "local"), generation=j.get("generation"))
