@@ -324,6 +324,7 @@ export class VolumeService {
     const tx = this.redis.multi();
     for (const m of mounts) tx.zadd(this.usersKey(m.volumeId), 'XX', 0, sessionId);
     await tx.exec();
+    for (const m of mounts) if (m.synced && !m.readOnly) await this.synced?.writerCreated(m.volumeId, sessionId);
   }
 
   /** A create that failed before its session existed: it no longer counts as a user. */

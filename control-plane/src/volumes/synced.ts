@@ -95,6 +95,13 @@ if cur and string.sub(cur, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. '|' then re
 return 0
 `;
 
+/** The holder's session record exists: its time goes to 0 (no longer a create in flight). KEYS: claim. ARGV: session id. */
+const CREATED_LUA = `
+local cur = redis.call('GET', KEYS[1])
+if cur and string.sub(cur, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. '|' then redis.call('SET', KEYS[1], ARGV[1] .. '|0') return 1 end
+return 0
+`;
+
 type SwapFn = (key: string, name: string, id: string, from: number, to: number, blob: string, bytes: number, at: number) => Promise<[number, string, string]>;
 type ClaimFn = (key: string, value: string, stale: string) => Promise<string>;
 type ReleaseFn = (key: string, sessionId: string) => Promise<number>;
@@ -119,6 +126,7 @@ export class SyncedVolumes {
     redis.defineCommand('kilnVolumeSwap', { numberOfKeys: 1, lua: SWAP_LUA });
     redis.defineCommand('kilnVolumeClaim', { numberOfKeys: 1, lua: CLAIM_LUA });
     redis.defineCommand('kilnVolumeRelease', { numberOfKeys: 1, lua: RELEASE_LUA });
+    redis.defineCommand('kilnVolumeClaimed', { numberOfKeys: 1, lua: CREATED_LUA });
   }
 
   private claimKey(volumeId: string): string {
@@ -155,6 +163,14 @@ export class SyncedVolumes {
       if ((await claim.call(this.redis, key, value, holder)) === '') return undefined;
     }
     return (await this.redis.get(key))?.split('|')[0] ?? 'unknown';
+  }
+
+  /**
+   * The claiming session's record exists: from now on its record alone says whether it is live
+   * (a holder whose record is gone is replaced at once, not after the create's grace).
+   */
+  async writerCreated(volumeId: string, sessionId: string): Promise<void> {
+    await this.cmd<ReleaseFn>('kilnVolumeClaimed').call(this.redis, this.claimKey(volumeId), sessionId);
   }
 
   /** Lets go of the writer claim if `sessionId` holds it. */
