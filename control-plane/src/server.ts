@@ -54,7 +54,8 @@ import { ExecutionQueues } from './queue/queues.js';
 import { ReplyRouter } from './queue/replies.js';
 import { reconcile } from './recovery.js';
 import { SessionSandboxWatch } from './sessions/sandbox-watch.js';
-import { bullConnectionOptions, commandConnection, redisTarget, type RedisTarget } from './redis/connection.js';
+import { bullConnectionOptions, commandConnection, redisTarget, trackingConnections, type RedisTarget } from './redis/connection.js';
+import { TrackedReads } from './redis/tracked-reads.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from './redis/embedded.js';
 import { PlatformRouter } from './platforms/select.js';
 import type { Platform } from './platforms/platform.js';
@@ -185,7 +186,11 @@ export async function startKiln(config: Config): Promise<Kiln> {
   const egressSecrets = new SecretStore(redis, keys, sealer);
   const egressGrants = new EgressGrants(redis, keys);
   const egressPlacement = new EgressPlacement(templates, egressGrants, egressSecrets);
-  const functions = new FunctionService(new FunctionStore(redis, keys), aliasStore, codePackages, templates, { maxTimeoutMs: config.maxTimeoutMs, maxEphemeralStorageMB: config.maxEphemeralStorageMB }, quotas, egressPlacement);
+  // Function records, read on every invocation, come from memory while Redis says they have not changed.
+  const tracking = trackingConnections(target);
+  for (const conn of [tracking.reader, tracking.invalidations]) conn.on('error', (err: Error) => log('debug', 'tracked reads connection error', { error: err.message }));
+  const trackedReads = new TrackedReads(tracking.reader, tracking.invalidations, redis);
+  const functions = new FunctionService(new FunctionStore(redis, keys, trackedReads), aliasStore, codePackages, templates, { maxTimeoutMs: config.maxTimeoutMs, maxEphemeralStorageMB: config.maxEphemeralStorageMB }, quotas, egressPlacement);
   const deadLetters = new DeadLetterStore(redis, keys);
   setRegion(config.region);
   const extras = new FunctionExtras(redis, keys, functions, quotas);
@@ -348,6 +353,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
       await step('write finished executions', () => finishedWrites.flush());
       await step('flush held leases', () => leases.flush());
       await step('close the reply router', () => replies.close());
+      await step('close the tracked reads', () => trackedReads.close());
       // Ends this replica's heartbeat; executors are stopped only if no other replica is alive.
       await step('close the pool keeper', async () => {
         const done = await keeper.close({ stopExecutors: opts.stopExecutors ?? stopExecutorsFor(config.stopExecutorsOnExit) });

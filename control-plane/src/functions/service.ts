@@ -224,7 +224,8 @@ export class FunctionService {
       if (!alias) throw new AliasNotFoundError(name, qualifier);
       version = route ? routeOf(alias) : alias.functionVersion;
     }
-    const record = version === LATEST ? (await this.store.latest(tenant, name))?.record : await this.store.version(tenant, name, version);
+    // An invocation (`route`) reads through the store's tracked cache; GetFunction and updates from Redis.
+    const record = route ? await this.store.invokable(tenant, name, version) : version === LATEST ? (await this.store.latest(tenant, name))?.record : await this.store.version(tenant, name, version);
     if (!record) throw new FunctionNotFoundError(name, version);
     return { record, ...(alias ? { alias } : {}) };
   }
