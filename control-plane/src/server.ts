@@ -180,7 +180,6 @@ export async function startKiln(config: Config): Promise<Kiln> {
   const retirements = new BlobRetirements(redis, keys.retiredBlobs(), blobs);
   retirements.start();
   const codePackages = new CodePackages(blobs, retirements);
-  const aliasStore = new AliasStore(redis, keys);
   const urlStore = new FunctionUrlStore(redis, keys);
   // Egress secrets and grants (egress/): sessions and functions name them; their policies and secrets go onto each sandbox they get.
   const egressSecrets = new SecretStore(redis, keys, sealer);
@@ -190,6 +189,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
   const tracking = trackingConnections(target);
   for (const conn of [tracking.reader, tracking.invalidations]) conn.on('error', (err: Error) => log('debug', 'tracked reads connection error', { error: err.message }));
   const trackedReads = new TrackedReads(tracking.reader, tracking.invalidations, redis);
+  const aliasStore = new AliasStore(redis, keys, trackedReads);
   const functions = new FunctionService(new FunctionStore(redis, keys, trackedReads), aliasStore, codePackages, templates, { maxTimeoutMs: config.maxTimeoutMs, maxEphemeralStorageMB: config.maxEphemeralStorageMB }, quotas, egressPlacement);
   const deadLetters = new DeadLetterStore(redis, keys);
   setRegion(config.region);

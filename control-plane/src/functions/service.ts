@@ -219,7 +219,7 @@ export class FunctionService {
     let alias: AliasRecord | undefined;
     let version = qualifier;
     if (!isVersion) {
-      alias = (await this.aliases.get(tenant, name, qualifier))?.record;
+      alias = route ? await this.aliases.invokable(tenant, name, qualifier) : (await this.aliases.get(tenant, name, qualifier))?.record;
       // Whether the function itself exists is not worth a read: both are ResourceNotFound.
       if (!alias) throw new AliasNotFoundError(name, qualifier);
       version = route ? routeOf(alias) : alias.functionVersion;

@@ -139,7 +139,7 @@ export class FunctionStore {
       // Its invocation figures (observability/function-stats.ts): a new function of the same name starts with none.
       .del(this.keys.functionStats(tenant, name))
       .exec();
-    this.wrote(this.keys.fn(tenant, name), this.keys.fnVersions(tenant, name));
+    this.wrote(this.keys.fn(tenant, name), this.keys.fnVersions(tenant, name), this.keys.fnAliases(tenant, name));
   }
 
   /** Up to `max` of a tenant's functions after `marker` in name order, and the marker of the next page. */

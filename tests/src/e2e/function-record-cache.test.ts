@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { DeleteFunctionCommand, InvokeCommand, LambdaClient, ResourceNotFoundException, UpdateFunctionCodeCommand, UpdateFunctionConfigurationCommand } from '@aws-sdk/client-lambda';
+import { CreateAliasCommand, DeleteFunctionCommand, InvokeCommand, LambdaClient, PublishVersionCommand, ResourceNotFoundException, UpdateAliasCommand, UpdateFunctionCodeCommand, UpdateFunctionConfigurationCommand } from '@aws-sdk/client-lambda';
 import type { Kiln } from '@kiln/control-plane/server';
 import { testDirs } from '../support/kiln.js';
 import { call, removeDeployment, startReplica, until } from '../support/faults.js';
@@ -34,8 +34,8 @@ describe('function records cached by the replicas that invoke them', () => {
   });
 
   const source = (tag: string): string => `exports.handler = async () => ({ code: ${JSON.stringify(tag)}, env: process.env.TAG ?? null });`;
-  const invoke = async (client: LambdaClient, name: string): Promise<{ code: string; env: string | null }> => {
-    const out = await client.send(new InvokeCommand({ FunctionName: name, Payload: Buffer.from('{}') }));
+  const invoke = async (client: LambdaClient, name: string, qualifier?: string): Promise<{ code: string; env: string | null }> => {
+    const out = await client.send(new InvokeCommand({ FunctionName: name, Payload: Buffer.from('{}'), ...(qualifier ? { Qualifier: qualifier } : {}) }));
     return JSON.parse(Buffer.from(out.Payload ?? new Uint8Array()).toString()) as { code: string; env: string | null };
   };
 
@@ -60,6 +60,17 @@ describe('function records cached by the replicas that invoke them', () => {
     await onB.send(new UpdateFunctionConfigurationCommand({ FunctionName: name, Environment: { Variables: { TAG: 'from-b' } } }));
     expect(await invoke(onB, name)).toEqual({ code: 'v2', env: 'from-b' });
     await until('A to run the new configuration', async () => (await invoke(onA, name)).env === 'from-b', 10_000);
+
+    // An alias moved by A from version 1 to version 2: B follows it.
+    const v1 = await onA.send(new PublishVersionCommand({ FunctionName: name }));
+    await onA.send(new UpdateFunctionCodeCommand({ FunctionName: name, ZipFile: makeZip([{ path: 'index.js', content: source('v4') }]) }));
+    const v2 = await onA.send(new PublishVersionCommand({ FunctionName: name }));
+    await onA.send(new CreateAliasCommand({ FunctionName: name, Name: 'live', FunctionVersion: v1.Version }));
+    expect((await invoke(onB, name, 'live')).code).toBe('v2');
+    expect((await invoke(onB, name, 'live')).code).toBe('v2');
+    await onA.send(new UpdateAliasCommand({ FunctionName: name, Name: 'live', FunctionVersion: v2.Version }));
+    expect((await invoke(onA, name, 'live')).code).toBe('v4');
+    await until('B to follow the alias', async () => (await invoke(onB, name, 'live')).code === 'v4', 10_000);
 
     // A deletes it: B stops running it.
     await onA.send(new DeleteFunctionCommand({ FunctionName: name }));
