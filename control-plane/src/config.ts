@@ -432,6 +432,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       functions: e.KILN_QUOTA_FUNCTIONS,
       memoryMB: e.KILN_QUOTA_MEMORY_MB,
       requestsPerSecond: e.KILN_QUOTA_RPS,
+      volumes: e.KILN_QUOTA_VOLUMES,
+      volumeMB: e.KILN_QUOTA_VOLUME_MB,
     },
     blobs: blobStoreConfig(e),
     repoRoot: REPO_ROOT,
