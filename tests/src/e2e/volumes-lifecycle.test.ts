@@ -1,11 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Sandbox } from 'e2b';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { executorPids } from '../support/faults.js';
 import { startTestKiln, type TestKiln } from '../support/kiln.js';
 import { waitFor } from '../support/wait.js';
 
@@ -152,6 +153,41 @@ describe('idle volumes are unmounted', () => {
     expect(await sh(last, ALPHA, 'cat /mnt/v/count')).toBe('10\n');
     await end(last, ALPHA);
   }, 300_000);
+
+  it('a sandbox whose hold was lost (its volume helper killed) still keeps the volume mounted: the kernel says it is in use', async () => {
+    const v = await volume(ALPHA);
+    const s1 = await session(ALPHA, [{ name: v.name, path: '/mnt/v' }]);
+    await sh(s1, ALPHA, 'echo one > /mnt/v/f && sync');
+    // Every volume helper of this Kiln's executors: perl children of an executor running the
+    // volume jobs. Killed, they drop every lock they held; the next request starts them again.
+    const executors = new Set(executorPids(k.dataDir).map((e) => e.pid));
+    const helpers = readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          const ppid = Number(readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]?.split(' ')[1]);
+          return executors.has(ppid) && readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('volume_hold');
+        } catch {
+          return false; // gone meanwhile
+        }
+      })
+      .map(Number);
+    expect(helpers.length).toBeGreaterThan(0);
+    for (const pid of helpers) process.kill(pid, 'SIGKILL');
+    // Another session of the volume comes and goes: its release starts the idle clock, and the
+    // unmount finds the users file free (s1's lock went with its helper).
+    const s2 = await session(ALPHA, [{ name: v.name, path: '/mnt/v' }]);
+    await end(s2, ALPHA);
+    await new Promise((r) => setTimeout(r, IDLE_MS * 6));
+    expect(mounted(v)).toBe(true);
+    // One filesystem, one loop device: a third session shares s1's, and each sees the other's writes.
+    const s3 = await session(ALPHA, [{ name: v.name, path: '/mnt/v' }]);
+    expect(loops(v).split('\n')).toHaveLength(1);
+    await sh(s3, ALPHA, 'echo three >> /mnt/v/f');
+    expect(await sh(s1, ALPHA, 'cat /mnt/v/f')).toBe('one\nthree\n');
+    await end(s3, ALPHA);
+    await end(s1, ALPHA);
+  }, 120_000);
 });
 
 type Result = { isError?: boolean; structuredContent?: any; content: Array<{ type: string; text?: string }> };
