@@ -132,6 +132,23 @@ describe('idle volumes are unmounted', () => {
     await unmounted(v);
   }, 120_000);
 
+  it('a hibernated session frees its volume (unmounted) and its resume mounts it again', async () => {
+    const v = await volume(ALPHA);
+    const s = await session(ALPHA, [{ name: v.name, path: '/mnt/v' }]);
+    await sh(s, ALPHA, 'echo kept > /mnt/v/f && sync');
+    const hib = await k.call('POST', `/api/v1/sessions/${s}/hibernate`, undefined, as(ALPHA));
+    expect(hib.status, JSON.stringify(hib.body)).toBe(200);
+    await unmounted(v);
+    // Still a user of the volume for the control plane: DELETE refuses.
+    expect((await k.call('DELETE', `/api/v1/volumes/${v.name}`, undefined, as(ALPHA))).status).toBe(409);
+    const resumed = await k.call('POST', `/api/v1/sessions/${s}/resume`, undefined, as(ALPHA));
+    expect(resumed.status, JSON.stringify(resumed.body)).toBe(200);
+    expect(mounted(v)).toBe(true);
+    expect(await sh(s, ALPHA, 'cat /mnt/v/f')).toBe('kept\n');
+    await end(s, ALPHA);
+    await unmounted(v);
+  }, 120_000);
+
   it('a create racing the unmount always gets the mounted volume, never the empty directory under it', async () => {
     const v = await volume(ALPHA);
     const s0 = await session(ALPHA, [{ name: v.name, path: '/mnt/v' }]);
