@@ -165,9 +165,10 @@ delete $held{$key};
 
 /**
  * Unmounts a volume no sandbox on the host holds: under the volume's lock (no mount meanwhile),
- * an exclusive flock of its \`users\` file taken without waiting succeeds only when no helper
- * holds a shared one, and no mount namespace but the host's has the filesystem. Plain umount (not lazy): something of the host's still inside it answers
- * EBUSY and the volume stays mounted. The image stays; the next sandbox mounts it again.
+ * an exclusive flock of its `users` file taken without waiting succeeds only when no helper
+ * holds a shared one, and no mount namespace but the host's has the filesystem. Plain umount
+ * (not lazy): something of the host's still inside it answers EBUSY and the volume stays
+ * mounted. The image stays; the next sandbox mounts it again.
  */
 const UNMOUNT = String.raw`
 my ($root, $tenant, $vol) = @_;
