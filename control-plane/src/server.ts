@@ -209,7 +209,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
   const nfsGateway = config.nfs?.gateway ? new NfsGateway(new SessionRoutes(redis, keys, sessionRecords, records, (): Wake => (r) => sessions.resumeForNfs(r)), config.nfs.gateway) : undefined;
   const nfsPort = await nfsGateway?.listen();
   // The host directory is the one the local platform gives its executors (KILN_VOLUME_DIR).
-  const volumes = new VolumeService(redis, keys, { ...config.volumes, hostDir: join(config.dataDir, 'volumes'), defaultPlatform: config.platform }, new SessionStore(redis, keys));
+  const volumes = new VolumeService(redis, keys, { ...config.volumes, hostDir: join(config.dataDir, 'volumes'), defaultPlatform: config.platform, limits: (tenant) => quotas.limits(tenant) }, new SessionStore(redis, keys));
   const sessions = new SessionService(redis, keys, templates, scheduler, records, agents, signals, {
     volumes,
     nfsHost: config.nfs?.host,
