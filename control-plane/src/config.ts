@@ -170,6 +170,8 @@ const schema = z.object({
   KILN_QUOTA_VOLUME_MB: z.coerce.number().int().min(0).default(20_480),
   /** Volumes a tenant may keep. */
   KILN_QUOTA_VOLUMES: z.coerce.number().int().min(0).default(20),
+  /** How long a volume no session uses stays mounted on its host (the local platform's executors), ms. */
+  KILN_VOLUME_IDLE_UNMOUNT_MS: z.coerce.number().int().min(0).max(86_400_000).default(10_000),
   /**
    * Stop executors when the control plane stops: `interrupt` (default) only when it is stopped by
    * SIGINT (Ctrl-C of `npm start` in the foreground), leaving them running for a restart or an
@@ -337,6 +339,8 @@ export type Config = {
   nfs: { host: string; bind: string; gateway: { host: string; port: number } | undefined } | undefined;
   /** KILN_EGRESS_DNS, when set: what local executors' egress proxies resolve with. */
   egressDns: string | undefined;
+  /** KILN_VOLUME_IDLE_UNMOUNT_MS for the local platform's executors (executor/src/sandbox/volumes.ts). */
+  volumeIdleUnmountMs: number;
   /** The egress CA files local executors get (KILN_EGRESS_CA_CERT/KEY, else the data dir's) and KILN_EGRESS_UPSTREAM_CA. */
   egressCa: { cert: string; key: string; upstreamCa: string | undefined };
 };
@@ -432,6 +436,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       functions: e.KILN_QUOTA_FUNCTIONS,
       memoryMB: e.KILN_QUOTA_MEMORY_MB,
       requestsPerSecond: e.KILN_QUOTA_RPS,
+      volumes: e.KILN_QUOTA_VOLUMES,
+      volumeMB: e.KILN_QUOTA_VOLUME_MB,
     },
     blobs: blobStoreConfig(e),
     repoRoot: REPO_ROOT,
@@ -444,6 +450,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           }
         : undefined,
     egressDns: e.KILN_EGRESS_DNS,
+    volumeIdleUnmountMs: e.KILN_VOLUME_IDLE_UNMOUNT_MS,
     egressCa: {
       cert: e.KILN_EGRESS_CA_CERT ?? join(e.KILN_DATA_DIR, 'egress-ca', 'ca.pem'),
       key: e.KILN_EGRESS_CA_KEY ?? join(e.KILN_DATA_DIR, 'egress-ca', 'ca.key'),

@@ -54,7 +54,8 @@ import { ExecutionQueues } from './queue/queues.js';
 import { ReplyRouter } from './queue/replies.js';
 import { reconcile } from './recovery.js';
 import { SessionSandboxWatch } from './sessions/sandbox-watch.js';
-import { bullConnectionOptions, commandConnection, redisTarget, type RedisTarget } from './redis/connection.js';
+import { bullConnectionOptions, commandConnection, redisTarget, trackingConnections, type RedisTarget } from './redis/connection.js';
+import { TrackedReads } from './redis/tracked-reads.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from './redis/embedded.js';
 import { PlatformRouter } from './platforms/select.js';
 import type { Platform } from './platforms/platform.js';
@@ -179,13 +180,17 @@ export async function startKiln(config: Config): Promise<Kiln> {
   const retirements = new BlobRetirements(redis, keys.retiredBlobs(), blobs);
   retirements.start();
   const codePackages = new CodePackages(blobs, retirements);
-  const aliasStore = new AliasStore(redis, keys);
   const urlStore = new FunctionUrlStore(redis, keys);
   // Egress secrets and grants (egress/): sessions and functions name them; their policies and secrets go onto each sandbox they get.
   const egressSecrets = new SecretStore(redis, keys, sealer);
   const egressGrants = new EgressGrants(redis, keys);
   const egressPlacement = new EgressPlacement(templates, egressGrants, egressSecrets);
-  const functions = new FunctionService(new FunctionStore(redis, keys), aliasStore, codePackages, templates, { maxTimeoutMs: config.maxTimeoutMs, maxEphemeralStorageMB: config.maxEphemeralStorageMB }, quotas, egressPlacement);
+  // Function records, read on every invocation, come from memory while Redis says they have not changed.
+  const tracking = trackingConnections(target);
+  for (const conn of [tracking.reader, tracking.invalidations]) conn.on('error', (err: Error) => log('debug', 'tracked reads connection error', { error: err.message }));
+  const trackedReads = new TrackedReads(tracking.reader, tracking.invalidations, redis);
+  const aliasStore = new AliasStore(redis, keys, trackedReads);
+  const functions = new FunctionService(new FunctionStore(redis, keys, trackedReads), aliasStore, codePackages, templates, { maxTimeoutMs: config.maxTimeoutMs, maxEphemeralStorageMB: config.maxEphemeralStorageMB }, quotas, egressPlacement);
   const deadLetters = new DeadLetterStore(redis, keys);
   setRegion(config.region);
   const extras = new FunctionExtras(redis, keys, functions, quotas);
@@ -204,7 +209,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
   const nfsGateway = config.nfs?.gateway ? new NfsGateway(new SessionRoutes(redis, keys, sessionRecords, records, (): Wake => (r) => sessions.resumeForNfs(r)), config.nfs.gateway) : undefined;
   const nfsPort = await nfsGateway?.listen();
   // The host directory is the one the local platform gives its executors (KILN_VOLUME_DIR).
-  const volumes = new VolumeService(redis, keys, { ...config.volumes, hostDir: join(config.dataDir, 'volumes'), defaultPlatform: config.platform }, new SessionStore(redis, keys), blobs);
+  const volumes = new VolumeService(redis, keys, { ...config.volumes, hostDir: join(config.dataDir, 'volumes'), defaultPlatform: config.platform, limits: (tenant) => quotas.limits(tenant) }, new SessionStore(redis, keys), blobs);
   const sessions = new SessionService(redis, keys, templates, scheduler, records, agents, signals, {
     volumes,
     nfsHost: config.nfs?.host,
@@ -348,6 +353,7 @@ export async function startKiln(config: Config): Promise<Kiln> {
       await step('write finished executions', () => finishedWrites.flush());
       await step('flush held leases', () => leases.flush());
       await step('close the reply router', () => replies.close());
+      await step('close the tracked reads', () => trackedReads.close());
       // Ends this replica's heartbeat; executors are stopped only if no other replica is alive.
       await step('close the pool keeper', async () => {
         const done = await keeper.close({ stopExecutors: opts.stopExecutors ?? stopExecutorsFor(config.stopExecutorsOnExit) });

@@ -82,6 +82,8 @@ const schema = z.object({
    * host and outside their data dirs; must be an absolute path. Empty: this executor hosts no volumes.
    */
   KILN_VOLUME_DIR: z.string().regex(/^(|\/[^\t\n']*)$/, 'expected an absolute path without tabs, newlines or quotes').default(''),
+  /** How long a volume no sandbox of the host uses stays mounted (sandbox/volumes.ts), ms. */
+  KILN_VOLUME_IDLE_UNMOUNT_MS: z.coerce.number().int().min(0).max(86_400_000).default(10_000),
 });
 
 export type ExecutorConfig = {
@@ -105,6 +107,8 @@ export type ExecutorConfig = {
   egressCa: { cert: string; key: string; upstreamCa: string | undefined } | undefined;
   /** Where the host's volumes are (KILN_VOLUME_DIR); undefined: none hosted here. */
   volumeDir: string | undefined;
+  /** How long an unused volume stays mounted (KILN_VOLUME_IDLE_UNMOUNT_MS). */
+  volumeIdleUnmountMs: number;
 };
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): ExecutorConfig {
@@ -130,6 +134,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ExecutorConfig
     nfs: parseNfsListen(e.KILN_NFS_LISTEN, e.KILN_NFS_TRUSTED_PROXIES),
     egressDns: e.KILN_EGRESS_DNS,
     volumeDir: e.KILN_VOLUME_DIR === '' ? undefined : e.KILN_VOLUME_DIR.replace(/\/+$/, '') || '/',
+    volumeIdleUnmountMs: e.KILN_VOLUME_IDLE_UNMOUNT_MS,
     egressCa: e.KILN_EGRESS_CA_CERT && e.KILN_EGRESS_CA_KEY ? { cert: e.KILN_EGRESS_CA_CERT, key: e.KILN_EGRESS_CA_KEY, upstreamCa: e.KILN_EGRESS_UPSTREAM_CA } : undefined,
   };
 }

@@ -57,7 +57,7 @@ async function main(): Promise<void> {
     bootSteps: [...(cgroups.driver ? [new CgroupStep(cgroups.driver)] : []), new OutboundNetwork(), egress, devptsStep()],
     workspaceFs,
     // Volumes need what hard-sized workspaces need (root, loop devices, e2fsprogs).
-    volumes: new VolumeHost(config.volumeDir, workspaceFs.kind === 'ext4-image' ? undefined : workspaceFs.detail),
+    volumes: new VolumeHost(config.volumeDir, workspaceFs.kind === 'ext4-image' ? undefined : workspaceFs.detail, config.volumeIdleUnmountMs),
   });
   await sandboxes.init();
   // After init (it makes the etc dir the sandbox's copies of the CA go into), before any sandbox.

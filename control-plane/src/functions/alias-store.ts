@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Keys } from '../store/keys.js';
+import type { TrackedReads } from '../redis/tracked-reads.js';
 import type { AliasRecord } from './types.js';
 
 /**
@@ -35,7 +36,16 @@ export class AliasStore {
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keys,
+    /** Serves `invokable` from memory while Redis says the aliases have not changed (functions/store.ts does the same for records). */
+    private readonly tracked?: TrackedReads,
   ) {}
+
+  /** The alias an invocation runs by, read through the tracked cache when there is one; updates read with `get`. */
+  async invokable(tenant: string, fn: string, alias: string): Promise<AliasRecord | undefined> {
+    const key = this.keys.fnAliases(tenant, fn);
+    const text = await (this.tracked ? this.tracked.hget(key, alias) : this.redis.hget(key, alias));
+    return text === null ? undefined : (JSON.parse(text) as AliasRecord);
+  }
 
   /** The alias and the exact text it was read from (for `replace` and `delete`). */
   async get(tenant: string, fn: string, alias: string): Promise<{ record: AliasRecord; text: string } | undefined> {
@@ -60,13 +70,17 @@ export class AliasStore {
 
   /** Deletes the alias if nobody changed it since `previousText` was read. */
   async delete(tenant: string, fn: string, alias: string, previousText: string): Promise<boolean> {
-    return (await this.redis.eval(DELETE, 1, this.keys.fnAliases(tenant, fn), alias, previousText)) === 1;
+    const deleted = (await this.redis.eval(DELETE, 1, this.keys.fnAliases(tenant, fn), alias, previousText)) === 1;
+    this.tracked?.forget(this.keys.fnAliases(tenant, fn));
+    return deleted;
   }
 
   private async write(tenant: string, fn: string, record: AliasRecord, mode: 'create' | 'replace', previousText: string): Promise<AliasWriteOutcome> {
     const published = [record.functionVersion, ...Object.keys(record.additionalVersionWeights)].filter((v) => v !== '$LATEST');
     const keys = [this.keys.fnAliases(tenant, fn), this.keys.fn(tenant, fn), this.keys.fnVersions(tenant, fn)];
     const out = (await this.redis.eval(WRITE, 3, ...keys, record.name, JSON.stringify(record), mode, previousText, ...published)) as string;
+    // This replica's next invocation by the alias runs what was just written (others hear of it from Redis).
+    this.tracked?.forget(keys[0] as string);
     if (out.startsWith('noversion:')) return { outcome: 'noversion', version: out.slice('noversion:'.length) };
     return { outcome: out as 'ok' | 'exists' | 'changed' | 'nofunction' };
   }

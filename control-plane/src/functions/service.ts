@@ -219,12 +219,13 @@ export class FunctionService {
     let alias: AliasRecord | undefined;
     let version = qualifier;
     if (!isVersion) {
-      alias = (await this.aliases.get(tenant, name, qualifier))?.record;
+      alias = route ? await this.aliases.invokable(tenant, name, qualifier) : (await this.aliases.get(tenant, name, qualifier))?.record;
       // Whether the function itself exists is not worth a read: both are ResourceNotFound.
       if (!alias) throw new AliasNotFoundError(name, qualifier);
       version = route ? routeOf(alias) : alias.functionVersion;
     }
-    const record = version === LATEST ? (await this.store.latest(tenant, name))?.record : await this.store.version(tenant, name, version);
+    // An invocation (`route`) reads through the store's tracked cache; GetFunction and updates from Redis.
+    const record = route ? await this.store.invokable(tenant, name, version) : version === LATEST ? (await this.store.latest(tenant, name))?.record : await this.store.version(tenant, name, version);
     if (!record) throw new FunctionNotFoundError(name, version);
     return { record, ...(alias ? { alias } : {}) };
   }

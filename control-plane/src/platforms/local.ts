@@ -59,6 +59,8 @@ export interface LocalPlatformOptions {
   nfsBind?: string;
   /** KILN_EGRESS_DNS for the executors (their egress proxies' resolvers); absent: the host's. */
   egressDns?: string | undefined;
+  /** How long the executors keep a volume no sandbox uses mounted, ms (KILN_VOLUME_IDLE_UNMOUNT_MS); absent: their default. */
+  volumeIdleUnmountMs?: number | undefined;
   /** The egress CA the executors' proxies intercept HTTPS with (made on first use when missing). */
   egressCa?: EgressCaFiles | undefined;
 }
@@ -182,6 +184,7 @@ export class LocalPlatform implements Platform {
         // Named volumes: one directory for the host's executors, outside their own data dirs
         // (deleted when they stop); the control plane's volumes/service.ts deletes from it too.
         KILN_VOLUME_DIR: join(this.opts.dataDir, 'volumes'),
+        ...(this.opts.volumeIdleUnmountMs !== undefined ? { KILN_VOLUME_IDLE_UNMOUNT_MS: String(this.opts.volumeIdleUnmountMs) } : {}),
         KILN_MAX_SANDBOXES: String(template.pool.sandboxesPerExecutor),
         KILN_RUNTIMES: templateRunners(template).join(','),
         KILN_SANDBOX_UID_BASE: String(uids.firstUid),

@@ -21,7 +21,7 @@ export type { PlatformKind } from '../templates/template.js';
 export function createPlatform(kind: PlatformKind, config: Config, executorMain: string, deps: PlatformDeps): Platform {
   switch (kind) {
     case 'local':
-      return new LocalPlatform({ deployment: config.prefix, dataDir: config.dataDir, executorMain, nfsBind: config.nfs?.bind, uids: deps.uids, egressDns: config.egressDns, egressCa: config.egressCa });
+      return new LocalPlatform({ deployment: config.prefix, dataDir: config.dataDir, executorMain, nfsBind: config.nfs?.bind, uids: deps.uids, egressDns: config.egressDns, egressCa: config.egressCa, volumeIdleUnmountMs: config.volumeIdleUnmountMs });
     case 'docker':
       return new DockerPlatform({
         deployment: config.prefix,

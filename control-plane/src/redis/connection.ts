@@ -19,6 +19,18 @@ export function commandConnection(target: RedisTarget): Redis {
   return connect(target, { enableOfflineQueue: false, maxRetriesPerRequest: 1, enableAutoPipelining: true });
 }
 
+/**
+ * The two connections of client-side caching (redis/tracked-reads.ts): the reader, which fails
+ * fast like the command connection, and the one invalidations are redirected to, which must not
+ * resubscribe by itself (TrackedReads does it, after asking its new id).
+ */
+export function trackingConnections(target: RedisTarget): { reader: Redis; invalidations: Redis } {
+  return {
+    reader: connect(target, { enableOfflineQueue: false, maxRetriesPerRequest: 1 }),
+    invalidations: connect(target, { autoResubscribe: false, maxRetriesPerRequest: null }),
+  };
+}
+
 /** Connection options for BullMQ, which needs `maxRetriesPerRequest: null` on its blocking clients. */
 export function bullConnectionOptions(target: RedisTarget): RedisOptions {
   const base: RedisOptions = { maxRetriesPerRequest: null, retryStrategy: (n) => Math.min(n * 100, 2000) };

@@ -7,7 +7,7 @@ import type { Keys } from '../store/keys.js';
 import type { TenantRecord } from './keyring.js';
 
 /** The quotas a tenant has; an administrator may override each (admin API, `quotas`). */
-export const QUOTAS = ['sessions', 'executions', 'functions', 'memoryMB', 'requestsPerSecond'] as const;
+export const QUOTAS = ['sessions', 'executions', 'functions', 'memoryMB', 'requestsPerSecond', 'volumes', 'volumeMB'] as const;
 export type QuotaName = (typeof QUOTAS)[number];
 export type QuotaLimits = Record<QuotaName, number>;
 
@@ -16,7 +16,7 @@ export type QuotaLimits = Record<QuotaName, number>;
  * request rate free up within a second or so; sessions, memory and functions only when the
  * tenant deletes something, so retrying sooner than that only costs requests.
  */
-const RETRY_AFTER_SECONDS: QuotaLimits = { sessions: 5, executions: 1, functions: 30, memoryMB: 5, requestsPerSecond: 1 };
+const RETRY_AFTER_SECONDS: QuotaLimits = { sessions: 5, executions: 1, functions: 30, memoryMB: 5, requestsPerSecond: 1, volumes: 60, volumeMB: 60 };
 
 /** What each quota counts, for messages. */
 const WHAT: Record<QuotaName, string> = {
@@ -25,6 +25,8 @@ const WHAT: Record<QuotaName, string> = {
   functions: 'functions',
   memoryMB: 'MB of memory of live sessions',
   requestsPerSecond: 'API requests per second on this replica',
+  volumes: 'named volumes',
+  volumeMB: 'MB of named volumes',
 };
 
 /** A tenant is at one of its quotas: 429 with `Retry-After`; Lambda: TooManyRequestsException. */
@@ -98,7 +100,9 @@ type AdmitSession = (key: string, id: string, memoryMB: number, now: number, ses
  * replica sees the same): concurrent executions and live sessions (with their memory) are
  * admitted by Lua scripts that check and record in one step; functions are checked here and
  * again, atomically, by the function store as it creates one (functions/store.ts);
- * the request rate is counted per replica (api/rate-limit.ts asks for the limit here).
+ * the request rate is counted per replica (api/rate-limit.ts asks for the limit here); volume
+ * count and size are checked and recorded by the volume service's own script (volumes/service.ts
+ * asks for the limits here).
  * Limits are the deployment's defaults (KILN_QUOTA_*) with the tenant record's overrides.
  */
 export class Quotas {

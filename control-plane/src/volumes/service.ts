@@ -61,6 +61,11 @@ export interface VolumeSettings {
   maxPerTenant: number;
   /** The platform of a template that names none (KILN_PLATFORM). */
   defaultPlatform: PlatformKind;
+  /**
+   * A tenant's count and size limits with its administrator's overrides (tenancy/quotas.ts, admin
+   * API `quotas.volumes` / `quotas.volumeMB`); absent: quotaMB and maxPerTenant for every tenant.
+   */
+  limits?: (tenant: string) => Promise<{ volumes: number; volumeMB: number }>;
 }
 
 export const VOLUME_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
@@ -102,7 +107,7 @@ export class VolumesUnsupportedOnPlatformError extends KilnError {
 export class VolumeQuotaError extends KilnError {
   constructor(tenant: string, quota: 'volumes' | 'volumeMB', limit: number, used: number) {
     const what = quota === 'volumes' ? `${used} of ${limit} volumes` : `${used} MB of ${limit} MB of volumes (the new one would pass it)`;
-    super('QuotaExceeded', 429, `tenant "${tenant}" is at its ${quota} quota: ${what}; delete a volume or ask an administrator to raise KILN_QUOTA_${quota === 'volumes' ? 'VOLUMES' : 'VOLUME_MB'}`, {
+    super('QuotaExceeded', 429, `tenant "${tenant}" is at its ${quota} quota: ${what}; delete a volume, or ask an administrator to raise the tenant's quotas.${quota} (admin API; default KILN_QUOTA_${quota === 'volumes' ? 'VOLUMES' : 'VOLUME_MB'})`, {
       quota,
       limit,
       used,
@@ -189,14 +194,19 @@ export class VolumeService {
       throw new ValidationError(`sizeMB must be a whole number from 1 to ${this.settings.maxSizeMB} (KILN_VOLUME_MAX_MB); got ${input.sizeMB}`, { maxSizeMB: this.settings.maxSizeMB });
     }
     const record: VolumeRecord = { id: `vol_${randomBytes(16).toString('hex')}`, tenant: who.tenant, name: input.name, sizeMB: input.sizeMB, createdAt: Date.now(), mode, ...(mode === 'synced' ? { generation: 0 } : {}) };
+    const limits = await this.limitsOf(who.tenant);
     const create = (this.redis as unknown as Record<'kilnCreateVolume', CreateFn>).kilnCreateVolume;
-    const [ok, why, used] = await create.call(this.redis, this.tenantKey(who.tenant), record.name, JSON.stringify(record), record.sizeMB, this.settings.maxPerTenant, this.settings.quotaMB);
+    const [ok, why, used] = await create.call(this.redis, this.tenantKey(who.tenant), record.name, JSON.stringify(record), record.sizeMB, limits.volumes, limits.volumeMB);
     if (!ok) {
       if (why === 'exists') throw new VolumeExistsError(record.name);
       const quota = why === 'volumes' ? 'volumes' : 'volumeMB';
-      throw new VolumeQuotaError(who.tenant, quota, quota === 'volumes' ? this.settings.maxPerTenant : this.settings.quotaMB, Number(used));
+      throw new VolumeQuotaError(who.tenant, quota, limits[quota], Number(used));
     }
     return view(record);
+  }
+
+  private async limitsOf(tenant: string): Promise<{ volumes: number; volumeMB: number }> {
+    return this.settings.limits ? await this.settings.limits(tenant) : { volumes: this.settings.maxPerTenant, volumeMB: this.settings.quotaMB };
   }
 
   async list(who: Principal): Promise<VolumeView[]> {

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { HostHelper } from './host-helper.js';
 
@@ -40,6 +43,44 @@ describe('host helper', () => {
       await helper.run('echo', ['one', 'two words'], 10_000);
     } finally {
       helper.close();
+    }
+  });
+
+  it('keeps what inline jobs hold for as long as the helper lives, and its children do not keep it after a release', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kiln-helper-'));
+    const file = join(dir, 'users');
+    const helper = new HostHelper(
+      {
+        // Succeeds only when nobody holds a shared lock of the file.
+        free: String.raw`my ($f) = @_; sysopen(my $fh, $f, O_RDONLY) or die "open: $!\n"; flock($fh, LOCK_EX | LOCK_NB) or die "held\n";`,
+        linger: String.raw`sleep 4;`,
+      },
+      {
+        prelude: String.raw`use Fcntl qw(:flock O_RDONLY O_CREAT);`,
+        inline: {
+          hold: String.raw`my ($f, $key) = @_; sysopen(my $fh, $f, O_RDONLY | O_CREAT, 0600) or die "open: $!\n"; flock($fh, LOCK_SH | LOCK_NB) or die "busy\n"; $held{$key} = $fh;`,
+          release: String.raw`delete $held{$_[0]};`,
+        },
+      },
+    );
+    try {
+      await helper.run('hold', [file, 'a'], 10_000);
+      await expect(helper.run('free', [file], 10_000)).rejects.toThrow(/^free: held$/);
+      // A child forked while the lock is held, still running after the release: its copy goes
+      // as soon as it runs (a loaded machine may take a moment to schedule it), long before it ends.
+      const lingering = helper.run('linger', [], 20_000);
+      await helper.run('release', ['a'], 10_000);
+      const until = Date.now() + 2_500;
+      for (;;) {
+        const free = await helper.run('free', [file], 10_000).then(() => true, () => false);
+        if (free) break;
+        expect(Date.now(), 'the lock was still held, by the lingering child').toBeLessThan(until);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await lingering;
+    } finally {
+      helper.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -41,25 +41,49 @@ export class HostHelperError extends Error {
 const FIELD = /^[^\t\n]*$/;
 const JOB_NAME = /^[a-z_]+$/;
 
-function script(jobs: HelperJobs): string {
-  const subs = Object.entries(jobs)
-    .map(([name, body]) => `$jobs{${name}} = sub {\n${body}\n};`)
-    .join('\n');
+/**
+ * What else a helper runs: `prelude`, perl defined before the jobs (subs they share); `inline`,
+ * jobs run in the helper itself, not a child, for state that must live as long as the helper
+ * (they get `%held`, a hash whose values it keeps open). They must not block: the helper answers
+ * nothing else meanwhile.
+ */
+export interface HelperExtras {
+  prelude?: string;
+  inline?: HelperJobs;
+}
+
+function script(jobs: HelperJobs, extras: HelperExtras): string {
+  const subs = (table: string, of: HelperJobs): string =>
+    Object.entries(of)
+      .map(([name, body]) => `$${table}{${name}} = sub {\n${body}\n};`)
+      .join('\n');
   return String.raw`
 use strict;
 use POSIX ();
 $SIG{CHLD} = 'IGNORE';  # children answer for themselves; the kernel reaps them
-my %jobs;
-${subs}
+my (%jobs, %inline, %held);
+${extras.prelude ?? ''}
+${subs('jobs', jobs)}
+${subs('inline', extras.inline ?? {})}
 sub answer { syswrite(STDOUT, join("\t", @_) . "\n"); }
 while (my $line = <STDIN>) {
   chomp $line;
   my ($id, $op, @args) = split(/\t/, $line, -1);
+  if (my $now = $inline{$op}) {
+    my $ok = eval { $now->(@args); 1 };
+    my $why = $@ || 'failed';
+    $why =~ s/[\t\n]+/ /g; $why =~ s/\s+$//;
+    answer($id, $ok ? 'ok' : ('err', $why));
+    next;
+  }
   my $pid = fork();
   if (!defined $pid) { answer($id, 'err', "fork: $!"); next; }
   next if $pid;
   # The child: default signal handling for whatever it runs, one answer, no END blocks or buffers.
+  # It closes its copies of what the helper holds: a lock the helper drops is then not kept
+  # by a child (closing a copy does not drop a flock; the helper's own handle keeps it).
   $SIG{CHLD} = 'DEFAULT';
+  %held = ();
   my $job = $jobs{$op};
   my $ok = $job && eval { $job->(@args); 1 };
   my $why = $job ? ($@ || 'failed') : "unknown job $op";
@@ -83,9 +107,9 @@ export class HostHelper {
   private seq = 0;
   private readonly source: string;
 
-  constructor(jobs: HelperJobs) {
-    for (const name of Object.keys(jobs)) if (!JOB_NAME.test(name)) throw new Error(`helper job name ${name} must match ${JOB_NAME}`);
-    this.source = script(jobs);
+  constructor(jobs: HelperJobs, extras: HelperExtras = {}) {
+    for (const name of [...Object.keys(jobs), ...Object.keys(extras.inline ?? {})]) if (!JOB_NAME.test(name)) throw new Error(`helper job name ${name} must match ${JOB_NAME}`);
+    this.source = script(jobs, extras);
   }
 
   /**

@@ -89,6 +89,7 @@ export class SandboxManager {
   /** Clears what a previous executor with this data dir left (its mounts first), then makes the dirs. */
   async init(): Promise<void> {
     await this.workspaces.init();
+    await this.opts.volumes?.sweep();
     // Sandboxes die with their executor (bwrap --die-with-parent), so whatever is under
     // sandboxes/ now was left by an executor of this data dir that was killed: none of it is
     // in use. rm does not follow symlinks a sandbox may have planted in its workspace.
@@ -155,7 +156,7 @@ export class SandboxManager {
         // Synced volumes need nothing of the host (a tmpfs in the sandbox); image ones need the volume root.
         const images = volumes.filter((v) => v.synced !== true);
         if (images.length > 0 && !this.opts.volumes) throw new VolumesUnsupportedError('no volume root (KILN_VOLUME_DIR)');
-        const bound = images.length > 0 && this.opts.volumes ? await this.opts.volumes.prepare(images) : [];
+        const bound = images.length > 0 && this.opts.volumes ? await this.opts.volumes.prepare(id, images) : [];
         spec.volumes = [...bound, ...volumes.filter((v) => v.synced === true).map((v) => ({ hostDir: '', path: v.path, readOnly: v.readOnly, syncedMB: v.sizeMB }))];
       }
       await this.workspaces.prepare(spec, !aheadOfTime);
@@ -206,7 +207,7 @@ export class SandboxManager {
   async close(): Promise<void> {
     await this.destroyAll();
     await this.workspaces.close();
-    this.opts.volumes?.close();
+    await this.opts.volumes?.close();
   }
 
   private async release(id: string): Promise<void> {
@@ -217,6 +218,9 @@ export class SandboxManager {
     if (spec) for (const step of [...(this.opts.bootSteps ?? [])].reverse()) await step.release(spec);
     // Unmounted before the directory tree goes, or rm would descend into the workspace's filesystem.
     if (spec) await this.workspaces.release(spec);
+    // After the steps' release (the cgroup's kills what was left): no process of the sandbox,
+    // so no mount namespace of it, still holds a volume's filesystem.
+    await this.opts.volumes?.release(id);
     const slot = this.slotOf.get(id);
     if (slot !== undefined) {
       this.slotOf.delete(id);

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import type { Kiln } from '@kiln/control-plane/server';
-import { removeDataDir, testDirs } from '../support/kiln.js';
-import { alive, call, executorPids, startReplica, until } from '../support/faults.js';
+import { testDirs } from '../support/kiln.js';
+import { alive, call, executorPids, removeDeployment, startReplica, until } from '../support/faults.js';
 
 /**
  * Two control-plane replicas of one deployment (one Redis prefix, one state directory), with the
@@ -17,13 +17,10 @@ describe('two replicas on one Redis, one stopping', () => {
   let a: Kiln | undefined;
   let b: Kiln | undefined;
   afterAll(async () => {
-    await a?.stop();
-    await b?.stop();
-    for (const e of executorPids(dirs.dataDir)) if (alive(e.pid)) process.kill(e.pid, 'SIGKILL');
-    const keys = await redis.keys(`${prefix}:*`);
-    if (keys.length) await redis.del(...keys);
-    redis.disconnect();
-    await removeDataDir(dirs.dataDir);
+    await removeDeployment(prefix, dirs, redis, async () => {
+      await a?.stop();
+      await b?.stop();
+    });
   });
 
   it('leaves the executors to the replica still running, and the last one stops them', { timeout: 60_000 }, async () => {

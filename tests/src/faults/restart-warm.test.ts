@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import type { Kiln } from '@kiln/control-plane/server';
-import { removeDataDir, testDirs } from '../support/kiln.js';
-import { alive, call, executorPids, startReplica, until } from '../support/faults.js';
+import { testDirs } from '../support/kiln.js';
+import { call, removeDeployment, startReplica, until } from '../support/faults.js';
 
 /**
  * A control plane restarted on the same Redis, with ids of sandboxes that no longer exist on its
@@ -17,12 +17,9 @@ describe('a control plane restarted with stale warm ids', () => {
   const warmList = `${prefix}:warm:nodejs:nodejs`;
   let kiln: Kiln | undefined;
   afterAll(async () => {
-    await kiln?.stop({ stopExecutors: true });
-    for (const e of executorPids(dirs.dataDir)) if (alive(e.pid)) process.kill(e.pid, 'SIGKILL');
-    const keys = await redis.keys(`${prefix}:*`);
-    if (keys.length) await redis.del(...keys);
-    redis.disconnect();
-    await removeDataDir(dirs.dataDir);
+    await removeDeployment(prefix, dirs, redis, async () => {
+      await kiln?.stop({ stopExecutors: true });
+    });
   });
 
   /** Idle warm sandbox records of the template (what really exists, whatever the list says). */

@@ -190,7 +190,7 @@ describe('executions (queued + running)', () => {
     const redis = new Redis({ path: inject('redisSocket') });
     try {
       // What another replica holds: its own Quotas on its own Redis connection, same deployment.
-      const replica = new Quotas(redis, new Keys(k.prefix), { findTenant: () => Promise.resolve({ id: 'race', description: '', createdAt: 0, quotas: { executions: 5 } }) }, { sessions: 0, executions: 0, functions: 0, memoryMB: 0, requestsPerSecond: 0 }, {
+      const replica = new Quotas(redis, new Keys(k.prefix), { findTenant: () => Promise.resolve({ id: 'race', description: '', createdAt: 0, quotas: { executions: 5 } }) }, { sessions: 0, executions: 0, functions: 0, memoryMB: 0, requestsPerSecond: 0, volumes: 0, volumeMB: 0 }, {
         finishedJobs: () => Promise.resolve([]),
         endedSessions: () => Promise.resolve([]),
       });

@@ -1,8 +1,10 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Redis } from 'ioredis';
 import { inject } from 'vitest';
 import { loadConfig } from '@kiln/control-plane/config';
 import { startKiln, type Kiln } from '@kiln/control-plane/server';
+import { removeDataDir } from './kiln.js';
 
 /** Polls `fn` every 100 ms until it holds; fails after `ms` saying what it waited for. */
 export async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
@@ -86,4 +88,18 @@ export async function call(url: string, method: string, path: string, body?: unk
   } catch {
     return { status: res.status, body: text };
   }
+}
+
+/**
+ * Removes a deployment a test started with `startReplica`: its replicas still running (each
+ * stopped by `stop`), any executor they left, its Redis keys and its state directory; then
+ * closes `redis`, the test's own connection.
+ */
+export async function removeDeployment(prefix: string, dirs: { dataDir: string }, redis: Redis, stop: () => Promise<void>): Promise<void> {
+  await stop();
+  for (const e of executorPids(dirs.dataDir)) if (alive(e.pid)) process.kill(e.pid, 'SIGKILL');
+  const keys = await redis.keys(`${prefix}:*`);
+  if (keys.length) await redis.del(...keys);
+  redis.disconnect();
+  await removeDataDir(dirs.dataDir);
 }

@@ -37,6 +37,18 @@ const NewSandbox = z
     allow_internet_access: z.boolean().optional().openapi({ description: 'Kiln\'s network policy is the template\'s: false on a template with network "outbound" is 400; true on one without network gets none (see allowInternetAccess in the sandbox\'s details)' }),
     autoPause: z.boolean().optional(),
     secure: z.boolean().optional(),
+    volumeMounts: z
+      .array(
+        z
+          .object({
+            name: z.string().min(1).max(63).openapi({ description: 'A Kiln volume of the tenant (POST /api/v1/volumes)' }),
+            path: z.string().min(1).max(256).openapi({ description: 'Where it appears in the sandbox: under /mnt/' }),
+          })
+          .strict(),
+      )
+      .max(8)
+      .optional()
+      .openapi({ description: 'The SDK\'s `volumeMounts` ({ "/mnt/data": "name" }): Kiln volumes mounted read-write, checked as REST\'s session `volumes` (404 for an unknown volume, 400 for a path outside /mnt/)' }),
   })
   .passthrough()
   .openapi('E2BNewSandbox');
@@ -70,6 +82,7 @@ const SandboxDetail = z
     state: z.enum(['running', 'paused']),
     allowInternetAccess: z.boolean(),
     domain: z.string().nullable(),
+    volumeMounts: z.array(z.object({ name: z.string(), path: z.string() })),
   })
   .openapi('E2BSandboxDetail');
 
@@ -175,6 +188,7 @@ export function e2bControlRoutes(sessions: SessionService, templates: TemplateRe
       state: s.status === 'paused' ? 'paused' : 'running',
       allowInternetAccess: templates.has(s.template) && outbound(s.template),
       domain: null,
+      volumeMounts: (s.volumes ?? []).map((v) => ({ name: v.name, path: v.path })),
     };
   };
   const sandbox = (s: SessionView, token: string | undefined): z.infer<typeof Sandbox> => ({
@@ -205,7 +219,9 @@ export function e2bControlRoutes(sessions: SessionService, templates: TemplateRe
     // activity (its idle clock), and the lifetime is then the longest the template allows.
     const autoResume = typeof b.autoResume === 'object' && b.autoResume !== null ? (b.autoResume as { enabled?: unknown }).enabled !== false : true;
     const lifetime = b.autoPause ? { timeoutMs: sessions.maxTimeoutMs(b.templateID), idleTimeoutMs: timeoutMs, autoPause: true } : { timeoutMs, idleTimeoutMs: SESSION_LIMITS.maxTimeoutMs };
-    const s = await sessions.create({ template: b.templateID, ...lifetime, autoResume, ...(b.envVars ? { env: b.envVars } : {}), ...(b.metadata ? { metadata: b.metadata } : {}) }, who);
+    // E2B's volume mounts are name and path only: read-write, as E2B's are.
+    const volumes = b.volumeMounts?.length ? { volumes: b.volumeMounts.map((v) => ({ name: v.name, path: v.path })) } : {};
+    const s = await sessions.create({ template: b.templateID, ...lifetime, autoResume, ...(b.envVars ? { env: b.envVars } : {}), ...(b.metadata ? { metadata: b.metadata } : {}), ...volumes }, who);
     return c.json(sandbox(s, await sessions.accessToken(s.id, who)), 201);
   };
   app.openapi(routes.create, create);

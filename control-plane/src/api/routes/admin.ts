@@ -15,6 +15,8 @@ const QuotasSchema = z
     functions: z.number().int().min(0).max(1_000_000).optional().describe('functions (default KILN_QUOTA_FUNCTIONS)'),
     memoryMB: z.number().int().min(0).max(1 << 30).optional().describe('total memory of the tenant\'s live sessions\' sandboxes, MB, each its template\'s memoryMB (default KILN_QUOTA_MEMORY_MB)'),
     requestsPerSecond: z.number().int().min(0).max(1_000_000).optional().describe('authenticated API requests per second, counted by each replica on its own (default KILN_QUOTA_RPS)'),
+    volumes: z.number().int().min(0).max(1_000_000).optional().describe('named volumes the tenant may keep, checked at volume create (default KILN_QUOTA_VOLUMES)'),
+    volumeMB: z.number().int().min(0).max(1 << 30).optional().describe('total sizeMB of the tenant\'s named volumes, checked at volume create (default KILN_QUOTA_VOLUME_MB)'),
   })
   .strict()
   .openapi('TenantQuotas');

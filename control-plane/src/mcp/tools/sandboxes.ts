@@ -35,9 +35,24 @@ const sandboxCreate = defineTool({
     idle_timeout_ms: z.number().int().min(1000).optional().describe('Ended after this long without activity (default 600000).'),
     env: z.record(z.string()).optional().describe('Environment variables of every process in the sandbox.'),
     metadata: z.record(z.string()).optional().describe('Labels to find it by later with sandbox_list, e.g. {"task": "build"}.'),
+    volumes: z
+      .array(
+        z
+          .object({
+            name: z.string().min(1).max(63).describe('Name of one of your volumes (made with POST /api/v1/volumes).'),
+            path: z.string().min(1).max(256).describe('Where it appears in the sandbox: under /mnt/, e.g. "/mnt/data".'),
+            readOnly: z.boolean().optional().describe('Mount it read-only (default false).'),
+          })
+          .strict(),
+      )
+      .max(8)
+      .optional()
+      .describe('Named volumes to mount, as REST\'s `volumes` (at most 8; data there outlives the sandbox). A sandbox with volumes boots cold, not from the warm pool.'),
   },
   async run(a, ctx) {
     const s = await ctx.services.sessions.create({
+      // Checked by the same service call as REST's (volumes/service.ts mountsFor): paths, tenancy, platform.
+      ...(a.volumes?.length ? { volumes: a.volumes.map((v) => ({ name: v.name, path: v.path, ...(v.readOnly !== undefined ? { readOnly: v.readOnly } : {}) })) } : {}),
       ...(a.template ? { template: a.template } : {}),
       ...(a.timeout_ms ? { timeoutMs: a.timeout_ms } : {}),
       ...(a.idle_timeout_ms ? { idleTimeoutMs: a.idle_timeout_ms } : {}),

@@ -2275,6 +2275,10 @@ export interface components {
             memoryMB?: number;
             /** @description authenticated API requests per second, counted by each replica on its own (default KILN_QUOTA_RPS) */
             requestsPerSecond?: number;
+            /** @description named volumes the tenant may keep, checked at volume create (default KILN_QUOTA_VOLUMES) */
+            volumes?: number;
+            /** @description total sizeMB of the tenant's named volumes, checked at volume create (default KILN_QUOTA_VOLUME_MB) */
+            volumeMB?: number;
         };
         Tenant: {
             id: string;
@@ -2665,6 +2669,13 @@ export interface components {
             allow_internet_access?: boolean;
             autoPause?: boolean;
             secure?: boolean;
+            /** @description The SDK's `volumeMounts` ({ "/mnt/data": "name" }): Kiln volumes mounted read-write, checked as REST's session `volumes` (404 for an unknown volume, 400 for a path outside /mnt/) */
+            volumeMounts?: {
+                /** @description A Kiln volume of the tenant (POST /api/v1/volumes) */
+                name: string;
+                /** @description Where it appears in the sandbox: under /mnt/ */
+                path: string;
+            }[];
         };
         E2BSandboxDetail: {
             sandboxID: string;
@@ -2684,6 +2695,10 @@ export interface components {
             state: "running" | "paused";
             allowInternetAccess: boolean;
             domain: string | null;
+            volumeMounts: {
+                name: string;
+                path: string;
+            }[];
         };
         E2BTimeout: {
             timeout: number;
