@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import type { ServerReadableStream, ServerWritableStream } from '@grpc/grpc-js';
-import type { FileInfo, FilesServer, FileWriteRequest } from '@kiln/proto/executor/files';
+import { FilesService, type FileInfo, type FilesServer, type FileWriteRequest } from '@kiln/proto/executor/files';
+import { decodeWriteRequest, encodeChunk } from '@kiln/proto/file-wire';
 import type { ProcessRequest } from '@kiln/proto/executor/process';
 import { InvalidArgumentError } from '../errors.js';
 import { WorkspaceFiles } from '../files/ops.js';
@@ -10,6 +11,18 @@ import type { SandboxManager } from '../sandbox/manager.js';
 import type { Rpc } from './rpc.js';
 
 const TAR_TIMEOUT_MS = 600_000;
+
+/**
+ * The Files service's definition with the data messages read and written without the generated
+ * code's copies (file-wire.ts): the same wire format, so any gRPC client still speaks to it.
+ */
+export const FilesWireService: typeof FilesService = {
+  ...FilesService,
+  read: { ...FilesService.read, responseSerialize: encodeChunk },
+  tarDownload: { ...FilesService.tarDownload, responseSerialize: encodeChunk },
+  write: { ...FilesService.write, requestDeserialize: decodeWriteRequest },
+  tarUpload: { ...FilesService.tarUpload, requestDeserialize: decodeWriteRequest },
+};
 
 /** Reads a client stream whose first message names the target, then yields the data chunks. */
 async function headAndChunks(call: ServerReadableStream<FileWriteRequest, FileInfo>): Promise<{ head: FileWriteRequest; chunks: AsyncIterable<Uint8Array> }> {
