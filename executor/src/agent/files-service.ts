@@ -69,7 +69,7 @@ function tarRequest(sandboxId: string, args: string[]): ProcessRequest {
 export function filesService(rpc: Rpc, sandboxes: SandboxManager, processes: ProcessTable): FilesServer {
   const files = (sandboxId: string): WorkspaceFiles => new WorkspaceFiles(sandboxes.get(sandboxId).spec);
   return {
-    read: rpc.serverStream(async (call) => pump(call, await files(call.request.sandboxId).read(call.request.path, call.request.offset, call.request.length))),
+    read: rpc.serverStream(async (call) => pump(call, await files(call.request.sandboxId).readChunks(call.request.path, call.request.offset, call.request.length))),
     write: rpc.clientStream(async (call) => {
       const { head, chunks } = await headAndChunks(call);
       return files(head.sandboxId).write(head.path, chunks, head.mode || 0o644);
