@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { FileChunk, FileWriteRequest } from '@kiln/proto/executor/files';
 import { CHUNK_DATA_FIELD, dataOnly, decodeWriteRequest, encodeChunk, framedDataHeader, WRITE_DATA_FIELD } from '@kiln/proto/file-wire';
 import { describe, expect, it } from 'vitest';
-import { ChunkReader, MessageReader } from './file-streams.js';
+import { ChunkReader, MessageReader } from './grpc-messages.js';
 
 /** A message with its gRPC length prefix. */
 function prefix(message: Uint8Array): Buffer {
