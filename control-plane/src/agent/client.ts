@@ -9,6 +9,7 @@ import { SandboxesClient, type CreateSandboxRequest, type HealthResponse, type S
 import type { ExecutorHandle } from '../platforms/platform.js';
 import { KilnError } from '../errors.js';
 import { executorError } from './errors.js';
+import { FileStreams } from './file-streams.js';
 import { UnaryChannel } from './unary.js';
 
 export { isExecutorGone } from './errors.js';
@@ -38,6 +39,8 @@ export interface AgentClients {
 export class Agent {
   private readonly clients: AgentClients;
   private readonly unary: UnaryChannel;
+  /** Files.Read, Write and the tar streams: moved without grpc-js, on a connection of their own (file-streams.ts). */
+  readonly fileStreams: FileStreams;
 
   constructor(readonly executor: ExecutorHandle) {
     const options = {
@@ -66,6 +69,7 @@ export class Agent {
       metadata,
     };
     this.unary = new UnaryChannel(executor.address, auth, MAX_MESSAGE_BYTES);
+    this.fileStreams = new FileStreams(executor.address, auth, MAX_MESSAGE_BYTES);
   }
 
   health(timeoutMs = 2000): Promise<HealthResponse> {
@@ -140,6 +144,7 @@ export class Agent {
     // Closing one client closes the channel they share.
     this.clients.sandboxes.close();
     this.unary.close();
+    this.fileStreams.close();
   }
 
   private call<T>(fn: (cb: (err: ServiceError | null, res: T) => void, opts: { deadline: number }) => void, timeoutMs: number): Promise<T> {

@@ -103,53 +103,54 @@ export class SessionAgent {
 
   /** A file's bytes; with `length` > 0, at most that many from `offset` (a Range request). */
   readFile(path: string, offset = 0, length = 0): AsyncGenerator<{ data: Uint8Array }> {
-    const { files, metadata } = this.agent.grpc;
-    return this.stream(files.read({ sandboxId: this.sandboxId, path, offset, length }, metadata));
+    return this.fileStream(this.agent.fileStreams.read('read', { sandboxId: this.sandboxId, path, offset, length }));
   }
 
   tarDownload(path: string): AsyncGenerator<{ data: Uint8Array }> {
-    const { files, metadata } = this.agent.grpc;
-    return this.stream(files.tarDownload({ sandboxId: this.sandboxId, path, offset: 0, length: 0 }, metadata));
+    return this.fileStream(this.agent.fileStreams.read('tarDownload', { sandboxId: this.sandboxId, path, offset: 0, length: 0 }));
+  }
+
+  /** A file stream's chunks with its errors mapped like unary ones; ending early cancels it. */
+  private async *fileStream<T>(source: AsyncGenerator<T>): AsyncGenerator<T> {
+    try {
+      yield* source;
+    } catch (err) {
+      throw sessionRpcError(err, this.executorId);
+    }
   }
 
   /**
-   * Streams `body` into a file (or a tar into a directory) with backpressure. The executor may
-   * refuse the upload (a bad path, no space) while the body is still arriving: the answer is
-   * watched from the start, the loop stops at once, and the rest of the body is left unread
-   * (the HTTP server discards it), so a refusal is the caller's 4xx and never an unobserved
-   * rejection.
+   * Streams `body` into a file (or a tar into a directory) with backpressure, each chunk as it
+   * came (file-streams.ts sends it without a copy). The executor may refuse the upload (a bad
+   * path, no space) while the body is still arriving: the answer is watched from the start, the
+   * loop stops at once, and the rest of the body is left unread (the HTTP server discards it),
+   * so a refusal is the caller's 4xx and never an unobserved rejection.
    */
   async upload(kind: 'file' | 'tar', path: string, body: AsyncIterable<Uint8Array>, mode = 0): Promise<FileInfo> {
-    const { files, metadata } = this.agent.grpc;
     let answered = false;
-    let callback!: (err: ServiceError | null, res?: FileInfo) => void;
-    const done = new Promise<FileInfo>((resolve, reject) => {
-      callback = (err, res) => {
+    const call = this.agent.fileStreams.upload(kind === 'file' ? 'write' : 'tarUpload', { sandboxId: this.sandboxId, path, data: empty, mode, end: false });
+    const done = call.result.then(
+      (info) => {
         answered = true;
-        if (err) reject(sessionRpcError(err, this.executorId));
-        else resolve(res as FileInfo);
-      };
-    });
+        return info;
+      },
+      (err: unknown) => {
+        answered = true;
+        throw sessionRpcError(err, this.executorId);
+      },
+    );
     // Observed at once; `done` itself is returned (or awaited) below with its error.
     const settled = done.then(
       () => undefined,
       () => undefined,
     );
-    const call = kind === 'file' ? files.write(metadata, callback) : files.tarUpload(metadata, callback);
-    // The executor may refuse the upload (a bad path) while the body is still being read;
-    // that rejection is reported by `return done` below (or dropped in favour of the body's
-    // own failure), so it must not count as unhandled in the meantime.
-    done.catch(() => undefined);
     try {
-      call.write({ sandboxId: this.sandboxId, path, data: empty, mode, end: false });
       for await (const chunk of body) {
         if (answered) break;
-        if (!call.write({ sandboxId: '', path: '', data: Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength), mode: 0, end: false })) {
-          await Promise.race([new Promise((r) => call.once('drain', r)), settled]);
-        }
+        if (!call.write(chunk)) await Promise.race([call.drained(), settled]);
       }
       // Only a body read to its end is marked whole (the executor writes nothing otherwise).
-      if (!answered) call.end({ sandboxId: '', path: '', data: empty, mode: 0, end: true });
+      if (!answered) call.end();
     } catch (err) {
       // The executor's refusal, when it came before the body failed, says more than the body's
       // own failure; the CANCELLED our own cancel brings about says nothing (the client cut its

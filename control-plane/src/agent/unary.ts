@@ -25,7 +25,7 @@ export class RpcError extends Error {
 }
 
 /** The gRPC code for an HTTP status that came without one (the gRPC HTTP/2 spec's mapping). */
-function codeForHttpStatus(httpStatus: number): status {
+export function codeForHttpStatus(httpStatus: number): status {
   if (httpStatus === 400) return status.INTERNAL;
   if (httpStatus === 401) return status.UNAUTHENTICATED;
   if (httpStatus === 403) return status.PERMISSION_DENIED;
@@ -41,7 +41,7 @@ function grpcTimeout(ms: number): string {
 }
 
 /** grpc-message is percent-encoded; a server that sent it raw gets it back as it came. */
-function grpcMessage(value: string | string[] | undefined): string {
+export function grpcMessage(value: string | string[] | undefined): string {
   const raw = String(value ?? '');
   try {
     return decodeURIComponent(raw);

@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import type { ServerReadableStream, ServerWritableStream } from '@grpc/grpc-js';
-import type { FileInfo, FilesServer, FileWriteRequest } from '@kiln/proto/executor/files';
+import { FilesService, type FileInfo, type FilesServer, type FileWriteRequest } from '@kiln/proto/executor/files';
+import { decodeWriteRequest, encodeChunk } from '@kiln/proto/file-wire';
 import type { ProcessRequest } from '@kiln/proto/executor/process';
 import { InvalidArgumentError } from '../errors.js';
 import { WorkspaceFiles } from '../files/ops.js';
@@ -11,6 +12,18 @@ import { checkFillable, sealSyncedVolume, syncedVolumeAt } from '../sandbox/sync
 import type { Rpc } from './rpc.js';
 
 const TAR_TIMEOUT_MS = 600_000;
+
+/**
+ * The Files service's definition with the data messages read and written without the generated
+ * code's copies (file-wire.ts): the same wire format, so any gRPC client still speaks to it.
+ */
+export const FilesWireService: typeof FilesService = {
+  ...FilesService,
+  read: { ...FilesService.read, responseSerialize: encodeChunk },
+  tarDownload: { ...FilesService.tarDownload, responseSerialize: encodeChunk },
+  write: { ...FilesService.write, requestDeserialize: decodeWriteRequest },
+  tarUpload: { ...FilesService.tarUpload, requestDeserialize: decodeWriteRequest },
+};
 
 /** Reads a client stream whose first message names the target, then yields the data chunks. */
 async function headAndChunks(call: ServerReadableStream<FileWriteRequest, FileInfo>): Promise<{ head: FileWriteRequest; chunks: AsyncIterable<Uint8Array> }> {
@@ -57,7 +70,7 @@ function tarRequest(sandboxId: string, args: string[]): ProcessRequest {
 export function filesService(rpc: Rpc, sandboxes: SandboxManager, processes: ProcessTable): FilesServer {
   const files = (sandboxId: string): WorkspaceFiles => new WorkspaceFiles(sandboxes.get(sandboxId).spec);
   return {
-    read: rpc.serverStream(async (call) => pump(call, await files(call.request.sandboxId).read(call.request.path, call.request.offset, call.request.length))),
+    read: rpc.serverStream(async (call) => pump(call, await files(call.request.sandboxId).readChunks(call.request.path, call.request.offset, call.request.length))),
     write: rpc.clientStream(async (call) => {
       const { head, chunks } = await headAndChunks(call);
       return files(head.sandboxId).write(head.path, chunks, head.mode || 0o644);

@@ -1,7 +1,6 @@
 import type { Http2Server, ServerHttp2Session } from 'node:http2';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { EgressService } from '@kiln/proto/executor/egress';
-import { FilesService } from '@kiln/proto/executor/files';
 import { InterpreterService } from '@kiln/proto/executor/interpreter';
 import { InvokeService } from '@kiln/proto/executor/invoke';
 import { NfsService } from '@kiln/proto/executor/nfs';
@@ -14,7 +13,7 @@ import { ProcessTable } from '../process/registry.js';
 import type { SandboxManager } from '../sandbox/manager.js';
 import type { EgressStep } from '../egress/step.js';
 import { egressService } from './egress-service.js';
-import { filesService } from './files-service.js';
+import { filesService, FilesWireService } from './files-service.js';
 import { addHealthService } from './health.js';
 import { interpreterService } from './interpreter-service.js';
 import { ContextTable } from '../interpreter/contexts.js';
@@ -57,7 +56,7 @@ export function createAgentServer(config: ExecutorConfig, deps: AgentDeps): Serv
   rpc.serve(server, SandboxesService, sandboxesService(rpc, config, deps.sandboxes, deps.limits ?? { limits: 'none', detail: 'not configured' }, contexts));
   rpc.serve(server, InvokeService, invokeService(rpc, deps.sandboxes));
   rpc.serve(server, ProcessesService, processesService(rpc, deps.sandboxes, processes));
-  rpc.serve(server, FilesService, filesService(rpc, deps.sandboxes, processes));
+  rpc.serve(server, FilesWireService, filesService(rpc, deps.sandboxes, processes));
   rpc.serve(server, PtyService, ptyService(rpc, deps.sandboxes));
   rpc.serve(server, NfsService, nfsService(rpc, deps.exports, deps.nfs));
   if (deps.egress) rpc.serve(server, EgressService, egressService(rpc, deps.sandboxes, deps.egress));

@@ -1,13 +1,22 @@
-import { createReadStream, promises as fsp, type ReadStream, type Stats } from 'node:fs';
+import { createReadStream, promises as fsp, read as readFd, type ReadStream, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import type { FileInfo } from '@kiln/proto/executor/files';
+import { CHUNK_HEADER_ROOM, sealChunk } from '@kiln/proto/file-wire';
 import { openRoot, walkDirs, withFd } from '../fs/beneath.js';
 import { O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_WRONLY, closeFd, fstatFd, isRoot, openFd, procPath } from '../fs/fsio.js';
 import { removeTreeAt, TreeTooDeepError } from '../fs/remove-tree.js';
 import type { SandboxSpec } from '../sandbox/spec.js';
 import { DiskQuotaExceededError, fsError, InvalidArgumentError } from '../errors.js';
 import { components, insidePath, WORKSPACE } from './paths.js';
+
+/** Bytes per read of a file being sent. */
+const READ_CHUNK_BYTES = 256 * 1024;
+
+/** pread(2) of up to `length` bytes into `buf` at `at`; 0 at the end of the file. */
+function preadInto(fd: number, buf: Buffer, at: number, length: number, pos: number): Promise<number> {
+  return new Promise((resolve, reject) => readFd(fd, buf, at, length, pos, (err, n) => (err ? reject(err) : resolve(n))));
+}
 
 function typeOf(s: Stats): string {
   if (s.isFile()) return 'file';
@@ -128,12 +137,44 @@ export class WorkspaceFiles {
    * `length` > 0 it sends at most that many bytes from `offset` (a Range request's slice).
    */
   async read(path: string, offset = 0, length = 0): Promise<ReadStream> {
+    const fd = await this.openForRead(path);
+    // The stream owns the fd from here on and closes it when it ends or is destroyed.
+    return createReadStream('', { fd, highWaterMark: READ_CHUNK_BYTES, autoClose: true, start: offset, ...(length > 0 ? { end: offset + length - 1 } : {}) });
+  }
+
+  /**
+   * As read, for the Files.Read stream: each chunk is read into a buffer that keeps room for
+   * its FileChunk header before it (file-wire.ts sealChunk), so the message is sent as it was
+   * read, without the copy encoding would make. The fd is open (and the path checked) before
+   * this returns; it is closed when the chunks end or their consumer stops.
+   */
+  async readChunks(path: string, offset = 0, length = 0): Promise<AsyncGenerator<Buffer>> {
+    const fd = await this.openForRead(path);
+    return (async function* chunks(): AsyncGenerator<Buffer> {
+      try {
+        let pos = offset;
+        const end = length > 0 ? offset + length : Infinity;
+        while (pos < end) {
+          const want = Math.min(READ_CHUNK_BYTES, end - pos);
+          const buf = Buffer.allocUnsafe(CHUNK_HEADER_ROOM + want);
+          const n = await preadInto(fd, buf, CHUNK_HEADER_ROOM, want, pos);
+          if (n === 0) return;
+          pos += n;
+          yield sealChunk(buf, n);
+        }
+      } finally {
+        await closeFd(fd);
+      }
+    })();
+  }
+
+  /** An fd of a regular file for reading; refuses directories, links and special files. */
+  private async openForRead(path: string): Promise<number> {
     const t = target(path, 'cannot read /workspace itself; it is a directory (use list)');
-    let fd: number;
     try {
-      fd = await this.inDir(t.parents, false, async (dirFd) => {
-        // A raw fd, not a FileHandle: the stream below owns it, and a FileHandle would close
-        // it again when collected. O_NONBLOCK: a FIFO planted by the sandbox must not hang us.
+      return await this.inDir(t.parents, false, async (dirFd) => {
+        // A raw fd, not a FileHandle: the reader owns it, and a FileHandle would close it
+        // again when collected. O_NONBLOCK: a FIFO planted by the sandbox must not hang us.
         const f = await openFd(procPath(dirFd, t.name), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
         try {
           const s = await fstatFd(f);
@@ -148,8 +189,6 @@ export class WorkspaceFiles {
     } catch (err) {
       throw fsError(err, t.inside);
     }
-    // The stream owns the fd from here on and closes it when it ends or is destroyed.
-    return createReadStream('', { fd, highWaterMark: 256 * 1024, autoClose: true, start: offset, ...(length > 0 ? { end: offset + length - 1 } : {}) });
   }
 
   /**
