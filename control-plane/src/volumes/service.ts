@@ -10,6 +10,7 @@ import type { Principal } from '../tenancy/principal.js';
 import type { BlobStore } from '../storage/blobs.js';
 import type { SessionAgent } from '../agent/session-client.js';
 import { deleteVolumeOnHost } from './host.js';
+import { TransferBudget } from './transfer-budget.js';
 import { SYNCED_VOLUME_MAX_MB, SyncedVolumes, VolumeNotSyncedError, type SyncedState, type SyncedVolume } from './synced.js';
 
 /**
@@ -66,6 +67,9 @@ export interface VolumeSettings {
    * API `quotas.volumes` / `quotas.volumeMB`); absent: quotaMB and maxPerTenant for every tenant.
    */
   limits?: (tenant: string) => Promise<{ volumes: number; volumeMB: number }>;
+  /** Memory synced volumes' archives in flight may hold, MB, and how long one waits for it (KILN_VOLUME_TRANSFER_MEMORY_MB, _WAIT_MS); 2048 and 30 s if absent. */
+  transferMemoryMB?: number;
+  transferWaitMs?: number;
 }
 
 export const VOLUME_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
@@ -164,7 +168,7 @@ export class VolumeService {
     blobs?: BlobStore,
   ) {
     redis.defineCommand('kilnCreateVolume', { numberOfKeys: 1, lua: CREATE_LUA });
-    this.synced = blobs ? new SyncedVolumes(redis, keys.prefix, blobs, (t) => this.tenantKey(t), { ended: (ids) => sessions.ended(ids), known: (id) => this.sessionKnown(id) }) : undefined;
+    this.synced = blobs ? new SyncedVolumes(redis, keys.prefix, blobs, (t) => this.tenantKey(t), { ended: (ids) => sessions.ended(ids), known: (id) => this.sessionKnown(id) }, new TransferBudget((settings.transferMemoryMB ?? 2048) * 1024 * 1024, settings.transferWaitMs)) : undefined;
   }
 
   private readonly synced: SyncedVolumes | undefined;

@@ -6,6 +6,7 @@ import { KilnError } from '../errors.js';
 import { log } from '../log.js';
 import { checkTar } from '../sessions/tar-guard.js';
 import type { BlobStore } from '../storage/blobs.js';
+import { TransferBudget } from './transfer-budget.js';
 
 /**
  * Synced volumes: for executors that share no disk with each other (docker on other hosts). The
@@ -122,6 +123,8 @@ export class SyncedVolumes {
     /** The tenant's volume hash (VolumeService's key). */
     private readonly recordsKey: (tenant: string) => string,
     private readonly sessions: { ended(ids: string[]): Promise<string[]>; known(id: string): Promise<boolean> },
+    /** What archives in flight may hold of this replica's memory, all transfers together (KILN_VOLUME_TRANSFER_MEMORY_MB). */
+    private readonly budget: TransferBudget = new TransferBudget(2048 * MB),
   ) {
     redis.defineCommand('kilnVolumeSwap', { numberOfKeys: 1, lua: SWAP_LUA });
     redis.defineCommand('kilnVolumeClaim', { numberOfKeys: 1, lua: CLAIM_LUA });
@@ -189,18 +192,26 @@ export class SyncedVolumes {
    * reading the blob (a sync moved on): read again.
    */
   async fill(agent: SessionAgent, mount: VolumeMount, current: () => Promise<SyncedVolume>): Promise<number> {
-    for (let attempt = 0; ; attempt++) {
-      const v = await current();
-      const tar = v.blob ? await this.blobs.get(v.blob) : EMPTY_TAR;
-      if (!tar) {
-        if (attempt < 3) continue;
-        throw new KilnError('VolumeArchiveMissing', 500, `volume "${v.name}" names generation ${v.generation ?? 0}, whose archive is missing from the blob store`, { name: v.name });
+    let v = await current();
+    // The most a legitimate archive of this volume can be: reserved before any of it is read.
+    const limit = archiveLimit(v.sizeMB);
+    const release = await this.budget.reserve(limit);
+    try {
+      for (let attempt = 0; ; attempt++, v = await current()) {
+        const tar = v.blob ? await this.blobs.get(v.blob) : EMPTY_TAR;
+        if (!tar) {
+          if (attempt < 3) continue;
+          throw new KilnError('VolumeArchiveMissing', 500, `volume "${v.name}" names generation ${v.generation ?? 0}, whose archive is missing from the blob store`, { name: v.name });
+        }
+        // Archive content is hostile (the blob store may have been written by someone else): checked
+        // before any of it is unpacked, and unpacked by tar inside the sandbox as its user.
+        if (tar.length > limit) throw new KilnError('VolumeArchiveInvalid', 500, `the archive of volume "${v.name}" is larger than any sync of it can have stored`, { name: v.name });
+        checkTar(tar);
+        await agent.upload('tar', mount.path, chunksOf(tar));
+        return v.generation ?? 0;
       }
-      // Archive content is hostile (the blob store may have been written by someone else): checked
-      // before any of it is unpacked, and unpacked by tar inside the sandbox as its user.
-      checkTar(tar);
-      await agent.upload('tar', mount.path, chunksOf(tar));
-      return v.generation ?? 0;
+    } finally {
+      release();
     }
   }
 
@@ -211,19 +222,31 @@ export class SyncedVolumes {
    */
   async syncOut(agent: SessionAgent, mount: VolumeMount, current: () => Promise<SyncedVolume>): Promise<SyncedVolume> {
     const v = await current();
-    const limit = v.sizeMB * MB * 2 + MB;
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const stream = agent.tarDownload(mount.path);
-    for await (const c of stream) {
-      size += c.data.length;
-      if (size > limit) {
-        await stream.return(undefined);
-        throw new VolumeTooLargeError(v.name, v.sizeMB, `its archive passed ${limit} bytes`);
+    const limit = archiveLimit(v.sizeMB);
+    const release = await this.budget.reserve(limit);
+    try {
+      // One buffer of the reserved size, filled as the archive streams in: the kernel commits
+      // only the pages written, and nothing is copied again to join pieces.
+      const into = Buffer.allocUnsafe(limit);
+      let size = 0;
+      const stream = agent.tarDownload(mount.path);
+      for await (const c of stream) {
+        if (size + c.data.length > limit) {
+          await stream.return(undefined);
+          throw new VolumeTooLargeError(v.name, v.sizeMB, `its archive passed ${limit} bytes`);
+        }
+        into.set(c.data, size);
+        size += c.data.length;
       }
-      chunks.push(Buffer.from(c.data));
+      return await this.store(v, mount, into.subarray(0, size));
+    } finally {
+      release();
     }
-    const tar = Buffer.concat(chunks, size);
+  }
+
+  /** Stores a packed archive as the volume's next generation, if its files fit the volume. */
+  private async store(v: SyncedVolume, mount: VolumeMount, tar: Buffer): Promise<SyncedVolume> {
+    const size = tar.length;
     const content = contentBytes(tar);
     if (content > v.sizeMB * MB) throw new VolumeTooLargeError(v.name, v.sizeMB, `its files add up to ${content} bytes`);
     const from = v.generation ?? 0;
@@ -240,6 +263,11 @@ export class SyncedVolumes {
     if (old) await this.blobs.delete(old).catch((err: unknown) => log('warn', 'could not delete a volume\'s previous archive', { volumeId: v.id, blob: old, error: String(err) }));
     return { ...v, generation: from + 1, blob, bytes: size, syncedAt: at };
   }
+}
+
+/** An archive of a volume of `sizeMB` is cut off past this (tar headers; a sparse file at its full length). */
+function archiveLimit(sizeMB: number): number {
+  return sizeMB * MB * 2 + MB;
 }
 
 function chunksOf(tar: Buffer): AsyncIterable<Uint8Array> {

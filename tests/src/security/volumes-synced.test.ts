@@ -26,9 +26,11 @@ const sessions: Array<{ id: string; key: string }> = [];
 const volumes: Array<{ name: string; key: string }> = [];
 
 beforeAll(async () => {
+  // Transfers share 24 MB here: two 4 MB volumes' archives (9 MB each at most) at once, so every
+  // fill and sync below also checks that each gives its reservation back (a leak would refuse the next).
   k = await startTestKiln({
     templates: { nodejs: { pool: { minIdle: 0, maxSandboxes: 6, sandboxesPerExecutor: 6 } }, python: null, shell: null, provided: null },
-    env: { KILN_API_KEYS: `alpha:${ALPHA},beta:${BETA}`, KILN_ADMIN_API_KEYS: ADMIN, KILN_VOLUME_MAX_MB: '64', KILN_QUOTA_VOLUME_MB: '100' },
+    env: { KILN_API_KEYS: `alpha:${ALPHA},beta:${BETA}`, KILN_ADMIN_API_KEYS: ADMIN, KILN_VOLUME_MAX_MB: '64', KILN_QUOTA_VOLUME_MB: '100', KILN_VOLUME_TRANSFER_MEMORY_MB: '24' },
   });
 });
 afterAll(async () => {
