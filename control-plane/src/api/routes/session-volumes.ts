@@ -21,7 +21,7 @@ const sync = createRoute({
     404: err('SessionNotFound or VolumeNotFound (the session mounts no volume of that name; another tenant\'s session is not found either)'),
     409: err('VolumeNotSynced (a local volume, or mounted read-only), VolumeSyncConflict (the volume was deleted meanwhile), SessionPaused'),
     413: err('VolumeTooLarge: its files pass sizeMB (a sparse file counts at its full length); nothing was stored'),
-    503: err('Redis or the blob store unavailable'),
+    503: err('Redis or the blob store unavailable, or VolumeTransfersBusy: archives in flight already hold this replica\'s KILN_VOLUME_TRANSFER_MEMORY_MB (retry; Retry-After)'),
   },
 });
 

@@ -6489,7 +6489,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Redis or the blob store unavailable */
+            /** @description Redis or the blob store unavailable, or VolumeTransfersBusy: archives in flight already hold this replica's KILN_VOLUME_TRANSFER_MEMORY_MB (retry; Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
