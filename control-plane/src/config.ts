@@ -174,6 +174,8 @@ const schema = z.object({
   KILN_VOLUME_TRANSFER_MEMORY_MB: z.coerce.number().int().min(16).max(1 << 20).default(2048),
   /** How long a synced-volume transfer waits for that memory before 503 VolumeTransfersBusy, ms. */
   KILN_VOLUME_TRANSFER_WAIT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
+  /** A synced volume's sync that gets no byte of its archive for this long is given up, ms (code in the sandbox can stop the tar). */
+  KILN_VOLUME_SYNC_IDLE_MS: z.coerce.number().int().min(500).max(600_000).default(15_000),
   /** How long a volume no session uses stays mounted on its host (the local platform's executors), ms. */
   KILN_VOLUME_IDLE_UNMOUNT_MS: z.coerce.number().int().min(0).max(86_400_000).default(10_000),
   /**
@@ -318,7 +320,7 @@ export type Config = {
   /** Paused sessions and snapshots (sessions/lifecycle.ts, sessions/snapshots.ts). */
   sessionLifecycle: { hibernateAfterMs: number; pausedRetentionMs: number; maxSnapshotsPerTenant: number };
   /** Named volumes: the largest, and each tenant's total size and count (KILN_VOLUME_MAX_MB, KILN_QUOTA_VOLUME_MB, KILN_QUOTA_VOLUMES). */
-  volumes: { maxSizeMB: number; quotaMB: number; maxPerTenant: number; transferMemoryMB: number; transferWaitMs: number };
+  volumes: { maxSizeMB: number; quotaMB: number; maxPerTenant: number; transferMemoryMB: number; transferWaitMs: number; syncIdleMs: number };
   cpuPolicy: CpuPolicy;
   /** KILN_STOP_EXECUTORS_ON_EXIT; see stopExecutorsFor. */
   stopExecutorsOnExit: boolean | 'interrupt';
@@ -424,7 +426,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxTimeoutMs: e.KILN_MAX_TIMEOUT_MS,
     maxEphemeralStorageMB: e.KILN_LAMBDA_MAX_EPHEMERAL_MB,
     leaseHoldMs: e.KILN_LEASE_HOLD_MS,
-    volumes: { maxSizeMB: e.KILN_VOLUME_MAX_MB, quotaMB: e.KILN_QUOTA_VOLUME_MB, maxPerTenant: e.KILN_QUOTA_VOLUMES, transferMemoryMB: e.KILN_VOLUME_TRANSFER_MEMORY_MB, transferWaitMs: e.KILN_VOLUME_TRANSFER_WAIT_MS },
+    volumes: { maxSizeMB: e.KILN_VOLUME_MAX_MB, quotaMB: e.KILN_QUOTA_VOLUME_MB, maxPerTenant: e.KILN_QUOTA_VOLUMES, transferMemoryMB: e.KILN_VOLUME_TRANSFER_MEMORY_MB, transferWaitMs: e.KILN_VOLUME_TRANSFER_WAIT_MS, syncIdleMs: e.KILN_VOLUME_SYNC_IDLE_MS },
     sessionLifecycle: { hibernateAfterMs: e.KILN_SESSION_HIBERNATE_AFTER_MS, pausedRetentionMs: e.KILN_SESSION_PAUSED_RETENTION_MS, maxSnapshotsPerTenant: e.KILN_QUOTA_SNAPSHOTS },
     cpuPolicy: e.KILN_CPU_POLICY,
     stopExecutorsOnExit: e.KILN_STOP_EXECUTORS_ON_EXIT === 'interrupt' ? 'interrupt' : e.KILN_STOP_EXECUTORS_ON_EXIT === 'true',

@@ -113,17 +113,26 @@ export class FileStreams {
         // grpc-js does; the executor has stopped reading.
         if (!stream.closed) stream.close(err ? constants.NGHTTP2_CANCEL : constants.NGHTTP2_NO_ERROR);
         if (err) return reject(err);
-        const message = new MessageReader(this.maxMessageBytes).push(Buffer.concat(body))[0];
-        if (!message) return reject(new RpcError(status.INTERNAL, 'the call ended OK without an answer'));
+        // Settled from stream events: a malformed answer (compressed, oversized) must reject, never throw there.
         try {
+          const message = new MessageReader(this.maxMessageBytes).push(Buffer.concat(body))[0];
+          if (!message) return reject(new RpcError(status.INTERNAL, 'the call ended OK without an answer'));
           resolve(FileInfo.decode(message));
         } catch (e) {
-          reject(new RpcError(status.INTERNAL, `could not decode the answer: ${(e as Error).message}`));
+          reject(e instanceof RpcError ? e : new RpcError(status.INTERNAL, `could not decode the answer: ${(e as Error).message}`));
         }
       };
       stream.on('response', (h: IncomingHttpHeaders) => (headers = h));
       stream.on('trailers', (t: IncomingHttpHeaders) => (trailers = t));
-      stream.on('data', (chunk: Buffer) => body.push(chunk));
+      let received = 0;
+      stream.on('data', (chunk: Buffer) => {
+        // One small FileInfo is the whole answer: an executor sending more is cut off.
+        if ((received += chunk.length) > this.maxMessageBytes + 5) {
+          stream.close(constants.NGHTTP2_CANCEL);
+          return;
+        }
+        body.push(chunk);
+      });
       // The readable side ends after the answer and its trailers; a reset or a dropped
       // connection only closes the stream.
       stream.on('end', settle);
@@ -159,9 +168,18 @@ export class FileStreams {
     };
   }
 
-  /** A server stream's chunks (Files.Read or TarDownload); errors are RpcErrors. Ending early cancels it. */
-  async *read(kind: 'read' | 'tarDownload', req: FilePathRequest): AsyncGenerator<FileChunk> {
+  /**
+   * A server stream's chunks (Files.Read or TarDownload); errors are RpcErrors. Ending early
+   * cancels it, and so does `signal`, even while a chunk is awaited (an async generator's own
+   * return() waits for that chunk, which may never come).
+   */
+  async *read(kind: 'read' | 'tarDownload', req: FilePathRequest, signal?: AbortSignal): AsyncGenerator<FileChunk> {
     const stream = this.open(METHOD[kind]);
+    const cancel = (): void => {
+      if (!stream.closed) stream.close(constants.NGHTTP2_CANCEL);
+    };
+    signal?.addEventListener('abort', cancel, { once: true });
+    stream.once('close', () => signal?.removeEventListener('abort', cancel));
     let headers: IncomingHttpHeaders = {};
     let trailers: IncomingHttpHeaders | undefined;
     stream.on('response', (h: IncomingHttpHeaders) => (headers = h));

@@ -106,8 +106,8 @@ export class SessionAgent {
     return this.fileStream(this.agent.fileStreams.read('read', { sandboxId: this.sandboxId, path, offset, length }));
   }
 
-  tarDownload(path: string): AsyncGenerator<{ data: Uint8Array }> {
-    return this.fileStream(this.agent.fileStreams.read('tarDownload', { sandboxId: this.sandboxId, path, offset: 0, length: 0 }));
+  tarDownload(path: string, signal?: AbortSignal): AsyncGenerator<{ data: Uint8Array }> {
+    return this.fileStream(this.agent.fileStreams.read('tarDownload', { sandboxId: this.sandboxId, path, offset: 0, length: 0 }, signal));
   }
 
   /** A file stream's chunks with its errors mapped like unary ones; ending early cancels it. */

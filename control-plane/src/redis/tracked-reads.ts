@@ -34,6 +34,8 @@ export class TrackedReads {
   private again = false;
   /** The invalidations connection's id while it is subscribed (it changes when it reconnects). */
   private subscriberId: number | undefined;
+  /** Bumped when the invalidations connection drops: an id asked before belongs to the old one. */
+  private invalidationsConnection = 0;
   private closed = false;
 
   constructor(
@@ -48,7 +50,10 @@ export class TrackedReads {
       conn.on('close', () => this.stop());
       conn.on('ready', () => void this.enable());
     }
-    invalidations.on('close', () => (this.subscriberId = undefined));
+    invalidations.on('close', () => {
+      this.subscriberId = undefined;
+      this.invalidationsConnection++;
+    });
     invalidations.on('messageBuffer', (channel: Buffer, keys: Buffer[] | null) => {
       if (channel.toString() !== INVALIDATE_CHANNEL) return;
       if (keys === null) this.clear(); // FLUSHDB / FLUSHALL
@@ -79,11 +84,15 @@ export class TrackedReads {
     const epoch = this.epoch;
     try {
       if (this.subscriberId === undefined) {
-        // Asked before subscribing: a subscribed RESP2 connection may only (un)subscribe.
-        const id = (await this.invalidations.client('ID'));
+        // Asked before subscribing: a subscribed RESP2 connection may only (un)subscribe. The id
+        // is kept unless that connection itself dropped meanwhile (the reader dropping is no
+        // reason to forget it: the connection stays subscribed and could not be asked again).
+        const connection = this.invalidationsConnection;
+        const id = await this.invalidations.client('ID');
         await this.invalidations.subscribe(INVALIDATE_CHANNEL);
-        if (epoch !== this.epoch) return;
+        if (connection !== this.invalidationsConnection) return;
         this.subscriberId = id;
+        if (epoch !== this.epoch) return;
       }
       await this.reader.client('TRACKING', 'ON', 'REDIRECT', String(this.subscriberId));
       // A connection that dropped meanwhile stopped it again: its next 'ready' retries.
@@ -157,7 +166,10 @@ export class TrackedReads {
       const oldest = this.cache.keys().next().value as string;
       this.cache.delete(oldest);
       const of = oldest.split('\0')[0] as string;
-      this.entries.get(of)?.delete(oldest);
+      const set = this.entries.get(of);
+      set?.delete(oldest);
+      // An emptied set goes too: a client naming ever new functions must not grow this map.
+      if (set?.size === 0) this.entries.delete(of);
     }
     this.cache.set(entry, value);
     let set = this.entries.get(key);

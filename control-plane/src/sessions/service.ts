@@ -332,17 +332,18 @@ export class SessionService {
   /** Ends a session: its record goes first, then the sandbox and every process in it. */
   async delete(id: string, who: Principal, reason = 'deleted'): Promise<void> {
     const r = await this.record(id, who);
-    // A read-write synced volume is stored before the session goes; a failed sync (too large)
-    // answers its error and the session stays, so nothing written is lost unasked.
-    if (r.state !== 'lost' && r.state !== 'hibernated') await this.syncVolumes(r, true);
-    await this.end(r, reason, true);
+    // A read-write synced volume is stored before the session goes. A sync that fails (too large,
+    // stalled) is logged and the session ends anyway, its volume at its previous generation: code in
+    // the sandbox must not be able to make its own session undeletable. A client that wants to
+    // know syncs first (POST …/volumes/{name}/sync answers the error).
+    await this.end(r, reason);
   }
 
   /**
-   * Stores every read-write synced volume of a session (volumes/synced.ts). `strict` (a client's
-   * DELETE, a hibernation): a failure is thrown, so the session stays and nothing is lost unasked,
-   * unless the sandbox is gone (its writes are gone with it: the end goes on). Else failures are
-   * logged (a reaper ending an expired session) and the previous generation stays current.
+   * Stores every read-write synced volume of a session (volumes/synced.ts). `strict` (a
+   * hibernation): a failure is thrown, so the session stays paused and nothing is lost unasked,
+   * unless the sandbox is gone (its writes are gone with it). Else (a session's end, by DELETE or
+   * the reaper) failures are logged and the previous generation stays current.
    */
   async syncVolumes(r: SessionRecord, strict: boolean): Promise<void> {
     const mounts = (r.volumeMounts ?? []).map((m, i) => ({ m, name: r.volumes?.[i]?.name ?? '' })).filter(({ m }) => m.synced && !m.readOnly);
@@ -354,7 +355,7 @@ export class SessionService {
       const agent = this.agents.get(executor);
       // tar runs inside the sandbox, which must run for it.
       if (r.state === 'paused') await agent.resumeSandbox(r.sandboxId).then(() => (thawed = agent));
-      for (const { m, name } of mounts) await this.opts.volumes.syncOut(new SessionAgent(agent, r.sandboxId), r.tenant ?? DEFAULT_TENANT, name, m);
+      for (const { m, name } of mounts) await this.opts.volumes.syncOut(new SessionAgent(agent, r.sandboxId), r.tenant ?? DEFAULT_TENANT, name, m, r.id);
     } catch (err) {
       const gone = !executor || (await this.records.existing([r.sandboxId])).size === 0;
       if (strict && !gone) {
@@ -379,7 +380,7 @@ export class SessionService {
     const i = (record.volumes ?? []).findIndex((v) => v.name === name);
     const mount = record.volumeMounts?.[i];
     if (i < 0 || !mount || !this.opts.volumes) throw new VolumeNotFoundError(name);
-    return this.opts.volumes.syncOut(agent, record.tenant ?? DEFAULT_TENANT, name, mount);
+    return this.opts.volumes.syncOut(agent, record.tenant ?? DEFAULT_TENANT, name, mount, record.id);
   }
 
   /** Ends a session if this caller is the one that removes its record. */

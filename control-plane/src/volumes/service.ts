@@ -70,6 +70,8 @@ export interface VolumeSettings {
   /** Memory synced volumes' archives in flight may hold, MB, and how long one waits for it (KILN_VOLUME_TRANSFER_MEMORY_MB, _WAIT_MS); 2048 and 30 s if absent. */
   transferMemoryMB?: number;
   transferWaitMs?: number;
+  /** A sync with no byte of its archive for this long is given up (KILN_VOLUME_SYNC_IDLE_MS); 15 s if absent. */
+  syncIdleMs?: number;
 }
 
 export const VOLUME_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
@@ -168,7 +170,7 @@ export class VolumeService {
     blobs?: BlobStore,
   ) {
     redis.defineCommand('kilnCreateVolume', { numberOfKeys: 1, lua: CREATE_LUA });
-    this.synced = blobs ? new SyncedVolumes(redis, keys.prefix, blobs, (t) => this.tenantKey(t), { ended: (ids) => sessions.ended(ids), known: (id) => this.sessionKnown(id) }, new TransferBudget((settings.transferMemoryMB ?? 2048) * 1024 * 1024, settings.transferWaitMs)) : undefined;
+    this.synced = blobs ? new SyncedVolumes(redis, keys.prefix, blobs, (t) => this.tenantKey(t), { ended: (ids) => sessions.ended(ids), known: (id) => this.sessionKnown(id) }, new TransferBudget((settings.transferMemoryMB ?? 2048) * 1024 * 1024, settings.transferWaitMs), settings.syncIdleMs) : undefined;
   }
 
   private readonly synced: SyncedVolumes | undefined;
@@ -310,7 +312,14 @@ export class VolumeService {
     // Synced volumes have one read-write session at a time (synced.ts): claimed before anything else.
     for (const [i, m] of mounts.entries()) {
       if (!m.synced || m.readOnly || !this.synced) continue;
-      const holder = await this.synced.claimWriter(m.volumeId, sessionId);
+      let holder: string | undefined;
+      try {
+        holder = await this.synced.claimWriter(m.volumeId, sessionId);
+      } catch (err) {
+        // Redis failed mid-way: the claims taken for the mounts before this one go back at once.
+        await this.forget(sessionId, mounts.slice(0, i)).catch(() => undefined);
+        throw err;
+      }
       if (holder !== undefined) {
         await this.forget(sessionId, mounts.slice(0, i));
         throw new VolumeInUseError(input[i]?.name ?? '', [holder], 'a synced volume has one read-write session at a time; mount it readOnly, or end that session (it syncs at its end)');
@@ -372,10 +381,10 @@ export class VolumeService {
   }
 
   /** Stores a session's read-write synced volume as its next generation. */
-  async syncOut(agent: SessionAgent, tenant: string, name: string, mount: VolumeMount): Promise<VolumeView> {
+  async syncOut(agent: SessionAgent, tenant: string, name: string, mount: VolumeMount, sessionId: string): Promise<VolumeView> {
     if (!mount.synced || !this.synced) throw new VolumeNotSyncedError(name, 'it is a local volume, live-shared by its sessions: every write is in it already');
     if (mount.readOnly) throw new VolumeNotSyncedError(name, 'this session mounts it read-only');
-    const next = await this.synced.syncOut(agent, mount, () => this.syncedRecord(name, tenant, mount.volumeId));
+    const next = await this.synced.syncOut(agent, mount, () => this.syncedRecord(name, tenant, mount.volumeId), sessionId);
     return view({ ...next, createdAt: (await this.record(name, tenant)).createdAt, mode: 'synced' });
   }
 }

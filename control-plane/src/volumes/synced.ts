@@ -34,6 +34,9 @@ export const SYNCED_VOLUME_MAX_MB = 1024;
 const EMPTY_TAR = Buffer.alloc(1024);
 const CHUNK = 1024 * 1024;
 const MB = 1024 * 1024;
+/** A sync may take this long, plus SYNC_MS_PER_MB per MB of the volume's size (a 1 GB one: about 3 min). */
+const SYNC_BASE_MS = 60_000;
+const SYNC_MS_PER_MB = 100;
 /** A session counted as a writer with no record yet is a create in flight for this long (as users are: service.ts). */
 const CREATING_GRACE_MS = 120_000;
 
@@ -54,6 +57,12 @@ export class VolumeTooLargeError extends KilnError {
   }
 }
 
+export class VolumeSyncStalledError extends KilnError {
+  constructor(name: string, why: string) {
+    super('VolumeSyncStalled', 504, `volume "${name}" could not be synced: ${why} (the tar packing it runs inside the sandbox, where its code can stop it); nothing was stored and the previous generation stays current`, { name });
+  }
+}
+
 export class VolumeSyncConflictError extends KilnError {
   constructor(name: string, why: string) {
     super('VolumeSyncConflict', 409, `volume "${name}" could not be synced: ${why}`, { name });
@@ -68,6 +77,8 @@ export class VolumeNotSyncedError extends KilnError {
 
 /** Swaps the current generation if it is still the one the caller started from. KEYS: tenant hash. ARGV: name, id, from, to, blob, bytes, at. */
 const SWAP_LUA = `
+local writer = redis.call('GET', KEYS[2])
+if (not writer) or string.sub(writer, 1, string.len(ARGV[8]) + 1) ~= ARGV[8] .. '|' then return {0, 'writer', ''} end
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return {0, 'gone', ''} end
 local v = cjson.decode(raw)
@@ -103,7 +114,7 @@ if cur and string.sub(cur, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. '|' then re
 return 0
 `;
 
-type SwapFn = (key: string, name: string, id: string, from: number, to: number, blob: string, bytes: number, at: number) => Promise<[number, string, string]>;
+type SwapFn = (key: string, claim: string, name: string, id: string, from: number, to: number, blob: string, bytes: number, at: number, sessionId: string) => Promise<[number, string, string]>;
 type ClaimFn = (key: string, value: string, stale: string) => Promise<string>;
 type ReleaseFn = (key: string, sessionId: string) => Promise<number>;
 
@@ -125,8 +136,10 @@ export class SyncedVolumes {
     private readonly sessions: { ended(ids: string[]): Promise<string[]>; known(id: string): Promise<boolean> },
     /** What archives in flight may hold of this replica's memory, all transfers together (KILN_VOLUME_TRANSFER_MEMORY_MB). */
     private readonly budget: TransferBudget = new TransferBudget(2048 * MB),
+    /** A sync that gets no byte of its archive for this long is given up (KILN_VOLUME_SYNC_IDLE_MS; see syncOut). */
+    private readonly syncIdleMs = 15_000,
   ) {
-    redis.defineCommand('kilnVolumeSwap', { numberOfKeys: 1, lua: SWAP_LUA });
+    redis.defineCommand('kilnVolumeSwap', { numberOfKeys: 2, lua: SWAP_LUA });
     redis.defineCommand('kilnVolumeClaim', { numberOfKeys: 1, lua: CLAIM_LUA });
     redis.defineCommand('kilnVolumeRelease', { numberOfKeys: 1, lua: RELEASE_LUA });
     redis.defineCommand('kilnVolumeClaimed', { numberOfKeys: 1, lua: CREATED_LUA });
@@ -192,26 +205,27 @@ export class SyncedVolumes {
    * reading the blob (a sync moved on): read again.
    */
   async fill(agent: SessionAgent, mount: VolumeMount, current: () => Promise<SyncedVolume>): Promise<number> {
-    let v = await current();
-    // The most a legitimate archive of this volume can be: reserved before any of it is read.
-    const limit = archiveLimit(v.sizeMB);
-    const release = await this.budget.reserve(limit);
-    try {
-      for (let attempt = 0; ; attempt++, v = await current()) {
+    for (let attempt = 0; ; attempt++) {
+      const v = await current();
+      // The archive's size is on record: that much is reserved before any of it is read, and a
+      // stored blob larger than that is not this generation's (tampered with) and is refused.
+      const size = v.blob ? (v.bytes ?? 0) : EMPTY_TAR.length;
+      const release = await this.budget.reserve(v.tenant, size);
+      try {
         const tar = v.blob ? await this.blobs.get(v.blob) : EMPTY_TAR;
         if (!tar) {
           if (attempt < 3) continue;
           throw new KilnError('VolumeArchiveMissing', 500, `volume "${v.name}" names generation ${v.generation ?? 0}, whose archive is missing from the blob store`, { name: v.name });
         }
+        if (tar.length > size) throw new KilnError('VolumeArchiveInvalid', 500, `the archive of volume "${v.name}" is larger than its record says (${tar.length}, not ${size} bytes)`, { name: v.name });
         // Archive content is hostile (the blob store may have been written by someone else): checked
         // before any of it is unpacked, and unpacked by tar inside the sandbox as its user.
-        if (tar.length > limit) throw new KilnError('VolumeArchiveInvalid', 500, `the archive of volume "${v.name}" is larger than any sync of it can have stored`, { name: v.name });
         checkTar(tar);
         await agent.upload('tar', mount.path, chunksOf(tar));
         return v.generation ?? 0;
+      } finally {
+        release();
       }
-    } finally {
-      release();
     }
   }
 
@@ -220,17 +234,31 @@ export class SyncedVolumes {
    * archive may be at most twice the volume's size plus 1 MB while it streams in (tar headers; a
    * sparse file expands to its full length), and the files in it at most the volume's size.
    */
-  async syncOut(agent: SessionAgent, mount: VolumeMount, current: () => Promise<SyncedVolume>): Promise<SyncedVolume> {
+  async syncOut(agent: SessionAgent, mount: VolumeMount, current: () => Promise<SyncedVolume>, sessionId: string): Promise<SyncedVolume> {
     const v = await current();
-    const limit = archiveLimit(v.sizeMB);
-    const release = await this.budget.reserve(limit);
+    // Never more than the replica's whole transfer memory, whatever the volume's size.
+    const limit = Math.min(archiveLimit(v.sizeMB), this.budget.bytes);
+    const release = await this.budget.reserve(v.tenant, limit);
     try {
       // One buffer of the reserved size, filled as the archive streams in: the kernel commits
       // only the pages written, and nothing is copied again to join pieces.
       const into = Buffer.allocUnsafe(limit);
       let size = 0;
-      const stream = agent.tarDownload(mount.path);
-      for await (const c of stream) {
+      const stalled = new AbortController();
+      const stream = agent.tarDownload(mount.path, stalled.signal);
+      // tar runs inside the sandbox, where its code can stop it (SIGSTOP) or starve it: a sync
+      // with no byte for syncIdleMs, or longer than its size allows, is given up (the previous
+      // generation stays), so neither a client's DELETE nor the reaper waits on hostile code.
+      const deadline = Date.now() + SYNC_BASE_MS + v.sizeMB * SYNC_MS_PER_MB;
+      for (;;) {
+        const next = await withTimeout(stream.next(), Math.min(this.syncIdleMs, Math.max(1, deadline - Date.now())));
+        if (next === TIMED_OUT) {
+          // Not stream.return(): it would wait for the chunk that is not coming.
+          stalled.abort();
+          throw new VolumeSyncStalledError(v.name, Date.now() >= deadline ? 'it took longer than its size allows' : `no byte came for ${this.syncIdleMs / 1000} s`);
+        }
+        if (next.done) break;
+        const c = next.value;
         if (size + c.data.length > limit) {
           await stream.return(undefined);
           throw new VolumeTooLargeError(v.name, v.sizeMB, `its archive passed ${limit} bytes`);
@@ -238,14 +266,14 @@ export class SyncedVolumes {
         into.set(c.data, size);
         size += c.data.length;
       }
-      return await this.store(v, mount, into.subarray(0, size));
+      return await this.store(v, mount, into.subarray(0, size), sessionId);
     } finally {
       release();
     }
   }
 
   /** Stores a packed archive as the volume's next generation, if its files fit the volume. */
-  private async store(v: SyncedVolume, mount: VolumeMount, tar: Buffer): Promise<SyncedVolume> {
+  private async store(v: SyncedVolume, mount: VolumeMount, tar: Buffer, sessionId: string): Promise<SyncedVolume> {
     const size = tar.length;
     const content = contentBytes(tar);
     if (content > v.sizeMB * MB) throw new VolumeTooLargeError(v.name, v.sizeMB, `its files add up to ${content} bytes`);
@@ -253,15 +281,27 @@ export class SyncedVolumes {
     const blob = `${this.folder(mount.tenantKey, v.id)}/${from + 1}-${randomBytes(6).toString('hex')}.tar`;
     await this.blobs.put(blob, tar);
     const at = Date.now();
-    const [ok, why, old] = await this.cmd<SwapFn>('kilnVolumeSwap').call(this.redis, this.recordsKey(v.tenant), v.name, v.id, from, from + 1, blob, size, at);
+    const [ok, why, old] = await this.cmd<SwapFn>('kilnVolumeSwap').call(this.redis, this.recordsKey(v.tenant), this.claimKey(v.id), v.name, v.id, from, from + 1, blob, size, at, sessionId);
     if (!ok) {
       await this.blobs.delete(blob).catch((err: unknown) => log('warn', 'could not delete a volume archive that lost its swap', { volumeId: v.id, blob, error: String(err) }));
-      throw new VolumeSyncConflictError(v.name, why === 'gone' ? 'the volume was deleted' : 'another sync moved the volume on meanwhile');
+      throw new VolumeSyncConflictError(v.name, why === 'gone' ? 'the volume was deleted' : why === 'writer' ? 'this session no longer holds the volume for writing (another session took it over)' : 'another sync moved the volume on meanwhile');
     }
     // The record names the new generation: the old blob is retired (a read-only create reading it
     // this instant finds it gone and reads the record again: fill).
     if (old) await this.blobs.delete(old).catch((err: unknown) => log('warn', 'could not delete a volume\'s previous archive', { volumeId: v.id, blob: old, error: String(err) }));
     return { ...v, generation: from + 1, blob, bytes: size, syncedAt: at };
+  }
+}
+
+const TIMED_OUT = Symbol('timed out');
+
+/** The promise's value, or TIMED_OUT after `ms` (the promise itself goes on). */
+async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<typeof TIMED_OUT>((resolve) => (timer = setTimeout(() => resolve(TIMED_OUT), ms)))]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

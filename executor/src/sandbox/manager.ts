@@ -214,17 +214,21 @@ export class SandboxManager {
     this.sandboxes.delete(id);
     const spec = this.specOf.get(id);
     this.specOf.delete(id);
-    // In reverse order, as each step may build on the ones before it.
-    if (spec) for (const step of [...(this.opts.bootSteps ?? [])].reverse()) await step.release(spec);
-    // Unmounted before the directory tree goes, or rm would descend into the workspace's filesystem.
-    if (spec) await this.workspaces.release(spec);
-    // After the steps' release (the cgroup's kills what was left): no process of the sandbox,
-    // so no mount namespace of it, still holds a volume's filesystem.
-    await this.opts.volumes?.release(id);
-    const slot = this.slotOf.get(id);
-    if (slot !== undefined) {
-      this.slotOf.delete(id);
-      this.freeSlots.push(slot);
+    try {
+      // In reverse order, as each step may build on the ones before it.
+      if (spec) for (const step of [...(this.opts.bootSteps ?? [])].reverse()) await step.release(spec);
+      // Unmounted before the directory tree goes, or rm would descend into the workspace's filesystem.
+      if (spec) await this.workspaces.release(spec);
+    } finally {
+      // After the steps' release (the cgroup's kills what was left): no process of the sandbox,
+      // so no mount namespace of it, still holds a volume's filesystem. Even when a step failed:
+      // a hold kept for ever would keep the volume mounted past its idle clock, and the slot lost.
+      await this.opts.volumes?.release(id);
+      const slot = this.slotOf.get(id);
+      if (slot !== undefined) {
+        this.slotOf.delete(id);
+        this.freeSlots.push(slot);
+      }
     }
     await rm(join(this.opts.dataDir, 'sandboxes', id), { recursive: true, force: true });
   }

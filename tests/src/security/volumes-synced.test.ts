@@ -30,7 +30,7 @@ beforeAll(async () => {
   // fill and sync below also checks that each gives its reservation back (a leak would refuse the next).
   k = await startTestKiln({
     templates: { nodejs: { pool: { minIdle: 0, maxSandboxes: 6, sandboxesPerExecutor: 6 } }, python: null, shell: null, provided: null },
-    env: { KILN_API_KEYS: `alpha:${ALPHA},beta:${BETA}`, KILN_ADMIN_API_KEYS: ADMIN, KILN_VOLUME_MAX_MB: '64', KILN_QUOTA_VOLUME_MB: '100', KILN_VOLUME_TRANSFER_MEMORY_MB: '24' },
+    env: { KILN_API_KEYS: `alpha:${ALPHA},beta:${BETA}`, KILN_ADMIN_API_KEYS: ADMIN, KILN_VOLUME_MAX_MB: '64', KILN_QUOTA_VOLUME_MB: '100', KILN_VOLUME_TRANSFER_MEMORY_MB: '24', KILN_VOLUME_SYNC_IDLE_MS: '2000' },
   });
 });
 afterAll(async () => {
@@ -112,13 +112,12 @@ describe('synced volumes', () => {
     expect(tooBig.status, JSON.stringify(tooBig.body)).toBe(413);
     expect(tooBig.body.error.code).toBe('VolumeTooLarge');
     expect((await k.call('GET', `/api/v1/volumes/${v.name}`, undefined, as(ALPHA))).body.generation).toBe(1);
-    // DELETE syncs too, and so refuses the same way: the session stays, nothing of it lost.
-    const refused = await k.call('DELETE', `/api/v1/sessions/${a}`, undefined, as(ALPHA));
-    expect(refused.status).toBe(413);
-    expect((await k.call('GET', `/api/v1/sessions/${a}`, undefined, as(ALPHA))).body.status).toBe('running');
-    expect((await sh(a, ALPHA, 'rm /mnt/data/sparse /mnt/data/c.txt')).body.exitCode).toBe(0);
+    // DELETE stores what it can, and ends the session whatever the sync says: code in the sandbox
+    // must not make its own session undeletable (a sparse file recreated as fast as it is removed).
+    // The volume keeps its previous generation.
     await end(a, ALPHA);
-    expect((await k.call('GET', `/api/v1/volumes/${v.name}`, undefined, as(ALPHA))).body.generation).toBe(2);
+    expect((await k.call('GET', `/api/v1/sessions/${a}`, undefined, as(ALPHA))).status).toBe(404);
+    expect((await k.call('GET', `/api/v1/volumes/${v.name}`, undefined, as(ALPHA))).body.generation).toBe(1);
 
     const b = await session(ALPHA, [{ name: v.name, path: '/mnt/in', readOnly: true }]);
     expect((await sh(b, ALPHA, 'cat /mnt/in/a.txt /mnt/in/d/b.txt; ls /mnt/in')).body.stdout).toBe('one\ntwo\na.txt\nd\n');
@@ -227,6 +226,36 @@ describe('synced volumes', () => {
     const next = await session(ALPHA, [{ name: v.name, path: '/mnt/data' }]);
     expect((await sh(next, ALPHA, 'cat /mnt/data/r.txt')).body.stdout).toBe('reaped\n');
     await end(next, ALPHA);
+  });
+
+  it('code that stops the tar packing its volume stalls neither the sync route nor DELETE; a session that lost the writer claim cannot overwrite the volume', { timeout: 120_000 }, async () => {
+    const v = await volume(ALPHA);
+    const a = await session(ALPHA, [{ name: v.name, path: '/mnt/data' }]);
+    expect((await sh(a, ALPHA, 'echo kept > /mnt/data/a.txt')).body.exitCode).toBe(0);
+    expect((await sync(a, v.name, ALPHA)).status).toBe(200);
+    // A loop in the sandbox stops every tar it sees (same uid, same PID namespace as the packing tar).
+    // Shell builtins only, so each pass over /proc takes about a millisecond; 800 files make the tar last longer than that.
+    const stopper = 'while :; do for p in /proc/[0-9]*; do read c < $p/comm 2>/dev/null && [ "$c" = tar ] && kill -STOP ${p#/proc/} 2>/dev/null; done; done';
+    expect((await sh(a, ALPHA, 'i=0; while [ $i -lt 800 ]; do echo $i > /mnt/data/f$i; i=$((i+1)); done')).body.exitCode).toBe(0);
+    expect((await k.call('POST', `/api/v1/sessions/${a}/processes`, { command: stopper, shell: true }, as(ALPHA))).status).toBe(201);
+    expect((await sh(a, ALPHA, 'echo lost > /mnt/data/a.txt')).body.exitCode).toBe(0);
+    const stalled = await sync(a, v.name, ALPHA);
+    expect(stalled.status, JSON.stringify(stalled.body)).toBe(504);
+    expect(stalled.body.error.code).toBe('VolumeSyncStalled');
+    // DELETE ends it anyway; the volume keeps generation 1.
+    await end(a, ALPHA);
+    expect((await k.call('GET', `/api/v1/volumes/${v.name}`, undefined, as(ALPHA))).body.generation).toBe(1);
+
+    // A session whose writer claim another session took over (a create that outlived the claim's grace) may not store.
+    const b = await session(ALPHA, [{ name: v.name, path: '/mnt/data' }]);
+    expect((await sh(b, ALPHA, 'cat /mnt/data/a.txt && echo from-b > /mnt/data/a.txt')).body.stdout).toBe('kept\n');
+    await k.redis.set(`${k.prefix}:volwriter:${v.id}`, 'another-session|0');
+    const refused = await sync(b, v.name, ALPHA);
+    expect(refused.status, JSON.stringify(refused.body)).toBe(409);
+    expect(refused.body.error.code).toBe('VolumeSyncConflict');
+    expect((await k.call('GET', `/api/v1/volumes/${v.name}`, undefined, as(ALPHA))).body.generation).toBe(1);
+    await k.redis.del(`${k.prefix}:volwriter:${v.id}`);
+    await end(b, ALPHA);
   });
 
   it('another tenant finds neither the volume nor the sync route; a read-only key cannot sync', { timeout: 120_000 }, async () => {

@@ -19,8 +19,9 @@ const sync = createRoute({
   responses: {
     200: { description: 'Stored', content: { 'application/json': { schema: VolumeSchema } } },
     404: err('SessionNotFound or VolumeNotFound (the session mounts no volume of that name; another tenant\'s session is not found either)'),
-    409: err('VolumeNotSynced (a local volume, or mounted read-only), VolumeSyncConflict (the volume was deleted meanwhile), SessionPaused'),
+    409: err('VolumeNotSynced (a local volume, or mounted read-only), VolumeSyncConflict (the volume was deleted meanwhile, or this session no longer holds it for writing), SessionPaused'),
     413: err('VolumeTooLarge: its files pass sizeMB (a sparse file counts at its full length); nothing was stored'),
+    504: err('VolumeSyncStalled: the archive sent no byte for KILN_VOLUME_SYNC_IDLE_MS, or took longer than its size allows (the tar runs inside the sandbox, whose code can stop it); nothing was stored'),
     503: err('Redis or the blob store unavailable, or VolumeTransfersBusy: archives in flight already hold this replica\'s KILN_VOLUME_TRANSFER_MEMORY_MB (retry; Retry-After)'),
   },
 });

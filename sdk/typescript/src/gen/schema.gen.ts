@@ -472,7 +472,7 @@ export interface paths {
         put?: never;
         /**
          * Create a volume
-         * @description Named volumes: data that outlives sessions, mounted into sessions at create (`volumes` on POST /api/v1/sessions), read-write or read-only. Two modes. **local**: an ext4 image of `sizeMB` on the executors' host, loop-mounted; several sessions at once, read-write too, each write seen by the others at once (live-shared); local templates only. **synced**: the content is a tar archive per generation in the blob store (local disk or S3); each session gets a copy of the current generation in its sandbox (a tmpfs of `sizeMB`) at create, and its writes are stored as the next generation on POST /api/v1/sessions/{id}/volumes/{name}/sync, at hibernation and at the session's end (DELETE; the reaper's end too, logged if it fails). Consistency of synced volumes: one read-write session at a time (a second read-write mount is 409 VolumeInUse while the first is live); read-only mounts see the generation current at their create and never change; a sync whose files pass `sizeMB` is refused with 413 VolumeTooLarge and the previous generation stays; writes not yet synced are lost if the session's executor dies. Synced volumes mount on templates of every platform; a local volume on a docker or kubernetes template is 400 VolumesUnsupportedOnPlatform.
+         * @description Named volumes: data that outlives sessions, mounted into sessions at create (`volumes` on POST /api/v1/sessions), read-write or read-only. Two modes. **local**: an ext4 image of `sizeMB` on the executors' host, loop-mounted; several sessions at once, read-write too, each write seen by the others at once (live-shared); local templates only. **synced**: the content is a tar archive per generation in the blob store (local disk or S3); each session gets a copy of the current generation in its sandbox (a tmpfs of `sizeMB`) at create, and its writes are stored as the next generation on POST /api/v1/sessions/{id}/volumes/{name}/sync, at hibernation and at the session's end (DELETE and the reaper's end: a sync that fails there is logged, the session ends, the volume stays at its previous generation). Consistency of synced volumes: one read-write session at a time (a second read-write mount is 409 VolumeInUse while the first is live); read-only mounts see the generation current at their create (a session restored from hibernation: the generation current at its restore); a sync whose files pass `sizeMB` is refused with 413 VolumeTooLarge and the previous generation stays; writes not yet synced are lost if the session's executor dies. Synced volumes mount on templates of every platform; a local volume on a docker or kubernetes template is 400 VolumesUnsupportedOnPlatform.
          */
         post: operations["postVolumes"];
         delete?: never;
@@ -513,7 +513,7 @@ export interface paths {
         put?: never;
         /**
          * Store a session's synced volume as its next generation
-         * @description Packs the volume as the session sees it now (tar inside the sandbox) and stores it as the volume's next generation: the new archive is written first, then the volume's record moves to it in one step, then the previous archive is deleted; a failure on the way leaves the previous generation current. Answers the volume after. Only for a synced volume this session mounts read-write. Named volumes: data that outlives sessions, mounted into sessions at create (`volumes` on POST /api/v1/sessions), read-write or read-only. Two modes. **local**: an ext4 image of `sizeMB` on the executors' host, loop-mounted; several sessions at once, read-write too, each write seen by the others at once (live-shared); local templates only. **synced**: the content is a tar archive per generation in the blob store (local disk or S3); each session gets a copy of the current generation in its sandbox (a tmpfs of `sizeMB`) at create, and its writes are stored as the next generation on POST /api/v1/sessions/{id}/volumes/{name}/sync, at hibernation and at the session's end (DELETE; the reaper's end too, logged if it fails). Consistency of synced volumes: one read-write session at a time (a second read-write mount is 409 VolumeInUse while the first is live); read-only mounts see the generation current at their create and never change; a sync whose files pass `sizeMB` is refused with 413 VolumeTooLarge and the previous generation stays; writes not yet synced are lost if the session's executor dies. Synced volumes mount on templates of every platform; a local volume on a docker or kubernetes template is 400 VolumesUnsupportedOnPlatform.
+         * @description Packs the volume as the session sees it now (tar inside the sandbox) and stores it as the volume's next generation: the new archive is written first, then the volume's record moves to it in one step, then the previous archive is deleted; a failure on the way leaves the previous generation current. Answers the volume after. Only for a synced volume this session mounts read-write. Named volumes: data that outlives sessions, mounted into sessions at create (`volumes` on POST /api/v1/sessions), read-write or read-only. Two modes. **local**: an ext4 image of `sizeMB` on the executors' host, loop-mounted; several sessions at once, read-write too, each write seen by the others at once (live-shared); local templates only. **synced**: the content is a tar archive per generation in the blob store (local disk or S3); each session gets a copy of the current generation in its sandbox (a tmpfs of `sizeMB`) at create, and its writes are stored as the next generation on POST /api/v1/sessions/{id}/volumes/{name}/sync, at hibernation and at the session's end (DELETE and the reaper's end: a sync that fails there is logged, the session ends, the volume stays at its previous generation). Consistency of synced volumes: one read-write session at a time (a second read-write mount is 409 VolumeInUse while the first is live); read-only mounts see the generation current at their create (a session restored from hibernation: the generation current at its restore); a sync whose files pass `sizeMB` is refused with 413 VolumeTooLarge and the previous generation stays; writes not yet synced are lost if the session's executor dies. Synced volumes mount on templates of every platform; a local volume on a docker or kubernetes template is 400 VolumesUnsupportedOnPlatform.
          */
         post: operations["postSessionsByIdVolumesByNameSync"];
         delete?: never;
@@ -6471,7 +6471,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description VolumeNotSynced (a local volume, or mounted read-only), VolumeSyncConflict (the volume was deleted meanwhile), SessionPaused */
+            /** @description VolumeNotSynced (a local volume, or mounted read-only), VolumeSyncConflict (the volume was deleted meanwhile, or this session no longer holds it for writing), SessionPaused */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6491,6 +6491,15 @@ export interface operations {
             };
             /** @description Redis or the blob store unavailable, or VolumeTransfersBusy: archives in flight already hold this replica's KILN_VOLUME_TRANSFER_MEMORY_MB (retry; Retry-After) */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description VolumeSyncStalled: the archive sent no byte for KILN_VOLUME_SYNC_IDLE_MS, or took longer than its size allows (the tar runs inside the sandbox, whose code can stop it); nothing was stored */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
