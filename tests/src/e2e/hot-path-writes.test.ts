@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startTestKiln, type TestKiln } from '../support/kiln.js';
+import { monitorRedis } from '../support/redis-monitor.js';
 
 /**
  * Issue 27: what a finished invocation writes besides BullMQ's own record (its history entry, its
@@ -24,9 +24,8 @@ describe('the writes of a finished invocation', () => {
   });
 
   it('sends history, function figures, start latency and the quota release in one MULTI', async () => {
-    const monitor: Redis = await k.redis.duplicate().monitor();
-    const seen: string[][] = [];
-    monitor.on('monitor', (_time: string, args: string[]) => seen.push(args.map(String)));
+    const monitor = await monitorRedis(inject('redisSocket'));
+    const seen = monitor.seen;
     try {
       const res = await k.call('POST', '/api/v1/functions/writes/invocations', { n: 1 });
       expect([res.status, res.body.status, res.body.result], JSON.stringify(res.body)).toEqual([200, 'succeeded', { n: 1 }]);
@@ -52,7 +51,7 @@ describe('the writes of a finished invocation', () => {
       const outside = seen.filter((a, i) => (i < start || i >= end) && isOurs(a) && !admission(a) && a.some((v) => v.includes(id)));
       expect(outside, JSON.stringify({ outside, block })).toEqual([]);
     } finally {
-      monitor.disconnect();
+      monitor.stop();
     }
   });
 });
