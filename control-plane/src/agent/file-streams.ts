@@ -1,4 +1,5 @@
-import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import { constants, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import { H2Connection } from './h2-connection.js';
 import { status } from '@grpc/grpc-js';
 import { readErrorMetadata } from '@kiln/proto/error-metadata';
 import { FileInfo, FilePathRequest, FileWriteRequest, type FileChunk } from '@kiln/proto/executor/files';
@@ -86,8 +87,8 @@ export interface UploadCall {
 }
 
 export class FileStreams {
-  private session: ClientHttp2Session | undefined;
   private inFlight = 0;
+  private readonly connection: H2Connection;
 
   constructor(
     private readonly address: string,
@@ -95,7 +96,9 @@ export class FileStreams {
     private readonly maxMessageBytes: number,
     // As grpc-js's keepalive on the other channel: a busy executor may answer a ping late.
     private readonly keepalive = { intervalMs: 10_000, timeoutMs: 20_000 },
-  ) {}
+  ) {
+    this.connection = new H2Connection(address, { settings: { enablePush: false, initialWindowSize: WINDOW_BYTES, maxFrameSize: MAX_FRAME_BYTES } }, keepalive, () => this.inFlight > 0, (session) => session.setLocalWindowSize(WINDOW_BYTES));
+  }
 
   /** Starts an upload whose first message is `head` (sandbox, path, mode). */
   upload(kind: 'write' | 'tarUpload', head: FileWriteRequest): UploadCall {
@@ -208,14 +211,13 @@ export class FileStreams {
   }
 
   close(): void {
-    this.session?.close();
-    this.session = undefined;
+    this.connection.close();
   }
 
   private open(path: string): ClientHttp2Stream {
     let stream: ClientHttp2Stream;
     try {
-      stream = this.connect().request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...this.headers });
+      stream = this.connection.get().request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...this.headers });
     } catch (err) {
       throw new RpcError(status.UNAVAILABLE, (err as Error).message);
     }
@@ -224,35 +226,5 @@ export class FileStreams {
     stream.on('error', () => undefined);
     stream.once('close', () => this.inFlight--);
     return stream;
-  }
-
-  /** The open connection, or a new one; it does not keep the process alive when idle. */
-  private connect(): ClientHttp2Session {
-    const current = this.session;
-    if (current && !current.closed && !current.destroyed) return current;
-    const session = connect(`http://${this.address}`, { settings: { enablePush: false, initialWindowSize: WINDOW_BYTES, maxFrameSize: MAX_FRAME_BYTES } });
-    session.once('connect', () => session.setLocalWindowSize(WINDOW_BYTES));
-    session.on('error', () => undefined);
-    const forget = (): void => {
-      if (this.session === session) this.session = undefined;
-    };
-    session.on('close', forget);
-    session.on('goaway', forget);
-    const pinger = setInterval(() => this.ping(session), this.keepalive.intervalMs).unref();
-    session.on('close', () => clearInterval(pinger));
-    session.unref();
-    this.session = session;
-    return session;
-  }
-
-  /** While a transfer runs, a connection that stops answering pings is dropped (its calls fail UNAVAILABLE). */
-  private ping(session: ClientHttp2Session): void {
-    if (this.inFlight === 0 || session.destroyed) return;
-    const timer = setTimeout(() => session.destroy(), this.keepalive.timeoutMs).unref();
-    const sent = session.ping((err) => {
-      clearTimeout(timer);
-      if (err) session.destroy();
-    });
-    if (!sent) clearTimeout(timer);
   }
 }

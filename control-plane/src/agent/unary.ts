@@ -1,4 +1,5 @@
-import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import { constants, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import { H2Connection } from './h2-connection.js';
 import { status } from '@grpc/grpc-js';
 import { readErrorMetadata, type ExecutorFailure } from '@kiln/proto/error-metadata';
 
@@ -62,15 +63,17 @@ export function grpcMessage(value: string | string[] | undefined): string {
  * across a network partition, is dropped instead of holding every call to its deadline.
  */
 export class UnaryChannel {
-  private session: ClientHttp2Session | undefined;
   private inFlight = 0;
+  private readonly connection: H2Connection;
 
   constructor(
     private readonly address: string,
     private readonly headers: Record<string, string>,
     private readonly maxMessageBytes: number,
     private readonly keepalive = { intervalMs: 10_000, timeoutMs: 5_000 },
-  ) {}
+  ) {
+    this.connection = new H2Connection(address, { settings: { enablePush: false } }, keepalive, () => this.inFlight > 0);
+  }
 
   call<Req, Res>(method: UnaryMethod<Req, Res>, request: Req, timeoutMs: number): Promise<Res> {
     return new Promise<Res>((resolve, reject) => {
@@ -82,7 +85,7 @@ export class UnaryChannel {
       message.copy(frame, 5);
       let stream: ClientHttp2Stream;
       try {
-        stream = this.connect().request({
+        stream = this.connection.get().request({
           ':method': 'POST',
           ':path': method.path,
           'content-type': 'application/grpc',
@@ -167,38 +170,6 @@ export class UnaryChannel {
   }
 
   close(): void {
-    this.session?.close();
-    this.session = undefined;
-  }
-
-  /** The open connection, or a new one; it does not keep the process alive when idle. */
-  private connect(): ClientHttp2Session {
-    const current = this.session;
-    if (current && !current.closed && !current.destroyed) return current;
-    const session = connect(`http://${this.address}`, { settings: { enablePush: false } });
-    // A connection error fails the calls on it (their 'close'); nothing else is waiting.
-    session.on('error', () => undefined);
-    const forget = (): void => {
-      if (this.session === session) this.session = undefined;
-    };
-    session.on('close', forget);
-    // After GOAWAY (the executor is stopping) new calls need a new connection.
-    session.on('goaway', forget);
-    const pinger = setInterval(() => this.ping(session), this.keepalive.intervalMs).unref();
-    session.on('close', () => clearInterval(pinger));
-    session.unref();
-    this.session = session;
-    return session;
-  }
-
-  /** Destroys the connection if a ping gets no answer in time; its calls then fail (UNAVAILABLE). */
-  private ping(session: ClientHttp2Session): void {
-    if (this.inFlight === 0 || session.destroyed) return;
-    const timer = setTimeout(() => session.destroy(), this.keepalive.timeoutMs).unref();
-    const sent = session.ping((err) => {
-      clearTimeout(timer);
-      if (err) session.destroy();
-    });
-    if (!sent) clearTimeout(timer);
+    this.connection.close();
   }
 }
