@@ -32,7 +32,12 @@ export async function downloadWorkspace(agent: SessionAgent, maxBytes: number): 
 /** Unpacks a checked archive into /workspace (tar inside the sandbox as its user, again). */
 export async function uploadWorkspace(agent: SessionAgent, tar: Buffer): Promise<void> {
   checkTar(tar);
-  const chunks: AsyncIterable<Uint8Array> = {
+  await agent.upload('tar', WORKSPACE, chunksOf(tar));
+}
+
+/** An archive held in memory as the upload's body: views of it, CHUNK bytes each, no copy. */
+export function chunksOf(tar: Buffer): AsyncIterable<Uint8Array> {
+  return {
     [Symbol.asyncIterator]: () => {
       let at = 0;
       return {
@@ -44,5 +49,4 @@ export async function uploadWorkspace(agent: SessionAgent, tar: Buffer): Promise
       };
     },
   };
-  await agent.upload('tar', WORKSPACE, chunks);
 }

@@ -5,6 +5,7 @@ import type { SessionAgent } from '../agent/session-client.js';
 import { KilnError } from '../errors.js';
 import { log } from '../log.js';
 import { checkTar } from '../sessions/tar-guard.js';
+import { chunksOf } from '../sessions/workspace-archive.js';
 import type { BlobStore } from '../storage/blobs.js';
 import { TransferBudget } from './transfer-budget.js';
 
@@ -32,7 +33,6 @@ export const SYNCED_VOLUME_MAX_MB = 1024;
 
 /** An empty tar (two zero blocks): what a volume without a generation unpacks as. */
 const EMPTY_TAR = Buffer.alloc(1024);
-const CHUNK = 1024 * 1024;
 const MB = 1024 * 1024;
 /** A sync may take this long, plus SYNC_MS_PER_MB per MB of the volume's size (a 1 GB one: about 3 min). */
 const SYNC_BASE_MS = 60_000;
@@ -308,21 +308,6 @@ async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | typeof TIM
 /** An archive of a volume of `sizeMB` is cut off past this (tar headers; a sparse file at its full length). */
 function archiveLimit(sizeMB: number): number {
   return sizeMB * MB * 2 + MB;
-}
-
-function chunksOf(tar: Buffer): AsyncIterable<Uint8Array> {
-  return {
-    [Symbol.asyncIterator]: () => {
-      let at = 0;
-      return {
-        next: () => {
-          const value = tar.subarray(at, at + CHUNK);
-          at += CHUNK;
-          return Promise.resolve(value.length > 0 ? { done: false, value } : { done: true, value: undefined });
-        },
-      };
-    },
-  };
 }
 
 /** Sum of the entries' data sizes (checkTar has walked the same headers; this refuses what it refuses). */
